@@ -1,0 +1,268 @@
+"""LLVM IR text -> native callables, through llvmlite's MCJIT.
+
+Kernel ABI (shared with the LLVM renderer; see DESIGN.md "Runtime"):
+
+    void @name(i64 %start, i64 %end, ptr noalias %buf0, ..., double %s0, ...)
+
+computes iterations ``start <= i < end`` of the kernel's outermost loop, so the
+runtime may split ``[0, outer)`` across threads.
+
+Example:
+    >>> src = '''define void @fill(i64 %s, i64 %e, ptr noalias %out, double %v) {
+    ... entry:
+    ...   br label %loop
+    ... loop:
+    ...   %i = phi i64 [%s, %entry], [%i1, %loop]
+    ...   %p = getelementptr double, ptr %out, i64 %i
+    ...   store double %v, ptr %p
+    ...   %i1 = add i64 %i, 1
+    ...   %c = icmp slt i64 %i1, %e
+    ...   br i1 %c, label %loop, label %done
+    ... done:
+    ...   ret void
+    ... }'''
+    >>> import numpy as np
+    >>> out = np.zeros(4)
+    >>> compile_llvm(src, ["fill"]).functions["fill"](4, [out], [2.5])
+    >>> out.tolist()
+    [2.5, 2.5, 2.5, 2.5]
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import itertools
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import llvmlite
+import llvmlite.binding as llvm
+import numpy as np
+
+from . import disk_cache
+
+# Below this many elements of work a kernel runs on the calling thread: a thread
+# hand-off costs ~10-20 µs, which only pays for itself on big arrays.
+PARALLEL_MIN_WORK = 1 << 16
+
+_init_lock = threading.Lock()
+_initialised = False
+_module_ids = itertools.count()
+_memory_cache: dict[str, "CompiledModule"] = {}
+_memory_lock = threading.Lock()
+
+
+def _ensure_init() -> None:
+    # NOTE: llvmlite 0.50's binding.initialize() raises; only the native target is needed.
+    global _initialised
+    with _init_lock:
+        if not _initialised:
+            llvm.initialize_native_target()
+            llvm.initialize_native_asmprinter()
+            _initialised = True
+
+
+def host_cpu() -> tuple[str, str]:
+    """(cpu name, feature string) of the machine the JIT targets."""
+    _ensure_init()
+    return llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
+
+
+def host_has_feature(name: str) -> bool:
+    """True when the host CPU has e.g. ``"avx512f"`` (as LLVM names it)."""
+    return f"+{name}" in host_cpu()[1].split(",")
+
+
+def _target_machine() -> llvm.TargetMachine:
+    # One per engine: MCJIT takes ownership of the target machine it is given.
+    cpu, features = host_cpu()
+    target = llvm.Target.from_default_triple()
+    return target.create_target_machine(cpu=cpu, features=features, opt=3, jit=True)
+
+
+def cache_key(source: str) -> str:
+    """Hash of everything that decides the machine code made from ``source``."""
+    cpu, features = host_cpu()
+    h = hashlib.sha256()
+    for part in (source, cpu, features, llvmlite.__version__, str(disk_cache.FORMAT_VERSION)):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _optimize(mod: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
+    pto = llvm.create_pipeline_tuning_options(speed_level=3)
+    pto.loop_vectorization = True
+    pto.slp_vectorization = True
+    pb = llvm.create_pass_builder(tm, pto)
+    pb.getModulePassManager().run(mod, pb)
+
+
+class CpuKernel:
+    """A compiled kernel with the ABI above, callable from Python.
+
+    ``kernel(outer, buffers, scalars)`` runs iterations ``[0, outer)``; buffers are
+    NumPy arrays or raw integer addresses (faster: no attribute lookup per call).
+    """
+
+    __slots__ = ("address", "n_buffers", "n_scalars", "name", "_cfunc", "_owner")
+
+    def __init__(self, fn_address: int, n_buffers: int, n_scalars: int, owner: object = None,
+                 name: str = "") -> None:
+        if not fn_address:
+            raise RuntimeError(f"kernel {name!r} has address 0")
+        self.address = fn_address
+        self.n_buffers = n_buffers
+        self.n_scalars = n_scalars
+        self.name = name
+        # CFUNCTYPE (not PYFUNCTYPE) releases the GIL during the call.
+        argtypes = [ctypes.c_int64, ctypes.c_int64]
+        argtypes += [ctypes.c_void_p] * n_buffers + [ctypes.c_double] * n_scalars
+        self._cfunc = ctypes.CFUNCTYPE(None, *argtypes)(fn_address)
+        self._owner = owner  # keeps the execution engine (the code) alive
+
+    def __call__(self, outer: int, buffers: list, scalars: list | tuple = (),
+                 parallel: bool | None = None, work: int | None = None) -> None:
+        if len(buffers) != self.n_buffers or len(scalars) != self.n_scalars:
+            raise TypeError(f"kernel {self.name!r} takes {self.n_buffers} buffers and "
+                            f"{self.n_scalars} scalars, got {len(buffers)} and {len(scalars)}")
+        args = [b if isinstance(b, int) else b.ctypes.data for b in buffers]
+        args += scalars
+        if parallel is None:
+            parallel = outer >= 2 and (outer if work is None else work) >= PARALLEL_MIN_WORK
+        if not parallel or _n_threads() < 2 or outer < 2:
+            self._cfunc(0, outer, *args)
+            return
+        n = min(_n_threads(), outer)
+        bounds = [outer * k // n for k in range(n + 1)]
+        pool = _pool()
+        futures = [pool.submit(self._cfunc, bounds[k], bounds[k + 1], *args) for k in range(1, n)]
+        self._cfunc(bounds[0], bounds[1], *args)  # the caller does its share too
+        for f in futures:
+            f.result()
+
+    def __repr__(self) -> str:
+        return f"CpuKernel({self.name!r}, buffers={self.n_buffers}, scalars={self.n_scalars})"
+
+
+_pool_lock = threading.Lock()
+_pool_obj: ThreadPoolExecutor | None = None
+
+
+def _n_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _pool_obj
+    if _pool_obj is None:
+        with _pool_lock:
+            if _pool_obj is None:
+                _pool_obj = ThreadPoolExecutor(max(1, _n_threads() - 1), thread_name_prefix="tg-cpu")
+    return _pool_obj
+
+
+class CompiledModule:
+    """An LLVM module turned into machine code; ``functions[name]`` is a CpuKernel."""
+
+    def __init__(self, engine: llvm.ExecutionEngine, functions: dict[str, CpuKernel],
+                 signatures: dict[str, tuple[int, int]], optimized_ir: str, compile_seconds: float, from_disk_cache: bool,
+                 key: str) -> None:
+        self.engine = engine
+        self.functions = functions
+        self.signatures = signatures  # name -> (n_buffers, n_scalars)
+        self.optimized_ir = optimized_ir
+        self.compile_seconds = compile_seconds
+        self.from_disk_cache = from_disk_cache
+        self.key = key
+        self._assembly: str | None = None
+
+    @property
+    def assembly(self) -> str:
+        """Host assembly; made on first use (a second codegen costs a few ms), then cached."""
+        if self._assembly is None:
+            self._assembly = disk_cache.load_text(self.key, "s")
+        if self._assembly is None:
+            mod = llvm.parse_assembly(self.optimized_ir)
+            self._assembly = _target_machine().emit_assembly(mod)
+            disk_cache.store_text(self.key, "s", self._assembly)
+        return self._assembly
+
+
+def _signature(mod: llvm.ModuleRef, name: str) -> tuple[int, int]:
+    fn = mod.get_function(name)
+    kinds = [str(a.type) for a in fn.arguments]
+    if kinds[:2] != ["i64", "i64"]:
+        raise TypeError(f"kernel {name!r} must start with (i64 start, i64 end), got {kinds}")
+    n_buf = sum(k == "ptr" for k in kinds[2:])
+    n_sc = sum(k == "double" for k in kinds[2:])
+    if n_buf + n_sc != len(kinds) - 2 or kinds[2:] != ["ptr"] * n_buf + ["double"] * n_sc:
+        raise TypeError(f"kernel {name!r} must take ptr... then double..., got {kinds}")
+    return n_buf, n_sc
+
+
+def compile_llvm(source: str, names: list[str]) -> CompiledModule:
+    """Compile LLVM IR text; return a CompiledModule exposing ``names`` as CpuKernels.
+
+    Memory-cached per process and disk-cached (see ``disk_cache``) by a hash of the
+    source and host target, so an identical source never meets LLVM twice.
+    """
+    _ensure_init()
+    key = cache_key(source)
+    with _memory_lock:
+        cm = _memory_cache.get(key)
+    if cm is None:
+        cm = _build(source, key)
+        with _memory_lock:
+            cm = _memory_cache.setdefault(key, cm)
+    for name in names:
+        if name not in cm.functions:
+            if name not in cm.signatures:
+                raise KeyError(f"no function {name!r} defined in the module")
+            cm.functions[name] = CpuKernel(cm.engine.get_function_address(name),
+                                           *cm.signatures[name], owner=cm, name=name)
+    return cm
+
+
+def _build(source: str, key: str) -> CompiledModule:
+    t0 = time.perf_counter()
+    tm = _target_machine()
+    entry = disk_cache.load(key)
+    captured: list[bytes] = []
+    if entry is not None:
+        obj, optimized_ir, sigs = entry
+        engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), tm)
+        engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+    else:
+        mod = llvm.parse_assembly(source)
+        mod.verify()
+        mod.name = f"tg_{key[:16]}_{next(_module_ids)}"  # unique: the object cache keys by name
+        _optimize(mod, tm)
+        optimized_ir = str(mod)
+        sigs = {}
+        for fn in mod.functions:
+            if not fn.is_declaration and fn.linkage == llvm.Linkage.external:
+                try:
+                    sigs[fn.name] = _signature(mod, fn.name)
+                except TypeError:
+                    pass  # a helper outside the kernel ABI: not callable from Python
+        engine = llvm.create_mcjit_compiler(mod, tm)
+        # MCJIT hands us the object it makes anyway, so caching costs no second codegen.
+        engine.set_object_cache(lambda _m, data: captured.append(bytes(data)), lambda _m: None)
+    engine.finalize_object()
+    cm = CompiledModule(engine, {}, sigs, optimized_ir, 0.0, entry is not None, key)
+    for name in sigs:
+        cm.functions[name] = CpuKernel(engine.get_function_address(name), *sigs[name], owner=cm,
+                                       name=name)
+    cm.compile_seconds = time.perf_counter() - t0
+    if captured:
+        disk_cache.store(key, captured[0], optimized_ir, sigs)
+    return cm
+
+
+def clear_memory_cache() -> None:
+    """Forget modules compiled in this process (the disk cache is untouched)."""
+    with _memory_lock:
+        _memory_cache.clear()

@@ -1,0 +1,259 @@
+"""Loop-kernel IR: what every backend prints and what ``codegen.interp`` runs.
+
+A ``LoopKernel`` is the body of one fused kernel for one iteration ``o`` of its outer
+loop (``0 <= o < outer``; the runtime splits that range across threads).  The body is a
+list of statements:
+
+- ``Instr``: ``%n = OP(args) : dtype``, a pure SSA value.  Operands are names of earlier
+  values (``%3``), loop variables (``o``, ``r0``) or, for ``CONST``, the literal itself.
+  Index math uses the same ops as data math on ``int64`` values, plus ``IDIV`` and
+  ``MOD`` (operands are never negative, see ``codegen.lower``).  ``LOAD(buf, index)``
+  reads element ``index`` of a buffer; ``ACC(acc)`` reads an accumulator.
+- ``Loop``: ``for var in [0, extent): body``.
+- ``DefineAcc`` / ``AccUpdate``: an accumulator ``acc = init`` updated with ``acc = op(acc,
+  value)`` inside a loop.  Only these updates may be reassociated by a backend.
+- ``Store``: ``buf[index] = value``.
+
+Op names are the ``codegen.ops.Op`` names for elementwise math (``ADD``, ``EXP``,
+``WHERE``, ``CAST``, ...) so a renderer is a table from names to instructions.
+
+>>> b = KernelBuilder("k", outer=4)
+>>> x = b.emit("LOAD", ("buf0", b.var_outer), np.float32)
+>>> b.store("buf1", b.var_outer, b.emit("EXP", (x,), np.float32))
+>>> print(b.finish([BufferArg("buf0", np.dtype("float32"), 4, False),
+...                 BufferArg("buf1", np.dtype("float32"), 4, True)]))
+kernel k(o in [0, 4)) buf0: float32[4] in, buf1: float32[4] out
+  %0 = LOAD(buf0, o) : float32
+  %1 = EXP(%0) : float32
+  STORE buf1[o] = %1
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+import numpy as np
+
+INDEX = np.dtype(np.int64)
+UNARY_MATH = frozenset({"NEG", "EXP", "LOG", "SIN", "COS", "SQRT", "RECIP", "TANH",
+                        "SIGMOID", "ERF", "ABS", "SIGN", "FLOOR", "CEIL", "ROUND", "LOG1P",
+                        "EXPM1", "NOT", "CAST"})
+BINARY_MATH = frozenset({"ADD", "SUB", "MUL", "DIV", "POW", "MAXIMUM", "MINIMUM", "CMPLT",
+                         "CMPLE", "CMPGT", "CMPGE", "CMPEQ", "CMPNE", "AND", "OR", "XOR",
+                         "IDIV", "MOD"})
+ACC_OPS = frozenset({"ADD", "MUL", "MAXIMUM", "MINIMUM"})
+
+
+@dataclass
+class Instr:
+    out: str
+    op: str
+    args: tuple
+    dtype: np.dtype
+
+    def __str__(self) -> str:
+        args = ", ".join(repr(a) if self.op == "CONST" else str(a) for a in self.args)
+        return f"{self.out} = {self.op}({args}) : {self.dtype.name}"
+
+
+@dataclass
+class Loop:
+    var: str
+    extent: int
+    body: list = field(default_factory=list)
+
+
+@dataclass
+class DefineAcc:
+    acc: str
+    op: str
+    dtype: np.dtype
+    init: object
+
+
+@dataclass
+class AccUpdate:
+    acc: str
+    value: str
+
+
+@dataclass
+class Store:
+    buf: str
+    index: str
+    value: str
+
+
+Stmt = Union[Instr, Loop, DefineAcc, AccUpdate, Store]
+
+
+@dataclass
+class BufferArg:
+    name: str
+    dtype: np.dtype
+    size: int
+    is_output: bool
+
+
+@dataclass
+class LoopKernel:
+    name: str
+    buffers: list[BufferArg]
+    outer: int
+    body: list
+    outer_var: str = "o"
+    ops: list[str] = field(default_factory=list)
+    work: int = 0
+
+    def __str__(self) -> str:
+        bufs = ", ".join(f"{b.name}: {b.dtype.name}[{b.size}] {'out' if b.is_output else 'in'}"
+                         for b in self.buffers)
+        lines = [f"kernel {self.name}({self.outer_var} in [0, {self.outer})) {bufs}"]
+        _format_body(self.body, "  ", lines)
+        return "\n".join(lines)
+
+
+def _format_body(body, indent, lines):
+    for s in body:
+        if isinstance(s, Loop):
+            lines.append(f"{indent}for {s.var} in [0, {s.extent}):")
+            _format_body(s.body, indent + "  ", lines)
+        elif isinstance(s, DefineAcc):
+            lines.append(f"{indent}{s.acc} = DEFINE_ACC {s.op} {s.dtype.name} init={s.init!r}")
+        elif isinstance(s, AccUpdate):
+            lines.append(f"{indent}ACC_UPDATE {s.acc} <- {s.value}")
+        elif isinstance(s, Store):
+            lines.append(f"{indent}STORE {s.buf}[{s.index}] = {s.value}")
+        else:
+            lines.append(f"{indent}{s}")
+
+
+class KernelBuilder:
+    """Builds a kernel body with hash-consing (equal pure instructions share a name) and
+    the integer simplifications index math needs (x*1, x+0, and div/mod by a bound)."""
+
+    def __init__(self, name: str, outer: int):
+        self.name, self.outer = name, outer
+        self.var_outer = "o"
+        self._scopes: list[tuple[list, dict]] = [([], {})]
+        self._counter = 0
+        self._consts: dict[str, object] = {}
+        self._ranges: dict[str, tuple[int, int]] = {"o": (0, max(outer - 1, 0))}
+        self._loops = 0
+        self._accs = 0
+
+    # -- values ---------------------------------------------------------------------------
+    def const(self, value, dtype) -> str:
+        dtype = np.dtype(dtype)
+        value = dtype.type(value).item()
+        return self.emit("CONST", (value,), dtype)
+
+    def const_value(self, name: str):
+        return self._consts.get(name)
+
+    def range_of(self, name: str):
+        return self._ranges.get(name)
+
+    def emit(self, op: str, args: tuple, dtype) -> str:
+        dtype = np.dtype(dtype)
+        if dtype == INDEX and op != "CONST":
+            simple = self._simplify_index(op, args)
+            if simple is not None:
+                return simple
+        key = (op, args, dtype.str)
+        for _, cache in reversed(self._scopes):
+            if key in cache and op != "LOAD_VOLATILE":
+                return cache[key]
+        name = f"%{self._counter}"
+        self._counter += 1
+        self._scopes[-1][0].append(Instr(name, op, tuple(args), dtype))
+        self._scopes[-1][1][key] = name
+        if op == "CONST":
+            self._consts[name] = args[0]
+            if dtype == INDEX:
+                self._ranges[name] = (args[0], args[0])
+        elif dtype == INDEX:
+            rng = self._index_range(op, args)
+            if rng is not None:
+                self._ranges[name] = rng
+        return name
+
+    def _simplify_index(self, op, args):
+        c = [self._consts.get(a) if isinstance(a, str) else None for a in args]
+        if op in ("ADD", "SUB", "MUL", "IDIV", "MOD") and c[0] is not None and c[1] is not None:
+            a, b = c
+            value = {"ADD": a + b, "SUB": a - b, "MUL": a * b,
+                     "IDIV": a // b if b else 0, "MOD": a % b if b else 0}[op]
+            return self.const(value, INDEX)
+        if op == "ADD":
+            if c[0] == 0:
+                return args[1]
+            if c[1] == 0:
+                return args[0]
+        if op == "SUB" and c[1] == 0:
+            return args[0]
+        if op == "MUL":
+            if c[0] == 1:
+                return args[1]
+            if c[1] == 1:
+                return args[0]
+            if c[0] == 0 or c[1] == 0:
+                return self.const(0, INDEX)
+        if op in ("IDIV", "MOD") and c[1] is not None:
+            rng = self._ranges.get(args[0])
+            if c[1] == 1:
+                return args[0] if op == "IDIV" else self.const(0, INDEX)
+            if rng is not None and rng[0] >= 0 and rng[1] < c[1]:
+                return self.const(0, INDEX) if op == "IDIV" else args[0]
+        return None
+
+    def _index_range(self, op, args):
+        r = [self._ranges.get(a) if isinstance(a, str) else None for a in args]
+        if op in ("ADD", "SUB", "MUL") and r[0] is not None and r[1] is not None:
+            (a0, a1), (b0, b1) = r
+            if op == "ADD":
+                return (a0 + b0, a1 + b1)
+            if op == "SUB":
+                return (a0 - b1, a1 - b0)
+            prods = [a0 * b0, a0 * b1, a1 * b0, a1 * b1]
+            return (min(prods), max(prods))
+        if op == "IDIV" and r[0] is not None and r[1] is not None and r[1][0] > 0 and r[0][0] >= 0:
+            return (r[0][0] // r[1][1], r[0][1] // r[1][0])
+        if op == "MOD" and r[1] is not None and r[1][0] > 0:
+            upper = r[1][1] - 1
+            if r[0] is not None and r[0][0] >= 0:
+                return (0, min(upper, r[0][1]))
+            return (0, upper)
+        if op == "WHERE" and r[1] is not None and r[2] is not None:
+            return (min(r[1][0], r[2][0]), max(r[1][1], r[2][1]))
+        return None
+
+    # -- statements -------------------------------------------------------------------------
+    def store(self, buf: str, index: str, value: str) -> None:
+        self._scopes[-1][0].append(Store(buf, index, value))
+
+    def define_acc(self, op: str, dtype, init) -> str:
+        name = f"acc{self._accs}"
+        self._accs += 1
+        self._scopes[-1][0].append(DefineAcc(name, op, np.dtype(dtype), init))
+        return name
+
+    def acc_update(self, acc: str, value: str) -> None:
+        self._scopes[-1][0].append(AccUpdate(acc, value))
+
+    def begin_loop(self, extent: int, prefix: str = "r") -> str:
+        var = f"{prefix}{self._loops}"
+        self._loops += 1
+        loop = Loop(var, extent)
+        self._scopes[-1][0].append(loop)
+        self._scopes.append((loop.body, {}))
+        self._ranges[var] = (0, max(extent - 1, 0))
+        return var
+
+    def end_loop(self) -> None:
+        self._scopes.pop()
+
+    def finish(self, buffers: list[BufferArg], ops=(), work: int = 0) -> LoopKernel:
+        assert len(self._scopes) == 1, "unclosed loop"
+        return LoopKernel(self.name, buffers, self.outer, self._scopes[0][0],
+                          ops=list(ops), work=work)

@@ -239,6 +239,9 @@ def _build(source: str, key: str) -> CompiledModule:
         mod = llvm.parse_assembly(source)
         mod.verify()
         mod.name = f"tg_{key[:16]}_{next(_module_ids)}"  # unique: the object cache keys by name
+        # The vectoriser's cost model needs the real target, not "unknown-unknown-unknown".
+        mod.triple = tm.triple
+        mod.data_layout = str(tm.target_data)
         _optimize(mod, tm)
         optimized_ir = str(mod)
         sigs = {}

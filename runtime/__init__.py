@@ -1,0 +1,1 @@
+"""tracegrad.runtime: turns generated source into callables and runs them."""

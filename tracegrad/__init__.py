@@ -1,0 +1,90 @@
+"""tracegrad: PyTorch-style tensors and autograd on NumPy, with an optional ``@compile``
+that fuses a function's operations into generated LLVM (CPU) or CUDA kernels.
+
+>>> import tracegrad as torch
+>>> x = torch.ones(2, 2, requires_grad=True)
+>>> y = (x * 3).sum()
+>>> y.backward()
+>>> x.grad
+tensor([[3., 3.],
+        [3., 3.]])
+"""
+from __future__ import annotations
+
+import builtins as _builtins
+
+from . import _dtype
+from ._device import device
+from ._dtype import (bool_ as bool, dtype, float16, float32, float64, get_default_dtype,  # noqa: A001
+                     int8, int16, int32, int64, promote_types, set_default_dtype, uint8)
+from ._random import (Generator, default_generator, get_rng_state, initial_seed, manual_seed,
+                      seed, set_rng_state)
+from ._size import Size
+from ._tensor import Tensor
+from ._ops import methods as _methods
+from ._ops.creation import *  # noqa: F401,F403
+from ._ops.math import *  # noqa: F401,F403
+from ._ops.reduce import *  # noqa: F401,F403
+from ._ops.shape import *  # noqa: F401,F403
+from ._ops.indexing import *  # noqa: F401,F403
+from ._ops.linalg import *  # noqa: F401,F403
+from ._ops.math import add, clamp, clip, sub, where  # noqa: F401
+from ._ops.math import to_dtype as _to_dtype
+from ._primitives import ShapeError
+from . import autograd, cuda, legacy
+from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
+from .legacy import (BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor, HalfTensor,
+                     IntTensor, LongTensor, ShortTensor)
+
+_methods.install()
+
+# PyTorch's aliases
+float = float32  # noqa: A001
+double = float64
+half = float16
+long = int64
+int = int32  # noqa: A001
+short = int16
+abs = _methods.math.abs  # noqa: A001
+max = _methods.reduce.max  # noqa: A001
+min = _methods.reduce.min  # noqa: A001
+sum = _methods.reduce.sum  # noqa: A001
+all = _methods.reduce.all  # noqa: A001
+any = _methods.reduce.any  # noqa: A001
+round = _methods.math.round  # noqa: A001
+pow = _methods.math.pow  # noqa: A001
+sigmoid = _methods.math.sigmoid
+relu = _methods.math.relu
+softmax = _methods.reduce.softmax
+log_softmax = _methods.reduce.log_softmax
+t = _methods.shape.t
+numel = Tensor.numel
+is_tensor = lambda obj: isinstance(obj, Tensor)  # noqa: E731
+is_floating_point = Tensor.is_floating_point
+equal = _methods.METHODS["equal"]
+allclose = _methods.METHODS["allclose"]
+addcmul = _methods.METHODS["addcmul"]
+addcdiv = _methods.METHODS["addcdiv"]
+
+
+def isclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=False):
+    import numpy as _np
+    from ._ops.creation import tensor as _tensor
+    return _tensor(_np.isclose(_np.asarray(a), _np.asarray(b), rtol=rtol, atol=atol,
+                               equal_nan=equal_nan))
+
+
+def is_grad_enabled_():
+    return is_grad_enabled()
+
+
+def get_num_threads() -> _builtins.int:
+    import os
+    return os.cpu_count() or 1
+
+
+def set_num_threads(n) -> None:
+    pass
+
+
+__version__ = "0.1.0"

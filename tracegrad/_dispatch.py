@@ -1,0 +1,70 @@
+"""The one dispatcher every primitive goes through (DESIGN.md, "Dispatch").
+
+``apply(prim, inputs, attrs)`` computes the value (NumPy eagerly, or a graph node while a
+compile trace is recording) and, when grad mode is on and an input requires grad, links
+the output to an autograd ``Node`` that points at the primitive's derivative rule.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _trace_state
+from ._primitives.registry import Primitive, ShapeError, describe
+from .autograd.grad_mode import state as _grad_state
+from .autograd.node import Node
+
+_EMPTY: dict = {}
+
+
+def apply(prim: Primitive, inputs: tuple, attrs: dict = _EMPTY):
+    from ._tensor import Tensor, _wrap
+
+    args = []
+    requires_grad = volatile = False
+    for x in inputs:
+        if isinstance(x, Tensor):
+            args.append(x._data)
+            flag = x._requires_grad
+            if flag:
+                requires_grad = True
+            elif flag is None:  # legacy Variable(volatile=True): never record, and spread
+                volatile = True
+        else:
+            args.append(x)
+    tracer = _trace_state.current
+    if tracer is not None:
+        data = tracer.record(prim, inputs, args, attrs)
+    else:
+        try:
+            data = prim.eager(*args, **attrs)
+            if type(data) is not np.ndarray:
+                data = np.asarray(data)  # NumPy reductions return scalars for 0-d results
+        except (ShapeError, IndexError):
+            raise
+        except Exception as e:
+            raise op_error(prim, args, attrs, e) from None
+    out = _wrap(data)
+    if volatile:
+        out._requires_grad = None
+    elif requires_grad and _grad_state.enabled:
+        out.grad_fn = Node(prim, inputs, attrs, out)
+        out._requires_grad = True
+    return out
+
+
+def op_error(prim: Primitive, args, attrs, cause: Exception) -> Exception:
+    """A clear error for a failed primitive: its shape rule's message when the rule
+    rejects the inputs, else the operation, the inputs and NumPy's one-line reason."""
+    try:
+        prim.shape(*args, **attrs)
+    except ShapeError as e:
+        return e
+    except Exception:
+        pass
+    inputs = ", ".join(describe(a) for a in args)
+    return RuntimeError(f"{prim.name}: failed on inputs ({inputs}): "
+                        f"{type(cause).__name__}: {cause}")
+
+
+def is_tracing() -> bool:
+    return _trace_state.current is not None

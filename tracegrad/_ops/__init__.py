@@ -1,0 +1,1 @@
+"""Tensor operations: the public functions and, attached in ``methods``, Tensor methods."""

@@ -1,0 +1,250 @@
+"""Tensor creation: tensor/as_tensor/from_numpy, zeros/ones/full/empty, ranges, eye,
+random tensors (from the process-wide generator or a given ``Generator``), ``*_like``."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import _dtype
+from .._device import device as _device
+from .._dispatch import apply, is_tracing
+from .._primitives import PRIMITIVES as P
+from .._random import numpy_generator
+from .._tensor import Tensor, _wrap
+from ..codegen.ops import Op
+
+
+def _finish(data: np.ndarray, requires_grad: bool = False, device=None) -> Tensor:
+    t = _wrap(data)
+    if device is not None:
+        dev = _device(device)
+        if dev.type != "cpu":
+            from ..cuda import to_device
+            return to_device(t, dev).requires_grad_(requires_grad) if requires_grad else to_device(t, dev)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _sizes(size) -> tuple:
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    return tuple(int(s) for s in size)
+
+
+def _np_dtype(dtype, default=None) -> np.dtype:
+    if dtype is not None:
+        return _dtype.to_numpy_dtype(dtype)
+    return _dtype.get_default_dtype().np if default is None else np.dtype(default)
+
+
+def _infer_dtype(data) -> np.dtype:
+    """PyTorch's inference: Python floats give the default float dtype, ints int64."""
+    arr = np.asarray(data)
+    if arr.dtype.kind == "f" and not isinstance(data, np.ndarray):
+        return _dtype.get_default_dtype().np
+    if arr.dtype.kind in "iu" and not isinstance(data, np.ndarray):
+        return np.dtype(np.int64)
+    if arr.dtype.kind == "O" or arr.dtype.kind == "U":
+        raise TypeError(f"tensor(): could not infer a dtype from {type(data).__name__} data")
+    return arr.dtype
+
+
+def _from_nested(data):
+    """Lists that contain tensors (e.g. [t1, t2]) become one array."""
+    if isinstance(data, (list, tuple)) and any(isinstance(d, (Tensor, list, tuple)) for d in data):
+        return [_from_nested(d) for d in data]
+    if isinstance(data, Tensor):
+        return np.asarray(data._data)
+    if isinstance(data, (list, tuple)):
+        return [d.item() if isinstance(d, Tensor) else d for d in data]
+    return data
+
+
+def tensor(data, dtype=None, device=None, requires_grad: bool = False, pin_memory=False) -> Tensor:
+    """A new tensor that copies ``data`` (nested lists, scalars, arrays or tensors)."""
+    if isinstance(data, Tensor):
+        arr = np.array(data._data, dtype=_np_dtype(dtype, data._data.dtype), copy=True)
+        return _finish(arr, requires_grad, device)
+    data = _from_nested(data)
+    np_dtype = _dtype.to_numpy_dtype(dtype) if dtype is not None else _infer_dtype(data)
+    arr = np.array(data, dtype=np_dtype, copy=True)
+    _dtype.from_numpy_dtype(arr.dtype)
+    return _finish(arr, requires_grad, device)
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    if isinstance(data, Tensor):
+        return data if dtype is None else data.to(dtype)
+    if isinstance(data, np.ndarray) and (dtype is None or _dtype.to_numpy_dtype(dtype) == data.dtype):
+        return from_numpy(data)
+    return tensor(data, dtype=dtype, device=device)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """Share ``array``'s memory: writes through either side are seen by both."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected np.ndarray, got {type(array).__name__}")
+    _dtype.from_numpy_dtype(array.dtype)
+    return _wrap(array)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
+    return _finish(np.zeros(_sizes(size), _np_dtype(dtype)), requires_grad, device)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _finish(np.ones(_sizes(size), _np_dtype(dtype)), requires_grad, device)
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
+    return _finish(np.empty(_sizes(size), _np_dtype(dtype)), requires_grad, device)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    if dtype is None:
+        if isinstance(fill_value, bool):
+            dtype = _dtype.bool_
+        elif isinstance(fill_value, numbers.Integral):
+            dtype = _dtype.int64
+    size = (size,) if isinstance(size, numbers.Integral) else tuple(size)
+    return _finish(np.full(size, fill_value, _np_dtype(dtype)), requires_grad, device)
+
+
+def _like(x: Tensor, dtype):
+    return x._data.dtype if dtype is None else _dtype.to_numpy_dtype(dtype)
+
+
+def zeros_like(x: Tensor, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
+    return _finish(np.zeros(tuple(x.shape), _like(x, dtype)), requires_grad, device or _dev(x))
+
+
+def ones_like(x: Tensor, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
+    return _finish(np.ones(tuple(x.shape), _like(x, dtype)), requires_grad, device or _dev(x))
+
+
+def empty_like(x: Tensor, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
+    return _finish(np.empty(tuple(x.shape), _like(x, dtype)), requires_grad, device or _dev(x))
+
+
+def full_like(x: Tensor, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _finish(np.full(tuple(x.shape), fill_value, _like(x, dtype)), requires_grad,
+                   device or _dev(x))
+
+
+def _dev(x):
+    d = getattr(x, "_device", None)
+    return None if d is None or d.type == "cpu" else d
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False) -> Tensor:
+    if end is None:
+        start, end = 0, start
+    vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
+    if step == 0:
+        raise ValueError("arange: step must be nonzero")
+    if dtype is None:
+        is_int = all(isinstance(v, numbers.Integral) for v in vals)
+        dtype = _dtype.int64 if is_int else _dtype.get_default_dtype()
+    np_dtype = _dtype.to_numpy_dtype(dtype)
+    return _finish(np.arange(*vals, dtype=np.float64 if np_dtype.kind == "f" else np_dtype)
+                   .astype(np_dtype), requires_grad, device)
+
+
+def linspace(start, end, steps: int, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _finish(np.linspace(start, end, int(steps)).astype(_np_dtype(dtype)), requires_grad, device)
+
+
+def logspace(start, end, steps: int, base=10.0, dtype=None, device=None, requires_grad=False):
+    return _finish(np.logspace(start, end, int(steps), base=base).astype(_np_dtype(dtype)),
+                   requires_grad, device)
+
+
+def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _finish(np.eye(n, m, dtype=_np_dtype(dtype)), requires_grad, device)
+
+
+def _random(op: Op, size, dtype, generator, requires_grad, device, draw) -> Tensor:
+    np_dtype = _np_dtype(dtype)
+    if np_dtype.kind != "f":
+        raise TypeError(f"{op.name.lower()}: expected a floating point dtype, got {np_dtype}")
+    if generator is None:
+        # Through the primitive, so a compile trace records a RAND/RANDN node that draws
+        # from the same generator at every call.
+        out = apply(P[op], (), {"shape": size, "dtype": np_dtype})
+    else:
+        out = _wrap(draw(numpy_generator(generator)).astype(np_dtype, copy=False))
+    if device is not None or requires_grad:
+        out = _finish(out._data, requires_grad, device) if not is_tracing() else out
+    return out
+
+
+def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    size = _sizes(size)
+    return _random(Op.RAND, size, dtype, generator, requires_grad, device,
+                   lambda g: g.random(size))
+
+
+def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    size = _sizes(size)
+    return _random(Op.RANDN, size, dtype, generator, requires_grad, device,
+                   lambda g: g.standard_normal(size))
+
+
+def rand_like(x: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return rand(*x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad)
+
+
+def randn_like(x: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return randn(*x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad)
+
+
+def randint(low, high=None, size=None, generator=None, dtype=None, device=None,
+            requires_grad=False) -> Tensor:
+    if size is None and isinstance(high, (tuple, list)):
+        low, high, size = 0, low, high
+    if high is None:
+        low, high = 0, low
+    if low >= high:
+        raise ValueError(f"randint: expected low < high, got low={low}, high={high}")
+    arr = numpy_generator(generator).integers(low, high, size=tuple(size))
+    return _finish(arr.astype(_np_dtype(dtype, np.dtype(np.int64))), requires_grad, device)
+
+
+def randint_like(x: Tensor, low, high=None, dtype=None) -> Tensor:
+    return randint(low, high, tuple(x.shape), dtype=dtype or x.dtype)
+
+
+def randperm(n: int, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    arr = numpy_generator(generator).permutation(int(n))
+    return _finish(arr.astype(_np_dtype(dtype, np.dtype(np.int64))), requires_grad, device)
+
+
+def normal(mean=0.0, std=1.0, size=None, generator=None, dtype=None, device=None) -> Tensor:
+    """``normal(mean, std, size)``; mean/std may be tensors (then their broadcast shape)."""
+    if isinstance(mean, Tensor) or isinstance(std, Tensor):
+        shape = np.broadcast_shapes(tuple(getattr(mean, "shape", ())), tuple(getattr(std, "shape", ())))
+        dt = (mean if isinstance(mean, Tensor) else std).dtype
+        return randn(*shape, generator=generator, dtype=dt) * std + mean
+    return randn(*_sizes((size,) if isinstance(size, numbers.Integral) else tuple(size)),
+                 generator=generator, dtype=dtype) * std + mean
+
+
+def bernoulli(p: Tensor, generator=None) -> Tensor:
+    return (rand(*p.shape, generator=generator, dtype=p.dtype) < p).to(p.dtype)
+
+
+def multinomial(probs: Tensor, num_samples: int, replacement: bool = False, generator=None):
+    g = numpy_generator(generator)
+    p = np.asarray(probs._data, dtype=np.float64)
+    rows = p.reshape(-1, p.shape[-1])
+    out = np.stack([g.choice(rows.shape[1], num_samples, replace=replacement, p=r / r.sum())
+                    for r in rows])
+    return _finish(out.reshape(p.shape[:-1] + (num_samples,)).astype(np.int64))
+
+
+__all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full", "zeros_like",
+           "ones_like", "empty_like", "full_like", "arange", "linspace", "logspace", "eye",
+           "rand", "randn", "rand_like", "randn_like", "randint", "randint_like", "randperm",
+           "normal", "bernoulli", "multinomial"]

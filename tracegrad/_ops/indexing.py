@@ -1,0 +1,259 @@
+"""Indexing: ``x[key]`` and ``x[key] = v`` with ints, slices (with steps), None,
+Ellipsis, integer arrays/tensors and boolean masks; gather/scatter and friends."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .._dispatch import apply
+from .._primitives import PRIMITIVES as P
+from .._primitives.linalg_index import PRIM_INDEX, PRIM_INDEX_PUT, TENSOR
+from .._primitives.registry import ShapeError, describe
+from .._tensor import Tensor, _wrap_dim
+from ..codegen.ops import Op
+from .shape import reshape, slice_dims
+
+
+def _expand_key(x: Tensor, key) -> tuple:
+    """The key as a tuple with any Ellipsis replaced by full slices."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    n_real = 0  # dims the key consumes; a boolean mask covers as many dims as it has
+    for k in key:
+        if k is None or k is Ellipsis:
+            continue
+        if isinstance(k, (Tensor, np.ndarray)) and np.dtype(_np_dtype(k)) == np.bool_:
+            n_real += max(k.ndim, 1)
+        else:
+            n_real += 1
+    if sum(1 for k in key if k is Ellipsis) > 1:
+        raise IndexError("index: an index can only have a single ellipsis ('...')")
+    ndim = x._data.ndim
+    if n_real > ndim:
+        raise IndexError(f"index: too many indices for tensor of dimension {ndim} "
+                         f"(shape {tuple(x.shape)}, key {key!r})")
+    for i, k in enumerate(key):
+        if k is Ellipsis:
+            return key[:i] + (slice(None),) * (ndim - n_real) + key[i + 1:]
+    return key
+
+
+def _np_dtype(k):
+    d = k._data.dtype if isinstance(k, Tensor) else k.dtype
+    return d
+
+
+def _index_tensor(k, dim_size: int | None):
+    """An advanced index as an int64/bool tensor (lists and arrays are converted)."""
+    from .creation import tensor
+    if isinstance(k, Tensor):
+        t = k
+    else:
+        arr = np.asarray(k)
+        if arr.dtype.kind not in "biu":
+            if arr.size == 0:
+                arr = arr.astype(np.int64)
+            else:
+                raise IndexError(f"index: tensors used as indices must be long, int, byte or "
+                                 f"bool, got {arr.dtype}")
+        t = tensor(arr)
+    kind = t._data.dtype.kind
+    if kind not in "biu":
+        raise IndexError(f"index: tensors used as indices must be long, int, byte or bool "
+                         f"tensors, got {t.dtype} (shape {tuple(t.shape)})")
+    if t._data.dtype == np.uint8:
+        from .math import cast
+        t = cast(t, np.bool_)  # legacy ByteTensor masks
+    return t
+
+
+def _check_int(i: int, size: int, dim: int) -> int:
+    if not -size <= i < size:
+        raise IndexError(f"index {i} is out of bounds for dimension {dim} with size {size}")
+    return i + size if i < 0 else i
+
+
+def getitem(x: Tensor, key) -> Tensor:
+    key = _expand_key(x, key)
+    if any(isinstance(k, (Tensor, np.ndarray, list)) or isinstance(k, bool) for k in key):
+        return _advanced_getitem(x, key)
+    shape = tuple(x._data.shape)
+    index, out_shape, dim = [], [], 0
+    for k in key:
+        if k is None:
+            out_shape.append(1)
+            continue
+        size = shape[dim]
+        if isinstance(k, slice):
+            if k.step == 0:
+                raise ValueError("index: slice step cannot be zero")
+            index.append(k)
+            out_shape.append(len(range(*k.indices(size))))
+        elif isinstance(k, numbers.Integral):
+            i = _check_int(int(k), size, dim)
+            index.append(slice(i, i + 1))
+        else:
+            raise IndexError(f"index: unsupported index {k!r} of type {type(k).__name__}")
+        dim += 1
+    index += [slice(None)] * (len(shape) - dim)
+    out_shape += list(shape[dim:])
+    y = slice_dims(x, tuple(index))
+    return reshape(y, tuple(out_shape))
+
+
+def _spec_and_indices(x: Tensor, key):
+    spec, indices, dim = [], [], 0
+    for k in key:
+        if k is None or k is Ellipsis or isinstance(k, slice):
+            spec.append(k)
+            if isinstance(k, slice):
+                dim += 1
+            continue
+        if isinstance(k, numbers.Integral) and not isinstance(k, bool):
+            spec.append(_check_int(int(k), x._data.shape[dim], dim))
+            dim += 1
+            continue
+        if isinstance(k, bool):
+            k = np.array(k)
+        t = _index_tensor(k, None)
+        if t._data.dtype == np.bool_:
+            mshape = tuple(t.shape)
+            target = tuple(x._data.shape[dim:dim + len(mshape)])
+            if mshape != target:
+                raise IndexError(f"index: the shape of the mask {mshape} at index {dim} does "
+                                 f"not match the shape of the indexed tensor {target}")
+            dim += max(len(mshape), 1)
+        else:
+            size = x._data.shape[dim] if dim < x._data.ndim else 0
+            data = t._data
+            if isinstance(data, np.ndarray) and data.size and (data.max() >= size or data.min() < -size):
+                bad = int(data.max()) if data.max() >= size else int(data.min())
+                raise IndexError(f"index {bad} is out of bounds for dimension {dim} with size {size}")
+            dim += 1
+        spec.append(TENSOR)
+        indices.append(t)
+    return tuple(spec), indices
+
+
+def _advanced_getitem(x: Tensor, key) -> Tensor:
+    spec, indices = _spec_and_indices(x, key)
+    return apply(PRIM_INDEX, (x,) + tuple(indices), {"spec": spec})
+
+
+def setitem(x: Tensor, key, value) -> None:
+    from .creation import tensor
+    from .inplace import commit_inplace, check_inplace
+    check_inplace(x, "__setitem__")
+    key = _expand_key(x, key)
+    if not isinstance(value, Tensor):
+        value = tensor(np.asarray(value), dtype=x.dtype)
+    elif value._data.dtype != x._data.dtype:
+        from .math import cast
+        value = cast(value, x._data.dtype)
+    spec, indices = _spec_and_indices(x, key)
+    if not (value._requires_grad or x._requires_grad) and isinstance(x._data, np.ndarray):
+        from .._primitives.linalg_index import build_key
+        try:
+            x._data[build_key(spec, [i._data for i in indices])] = value._data
+        except ValueError as e:
+            raise ShapeError(f"__setitem__: cannot assign a value of shape "
+                             f"{tuple(value.shape)} to a selection of a tensor of shape "
+                             f"{tuple(x.shape)}: {e}") from None
+        x._version[0] += 1
+        return
+    commit_inplace(x, lambda base: apply(PRIM_INDEX_PUT, (base, value) + tuple(indices),
+                                         {"spec": spec, "accumulate": False}))
+
+
+def gather(x: Tensor, dim: int, index: Tensor, *, sparse_grad=False) -> Tensor:
+    d = _wrap_dim(dim, x._data.ndim, "gather")
+    return apply(P[Op.GATHER], (x, _index_tensor(index, None)), {"dim": d})
+
+
+def take_along_dim(x: Tensor, indices: Tensor, dim: int) -> Tensor:
+    return gather(x, dim, indices)
+
+
+def scatter_add(x: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
+    d = _wrap_dim(dim, x._data.ndim, "scatter_add")
+    return apply(P[Op.SCATTER_ADD], (x, _index_tensor(index, None), src), {"dim": d})
+
+
+def scatter(x: Tensor, dim: int, index: Tensor, src=None, value=None, reduce=None) -> Tensor:
+    """Out-of-place ``scatter``: ``out[index[i][j]][j] = src[i][j]`` (dim 0)."""
+    from .creation import full
+    if src is None:
+        src = value
+    if not isinstance(src, Tensor):
+        src = full(tuple(index.shape), src, dtype=x.dtype)
+    if reduce == "add":
+        return scatter_add(x, dim, index, src)
+    d = _wrap_dim(dim, x._data.ndim, "scatter")
+    index = _index_tensor(index, None)
+    # Build the full index tuple for INDEX_PUT: grids everywhere except `dim`.
+    grids = np.indices(tuple(index.shape), sparse=True)
+    from .creation import tensor
+    spec, idx = [], []
+    for i in range(x._data.ndim):
+        spec.append(TENSOR)
+        idx.append(index if i == d else tensor(np.broadcast_to(grids[i], tuple(index.shape))))
+    box = src[tuple(slice(0, n) for n in index.shape)]
+    return apply(PRIM_INDEX_PUT, (x, box) + tuple(idx), {"spec": tuple(spec), "accumulate": False})
+
+
+def index_select(x: Tensor, dim: int, index: Tensor) -> Tensor:
+    d = _wrap_dim(dim, x._data.ndim, "index_select")
+    index = _index_tensor(index, None)
+    if index._data.ndim > 1:
+        raise ShapeError(f"index_select: index must be 0-d or 1-d, got {describe(index._data)}")
+    key = (slice(None),) * d + (index.reshape(-1),)
+    return getitem(x, key)
+
+
+def masked_fill(x: Tensor, mask: Tensor, value) -> Tensor:
+    from .math import where
+    if isinstance(value, Tensor):
+        value = value.to(x.dtype)
+    return where(mask, value, x)
+
+
+def masked_select(x: Tensor, mask: Tensor) -> Tensor:
+    from .shape import expand
+    return getitem(expand(x, np.broadcast_shapes(tuple(x.shape), tuple(mask.shape))),
+                   expand(_index_tensor(mask, None), np.broadcast_shapes(tuple(x.shape), tuple(mask.shape))))
+
+
+def nonzero(x: Tensor, as_tuple: bool = False):
+    from .creation import tensor
+    from .._tensor import _concrete
+    arr = _concrete(x._data, "nonzero()")
+    idx = np.nonzero(arr)
+    if as_tuple:
+        return tuple(tensor(i.astype(np.int64)) for i in idx)
+    return tensor(np.stack(idx, axis=1).astype(np.int64) if idx else np.zeros((0, 0), np.int64))
+
+
+def argwhere(x: Tensor) -> Tensor:
+    return nonzero(x)
+
+
+def index_add(x: Tensor, dim: int, index: Tensor, source: Tensor, alpha=1) -> Tensor:
+    d = _wrap_dim(dim, x._data.ndim, "index_add")
+    spec = (slice(None),) * d + (TENSOR,)
+    src = source if alpha == 1 else source * alpha
+    return apply(PRIM_INDEX_PUT, (x, src, _index_tensor(index, None)),
+                 {"spec": spec, "accumulate": True})
+
+
+def index_put(x: Tensor, indices, values, accumulate: bool = False) -> Tensor:
+    spec, idx = _spec_and_indices(x, tuple(indices))
+    if not isinstance(values, Tensor):
+        from .creation import tensor
+        values = tensor(values, dtype=x.dtype)
+    return apply(PRIM_INDEX_PUT, (x, values) + tuple(idx), {"spec": spec, "accumulate": accumulate})
+
+
+__all__ = ["getitem", "setitem", "gather", "take_along_dim", "scatter_add", "scatter",
+           "index_select", "masked_fill", "masked_select", "nonzero", "argwhere",
+           "index_add", "index_put"]

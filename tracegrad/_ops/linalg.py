@@ -1,0 +1,131 @@
+"""matmul / mm / bmm / mv / dot / outer with ``torch.matmul``'s rank rules."""
+from __future__ import annotations
+
+from .._dispatch import apply
+from .._primitives import PRIMITIVES as P
+from .._primitives.registry import ShapeError
+from .._tensor import Tensor
+from ..codegen.ops import Op
+from .math import promote
+from .shape import reshape, unsqueeze
+
+
+def _check_inner(name: str, a: Tensor, b: Tensor, ka: int, kb: int) -> None:
+    if ka != kb:
+        raise ShapeError(f"{name}: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be "
+                         f"multiplied ({ka} != {kb})")
+
+
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    a, b = promote(a, b, "matmul")
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor) or a.ndim == 0 or b.ndim == 0:
+        raise ShapeError("matmul: both arguments need at least 1 dimension, got "
+                         f"{tuple(getattr(a, 'shape', ()))} and {tuple(getattr(b, 'shape', ()))}")
+    ka = a.shape[-1]
+    kb = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    _check_inner("matmul", a, b, ka, kb)
+    squeeze_a = a.ndim == 1
+    squeeze_b = b.ndim == 1
+    if squeeze_a:
+        a = unsqueeze(a, 0)
+    if squeeze_b:
+        b = unsqueeze(b, 1)
+    out = apply(P[Op.MATMUL], (a, b))
+    if squeeze_a or squeeze_b:
+        shape = tuple(out.shape)
+        if squeeze_b:
+            shape = shape[:-1]
+        if squeeze_a:
+            shape = shape[:-2] + shape[-1:] if not squeeze_b else shape[:-1]
+        out = reshape(out, shape)
+    return out
+
+
+def mm(a: Tensor, b: Tensor) -> Tensor:
+    if a.ndim != 2 or b.ndim != 2:
+        raise ShapeError(f"mm: expected 2-D tensors, got shapes {tuple(a.shape)} and "
+                         f"{tuple(b.shape)}")
+    return matmul(a, b)
+
+
+def bmm(a: Tensor, b: Tensor) -> Tensor:
+    if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0]:
+        raise ShapeError(f"bmm: expected 3-D tensors with the same batch size, got shapes "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+    return matmul(a, b)
+
+
+def mv(a: Tensor, v: Tensor) -> Tensor:
+    if a.ndim != 2 or v.ndim != 1:
+        raise ShapeError(f"mv: expected a 2-D matrix and a 1-D vector, got shapes "
+                         f"{tuple(a.shape)} and {tuple(v.shape)}")
+    return matmul(a, v)
+
+
+def dot(a: Tensor, b: Tensor) -> Tensor:
+    if a.ndim != 1 or b.ndim != 1:
+        raise ShapeError(f"dot: expected 1-D tensors, got shapes {tuple(a.shape)} and "
+                         f"{tuple(b.shape)}")
+    return matmul(a, b)
+
+
+inner = dot
+
+
+def outer(a: Tensor, b: Tensor) -> Tensor:
+    return unsqueeze(a, 1) * unsqueeze(b, 0)
+
+
+ger = outer
+
+
+def addmm(input: Tensor, a: Tensor, b: Tensor, *, beta=1, alpha=1) -> Tensor:
+    prod = mm(a, b)
+    if alpha != 1:
+        prod = prod * alpha
+    return prod + (input if beta == 1 else input * beta)
+
+
+def baddbmm(input, a, b, *, beta=1, alpha=1):
+    prod = bmm(a, b)
+    if alpha != 1:
+        prod = prod * alpha
+    return prod + (input if beta == 1 else input * beta)
+
+
+def einsum(equation: str, *operands) -> Tensor:
+    """einsum for the common two-operand contractions, via permute/reshape/matmul-free
+    broadcasting: multiply with broadcasting, then sum the contracted letters."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    lhs, _, rhs = equation.replace(" ", "").partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(operands):
+        raise ValueError(f"einsum: {len(terms)} terms in {equation!r} but {len(operands)} operands")
+    letters = []
+    for term in terms:
+        for ch in term:
+            if ch not in letters:
+                letters.append(ch)
+    if not _:
+        rhs = "".join(sorted(ch for ch in letters if "".join(terms).count(ch) == 1))
+    from .reduce import sum as rsum
+    from .shape import permute
+    total = None
+    for term, x in zip(terms, operands):
+        order = [term.index(ch) for ch in letters if ch in term]
+        x = permute(x, order) if order != list(range(len(order))) else x
+        shape = []
+        it = iter(x.shape)
+        for ch in letters:
+            shape.append(next(it) if ch in term else 1)
+        x = reshape(x, tuple(shape))
+        total = x if total is None else total * x
+    contracted = tuple(i for i, ch in enumerate(letters) if ch not in rhs)
+    out = rsum(total, contracted) if contracted else total
+    kept = [ch for ch in letters if ch in rhs]
+    return permute(out, [kept.index(ch) for ch in rhs]) if kept != list(rhs) else out
+
+
+__all__ = ["matmul", "mm", "bmm", "mv", "dot", "inner", "outer", "ger", "addmm", "baddbmm",
+           "einsum"]

@@ -1,0 +1,315 @@
+"""Elementwise math: arithmetic with PyTorch's dtype promotion and Python scalars on
+either side, comparisons, unary functions, and elementwise composites (relu, clamp,
+softmax's building blocks)."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .._dispatch import apply
+from .._dtype import get_default_dtype, result_type, scalar_result_type, to_numpy_dtype
+from .._primitives import PRIMITIVES as P
+from .._tensor import Tensor, _wrap
+from ..codegen.ops import Op
+
+
+def _scalar(x):
+    """Python numbers pass through; NumPy scalars and 0-d arrays become Python numbers."""
+    if isinstance(x, (bool, int, float)):
+        return x
+    if isinstance(x, (np.generic, np.ndarray)) and np.ndim(x) == 0:
+        return x.item()
+    if isinstance(x, numbers.Number):
+        return complex(x) if isinstance(x, complex) else float(x)
+    return None
+
+
+def as_tensor_operand(x, op: str):
+    if isinstance(x, Tensor):
+        return x
+    s = _scalar(x)
+    if s is not None:
+        return s
+    if isinstance(x, (np.ndarray, list, tuple)):
+        from .creation import tensor
+        return tensor(x)
+    raise TypeError(f"{op}: unsupported operand of type {type(x).__name__}: {x!r}")
+
+
+def cast(x: Tensor, np_dtype) -> Tensor:
+    np_dtype = np.dtype(np_dtype)
+    if x._data.dtype == np_dtype:
+        return x
+    return apply(P[Op.CAST], (x,), {"dtype": np_dtype})
+
+
+def promote(a, b, op: str):
+    """Cast the tensor operands of a binary op to their common PyTorch dtype."""
+    a = as_tensor_operand(a, op)
+    b = as_tensor_operand(b, op)
+    if isinstance(a, Tensor):
+        da = a._data.dtype
+        if isinstance(b, Tensor):
+            db = b._data.dtype
+            if da != db:
+                rt = result_type(da, a._data.ndim, db, b._data.ndim)
+                a, b = cast(a, rt), cast(b, rt)
+        else:
+            rt = scalar_result_type(da, b)
+            if rt != da:
+                a = cast(a, rt)
+    elif isinstance(b, Tensor):
+        rt = scalar_result_type(b._data.dtype, a)
+        if rt != b._data.dtype:
+            b = cast(b, rt)
+    else:
+        raise TypeError(f"{op}: expected at least one tensor operand, got {a!r} and {b!r}")
+    return a, b
+
+
+def _binary(op: Op, name: str):
+    prim = P[op]
+
+    def fn(a, b):
+        a, b = promote(a, b, name)
+        return apply(prim, (a, b))
+    fn.__name__ = name
+    return fn
+
+
+add_ = _binary(Op.ADD, "add")
+sub_ = _binary(Op.SUB, "sub")
+mul = _binary(Op.MUL, "mul")
+maximum = _binary(Op.MAXIMUM, "maximum")
+minimum = _binary(Op.MINIMUM, "minimum")
+lt = _binary(Op.CMPLT, "lt")
+le = _binary(Op.CMPLE, "le")
+gt = _binary(Op.CMPGT, "gt")
+ge = _binary(Op.CMPGE, "ge")
+eq = _binary(Op.CMPEQ, "eq")
+ne = _binary(Op.CMPNE, "ne")
+
+
+def _as_bool(x):
+    x = as_tensor_operand(x, "logical")
+    return cast(x, np.bool_) if isinstance(x, Tensor) else bool(x)
+
+
+def logical_and(a, b):
+    return apply(P[Op.AND], (_as_bool(a), _as_bool(b)))
+
+
+def logical_or(a, b):
+    return apply(P[Op.OR], (_as_bool(a), _as_bool(b)))
+
+
+def logical_xor(a, b):
+    return apply(P[Op.XOR], (_as_bool(a), _as_bool(b)))
+
+
+def logical_not(x):
+    return apply(P[Op.NOT], (_as_bool(x),))
+
+
+def add(a, b, *, alpha=1):
+    return add_(a, b if alpha == 1 else mul(b, alpha))
+
+
+def sub(a, b, *, alpha=1):
+    return sub_(a, b if alpha == 1 else mul(b, alpha))
+
+
+def _to_float(x):
+    if isinstance(x, Tensor) and x._data.dtype.kind != "f":
+        return cast(x, get_default_dtype().np)
+    return x
+
+
+def div(a, b, *, rounding_mode=None):
+    a, b = promote(a, b, "div")
+    if rounding_mode is None:
+        a, b = _to_float(a), _to_float(b)
+        if not isinstance(a, Tensor):
+            a = float(a)
+        if not isinstance(b, Tensor):
+            b = float(b)
+        return apply(P[Op.DIV], (a, b))
+    is_int = (a if isinstance(a, Tensor) else b)._data.dtype.kind in "iub"
+    q = apply(P[Op.DIV], (_to_float(a), _to_float(b)))
+    q = q.floor() if rounding_mode == "floor" else q.trunc()
+    return cast(q, (a if isinstance(a, Tensor) else b)._data.dtype) if is_int else q
+
+
+def floor_divide(a, b):
+    return div(a, b, rounding_mode="floor")
+
+
+def remainder(a, b):
+    return sub(a, mul(floor_divide(a, b), b))
+
+
+def fmod(a, b):
+    return sub(a, mul(div(a, b, rounding_mode="trunc"), b))
+
+
+def pow(a, b):
+    a, b = promote(a, b, "pow")
+    if isinstance(a, Tensor) and a._data.dtype.kind in "iu" and isinstance(b, float):
+        a = cast(a, get_default_dtype().np)
+    return apply(P[Op.POW], (a, b))
+
+
+def true_divide(a, b):
+    return div(a, b)
+
+
+def neg(x):
+    return apply(P[Op.NEG], (x,))
+
+
+def _float_unary(op: Op):
+    prim = P[op]
+
+    def fn(x):
+        return apply(prim, (_to_float(as_tensor_operand(x, prim.name)),))
+    fn.__name__ = prim.name
+    return fn
+
+
+def _same_unary(op: Op):
+    prim = P[op]
+
+    def fn(x):
+        return apply(prim, (as_tensor_operand(x, prim.name),))
+    fn.__name__ = prim.name
+    return fn
+
+
+exp = _float_unary(Op.EXP)
+log = _float_unary(Op.LOG)
+sin = _float_unary(Op.SIN)
+cos = _float_unary(Op.COS)
+sqrt = _float_unary(Op.SQRT)
+tanh = _float_unary(Op.TANH)
+sigmoid = _float_unary(Op.SIGMOID)
+erf = _float_unary(Op.ERF)
+log1p = _float_unary(Op.LOG1P)
+expm1 = _float_unary(Op.EXPM1)
+reciprocal = _float_unary(Op.RECIP)
+abs = _same_unary(Op.ABS)
+sign = _same_unary(Op.SIGN)
+floor = _same_unary(Op.FLOOR)
+ceil = _same_unary(Op.CEIL)
+
+
+def round(x, decimals: int = 0):
+    if decimals == 0:
+        return apply(P[Op.ROUND], (x,))
+    scale = 10.0 ** decimals
+    return apply(P[Op.ROUND], (x * scale,)) / scale
+
+
+def trunc(x):
+    return where(x >= 0, floor(x), ceil(x))
+
+
+def frac(x):
+    return x - trunc(x)
+
+
+def rsqrt(x):
+    return reciprocal(sqrt(x))
+
+
+def square(x):
+    return mul(x, x)
+
+
+def log2(x):
+    return log(x) * (1.0 / np.log(2.0))
+
+
+def log10(x):
+    return log(x) * (1.0 / np.log(10.0))
+
+
+def exp2(x):
+    return exp(_to_float(x) * float(np.log(2.0)))
+
+
+def tan(x):
+    return sin(x) / cos(x)
+
+
+def where(condition, x=None, y=None):
+    """``where(cond, x, y)`` picks elementwise; ``where(cond)`` is ``nonzero(as_tuple=True)``."""
+    if x is None and y is None:
+        from .indexing import nonzero
+        return nonzero(condition, as_tuple=True)
+    cond = _as_bool(condition)
+    if not isinstance(cond, Tensor):
+        from .creation import tensor
+        cond = tensor(cond)
+    x, y = promote(x, y, "where") if (isinstance(x, Tensor) or isinstance(y, Tensor)) else (x, y)
+    if not isinstance(x, Tensor) and not isinstance(y, Tensor):
+        from .creation import full_like
+        x = full_like(cond, x, dtype=np.result_type(type(x), type(y)))
+    return apply(P[Op.WHERE], (cond, x, y))
+
+
+def relu(x):
+    return where(x > 0, x, 0)
+
+
+def clamp(x, min=None, max=None):
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        out = x if min is None else maximum(x, min)
+        return out if max is None else minimum(out, max)
+    if x._data.dtype.kind != "f" and (isinstance(min, float) or isinstance(max, float)):
+        x = _to_float(x)
+    # NOTE: the gradient passes where min <= x <= max (ends included), like PyTorch.
+    keep = None
+    if min is not None:
+        keep = x >= min
+    if max is not None:
+        keep = (x <= max) if keep is None else logical_and(keep, x <= max)
+    bounded = x if min is None else maximum(x.detach(), min)
+    bounded = bounded if max is None else minimum(bounded, max)
+    if not x._requires_grad:
+        return bounded
+    return where(keep, x, bounded)
+
+
+clip = clamp
+
+
+def lerp(start, end, weight):
+    return start + (end - start) * weight
+
+
+def isnan(x):
+    return ne(x, x)
+
+
+def isinf(x):
+    return eq(abs(x), float("inf")) if x._data.dtype.kind == "f" else zeros_bool(x)
+
+
+def isfinite(x):
+    return logical_not(logical_or(isnan(x), isinf(x))) if x._data.dtype.kind == "f" \
+        else logical_not(zeros_bool(x))
+
+
+def zeros_bool(x):
+    from .creation import zeros
+    return zeros(*x.shape, dtype=np.bool_)
+
+
+def to_dtype(x: Tensor, dtype) -> Tensor:
+    return cast(x, to_numpy_dtype(dtype))
+
+
+__all__ = [n for n in dir() if not n.startswith("_")]

@@ -1,0 +1,188 @@
+"""Attach operations to ``Tensor`` as methods and Python operators."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import _dtype
+from .._device import device as _device
+from .._tensor import Tensor
+from . import creation, indexing, inplace, linalg, math, reduce, shape
+from .math import as_tensor_operand
+
+
+def _to(x: Tensor, *args, **kwargs) -> Tensor:
+    """``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other_tensor)``."""
+    dtype = kwargs.pop("dtype", None)
+    device = kwargs.pop("device", None)
+    copy = kwargs.pop("copy", False)
+    for a in args:
+        if isinstance(a, Tensor):
+            dtype, device = a.dtype, a.device
+        elif isinstance(a, (_device,)) or (isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda")):
+            device = a
+        elif a is not None:
+            dtype = a
+    out = x
+    if dtype is not None:
+        out = math.to_dtype(out, dtype)
+    if device is not None and _device(device) != x._device:
+        from ..cuda import to_device
+        out = to_device(out, _device(device))
+    if copy and out is x:
+        out = shape.clone(x)
+    return out
+
+
+def _type(x: Tensor, dtype=None, non_blocking=False):
+    if dtype is None:
+        return _legacy_type_name(x)
+    if isinstance(dtype, str) and dtype.startswith(("torch.", "tracegrad.")) and dtype.endswith("Tensor"):
+        from .. import legacy
+        dtype = getattr(legacy, dtype.split(".")[-1])
+    return _to(x, dtype)
+
+
+def _legacy_type_name(x: Tensor) -> str:
+    from ..legacy import type_name
+    return type_name(x)
+
+
+def _cpu(x: Tensor, *args, **kwargs) -> Tensor:
+    return _to(x, "cpu")
+
+
+def _cuda(x: Tensor, device=None, non_blocking=False) -> Tensor:
+    return _to(x, _device("cuda" if device is None else device if isinstance(device, (str, _device)) else f"cuda:{device}"))
+
+
+def _rbinary(fn):
+    def method(self, other):
+        return fn(as_tensor_operand(other, fn.__name__), self)
+    return method
+
+
+def _size_method(fn):
+    return fn
+
+
+def _eq(self, other):
+    if other is None:
+        return False
+    return math.eq(self, other)
+
+
+def _ne(self, other):
+    if other is None:
+        return True
+    return math.ne(self, other)
+
+
+def _apply_(x, fn):
+    x._data[...] = np.vectorize(fn)(x._data)
+    return x
+
+
+METHODS = {
+    # math
+    "add": math.add, "sub": math.sub, "subtract": math.sub, "mul": math.mul,
+    "multiply": math.mul, "div": math.div, "divide": math.div, "true_divide": math.div,
+    "floor_divide": math.floor_divide, "remainder": math.remainder, "fmod": math.fmod,
+    "pow": math.pow, "neg": math.neg, "negative": math.neg, "exp": math.exp, "log": math.log,
+    "log1p": math.log1p, "expm1": math.expm1, "log2": math.log2, "log10": math.log10,
+    "exp2": math.exp2, "sqrt": math.sqrt, "rsqrt": math.rsqrt, "abs": math.abs,
+    "absolute": math.abs, "sign": math.sign, "sin": math.sin, "cos": math.cos, "tan": math.tan,
+    "tanh": math.tanh, "sigmoid": math.sigmoid, "relu": math.relu, "erf": math.erf,
+    "clamp": math.clamp, "clip": math.clamp, "maximum": math.maximum, "minimum": math.minimum,
+    "floor": math.floor, "ceil": math.ceil, "round": math.round, "trunc": math.trunc,
+    "frac": math.frac, "reciprocal": math.reciprocal, "square": math.square,
+    "lerp": math.lerp, "where": lambda x, cond, y: math.where(cond, x, y),
+    "lt": math.lt, "le": math.le, "gt": math.gt, "ge": math.ge, "eq": math.eq, "ne": math.ne,
+    "less": math.lt, "greater": math.gt, "logical_and": math.logical_and,
+    "logical_or": math.logical_or, "logical_not": math.logical_not,
+    "logical_xor": math.logical_xor, "isnan": math.isnan, "isinf": math.isinf,
+    "isfinite": math.isfinite, "softmax": reduce.softmax, "log_softmax": reduce.log_softmax,
+    "equal": lambda a, b: bool(tuple(a.shape) == tuple(b.shape) and math.eq(a, b).all()),
+    "allclose": lambda a, b, rtol=1e-5, atol=1e-8, equal_nan=False: bool(np.allclose(
+        np.asarray(a), np.asarray(b), rtol=rtol, atol=atol, equal_nan=equal_nan)),
+    # reductions
+    "sum": reduce.sum, "mean": reduce.mean, "prod": reduce.prod, "max": reduce.max,
+    "min": reduce.min, "amax": reduce.amax, "amin": reduce.amin, "argmax": reduce.argmax,
+    "argmin": reduce.argmin, "var": reduce.var, "std": reduce.std,
+    "logsumexp": reduce.logsumexp, "norm": reduce.norm, "all": reduce.all, "any": reduce.any,
+    "cumsum": reduce.cumsum, "count_nonzero": reduce.count_nonzero,
+    # linear algebra
+    "matmul": linalg.matmul, "mm": linalg.mm, "bmm": linalg.bmm, "mv": linalg.mv,
+    "dot": linalg.dot, "outer": linalg.outer, "ger": linalg.outer, "addmm": linalg.addmm,
+    # shape
+    "reshape": shape.reshape, "view": shape.view, "view_as": shape.view_as,
+    "reshape_as": shape.reshape_as, "permute": shape.permute, "transpose": shape.transpose,
+    "t": shape.t, "movedim": shape.movedim, "squeeze": shape.squeeze,
+    "unsqueeze": shape.unsqueeze, "expand": shape.expand, "expand_as": shape.expand_as,
+    "broadcast_to": shape.broadcast_to, "flatten": shape.flatten,
+    "unflatten": shape.unflatten, "ravel": shape.ravel, "narrow": shape.narrow,
+    "split": shape.split, "chunk": shape.chunk, "unbind": shape.unbind,
+    "tensor_split": shape.tensor_split, "repeat": shape.repeat, "tile": shape.tile,
+    "flip": shape.flip, "pad_dims": shape.pad_dims, "contiguous": shape.contiguous,
+    "clone": shape.clone, "swapaxes": shape.swapaxes,
+    # indexing
+    "gather": indexing.gather, "scatter": indexing.scatter,
+    "scatter_add": indexing.scatter_add, "index_select": indexing.index_select,
+    "masked_fill": indexing.masked_fill, "masked_select": indexing.masked_select,
+    "nonzero": indexing.nonzero, "take_along_dim": indexing.take_along_dim,
+    "index_add": indexing.index_add, "index_put": indexing.index_put,
+    # conversion
+    "to": _to, "type": _type, "cpu": _cpu, "cuda": _cuda,
+    "float": lambda x, memory_format=None: math.to_dtype(x, _dtype.float32),
+    "double": lambda x, memory_format=None: math.to_dtype(x, _dtype.float64),
+    "half": lambda x, memory_format=None: math.to_dtype(x, _dtype.float16),
+    "long": lambda x, memory_format=None: math.to_dtype(x, _dtype.int64),
+    "int": lambda x, memory_format=None: math.to_dtype(x, _dtype.int32),
+    "short": lambda x, memory_format=None: math.to_dtype(x, _dtype.int16),
+    "byte": lambda x, memory_format=None: math.to_dtype(x, _dtype.uint8),
+    "char": lambda x, memory_format=None: math.to_dtype(x, _dtype.int8),
+    "bool": lambda x, memory_format=None: math.to_dtype(x, _dtype.bool_),
+    "type_as": lambda x, other: math.to_dtype(x, other.dtype),
+    "new_tensor": lambda x, data, dtype=None, device=None, requires_grad=False: creation.tensor(
+        data, dtype=dtype or x.dtype, requires_grad=requires_grad),
+    "new_zeros": lambda x, *size, dtype=None, device=None, requires_grad=False: creation.zeros(
+        *size, dtype=dtype or x.dtype, requires_grad=requires_grad),
+    "new_ones": lambda x, *size, dtype=None, device=None, requires_grad=False: creation.ones(
+        *size, dtype=dtype or x.dtype, requires_grad=requires_grad),
+    "new_full": lambda x, size, fill_value, dtype=None, device=None, requires_grad=False:
+        creation.full(size, fill_value, dtype=dtype or x.dtype, requires_grad=requires_grad),
+    "new_empty": lambda x, *size, dtype=None, device=None, requires_grad=False: creation.empty(
+        *size, dtype=dtype or x.dtype, requires_grad=requires_grad),
+    "apply_": _apply_,
+    # operators
+    "__add__": math.add, "__radd__": _rbinary(math.add), "__sub__": math.sub,
+    "__rsub__": _rbinary(math.sub), "__mul__": math.mul, "__rmul__": _rbinary(math.mul),
+    "__truediv__": math.div, "__rtruediv__": _rbinary(math.div), "__div__": math.div,
+    "__floordiv__": math.floor_divide, "__rfloordiv__": _rbinary(math.floor_divide),
+    "__mod__": math.remainder, "__rmod__": _rbinary(math.remainder),
+    "__pow__": math.pow, "__rpow__": _rbinary(math.pow), "__matmul__": linalg.matmul,
+    "__rmatmul__": _rbinary(linalg.matmul), "__neg__": math.neg, "__pos__": lambda x: x,
+    "__abs__": math.abs, "__invert__": lambda x: math.logical_not(x) if x._data.dtype == np.bool_
+    else -x - 1,
+    "__and__": math.logical_and, "__or__": math.logical_or, "__xor__": math.logical_xor,
+    "__rand__": _rbinary(math.logical_and), "__ror__": _rbinary(math.logical_or),
+    "__lt__": math.lt, "__le__": math.le, "__gt__": math.gt, "__ge__": math.ge,
+    "__eq__": _eq, "__ne__": _ne,
+    "__getitem__": indexing.getitem, "__setitem__": indexing.setitem,
+    "__iadd__": inplace.add_, "__isub__": inplace.sub_, "__imul__": inplace.mul_,
+    "__itruediv__": inplace.div_,
+    "__iand__": lambda x, o: inplace.commit_inplace(x, lambda old: math.logical_and(old, o)),
+    "__ior__": lambda x, o: inplace.commit_inplace(x, lambda old: math.logical_or(old, o)),
+}
+METHODS.update(inplace.INPLACE_METHODS)
+METHODS.update(inplace.OUT_OF_PLACE_EXTRA)
+
+
+def install() -> None:
+    for name, fn in METHODS.items():
+        setattr(Tensor, name, fn)
+    Tensor.__hash__ = lambda self: id(self)  # __eq__ is elementwise; hash by identity
+
+
+__all__ = ["install", "METHODS"]

@@ -1,0 +1,225 @@
+"""Reductions with ``dim`` (int, tuple or None) and ``keepdim``; composites (mean, var,
+std, logsumexp, norm, softmax and log_softmax) are written over SUM/MAX primitives."""
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+
+from .._dispatch import apply
+from .._dtype import to_numpy_dtype
+from .._primitives import PRIMITIVES as P
+from .._tensor import Tensor, _wrap_dim
+from ..codegen.ops import Op
+from .math import cast, exp, log, sqrt
+
+values_indices = namedtuple("values_indices", ["values", "indices"])
+
+
+def normalize_axes(dim, ndim: int, op: str) -> tuple[int, ...]:
+    if dim is None:
+        return tuple(range(ndim))
+    dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+    axes = sorted({_wrap_dim(int(d), ndim, op) for d in dims})
+    if ndim == 0:
+        return ()
+    return tuple(axes)
+
+
+def _reduce(op: Op, x: Tensor, dim, keepdim: bool, name: str) -> Tensor:
+    axes = normalize_axes(dim, x._data.ndim, name)
+    if not axes and x._data.ndim > 0 and dim is not None and not isinstance(dim, (tuple, list)):
+        return x
+    return apply(P[op], (x,), {"axes": axes, "keepdim": bool(keepdim)})
+
+
+def sum(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    if dtype is not None:
+        x = cast(x, to_numpy_dtype(dtype))
+    elif x._data.dtype.kind in "biu":
+        x = cast(x, np.int64)  # PyTorch sums integers and bools in int64
+    return _reduce(Op.SUM, x, dim, keepdim, "sum")
+
+
+def _count(x: Tensor, axes) -> int:
+    n = 1
+    for a in axes:
+        n *= x._data.shape[a]
+    return n
+
+
+def mean(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    if dtype is not None:
+        x = cast(x, to_numpy_dtype(dtype))
+    if x._data.dtype.kind != "f":
+        raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either "
+                           f"a floating point or complex dtype. Got: {x.dtype}")
+    axes = normalize_axes(dim, x._data.ndim, "mean")
+    n = _count(x, axes)
+    total = apply(P[Op.SUM], (x,), {"axes": axes, "keepdim": bool(keepdim)})
+    return total * (1.0 / n) if n else total / 0.0
+
+
+def prod(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+    if dtype is not None:
+        x = cast(x, to_numpy_dtype(dtype))
+    elif x._data.dtype.kind in "biu":
+        x = cast(x, np.int64)
+    return _reduce(Op.PROD, x, dim, keepdim, "prod")
+
+
+def amax(x: Tensor, dim=(), keepdim: bool = False) -> Tensor:
+    return _reduce(Op.MAX, x, None if dim == () else dim, keepdim, "amax")
+
+
+def amin(x: Tensor, dim=(), keepdim: bool = False) -> Tensor:
+    return _reduce(Op.MIN, x, None if dim == () else dim, keepdim, "amin")
+
+
+def _arg(op: Op, x: Tensor, dim, keepdim, name):
+    axis = None if dim is None else _wrap_dim(dim, x._data.ndim, name)
+    if x._data.ndim == 0:
+        axis = None
+    return apply(P[op], (x,), {"axis": axis, "keepdim": bool(keepdim)})
+
+
+def argmax(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    return _arg(Op.ARGMAX, x, dim, keepdim, "argmax")
+
+
+def argmin(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    return _arg(Op.ARGMIN, x, dim, keepdim, "argmin")
+
+
+def _max_min(op, arg_op, x, dim, keepdim, other, name):
+    if isinstance(dim, Tensor) and other is None:
+        other, dim = dim, None
+    if other is not None:
+        from .math import maximum, minimum
+        return (maximum if op is Op.MAX else minimum)(x, other)
+    if dim is None:
+        return _reduce(op, x, None, False, name)
+    values = _reduce(op, x, dim, keepdim, name)
+    indices = _arg(arg_op, x, dim, keepdim, name)
+    return values_indices(values, indices)
+
+
+def max(x: Tensor, dim=None, keepdim: bool = False, *, other=None):
+    """``max(x)`` is the largest element; ``max(x, dim)`` is (values, indices)."""
+    return _max_min(Op.MAX, Op.ARGMAX, x, dim, keepdim, other, "max")
+
+
+def min(x: Tensor, dim=None, keepdim: bool = False, *, other=None):
+    return _max_min(Op.MIN, Op.ARGMIN, x, dim, keepdim, other, "min")
+
+
+def var(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
+        correction=None) -> Tensor:
+    if isinstance(unbiased, (int, tuple, list)) and not isinstance(unbiased, bool):
+        dim, unbiased = unbiased, None  # var(x, dim) positional
+    if correction is None:
+        correction = 1 if unbiased is None or unbiased else 0
+    axes = normalize_axes(dim, x._data.ndim, "var")
+    n = _count(x, axes)
+    centered = x - mean(x, axes, keepdim=True)
+    ss = apply(P[Op.SUM], (centered * centered,), {"axes": axes, "keepdim": bool(keepdim)})
+    denom = n - correction
+    return ss / float(denom) if denom > 0 else ss / 0.0
+
+
+def std(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
+        correction=None) -> Tensor:
+    return sqrt(var(x, dim, unbiased, keepdim, correction=correction))
+
+
+def var_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return var(x, dim, unbiased, keepdim, correction=correction), mean(x, dim, keepdim)
+
+
+def std_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return std(x, dim, unbiased, keepdim, correction=correction), mean(x, dim, keepdim)
+
+
+def logsumexp(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    axes = normalize_axes(dim, x._data.ndim, "logsumexp")
+    # NOTE: subtract the (detached) max so exp never overflows; it cancels exactly.
+    m = amax(x, axes, keepdim=True).detach()
+    from .math import where
+    m = where(m.abs() == float("inf"), 0.0, m)
+    s = log(sum(exp(x - m), axes, keepdim=True)) + m
+    return s if keepdim else s.reshape(tuple(d for i, d in enumerate(x.shape) if i not in axes))
+
+
+def softmax(x: Tensor, dim: int = -1, dtype=None) -> Tensor:
+    if dtype is not None:
+        x = cast(x, to_numpy_dtype(dtype))
+    e = exp(x - amax(x, dim, keepdim=True).detach())
+    return e / sum(e, dim, keepdim=True)
+
+
+def log_softmax(x: Tensor, dim: int = -1, dtype=None) -> Tensor:
+    if dtype is not None:
+        x = cast(x, to_numpy_dtype(dtype))
+    shifted = x - amax(x, dim, keepdim=True).detach()
+    return shifted - log(sum(exp(shifted), dim, keepdim=True))
+
+
+def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
+    if dtype is not None:
+        x = cast(x, to_numpy_dtype(dtype))
+    if p in ("fro", 2, 2.0, None):
+        return sqrt(sum(x * x, dim, keepdim))
+    if p == float("inf"):
+        return amax(x.abs(), () if dim is None else dim, keepdim)
+    if p == float("-inf"):
+        return amin(x.abs(), () if dim is None else dim, keepdim)
+    if p in (1, 1.0):
+        return sum(x.abs(), dim, keepdim)
+    if p == 0:
+        return sum((x != 0).to(x.dtype), dim, keepdim)
+    return sum(x.abs() ** p, dim, keepdim) ** (1.0 / p)
+
+
+def all(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    b = cast(x, np.bool_)
+    if b._data.size == 0 and dim is None:
+        from .creation import tensor
+        return tensor(True)
+    return _reduce(Op.MIN, b, dim, keepdim, "all")
+
+
+def any(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    b = cast(x, np.bool_)
+    if b._data.size == 0 and dim is None:
+        from .creation import tensor
+        return tensor(False)
+    return _reduce(Op.MAX, b, dim, keepdim, "any")
+
+
+def cumsum(x: Tensor, dim: int, *, dtype=None) -> Tensor:
+    if dtype is not None:
+        x = cast(x, to_numpy_dtype(dtype))
+    elif x._data.dtype.kind in "biu":
+        x = cast(x, np.int64)
+    return apply(P[Op.CUMSUM], (x,), {"axis": _wrap_dim(dim, x._data.ndim, "cumsum")})
+
+
+def sum_to(g: Tensor, shape: tuple) -> Tensor:
+    """Sum ``g`` down to ``shape``, undoing NumPy broadcasting (leading and size-1 dims)."""
+    gshape = tuple(g.shape)
+    if gshape == shape:
+        return g
+    lead = len(gshape) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, d in enumerate(shape) if d == 1 and gshape[lead + i] != 1)
+    out = apply(P[Op.SUM], (g,), {"axes": axes, "keepdim": True}) if axes else g
+    return out.reshape(shape)
+
+
+def count_nonzero(x: Tensor, dim=None) -> Tensor:
+    return sum(x != 0, dim)
+
+
+__all__ = ["sum", "mean", "prod", "amax", "amin", "argmax", "argmin", "max", "min", "var",
+           "std", "var_mean", "std_mean", "logsumexp", "softmax", "log_softmax", "norm",
+           "all", "any", "cumsum", "sum_to", "count_nonzero"]

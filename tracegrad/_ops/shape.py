@@ -1,0 +1,363 @@
+"""Views and shape manipulation: reshape/view, permute, transpose, squeeze, expand,
+flatten, narrow, split, cat/stack, repeat, flip, pad. All are compositions of the
+movement primitives (RESHAPE, PERMUTE, EXPAND, SLICE, PAD) and CAT."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .._dispatch import apply
+from .._primitives import PRIMITIVES as P
+from .._primitives.registry import ShapeError
+from .._tensor import Tensor, _wrap_dim
+from ..codegen.ops import Op
+
+
+def _sizes(args) -> tuple:
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        args = tuple(args[0])
+    return tuple(int(a) for a in args)
+
+
+def _infer_shape(shape: tuple, numel: int, op: str) -> tuple:
+    if shape.count(-1) > 1:
+        raise ShapeError(f"{op}: only one dimension can be inferred (-1), got {list(shape)}")
+    if -1 in shape:
+        known = 1
+        for d in shape:
+            if d != -1:
+                known *= d
+        if known == 0 or numel % known:
+            raise ShapeError(f"{op}: shape {list(shape)} is invalid for input of size {numel}")
+        shape = tuple(numel // known if d == -1 else d for d in shape)
+    return shape
+
+
+def reshape(x: Tensor, *shape) -> Tensor:
+    shape = _infer_shape(_sizes(shape), x.numel(), "reshape")
+    if shape == tuple(x._data.shape):
+        return x
+    return apply(P[Op.RESHAPE], (x,), {"shape": shape})
+
+
+def view(x: Tensor, *shape) -> Tensor:
+    if len(shape) == 1 and not isinstance(shape[0], (tuple, list, numbers.Integral)):
+        from .math import to_dtype
+        return to_dtype(x, shape[0])
+    return reshape(x, *shape)
+
+
+def view_as(x: Tensor, other: Tensor) -> Tensor:
+    return reshape(x, tuple(other.shape))
+
+
+def reshape_as(x: Tensor, other: Tensor) -> Tensor:
+    return reshape(x, tuple(other.shape))
+
+
+def permute(x: Tensor, *dims) -> Tensor:
+    dims = _sizes(dims)
+    n = x._data.ndim
+    if len(dims) != n:
+        raise ShapeError(f"permute: number of dims {len(dims)} doesn't match the tensor's "
+                         f"rank {n} (shape {tuple(x.shape)})")
+    perm = tuple(_wrap_dim(d, n, "permute") for d in dims)
+    if perm == tuple(range(n)):
+        return x
+    return apply(P[Op.PERMUTE], (x,), {"perm": perm})
+
+
+def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
+    n = x._data.ndim
+    if n == 0:
+        return x
+    d0, d1 = _wrap_dim(dim0, n, "transpose"), _wrap_dim(dim1, n, "transpose")
+    perm = list(range(n))
+    perm[d0], perm[d1] = perm[d1], perm[d0]
+    return permute(x, perm)
+
+
+def t(x: Tensor) -> Tensor:
+    if x._data.ndim > 2:
+        raise ShapeError(f"t(): expects a tensor with <= 2 dimensions, got shape {tuple(x.shape)}")
+    return transpose(x, 0, 1) if x._data.ndim == 2 else x
+
+
+def movedim(x: Tensor, source, destination) -> Tensor:
+    n = x._data.ndim
+    src = [source] if isinstance(source, int) else list(source)
+    dst = [destination] if isinstance(destination, int) else list(destination)
+    src = [_wrap_dim(s, n, "movedim") for s in src]
+    dst = [_wrap_dim(d, n, "movedim") for d in dst]
+    order = [d for d in range(n) if d not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return permute(x, order)
+
+
+def squeeze(x: Tensor, dim=None) -> Tensor:
+    shape = tuple(x._data.shape)
+    if dim is None:
+        new = tuple(d for d in shape if d != 1)
+    else:
+        dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+        axes = {_wrap_dim(d, len(shape), "squeeze") for d in dims} if shape else set()
+        new = tuple(d for i, d in enumerate(shape) if not (i in axes and d == 1))
+    return reshape(x, new)
+
+
+def unsqueeze(x: Tensor, dim: int) -> Tensor:
+    n = x._data.ndim + 1
+    d = _wrap_dim(dim, n, "unsqueeze")
+    shape = list(x._data.shape)
+    shape.insert(d, 1)
+    return reshape(x, tuple(shape))
+
+
+def expand(x: Tensor, *sizes) -> Tensor:
+    sizes = _sizes(sizes)
+    old = tuple(x._data.shape)
+    lead = len(sizes) - len(old)
+    if lead < 0:
+        raise ShapeError(f"expand: the number of sizes provided ({len(sizes)}) must be greater "
+                         f"or equal to the number of dimensions in the tensor ({len(old)})")
+    shape = tuple(old[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes))
+    if shape == old:
+        return x
+    return apply(P[Op.EXPAND], (x,), {"shape": shape})
+
+
+def expand_as(x: Tensor, other: Tensor) -> Tensor:
+    return expand(x, tuple(other.shape))
+
+
+def broadcast_to(x: Tensor, shape) -> Tensor:
+    return expand(x, tuple(shape))
+
+
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    shape = tuple(x._data.shape)
+    if not shape:
+        return reshape(x, (1,))
+    s = _wrap_dim(start_dim, len(shape), "flatten")
+    e = _wrap_dim(end_dim, len(shape), "flatten")
+    if s > e:
+        raise ShapeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+    mid = 1
+    for d in shape[s:e + 1]:
+        mid *= d
+    return reshape(x, shape[:s] + (mid,) + shape[e + 1:])
+
+
+def unflatten(x: Tensor, dim: int, sizes) -> Tensor:
+    shape = tuple(x._data.shape)
+    d = _wrap_dim(dim, len(shape), "unflatten")
+    sizes = _infer_shape(tuple(sizes), shape[d], "unflatten")
+    return reshape(x, shape[:d] + sizes + shape[d + 1:])
+
+
+def ravel(x: Tensor) -> Tensor:
+    return reshape(x, (-1,))
+
+
+def slice_dims(x: Tensor, index: tuple) -> Tensor:
+    """Basic slicing with one ``slice`` per dim: the SLICE primitive, skipped if a no-op."""
+    shape = x._data.shape
+    if all(s.indices(n) == (0, n, 1) for s, n in zip(index, shape)):
+        return x
+    return apply(P[Op.SLICE], (x,), {"index": tuple(index)})
+
+
+def narrow(x: Tensor, dim: int, start: int, length: int) -> Tensor:
+    shape = tuple(x._data.shape)
+    d = _wrap_dim(dim, len(shape), "narrow")
+    start = int(start)
+    if start < 0:
+        start += shape[d]
+    if start < 0 or length < 0 or start + length > shape[d]:
+        raise IndexError(f"narrow: start {start} + length {length} exceeds dimension {d} of "
+                         f"size {shape[d]}")
+    index = tuple(slice(start, start + length) if i == d else slice(None)
+                  for i in range(len(shape)))
+    return slice_dims(x, index)
+
+
+def split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
+    size = x._data.shape[_wrap_dim(dim, x._data.ndim, "split")]
+    if isinstance(split_size_or_sections, numbers.Integral):
+        step = int(split_size_or_sections)
+        if step <= 0:
+            raise ValueError(f"split: split_size must be positive, got {step}")
+        sections = [min(step, size - s) for s in range(0, size, step)] or [0]
+    else:
+        sections = [int(s) for s in split_size_or_sections]
+        if sum(sections) != size:
+            raise ShapeError(f"split: sections {sections} don't add up to the size {size} of "
+                             f"dimension {dim}")
+    out, start = [], 0
+    for n in sections:
+        out.append(narrow(x, dim, start, n))
+        start += n
+    return tuple(out)
+
+
+def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
+    size = x._data.shape[_wrap_dim(dim, x._data.ndim, "chunk")]
+    step = -(-size // chunks) if size else 1
+    return split(x, step, dim)
+
+
+def tensor_split(x: Tensor, sections: int, dim: int = 0) -> tuple:
+    size = x._data.shape[_wrap_dim(dim, x._data.ndim, "tensor_split")]
+    base, extra = divmod(size, sections)
+    return split(x, [base + (1 if i < extra else 0) for i in range(sections)], dim)
+
+
+def unbind(x: Tensor, dim: int = 0) -> tuple:
+    d = _wrap_dim(dim, x._data.ndim, "unbind")
+    return tuple(squeeze(p, d) for p in split(x, 1, d)) if x._data.shape[d] else ()
+
+
+def cat(tensors, dim: int = 0) -> Tensor:
+    tensors = [t for t in tensors]
+    if not tensors:
+        raise ValueError("cat: expected a non-empty list of tensors")
+    # PyTorch skips legacy empty 1-d tensors of shape (0,) in cat.
+    ranked = [t for t in tensors if not (t._data.ndim == 1 and t._data.shape[0] == 0)]
+    tensors = ranked or tensors[:1]
+    d = _wrap_dim(dim, tensors[0]._data.ndim, "cat")
+    if len({t._data.dtype for t in tensors}) > 1:
+        from .._dtype import promote_types
+        from .math import cast
+        dt = tensors[0]._data.dtype
+        for t in tensors[1:]:
+            dt = promote_types(dt, t._data.dtype)
+        tensors = [cast(t, dt) for t in tensors]
+    if len(tensors) == 1:
+        return tensors[0]
+    return apply(P[Op.CAT], tuple(tensors), {"dim": d})
+
+
+concat = cat
+concatenate = cat
+
+
+def stack(tensors, dim: int = 0) -> Tensor:
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: expected a non-empty list of tensors")
+    shapes = {tuple(t.shape) for t in tensors}
+    if len(shapes) > 1:
+        raise ShapeError(f"stack: expects each tensor to be equal size, got shapes "
+                         f"{sorted(shapes)}")
+    d = _wrap_dim(dim, tensors[0]._data.ndim + 1, "stack")
+    return cat([unsqueeze(t, d) for t in tensors], d)
+
+
+def hstack(tensors):
+    return cat(tensors, 0 if tensors[0].ndim == 1 else 1)
+
+
+def vstack(tensors):
+    return cat([t if t.ndim > 1 else unsqueeze(t, 0) for t in tensors], 0)
+
+
+def repeat(x: Tensor, *sizes) -> Tensor:
+    sizes = _sizes(sizes)
+    shape = tuple(x._data.shape)
+    if len(sizes) < len(shape):
+        raise ShapeError(f"repeat: number of repeat dims ({len(sizes)}) can not be smaller "
+                         f"than the number of tensor dims ({len(shape)})")
+    shape = (1,) * (len(sizes) - len(shape)) + shape
+    x = reshape(x, shape)
+    # Each dim d becomes (repeat_d, size_d): expand a new axis in front, then merge.
+    inter = []
+    for r, s in zip(sizes, shape):
+        inter += [1, s]
+    x = reshape(x, tuple(inter))
+    expanded = []
+    for r, s in zip(sizes, shape):
+        expanded += [r, s]
+    x = expand(x, tuple(expanded))
+    return reshape(x, tuple(r * s for r, s in zip(sizes, shape)))
+
+
+def tile(x: Tensor, dims) -> Tensor:
+    dims = tuple(dims)
+    if len(dims) < x._data.ndim:
+        dims = (1,) * (x._data.ndim - len(dims)) + dims
+    return repeat(x, dims)
+
+
+def flip(x: Tensor, dims) -> Tensor:
+    dims = (dims,) if isinstance(dims, numbers.Integral) else tuple(dims)
+    axes = {_wrap_dim(d, x._data.ndim, "flip") for d in dims}
+    index = tuple(slice(None, None, -1) if i in axes else slice(None)
+                  for i in range(x._data.ndim))
+    return slice_dims(x, index)
+
+
+def pad_dims(x: Tensor, pads, value=0.0) -> Tensor:
+    """PAD with one ``(before, after)`` pair per dim; negative amounts crop."""
+    pads = tuple((int(b), int(a)) for b, a in pads)
+    if all(b == 0 and a == 0 for b, a in pads):
+        return x
+    return apply(P[Op.PAD], (x,), {"pads": pads, "value": value})
+
+
+def pad(x: Tensor, pad, mode: str = "constant", value=None) -> Tensor:
+    """``torch.nn.functional.pad``: ``pad`` lists (left, right) pairs from the last dim."""
+    if len(pad) % 2 or len(pad) // 2 > x._data.ndim:
+        raise ShapeError(f"pad: padding length must be even and at most 2 * rank "
+                         f"({2 * x._data.ndim}), got {tuple(pad)} for shape {tuple(x.shape)}")
+    n = x._data.ndim
+    pairs = [(0, 0)] * n
+    for i in range(len(pad) // 2):
+        pairs[n - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
+    if mode == "constant":
+        return pad_dims(x, pairs, 0.0 if value is None else value)
+    if mode in ("replicate", "reflect", "circular"):
+        return _pad_by_index(x, pairs, mode)
+    raise ValueError(f"pad: unknown mode {mode!r}; expected 'constant', 'reflect', "
+                     f"'replicate' or 'circular'")
+
+
+def _pad_by_index(x: Tensor, pairs, mode: str) -> Tensor:
+    from .indexing import index_select
+    from .creation import tensor
+    for d, (b, a) in enumerate(pairs):
+        if b == 0 and a == 0:
+            continue
+        n = x._data.shape[d]
+        idx = np.arange(-b, n + a)
+        if mode == "replicate":
+            idx = np.clip(idx, 0, n - 1)
+        elif mode == "circular":
+            idx = idx % n
+        else:
+            period = 2 * (n - 1)
+            idx = np.abs(idx) % period
+            idx = np.where(idx >= n, period - idx, idx)
+        x = index_select(x, d, tensor(idx))
+    return x
+
+
+def contiguous(x: Tensor, memory_format=None) -> Tensor:
+    return x
+
+
+def clone(x: Tensor, memory_format=None) -> Tensor:
+    # CAST to the same dtype is identity-free in NumPy (astype copies), and differentiable.
+    return apply(P[Op.CAST], (x,), {"dtype": x._data.dtype})
+
+
+def swapaxes(x, a, b):
+    return transpose(x, a, b)
+
+
+__all__ = ["reshape", "view", "view_as", "reshape_as", "permute", "transpose", "t", "movedim",
+           "squeeze", "unsqueeze", "expand", "expand_as", "broadcast_to", "flatten",
+           "unflatten", "ravel", "narrow", "split", "chunk", "tensor_split", "unbind", "cat",
+           "concat", "concatenate", "stack", "hstack", "vstack", "repeat", "tile", "flip",
+           "pad", "pad_dims", "contiguous", "clone", "swapaxes", "slice_dims"]

@@ -1,0 +1,197 @@
+"""MATMUL, gathers and scatters, advanced indexing, and random inputs."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..codegen.ops import Op
+from .registry import ShapeError, describe, primitive, reads_none, reads_other
+
+
+def _matmul_shape(a, b):
+    sa, sb = tuple(a.shape), tuple(b.shape)
+    if len(sa) < 2 or len(sb) < 2 or sa[-1] != sb[-2]:
+        raise ShapeError(f"matmul: shapes {sa} and {sb} cannot be multiplied "
+                         f"({sa[-1] if sa else '?'} != {sb[-2] if len(sb) > 1 else '?'})")
+    try:
+        batch = tuple(np.broadcast_shapes(sa[:-2], sb[:-2]))
+    except ValueError:
+        raise ShapeError(f"matmul: batch dims of {sa} and {sb} cannot be broadcast") from None
+    if np.dtype(a.dtype) != np.dtype(b.dtype):
+        raise ShapeError(f"matmul: expected both operands to have the same dtype, got "
+                         f"{describe(a)} and {describe(b)}")
+    return batch + (sa[-2], sb[-1]), np.dtype(a.dtype)
+
+
+def _matmul_vjp(g, node):
+    from .._ops.reduce import sum_to
+    a, b = node.inputs
+    ga = gb = None
+    if node.needs_grad[0]:
+        ga = sum_to(g @ b.transpose(-1, -2), tuple(a.shape))
+    if node.needs_grad[1]:
+        gb = sum_to(a.transpose(-1, -2) @ g, tuple(b.shape))
+    return ga, gb
+
+
+@primitive(Op.MATMUL, shape=_matmul_shape, needs=reads_other, vjp=_matmul_vjp)
+def matmul(a, b):
+    return np.matmul(a, b)
+
+
+def _gather_shape(x, index, dim):
+    if np.dtype(index.dtype).kind not in "iu":
+        raise ShapeError(f"gather: index must be an integer tensor, got {describe(index)}")
+    if len(index.shape) != len(x.shape):
+        raise ShapeError(f"gather: index {describe(index)} must have the same rank as "
+                         f"input {describe(x)}")
+    return tuple(index.shape), np.dtype(x.dtype)
+
+
+def _gather_vjp(g, node):
+    from .._ops.creation import zeros
+    x, index = node.inputs
+    dim = node.attrs["dim"]
+    base = zeros(*tuple(x.shape), dtype=g.dtype)
+    return base.scatter_add(dim, index, g), None
+
+
+@primitive(Op.GATHER, shape=_gather_shape, needs=lambda m: (1,), vjp=_gather_vjp)
+def gather(x, index, dim):
+    _check_index_range("gather", index, x.shape[dim] if x.ndim else 1)
+    # torch.gather lets index be smaller than x outside `dim`: read only that box.
+    box = tuple(slice(None) if d == dim else slice(0, n) for d, n in enumerate(index.shape))
+    return np.take_along_axis(x[box], index, axis=dim)
+
+
+def _check_index_range(name, index, size):
+    if index.size and (index.min() < -size or index.max() >= size):
+        bad = index.max() if index.max() >= size else index.min()
+        raise IndexError(f"{name}: index {int(bad)} is out of bounds for a dimension of size {size}")
+
+
+def _full_index(index, dim):
+    """The tuple of index arrays that addresses, along ``dim``, what ``index`` names."""
+    grids = list(np.indices(index.shape, sparse=True))
+    grids[dim] = index
+    return tuple(grids)
+
+
+def _scatter_add_shape(base, index, src, dim):
+    if len(index.shape) != len(base.shape):
+        raise ShapeError(f"scatter_add: index {describe(index)} must have the same rank as "
+                         f"self {describe(base)}")
+    return tuple(base.shape), np.dtype(base.dtype)
+
+
+def _scatter_add_vjp(g, node):
+    base, index, src = node.inputs
+    dim = node.attrs["dim"]
+    gsrc = g.gather(dim, index) if node.needs_grad[2] else None
+    if gsrc is not None and tuple(gsrc.shape) != tuple(src.shape):
+        gsrc = gsrc.pad_dims([(0, s - n) for s, n in zip(src.shape, gsrc.shape)])
+    return g, None, gsrc
+
+
+@primitive(Op.SCATTER_ADD, shape=_scatter_add_shape, needs=lambda m: (1,), vjp=_scatter_add_vjp)
+def scatter_add(base, index, src, dim):
+    _check_index_range("scatter_add", index, base.shape[dim] if base.ndim else 1)
+    out = np.array(base, copy=True)
+    src_part = src[tuple(slice(0, n) for n in index.shape)]
+    np.add.at(out, _full_index(index, dim), src_part)
+    return out
+
+
+# ---- advanced indexing ----------------------------------------------------------------
+# ``spec`` is the user's key with each index tensor replaced by the marker TENSOR; the
+# index arrays themselves are inputs, so a traced graph reads them at every call.
+
+TENSOR = "<tensor>"
+
+
+def build_key(spec, indices):
+    it = iter(indices)
+    return tuple(next(it) if k is TENSOR else k for k in spec)
+
+
+def _index_shape(x, *indices, spec):
+    # Index a zero-strided stand-in of x's shape: NumPy then applies its own rules.
+    probe = np.broadcast_to(np.zeros((), np.bool_), tuple(x.shape))
+    fake = [np.ones(tuple(i.shape), np.bool_) if np.dtype(i.dtype) == np.bool_
+            else np.zeros(tuple(i.shape), np.int64) for i in indices]
+    try:
+        return tuple(probe[build_key(spec, fake)].shape), np.dtype(x.dtype)
+    except IndexError as e:
+        raise ShapeError(f"index: {e} (indexing a tensor of shape {tuple(x.shape)})") from None
+
+
+def _index_vjp(g, node):
+    from .._ops.creation import zeros
+    x = node.inputs[0]
+    base = zeros(*tuple(x.shape), dtype=g.dtype)
+    grad = _apply_index_put(base, g, node.inputs[1:], node.attrs["spec"], True)
+    return (grad,) + (None,) * (len(node.inputs) - 1)
+
+
+def _apply_index_put(base, values, indices, spec, accumulate):
+    from .._dispatch import apply
+    return apply(PRIM_INDEX_PUT, (base, values) + tuple(indices),
+                 {"spec": spec, "accumulate": accumulate})
+
+
+PRIM_INDEX = primitive(Op.INDEX, shape=_index_shape, needs=lambda m: tuple(range(1, len(m))),
+                       vjp=_index_vjp)(lambda x, *indices, spec: x[build_key(spec, indices)])
+
+
+def _index_put_shape(base, values, *indices, spec, accumulate):
+    return tuple(base.shape), np.dtype(base.dtype)
+
+
+def _index_put_vjp(g, node):
+    from .._dispatch import apply
+    from .._ops.reduce import sum_to
+    base, values, *indices = node.inputs
+    spec, accumulate = node.attrs["spec"], node.attrs["accumulate"]
+    gbase = gvalues = None
+    if node.needs_grad[0]:
+        if accumulate:
+            gbase = g
+        else:
+            from .._ops.creation import zeros
+            gbase = _apply_index_put(g, zeros(1, dtype=g.dtype).reshape(()), indices, spec, False)
+    if node.needs_grad[1]:
+        picked = apply(PRIM_INDEX, (g,) + tuple(indices), {"spec": spec})
+        gvalues = sum_to(picked, tuple(values.shape))
+    return (gbase, gvalues) + (None,) * len(indices)
+
+
+def _index_put(base, values, *indices, spec, accumulate):
+    out = np.array(base, copy=True)
+    key = build_key(spec, indices)
+    if accumulate:
+        np.add.at(out, key, values)
+    else:
+        out[key] = values
+    return out
+
+
+PRIM_INDEX_PUT = primitive(Op.INDEX_PUT, shape=_index_put_shape,
+                           needs=lambda m: tuple(range(2, len(m))),
+                           vjp=_index_put_vjp)(_index_put)
+
+
+# ---- random inputs ----------------------------------------------------------------------
+
+def _random_shape(shape, dtype):
+    return tuple(shape), np.dtype(dtype)
+
+
+@primitive(Op.RAND, shape=_random_shape)
+def rand(shape, dtype):
+    from .._random import default_generator
+    return default_generator.numpy.random(shape, dtype=np.float64).astype(dtype, copy=False)
+
+
+@primitive(Op.RANDN, shape=_random_shape)
+def randn(shape, dtype):
+    from .._random import default_generator
+    return default_generator.numpy.standard_normal(shape).astype(dtype, copy=False)

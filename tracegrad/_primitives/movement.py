@@ -1,0 +1,186 @@
+"""Movement primitives: views that change how a buffer is read, never its contents.
+
+RESHAPE, PERMUTE, EXPAND, SLICE (basic slicing with steps), PAD (constant fill) and
+WINDOWS (the sliding-window view under convolution and pooling). Eagerly they are NumPy
+views where NumPy can make one (PAD copies); in codegen they fold into index math.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ..codegen.ops import Op
+from .registry import ShapeError, primitive, reads_none
+
+
+def _reshape_shape(x, shape):
+    old = tuple(x.shape)
+    if int(np.prod(old, dtype=np.int64)) != int(np.prod(shape, dtype=np.int64)):
+        raise ShapeError(f"reshape: shape {list(shape)} is invalid for input of shape "
+                         f"{old} ({int(np.prod(old, dtype=np.int64))} elements)")
+    return tuple(shape), np.dtype(x.dtype)
+
+
+@primitive(Op.RESHAPE, shape=_reshape_shape, needs=reads_none,
+           vjp=lambda g, node: (g.reshape(tuple(node.inputs[0].shape)),))
+def reshape(x, shape):
+    return np.reshape(x, shape)
+
+
+def _permute_shape(x, perm):
+    shape = tuple(x.shape)
+    if sorted(perm) != list(range(len(shape))):
+        raise ShapeError(f"permute: {list(perm)} is not a permutation of the {len(shape)} "
+                         f"dims of a tensor of shape {shape}")
+    return tuple(shape[p] for p in perm), np.dtype(x.dtype)
+
+
+def _permute_vjp(g, node):
+    perm = node.attrs["perm"]
+    return (g.permute(*tuple(int(i) for i in np.argsort(perm))),)
+
+
+@primitive(Op.PERMUTE, shape=_permute_shape, needs=reads_none, vjp=_permute_vjp)
+def permute(x, perm):
+    return np.transpose(x, perm)
+
+
+def _expand_shape(x, shape):
+    old = tuple(x.shape)
+    ok = len(shape) >= len(old) and all(
+        o == n or o == 1 for o, n in zip(old[::-1], shape[::-1]))
+    if not ok:
+        raise ShapeError(f"expand: cannot expand a tensor of shape {old} to {tuple(shape)} "
+                         f"(only size-1 dims can grow, and new dims go in front)")
+    return tuple(shape), np.dtype(x.dtype)
+
+
+def _expand_vjp(g, node):
+    from .._ops.reduce import sum_to
+    return (sum_to(g, tuple(node.inputs[0].shape)),)
+
+
+@primitive(Op.EXPAND, shape=_expand_shape, needs=reads_none, vjp=_expand_vjp)
+def expand(x, shape):
+    return np.broadcast_to(x, shape)
+
+
+def _slice_shape(x, index):
+    shape = tuple(x.shape)
+    if len(index) != len(shape):
+        raise ShapeError(f"slice: {len(index)} slices for a tensor of rank {len(shape)}")
+    return tuple(len(range(*s.indices(d))) for s, d in zip(index, shape)), np.dtype(x.dtype)
+
+
+def _slice_vjp(g, node):
+    return (scatter_slice(g, tuple(node.inputs[0].shape), node.attrs["index"]),)
+
+
+def scatter_slice(g, shape, index):
+    """Place ``g`` (the value of ``zeros(shape)[index]``) into zeros of ``shape``, with
+    tensor ops only, so the result stays differentiable.
+
+    Per dim: a negative step is a flip of a positive one; a step s > 1 spreads each element
+    over s slots by padding a new trailing axis; then PAD places the run inside the dim.
+    """
+    for dim, (s, size) in enumerate(zip(index, shape)):
+        start, stop, step = s.indices(size)
+        n = len(range(start, stop, step))
+        if step == 1 and n == size:
+            continue  # this dim was not sliced
+        if n == 0:
+            from .._ops.creation import zeros
+            return zeros(*shape, dtype=g.dtype)
+        flip = step < 0
+        if flip:
+            start = start + step * (n - 1)  # the lowest index touched
+            step = -step
+        if flip:
+            g = g.flip(dim)
+        if step > 1:
+            rest = g.shape[dim + 1:]
+            g = g.unsqueeze(dim + 1)
+            pads = [(0, 0)] * g.ndim
+            pads[dim + 1] = (0, step - 1)
+            g = g.pad_dims(pads)
+            g = g.reshape(g.shape[:dim] + (n * step,) + tuple(rest))
+            g = g.narrow(dim, 0, (n - 1) * step + 1)
+        pads = [(0, 0)] * g.ndim
+        pads[dim] = (start, size - start - g.shape[dim])
+        g = g.pad_dims(pads)
+    return g
+
+
+@primitive(Op.SLICE, shape=_slice_shape, needs=reads_none, vjp=_slice_vjp)
+def slice_(x, index):
+    return x[index]
+
+
+def _pad_shape(x, pads, value):
+    shape = tuple(x.shape)
+    if len(pads) != len(shape):
+        raise ShapeError(f"pad: {len(pads)} (before, after) pairs for a tensor of rank {len(shape)}")
+    out = tuple(d + b + a for d, (b, a) in zip(shape, pads))
+    if any(d < 0 for d in out):
+        raise ShapeError(f"pad: padding {pads} leaves a negative size for input shape {shape}")
+    return out, np.dtype(x.dtype)
+
+
+def _pad_vjp(g, node):
+    shape = tuple(node.inputs[0].shape)
+    index = tuple(slice(b, b + d) for d, (b, _) in zip(shape, node.attrs["pads"]))
+    return (g[index],)
+
+
+@primitive(Op.PAD, shape=_pad_shape, needs=reads_none, vjp=_pad_vjp)
+def pad(x, pads, value):
+    if any(b < 0 or a < 0 for b, a in pads):  # negative padding crops
+        index = tuple(slice(max(-b, 0), d - max(-a, 0)) for d, (b, a) in zip(x.shape, pads))
+        x = x[index]
+        pads = tuple((max(b, 0), max(a, 0)) for b, a in pads)
+    return np.pad(x, pads, mode="constant", constant_values=value)
+
+
+def windows_shape(x, window, stride, dilation):
+    shape = tuple(x.shape)
+    k = len(window)
+    lead, spatial = shape[:-k], shape[-k:]
+    out = []
+    for size, w, s, d in zip(spatial, window, stride, dilation):
+        span = d * (w - 1) + 1
+        if size < span:
+            raise ShapeError(f"windows: a window of {w} (dilation {d}) does not fit in a "
+                             f"dimension of size {size} (input shape {shape})")
+        out.append((size - span) // s + 1)
+    return lead + tuple(out) + tuple(window), np.dtype(x.dtype)
+
+
+def _windows_vjp(g, node):
+    """Sum each window offset's gradient back into place (col2im as pads of slices)."""
+    from itertools import product
+    x = node.inputs[0]
+    window, stride, dilation = (node.attrs[k] for k in ("window", "stride", "dilation"))
+    k = len(window)
+    shape = tuple(x.shape)
+    lead = len(shape) - k
+    out_spatial = tuple(g.shape[lead:lead + k])
+    total = None
+    for offsets in product(*(range(w) for w in window)):
+        part = g[(Ellipsis,) + offsets]  # (..., out spatial)
+        index = tuple(slice(None) for _ in range(lead)) + tuple(
+            slice(o * d, o * d + (n - 1) * s + 1, s)
+            for o, d, s, n in zip(offsets, dilation, stride, out_spatial))
+        placed = scatter_slice(part, shape, index)
+        total = placed if total is None else total + placed
+    return (total,)
+
+
+@primitive(Op.WINDOWS, shape=windows_shape, needs=reads_none, vjp=_windows_vjp)
+def windows(x, window, stride, dilation):
+    out_shape, _ = windows_shape(x, window, stride, dilation)
+    k = len(window)
+    strides = x.strides
+    lead_strides, spatial_strides = strides[:-k], strides[-k:]
+    new_strides = (lead_strides + tuple(st * s for st, s in zip(spatial_strides, stride))
+                   + tuple(st * d for st, d in zip(spatial_strides, dilation)))
+    return as_strided(x, out_shape, new_strides, writeable=False)

@@ -1,0 +1,112 @@
+"""Reduction primitives: SUM, MAX, MIN, PROD over ``axes``; ARGMAX/ARGMIN; CUMSUM."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..codegen.ops import Op
+from .registry import ShapeError, primitive, reads_none
+
+
+def reduced_shape(shape: tuple, axes: tuple, keepdim: bool) -> tuple:
+    if keepdim:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+def _reduce_shape_for(name, empty_ok):
+    def rule(x, axes, keepdim):
+        shape = tuple(x.shape)
+        if not empty_ok and any(shape[a] == 0 for a in axes):
+            raise ShapeError(f"{name}: cannot reduce over an empty dimension of a tensor of "
+                             f"shape {shape} (axes {axes}); there is no identity for {name}")
+        return reduced_shape(shape, axes, keepdim), np.dtype(x.dtype)
+    return rule
+
+
+def _expand_back(g, node):
+    """The reduced gradient, broadcast back over the reduced axes of the input."""
+    x = node.inputs[0]
+    axes, keepdim = node.attrs["axes"], node.attrs["keepdim"]
+    if not keepdim:
+        g = g.reshape(reduced_shape(tuple(x.shape), axes, True))
+    return g.expand(tuple(x.shape))
+
+
+def _sum_vjp(g, node):
+    return (_expand_back(g, node),)
+
+
+def _extremum_vjp(g, node):
+    x = node.inputs[0]
+    out = node.output()
+    axes = node.attrs["axes"]
+    if not node.attrs["keepdim"]:
+        out = out.reshape(reduced_shape(tuple(x.shape), axes, True))
+    # NOTE: ties share the gradient evenly, as PyTorch's amax/amin do.
+    mask = (x == out).to(g.dtype)
+    count = mask.sum(dim=axes, keepdim=True)
+    return (_expand_back(g, node) * mask / count,)
+
+
+def _prod_vjp(g, node):
+    x = node.inputs[0]
+    out = node.output()
+    axes = node.attrs["axes"]
+    if not node.attrs["keepdim"]:
+        out = out.reshape(reduced_shape(tuple(x.shape), axes, True))
+    # NOTE: exact only where x != 0; PyTorch special-cases zeros, this rule does not.
+    return (_expand_back(g, node) * out / x,)
+
+
+@primitive(Op.SUM, shape=_reduce_shape_for("sum", True), needs=reads_none, vjp=_sum_vjp)
+def sum_(x, axes, keepdim):
+    return np.sum(x, axis=axes, keepdims=keepdim)
+
+
+@primitive(Op.MAX, shape=_reduce_shape_for("max", False), saves_output=True, vjp=_extremum_vjp)
+def max_(x, axes, keepdim):
+    return np.max(x, axis=axes, keepdims=keepdim)
+
+
+@primitive(Op.MIN, shape=_reduce_shape_for("min", False), saves_output=True, vjp=_extremum_vjp)
+def min_(x, axes, keepdim):
+    return np.min(x, axis=axes, keepdims=keepdim)
+
+
+@primitive(Op.PROD, shape=_reduce_shape_for("prod", True), saves_output=True, vjp=_prod_vjp)
+def prod(x, axes, keepdim):
+    return np.prod(x, axis=axes, keepdims=keepdim)
+
+
+def _arg_shape_for(name):
+    def rule(x, axis, keepdim):
+        shape = tuple(x.shape)
+        if axis is None:
+            if len(shape) and 0 in shape:
+                raise ShapeError(f"{name}: expected a non-empty tensor, got shape {shape}")
+            return ((1,) * len(shape) if keepdim else ()), np.dtype(np.int64)
+        if shape[axis] == 0:
+            raise ShapeError(f"{name}: cannot reduce over the empty dimension {axis} of shape {shape}")
+        return reduced_shape(shape, (axis,), keepdim), np.dtype(np.int64)
+    return rule
+
+
+@primitive(Op.ARGMAX, shape=_arg_shape_for("argmax"))
+def argmax(x, axis, keepdim):
+    return np.argmax(x, axis=axis, keepdims=keepdim).astype(np.int64)
+
+
+@primitive(Op.ARGMIN, shape=_arg_shape_for("argmin"))
+def argmin(x, axis, keepdim):
+    return np.argmin(x, axis=axis, keepdims=keepdim).astype(np.int64)
+
+
+def _cumsum_vjp(g, node):
+    axis = node.attrs["axis"]
+    return (g.flip(axis).cumsum(axis).flip(axis),)
+
+
+@primitive(Op.CUMSUM, shape=lambda x, axis: (tuple(x.shape), np.dtype(x.dtype)),
+           needs=reads_none, vjp=_cumsum_vjp)
+def cumsum(x, axis):
+    return np.cumsum(x, axis=axis)

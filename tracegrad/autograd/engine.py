@@ -1,0 +1,231 @@
+"""The backward engine: walks ``grad_fn`` nodes in reverse topological order, calling
+each primitive's derivative rule (tensor code, so ``create_graph=True`` records a graph
+of the backward pass for higher-order gradients)."""
+from __future__ import annotations
+
+from .grad_mode import state as _grad_state
+
+
+def _topological_order(roots):
+    """Nodes reachable from ``roots``, each after every node that feeds it a gradient."""
+    order, seen = [], set()
+    stack = [(node, False) for node in roots if node is not None]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        if node.inputs is None:
+            raise RuntimeError(
+                f"Trying to backward through the graph a second time (through {node.name}): "
+                f"its saved tensors were freed by the first backward. Pass retain_graph=True "
+                f"to the first backward() if you need to backward twice.")
+        for x in node.inputs:
+            fn = getattr(x, "grad_fn", None)
+            if fn is not None and id(fn) not in seen:
+                stack.append((fn, False))
+    order.reverse()
+    return order
+
+
+def _check_versions(node) -> None:
+    reads = node.prim.needs(node.needs_grad)
+    for i in reads:
+        x = node.inputs[i]
+        version = getattr(x, "_version", None)
+        if version is not None and version[0] != node.versions[i]:
+            raise RuntimeError(
+                f"one of the variables needed for gradient computation has been modified by "
+                f"an inplace operation: input {i} of {node.name} (shape {tuple(x.shape)}, "
+                f"{x.dtype}) is at version {version[0]}; expected version {node.versions[i]} "
+                f"instead")
+
+
+def _accumulate(store: dict, key, grad, owners: dict):
+    prev = store.get(key)
+    if prev is None:
+        store[key] = grad
+    else:
+        store[key] = prev + grad
+
+
+def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool,
+                 capture: list | None = None, accumulate_into_leaves: bool = True):
+    """The engine. ``capture``: tensors whose gradients to return instead of (or as well
+    as) accumulating into leaves (``autograd.grad``)."""
+    from .._tensor import Tensor
+
+    node_grads: dict = {}
+    leaf_grads: dict = {}
+    leaves: dict = {}
+    captured_nodes = {}
+    if capture is not None:
+        for i, t in enumerate(capture):
+            if t.grad_fn is not None:
+                captured_nodes.setdefault(id(t.grad_fn), []).append(i)
+    results = [None] * (len(capture) if capture is not None else 0)
+
+    for root, g in zip(roots, grad_roots):
+        if root.grad_fn is not None:
+            _accumulate(node_grads, id(root.grad_fn), g, None)
+        elif root._requires_grad:
+            _accumulate(leaf_grads, id(root), g, None)
+            leaves[id(root)] = root
+
+    prev_mode = _grad_state.enabled
+    _grad_state.enabled = create_graph
+    try:
+        for node in _topological_order([r.grad_fn for r in roots]):
+            g = node_grads.pop(id(node), None)
+            if g is None:
+                continue
+            if node.hooks:
+                for hook in node.hooks:
+                    new = hook(g)
+                    if new is not None:
+                        g = new
+            if node.retained:
+                for ref in node.retained:
+                    t = ref()
+                    if t is not None and t.grad_fn is node:
+                        t.grad = g if create_graph else g.detach()
+            for i in captured_nodes.get(id(node), ()):
+                results[i] = g
+            _check_versions(node)
+            grads = node.prim.vjp(g, node)
+            for x, gx, needed in zip(node.inputs, grads, node.needs_grad):
+                if gx is None or not needed:
+                    continue
+                if x.grad_fn is not None:
+                    _accumulate(node_grads, id(x.grad_fn), gx, None)
+                else:
+                    _accumulate(leaf_grads, id(x), gx, None)
+                    leaves[id(x)] = x
+            if not retain_graph:
+                node.inputs = None
+                node.out_data = None
+    finally:
+        _grad_state.enabled = prev_mode
+
+    if capture is not None:
+        for i, t in enumerate(capture):
+            if t.grad_fn is None:
+                results[i] = leaf_grads.get(id(t))
+    if accumulate_into_leaves:
+        _store_leaf_grads(leaves, leaf_grads, create_graph)
+    return results
+
+
+def _store_leaf_grads(leaves: dict, leaf_grads: dict, create_graph: bool) -> None:
+    stored = set()
+    for key, leaf in leaves.items():
+        g = leaf_grads[key]
+        if leaf._hooks:
+            for hook in leaf._hooks:
+                new = hook(g)
+                if new is not None:
+                    g = new
+        if not create_graph:
+            g = g.detach()
+        if leaf.grad is None:
+            data = g._data
+            # A gradient that aliases another tensor (passed through add, broadcast by
+            # expand, or already stored on another leaf) gets its own storage, so that
+            # grad.zero_() or += on one leaf never changes another.
+            if id(data) in stored or not data.flags.writeable or data.base is not None:
+                g = g.clone() if create_graph else _copy_tensor(g)
+            stored.add(id(g._data))
+            leaf.grad = g
+        elif create_graph:
+            leaf.grad = leaf.grad + g
+        else:
+            leaf.grad._data += g._data
+            leaf.grad._version[0] += 1
+
+
+def _copy_tensor(t):
+    from .._tensor import _wrap
+    import numpy as np
+    return _wrap(np.array(t._data, copy=True))
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    """``tracegrad.autograd.backward``: the engine behind ``Tensor.backward``."""
+    from .._tensor import Tensor
+    tensors = tuple(tensors) if isinstance(tensors, (tuple, list)) else (tensors,)
+    grads = _root_grads(tensors, grad_tensors, "backward")
+    if retain_graph is None:
+        retain_graph = create_graph
+    if inputs is not None:
+        inputs = list(inputs) if isinstance(inputs, (tuple, list)) else [inputs]
+        results = run_backward(tensors, grads, retain_graph, create_graph, capture=inputs,
+                               accumulate_into_leaves=False)
+        for t, g in zip(inputs, results):
+            if g is not None:
+                _store_leaf_grads({id(t): t}, {id(t): g}, create_graph)
+        return
+    run_backward(tensors, grads, retain_graph, create_graph)
+
+
+def _root_grads(tensors, grad_tensors, what: str):
+    from .._tensor import Tensor
+    from .._ops.creation import ones_like
+    if grad_tensors is None:
+        grad_tensors = (None,) * len(tensors)
+    elif isinstance(grad_tensors, Tensor):
+        grad_tensors = (grad_tensors,)
+    out = []
+    for t, g in zip(tensors, grad_tensors):
+        if not t._requires_grad:
+            raise RuntimeError(
+                f"{what}: element 0 of tensors does not require grad and does not have a "
+                f"grad_fn (shape {tuple(t.shape)}); did you compute it under no_grad, or "
+                f"forget requires_grad=True on an input?")
+        if g is None:
+            if t.numel() != 1:
+                raise RuntimeError(
+                    f"{what}: grad can be implicitly created only for scalar outputs; got an "
+                    f"output of shape {tuple(t.shape)}: pass gradient= with that shape")
+            g = ones_like(t)
+        elif not isinstance(g, Tensor):
+            from .._ops.creation import tensor as make_tensor
+            g = make_tensor(g, dtype=t.dtype)
+        if tuple(g.shape) != tuple(t.shape):
+            raise RuntimeError(f"{what}: gradient has shape {tuple(g.shape)} but the output "
+                               f"has shape {tuple(t.shape)}")
+        out.append(g)
+    return out
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         only_inputs=True, allow_unused=False, materialize_grads=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, returned (not accumulated)."""
+    from .._tensor import Tensor
+    outputs = tuple(outputs) if isinstance(outputs, (tuple, list)) else (outputs,)
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    for i, t in enumerate(inputs):
+        if not t._requires_grad:
+            raise RuntimeError(f"autograd.grad: input {i} (shape {tuple(t.shape)}) does not "
+                               f"require grad")
+    grads = _root_grads(outputs, grad_outputs, "autograd.grad")
+    if retain_graph is None:
+        retain_graph = create_graph
+    results = run_backward(outputs, grads, retain_graph, create_graph, capture=inputs,
+                           accumulate_into_leaves=False)
+    for i, (t, g) in enumerate(zip(inputs, results)):
+        if g is None:
+            if materialize_grads:
+                from .._ops.creation import zeros_like
+                results[i] = zeros_like(t)
+            elif not allow_unused:
+                raise RuntimeError(
+                    f"autograd.grad: input {i} (shape {tuple(t.shape)}) was not used to "
+                    f"compute the outputs; pass allow_unused=True if that is intended")
+        elif not create_graph:
+            results[i] = g.detach()
+    return tuple(results)

@@ -1,0 +1,81 @@
+"""Grad mode: whether operations record the autograd graph.
+
+``no_grad``, ``enable_grad`` and ``set_grad_enabled`` work as context managers and as
+decorators, like PyTorch's.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+
+
+class _State(threading.local):
+    enabled = True
+
+
+state = _State()
+
+
+def is_grad_enabled() -> bool:
+    return state.enabled
+
+
+class _GradMode:
+    _target = True
+
+    def __enter__(self):
+        self._prev = state.enabled
+        state.enabled = self._target
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, fn):
+        state.enabled = self._prev  # used as a decorator: undo the immediate switch
+        return super().__call__(fn)
+        return self
+
+    def __exit__(self, *exc):
+        state.enabled = self._prev
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with _Fixed(self._target):
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class _Fixed(_GradMode):
+    def __init__(self, target: bool) -> None:
+        self._target = target
+
+
+class no_grad(_GradMode):
+    """Disable graph recording: ``with tracegrad.no_grad(): ...`` or ``@tracegrad.no_grad()``."""
+    _target = False
+
+
+class enable_grad(_GradMode):
+    _target = True
+
+
+class inference_mode(no_grad):
+    def __init__(self, mode: bool = True) -> None:
+        self._target = not mode
+
+
+class set_grad_enabled(_GradMode):
+    def __init__(self, mode: bool) -> None:
+        self._target = bool(mode)
+        # Like PyTorch, calling it as a plain function sets the mode immediately.
+        self._prev = state.enabled
+        state.enabled = self._target
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, fn):
+        state.enabled = self._prev  # used as a decorator: undo the immediate switch
+        return super().__call__(fn)

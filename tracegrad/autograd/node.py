@@ -1,0 +1,81 @@
+"""``Node``: one recorded primitive call in the autograd graph (a tensor's ``grad_fn``)."""
+from __future__ import annotations
+
+
+class Node:
+    """Holds the inputs (the graph's edges), the attrs, and, for rules that read it, the
+    forward output's storage. Version counters taken at record time let the engine detect
+    in-place changes to anything the derivative rule will read."""
+
+    __slots__ = ("prim", "inputs", "attrs", "needs_grad", "versions", "out_data",
+                 "out_version", "out_counter", "hooks", "retained", "__weakref__")
+
+    def __init__(self, prim, inputs, attrs, out) -> None:
+        from .._tensor import Tensor
+        self.prim = prim
+        self.inputs = inputs
+        self.attrs = attrs
+        self.needs_grad = tuple(isinstance(x, Tensor) and x._requires_grad for x in inputs)
+        self.versions = tuple(x._version[0] if isinstance(x, Tensor) else 0 for x in inputs)
+        self.hooks = None
+        self.retained = None
+        if prim.saves_output:
+            self.out_data = out._data
+            self.out_counter = out._version
+            self.out_version = out._version[0]
+        else:
+            self.out_data = None
+            self.out_counter = None
+
+    @property
+    def name(self) -> str:
+        return "".join(p.title() for p in self.prim.name.split("_")) + "Backward"
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+    def name_(self) -> str:  # torch exposes grad_fn.name()
+        return self.name
+
+    @property
+    def next_functions(self) -> tuple:
+        from .._tensor import Tensor
+        if self.inputs is None:
+            return ()
+        out = []
+        for x in self.inputs:
+            if isinstance(x, Tensor) and x._requires_grad:
+                out.append((x.grad_fn if x.grad_fn is not None else AccumulateGrad(x), 0))
+            else:
+                out.append((None, 0))
+        return tuple(out)
+
+    def output(self):
+        """The forward output as a tensor that belongs to this node's graph."""
+        from .._tensor import _wrap
+        if self.out_counter is not None and self.out_counter[0] != self.out_version:
+            raise RuntimeError(
+                f"one of the variables needed for gradient computation has been modified by "
+                f"an inplace operation: the output of {self.prim.name} is at version "
+                f"{self.out_counter[0]}; expected version {self.out_version} instead")
+        out = _wrap(self.out_data)
+        out.grad_fn = self
+        out._requires_grad = True
+        return out
+
+    def register_hook(self, fn) -> None:
+        if self.hooks is None:
+            self.hooks = []
+        self.hooks.append(fn)
+
+
+class AccumulateGrad:
+    """What ``next_functions`` shows for a leaf, as in PyTorch."""
+
+    __slots__ = ("variable",)
+
+    def __init__(self, variable) -> None:
+        self.variable = variable
+
+    def __repr__(self) -> str:
+        return "<AccumulateGrad>"

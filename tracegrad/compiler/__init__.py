@@ -1,0 +1,1 @@
+"""tracegrad.compiler: the @compile frontend (tracing, signatures, compiled autograd)."""

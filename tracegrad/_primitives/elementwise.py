@@ -7,6 +7,7 @@ odd one out.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -14,7 +15,8 @@ from ..codegen.ops import Op
 from .registry import ShapeError, describe, primitive, reads_none, reads_other
 
 # NumPy warns on log(0), 0/0 and friends; PyTorch returns inf/nan silently, and so do we.
-_quiet = np.errstate(all="ignore")
+# A warnings filter costs nothing until a warning fires (np.errstate costs ~1.6 µs per op).
+warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"tracegrad\._primitives")
 
 
 def _shape(x) -> tuple:
@@ -97,14 +99,12 @@ def neg(x):
 @primitive(Op.EXP, shape=float_unary_shape, needs=reads_none, saves_output=True,
            vjp=_unary(lambda g, x, n: g * n.output()))
 def exp(x):
-    with _quiet:
-        return np.exp(x)
+    return np.exp(x)
 
 
 @primitive(Op.LOG, shape=float_unary_shape, vjp=_unary(lambda g, x, n: g / x))
 def log(x):
-    with _quiet:
-        return np.log(x)
+    return np.log(x)
 
 
 @primitive(Op.SIN, shape=float_unary_shape, vjp=_unary(lambda g, x, n: g * x.cos()))
@@ -120,15 +120,13 @@ def cos(x):
 @primitive(Op.SQRT, shape=float_unary_shape, needs=reads_none, saves_output=True,
            vjp=_unary(lambda g, x, n: g / (n.output() * 2)))
 def sqrt(x):
-    with _quiet:
-        return np.sqrt(x)
+    return np.sqrt(x)
 
 
 @primitive(Op.RECIP, shape=float_unary_shape, needs=reads_none, saves_output=True,
            vjp=_unary(lambda g, x, n: -g * n.output() * n.output()))
 def recip(x):
-    with _quiet:
-        return np.reciprocal(x)
+    return np.reciprocal(x)
 
 
 @primitive(Op.TANH, shape=float_unary_shape, needs=reads_none, saves_output=True,
@@ -141,9 +139,8 @@ def tanh(x):
            vjp=_unary(lambda g, x, n: g * n.output() * (1 - n.output())))
 def sigmoid(x):
     # NOTE: split by sign so exp never overflows: for x < 0 use e^x / (1 + e^x).
-    with _quiet:
-        e = np.exp(-np.abs(x))
-        return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
@@ -173,8 +170,7 @@ def _erf_vectorised(x):
     poly = (-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
         -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
             -0.82215223 + t * 0.17087277)))))))))
-    with _quiet:
-        erfc = t * np.exp(poly)
+    erfc = t * np.exp(poly)
     return np.sign(x) * (1.0 - erfc)
 
 
@@ -205,15 +201,13 @@ def round_(x):
 
 @primitive(Op.LOG1P, shape=float_unary_shape, vjp=_unary(lambda g, x, n: g / (x + 1)))
 def log1p(x):
-    with _quiet:
-        return np.log1p(x)
+    return np.log1p(x)
 
 
 @primitive(Op.EXPM1, shape=float_unary_shape, needs=reads_none, saves_output=True,
            vjp=_unary(lambda g, x, n: g * (n.output() + 1)))
 def expm1(x):
-    with _quiet:
-        return np.expm1(x)
+    return np.expm1(x)
 
 
 @primitive(Op.NOT, shape=lambda x: (_shape(x), np.dtype(np.bool_)), name="logical_not")
@@ -301,14 +295,12 @@ def mul(a, b):
 
 @primitive(Op.DIV, shape=binary_shape_for("div"), vjp=_div_vjp)
 def div(a, b):
-    with _quiet:
-        return np.true_divide(a, b)
+    return np.true_divide(a, b)
 
 
 @primitive(Op.POW, shape=binary_shape_for("pow"), vjp=_pow_vjp, saves_output=True)
 def pow_(a, b):
-    with _quiet:
-        return np.power(a, b)
+    return np.power(a, b)
 
 
 @primitive(Op.MAXIMUM, shape=binary_shape_for("maximum"), vjp=_extremum_vjp(lambda a, b: a > b))

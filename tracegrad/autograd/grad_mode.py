@@ -26,13 +26,6 @@ class _GradMode:
     def __enter__(self):
         self._prev = state.enabled
         state.enabled = self._target
-
-    def __enter__(self):
-        return self
-
-    def __call__(self, fn):
-        state.enabled = self._prev  # used as a decorator: undo the immediate switch
-        return super().__call__(fn)
         return self
 
     def __exit__(self, *exc):
@@ -40,9 +33,11 @@ class _GradMode:
         return False
 
     def __call__(self, fn):
+        target = self._target
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with _Fixed(self._target):
+            with _Fixed(target):
                 return fn(*args, **kwargs)
         return wrapper
 
@@ -61,15 +56,17 @@ class enable_grad(_GradMode):
     _target = True
 
 
-class inference_mode(no_grad):
+class inference_mode(_GradMode):
     def __init__(self, mode: bool = True) -> None:
         self._target = not mode
 
 
 class set_grad_enabled(_GradMode):
+    """Like PyTorch: as a plain call it switches the mode at once; as a context manager
+    or decorator it restores the previous mode afterwards."""
+
     def __init__(self, mode: bool) -> None:
         self._target = bool(mode)
-        # Like PyTorch, calling it as a plain function sets the mode immediately.
         self._prev = state.enabled
         state.enabled = self._target
 

@@ -99,6 +99,9 @@ def gradgradcheck(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: fl
     inputs = _as_tuple(inputs)
     diff = [x for x in inputs if isinstance(x, Tensor) and x.requires_grad]
 
+    from .grad_mode import enable_grad
+
+    @enable_grad()
     def first_grads(*xs):
         outs = _flat_outputs(fn, xs)
         total = sum((o * o).sum() * 0.5 for o in outs)

@@ -183,11 +183,14 @@ class _Emitter:
         y = self.ldexp(self.b.fadd(self.c(1.0), u), self.b.fptosi(nf, ir.IntType(32)))
         return self.b.select(self.isnan(x), x, y)
 
-    def expm1_core(self, x):
-        # expm1(x) = 2**n expm1(r) + (2**n - 1): exact near 0 where n == 0.
+    def expm1_core(self, x, below_64: bool = False):
+        """expm1(x) = 2**n expm1(r) + (2**n - 1): exact near 0 where n == 0.
+        ``below_64``: the caller guarantees x < 64, so 2**n never overflows."""
         emax = 1023 if self.f64 else 127
         n, u = self.exp_reduce(x, -80.0 if self.f64 else -40.0, 710.0 if self.f64 else 89.0)
         top = ir.Constant(ir.IntType(32), emax)
+        if below_64:
+            return self.fma(self.pow2(n), u, self.b.fsub(self.pow2(n), self.c(1.0)))
         t = self.pow2(self.b.select(self.b.icmp_signed("<", n, top), n, top))
         small = self.fma(t, u, self.b.fsub(t, self.c(1.0)))
         big = self.ldexp(self.b.fadd(self.c(1.0), u), n)  # only n == emax + 1 needs it
@@ -201,7 +204,7 @@ class _Emitter:
     def tanh(self, x):
         # tanh|x| = t / (t + 2), t = expm1(2|x|): accurate for tiny |x| too.
         a = self.clamp(self.intr("llvm.fabs", x), 0.0, 20.0)
-        t = self.expm1_core(self.b.fmul(a, self.c(2.0)))
+        t = self.expm1_core(self.b.fmul(a, self.c(2.0)), below_64=True)
         y = self.intr("llvm.copysign", self.b.fdiv(t, self.b.fadd(t, self.c(2.0))), x)
         return self.b.select(self.isnan(x), x, y)
 

@@ -237,3 +237,43 @@ class ShapeTracker:
                 text += f" mask={list(v.mask)} fill={v.fill!r}"
             parts.append(text)
         return " -> ".join(parts)
+
+
+def gather_numpy(st: ShapeTracker, base: np.ndarray) -> np.ndarray:
+    """Evaluate view ``st`` of ``base`` with NumPy fancy indexing (a copy): the reference
+    meaning of a ShapeTracker, also used by the executor for rare non-strided views."""
+    flat = np.ascontiguousarray(base).reshape(-1)
+    multi = list(np.indices(st.shape, dtype=np.int64)) if st.shape else []
+    guards = []
+    lin = np.zeros(st.shape, dtype=np.int64)
+    for k in range(len(st.views) - 1, -1, -1):
+        v = st.views[k]
+        lin = np.full(st.shape, v.offset, dtype=np.int64)
+        for m, s in zip(multi, v.strides):
+            lin = lin + m * s
+        if v.mask is not None:
+            valid = np.ones(st.shape, dtype=bool)
+            for m, (lo, hi) in zip(multi, v.mask):
+                valid &= (m >= lo) & (m < hi)
+            lin = np.where(valid, lin, 0)
+            guards.append((valid, v.fill))
+        if k:
+            below = st.views[k - 1].shape
+            multi = list(np.unravel_index(lin, below)) if below else []
+    out = flat[lin] if flat.size else np.zeros(st.shape, dtype=base.dtype)
+    for valid, fill in reversed(guards):
+        out = np.where(valid, out, np.asarray(fill).astype(base.dtype))
+    return np.asarray(out, dtype=base.dtype)
+
+
+def strided_numpy(st: ShapeTracker, base: np.ndarray) -> np.ndarray | None:
+    """Zero-copy NumPy view of ``base`` for a single unmasked view, else None."""
+    if len(st.views) != 1 or st.last.mask is not None:
+        return None
+    v = st.last
+    flat = base.reshape(-1)
+    if flat.size == 0 or prod(v.shape) == 0:
+        return np.zeros(v.shape, dtype=base.dtype)
+    item = base.dtype.itemsize
+    return np.lib.stride_tricks.as_strided(flat[v.offset:], v.shape,
+                                           tuple(s * item for s in v.strides), writeable=False)

@@ -1,0 +1,294 @@
+"""Fusion: partition the simplified graph into kernel groups and extern steps.
+
+Rules (see DESIGN.md "Codegen"):
+
+- Elementwise ops, their broadcasts and views fuse: a producer joins its consumers'
+  group when all of its consumers are in that one group.  A value read by several
+  groups, an extern op or the caller is materialised once, in its own group.
+- Producers fuse into the reduction that reads them (they run inside its loop).
+- Elementwise consumers of a reduction fuse after it when they share its rows: the
+  group becomes a *row kernel* (outer loop over ``rows``, passes over ``rowlen``
+  elements per row), so softmax, log_softmax and layer_norm are one kernel each.
+  "Sharing rows" is checked per edge (``row_aligned``): every value that depends on an
+  in-group reduction must be read at an index in the same row.
+- An expensive elementwise value (transcendental, POW) is never recomputed behind a
+  broadcast or overlapping window: it is materialised instead.  Inside a row kernel,
+  elementwise values are recomputed once per pass over the row (NOTE: softmax evaluates
+  ``exp`` twice per element; the row sits in L1 and the kernel stays memory-bound).
+- MATMUL and the other ``EXTERN`` ops, and ops on dtypes codegen does not lower
+  (float16, ...), become extern steps that read materialised buffers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import prod
+
+import numpy as np
+
+from .graph import Graph, Node
+from .ops import ELEMENTWISE, EXTERN, MOVEMENT, REDUCE, Op
+from .view import ShapeTracker, contiguous_strides
+
+LOWERED_DTYPES = frozenset(np.dtype(t) for t in
+                           ("float32", "float64", "int32", "int64", "uint8", "bool"))
+EXPENSIVE = frozenset({Op.EXP, Op.LOG, Op.SIN, Op.COS, Op.TANH, Op.SIGMOID, Op.ERF,
+                       Op.POW, Op.LOG1P, Op.EXPM1})
+
+
+@dataclass(frozen=True)
+class Edge:
+    """How a consumer reads one input: base node ``src`` through ``view`` (None: same shape)."""
+    src: int
+    view: ShapeTracker | None
+
+
+@dataclass
+class Group:
+    id: int
+    root: int
+    nodes: set[int] = field(default_factory=set)
+    outputs: list[int] = field(default_factory=list)
+    rows: int | None = None          # set once the group holds a reduction
+    rowlen: int | None = None
+    trailing: bool = True            # False: the root reduction reduces leading dims
+    reductions: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Fusion:
+    graph: Graph
+    groups: list[Group]
+    externs: list[int]
+    steps: list[tuple[str, int]]     # ("group", group id) or ("extern", node id), run order
+    group_of: dict[int, int]
+
+
+def is_lowerable(graph: Graph, n: Node) -> bool:
+    """Whether codegen can compute ``n`` in a kernel (else it is an extern step)."""
+    if n.op in EXTERN or n.op not in ELEMENTWISE | REDUCE | MOVEMENT:
+        return False
+    return n.dtype in LOWERED_DTYPES and all(graph.node(i).dtype in LOWERED_DTYPES
+                                             for i in n.inputs)
+
+
+def input_edges(graph: Graph, n: Node) -> list[Edge]:
+    """The edges ``n`` reads, with implicit NumPy broadcasting folded into the view."""
+    if n.op in MOVEMENT:
+        return [Edge(n.inputs[0], n.attrs["view"])]
+    edges = []
+    for i in n.inputs:
+        src = graph.node(i)
+        if src.op in MOVEMENT:
+            base, st = src.inputs[0], src.attrs["view"]
+        else:
+            base, st = i, None
+        target = src.shape if n.op in REDUCE else n.shape
+        if st is None and src.shape != target:
+            st = ShapeTracker.from_shape(src.shape)
+        if st is not None:
+            st = st.broadcast_to(target)
+        edges.append(Edge(base, st))
+    return edges
+
+
+def edge_shape(graph: Graph, n: Node, k: int) -> tuple[int, ...]:
+    """Shape of the index at which ``n`` reads its ``k``-th edge."""
+    if n.op in REDUCE or n.op in MOVEMENT:
+        return graph.node(n.inputs[0]).shape if n.op in REDUCE else n.shape
+    return n.shape
+
+
+def reduce_rows(graph: Graph, n: Node) -> tuple[int, int, bool]:
+    """(rows, rowlen, reduced dims are trailing) of reduction ``n``."""
+    shape = graph.node(n.inputs[0]).shape
+    axes = set(n.attrs["axes"])
+    rows = prod(s for d, s in enumerate(shape) if d not in axes)
+    rowlen = prod(s for d, s in enumerate(shape) if d in axes)
+    big = [d for d, s in enumerate(shape) if s != 1]
+    trailing = all(not (a in axes and b not in axes) for a, b in zip(big, big[1:]))
+    return rows, rowlen, trailing
+
+
+def split_rows(shape: tuple[int, ...], rows: int) -> int | None:
+    """Index t with prod(shape[:t]) == rows, or None."""
+    acc = 1
+    for t in range(len(shape) + 1):
+        if acc == rows:
+            return t
+        if t < len(shape):
+            acc *= shape[t]
+    return None
+
+
+def row_aligned(view: ShapeTracker | None, c_shape, p_shape, rows: int, rowlen: int) -> bool:
+    """Whether reading producer (shape p_shape) at view(i) stays in the consumer's row.
+
+    Both values are laid out row-major with ``k = numel / rows`` elements per row
+    (``k`` is 1 for per-row values, ``rowlen`` for full rows).
+    """
+    n_c, n_p = prod(c_shape), prod(p_shape)
+    if rows == 0 or n_c % rows or n_p % rows:
+        return False
+    k_c, k_p = n_c // rows, n_p // rows
+    if k_c not in (1, rowlen) or k_p not in (1, rowlen):
+        return False
+    if view is None:
+        return tuple(c_shape) == tuple(p_shape)
+    if len(view.views) != 1:
+        return False
+    v = view.views[0]
+    t = split_rows(v.shape, rows)
+    if t is None:
+        return False
+    expect = contiguous_strides(v.shape[:t])
+    for n, s, e in zip(v.shape[:t], v.strides[:t], expect):
+        if n != 1 and s != e * k_p:
+            return False
+    lo = hi = v.offset
+    for n, s in zip(v.shape[t:], v.strides[t:]):
+        if s < 0:
+            lo += (n - 1) * s
+        else:
+            hi += (n - 1) * s
+    return 0 <= lo and hi < k_p
+
+
+class _Fuser:
+    def __init__(self, graph: Graph):
+        self.g = graph
+        self.order = {n.id: k for k, n in enumerate(graph.nodes)}
+        self.groups: dict[int, Group] = {}
+        self.group_of: dict[int, int] = {}
+        self.outputs = set(graph.outputs)
+        # consumers of each base node: (consumer id, edge index) through folded views
+        self.readers: dict[int, list[tuple[int, int]]] = {n.id: [] for n in graph.nodes}
+        self.edges: dict[int, list[Edge]] = {}
+        for n in graph.nodes:
+            if n.op in ELEMENTWISE | REDUCE or (n.op in MOVEMENT and n.id in self.outputs):
+                self.edges[n.id] = input_edges(graph, n)
+                for k, e in enumerate(self.edges[n.id]):
+                    self.readers[e.src].append((n.id, k))
+            else:
+                for i in n.inputs:  # extern, or a view read by one: the base is needed whole
+                    src = graph.node(i)
+                    base = src.inputs[0] if src.op in MOVEMENT else i
+                    self.readers[base].append((-1, 0))
+
+    def run(self) -> Fusion:
+        for n in reversed(self.g.nodes):
+            if n.op in (Op.INPUT, Op.CONST) or not is_lowerable(self.g, n):
+                continue
+            if n.op in MOVEMENT and n.id not in self.outputs:
+                continue
+            readers = self.readers[n.id]
+            targets = {self.group_of.get(c, -1) for c, _ in readers}
+            if len(targets) == 1 and -1 not in targets and self._absorb(n, self.groups[targets.pop()]):
+                continue
+            gid = len(self.groups)
+            group = Group(gid, n.id, {n.id}, [n.id])
+            if n.op in REDUCE:
+                group.rows, group.rowlen, group.trailing = reduce_rows(self.g, n)
+                group.reductions.append(n.id)
+            self.groups[gid] = group
+            self.group_of[n.id] = gid
+        return self._finish()
+
+    def _absorb(self, n: Node, group: Group) -> bool:
+        g = self.g
+        is_output = n.id in self.outputs
+        if n.op in MOVEMENT:
+            return False
+        if n.op in EXPENSIVE and self._duplicated(n, group):
+            return False
+        rows, rowlen = group.rows, group.rowlen
+        if n.op in REDUCE:
+            r_rows, r_len, trailing = reduce_rows(g, n)
+            if not trailing or not group.trailing:
+                return False
+            if rows is not None and (rows, rowlen) != (r_rows, r_len):
+                return False
+            rows, rowlen = r_rows, r_len
+        if is_output or rows != group.rows:
+            allowed = ({g.node(group.root).numel} if rows is None else {rows, rows * rowlen})
+            outs = group.outputs + ([n.id] if is_output else [])
+            if any(g.node(o).numel not in allowed for o in outs):
+                return False
+        members = group.nodes | {n.id}
+        reductions = group.reductions + ([n.id] if n.op in REDUCE else [])
+        if reductions and not self._rows_ok(members, reductions, rows, rowlen):
+            return False
+        group.nodes.add(n.id)
+        group.rows, group.rowlen, group.reductions = rows, rowlen, reductions
+        if is_output:
+            group.outputs.append(n.id)
+        self.group_of[n.id] = group.id
+        return True
+
+    def _duplicated(self, n: Node, group: Group) -> bool:
+        """Whether some path from ``n`` to the group's root broadcasts or overlaps it."""
+        seen, stack = set(), [n.id]
+        while stack:
+            cur = stack.pop()
+            for c, k in self.readers[cur]:
+                if c not in group.nodes or (cur, c) in seen:
+                    continue
+                seen.add((cur, c))
+                if g_node_is_reduce(self.g, c):
+                    continue  # a reduction reads each element once; its result is an acc
+                view = self.edges[c][k].view
+                if view is not None and not view.is_injective():
+                    return True
+                stack.append(c)
+        return False
+
+    def _rows_ok(self, members, reductions, rows, rowlen) -> bool:
+        tainted, stack = set(), list(reductions)
+        while stack:
+            cur = stack.pop()
+            if cur in tainted:
+                continue
+            tainted.add(cur)
+            stack.extend(c for c, _ in self.readers[cur] if c in members)
+        for p in tainted:
+            for c, k in self.readers[p]:
+                if c not in members:
+                    continue
+                shape_c = edge_shape(self.g, self.g.node(c), k)
+                if not row_aligned(self.edges[c][k].view, shape_c, self.g.node(p).shape,
+                                   rows, rowlen):
+                    return False
+        return True
+
+    def _finish(self) -> Fusion:
+        groups = sorted(self.groups.values(), key=lambda gr: self.order[gr.root])
+        remap = {gr.id: k for k, gr in enumerate(groups)}
+        for gr in groups:
+            gr.id = remap[gr.id]
+            gr.reductions.sort(key=self.order.get)
+        group_of = {n: remap[gid] for n, gid in self.group_of.items()}
+        # NOTE: a view that no kernel computes is realised by the executor from its
+        # ShapeTracker (as_strided or a gather), never by re-running the movement op.
+        externs = [n.id for n in self.g.nodes
+                   if n.op not in (Op.INPUT, Op.CONST) and n.id not in group_of
+                   and n.op not in MOVEMENT]
+        steps = [("group", gr.id) for gr in groups] + [("extern", e) for e in externs]
+        steps.sort(key=lambda s: self.order[groups[s[1]].root if s[0] == "group" else s[1]])
+        return Fusion(self.g, groups, externs, steps, group_of)
+
+
+def g_node_is_reduce(graph: Graph, node_id: int) -> bool:
+    return graph.node(node_id).op in REDUCE
+
+
+def fuse(graph: Graph) -> Fusion:
+    """Partition a simplified graph (``codegen.passes.simplify``) into groups and externs.
+
+    >>> from codegen.ops import Op
+    >>> g = Graph(); x = g.add(Op.INPUT, (), (4, 8), "float32", index=0)
+    >>> m = g.add(Op.MAX, (x.id,), (4, 1), "float32", axes=(1,), keepdim=True)
+    >>> d = g.add(Op.SUB, (x.id, m.id), (4, 8), "float32")
+    >>> g.outputs = [g.add(Op.EXP, (d.id,), (4, 8), "float32").id]
+    >>> [sorted(gr.nodes) for gr in fuse(g).groups]
+    [[1, 2, 3]]
+    """
+    return _Fuser(graph).run()

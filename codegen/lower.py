@@ -1,0 +1,306 @@
+"""Lowering: one fused group -> one ``LoopKernel``.
+
+All index math is decided here (views become integer ops over the outer index ``o`` and
+the loop variables), so renderers never see a shape.  Kernel layouts:
+
+- elementwise, every access a plain reshape of the output: one flat loop, ``o`` is the
+  element (the runtime splits it across threads; LLVM vectorises it);
+- elementwise otherwise: ``o`` runs over all but the last dim, an inner loop over it;
+- with reductions (a row kernel): ``o`` runs over rows; each *pass* is one loop over the
+  row that updates the accumulators of the reductions at that dependency level; then
+  per-row outputs are stored, then a last pass over the row stores full-row outputs.
+
+NOTE (safe indices): an index that a view's mask marks invalid may point outside its
+buffer, so it is replaced by 0 (``WHERE(valid, idx, 0)``) before any load or further
+index math; the loaded value is then replaced by the fill value.  This also keeps every
+operand of IDIV/MOD non-negative, which lets backends use unsigned division.
+"""
+from __future__ import annotations
+
+from math import prod
+
+import numpy as np
+
+from .fuse import Edge, Group, edge_shape, input_edges, split_rows
+from .graph import Graph
+from .loop_ir import INDEX, BufferArg, KernelBuilder, LoopKernel
+from .ops import MOVEMENT, REDUCE, Op
+from .view import ShapeTracker, contiguous_strides
+
+_ACC = {Op.SUM: "ADD", Op.PROD: "MUL", Op.MAX: "MAXIMUM", Op.MIN: "MINIMUM"}
+_BOOL = np.dtype(bool)
+
+
+def _acc_init(op: Op, dtype: np.dtype):
+    if op is Op.SUM:
+        return dtype.type(0).item()
+    if op is Op.PROD:
+        return dtype.type(1).item()
+    low = op is Op.MAX
+    if dtype.kind == "f":
+        return -np.inf if low else np.inf
+    if dtype.kind == "b":
+        return not low
+    info = np.iinfo(dtype)
+    return int(info.min if low else info.max)
+
+
+class Idx:
+    """An index into a value of ``shape``: linear (row-major) and/or multi-index, each
+    computed from the other on first use."""
+
+    def __init__(self, b: KernelBuilder, shape, linear=None, multi=None):
+        self.b, self.shape, self._linear, self._multi = b, tuple(shape), linear, multi
+
+    def linear(self) -> str:
+        if self._linear is None:
+            b, acc = self.b, b_const(self.b, 0)
+            for m, s in zip(self._multi, contiguous_strides(self.shape)):
+                if s:
+                    acc = b.emit("ADD", (acc, b.emit("MUL", (m, b_const(b, s)), INDEX)), INDEX)
+            self._linear = acc
+        return self._linear
+
+    def multi(self) -> list[str]:
+        if self._multi is None:
+            self._multi = unravel(self.b, self._linear, self.shape)
+        return self._multi
+
+
+def b_const(b: KernelBuilder, value: int) -> str:
+    return b.const(value, INDEX)
+
+
+def unravel(b: KernelBuilder, linear: str, shape) -> list[str]:
+    """Row-major multi-index of ``linear`` in ``shape`` (div/mod skipped where bounds allow)."""
+    out, stride = [], 1
+    for n in reversed(shape):
+        if n == 1:
+            out.append(b_const(b, 0))
+            continue
+        q = b.emit("IDIV", (linear, b_const(b, stride)), INDEX)
+        out.append(b.emit("MOD", (q, b_const(b, n)), INDEX))
+        stride *= n
+    return out[::-1]
+
+
+class _Lowerer:
+    def __init__(self, graph: Graph, group: Group, name: str):
+        self.g, self.group = graph, group
+        # kernel-local buffer names in order of first use: the kernel source then does not
+        # depend on the program around it (and caches across programs)
+        self.buffers: dict[int, str] = {}
+        self.accs: dict[int, str] = {}
+        # (node, linear index) -> value, one dict per open loop: a value made inside a
+        # loop is not visible after it
+        self.memo: list[dict[tuple[int, str], str]] = [{}]
+        self.name = name
+
+    # -- values -------------------------------------------------------------------------
+    def value(self, node_id: int, idx: Idx) -> str:
+        """The value of in-group node ``node_id`` at ``idx``."""
+        node = self.g.node(node_id)
+        if node.op in REDUCE:
+            return self.b.emit("ACC", (self.accs[node_id],), node.dtype)
+        key = (node_id, idx.linear())
+        for memo in reversed(self.memo):
+            if key in memo:
+                return memo[key]
+        edges = input_edges(self.g, node)
+        if node.op in MOVEMENT:
+            out = self.read(edges[0], idx)
+        else:
+            args = [self.read(e, Idx(self.b, edge_shape(self.g, node, k), idx.linear(),
+                                     idx.multi() if idx._multi is not None else None))
+                    for k, e in enumerate(edges)]
+            out = self.elementwise(node, args, edges)
+        self.memo[-1][key] = out
+        return out
+
+    def read(self, edge: Edge, idx: Idx) -> str:
+        """Read ``edge.src`` through its view at consumer index ``idx``."""
+        b, src = self.b, self.g.node(edge.src)
+        guards = []
+        if edge.view is not None:
+            views = edge.view.views
+            for k in range(len(views) - 1, -1, -1):
+                v = views[k]
+                below = views[k - 1].shape if k else src.shape
+                if v.is_contiguous:
+                    idx = Idx(b, below, idx.linear())
+                    continue
+                multi = idx.multi()
+                lin = b_const(b, v.offset)
+                for m, s in zip(multi, v.strides):
+                    if s:
+                        lin = b.emit("ADD", (lin, b.emit("MUL", (m, b_const(b, s)), INDEX)), INDEX)
+                if v.mask is not None:
+                    valid = None
+                    for m, (lo, hi), n in zip(multi, v.mask, v.shape):
+                        conds = []
+                        if lo > 0:
+                            conds.append(b.emit("CMPGE", (m, b_const(b, lo)), _BOOL))
+                        if hi < n:
+                            conds.append(b.emit("CMPLT", (m, b_const(b, hi)), _BOOL))
+                        for c in conds:
+                            valid = c if valid is None else b.emit("AND", (valid, c), _BOOL)
+                    if valid is not None:
+                        lin = b.emit("WHERE", (valid, lin, b_const(b, 0)), INDEX)
+                        guards.append((valid, v.fill))
+                idx = Idx(b, below, lin)
+        if src.op is Op.CONST:
+            out = b.const(src.attrs["value"], src.dtype)
+        elif src.id in self.group.nodes:
+            out = self.value(src.id, idx)
+        else:
+            out = b.emit("LOAD", (self.buffer(src.id), idx.linear()), src.dtype)  # input
+        for valid, fill in reversed(guards):
+            out = b.emit("WHERE", (valid, out, b.const(fill, src.dtype)), src.dtype)
+        return out
+
+    def buffer(self, node_id: int) -> str:
+        if node_id not in self.buffers:
+            self.buffers[node_id] = f"buf{len(self.buffers)}"
+        return self.buffers[node_id]
+
+    def elementwise(self, node, args, edges) -> str:
+        b, op, dt = self.b, node.op, node.dtype
+        in_dt = [self.g.node(e.src).dtype for e in edges]
+        if op is Op.CAST:
+            return b.emit("CAST", (args[0],), dt) if in_dt[0] != dt else args[0]
+        if op is Op.WHERE:
+            cond = args[0] if in_dt[0] == _BOOL else b.emit("CAST", (args[0],), _BOOL)
+            a, c = (x if d == dt else b.emit("CAST", (x,), dt) for x, d in zip(args[1:], in_dt[1:]))
+            return b.emit("WHERE", (cond, a, c), dt)
+        if op.name.startswith("CMP"):
+            common = np.result_type(*in_dt)
+            args = [x if d == common else b.emit("CAST", (x,), common) for x, d in zip(args, in_dt)]
+            return b.emit(op.name, tuple(args), dt)
+        args = [x if d == dt else b.emit("CAST", (x,), dt) for x, d in zip(args, in_dt)]
+        if op is Op.POW and self.g.node(edges[1].src).op is Op.CONST:
+            special = self._pow_const(args[0], float(self.g.node(edges[1].src).attrs["value"]), dt)
+            if special is not None:
+                return special
+        return b.emit(op.name, tuple(args), dt)
+
+    def _pow_const(self, x, p, dt):
+        b = self.b
+        if p == 1:
+            return x
+        if p == 2:
+            return b.emit("MUL", (x, x), dt)
+        if p == 3:
+            return b.emit("MUL", (b.emit("MUL", (x, x), dt), x), dt)
+        if dt.kind == "f" and p == 0.5:
+            return b.emit("SQRT", (x,), dt)
+        if dt.kind == "f" and p == -1:
+            return b.emit("RECIP", (x,), dt)
+        return None
+
+    # -- kernel layout ------------------------------------------------------------------
+    def lower(self) -> LoopKernel:
+        g, gr = self.g, self.group
+        root = g.node(gr.root)
+        ops = [n.op.name for n in g.nodes if n.id in gr.nodes]
+        flat = False
+        if gr.rows is None:
+            flat = all(e.view is None or e.view.is_reshape()
+                       for n in gr.nodes for e in input_edges(g, g.node(n))
+                       if g.node(e.src).op is not Op.CONST)
+            if flat or root.shape == ():
+                rows, rowlen = root.numel, None
+            else:
+                rowlen = root.shape[-1]
+                rows = prod(root.shape[:-1])
+        else:
+            rows, rowlen = gr.rows, gr.rowlen
+        self.b = b = KernelBuilder(self.name, rows)
+        o = b.var_outer
+        levels = self._levels()
+        for level in sorted(set(levels.values())):
+            pass_nodes = [r for r in gr.reductions if levels[r] == level]
+            accs = {r: b.define_acc(_ACC[g.node(r).op], g.node(r).dtype,
+                                    _acc_init(g.node(r).op, g.node(r).dtype)) for r in pass_nodes}
+            var = self._begin_loop(rowlen, "r")
+            for r in pass_nodes:
+                node = g.node(r)
+                edge = input_edges(g, node)[0]
+                idx = self._reduce_index(node, var)
+                val = self.read(edge, idx)
+                if g.node(edge.src).dtype != node.dtype:
+                    val = b.emit("CAST", (val,), node.dtype)
+                b.acc_update(accs[r], val)
+            self._end_loop()
+            self.accs.update(accs)
+        row_outputs = []
+        for out in gr.outputs:
+            node = g.node(out)
+            if rowlen is None or (node.numel == rows and node.numel != rows * rowlen):
+                self._store(out, Idx(b, node.shape, o))
+            else:
+                row_outputs.append(out)
+        if row_outputs:
+            var = self._begin_loop(rowlen, "j")
+            linear = b.emit("ADD", (b.emit("MUL", (o, b_const(b, rowlen)), INDEX), var), INDEX)
+            for out in row_outputs:
+                shape = g.node(out).shape
+                t = split_rows(shape, rows)
+                multi = None if t is None else unravel(b, o, shape[:t]) + unravel(b, var, shape[t:])
+                self._store(out, Idx(b, shape, linear, multi))
+            self._end_loop()
+        params = [BufferArg(name, g.node(n).dtype, g.node(n).numel, n in gr.outputs)
+                  for n, name in self.buffers.items()]
+        passes = len(set(levels.values())) + (1 if row_outputs else 0)
+        work = rows * max(rowlen or 1, 1) * max(passes, 1)
+        kernel = b.finish(params, ops, work)
+        kernel.buffer_nodes = list(self.buffers)
+        return kernel
+
+    def _begin_loop(self, extent: int, prefix: str) -> str:
+        self.memo.append({})
+        return self.b.begin_loop(extent, prefix)
+
+    def _end_loop(self) -> None:
+        self.memo.pop()
+        self.b.end_loop()
+
+    def _store(self, node_id: int, idx: Idx) -> None:
+        node = self.g.node(node_id)
+        val = self.value(node_id, idx)
+        self.b.store(self.buffer(node_id), idx.linear(), val)
+
+    def _reduce_index(self, node, var) -> Idx:
+        shape = self.g.node(node.inputs[0]).shape
+        axes = set(node.attrs["axes"])
+        keep = [d for d in range(len(shape)) if d not in axes]
+        red = [d for d in range(len(shape)) if d in axes]
+        outer = unravel(self.b, self.b.var_outer, [shape[d] for d in keep])
+        inner = unravel(self.b, var, [shape[d] for d in red])
+        multi = [None] * len(shape)
+        for d, m in zip(keep, outer):
+            multi[d] = m
+        for d, m in zip(red, inner):
+            multi[d] = m
+        return Idx(self.b, shape, multi=multi)
+
+    def _levels(self) -> dict[int, int]:
+        """Pass number of each reduction: 1 + the deepest in-group reduction it reads."""
+        g, gr = self.g, self.group
+        levels: dict[int, int] = {}
+        depth: dict[int, int] = {}
+        for n in g.nodes:
+            if n.id not in gr.nodes:
+                continue
+            deps = [depth.get(e.src, 0) for e in input_edges(g, n) if e.src in gr.nodes]
+            d = max(deps, default=0)
+            if n.op in REDUCE:
+                d += 1
+                levels[n.id] = d
+            depth[n.id] = d
+        return levels
+
+
+def lower_group(graph: Graph, group: Group, name: str) -> LoopKernel:
+    """Lower ``group`` to a LoopKernel named ``name``.  Its buffers are ``buf0..`` in order
+    of first use; ``kernel.buffer_nodes`` lists the graph node each one holds."""
+    return _Lowerer(graph, group, name).lower()

@@ -1,9 +1,12 @@
 """Caching allocator for CPU tensor storage.
 
 Fresh memory is expensive the first time it is written: the kernel faults in one
-4 KiB page at a time (~1.9 µs each here, 31 ms per 64 MiB). So big buffers come
-from a pool of reused blocks, and fresh blocks ask for transparent huge pages
-(``madvise(MADV_HUGEPAGE)``, ~0.3 µs per 4 KiB of first touch).
+4 KiB page at a time (DESIGN.md: ~1.9 µs each; 64 MiB empty+fill measured 65-75 ms
+on the 2-core AVX2 VM, against 4.3 ms for a reused pooled block). So big buffers
+come from a pool of reused blocks, and fresh blocks, 2 MiB aligned, ask for
+transparent huge pages (``madvise(MADV_HUGEPAGE)``, DESIGN.md: ~0.3 µs per 4 KiB of
+first touch; on that VM the kernel granted none, AnonHugePages stayed 0, so there
+the advice changes nothing and the pool is the whole gain).
 
 Requests below ``SMALL_BYTES`` just use ``np.empty`` (malloc is fast there and the
 pages are usually warm). Bigger ones round up to a bucket (a power of two below

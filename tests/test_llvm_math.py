@@ -22,6 +22,13 @@ except ImportError:  # package not installed yet: import the folders directly
     from runtime.llvm_jit import compile_llvm, host_has_feature
 
 I64 = ir.IntType(64)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def private_cache(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:  # keep the user's cache out of the tests
+        mp.setenv("TRACEGRAD_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield
 TYPES = {np.float32: ir.FloatType(), np.float64: ir.DoubleType()}
 
 

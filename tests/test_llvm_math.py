@@ -74,8 +74,8 @@ def inputs(dtype) -> np.ndarray:
     rng = np.random.default_rng(0)
     special = [0.0, -0.0, np.inf, -np.inf, np.nan, info.tiny, -info.tiny, info.smallest_subnormal,
                -info.smallest_subnormal, info.max, -info.max, 1.0, -1.0, 0.5, 2.0]
-    logs = np.logspace(np.log10(float(info.smallest_subnormal)), np.log10(float(info.max)), 4000,
-                       dtype=np.float64)
+    logs = np.logspace(np.log10(float(info.smallest_subnormal)), np.log10(float(info.max)) - 1e-9,
+                       4000, dtype=np.float64)
     mags = [logs, rng.uniform(0, 2, 3000), rng.uniform(0, 20, 3000), rng.uniform(0, 800, 2000)]
     body = np.concatenate(mags)
     return np.concatenate([special, body, -body]).astype(dtype)
@@ -103,7 +103,8 @@ def reference(name, x):
 def rel_error(got, want, dtype):
     """Relative error, with the reference rounded to ``dtype`` (so its rounding is free)
     and values in the denormal range compared in units of the smallest normal."""
-    want_r = want.astype(dtype).astype(np.float64)
+    with np.errstate(over="ignore"):  # references beyond the dtype's range round to inf
+        want_r = want.astype(dtype).astype(np.float64)
     same = (got == want_r) | (np.isnan(got) & np.isnan(want_r))
     scale = np.maximum(np.abs(want), float(np.finfo(dtype).tiny))
     with np.errstate(all="ignore"):
@@ -117,14 +118,14 @@ def test_against_numpy(name, dtype):
     x = inputs(dtype)
     got = run(name, x)
     want = reference(name, x)
-    assert np.array_equal(np.isnan(got), np.isnan(want.astype(dtype))), name
+    assert np.array_equal(np.isnan(got), np.isnan(want)), name
     bound = BOUND[dtype] * (4 if name == "erf" else 1)
     err = rel_error(got, want, dtype)
     worst = np.nanargmax(err)
     assert err[worst] <= bound, f"{name} {x[worst]!r}: got {got[worst]!r}, want {want[worst]!r}"
     # Signed zeros and infinities are exact.
     exact = (want == 0) | np.isinf(want)
-    assert np.array_equal(np.signbit(got[exact]), np.signbit(want[exact].astype(dtype)))
+    assert np.array_equal(np.signbit(got[exact]), np.signbit(want[exact]))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

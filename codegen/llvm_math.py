@@ -19,9 +19,12 @@ Payne-Hanek reduction).
 
 Example:
     >>> from llvmlite import ir
-    >>> mod = ir.Module(); f = ir.Function(mod, ir.FunctionType(ir.FloatType(), [ir.FloatType()]), "f")
-    >>> b = ir.IRBuilder(f.append_basic_block()); _ = b.ret(emit_math(b, "exp", f.args[0]))
-    >>> sorted({line.split("@")[1].split("(")[0] for line in str(mod).splitlines() if "call" in line})
+    >>> mod = ir.Module()
+    >>> f = ir.Function(mod, ir.FunctionType(F32, [F32]), "f")
+    >>> b = ir.IRBuilder(f.append_basic_block())
+    >>> _ = b.ret(emit_math(b, "exp", f.args[0]))
+    >>> calls = [ln for ln in str(mod).splitlines() if "call" in ln]
+    >>> sorted({ln.split("@")[1].split("(")[0] for ln in calls})
     ['"llvm.fmuladd.f32"', '"llvm.rint.f32"']
 """
 from __future__ import annotations

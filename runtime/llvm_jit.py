@@ -160,7 +160,9 @@ def _pool() -> ThreadPoolExecutor:
     if _pool_obj is None:
         with _pool_lock:
             if _pool_obj is None:
-                _pool_obj = ThreadPoolExecutor(max(1, _n_threads() - 1), thread_name_prefix="tg-cpu")
+                # The calling thread runs one chunk itself, so one worker fewer than cores.
+                _pool_obj = ThreadPoolExecutor(max(1, _n_threads() - 1),
+                                               thread_name_prefix="tg-cpu")
     return _pool_obj
 
 
@@ -168,8 +170,8 @@ class CompiledModule:
     """An LLVM module turned into machine code; ``functions[name]`` is a CpuKernel."""
 
     def __init__(self, engine: llvm.ExecutionEngine, functions: dict[str, CpuKernel],
-                 signatures: dict[str, tuple[int, int]], optimized_ir: str, compile_seconds: float, from_disk_cache: bool,
-                 key: str) -> None:
+                 signatures: dict[str, tuple[int, int]], optimized_ir: str,
+                 compile_seconds: float, from_disk_cache: bool, key: str) -> None:
         self.engine = engine
         self.functions = functions
         self.signatures = signatures  # name -> (n_buffers, n_scalars)
@@ -220,7 +222,7 @@ def compile_llvm(source: str, names: list[str]) -> CompiledModule:
     for name in names:
         if name not in cm.functions:
             if name not in cm.signatures:
-                raise KeyError(f"no function {name!r} defined in the module")
+                raise KeyError(f"no function {name!r} with the kernel ABI in the module")
             cm.functions[name] = CpuKernel(cm.engine.get_function_address(name),
                                            *cm.signatures[name], owner=cm, name=name)
     return cm
@@ -228,41 +230,58 @@ def compile_llvm(source: str, names: list[str]) -> CompiledModule:
 
 def _build(source: str, key: str) -> CompiledModule:
     t0 = time.perf_counter()
-    tm = _target_machine()
     entry = disk_cache.load(key)
-    captured: list[bytes] = []
-    if entry is not None:
-        obj, optimized_ir, sigs = entry
-        engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), tm)
-        engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
-    else:
-        mod = llvm.parse_assembly(source)
-        mod.verify()
-        mod.name = f"tg_{key[:16]}_{next(_module_ids)}"  # unique: the object cache keys by name
-        # The vectoriser's cost model needs the real target, not "unknown-unknown-unknown".
-        mod.triple = tm.triple
-        mod.data_layout = str(tm.target_data)
-        _optimize(mod, tm)
-        optimized_ir = str(mod)
-        sigs = {}
-        for fn in mod.functions:
-            if not fn.is_declaration and fn.linkage == llvm.Linkage.external:
-                try:
-                    sigs[fn.name] = _signature(mod, fn.name)
-                except TypeError:
-                    pass  # a helper outside the kernel ABI: not callable from Python
-        engine = llvm.create_mcjit_compiler(mod, tm)
-        # MCJIT hands us the object it makes anyway, so caching costs no second codegen.
-        engine.set_object_cache(lambda _m, data: captured.append(bytes(data)), lambda _m: None)
+    cm = _from_object(*entry, key) if entry is not None else None
+    if cm is None:
+        cm, obj = _from_source(source, key)
+        if obj is not None:
+            disk_cache.store(key, obj, cm.optimized_ir, cm.signatures)
+    cm.compile_seconds = time.perf_counter() - t0
+    return cm
+
+
+def _finish(engine, sigs, optimized_ir, from_disk, key) -> CompiledModule:
     engine.finalize_object()
-    cm = CompiledModule(engine, {}, sigs, optimized_ir, 0.0, entry is not None, key)
+    cm = CompiledModule(engine, {}, sigs, optimized_ir, 0.0, from_disk, key)
     for name in sigs:
         cm.functions[name] = CpuKernel(engine.get_function_address(name), *sigs[name], owner=cm,
                                        name=name)
-    cm.compile_seconds = time.perf_counter() - t0
-    if captured:
-        disk_cache.store(key, captured[0], optimized_ir, sigs)
     return cm
+
+
+def _from_object(obj: bytes, optimized_ir: str, sigs: dict, key: str) -> CompiledModule | None:
+    """Load cached object code; None (so the caller recompiles) if it does not link."""
+    try:
+        engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), _target_machine())
+        engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+        return _finish(engine, sigs, optimized_ir, True, key)
+    except RuntimeError:
+        return None
+
+
+def _from_source(source: str, key: str) -> tuple[CompiledModule, bytes | None]:
+    tm = _target_machine()
+    mod = llvm.parse_assembly(source)
+    mod.verify()
+    mod.name = f"tg_{key[:16]}_{next(_module_ids)}"  # unique: the object cache keys by name
+    # The vectoriser's cost model needs the real target, not "unknown-unknown-unknown".
+    mod.triple = tm.triple
+    mod.data_layout = str(tm.target_data)
+    _optimize(mod, tm)
+    optimized_ir = str(mod)
+    sigs = {}
+    for fn in mod.functions:
+        if not fn.is_declaration and fn.linkage == llvm.Linkage.external:
+            try:
+                sigs[fn.name] = _signature(mod, fn.name)
+            except TypeError:
+                pass  # a helper outside the kernel ABI: not callable from Python
+    engine = llvm.create_mcjit_compiler(mod, tm)
+    # MCJIT hands us the object it makes anyway, so caching costs no second codegen.
+    captured: list[bytes] = []
+    engine.set_object_cache(lambda _m, data: captured.append(bytes(data)), lambda _m: None)
+    cm = _finish(engine, sigs, optimized_ir, False, key)
+    return cm, (captured[0] if captured else None)
 
 
 def clear_memory_cache() -> None:

@@ -111,6 +111,18 @@ def test_corrupt_entry_is_rebuilt(damage):
     assert disk_cache.load(llvm_jit.cache_key(SRC)) is not None  # rewritten whole
 
 
+def test_entry_that_does_not_link_is_rebuilt():
+    # A well-formed entry whose object lacks the kernel (e.g. written by a buggy
+    # version) must not be trusted: address 0 -> recompile.
+    other = SRC.replace("@scale", "@other")
+    llvm_jit.compile_llvm(other, ["other"])
+    obj, ir_text, _ = disk_cache.load(llvm_jit.cache_key(other))
+    disk_cache.store(llvm_jit.cache_key(SRC), obj, ir_text, {"scale": (2, 1)})
+    cm = llvm_jit.compile_llvm(SRC, ["scale"])
+    assert not cm.from_disk_cache
+    np.testing.assert_array_equal(run_scale(cm), np.arange(100.0) * 3)
+
+
 def test_disable_size_and_clear(monkeypatch):
     monkeypatch.setenv("TRACEGRAD_DISABLE_DISK_CACHE", "1")
     llvm_jit.compile_llvm(SRC, ["scale"])

@@ -154,7 +154,8 @@ def test_round_half_even():
     assert np.array_equal(run("round", x), np.round(x))
 
 
-@pytest.mark.parametrize("name", ["exp", "log", "tanh", "sigmoid", "erf", "sin", "cos", "expm1", "log1p"])
+@pytest.mark.parametrize("name", ["exp", "log", "tanh", "sigmoid", "erf", "sin", "cos", "expm1",
+                                  "log1p"])
 def test_float32_loop_vectorises(name):
     ir_text = compile_llvm(unary_loop_source(name, np.float32), ["k"]).optimized_ir
     assert "call float @" not in ir_text.replace("call float @llvm.", "")  # no libm calls

@@ -23,19 +23,26 @@ def numerical_jacobian(fn, inputs, i, eps):
     from .grad_mode import no_grad
     x = inputs[i]
     data = x._data
-    flat = data.reshape(-1)
+    if not data.flags.writeable:
+        raise GradcheckError(f"gradcheck: input {i} (shape {tuple(x.shape)}) is a read-only "
+                             f"view (e.g. expanded); pass a writeable tensor")
     with no_grad():
         base = _flat_outputs(fn, inputs)
     cols = []
-    for j in range(flat.size):
-        old = flat[j].copy()
-        flat[j] = old + eps
+    # NOTE: perturb through a multi-index, not data.reshape(-1): for a non-contiguous input
+    # (permuted, negative-step slice) reshape copies and the perturbation would be lost.
+    for j in range(data.size):
+        idx = np.unravel_index(j, data.shape)
+        old = data[idx].copy()
+        data[idx] = old + eps
         with no_grad():
-            plus = [np.asarray(o._data, dtype=np.float64).ravel() for o in _flat_outputs(fn, inputs)]
-        flat[j] = old - eps
+            # NOTE: copy: an output that is a view of the input (reshape, slice) would
+            # otherwise change under the next perturbation.
+            plus = [np.array(o._data, dtype=np.float64).ravel() for o in _flat_outputs(fn, inputs)]
+        data[idx] = old - eps
         with no_grad():
-            minus = [np.asarray(o._data, dtype=np.float64).ravel() for o in _flat_outputs(fn, inputs)]
-        flat[j] = old
+            minus = [np.array(o._data, dtype=np.float64).ravel() for o in _flat_outputs(fn, inputs)]
+        data[idx] = old
         cols.append(np.concatenate([(p - m) / (2 * eps) for p, m in zip(plus, minus)])
                     if plus else np.zeros(0))
     n_out = sum(int(np.prod(o.shape)) for o in base)

@@ -127,9 +127,9 @@ def _pad_shape(x, pads, value):
 
 
 def _pad_vjp(g, node):
-    shape = tuple(node.inputs[0].shape)
-    index = tuple(slice(b, b + d) for d, (b, _) in zip(shape, node.attrs["pads"]))
-    return (g[index],)
+    # The adjoint of padding by (b, a) is padding by (-b, -a): positive amounts were
+    # added and are cropped away, negative amounts were cropped and come back as zeros.
+    return (g.pad_dims([(-b, -a) for b, a in node.attrs["pads"]]),)
 
 
 @primitive(Op.PAD, shape=_pad_shape, needs=reads_none, vjp=_pad_vjp)

@@ -37,11 +37,21 @@ def as_tensor_operand(x, op: str):
     raise TypeError(f"{op}: unsupported operand of type {type(x).__name__}: {x!r}")
 
 
+def no_grad_result(out: Tensor) -> Tensor:
+    """Drop the graph from a result that has no gradient (bool or integer values), as
+    PyTorch does: ``(x > 0).requires_grad`` is False even when ``x`` requires grad."""
+    if out.grad_fn is not None:
+        out.grad_fn = None
+        out._requires_grad = False
+    return out
+
+
 def cast(x: Tensor, np_dtype) -> Tensor:
     np_dtype = np.dtype(np_dtype)
     if x._data.dtype == np_dtype:
         return x
-    return apply(P[Op.CAST], (x,), {"dtype": np_dtype})
+    out = apply(P[Op.CAST], (x,), {"dtype": np_dtype})
+    return out if np_dtype.kind == "f" else no_grad_result(out)
 
 
 def promote(a, b, op: str):
@@ -78,17 +88,27 @@ def _binary(op: Op, name: str):
     return fn
 
 
+def _comparison(op: Op, name: str):
+    prim = P[op]
+
+    def fn(a, b):
+        a, b = promote(a, b, name)
+        return no_grad_result(apply(prim, (a, b)))
+    fn.__name__ = name
+    return fn
+
+
 add_ = _binary(Op.ADD, "add")
 sub_ = _binary(Op.SUB, "sub")
 mul = _binary(Op.MUL, "mul")
 maximum = _binary(Op.MAXIMUM, "maximum")
 minimum = _binary(Op.MINIMUM, "minimum")
-lt = _binary(Op.CMPLT, "lt")
-le = _binary(Op.CMPLE, "le")
-gt = _binary(Op.CMPGT, "gt")
-ge = _binary(Op.CMPGE, "ge")
-eq = _binary(Op.CMPEQ, "eq")
-ne = _binary(Op.CMPNE, "ne")
+lt = _comparison(Op.CMPLT, "lt")
+le = _comparison(Op.CMPLE, "le")
+gt = _comparison(Op.CMPGT, "gt")
+ge = _comparison(Op.CMPGE, "ge")
+eq = _comparison(Op.CMPEQ, "eq")
+ne = _comparison(Op.CMPNE, "ne")
 
 
 def _as_bool(x):
@@ -97,19 +117,19 @@ def _as_bool(x):
 
 
 def logical_and(a, b):
-    return apply(P[Op.AND], (_as_bool(a), _as_bool(b)))
+    return no_grad_result(apply(P[Op.AND], (_as_bool(a), _as_bool(b))))
 
 
 def logical_or(a, b):
-    return apply(P[Op.OR], (_as_bool(a), _as_bool(b)))
+    return no_grad_result(apply(P[Op.OR], (_as_bool(a), _as_bool(b))))
 
 
 def logical_xor(a, b):
-    return apply(P[Op.XOR], (_as_bool(a), _as_bool(b)))
+    return no_grad_result(apply(P[Op.XOR], (_as_bool(a), _as_bool(b))))
 
 
 def logical_not(x):
-    return apply(P[Op.NOT], (_as_bool(x),))
+    return no_grad_result(apply(P[Op.NOT], (_as_bool(x),)))
 
 
 def add(a, b, *, alpha=1):

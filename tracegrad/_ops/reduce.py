@@ -11,7 +11,7 @@ from .._dtype import to_numpy_dtype
 from .._primitives import PRIMITIVES as P
 from .._tensor import Tensor, _wrap_dim
 from ..codegen.ops import Op
-from .math import cast, exp, log, sqrt
+from .math import cast, exp, log, no_grad_result, sqrt
 
 values_indices = namedtuple("values_indices", ["values", "indices"])
 
@@ -80,7 +80,7 @@ def _arg(op: Op, x: Tensor, dim, keepdim, name):
     axis = None if dim is None else _wrap_dim(dim, x._data.ndim, name)
     if x._data.ndim == 0:
         axis = None
-    return apply(P[op], (x,), {"axis": axis, "keepdim": bool(keepdim)})
+    return no_grad_result(apply(P[op], (x,), {"axis": axis, "keepdim": bool(keepdim)}))
 
 
 def argmax(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:

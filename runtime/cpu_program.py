@@ -26,8 +26,8 @@ from typing import Callable
 
 import numpy as np
 
-from codegen.schedule import ExternStep, KernelStep, Program
-from codegen.view import gather_numpy, strided_numpy
+from ..codegen.schedule import ExternStep, KernelStep, Program
+from ..codegen.view import gather_numpy, strided_numpy
 
 from . import allocator
 from .llvm_jit import compile_llvm

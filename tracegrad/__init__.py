@@ -88,3 +88,5 @@ def set_num_threads(n) -> None:
 
 
 __version__ = "0.1.0"
+
+from .compiler.function import compile  # noqa: E402,A001

@@ -1,0 +1,199 @@
+"""One compiled signature: trace the function, split forward from backward, plan and
+compile both programs, and run them on each call."""
+from __future__ import annotations
+
+import numpy as np
+
+from .._primitives import PRIMITIVES
+from .._tensor import Tensor, _wrap
+from ..autograd.engine import run_backward
+from ..autograd.grad_mode import state as grad_state
+from ..codegen.ops import Op
+from ..codegen.schedule import plan
+from . import pytree
+from .autograd_bridge import attach
+from .errors import TraceError
+from .partition import split
+from .tracer import Tracer, TraceValue, tracing
+
+
+def extern_eval(node, arrays):
+    """Run a primitive the generated code calls out to, with its NumPy implementation
+    (RAND/RANDN draw from the process-wide generator, as eager mode does)."""
+    return PRIMITIVES[node.op].eager(*arrays, **node.attrs)
+
+
+class Entry:
+    """A compiled signature. ``fallback`` entries run the original function eagerly."""
+
+    def __init__(self) -> None:
+        self.fallback = False
+        self.forward = None            # runtime CompiledProgram (None when not compiled)
+        self.backward = None
+        self.forward_plan = None       # codegen Program
+        self.backward_plan = None
+        self.input_sources = []        # per forward input: ("arg", leaf index) | ("captured", t)
+        self.n_outputs = 0
+        self.out_treedef = None
+        self.out_static = []           # per output leaf: None (tensor) or a constant
+        self.diff_inputs = []          # per gradient: ("arg", leaf index) | ("captured", t)
+        self.grad_present = []         # which backward outputs exist (others are zeros)
+        self.grad_shapes = []
+        self.saved_reads = ()
+        self.traced = None             # the joint graph, for reports
+
+    @classmethod
+    def eager_fallback(cls) -> "Entry":
+        e = cls()
+        e.fallback = True
+        return e
+
+    # ---- calling ---------------------------------------------------------------------
+    def _input_arrays(self, leaves) -> list:
+        arrays = []
+        for kind, ref in self.input_sources:
+            if kind == "arg":
+                leaf = leaves[ref]
+                arrays.append(leaf._data if isinstance(leaf, Tensor) else np.array(leaf))
+            else:
+                arrays.append(ref._data)
+        return arrays
+
+    def run(self, leaves):
+        results = self.forward(self._input_arrays(leaves))
+        outs = [_wrap(a) for a in results[:self.n_outputs]]
+        if self.backward is not None and grad_state.enabled:
+            saved = results[self.n_outputs:]
+            diff = [leaves[ref] if kind == "arg" else ref for kind, ref in self.diff_inputs]
+            attach(outs, diff, self._backward_fn(saved, outs), "CompiledFunction",
+                   self.saved_reads)
+        flat = []
+        it = iter(outs)
+        for const in self.out_static:
+            flat.append(next(it) if const is None else const)
+        return pytree.unflatten(self.out_treedef, flat)
+
+    def _backward_fn(self, saved, outs):
+        backward = self.backward
+        present = self.grad_present
+        shapes = self.grad_shapes
+        out_specs = [(tuple(o._data.shape), o._data.dtype) for o in outs]
+
+        def run(bundle):
+            if grad_state.enabled:
+                raise RuntimeError("double backward (create_graph=True) through a compiled "
+                                   "function is not supported; call the function uncompiled")
+            grads_in = []
+            for k, (shape, dtype) in enumerate(out_specs):
+                g = bundle.grads.get(k)
+                grads_in.append(np.zeros(shape, dtype) if g is None else
+                                np.asarray(g._data, dtype=dtype))
+            grads = iter(backward(list(saved) + grads_in))
+            result = []
+            for ok, (shape, dtype) in zip(present, shapes):
+                result.append(_wrap(next(grads)) if ok else _wrap(np.zeros(shape, dtype)))
+            return tuple(result)
+        return run
+
+
+def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool) -> Entry:
+    entry = Entry()
+    tracer = Tracer()
+    needs_grad = grad_state.enabled
+    with tracing(tracer):
+        traced_leaves = []
+        for position, leaf in enumerate(leaves):
+            if isinstance(leaf, Tensor):
+                traced_leaves.append(tracer.argument(leaf._data.shape, leaf._data.dtype,
+                                                     leaf._requires_grad, position))
+            else:  # a Python float: a runtime scalar, never part of the signature
+                traced_leaves.append(tracer.argument((), np.float64, False, position))
+        t_args, t_kwargs = pytree.unflatten(treedef, traced_leaves)
+        out = compiled.fn(*t_args, **t_kwargs)
+        out_treedef, out_leaves = pytree.flatten(out, static=True)
+        outputs, out_static = [], []
+        for leaf in out_leaves:
+            if not isinstance(leaf, Tensor):
+                out_static.append(leaf)
+                continue
+            if not isinstance(leaf._data, TraceValue):
+                leaf = leaf * 1 if leaf._data.dtype.kind != "b" else leaf & True  # lift constant
+            outputs.append(leaf)
+            out_static.append(None)
+
+        grads, grad_inputs, diff_sources = [], [], []
+        differentiable = [o for o in outputs if o._requires_grad]
+        if needs_grad and differentiable:
+            diff_tensors = []
+            for position, (leaf, t) in enumerate(zip(leaves, traced_leaves)):
+                if isinstance(leaf, Tensor) and leaf._requires_grad:
+                    diff_tensors.append(t)
+                    diff_sources.append(("arg", position))
+            for t, _node in list(tracer.captured.values()):
+                if t._requires_grad:
+                    diff_tensors.append(t)
+                    diff_sources.append(("captured", t))
+            grad_tensors = [tracer.grad_input(o, k) for k, o in enumerate(outputs)]
+            grad_inputs = [g._data.node for g in grad_tensors]
+            roots = [(o, g) for o, g in zip(outputs, grad_tensors) if o._requires_grad]
+            captured = run_backward([r for r, _ in roots], [g for _, g in roots],
+                                    retain_graph=True, create_graph=False,
+                                    capture=diff_tensors, accumulate_into_leaves=False)
+            for g in captured:
+                if g is not None and not isinstance(g._data, TraceValue):
+                    g = g * 1  # a constant gradient: make it a graph value
+                grads.append(g)
+            for o in outputs:  # the forward outputs must not keep the traced graph alive
+                o.grad_fn = None
+
+    out_ids = [o._data.node for o in outputs]
+    grad_ids = [None if g is None else g._data.node for g in grads]
+    tracer.graph.outputs = out_ids + [g for g in grad_ids if g is not None]
+    parts = split(tracer.graph, out_ids, grad_ids, grad_inputs)
+    entry.traced = tracer.graph
+    entry.n_outputs = len(out_ids)
+    entry.out_treedef = out_treedef
+    entry.out_static = out_static
+    kinds = tracer.input_kinds
+    index_of_node = {n: k for k, n in enumerate(tracer.graph.inputs)}
+    entry.input_sources = []
+    for n in parts.forward_inputs:
+        kind = kinds[index_of_node[n]]
+        entry.input_sources.append(("arg", kind[1]) if kind[0] == "arg" else ("captured", kind[1]))
+    entry.forward_plan = plan(parts.forward)
+    if parts.backward is not None:
+        entry.diff_inputs = diff_sources
+        entry.grad_present = [g is not None for g in grads]
+        entry.grad_shapes = [(tuple(_shape_of(s, leaves)), _dtype_of(s, leaves))
+                             for s in diff_sources]
+        entry.backward_plan = plan(parts.backward)
+        entry.saved_reads = _saved_reads(parts, diff_sources, tracer, index_of_node)
+    if compile_code:
+        from ..runtime.cpu_program import CompiledProgram
+        entry.forward = CompiledProgram(entry.forward_plan, extern_eval)
+        if entry.backward_plan is not None:
+            entry.backward = CompiledProgram(entry.backward_plan, extern_eval)
+    return entry
+
+
+def _shape_of(source, leaves):
+    kind, ref = source
+    return (leaves[ref] if kind == "arg" else ref)._data.shape
+
+
+def _dtype_of(source, leaves):
+    kind, ref = source
+    return (leaves[ref] if kind == "arg" else ref)._data.dtype
+
+
+def _saved_reads(parts, diff_sources, tracer, index_of_node) -> tuple:
+    """Positions of differentiable inputs whose values the backward program reads."""
+    saved_inputs = {n for n in parts.saved if tracer.graph.node(n).op is Op.INPUT}
+    reads = []
+    for position, (kind, ref) in enumerate(diff_sources):
+        for n in saved_inputs:
+            k = tracer.input_kinds[index_of_node[n]]
+            if (kind == "arg" and k == ("arg", ref)) or (kind == "captured" and k[0] == "captured"
+                                                          and k[1] is ref):
+                reads.append(position)
+    return tuple(reads)

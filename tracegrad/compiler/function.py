@@ -1,0 +1,221 @@
+"""``tracegrad.compile``: specialise a function per signature, trace it once per
+signature, compile the forward (and, when gradients are needed, the backward) graph,
+and replay the compiled programs on later calls with the same signature."""
+from __future__ import annotations
+
+import inspect
+import time
+import traceback
+import warnings
+from collections import namedtuple
+from pathlib import Path
+
+import numpy as np
+
+from .. import _trace_state
+from .._tensor import Tensor, _wrap
+from ..autograd.engine import run_backward
+from ..autograd.grad_mode import state as grad_state
+from . import pytree
+from .entry import Entry, build_entry
+from .errors import TraceError
+
+CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "entries", "compile_seconds"])
+SIGNATURE_WARN_LIMIT = 8
+# tracegrad/, codegen/ and runtime/ (installed as one package, in the repo as three folders)
+_PACKAGE_DIRS = tuple({str(Path(__file__).resolve().parents[1]),
+                       str(Path(__file__).resolve().parents[2] / "codegen"),
+                       str(Path(__file__).resolve().parents[2] / "runtime")})
+BACKENDS = ("auto", "llvm", "cuda", "eager")
+
+
+def user_frame(tb) -> str:
+    """The innermost traceback frame outside tracegrad: where the user's code stopped."""
+    frames = [f for f in traceback.extract_tb(tb) if not f.filename.startswith(_PACKAGE_DIRS)]
+    if not frames:
+        return "<unknown location>"
+    f = frames[-1]
+    return f"{f.filename}:{f.lineno} ({f.line})"
+
+
+class CompiledFunction:
+    """What ``tracegrad.compile(fn)`` returns: call it like ``fn``."""
+
+    def __init__(self, fn, backend: str = "auto", fullgraph: bool = False,
+                 static_argnames=()) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"compile: unknown backend {backend!r}; expected one of {BACKENDS}")
+        self.fn = fn
+        self.backend = backend
+        self.fullgraph = fullgraph
+        self.static_argnames = frozenset((static_argnames,) if isinstance(static_argnames, str)
+                                         else static_argnames)
+        self._cache: dict = {}
+        self._signatures: list = []
+        self._warned_signatures = False
+        self.hits = self.misses = 0
+        self.compile_seconds = 0.0
+        try:
+            self._sig = inspect.signature(fn)
+        except (TypeError, ValueError):
+            self._sig = None
+        self.__name__ = getattr(fn, "__name__", type(fn).__name__)
+        self.__doc__ = getattr(fn, "__doc__", None)
+        self.__wrapped__ = fn
+
+    # ---- public API ----------------------------------------------------------------------
+    def cache_info(self) -> CacheInfo:
+        return CacheInfo(self.hits, self.misses, len(self._cache), self.compile_seconds)
+
+    def cache_clear(self) -> None:
+        self._cache.clear()
+        self._signatures.clear()
+        self.hits = self.misses = 0
+        self.compile_seconds = 0.0
+
+    def explain(self, *args, **kwargs):
+        """Trace and compile for these arguments without running any kernel; returns a
+        report whose ``str`` shows the graph, fused groups, loop IR and sources, and whose
+        ``kernels`` list each kernel's ``name``, ``ops`` and ``source``."""
+        from .report import Report
+        treedef, leaves, key = self._signature(args, kwargs)
+        entry = build_entry(self, treedef, leaves, args, kwargs, compile_code=False)
+        return Report(self.__name__, key, entry)
+
+    def __call__(self, *args, **kwargs):
+        if self.backend == "eager" or _trace_state.current is not None:
+            return self.fn(*args, **kwargs)  # inside another trace: inline
+        treedef, leaves, key = self._signature(args, kwargs)
+        entry = self._cache.get(key)
+        if entry is None:
+            self.misses += 1
+            self._note_signature(key)
+            start = time.perf_counter()
+            entry = self._build(treedef, leaves, args, kwargs)
+            self.compile_seconds += time.perf_counter() - start
+            self._cache[key] = entry
+        else:
+            self.hits += 1
+        if entry.fallback:
+            return self.fn(*args, **kwargs)
+        return entry.run(leaves)
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        import functools
+        return functools.partial(self, obj)
+
+    def __repr__(self) -> str:
+        return f"<compiled {self.__name__} backend={self.backend}>"
+
+    # ---- signatures --------------------------------------------------------------------
+    def _signature(self, args, kwargs):
+        static = ()
+        if self.static_argnames and self._sig is not None:
+            bound = self._sig.bind(*args, **kwargs)
+            static = tuple((k, bound.arguments[k]) for k in self.static_argnames
+                           if k in bound.arguments)
+            for k, _ in static:
+                bound.arguments[k] = None
+            args, kwargs = bound.args, bound.kwargs
+        treedef, leaves = pytree.flatten((tuple(args), dict(kwargs)))
+        parts = []
+        for leaf in leaves:
+            if isinstance(leaf, Tensor):
+                data = leaf._data
+                parts.append((tuple(data.shape), data.dtype.str, str(leaf._device),
+                              bool(leaf._requires_grad)))
+            else:
+                parts.append("float")
+        key = (treedef, tuple(parts), static, grad_state.enabled)
+        return treedef, leaves, key
+
+    def _note_signature(self, key) -> None:
+        self._signatures.append(key)
+        if len(self._signatures) > SIGNATURE_WARN_LIMIT and not self._warned_signatures:
+            self._warned_signatures = True
+            warnings.warn(f"compile: {self.__name__} has been compiled for "
+                          f"{len(self._signatures)} signatures; {_what_changes(self._signatures)} "
+                          f"keeps changing. Each new signature costs a trace and a compile.",
+                          RuntimeWarning, stacklevel=3)
+
+    # ---- building ----------------------------------------------------------------------
+    def _build(self, treedef, leaves, args, kwargs) -> Entry:
+        try:
+            return build_entry(self, treedef, leaves, args, kwargs, compile_code=True)
+        except TraceError as e:
+            where = user_frame(e.__traceback__)
+            message = (f"compile: {self.__name__} cannot be traced at {where}: {e}. "
+                       f"Running it eagerly for this signature.")
+            if self.fullgraph:
+                raise TraceError(message.replace(" Running it eagerly for this signature.",
+                                                 " (fullgraph=True)")) from None
+            warnings.warn(message, RuntimeWarning, stacklevel=4)
+            return Entry.eager_fallback()
+        except Exception as e:  # noqa: BLE001 - compiling must never change the answer
+            from ..runtime.cpu_program import ProgramCompileError
+            if isinstance(e, ProgramCompileError):
+                warnings.warn(f"compile: code generation for {self.__name__} failed ({e}); "
+                              f"running eagerly", RuntimeWarning, stacklevel=4)
+                return Entry.eager_fallback()
+            # A genuine error in the function (bad shapes...) or a tracing limitation:
+            # running eagerly either raises the user's real error or works.
+            if self.fullgraph:
+                raise
+            warnings.warn(f"compile: tracing {self.__name__} failed at "
+                          f"{user_frame(e.__traceback__)} ({type(e).__name__}: {e}); "
+                          f"running it eagerly", RuntimeWarning, stacklevel=4)
+            return Entry.eager_fallback()
+
+
+def _what_changes(keys) -> str:
+    first = keys[0]
+    changing = []
+    if any(k[0] != first[0] for k in keys):
+        changing.append("the argument structure or a non-tensor argument's value")
+    parts = first[1]
+    for i in range(len(parts)):
+        values = {k[1][i] if i < len(k[1]) else None for k in keys}
+        if len(values) > 1:
+            sample = parts[i]
+            if isinstance(sample, tuple):
+                fields = ["shape", "dtype", "device", "requires_grad"]
+                diff = [f for j, f in enumerate(fields)
+                        if len({(k[1][i][j] if i < len(k[1]) else None) for k in keys}) > 1]
+                changing.append(f"tensor argument {i}'s {'/'.join(diff)}")
+    if any(k[2] != first[2] for k in keys):
+        changing.append("a static argument")
+    if any(k[3] != first[3] for k in keys):
+        changing.append("grad mode")
+    return ", ".join(changing) or "the signature"
+
+
+def compile(fn=None, *, backend: str = "auto", fullgraph: bool = False, static_argnames=(),
+            dynamic=None, mode=None, options=None):
+    """Compile ``fn`` (a function or an ``nn.Module``) into fused kernels, per signature.
+
+    >>> import tracegrad as torch
+    >>> @torch.compile
+    ... def gelu(x):
+    ...     return 0.5 * x * (1 + torch.tanh(0.7978845608 * (x + 0.044715 * x ** 3)))
+    >>> y = gelu(torch.randn(1000))
+    >>> gelu.cache_info().misses
+    1
+    """
+    if fn is None:
+        return lambda f: compile(f, backend=backend, fullgraph=fullgraph,
+                                 static_argnames=static_argnames)
+    if _is_module(fn):
+        from .module import CompiledModule
+        return CompiledModule(fn, backend=backend, fullgraph=fullgraph)
+    return CompiledFunction(fn, backend=backend, fullgraph=fullgraph,
+                            static_argnames=static_argnames)
+
+
+def _is_module(obj) -> bool:
+    try:
+        from ..nn import Module
+    except ImportError:
+        return False
+    return isinstance(obj, Module)

@@ -1,0 +1,61 @@
+"""Flatten nested arguments and results (tuples, lists, dicts) into leaves plus a
+hashable structure, and rebuild them. Leaf kinds: tensors, runtime scalars (Python
+floats), and static values (everything else, compared by value)."""
+from __future__ import annotations
+
+from .._tensor import Tensor
+
+TENSOR = "T"
+SCALAR = "S"
+
+
+def flatten(obj, static: bool = False, leaves: list | None = None):
+    """``(treedef, leaves)``: tensors and floats become leaves; other values live in the
+    treedef itself, so they must be hashable (the signature compares them by value)."""
+    if leaves is None:
+        leaves = []
+    if isinstance(obj, Tensor):
+        leaves.append(obj)
+        return (TENSOR,), leaves
+    if isinstance(obj, float) and not static:
+        leaves.append(obj)
+        return (SCALAR,), leaves
+    if isinstance(obj, (tuple, list)):
+        children = tuple(flatten(o, static, leaves)[0] for o in obj)
+        kind = "tuple" if isinstance(obj, tuple) else "list"
+        if hasattr(obj, "_fields"):  # namedtuple
+            return ("namedtuple", type(obj), children), leaves
+        return (kind, children), leaves
+    if isinstance(obj, dict):
+        keys = tuple(obj.keys())
+        children = tuple(flatten(obj[k], static, leaves)[0] for k in keys)
+        return ("dict", keys, children), leaves
+    try:
+        hash(obj)
+    except TypeError:
+        raise TypeError(f"compile: argument of type {type(obj).__name__} is neither a tensor "
+                        f"nor hashable, so it cannot be part of a compile signature; pass it "
+                        f"as a tensor, or make it hashable (e.g. a tuple)") from None
+    return ("static", obj), leaves
+
+
+def unflatten(treedef, leaves):
+    it = iter(leaves)
+    return _build(treedef, it)
+
+
+def _build(treedef, it):
+    kind = treedef[0]
+    if kind in (TENSOR, SCALAR):
+        return next(it)
+    if kind == "static":
+        return treedef[1]
+    if kind == "tuple":
+        return tuple(_build(c, it) for c in treedef[1])
+    if kind == "list":
+        return [_build(c, it) for c in treedef[1]]
+    if kind == "namedtuple":
+        return treedef[1](*(_build(c, it) for c in treedef[2]))
+    if kind == "dict":
+        return {k: _build(c, it) for k, c in zip(treedef[1], treedef[2])}
+    raise ValueError(f"unknown tree node {kind!r}")

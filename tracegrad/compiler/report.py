@@ -1,0 +1,53 @@
+"""What ``compiled.explain(...)`` returns: the traced graph, fused groups, loop IR and
+generated source of every kernel, as text (``str(report)``) and as objects."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class KernelReport:
+    name: str
+    ops: list[str]
+    source: str
+    loop_ir: str
+    stage: str          # "forward" or "backward"
+    backend: str = "llvm"
+
+    def __str__(self) -> str:
+        return f"{self.name} [{self.stage}] ops={'+'.join(self.ops)}"
+
+
+class Report:
+    def __init__(self, name: str, signature, entry) -> None:
+        self.name = name
+        self.signature = signature
+        self.graph = entry.traced
+        self.forward = entry.forward_plan
+        self.backward = entry.backward_plan
+        self.kernels: list[KernelReport] = []
+        self.externs: list[str] = []
+        for stage, program in (("forward", self.forward), ("backward", self.backward)):
+            if program is None:
+                continue
+            for k in program.kernels:
+                self.kernels.append(KernelReport(k.name, list(k.ops), k.source, k.loop_ir, stage))
+            self.externs += [f"{stage}: {s.node.op.name}" for s in program.externs]
+
+    def __str__(self) -> str:
+        lines = [f"# compiled {self.name}", "", "## traced graph (forward and backward)",
+                 str(self.graph)]
+        for stage, program in (("forward", self.forward), ("backward", self.backward)):
+            if program is None:
+                continue
+            lines += ["", f"## {stage}: fused groups",
+                      *[f"  kernel {k.name}: {' + '.join(k.ops)}" for k in program.kernels],
+                      *[f"  extern {s.node.op.name}" for s in program.externs],
+                      "", f"## {stage} program", str(program)]
+        for k in self.kernels:
+            lines += ["", f"## source of {k.name} ({k.stage})", k.source]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (f"<Report {self.name}: {len(self.kernels)} kernels, "
+                f"{len(self.externs)} extern calls>")

@@ -154,8 +154,9 @@ def row_aligned(view: ShapeTracker | None, c_shape, p_shape, rows: int, rowlen: 
 
 
 class _Fuser:
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, forced: set[int] = frozenset()):
         self.g = graph
+        self.forced = forced          # nodes that must be materialised (own group)
         self.order = {n.id: k for k, n in enumerate(graph.nodes)}
         self.groups: dict[int, Group] = {}
         self.group_of: dict[int, int] = {}
@@ -168,8 +169,8 @@ class _Fuser:
                 self.edges[n.id] = input_edges(graph, n)
                 for k, e in enumerate(self.edges[n.id]):
                     self.readers[e.src].append((n.id, k))
-            else:
-                for i in n.inputs:  # extern, or a view read by one: the base is needed whole
+            elif n.op not in MOVEMENT:
+                for i in n.inputs:  # an extern op (or an input of it that is a view)
                     src = graph.node(i)
                     base = src.inputs[0] if src.op in MOVEMENT else i
                     self.readers[base].append((-1, 0))
@@ -182,7 +183,8 @@ class _Fuser:
                 continue
             readers = self.readers[n.id]
             targets = {self.group_of.get(c, -1) for c, _ in readers}
-            if len(targets) == 1 and -1 not in targets and self._absorb(n, self.groups[targets.pop()]):
+            if (len(targets) == 1 and -1 not in targets and n.id not in self.forced
+                    and self._absorb(n, self.groups[targets.pop()])):
                 continue
             gid = len(self.groups)
             group = Group(gid, n.id, {n.id}, [n.id])
@@ -197,8 +199,6 @@ class _Fuser:
         g = self.g
         is_output = n.id in self.outputs
         if n.op in MOVEMENT:
-            return False
-        if n.op in EXPENSIVE and self._duplicated(n, group):
             return False
         rows, rowlen = group.rows, group.rowlen
         if n.op in REDUCE:
@@ -259,6 +259,21 @@ class _Fuser:
                     return False
         return True
 
+    def recomputed(self) -> set[int]:
+        """Expensive nodes that their group would evaluate more than once per element:
+        behind a broadcast or overlapping window, unless the value is per-row in a row
+        kernel (then it depends on the outer index only and LLVM hoists it out of the
+        row loops)."""
+        bad = set()
+        for gr in self.groups.values():
+            for n in gr.nodes:
+                node = self.g.node(n)
+                if node.op not in EXPENSIVE or (gr.rows is not None and node.numel == gr.rows):
+                    continue
+                if self._duplicated(node, gr):
+                    bad.add(n)
+        return bad
+
     def _finish(self) -> Fusion:
         groups = sorted(self.groups.values(), key=lambda gr: self.order[gr.root])
         remap = {gr.id: k for k, gr in enumerate(groups)}
@@ -291,4 +306,11 @@ def fuse(graph: Graph) -> Fusion:
     >>> [sorted(gr.nodes) for gr in fuse(g).groups]
     [[1, 2, 3]]
     """
-    return _Fuser(graph).run()
+    forced: set[int] = set()
+    while True:
+        fuser = _Fuser(graph, forced)
+        result = fuser.run()
+        bad = fuser.recomputed() - forced
+        if not bad:
+            return result
+        forced |= bad

@@ -136,6 +136,7 @@ class KernelBuilder:
         self.name, self.outer = name, outer
         self.var_outer = "o"
         self._scopes: list[tuple[list, dict]] = [([], {})]
+        self._const_stmts: list[Instr] = []
         self._counter = 0
         self._consts: dict[str, object] = {}
         self._ranges: dict[str, tuple[int, int]] = {"o": (0, max(outer - 1, 0))}
@@ -162,12 +163,15 @@ class KernelBuilder:
                 return simple
         key = (op, args, dtype.str)
         for _, cache in reversed(self._scopes):
-            if key in cache and op != "LOAD_VOLATILE":
+            if key in cache:
                 return cache[key]
         name = f"%{self._counter}"
         self._counter += 1
-        self._scopes[-1][0].append(Instr(name, op, tuple(args), dtype))
-        self._scopes[-1][1][key] = name
+        # constants live at the top of the kernel, visible everywhere
+        scope = 0 if op == "CONST" else -1
+        target = self._const_stmts if op == "CONST" else self._scopes[-1][0]
+        target.append(Instr(name, op, tuple(args), dtype))
+        self._scopes[scope][1][key] = name
         if op == "CONST":
             self._consts[name] = args[0]
             if dtype == INDEX:
@@ -255,5 +259,5 @@ class KernelBuilder:
 
     def finish(self, buffers: list[BufferArg], ops=(), work: int = 0) -> LoopKernel:
         assert len(self._scopes) == 1, "unclosed loop"
-        return LoopKernel(self.name, buffers, self.outer, self._scopes[0][0],
+        return LoopKernel(self.name, buffers, self.outer, self._const_stmts + self._scopes[0][0],
                           ops=list(ops), work=work)

@@ -11,9 +11,9 @@ A ``CompiledProgram`` reuses its temp slots across calls: do not call one instan
 two threads at once.
 
 >>> import numpy as np
->>> from codegen.graph import Graph
->>> from codegen.ops import Op
->>> from codegen.schedule import plan
+>>> from tracegrad.codegen.graph import Graph
+>>> from tracegrad.codegen.ops import Op
+>>> from tracegrad.codegen.schedule import plan
 >>> g = Graph(); x = g.add(Op.INPUT, (), (3,), "float32", index=0)
 >>> g.outputs = [g.add(Op.NEG, (x.id,), (3,), "float32").id]
 >>> CompiledProgram(plan(g), None)([np.arange(3, dtype=np.float32)])[0].tolist()

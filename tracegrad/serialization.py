@@ -1,0 +1,377 @@
+"""``save`` / ``load`` for state dicts, in a format that can hold data but never code.
+
+File layout (all integers little-endian)::
+
+    magic    8 bytes   b"TRACEGRD"
+    version  u32       FORMAT_VERSION
+    reserved u32       0
+    hlen     u64       length of the JSON header
+    plen     u64       length of the payload
+    sha256   32 bytes  digest of header + payload
+    header   hlen bytes, UTF-8 JSON describing the object tree
+    payload  plen bytes, raw little-endian tensor data (each block 64-byte aligned) and bytes
+
+The header encodes ``None``, bools, ints, floats and strings as JSON values and every
+other node as a JSON object with a ``"$"`` tag (list, tuple, dict, odict, tensor, bytes,
+ndarray, dtype, size). Loading checks the magic, version, lengths and checksum before it
+builds anything, so a truncated or corrupt file raises a ``RuntimeError`` naming the file
+instead of returning a half-loaded model. There is no pickle anywhere.
+
+Tensors are saved by value: two tensors that share storage (a tensor and its view) are
+written, and loaded, as independent copies. Loaded tensors are writable views into one
+buffer read from the file (no second copy).
+
+>>> import io, tracegrad as torch
+>>> buf = io.BytesIO()
+>>> save({"w": torch.arange(3), "step": 7}, buf)
+>>> _ = buf.seek(0); load(buf)
+{'w': tensor([0, 1, 2]), 'step': 7}
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import struct
+import tempfile
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from . import _dtype
+from ._size import Size
+from ._tensor import Tensor, _wrap
+
+__all__ = ["save", "load", "FORMAT_VERSION"]
+
+MAGIC = b"TRACEGRD"
+FORMAT_VERSION = 1
+_PREAMBLE = struct.Struct("<8sIIQQ32s")
+_ALIGN = 64
+_MAX_DEPTH = 1000
+
+
+def _unsupported(obj) -> TypeError:
+    kind = type(obj).__module__ + "." + type(obj).__qualname__
+    hint = ""
+    if hasattr(obj, "state_dict") and callable(getattr(obj, "state_dict")):
+        hint = (" It has a state_dict(): save `obj.state_dict()` instead and restore it with "
+                "`obj.load_state_dict(tracegrad.load(f))`.")
+    return TypeError(f"tracegrad.save can only save tensors, NumPy arrays, None, bool, int, "
+                     f"float, str, bytes and dicts/lists/tuples of them (state dicts), but "
+                     f"got an object of type {kind}.{hint} To save a model, save "
+                     f"`model.state_dict()` (and `optimizer.state_dict()`), never the model.")
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.chunks: list[bytes | memoryview] = []
+        self.size = 0
+        self.active: set[int] = set()
+
+    def blob(self, data) -> tuple[int, int]:
+        pad = (-self.size) % _ALIGN
+        if pad:
+            self.chunks.append(b"\0" * pad)
+            self.size += pad
+        offset = self.size
+        mv = memoryview(data).cast("B")
+        self.chunks.append(mv)
+        self.size += mv.nbytes
+        return offset, mv.nbytes
+
+    def array(self, arr: np.ndarray) -> dict:
+        if arr.dtype not in _dtype._FROM_NUMPY:
+            raise TypeError(f"tracegrad.save: unsupported array dtype {arr.dtype}")
+        le = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
+        offset, n = self.blob(le.reshape(-1).view(np.uint8))
+        return {"dtype": _dtype.from_numpy_dtype(arr.dtype).name, "shape": list(arr.shape),
+                "offset": offset, "nbytes": n}
+
+    def encode(self, obj, depth: int = 0):
+        if depth > _MAX_DEPTH:
+            raise ValueError(f"tracegrad.save: the object is nested more than {_MAX_DEPTH} "
+                             f"levels deep")
+        if obj is None or isinstance(obj, (bool, str)):
+            return obj
+        if isinstance(obj, np.generic) and obj.dtype.kind in "biuf":
+            obj = obj.item()  # NumPy scalars become the Python number they hold
+            if isinstance(obj, bool):
+                return obj
+        if isinstance(obj, int):
+            return int(obj)
+        if isinstance(obj, float):
+            if math.isfinite(obj):
+                return float(obj)
+            return {"$": "float", "v": repr(float(obj))}
+        if isinstance(obj, Tensor):
+            data = obj._data
+            if not isinstance(data, np.ndarray):
+                data = obj.cpu()._data if hasattr(obj, "cpu") else np.asarray(data)
+            node = {"$": "tensor", **self.array(data),
+                    "requires_grad": bool(obj._requires_grad)}
+            if type(obj).__name__ == "Parameter":
+                node["parameter"] = True
+            return node
+        if isinstance(obj, np.ndarray):
+            return {"$": "ndarray", **self.array(obj)}
+        if isinstance(obj, (bytes, bytearray)):
+            offset, n = self.blob(bytes(obj))
+            return {"$": "bytes", "offset": offset, "nbytes": n}
+        if isinstance(obj, _dtype.dtype):
+            return {"$": "dtype", "name": obj.name}
+        if isinstance(obj, (dict, list, tuple)):
+            if id(obj) in self.active:
+                raise ValueError("tracegrad.save: the object contains itself (a reference "
+                                 "cycle); state dicts must be trees")
+            self.active.add(id(obj))
+            try:
+                return self._container(obj, depth)
+            finally:
+                self.active.discard(id(obj))
+        raise _unsupported(obj)
+
+    def _container(self, obj, depth: int):
+        if isinstance(obj, dict):
+            if type(obj) not in (dict, OrderedDict):
+                raise _unsupported(obj)
+            keys = [self.encode(k, depth + 1) for k in obj.keys()]
+            for k in obj.keys():
+                if isinstance(k, (Tensor, np.ndarray, list, dict)):
+                    raise TypeError(f"tracegrad.save: dict keys must be plain values "
+                                    f"(str, int, ...), got {type(k).__name__}")
+            tag = "odict" if isinstance(obj, OrderedDict) else "dict"
+            return {"$": tag, "keys": keys, "values": [self.encode(v, depth + 1)
+                                                       for v in obj.values()]}
+        if isinstance(obj, Size):
+            return {"$": "size", "items": [int(s) for s in obj]}
+        if isinstance(obj, tuple):
+            if type(obj) is not tuple:
+                raise _unsupported(obj)
+            return {"$": "tuple", "items": [self.encode(v, depth + 1) for v in obj]}
+        if type(obj) is not list:
+            raise _unsupported(obj)
+        return [self.encode(v, depth + 1) for v in obj]
+
+
+def save(obj: Any, f, _use_new_zipfile_serialization: bool = True,
+         pickle_module=None, pickle_protocol=None) -> None:
+    """Write ``obj`` (a state dict: nested dicts, lists and tuples of tensors and plain
+    values) to ``f``, a path or a binary file object. A path is written atomically.
+
+    Shared storage is not preserved: each tensor is saved as its own copy.
+    """
+    if pickle_module is not None:
+        raise TypeError("tracegrad.save does not use pickle; pickle_module is not supported")
+    writer = _Writer()
+    tree = writer.encode(obj)
+    header = json.dumps({"format": "tracegrad", "version": FORMAT_VERSION, "root": tree},
+                        separators=(",", ":"), allow_nan=False).encode("utf-8")
+    digest = hashlib.sha256(header)
+    for chunk in writer.chunks:
+        digest.update(chunk)
+    preamble = _PREAMBLE.pack(MAGIC, FORMAT_VERSION, 0, len(header), writer.size,
+                              digest.digest())
+    parts = [preamble, header, *writer.chunks]
+    if isinstance(f, (str, os.PathLike)):
+        path = os.fspath(f)
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".tracegrad-save-", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for part in parts:
+                    out.write(part)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    else:
+        if not hasattr(f, "write"):
+            raise TypeError(f"tracegrad.save: f must be a path or a binary file object, "
+                            f"got {type(f).__name__}")
+        for part in parts:
+            f.write(part)
+
+
+class _Reader:
+    def __init__(self, payload: bytearray, name: str) -> None:
+        self.payload = payload
+        self.name = name
+
+    def fail(self, what: str) -> RuntimeError:
+        return RuntimeError(f"tracegrad.load({self.name}): corrupt file: {what}")
+
+    def span(self, node: dict) -> tuple[int, int]:
+        offset, n = node.get("offset"), node.get("nbytes")
+        if not (isinstance(offset, int) and isinstance(n, int) and 0 <= offset
+                and 0 <= n and offset + n <= len(self.payload)):
+            raise self.fail(f"data block out of range (offset {offset}, {n} bytes, payload "
+                            f"{len(self.payload)} bytes)")
+        return offset, n
+
+    def array(self, node: dict) -> np.ndarray:
+        try:
+            np_dtype = _dtype.to_numpy_dtype(node["dtype"])
+            shape = tuple(int(s) for s in node["shape"])
+        except (KeyError, TypeError, ValueError):
+            raise self.fail(f"bad tensor description {node!r}") from None
+        offset, n = self.span(node)
+        count = int(np.prod(shape, dtype=np.int64))
+        if count * np_dtype.itemsize != n or any(s < 0 for s in shape):
+            raise self.fail(f"tensor of shape {shape} and dtype {np_dtype} does not fit its "
+                            f"{n} bytes")
+        arr = np.frombuffer(self.payload, dtype=np_dtype.newbyteorder("<"), count=count,
+                            offset=offset)
+        if arr.dtype != np_dtype:  # big-endian host
+            arr = arr.astype(np_dtype)
+        return arr.reshape(shape)
+
+    def decode(self, node):
+        if node is None or isinstance(node, (bool, int, float, str)):
+            return node
+        if isinstance(node, list):
+            return [self.decode(v) for v in node]
+        if not isinstance(node, dict):
+            raise self.fail(f"unexpected header value {node!r}")
+        tag = node.get("$")
+        if tag == "tensor":
+            t = _wrap(self.array(node))
+            if node.get("parameter"):
+                return _as_parameter(t, bool(node.get("requires_grad", True)))
+            if node.get("requires_grad") and t._data.dtype.kind == "f":
+                t._requires_grad = True
+            return t
+        if tag == "ndarray":
+            return self.array(node)
+        if tag in ("dict", "odict"):
+            keys = [_hashable(self.decode(k)) for k in node.get("keys", [])]
+            values = [self.decode(v) for v in node.get("values", [])]
+            if len(keys) != len(values):
+                raise self.fail("dict with different numbers of keys and values")
+            return (OrderedDict if tag == "odict" else dict)(zip(keys, values))
+        if tag == "tuple":
+            return tuple(self.decode(v) for v in node.get("items", []))
+        if tag == "size":
+            return Size(int(v) for v in node.get("items", []))
+        if tag == "bytes":
+            offset, n = self.span(node)
+            return bytes(self.payload[offset:offset + n])
+        if tag == "float":
+            return float(node["v"])
+        if tag == "dtype":
+            return _dtype.to_dtype(node["name"])
+        raise self.fail(f"unknown node type {tag!r}")
+
+
+def _hashable(key):
+    return tuple(_hashable(k) for k in key) if isinstance(key, list) else key
+
+
+def _as_parameter(t: Tensor, requires_grad: bool):
+    try:
+        from .nn import Parameter
+    except ImportError:
+        t._requires_grad = requires_grad
+        return t
+    return Parameter(t, requires_grad=requires_grad)
+
+
+def _read_exact(stream, n: int) -> bytearray:
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = stream.readinto(view[got:]) if hasattr(stream, "readinto") else None
+        if k is None:
+            data = stream.read(n - got)
+            k = len(data)
+            view[got:got + k] = data
+        if not k:
+            break
+        got += k
+    return buf if got == n else buf[:got]
+
+
+def load(f, map_location=None, weights_only: bool = True, mmap=None, **pickle_load_args) -> Any:
+    """Read an object written by ``save`` from a path or a binary file object.
+
+    ``map_location`` may name a device (``"cpu"``, a ``tracegrad.device``) to move every
+    tensor to; dicts and callables are accepted for PyTorch compatibility and leave tensors
+    on the CPU. ``weights_only`` is accepted and always effectively True: the format can
+    only hold data.
+    """
+    if isinstance(f, (str, os.PathLike)):
+        name = repr(os.fspath(f))
+        try:
+            with open(f, "rb") as stream:
+                return _load_stream(stream, name, map_location)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"tracegrad.load: no such file: {name}") from None
+    if not hasattr(f, "read"):
+        raise TypeError(f"tracegrad.load: f must be a path or a binary file object, got "
+                        f"{type(f).__name__}")
+    return _load_stream(f, repr(getattr(f, "name", f)), map_location)
+
+
+def _load_stream(stream, name: str, map_location):
+    pre = _read_exact(stream, _PREAMBLE.size)
+    if len(pre) < len(MAGIC) or bytes(pre[:len(MAGIC)]) != MAGIC:
+        if bytes(pre[:2]) == b"PK" or bytes(pre[:1]) == b"\x80":
+            hint = " (it looks like a PyTorch/pickle file, which tracegrad does not load)"
+        else:
+            hint = ""
+        raise RuntimeError(f"tracegrad.load({name}): not a tracegrad file: wrong magic number "
+                           f"{bytes(pre[:len(MAGIC)])!r}, expected {MAGIC!r}{hint}")
+    if len(pre) < _PREAMBLE.size:
+        raise RuntimeError(f"tracegrad.load({name}): truncated file: the {_PREAMBLE.size}-byte "
+                           f"preamble is cut short at {len(pre)} bytes")
+    _, version, _, hlen, plen, digest = _PREAMBLE.unpack(bytes(pre))
+    if version > FORMAT_VERSION or version < 1:
+        raise RuntimeError(f"tracegrad.load({name}): unsupported format version {version} "
+                           f"(this tracegrad reads versions 1 to {FORMAT_VERSION})")
+    header = _read_exact(stream, hlen)
+    payload = _read_exact(stream, plen) if len(header) == hlen else bytearray()
+    if len(header) != hlen or len(payload) != plen:
+        total = _PREAMBLE.size + hlen + plen
+        got = _PREAMBLE.size + len(header) + len(payload)
+        raise RuntimeError(f"tracegrad.load({name}): truncated file: expected {total} bytes, "
+                           f"found only {got}")
+    check = hashlib.sha256(header)
+    check.update(payload)
+    if check.digest() != digest:
+        raise RuntimeError(f"tracegrad.load({name}): corrupt file: sha256 checksum mismatch "
+                           f"(the file was modified or damaged after it was written)")
+    try:
+        meta = json.loads(bytes(header).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RuntimeError(f"tracegrad.load({name}): corrupt file: bad header ({e})") from None
+    if not isinstance(meta, dict) or "root" not in meta:
+        raise RuntimeError(f"tracegrad.load({name}): corrupt file: header has no root object")
+    obj = _Reader(payload, name).decode(meta["root"])
+    return _map_location(obj, map_location)
+
+
+def _map_location(obj, map_location):
+    if map_location is None or callable(map_location) or isinstance(map_location, dict):
+        return obj
+    from ._device import device as _device_cls
+    dev = _device_cls(map_location) if not isinstance(map_location, _device_cls) else map_location
+    if dev.type == "cpu":
+        return obj
+    return _move(obj, dev)
+
+
+def _move(obj, dev):
+    if isinstance(obj, Tensor):
+        return obj.to(dev)
+    if isinstance(obj, dict):
+        return type(obj)((k, _move(v, dev)) for k, v in obj.items())
+    if isinstance(obj, list):
+        return [_move(v, dev) for v in obj]
+    if isinstance(obj, tuple) and not isinstance(obj, Size):
+        return tuple(_move(v, dev) for v in obj)
+    return obj

@@ -208,10 +208,11 @@ class _Fuser:
             if rows is not None and (rows, rowlen) != (r_rows, r_len):
                 return False
             rows, rowlen = r_rows, r_len
-        if is_output or rows != group.rows:
-            allowed = ({g.node(group.root).numel} if rows is None else {rows, rows * rowlen})
+        if rows is not None and (is_output or rows != group.rows):
+            # NOTE: without a reduction yet, an extra output of another size may still
+            # become a per-row output; ``violations`` refits the fusion if it does not.
             outs = group.outputs + ([n.id] if is_output else [])
-            if any(g.node(o).numel not in allowed for o in outs):
+            if any(g.node(o).numel not in (rows, rows * rowlen) for o in outs):
                 return False
         members = group.nodes | {n.id}
         reductions = group.reductions + ([n.id] if n.op in REDUCE else [])
@@ -259,13 +260,17 @@ class _Fuser:
                     return False
         return True
 
-    def recomputed(self) -> set[int]:
-        """Expensive nodes that their group would evaluate more than once per element:
-        behind a broadcast or overlapping window, unless the value is per-row in a row
-        kernel (then it depends on the outer index only and LLVM hoists it out of the
-        row loops)."""
+    def violations(self) -> set[int]:
+        """Nodes to materialise on their own and refit: extra outputs whose size fits no
+        loop of their kernel, and expensive nodes that their group would evaluate more
+        than once per element (behind a broadcast or overlapping window), unless the value
+        is per-row in a row kernel (it then depends on the outer index only and LLVM
+        hoists it out of the row loops)."""
         bad = set()
         for gr in self.groups.values():
+            root = self.g.node(gr.root).numel
+            allowed = {root} if gr.rows is None else {gr.rows, gr.rows * gr.rowlen}
+            bad.update(o for o in gr.outputs if self.g.node(o).numel not in allowed)
             for n in gr.nodes:
                 node = self.g.node(n)
                 if node.op not in EXPENSIVE or (gr.rows is not None and node.numel == gr.rows):
@@ -310,7 +315,7 @@ def fuse(graph: Graph) -> Fusion:
     while True:
         fuser = _Fuser(graph, forced)
         result = fuser.run()
-        bad = fuser.recomputed() - forced
+        bad = fuser.violations() - forced
         if not bad:
             return result
         forced |= bad

@@ -39,6 +39,12 @@ class ProgramCompileError(RuntimeError):
     """A kernel of the program failed to compile (the frontend falls back to eager)."""
 
 
+def _contiguous(x, dtype=None) -> np.ndarray:
+    # NOTE: np.ascontiguousarray turns a 0-d array into shape (1,); keep 0-d as is
+    x = np.asarray(x, dtype=dtype)
+    return x if x.flags.c_contiguous else np.ascontiguousarray(x).reshape(x.shape)
+
+
 def _view_array(base: np.ndarray, view) -> np.ndarray:
     if view is None:
         return base
@@ -105,7 +111,7 @@ class CompiledProgram:
             raise TypeError(f"program takes {len(self._inputs)} inputs, got {len(inputs)}")
         arrays = list(self._template)
         for (k, info), x in zip(self._inputs, inputs):
-            x = np.ascontiguousarray(x)
+            x = _contiguous(x)
             if x.shape != info.shape or x.dtype != info.dtype:
                 raise TypeError(f"input {info.name}: expected {info.dtype}{list(info.shape)}, "
                                 f"got {x.dtype}{list(x.shape)}")
@@ -125,8 +131,7 @@ class CompiledProgram:
                 else:
                     if self.extern_eval is None:
                         raise RuntimeError(f"extern {step.node.op.name} needs extern_eval")
-                    res = np.ascontiguousarray(self.extern_eval(step.node, args),
-                                               dtype=step.node.dtype)
+                    res = _contiguous(self.extern_eval(step.node, args), step.node.dtype)
                     if res.shape != step.node.shape:
                         raise ValueError(f"extern {step.node} returned shape {res.shape}")
                     arrays[out] = res

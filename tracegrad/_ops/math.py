@@ -16,10 +16,15 @@ from ..codegen.ops import Op
 
 def _scalar(x):
     """Python numbers pass through; NumPy scalars and 0-d arrays become Python numbers."""
-    if isinstance(x, (bool, int, float)):
+    t = type(x)
+    if t is float or t is int or t is bool:
         return x
+    # NOTE: before the isinstance check below: np.float64 subclasses float, and NumPy
+    # treats it as a strongly typed operand (float32 array * np.float64 -> float64).
     if isinstance(x, (np.generic, np.ndarray)) and np.ndim(x) == 0:
         return x.item()
+    if isinstance(x, (bool, int, float)):
+        return x
     if isinstance(x, numbers.Number):
         return complex(x) if isinstance(x, complex) else float(x)
     return None

@@ -111,13 +111,11 @@ class CompiledFunction:
 
     # ---- signatures --------------------------------------------------------------------
     def _signature(self, args, kwargs):
-        static = ()
         if self.static_argnames and self._sig is not None:
             bound = self._sig.bind(*args, **kwargs)
-            static = tuple((k, bound.arguments[k]) for k in self.static_argnames
-                           if k in bound.arguments)
-            for k, _ in static:
-                bound.arguments[k] = None
+            for k in self.static_argnames:
+                if k in bound.arguments:
+                    bound.arguments[k] = pytree.Static(bound.arguments[k])
             args, kwargs = bound.args, bound.kwargs
         treedef, leaves = pytree.flatten((tuple(args), dict(kwargs)))
         parts = []
@@ -128,7 +126,7 @@ class CompiledFunction:
                               bool(leaf._requires_grad)))
             else:
                 parts.append("float")
-        key = (treedef, tuple(parts), static, grad_state.enabled)
+        key = (treedef, tuple(parts), grad_state.enabled)
         return treedef, leaves, key
 
     def _note_signature(self, key) -> None:
@@ -185,8 +183,6 @@ def _what_changes(keys) -> str:
                         if len({(k[1][i][j] if i < len(k[1]) else None) for k in keys}) > 1]
                 changing.append(f"tensor argument {i}'s {'/'.join(diff)}")
     if any(k[2] != first[2] for k in keys):
-        changing.append("a static argument")
-    if any(k[3] != first[3] for k in keys):
         changing.append("grad mode")
     return ", ".join(changing) or "the signature"
 

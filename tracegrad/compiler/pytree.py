@@ -9,6 +9,15 @@ TENSOR = "T"
 SCALAR = "S"
 
 
+class Static:
+    """Marks a value as part of the signature even if it is a float (static_argnames)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value) -> None:
+        self.value = value
+
+
 def flatten(obj, static: bool = False, leaves: list | None = None):
     """``(treedef, leaves)``: tensors and floats become leaves; other values live in the
     treedef itself, so they must be hashable (the signature compares them by value)."""
@@ -17,7 +26,10 @@ def flatten(obj, static: bool = False, leaves: list | None = None):
     if isinstance(obj, Tensor):
         leaves.append(obj)
         return (TENSOR,), leaves
-    if isinstance(obj, float) and not static:
+    if isinstance(obj, Static):
+        obj = obj.value
+        static = True
+    elif isinstance(obj, float) and not static:
         leaves.append(obj)
         return (SCALAR,), leaves
     if isinstance(obj, (tuple, list)):

@@ -32,6 +32,7 @@ from ..codegen.view import gather_numpy, strided_numpy
 from . import allocator
 from .llvm_jit import compile_llvm
 
+_POOL_MIN_BYTES = 1 << 16
 ExternEval = Callable[[object, list], np.ndarray]
 
 
@@ -80,7 +81,9 @@ class CompiledProgram:
                 arr = slots[info.slot][:count * info.dtype.itemsize].view(info.dtype)
                 self._template[self._index[name]] = arr.reshape(info.shape)
         self._inputs = [(self._index[n], program.buffers[n]) for n in program.inputs]
-        self._fresh = [(self._index[name], info) for name, info in program.buffers.items()
+        self._fresh = [(self._index[name], info,
+                        int(np.prod(info.shape)) * info.dtype.itemsize >= _POOL_MIN_BYTES)
+                       for name, info in program.buffers.items()
                        if info.kind == "output" and self._produced_by_kernel_or_matmul(name)]
         self._plan = []
         for step in program.steps:
@@ -116,8 +119,10 @@ class CompiledProgram:
                 raise TypeError(f"input {info.name}: expected {info.dtype}{list(info.shape)}, "
                                 f"got {x.dtype}{list(x.shape)}")
             arrays[k] = x
-        for k, info in self._fresh:
-            arrays[k] = allocator.empty(info.shape, info.dtype)
+        for k, info, big in self._fresh:
+            # the pool saves page faults on big outputs; small ones are cheaper from NumPy
+            arrays[k] = allocator.empty(info.shape, info.dtype) if big else np.empty(
+                info.shape, info.dtype)
         for entry in self._plan:
             if entry[0] == 0:
                 _, fn, outer, idx, work = entry

@@ -303,7 +303,7 @@ def g_node_is_reduce(graph: Graph, node_id: int) -> bool:
 def fuse(graph: Graph) -> Fusion:
     """Partition a simplified graph (``codegen.passes.simplify``) into groups and externs.
 
-    >>> from codegen.ops import Op
+    >>> from tracegrad.codegen.ops import Op
     >>> g = Graph(); x = g.add(Op.INPUT, (), (4, 8), "float32", index=0)
     >>> m = g.add(Op.MAX, (x.id,), (4, 1), "float32", axes=(1,), keepdim=True)
     >>> d = g.add(Op.SUB, (x.id, m.id), (4, 8), "float32")

@@ -3,7 +3,7 @@
 Every pass returns a new ``Graph`` (the traced graph is never mutated) and keeps node
 ids, so a node can be followed from the traced graph to the kernel that computes it.
 
->>> from codegen.ops import Op
+>>> from tracegrad.codegen.ops import Op
 >>> g = Graph(); x = g.add(Op.INPUT, (), (2, 3), "float32", index=0)
 >>> t = g.add(Op.PERMUTE, (x.id,), (3, 2), "float32", perm=(1, 0))
 >>> y = g.add(Op.RESHAPE, (t.id,), (6,), "float32", shape=(6,))

@@ -8,7 +8,7 @@ variable, emits no calls for math (``codegen.llvm_math.emit_math`` when present,
 intrinsics otherwise) and marks only accumulator updates ``reassoc`` (an FP reduction
 does not vectorise without it; nothing else uses unsafe fast-math).
 
->>> from codegen.loop_ir import KernelBuilder, BufferArg
+>>> from tracegrad.codegen.loop_ir import KernelBuilder, BufferArg
 >>> b = KernelBuilder("k", outer=4)
 >>> b.store("buf1", "o", b.emit("LOAD", ("buf0", "o"), "float32"))
 >>> src = render_llvm(b.finish([BufferArg("buf0", np.dtype("float32"), 4, False),

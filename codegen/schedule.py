@@ -9,7 +9,7 @@ result) lives in a *slot* of raw bytes planned here, reused by later values once
 last reader has run (lifetimes never overlap, so a kernel never reads and writes one
 slot: its ``noalias`` parameters stay true).
 
->>> from codegen.ops import Op
+>>> from tracegrad.codegen.ops import Op
 >>> g = Graph(); x = g.add(Op.INPUT, (), (8,), "float32", index=0)
 >>> g.outputs = [g.add(Op.EXP, (x.id,), (8,), "float32").id]
 >>> p = plan(g); [k.ops for k in p.kernels]

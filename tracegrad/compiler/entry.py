@@ -41,12 +41,30 @@ class Entry:
         self.grad_shapes = []
         self.saved_reads = ()
         self.traced = None             # the joint graph, for reports
+        self.compile_seconds = 0.0
+        self.dump_stats = None         # [calls, seconds] while a dump folder is active
 
     @classmethod
     def eager_fallback(cls) -> "Entry":
         e = cls()
         e.fallback = True
         return e
+
+    def summary(self) -> str:
+        if self.fallback:
+            return "eager fallback"
+        kernels = len(self.forward_plan.kernels)
+        bwd = len(self.backward_plan.kernels) if self.backward_plan is not None else 0
+        return (f"compiled {kernels} forward kernel(s)"
+                + (f" and {bwd} backward kernel(s)" if self.backward_plan is not None else ""))
+
+    def record_call(self, seconds: float, name: str) -> None:
+        if self.dump_stats is not None:
+            self.dump_stats[0] += 1
+            self.dump_stats[1] += seconds
+        from .debug import debug_level, logger
+        if debug_level() > 1:
+            logger.debug("%s: ran in %.3f ms", name, seconds * 1e3)
 
     # ---- calling ---------------------------------------------------------------------
     def _input_arrays(self, leaves) -> list:

@@ -17,6 +17,7 @@ from .._tensor import Tensor, _wrap
 from ..autograd.engine import run_backward
 from ..autograd.grad_mode import state as grad_state
 from . import pytree
+from .debug import debug_level, describe_key, logger, retrace_reason
 from .entry import Entry, build_entry
 from .errors import TraceError
 
@@ -89,15 +90,31 @@ class CompiledFunction:
         entry = self._cache.get(key)
         if entry is None:
             self.misses += 1
+            if debug_level():
+                logger.debug("%s: cache miss, tracing %s (%s)", self.__name__,
+                             describe_key(key), retrace_reason(key, self._signatures))
             self._note_signature(key)
             start = time.perf_counter()
             entry = self._build(treedef, leaves, args, kwargs)
-            self.compile_seconds += time.perf_counter() - start
+            seconds = time.perf_counter() - start
+            self.compile_seconds += seconds
+            entry.compile_seconds = seconds
             self._cache[key] = entry
+            if debug_level():
+                logger.debug("%s: %s in %.1f ms", self.__name__, entry.summary(), seconds * 1e3)
+            from .dump import dump_entry
+            dump_entry(self, key, entry)
         else:
             self.hits += 1
+            if debug_level():
+                logger.debug("%s: cache hit %s", self.__name__, describe_key(key))
         if entry.fallback:
             return self.fn(*args, **kwargs)
+        if debug_level() > 1 or entry.dump_stats is not None:
+            start = time.perf_counter()
+            result = entry.run(leaves)
+            entry.record_call(time.perf_counter() - start, self.__name__)
+            return result
         return entry.run(leaves)
 
     def __get__(self, obj, objtype=None):

@@ -1,0 +1,95 @@
+"""The ``tracegrad`` command: ``dump``, ``info`` and ``cache``.
+
+    tracegrad dump [--out DIR] [--backend llvm|cuda] SCRIPT.py [ARGS...]
+    tracegrad info
+    tracegrad cache clear | tracegrad cache info
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import runpy
+import shutil
+import sys
+
+
+def _dump(args) -> int:
+    out = os.path.abspath(args.out)
+    os.environ["TRACEGRAD_DUMP"] = out
+    if args.backend:
+        os.environ["TRACEGRAD_BACKEND"] = args.backend
+    sys.argv = [args.script] + list(args.args)
+    try:
+        runpy.run_path(args.script, run_name="__main__")
+    finally:
+        from .compiler.dump import write_index
+        from pathlib import Path
+        write_index(Path(out))
+        print(f"tracegrad: dump written to {out} (open {os.path.join(out, 'index.md')})",
+              file=sys.stderr)
+    return 0
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _info(args) -> int:
+    import llvmlite
+    import numpy
+    import tracegrad
+    from .runtime import disk_cache, llvm_jit
+    from . import cuda
+    print(f"tracegrad {tracegrad.__version__}, Python {platform.python_version()}, "
+          f"NumPy {numpy.__version__}, llvmlite {llvmlite.__version__}")
+    print(f"CPU: {_cpu_name()} ({os.cpu_count()} cores)")
+    feats = [f for f in ("avx512f", "avx2", "fma", "sse4.2") if llvm_jit.host_has_feature(f)]
+    print(f"vector features: {', '.join(feats) or 'none'}")
+    cpu = llvm_jit.host_cpu()
+    print(f"LLVM target: {cpu[0] if isinstance(cpu, tuple) else cpu}")
+    print(f"CUDA: {'available' if cuda.is_available() else 'not available: ' + cuda.why_unavailable()}")
+    print(f"nvcc: {shutil.which('nvcc') or ('/usr/local/cuda/bin/nvcc' if os.path.exists('/usr/local/cuda/bin/nvcc') else 'not found')}")
+    print(f"kernel cache: {disk_cache.cache_dir()} ({disk_cache.cache_size_bytes() / 1e6:.1f} MB)")
+    return 0
+
+
+def _cache(args) -> int:
+    from .runtime import disk_cache
+    if args.action == "clear":
+        size = disk_cache.cache_size_bytes()
+        disk_cache.clear_cache()
+        print(f"cleared {disk_cache.cache_dir()} ({size / 1e6:.1f} MB)")
+    else:
+        print(f"{disk_cache.cache_dir()}: {disk_cache.cache_size_bytes() / 1e6:.1f} MB")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="tracegrad", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("dump", help="run a script with every compiled kernel dumped")
+    p.add_argument("--out", default="tracegrad_dump")
+    p.add_argument("--backend", choices=["llvm", "cuda"], default=None)
+    p.add_argument("script")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(run=_dump)
+    p = sub.add_parser("info", help="versions, CPU, LLVM target, CUDA, cache folder")
+    p.set_defaults(run=_info)
+    p = sub.add_parser("cache", help="the on-disk kernel cache")
+    p.add_argument("action", choices=["clear", "info"])
+    p.set_defaults(run=_cache)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -280,20 +280,43 @@ def _as_parameter(t: Tensor, requires_grad: bool):
     return Parameter(t, requires_grad=requires_grad)
 
 
+_CHUNK = 64 << 20
+
+
+def _remaining(stream) -> int | None:
+    """Bytes left in a seekable stream, else None."""
+    try:
+        if not stream.seekable():
+            return None
+        pos = stream.tell()
+        end = stream.seek(0, io.SEEK_END)
+        stream.seek(pos)
+        return end - pos
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 def _read_exact(stream, n: int) -> bytearray:
-    buf = bytearray(n)
-    view = memoryview(buf)
+    """Up to ``n`` bytes; fewer only at end of file. Grows in chunks, so a corrupt length
+    field never allocates more than the file holds plus one chunk."""
+    buf = bytearray(min(n, _CHUNK))
     got = 0
     while got < n:
-        k = stream.readinto(view[got:]) if hasattr(stream, "readinto") else None
+        if got == len(buf):
+            buf.extend(bytes(min(n - got, _CHUNK)))
+        view = memoryview(buf)[got:]
+        k = stream.readinto(view) if hasattr(stream, "readinto") else None
         if k is None:
-            data = stream.read(n - got)
+            data = stream.read(len(view))
             k = len(data)
-            view[got:got + k] = data
+            view[:k] = data
+        del view
         if not k:
             break
         got += k
-    return buf if got == n else buf[:got]
+    if got < len(buf):
+        del buf[got:]
+    return buf
 
 
 def load(f, map_location=None, weights_only: bool = True, mmap=None, **pickle_load_args) -> Any:
@@ -333,6 +356,11 @@ def _load_stream(stream, name: str, map_location):
     if version > FORMAT_VERSION or version < 1:
         raise RuntimeError(f"tracegrad.load({name}): unsupported format version {version} "
                            f"(this tracegrad reads versions 1 to {FORMAT_VERSION})")
+    left = _remaining(stream)
+    if left is not None and left < hlen + plen:
+        raise RuntimeError(f"tracegrad.load({name}): truncated file: expected "
+                           f"{_PREAMBLE.size + hlen + plen} bytes, found only "
+                           f"{_PREAMBLE.size + left}")
     header = _read_exact(stream, hlen)
     payload = _read_exact(stream, plen) if len(header) == hlen else bytearray()
     if len(header) != hlen or len(payload) != plen:

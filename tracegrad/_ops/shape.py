@@ -203,6 +203,8 @@ def split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
 
 
 def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
+    if int(chunks) <= 0:
+        raise ValueError(f"chunk: chunks must be a positive integer, got {chunks}")
     size = x._data.shape[_wrap_dim(dim, x._data.ndim, "chunk")]
     step = -(-size // chunks) if size else 1
     return split(x, step, dim)
@@ -290,8 +292,9 @@ def tile(x: Tensor, dims) -> Tensor:
     return repeat(x, dims)
 
 
-def flip(x: Tensor, dims) -> Tensor:
-    dims = (dims,) if isinstance(dims, numbers.Integral) else tuple(dims)
+def flip(x: Tensor, *dims) -> Tensor:
+    """``flip(x, dims)`` with a list/tuple, or ``x.flip(0, 1)`` with varargs like PyTorch."""
+    dims = _sizes(dims)
     axes = {_wrap_dim(d, x._data.ndim, "flip") for d in dims}
     index = tuple(slice(None, None, -1) if i in axes else slice(None)
                   for i in range(x._data.ndim))

@@ -1,0 +1,101 @@
+"""The digits MLP training epoch: sklearn's 8x8 digits, an MLP 64-128-10 (ReLU) with
+``tracegrad.nn`` and ``tracegrad.optim.SGD``, cross-entropy, batches of 64. eager: plain
+eager training; compiled: the loss function compiled (forward+backward), eager SGD."""
+from __future__ import annotations
+
+import numpy as np
+
+import tracegrad
+
+from .harness import Config, Row, check_compiles, compile_times, measure
+from .training import (digits, grads_match, load_state, missing, skipped, state_numpy,
+                       tg_train_step)
+
+NAME = "digits_mlp"
+BATCH = 64
+LR = 0.05
+
+
+def _numpy_epoch(params, batches):
+    w1, b1, w2, b2 = params  # tracegrad/PyTorch layout: weight (out, in)
+
+    def epoch():
+        for x, y in batches:
+            h = x @ w1.T + b1
+            r = np.maximum(h, 0)
+            z = r @ w2.T + b2
+            z = z - z.max(axis=1, keepdims=True)
+            p = np.exp(z)
+            p /= p.sum(axis=1, keepdims=True)
+            p[np.arange(len(y)), y] -= 1.0
+            g = p / len(y)
+            gw2, gb2 = g.T @ r, g.sum(0)
+            gh = g @ w2
+            gh[h <= 0] = 0
+            gw1, gb1 = gh.T @ x, gh.sum(0)
+            for w, gw in ((w1, gw1), (b1, gb1), (w2, gw2), (b2, gb2)):
+                np.subtract(w, LR * gw, out=w)
+    return epoch
+
+
+def run(cfg: Config) -> list[Row]:
+    n = cfg.pick(None, None, tiny=256)
+    x_np, y_np = digits(n)
+    nb = len(x_np) // BATCH  # full batches only: one signature for the compiled arm
+    size = f"{nb * BATCH} samples, batch {BATCH}"
+    why = missing("nn.Linear", "nn.ReLU", "nn.Sequential", "nn.functional.cross_entropy",
+                  "optim.SGD")
+    if why:
+        return [skipped(NAME, "digits MLP epoch", size, why)]
+    nn = tracegrad.nn
+    F = tracegrad.nn.functional
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(len(x_np))[: nb * BATCH]
+    np_batches = [(x_np[perm[i:i + BATCH]], y_np[perm[i:i + BATCH]])
+                  for i in range(0, nb * BATCH, BATCH)]
+    tg_batches = [(tracegrad.from_numpy(x), tracegrad.from_numpy(y)) for x, y in np_batches]
+
+    tracegrad.manual_seed(0)
+    init = state_numpy(nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10)))
+    row = Row(NAME, "digits MLP epoch", size, "ms")
+
+    def tg_arm(compile_it: bool):
+        model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
+        load_state(model, init)
+
+        def loss_fn(x, y):
+            return F.cross_entropy(model(x), y)
+        fn = tracegrad.compile(loss_fn) if compile_it else loss_fn
+        step = tg_train_step(model, tracegrad.optim.SGD(model.parameters(), lr=LR), fn)
+
+        def epoch():
+            for x, y in tg_batches:
+                step(x, y)
+        return model, loss_fn, fn, epoch
+
+    model_c, loss_c, compiled, epoch_c = tg_arm(True)
+    row.correct = grads_match(model_c, loss_c, compiled, tg_batches[0])
+    arms = {"eager": tg_arm(False)[3], "compiled": epoch_c,
+            "numpy": _numpy_epoch([a.copy() for a in init], np_batches)}
+    torch = cfg.peers.get("torch")
+    if torch is not None:
+        tm = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(),
+                                 torch.nn.Linear(128, 10))
+        load_state(tm, init, torch)
+        topt = torch.optim.SGD(tm.parameters(), lr=LR)
+        t_batches = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in np_batches]
+
+        def torch_epoch():
+            for x, y in t_batches:
+                topt.zero_grad()
+                torch.nn.functional.cross_entropy(tm(x), y).backward()
+                topt.step()
+        arms["torch"] = torch_epoch
+    row.times = measure(arms, cfg)
+    row.note = check_compiles(compiled, expected_misses=1)
+
+    def first(cf):
+        cf(*tg_batches[0]).backward()
+    steady = row.times["compiled"].median / nb
+    row.compile_cold, row.compile_warm = compile_times(loss_c, first, steady)
+    return [row]

@@ -31,6 +31,14 @@ def _expand_key(x: Tensor, key) -> tuple:
         raise IndexError("index: an index can only have a single ellipsis ('...')")
     ndim = x._data.ndim
     if n_real > ndim:
+        if ndim == 0 and len(key) == 1 and type(key[0]) is int and key[0] in (0, -1):
+            # PyTorch 0.3 reductions returned shape (1,), so old scripts read ``loss.data[0]``;
+            # PyTorch 0.4 allowed it with this warning. Keep those scripts running.
+            import warnings
+            warnings.warn("invalid index of a 0-dim tensor: use tensor.item() to get a Python "
+                          "number (indexing a 0-dim tensor with [0] is a PyTorch 0.3 idiom)",
+                          UserWarning, stacklevel=3)
+            return ()
         raise IndexError(f"index: too many indices for tensor of dimension {ndim} "
                          f"(shape {tuple(x.shape)}, key {key!r})")
     for i, k in enumerate(key):

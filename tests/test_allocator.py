@@ -10,7 +10,7 @@ try:
     from tracegrad.runtime import allocator
 except ImportError:  # package not installed yet: import the folders directly
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from runtime import allocator
+    from tracegrad.runtime import allocator
 
 MB = 1 << 20
 

@@ -15,7 +15,7 @@ try:
     PREFIX = "tracegrad.runtime"
 except ImportError:  # package not installed yet: import the folders directly
     sys.path.insert(0, str(ROOT))
-    from runtime import disk_cache, llvm_jit
+    from tracegrad.runtime import disk_cache, llvm_jit
     PREFIX = "runtime"
 
 SRC = """define void @scale(i64 %s, i64 %e, ptr noalias %out, ptr noalias %x, double %a) {

@@ -18,8 +18,8 @@ try:
     from tracegrad.runtime.llvm_jit import compile_llvm, host_has_feature
 except ImportError:  # package not installed yet: import the folders directly
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from codegen.llvm_math import FUNCTIONS, emit_math
-    from runtime.llvm_jit import compile_llvm, host_has_feature
+    from tracegrad.codegen.llvm_math import FUNCTIONS, emit_math
+    from tracegrad.runtime.llvm_jit import compile_llvm, host_has_feature
 
 I64 = ir.IntType(64)
 

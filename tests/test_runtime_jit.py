@@ -11,7 +11,7 @@ try:
     from tracegrad.runtime import llvm_jit
 except ImportError:  # package not installed yet: import the folders directly
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from runtime import llvm_jit
+    from tracegrad.runtime import llvm_jit
 
 I64, F64, F32 = ir.IntType(64), ir.DoubleType(), ir.FloatType()
 

@@ -263,3 +263,30 @@ def test_module_compile_keeps_parameters_live():
                                rtol=RTOL, atol=ATOL)
     compiled(x).sum().backward()
     assert model.weight.grad is not None
+
+
+def test_failed_llvm_compile_falls_back_with_the_ir_path(monkeypatch):
+    from tracegrad.runtime import cpu_program
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("LLVM said no")
+    monkeypatch.setattr(cpu_program, "compile_llvm", broken)
+    c = torch.compile(lambda x: x.exp() + 1)
+    x = torch.randn(5)
+    with pytest.warns(RuntimeWarning, match=r"running eagerly") as record:
+        out = c(x)
+    np.testing.assert_allclose(out.numpy(), x.exp().numpy() + 1, rtol=1e-6)
+    message = str(record[0].message)
+    path = message.split("the generated IR is in ")[1].split(")")[0].split(";")[0].strip()
+    import os
+    assert any(f.endswith(".ll") for f in os.listdir(path))
+
+
+def test_memory_stats_are_visible_and_the_pool_can_be_emptied():
+    from tracegrad import runtime
+    c = torch.compile(lambda x: x * 2 + 1)
+    c(torch.randn(512, 1024))
+    stats = runtime.memory_stats()
+    assert stats["peak_allocated_bytes"] >= 512 * 1024 * 4
+    runtime.empty_cache()
+    assert runtime.memory_stats()["pooled_bytes"] == 0

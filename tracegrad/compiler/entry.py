@@ -187,11 +187,25 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool) -> 
         entry.backward_plan = plan(parts.backward)
         entry.saved_reads = _saved_reads(parts, diff_sources, tracer, index_of_node)
     if compile_code:
-        from ..runtime.cpu_program import CompiledProgram
-        entry.forward = CompiledProgram(entry.forward_plan, extern_eval)
-        if entry.backward_plan is not None:
-            entry.backward = CompiledProgram(entry.backward_plan, extern_eval)
+        from ..runtime.cpu_program import CompiledProgram, ProgramCompileError
+        try:
+            entry.forward = CompiledProgram(entry.forward_plan, extern_eval)
+            if entry.backward_plan is not None:
+                entry.backward = CompiledProgram(entry.backward_plan, extern_eval)
+        except ProgramCompileError as e:
+            raise ProgramCompileError(f"{e}; the generated IR is in {_save_sources(entry)}") from e
     return entry
+
+
+def _save_sources(entry) -> str:
+    """Write every kernel's LLVM IR to a fresh folder, for the fallback warning."""
+    import tempfile
+    from pathlib import Path
+    folder = Path(tempfile.mkdtemp(prefix="tracegrad-failed-"))
+    for program in (entry.forward_plan, entry.backward_plan):
+        for step in (program.kernels if program is not None else ()):
+            (folder / f"{step.name}.ll").write_text(step.source)
+    return str(folder)
 
 
 def _shape_of(source, leaves):

@@ -74,7 +74,7 @@ def main(argv=None) -> int:
         print(f"--only: unknown workload(s) {', '.join(unknown)}; known: {', '.join(WORKLOADS)}",
               file=sys.stderr)
         return 2
-    selected = only or list(WORKLOADS)
+    selected = [n for n in WORKLOADS if n in only] if only else list(WORKLOADS)
 
     # Compiles in this run go to a private disk cache, so runs neither read a stale cache
     # nor fill the user's; cold/warm compile timings use their own fresh folders anyway.
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
         "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
     }
     machine["bandwidth"] = memory_bandwidth(cfg)
-    print(report.machine_line(machine), flush=True)
+    print(report.machine_line(machine), file=sys.stderr, flush=True)
 
     rows: list[Row] = []
     for name in selected:
@@ -113,7 +113,6 @@ def main(argv=None) -> int:
             got = [Row(name, name, "—", status="failed", note=msg)]
         rows.extend(got)
 
-    print()
     print(report.table(rows, machine))
     if args.json:
         report.write_json(args.json, rows, machine)

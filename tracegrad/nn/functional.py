@@ -1,0 +1,190 @@
+"""``tracegrad.nn.functional`` (import as ``F``): PyTorch's functional layer API.
+
+Every function is a composite of tensor operations, so autograd and ``@compile`` see
+through it; none has a hand-written derivative.
+
+>>> import tracegrad as torch
+>>> import tracegrad.nn.functional as F
+>>> F.relu(torch.tensor([-1.0, 2.0]))
+tensor([0., 2.])
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .._ops import math as M
+from .._ops.shape import pad as _pad
+from .._primitives.registry import ShapeError
+from .._tensor import Tensor
+from ._activation import (celu, elu, gelu, glu, hardsigmoid, hardswish, hardtanh,  # noqa: F401
+                          leaky_relu, log_softmax, logsigmoid, mish, prelu, relu, relu6, selu,
+                          sigmoid, silu, softmax, softmin, softplus, softsign, tanh,
+                          tanhshrink, threshold)
+from ._attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: F401
+from ._conv import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool2d,  # noqa: F401
+                    avg_pool1d, avg_pool2d, conv1d, conv2d, conv_transpose1d,
+                    conv_transpose2d, max_pool1d, max_pool2d, pixel_shuffle, unfold, windows)
+from ._loss import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401
+                    cosine_embedding_loss, cross_entropy, huber_loss, kl_div, l1_loss,
+                    margin_ranking_loss, mse_loss, nll_loss, poisson_nll_loss,
+                    smooth_l1_loss)
+from ._norm import (batch_norm, cosine_similarity, group_norm, instance_norm,  # noqa: F401
+                    layer_norm, normalize, pairwise_distance, rms_norm)
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``input @ weight.T + bias``."""
+    out = input @ weight.t() if weight.ndim == 2 else input @ weight
+    return out + bias if bias is not None else out
+
+
+def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``y_k = x1^T A_k x2 + b_k`` with ``weight`` of shape ``(out, in1, in2)``."""
+    lead = tuple(input1.shape[:-1])
+    x1 = input1.reshape(-1, input1.shape[-1])
+    x2 = input2.reshape(-1, input2.shape[-1])
+    O, I1, I2 = weight.shape
+    # (B, in1) @ (in1, out*in2) -> (B, out, in2), then contract in2 with x2.
+    t = (x1 @ weight.permute(1, 0, 2).reshape(I1, O * I2)).reshape(-1, O, I2)
+    out = (t * x2.unsqueeze(1)).sum(-1)
+    if bias is not None:
+        out = out + bias
+    return out.reshape(lead + (O,))
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``;
+    the mask comes from the global generator (``torch.manual_seed`` replays it)."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        out = input * 0.0
+    else:
+        from .._ops.creation import rand
+        keep = rand(*input.shape, dtype=input.dtype) >= p
+        out = M.where(keep, input * (1.0 / (1.0 - p)), 0.0)
+    if inplace:
+        from .._ops.inplace import commit_inplace
+        return commit_inplace(input, lambda _old: out)
+    return out
+
+
+def dropout1d(input, p=0.5, training=True, inplace=False):
+    return _channel_dropout(input, p, training, 1)
+
+
+def dropout2d(input, p=0.5, training=True, inplace=False):
+    return _channel_dropout(input, p, training, 2)
+
+
+def _channel_dropout(input, p, training, n):
+    if not training or p == 0.0:
+        return input
+    from .._ops.creation import rand
+    shape = tuple(input.shape[:-n]) + (1,) * n
+    keep = rand(*shape, dtype=input.dtype) >= p
+    return M.where(keep, input * (1.0 / (1.0 - p)), 0.0)
+
+
+def alpha_dropout(input, p=0.5, training=False, inplace=False):
+    if not training or p == 0.0:
+        return input
+    from .._ops.creation import rand
+    alpha_p = -1.7580993408473766
+    keep = rand(*input.shape, dtype=input.dtype) >= p
+    a = (1.0 / np.sqrt((alpha_p ** 2 * p + 1) * (1 - p)))
+    b = -a * alpha_p * p
+    return M.where(keep, input, alpha_p) * a + b
+
+
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
+              max_norm: float | None = None, norm_type: float = 2.0,
+              scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+    """Rows of ``weight`` picked by the integer ``input``; the ``padding_idx`` row gets
+    no gradient."""
+    if input._data.dtype.kind not in "iu":
+        raise RuntimeError(f"embedding: expected an integer (long) index tensor, got "
+                           f"{input.dtype}")
+    n = weight.shape[0]
+    if isinstance(input._data, np.ndarray) and input._data.size:
+        lo, hi = int(input._data.min()), int(input._data.max())
+        if lo < -n or hi >= n:
+            bad = hi if hi >= n else lo
+            raise IndexError(f"embedding: index {bad} is out of range for an embedding "
+                             f"table of {n} rows")
+    if padding_idx is not None and padding_idx < 0:
+        padding_idx += n
+    if max_norm is not None:
+        _embedding_renorm_(weight, input, max_norm, norm_type)
+    out = weight[input]
+    if padding_idx is not None:
+        # NOTE: same value, but the padding row's lookups pass no gradient back.
+        pad = (input == padding_idx).unsqueeze(-1)
+        out = M.where(pad, out.detach(), out)
+    return out
+
+
+def _embedding_renorm_(weight, input, max_norm, norm_type):
+    from ..autograd.grad_mode import no_grad
+    idx = np.unique(np.asarray(input._data).reshape(-1))
+    with no_grad():
+        rows = weight._data[idx]
+        norms = np.linalg.norm(rows, ord=norm_type, axis=1)
+        scale = np.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
+        weight._data[idx] = rows * scale[:, None].astype(rows.dtype)
+        weight._version[0] += 1
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """``(...,)`` class indices to ``(..., num_classes)`` int64 one-hot rows."""
+    if tensor._data.dtype.kind not in "iu":
+        raise RuntimeError("one_hot is only applicable to index tensor of an integer dtype")
+    data = np.asarray(tensor._data)
+    if num_classes == -1:
+        num_classes = int(data.max()) + 1 if data.size else 0
+    if data.size and (data.min() < 0 or data.max() >= num_classes):
+        raise RuntimeError(f"one_hot: class values must be in [0, {num_classes - 1}], got "
+                           f"values in [{int(data.min())}, {int(data.max())}]")
+    from .._ops.creation import arange
+    return (tensor.unsqueeze(-1) == arange(num_classes)).long()
+
+
+def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) -> Tensor:
+    """``F.pad``: ``pad`` lists (left, right) amounts starting from the last dim."""
+    return _pad(input, pad, mode, value)
+
+
+def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    return input.flatten(start_dim, end_dim)
+
+
+def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
+                align_corners=None, recompute_scale_factor=None, antialias=False) -> Tensor:
+    """Nearest-neighbour resizing of the trailing spatial dims (an index gather)."""
+    if mode != "nearest":
+        raise NotImplementedError(f"interpolate: mode {mode!r} is not supported (nearest only)")
+    n = input.ndim - 2
+    spatial = tuple(input.shape[2:])
+    if size is not None:
+        out = (size,) * n if isinstance(size, numbers.Integral) else tuple(size)
+        scales = [s / o for s, o in zip(spatial, out)]
+    else:
+        sf = (scale_factor,) * n if isinstance(scale_factor, numbers.Number) else tuple(scale_factor)
+        out = tuple(int(np.floor(s * f)) for s, f in zip(spatial, sf))
+        scales = [1.0 / f for f in sf]
+    from .._ops.creation import tensor
+    x = input
+    for i, (o, sc, s) in enumerate(zip(out, scales, spatial)):
+        idx = np.minimum(np.floor(np.arange(o) * sc).astype(np.int64), s - 1)
+        x = x.index_select(2 + i, tensor(idx))
+    return x
+
+
+def _check_last_dim(module_repr: str, input: Tensor, expected: int) -> None:
+    if input.ndim == 0 or input.shape[-1] != expected:
+        raise ShapeError(f"{module_repr}: expected input with last dimension {expected}, got "
+                         f"shape {tuple(input.shape)}")

@@ -1,0 +1,77 @@
+"""clip_grad_norm_, clip_grad_value_, get_total_norm, clip_grads_with_norm_."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..._tensor import Tensor
+from ...autograd.grad_mode import no_grad
+
+
+def _params(parameters) -> list:
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
+    return [p for p in parameters if p.grad is not None]
+
+
+def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = False,
+                   foreach=None) -> Tensor:
+    from ..._ops.creation import tensor
+    tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+    norm_type = float(norm_type)
+    if not tensors:
+        return tensor(0.0)
+    with no_grad():
+        if norm_type == float("inf"):
+            total = max(float(np.abs(t._data).max()) if t.numel() else 0.0 for t in tensors)
+        else:
+            norms = [float(np.sum(np.abs(t._data.astype(np.float64)) ** norm_type))
+                     for t in tensors]
+            total = float(np.sum(norms)) ** (1.0 / norm_type)
+    out = tensor(total, dtype=tensors[0].dtype)
+    if error_if_nonfinite and not np.isfinite(total):
+        raise RuntimeError(f"The total norm of order {norm_type} for gradients from "
+                           f"`parameters` is non-finite, so it cannot be clipped. To disable "
+                           f"this error and scale the gradients by the non-finite norm "
+                           f"anyway, set `error_if_nonfinite=False`")
+    return out
+
+
+def clip_grads_with_norm_(parameters, max_norm: float, total_norm: Tensor, foreach=None) -> None:
+    params = _params(parameters)
+    coef = float(max_norm) / (float(total_norm) + 1e-6)
+    if coef < 1.0:
+        with no_grad():
+            for p in params:
+                p.grad.mul_(coef)
+
+
+def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
+                    error_if_nonfinite: bool = False, foreach=None) -> Tensor:
+    """Scale the gradients in place so their joint ``norm_type`` norm is at most
+    ``max_norm``; returns the total norm before clipping (a tensor).
+
+    >>> import tracegrad as torch
+    >>> p = torch.nn.Parameter(torch.zeros(2)); p.grad = torch.tensor([3.0, 4.0])
+    >>> float(torch.nn.utils.clip_grad_norm_([p], 1.0)), [round(v, 3) for v in p.grad.tolist()]
+    (5.0, [0.6, 0.8])
+    """
+    params = _params(parameters)
+    total = get_total_norm([p.grad for p in params], norm_type, error_if_nonfinite)
+    clip_grads_with_norm_(params, max_norm, total)
+    return total
+
+
+def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
+    """Clamp every gradient element to ``[-clip_value, clip_value]`` in place."""
+    clip_value = float(clip_value)
+    with no_grad():
+        for p in _params(parameters):
+            np.clip(p.grad._data, -clip_value, clip_value, out=p.grad._data)
+            p.grad._version[0] += 1
+
+
+def clip_grad_norm(parameters, max_norm, norm_type=2.0):
+    import warnings
+    warnings.warn("torch.nn.utils.clip_grad_norm is now deprecated in favor of "
+                  "torch.nn.utils.clip_grad_norm_.", FutureWarning, stacklevel=2)
+    return clip_grad_norm_(parameters, max_norm, norm_type)

@@ -301,7 +301,9 @@ def clamp(x, min=None, max=None):
         keep = x >= min
     if max is not None:
         keep = (x <= max) if keep is None else logical_and(keep, x <= max)
-    bounded = x if min is None else maximum(x.detach(), min)
+    # detach only what records a graph: a legacy volatile input must stay volatile.
+    src = x.detach() if x._requires_grad else x
+    bounded = src if min is None else maximum(src, min)
     bounded = bounded if max is None else minimum(bounded, max)
     if not x._requires_grad:
         return bounded

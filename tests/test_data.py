@@ -143,7 +143,8 @@ def test_default_collate_nested():
 # ---- DataLoader ---------------------------------------------------------------------------
 def test_order_batches_and_drop_last():
     ds = TensorDataset(torch.arange(10))
-    assert [x.tolist() for (x,) in DataLoader(ds, batch_size=4)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    want = [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert [x.tolist() for (x,) in DataLoader(ds, batch_size=4)] == want
     dl = DataLoader(ds, batch_size=4, drop_last=True)
     assert len(dl) == 2 and [x.tolist() for (x,) in dl] == [[0, 1, 2, 3], [4, 5, 6, 7]]
     assert len(DataLoader(ds, batch_size=4)) == 3

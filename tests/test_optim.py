@@ -1,6 +1,5 @@
 """Optimizers against NumPy reference implementations of PyTorch's documented updates."""
 import copy
-import math
 import time
 
 import numpy as np
@@ -169,7 +168,8 @@ def test_defaults_match_pytorch():
     w = torch.zeros(2, requires_grad=True)
     assert optim.SGD([w]).defaults["lr"] == 1e-3
     adam = optim.Adam([w]).defaults
-    assert (adam["lr"], adam["betas"], adam["eps"], adam["weight_decay"]) == (1e-3, (0.9, 0.999), 1e-8, 0)
+    assert (adam["lr"], adam["betas"], adam["eps"], adam["weight_decay"]) == \
+        (1e-3, (0.9, 0.999), 1e-8, 0)
     assert optim.AdamW([w]).defaults["weight_decay"] == 1e-2
     rms = optim.RMSprop([w]).defaults
     assert (rms["lr"], rms["alpha"], rms["eps"]) == (1e-2, 0.99, 1e-8)

@@ -21,6 +21,8 @@ two threads at once.
 """
 from __future__ import annotations
 
+import ctypes
+import operator
 import time
 from typing import Callable
 
@@ -30,9 +32,10 @@ from ..codegen.schedule import ExternStep, KernelStep, Program
 from ..codegen.view import gather_numpy, strided_numpy
 
 from . import allocator
-from .llvm_jit import compile_llvm
+from .llvm_jit import PARALLEL_MIN_WORK, compile_llvm, n_threads, thread_pool
 
 _POOL_MIN_BYTES = 1 << 16
+_CACHE_INPUT_BYTES = 1 << 20
 ExternEval = Callable[[object, list], np.ndarray]
 
 
@@ -44,6 +47,14 @@ def _contiguous(x, dtype=None) -> np.ndarray:
     # NOTE: np.ascontiguousarray turns a 0-d array into shape (1,); keep 0-d as is
     x = np.asarray(x, dtype=dtype)
     return x if x.flags.c_contiguous else np.ascontiguousarray(x).reshape(x.shape)
+
+
+def _address(x: np.ndarray) -> int:
+    """Data address of a C-contiguous array (~0.5 µs; ``x.ctypes.data`` costs ~1.5 µs)."""
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(x))
+    except (TypeError, ValueError, BufferError):  # read-only or empty: the slower way
+        return x.__array_interface__["data"][0]
 
 
 def _view_array(base: np.ndarray, view) -> np.ndarray:
@@ -80,8 +91,22 @@ class CompiledProgram:
                 count = int(np.prod(info.shape, dtype=np.int64))
                 arr = slots[info.slot][:count * info.dtype.itemsize].view(info.dtype)
                 self._template[self._index[name]] = arr.reshape(info.shape)
-        self._inputs = [(self._index[n], program.buffers[n]) for n in program.inputs]
-        self._fresh = [(self._index[name], info,
+        # NOTE (per-call cost): a call works on two lists indexed like ``program.buffers``,
+        # the arrays and their integer data addresses, copied from templates in which the
+        # temps (fixed for the program's life) are already filled in.  Kernels get ints:
+        # ``arr.ctypes.data`` costs ~1.5 µs per array, more than the kernel call itself.
+        self._addr_template: list = [0] * len(names)
+        for k, arr in enumerate(self._template):
+            if arr is not None:
+                self._addr_template[k] = _address(arr)
+        self._inputs = [(self._index[n], program.buffers[n].shape, program.buffers[n].dtype,
+                         program.buffers[n].name) for n in program.inputs]
+        # the last array seen at each input position and its address: a caller that passes
+        # the same arrays again (weights, a reused batch) skips the address lookup.  Holding
+        # the array also keeps NumPy from resizing it in place under us.
+        self._last_in: list = [None] * len(self._inputs)
+        self._last_addr: list = [0] * len(self._inputs)
+        self._fresh = [(self._index[name], info.shape, info.dtype,
                         int(np.prod(info.shape)) * info.dtype.itemsize >= _POOL_MIN_BYTES)
                        for name, info in program.buffers.items()
                        if info.kind == "output" and self._produced_by_kernel_or_matmul(name)]
@@ -90,9 +115,17 @@ class CompiledProgram:
             if isinstance(step, KernelStep):
                 if step.outer == 0:
                     continue
-                fn = self.kernels[step.name][1]
+                kernel = self.kernels[step.name][1]
                 idx = [self._index[b] for b in step.buffers]
-                self._plan.append((0, fn, step.outer, idx, step.work))
+                # itemgetter returns a tuple of the kernel's addresses (a bare value for one)
+                get = (operator.itemgetter(*idx) if len(idx) > 1
+                       else (lambda i: lambda a: (a[i],))(idx[0]))
+                chunks = None
+                if step.outer >= 2 and step.work >= PARALLEL_MIN_WORK and n_threads() >= 2:
+                    n = min(n_threads(), step.outer)
+                    chunks = [(step.outer * k // n, step.outer * (k + 1) // n) for k in range(n)]
+                self._plan.append((0, kernel._cfunc, step.outer, get, tuple(step.scalars),
+                                   chunks))
             else:
                 ins = []
                 for b, view in step.inputs:
@@ -102,46 +135,72 @@ class CompiledProgram:
                     else:
                         ins.append((self._index[b], None, view))
                 out_name = step.output or program_buffer_of(program, step.node.id)
-                self._plan.append((1, step, ins, self._index[out_name], step.output is not None))
+                self._plan.append((1, step, ins, self._index[out_name], step.output is not None,
+                                   None))
+        self._all_buffers = all(spec.kind == "buffer" for spec in program.outputs)
+        self._out_idx = [self._index[spec.buffer] if spec.kind == "buffer" else -1
+                         for spec in program.outputs]
 
     def _produced_by_kernel_or_matmul(self, name: str) -> bool:
         return self.program.buffers[name].slot != -2
 
+    def _input_address(self, pos: int, x) -> tuple[np.ndarray, int]:
+        info_k, shape, dtype, name = self._inputs[pos]
+        if x is self._last_in[pos] and x.shape == shape and x.dtype == dtype:
+            return x, self._last_addr[pos]
+        if type(x) is not np.ndarray or not x.flags.c_contiguous:
+            x = _contiguous(x)
+        if x.shape != shape or x.dtype != dtype:
+            raise TypeError(f"input {name}: expected {dtype}{list(shape)}, "
+                            f"got {x.dtype}{list(x.shape)}")
+        addr = _address(x)
+        if x.nbytes <= _CACHE_INPUT_BYTES:
+            self._last_in[pos], self._last_addr[pos] = x, addr
+        return x, addr
+
     def __call__(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         """Run the program on ``inputs`` (in graph-input order); returns the outputs."""
-        program = self.program
         if len(inputs) != len(self._inputs):
             raise TypeError(f"program takes {len(self._inputs)} inputs, got {len(inputs)}")
-        arrays = list(self._template)
-        for (k, info), x in zip(self._inputs, inputs):
-            x = _contiguous(x)
-            if x.shape != info.shape or x.dtype != info.dtype:
-                raise TypeError(f"input {info.name}: expected {info.dtype}{list(info.shape)}, "
-                                f"got {x.dtype}{list(x.shape)}")
-            arrays[k] = x
-        for k, info, big in self._fresh:
+        arrays = self._template.copy()
+        addrs = self._addr_template.copy()
+        for pos, x in enumerate(inputs):
+            k = self._inputs[pos][0]
+            arrays[k], addrs[k] = self._input_address(pos, x)
+        for k, shape, dtype, big in self._fresh:
             # the pool saves page faults on big outputs; small ones are cheaper from NumPy
-            arrays[k] = allocator.empty(info.shape, info.dtype) if big else np.empty(
-                info.shape, info.dtype)
-        for entry in self._plan:
-            if entry[0] == 0:
-                _, fn, outer, idx, work = entry
-                fn(outer, [arrays[i] for i in idx], (), work=work)
-            else:
-                _, step, ins, out, planned = entry
-                args = [const if k < 0 else _view_array(arrays[k], view)
-                        for k, const, view in ins]
-                if planned:
-                    np.matmul(*args, out=arrays[out])
+            arr = allocator.empty(shape, dtype) if big else np.empty(shape, dtype)
+            arrays[k] = arr
+            addrs[k] = _address(arr)
+        for kind, a, b, c, d, chunks in self._plan:
+            if kind == 0:
+                args = c(addrs) + d if d else c(addrs)
+                if chunks is None:
+                    a(0, b, *args)
                 else:
-                    if self.extern_eval is None:
-                        raise RuntimeError(f"extern {step.node.op.name} needs extern_eval")
-                    res = _contiguous(self.extern_eval(step.node, args), step.node.dtype)
-                    if res.shape != step.node.shape:
-                        raise ValueError(f"extern {step.node} returned shape {res.shape}")
-                    arrays[out] = res
+                    _run_parallel(a, chunks, args)
+            else:
+                self._extern(a, b, c, d, arrays, addrs)
+        if self._all_buffers:
+            return [arrays[k] for k in self._out_idx]
+        return self._results(inputs, arrays)
+
+    def _extern(self, step, ins, out, planned, arrays, addrs) -> None:
+        args = [const if k < 0 else _view_array(arrays[k], view) for k, const, view in ins]
+        if planned:
+            np.matmul(*args, out=arrays[out])
+            return
+        if self.extern_eval is None:
+            raise RuntimeError(f"extern {step.node.op.name} needs extern_eval")
+        res = _contiguous(self.extern_eval(step.node, args), step.node.dtype)
+        if res.shape != step.node.shape:
+            raise ValueError(f"extern {step.node} returned shape {res.shape}")
+        arrays[out] = res
+        addrs[out] = _address(res)
+
+    def _results(self, inputs, arrays) -> list[np.ndarray]:
         results = []
-        for spec in program.outputs:
+        for spec in self.program.outputs:
             if spec.kind == "buffer":
                 results.append(arrays[self._index[spec.buffer]])
             elif spec.kind == "input":
@@ -153,6 +212,14 @@ class CompiledProgram:
             else:
                 results.append(np.array(_view_array(arrays[self._index[spec.buffer]], spec.view)))
         return results
+
+
+def _run_parallel(cfunc, chunks, args) -> None:
+    pool = thread_pool()
+    futures = [pool.submit(cfunc, lo, hi, *args) for lo, hi in chunks[1:]]
+    cfunc(chunks[0][0], chunks[0][1], *args)  # the caller does its share too
+    for f in futures:
+        f.result()
 
 
 def program_buffer_of(program: Program, node_id: int) -> str:

@@ -151,11 +151,23 @@ _pool_lock = threading.Lock()
 _pool_obj: ThreadPoolExecutor | None = None
 
 
-def _n_threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+_threads: int | None = None
 
 
-def _pool() -> ThreadPoolExecutor:
+def n_threads() -> int:
+    """CPU threads kernels may use (the affinity mask, read once: it is a system call)."""
+    global _threads
+    if _threads is None:
+        _threads = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                    else os.cpu_count() or 1)
+    return _threads
+
+
+_n_threads = n_threads
+
+
+def thread_pool() -> ThreadPoolExecutor:
+    """The shared pool that runs all but the caller's chunk of a parallel kernel."""
     global _pool_obj
     if _pool_obj is None:
         with _pool_lock:
@@ -164,6 +176,9 @@ def _pool() -> ThreadPoolExecutor:
                 _pool_obj = ThreadPoolExecutor(max(1, _n_threads() - 1),
                                                thread_name_prefix="tg-cpu")
     return _pool_obj
+
+
+_pool = thread_pool
 
 
 class CompiledModule:

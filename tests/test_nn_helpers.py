@@ -18,6 +18,12 @@ def rand64(*shape, seed: int = 0, scale: float = 1.0, requires_grad: bool = True
     return t64(rng.standard_normal(shape) * scale, requires_grad)
 
 
+def _flatten(out) -> list:
+    if isinstance(out, (tuple, list)):
+        return [t for o in out for t in _flatten(o)]
+    return [out]
+
+
 def projected_gradcheck(fn, inputs, seed: int = 0, **kw) -> bool:
     """gradcheck of ``sum(fn(*inputs) * R)`` for fixed random R per output.
 
@@ -28,8 +34,7 @@ def projected_gradcheck(fn, inputs, seed: int = 0, **kw) -> bool:
     weights = {}
 
     def scalar(*args):
-        outs = fn(*args)
-        outs = outs if isinstance(outs, (tuple, list)) else (outs,)
+        outs = _flatten(fn(*args))
         total = None
         for i, o in enumerate(outs):
             if o is None or not o.is_floating_point():

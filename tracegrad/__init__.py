@@ -90,3 +90,5 @@ def set_num_threads(n) -> None:
 __version__ = "0.1.0"
 
 from .compiler.function import compile  # noqa: E402,A001
+from .serialization import load, save  # noqa: E402
+from . import nn, optim, utils  # noqa: E402

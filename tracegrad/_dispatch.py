@@ -10,15 +10,15 @@ import numpy as np
 
 from . import _trace_state
 from ._primitives.registry import Primitive, ShapeError, describe
+from ._tensor import Tensor, _wrap
 from .autograd.grad_mode import state as _grad_state
 from .autograd.node import Node
 
 _EMPTY: dict = {}
+_ndarray = np.ndarray
 
 
 def apply(prim: Primitive, inputs: tuple, attrs: dict = _EMPTY):
-    from ._tensor import Tensor, _wrap
-
     args = []
     requires_grad = volatile = False
     for x in inputs:
@@ -36,8 +36,8 @@ def apply(prim: Primitive, inputs: tuple, attrs: dict = _EMPTY):
         data = tracer.record(prim, inputs, args, attrs)
     else:
         try:
-            data = prim.eager(*args, **attrs)
-            if type(data) is not np.ndarray:
+            data = prim.eager(*args, **attrs) if attrs else prim.eager(*args)
+            if type(data) is not _ndarray:
                 data = np.asarray(data)  # NumPy reductions return scalars for 0-d results
         except (ShapeError, IndexError):
             raise

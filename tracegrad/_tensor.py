@@ -22,8 +22,13 @@ class Tensor:
     tensor([2., 4.])
     """
 
-    __slots__ = ("_data", "_requires_grad", "grad", "grad_fn", "_version", "_hooks",
-                 "_retains_grad", "_device", "__weakref__", "__dict__")
+    __slots__ = ("_data", "_requires_grad", "grad_fn", "_version", "__weakref__", "__dict__")
+    # Rarely set state lives in the instance dict with these class defaults, so making an
+    # op's output tensor (``_wrap``, on every op) sets only the four slots above.
+    grad = None
+    _hooks = None
+    _retains_grad = False
+    _device = CPU
 
     # ``torch.Tensor(data)`` / ``torch.Tensor(2, 3)``: the legacy float constructor.
     def __new__(cls, *args, **kwargs):
@@ -282,26 +287,21 @@ class _RemovableHandle:
 def _init_empty(t: Tensor, data) -> None:
     t._data = data
     t._requires_grad = False
-    t.grad = None
     t.grad_fn = None
     t._version = [0]
-    t._hooks = None
-    t._retains_grad = False
-    t._device = CPU
 
 
 def _wrap(data) -> Tensor:
     """A fresh leaf tensor around ``data`` (no copy): the hot path for every op's output."""
-    t = object.__new__(Tensor)
+    t = _new_tensor(Tensor)
     t._data = data
     t._requires_grad = False
-    t.grad = None
     t.grad_fn = None
     t._version = [0]
-    t._hooks = None
-    t._retains_grad = False
-    t._device = CPU
     return t
+
+
+_new_tensor = object.__new__
 
 
 def _rebuild(array, requires_grad):

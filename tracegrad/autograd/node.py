@@ -1,6 +1,8 @@
 """``Node``: one recorded primitive call in the autograd graph (a tensor's ``grad_fn``)."""
 from __future__ import annotations
 
+from .._tensor import Tensor
+
 
 class Node:
     """Holds the inputs (the graph's edges), the attrs, and, for rules that read it, the
@@ -11,12 +13,19 @@ class Node:
                  "out_version", "out_counter", "hooks", "retained", "__weakref__")
 
     def __init__(self, prim, inputs, attrs, out) -> None:
-        from .._tensor import Tensor
         self.prim = prim
         self.inputs = inputs
         self.attrs = attrs
-        self.needs_grad = tuple(isinstance(x, Tensor) and x._requires_grad for x in inputs)
-        self.versions = tuple(x._version[0] if isinstance(x, Tensor) else 0 for x in inputs)
+        needs, versions = [], []
+        for x in inputs:
+            if isinstance(x, Tensor):
+                needs.append(bool(x._requires_grad))
+                versions.append(x._version[0])
+            else:
+                needs.append(False)
+                versions.append(0)
+        self.needs_grad = needs
+        self.versions = versions
         self.hooks = None
         self.retained = None
         if prim.saves_output:

@@ -90,10 +90,10 @@ class Module:
         d["_non_persistent_buffers_set"] = set()
         d["_modules"] = OrderedDict()
         d["_forward_hooks"] = OrderedDict()
-        d["_forward_hooks_with_kwargs"] = {}
-        d["_forward_hooks_always_called"] = {}
+        d["_forward_hooks_with_kwargs"] = OrderedDict()
+        d["_forward_hooks_always_called"] = OrderedDict()
         d["_forward_pre_hooks"] = OrderedDict()
-        d["_forward_pre_hooks_with_kwargs"] = {}
+        d["_forward_pre_hooks_with_kwargs"] = OrderedDict()
         d["_state_dict_hooks"] = OrderedDict()
         d["_load_state_dict_pre_hooks"] = OrderedDict()
 
@@ -538,8 +538,6 @@ class Module:
                 if child is not None:
                     load(child, prefix + name + ".")
         load(self)
-        if not strict:
-            unexpected.clear()
         if strict:
             if unexpected:
                 errors.insert(0, "Unexpected key(s) in state_dict: " +

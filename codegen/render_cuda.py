@@ -269,15 +269,28 @@ def _row_length(kernel: LoopKernel) -> int:
     return max((s.extent for s in kernel.body if isinstance(s, Loop)), default=0)
 
 
-def kernel_layout(kernel: LoopKernel) -> str:
-    """``"block_rows"`` (one block per outer iteration) or ``"grid"`` (one thread each)."""
+LAYOUTS = ("grid", "block_rows")
+
+
+def kernel_layout(kernel: LoopKernel, layout: str | None = None) -> str:
+    """``"block_rows"`` (one block per outer iteration) or ``"grid"`` (one thread each).
+
+    ``layout`` forces one: ``"grid"`` always works; ``"block_rows"`` raises where the
+    kernel's rows cannot be split across a block.  ``None`` picks ``"block_rows"`` for
+    kernels with top-level row loops of 32 or more iterations."""
+    if layout is not None:
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        if layout == "block_rows" and not _block_rows_ok(kernel):
+            raise ValueError(f"kernel {kernel.name}: rows cannot be split across a block")
+        return layout
     if _block_rows_ok(kernel) and _row_length(kernel) >= _WARP:
         return "block_rows"
     return "grid"
 
 
-def launch_config(kernel: LoopKernel, max_threads: int = 256,
-                  max_blocks: int = 65535) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+def launch_config(kernel: LoopKernel, max_threads: int = 256, max_blocks: int = 65535,
+                  layout: str | None = None) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
     """``(grid, block)`` for ``render_cuda(kernel)``, as PyCUDA takes them.
 
     ``"grid"`` kernels get ``max_threads`` threads per block (fewer for small kernels)
@@ -295,7 +308,7 @@ def launch_config(kernel: LoopKernel, max_threads: int = 256,
     if max_threads < _WARP or max_threads % _WARP or max_threads > 1024:
         raise ValueError(f"max_threads must be a multiple of 32 in [32, 1024], got {max_threads}")
     outer = max(kernel.outer, 1)
-    if kernel_layout(kernel) == "block_rows":
+    if kernel_layout(kernel, layout) == "block_rows":
         threads = _WARP
         while threads < _row_length(kernel) and threads * 2 <= max_threads:
             threads *= 2
@@ -308,9 +321,9 @@ def launch_config(kernel: LoopKernel, max_threads: int = 256,
 
 
 class _Renderer:
-    def __init__(self, kernel: LoopKernel):
+    def __init__(self, kernel: LoopKernel, layout: str | None):
         self.k = kernel
-        self.block_rows = kernel_layout(kernel) == "block_rows"
+        self.block_rows = kernel_layout(kernel, layout) == "block_rows"
         self.buffers = {b.name: b.dtype for b in kernel.buffers}
         self.dtypes: dict[str, np.dtype] = {}
         self.ranges: dict[str, tuple[int, int]] = {kernel.outer_var: (0, max(kernel.outer - 1, 0))}
@@ -485,10 +498,11 @@ def _c_name(name: str) -> str:
     return name if name and not name[0].isdigit() else "k" + name
 
 
-def render_cuda(kernel: LoopKernel) -> str:
+def render_cuda(kernel: LoopKernel, layout: str | None = None) -> str:
     """CUDA C source of ``kernel``: one ``extern "C" __global__`` function that compiles on
-    its own (``nvcc --ptx``).  Launch it with ``launch_config(kernel)``."""
-    return _Renderer(kernel).render()
+    its own (``nvcc --ptx``).  Launch it with ``launch_config(kernel)`` (pass the same
+    ``layout`` to both when forcing one; see ``kernel_layout``)."""
+    return _Renderer(kernel, layout).render()
 
 
 def render_cuda_program(program) -> list[tuple[str, str]]:

@@ -29,6 +29,8 @@ from .view import ShapeTracker, contiguous_strides
 
 _ACC = {Op.SUM: "ADD", Op.PROD: "MUL", Op.MAX: "MAXIMUM", Op.MIN: "MINIMUM"}
 _BOOL = np.dtype(bool)
+_COSTLY = frozenset({"EXP", "LOG", "TANH", "SIGMOID", "ERF", "SIN", "COS", "POW", "EXPM1",
+                     "LOG1P"})
 
 
 def _acc_init(op: Op, dtype: np.dtype):
@@ -95,6 +97,8 @@ class _Lowerer:
         # loop is not visible after it
         self.memo: list[dict[tuple[int, str], str]] = [{}]
         self.name = name
+        self.stash: tuple[int, int, int] | None = None
+        self.row_linear: str | None = None
 
     # -- values -------------------------------------------------------------------------
     def value(self, node_id: int, idx: Idx) -> str:
@@ -106,6 +110,12 @@ class _Lowerer:
         for memo in reversed(self.memo):
             if key in memo:
                 return memo[key]
+        if (self.stash is not None and node_id == self.stash[0]
+                and key[1] == self.row_linear):
+            # NOTE (row stash): stored into the output row by an earlier pass, see _stash
+            out = self.b.emit("LOAD", (self.buffer(self.stash[2]), key[1]), node.dtype)
+            self.memo[-1][key] = out
+            return out
         edges = input_edges(self.g, node)
         if node.op in MOVEMENT:
             out = self.read(edges[0], idx)
@@ -217,6 +227,7 @@ class _Lowerer:
         self.b = b = KernelBuilder(self.name, rows)
         o = b.var_outer
         levels = self._levels()
+        self.stash = self._stash(rows, rowlen, levels)
         for level in sorted(set(levels.values())):
             pass_nodes = [r for r in gr.reductions if levels[r] == level]
             accs = {r: b.define_acc(_ACC[g.node(r).op], g.node(r).dtype,
@@ -227,6 +238,8 @@ class _Lowerer:
                 edge = input_edges(g, node)[0]
                 idx = self._reduce_index(node, var)
                 val = self.read(edge, idx)
+                if self.stash is not None and self.stash[1] == r:
+                    b.store(self.buffer(self.stash[2]), idx.linear(), val)
                 if g.node(edge.src).dtype != node.dtype:
                     val = b.emit("CAST", (val,), node.dtype)
                 b.acc_update(accs[r], val)
@@ -242,6 +255,7 @@ class _Lowerer:
         if row_outputs:
             var = self._begin_loop(rowlen, "j")
             linear = b.emit("ADD", (b.emit("MUL", (o, b_const(b, rowlen)), INDEX), var), INDEX)
+            self.row_linear = linear
             for out in row_outputs:
                 shape = g.node(out).shape
                 t = split_rows(shape, rows)
@@ -282,6 +296,66 @@ class _Lowerer:
         for d, m in zip(red, inner):
             multi[d] = m
         return Idx(self.b, shape, multi=multi)
+
+    def _stash(self, rows, rowlen, levels) -> tuple[int, int, int] | None:
+        """(node, reduction, output): a costly row value worth computing once.
+
+        NOTE (row stash): softmax reads exp(x - max) in its sum pass and again in its
+        output pass.  When such a value (transcendental math over the whole row, read
+        by a last-axis reduction without a view) has the shape and dtype of a row
+        output that depends on it, the reduction's pass stores it into that output row
+        and the output pass loads it back instead of recomputing it.  Same thread, same
+        row, earlier pass: the output's final store overwrites it afterwards.
+        """
+        g, gr = self.g, self.group
+        if gr.rows is None or not rowlen:
+            return None
+        row_outputs = [o for o in gr.outputs if g.node(o).numel == rows * rowlen]
+        for r in gr.reductions:
+            node = g.node(r)
+            edge = input_edges(g, node)[0]
+            src = g.node(edge.src)
+            if (edge.view is not None or src.id not in gr.nodes or src.op in REDUCE
+                    or src.op in MOVEMENT or not src.shape
+                    or tuple(node.attrs["axes"]) != (len(src.shape) - 1,)
+                    or src.shape[-1] != rowlen or not self._costly(src.id, levels[r])):
+                continue
+            for out in row_outputs:
+                o = g.node(out)
+                if (o.shape == src.shape and o.dtype == src.dtype and out != src.id
+                        and self._reads_plainly(out, src.id)):
+                    return src.id, r, out
+        return None
+
+    def _costly(self, node_id: int, level: int) -> bool:
+        """True when ``node_id`` needs transcendental math computed in the row pass."""
+        g, gr = self.g, self.group
+        stack, seen = [node_id], set()
+        while stack:
+            n = g.node(stack.pop())
+            if n.id in seen or n.id not in gr.nodes or n.op in REDUCE:
+                continue
+            seen.add(n.id)
+            if n.op.name in _COSTLY:
+                return True
+            stack += [e.src for e in input_edges(g, n)]
+        return False
+
+    def _reads_plainly(self, out: int, target: int) -> bool:
+        """True when ``out`` reads ``target`` through in-group elementwise edges only."""
+        g, gr = self.g, self.group
+        stack, seen = [out], set()
+        while stack:
+            n = g.node(stack.pop())
+            if n.id in seen or n.id not in gr.nodes or n.op in REDUCE:
+                continue
+            seen.add(n.id)
+            for e in input_edges(g, n):
+                if e.src == target and e.view is None and n.op not in MOVEMENT:
+                    return True
+                if e.view is None and n.op not in MOVEMENT:
+                    stack.append(e.src)
+        return False
 
     def _levels(self) -> dict[int, int]:
         """Pass number of each reduction: 1 + the deepest in-group reduction it reads."""

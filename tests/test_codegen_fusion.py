@@ -57,6 +57,15 @@ def test_softmax_one_kernel():
     b = Builder(); x = b.input((6, 33))
     p = check(b.graph(softmax(b, x)), [randn(6, 33)])
     assert len(p.kernels) == 1 and p.kernels[0].ops == ["MAX", "SUB", "EXP", "SUM", "DIV"]
+    # row stash: exp(x - max) is computed once (sum pass), stored to the output row and
+    # loaded back by the output pass
+    assert p.kernels[0].loop_ir.count("EXP(") == 1
+
+
+def test_row_stash_only_where_the_output_reads_the_value():
+    b = Builder(); x = b.input((5, 17))
+    p = check(b.graph(log_softmax(b, x), softmax(b, x)), [randn(5, 17)])
+    assert all(k.loop_ir.count("EXP(") <= 2 for k in p.kernels)
 
 
 def test_log_softmax_one_kernel():

@@ -46,7 +46,7 @@ def apply(prim: Primitive, inputs: tuple, attrs: dict = _EMPTY):
     out = _wrap(data)
     if volatile:
         out._requires_grad = None
-    elif requires_grad and _grad_state.enabled:
+    elif requires_grad and _grad_state.enabled and prim.vjp is not None:
         out.grad_fn = Node(prim, inputs, attrs, out)
         out._requires_grad = True
     return out

@@ -290,3 +290,13 @@ def test_memory_stats_are_visible_and_the_pool_can_be_emptied():
     assert stats["peak_allocated_bytes"] >= 512 * 1024 * 4
     runtime.empty_cache()
     assert runtime.memory_stats()["pooled_bytes"] == 0
+
+
+def test_explain_with_the_cuda_backend_needs_no_gpu():
+    c = torch.compile(softmax_last, backend="cuda")
+    report = c.explain(torch.randn(8, 32))
+    assert report.kernels and all(k.backend == "cuda" for k in report.kernels)
+    assert all('extern "C"' in k.source and "__global__" in k.source for k in report.kernels)
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):
+            c(torch.randn(8, 32))

@@ -81,12 +81,25 @@ class CompiledFunction:
         from .report import Report
         treedef, leaves, key = self._signature(args, kwargs)
         entry = build_entry(self, treedef, leaves, args, kwargs, compile_code=False)
-        return Report(self.__name__, key, entry)
+        return Report(self.__name__, key, entry, self._backend_for(leaves))
+
+    def _backend_for(self, leaves) -> str:
+        """"auto" follows the inputs' device; explain works for any backend anywhere."""
+        if self.backend in ("llvm", "cuda"):
+            return self.backend
+        on_cuda = any(isinstance(x, Tensor) and x._device.type == "cuda" for x in leaves)
+        return "cuda" if on_cuda else "llvm"
 
     def __call__(self, *args, **kwargs):
         if self.backend == "eager" or _trace_state.current is not None:
             return self.fn(*args, **kwargs)  # inside another trace: inline
         treedef, leaves, key = self._signature(args, kwargs)
+        if self._backend_for(leaves) == "cuda":
+            from .. import cuda
+            raise RuntimeError("compile(backend='cuda'): running compiled CUDA kernels is not "
+                               "supported yet" + ("" if cuda.is_available() else
+                                                  f" (and CUDA is not available: {cuda.why_unavailable()})")
+                               + "; explain() still renders the CUDA C")
         entry = self._cache.get(key)
         if entry is None:
             self.misses += 1

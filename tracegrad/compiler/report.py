@@ -19,8 +19,9 @@ class KernelReport:
 
 
 class Report:
-    def __init__(self, name: str, signature, entry) -> None:
+    def __init__(self, name: str, signature, entry, backend: str = "llvm") -> None:
         self.name = name
+        self.backend = backend
         self.signature = signature
         self.graph = entry.traced
         self.forward = entry.forward_plan
@@ -31,7 +32,12 @@ class Report:
             if program is None:
                 continue
             for k in program.kernels:
-                self.kernels.append(KernelReport(k.name, list(k.ops), k.source, k.loop_ir, stage))
+                source = k.source
+                if backend == "cuda":
+                    from ..codegen.render_cuda import render_cuda
+                    source = render_cuda(k.kernel)
+                self.kernels.append(KernelReport(k.name, list(k.ops), source, k.loop_ir, stage,
+                                                 backend))
             self.externs += [f"{stage}: {s.node.op.name}" for s in program.externs]
 
     def __str__(self) -> str:

@@ -159,8 +159,10 @@ class _Emitter:
 
     # --- exp family -------------------------------------------------------------
     def exp_reduce(self, x, lo, hi):
-        """(n, expm1(r)) with x = n ln2 + r, |r| <= ln2/2, x clamped to [lo, hi]."""
-        x = self.clamp(x, lo, hi)
+        """(n, expm1(r)) with x = n ln2 + r, |r| <= ln2/2, x clamped to [lo, hi]
+        (``lo = hi = None``: the caller already bounded x and mapped NaN away)."""
+        if lo is not None:
+            x = self.clamp(x, lo, hi)
         nf = self.intr("llvm.rint", self.b.fmul(x, self.c(1 / math.log(2))))
         ln2_hi, ln2_lo = _LN2_SPLIT[self.ty]
         r = self.fma(nf, self.c(-ln2_hi), x)
@@ -172,9 +174,15 @@ class _Emitter:
         coeffs = _INV_FACT[2:14] if self.f64 else _INV_FACT[2:8]
         return self.fma(self.b.fmul(r, r), self.poly(r, coeffs), r)
 
-    def exp(self, x):
+    def exp(self, x, nonpositive: bool = False):
+        """``nonpositive``: the caller knows x <= 0 or NaN, so only the low bound clamps
+        (an ordered compare still sends NaN to it; the result is replaced by x)."""
         lo, hi = (-746.0, 710.0) if self.f64 else (-104.0, 89.0)
-        n, u = self.exp_reduce(x, lo, hi)
+        if nonpositive:
+            x_lo = self.b.select(self.gt(x, self.c(lo)), x, self.c(lo))
+            n, u = self.exp_reduce(x_lo, None, None)
+        else:
+            n, u = self.exp_reduce(x, lo, hi)
         y = self.ldexp(self.b.fadd(self.c(1.0), u), n)
         return self.b.select(self.isnan(x), x, y)
 
@@ -188,12 +196,14 @@ class _Emitter:
 
     def expm1_core(self, x, below_64: bool = False):
         """expm1(x) = 2**n expm1(r) + (2**n - 1): exact near 0 where n == 0.
-        ``below_64``: the caller guarantees x < 64, so 2**n never overflows."""
+        ``below_64``: the caller guarantees 0 <= x < 64 and no NaN, so x needs no
+        clamping and 2**n never overflows."""
         emax = 1023 if self.f64 else 127
+        if below_64:
+            n, u = self.exp_reduce(x, None, None)
+            return self.fma(self.pow2(n), u, self.b.fsub(self.pow2(n), self.c(1.0)))
         n, u = self.exp_reduce(x, -80.0 if self.f64 else -40.0, 710.0 if self.f64 else 89.0)
         top = ir.Constant(ir.IntType(32), emax)
-        if below_64:
-            return self.fma(self.pow2(n), u, self.b.fsub(self.pow2(n), self.c(1.0)))
         t = self.pow2(self.b.select(self.b.icmp_signed("<", n, top), n, top))
         small = self.fma(t, u, self.b.fsub(t, self.c(1.0)))
         big = self.ldexp(self.b.fadd(self.c(1.0), u), n)  # only n == emax + 1 needs it
@@ -206,14 +216,17 @@ class _Emitter:
 
     def tanh(self, x):
         # tanh|x| = t / (t + 2), t = expm1(2|x|): accurate for tiny |x| too.
-        a = self.clamp(self.intr("llvm.fabs", x), 0.0, 20.0)
+        # NOTE: one bound suffices: |x| >= 0, and the ordered compare sends NaN to 20
+        # (the result is replaced by x below), so expm1 needs no clamp of its own.
+        a = self.intr("llvm.fabs", x)
+        a = self.b.select(self.lt(a, self.c(20.0)), a, self.c(20.0))
         t = self.expm1_core(self.b.fmul(a, self.c(2.0)), below_64=True)
         y = self.intr("llvm.copysign", self.b.fdiv(t, self.b.fadd(t, self.c(2.0))), x)
         return self.b.select(self.isnan(x), x, y)
 
     def sigmoid(self, x):
         # NOTE: e = exp(-|x|) never overflows; for x < 0, e/(1+e) keeps denormal results.
-        e = self.exp(self.b.fneg(self.intr("llvm.fabs", x)))
+        e = self.exp(self.b.fneg(self.intr("llvm.fabs", x)), nonpositive=True)
         r = self.b.fdiv(self.c(1.0), self.b.fadd(self.c(1.0), e))
         return self.b.select(self.lt(x, self.c(0.0)), self.b.fmul(e, r), r)
 

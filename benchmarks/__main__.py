@@ -93,6 +93,7 @@ def main(argv=None) -> int:
         "mode": "tiny" if args.tiny else ("quick" if args.quick else "full"),
         "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
     }
+    machine["load_start"] = round(os.getloadavg()[0], 2)
     machine["bandwidth"] = memory_bandwidth(cfg)
     print(report.machine_line(machine), file=sys.stderr, flush=True)
 
@@ -112,6 +113,7 @@ def main(argv=None) -> int:
             msg = f"{type(e).__name__}: {e}".splitlines()[0][:160]
             got = [Row(name, name, "—", status="failed", note=msg)]
         rows.extend(got)
+    machine["load_end"] = round(os.getloadavg()[0], 2)
 
     print(report.table(rows, machine))
     if args.json:

@@ -51,6 +51,7 @@ class Timing:
     q1: float
     q3: float
     samples: int
+    min: float = 0.0
 
     @property
     def spread(self) -> float:
@@ -59,7 +60,7 @@ class Timing:
 
     def as_dict(self, scale: float) -> dict:
         return {"median": self.median * scale, "q1": self.q1 * scale, "q3": self.q3 * scale,
-                "samples": self.samples}
+                "min": self.min * scale, "samples": self.samples}
 
 
 @dataclasses.dataclass
@@ -145,7 +146,7 @@ def measure(arms: dict[str, Callable[[], object]], cfg: Config, ops_per_call: in
     out = {}
     for name, s in samples.items():
         q = statistics.quantiles(s, n=4) if len(s) > 1 else [s[0]] * 3
-        out[name] = Timing(statistics.median(s), q[0], q[2], len(s))
+        out[name] = Timing(statistics.median(s), q[0], q[2], len(s), min(s))
     return out
 
 
@@ -195,26 +196,44 @@ def _clear_memory_cache() -> None:
     llvm_jit.clear_memory_cache()
 
 
-def compile_times(fn: Callable, first_call: Callable[[Callable], object],
-                  steady: float) -> tuple[float, float]:
-    """Cold and warm compile time of ``tracegrad.compile(fn)``, in seconds.
+class CompileClock:
+    """Cold and warm compile time of ``tracegrad.compile(fn)``.
 
-    cold: a fresh disk cache and an empty in-memory module cache; warm: a new compiled
-    function for the same ``fn`` after clearing the in-memory cache, so the kernels load
-    from the disk cache. Each is the first call's wall time (``first_call(compiled)``)
-    minus ``steady``, the steady-state time of that call.
+    cold: the first call of a compiled function made inside :meth:`cold`, which points the
+    disk cache at a fresh folder and empties the in-memory module cache; warm: a *new*
+    ``tracegrad.compile(fn)`` called the same way after emptying the in-memory cache again,
+    so its kernels load from that disk cache. Both are first-call wall time minus the
+    steady-state time of the same call, given to :meth:`result`. Reusing the correctness
+    check's first call as the cold compile keeps each workload to two compiles.
     """
-    import tracegrad
-    with tempfile.TemporaryDirectory(prefix="tg-bench-cache-") as d, cache_dir(d):
-        times = []
-        for _ in range(2):
+
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="tg-bench-cache-")
+        self.cold_wall: float | None = None
+        self.warm_wall: float | None = None
+
+    @contextlib.contextmanager
+    def cold(self):
+        with cache_dir(self._dir.name):
+            _clear_memory_cache()
+            t = time.perf_counter()
+            yield
+            self.cold_wall = time.perf_counter() - t
+
+    def warm(self, fn: Callable, first_call: Callable[[Callable], object]) -> None:
+        import tracegrad
+        with cache_dir(self._dir.name):
             _clear_memory_cache()
             cf = tracegrad.compile(fn)
             t = time.perf_counter()
             first_call(cf)
-            times.append(max(time.perf_counter() - t - steady, 0.0))
-        _clear_memory_cache()
-    return times[0], times[1]
+            self.warm_wall = time.perf_counter() - t
+        self._dir.cleanup()
+
+    def result(self, steady: float) -> tuple[float | None, float | None]:
+        def net(v):
+            return None if v is None else max(v - steady, 0.0)
+        return net(self.cold_wall), net(self.warm_wall)
 
 
 def check_compiles(cf, expected_misses: int | None = None) -> str:

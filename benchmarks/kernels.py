@@ -8,7 +8,7 @@ import numpy as np
 
 import tracegrad
 
-from .harness import Config, Row, check_compiles, close, compile_times, measure
+from .harness import CompileClock, Config, Row, check_compiles, close, measure
 
 
 def _sync(cfg: Config):
@@ -28,9 +28,11 @@ def kernel_row(cfg: Config, workload: str, name: str, size: str, x: np.ndarray,
     if cfg.device != "cpu":
         tx = tx.to(cfg.device)
     compiled = tracegrad.compile(tg_fn)
-    eager_out = tg_fn(tx)
-    row.correct = close(compiled(tx).numpy(), eager_out.numpy(), rtol, atol_rel)
-    del eager_out
+    clock = CompileClock()
+    with clock.cold():
+        got = compiled(tx)
+    row.correct = close(got.numpy(), tg_fn(tx).numpy(), rtol, atol_rel)
+    del got
     arms = {"eager": lambda: tg_fn(tx), "compiled": lambda: compiled(tx),
             "numpy": lambda: np_fn(x)}
     torch = cfg.peers.get("torch")
@@ -49,6 +51,6 @@ def kernel_row(cfg: Config, workload: str, name: str, size: str, x: np.ndarray,
         arms["jax.jit"] = lambda: jf(jx).block_until_ready()
     row.times = measure(arms, cfg, sync=_sync(cfg))
     row.note = check_compiles(compiled, expected_misses=1)
-    row.compile_cold, row.compile_warm = compile_times(
-        tg_fn, lambda cf: cf(tx), row.times["compiled"].median)
+    clock.warm(tg_fn, lambda cf: cf(tx))
+    row.compile_cold, row.compile_warm = clock.result(row.times["compiled"].median)
     return row

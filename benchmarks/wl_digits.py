@@ -7,7 +7,7 @@ import numpy as np
 
 import tracegrad
 
-from .harness import Config, Row, check_compiles, compile_times, measure
+from .harness import CompileClock, Config, Row, check_compiles, measure
 from .training import (digits, grads_match, load_state, missing, skipped, state_numpy,
                        tg_train_step)
 
@@ -39,7 +39,7 @@ def _numpy_epoch(params, batches):
 
 
 def run(cfg: Config) -> list[Row]:
-    n = cfg.pick(None, None, tiny=256)
+    n = cfg.pick(None, 512, tiny=256)
     x_np, y_np = digits(n)
     nb = len(x_np) // BATCH  # full batches only: one signature for the compiled arm
     size = f"{nb * BATCH} samples, batch {BATCH}"
@@ -74,6 +74,9 @@ def run(cfg: Config) -> list[Row]:
         return model, loss_fn, fn, epoch
 
     model_c, loss_c, compiled, epoch_c = tg_arm(True)
+    clock = CompileClock()
+    with clock.cold():
+        compiled(*tg_batches[0]).backward()
     row.correct = grads_match(model_c, loss_c, compiled, tg_batches[0])
     arms = {"eager": tg_arm(False)[3], "compiled": epoch_c,
             "numpy": _numpy_epoch([a.copy() for a in init], np_batches)}
@@ -97,5 +100,6 @@ def run(cfg: Config) -> list[Row]:
     def first(cf):
         cf(*tg_batches[0]).backward()
     steady = row.times["compiled"].median / nb
-    row.compile_cold, row.compile_warm = compile_times(loss_c, first, steady)
+    clock.warm(loss_c, first)
+    row.compile_cold, row.compile_warm = clock.result(steady)
     return [row]

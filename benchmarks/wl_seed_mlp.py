@@ -11,7 +11,7 @@ import numpy as np
 
 import tracegrad
 
-from .harness import Config, Row, check_compiles, close, compile_times, measure
+from .harness import CompileClock, Config, Row, check_compiles, close, measure
 
 NAME = "seed_mlp"
 N, D_IN, H, D_OUT = 64, 1000, 100, 10
@@ -123,7 +123,9 @@ def run(cfg: Config) -> list[Row]:
     data = (data[0], data[1], data[2] * 0.05, data[3] * 0.05)
     compiled = tracegrad.compile(loss_fn)
     ref = _grads(loss_fn, data)
-    got = _grads(compiled, data)
+    clock = CompileClock()
+    with clock.cold():
+        got = _grads(compiled, data)
     row.correct = all(close(g, r, rtol=1e-3, atol_rel=1e-4) for g, r in zip(got, ref))
     arms = {"eager": _tg_step(loss_fn, *_tg_params(*data)),
             "compiled": _tg_step(compiled, *_tg_params(*data)),
@@ -140,8 +142,6 @@ def run(cfg: Config) -> list[Row]:
     row.times = measure(arms, cfg)
     row.note = check_compiles(compiled, expected_misses=1)
 
-    def first(cf):
-        _tg_step(cf, *_tg_params(*data))()
-    row.compile_cold, row.compile_warm = compile_times(loss_fn, first,
-                                                       row.times["compiled"].median)
+    clock.warm(loss_fn, lambda cf: _grads(cf, data))
+    row.compile_cold, row.compile_warm = clock.result(row.times["compiled"].median)
     return [row]

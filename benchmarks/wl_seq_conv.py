@@ -9,7 +9,7 @@ import numpy as np
 
 import tracegrad
 
-from .harness import Config, Row, check_compiles, compile_times, measure
+from .harness import CompileClock, Config, Row, check_compiles, measure
 from .training import (digits, grads_match, load_state, missing, skipped, state_numpy,
                        tg_train_step)
 
@@ -20,8 +20,10 @@ LR = 0.05
 
 # ---- LSTM -------------------------------------------------------------------------------
 def run_lstm(cfg: Config) -> list[Row]:
-    batch, feat, hidden = (4, 8, 16) if cfg.tiny else (16, 32, 64)
-    lengths = [5, 9] if cfg.tiny else [8, 16, 24, 16, 8, 32]
+    batch, feat, hidden = cfg.pick((16, 32, 64), (8, 16, 32), tiny=(4, 8, 16))
+    # Each distinct length is one signature, so one trace and one compile of the unrolled
+    # loop; the cycle revisits lengths so the replays are timed too.
+    lengths = cfg.pick([4, 8, 12, 8, 4, 16], [3, 6, 3, 6], tiny=[2, 3])
     distinct = sorted(set(lengths))
     size = f"B={batch} in={feat} h={hidden} T={'/'.join(map(str, distinct))}"
     name = "LSTM 2-layer step"
@@ -63,6 +65,13 @@ def run_lstm(cfg: Config) -> list[Row]:
         return model, loss_fn, fn, cycle, data
 
     model_c, loss_c, compiled, cycle_c, data_c = arm(True)
+
+    def first(cf):  # one compile per distinct length
+        for t in distinct:
+            cf(*data_c[lengths.index(t)]).backward()
+    clock = CompileClock()
+    with clock.cold():
+        first(compiled)
     row.correct = all(grads_match(model_c, loss_c, compiled, data_c[lengths.index(t)])
                       for t in distinct)
     arms = {"eager": arm(False)[3], "compiled": cycle_c}
@@ -85,18 +94,14 @@ def run_lstm(cfg: Config) -> list[Row]:
         check_compiles(compiled, expected_misses=len(distinct)),
         f"{info.misses} compiles for {len(distinct)} lengths, "
         f"{info.hits} replays; time per step over the length cycle") if p)
-
-    def first(cf):  # one compile per distinct length
-        for t in distinct:
-            cf(*data_c[lengths.index(t)]).backward()
-    row.compile_cold, row.compile_warm = compile_times(
-        loss_c, first, row.times["compiled"].median * len(distinct))
+    clock.warm(loss_c, first)
+    row.compile_cold, row.compile_warm = clock.result(row.times["compiled"].median * len(distinct))
     return [row]
 
 
 # ---- CNN --------------------------------------------------------------------------------
 def run_cnn(cfg: Config) -> list[Row]:
-    batch = 16 if cfg.tiny else 64
+    batch = cfg.pick(64, 32, tiny=16)
     size = f"batch {batch}, 1x8x8"
     name = "CNN train step"
     why = missing("nn.Conv2d", "nn.Linear", "nn.ReLU", "nn.Flatten", "nn.Sequential",
@@ -128,6 +133,9 @@ def run_cnn(cfg: Config) -> list[Row]:
         return model, loss_fn, fn, (lambda: step(x, y))
 
     model_c, loss_c, compiled, step_c = arm(True)
+    clock = CompileClock()
+    with clock.cold():
+        compiled(x, y).backward()
     row.correct = grads_match(model_c, loss_c, compiled, (x, y))
     arms = {"eager": arm(False)[3], "compiled": step_c}
     torch = cfg.peers.get("torch")
@@ -144,8 +152,8 @@ def run_cnn(cfg: Config) -> list[Row]:
         arms["torch"] = torch_step
     row.times = measure(arms, cfg)
     row.note = check_compiles(compiled, expected_misses=1)
-    row.compile_cold, row.compile_warm = compile_times(
-        loss_c, lambda cf: cf(x, y).backward(), row.times["compiled"].median)
+    clock.warm(loss_c, lambda cf: cf(x, y).backward())
+    row.compile_cold, row.compile_warm = clock.result(row.times["compiled"].median)
     return [row]
 
 

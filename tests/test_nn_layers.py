@@ -195,6 +195,14 @@ def test_pool1d_dilation_indices_and_gradcheck():
                              return_indices=True)
     assert idx.tolist() == [[[[5, 7], [13, 15]]]] and vals.tolist() == [[[[5.0, 7.0], [13.0, 15.0]]]]
     assert module_gradcheck(nn.MaxPool2d(2, 1, 1), rand64(1, 1, 3, 4))
+    # non-overlapping tiles take a reshape fast path
+    x = rng.standard_normal((2, 3, 8, 6))
+    np.testing.assert_allclose(F.max_pool2d(torch.tensor(x), 2).numpy(),
+                               pool_ref(x, (2, 2), (2, 2), (0, 0), "max"))
+    np.testing.assert_allclose(F.avg_pool2d(torch.tensor(x), (2, 3)).numpy(),
+                               pool_ref(x, (2, 3), (2, 3), (0, 0), "avg"))
+    assert module_gradcheck(nn.MaxPool2d(2), rand64(1, 2, 4, 4))
+    assert module_gradcheck(nn.AvgPool2d(2), rand64(1, 2, 4, 2))
     assert module_gradcheck(nn.AvgPool2d(3, 2, 1, count_include_pad=False, ceil_mode=True),
                             rand64(1, 2, 4, 5))
 

@@ -50,12 +50,17 @@ def test_dump_writes_every_stage(tmp_path):
 
 
 def test_debug_logging_names_the_changed_part_of_a_retrace(caplog, monkeypatch):
+    from tracegrad.compiler import debug
     monkeypatch.setenv("TRACEGRAD_DEBUG", "1")
+    debug.set_debug_level()
     f = torch.compile(lambda x: x * 2)
-    with caplog.at_level(logging.DEBUG, logger="tracegrad"):
-        f(torch.ones(3))
-        f(torch.ones(3))
-        f(torch.ones(5))
+    try:
+        with caplog.at_level(logging.DEBUG, logger="tracegrad"):
+            f(torch.ones(3))
+            f(torch.ones(3))
+            f(torch.ones(5))
+    finally:
+        debug.set_debug_level(0)
     text = caplog.text
     assert "cache hit" in text
     assert "argument 0 shape changed ((3,) -> (5,))" in text

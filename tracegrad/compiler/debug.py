@@ -12,15 +12,30 @@ import os
 logger = logging.getLogger("tracegrad")
 
 
-def debug_level() -> int:
+def _from_environment() -> int:
     try:
         return int(os.environ.get("TRACEGRAD_DEBUG", "0") or 0)
     except ValueError:
         return 1
 
 
+# Read once: every compiled call asks, and os.environ costs microseconds per lookup.
+_level = _from_environment()
+
+
+def debug_level() -> int:
+    return _level
+
+
+def set_debug_level(level: int | None = None) -> None:
+    """Change the level at run time (None: re-read ``TRACEGRAD_DEBUG``)."""
+    global _level
+    _level = _from_environment() if level is None else int(level)
+    _configure()
+
+
 def _configure() -> None:
-    if debug_level() > 0 and not logger.handlers:
+    if _level > 0 and not logger.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("[tracegrad] %(message)s"))
         logger.addHandler(handler)

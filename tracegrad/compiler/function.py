@@ -21,6 +21,7 @@ from .debug import debug_level, describe_key, logger, retrace_reason
 from .entry import Entry, build_entry
 from .errors import TraceError
 
+_POSITIONAL_TENSORS: dict = {}
 CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "entries", "compile_seconds"])
 SIGNATURE_WARN_LIMIT = 8
 # tracegrad/, codegen/ and runtime/ (installed as one package, in the repo as three folders)
@@ -147,12 +148,19 @@ class CompiledFunction:
                 if k in bound.arguments:
                     bound.arguments[k] = pytree.Static(bound.arguments[k])
             args, kwargs = bound.args, bound.kwargs
-        treedef, leaves = pytree.flatten((tuple(args), dict(kwargs)))
+        if not kwargs and all(type(a) is Tensor for a in args):
+            # The common call (positional tensors only) skips the general flatten.
+            treedef = _POSITIONAL_TENSORS.get(len(args))
+            if treedef is None:
+                treedef = _POSITIONAL_TENSORS[len(args)] = pytree.flatten((tuple(args), {}))[0]
+            leaves = list(args)
+        else:
+            treedef, leaves = pytree.flatten((tuple(args), dict(kwargs)))
         parts = []
         for leaf in leaves:
             if isinstance(leaf, Tensor):
                 data = leaf._data
-                parts.append((tuple(data.shape), data.dtype.str, str(leaf._device),
+                parts.append((data.shape, data.dtype.str, leaf._device,
                               bool(leaf._requires_grad)))
             else:
                 parts.append("float")

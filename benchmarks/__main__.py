@@ -54,7 +54,7 @@ def main(argv=None) -> int:
 
     import tracegrad
 
-    from . import report
+    from . import THREAD_ENV, report
     from .harness import Config, Row, memory_bandwidth
     from .peers import discover, versions
     from .workloads import WORKLOADS
@@ -90,6 +90,7 @@ def main(argv=None) -> int:
         "python": platform.python_version(), "numpy": np.__version__,
         "llvmlite": llvmlite.__version__, "tracegrad": tracegrad.__version__,
         "peers": versions(cfg.peers), "device": args.device,
+        "thread_env": {k: os.environ.get(k) for k in THREAD_ENV},
         "mode": "tiny" if args.tiny else ("quick" if args.quick else "full"),
         "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
     }

@@ -90,7 +90,9 @@ def machine_line(machine: dict) -> str:
             f"(np.copyto {bw.get('copy_mib', '?')} MiB in {bw.get('copy_ms', float('nan')):.1f} ms); "
             f"python {machine.get('python', '?')}, numpy {machine.get('numpy', '?')}, "
             f"llvmlite {machine.get('llvmlite', '?')}, tracegrad {machine.get('tracegrad', '?')}; "
-            f"peers: {peers}; mode: {machine.get('mode', '?')}; 1-min load average "
+            f"peers: {peers}; "
+            + " ".join(f"{k}={v}" for k, v in machine.get("thread_env", {}).items())
+            + f"; mode: {machine.get('mode', '?')}; 1-min load average "
             f"{machine.get('load_start', '?')} at start, {machine.get('load_end', '?')} at end; "
             f"{machine.get('date', '')}")
 

@@ -139,6 +139,14 @@ def test_conv_transpose2d_is_the_gradient_of_conv2d_and_gradcheck():
     (y * g).sum().backward()
     back = F.conv_transpose2d(g, w, stride=2, padding=1)
     np.testing.assert_allclose(back.numpy(), x.grad.numpy(), rtol=1e-10)
+    x = rand64(2, 4, 6, 5)
+    w = rand64(6, 2, 3, 2, seed=5, requires_grad=False)
+    y = F.conv2d(x, w, stride=(2, 1), padding=1, dilation=(1, 2), groups=2)
+    g = torch.tensor(rng.standard_normal(tuple(y.shape)))
+    (y * g).sum().backward()
+    back = F.conv_transpose2d(g, w, stride=(2, 1), padding=1, dilation=(1, 2), groups=2,
+                              output_padding=(1, 0))
+    np.testing.assert_allclose(back.numpy(), x.grad.numpy(), rtol=1e-10, atol=1e-12)
     m = nn.ConvTranspose2d(4, 2, 2, stride=2, groups=2)
     assert module_gradcheck(m, rand64(1, 4, 2, 2))
 

@@ -116,10 +116,10 @@ def _erfinv(y: np.ndarray) -> np.ndarray:
               -0.0076224613, 0.00943887047, 1.00167406, 2.83297682):
         p_large = c + p_large * wl
     x = np.where(small, p_small, p_large) * y
-    from math import erf
-    verf = np.vectorize(erf)
+    from .._ops.creation import tensor
+    from .._ops.math import erf
     for _ in range(2):
-        err = verf(x) - y
+        err = erf(tensor(x)).numpy() - y
         x = x - err / (2.0 / math.sqrt(math.pi) * np.exp(-x * x))
     return x
 

@@ -52,6 +52,7 @@ class Timing:
     q3: float
     samples: int
     min: float = 0.0
+    first: float = 0.0  # wall time of the arm's first (warm-up) call: includes a peer's JIT
 
     @property
     def spread(self) -> float:
@@ -60,7 +61,7 @@ class Timing:
 
     def as_dict(self, scale: float) -> dict:
         return {"median": self.median * scale, "q1": self.q1 * scale, "q3": self.q3 * scale,
-                "min": self.min * scale, "samples": self.samples}
+                "min": self.min * scale, "samples": self.samples, "first_call_s": self.first}
 
 
 @dataclasses.dataclass
@@ -128,9 +129,13 @@ def measure(arms: dict[str, Callable[[], object]], cfg: Config, ops_per_call: in
             sync: Callable[[], None] | None = None) -> dict[str, Timing]:
     """Time every arm, interleaved. Returns arm -> Timing in seconds per op."""
     names = list(arms)
-    batch = {}
+    batch, first = {}, {}
     for name in names:  # warm-up doubles as calibration
+        t = time.perf_counter()
         arms[name]()
+        if sync is not None:
+            sync()
+        first[name] = time.perf_counter() - t
         batch[name] = _calibrate(arms[name], cfg.sample_seconds)
     samples: dict[str, list[float]] = {n: [] for n in names}
     for rep in range(cfg.repeats):
@@ -146,7 +151,7 @@ def measure(arms: dict[str, Callable[[], object]], cfg: Config, ops_per_call: in
     out = {}
     for name, s in samples.items():
         q = statistics.quantiles(s, n=4) if len(s) > 1 else [s[0]] * 3
-        out[name] = Timing(statistics.median(s), q[0], q[2], len(s), min(s))
+        out[name] = Timing(statistics.median(s), q[0], q[2], len(s), min(s), first[name])
     return out
 
 

@@ -43,6 +43,10 @@ def _check_cell(row: Row) -> str:
         parts.append("MISMATCH compiled != eager")
     if row.note:
         parts.append(row.note)
+    jits = [f"{a} {_secs(row.times[a].first)}" for a in ("torch.compile", "jax.jit")
+            if a in row.times]
+    if jits:
+        parts.append("peer first call: " + ", ".join(jits))
     return "; ".join(parts) if parts else "—"
 
 

@@ -65,8 +65,9 @@ def main(argv=None) -> int:
         return 0
     if args.device == "cuda" and not tracegrad.cuda.is_available():
         why = getattr(tracegrad.cuda, "why_unavailable", lambda: "")()
-        print(f"--device cuda: CUDA is not available here ({why or 'tracegrad.cuda.is_available() is False'}); "
-              f"nothing was run. Use --device cpu.", file=sys.stderr)
+        why = why or "tracegrad.cuda.is_available() is False"
+        print(f"--device cuda: CUDA is not available here ({why}); nothing was run. "
+              f"Use --device cpu.", file=sys.stderr)
         return 2
     only = [n for arg in args.only for n in arg.split(",") if n]
     unknown = [n for n in only if n not in WORKLOADS]

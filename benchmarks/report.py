@@ -78,20 +78,22 @@ def table(rows: list[Row], machine: dict) -> str:
     for b in body:
         lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(b, widths)) + " |")
     lines.append("")
-    lines.append("Times are medians ± half the interquartile range over interleaved repetitions; "
-                 "speedup = eager / compiled; GB/s = minimum bytes read+written per call / compiled "
-                 "time (eager when there is no compiled arm); % BW against the machine line's copy "
-                 "bandwidth; compile cold = fresh disk cache, warm = new compiled function loading "
-                 "from the disk cache (first-call time minus steady-state call time).")
+    lines.append("Times are medians ± half the interquartile range over interleaved "
+                 "repetitions; speedup = eager / compiled; GB/s = minimum bytes read+written per "
+                 "call / compiled time (eager when there is no compiled arm); % BW against the "
+                 "machine line's copy bandwidth; compile cold = fresh disk cache, warm = new "
+                 "compiled function loading from the disk cache (first-call time minus "
+                 "steady-state call time).")
     return "\n".join(lines)
 
 
 def machine_line(machine: dict) -> str:
     bw = machine.get("bandwidth", {})
     peers = ", ".join(f"{k} {v}" for k, v in machine.get("peers", {}).items()) or "none"
+    nan = float("nan")
     return (f"machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, "
-            f"{machine.get('features', '')}; memory bandwidth {bw.get('gbps', float('nan')):.1f} GB/s "
-            f"(np.copyto {bw.get('copy_mib', '?')} MiB in {bw.get('copy_ms', float('nan')):.1f} ms); "
+            f"{machine.get('features', '')}; memory bandwidth {bw.get('gbps', nan):.1f} GB/s "
+            f"(np.copyto {bw.get('copy_mib', '?')} MiB in {bw.get('copy_ms', nan):.1f} ms); "
             f"python {machine.get('python', '?')}, numpy {machine.get('numpy', '?')}, "
             f"llvmlite {machine.get('llvmlite', '?')}, tracegrad {machine.get('tracegrad', '?')}; "
             f"peers: {peers}; "

@@ -68,7 +68,6 @@ def run(cfg: Config) -> list:
     tb = torch.from_numpy(b_np) if torch else None
 
     def jax_ln(v):
-        jnp = jax.numpy
         mean = v.mean(axis=-1, keepdims=True)
         var = ((v - mean) ** 2).mean(axis=-1, keepdims=True)
         return (v - mean) * jax.lax.rsqrt(var + EPS) * w_np + b_np

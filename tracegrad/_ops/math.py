@@ -8,6 +8,7 @@ import numbers
 import numpy as np
 
 from .._dispatch import apply
+from ..autograd.grad_mode import state as _grad_state
 from .._dtype import get_default_dtype, result_type, scalar_result_type, to_numpy_dtype
 from .._primitives import PRIMITIVES as P
 from .._tensor import Tensor, _wrap
@@ -61,6 +62,8 @@ def cast(x: Tensor, np_dtype) -> Tensor:
 
 def promote(a, b, op: str):
     """Cast the tensor operands of a binary op to their common PyTorch dtype."""
+    if type(a) is Tensor and type(b) is Tensor and a._data.dtype is b._data.dtype:
+        return a, b  # the common case, without the general checks below
     a = as_tensor_operand(a, op)
     b = as_tensor_operand(b, op)
     if isinstance(a, Tensor):
@@ -295,19 +298,13 @@ def clamp(x, min=None, max=None):
         return out if max is None else minimum(out, max)
     if x._data.dtype.kind != "f" and (isinstance(min, float) or isinstance(max, float)):
         x = _to_float(x)
-    # NOTE: the gradient passes where min <= x <= max (ends included), like PyTorch.
-    keep = None
-    if min is not None:
-        keep = x >= min
-    if max is not None:
-        keep = (x <= max) if keep is None else logical_and(keep, x <= max)
-    # detach only what records a graph: a legacy volatile input must stay volatile.
-    src = x.detach() if x._requires_grad else x
-    bounded = src if min is None else maximum(src, min)
-    bounded = bounded if max is None else minimum(bounded, max)
-    if not x._requires_grad:
-        return bounded
-    return where(keep, x, bounded)
+    if not (x._requires_grad and _grad_state.enabled):
+        out = x if min is None else maximum(x, min)
+        return out if max is None else minimum(out, max)
+    # NOTE: the gradient passes where min <= x <= max (ends included), like PyTorch, and
+    # NaN stays NaN (the comparisons are False for it).
+    out = x if min is None else where(x < min, min, x)
+    return out if max is None else where(out > max, max, out)
 
 
 clip = clamp

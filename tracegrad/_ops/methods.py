@@ -156,8 +156,8 @@ METHODS = {
         *size, dtype=dtype or x.dtype, requires_grad=requires_grad),
     "apply_": _apply_,
     # operators
-    "__add__": math.add, "__radd__": _rbinary(math.add), "__sub__": math.sub,
-    "__rsub__": _rbinary(math.sub), "__mul__": math.mul, "__rmul__": _rbinary(math.mul),
+    "__add__": math.add_, "__radd__": _rbinary(math.add_), "__sub__": math.sub_,
+    "__rsub__": _rbinary(math.sub_), "__mul__": math.mul, "__rmul__": _rbinary(math.mul),
     "__truediv__": math.div, "__rtruediv__": _rbinary(math.div), "__div__": math.div,
     "__floordiv__": math.floor_divide, "__rfloordiv__": _rbinary(math.floor_divide),
     "__mod__": math.remainder, "__rmod__": _rbinary(math.remainder),

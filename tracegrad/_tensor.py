@@ -101,7 +101,7 @@ class Tensor:
         return self._data.ndim
 
     def numel(self) -> int:
-        return int(np.prod(self._data.shape, dtype=np.int64))
+        return int(self._data.size)
 
     def nelement(self) -> int:
         return self.numel()

@@ -38,22 +38,24 @@ def _sum_vjp(g, node):
 
 def _extremum_vjp(g, node):
     x = node.inputs[0]
-    out = node.output()
-    axes = node.attrs["axes"]
-    if not node.attrs["keepdim"]:
-        out = out.reshape(reduced_shape(tuple(x.shape), axes, True))
+    out = _output_keepdim(node)
     # NOTE: ties share the gradient evenly, as PyTorch's amax/amin do.
     mask = (x == out).to(g.dtype)
-    count = mask.sum(dim=axes, keepdim=True)
+    count = mask.sum(dim=node.attrs["axes"], keepdim=True)
     return (_expand_back(g, node) * mask / count,)
+
+
+def _output_keepdim(node):
+    """The forward output with the reduced axes kept as size 1, to broadcast against x."""
+    out = node.output()
+    if not node.attrs["keepdim"]:
+        out = out.reshape(reduced_shape(tuple(node.inputs[0].shape), node.attrs["axes"], True))
+    return out
 
 
 def _prod_vjp(g, node):
     x = node.inputs[0]
-    out = node.output()
-    axes = node.attrs["axes"]
-    if not node.attrs["keepdim"]:
-        out = out.reshape(reduced_shape(tuple(x.shape), axes, True))
+    out = _output_keepdim(node)
     # NOTE: exact only where x != 0; PyTorch special-cases zeros, this rule does not.
     return (_expand_back(g, node) * out / x,)
 

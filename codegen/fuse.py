@@ -67,8 +67,18 @@ def is_lowerable(graph: Graph, n: Node) -> bool:
     """Whether codegen can compute ``n`` in a kernel (else it is an extern step)."""
     if n.op in EXTERN or n.op not in ELEMENTWISE | REDUCE | MOVEMENT:
         return False
+    if n.op is Op.POW and n.dtype.kind != "f" and not _small_const_exponent(graph, n):
+        return False  # NOTE: integer POW has no scalar lowering; x**2 and x**3 become MULs
     return n.dtype in LOWERED_DTYPES and all(graph.node(i).dtype in LOWERED_DTYPES
                                              for i in n.inputs)
+
+
+def _small_const_exponent(graph: Graph, n: Node) -> bool:
+    """Whether POW ``n`` raises to a constant 1, 2 or 3 (lowered as multiplications)."""
+    src = graph.node(n.inputs[1])
+    if src.op in MOVEMENT:
+        src = graph.node(src.inputs[0])
+    return src.op is Op.CONST and src.attrs["value"] in (1, 2, 3)
 
 
 def input_edges(graph: Graph, n: Node) -> list[Edge]:

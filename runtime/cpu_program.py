@@ -88,6 +88,19 @@ def _view_array(base: np.ndarray, view) -> np.ndarray:
     return gather_numpy(view, base) if out is None else out
 
 
+CANONICAL_NAME = "tg_kernel"
+
+
+def _canonical(step) -> tuple[str, str]:
+    """The kernel's source under one fixed function name. Kernels that differ only in
+    their names (an unrolled RNN repeats the same few kernels at every time step) then
+    share one entry of the module cache instead of each paying for LLVM."""
+    quoted = f'@"{step.name}"'
+    if step.source.count(quoted) != 1:
+        return step.source, step.name
+    return step.source.replace(quoted, f'@"{CANONICAL_NAME}"'), CANONICAL_NAME
+
+
 class CompiledProgram:
     """The executable form of a Program; call it with the input arrays."""
 
@@ -98,11 +111,12 @@ class CompiledProgram:
         self.compile_seconds = 0.0
         start = time.perf_counter()
         for step in program.kernels:
+            source, name = _canonical(step)
             try:
-                module = compile_llvm(step.source, [step.name])
+                module = compile_llvm(source, [name])
             except Exception as exc:  # noqa: BLE001 - any LLVM failure means "fall back"
                 raise ProgramCompileError(f"kernel {step.name} failed to compile: {exc}") from exc
-            self.kernels[step.name] = (module, module.functions[step.name])
+            self.kernels[step.name] = (module, module.functions[name])
         self.compile_seconds = time.perf_counter() - start
         # buffers: index per name; temps live in slots allocated once
         names = list(program.buffers)

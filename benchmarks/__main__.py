@@ -42,6 +42,9 @@ def parse(argv=None):
     p.add_argument("--plot", metavar="PATH", help="write a PNG bar chart of speedups")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--list", action="store_true", help="list the workloads and exit")
+    p.add_argument("--dump", metavar="DIR", default=None,
+                   help="also dump the generated code of two showcase functions to DIR "
+                        "(default with --quick: ./tracegrad_dump)")
     return p.parse_args(argv)
 
 
@@ -123,6 +126,11 @@ def main(argv=None) -> int:
         print(f"\n--json: wrote {args.json}")
     if args.plot:
         print(report.write_plot(args.plot, rows))
+    dump = args.dump or ("tracegrad_dump" if args.quick and not args.tiny else None)
+    if dump:
+        from .showcase_dump import write_showcase_dump
+        index = write_showcase_dump(dump)
+        print(f"\ngenerated code (graph, fused kernels, loop IR, LLVM IR, assembly): {index}")
     own_cache.cleanup()
     return 0
 

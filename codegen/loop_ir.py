@@ -30,6 +30,7 @@ kernel k(o in [0, 4)) buf0: float32[4] in, buf1: float32[4] out
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from math import gcd
 from typing import Union
 
 import numpy as np
@@ -140,6 +141,7 @@ class KernelBuilder:
         self._counter = 0
         self._consts: dict[str, object] = {}
         self._ranges: dict[str, tuple[int, int]] = {"o": (0, max(outer - 1, 0))}
+        self._defs: dict[str, tuple[str, tuple]] = {}  # index instr -> (op, args)
         self._loops = 0
         self._accs = 0
 
@@ -177,6 +179,7 @@ class KernelBuilder:
             if dtype == INDEX:
                 self._ranges[name] = (args[0], args[0])
         elif dtype == INDEX:
+            self._defs[name] = (op, tuple(args))
             rng = self._index_range(op, args)
             if rng is not None:
                 self._ranges[name] = rng
@@ -209,6 +212,97 @@ class KernelBuilder:
                 return args[0] if op == "IDIV" else self.const(0, INDEX)
             if rng is not None and rng[0] >= 0 and rng[1] < c[1]:
                 return self.const(0, INDEX) if op == "IDIV" else args[0]
+            if c[1] > 1:
+                return self._divmod_affine(op, args[0], c[1])
+        return None
+
+    # -- div/mod of affine index expressions ---------------------------------------------------
+    # NOTE (affine div/mod): a view's index is unravelled from a linear index that is itself
+    # a sum of (variable * stride) terms, e.g. (o*144 + j)//9 % 16 in an im2col window.
+    # Splitting the sum by divisibility turns that into j//9 (loop-invariant parts hoist,
+    # most div/mods disappear): with x = c*A + R and 0 <= R,  x//c = A + R//c and
+    # x%c = R%c; with x = g*Y + b, g | c and 0 <= b < g,  x//c = Y//(c/g) and
+    # x%c = g*(Y%(c/g)) + b.  Operands are non-negative (codegen.lower), so both hold for
+    # the unsigned division backends use.
+    def _affine(self, x: str, depth: int = 0):
+        """x as ({atom: coefficient}, constant), or None when it grows too big."""
+        if x in self._consts:
+            return {}, self._consts[x]
+        d = self._defs.get(x)
+        if d is not None and depth < 12:
+            op, (a, b) = d if len(d[1]) == 2 else (None, (None, None))
+            if op in ("ADD", "SUB"):
+                ta, tb = self._affine(a, depth + 1), self._affine(b, depth + 1)
+                if ta is None or tb is None:
+                    return None
+                sign = 1 if op == "ADD" else -1
+                terms = dict(ta[0])
+                for atom, k in tb[0].items():
+                    terms[atom] = terms.get(atom, 0) + sign * k
+                terms = {atom: k for atom, k in terms.items() if k}
+                return (terms, ta[1] + sign * tb[1]) if len(terms) <= 16 else None
+            if op == "MUL" and (a in self._consts or b in self._consts):
+                k, e = (self._consts[a], b) if a in self._consts else (self._consts[b], a)
+                t = self._affine(e, depth + 1)
+                if t is None:
+                    return None
+                return {atom: k * v for atom, v in t[0].items() if k * v}, t[1] * k
+        return {x: 1}, 0
+
+    def _affine_range(self, terms: dict, const: int):
+        lo = hi = const
+        for atom, k in terms.items():
+            r = self._ranges.get(atom)
+            if r is None:
+                return None
+            lo += min(k * r[0], k * r[1])
+            hi += max(k * r[0], k * r[1])
+        return lo, hi
+
+    def _affine_sum(self, terms: dict, const: int) -> str:
+        acc = None
+        for atom, k in terms.items():
+            t = atom if k == 1 else self.emit("MUL", (atom, self.const(k, INDEX)), INDEX)
+            acc = t if acc is None else self.emit("ADD", (acc, t), INDEX)
+        if acc is None:
+            return self.const(const, INDEX)
+        return self.emit("ADD", (acc, self.const(const, INDEX)), INDEX) if const else acc
+
+    def _divmod_affine(self, op: str, x: str, c: int):
+        aff = self._affine(x)
+        if aff is None:
+            return None
+        terms, const = aff
+        # x = c*A + R
+        big = {a: k // c for a, k in terms.items() if k % c == 0}
+        small = {a: k for a, k in terms.items() if k % c}
+        q, r = divmod(const, c)
+        rng = self._affine_range(small, r)
+        if rng is not None and rng[0] >= 0 and (big or q):
+            rest = self._affine_sum(small, r)
+            if op == "MOD":
+                return rest if rng[1] < c else self.emit("MOD", (rest, self.const(c, INDEX)), INDEX)
+            quotient = self._affine_sum(big, q)
+            if rng[1] < c:
+                return quotient
+            return self.emit("ADD", (quotient, self.emit("IDIV", (rest, self.const(c, INDEX)),
+                                                          INDEX)), INDEX)
+        # x = g*Y + b
+        for g in sorted({gcd(c, k) for k in terms.values()}, reverse=True):
+            if not 1 < g < c:
+                continue
+            big = {a: k // g for a, k in terms.items() if k % g == 0}
+            small = {a: k for a, k in terms.items() if k % g}
+            q, r = divmod(const, g)
+            rng = self._affine_range(small, r)
+            if not big or rng is None or rng[0] < 0 or rng[1] >= g:
+                continue
+            y, m = self._affine_sum(big, q), self.const(c // g, INDEX)
+            if op == "IDIV":
+                return self.emit("IDIV", (y, m), INDEX)
+            scaled = self.emit("MUL", (self.emit("MOD", (y, m), INDEX), self.const(g, INDEX)),
+                               INDEX)
+            return self.emit("ADD", (scaled, self._affine_sum(small, r)), INDEX)
         return None
 
     def _index_range(self, op, args):

@@ -7,7 +7,8 @@ list of statements:
 - ``Instr``: ``%n = OP(args) : dtype``, a pure SSA value.  Operands are names of earlier
   values (``%3``), loop variables (``o``, ``r0``) or, for ``CONST``, the literal itself.
   Index math uses the same ops as data math on ``int64`` values, plus ``IDIV`` and
-  ``MOD`` (operands are never negative, see ``codegen.lower``).  ``LOAD(buf, index)``
+  ``MOD`` (a result that is used never comes from a negative operand, see
+  ``codegen.lower`` and NOTE (affine div/mod)).  ``LOAD(buf, index)``
   reads element ``index`` of a buffer; ``ACC(acc)`` reads an accumulator.
 - ``Loop``: ``for var in [0, extent): body``.
 - ``DefineAcc`` / ``AccUpdate``: an accumulator ``acc = init`` updated with ``acc = op(acc,
@@ -213,6 +214,15 @@ class KernelBuilder:
             if rng is not None and rng[0] >= 0 and rng[1] < c[1]:
                 return self.const(0, INDEX) if op == "IDIV" else args[0]
             if c[1] > 1:
+                d = self._defs.get(args[0])
+                if d is not None and d[0] == "WHERE" and (d[1][1] in self._consts
+                                                          or d[1][2] in self._consts):
+                    # NOTE (affine div/mod): a masked view's safe index WHERE(valid, i, 0)
+                    # divides branch by branch, so the valid branch stays affine.  The
+                    # other branch may be negative: its value is discarded by the select.
+                    cond, a, b = d[1]
+                    return self.emit("WHERE", (cond, self.emit(op, (a, args[1]), INDEX),
+                                               self.emit(op, (b, args[1]), INDEX)), INDEX)
                 return self._divmod_affine(op, args[0], c[1])
         return None
 

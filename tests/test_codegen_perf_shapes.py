@@ -93,3 +93,31 @@ def test_affine_divmod_random(seed):
     run_kernel(kernel, bufs)
     for k, (_, ev) in enumerate(exprs):
         np.testing.assert_array_equal(bufs[f"buf{k}"], ev, err_msg=f"expression {k}")
+
+
+def test_divmod_through_safe_index_where():
+    """A masked view's safe index WHERE(valid, i, 0) then unravelled: div/mod go into the
+    branches, the valid branch folds, and valid lanes keep their exact values."""
+    b = KernelBuilder("k", outer=16)
+    c = lambda v: b.const(v, INDEX)  # noqa: E731
+    j = b.begin_loop(10, "j")
+    i = b.emit("ADD", (b.emit("ADD", (b.emit("MUL", ("o", c(8)), INDEX), j), INDEX), c(-1)),
+               INDEX)  # o*8 + j - 1: a pad of 1 before rows of 8
+    valid = b.emit("AND", (b.emit("CMPGE", (j, c(1)), np.dtype(bool)),
+                           b.emit("CMPLT", (j, c(9)), np.dtype(bool))), np.dtype(bool))
+    safe = b.emit("WHERE", (valid, i, c(0)), INDEX)
+    hi = b.emit("IDIV", (safe, c(8)), INDEX)
+    lo = b.emit("MOD", (safe, c(8)), INDEX)
+    flat = b.emit("ADD", (b.emit("MUL", ("o", c(10)), INDEX), j), INDEX)
+    b.store("buf0", flat, hi)
+    b.store("buf1", flat, lo)
+    b.end_loop()
+    kernel = b.finish([BufferArg("buf0", INDEX, 160, True), BufferArg("buf1", INDEX, 160, True)])
+    assert not any(s.op in ("IDIV", "MOD") and s.args[0] in (safe, i) for s in _instrs(kernel.body))
+    bufs = {"buf0": np.zeros(160, np.int64), "buf1": np.zeros(160, np.int64)}
+    run_kernel(kernel, bufs)
+    o, jj = (a.ravel() for a in np.meshgrid(np.arange(16), np.arange(10), indexing="ij"))
+    ok = (jj >= 1) & (jj < 9)
+    want = np.where(ok, o * 8 + jj - 1, 0)
+    np.testing.assert_array_equal(bufs["buf0"], want // 8)
+    np.testing.assert_array_equal(bufs["buf1"], want % 8)

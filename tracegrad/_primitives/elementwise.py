@@ -259,7 +259,12 @@ def _pow_vjp(g, node):
     a, b = node.inputs
     ga = gb = None
     if node.needs_grad[0]:
-        ga = _grad_for(node, 0, g * b * a ** (b - 1))
+        if isinstance(b, (int, float)) and b in (1, 2):
+            # A constant square (losses, variances) needs no second power pass.
+            ga = g if b == 1 else g * (a * 2.0)
+        else:
+            ga = g * b * a ** (b - 1)
+        ga = _grad_for(node, 0, ga)
     if node.needs_grad[1]:
         # NOTE: d/db a**b = a**b * log(a); define it as 0 where a == 0 (PyTorch does too).
         out = node.output()

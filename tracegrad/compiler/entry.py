@@ -36,6 +36,8 @@ class Entry:
         self.n_outputs = 0
         self.out_treedef = None
         self.out_static = []           # per output leaf: None (tensor) or a constant
+        self.writes = []               # per in-place write: (("arg", leaf index) |
+        #                                ("captured", t), number of writes), see Entry.run
         self.diff_inputs = []          # per gradient: ("arg", leaf index) | ("captured", t)
         self.grad_present = []         # which backward outputs exist (others are zeros)
         self.grad_shapes = []
@@ -80,8 +82,15 @@ class Entry:
     def run(self, leaves):
         results = self.forward(self._input_arrays(leaves))
         outs = [_wrap(a) for a in results[:self.n_outputs]]
+        n_saved = self.n_outputs
+        if self.writes:  # in-place writes to inputs and captured tensors, as eager does
+            for ((kind, ref), count), value in zip(self.writes, results[n_saved:]):
+                t = leaves[ref] if kind == "arg" else ref
+                np.copyto(t._data, value, casting="unsafe")
+                t._version[0] += count
+            n_saved += len(self.writes)
         if self.backward is not None and grad_state.enabled:
-            saved = results[self.n_outputs:]
+            saved = results[n_saved:]
             diff = [leaves[ref] if kind == "arg" else ref for kind, ref in self.diff_inputs]
             attach(outs, diff, self._backward_fn(saved, outs), "CompiledFunction",
                    self.saved_reads)
@@ -163,11 +172,22 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool) -> 
                 grads.append(g)
             for o in outputs:  # the forward outputs must not keep the traced graph alive
                 o.grad_fn = None
+        # read before the trace ends: a written tensor gets its concrete value back then
+        out_ids = [o._data.node for o in outputs]
+        arg_writes = []
+        for position, (leaf, t) in enumerate(zip(leaves, traced_leaves)):
+            if isinstance(leaf, Tensor) and tracer.rebind_count(t):
+                arg_writes.append((("arg", position), t._data.node, tracer.rebind_count(t)))
 
-    out_ids = [o._data.node for o in outputs]
+    writes = arg_writes + [(("captured", t), node, count) for t, node, count in tracer.written]
+    if any(kind == "captured" and t._requires_grad for (kind, t), _, _ in writes):
+        raise TraceError("an in-place write to a tensor that requires grad, outside the "
+                         "function's arguments, cannot be compiled")
+    entry.writes = [(ref, count) for ref, _, count in writes]
+    write_ids = [node for _, node, _ in writes]
     grad_ids = [None if g is None else g._data.node for g in grads]
-    tracer.graph.outputs = out_ids + [g for g in grad_ids if g is not None]
-    parts = split(tracer.graph, out_ids, grad_ids, grad_inputs)
+    tracer.graph.outputs = out_ids + write_ids + [g for g in grad_ids if g is not None]
+    parts = split(tracer.graph, out_ids + write_ids, grad_ids, grad_inputs)
     entry.traced = tracer.graph
     entry.n_outputs = len(out_ids)
     entry.out_treedef = out_treedef

@@ -13,10 +13,55 @@ import numpy as np
 
 from .. import _trace_state
 from .._primitives.registry import describe
+from .._random import default_generator
 from .._tensor import Tensor, _wrap
 from ..codegen.graph import Graph
-from ..codegen.ops import Op
+from ..codegen.ops import MOVEMENT, Op
 from .errors import TraceError
+
+# NOTE (in-place writes while tracing): ``_ops.inplace.commit_inplace`` writes functionally
+# under a trace: it rebinds ``x._data`` to the traced result.  For a tensor that existed
+# before the trace (a module buffer such as BatchNorm's running_mean, a closure variable)
+# that rebinding must neither outlive the trace (the tensor would hold a TraceValue) nor
+# be lost (eager mode writes the new value into its storage on every call).  While a
+# trace records, ``Tensor._data`` is a descriptor that tells the tracer about every
+# rebinding; ``tracing.__exit__`` puts each written tensor back as it was, and the
+# frontend returns each one's final value from the forward program and writes it into
+# the tensor's storage after every call (``Entry.run``).
+_DATA_SLOT = Tensor.__dict__["_data"]
+
+
+class _WatchedData:
+    """``Tensor._data`` while a trace records (see the NOTE above)."""
+
+    __slots__ = ()
+
+    def __get__(self, obj, cls=None):
+        return _DATA_SLOT.__get__(obj, cls)
+
+    def __set__(self, obj, value) -> None:
+        tracer = _trace_state.current
+        if tracer is not None:
+            tracer.note_rebind(obj, value)
+        _DATA_SLOT.__set__(obj, value)
+
+
+_WATCHED_DATA = _WatchedData()
+
+
+class Write:
+    """A tensor that existed before the trace and was written in place during it."""
+
+    __slots__ = ("tensor", "original", "version", "grad_fn", "requires_grad", "count", "born")
+
+    def __init__(self, tensor: Tensor, original, born: bool) -> None:
+        self.tensor = tensor
+        self.original = original
+        self.version = tensor._version[0]
+        self.grad_fn = tensor.grad_fn
+        self.requires_grad = tensor._requires_grad
+        self.count = 0
+        self.born = born   # created during the trace (a local of the traced function)
 
 
 class TraceValue:
@@ -60,6 +105,63 @@ class Tracer:
         self.input_kinds: list[tuple] = []  # ("arg", k) | ("captured", tensor) | ("grad", k)
         self.captured: dict[int, tuple[Tensor, int]] = {}
         self._consts: dict = {}
+        self._born: set[int] = set()          # ids of tensors created during the trace
+        self._writes: dict[int, Write] = {}   # id -> concrete tensor rebound to a trace value
+        self._rebinds: dict[int, int] = {}    # id -> times a traced tensor was rebound
+        self.written: list[tuple[Tensor, int, int]] = []  # after the trace: see finish()
+        self._rng_state = None
+
+    # ---- in-place writes (see the NOTE at the top) -------------------------------------
+    def note_rebind(self, t: Tensor, value) -> None:
+        try:
+            old = _DATA_SLOT.__get__(t, Tensor)
+        except AttributeError:  # a fresh tensor getting its first value
+            self._born.add(id(t))
+            return
+        if type(value) is not TraceValue:
+            return
+        key = id(t)
+        if type(old) is TraceValue:
+            if key in self._writes:
+                self._writes[key].count += 1
+            elif (key not in self._rebinds and old.tracer is self
+                  and self.graph.node(old.node).op in MOVEMENT):
+                # NOTE: eager mode writes through a view into the tensor it views
+                raise TraceError("an in-place write into a view (a slice, reshape, "
+                                 "transpose, ...) changes the viewed tensor too, which a "
+                                 "compile trace cannot follow")
+            self._rebinds[key] = self._rebinds.get(key, 0) + 1
+            return
+        write = self._writes.get(key)
+        if write is None:
+            write = self._writes[key] = Write(t, old, key in self._born)
+        write.count += 1
+
+    def rebind_count(self, t: Tensor) -> int:
+        return self._rebinds.get(id(t), 0)
+
+    def finish(self) -> None:
+        """Put every written tensor back as it was before the trace.  ``written`` then
+        lists ``(tensor, node of its final value, number of writes)`` for the tensors
+        that outlive the trace; captures of their aliases read the tensor itself."""
+        written = []
+        for w in self._writes.values():
+            t = w.tensor
+            final = _DATA_SLOT.__get__(t, Tensor)
+            _DATA_SLOT.__set__(t, w.original)
+            t._version[0] = w.version
+            t.grad_fn = w.grad_fn
+            t._requires_grad = w.requires_grad
+            if w.born or not isinstance(final, TraceValue) or final.tracer is not self:
+                continue
+            written.append((t, final.node, w.count))
+            for k, kind in enumerate(self.input_kinds):
+                c = kind[1] if kind[0] == "captured" else None
+                if c is not None and c is not t and c._version is t._version \
+                        and _DATA_SLOT.__get__(c, Tensor) is w.original:
+                    self.input_kinds[k] = ("captured", t)  # an alias made by the write
+        self._writes.clear()
+        self.written = written
 
     # ---- inputs ------------------------------------------------------------------------
     def _new_input(self, shape, dtype, kind) -> int:
@@ -147,12 +249,33 @@ class tracing:
     def __enter__(self) -> Tracer:
         if _trace_state.current is not None:
             raise TraceError("nested compile traces are not supported")
+        self.tracer._rng_state = _generator_state()
+        Tensor._data = _WATCHED_DATA
         _trace_state.current = self.tracer
         return self.tracer
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, exc_type, *exc) -> bool:
         _trace_state.current = None
+        Tensor._data = _DATA_SLOT
+        self.tracer.finish()
+        saved = self.tracer._rng_state
+        if _generator_state() != saved:
+            # NOTE: a value drawn while tracing would be baked into every call; the
+            # generator goes back to where it was, for the eager fallback to draw it
+            default_generator._seed, default_generator.numpy = saved[0], saved[1]
+            saved[1].bit_generator.state = saved[2]
+            if exc_type is not None:
+                return False
+            raise TraceError("the random generator was used eagerly while tracing (an "
+                             "in-place random fill, randint, randperm, manual_seed, a module "
+                             "built inside the function, ...); a compiled call would not "
+                             "repeat that")
         return False
+
+
+def _generator_state():
+    gen = default_generator.numpy
+    return default_generator._seed, gen, gen.bit_generator.state
 
 
 __all__ = ["TraceValue", "Tracer", "tracing", "describe"]

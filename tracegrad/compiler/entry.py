@@ -103,7 +103,6 @@ class Entry:
     def _backward_fn(self, saved, outs):
         backward = self.backward
         present = self.grad_present
-        shapes = self.grad_shapes
         out_specs = [(tuple(o._data.shape), o._data.dtype) for o in outs]
 
         def run(bundle):
@@ -117,8 +116,10 @@ class Entry:
                                 np.asarray(g._data, dtype=dtype))
             grads = iter(backward(list(saved) + grads_in))
             result = []
-            for ok, (shape, dtype) in zip(present, shapes):
-                result.append(_wrap(next(grads)) if ok else _wrap(np.zeros(shape, dtype)))
+            for ok in present:
+                # NOTE: an input the outputs do not depend on (differentiably) gets no
+                # gradient, as in eager mode: its .grad stays None (optimizers skip it)
+                result.append(_wrap(next(grads)) if ok else None)
             return tuple(result)
         return run
 

@@ -491,3 +491,16 @@ def test_random_values_drawn_while_tracing_fall_back():
     torch.manual_seed(4)
     _close(a, fn(x).numpy(), RTOL, ATOL, "first call")
     _close(b, fn(x).numpy(), RTOL, ATOL, "second call")
+
+
+def test_an_unused_parameter_gets_no_gradient_as_in_eager():
+    """An optimizer skips a parameter whose .grad is None (weight decay, momentum)."""
+    class TwoHeads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used = nn.Linear(3, 2)
+            self.unused = nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.used(x)
+    check_module(TwoHeads, fixed(4, 3))

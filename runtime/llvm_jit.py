@@ -166,6 +166,18 @@ def n_threads() -> int:
 _n_threads = n_threads
 
 
+def set_n_threads(n: int) -> None:
+    """Use at most ``n`` threads for parallel kernels (a new pool is made on next use)."""
+    global _threads, _pool_obj
+    if n < 1:
+        raise ValueError(f"set_num_threads: expected a positive number of threads, got {n}")
+    with _pool_lock:
+        _threads = int(n)
+        old, _pool_obj = _pool_obj, None
+    if old is not None:
+        old.shutdown(wait=False)
+
+
 def thread_pool() -> ThreadPoolExecutor:
     """The shared pool that runs all but the caller's chunk of a parallel kernel."""
     global _pool_obj

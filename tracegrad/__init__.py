@@ -79,12 +79,17 @@ def is_grad_enabled_():
 
 
 def get_num_threads() -> _builtins.int:
-    import os
-    return os.cpu_count() or 1
+    """Threads that compiled kernels split their work across."""
+    from .runtime.llvm_jit import n_threads
+    return n_threads()
 
 
 def set_num_threads(n) -> None:
-    pass
+    """Use at most ``n`` threads in compiled kernels and in NumPy's OpenBLAS (matmul)."""
+    from .runtime.blas_threads import set_blas_threads
+    from .runtime.llvm_jit import set_n_threads
+    set_n_threads(n)
+    set_blas_threads(n)
 
 
 __version__ = "0.1.0"

@@ -377,3 +377,69 @@ def test_int32_sum_prod_cumsum_dtype(op):
 def test_integer_div_primitive_dtype():
     a, b = _ints((3, 4)), _ints((3, 4), low=1, high=5)
     check(_call(Op.DIV, [a, b], {}), [a, b], grads=False)
+
+
+# ---- special values: NaN and infinities propagate as in eager -------------------------
+
+_SPECIAL = np.array([[0.0, -0.0, 1.0, -1.0], [np.inf, -np.inf, np.nan, 2.5],
+                     [1e-30, -1e30, 88.0, -104.0]], np.float32)
+SPECIAL_FNS = {
+    "exp": lambda x: x.exp(), "log": lambda x: x.log(), "sqrt": lambda x: x.sqrt(),
+    "tanh": torch.tanh, "sigmoid": torch.sigmoid, "erf": torch.erf,
+    "sin": lambda x: x.clamp(-1e8, 1e8).sin(),  # larger: test_sin_cos_of_huge_arguments
+    "recip": lambda x: 1 / x, "log1p": torch.log1p, "expm1": torch.expm1,
+    "sign": torch.sign, "abs": lambda x: x.abs(), "relu": torch.relu,
+    "clamp": lambda x: x.clamp(-1, 1), "maximum": lambda x: torch.maximum(x, x.flip(0)),
+    "minimum": lambda x: torch.minimum(x, x.flip(1)), "amax": lambda x: x.amax(1),
+    "amin": lambda x: x.amin(0), "sum": lambda x: x.sum(1), "argmax": lambda x: x.argmax(1),
+    "softmax": lambda x: torch.softmax(x, 1), "pow": lambda x: x ** 2.5,
+    "isnan": torch.isnan, "eq": lambda x: x == x, "floor": torch.floor, "round": torch.round,
+    "to_int": lambda x: torch.nan_to_num(x, 0.0, 1e6, -1e6).long()
+    if hasattr(torch, "nan_to_num") else torch.where(x.abs() < 1e6, x, 0.0).long(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPECIAL_FNS))
+def test_special_values(name):
+    fn = SPECIAL_FNS[name]
+    x = torch.from_numpy(_SPECIAL.copy())
+    compiled = torch.compile(fn, fullgraph=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = compiled(x)
+    with np.errstate(all="ignore"):
+        want = fn(x)
+    g, w = got.numpy(), want.numpy()
+    assert g.dtype == w.dtype and g.shape == w.shape
+    if w.dtype.kind == "f":
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6, equal_nan=True)
+        assert np.array_equal(np.isnan(g), np.isnan(w))
+    else:
+        np.testing.assert_array_equal(g, w)
+
+
+def test_two_calls_before_backward_keep_their_own_saved_values():
+    def fn(x, w):
+        return (torch.tanh(x @ w) * x.sum(1, keepdim=True)).exp().sum(0)
+    w = torch.from_numpy(_rng.standard_normal((4, 4)).astype(np.float32)).requires_grad_()
+    x1, x2 = (torch.from_numpy(_rng.standard_normal((3, 4)).astype(np.float32)).requires_grad_()
+              for _ in range(2))
+    compiled = torch.compile(fn, fullgraph=True)
+    y1, y2 = compiled(x1, w), compiled(x2, w)
+    (y1 * 2).sum().backward()
+    got = [x1.grad.numpy().copy(), w.grad.numpy().copy()]
+    x1.grad = w.grad = None
+    (fn(x1, w) * 2).sum().backward()
+    np.testing.assert_allclose(got[0], x1.grad.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got[1], w.grad.numpy(), rtol=1e-5, atol=1e-6)
+    assert y2.requires_grad
+
+
+@pytest.mark.xfail(strict=True, reason="codegen/llvm_math.py _sincos: Cody-Waite reduction by "
+                   "pi/2 only, exact for |x| < 2**30; beyond that compiled sin/cos are bounded "
+                   "but wrong (no Payne-Hanek reduction), NumPy is exact")
+@pytest.mark.parametrize("op", ["sin", "cos"])
+def test_sin_cos_of_huge_arguments(op):
+    x = torch.from_numpy(np.array([1e10, -3e12, 1e20, -1e30], np.float32))
+    got = torch.compile(lambda t: getattr(t, op)(), fullgraph=True)(x)
+    np.testing.assert_allclose(got.numpy(), getattr(np, op)(x.numpy()), rtol=1e-5, atol=1e-6)

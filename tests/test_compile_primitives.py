@@ -361,9 +361,8 @@ def test_integer_pow_through_the_public_operator():
     check(lambda x: x ** 2 + x ** 3, [a], grads=False)
 
 
-@pytest.mark.xfail(strict=True, reason="_primitives/reduce.py: np.sum/np.prod/np.cumsum of "
-                   "int32 give int64 while the SUM/PROD/CUMSUM shape rule says int32 (the "
-                   "public sum/prod/cumsum cast to int64 first, so only direct calls differ)")
+# The primitives keep int32 (NumPy would widen to int64); the public sum/prod/cumsum cast
+# integers to int64 first, as PyTorch does.
 @pytest.mark.parametrize("op", [Op.SUM, Op.PROD, Op.CUMSUM], ids=lambda op: op.name)
 def test_int32_sum_prod_cumsum_dtype(op):
     attrs = {"axis": 1} if op is Op.CUMSUM else {"axes": (1,), "keepdim": False}
@@ -371,12 +370,12 @@ def test_int32_sum_prod_cumsum_dtype(op):
     check(_call(op, [x], attrs), [x], grads=False)
 
 
-@pytest.mark.xfail(strict=True, reason="_primitives/elementwise.py: DIV of int64 tensors gives "
-                   "float64 eagerly (NumPy true division) while the shape rule says int64 (the "
-                   "public / casts integers to float first, so only direct calls differ)")
-def test_integer_div_primitive_dtype():
+def test_integer_div_primitive_is_refused_and_public_div_casts():
+    from tracegrad._primitives import ShapeError
     a, b = _ints((3, 4)), _ints((3, 4), low=1, high=5)
-    check(_call(Op.DIV, [a, b], {}), [a, b], grads=False)
+    with pytest.raises(ShapeError, match="div"):
+        _call(Op.DIV, [a, b], {})(a, b)
+    check(lambda x, y: x / y, [a, b], grads=False)
 
 
 # ---- special values: NaN and infinities propagate as in eager -------------------------

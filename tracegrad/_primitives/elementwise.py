@@ -298,8 +298,18 @@ def mul(a, b):
     return np.multiply(a, b)
 
 
-@primitive(Op.DIV, shape=binary_shape_for("div"), vjp=_div_vjp)
+def _div_shape(a, b):
+    shape, dtype = binary_shape_for("div")(a, b)
+    if dtype.kind != "f":
+        raise ShapeError(f"div: the DIV primitive divides floats; cast {describe(a)} and "
+                         f"{describe(b)} to a float dtype first (tracegrad.div does)")
+    return shape, dtype
+
+
+@primitive(Op.DIV, shape=_div_shape, vjp=_div_vjp)
 def div(a, b):
+    if np.result_type(a, b).kind != "f":
+        _div_shape(a, b)  # raises the clear error
     return np.true_divide(a, b)
 
 

@@ -62,7 +62,8 @@ def _prod_vjp(g, node):
 
 @primitive(Op.SUM, shape=_reduce_shape_for("sum", True), needs=reads_none, vjp=_sum_vjp)
 def sum_(x, axes, keepdim):
-    return np.sum(x, axis=axes, keepdims=keepdim)
+    # dtype=: NumPy widens int32 sums to int64; the shape rule (and codegen) keep the dtype.
+    return np.sum(x, axis=axes, keepdims=keepdim, dtype=x.dtype)
 
 
 @primitive(Op.MAX, shape=_reduce_shape_for("max", False), saves_output=True, vjp=_extremum_vjp)
@@ -77,7 +78,7 @@ def min_(x, axes, keepdim):
 
 @primitive(Op.PROD, shape=_reduce_shape_for("prod", True), saves_output=True, vjp=_prod_vjp)
 def prod(x, axes, keepdim):
-    return np.prod(x, axis=axes, keepdims=keepdim)
+    return np.prod(x, axis=axes, keepdims=keepdim, dtype=x.dtype)
 
 
 def _arg_shape_for(name):
@@ -111,4 +112,4 @@ def _cumsum_vjp(g, node):
 @primitive(Op.CUMSUM, shape=lambda x, axis: (tuple(x.shape), np.dtype(x.dtype)),
            needs=reads_none, vjp=_cumsum_vjp)
 def cumsum(x, axis):
-    return np.cumsum(x, axis=axis)
+    return np.cumsum(x, axis=axis, dtype=x.dtype)

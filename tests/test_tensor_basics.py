@@ -52,6 +52,14 @@ def test_in_place_through_data_shares_storage():
     assert arr.tolist() == [0.0, 0.0, 0.0]
 
 
+def test_data_setter_takes_storage_and_device():
+    p = torch.zeros(2, requires_grad=True)
+    new = torch.ones(3)
+    new._device = torch.device("cuda:0")  # a device tag only: no GPU needed to check it
+    p.data = new
+    assert p.tolist() == [1.0, 1.0, 1.0] and p.device == new.device and p.requires_grad
+
+
 def test_creation_functions():
     assert torch.zeros(2, 3).tolist() == [[0.0] * 3] * 2
     assert torch.ones((2,)).dtype == torch.float32

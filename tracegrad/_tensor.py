@@ -53,7 +53,11 @@ class Tensor:
 
     @data.setter
     def data(self, value: "Tensor") -> None:
-        self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
+        if isinstance(value, Tensor):
+            self._data = value._data
+            self._device = value._device  # a tensor moved by ``p.data = p.cuda()`` is on cuda
+        else:
+            self._data = np.asarray(value)
 
     @property
     def requires_grad(self) -> bool:

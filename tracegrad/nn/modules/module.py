@@ -55,12 +55,6 @@ def _addindent(s: str, num_spaces: int) -> str:
     return first + "\n" + "\n".join(" " * num_spaces + line for line in lines)
 
 
-def _set_data(param: Tensor, new: Tensor) -> None:
-    # NOTE: ``Tensor.data = t`` replaces the storage but not the device tag, so set both.
-    param.data = new
-    param._device = new._device
-
-
 class Module:
     """Base class for all neural network modules.
 
@@ -340,9 +334,9 @@ class Module:
             for key, p in self._parameters.items():
                 if p is None:
                     continue
-                _set_data(p, fn(p.detach()))
+                p.data = fn(p.detach())
                 if p.grad is not None:
-                    _set_data(p.grad, fn(p.grad.detach()))
+                    p.grad.data = fn(p.grad.detach())
             for key, b in self._buffers.items():
                 if b is not None:
                     self._buffers[key] = fn(b)

@@ -184,6 +184,27 @@ def test_random_ops_draw_from_the_global_generator():
     np.testing.assert_allclose(torch.rand(3).numpy(), a.numpy())
 
 
+def test_uniform_and_normal_in_place_draw_fresh_numbers_at_every_call():
+    def fill(x):
+        t = torch.empty(64)
+        t.uniform_(-2.0, 3.0)
+        return x + t, torch.empty(2, 32).normal_(1.0, 2.0)
+
+    c = torch.compile(fill)
+    x = torch.zeros(64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an eager fallback warns: this must compile
+        torch.manual_seed(0)
+        u1, n1 = c(x)
+        u2, n2 = c(x)
+    assert not np.allclose(u1.numpy(), u2.numpy()) and not np.allclose(n1.numpy(), n2.numpy())
+    assert (u1.numpy() >= -2).all() and (u1.numpy() < 3).all()
+    torch.manual_seed(0)
+    eu, en = fill(x)
+    np.testing.assert_allclose(u1.numpy(), eu.numpy(), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(n1.numpy(), en.numpy(), rtol=RTOL, atol=ATOL)
+
+
 def _forward_kernels(fn, *shapes):
     report = torch.compile(fn).explain(*_inputs(shapes))
     return [k for k in report.kernels if k.stage == "forward"], report

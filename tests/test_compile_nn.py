@@ -475,19 +475,27 @@ def test_in_place_write_into_a_view_falls_back():
     _close(buf.numpy(), buf_eager.numpy(), RTOL, ATOL, "buffer")
 
 
-def test_random_values_drawn_while_tracing_fall_back():
-    """uniform_ draws eagerly even inside a trace: baking the draw would repeat it."""
+@pytest.mark.parametrize("fill, falls_back", [
+    (lambda t: t.uniform_(-1, 1), False),  # recorded as RAND: drawn afresh at every call
+    (lambda t: t.exponential_(2.0), True),
+])
+def test_random_values_drawn_while_tracing_fall_back(fill, falls_back):
+    """A random fill with no primitive draws eagerly even inside a trace: baking the draw
+    would repeat it, so the function falls back; one with a primitive compiles."""
     noise = torch.zeros(5)
 
     def fn(x):
-        noise.uniform_(-1, 1)
+        fill(noise)
         return x + noise
     compiled = torch.compile(fn)
     x = torch.zeros(5)
     torch.manual_seed(4)
-    with pytest.warns(RuntimeWarning, match="random generator"):
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
         a = compiled(x).numpy().copy()
+    assert any("random generator" in str(w.message) for w in seen) == falls_back
     b = compiled(x).numpy().copy()
+    assert not np.allclose(a, b)
     torch.manual_seed(4)
     _close(a, fn(x).numpy(), RTOL, ATOL, "first call")
     _close(b, fn(x).numpy(), RTOL, ATOL, "second call")

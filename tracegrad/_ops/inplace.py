@@ -11,9 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _trace_state
+from .._dispatch import apply
+from .._primitives import PRIMITIVES as P
 from .._random import numpy_generator
 from .._tensor import Tensor, _wrap
 from ..autograd.grad_mode import state as _grad_state
+from ..codegen.ops import Op
 from . import math as M
 
 
@@ -153,12 +156,43 @@ def copy_(x: Tensor, src, non_blocking: bool = False) -> Tensor:
     return x
 
 
+def _traced_random(x: Tensor, generator, op: Op, scale: float, shift: float, name: str):
+    """Under a compile trace, overwrite ``x`` with ``RAND``/``RANDN * scale + shift`` so the
+    compiled code draws fresh numbers at every call (an eager draw here would be baked in
+    as a constant). Returns None where the eager draw is right: no trace, a given
+    ``generator`` (compiled code reads only the process-wide one) or a non-float ``x``."""
+    if _trace_state.current is None or generator is not None or x._data.dtype.kind != "f":
+        return None
+    check_inplace(x, name)
+    noise = apply(P[op], (), {"shape": tuple(x.shape), "dtype": x._data.dtype})
+    # The new value does not depend on the old one: no gradient flows back through it.
+    return commit_inplace(x, lambda old: M.add(M.mul(noise, scale), shift))
+
+
 def uniform_(x: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
+    """Fill ``x`` with numbers drawn uniformly from ``[a, b)``.
+
+    >>> import tracegrad as torch
+    >>> bool(((t := torch.empty(3).uniform_(2, 3)) >= 2).all() and (t < 3).all())
+    True
+    """
+    traced = _traced_random(x, generator, Op.RAND, b - a, a, "uniform_")
+    if traced is not None:
+        return traced
     vals = numpy_generator(generator).uniform(a, b, size=x._data.shape)
     return _set_values(x, vals, "uniform_")
 
 
 def normal_(x: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
+    """Fill ``x`` with numbers drawn from the normal distribution N(mean, std**2).
+
+    >>> import tracegrad as torch
+    >>> torch.empty(2, 3).normal_(0, 1).shape
+    torch.Size([2, 3])
+    """
+    traced = _traced_random(x, generator, Op.RANDN, std, mean, "normal_")
+    if traced is not None:
+        return traced
     vals = numpy_generator(generator).normal(mean, std, size=x._data.shape)
     return _set_values(x, vals, "normal_")
 

@@ -253,6 +253,22 @@ def test_clamp_values_and_gradient_at_bounds():
     assert torch.clamp(torch.tensor([5.0, -5.0]), lo, hi).tolist() == [1.0, 1.0]
 
 
+def test_clamp_gradient_at_nan_is_zero_like_pytorch():
+    nan = float("nan")
+    x = torch.tensor([nan, -2.0, -1.0, 0.0, 2.0], requires_grad=True)
+    y = x.clamp(-1.0, 1.0)
+    assert np.isnan(y.tolist()[0]) and y.tolist()[1:] == [-1.0, -1.0, 0.0, 1.0]
+    y.sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0, 1.0, 1.0, 0.0]
+    # tensor bounds: x keeps its gradient at the ends; a bound gets it where it is the value
+    x.grad = None
+    lo = torch.full((5,), -1.0, requires_grad=True)
+    hi = torch.tensor(1.0, requires_grad=True)
+    x.clamp(lo, hi).sum().backward()
+    assert x.grad.tolist() == [0.0, 0.0, 1.0, 1.0, 0.0]
+    assert lo.grad.tolist() == [0.0, 1.0, 0.0, 0.0, 0.0] and hi.grad.item() == 1.0
+
+
 def test_where_and_masked_fill():
     c = torch.tensor([True, False, True])
     assert torch.where(c, torch.ones(3), torch.zeros(3)).tolist() == [1.0, 0.0, 1.0]

@@ -291,20 +291,31 @@ def relu(x):
 
 
 def clamp(x, min=None, max=None):
+    """Limit ``x`` to ``[min, max]`` (either may be None, a number or a tensor).
+
+    >>> import tracegrad as torch
+    >>> torch.tensor([-2.0, 0.5, 3.0]).clamp(-1, 1)
+    tensor([-1.0000,  0.5000,  1.0000])
+    """
     if min is None and max is None:
         raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
-    if isinstance(min, Tensor) or isinstance(max, Tensor):
-        out = x if min is None else maximum(x, min)
-        return out if max is None else minimum(out, max)
-    if x._data.dtype.kind != "f" and (isinstance(min, float) or isinstance(max, float)):
+    min_t, max_t = isinstance(min, Tensor), isinstance(max, Tensor)
+    float_bound = isinstance(min, float) or isinstance(max, float)
+    if not (min_t or max_t) and float_bound and x._data.dtype.kind != "f":
         x = _to_float(x)
-    if not (x._requires_grad and _grad_state.enabled):
+    if not (_grad_state.enabled and (x._requires_grad or (min_t and min._requires_grad)
+                                     or (max_t and max._requires_grad))):
         out = x if min is None else maximum(x, min)
         return out if max is None else minimum(out, max)
-    # NOTE: the gradient passes where min <= x <= max (ends included), like PyTorch, and
-    # NaN stays NaN (the comparisons are False for it).
-    out = x if min is None else where(x < min, min, x)
-    return out if max is None else where(out > max, max, out)
+    # NOTE: PyTorch's gradients: x's passes where min <= x <= max (ends included), min's
+    # where x < min, max's where the result would exceed max. NaN fails every comparison,
+    # so it sends no gradient anywhere while its value stays NaN.
+    value = x.detach()
+    value = value if min is None else where(lt(value, min), min, value)
+    value = value if max is None else where(gt(value, max), max, value)
+    inside = ge(x, min) if max is None else le(x, max) if min is None else \
+        logical_and(ge(x, min), le(x, max))
+    return where(inside, x, value)
 
 
 clip = clamp

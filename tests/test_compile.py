@@ -205,6 +205,17 @@ def test_uniform_and_normal_in_place_draw_fresh_numbers_at_every_call():
     np.testing.assert_allclose(n1.numpy(), en.numpy(), rtol=RTOL, atol=ATOL)
 
 
+def test_nn_init_uniform_inside_compile_draws_fresh_numbers():
+    c = torch.compile(lambda x: x + torch.nn.init.kaiming_uniform_(torch.empty(4, 8)))
+    x = torch.zeros(4, 8)
+    torch.manual_seed(1)
+    a, b = c(x), c(x)
+    assert not np.allclose(a.numpy(), b.numpy())
+    torch.manual_seed(1)
+    np.testing.assert_allclose(a.numpy(), torch.nn.init.kaiming_uniform_(torch.empty(4, 8)).numpy(),
+                               rtol=RTOL, atol=ATOL)
+
+
 def _forward_kernels(fn, *shapes):
     report = torch.compile(fn).explain(*_inputs(shapes))
     return [k for k in report.kernels if k.stage == "forward"], report

@@ -77,11 +77,26 @@ def _gen(generator):
 
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
-    return _write(tensor, _gen(generator).uniform(a, b, tuple(tensor.shape)))
+    """Fill ``tensor`` from U(a, b) without recording autograd history.
+
+    >>> import tracegrad as torch
+    >>> bool((torch.nn.init.uniform_(torch.empty(3), 0, 1) < 1).all())
+    True
+    """
+    # Through Tensor.uniform_, so a compile trace records a fresh draw (see _traced_random).
+    with no_grad():
+        return tensor.uniform_(a, b, generator=generator)
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
-    return _write(tensor, _gen(generator).normal(mean, std, tuple(tensor.shape)))
+    """Fill ``tensor`` from N(mean, std**2) without recording autograd history.
+
+    >>> import tracegrad as torch
+    >>> torch.nn.init.normal_(torch.empty(2, 2)).shape
+    torch.Size([2, 2])
+    """
+    with no_grad():
+        return tensor.normal_(mean, std, generator=generator)
 
 
 def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,

@@ -12,6 +12,13 @@ from ..parameter import Parameter
 from .module import Module
 
 
+def _register_affine(module: Module, shape: tuple, weight: bool, bias: bool, dtype) -> None:
+    """Register ``weight`` (ones) and ``bias`` (zeros) of ``shape``; None where not wanted."""
+    kw = {"dtype": dtype} if dtype is not None else {}
+    module.register_parameter("weight", Parameter(ones(*shape, **kw)) if weight else None)
+    module.register_parameter("bias", Parameter(zeros(*shape, **kw)) if weight and bias else None)
+
+
 class _BatchNorm(Module):
     _expected_dims: tuple = (2, 3)
     _shape_doc = "(N, C) or (N, C, L)"
@@ -26,12 +33,7 @@ class _BatchNorm(Module):
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
-        if affine:
-            self.weight = Parameter(ones(num_features, **kw))
-            self.bias = Parameter(zeros(num_features, **kw))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_affine(self, (num_features,), affine, True, dtype)
         if track_running_stats:
             self.register_buffer("running_mean", zeros(num_features, **kw))
             self.register_buffer("running_var", ones(num_features, **kw))
@@ -113,13 +115,7 @@ class _InstanceNorm(Module):
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
-        kw = {"dtype": dtype} if dtype is not None else {}
-        if affine:
-            self.weight = Parameter(ones(num_features, **kw))
-            self.bias = Parameter(zeros(num_features, **kw))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_affine(self, (num_features,), affine, True, dtype)
 
     def forward(self, input: Tensor) -> Tensor:
         unbatched = input.ndim == self._unbatched_dims
@@ -157,15 +153,7 @@ class LayerNorm(Module):
         self.normalized_shape = tuple(normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        kw = {"dtype": dtype} if dtype is not None else {}
-        if elementwise_affine:
-            self.weight = Parameter(ones(*self.normalized_shape, **kw))
-            self.bias = Parameter(zeros(*self.normalized_shape, **kw)) if bias else None
-            if not bias:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_affine(self, self.normalized_shape, elementwise_affine, bias, dtype)
 
     def forward(self, input: Tensor) -> Tensor:
         k = len(self.normalized_shape)
@@ -214,13 +202,7 @@ class GroupNorm(Module):
         self.num_channels = num_channels
         self.eps = eps
         self.affine = affine
-        kw = {"dtype": dtype} if dtype is not None else {}
-        if affine:
-            self.weight = Parameter(ones(num_channels, **kw))
-            self.bias = Parameter(zeros(num_channels, **kw))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_affine(self, (num_channels,), affine, True, dtype)
 
     def forward(self, input: Tensor) -> Tensor:
         if input.ndim < 2 or input.shape[1] != self.num_channels:

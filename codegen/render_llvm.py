@@ -47,7 +47,10 @@ def _suffix(ty) -> str:
 class _Renderer:
     def __init__(self, kernel: LoopKernel):
         self.k = kernel
-        self.module = ir.Module(name=kernel.name)
+        # NOTE: not the kernel's name: the module ID is printed in the source, and kernels
+        # that differ only in their names should render the same text (the JIT renames
+        # every module uniquely anyway)
+        self.module = ir.Module(name="tracegrad")
         self.module.triple = ""
         args = [I64, I64] + [ir.PointerType() for _ in kernel.buffers]
         fnty = ir.FunctionType(ir.VoidType(), args)

@@ -56,9 +56,15 @@ def eval_op(op: str, args: list, dtype: np.dtype):
 
 
 def run_kernel(kernel: LoopKernel, buffers: dict[str, np.ndarray]) -> None:
-    """Run ``kernel`` for all outer iterations on flat NumPy ``buffers`` (by name)."""
+    """Run ``kernel`` for all outer iterations on flat NumPy ``buffers`` (by name); the
+    kernel's element 0 of each buffer is element ``BufferArg.offset`` of the array."""
     if kernel.outer == 0:
         return
+    if any(arg.offset for arg in kernel.buffers):
+        buffers = dict(buffers)
+        for arg in kernel.buffers:
+            if arg.offset:
+                buffers[arg.name] = buffers[arg.name][arg.offset:]  # a view: stores land
     env = {kernel.outer_var: np.arange(kernel.outer, dtype=np.int64)}
     _run_body(kernel.body, env, buffers, kernel.outer)
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from .fuse import Edge, Group, edge_shape, input_edges, split_rows
 from .graph import Graph
-from .loop_ir import INDEX, BufferArg, KernelBuilder, LoopKernel
+from .loop_ir import INDEX, BufferArg, KernelBuilder, LoopKernel, hoist_offsets
 from .ops import MOVEMENT, REDUCE, Op
 from .view import ShapeTracker, contiguous_strides
 
@@ -376,5 +376,7 @@ class _Lowerer:
 
 def lower_group(graph: Graph, group: Group, name: str) -> LoopKernel:
     """Lower ``group`` to a LoopKernel named ``name``.  Its buffers are ``buf0..`` in order
-    of first use; ``kernel.buffer_nodes`` lists the graph node each one holds."""
-    return _Lowerer(graph, group, name).lower()
+    of first use; ``kernel.buffer_nodes`` lists the graph node each one holds.  Constant
+    index offsets are hoisted into ``BufferArg.offset`` (NOTE (hoisted offsets)), so the
+    kernel an unrolled loop makes at every step lowers to one text."""
+    return hoist_offsets(_Lowerer(graph, group, name).lower())

@@ -105,8 +105,11 @@ class Program:
         lines = ["# graph (after passes)", str(self.graph), "", "# steps"]
         for s in self.steps:
             if isinstance(s, KernelStep):
+                # a buffer taken at an element offset (NOTE (hoisted offsets)) shows it
+                bound = [b + (f"+{a.offset}" if a.offset else "")
+                         for b, a in zip(s.buffers, s.kernel.buffers)]
                 lines.append(f"kernel {s.name}: ops={'+'.join(s.ops)} outer={s.outer} "
-                             f"work={s.work} buffers={s.buffers}")
+                             f"work={s.work} buffers={bound}")
             else:
                 ins = ", ".join(b + ("" if v is None else f" view {v}") for b, v in s.inputs)
                 lines.append(f"extern {s.node.op.name}(%{s.node.id}) <- {ins} -> {s.output}")

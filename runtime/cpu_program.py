@@ -137,6 +137,22 @@ class CompiledProgram:
         for k, arr in enumerate(self._template):
             if arr is not None:
                 self._addr_template[k] = _address(arr)
+        # NOTE (hoisted offsets, see codegen.loop_ir): a kernel may take a buffer at an
+        # element offset.  Each (buffer, byte offset) pair gets an address slot after the
+        # buffers' own: filled in the template for temps, per call (``_derive``) for
+        # inputs and outputs, and by ``_extern`` for what an extern returns.
+        self._slot_of: dict[tuple[int, int], int] = {}
+        for step in program.kernels:
+            for b, arg in zip(step.buffers, step.kernel.buffers):
+                if arg.offset:
+                    key = (self._index[b], arg.offset * arg.dtype.itemsize)
+                    if key not in self._slot_of:
+                        self._slot_of[key] = len(self._addr_template)
+                        base = self._addr_template[key[0]]
+                        self._addr_template.append(base + key[1] if base else 0)
+        self._derived_of: dict[int, list[tuple[int, int]]] = {}
+        for (k, delta), slot in self._slot_of.items():
+            self._derived_of.setdefault(k, []).append((slot, delta))
         self._inputs = [(self._index[n], program.buffers[n].shape, program.buffers[n].dtype,
                          program.buffers[n].name) for n in program.inputs]
         # the last array seen at each input position and its address: a caller that passes
@@ -148,13 +164,19 @@ class CompiledProgram:
                         int(np.prod(info.shape)) * info.dtype.itemsize >= _POOL_MIN_BYTES)
                        for name, info in program.buffers.items()
                        if info.kind == "output" and self._produced_by_kernel_or_matmul(name)]
+        self._derive = [(slot, k, delta) for (k, delta), slot in self._slot_of.items()
+                        if program.buffers[names[k]].kind == "input"
+                        or (program.buffers[names[k]].kind == "output"
+                            and self._produced_by_kernel_or_matmul(names[k]))]
         self._plan = []
         for step in program.steps:
             if isinstance(step, KernelStep):
                 if step.outer == 0:
                     continue
                 kernel = self.kernels[step.name][1]
-                idx = [self._index[b] for b in step.buffers]
+                idx = [self._slot_of[(self._index[b], arg.offset * arg.dtype.itemsize)]
+                       if arg.offset else self._index[b]
+                       for b, arg in zip(step.buffers, step.kernel.buffers)]
                 # itemgetter returns a tuple of the kernel's addresses (a bare value for one)
                 get = (operator.itemgetter(*idx) if len(idx) > 1
                        else (lambda i: lambda a: (a[i],))(idx[0]))
@@ -210,6 +232,8 @@ class CompiledProgram:
             arr = allocator.empty(shape, dtype) if big else np.empty(shape, dtype)
             arrays[k] = arr
             addrs[k] = _address(arr)
+        for slot, k, delta in self._derive:
+            addrs[slot] = addrs[k] + delta
         for kind, a, b, c, d, chunks in self._plan:
             if kind == 0:
                 args = c(addrs) + d if d else c(addrs)
@@ -236,6 +260,8 @@ class CompiledProgram:
             raise ValueError(f"extern {step.node} returned shape {res.shape}")
         arrays[out] = res
         addrs[out] = _address(res)
+        for slot, delta in self._derived_of.get(out, ()):
+            addrs[slot] = addrs[out] + delta
 
     def _results(self, inputs, arrays) -> list[np.ndarray]:
         results = []

@@ -415,7 +415,10 @@ def test_cuda_source_matches_the_interpreter_on_host_threads(programs, tmp_path)
         with np.errstate(all="ignore"):
             run_kernel(k, ref)
         grid, block = launch_config(k, max_threads=64, layout=layout)
-        ptrs = (ctypes.c_void_p * len(k.buffers))(*[got[b.name].ctypes.data for b in k.buffers])
+        # the launch contract: each pointer is the buffer's address plus BufferArg.offset
+        ptrs = (ctypes.c_void_p * len(k.buffers))(*[got[b.name].ctypes.data
+                                                    + b.offset * b.dtype.itemsize
+                                                    for b in k.buffers])
         getattr(so, f"run_{k.name}")(ptrs, ctypes.c_uint(min(grid[0], 3)), ctypes.c_uint(block[0]))
         for buf in k.buffers:
             if buf.is_output:

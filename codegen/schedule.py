@@ -152,6 +152,7 @@ def plan(graph: Graph) -> Program:
     for i in g.inputs:
         materialise(i)
     steps = []
+    rendered: dict[str, tuple[str, str]] = {}  # loop IR without the name -> (name, source)
     for kind, ref in fusion.steps:
         if kind == "group":
             group = fusion.groups[ref]
@@ -159,8 +160,9 @@ def plan(graph: Graph) -> Program:
             name = _kernel_name(len([s for s in steps if isinstance(s, KernelStep)]), ops)
             kernel = lower_group(g, group, name)
             bound = [materialise(n) for n in kernel.buffer_nodes]
-            steps.append(KernelStep(name, kernel.ops, str(kernel), render_llvm(kernel), kernel,
-                                    bound, [], kernel.outer, kernel.work))
+            text = str(kernel)
+            steps.append(KernelStep(name, kernel.ops, text, _render(kernel, text, rendered),
+                                    kernel, bound, [], kernel.outer, kernel.work))
         else:
             node = g.node(ref)
             ins = []
@@ -198,6 +200,18 @@ def plan(graph: Graph) -> Program:
                       [name_of[i] for i in g.inputs], outputs)
     _plan_slots(program)
     return program
+
+
+def _render(kernel: LoopKernel, text: str, rendered: dict) -> str:
+    """``render_llvm(kernel)``, once per loop-IR text: an unrolled loop repeats its
+    kernels (NOTE (hoisted offsets)), which then differ only in their names."""
+    key = text.split("(", 1)[1]
+    hit = rendered.get(key)
+    if hit is not None and hit[1].count(f'@"{hit[0]}"') == 1:
+        return hit[1].replace(f'@"{hit[0]}"', f'@"{kernel.name}"')
+    source = render_llvm(kernel)
+    rendered[key] = (kernel.name, source)
+    return source
 
 
 def _step_reads(step) -> list[str]:

@@ -163,6 +163,11 @@ def row_aligned(view: ShapeTracker | None, c_shape, p_shape, rows: int, rowlen: 
     return 0 <= lo and hi < k_p
 
 
+def _is_strided(st) -> bool:
+    """Whether NumPy can read this view without copying (one view, no mask)."""
+    return len(st.views) == 1 and st.last.mask is None
+
+
 class _Fuser:
     def __init__(self, graph: Graph, forced: set[int] = frozenset()):
         self.g = graph
@@ -171,25 +176,34 @@ class _Fuser:
         self.groups: dict[int, Group] = {}
         self.group_of: dict[int, int] = {}
         self.outputs = set(graph.outputs)
+        # Views that an extern reads but NumPy cannot express as strides (a pad's mask, a
+        # reshape of a non-contiguous view) are copied by a kernel once per call, instead
+        # of gathered index by index in NumPy.
+        self.copied = {i for n in graph.nodes if n.op not in ELEMENTWISE | REDUCE | MOVEMENT
+                       for i in n.inputs if graph.node(i).op in MOVEMENT
+                       and not _is_strided(graph.node(i).attrs["view"])}
+        self.materialised_views = self.outputs | self.copied
         # consumers of each base node: (consumer id, edge index) through folded views
         self.readers: dict[int, list[tuple[int, int]]] = {n.id: [] for n in graph.nodes}
         self.edges: dict[int, list[Edge]] = {}
         for n in graph.nodes:
-            if n.op in ELEMENTWISE | REDUCE or (n.op in MOVEMENT and n.id in self.outputs):
+            if n.op in ELEMENTWISE | REDUCE or (n.op in MOVEMENT
+                                                and n.id in self.materialised_views):
                 self.edges[n.id] = input_edges(graph, n)
                 for k, e in enumerate(self.edges[n.id]):
                     self.readers[e.src].append((n.id, k))
             elif n.op not in MOVEMENT:
                 for i in n.inputs:  # an extern op (or an input of it that is a view)
                     src = graph.node(i)
-                    base = src.inputs[0] if src.op in MOVEMENT else i
+                    copied = src.op in MOVEMENT and i in self.copied
+                    base = src.inputs[0] if src.op in MOVEMENT and not copied else i
                     self.readers[base].append((-1, 0))
 
     def run(self) -> Fusion:
         for n in reversed(self.g.nodes):
             if n.op in (Op.INPUT, Op.CONST) or not is_lowerable(self.g, n):
                 continue
-            if n.op in MOVEMENT and n.id not in self.outputs:
+            if n.op in MOVEMENT and n.id not in self.materialised_views:
                 continue
             readers = self.readers[n.id]
             targets = {self.group_of.get(c, -1) for c, _ in readers}

@@ -168,7 +168,7 @@ def plan(graph: Graph) -> Program:
             ins = []
             for i in node.inputs:
                 src = g.node(i)
-                if src.op in MOVEMENT:
+                if src.op in MOVEMENT and i not in fusion.group_of:
                     ins.append((materialise(src.inputs[0]), src.attrs["view"]))
                 elif src.op is Op.CONST:
                     ins.append((f"const:{src.attrs['value']!r}:{src.dtype.str}", None))

@@ -34,23 +34,25 @@ def _data():
     return x, y, w1, w2
 
 
-def _tg_step(f, x, y, w1, w2):
+def _params(lib, x, y, w1, w2):
+    """The seed network's tensors in ``lib`` (tracegrad or torch), from copies."""
+    return (lib.from_numpy(x.copy()), lib.from_numpy(y.copy()),
+            lib.from_numpy(w1.copy()).requires_grad_(),
+            lib.from_numpy(w2.copy()).requires_grad_())
+
+
+def _train_step(lib, f, x, y, w1, w2):
+    """The seed document's step, written once for tracegrad and torch alike."""
     def step():
         loss = f(x, y, w1, w2)
         loss.backward()
-        with tracegrad.no_grad():
+        with lib.no_grad():
             w1.sub_(LR * w1.grad)
             w2.sub_(LR * w2.grad)
             w1.grad.zero_()
             w2.grad.zero_()
         return loss
     return step
-
-
-def _tg_params(x, y, w1, w2):
-    return (tracegrad.from_numpy(x.copy()), tracegrad.from_numpy(y.copy()),
-            tracegrad.from_numpy(w1.copy()).requires_grad_(),
-            tracegrad.from_numpy(w2.copy()).requires_grad_())
 
 
 def numpy_step(x, y, w1, w2):
@@ -67,23 +69,6 @@ def numpy_step(x, y, w1, w2):
         grad_w1 = x.T @ grad_h
         np.subtract(w1, LR * grad_w1, out=w1)
         np.subtract(w2, LR * grad_w2, out=w2)
-        return loss
-    return step
-
-
-def _torch_step(torch, f, x, y, w1, w2):
-    x, y = torch.from_numpy(x.copy()), torch.from_numpy(y.copy())
-    w1 = torch.from_numpy(w1.copy()).requires_grad_()
-    w2 = torch.from_numpy(w2.copy()).requires_grad_()
-
-    def step():
-        loss = f(x, y, w1, w2)
-        loss.backward()
-        with torch.no_grad():
-            w1.sub_(LR * w1.grad)
-            w2.sub_(LR * w2.grad)
-            w1.grad.zero_()
-            w2.grad.zero_()
         return loss
     return step
 
@@ -110,7 +95,7 @@ def _jax_step(jax, x, y, w1, w2):
 
 
 def _grads(f, data):
-    x, y, w1, w2 = _tg_params(*data)
+    x, y, w1, w2 = _params(tracegrad, *data)
     loss = f(x, y, w1, w2)
     loss.backward()
     return loss.item(), w1.grad.numpy().copy(), w2.grad.numpy().copy()
@@ -127,14 +112,14 @@ def run(cfg: Config) -> list[Row]:
     with clock.cold():
         got = _grads(compiled, data)
     row.correct = all(close(g, r, rtol=1e-3, atol_rel=1e-4) for g, r in zip(got, ref))
-    arms = {"eager": _tg_step(loss_fn, *_tg_params(*data)),
-            "compiled": _tg_step(compiled, *_tg_params(*data)),
+    arms = {"eager": _train_step(tracegrad, loss_fn, *_params(tracegrad, *data)),
+            "compiled": _train_step(tracegrad, compiled, *_params(tracegrad, *data)),
             "numpy": numpy_step(*(a.copy() for a in data))}
     torch = cfg.peers.get("torch")
     if torch is not None:
-        arms["torch"] = _torch_step(torch, loss_fn, *data)
+        arms["torch"] = _train_step(torch, loss_fn, *_params(torch, *data))
         if not cfg.quick:
-            arms["torch.compile"] = _torch_step(torch, torch.compile(loss_fn), *data)
+            arms["torch.compile"] = _train_step(torch, torch.compile(loss_fn), *_params(torch, *data))
         else:
             row.notes["torch.compile"] = "skip (quick)"
     if "jax" in cfg.peers:

@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import itertools
 import os
@@ -64,8 +65,10 @@ def _ensure_init() -> None:
             _initialised = True
 
 
+@functools.lru_cache(maxsize=1)
 def host_cpu() -> tuple[str, str]:
-    """(cpu name, feature string) of the machine the JIT targets."""
+    """(cpu name, feature string) of the machine the JIT targets (asked once: LLVM's
+    query costs ~0.5 ms, and every kernel's cache key needs it)."""
     _ensure_init()
     return llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
 

@@ -429,7 +429,7 @@ def test_cuda_source_matches_the_interpreter_on_host_threads(programs, tmp_path)
 
 
 def _matmul_sources():
-    from tracegrad.codegen.render_cuda import render_cuda_matmul
+    from tracegrad.codegen.render_cuda_matmul import render_cuda_matmul
     return [("mm_f32", 70, 50, 33, "float32"), ("mm_f64", 64, 130, 16, "float64"),
             ("mm_tiny", 1, 1, 1, "float32")], render_cuda_matmul
 
@@ -443,7 +443,7 @@ def test_tiled_matmul_compiles(tmp_path):
 
 @needs_cxx
 def test_tiled_matmul_matches_numpy_on_host_threads(tmp_path):
-    from tracegrad.codegen.render_cuda import matmul_launch_config
+    from tracegrad.codegen.render_cuda_matmul import matmul_launch_config
     cases, render = _matmul_sources()
     src = HOST_PRELUDE
     for name, m, n, k, dt in cases:

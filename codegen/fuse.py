@@ -52,6 +52,7 @@ class Group:
     rowlen: int | None = None
     trailing: bool = True            # False: the root reduction reduces leading dims
     reductions: list[int] = field(default_factory=list)
+    members: list[int] = field(default_factory=list)  # ``nodes`` in graph order (fuse fills it)
 
 
 @dataclass
@@ -61,6 +62,8 @@ class Fusion:
     externs: list[int]
     steps: list[tuple[str, int]]     # ("group", group id) or ("extern", node id), run order
     group_of: dict[int, int]
+    # input_edges of every node a group may hold, computed once for fusion and lowering
+    edges: dict[int, list[Edge]] = field(default_factory=dict)
 
 
 def is_lowerable(graph: Graph, n: Node) -> bool:
@@ -309,6 +312,7 @@ class _Fuser:
         for gr in groups:
             gr.id = remap[gr.id]
             gr.reductions.sort(key=self.order.get)
+            gr.members = sorted(gr.nodes, key=self.order.get)
         group_of = {n: remap[gid] for n, gid in self.group_of.items()}
         # NOTE: a view that no kernel computes is realised by the executor from its
         # ShapeTracker (as_strided or a gather), never by re-running the movement op.
@@ -317,7 +321,7 @@ class _Fuser:
                    and n.op not in MOVEMENT]
         steps = [("group", gr.id) for gr in groups] + [("extern", e) for e in externs]
         steps.sort(key=lambda s: self.order[groups[s[1]].root if s[0] == "group" else s[1]])
-        return Fusion(self.g, groups, externs, steps, group_of)
+        return Fusion(self.g, groups, externs, steps, group_of, self.edges)
 
 
 def g_node_is_reduce(graph: Graph, node_id: int) -> bool:

@@ -401,7 +401,7 @@ def hoist_offsets(kernel: LoopKernel) -> LoopKernel:
       STORE buf1[o] = %0
     [8, 0]
     """
-    offsets = _buffer_offsets(kernel)
+    offsets, movable = _buffer_offsets(kernel)
     b = KernelBuilder(kernel.name, kernel.outer)
     _replay(kernel.body, b, {kernel.outer_var: b.var_outer}, offsets)
     buffers = [BufferArg(a.name, a.dtype, a.size, a.is_output, a.offset + offsets.get(a.name, 0))
@@ -411,6 +411,7 @@ def hoist_offsets(kernel: LoopKernel) -> LoopKernel:
     for attr, value in vars(kernel).items():  # e.g. the lowerer's ``buffer_nodes``
         if attr not in vars(out):
             setattr(out, attr, value)
+    out.movable = movable
     return out
 
 
@@ -441,16 +442,18 @@ def _absorb(b: KernelBuilder, body) -> None:
                     b._ranges[s.out] = rng
 
 
-def _buffer_offsets(kernel: LoopKernel) -> dict[str, int]:
-    """Buffer name -> offset to hoist (> 0), for buffers where that is provably safe."""
+def _buffer_offsets(kernel: LoopKernel) -> tuple[dict[str, int], frozenset]:
+    """Buffer name -> offset to hoist (> 0), for buffers where that is provably safe; and
+    the hoisted buffers whose offset may move (NOTE (moved offsets))."""
     b = KernelBuilder(kernel.name, kernel.outer)
     _absorb(b, kernel.body)
     accesses: dict[str, list[str]] = {}
     _accesses(kernel.body, accesses)
-    offsets = {}
+    offsets, movable = {}, set()
     for buf, indices in accesses.items():
         lows = []
-        for x in dict.fromkeys(indices):
+        indices = list(dict.fromkeys(indices))
+        for x in indices:
             aff = b._affine(x)
             rng = None if aff is None else b._affine_range(*aff)
             if rng is None:
@@ -459,7 +462,27 @@ def _buffer_offsets(kernel: LoopKernel) -> dict[str, int]:
         else:
             if lows and min(lows) > 0:
                 offsets[buf] = min(lows)
-    return offsets
+                if all(_constant_leaf(b, x) for x in indices):
+                    movable.add(buf)
+    return offsets, frozenset(movable)
+
+
+# NOTE (moved offsets): codegen.lower reuses the kernel of one group for another that
+# differs only in the base offset of the views it reads (``lower.LoweringCache``).  That
+# is exact when the first kernel's body does not depend on the base: the buffer's offset
+# was hoisted and each of its indices is a chain ADD(..ADD(CONST c, t1).., tn) whose
+# terms have no constant part, so ``_shift`` lowers exactly that leaf.  Moving the base
+# by d then moves every c and the hoisted offset by d, and while the offset stays > 0
+# (so c != 0: no ADD(0, t1) was folded away) the hoisted body is the same text.
+def _constant_leaf(b: KernelBuilder, x: str) -> bool:
+    """Whether index ``x`` is a constant, or an ADD chain down to one on its left whose
+    right operands have no constant part."""
+    while x not in b._consts:
+        op, args = b._defs.get(x, (None, ()))
+        if op != "ADD" or len(args) != 2 or _const_part(b, args[1]):
+            return False
+        x = args[0]
+    return True
 
 
 def _const_part(b: KernelBuilder, x: str) -> int:

@@ -17,6 +17,7 @@ operand of IDIV/MOD non-negative, which lets backends use unsigned division.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from math import prod
 
 import numpy as np
@@ -86,9 +87,19 @@ def unravel(b: KernelBuilder, linear: str, shape) -> list[str]:
     return out[::-1]
 
 
+def _members(graph: Graph, group: Group) -> list[int]:
+    """The group's nodes in graph order (``fuse`` records them; a hand-made group not)."""
+    if group.members:
+        return group.members
+    return [n.id for n in graph.nodes if n.id in group.nodes]
+
+
 class _Lowerer:
-    def __init__(self, graph: Graph, group: Group, name: str):
+    def __init__(self, graph: Graph, group: Group, name: str,
+                 edges: dict[int, list[Edge]] | None = None):
         self.g, self.group = graph, group
+        self._edges = {} if edges is None else edges
+        self.members = _members(graph, group)
         # kernel-local buffer names in order of first use: the kernel source then does not
         # depend on the program around it (and caches across programs)
         self.buffers: dict[int, str] = {}
@@ -99,6 +110,12 @@ class _Lowerer:
         self.name = name
         self.stash: tuple[int, int, int] | None = None
         self.row_linear: str | None = None
+
+    def edges_of(self, node) -> list[Edge]:
+        edges = self._edges.get(node.id)
+        if edges is None:
+            edges = self._edges[node.id] = input_edges(self.g, node)
+        return edges
 
     # -- values -------------------------------------------------------------------------
     def value(self, node_id: int, idx: Idx) -> str:
@@ -116,7 +133,7 @@ class _Lowerer:
             out = self.b.emit("LOAD", (self.buffer(self.stash[2]), key[1]), node.dtype)
             self.memo[-1][key] = out
             return out
-        edges = input_edges(self.g, node)
+        edges = self.edges_of(node)
         if node.op in MOVEMENT:
             out = self.read(edges[0], idx)
         else:
@@ -211,11 +228,11 @@ class _Lowerer:
     def lower(self) -> LoopKernel:
         g, gr = self.g, self.group
         root = g.node(gr.root)
-        ops = [n.op.name for n in g.nodes if n.id in gr.nodes]
+        ops = [g.node(n).op.name for n in self.members]
         flat = False
         if gr.rows is None:
             flat = all(e.view is None or e.view.is_reshape()
-                       for n in gr.nodes for e in input_edges(g, g.node(n))
+                       for n in gr.nodes for e in self.edges_of(g.node(n))
                        if g.node(e.src).op is not Op.CONST)
             if flat or root.shape == ():
                 rows, rowlen = root.numel, None
@@ -235,7 +252,7 @@ class _Lowerer:
             var = self._begin_loop(rowlen, "r")
             for r in pass_nodes:
                 node = g.node(r)
-                edge = input_edges(g, node)[0]
+                edge = self.edges_of(node)[0]
                 idx = self._reduce_index(node, var)
                 val = self.read(edge, idx)
                 if self.stash is not None and self.stash[1] == r:
@@ -313,7 +330,7 @@ class _Lowerer:
         row_outputs = [o for o in gr.outputs if g.node(o).numel == rows * rowlen]
         for r in gr.reductions:
             node = g.node(r)
-            edge = input_edges(g, node)[0]
+            edge = self.edges_of(node)[0]
             src = g.node(edge.src)
             if (edge.view is not None or src.id not in gr.nodes or src.op in REDUCE
                     or src.op in MOVEMENT or not src.shape
@@ -338,7 +355,7 @@ class _Lowerer:
             seen.add(n.id)
             if n.op.name in _COSTLY:
                 return True
-            stack += [e.src for e in input_edges(g, n)]
+            stack += [e.src for e in self.edges_of(n)]
         return False
 
     def _reads_plainly(self, out: int, target: int) -> bool:
@@ -350,7 +367,7 @@ class _Lowerer:
             if n.id in seen or n.id not in gr.nodes or n.op in REDUCE:
                 continue
             seen.add(n.id)
-            for e in input_edges(g, n):
+            for e in self.edges_of(n):
                 if e.src == target and e.view is None and n.op not in MOVEMENT:
                     return True
                 if e.view is None and n.op not in MOVEMENT:
@@ -362,10 +379,8 @@ class _Lowerer:
         g, gr = self.g, self.group
         levels: dict[int, int] = {}
         depth: dict[int, int] = {}
-        for n in g.nodes:
-            if n.id not in gr.nodes:
-                continue
-            deps = [depth.get(e.src, 0) for e in input_edges(g, n) if e.src in gr.nodes]
+        for n in map(g.node, self.members):
+            deps = [depth.get(e.src, 0) for e in self.edges_of(n) if e.src in gr.nodes]
             d = max(deps, default=0)
             if n.op in REDUCE:
                 d += 1
@@ -374,9 +389,145 @@ class _Lowerer:
         return levels
 
 
-def lower_group(graph: Graph, group: Group, name: str) -> LoopKernel:
+def lower_group(graph: Graph, group: Group, name: str,
+                edges: dict[int, list[Edge]] | None = None) -> LoopKernel:
     """Lower ``group`` to a LoopKernel named ``name``.  Its buffers are ``buf0..`` in order
     of first use; ``kernel.buffer_nodes`` lists the graph node each one holds.  Constant
     index offsets are hoisted into ``BufferArg.offset`` (NOTE (hoisted offsets)), so the
-    kernel an unrolled loop makes at every step lowers to one text."""
-    return hoist_offsets(_Lowerer(graph, group, name).lower())
+    kernel an unrolled loop makes at every step lowers to one text.  ``edges`` caches
+    ``input_edges`` per node (``Fusion.edges``)."""
+    return hoist_offsets(_Lowerer(graph, group, name, edges).lower())
+
+
+# -- lowering repeated groups once ---------------------------------------------------------
+# NOTE (group keys): an unrolled loop (an RNN over time steps, its backward) fuses into
+# many groups that differ only in which buffers they read and where in them.  ``group_key``
+# describes everything ``_Lowerer`` looks at, with node ids replaced by positions (member k,
+# external buffer k) and the base offset of each external buffer's views factored out;
+# ``LoweringCache`` lowers one group per key and gives the others its kernel with their
+# own buffers bound and offsets moved by the difference of the bases, when
+# NOTE (moved offsets) in codegen.loop_ir says that is the kernel lowering would make.
+
+def group_key(graph: Graph, group: Group, edges: dict[int, list[Edge]]):
+    """(key, nodes, bases): a hashable description of what lowering ``group`` depends on;
+    the graph node at each position (members in graph order, then external buffers); and
+    the base offset factored out of the views of each external buffer."""
+    members = _members(graph, group)
+    local = {n: k for k, n in enumerate(members)}
+    nodes = list(members)
+    parts, reads = [], []          # reads: (external position, edge) to rebase afterwards
+    for n in members:
+        node = graph.node(n)
+        es = edges.get(n)
+        if es is None:
+            es = edges[n] = input_edges(graph, node)
+        refs = []
+        for e in es:
+            k = local.get(e.src)
+            if k is not None and k < len(members):
+                refs.append(("n", k, None if e.view is None else e.view.views))
+                continue
+            src = graph.node(e.src)
+            if src.op is Op.CONST:
+                v = src.attrs["value"]
+                refs.append(("c", type(v).__name__, repr(v), src.dtype.str,
+                             None if e.view is None else e.view.views))
+                continue
+            if k is None:
+                local[e.src] = len(nodes)
+                nodes.append(e.src)
+            reads.append((len(refs), len(parts), e))
+            refs.append(None)   # filled in below, once the base is known
+        attrs = () if node.op in MOVEMENT else repr(sorted(node.attrs.items()))
+        parts.append((node.op, attrs, node.shape, node.dtype.str, refs))
+    # base of a buffer: the lowest offset its views start at (masked views are kept whole:
+    # their safe index WHERE(valid, i, 0) is never hoisted)
+    bases: dict[int, int] = {}
+    fixed = set()
+    for _, _, e in reads:
+        k = local[e.src]
+        first = None if e.view is None else e.view.views[0]
+        if first is not None and first.mask is not None:
+            fixed.add(k)
+        off = 0 if first is None else first.offset
+        bases[k] = min(bases.get(k, off), off)
+    for k in fixed:
+        bases[k] = 0
+    for r, p, e in reads:
+        k = local[e.src]
+        base = bases[k]
+        if e.view is None:
+            parts[p][4][r] = ("x", k, -base, None)
+        else:
+            views = e.view.views
+            if base:
+                views = (replace(views[0], offset=views[0].offset - base),) + views[1:]
+            parts[p][4][r] = ("x", k, 0, views)
+    ext = tuple((graph.node(n).shape, graph.node(n).dtype.str) for n in nodes[len(members):])
+    key = (tuple((op, attrs, shape, dt, tuple(refs)) for op, attrs, shape, dt, refs in parts),
+           ext, group.rows, group.rowlen, tuple(local[r] for r in group.reductions),
+           tuple(local[o] for o in group.outputs), local[group.root])
+    return key, nodes, [bases.get(k, 0) for k in range(len(nodes))]
+
+
+class LoweringCache:
+    """``lower_group`` once per ``group_key`` (NOTE (group keys)).  With ``check`` every
+    reused kernel is also lowered afresh and must print the same, with the same offsets
+    and buffers (tests run this way).
+
+    >>> from tracegrad.codegen.fuse import fuse
+    >>> g = Graph(); x = g.add(Op.INPUT, (), (4, 8), "float32", index=0)
+    >>> rows = [g.add(Op.EXP, (g.add(Op.SLICE, (x.id,), (1, 8), "float32",
+    ...         index=(slice(t, t + 1), slice(None))).id,), (1, 8), "float32") for t in range(4)]
+    >>> g.outputs = [r.id for r in rows]
+    >>> from tracegrad.codegen.passes import simplify
+    >>> g = simplify(g); f = fuse(g); cache = LoweringCache(check=True)
+    >>> ks = [cache.lower(g, gr, f"k{i}", f.edges) for i, gr in enumerate(f.groups)]
+    >>> cache.lowered, [k.buffers[0].offset for k in ks]
+    (2, [0, 8, 16, 24])
+    """
+
+    def __init__(self, check: bool = False):
+        self.check = check
+        self.kernels: dict = {}   # key -> [(kernel, positions of its buffers, bases)]
+        self.lowered = 0          # groups lowered (the others reused a kernel)
+
+    def lower(self, graph: Graph, group: Group, name: str,
+              edges: dict[int, list[Edge]]) -> LoopKernel:
+        key, nodes, bases = group_key(graph, group, edges)
+        hits = self.kernels.setdefault(key, [])
+        for hit in hits:
+            kernel = _moved(hit, nodes, bases, name)
+            if kernel is not None:
+                if self.check:
+                    _check_same(kernel, lower_group(graph, group, name, edges))
+                return kernel
+        kernel = lower_group(graph, group, name, edges)
+        self.lowered += 1
+        if len(hits) < 4:  # e.g. the first time step (base 0, nothing hoisted) and the others
+            where = {n: k for k, n in enumerate(nodes)}
+            hits.append((kernel, [where[n] for n in kernel.buffer_nodes], bases))
+        return kernel
+
+
+def _moved(hit, nodes: list[int], bases: list[int], name: str) -> LoopKernel | None:
+    """The cached kernel for ``nodes`` at ``bases``, or None when its body depends on the
+    base of a buffer that moved (NOTE (moved offsets))."""
+    kernel, positions, old_bases = hit
+    buffers = []
+    for arg, k in zip(kernel.buffers, positions):
+        d = bases[k] - old_bases[k]
+        if d and (arg.name not in kernel.movable or arg.offset + d <= 0):
+            return None
+        buffers.append(replace(arg, offset=arg.offset + d) if d else arg)
+    out = LoopKernel(name, buffers, kernel.outer, kernel.body, kernel.outer_var,
+                     kernel.ops, kernel.work)
+    out.buffer_nodes = [nodes[k] for k in positions]
+    out.movable = kernel.movable
+    return out
+
+
+def _check_same(reused: LoopKernel, fresh: LoopKernel) -> None:
+    assert str(reused) == str(fresh), f"reused kernel differs:\n{reused}\n-- fresh --\n{fresh}"
+    assert reused.buffers == fresh.buffers, (reused.buffers, fresh.buffers)
+    assert reused.buffer_nodes == fresh.buffer_nodes, (reused.buffer_nodes, fresh.buffer_nodes)

@@ -24,7 +24,7 @@ import numpy as np
 from .fuse import Fusion, fuse
 from .graph import Graph, Node
 from .loop_ir import LoopKernel
-from .lower import lower_group
+from .lower import LoweringCache
 from .ops import MOVEMENT, Op
 from .passes import simplify
 from .render_llvm import render_llvm
@@ -87,6 +87,7 @@ class Program:
     inputs: list[str]
     outputs: list[OutputSpec]
     slots: list[int] = field(default_factory=list)   # bytes of each temp slot
+    lowered: int = 0                 # groups lowered; the other kernels reused one
 
     @property
     def kernels(self) -> list[KernelStep]:
@@ -117,6 +118,11 @@ class Program:
         for s in self.kernels:
             lines += ["", f"# loop IR {s.name}", s.loop_ir]
         return "\n".join(lines)
+
+
+# Tests set this: every kernel reused for a repeated group is also lowered afresh and
+# compared (``lower.LoweringCache``).
+CHECK_REUSE = False
 
 
 def _kernel_name(k: int, kernel_ops: list[str]) -> str:
@@ -153,14 +159,22 @@ def plan(graph: Graph) -> Program:
         materialise(i)
     steps = []
     rendered: dict[str, tuple[str, str]] = {}  # loop IR without the name -> (name, source)
+    lowering = LoweringCache(check=CHECK_REUSE)
+    texts: dict[int, str] = {}   # id(kernel body) -> loop IR after the name
+    n_kernels = 0
     for kind, ref in fusion.steps:
         if kind == "group":
             group = fusion.groups[ref]
-            ops = [n.op.name for n in g.nodes if n.id in group.nodes]
-            name = _kernel_name(len([s for s in steps if isinstance(s, KernelStep)]), ops)
-            kernel = lower_group(g, group, name)
+            ops = [g.node(n).op.name for n in group.members]
+            name = _kernel_name(n_kernels, ops)
+            n_kernels += 1
+            kernel = lowering.lower(g, group, name, fusion.edges)
             bound = [materialise(n) for n in kernel.buffer_nodes]
-            text = str(kernel)
+            # a reused kernel shares its body and prints the same after the name
+            rest = texts.get(id(kernel.body))
+            if rest is None:
+                rest = texts[id(kernel.body)] = str(kernel).split("(", 1)[1]
+            text = f"kernel {name}({rest}"
             steps.append(KernelStep(name, kernel.ops, text, _render(kernel, text, rendered),
                                     kernel, bound, [], kernel.outer, kernel.work))
         else:
@@ -197,7 +211,7 @@ def plan(graph: Graph) -> Program:
         else:
             outputs.append(OutputSpec("buffer", node.shape, node.dtype, buffer=materialise(o)))
     program = Program(g, graph, fusion, steps, buffers,
-                      [name_of[i] for i in g.inputs], outputs)
+                      [name_of[i] for i in g.inputs], outputs, lowered=lowering.lowered)
     _plan_slots(program)
     return program
 

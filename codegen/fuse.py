@@ -31,6 +31,7 @@ from .view import ShapeTracker, contiguous_strides
 
 LOWERED_DTYPES = frozenset(np.dtype(t) for t in
                            ("float32", "float64", "int32", "int64", "uint8", "bool"))
+_LOWERED_STR = frozenset(t.str for t in LOWERED_DTYPES)
 EXPENSIVE = frozenset({Op.EXP, Op.LOG, Op.SIN, Op.COS, Op.TANH, Op.SIGMOID, Op.ERF,
                        Op.POW, Op.LOG1P, Op.EXPM1})
 
@@ -72,8 +73,9 @@ def is_lowerable(graph: Graph, n: Node) -> bool:
         return False
     if n.op is Op.POW and n.dtype.kind != "f" and not _small_const_exponent(graph, n):
         return False  # NOTE: integer POW has no scalar lowering; x**2 and x**3 become MULs
-    return n.dtype in LOWERED_DTYPES and all(graph.node(i).dtype in LOWERED_DTYPES
-                                             for i in n.inputs)
+    # NOTE: by dtype.str, a cached string hash (np.dtype hashes are computed per lookup)
+    return n.dtype.str in _LOWERED_STR and all(graph.node(i).dtype.str in _LOWERED_STR
+                                               for i in n.inputs)
 
 
 def _small_const_exponent(graph: Graph, n: Node) -> bool:

@@ -102,7 +102,14 @@ def eliminate_common_subexpressions(graph: Graph) -> Graph:
     for n in graph.nodes:
         inputs = tuple(replace.get(i, i) for i in n.inputs)
         if n.op not in _IMPURE:
-            attrs = repr(sorted(n.attrs.items()))
+            if "view" in n.attrs:
+                # a folded view is its base read through the view (the other attrs say how
+                # it was made): a frozen ShapeTracker is its own key, no text needed
+                attrs = n.attrs["view"]
+            elif not n.attrs:
+                attrs = ""
+            else:
+                attrs = repr(sorted(n.attrs.items()))
             if n.op is Op.CONST:  # 1 == 1.0 == True for dict keys; repr tells them apart
                 attrs = repr(type(n.attrs["value"])) + attrs
             key = (n.op, inputs, attrs, n.shape, n.dtype.str)
@@ -123,10 +130,8 @@ def fold_views(graph: Graph) -> Graph:
     replace: dict[int, int] = {}
     nodes, by_id = [], {}
     for n in graph.nodes:
-        n = copy.copy(n)
-        n.inputs = tuple(replace.get(i, i) for i in n.inputs)
         if n.op in MOVEMENT:
-            src = by_id[n.inputs[0]]
+            src = by_id[replace.get(n.inputs[0], n.inputs[0])]
             if src.op in MOVEMENT:
                 base, st = src.inputs[0], src.attrs["view"]
             else:
@@ -136,8 +141,11 @@ def fold_views(graph: Graph) -> Graph:
             if st.is_identity(by_id[base].shape):
                 replace[n.id] = base
                 continue
-            n.inputs = (base,)
-            n.attrs = {**n.attrs, "view": st}
+            n = Node(n.id, n.op, (base,), n.shape, n.dtype, {**n.attrs, "view": st})
+        elif replace and any(i in replace for i in n.inputs):
+            # unchanged nodes are shared with the input graph (passes never mutate nodes)
+            n = Node(n.id, n.op, tuple(replace.get(i, i) for i in n.inputs), n.shape,
+                     n.dtype, n.attrs)
         nodes.append(n)
         by_id[n.id] = n
     return graph.rebuilt(nodes, [replace.get(i, i) for i in graph.outputs])

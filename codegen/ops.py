@@ -109,6 +109,10 @@ class Op(enum.Enum):
     def __repr__(self) -> str:
         return self.name
 
+    # Members are singletons: identity hashing skips Enum's Python-level __hash__, which
+    # planning calls tens of thousands of times per graph (op-set lookups).
+    __hash__ = object.__hash__
+
 
 UNARY = frozenset({Op.NEG, Op.EXP, Op.LOG, Op.SIN, Op.COS, Op.SQRT, Op.RECIP, Op.TANH,
                    Op.SIGMOID, Op.ERF, Op.ABS, Op.SIGN, Op.FLOOR, Op.CEIL, Op.ROUND,

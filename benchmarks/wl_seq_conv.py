@@ -108,7 +108,6 @@ def run_cnn(cfg: Config) -> list[Row]:
                   "nn.functional.cross_entropy", "optim.SGD")
     if why:
         return [skipped(CNN_NAME, name, size, why)]
-    nn = tracegrad.nn
     F = tracegrad.nn.functional
     x_np, y_np = digits(batch)
     x_np = x_np.reshape(batch, 1, 8, 8)

@@ -26,7 +26,7 @@ from .fuse import Edge, Group, edge_shape, input_edges, split_rows
 from .graph import Graph
 from .loop_ir import INDEX, BufferArg, KernelBuilder, LoopKernel, hoist_offsets
 from .ops import MOVEMENT, REDUCE, Op
-from .view import ShapeTracker, contiguous_strides
+from .view import contiguous_strides
 
 _ACC = {Op.SUM: "ADD", Op.PROD: "MUL", Op.MAX: "MAXIMUM", Op.MIN: "MINIMUM"}
 _BOOL = np.dtype(bool)
@@ -296,7 +296,6 @@ class _Lowerer:
         self.b.end_loop()
 
     def _store(self, node_id: int, idx: Idx) -> None:
-        node = self.g.node(node_id)
         val = self.value(node_id, idx)
         self.b.store(self.buffer(node_id), idx.linear(), val)
 

@@ -28,7 +28,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..codegen.schedule import ExternStep, KernelStep, Program
+from ..codegen.schedule import KernelStep, Program
 from ..codegen.view import gather_numpy, strided_numpy
 
 from . import allocator

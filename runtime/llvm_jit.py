@@ -40,7 +40,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import llvmlite
 import llvmlite.binding as llvm
-import numpy as np
 
 from . import disk_cache
 

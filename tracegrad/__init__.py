@@ -29,12 +29,11 @@ from ._ops.shape import *  # noqa: F401,F403
 from ._ops.indexing import *  # noqa: F401,F403
 from ._ops.linalg import *  # noqa: F401,F403
 from ._ops.math import add, clamp, clip, sub, where  # noqa: F401
-from ._ops.math import to_dtype as _to_dtype
-from ._primitives import ShapeError
+from ._primitives import ShapeError  # noqa: F401
 from . import autograd, cuda, legacy
-from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
-from .legacy import (BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor, HalfTensor,
-                     IntTensor, LongTensor, ShortTensor)
+from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
+from .legacy import (BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor,  # noqa: F401
+                     HalfTensor, IntTensor, LongTensor, ShortTensor)
 
 _methods.install()
 
@@ -94,6 +93,7 @@ def set_num_threads(n) -> None:
 
 __version__ = "0.1.0"
 
-from .compiler.function import compile  # noqa: E402,A001
-from .serialization import load, save  # noqa: E402
-from . import nn, optim, utils  # noqa: E402
+# Imported last: they build on everything above.
+from .compiler.function import compile  # noqa: E402,A001,F401
+from .serialization import load, save  # noqa: E402,F401
+from . import nn, optim, utils  # noqa: E402,F401

@@ -11,7 +11,7 @@ from .._dispatch import apply
 from ..autograd.grad_mode import state as _grad_state
 from .._dtype import get_default_dtype, result_type, scalar_result_type, to_numpy_dtype
 from .._primitives import PRIMITIVES as P
-from .._tensor import Tensor, _wrap
+from .._tensor import Tensor
 from ..codegen.ops import Op
 
 

@@ -1,7 +1,6 @@
 """Attach operations to ``Tensor`` as methods and Python operators."""
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..codegen.ops import Op
-from .registry import ShapeError, describe, primitive, reads_none, reads_other
+from .registry import ShapeError, describe, primitive, reads_other
 
 
 def _matmul_shape(a, b):

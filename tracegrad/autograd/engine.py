@@ -57,7 +57,6 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool,
                  capture: list | None = None, accumulate_into_leaves: bool = True):
     """The engine. ``capture``: tensors whose gradients to return instead of (or as well
     as) accumulating into leaves (``autograd.grad``)."""
-    from .._tensor import Tensor
 
     node_grads: dict = {}
     leaf_grads: dict = {}
@@ -155,7 +154,6 @@ def _copy_tensor(t):
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
     """``tracegrad.autograd.backward``: the engine behind ``Tensor.backward``."""
-    from .._tensor import Tensor
     tensors = tuple(tensors) if isinstance(tensors, (tuple, list)) else (tensors,)
     grads = _root_grads(tensors, grad_tensors, "backward")
     if retain_graph is None:

@@ -10,11 +10,9 @@ import warnings
 from collections import namedtuple
 from pathlib import Path
 
-import numpy as np
 
 from .. import _trace_state
-from .._tensor import Tensor, _wrap
-from ..autograd.engine import run_backward
+from .._tensor import Tensor
 from ..autograd.grad_mode import state as grad_state
 from . import pytree
 from .debug import debug_level, describe_key, logger, retrace_reason

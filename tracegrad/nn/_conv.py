@@ -9,7 +9,6 @@ import numbers
 import numpy as np
 
 from .._dispatch import apply
-from .._ops import math as M
 from .._ops import shape as S
 from .._primitives import PRIMITIVES
 from .._primitives.registry import ShapeError
@@ -95,7 +94,7 @@ def _convnd(input, weight, bias, stride, padding, dilation, groups, n, name):
                              f"{tuple(x.shape[2:])} is smaller than the kernel {k} "
                              f"(dilation {dilation}); input shape {tuple(input.shape)}")
     cols = windows(x, k, stride, dilation)  # (N, C, *out, *k)
-    N, C = cols.shape[0], cols.shape[1]
+    N = cols.shape[0]
     out_sp = tuple(cols.shape[2:2 + n])
     L = int(np.prod(out_sp))
     O = weight.shape[0]

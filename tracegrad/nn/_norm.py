@@ -100,7 +100,7 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
     if input.ndim < 2 or input.shape[1] % num_groups:
         raise ShapeError(f"group_norm: expected an input (N, C, ...) with C divisible by "
                          f"num_groups={num_groups}, got shape {tuple(input.shape)}")
-    N, C = input.shape[0], input.shape[1]
+    N = input.shape[0]
     x = input.reshape(N, num_groups, -1)
     mean = x.mean(-1, keepdim=True)
     centered = x - mean

@@ -158,7 +158,7 @@ class RNNBase(Module):
                 hx = tuple(h.unsqueeze(1) for h in hx) if lstm else hx.unsqueeze(1)
         elif self.batch_first:
             input = input.transpose(0, 1)
-        L, N = input.shape[0], input.shape[1]
+        N = input.shape[1]
         D = 2 if self.bidirectional else 1
         if hx is None:
             h0 = zeros(self.num_layers * D, N, self.hidden_size, dtype=input.dtype)

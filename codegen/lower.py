@@ -24,7 +24,8 @@ import numpy as np
 
 from .fuse import Edge, Group, edge_shape, input_edges, split_rows
 from .graph import Graph
-from .loop_ir import INDEX, BufferArg, KernelBuilder, LoopKernel, hoist_offsets
+from .loop_ir import INDEX, BufferArg, KernelBuilder, LoopKernel
+from .offsets import hoist_offsets
 from .ops import MOVEMENT, REDUCE, Op
 from .view import contiguous_strides
 
@@ -405,7 +406,7 @@ def lower_group(graph: Graph, group: Group, name: str,
 # external buffer k) and the base offset of each external buffer's views factored out;
 # ``LoweringCache`` lowers one group per key and gives the others its kernel with their
 # own buffers bound and offsets moved by the difference of the bases, when
-# NOTE (moved offsets) in codegen.loop_ir says that is the kernel lowering would make.
+# NOTE (moved offsets) in codegen.offsets says that is the kernel lowering would make.
 
 def group_key(graph: Graph, group: Group, edges: dict[int, list[Edge]]):
     """(key, nodes, bases): a hashable description of what lowering ``group`` depends on;

@@ -1,4 +1,4 @@
-"""Hoisted buffer offsets (NOTE (hoisted offsets) in codegen.loop_ir): the kernel an
+"""Hoisted buffer offsets (NOTE (hoisted offsets) in codegen.offsets): the kernel an
 unrolled loop makes at every step lowers to one text, the slice it reads or writes moves
 into ``BufferArg.offset``, and every executor (interpreter, LLVM program) applies it."""
 import numpy as np
@@ -6,7 +6,8 @@ import pytest
 
 import tracegrad
 from tracegrad.codegen.interp import run_kernel
-from tracegrad.codegen.loop_ir import INDEX, BufferArg, KernelBuilder, hoist_offsets
+from tracegrad.codegen.loop_ir import INDEX, BufferArg, KernelBuilder
+from tracegrad.codegen.offsets import hoist_offsets
 from tracegrad.codegen.schedule import plan
 from tracegrad.runtime.cpu_program import CompiledProgram, _canonical
 

@@ -45,7 +45,7 @@ def _check_versions(node) -> None:
                 f"instead")
 
 
-def _accumulate(store: dict, key, grad, owners: dict):
+def _accumulate(store: dict, key, grad) -> None:
     prev = store.get(key)
     if prev is None:
         store[key] = grad
@@ -70,9 +70,9 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool,
 
     for root, g in zip(roots, grad_roots):
         if root.grad_fn is not None:
-            _accumulate(node_grads, id(root.grad_fn), g, None)
+            _accumulate(node_grads, id(root.grad_fn), g)
         elif root._requires_grad:
-            _accumulate(leaf_grads, id(root), g, None)
+            _accumulate(leaf_grads, id(root), g)
             leaves[id(root)] = root
 
     prev_mode = _grad_state.enabled
@@ -100,9 +100,9 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool,
                 if gx is None or not needed:
                     continue
                 if x.grad_fn is not None:
-                    _accumulate(node_grads, id(x.grad_fn), gx, None)
+                    _accumulate(node_grads, id(x.grad_fn), gx)
                 else:
-                    _accumulate(leaf_grads, id(x), gx, None)
+                    _accumulate(leaf_grads, id(x), gx)
                     leaves[id(x)] = x
             if not retain_graph:
                 node.inputs = None

@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _trace_state
-from .._primitives.registry import describe
 from .._random import default_generator
 from .._tensor import Tensor, _wrap
 from ..codegen.graph import Graph
@@ -278,4 +277,4 @@ def _generator_state():
     return default_generator._seed, gen, gen.bit_generator.state
 
 
-__all__ = ["TraceValue", "Tracer", "tracing", "describe"]
+__all__ = ["TraceValue", "Tracer", "tracing"]

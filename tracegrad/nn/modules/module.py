@@ -6,45 +6,15 @@ module's parameters become graph inputs read at every call.
 """
 from __future__ import annotations
 
-import itertools
-import weakref
-from collections import OrderedDict, namedtuple
-from typing import Any, Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from ..._tensor import Tensor
 from ...autograd.grad_mode import no_grad
 from ..parameter import Buffer, Parameter
-
-
-class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
-    def __repr__(self) -> str:
-        if not self.missing_keys and not self.unexpected_keys:
-            return "<All keys matched successfully>"
-        return super().__repr__()
-
-    __str__ = __repr__
-
-
-class RemovableHandle:
-    """Returned by ``register_*_hook``; ``remove()`` unregisters the hook."""
-
-    _next_id = itertools.count()
-
-    def __init__(self, *hook_dicts) -> None:
-        self.hooks_dict_refs = [weakref.ref(d) for d in hook_dicts]
-        self.id = next(RemovableHandle._next_id)
-
-    def remove(self) -> None:
-        for ref in self.hooks_dict_refs:
-            d = ref()
-            if d is not None and self.id in d:
-                del d[self.id]
-
-    def __enter__(self) -> "RemovableHandle":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.remove()
+from .hooks import RemovableHandle
+from .state_dict import StateDictMixin
 
 
 def _addindent(s: str, num_spaces: int) -> str:
@@ -55,7 +25,7 @@ def _addindent(s: str, num_spaces: int) -> str:
     return first + "\n" + "\n".join(" " * num_spaces + line for line in lines)
 
 
-class Module:
+class Module(StateDictMixin):
     """Base class for all neural network modules.
 
     >>> import tracegrad as torch
@@ -93,7 +63,7 @@ class Module:
 
     forward: Callable[..., Any]
 
-    def forward(self, *args, **kwargs):  # noqa: F811
+    def forward(self, *args, **kwargs):
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required '
                                   f'"forward" function')
 
@@ -129,7 +99,7 @@ class Module:
         else:
             self._non_persistent_buffers_set.add(name)
 
-    def add_module(self, name: str, module: "Module | None") -> None:
+    def add_module(self, name: str, module: Module | None) -> None:
         if not isinstance(module, Module) and module is not None:
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
         _check_name(name, "module", allow_dot=False)
@@ -139,7 +109,7 @@ class Module:
 
     register_module = add_module
 
-    def get_submodule(self, target: str) -> "Module":
+    def get_submodule(self, target: str) -> Module:
         mod = self
         for item in target.split(".") if target else []:
             if item not in mod._modules:
@@ -262,14 +232,14 @@ class Module:
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
-    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+    def named_children(self) -> Iterator[tuple[str, Module]]:
         seen = set()
         for name, m in self._modules.items():
             if m is not None and id(m) not in seen:
                 seen.add(id(m))
                 yield name, m
 
-    def children(self) -> Iterator["Module"]:
+    def children(self) -> Iterator[Module]:
         for _, m in self.named_children():
             yield m
 
@@ -288,12 +258,12 @@ class Module:
             sub = prefix + ("." if prefix else "") + name
             yield from m.named_modules(memo, sub, remove_duplicate)
 
-    def modules(self) -> Iterator["Module"]:
+    def modules(self) -> Iterator[Module]:
         for _, m in self.named_modules():
             yield m
 
     # ---- modes and in-place changes --------------------------------------------------
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")
         self.training = mode
@@ -301,10 +271,10 @@ class Module:
             m.train(mode)
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         return self.train(False)
 
-    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
@@ -320,13 +290,13 @@ class Module:
                     p.grad = p.grad.detach()
                 p.grad.zero_()
 
-    def apply(self, fn: Callable[["Module"], None]) -> "Module":
+    def apply(self, fn: Callable[[Module], None]) -> Module:
         for m in self.children():
             m.apply(fn)
         fn(self)
         return self
 
-    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> "Module":
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> Module:
         if recurse:
             for m in self.children():
                 m._apply(fn)
@@ -342,7 +312,7 @@ class Module:
                     self._buffers[key] = fn(b)
         return self
 
-    def to(self, *args, **kwargs) -> "Module":
+    def to(self, *args, **kwargs) -> Module:
         """``to(dtype)``, ``to(device)``, ``to(device, dtype)`` or ``to(tensor)``: floating
         point parameters and buffers change dtype; everything moves device."""
         from ..._device import device as _device
@@ -371,28 +341,28 @@ class Module:
             return t
         return self._apply(convert)
 
-    def cpu(self) -> "Module":
+    def cpu(self) -> Module:
         return self._apply(lambda t: t.cpu())
 
-    def cuda(self, device=None) -> "Module":
+    def cuda(self, device=None) -> Module:
         return self._apply(lambda t: t.cuda(device))
 
-    def _cast_float(self, dtype) -> "Module":
+    def _cast_float(self, dtype) -> Module:
         return self._apply(lambda t: t.to(dtype) if t.is_floating_point() else t)
 
-    def float(self) -> "Module":
+    def float(self) -> Module:
         from ... import _dtype
         return self._cast_float(_dtype.float32)
 
-    def double(self) -> "Module":
+    def double(self) -> Module:
         from ... import _dtype
         return self._cast_float(_dtype.float64)
 
-    def half(self) -> "Module":
+    def half(self) -> Module:
         from ... import _dtype
         return self._cast_float(_dtype.float16)
 
-    def type(self, dst_type) -> "Module":
+    def type(self, dst_type) -> Module:
         return self._apply(lambda t: t.type(dst_type))
 
     # ---- calling and hooks -----------------------------------------------------------
@@ -448,107 +418,6 @@ class Module:
             self._forward_hooks.move_to_end(handle.id, last=False)
         return handle
 
-    # ---- state dict ------------------------------------------------------------------
-    def _save_to_state_dict(self, destination, prefix: str, keep_vars: bool) -> None:
-        for name, p in self._parameters.items():
-            if p is not None:
-                destination[prefix + name] = p if keep_vars else p.detach()
-        for name, b in self._buffers.items():
-            if b is not None and name not in self._non_persistent_buffers_set:
-                destination[prefix + name] = b if keep_vars else b.detach()
-
-    def state_dict(self, *args, destination=None, prefix: str = "", keep_vars: bool = False):
-        """An ordered dict of every parameter and persistent buffer, by dotted name."""
-        if args:  # legacy positional form state_dict(destination, prefix, keep_vars)
-            destination = args[0]
-            if len(args) > 1:
-                prefix = args[1]
-            if len(args) > 2:
-                keep_vars = args[2]
-        if destination is None:
-            destination = OrderedDict()
-        self._save_to_state_dict(destination, prefix, keep_vars)
-        for name, m in self._modules.items():
-            if m is not None:
-                m.state_dict(destination=destination, prefix=prefix + name + ".",
-                             keep_vars=keep_vars)
-        for hook in self._state_dict_hooks.values():
-            res = hook(self, destination, prefix, {})
-            if res is not None:
-                destination = res
-        return destination
-
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs) -> None:
-        for hook in self._load_state_dict_pre_hooks.values():
-            hook(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                 error_msgs)
-        persistent = {k: v for k, v in self._buffers.items()
-                      if k not in self._non_persistent_buffers_set}
-        local = itertools.chain(self._parameters.items(), persistent.items())
-        for name, param in local:
-            key = prefix + name
-            if param is None:
-                continue
-            if key not in state_dict:
-                missing_keys.append(key)
-                continue
-            value = state_dict[key]
-            if not isinstance(value, Tensor):
-                error_msgs.append(f'While copying the parameter named "{key}", expected '
-                                  f'torch.Tensor or Tensor-like object from checkpoint but '
-                                  f'received {type(value)}')
-                continue
-            if tuple(value.shape) != tuple(param.shape):
-                error_msgs.append(f"size mismatch for {key}: copying a param with shape "
-                                  f"{value.shape} from checkpoint, the shape in current model "
-                                  f"is {param.shape}.")
-                continue
-            with no_grad():
-                param.copy_(value)
-        if strict:
-            for key in state_dict:
-                if not key.startswith(prefix):
-                    continue
-                rest = key[len(prefix):]
-                head = rest.split(".", 1)[0]
-                if head not in self._modules and head not in self._parameters and \
-                        head not in persistent:
-                    unexpected_keys.append(key)
-
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        """Copy values from ``state_dict`` into this module's parameters and buffers.
-
-        Returns ``(missing_keys, unexpected_keys)``; with ``strict`` either raises."""
-        if not isinstance(state_dict, dict):
-            raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
-        missing, unexpected, errors = [], [], []
-        state_dict = OrderedDict(state_dict)
-
-        def load(module: Module, prefix: str = "") -> None:
-            module._load_from_state_dict(state_dict, prefix, {}, True, missing, unexpected,
-                                         errors)
-            for name, child in module._modules.items():
-                if child is not None:
-                    load(child, prefix + name + ".")
-        load(self)
-        if strict:
-            if unexpected:
-                errors.insert(0, "Unexpected key(s) in state_dict: " +
-                              ", ".join(f'"{k}"' for k in unexpected) + ". ")
-            if missing:
-                errors.insert(0, "Missing key(s) in state_dict: " +
-                              ", ".join(f'"{k}"' for k in missing) + ". ")
-        if errors:
-            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
-                               + "\n\t".join(errors))
-        return _IncompatibleKeys(missing, unexpected)
-
-    def register_load_state_dict_pre_hook(self, hook) -> RemovableHandle:
-        handle = RemovableHandle(self._load_state_dict_pre_hooks)
-        self._load_state_dict_pre_hooks[handle.id] = hook
-        return handle
-
     # ---- display ---------------------------------------------------------------------
     def extra_repr(self) -> str:
         return ""
@@ -571,7 +440,7 @@ class Module:
                 main += "\n  " + "\n  ".join(lines) + "\n"
         return main + ")"
 
-    def share_memory(self) -> "Module":
+    def share_memory(self) -> Module:
         return self
 
 

@@ -1,5 +1,7 @@
-"""Per-op eager overhead: ``a + b`` on 1-element tensors, without and with autograd
-recording, in µs per op. Peers: ``np.add`` on 1-element arrays, PyTorch eager."""
+"""Per-op eager overhead in µs per op: ``a + b`` on 1-element tensors, without and with
+autograd recording, and two view ops (``x.t()`` and ``x[0]`` on a 2x2 tensor), whose
+bookkeeping (base, shared version counter) must stay cheap. Peers: NumPy on arrays of the
+same size, PyTorch eager."""
 from __future__ import annotations
 
 import numpy as np
@@ -23,6 +25,17 @@ def _add(a, b):
     return a + b
 
 
+def _transpose(x, _):
+    return x.t()
+
+
+def _select_row(x, _):
+    return x[0]
+
+
+_VIEWS = (("view x.t()", _transpose, lambda x, _: x.T), ("view x[0]", _select_row, _select_row))
+
+
 def run(cfg: Config) -> list[Row]:
     rows = []
     for grad in (False, True):
@@ -41,6 +54,15 @@ def run(cfg: Config) -> list[Row]:
             ta = torch.ones(1, requires_grad=grad)
             tb = torch.ones(1)
             arms["torch"] = _loop(_add, ta, tb)
+        row.times = measure(arms, cfg, ops_per_call=OPS)
+        rows.append(row)
+    for label, fn, np_fn in _VIEWS:
+        row = Row(NAME, label, "2x2", "us/op")
+        x = tracegrad.ones(2, 2, requires_grad=True)
+        arms = {"eager": _loop(fn, x, None), "numpy": _loop(np_fn, np.ones((2, 2), np.float32), None)}
+        row.notes["compiled"] = "n/a"
+        if "torch" in cfg.peers:
+            arms["torch"] = _loop(fn, cfg.peers["torch"].ones(2, 2, requires_grad=True), None)
         row.times = measure(arms, cfg, ops_per_call=OPS)
         rows.append(row)
     return rows

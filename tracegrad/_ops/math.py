@@ -287,7 +287,9 @@ def where(condition, x=None, y=None):
 
 
 def relu(x):
-    return where(x > 0, x, 0)
+    # NOTE: NaN fails ``x <= 0`` and keeps its value (and gradient 1), as in PyTorch;
+    # the gradient at 0 is 0.
+    return where(x <= 0, 0, x)
 
 
 def clamp(x, min=None, max=None):
@@ -310,9 +312,13 @@ def clamp(x, min=None, max=None):
     # NOTE: PyTorch's gradients: x's passes where min <= x <= max (ends included), min's
     # where x < min, max's where the result would exceed max. NaN fails every comparison,
     # so it sends no gradient anywhere while its value stays NaN.
+    # A NaN bound gives NaN too (PyTorch): ``not (x >= min)`` picks the bound when x is
+    # below it or either is NaN, and a NaN x stays x.
     value = x.detach()
-    value = value if min is None else where(lt(value, min), min, value)
-    value = value if max is None else where(gt(value, max), max, value)
+    if min is not None:
+        value = where(logical_or(ge(value, min), isnan(value)), value, min)
+    if max is not None:
+        value = where(logical_or(le(value, max), isnan(value)), value, max)
     inside = ge(x, min) if max is None else le(x, max) if min is None else \
         logical_and(ge(x, min), le(x, max))
     return where(inside, x, value)

@@ -18,10 +18,10 @@ from .._ops import math as M
 from .._ops.shape import pad as _pad
 from .._primitives.registry import ShapeError
 from .._tensor import Tensor
-from ._activation import (celu, elu, gelu, glu, hardsigmoid, hardswish, hardtanh,  # noqa: F401
-                          leaky_relu, log_softmax, logsigmoid, mish, prelu, relu, relu6, selu,
-                          sigmoid, silu, softmax, softmin, softplus, softsign, tanh,
-                          tanhshrink, threshold)
+from ._activation import (celu, elu, gelu, glu, hardshrink, hardsigmoid,  # noqa: F401
+                          hardswish, hardtanh, leaky_relu, log_softmax, logsigmoid, mish,
+                          prelu, relu, relu6, rrelu, selu, sigmoid, silu, softmax, softmin,
+                          softplus, softshrink, softsign, tanh, tanhshrink, threshold)
 from ._attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: F401
 from ._conv import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool2d,  # noqa: F401
                     avg_pool1d, avg_pool2d, conv1d, conv2d, conv_transpose1d,

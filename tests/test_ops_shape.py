@@ -196,9 +196,10 @@ def test_mm_bmm_mv_dot_outer_addmm_einsum():
                                             torch.from_numpy(y)).numpy(), x @ y, rtol=1e-5)
 
 
-def test_matmul_promotes_int_and_float():
-    out = torch.tensor([[1, 2]]) @ torch.tensor([[0.5], [0.25]])
-    assert out.dtype == torch.float32 and out.tolist() == [[1.0]]
+def test_matmul_of_int_and_float_raises_as_pytorch():
+    # PyTorch does not promote in matmul (issue 9): "expected m1 and m2 to have the same dtype"
+    with pytest.raises(RuntimeError, match="long int != float"):
+        torch.tensor([[1, 2]]) @ torch.tensor([[0.5], [0.25]])
 
 
 SHAPE_GRAD_FNS = [

@@ -6,6 +6,7 @@ from .._primitives import PRIMITIVES as P
 from .._primitives.registry import ShapeError
 from .._tensor import Tensor
 from ..codegen.ops import Op
+from .dtype_names import c_type_name, scalar_type_name
 from .math import promote
 from .shape import reshape, unsqueeze
 
@@ -16,8 +17,26 @@ def _check_inner(name: str, a: Tensor, b: Tensor, ka: int, kb: int) -> None:
                          f"multiplied ({ka} != {kb})")
 
 
+def _check_same_dtype(name: str, a, b) -> None:
+    """PyTorch multiplies matrices of one dtype only: ``int64 @ float32`` raises rather
+    than promoting (a cheap test on the common path: two dtype objects compared)."""
+    if isinstance(a, Tensor) and isinstance(b, Tensor) and a._data.dtype != b._data.dtype:
+        da, db = a._data.dtype, b._data.dtype
+        if name == "dot":
+            raise RuntimeError(f"dot : expected both vectors to have same dtype, but found "
+                               f"{scalar_type_name(da)} and {scalar_type_name(db)}")
+        raise RuntimeError(f"{name}: expected m1 and m2 to have the same dtype, but got: "
+                           f"{c_type_name(da)} != {c_type_name(db)} (shapes "
+                           f"{tuple(a.shape)} and {tuple(b.shape)})")
+
+
 def matmul(a: Tensor, b: Tensor) -> Tensor:
-    a, b = promote(a, b, "matmul")
+    return _matmul(a, b, "matmul")
+
+
+def _matmul(a: Tensor, b: Tensor, name: str) -> Tensor:
+    _check_same_dtype(name, a, b)
+    a, b = promote(a, b, name)
     if not isinstance(a, Tensor) or not isinstance(b, Tensor) or a.ndim == 0 or b.ndim == 0:
         raise ShapeError("matmul: both arguments need at least 1 dimension, got "
                          f"{tuple(getattr(a, 'shape', ()))} and {tuple(getattr(b, 'shape', ()))}")
@@ -45,28 +64,28 @@ def mm(a: Tensor, b: Tensor) -> Tensor:
     if a.ndim != 2 or b.ndim != 2:
         raise ShapeError(f"mm: expected 2-D tensors, got shapes {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")
-    return matmul(a, b)
+    return _matmul(a, b, "mm")
 
 
 def bmm(a: Tensor, b: Tensor) -> Tensor:
     if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0]:
         raise ShapeError(f"bmm: expected 3-D tensors with the same batch size, got shapes "
                          f"{tuple(a.shape)} and {tuple(b.shape)}")
-    return matmul(a, b)
+    return _matmul(a, b, "bmm")
 
 
 def mv(a: Tensor, v: Tensor) -> Tensor:
     if a.ndim != 2 or v.ndim != 1:
         raise ShapeError(f"mv: expected a 2-D matrix and a 1-D vector, got shapes "
                          f"{tuple(a.shape)} and {tuple(v.shape)}")
-    return matmul(a, v)
+    return _matmul(a, v, "mv")
 
 
 def dot(a: Tensor, b: Tensor) -> Tensor:
     if a.ndim != 1 or b.ndim != 1:
         raise ShapeError(f"dot: expected 1-D tensors, got shapes {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")
-    return matmul(a, b)
+    return _matmul(a, b, "dot")
 
 
 inner = dot

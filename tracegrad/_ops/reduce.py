@@ -11,6 +11,7 @@ from .._dtype import to_numpy_dtype
 from .._primitives import PRIMITIVES as P
 from .._tensor import Tensor, _wrap_dim
 from ..codegen.ops import Op
+from .dtype_names import scalar_type_name
 from .math import cast, exp, log, no_grad_result, sqrt
 
 values_indices = namedtuple("values_indices", ["values", "indices"])
@@ -150,9 +151,18 @@ def logsumexp(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return s if keepdim else s.reshape(tuple(d for i, d in enumerate(x.shape) if i not in axes))
 
 
+def check_softmax_dtype(x: Tensor, name: str) -> None:
+    if x._data.dtype.kind != "f":
+        # NOTE: NotImplementedError subclasses RuntimeError, as PyTorch's error does.
+        raise NotImplementedError(f'"{name}" not implemented for '
+                                  f"'{scalar_type_name(x._data.dtype)}' (input of shape "
+                                  f"{tuple(x.shape)}; pass dtype= to compute in a float dtype)")
+
+
 def softmax(x: Tensor, dim: int = -1, dtype=None) -> Tensor:
     if dtype is not None:
         x = cast(x, to_numpy_dtype(dtype))
+    check_softmax_dtype(x, "softmax")
     e = exp(x - amax(x, dim, keepdim=True).detach())
     return e / sum(e, dim, keepdim=True)
 
@@ -160,6 +170,7 @@ def softmax(x: Tensor, dim: int = -1, dtype=None) -> Tensor:
 def log_softmax(x: Tensor, dim: int = -1, dtype=None) -> Tensor:
     if dtype is not None:
         x = cast(x, to_numpy_dtype(dtype))
+    check_softmax_dtype(x, "log_softmax")
     shifted = x - amax(x, dim, keepdim=True).detach()
     return shifted - log(sum(exp(shifted), dim, keepdim=True))
 

@@ -208,6 +208,8 @@ def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
 def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
     if dim is None:
         dim = _softmax_dim(input.ndim)
+    if dtype is None:
+        R.check_softmax_dtype(input, "softmax")  # before negating: -bool raises otherwise
     return R.softmax(-input, dim, dtype=dtype)
 
 

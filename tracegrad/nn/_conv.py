@@ -14,6 +14,7 @@ from .._primitives import PRIMITIVES
 from .._primitives.registry import ShapeError
 from .._tensor import Tensor
 from ..codegen.ops import Op
+from ._conv_checks import check_conv_args, check_conv_input, check_pool_args
 
 
 def _tuple(v, n: int, name: str) -> tuple:
@@ -66,20 +67,8 @@ def _conv_padding(padding, k, dilation, stride, n, name):
     return [(p, p) for p in _tuple(padding, n, name)]
 
 
-def _check_conv_input(input: Tensor, weight: Tensor, groups: int, n: int, name: str):
-    if input.ndim not in (n + 1, n + 2):
-        spatial = ", ".join("HW"[i] if n == 2 else "L" for i in range(n))
-        raise ShapeError(f"{name}: expected a {n + 1}-D (C, {spatial}) or {n + 2}-D "
-                         f"(N, C, {spatial}) input, got shape {tuple(input.shape)}")
-    c = input.shape[-n - 1]
-    if c != weight.shape[1] * groups:
-        raise ShapeError(f"{name}: expected input with {weight.shape[1] * groups} channels "
-                         f"(weight of shape {tuple(weight.shape)}, groups={groups}), got input "
-                         f"of shape {tuple(input.shape)} with {c} channels")
-
-
 def _convnd(input, weight, bias, stride, padding, dilation, groups, n, name):
-    _check_conv_input(input, weight, groups, n, name)
+    check_conv_input(name, input, weight, groups, n)
     unbatched = input.ndim == n + 1
     if unbatched:
         input = input.unsqueeze(0)
@@ -87,6 +76,8 @@ def _convnd(input, weight, bias, stride, padding, dilation, groups, n, name):
     stride = _tuple(stride, n, name)
     dilation = _tuple(dilation, n, name)
     pads = _conv_padding(padding, k, dilation, stride, n, name)
+    check_conv_args(name, stride, pads if isinstance(padding, str) else
+                    _tuple(padding, n, name), dilation)
     x = _pad_spatial(input, pads)
     for size, kk, d in zip(x.shape[2:], k, dilation):
         if size < d * (kk - 1) + 1:
@@ -97,25 +88,25 @@ def _convnd(input, weight, bias, stride, padding, dilation, groups, n, name):
     N = cols.shape[0]
     out_sp = tuple(cols.shape[2:2 + n])
     L = int(np.prod(out_sp))
-    O = weight.shape[0]
+    C_out = weight.shape[0]
     ck = weight.shape[1] * int(np.prod(k))
     # channels and kernel offsets last: (N, *out, C, *k)
     perm = (0,) + tuple(range(2, 2 + n)) + (1,) + tuple(range(2 + n, 2 + 2 * n))
     cols = cols.permute(perm)
     if groups == 1:
-        out = cols.reshape(N * L, ck) @ weight.reshape(O, ck).t()  # (N*L, O)
+        out = cols.reshape(N * L, ck) @ weight.reshape(C_out, ck).t()  # (N*L, C_out)
         if bias is not None:
             out = out + bias
-        out = out.reshape((N,) + out_sp + (O,))
+        out = out.reshape((N,) + out_sp + (C_out,))
         out = out.permute((0, n + 1) + tuple(range(1, n + 1)))
     else:
         g = groups
         cols = cols.reshape(N * L, g, ck).permute(1, 0, 2)  # (g, N*L, ck)
-        w = weight.reshape(g, O // g, ck).permute(0, 2, 1)  # (g, ck, O/g)
-        out = (cols @ w).permute(1, 0, 2).reshape(N * L, O)
+        w = weight.reshape(g, C_out // g, ck).permute(0, 2, 1)  # (g, ck, C_out/g)
+        out = (cols @ w).permute(1, 0, 2).reshape(N * L, C_out)
         if bias is not None:
             out = out + bias
-        out = out.reshape((N,) + out_sp + (O,))
+        out = out.reshape((N,) + out_sp + (C_out,))
         out = out.permute((0, n + 1) + tuple(range(1, n + 1)))
     return out.squeeze(0) if unbatched else out
 
@@ -168,6 +159,10 @@ def _conv_transposend(input, weight, bias, stride, padding, output_padding, grou
     padding = _tuple(padding, n, name)
     output_padding = _tuple(output_padding, n, name)
     dilation = _tuple(dilation, n, name)
+    check_conv_args(name, stride, padding, dilation)
+    if any(p < 0 for p in output_padding):
+        raise RuntimeError(f"{name}: negative output_padding is not supported, got "
+                           f"output_padding={output_padding}")
     k = tuple(weight.shape[2:])
     for op_, s, d in zip(output_padding, stride, dilation):
         if op_ >= max(s, d):
@@ -239,6 +234,7 @@ def _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, return
         else _tuple(stride, n, name)
     padding = _tuple(padding, n, name)
     dilation = _tuple(dilation, n, name)
+    check_pool_args(name, k, stride, padding, dilation)
     _, extra = _pool_geometry(tuple(input.shape[-n:]), k, stride, padding, dilation,
                               ceil_mode, name)
     if not return_indices:
@@ -310,6 +306,7 @@ def _avg_poolnd(input, kernel_size, stride, padding, ceil_mode, count_include_pa
         else _tuple(stride, n, name)
     padding = _tuple(padding, n, name)
     ones = (1,) * n
+    check_pool_args(name, k, stride, padding, ones)
     _, extra = _pool_geometry(tuple(input.shape[-n:]), k, stride, padding, ones, ceil_mode,
                               name)
     tiled = _tiles(input, k, stride, padding, ones, extra)
@@ -410,9 +407,12 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
 def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     """im2col: ``(N, C, H, W) -> (N, C*kH*kW, L)``."""
     k = _tuple(kernel_size, 2, "unfold")
-    pads = [(p, p) for p in _tuple(padding, 2, "unfold")]
-    x = _pad_spatial(input, pads)
-    cols = windows(x, k, _tuple(stride, 2, "unfold"), _tuple(dilation, 2, "unfold"))
+    padding = _tuple(padding, 2, "unfold")
+    stride = _tuple(stride, 2, "unfold")
+    dilation = _tuple(dilation, 2, "unfold")
+    check_pool_args("unfold", k, stride, padding, dilation)
+    x = _pad_spatial(input, [(p, p) for p in padding])
+    cols = windows(x, k, stride, dilation)
     N, C, oh, ow = cols.shape[:4]
     return cols.permute(0, 1, 4, 5, 2, 3).reshape(N, C * k[0] * k[1], oh * ow)
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from .._ops import math as M
 from .._ops import reduce as R
+from .._ops.dtype_names import scalar_type_name
 from .._primitives.registry import ShapeError
 from .._tensor import Tensor
 from ._activation import _softplus_stable
@@ -100,6 +101,9 @@ def _class_dim_last(input: Tensor) -> Tensor:
     return input.movedim(1, -1).reshape(-1, input.shape[1])
 
 
+_CLASS_INDEX_DTYPES = (np.dtype(np.int64), np.dtype(np.uint8))  # PyTorch's Long and Byte
+
+
 def _check_targets(input: Tensor, target: Tensor, name: str) -> None:
     if input.ndim == 1:
         ok = target.ndim == 0
@@ -109,9 +113,10 @@ def _check_targets(input: Tensor, target: Tensor, name: str) -> None:
         expect = "()" if input.ndim == 1 else str((input.shape[0],) + tuple(input.shape[2:]))
         raise ShapeError(f"{name}: expected target of shape {expect} for input of shape "
                          f"{tuple(input.shape)}, got target shape {tuple(target.shape)}")
-    if target._data.dtype.kind not in "iu":
-        raise RuntimeError(f"{name}: expected class-index targets of an integer dtype "
-                           f"(long), got {target.dtype}")
+    if target._data.dtype not in _CLASS_INDEX_DTYPES:
+        raise RuntimeError(f"{name}: expected target dtype to be Long or Byte, but got "
+                           f"{scalar_type_name(target._data.dtype)} (class-index target of "
+                           f"shape {tuple(target.shape)})")
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100,
@@ -119,6 +124,8 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
     """Negative log-likelihood of class indices given log-probabilities ``(N, C, ...)``."""
     reduction = _reduction(size_average, reduce, reduction)
     _check_targets(input, target, "nll_loss")
+    if target._data.dtype == np.uint8:
+        target = target.long()  # Byte targets are accepted; the gather takes int64
     C = input.shape[0] if input.ndim == 1 else input.shape[1]
     logp = _class_dim_last(input)
     t = target.reshape(-1)

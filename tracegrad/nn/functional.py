@@ -15,6 +15,7 @@ import numbers
 import numpy as np
 
 from .._ops import math as M
+from .._ops.dtype_names import scalar_type_name
 from .._ops.shape import pad as _pad
 from .._primitives.registry import ShapeError
 from .._tensor import Tensor
@@ -36,6 +37,11 @@ from ._norm import (batch_norm, cosine_similarity, group_norm, instance_norm,  #
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``input @ weight.T + bias``."""
+    if input._data.dtype != weight._data.dtype:
+        raise RuntimeError(f"linear: mat1 and mat2 must have the same dtype, but got "
+                           f"{scalar_type_name(input._data.dtype)} and "
+                           f"{scalar_type_name(weight._data.dtype)} (input of shape "
+                           f"{tuple(input.shape)}, weight of shape {tuple(weight.shape)})")
     out = input @ weight.t() if weight.ndim == 2 else input @ weight
     return out + bias if bias is not None else out
 
@@ -45,13 +51,13 @@ def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None
     lead = tuple(input1.shape[:-1])
     x1 = input1.reshape(-1, input1.shape[-1])
     x2 = input2.reshape(-1, input2.shape[-1])
-    O, I1, I2 = weight.shape
+    C_out, I1, I2 = weight.shape
     # (B, in1) @ (in1, out*in2) -> (B, out, in2), then contract in2 with x2.
-    t = (x1 @ weight.permute(1, 0, 2).reshape(I1, O * I2)).reshape(-1, O, I2)
+    t = (x1 @ weight.permute(1, 0, 2).reshape(I1, C_out * I2)).reshape(-1, C_out, I2)
     out = (t * x2.unsqueeze(1)).sum(-1)
     if bias is not None:
         out = out + bias
-    return out.reshape(lead + (O,))
+    return out.reshape(lead + (C_out,))
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
@@ -110,12 +116,12 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
         raise RuntimeError(f"embedding: expected an integer (long) index tensor, got "
                            f"{input.dtype}")
     n = weight.shape[0]
-    if isinstance(input._data, np.ndarray) and input._data.size:
+    if isinstance(input._data, np.ndarray) and input._data.size:  # a trace has no values
         lo, hi = int(input._data.min()), int(input._data.max())
-        if lo < -n or hi >= n:
+        if lo < 0 or hi >= n:  # PyTorch takes no negative indices here
             bad = hi if hi >= n else lo
-            raise IndexError(f"embedding: index {bad} is out of range for an embedding "
-                             f"table of {n} rows")
+            raise IndexError(f"index out of range in self (embedding: index {bad} for a "
+                             f"table of {n} rows)")
     if padding_idx is not None and padding_idx < 0:
         padding_idx += n
     if max_norm is not None:

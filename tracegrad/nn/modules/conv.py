@@ -98,6 +98,10 @@ class _ConvNd(Module):
         """Non-zero padding modes pad explicitly, then convolve without padding."""
         if self.padding_mode == "zeros" or self.padding == "valid":
             return input, self.padding
+        if self.padding != "same" and any(p < 0 for p in self.padding):
+            # F.pad would crop instead, so check before it
+            raise RuntimeError(f"{type(self).__name__}: negative padding is not supported, "
+                               f"got padding={self.padding}")
         if self.padding == "same":
             pads = []
             for k, d in zip(self.kernel_size, self.dilation):

@@ -36,7 +36,7 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
 
     >>> import tracegrad as torch
     >>> relu(torch.tensor([-1.0, 2.0, float("nan")]))
-    tensor([0., 2., nan])
+    tensor([ 0.,  2., nan])
     """
     return _inplace(input, M.relu(input), inplace)
 

@@ -10,12 +10,12 @@ from .._tensor import Tensor
 def check_conv_args(name: str, stride: tuple, padding, dilation: tuple) -> None:
     """``padding`` is a tuple of ints or a pad list of (before, after) pairs."""
     flat = [p for pair in padding for p in (pair if isinstance(pair, tuple) else (pair,))]
-    if any(p < 0 for p in flat):
+    if flat and min(flat) < 0:
         raise RuntimeError(f"{name}: negative padding is not supported, got padding="
                            f"{tuple(padding)}")
-    if any(s <= 0 for s in stride):
+    if min(stride) <= 0:
         raise RuntimeError(f"{name}: non-positive stride is not supported, got stride={stride}")
-    if any(d <= 0 for d in dilation):
+    if min(dilation) <= 0:
         raise RuntimeError(f"{name}: dilation should be greater than zero, but got "
                            f"{list(dilation)}")
 
@@ -48,16 +48,16 @@ def check_conv_input(name: str, input: Tensor, weight: Tensor, groups: int, n: i
 
 def check_pool_args(name: str, kernel: tuple, stride: tuple, padding: tuple,
                     dilation: tuple) -> None:
-    if any(k <= 0 for k in kernel):
+    if min(kernel) <= 0:
         raise RuntimeError(f"{name}: kernel size should be greater than zero, but got "
                            f"kernel_size={kernel}")
-    if any(s == 0 for s in stride):
+    if 0 in stride:
         raise RuntimeError(f"{name}: stride should not be zero")
-    if any(s < 0 for s in stride):
+    if min(stride) < 0:
         raise RuntimeError(f"{name}: stride should be greater than zero, but got "
                            f"stride={stride}")
-    if any(p < 0 for p in padding):
+    if min(padding) < 0:
         raise RuntimeError(f"{name}: pad must be non-negative, but got pad: {padding}")
-    if any(d <= 0 for d in dilation):
+    if min(dilation) <= 0:
         raise RuntimeError(f"{name}: dilation should be greater than zero, but got "
                            f"dilation={dilation}")

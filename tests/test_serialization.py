@@ -140,7 +140,10 @@ def test_flipped_byte_anywhere_is_detected(tmp_path):
 def test_wrong_magic_and_version(tmp_path):
     path = tmp_path / "x.pt"
     path.write_bytes(b"PK\x03\x04" + b"\0" * 100)
-    with pytest.raises(RuntimeError, match="wrong magic.*PyTorch"):
+    with pytest.raises(RuntimeError, match="x.pt.*not a valid PyTorch zip checkpoint"):
+        load(path)
+    path.write_bytes(b"\x80\x02" + b"\0" * 100)
+    with pytest.raises(RuntimeError, match="wrong magic.*legacy"):
         load(path)
     data = bytearray(_saved_bytes())
     data[len(MAGIC)] = 99
@@ -159,10 +162,30 @@ class _Model:
 
 @pytest.mark.parametrize("obj", [_Model(), lambda x: x, {1, 2}, object(), {"f": print},
                                  [1, _Model()], 1 + 2j])
-def test_non_state_dict_objects_raise_type_error(obj, tmp_path):
+def test_native_format_refuses_objects_that_are_not_data(obj, tmp_path):
     with pytest.raises(TypeError, match="state_dict"):
-        save(obj, tmp_path / "bad.tg")
+        save(obj, tmp_path / "bad.tg", format="tracegrad")
     assert not (tmp_path / "bad.tg").exists()
+
+
+def test_default_format_pickles_other_objects_like_pytorch(tmp_path):
+    # PyTorch >= 2.6: save writes any object; load refuses code unless allowed
+    path = tmp_path / "model.pt"
+    save({"model": _Model(), "w": torch.ones(2)}, path)
+    assert path.read_bytes()[:2] == b"PK"
+    with pytest.raises(Exception, match="test_serialization._Model was not an allowed global"):
+        load(path)
+    with torch.serialization.safe_globals([_Model]):
+        out = load(path)
+    assert isinstance(out["model"], _Model) and out["w"].tolist() == [1.0, 1.0]
+    with pytest.warns(UserWarning, match="weights_only=False"):
+        assert isinstance(load(path, weights_only=False)["model"], _Model)
+
+    def local():
+        return 1
+    with pytest.raises(TypeError, match="cannot save an object of type builtins.function"):
+        save(local, tmp_path / "f.pt")
+    assert not (tmp_path / "f.pt").exists()
 
 
 def test_cycle_is_an_error():

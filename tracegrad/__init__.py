@@ -96,4 +96,4 @@ __version__ = "0.1.0"
 # Imported last: they build on everything above.
 from .compiler.function import compile  # noqa: E402,A001,F401
 from .serialization import load, save  # noqa: E402,F401
-from . import nn, optim, utils  # noqa: E402,F401
+from . import nn, onnx, optim, serialization, utils  # noqa: E402,F401

@@ -250,3 +250,12 @@ class PReLU(Module):
 
     def extra_repr(self) -> str:
         return f"num_parameters={self.num_parameters}"
+
+
+def __getattr__(name: str):
+    # PyTorch defines MultiheadAttention in activation.py; here it lives in transformer.py,
+    # which imports this module, so it is resolved lazily instead of imported at the top.
+    if name == "MultiheadAttention":
+        from .transformer import MultiheadAttention
+        return MultiheadAttention
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

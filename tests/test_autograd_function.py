@@ -276,6 +276,36 @@ def test_legacy_instance_call_and_missing_backward():
         NoBackward.apply(randn(2)).sum().backward()
 
 
+def test_backward_may_be_named_vjp():
+    class Double(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def vjp(ctx, g):
+            return g * 2
+
+    x = randn(3)
+    Double.apply(x).sum().backward()
+    assert x.grad.tolist() == [2.0, 2.0, 2.0]
+
+
+def test_gradient_broadcast_to_the_input_is_summed_and_cast():
+    class Broadcasting(Function):
+        @staticmethod
+        def forward(ctx, bias):
+            return bias * 1
+
+        @staticmethod
+        def backward(ctx, g):
+            return torch.ones(4, 3, dtype=torch.float32)  # (4, 3) for a (1, 3) input
+
+    bias = torch.zeros(1, 3, dtype=torch.float64, requires_grad=True)
+    Broadcasting.apply(bias).sum().backward()
+    assert bias.grad.dtype == torch.float64 and bias.grad.tolist() == [[4.0, 4.0, 4.0]]
+
+
 def test_setup_context_style():
     class Exp(Function):
         @staticmethod

@@ -117,7 +117,10 @@ class _FunctionRule:
         if ctx.materialize_grads:
             grads = [_wrap(np.zeros(shape, dtype)) if gi is None else gi
                      for gi, (shape, dtype) in zip(grads, ctx._output_meta)]
-        result = self.cls.backward(ctx, *grads)
+        backward = self.cls.backward
+        if backward is Function.backward:  # PyTorch accepts ``vjp`` as the name too
+            backward = self.cls.vjp
+        result = backward(ctx, *grads)
         return _check_grads(result, node)
 
 
@@ -203,8 +206,6 @@ def _fit_grad(g: Tensor, x: Tensor, name: str, i: int) -> Tensor:
     if gshape != shape:
         lead = len(gshape) - len(shape)
         fits = lead >= 0 and all(s == gs or s == 1 for s, gs in zip(shape, gshape[lead:]))
-        if not fits and g.numel() == x.numel():
-            return g.reshape(shape)
         if not fits:
             raise RuntimeError(f"function {name} returned an invalid gradient at index {i} - "
                                f"got {list(gshape)} but expected shape compatible with "

@@ -71,8 +71,8 @@ def test_pytorch_state_dict_drives_the_same_tracegrad_model():
 def test_whole_pytorch_model_is_refused_without_importing_torch():
     had_torch = "torch" in sys.modules
     with pytest.raises(pickle.UnpicklingError,
-                       match="(?s)torch_whole_model.pt.*GLOBAL torch.nn.modules.container.Sequential"
-                             " was not an allowed global by default.*add_safe_globals"):
+                       match="(?s)torch_whole_model.pt.*GLOBAL "
+                             "torch.nn.modules.container.Sequential was not an allowed global by default.*add_safe_globals"):
         load(fixture("torch_whole_model.pt"))
     assert ("torch" in sys.modules) == had_torch
 

@@ -101,6 +101,26 @@ def test_ops_on_other_threads_are_recorded_on_their_own_stack():
     assert main.self_cpu_time_total == main.cpu_time_total  # no child on its own thread
 
 
+def test_custom_function_backward_is_an_event():
+    class Cube(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x ** 3
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * 3 * x ** 2
+
+    x = torch.ones(3, requires_grad=True)
+    with profile() as prof:
+        Cube.apply(x).sum().backward()
+    events = {e.key: e for e in prof.key_averages()}
+    assert events["CubeBackward"].count == 1
+    assert events["CubeBackward"].cpu_time_total >= events["pow"].cpu_time_total
+
+
 def test_disabled_profile_records_nothing():
     with profile(enabled=False) as prof:
         torch.ones(2) + 1

@@ -34,6 +34,7 @@ from .. import _trace_state
 from .._tensor import Tensor, _wrap
 from .grad_mode import no_grad, state as _grad_state
 from .node import Node
+from .profiler import record_function
 
 __all__ = ["Function", "FunctionCtx", "once_differentiable"]
 
@@ -120,7 +121,8 @@ class _FunctionRule:
         backward = self.cls.backward
         if backward is Function.backward:  # PyTorch accepts ``vjp`` as the name too
             backward = self.cls.vjp
-        result = backward(ctx, *grads)
+        with record_function(node.name):  # a no-op unless a profile is active
+            result = backward(ctx, *grads)
         return _check_grads(result, node)
 
 

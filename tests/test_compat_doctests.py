@@ -1,0 +1,16 @@
+"""The examples in the docstrings of the PyTorch-compatibility modules run as written."""
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["tracegrad.autograd.function", "tracegrad.autograd.functional",
+           "tracegrad.autograd.profiler", "tracegrad.optim.lbfgs", "tracegrad.onnx",
+           "tracegrad.serialization"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name),
+                             optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

@@ -209,7 +209,8 @@ def test_torch_format_round_trip_without_torch(tmp_path):
     base = torch.arange(6, dtype=torch.float32).reshape(2, 3)
     obj = {"t": base.t(), "p": torch.nn.Parameter(torch.ones(2)), "i": torch.arange(3),
            "h": torch.ones(2, dtype=torch.float16), "size": torch.Size([1, 2]),
-           "dt": torch.int8, "dev": torch.device("cpu"), "bytes": b"\x00\x01", "n": None}
+           "dt": torch.int8, "dev": torch.device("cpu"), "bytes": b"\x00\x01", "n": None,
+           "np_scalars": [np.float32(0.5), np.int64(3), np.bool_(True)]}
     path = tmp_path / "rt.pt"
     save(obj, path, format="torch")
     names = zipfile.ZipFile(path).namelist()
@@ -219,6 +220,7 @@ def test_torch_format_round_trip_without_torch(tmp_path):
     assert isinstance(out["p"], torch.nn.Parameter) and out["h"].dtype == torch.float16
     assert out["size"] == torch.Size([1, 2]) and out["dt"] is torch.int8
     assert out["bytes"] == b"\x00\x01" and out["n"] is None and out["i"].tolist() == [0, 1, 2]
+    assert out["np_scalars"] == [0.5, 3, True] and type(out["np_scalars"][1]) is int
     with zipfile.ZipFile(path) as zf:  # records start 64-byte aligned, as torch writes them
         for info in zf.infolist():
             start = info.header_offset + 30 + len(info.filename) + len(info.extra)

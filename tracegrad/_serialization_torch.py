@@ -256,6 +256,8 @@ class _TorchPickler(pickle._Pickler):
         return None
 
     def save(self, obj, save_persistent_id=True):
+        if isinstance(obj, np.generic) and obj.dtype.kind in "biuf":
+            obj = obj.item()  # as the native format does: weights-only readers refuse NumPy
         if isinstance(obj, _dtype.dtype):
             obj = _Global("torch", obj.name)
         if isinstance(obj, _Global):

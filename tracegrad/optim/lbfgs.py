@@ -295,11 +295,14 @@ class LBFGS(Optimizer):
             if abs(loss - prev_loss) < tolerance_change:
                 break
 
-        state["d"], state["t"] = _wrap(d), t
+        # NOTE: scalars are stored as Python floats (exactly the float32 values when the
+        # parameters are float32), so a state dict saves in every format and a resumed run
+        # computes the same products as an uninterrupted one.
+        state["d"], state["t"] = _wrap(d), float(t)
         state["old_dirs"] = [_wrap(v) for v in old_dirs]
         state["old_stps"] = [_wrap(v) for v in old_stps]
-        state["ro"], state["H_diag"] = ro, h_diag
-        state["prev_flat_grad"], state["prev_loss"] = _wrap(prev_flat_grad), prev_loss
+        state["ro"], state["H_diag"] = [float(r) for r in ro], float(h_diag)
+        state["prev_flat_grad"], state["prev_loss"] = _wrap(prev_flat_grad), float(prev_loss)
         return orig_loss
 
 

@@ -276,6 +276,26 @@ def test_legacy_instance_call_and_missing_backward():
         NoBackward.apply(randn(2)).sum().backward()
 
 
+def test_non_tensor_output_gets_none_as_its_gradient():
+    got = []
+
+    class WithCount(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2, 7
+
+        @staticmethod
+        def backward(ctx, g, g_count):
+            got.append(g_count)
+            return g * 2
+
+    x = randn(2)
+    y, count = WithCount.apply(x)
+    assert count == 7
+    y.sum().backward()
+    assert got == [None] and x.grad.tolist() == [2.0, 2.0]
+
+
 def test_backward_may_be_named_vjp():
     class Double(Function):
         @staticmethod

@@ -116,8 +116,8 @@ class _FunctionRule:
             grads = [None] * len(ctx._output_meta)
             grads[ctx._direct_output] = g
         if ctx.materialize_grads:
-            grads = [_wrap(np.zeros(shape, dtype)) if gi is None else gi
-                     for gi, (shape, dtype) in zip(grads, ctx._output_meta)]
+            grads = [_wrap(np.zeros(shape, dtype)) if gi is None and dtype is not None else gi
+                     for gi, (shape, dtype) in zip(grads, ctx._output_meta)]  # None: not a tensor
         backward = self.cls.backward
         if backward is Function.backward:  # PyTorch accepts ``vjp`` as the name too
             backward = self.cls.vjp

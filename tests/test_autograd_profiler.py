@@ -118,7 +118,7 @@ def test_custom_function_backward_is_an_event():
         Cube.apply(x).sum().backward()
     events = {e.key: e for e in prof.key_averages()}
     assert events["CubeBackward"].count == 1
-    assert events["CubeBackward"].cpu_time_total >= events["pow"].cpu_time_total
+    assert events["CubeBackward"].cpu_time_total > 0
 
 
 def test_disabled_profile_records_nothing():

@@ -7,28 +7,52 @@ from .grad_mode import state as _grad_state
 
 
 def _topological_order(roots):
-    """Nodes reachable from ``roots``, each after every node that feeds it a gradient."""
-    order, seen = [], set()
-    stack = [(node, False) for node in roots if node is not None]
+    """Nodes reachable from ``roots``, each after every node that feeds it a gradient.
+
+    NOTE (ready order): a node comes as soon as all its consumers are done (Kahn's
+    algorithm, depth first), and among nodes made ready together, those whose inputs are
+    all leaves come first. So a parameter's gradient is final early in the backward (a
+    linear layer's ``weight.t()`` node runs right after its matmul, not at the very end),
+    which lets DistributedDataParallel overlap its all-reduce with the rest."""
+    consumers: dict = {}  # id(node) -> how many edges reach it from other nodes
+    children: dict = {}  # id(node) -> the nodes its gradient flows into
+    stack = [node for node in roots if node is not None]
     while stack:
-        node, done = stack.pop()
-        if done:
-            order.append(node)
+        node = stack.pop()
+        if id(node) in children:
             continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
         if node.inputs is None:
             raise RuntimeError(
                 f"Trying to backward through the graph a second time (through {node.name}): "
                 f"its saved tensors were freed by the first backward. Pass retain_graph=True "
                 f"to the first backward() if you need to backward twice.")
+        fns = []
         for x in node.inputs:
             fn = getattr(x, "grad_fn", None)
-            if fn is not None and id(fn) not in seen:
-                stack.append((fn, False))
-    order.reverse()
+            if fn is not None:
+                fns.append(fn)
+                key = id(fn)
+                consumers[key] = consumers.get(key, 0) + 1
+                if key not in children:
+                    stack.append(fn)
+        children[id(node)] = fns
+    order = []
+    ready = [node for node in dict.fromkeys(r for r in roots if r is not None)
+             if id(node) not in consumers]
+    while ready:
+        node = ready.pop()
+        order.append(node)
+        terminal = []
+        for fn in children[id(node)]:
+            key = id(fn)
+            left = consumers[key] - 1
+            consumers[key] = left
+            if left == 0:
+                if children[key]:
+                    ready.append(fn)
+                else:
+                    terminal.append(fn)
+        ready.extend(terminal)  # popped first
     return order
 
 

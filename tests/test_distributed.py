@@ -51,7 +51,7 @@ def _run(args: list, tmp_path, timeout: float, ranks: int | None = 2):
 
 CHECKS = ["all_reduce", "broadcast_gather_scatter", "point_to_point", "sampler",
           "loader_epoch", "ddp_mismatch", "ddp_equivalence_SGD", "ddp_equivalence_Adam",
-          "ddp_no_sync", "ddp_unused", "checkpoint_resume", "compiled_ddp"]
+          "ddp_no_sync", "ddp_unused", "ddp_grad_layouts", "checkpoint_resume", "compiled_ddp"]
 
 
 def _passed(tmp_path, rank: int) -> list:

@@ -250,6 +250,29 @@ def check_ddp_no_sync_and_unused() -> None:
     ok("ddp_unused")
 
 
+def check_ddp_grad_layouts() -> None:
+    # rank 1 hands DDP Fortran-ordered gradients for every matrix, rank 0 C-ordered ones:
+    # the slots' layouts disagree and must still give the plain average.
+    torch.manual_seed(0)
+    inner = make_model()
+    layout = np.asfortranarray if RANK == 1 else np.ascontiguousarray
+
+    def relayout(t):
+        t.grad = torch.from_numpy(layout(t.grad.numpy()))
+    for p in inner.parameters():
+        p.register_post_accumulate_grad_hook(relayout)  # runs before DDP's hook
+    ddp = DDP(inner, bucket_cap_mb=0.02)
+    (x, y), = batches(1)
+    mine = slice(RANK * 32, (RANK + 1) * 32)
+    F.cross_entropy(ddp(x[mine]), y[mine]).backward()
+    ref = make_model()
+    ref.load_state_dict(ddp.module.state_dict())
+    F.cross_entropy(ref(x), y).backward()
+    for p, q in zip(ddp.module.parameters(), ref.parameters()):
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-5, atol=1e-6)
+    ok("ddp_grad_layouts")
+
+
 def check_ddp_mismatch() -> None:
     model = nn.Linear(4, 3 if RANK == 0 else 5)
     try:
@@ -336,6 +359,7 @@ def main() -> None:
         check_ddp_mismatch()
         check_ddp_equivalence()
         check_ddp_no_sync_and_unused()
+        check_ddp_grad_layouts()
         check_checkpoint_resume(os.path.join(OUTDIR, "ckpt.tg"))
         check_compiled_ddp()
     elif scenario == "fail":

@@ -5,6 +5,7 @@ single-process training, no_sync, unused parameters, checkpoints, compile) to ke
 suite fast."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -78,3 +79,21 @@ def test_world_of_size_one_without_mpiexec(tmp_path):
     rc, out, err, _ = _run(["single", str(tmp_path)], tmp_path, timeout=60, ranks=None)
     assert rc == 0, err[-3000:]
     assert _passed(tmp_path, 0) == ["OK single", "OK done"]
+
+
+def test_benchmark_rows_run_under_mpiexec(tmp_path):
+    pytest.importorskip("sklearn")
+    out = tmp_path / "rows.json"
+    env = dict(os.environ, TG_BENCH_NO_PEERS="1", TRACEGRAD_CACHE_DIR=str(tmp_path / "c"))
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--tiny", "--only",
+                           "distributed", "--json", str(out)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["name"] for r in rows] == ["digits MLP epoch, DDP, 1 rank",
+                                         "digits MLP epoch, DDP, 2 ranks",
+                                         "dist.all_reduce, 2 ranks", "DDP backward, 2 ranks"]
+    assert all(r["status"] == "ok" and r["times"]["eager"]["median"] > 0 for r in rows), rows
+    assert "scaling efficiency" in rows[1]["note"] and "% of raw mpi4py" in rows[2]["note"]
+    assert rows[2]["times"]["numpy"]["median"] > 0 and rows[2]["gbps"] > 0
+    assert "last gradient to end of backward" in rows[3]["note"]

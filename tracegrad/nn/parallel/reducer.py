@@ -31,6 +31,7 @@ import weakref
 
 import numpy as np
 
+from ..._dispatch import is_tracing
 from ..._tensor import _wrap
 from ...distributed.process_group import comm_for, mpi
 
@@ -128,6 +129,11 @@ class Reducer:
     def grad_ready(self, param) -> None:
         if not self.sync:
             return
+        if is_tracing():
+            raise RuntimeError(
+                "DistributedDataParallel: a gradient became ready inside a tracegrad.compile "
+                "trace (backward() in a compiled training step); the all-reduce runs on "
+                "values, so compile the loss function and call backward() outside it")
         if self.timeline is not None:
             self.timeline.append(("grad", _now()))
         self._mark(param, param.grad)

@@ -374,7 +374,9 @@ def main() -> None:
         assert t.tolist() == [1.0, 1.0, 1.0]
         model = DDP(nn.Linear(3, 2))
         model(torch.ones(4, 3)).sum().backward()
-        assert model.module.weight.grad is not None
+        np.testing.assert_allclose(model.module.weight.grad.numpy(), np.full((2, 3), 4.0))
+        assert list(model.state_dict()) == ["module.weight", "module.bias"]
+        assert list(model.module.state_dict()) == ["weight", "bias"]
         ok("single")
     dist.destroy_process_group()
     assert not dist.is_initialized()

@@ -4,6 +4,7 @@
 same time); a failed check raises, which aborts the whole job."""
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -115,7 +116,21 @@ def check_point_to_point() -> None:
     for w in works:
         w.wait()
     np.testing.assert_array_equal(into.numpy(), rank_values(peer))
+    # a receive nobody has sent yet: wait(timeout) gives up instead of hanging
+    late = torch.zeros(2)
+    if RANK == 0:
+        work = dist.irecv(late, src=1, tag=99)
+        try:
+            work.wait(timeout=0.2)
+        except RuntimeError as e:
+            assert "did not finish within 0.2 s" in str(e)
+        else:
+            raise AssertionError("wait(timeout) must raise when nothing arrives")
     dist.barrier()
+    if RANK == 1:
+        dist.send(torch.tensor([5.0, 6.0]), dst=0, tag=99)
+    else:
+        assert work.wait() and late.tolist() == [5.0, 6.0]
     dist.barrier(async_op=True).wait()
     try:
         dist.send(torch.zeros(2), dst=SIZE)
@@ -377,6 +392,10 @@ def main() -> None:
         np.testing.assert_allclose(model.module.weight.grad.numpy(), np.full((2, 3), 4.0))
         assert list(model.state_dict()) == ["module.weight", "module.bias"]
         assert list(model.module.state_dict()) == ["weight", "bias"]
+        inner = model.module
+        del model
+        gc.collect()
+        assert not inner.weight._post_accumulate_grad_hooks  # dropped with the wrapper
         ok("single")
     dist.destroy_process_group()
     assert not dist.is_initialized()

@@ -138,8 +138,8 @@ def _install_abort_hooks() -> None:
     old_sys, old_thread = sys.excepthook, threading.excepthook
 
     def sys_hook(exc_type, exc, tb):
-        if os.getpid() != _state["pid"] or _state["comm"] is None or \
-                issubclass(exc_type, KeyboardInterrupt) and get_world_size() == 1:
+        # A forked child (a DataLoader worker) never aborts its parent's job.
+        if os.getpid() != _state["pid"] or _state["comm"] is None:
             return old_sys(exc_type, exc, tb)
         abort_job((exc_type, exc, tb))
 

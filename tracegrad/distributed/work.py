@@ -1,6 +1,7 @@
 """``Work``: the handle an ``async_op=True`` collective returns, over MPI requests."""
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 
@@ -26,11 +27,22 @@ class Work:
         return True
 
     def wait(self, timeout=None) -> bool:
-        """Blocks until the operation has finished; returns True."""
-        if not self._done:
+        """Blocks until the operation has finished; returns True. With ``timeout`` (seconds
+        or a ``datetime.timedelta``) raises RuntimeError if it has not finished by then."""
+        if self._done:
+            return True
+        if timeout is None:
             for r in self._requests:
                 r.Wait()
-            self._complete()
+        else:
+            seconds = timeout.total_seconds() if hasattr(timeout, "total_seconds") else timeout
+            deadline = time.monotonic() + float(seconds)
+            while not all(r.Test() for r in self._requests):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"Work.wait: {self._what} did not finish within "
+                                       f"{float(seconds)} s (a peer rank may never join it)")
+                time.sleep(1e-4)
+        self._complete()
         return True
 
     def result(self):

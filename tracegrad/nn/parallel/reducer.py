@@ -105,6 +105,10 @@ class Reducer:
             h.remove()
         self.handles = []
 
+    def __del__(self) -> None:
+        # The parameters outlive a dropped DDP wrapper; their hooks should not.
+        self.remove_hooks()
+
     # ---- one iteration ----------------------------------------------------------------
     def check_finished(self) -> None:
         """A forward must not start while the previous backward left buckets unreduced."""

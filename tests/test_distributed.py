@@ -97,3 +97,20 @@ def test_benchmark_rows_run_under_mpiexec(tmp_path):
     assert "scaling efficiency" in rows[1]["note"] and "% of raw mpi4py" in rows[2]["note"]
     assert rows[2]["times"]["numpy"]["median"] > 0 and rows[2]["gbps"] > 0
     assert "last gradient to end of backward" in rows[3]["note"]
+
+
+def test_docstring_examples_run(tmp_path):
+    # in a child: the examples start MPI (a world of one), which pytest's process should not
+    code = ("import doctest, importlib, sys\n"
+            "failed = 0\n"
+            "for name in ['tracegrad.distributed', 'tracegrad.distributed.process_group',\n"
+            "             'tracegrad.distributed.collectives', 'tracegrad.nn.parallel.distributed',\n"
+            "             'tracegrad.utils.data.distributed']:\n"
+            "    r = doctest.testmod(importlib.import_module(name))\n"
+            "    assert r.attempted > 0, name\n"
+            "    failed += r.failed\n"
+            "sys.exit(failed)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60,
+                          env=dict(os.environ, TRACEGRAD_CACHE_DIR=str(tmp_path)))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]

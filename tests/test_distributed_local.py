@@ -150,3 +150,14 @@ def test_post_accumulate_hook_with_autograd_grad_does_not_fire():
     w.register_post_accumulate_grad_hook(lambda t: fired.append(1))
     (g,) = torch.autograd.grad((w * 2).sum(), w)
     assert g.tolist() == [2.0] and fired == [] and w.grad is None
+
+
+def test_info_names_the_mpi_library():
+    out = subprocess.run([sys.executable, "-m", "tracegrad", "info"], capture_output=True,
+                         text=True, check=True, timeout=120).stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith("MPI: "))
+    if dist.is_available():
+        import mpi4py
+        assert "MPI standard" in line and f"mpi4py {mpi4py.__version__}" in line, line
+    else:
+        assert "not available" in line and "tracegrad[distributed]" in line

@@ -1,7 +1,8 @@
 """The one table of workloads: name -> module with ``run(cfg) -> list[Row]``."""
 from __future__ import annotations
 
-from . import wl_digits, wl_elementwise, wl_overhead, wl_rownorm, wl_seed_mlp, wl_seq_conv
+from . import (wl_digits, wl_distributed, wl_elementwise, wl_overhead, wl_rownorm,
+               wl_seed_mlp, wl_seq_conv)
 
 WORKLOADS = {
     wl_overhead.NAME: wl_overhead,  # per-op eager overhead, µs/op
@@ -11,4 +12,5 @@ WORKLOADS = {
     wl_digits.NAME: wl_digits,  # digits MLP epoch
     wl_seq_conv.LSTM_NAME: wl_seq_conv.LSTMWorkload,  # 2-layer LSTM, variable lengths
     wl_seq_conv.CNN_NAME: wl_seq_conv.CNNWorkload,  # small CNN on 8x8 digits
+    wl_distributed.NAME: wl_distributed,  # DDP under mpiexec: 1 vs 2 ranks, all_reduce
 }

@@ -58,7 +58,26 @@ def _info(args) -> int:
     print(f"CUDA: {'available' if cuda.is_available() else 'not available: ' + cuda.why_unavailable()}")
     print(f"nvcc: {shutil.which('nvcc') or ('/usr/local/cuda/bin/nvcc' if os.path.exists('/usr/local/cuda/bin/nvcc') else 'not found')}")
     print(f"kernel cache: {disk_cache.cache_dir()} ({disk_cache.cache_size_bytes() / 1e6:.1f} MB)")
+    print(f"MPI: {_mpi_description()}")
     return 0
+
+
+def _mpi_description() -> str:
+    """The MPI library behind tracegrad.distributed, asked without starting MPI."""
+    from .distributed import is_available
+    if not is_available():
+        return "not available (pip install 'tracegrad[distributed]')"
+    import mpi4py
+    if "mpi4py.MPI" not in sys.modules:
+        mpi4py.rc.initialize = False  # MPI_Get_library_version needs no MPI_Init
+        mpi4py.rc.finalize = False
+    from mpi4py import MPI
+    library = MPI.Get_library_version().strip().splitlines()[0].strip()
+    major, minor = MPI.Get_version()
+    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    mpiexec = beside if os.path.exists(beside) else shutil.which("mpiexec") or "not found"
+    return (f"{' '.join(library.split())} (MPI standard {major}.{minor}), mpi4py "
+            f"{mpi4py.__version__}, mpiexec: {mpiexec}")
 
 
 def _cache(args) -> int:

@@ -27,6 +27,7 @@ class Tensor:
     # op's output tensor (``_wrap``, on every op) sets only the four slots above.
     grad = None
     _hooks = None
+    _post_accumulate_grad_hooks = None
     _retains_grad = False
     _device = CPU
 
@@ -259,6 +260,17 @@ class Tensor:
             self._hooks.append(hook)
         return _RemovableHandle(self, hook)
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """``hook(tensor) -> None`` runs once this leaf's ``.grad`` holds its final
+        gradient of a backward pass, possibly before the rest of the backward has run."""
+        if self.grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf "
+                               "tensors")
+        if self._post_accumulate_grad_hooks is None:
+            self._post_accumulate_grad_hooks = []
+        self._post_accumulate_grad_hooks.append(hook)
+        return _RemovableHandle(self, hook)
+
     def _bump_version(self) -> None:
         self._version[0] += 1
 
@@ -283,7 +295,8 @@ class _RemovableHandle:
 
     def remove(self) -> None:
         t = self._tensor
-        for hooks in (t._hooks, t.grad_fn.hooks if t.grad_fn is not None else None):
+        for hooks in (t._hooks, t._post_accumulate_grad_hooks,
+                      t.grad_fn.hooks if t.grad_fn is not None else None):
             if hooks and self._hook in hooks:
                 hooks.remove(self._hook)
 

@@ -7,28 +7,52 @@ from .grad_mode import state as _grad_state
 
 
 def _topological_order(roots):
-    """Nodes reachable from ``roots``, each after every node that feeds it a gradient."""
-    order, seen = [], set()
-    stack = [(node, False) for node in roots if node is not None]
+    """Nodes reachable from ``roots``, each after every node that feeds it a gradient.
+
+    NOTE (ready order): a node comes as soon as all its consumers are done (Kahn's
+    algorithm, depth first), and among nodes made ready together, those whose inputs are
+    all leaves come first. So a parameter's gradient is final early in the backward (a
+    linear layer's ``weight.t()`` node runs right after its matmul, not at the very end),
+    which lets DistributedDataParallel overlap its all-reduce with the rest."""
+    consumers: dict = {}  # id(node) -> how many edges reach it from other nodes
+    children: dict = {}  # id(node) -> the nodes its gradient flows into
+    stack = [node for node in roots if node is not None]
     while stack:
-        node, done = stack.pop()
-        if done:
-            order.append(node)
+        node = stack.pop()
+        if id(node) in children:
             continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
         if node.inputs is None:
             raise RuntimeError(
                 f"Trying to backward through the graph a second time (through {node.name}): "
                 f"its saved tensors were freed by the first backward. Pass retain_graph=True "
                 f"to the first backward() if you need to backward twice.")
+        fns = []
         for x in node.inputs:
             fn = getattr(x, "grad_fn", None)
-            if fn is not None and id(fn) not in seen:
-                stack.append((fn, False))
-    order.reverse()
+            if fn is not None:
+                fns.append(fn)
+                key = id(fn)
+                consumers[key] = consumers.get(key, 0) + 1
+                if key not in children:
+                    stack.append(fn)
+        children[id(node)] = fns
+    order = []
+    ready = [node for node in dict.fromkeys(r for r in roots if r is not None)
+             if id(node) not in consumers]
+    while ready:
+        node = ready.pop()
+        order.append(node)
+        terminal = []
+        for fn in children[id(node)]:
+            key = id(fn)
+            left = consumers[key] - 1
+            consumers[key] = left
+            if left == 0:
+                if children[key]:
+                    ready.append(fn)
+                else:
+                    terminal.append(fn)
+        ready.extend(terminal)  # popped first
     return order
 
 
@@ -78,7 +102,10 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool,
     prev_mode = _grad_state.enabled
     _grad_state.enabled = create_graph
     try:
-        for node in _topological_order([r.grad_fn for r in roots]):
+        order = _topological_order([r.grad_fn for r in roots])
+        pending = _post_hook_pending(order) if accumulate_into_leaves else None
+        stored: set = set()
+        for node in order:
             g = node_grads.pop(id(node), None)
             if g is None:
                 continue
@@ -104,6 +131,8 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool,
                 else:
                     _accumulate(leaf_grads, id(x), gx)
                     leaves[id(x)] = x
+            if pending:
+                _store_finished_leaves(node, pending, leaves, leaf_grads, create_graph, stored)
             if not retain_graph:
                 node.inputs = None
                 node.out_data = None
@@ -115,12 +144,42 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool,
             if t.grad_fn is None:
                 results[i] = leaf_grads.get(id(t))
     if accumulate_into_leaves:
-        _store_leaf_grads(leaves, leaf_grads, create_graph)
+        _store_leaf_grads(leaves, leaf_grads, create_graph, stored)
     return results
 
 
-def _store_leaf_grads(leaves: dict, leaf_grads: dict, create_graph: bool) -> None:
-    stored = set()
+def _post_hook_pending(order) -> dict:
+    """For each leaf with post-accumulate-grad hooks: how many gradient contributions
+    the nodes in ``order`` will send it. Its gradient is final when that count is 0."""
+    pending: dict = {}
+    for node in order:
+        for x, needed in zip(node.inputs, node.needs_grad):
+            if needed and x.grad_fn is None and x._post_accumulate_grad_hooks:
+                pending[id(x)] = pending.get(id(x), 0) + 1
+    return pending
+
+
+def _store_finished_leaves(node, pending, leaves, leaf_grads, create_graph, stored) -> None:
+    """Stores (and runs the post-accumulate-grad hooks of) each leaf input of ``node``
+    that will get no more gradient, while the rest of the backward still runs: this is
+    what lets DistributedDataParallel start an all-reduce during backward."""
+    for x, needed in zip(node.inputs, node.needs_grad):
+        key = id(x)
+        if not needed or key not in pending:
+            continue
+        pending[key] -= 1
+        if pending[key] == 0 and key in leaf_grads:
+            # NOTE: the engine may still pass this gradient array to other nodes, and a
+            # post hook may change .grad in place, so the stored gradient is a copy.
+            g, leaf = leaf_grads.pop(key), leaves.pop(key)
+            if leaf.grad is None:
+                g = g.clone() if create_graph else _copy_tensor(g)
+            _store_leaf_grads({key: leaf}, {key: g}, create_graph, stored)
+
+
+def _store_leaf_grads(leaves: dict, leaf_grads: dict, create_graph: bool,
+                      stored: set | None = None) -> None:
+    stored = set() if stored is None else stored
     for key, leaf in leaves.items():
         g = leaf_grads[key]
         if leaf._hooks:
@@ -144,6 +203,9 @@ def _store_leaf_grads(leaves: dict, leaf_grads: dict, create_graph: bool) -> Non
         else:
             leaf.grad._data += g._data
             leaf.grad._version[0] += 1
+        if leaf._post_accumulate_grad_hooks:
+            for hook in leaf._post_accumulate_grad_hooks:
+                hook(leaf)
 
 
 def _copy_tensor(t):

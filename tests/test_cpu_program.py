@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st, HealthCheck
 
 from tracegrad.codegen.ops import Op
 from tracegrad.codegen.schedule import plan
-from tracegrad.runtime.cpu_program import CompiledProgram
+from tracegrad.runtime.cpu_program import CompiledProgram, llvm_source
 from tracegrad.runtime.llvm_jit import host_has_feature
 from codegen_testing import Builder, eval_graph, extern_eval
 from test_codegen_fusion import gelu_tanh, layer_norm, softmax
@@ -25,8 +25,9 @@ def test_every_kernel_source_verifies_on_its_own():
     p = plan(g)
     assert len(p.kernels) >= 3
     for k in p.kernels:
-        llvm.parse_assembly(k.source).verify()
-        assert "define void" in k.source and k.loop_ir.startswith("kernel")
+        source = llvm_source(k.kernel)
+        llvm.parse_assembly(source).verify()
+        assert "define void" in source and k.loop_ir.startswith("kernel")
     text = str(p)
     assert "# loop IR" in text and "kernel k0" in text
 
@@ -53,7 +54,7 @@ def test_compile_failure_raises_clear_error(monkeypatch):
     from tracegrad.runtime import cpu_program
     b = Builder(); x = b.input((4,))
     p = plan(b.graph(b.exp(x)))
-    p.kernels[0].source = "this is not llvm"
+    monkeypatch.setattr(cpu_program, "render_llvm", lambda kernel: "this is not llvm")
     with pytest.raises(cpu_program.ProgramCompileError, match="failed to compile"):
         CompiledProgram(p, extern_eval)
 

@@ -40,7 +40,6 @@ class Entry:
         #                                ("captured", t), number of writes), see Entry.run
         self.diff_inputs = []          # per gradient: ("arg", leaf index) | ("captured", t)
         self.grad_present = []         # which backward outputs exist (others are zeros)
-        self.grad_shapes = []
         self.saved_reads = ()
         self.traced = None             # the joint graph, for reports
         self.compile_seconds = 0.0
@@ -203,8 +202,6 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool) -> 
     if parts.backward is not None:
         entry.diff_inputs = diff_sources
         entry.grad_present = [g is not None for g in grads]
-        entry.grad_shapes = [(tuple(_shape_of(s, leaves)), _dtype_of(s, leaves))
-                             for s in diff_sources]
         entry.backward_plan = plan(parts.backward)
         entry.saved_reads = _saved_reads(parts, diff_sources, tracer, index_of_node)
     if compile_code:
@@ -222,21 +219,14 @@ def _save_sources(entry) -> str:
     """Write every kernel's LLVM IR to a fresh folder, for the fallback warning."""
     import tempfile
     from pathlib import Path
+
+    from ..runtime.cpu_program import llvm_sources
     folder = Path(tempfile.mkdtemp(prefix="tracegrad-failed-"))
     for program in (entry.forward_plan, entry.backward_plan):
-        for step in (program.kernels if program is not None else ()):
-            (folder / f"{step.name}.ll").write_text(step.source)
+        if program is not None:
+            for name, source in llvm_sources(program).items():
+                (folder / f"{name}.ll").write_text(source)
     return str(folder)
-
-
-def _shape_of(source, leaves):
-    kind, ref = source
-    return (leaves[ref] if kind == "arg" else ref)._data.shape
-
-
-def _dtype_of(source, leaves):
-    kind, ref = source
-    return (leaves[ref] if kind == "arg" else ref)._data.dtype
 
 
 def _saved_reads(parts, diff_sources, tracer, index_of_node) -> tuple:

@@ -1,12 +1,14 @@
 """The LLVM-compiled program: sources verify, vectorise, equal NumPy on random graphs."""
+import dataclasses
+
 import llvmlite.binding as llvm
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
 from tracegrad.codegen.ops import Op
-from tracegrad.codegen.schedule import plan
-from tracegrad.runtime.cpu_program import CompiledProgram, llvm_source
+from tracegrad.codegen.schedule import Constant, Storage, plan
+from tracegrad.runtime.cpu_program import CompiledProgram, llvm_source, llvm_sources
 from tracegrad.runtime.llvm_jit import host_has_feature
 from codegen_testing import Builder, eval_graph, extern_eval
 from test_codegen_fusion import gelu_tanh, layer_norm, softmax
@@ -138,3 +140,41 @@ def test_random_graphs_compiled_equal_numpy(g, seed):
         # NOTE: float32 tolerance covers reassociated sums and polynomial exp/tanh (~1e-7
         # relative each) compounding through a few ops
         np.testing.assert_allclose(o, r, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan, 1e-8, -0.0])
+def test_extern_constant_operands_are_typed_values(value):
+    # once: a constant feeding an extern became the buffer name "const:inf:<f2", decoded
+    # with eval, so inf and nan raised NameError
+    b = Builder(); x = b.input((5,), "float16")
+    p = plan(b.graph(b.add(x, b.const(value, "float16"))))
+    (step,) = p.externs
+    const = [a for a in step.inputs if isinstance(a, Constant)]
+    assert len(const) == 1 and const[0].dtype == np.float16
+    a = np.array([1, -2, 0, np.inf, -np.inf], np.float16)
+    with np.errstate(invalid="ignore"):
+        want = a + np.float16(value)
+    np.testing.assert_array_equal(CompiledProgram(p, extern_eval)([a])[0], want)
+
+
+def test_plan_holds_no_source_and_declares_its_fields():
+    b = Builder(); x = b.input((4, 8))
+    p = plan(b.graph(softmax(b, x), b.exp(b.input((3,), "float16"))))
+    for step in p.steps:
+        assert dataclasses.is_dataclass(step)
+        assert not any(isinstance(v, str) and "define void" in v for v in vars(step).values())
+    for k in p.kernels:
+        declared = {f.name for f in dataclasses.fields(k.kernel)}
+        assert set(vars(k.kernel)) <= declared  # nothing attached after construction
+    storages = {i.storage for i in p.buffers.values()}
+    assert Storage.RETURNED in storages and Storage.ARGUMENT in storages
+    assert all((i.slot is None) == (i.storage is not Storage.SLOT) for i in p.buffers.values())
+
+
+def test_kernels_differing_only_in_names_share_one_source():
+    b = Builder(); x = b.input((64,)); y = b.input((64,))
+    p = plan(b.graph(b.exp(x), b.exp(y)))
+    names = [k.name for k in p.kernels]
+    sources = llvm_sources(p)
+    assert len(set(names)) == 2 and len(set(sources.values())) == 1
+    assert '@"tg_kernel"' in sources[names[0]]

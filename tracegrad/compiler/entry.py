@@ -2,6 +2,8 @@
 compile both programs, and run them on each call."""
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from .._primitives import PRIMITIVES
@@ -137,6 +139,11 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool) -> 
                 traced_leaves.append(tracer.argument((), np.float64, False, position))
         t_args, t_kwargs = pytree.unflatten(treedef, traced_leaves)
         out = compiled.fn(*t_args, **t_kwargs)
+        if inspect.isgenerator(out) or inspect.iscoroutine(out) or inspect.isasyncgen(out):
+            out.close()  # never started: nothing of the function ran
+            raise TraceError(f"{compiled.__name__} returned a {type(out).__name__}, whose body "
+                             f"runs only when it is iterated, after tracing; compile traces "
+                             f"functions that return tensors")
         out_treedef, out_leaves = pytree.flatten(out, static=True)
         outputs, out_static = [], []
         for leaf in out_leaves:

@@ -29,10 +29,14 @@ _PACKAGE_DIRS = tuple({str(Path(__file__).resolve().parents[1]),
 BACKENDS = ("auto", "llvm", "cuda", "eager")
 
 
-def user_frame(tb) -> str:
-    """The innermost traceback frame outside tracegrad: where the user's code stopped."""
+def user_frame(tb, fn=None) -> str:
+    """The innermost traceback frame outside tracegrad: where the user's code stopped
+    (else where ``fn`` is defined: a check after the function returned has no frame)."""
     frames = [f for f in traceback.extract_tb(tb) if not f.filename.startswith(_PACKAGE_DIRS)]
     if not frames:
+        code = getattr(inspect.unwrap(fn), "__code__", None) if fn is not None else None
+        if code is not None:
+            return f"{code.co_filename}:{code.co_firstlineno} (def {code.co_name})"
         return "<unknown location>"
     f = frames[-1]
     return f"{f.filename}:{f.lineno} ({f.line})"
@@ -101,6 +105,10 @@ class CompiledFunction:
                                + "; explain() still renders the CUDA C")
         entry = self._cache.get(key)
         if entry is None:
+            if not self._fits_signature(args, kwargs):
+                # Python's own TypeError ("f() missing 1 required positional argument"),
+                # at once: a trace would fail on it, warn, and only then raise
+                return self.fn(*args, **kwargs)
             self.misses += 1
             if debug_level():
                 logger.debug("%s: cache miss, tracing %s (%s)", self.__name__,
@@ -165,6 +173,15 @@ class CompiledFunction:
         key = (treedef, tuple(parts), grad_state.enabled)
         return treedef, leaves, key
 
+    def _fits_signature(self, args, kwargs) -> bool:
+        if self._sig is None:
+            return True
+        try:
+            self._sig.bind(*args, **kwargs)
+        except TypeError:
+            return False
+        return True
+
     def _note_signature(self, key) -> None:
         self._signatures.append(key)
         if len(self._signatures) > SIGNATURE_WARN_LIMIT and not self._warned_signatures:
@@ -179,7 +196,7 @@ class CompiledFunction:
         try:
             return build_entry(self, treedef, leaves, args, kwargs, compile_code=True)
         except TraceError as e:
-            where = user_frame(e.__traceback__)
+            where = user_frame(e.__traceback__, self.fn)
             message = (f"compile: {self.__name__} cannot be traced at {where}: {e}. "
                        f"Running it eagerly for this signature.")
             if self.fullgraph:
@@ -239,8 +256,8 @@ def compile(fn=None, *, backend: str = "auto", fullgraph: bool = False, static_a
         return lambda f: compile(f, backend=backend, fullgraph=fullgraph,
                                  static_argnames=static_argnames)
     if _is_module(fn):
-        from .module import CompiledModule
-        return CompiledModule(fn, backend=backend, fullgraph=fullgraph)
+        from .module import OptimizedModule
+        return OptimizedModule(fn, backend=backend, fullgraph=fullgraph)
     return CompiledFunction(fn, backend=backend, fullgraph=fullgraph,
                             static_argnames=static_argnames)
 

@@ -93,10 +93,13 @@ def _contiguous(x: Any, dtype: Any = None) -> np.ndarray:
     return x if x.flags.c_contiguous else np.ascontiguousarray(x).reshape(x.shape)
 
 
+_char_over: Callable[[Any], ctypes.c_char] = ctypes.c_char.from_buffer
+
+
 def _address(x: np.ndarray) -> int:
     """Data address of a C-contiguous array (~0.5 µs; ``x.ctypes.data`` costs ~1.5 µs)."""
     try:
-        return ctypes.addressof(ctypes.c_char.from_buffer(x))
+        return ctypes.addressof(_char_over(x))
     except (TypeError, ValueError, BufferError):  # read-only or empty: the slower way
         return int(x.__array_interface__["data"][0])
 
@@ -172,11 +175,12 @@ class _ExternCall:
         self.extern_eval = extern_eval
 
     def run(self, arrays: list, addrs: list) -> None:
-        args = [const if k < 0 else arrays[k] if view is None else view(arrays[k])
+        args: list[Any] = [const if k < 0 else arrays[k] if view is None else view(arrays[k])
                 for k, const, view in self.operands]
         step = self.step
         if step.fills_output:
-            np.matmul(*args, out=arrays[self.out])
+            lhs, rhs = args
+            np.matmul(lhs, rhs, out=arrays[self.out])
             return
         if self.extern_eval is None:
             raise RuntimeError(f"extern {step.node.op.name} needs extern_eval")
@@ -212,8 +216,8 @@ class CompiledProgram:
         self._template: list[np.ndarray | None] = [None] * len(names)
         for name, info in buffers.items():
             if info.storage is Storage.SLOT and info.slot is not None:
-                arr = self._slots[info.slot][:info.nbytes].view(info.dtype)
-                self._template[self._index[name]] = arr.reshape(info.shape)
+                raw = self._slots[info.slot][:info.nbytes]
+                self._template[self._index[name]] = raw.view(info.dtype).reshape(info.shape)
         # NOTE (per-call cost): a call works on two lists indexed like ``program.buffers``,
         # the arrays and their integer data addresses, copied from templates in which the
         # temps (fixed for the program's life) are already filled in.  Kernels get ints:
@@ -227,8 +231,8 @@ class CompiledProgram:
         # buffers' own: filled in the template for temps, per call (``_derive``) for
         # inputs and outputs, and by an extern call for what an extern returns.
         self._slot_of: dict[tuple[int, int], int] = {}
-        for step in program.kernels:
-            for b, arg in zip(step.buffers, step.kernel.buffers):
+        for kstep in program.kernels:
+            for b, arg in zip(kstep.buffers, kstep.kernel.buffers):
                 if arg.offset:
                     key = (self._index[b], arg.offset * arg.dtype.itemsize)
                     if key not in self._slot_of:
@@ -243,7 +247,7 @@ class CompiledProgram:
         # the last array seen at each input position and its address: a caller that passes
         # the same arrays again (weights, a reused batch) skips the address lookup.  Holding
         # the array also keeps NumPy from resizing it in place under us.
-        self._last_in: list[np.ndarray | None] = [None] * len(self._inputs)
+        self._last_in: list[Any] = [None] * len(self._inputs)
         self._last_addr: list[int] = [0] * len(self._inputs)
         self._fresh = [(self._index[name], info.shape, info.dtype,
                         info.nbytes >= _POOL_MIN_BYTES)
@@ -274,8 +278,8 @@ class CompiledProgram:
                 self._calls.append(_ExternCall(step, operands, out, derived_of.get(out, []),
                                                extern_eval))
         self._all_buffers = all(spec.kind == "buffer" for spec in program.outputs)
-        self._out_idx = [self._index[spec.buffer]
-                         if spec.kind == "buffer" and spec.buffer is not None else -1
+        # the buffer each "buffer" or "view" result reads
+        self._out_idx = [-1 if spec.buffer is None else self._index[spec.buffer]
                          for spec in program.outputs]
 
     def _input_address(self, pos: int, x: Any) -> tuple[np.ndarray, int]:
@@ -316,15 +320,16 @@ class CompiledProgram:
 
     def _results(self, inputs: Sequence[np.ndarray], arrays: list) -> list[np.ndarray]:
         results = []
-        for spec in self.program.outputs:
+        for spec, k in zip(self.program.outputs, self._out_idx):
             if spec.kind == "buffer":
-                results.append(arrays[self._index[spec.buffer]])
+                results.append(arrays[k])
             elif spec.kind == "input":
+                assert spec.index is not None
                 results.append(inputs[spec.index])
             elif spec.kind == "const":
                 base = np.array(spec.value, dtype=spec.dtype)
                 val = base if spec.view is None else gather_numpy(spec.view, base)
                 results.append(np.array(np.broadcast_to(val, spec.shape)))
             else:
-                results.append(np.array(_view_array(arrays[self._index[spec.buffer]], spec.view)))
+                results.append(np.array(_view_array(arrays[k], spec.view)))
         return results

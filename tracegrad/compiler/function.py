@@ -263,8 +263,5 @@ def compile(fn=None, *, backend: str = "auto", fullgraph: bool = False, static_a
 
 
 def _is_module(obj) -> bool:
-    try:
-        from ..nn import Module
-    except ImportError:
-        return False
+    from ..nn import Module  # nn sits above compiler/ in the layering: import at call time
     return isinstance(obj, Module)

@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 from ..runtime.cpu_program import llvm_sources
+from .debug import describe_key
 
 _records: list = []       # (folder, compiled name, entry) for the index
 _cleaned: set = set()
@@ -105,7 +106,6 @@ def dump_entry(compiled, key, entry) -> None:
 
 
 def write_index(root: Path) -> None:
-    from .debug import describe_key
     lines = ["# tracegrad dump", "",
              "| function | signature | calls | total run ms | compile ms | folder |",
              "|---|---|---|---|---|---|"]

@@ -3,6 +3,8 @@ compile both programs, and run them on each call."""
 from __future__ import annotations
 
 import inspect
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -12,8 +14,10 @@ from ..autograd.engine import run_backward
 from ..autograd.grad_mode import state as grad_state
 from ..codegen.ops import Op
 from ..codegen.schedule import plan
+from ..runtime.cpu_program import CompiledProgram, ProgramCompileError, llvm_sources
 from . import pytree
 from .autograd_bridge import attach
+from .debug import debug_level, logger
 from .errors import TraceError
 from .partition import split
 from .tracer import Tracer, TraceValue, tracing
@@ -65,7 +69,6 @@ class Entry:
         if self.dump_stats is not None:
             self.dump_stats[0] += 1
             self.dump_stats[1] += seconds
-        from .debug import debug_level, logger
         if debug_level() > 1:
             logger.debug("%s: ran in %.3f ms", name, seconds * 1e3)
 
@@ -212,7 +215,6 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool) -> 
         entry.backward_plan = plan(parts.backward)
         entry.saved_reads = _saved_reads(parts, diff_sources, tracer, index_of_node)
     if compile_code:
-        from ..runtime.cpu_program import CompiledProgram, ProgramCompileError
         try:
             entry.forward = CompiledProgram(entry.forward_plan, extern_eval)
             if entry.backward_plan is not None:
@@ -224,10 +226,6 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool) -> 
 
 def _save_sources(entry) -> str:
     """Write every kernel's LLVM IR to a fresh folder, for the fallback warning."""
-    import tempfile
-    from pathlib import Path
-
-    from ..runtime.cpu_program import llvm_sources
     folder = Path(tempfile.mkdtemp(prefix="tracegrad-failed-"))
     for program in (entry.forward_plan, entry.backward_plan):
         if program is not None:

@@ -3,6 +3,7 @@ signature, compile the forward (and, when gradients are needed, the backward) gr
 and replay the compiled programs on later calls with the same signature."""
 from __future__ import annotations
 
+import functools
 import inspect
 import time
 import traceback
@@ -11,13 +12,17 @@ from collections import namedtuple
 from pathlib import Path
 
 
-from .. import _trace_state
+from .. import _trace_state, cuda
 from .._tensor import Tensor
+from ..nn import Module
+from ..runtime.cpu_program import ProgramCompileError
 from ..autograd.grad_mode import state as grad_state
 from . import pytree
 from .debug import debug_level, describe_key, logger, retrace_reason
+from .dump import dump_entry
 from .entry import Entry, build_entry
 from .errors import TraceError
+from .report import Report
 
 _POSITIONAL_TENSORS: dict = {}
 CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "entries", "compile_seconds"])
@@ -81,7 +86,6 @@ class CompiledFunction:
         """Trace and compile for these arguments without running any kernel; returns a
         report whose ``str`` shows the graph, fused groups, loop IR and sources, and whose
         ``kernels`` list each kernel's ``name``, ``ops`` and ``source``."""
-        from .report import Report
         treedef, leaves, key = self._signature(args, kwargs)
         entry = build_entry(self, treedef, leaves, args, kwargs, compile_code=False)
         return Report(self.__name__, key, entry, self._backend_for(leaves))
@@ -98,7 +102,6 @@ class CompiledFunction:
             return self.fn(*args, **kwargs)  # inside another trace: inline
         treedef, leaves, key = self._signature(args, kwargs)
         if self._backend_for(leaves) == "cuda":
-            from .. import cuda
             raise RuntimeError("compile(backend='cuda'): running compiled CUDA kernels is not "
                                "supported yet" + ("" if cuda.is_available() else
                                                   f" (and CUDA is not available: {cuda.why_unavailable()})")
@@ -122,7 +125,6 @@ class CompiledFunction:
             self._cache[key] = entry
             if debug_level():
                 logger.debug("%s: %s in %.1f ms", self.__name__, entry.summary(), seconds * 1e3)
-            from .dump import dump_entry
             dump_entry(self, key, entry)
         else:
             self.hits += 1
@@ -140,7 +142,6 @@ class CompiledFunction:
     def __get__(self, obj, objtype=None):
         if obj is None:
             return self
-        import functools
         return functools.partial(self, obj)
 
     def __repr__(self) -> str:
@@ -205,7 +206,6 @@ class CompiledFunction:
             warnings.warn(message, RuntimeWarning, stacklevel=4)
             return Entry.eager_fallback()
         except Exception as e:  # noqa: BLE001 - compiling must never change the answer
-            from ..runtime.cpu_program import ProgramCompileError
             if isinstance(e, ProgramCompileError):
                 warnings.warn(f"compile: code generation for {self.__name__} failed ({e}); "
                               f"running eagerly", RuntimeWarning, stacklevel=4)
@@ -256,12 +256,11 @@ def compile(fn=None, *, backend: str = "auto", fullgraph: bool = False, static_a
         return lambda f: compile(f, backend=backend, fullgraph=fullgraph,
                                  static_argnames=static_argnames)
     if _is_module(fn):
-        from .module import OptimizedModule
+        from .module import OptimizedModule  # module.py builds on CompiledFunction
         return OptimizedModule(fn, backend=backend, fullgraph=fullgraph)
     return CompiledFunction(fn, backend=backend, fullgraph=fullgraph,
                             static_argnames=static_argnames)
 
 
 def _is_module(obj) -> bool:
-    from ..nn import Module  # nn sits above compiler/ in the layering: import at call time
     return isinstance(obj, Module)

@@ -21,7 +21,10 @@ def _init_llvm():
 
 def test_every_kernel_source_verifies_on_its_own():
     _init_llvm()
-    b = Builder(); x = b.input((8, 16)); w = b.input((16,)); bias = b.input((16,))
+    b = Builder()
+    x = b.input((8, 16))
+    w = b.input((16,))
+    bias = b.input((16,))
     g = b.graph(softmax(b, x), layer_norm(b, x, w, bias, 16), gelu_tanh(b, x),
                 b.pad(b.permute(x, perm=(1, 0)), pads=((1, 1), (0, 2)), value=1.0))
     p = plan(g)
@@ -35,7 +38,8 @@ def test_every_kernel_source_verifies_on_its_own():
 
 
 def test_elementwise_float32_vectorises_at_host_width():
-    b = Builder(); x = b.input((4096,))
+    b = Builder()
+    x = b.input((4096,))
     p = plan(b.graph(gelu_tanh(b, x)))
     cp = CompiledProgram(p, extern_eval)
     ir_text = cp.kernels[p.kernels[0].name][0].optimized_ir
@@ -45,7 +49,8 @@ def test_elementwise_float32_vectorises_at_host_width():
 
 
 def test_softmax_reductions_vectorise():
-    b = Builder(); x = b.input((64, 256))
+    b = Builder()
+    x = b.input((64, 256))
     p = plan(b.graph(softmax(b, x)))
     cp = CompiledProgram(p, extern_eval)
     ir_text = cp.kernels[p.kernels[0].name][0].optimized_ir
@@ -54,7 +59,8 @@ def test_softmax_reductions_vectorise():
 
 def test_compile_failure_raises_clear_error(monkeypatch):
     from tracegrad.runtime import cpu_program
-    b = Builder(); x = b.input((4,))
+    b = Builder()
+    x = b.input((4,))
     p = plan(b.graph(b.exp(x)))
     monkeypatch.setattr(cpu_program, "render_llvm", lambda kernel: "this is not llvm")
     with pytest.raises(cpu_program.ProgramCompileError, match="failed to compile"):
@@ -62,14 +68,16 @@ def test_compile_failure_raises_clear_error(monkeypatch):
 
 
 def test_non_contiguous_inputs_are_accepted():
-    b = Builder(); x = b.input((3, 4))
+    b = Builder()
+    x = b.input((3, 4))
     cp = CompiledProgram(plan(b.graph(b.mul(x, b.const(2.0)))), extern_eval)
     a = np.arange(12, dtype=np.float32).reshape(4, 3).T
     np.testing.assert_array_equal(cp([a])[0], a * 2)
 
 
 def test_extern_unsupported_dtype_goes_to_extern_eval():
-    b = Builder(); x = b.input((5,), "float16")
+    b = Builder()
+    x = b.input((5,), "float16")
     p = plan(b.graph(b.exp(x)))
     assert len(p.kernels) == 0 and len(p.externs) == 1
     out = CompiledProgram(p, extern_eval)([np.ones(5, np.float16)])[0]
@@ -146,7 +154,8 @@ def test_random_graphs_compiled_equal_numpy(g, seed):
 def test_extern_constant_operands_are_typed_values(value):
     # once: a constant feeding an extern became the buffer name "const:inf:<f2", decoded
     # with eval, so inf and nan raised NameError
-    b = Builder(); x = b.input((5,), "float16")
+    b = Builder()
+    x = b.input((5,), "float16")
     p = plan(b.graph(b.add(x, b.const(value, "float16"))))
     (step,) = p.externs
     const = [a for a in step.inputs if isinstance(a, Constant)]
@@ -158,7 +167,8 @@ def test_extern_constant_operands_are_typed_values(value):
 
 
 def test_plan_holds_no_source_and_declares_its_fields():
-    b = Builder(); x = b.input((4, 8))
+    b = Builder()
+    x = b.input((4, 8))
     p = plan(b.graph(softmax(b, x), b.exp(b.input((3,), "float16"))))
     for step in p.steps:
         assert dataclasses.is_dataclass(step)
@@ -172,7 +182,9 @@ def test_plan_holds_no_source_and_declares_its_fields():
 
 
 def test_kernels_differing_only_in_names_share_one_source():
-    b = Builder(); x = b.input((64,)); y = b.input((64,))
+    b = Builder()
+    x = b.input((64,))
+    y = b.input((64,))
     p = plan(b.graph(b.exp(x), b.exp(y)))
     names = [k.name for k in p.kernels]
     sources = llvm_sources(p)

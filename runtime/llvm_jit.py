@@ -5,7 +5,7 @@ Kernel ABI (shared with the LLVM renderer; see DESIGN.md "Runtime"):
     void @name(i64 %start, i64 %end, ptr noalias %buf0, ..., double %s0, ...)
 
 computes iterations ``start <= i < end`` of the kernel's outermost loop, so the
-runtime may split ``[0, outer)`` across threads.
+runtime may split ``[0, outer)`` across threads (``runtime.cpu_threads``).
 
 Example:
     >>> src = '''define void @fill(i64 %s, i64 %e, ptr noalias %out, double %v) {

@@ -190,3 +190,21 @@ def test_kernels_differing_only_in_names_share_one_source():
     sources = llvm_sources(p)
     assert len(set(names)) == 2 and len(set(sources.values())) == 1
     assert '@"tg_kernel"' in sources[names[0]]
+
+
+def test_float_argument_is_a_0d_buffer_loaded_once_outside_the_loops():
+    # why floats do not use the ABI's scalar slots (runtime.cpu_program's doc): the 0-d
+    # buffer's load is hoisted out of the loops, so it costs one load per kernel call
+    b = Builder()
+    x = b.input((64, 256))
+    a = b.input((), "float64")
+    p = plan(b.graph(b.add(b.mul(x, b.cast(a, dtype="float32")), b.const(1.0))))
+    cp = CompiledProgram(p, extern_eval)
+    ir_text = cp.kernels[p.kernels[0].name][0].optimized_ir
+    scalar = [arg.name for arg in p.kernels[0].kernel.buffers if arg.size == 1][0]
+    loads = [line for line in ir_text.splitlines() if f"ptr %{scalar}" in line
+             and "load" in line]
+    assert len(loads) == 1
+    assert ir_text.index(loads[0]) < ir_text.index("\no.body:")
+    xs = np.arange(64 * 256, dtype=np.float32).reshape(64, 256)
+    np.testing.assert_allclose(cp([xs, np.array(2.5)])[0], xs * 2.5 + 1)

@@ -128,3 +128,15 @@ def test_memory_cache_and_kernel_keeps_code_alive():
     a = np.zeros(5)
     k(5, [a], [])  # the engine must still be alive through the kernel
     assert (a == 1).all()
+
+
+@pytest.mark.parametrize("name", ["tracegrad.runtime.llvm_jit", "tracegrad.runtime.cpu_threads",
+                                  "tracegrad.runtime.cpu_program",
+                                  "tracegrad.runtime.disk_cache",
+                                  "tracegrad.runtime.allocator",
+                                  "tracegrad.codegen.schedule"])
+def test_docstring_examples_run(name):
+    import doctest
+    import importlib
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0 and result.failed == 0

@@ -115,6 +115,8 @@ class LoopKernel:
     outer_var: str = "o"
     ops: list[str] = field(default_factory=list)
     work: int = 0
+    buffer_nodes: list[int] = field(default_factory=list)  # graph node held by each buffer
+    movable: frozenset[str] = frozenset()  # buffers whose base may move (NOTE (moved offsets))
 
     def __str__(self) -> str:
         bufs = ", ".join(f"{b.name}: {b.dtype.name}[{b.size}] {'out' if b.is_output else 'in'}"

@@ -41,9 +41,7 @@ def hoist_offsets(kernel: LoopKernel) -> LoopKernel:
                for a in kernel.buffers]
     out = b.finish(buffers, kernel.ops, kernel.work)
     out.body = _renumber(_drop_dead(out.body))
-    for attr, value in vars(kernel).items():  # e.g. the lowerer's ``buffer_nodes``
-        if attr not in vars(out):
-            setattr(out, attr, value)
+    out.buffer_nodes = kernel.buffer_nodes
     out.movable = movable
     return out
 

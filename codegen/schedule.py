@@ -1,23 +1,29 @@
-"""``plan(graph) -> Program``: passes, fusion, lowering, rendering and buffer planning.
+"""``plan(graph) -> Program``: passes, fusion, lowering and buffer planning.
 
-A ``Program`` is pure data (no compiled code): the runtime executor
-(``runtime.cpu_program.CompiledProgram``) compiles its kernel sources and runs its steps.
+A ``Program`` is typed, backend-neutral data: loop kernels (``KernelStep``), extern calls
+(``ExternStep``, whose constant operands are ``Constant`` values, never strings) and
+buffers whose storage is a named ``Storage``. It holds no source text: each backend's
+runtime renders and names the kernels (``runtime.cpu_program`` renders LLVM IR;
+``explain(backend="cuda")`` renders CUDA C from the same program).
 
 Buffers: graph inputs arrive with each call; graph outputs are allocated fresh on every
 call; every other materialised value (a kernel output read by a later step, a matmul
 result) lives in a *slot* of raw bytes planned here, reused by later values once its
 last reader has run (lifetimes never overlap, so a kernel never reads and writes one
-slot: its ``noalias`` parameters stay true).
+slot: its ``noalias`` parameters stay true). A value computed by an extern call that
+NumPy evaluates (a gather, a float16 op) is the array that call returns.
 
 >>> from tracegrad.codegen.ops import Op
 >>> g = Graph(); x = g.add(Op.INPUT, (), (8,), "float32", index=0)
 >>> g.outputs = [g.add(Op.EXP, (x.id,), (8,), "float32").id]
->>> p = plan(g); [k.ops for k in p.kernels]
-[['EXP']]
+>>> p = plan(g); [k.ops for k in p.kernels], p.buffers["out0"].storage
+([['EXP']], <Storage.FRESH: 'fresh'>)
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
+from typing import Literal, Union
 
 import numpy as np
 
@@ -27,53 +33,100 @@ from .loop_ir import LoopKernel
 from .lower import LoweringCache
 from .ops import MOVEMENT, Op
 from .passes import simplify
-from .render_llvm import render_llvm
 from .view import ShapeTracker
+
+
+class Storage(enum.Enum):
+    """Where a buffer's memory comes from."""
+    ARGUMENT = "argument"   # the caller's input array
+    FRESH = "fresh"         # a result: allocated anew at every call
+    SLOT = "slot"           # planned bytes reused across calls (``BufferInfo.slot``)
+    RETURNED = "returned"   # the array the extern step that computes it returns
 
 
 @dataclass
 class BufferInfo:
-    """One materialised value: ``kind`` is "input" (``index`` = argument), "output"
-    (``index`` = result position, fresh per call) or "temp" (bytes at ``slot``)."""
+    """One materialised value: ``kind`` is its role ("input": argument ``index``;
+    "output": result ``index``; "temp"), ``storage`` where its memory comes from."""
     name: str
     node: int
     shape: tuple[int, ...]
     dtype: np.dtype
-    kind: str
-    index: int = -1
-    slot: int = -1
+    kind: Literal["input", "output", "temp"]
+    storage: Storage
+    index: int | None = None
+    slot: int | None = None          # with Storage.SLOT, once planned
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
 
 
 @dataclass
 class KernelStep:
+    """A fused loop kernel; ``buffers`` are the program buffers bound to its parameters."""
     name: str
-    ops: list[str]
-    loop_ir: str
-    source: str
     kernel: LoopKernel
-    buffers: list[str]               # program buffer names bound to buf0, buf1, ...
-    scalars: list[float]
-    outer: int
-    work: int
+    buffers: list[str]
+    loop_ir: str                     # ``str(kernel)``, shared by kernels reused for a group
+
+    @property
+    def ops(self) -> list[str]:
+        return self.kernel.ops
+
+    @property
+    def outer(self) -> int:
+        return self.kernel.outer
+
+    @property
+    def work(self) -> int:
+        return self.kernel.work
+
+
+@dataclass(frozen=True)
+class BufferRead:
+    """An extern operand read from ``buffer``, through ``view`` when it is not None."""
+    buffer: str
+    view: ShapeTracker | None = None
+
+
+@dataclass(frozen=True)
+class Constant:
+    """An extern operand that is a constant (any float: inf and nan included)."""
+    value: float | int | bool
+    dtype: np.dtype
+
+    def array(self) -> np.ndarray:
+        return np.array(self.value, dtype=self.dtype)
+
+
+ExternInput = Union[BufferRead, Constant]
 
 
 @dataclass
 class ExternStep:
+    """A node computed outside generated code. With ``fills_output`` (a float MATMUL) the
+    runtime writes into ``output``'s planned buffer; otherwise ``output`` is the array
+    the call returns (``Storage.RETURNED``)."""
     node: Node
-    inputs: list[tuple[str, ShapeTracker | None]]  # buffer and the view read from it
-    output: str | None               # planned buffer (MATMUL writes into it) or None
+    inputs: list[ExternInput]
+    output: str
+    fills_output: bool
+
+
+Step = Union[KernelStep, ExternStep]
 
 
 @dataclass
 class OutputSpec:
     """How result ``k`` is produced: "buffer" (``buffer``), "input" (argument ``index``),
     "const" (``value`` filled into ``shape``) or "view" (``view`` of ``buffer``, copied)."""
-    kind: str
+    kind: Literal["buffer", "input", "const", "view"]
     shape: tuple[int, ...]
     dtype: np.dtype
     buffer: str | None = None
-    index: int = -1
-    value: object = None
+    index: int | None = None
+    value: float | int | bool | None = None
     view: ShapeTracker | None = None
 
 
@@ -82,7 +135,7 @@ class Program:
     graph: Graph                     # after passes
     traced: Graph                    # as handed in
     fusion: Fusion
-    steps: list                      # KernelStep | ExternStep, in run order
+    steps: list[Step]                # in run order
     buffers: dict[str, BufferInfo]
     inputs: list[str]
     outputs: list[OutputSpec]
@@ -112,12 +165,18 @@ class Program:
                 lines.append(f"kernel {s.name}: ops={'+'.join(s.ops)} outer={s.outer} "
                              f"work={s.work} buffers={bound}")
             else:
-                ins = ", ".join(b + ("" if v is None else f" view {v}") for b, v in s.inputs)
+                ins = ", ".join(_describe(a) for a in s.inputs)
                 lines.append(f"extern {s.node.op.name}(%{s.node.id}) <- {ins} -> {s.output}")
         lines.append(f"temp slots (bytes): {self.slots}")
         for s in self.kernels:
             lines += ["", f"# loop IR {s.name}", s.loop_ir]
         return "\n".join(lines)
+
+
+def _describe(arg: ExternInput) -> str:
+    if isinstance(arg, Constant):
+        return f"const {arg.value!r}:{arg.dtype.name}"
+    return arg.buffer + ("" if arg.view is None else f" view {arg.view}")
 
 
 # Tests set this: every kernel reused for a repeated group is also lowered afresh and
@@ -131,10 +190,10 @@ def _kernel_name(k: int, kernel_ops: list[str]) -> str:
 
 
 def plan(graph: Graph) -> Program:
-    """Simplify, fuse, lower and render ``graph``; plan its buffers.  See module doc."""
+    """Simplify, fuse and lower ``graph``; plan its buffers.  See module doc."""
     g = simplify(graph)
     fusion = fuse(g)
-    outputs_of = {}
+    outputs_of: dict[int, int] = {}
     for k, o in enumerate(g.outputs):
         outputs_of.setdefault(o, k)
     buffers: dict[str, BufferInfo] = {}
@@ -145,20 +204,20 @@ def plan(graph: Graph) -> Program:
             node = g.node(node_id)
             if node.op is Op.INPUT:
                 info = BufferInfo(f"in{node.attrs.get('index', 0)}", node_id, node.shape,
-                                  node.dtype, "input", g.inputs.index(node_id))
+                                  node.dtype, "input", Storage.ARGUMENT, g.inputs.index(node_id))
             elif node_id in outputs_of:
                 info = BufferInfo(f"out{outputs_of[node_id]}", node_id, node.shape, node.dtype,
-                                  "output", outputs_of[node_id])
+                                  "output", Storage.FRESH, outputs_of[node_id])
             else:
-                info = BufferInfo(f"t{node_id}", node_id, node.shape, node.dtype, "temp")
+                info = BufferInfo(f"t{node_id}", node_id, node.shape, node.dtype, "temp",
+                                  Storage.SLOT)
             buffers[info.name] = info
             name_of[node_id] = info.name
         return name_of[node_id]
 
     for i in g.inputs:
         materialise(i)
-    steps = []
-    rendered: dict[str, tuple[str, str]] = {}  # loop IR without the name -> (name, source)
+    steps: list[Step] = []
     lowering = LoweringCache(check=CHECK_REUSE)
     texts: dict[int, str] = {}   # id(kernel body) -> loop IR after the name
     n_kernels = 0
@@ -174,25 +233,23 @@ def plan(graph: Graph) -> Program:
             rest = texts.get(id(kernel.body))
             if rest is None:
                 rest = texts[id(kernel.body)] = str(kernel).split("(", 1)[1]
-            text = f"kernel {name}({rest}"
-            steps.append(KernelStep(name, kernel.ops, text, _render(kernel, text, rendered),
-                                    kernel, bound, [], kernel.outer, kernel.work))
+            steps.append(KernelStep(name, kernel, bound, f"kernel {name}({rest}"))
         else:
             node = g.node(ref)
-            ins = []
+            ins: list[ExternInput] = []
             for i in node.inputs:
                 src = g.node(i)
                 if src.op in MOVEMENT and i not in fusion.group_of:
-                    ins.append((materialise(src.inputs[0]), src.attrs["view"]))
+                    ins.append(BufferRead(materialise(src.inputs[0]), src.attrs["view"]))
                 elif src.op is Op.CONST:
-                    ins.append((f"const:{src.attrs['value']!r}:{src.dtype.str}", None))
+                    ins.append(Constant(src.attrs["value"], src.dtype))
                 else:
-                    ins.append((materialise(i), None))
-            planned = node.op is Op.MATMUL and node.dtype in (np.float32, np.float64)
+                    ins.append(BufferRead(materialise(i)))
+            fills = node.op is Op.MATMUL and node.dtype in (np.float32, np.float64)
             out = materialise(ref)
-            steps.append(ExternStep(node, ins, out if planned else None))
-            if not planned:
-                buffers[out].slot = -2  # produced by extern_eval, not planned
+            steps.append(ExternStep(node, ins, out, fills))
+            if not fills:
+                buffers[out].storage = Storage.RETURNED
     outputs = []
     for o in g.outputs:
         node = g.node(o)
@@ -216,28 +273,16 @@ def plan(graph: Graph) -> Program:
     return program
 
 
-def _render(kernel: LoopKernel, text: str, rendered: dict) -> str:
-    """``render_llvm(kernel)``, once per loop-IR text: an unrolled loop repeats its
-    kernels (NOTE (hoisted offsets)), which then differ only in their names."""
-    key = text.split("(", 1)[1]
-    hit = rendered.get(key)
-    if hit is not None and hit[1].count(f'@"{hit[0]}"') == 1:
-        return hit[1].replace(f'@"{hit[0]}"', f'@"{kernel.name}"')
-    source = render_llvm(kernel)
-    rendered[key] = (kernel.name, source)
-    return source
-
-
-def _step_reads(step) -> list[str]:
+def _step_reads(step: Step) -> list[str]:
     if isinstance(step, KernelStep):
         return [b for b, arg in zip(step.buffers, step.kernel.buffers) if not arg.is_output]
-    return [b for b, _ in step.inputs]
+    return [a.buffer for a in step.inputs if isinstance(a, BufferRead)]
 
 
-def _step_writes(step) -> list[str]:
+def _step_writes(step: Step) -> list[str]:
     if isinstance(step, KernelStep):
         return [b for b, arg in zip(step.buffers, step.kernel.buffers) if arg.is_output]
-    return [step.output] if step.output else []
+    return [step.output] if step.fills_output else []
 
 
 def _plan_slots(program: Program) -> None:
@@ -258,9 +303,9 @@ def _plan_slots(program: Program) -> None:
             free.append(entry[1])
         for b in _step_writes(step):
             info = program.buffers[b]
-            if info.kind != "temp":
+            if info.storage is not Storage.SLOT:
                 continue
-            nbytes = max(int(np.prod(info.shape, dtype=np.int64)) * info.dtype.itemsize, 1)
+            nbytes = max(info.nbytes, 1)
             fits = [s for s in free if program.slots[s] >= nbytes]
             if fits:
                 slot = min(fits, key=lambda s: program.slots[s])

@@ -24,7 +24,9 @@ Example:
 """
 from __future__ import annotations
 
+import functools
 import mmap
+import os
 import threading
 import weakref
 
@@ -98,7 +100,7 @@ def empty(shape: int | tuple[int, ...], dtype=np.float32) -> np.ndarray:
         with _lock:
             _stats["mapped_bytes"] += size
     owner = np.frombuffer(block.mm, np.uint8, count=size, offset=block.offset)
-    ref = weakref.ref(owner, lambda r, b=block: _release(r, b))
+    ref = weakref.ref(owner, functools.partial(_release, block=block))
     with _lock:
         _live_refs[id(ref)] = ref
     return owner[:nbytes].view(dtype).reshape(shape)
@@ -138,3 +140,13 @@ def reset_peak_stats() -> None:
     """Restart ``peak_allocated_bytes`` from the current allocation."""
     with _lock:
         _stats["peak_allocated_bytes"] = _stats["allocated_bytes"]
+
+
+def _reset_lock_after_fork() -> None:
+    # NOTE: the child has only the forking thread; a lock another thread held at fork
+    # time would stay held forever there.
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_lock_after_fork)

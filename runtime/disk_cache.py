@@ -6,9 +6,12 @@ made, the optimized IR (for the dump tool) and the kernels' signatures. The key
 llvmlite version and ``FORMAT_VERSION``, so a stale entry is simply never found.
 
 File layout: ``MAGIC``, a 4-byte little-endian header length, a JSON header (format
-version, section sizes, sha256 of the payload, extra metadata), then the payload.
-A file that is truncated, corrupt or of another format is deleted and reported as
-a miss, never trusted. Writes go to a temporary file then ``os.replace``, so a
+version, section sizes, extra metadata), the payload, and last a 32-byte sha256 of
+every byte before it. The digest covers the header too: nothing read from the file is
+trusted before it matches (a flipped digit in a header's signature once made every
+later process segfault). An entry that is truncated, corrupt, of another format or
+whose header lacks a field is deleted and reported as a miss, never trusted; the
+caller then rebuilds it. Writes go to a temporary file then ``os.replace``, so a
 concurrent reader sees the old entry or the whole new one.
 
 ``TRACEGRAD_CACHE_DIR`` moves the cache; ``TRACEGRAD_DISABLE_DISK_CACHE=1`` turns it off.
@@ -25,10 +28,18 @@ import os
 import shutil
 import struct
 import tempfile
+from typing import Any
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAGIC = b"TGCACHE\x00"
 _LEN = struct.Struct("<I")
+_DIGEST_BYTES = hashlib.sha256().digest_size
+
+Signatures = dict[str, tuple[int, int]]
+
+
+class CorruptEntry(ValueError):
+    """A cache file failed a check; it is deleted and rebuilt."""
 
 
 def enabled() -> bool:
@@ -48,68 +59,113 @@ def _path(key: str, ext: str) -> str:
     return os.path.join(cache_dir(), "llvm", f"{key}.{ext}")
 
 
-def _write(path: str, sections: list[bytes], meta: dict) -> None:
-    payload = b"".join(sections)
-    header = dict(meta, format=FORMAT_VERSION, sizes=[len(s) for s in sections],
-                  sha256=hashlib.sha256(payload).hexdigest())
-    head = json.dumps(header).encode()
-    folder = os.path.dirname(path)
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(MAGIC + _LEN.pack(len(head)) + head + payload)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only or full disk only costs a recompile next time
+def _encode(sections: list[bytes], meta: dict[str, Any]) -> bytes:
+    header = dict(meta, format=FORMAT_VERSION, sizes=[len(s) for s in sections])
+    head = json.dumps(header, sort_keys=True).encode()
+    body = MAGIC + _LEN.pack(len(head)) + head + b"".join(sections)
+    return body + hashlib.sha256(body).digest()
 
 
-def _read(path: str) -> tuple[list[bytes], dict] | None:
+def _decode(data: bytes) -> tuple[list[bytes], dict[str, Any]]:
+    """Sections and header of an entry's bytes; raises CorruptEntry on any damage."""
+    body, digest = data[:-_DIGEST_BYTES], data[-_DIGEST_BYTES:]
+    if len(data) <= len(MAGIC) + _LEN.size + _DIGEST_BYTES or not body.startswith(MAGIC):
+        raise CorruptEntry("not a cache entry")
+    if hashlib.sha256(body).digest() != digest:
+        raise CorruptEntry("digest mismatch")
+    # From here the bytes are what _encode wrote; the checks below guard against an
+    # entry written by a buggy version with a valid digest.
+    (n,) = _LEN.unpack_from(body, len(MAGIC))
+    start = len(MAGIC) + _LEN.size
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    try:
-        if not data.startswith(MAGIC):
-            raise ValueError("bad magic")
-        (n,) = _LEN.unpack_from(data, len(MAGIC))
-        start = len(MAGIC) + _LEN.size
-        header = json.loads(data[start:start + n])
-        payload = data[start + n:]
-        if header.get("format") != FORMAT_VERSION or sum(header["sizes"]) != len(payload):
-            raise ValueError("format or size mismatch")
-        if hashlib.sha256(payload).hexdigest() != header["sha256"]:
-            raise ValueError("checksum mismatch")
-    except (ValueError, KeyError, TypeError, struct.error):
-        try:
-            os.remove(path)  # corrupt or stale: rebuild, never trust
-        except OSError:
-            pass
-        return None
+        header = json.loads(body[start:start + n])
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CorruptEntry(f"unreadable header: {e}") from None
+    if not isinstance(header, dict):
+        raise CorruptEntry("header is not an object")
+    sizes = header.get("sizes")
+    payload = body[start + n:]
+    if header.get("format") != FORMAT_VERSION or not isinstance(sizes, list) \
+            or not all(type(s) is int and s >= 0 for s in sizes) or sum(sizes) != len(payload):
+        raise CorruptEntry("format or size mismatch")
     sections, pos = [], 0
-    for size in header["sizes"]:
+    for size in sizes:
         sections.append(payload[pos:pos + size])
         pos += size
     return sections, header
 
 
-def store(key: str, obj: bytes, optimized_ir: str, signatures: dict) -> None:
+def _write(path: str, sections: list[bytes], meta: dict[str, Any]) -> None:
+    folder = os.path.dirname(path)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(_encode(sections, meta))
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError:
+        pass  # a read-only or full disk only costs a recompile next time
+
+
+def remove(key: str, ext: str = "tgc") -> None:
+    """Delete one entry (a corrupt one, or one whose code failed a later check)."""
+    try:
+        os.remove(_path(key, ext))
+    except OSError:
+        pass
+
+
+def _read(key: str, ext: str) -> tuple[list[bytes], dict[str, Any]] | None:
+    try:
+        with open(_path(key, ext), "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    try:
+        return _decode(data)
+    except CorruptEntry:
+        remove(key, ext)  # corrupt or stale: rebuild, never trust
+        return None
+
+
+def _signatures(header: dict[str, Any]) -> Signatures:
+    sigs = header.get("signatures")
+    if not isinstance(sigs, dict):
+        raise CorruptEntry("no signatures")
+    out: Signatures = {}
+    for name, sig in sigs.items():
+        if not (isinstance(sig, list) and len(sig) == 2
+                and all(type(v) is int and 0 <= v < 1024 for v in sig)):
+            raise CorruptEntry(f"bad signature for {name!r}: {sig!r}")
+        out[name] = (sig[0], sig[1])
+    return out
+
+
+def store(key: str, obj: bytes, optimized_ir: str, signatures: Signatures) -> None:
     """Save one compiled module (object code, optimized IR, name -> (n_buf, n_scalar))."""
     if enabled():
         _write(_path(key, "tgc"), [obj, optimized_ir.encode()], {"signatures": signatures})
 
 
-def load(key: str) -> tuple[bytes, str, dict[str, tuple[int, int]]] | None:
-    """The entry stored under ``key``, or None on a miss or a corrupt entry."""
+def load(key: str) -> tuple[bytes, str, Signatures] | None:
+    """The entry stored under ``key``, or None on a miss or a corrupt entry (deleted)."""
     if not enabled():
         return None
-    got = _read(_path(key, "tgc"))
-    if got is None or len(got[0]) != 2:
+    got = _read(key, "tgc")
+    if got is None:
         return None
-    (obj, ir), header = got
-    sigs = {name: (int(b), int(s)) for name, (b, s) in header["signatures"].items()}
-    return obj, ir.decode(), sigs
+    sections, header = got
+    try:
+        if len(sections) != 2:
+            raise CorruptEntry("expected 2 sections")
+        return sections[0], sections[1].decode(), _signatures(header)
+    except (CorruptEntry, UnicodeDecodeError):
+        remove(key)
+        return None
 
 
 def store_text(key: str, ext: str, text: str) -> None:
@@ -121,8 +177,14 @@ def store_text(key: str, ext: str, text: str) -> None:
 def load_text(key: str, ext: str) -> str | None:
     if not enabled():
         return None
-    got = _read(_path(key, ext))
-    return None if got is None else got[0][0].decode()
+    got = _read(key, ext)
+    if got is None:
+        return None
+    try:
+        return got[0][0].decode()
+    except (IndexError, UnicodeDecodeError):
+        remove(key, ext)
+        return None
 
 
 def clear_cache() -> None:

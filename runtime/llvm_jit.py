@@ -5,7 +5,7 @@ Kernel ABI (shared with the LLVM renderer; see DESIGN.md "Runtime"):
     void @name(i64 %start, i64 %end, ptr noalias %buf0, ..., double %s0, ...)
 
 computes iterations ``start <= i < end`` of the kernel's outermost loop, so the
-runtime may split ``[0, outer)`` across threads.
+runtime may split ``[0, outer)`` across threads (``runtime.cpu_threads``).
 
 Example:
     >>> src = '''define void @fill(i64 %s, i64 %e, ptr noalias %out, double %v) {
@@ -36,21 +36,23 @@ import itertools
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
 
 import llvmlite
 import llvmlite.binding as llvm
+import numpy as np
 
-from . import disk_cache
+from . import cpu_threads, disk_cache
+from .cpu_threads import PARALLEL_MIN_WORK, n_threads, set_n_threads
+from .disk_cache import Signatures
 
-# Below this many elements of work a kernel runs on the calling thread: a thread
-# hand-off costs ~10-20 µs, which only pays for itself on big arrays.
-PARALLEL_MIN_WORK = 1 << 16
+__all__ = ["CpuKernel", "JitModule", "compile_llvm", "cache_key", "clear_memory_cache",
+           "host_cpu", "host_has_feature", "n_threads", "set_n_threads", "PARALLEL_MIN_WORK"]
 
 _init_lock = threading.Lock()
 _initialised = False
 _module_ids = itertools.count()
-_memory_cache: dict[str, "CompiledModule"] = {}
+_memory_cache: dict[str, JitModule] = {}
 _memory_lock = threading.Lock()
 
 
@@ -109,7 +111,7 @@ class CpuKernel:
     NumPy arrays or raw integer addresses (faster: no attribute lookup per call).
     """
 
-    __slots__ = ("address", "n_buffers", "n_scalars", "name", "_cfunc", "_owner")
+    __slots__ = ("address", "n_buffers", "n_scalars", "name", "cfunc", "_owner")
 
     def __init__(self, fn_address: int, n_buffers: int, n_scalars: int, owner: object = None,
                  name: str = "") -> None:
@@ -120,82 +122,34 @@ class CpuKernel:
         self.n_scalars = n_scalars
         self.name = name
         # CFUNCTYPE (not PYFUNCTYPE) releases the GIL during the call.
-        argtypes = [ctypes.c_int64, ctypes.c_int64]
+        argtypes: list[type] = [ctypes.c_int64, ctypes.c_int64]
         argtypes += [ctypes.c_void_p] * n_buffers + [ctypes.c_double] * n_scalars
-        self._cfunc = ctypes.CFUNCTYPE(None, *argtypes)(fn_address)
+        self.cfunc = ctypes.CFUNCTYPE(None, *argtypes)(fn_address)
         self._owner = owner  # keeps the execution engine (the code) alive
 
-    def __call__(self, outer: int, buffers: list, scalars: list | tuple = (),
-                 parallel: bool | None = None, work: int | None = None) -> None:
+    def __call__(self, outer: int, buffers: Sequence[np.ndarray | int],
+                 scalars: Sequence[float] = (), parallel: bool | None = None,
+                 work: int | None = None) -> None:
         if len(buffers) != self.n_buffers or len(scalars) != self.n_scalars:
             raise TypeError(f"kernel {self.name!r} takes {self.n_buffers} buffers and "
                             f"{self.n_scalars} scalars, got {len(buffers)} and {len(scalars)}")
-        args = [b if isinstance(b, int) else b.ctypes.data for b in buffers]
+        args: list[int | float] = [b if isinstance(b, int) else b.ctypes.data for b in buffers]
         args += scalars
+        ranges = None
         if parallel is None:
-            parallel = outer >= 2 and (outer if work is None else work) >= PARALLEL_MIN_WORK
-        if not parallel or _n_threads() < 2 or outer < 2:
-            self._cfunc(0, outer, *args)
-            return
-        n = min(_n_threads(), outer)
-        bounds = [outer * k // n for k in range(n + 1)]
-        pool = _pool()
-        futures = [pool.submit(self._cfunc, bounds[k], bounds[k + 1], *args) for k in range(1, n)]
-        self._cfunc(bounds[0], bounds[1], *args)  # the caller does its share too
-        for f in futures:
-            f.result()
+            ranges = cpu_threads.chunks(outer, work)
+        elif parallel:
+            ranges = cpu_threads.chunks(outer, cpu_threads.PARALLEL_MIN_WORK)
+        if ranges is None:
+            self.cfunc(0, outer, *args)
+        else:
+            cpu_threads.run_chunks(self.cfunc, ranges, args)
 
     def __repr__(self) -> str:
         return f"CpuKernel({self.name!r}, buffers={self.n_buffers}, scalars={self.n_scalars})"
 
 
-_pool_lock = threading.Lock()
-_pool_obj: ThreadPoolExecutor | None = None
-
-
-_threads: int | None = None
-
-
-def n_threads() -> int:
-    """CPU threads kernels may use (the affinity mask, read once: it is a system call)."""
-    global _threads
-    if _threads is None:
-        _threads = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                    else os.cpu_count() or 1)
-    return _threads
-
-
-_n_threads = n_threads
-
-
-def set_n_threads(n: int) -> None:
-    """Use at most ``n`` threads for parallel kernels (a new pool is made on next use)."""
-    global _threads, _pool_obj
-    if n < 1:
-        raise ValueError(f"set_num_threads: expected a positive number of threads, got {n}")
-    with _pool_lock:
-        _threads = int(n)
-        old, _pool_obj = _pool_obj, None
-    if old is not None:
-        old.shutdown(wait=False)
-
-
-def thread_pool() -> ThreadPoolExecutor:
-    """The shared pool that runs all but the caller's chunk of a parallel kernel."""
-    global _pool_obj
-    if _pool_obj is None:
-        with _pool_lock:
-            if _pool_obj is None:
-                # The calling thread runs one chunk itself, so one worker fewer than cores.
-                _pool_obj = ThreadPoolExecutor(max(1, _n_threads() - 1),
-                                               thread_name_prefix="tg-cpu")
-    return _pool_obj
-
-
-_pool = thread_pool
-
-
-class CompiledModule:
+class JitModule:
     """An LLVM module turned into machine code; ``functions[name]`` is a CpuKernel."""
 
     def __init__(self, engine: llvm.ExecutionEngine, functions: dict[str, CpuKernel],
@@ -234,8 +188,20 @@ def _signature(mod: llvm.ModuleRef, name: str) -> tuple[int, int]:
     return n_buf, n_sc
 
 
-def compile_llvm(source: str, names: list[str]) -> CompiledModule:
-    """Compile LLVM IR text; return a CompiledModule exposing ``names`` as CpuKernels.
+def _signatures(mod: llvm.ModuleRef) -> Signatures:
+    """name -> (n_buffers, n_scalars) of every function of ``mod`` with the kernel ABI."""
+    sigs = {}
+    for fn in mod.functions:
+        if not fn.is_declaration and fn.linkage == llvm.Linkage.external:
+            try:
+                sigs[fn.name] = _signature(mod, fn.name)
+            except TypeError:
+                pass  # a helper outside the kernel ABI: not callable from Python
+    return sigs
+
+
+def compile_llvm(source: str, names: list[str]) -> JitModule:
+    """Compile LLVM IR text; return a JitModule exposing ``names`` as CpuKernels.
 
     Memory-cached per process and disk-cached (see ``disk_cache``) by a hash of the
     source and host target, so an identical source never meets LLVM twice.
@@ -257,10 +223,9 @@ def compile_llvm(source: str, names: list[str]) -> CompiledModule:
     return cm
 
 
-def _build(source: str, key: str) -> CompiledModule:
+def _build(source: str, key: str) -> JitModule:
     t0 = time.perf_counter()
-    entry = disk_cache.load(key)
-    cm = _from_object(*entry, key) if entry is not None else None
+    cm = _from_disk(source, key)
     if cm is None:
         cm, obj = _from_source(source, key)
         if obj is not None:
@@ -269,26 +234,40 @@ def _build(source: str, key: str) -> CompiledModule:
     return cm
 
 
-def _finish(engine, sigs, optimized_ir, from_disk, key) -> CompiledModule:
+def _finish(engine: llvm.ExecutionEngine, sigs: Signatures, optimized_ir: str,
+            from_disk: bool, key: str) -> JitModule:
     engine.finalize_object()
-    cm = CompiledModule(engine, {}, sigs, optimized_ir, 0.0, from_disk, key)
+    cm = JitModule(engine, {}, sigs, optimized_ir, 0.0, from_disk, key)
     for name in sigs:
         cm.functions[name] = CpuKernel(engine.get_function_address(name), *sigs[name], owner=cm,
                                        name=name)
     return cm
 
 
-def _from_object(obj: bytes, optimized_ir: str, sigs: dict, key: str) -> CompiledModule | None:
-    """Load cached object code; None (so the caller recompiles) if it does not link."""
+def _from_disk(source: str, key: str) -> JitModule | None:
+    """The cached module for ``source``, or None (the entry deleted, so the caller
+    rebuilds it) when there is none or it fails a check.
+
+    The calling signatures come from the source itself (parsed, not optimised: well under
+    a millisecond) and must equal the entry's: ctypes calls a kernel with the argument
+    list the signature says, and a wrong one would crash the process, not raise."""
+    entry = disk_cache.load(key)
+    if entry is None:
+        return None
+    obj, optimized_ir, stored = entry
     try:
+        expected = _signatures(llvm.parse_assembly(source))
+        if stored != expected:
+            raise RuntimeError(f"cached signatures {stored} differ from the source's {expected}")
         engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), _target_machine())
         engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
-        return _finish(engine, sigs, optimized_ir, True, key)
-    except RuntimeError:
+        return _finish(engine, expected, optimized_ir, True, key)
+    except RuntimeError:  # does not link, a kernel's address is 0, a signature differs
+        disk_cache.remove(key)
         return None
 
 
-def _from_source(source: str, key: str) -> tuple[CompiledModule, bytes | None]:
+def _from_source(source: str, key: str) -> tuple[JitModule, bytes | None]:
     tm = _target_machine()
     mod = llvm.parse_assembly(source)
     mod.verify()
@@ -298,13 +277,7 @@ def _from_source(source: str, key: str) -> tuple[CompiledModule, bytes | None]:
     mod.data_layout = str(tm.target_data)
     _optimize(mod, tm)
     optimized_ir = str(mod)
-    sigs = {}
-    for fn in mod.functions:
-        if not fn.is_declaration and fn.linkage == llvm.Linkage.external:
-            try:
-                sigs[fn.name] = _signature(mod, fn.name)
-            except TypeError:
-                pass  # a helper outside the kernel ABI: not callable from Python
+    sigs = _signatures(mod)
     engine = llvm.create_mcjit_compiler(mod, tm)
     # MCJIT hands us the object it makes anyway, so caching costs no second codegen.
     captured: list[bytes] = []
@@ -317,3 +290,13 @@ def clear_memory_cache() -> None:
     """Forget modules compiled in this process (the disk cache is untouched)."""
     with _memory_lock:
         _memory_cache.clear()
+
+
+def _reset_locks_after_fork() -> None:
+    # NOTE: a lock another thread held at fork time stays held forever in the child.
+    global _init_lock, _memory_lock
+    _init_lock = threading.Lock()
+    _memory_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_locks_after_fork)

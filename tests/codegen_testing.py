@@ -147,7 +147,7 @@ def extern_eval(node, arrays):
 def run_interp(program, inputs):
     """Execute a Program with the loop-IR interpreter (externs through NumPy)."""
     from tracegrad.codegen.interp import run_kernel
-    from tracegrad.codegen.schedule import KernelStep
+    from tracegrad.codegen.schedule import Constant, KernelStep
     env = {}
     for name, x in zip(program.inputs, inputs):
         env[name] = np.ascontiguousarray(x).reshape(-1)
@@ -161,11 +161,11 @@ def run_interp(program, inputs):
         else:
             from tracegrad.codegen.view import gather_numpy
             args = []
-            for b, view in step.inputs:
-                if b.startswith("const:"):
-                    _, value, dt = b.split(":", 2)
-                    args.append(np.array(eval(value), dtype=np.dtype(dt)))
+            for arg in step.inputs:
+                if isinstance(arg, Constant):
+                    args.append(arg.array())
                     continue
+                b, view = arg.buffer, arg.view
                 info = program.buffers[b]
                 base = env[b].reshape(info.shape)
                 args.append(base if view is None else gather_numpy(view, base))

@@ -332,3 +332,53 @@ def test_explain_with_the_cuda_backend_needs_no_gpu():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA"):
             c(torch.randn(8, 32))
+
+
+# ---- edge cases: arity, generators ---------------------------------------------------
+def test_wrong_arity_raises_type_error_at_once_without_a_fallback_warning():
+    @torch.compile
+    def mul(x, y):
+        return x * y
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a "tracing failed ... eagerly" warning fails this
+        with pytest.raises(TypeError, match=r"mul\(\) missing 1 required positional argument"):
+            mul(torch.ones(3))
+        with pytest.raises(TypeError, match="takes 2 positional arguments but 3 were given"):
+            mul(torch.ones(3), torch.ones(3), torch.ones(3))
+        with pytest.raises(TypeError, match="unexpected keyword argument 'z'"):
+            mul(torch.ones(3), torch.ones(3), z=1)
+    assert mul.cache_info().misses == 0
+    np.testing.assert_array_equal(mul(torch.ones(3), torch.full((3,), 2.0)).numpy(), [2, 2, 2])
+
+
+def test_compiled_module_checks_arity_against_forward():
+    net = torch.compile(torch.nn.Linear(3, 2))
+    assert type(net).__name__ == "OptimizedModule"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(TypeError, match="forward"):
+            net(torch.ones(1, 3), torch.ones(1, 3))
+
+
+def test_generator_function_falls_back_with_a_clear_warning():
+    @torch.compile
+    def powers(x):
+        for k in range(3):
+            yield x * k
+
+    with pytest.warns(RuntimeWarning,
+                      match=r"test_compile\.py:\d+ \(def powers\).*returned a generator"):
+        out = list(powers(torch.ones(2)))
+    assert [o.tolist() for o in out] == [[0, 0], [1, 1], [2, 2]]
+
+
+def test_function_returning_a_generator_falls_back_or_raises_with_fullgraph():
+    def lazy(x):
+        return (x * k for k in range(3))
+
+    with pytest.warns(RuntimeWarning, match="returned a generator"):
+        out = list(torch.compile(lazy)(torch.ones(2)))
+    assert [o.tolist() for o in out] == [[0, 0], [1, 1], [2, 2]]
+    with pytest.raises(TraceError, match="returned a generator"):
+        torch.compile(lazy, fullgraph=True)(torch.ones(2))

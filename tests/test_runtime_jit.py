@@ -1,17 +1,11 @@
 """runtime.llvm_jit: compile hand-written kernels, call them, split them over threads."""
 import gc
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from llvmlite import ir
 
-try:
-    from tracegrad.runtime import llvm_jit
-except ImportError:  # package not installed yet: import the folders directly
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tracegrad.runtime import llvm_jit
+from tracegrad.runtime import cpu_threads, llvm_jit
 
 I64, F64, F32 = ir.IntType(64), ir.DoubleType(), ir.FloatType()
 
@@ -84,7 +78,7 @@ def test_integer_pointers_and_partial_range():
     k = llvm_jit.compile_llvm(AXPY, ["inc"]).functions["inc"]
     a = np.zeros(10)
     k(4, [a.ctypes.data], [])
-    k._cfunc(6, 8, a.ctypes.data)  # the ABI's own start/end
+    k.cfunc(6, 8, a.ctypes.data)  # the ABI's own start/end
     assert a.tolist() == [1, 1, 1, 1, 0, 0, 1, 1, 0, 0]
 
 
@@ -100,13 +94,13 @@ def test_thread_split_covers_each_iteration_once(parallel, n):
 def test_work_hint_decides_parallelism(monkeypatch):
     k = llvm_jit.compile_llvm(AXPY, ["inc"]).functions["inc"]
     calls = []
-    monkeypatch.setattr(llvm_jit, "_n_threads", lambda: 2)
-    real = llvm_jit._pool
+    monkeypatch.setattr(cpu_threads, "n_threads", lambda: 2)
+    real = cpu_threads.thread_pool
 
     def spy():
         calls.append(1)
         return real()
-    monkeypatch.setattr(llvm_jit, "_pool", spy)
+    monkeypatch.setattr(cpu_threads, "thread_pool", spy)
     a = np.zeros(8)
     k(8, [a], [])  # tiny: direct call
     assert not calls
@@ -134,3 +128,15 @@ def test_memory_cache_and_kernel_keeps_code_alive():
     a = np.zeros(5)
     k(5, [a], [])  # the engine must still be alive through the kernel
     assert (a == 1).all()
+
+
+@pytest.mark.parametrize("name", ["tracegrad.runtime.llvm_jit", "tracegrad.runtime.cpu_threads",
+                                  "tracegrad.runtime.cpu_program",
+                                  "tracegrad.runtime.disk_cache",
+                                  "tracegrad.runtime.allocator",
+                                  "tracegrad.codegen.schedule"])
+def test_docstring_examples_run(name):
+    import doctest
+    import importlib
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0 and result.failed == 0

@@ -16,6 +16,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from ..runtime.cpu_program import llvm_sources
+from .debug import describe_key
+
 _records: list = []       # (folder, compiled name, entry) for the index
 _cleaned: set = set()
 
@@ -88,9 +91,10 @@ def dump_entry(compiled, key, entry) -> None:
         groups += [f"kernel {k.name}: {' + '.join(k.ops)}" for k in program.kernels]
         groups += [f"extern {s.node.op.name}" for s in program.externs]
         (folder / f"{stage}_program.txt").write_text(str(program) + "\n")
+        sources = llvm_sources(program)
         for step in program.kernels:
             (folder / f"{step.name}.loop.txt").write_text(step.loop_ir + "\n")
-            (folder / f"{step.name}.ll").write_text(step.source)
+            (folder / f"{step.name}.ll").write_text(sources[step.name])
             if runner is not None and step.name in runner.kernels:
                 module = runner.kernels[step.name][0]
                 (folder / f"{step.name}.opt.ll").write_text(module.optimized_ir)
@@ -102,7 +106,6 @@ def dump_entry(compiled, key, entry) -> None:
 
 
 def write_index(root: Path) -> None:
-    from .debug import describe_key
     lines = ["# tracegrad dump", "",
              "| function | signature | calls | total run ms | compile ms | folder |",
              "|---|---|---|---|---|---|"]

@@ -2,6 +2,10 @@
 compile both programs, and run them on each call."""
 from __future__ import annotations
 
+import inspect
+import tempfile
+from pathlib import Path
+
 import numpy as np
 
 from .._primitives import PRIMITIVES
@@ -10,8 +14,10 @@ from ..autograd.engine import run_backward
 from ..autograd.grad_mode import state as grad_state
 from ..codegen.ops import Op
 from ..codegen.schedule import plan
+from ..runtime.cpu_program import CompiledProgram, ProgramCompileError, llvm_sources
 from . import pytree
 from .autograd_bridge import attach
+from .debug import debug_level, logger
 from .errors import TraceError
 from .partition import split
 from .tracer import Tracer, TraceValue, tracing
@@ -40,7 +46,6 @@ class Entry:
         #                                ("captured", t), number of writes), see Entry.run
         self.diff_inputs = []          # per gradient: ("arg", leaf index) | ("captured", t)
         self.grad_present = []         # which backward outputs exist (others are zeros)
-        self.grad_shapes = []
         self.saved_reads = ()
         self.traced = None             # the joint graph, for reports
         self.compile_seconds = 0.0
@@ -64,7 +69,6 @@ class Entry:
         if self.dump_stats is not None:
             self.dump_stats[0] += 1
             self.dump_stats[1] += seconds
-        from .debug import debug_level, logger
         if debug_level() > 1:
             logger.debug("%s: ran in %.3f ms", name, seconds * 1e3)
 
@@ -138,6 +142,11 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool) -> 
                 traced_leaves.append(tracer.argument((), np.float64, False, position))
         t_args, t_kwargs = pytree.unflatten(treedef, traced_leaves)
         out = compiled.fn(*t_args, **t_kwargs)
+        if inspect.isgenerator(out) or inspect.iscoroutine(out) or inspect.isasyncgen(out):
+            out.close()  # never started: nothing of the function ran
+            raise TraceError(f"{compiled.__name__} returned a {type(out).__name__}, whose body "
+                             f"runs only when it is iterated, after tracing; compile traces "
+                             f"functions that return tensors")
         out_treedef, out_leaves = pytree.flatten(out, static=True)
         outputs, out_static = [], []
         for leaf in out_leaves:
@@ -203,12 +212,9 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool) -> 
     if parts.backward is not None:
         entry.diff_inputs = diff_sources
         entry.grad_present = [g is not None for g in grads]
-        entry.grad_shapes = [(tuple(_shape_of(s, leaves)), _dtype_of(s, leaves))
-                             for s in diff_sources]
         entry.backward_plan = plan(parts.backward)
         entry.saved_reads = _saved_reads(parts, diff_sources, tracer, index_of_node)
     if compile_code:
-        from ..runtime.cpu_program import CompiledProgram, ProgramCompileError
         try:
             entry.forward = CompiledProgram(entry.forward_plan, extern_eval)
             if entry.backward_plan is not None:
@@ -220,23 +226,12 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool) -> 
 
 def _save_sources(entry) -> str:
     """Write every kernel's LLVM IR to a fresh folder, for the fallback warning."""
-    import tempfile
-    from pathlib import Path
     folder = Path(tempfile.mkdtemp(prefix="tracegrad-failed-"))
     for program in (entry.forward_plan, entry.backward_plan):
-        for step in (program.kernels if program is not None else ()):
-            (folder / f"{step.name}.ll").write_text(step.source)
+        if program is not None:
+            for name, source in llvm_sources(program).items():
+                (folder / f"{name}.ll").write_text(source)
     return str(folder)
-
-
-def _shape_of(source, leaves):
-    kind, ref = source
-    return (leaves[ref] if kind == "arg" else ref)._data.shape
-
-
-def _dtype_of(source, leaves):
-    kind, ref = source
-    return (leaves[ref] if kind == "arg" else ref)._data.dtype
 
 
 def _saved_reads(parts, diff_sources, tracer, index_of_node) -> tuple:

@@ -3,6 +3,7 @@ signature, compile the forward (and, when gradients are needed, the backward) gr
 and replay the compiled programs on later calls with the same signature."""
 from __future__ import annotations
 
+import functools
 import inspect
 import time
 import traceback
@@ -11,13 +12,17 @@ from collections import namedtuple
 from pathlib import Path
 
 
-from .. import _trace_state
+from .. import _trace_state, cuda
 from .._tensor import Tensor
+from ..nn import Module
+from ..runtime.cpu_program import ProgramCompileError
 from ..autograd.grad_mode import state as grad_state
 from . import pytree
 from .debug import debug_level, describe_key, logger, retrace_reason
+from .dump import dump_entry
 from .entry import Entry, build_entry
 from .errors import TraceError
+from .report import Report
 
 _POSITIONAL_TENSORS: dict = {}
 CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "entries", "compile_seconds"])
@@ -29,10 +34,14 @@ _PACKAGE_DIRS = tuple({str(Path(__file__).resolve().parents[1]),
 BACKENDS = ("auto", "llvm", "cuda", "eager")
 
 
-def user_frame(tb) -> str:
-    """The innermost traceback frame outside tracegrad: where the user's code stopped."""
+def user_frame(tb, fn=None) -> str:
+    """The innermost traceback frame outside tracegrad: where the user's code stopped
+    (else where ``fn`` is defined: a check after the function returned has no frame)."""
     frames = [f for f in traceback.extract_tb(tb) if not f.filename.startswith(_PACKAGE_DIRS)]
     if not frames:
+        code = getattr(inspect.unwrap(fn), "__code__", None) if fn is not None else None
+        if code is not None:
+            return f"{code.co_filename}:{code.co_firstlineno} (def {code.co_name})"
         return "<unknown location>"
     f = frames[-1]
     return f"{f.filename}:{f.lineno} ({f.line})"
@@ -77,7 +86,6 @@ class CompiledFunction:
         """Trace and compile for these arguments without running any kernel; returns a
         report whose ``str`` shows the graph, fused groups, loop IR and sources, and whose
         ``kernels`` list each kernel's ``name``, ``ops`` and ``source``."""
-        from .report import Report
         treedef, leaves, key = self._signature(args, kwargs)
         entry = build_entry(self, treedef, leaves, args, kwargs, compile_code=False)
         return Report(self.__name__, key, entry, self._backend_for(leaves))
@@ -94,13 +102,16 @@ class CompiledFunction:
             return self.fn(*args, **kwargs)  # inside another trace: inline
         treedef, leaves, key = self._signature(args, kwargs)
         if self._backend_for(leaves) == "cuda":
-            from .. import cuda
             raise RuntimeError("compile(backend='cuda'): running compiled CUDA kernels is not "
                                "supported yet" + ("" if cuda.is_available() else
                                                   f" (and CUDA is not available: {cuda.why_unavailable()})")
                                + "; explain() still renders the CUDA C")
         entry = self._cache.get(key)
         if entry is None:
+            if not self._fits_signature(args, kwargs):
+                # Python's own TypeError ("f() missing 1 required positional argument"),
+                # at once: a trace would fail on it, warn, and only then raise
+                return self.fn(*args, **kwargs)
             self.misses += 1
             if debug_level():
                 logger.debug("%s: cache miss, tracing %s (%s)", self.__name__,
@@ -114,7 +125,6 @@ class CompiledFunction:
             self._cache[key] = entry
             if debug_level():
                 logger.debug("%s: %s in %.1f ms", self.__name__, entry.summary(), seconds * 1e3)
-            from .dump import dump_entry
             dump_entry(self, key, entry)
         else:
             self.hits += 1
@@ -132,7 +142,6 @@ class CompiledFunction:
     def __get__(self, obj, objtype=None):
         if obj is None:
             return self
-        import functools
         return functools.partial(self, obj)
 
     def __repr__(self) -> str:
@@ -165,6 +174,15 @@ class CompiledFunction:
         key = (treedef, tuple(parts), grad_state.enabled)
         return treedef, leaves, key
 
+    def _fits_signature(self, args, kwargs) -> bool:
+        if self._sig is None:
+            return True
+        try:
+            self._sig.bind(*args, **kwargs)
+        except TypeError:
+            return False
+        return True
+
     def _note_signature(self, key) -> None:
         self._signatures.append(key)
         if len(self._signatures) > SIGNATURE_WARN_LIMIT and not self._warned_signatures:
@@ -179,7 +197,7 @@ class CompiledFunction:
         try:
             return build_entry(self, treedef, leaves, args, kwargs, compile_code=True)
         except TraceError as e:
-            where = user_frame(e.__traceback__)
+            where = user_frame(e.__traceback__, self.fn)
             message = (f"compile: {self.__name__} cannot be traced at {where}: {e}. "
                        f"Running it eagerly for this signature.")
             if self.fullgraph:
@@ -188,7 +206,6 @@ class CompiledFunction:
             warnings.warn(message, RuntimeWarning, stacklevel=4)
             return Entry.eager_fallback()
         except Exception as e:  # noqa: BLE001 - compiling must never change the answer
-            from ..runtime.cpu_program import ProgramCompileError
             if isinstance(e, ProgramCompileError):
                 warnings.warn(f"compile: code generation for {self.__name__} failed ({e}); "
                               f"running eagerly", RuntimeWarning, stacklevel=4)
@@ -239,15 +256,11 @@ def compile(fn=None, *, backend: str = "auto", fullgraph: bool = False, static_a
         return lambda f: compile(f, backend=backend, fullgraph=fullgraph,
                                  static_argnames=static_argnames)
     if _is_module(fn):
-        from .module import CompiledModule
-        return CompiledModule(fn, backend=backend, fullgraph=fullgraph)
+        from .module import OptimizedModule  # module.py builds on CompiledFunction
+        return OptimizedModule(fn, backend=backend, fullgraph=fullgraph)
     return CompiledFunction(fn, backend=backend, fullgraph=fullgraph,
                             static_argnames=static_argnames)
 
 
 def _is_module(obj) -> bool:
-    try:
-        from ..nn import Module
-    except ImportError:
-        return False
     return isinstance(obj, Module)

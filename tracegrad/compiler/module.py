@@ -5,14 +5,17 @@ the module in place keeps the compiled forward correct.
 """
 from __future__ import annotations
 
+import inspect
+
 from .function import CompiledFunction
 
 
-class CompiledModule:
+class OptimizedModule:
+    """What ``tracegrad.compile(module)`` returns (PyTorch's name for it)."""
+
     def __init__(self, module, backend: str = "auto", fullgraph: bool = False) -> None:
         object.__setattr__(self, "_orig_mod", module)
-        object.__setattr__(self, "_compiled", CompiledFunction(
-            module.__call__, backend=backend, fullgraph=fullgraph))
+        object.__setattr__(self, "_compiled", self._compile(module, backend, fullgraph))
         # Training and eval modes trace differently (dropout, batch norm): one cache each.
         object.__setattr__(self, "_by_mode", {})
 
@@ -23,9 +26,18 @@ class CompiledModule:
         mode = self._orig_mod.training
         fn = self._by_mode.get(mode)
         if fn is None:
-            fn = self._by_mode[mode] = CompiledFunction(
-                self._orig_mod.__call__, backend=self._compiled.backend,
-                fullgraph=self._compiled.fullgraph)
+            fn = self._by_mode[mode] = self._compile(self._orig_mod, self._compiled.backend,
+                                                     self._compiled.fullgraph)
+        return fn
+
+    @staticmethod
+    def _compile(module, backend: str, fullgraph: bool) -> CompiledFunction:
+        fn = CompiledFunction(module.__call__, backend=backend, fullgraph=fullgraph)
+        # ``__call__`` takes (*args, **kwargs): check a call's arity against forward's
+        try:
+            fn._sig = inspect.signature(module.forward)
+        except (TypeError, ValueError, AttributeError):
+            pass
         return fn
 
     def cache_info(self):
@@ -41,4 +53,4 @@ class CompiledModule:
         setattr(self._orig_mod, name, value)
 
     def __repr__(self) -> str:
-        return f"CompiledModule({self._orig_mod!r})"
+        return f"OptimizedModule({self._orig_mod!r})"

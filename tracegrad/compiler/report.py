@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..codegen.render_cuda import render_cuda
+from ..runtime.cpu_program import llvm_sources
+
 
 @dataclass
 class KernelReport:
@@ -31,11 +34,11 @@ class Report:
         for stage, program in (("forward", self.forward), ("backward", self.backward)):
             if program is None:
                 continue
+            # each backend renders (and names) kernels from the same typed program
+            sources = (llvm_sources(program) if backend != "cuda"
+                       else {k.name: render_cuda(k.kernel) for k in program.kernels})
             for k in program.kernels:
-                source = k.source
-                if backend == "cuda":
-                    from ..codegen.render_cuda import render_cuda
-                    source = render_cuda(k.kernel)
+                source = sources[k.name]
                 self.kernels.append(KernelReport(k.name, list(k.ops), source, k.loop_ir, stage,
                                                  backend))
             self.externs += [f"{stage}: {s.node.op.name}" for s in program.externs]

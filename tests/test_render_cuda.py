@@ -165,9 +165,9 @@ def _nvcc(tmp_path, sources: list[str]) -> list[str]:
 def _int_pow_kernel():
     # integer POW is not lowered today (the LLVM renderer lacks it); the CUDA table has it
     b = KernelBuilder("ipow", outer=8)
-    x = b.emit("LOAD", ("buf0", "o"), "int64")
-    y = b.emit("LOAD", ("buf1", "o"), "int64")
-    b.store("buf2", "o", b.emit("POW", (x, y), "int64"))
+    x = b.emit(Op.LOAD, ("buf0", "o"), "int64")
+    y = b.emit(Op.LOAD, ("buf1", "o"), "int64")
+    b.store("buf2", "o", b.emit(Op.POW, (x, y), "int64"))
     return b.finish([BufferArg("buf0", np.dtype("int64"), 8, False),
                      BufferArg("buf1", np.dtype("int64"), 8, False),
                      BufferArg("buf2", np.dtype("int64"), 8, True)])
@@ -175,7 +175,7 @@ def _int_pow_kernel():
 
 def _copy_kernel(outer=1000, dtype="float32"):
     b = KernelBuilder("k", outer=outer)
-    b.store("buf1", "o", b.emit("LOAD", ("buf0", "o"), dtype))
+    b.store("buf1", "o", b.emit(Op.LOAD, ("buf0", "o"), dtype))
     return b.finish([BufferArg("buf0", np.dtype(dtype), outer, False),
                      BufferArg("buf1", np.dtype(dtype), outer, True)])
 
@@ -254,8 +254,8 @@ def test_literals_are_exact():
 def test_small_index_division_is_32_bit_and_large_stays_64():
     def div_kernel(outer):
         b = KernelBuilder("k", outer=outer)
-        q = b.emit("IDIV", ("o", b.const(7, "int64")), "int64")
-        b.store("buf1", "o", b.emit("LOAD", ("buf0", q), "float32"))
+        q = b.emit(Op.IDIV, ("o", b.const(7, "int64")), "int64")
+        b.store("buf1", "o", b.emit(Op.LOAD, ("buf0", q), "float32"))
         return b.finish([BufferArg("buf0", np.dtype("float32"), outer, False),
                          BufferArg("buf1", np.dtype("float32"), outer, True)])
     assert "(long long)((unsigned)o / (unsigned)v0)" in render_cuda(div_kernel(1000))

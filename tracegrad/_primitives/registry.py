@@ -15,7 +15,13 @@ Each ``Primitive`` holds, side by side:
   (version counters are checked only for those, as PyTorch does).
 - ``saves_output``: whether the rule reads the forward output (exp, tanh, sqrt, ...).
 
-How codegen lowers a primitive is decided by its ``Op`` kind (``codegen.ops``).
+- ``lowering`` (derived from the op's kind in ``codegen``): what codegen makes of it; an
+  elementwise primitive's is its ``codegen.scalar_ops.ScalarOp`` row, which holds the NumPy
+  semantics that ``eager`` is, its cost and its renderings.
+
+``scalar_primitive`` registers an elementwise primitive from one call: given a new op name
+it defines the op's scalar facts in codegen (``define_scalar_op``) and its record here, so
+a new unary op is its record, its public function and a test (tests/test_new_primitive.py).
 """
 from __future__ import annotations
 
@@ -24,7 +30,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..codegen.ops import Op
+from ..codegen.ops import ELEMENTWISE, EXTERN, MOVEMENT, REDUCE, Op
+from ..codegen.scalar_ops import REDUCTION_ACC, SCALAR_OPS, define_scalar_op
 
 
 class ShapeError(RuntimeError):
@@ -48,6 +55,24 @@ class Primitive:
     def __repr__(self) -> str:
         return f"<primitive {self.name}>"
 
+    @property
+    def lowering(self) -> tuple[str, Any]:
+        """How codegen lowers it: ("scalar", ScalarOp) for an elementwise op (CAST is a
+        conversion: ("cast", None)), ("reduce", accumulator Op), ("view", None) for a
+        movement op, ("extern", None) for an op the runtime runs with NumPy/BLAS."""
+        op = self.op
+        if op in SCALAR_OPS:
+            return "scalar", SCALAR_OPS[op]
+        if op is Op.CAST:
+            return "cast", None
+        if op in REDUCE:
+            return "reduce", REDUCTION_ACC[op]
+        if op in MOVEMENT:
+            return "view", None
+        if op in EXTERN:
+            return "extern", None
+        raise LookupError(f"primitive {self.name}: codegen has no lowering for {op.name}")
+
 
 PRIMITIVES: dict[Op, Primitive] = {}
 
@@ -60,6 +85,28 @@ def primitive(op: Op, *, shape, vjp=None, needs=_reads_all, saves_output=False,
         PRIMITIVES[op] = prim
         return prim
     return register
+
+
+def scalar_primitive(op: Op | str, *, shape, vjp=None, needs=_reads_all, saves_output=False,
+                     name: str | None = None, eager: Callable | None = None,
+                     kind: str = "unary", numpy: Callable | None = None, costly: bool = False,
+                     expand: Callable | None = None, llvm: Callable | None = None,
+                     cuda: Callable | None = None) -> Primitive:
+    """Register an elementwise primitive whose eager implementation is its row of codegen's
+    NumPy semantics table (``eager`` only wraps that row where dtypes need care).
+
+    ``op`` is an ``Op`` whose scalar facts codegen already has, or the name of a new op:
+    then ``kind``, ``numpy``, ``costly``, ``expand``, ``llvm`` and ``cuda`` define it
+    (``codegen.scalar_ops.define_scalar_op``).
+    """
+    if isinstance(op, str):
+        if numpy is None:
+            raise TypeError(f"scalar_primitive: a new op {op} needs its NumPy semantics (numpy=)")
+        op = define_scalar_op(op, kind, numpy, costly=costly, expand=expand, llvm=llvm, cuda=cuda)
+    if op not in ELEMENTWISE or op not in SCALAR_OPS:
+        raise ValueError(f"scalar_primitive: {op.name} is not an elementwise scalar op")
+    return primitive(op, shape=shape, vjp=vjp, needs=needs, saves_output=saves_output,
+                     name=name)(eager or SCALAR_OPS[op].numpy)
 
 
 def reads_none(needs_grad) -> tuple[int, ...]:

@@ -43,7 +43,8 @@ UNARY_FLOAT = ["NEG", "EXP", "LOG", "SIN", "COS", "SQRT", "RECIP", "TANH", "SIGM
                "ABS", "SIGN", "FLOOR", "CEIL", "ROUND", "LOG1P", "EXPM1"]
 BINARY_FLOAT = ["ADD", "SUB", "MUL", "DIV", "POW", "MAXIMUM", "MINIMUM",
                 "CMPLT", "CMPLE", "CMPGT", "CMPGE", "CMPEQ", "CMPNE"]
-BINARY_INT = ["ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "CMPLT", "CMPEQ", "CMPNE"]
+BINARY_INT = ["ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "CMPLT", "CMPEQ", "CMPNE",
+              "AND", "OR", "XOR"]
 CASTS = [("float32", "float64"), ("float32", "int32"), ("float32", "int64"), ("float32", "bool"),
          ("float32", "uint8"), ("float64", "float32"), ("int64", "float32"), ("int32", "int64"),
          ("bool", "float32"), ("uint8", "float32"), ("int64", "bool")]
@@ -68,7 +69,7 @@ def _graph_cases() -> dict[str, tuple]:
                 b.op(Op[op], b.input((5, 7), dt), b.input((7,), dt))],
                 "pos" if op in POSITIVE else "any")
     for dt in ("int32", "int64"):
-        for op in ("NEG", "ABS", "SIGN"):
+        for op in ("NEG", "ABS", "SIGN", "NOT"):
             add(f"{op}_{dt}", lambda b, op=op, dt=dt: [b.op(Op[op], b.input((9,), dt))])
         for op in BINARY_INT:
             add(f"{op}_{dt}", lambda b, op=op, dt=dt: [

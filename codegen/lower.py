@@ -235,7 +235,7 @@ class _Lowerer:
                     for m, (lo, hi), n in zip(multi, v.mask, v.shape):
                         conds = []
                         if lo > 0:
-                            conds.append(b.emit(Op.CMPGE, (m, b_const(b, lo)), _BOOL))
+                            conds.append(b.emit(Op.CMPLE, (b_const(b, lo), m), _BOOL))  # m >= lo
                         if hi < n:
                             conds.append(b.emit(Op.CMPLT, (m, b_const(b, hi)), _BOOL))
                         for c in conds:

@@ -10,8 +10,8 @@ Semantics of each primitive, in NumPy terms (the eager implementation defines th
   CEIL ROUND LOG1P EXPM1 NOT`` (NOT is bitwise not: ``np.invert``, logical not on bool).
 - ``CAST`` attrs ``dtype``: ``x.astype(dtype)``.
 - binary elementwise with NumPy broadcasting (inputs already promoted to one dtype):
-  ``ADD SUB MUL DIV POW MAXIMUM MINIMUM`` and the comparisons ``CMPLT CMPLE CMPGT
-  CMPGE CMPEQ CMPNE`` (bool result), ``AND OR XOR`` bitwise on integers and bool.
+  ``ADD SUB MUL DIV POW MAXIMUM MINIMUM`` and the comparisons ``CMPLT CMPLE CMPEQ
+  CMPNE`` (bool result; ``a > b`` is ``CMPLT(b, a)``), ``AND OR XOR`` bitwise on integers and bool.
 - ``WHERE(cond, a, b)`` with broadcasting.
 - reductions, attrs ``axes`` (sorted tuple of non-negative ints) and ``keepdim``:
   ``SUM MAX MIN PROD``; ``ARGMAX ARGMIN`` take a single ``axis`` (or None) and ``keepdim``
@@ -141,7 +141,7 @@ for _kind, _names in (
         ("unary", "NEG EXP LOG SIN COS SQRT RECIP TANH SIGMOID ERF ABS SIGN FLOOR CEIL ROUND "
                   "LOG1P EXPM1 NOT CAST"),
         ("binary", "ADD SUB MUL DIV POW MAXIMUM MINIMUM"),
-        ("comparison", "CMPLT CMPLE CMPGT CMPGE CMPEQ CMPNE"),
+        ("comparison", "CMPLT CMPLE CMPEQ CMPNE"),
         ("binary", "AND OR XOR"),
         ("ternary", "WHERE"),
         ("reduce", "SUM MAX MIN PROD"),

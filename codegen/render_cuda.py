@@ -255,8 +255,6 @@ for _op, _rule in {
                          b=_logical("&&")),
     Op.CMPLT: _compare("<"),
     Op.CMPLE: _compare("<="),
-    Op.CMPGT: _compare(">"),
-    Op.CMPGE: _compare(">="),
     Op.CMPEQ: _compare("=="),
     Op.CMPNE: _compare("!="),
     Op.AND: _by_kind(i=_infix("&"), u=_infix("&"), b=_logical("&&")),

@@ -156,8 +156,6 @@ for _op, _rule in {
                          u=_select_int("<", False), b=_same_int("and_")),
     Op.CMPLT: _compare("<"),
     Op.CMPLE: _compare("<="),
-    Op.CMPGT: _compare(">"),
-    Op.CMPGE: _compare(">="),
     Op.CMPEQ: _compare("=="),
     Op.CMPNE: _compare("!="),
     Op.AND: _by_kind(i=_same_int("and_"), u=_same_int("and_")),

@@ -139,8 +139,6 @@ _TABLE = (
     ("MINIMUM", "binary", np.minimum, False),
     ("CMPLT", "comparison", np.less, False),
     ("CMPLE", "comparison", np.less_equal, False),
-    ("CMPGT", "comparison", np.greater, False),
-    ("CMPGE", "comparison", np.greater_equal, False),
     ("CMPEQ", "comparison", np.equal, False),
     ("CMPNE", "comparison", np.not_equal, False),
     ("AND", "binary", np.bitwise_and, False),  # bitwise; on bool that is logical

@@ -160,7 +160,7 @@ def test_dtypes(dtype):
     else:
         outs = [b.add(x, y), b.maximum(x, y), b.op(Op.CMPLT, x, y),
                 b.cast(x, dtype="float32"), b.sum(x, axes=(0,), keepdim=False),
-                b.where(b.op(Op.CMPGT, x, y), x, y)]
+                b.where(b.op(Op.CMPLT, y, x), x, y)]
         xs = [(RNG.random((3, 4)) * 50).astype(dtype), (RNG.random(4) * 50).astype(dtype)]
     check(b.graph(*outs), xs)
 

@@ -104,7 +104,7 @@ def test_divmod_through_safe_index_where():
     j = b.begin_loop(10, "j")
     i = b.emit(Op.ADD, (b.emit(Op.ADD, (b.emit(Op.MUL, ("o", c(8)), INDEX), j), INDEX), c(-1)),
                INDEX)  # o*8 + j - 1: a pad of 1 before rows of 8
-    valid = b.emit(Op.AND, (b.emit(Op.CMPGE, (j, c(1)), np.dtype(bool)),
+    valid = b.emit(Op.AND, (b.emit(Op.CMPLE, (c(1), j), np.dtype(bool)),
                            b.emit(Op.CMPLT, (j, c(9)), np.dtype(bool))), np.dtype(bool))
     safe = b.emit(Op.WHERE, (valid, i, c(0)), INDEX)
     hi = b.emit(Op.IDIV, (safe, c(8)), INDEX)

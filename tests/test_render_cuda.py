@@ -42,7 +42,7 @@ FLOATS = ("float32", "float64")
 UNARY_FLOAT = ["NEG", "EXP", "LOG", "SIN", "COS", "SQRT", "RECIP", "TANH", "SIGMOID", "ERF",
                "ABS", "SIGN", "FLOOR", "CEIL", "ROUND", "LOG1P", "EXPM1"]
 BINARY_FLOAT = ["ADD", "SUB", "MUL", "DIV", "POW", "MAXIMUM", "MINIMUM",
-                "CMPLT", "CMPLE", "CMPGT", "CMPGE", "CMPEQ", "CMPNE"]
+                "CMPLT", "CMPLE", "CMPEQ", "CMPNE"]
 BINARY_INT = ["ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "CMPLT", "CMPEQ", "CMPNE",
               "AND", "OR", "XOR"]
 CASTS = [("float32", "float64"), ("float32", "int32"), ("float32", "int64"), ("float32", "bool"),
@@ -82,7 +82,7 @@ def _graph_cases() -> dict[str, tuple]:
     add("SCALAR_CONST", lambda b: [b.add(b.mul(b.input((6,)), b.const(float("inf"))),
                                          b.const(-2.5))])
     add("WHERE", lambda b: [b.where(b.input((3, 4), "bool"), b.input((3, 4)), b.input((4,)))])
-    add("WHERE_cmp", lambda b: (lambda x: [b.where(b.cmpgt(x, b.const(0.0)), x,
+    add("WHERE_cmp", lambda b: (lambda x: [b.where(b.cmplt(b.const(0.0), x), x,
                                                    b.mul(x, b.const(0.1)))])(b.input((40,))))
     for src, dst in CASTS:
         # NOTE: NaN and out-of-range floats cast to an integer are undefined in C

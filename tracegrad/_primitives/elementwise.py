@@ -249,8 +249,8 @@ scalar_primitive(Op.MAXIMUM, shape=binary_shape_for("maximum"),
                  vjp=_extremum_vjp(lambda a, b: a > b))
 scalar_primitive(Op.MINIMUM, shape=binary_shape_for("minimum"),
                  vjp=_extremum_vjp(lambda a, b: a < b))
-for _op, _name in ((Op.CMPLT, "lt"), (Op.CMPLE, "le"), (Op.CMPGT, "gt"), (Op.CMPGE, "ge"),
-                   (Op.CMPEQ, "eq"), (Op.CMPNE, "ne")):
+# ``a > b`` and ``a >= b`` are CMPLT and CMPLE with the operands swapped (_ops/math.py)
+for _op, _name in ((Op.CMPLT, "lt"), (Op.CMPLE, "le"), (Op.CMPEQ, "eq"), (Op.CMPNE, "ne")):
     scalar_primitive(_op, shape=compare_shape_for(_name), name=_name)
 
 

@@ -73,3 +73,23 @@ def test_a_chain_of_10000_ops_compiles_and_equals_eager():
     x = torch.from_numpy(np.linspace(-1, 1, 64, dtype=np.float32))
     _, out = _compile_without_fallback(f, x)
     np.testing.assert_allclose(out.numpy(), f(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_the_backward_of_a_200_op_chain_compiles_and_equals_eager():
+    """The backward graph of the chain is as deep again (its vjps are tensor code)."""
+    rng = np.random.default_rng(1)
+    data = rng.standard_normal((8, 33)).astype(np.float32)
+    row = torch.from_numpy(rng.standard_normal(33).astype(np.float32) * 0.01)
+    f = mixed_chain(200)
+
+    def loss(x):
+        return f(x, row).sum()
+
+    x1 = torch.from_numpy(data.copy()).requires_grad_()
+    loss(x1).backward()
+    x2 = torch.from_numpy(data.copy()).requires_grad_()
+    compiled, out = _compile_without_fallback(loss, x2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out.backward()
+    np.testing.assert_allclose(x2.grad.numpy(), x1.grad.numpy(), rtol=2e-4, atol=2e-5)

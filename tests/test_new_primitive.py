@@ -171,3 +171,10 @@ def test_expanded_op_never_reaches_the_loop_ir(softsigns):
 def test_registering_twice_as_another_kind_raises(softsigns):
     with pytest.raises(ValueError, match="already defined as unary"):
         scalar_ops.define_scalar_op("SOFTSIGN_X", "binary", _softsign_numpy)
+
+
+def test_a_new_op_without_a_lowering_is_refused():
+    with pytest.raises(TypeError, match="needs a lowering"):
+        scalar_primitive("SOFTSIGN_NOWHERE", numpy=_softsign_numpy, shape=float_unary_shape,
+                         llvm=_softsign_llvm)
+    assert "SOFTSIGN_NOWHERE" not in Op._members

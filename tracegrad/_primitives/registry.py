@@ -142,6 +142,9 @@ def scalar_primitive(op: Op | str, *, shape, vjp=None, needs=_reads_all, saves_o
     if isinstance(op, str):
         if numpy is None:
             raise TypeError(f"scalar_primitive: a new op {op} needs its NumPy semantics (numpy=)")
+        if expand is None and (llvm is None or cuda is None):
+            raise TypeError(f"scalar_primitive: a new op {op} needs a lowering: expand= (as "
+                            f"other scalar ops) or a rendering for each backend (llvm= and cuda=)")
         op = define_scalar_op(op, kind, numpy, costly=costly, expand=expand, llvm=llvm, cuda=cuda)
     if op not in ELEMENTWISE or op not in SCALAR_OPS:
         raise ValueError(f"scalar_primitive: {op.name} is not an elementwise scalar op")

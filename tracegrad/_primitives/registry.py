@@ -41,8 +41,9 @@ SIN COS SQRT TANH ERF ABS SIGN    polynomial in a kernel (``codegen.llvm_math``)
 FLOOR CEIL ROUND RECIP            composites they would be several passes or lose accuracy
 LOG1P EXPM1                       accuracy: ``exp(x) - 1`` has 1e-3 relative error at
                                   x = 1e-5 in float32, ``log(1 + x)`` likewise
-SIGMOID                           accuracy without overflow (split by sign) eagerly, one
-                                  polynomial in a kernel; ``1 / (1 + exp(-x))`` is 4 passes
+SIGMOID                           one autograd node saving only its output (the composite
+                                  records four and saves their inputs), 4 in-place NumPy
+                                  passes eagerly, one polynomial in a kernel
 ADD MUL DIV POW MAXIMUM           binary ufuncs, one pass each
 SUB                               one pass; ``a + (-b)`` is two (3.4x slower at 1M elements)
 MINIMUM                           one pass; ``-maximum(-a, -b)`` is four (3.9x slower)

@@ -195,7 +195,8 @@ class KernelBuilder:
 
     def _simplify_index(self, op, args):
         c = [self._consts.get(a) if isinstance(a, str) else None for a in args]
-        if op in (Op.ADD, Op.SUB, Op.MUL, Op.IDIV, Op.MOD) and c[0] is not None and c[1] is not None:
+        if (op in (Op.ADD, Op.SUB, Op.MUL, Op.IDIV, Op.MOD)
+                and c[0] is not None and c[1] is not None):
             a, b = c
             value = {Op.ADD: a + b, Op.SUB: a - b, Op.MUL: a * b,
                      Op.IDIV: a // b if b else 0, Op.MOD: a % b if b else 0}[op]
@@ -298,7 +299,9 @@ class KernelBuilder:
         if rng is not None and rng[0] >= 0 and (big or q):
             rest = self._affine_sum(small, r)
             if op is Op.MOD:
-                return rest if rng[1] < c else self.emit(Op.MOD, (rest, self.const(c, INDEX)), INDEX)
+                if rng[1] < c:
+                    return rest
+                return self.emit(Op.MOD, (rest, self.const(c, INDEX)), INDEX)
             quotient = self._affine_sum(big, q)
             if rng[1] < c:
                 return quotient

@@ -229,7 +229,8 @@ class _Lowerer:
                 lin = b_const(b, v.offset)
                 for m, s in zip(multi, v.strides):
                     if s:
-                        lin = b.emit(Op.ADD, (lin, b.emit(Op.MUL, (m, b_const(b, s)), INDEX)), INDEX)
+                        term = b.emit(Op.MUL, (m, b_const(b, s)), INDEX)
+                        lin = b.emit(Op.ADD, (lin, term), INDEX)
                 if v.mask is not None:
                     valid = None
                     for m, (lo, hi), n in zip(multi, v.mask, v.shape):
@@ -258,11 +259,13 @@ class _Lowerer:
             return b.emit(Op.CAST, (args[0],), dt) if in_dt[0] != dt else args[0]
         if op is Op.WHERE:
             cond = args[0] if in_dt[0] == _BOOL else b.emit(Op.CAST, (args[0],), _BOOL)
-            a, c = (x if d == dt else b.emit(Op.CAST, (x,), dt) for x, d in zip(args[1:], in_dt[1:]))
+            a, c = (x if d == dt else b.emit(Op.CAST, (x,), dt)
+                    for x, d in zip(args[1:], in_dt[1:]))
             return b.emit(Op.WHERE, (cond, a, c), dt)
         if op in COMPARISON:
             common = np.result_type(*in_dt)
-            args = [x if d == common else b.emit(Op.CAST, (x,), common) for x, d in zip(args, in_dt)]
+            args = [x if d == common else b.emit(Op.CAST, (x,), common)
+                    for x, d in zip(args, in_dt)]
             return b.emit(op, tuple(args), dt)
         args = [x if d == dt else b.emit(Op.CAST, (x,), dt) for x, d in zip(args, in_dt)]
         if op is Op.POW and self.g.node(edges[1].src).op is Op.CONST:

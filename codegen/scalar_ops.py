@@ -13,8 +13,9 @@
 How each backend prints an op is the backend's table in ``RENDERINGS`` (keyed by ``Op``;
 ``render_llvm.LLVM_RULES`` and ``render_cuda.CUDA_RULES`` are those dicts, filled with the
 built-in rules when the renderer is imported); ``define_scalar_op`` adds a new op's rules
-there, so a new op is registered from one call without importing a backend. ``tests/test_codegen_coverage.py`` fails when an op that reaches
-the loop IR lacks a rendering in either backend.
+there, so a new op is registered from one call without importing a backend.
+``tests/test_codegen_coverage.py`` fails when an op that reaches the loop IR lacks a
+rendering in either backend.
 
 >>> import numpy as np
 >>> SCALAR_OPS[Op.MAXIMUM].numpy(np.float32([1, np.nan]), np.float32([2, 0]))

@@ -119,12 +119,14 @@ def test_cuda_source_propagates_nan_on_host_threads(tmp_path):
     runs = []
     for name, program in _programs().items():
         for step in program.kernels:
-            runs.append(_unique(step.kernel, "n" + "".join(c if c.isalnum() else "_" for c in name)))
+            tag = "n" + "".join(c if c.isalnum() else "_" for c in name)
+            runs.append(_unique(step.kernel, tag))
     src = HOST_PRELUDE + "\n".join(render_cuda(k) + _host_launcher(k) for k in runs)
     (tmp_path / "nan.cpp").write_text(src)
     lib = tmp_path / "nan.so"
     res = subprocess.run([CXX, "-O0", "-std=c++17", "-shared", "-fPIC", "-pthread", "-w",
-                          "-o", str(lib), str(tmp_path / "nan.cpp")], capture_output=True, text=True)
+                          "-o", str(lib), str(tmp_path / "nan.cpp")],
+                         capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-4000:]
     so = ctypes.CDLL(str(lib))
     rng = np.random.default_rng(2)
@@ -133,8 +135,8 @@ def test_cuda_source_propagates_nan_on_host_threads(tmp_path):
         ref = {name: x.copy() for name, x in got.items()}
         run_kernel(k, ref)
         grid, block = launch_config(k, max_threads=64)
-        ptrs = (ctypes.c_void_p * len(k.buffers))(*[got[b.name].ctypes.data + b.offset * b.dtype.itemsize
-                                                    for b in k.buffers])
+        ptrs = (ctypes.c_void_p * len(k.buffers))(
+            *[got[b.name].ctypes.data + b.offset * b.dtype.itemsize for b in k.buffers])
         getattr(so, f"run_{k.name}")(ptrs, ctypes.c_uint(min(grid[0], 3)), ctypes.c_uint(block[0]))
         for b in k.buffers:
             if b.is_output:

@@ -24,6 +24,7 @@ def hoist_offsets(kernel: LoopKernel) -> LoopKernel:
     dead instructions dropped and values renumbered in order of use (so kernels equal up
     to their offsets and names print the same).
 
+    >>> import numpy as np
     >>> b = KernelBuilder("k", outer=4)
     >>> i = b.emit(Op.ADD, (b.const(8, INDEX), b.var_outer), INDEX)
     >>> b.store("buf1", b.var_outer, b.emit(Op.LOAD, ("buf0", i), np.float32))

@@ -24,11 +24,11 @@ import numpy as np
 
 from .fuse import Edge, Group, edge_shape, input_edges, split_rows
 from .graph import Graph, Node
+from .index_math import Idx, b_const, unravel
 from .loop_ir import INDEX, BufferArg, KernelBuilder, LoopKernel
 from .offsets import hoist_offsets
 from .ops import COMPARISON, MOVEMENT, REDUCE, Op
 from .scalar_ops import COSTLY, REDUCTION_ACC, SCALAR_OPS
-from .view import contiguous_strides
 
 _BOOL = np.dtype(bool)
 
@@ -45,45 +45,6 @@ def _acc_init(op: Op, dtype: np.dtype):
         return not low
     info = np.iinfo(dtype)
     return int(info.min if low else info.max)
-
-
-class Idx:
-    """An index into a value of ``shape``: linear (row-major) and/or multi-index, each
-    computed from the other on first use."""
-
-    def __init__(self, b: KernelBuilder, shape, linear=None, multi=None):
-        self.b, self.shape, self._linear, self._multi = b, tuple(shape), linear, multi
-
-    def linear(self) -> str:
-        if self._linear is None:
-            b, acc = self.b, b_const(self.b, 0)
-            for m, s in zip(self._multi, contiguous_strides(self.shape)):
-                if s:
-                    acc = b.emit(Op.ADD, (acc, b.emit(Op.MUL, (m, b_const(b, s)), INDEX)), INDEX)
-            self._linear = acc
-        return self._linear
-
-    def multi(self) -> list[str]:
-        if self._multi is None:
-            self._multi = unravel(self.b, self._linear, self.shape)
-        return self._multi
-
-
-def b_const(b: KernelBuilder, value: int) -> str:
-    return b.const(value, INDEX)
-
-
-def unravel(b: KernelBuilder, linear: str, shape) -> list[str]:
-    """Row-major multi-index of ``linear`` in ``shape`` (div/mod skipped where bounds allow)."""
-    out, stride = [], 1
-    for n in reversed(shape):
-        if n == 1:
-            out.append(b_const(b, 0))
-            continue
-        q = b.emit(Op.IDIV, (linear, b_const(b, stride)), INDEX)
-        out.append(b.emit(Op.MOD, (q, b_const(b, n)), INDEX))
-        stride *= n
-    return out[::-1]
 
 
 def _members(graph: Graph, group: Group) -> list[int]:

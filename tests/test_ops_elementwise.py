@@ -114,7 +114,7 @@ OPERATORS = [("+", np.add), ("-", np.subtract), ("*", np.multiply), ("/", np.tru
 @pytest.mark.parametrize("op,ref", OPERATORS, ids=[o for o, _ in OPERATORS])
 def test_operators_with_python_scalars_on_both_sides(op, ref):
     a = arr((3, 2), 0.5, 2)
-    t = torch.from_numpy(a)
+    t = torch.from_numpy(a)  # noqa: F841  (read by the eval below)
     left = eval(f"t {op} 1.5")
     right = eval(f"1.5 {op} t")
     np.testing.assert_allclose(left.numpy(), ref(a, np.float32(1.5)), rtol=1e-6)

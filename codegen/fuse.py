@@ -26,16 +26,13 @@ from math import prod
 import numpy as np
 
 from .graph import Graph, Node
-from .ops import ELEMENTWISE, EXTERN, MOVEMENT, REDUCE, Op
+from .ops import COMPUTE, EXTERN, LOOP_OPS, MOVEMENT, REDUCE, Op
+from .scalar_ops import COSTLY
 from .view import ShapeTracker, contiguous_strides
 
 LOWERED_DTYPES = frozenset(np.dtype(t) for t in
                            ("float32", "float64", "int32", "int64", "uint8", "bool"))
-_COMPUTE = ELEMENTWISE | REDUCE       # ops a kernel computes (movement ops only index)
-_LOOP_OPS = _COMPUTE | MOVEMENT
 _LOWERED_STR = frozenset(t.str for t in LOWERED_DTYPES)
-EXPENSIVE = frozenset({Op.EXP, Op.LOG, Op.SIN, Op.COS, Op.TANH, Op.SIGMOID, Op.ERF,
-                       Op.POW, Op.LOG1P, Op.EXPM1})
 
 
 @dataclass(frozen=True)
@@ -71,7 +68,7 @@ class Fusion:
 
 def is_lowerable(graph: Graph, n: Node) -> bool:
     """Whether codegen can compute ``n`` in a kernel (else it is an extern step)."""
-    if n.op in EXTERN or n.op not in _LOOP_OPS:
+    if n.op in EXTERN or n.op not in LOOP_OPS:
         return False
     if n.op is Op.POW and n.dtype.kind != "f" and not _small_const_exponent(graph, n):
         return False  # NOTE: integer POW has no scalar lowering; x**2 and x**3 become MULs
@@ -186,7 +183,7 @@ class _Fuser:
         # Views that an extern reads but NumPy cannot express as strides (a pad's mask, a
         # reshape of a non-contiguous view) are copied by a kernel once per call, instead
         # of gathered index by index in NumPy.
-        self.copied = {i for n in graph.nodes if n.op not in _LOOP_OPS
+        self.copied = {i for n in graph.nodes if n.op not in LOOP_OPS
                        for i in n.inputs if graph.node(i).op in MOVEMENT
                        and not _is_strided(graph.node(i).attrs["view"])}
         self.materialised_views = self.outputs | self.copied
@@ -194,8 +191,7 @@ class _Fuser:
         self.readers: dict[int, list[tuple[int, int]]] = {n.id: [] for n in graph.nodes}
         self.edges: dict[int, list[Edge]] = {}
         for n in graph.nodes:
-            if n.op in _COMPUTE or (n.op in MOVEMENT
-                                                and n.id in self.materialised_views):
+            if n.op in COMPUTE or (n.op in MOVEMENT and n.id in self.materialised_views):
                 self.edges[n.id] = input_edges(graph, n)
                 for k, e in enumerate(self.edges[n.id]):
                     self.readers[e.src].append((n.id, k))
@@ -304,7 +300,7 @@ class _Fuser:
             bad.update(o for o in gr.outputs if self.g.node(o).numel not in allowed)
             for n in gr.nodes:
                 node = self.g.node(n)
-                if node.op not in EXPENSIVE or (gr.rows is not None and node.numel == gr.rows):
+                if node.op not in COSTLY or (gr.rows is not None and node.numel == gr.rows):
                     continue
                 if self._duplicated(node, gr):
                     bad.add(n)

@@ -4,55 +4,16 @@ All outer iterations run at once as NumPy vectors (they are independent by const
 each writes its own outputs and reads only inputs); inner loops run in Python.  Slow, but
 exact in the kernel's dtypes, so tests check fusion and lowering without LLVM.
 
-``ELEMENTWISE`` (IR op name -> NumPy function) is the one scalar-semantics table shared
-with constant folding in ``codegen.passes``.
+Scalar ops mean what ``codegen.scalar_ops.SCALAR_OPS`` says: the NumPy semantics table
+that eager mode and constant folding use too.
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
 from .loop_ir import AccUpdate, DefineAcc, Instr, LoopKernel, Loop, Store
-
-
-def _sigmoid(x):
-    with np.errstate(over="ignore"):
-        return (1 / (1 + np.exp(-x))).astype(np.asarray(x).dtype)
-
-
-def _erf(x):
-    x = np.asarray(x)
-    return np.vectorize(math.erf, otypes=[np.float64])(x).astype(x.dtype)
-
-
-def _sign(x):
-    return np.sign(x)
-
-
-ELEMENTWISE = {
-    "NEG": np.negative, "EXP": np.exp, "LOG": np.log, "SIN": np.sin, "COS": np.cos,
-    "SQRT": np.sqrt, "RECIP": np.reciprocal, "TANH": np.tanh, "SIGMOID": _sigmoid,
-    "ERF": _erf, "ABS": np.abs, "SIGN": _sign, "FLOOR": np.floor, "CEIL": np.ceil,
-    "ROUND": np.round, "LOG1P": np.log1p, "EXPM1": np.expm1, "NOT": np.logical_not,
-    "ADD": np.add, "SUB": np.subtract, "MUL": np.multiply, "DIV": np.true_divide,
-    "POW": np.power, "MAXIMUM": np.maximum, "MINIMUM": np.minimum, "CMPLT": np.less,
-    "CMPLE": np.less_equal, "CMPGT": np.greater, "CMPGE": np.greater_equal,
-    "CMPEQ": np.equal, "CMPNE": np.not_equal, "AND": np.logical_and, "OR": np.logical_or,
-    "XOR": np.logical_xor, "IDIV": np.floor_divide, "MOD": np.remainder,
-    "WHERE": np.where,
-}
-
-
-def eval_op(op: str, args: list, dtype: np.dtype):
-    """Apply one IR op with NumPy semantics, producing ``dtype``."""
-    if op == "CAST":
-        return np.asarray(args[0]).astype(dtype)
-    if op == "RECIP" and np.dtype(dtype).kind != "f":
-        return (1 / args[0]).astype(dtype)
-    with np.errstate(all="ignore"):
-        out = ELEMENTWISE[op](*args)
-    return np.asarray(out).astype(dtype, copy=False)
+from .ops import Op
+from .scalar_ops import eval_op
 
 
 def run_kernel(kernel: LoopKernel, buffers: dict[str, np.ndarray]) -> None:
@@ -72,11 +33,11 @@ def run_kernel(kernel: LoopKernel, buffers: dict[str, np.ndarray]) -> None:
 def _run_body(body, env, buffers, n):
     for s in body:
         if isinstance(s, Instr):
-            if s.op == "CONST":
+            if s.op is Op.CONST:
                 env[s.out] = np.full(n, s.args[0], dtype=s.dtype)
-            elif s.op == "LOAD":
+            elif s.op is Op.LOAD:
                 env[s.out] = buffers[s.args[0]][env[s.args[1]]]
-            elif s.op == "ACC":
+            elif s.op is Op.ACC:
                 env[s.out] = env[s.args[0]].copy()
             else:
                 env[s.out] = eval_op(s.op, [env[a] for a in s.args], s.dtype)

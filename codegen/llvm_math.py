@@ -44,7 +44,9 @@ def _high_precision_constants() -> tuple[Decimal, Decimal]:
 
     def atan_inv(n: int) -> Decimal:
         total, term, k, n2 = Decimal(0), Decimal(1) / n, 0, n * n
-        while term != 0:
+        # NOTE: stop below the precision kept, not at zero: a Decimal reaches 0 only at its
+        # exponent floor, ~700k divisions later (1.6 s of import time)
+        while term > Decimal(10) ** -75:
             total += term / (2 * k + 1) * (-1 if k % 2 else 1)
             term /= n2
             k += 1

@@ -15,12 +15,13 @@ list of statements:
   value)`` inside a loop.  Only these updates may be reassociated by a backend.
 - ``Store``: ``buf[index] = value``.
 
-Op names are the ``codegen.ops.Op`` names for elementwise math (``ADD``, ``EXP``,
-``WHERE``, ``CAST``, ...) so a renderer is a table from names to instructions.
+Every op is a ``codegen.ops.Op`` member, the vocabulary of the graph IR too (``ADD``,
+``EXP``, ``WHERE``, ``CAST``, ...; ``LOAD ACC IDIV MOD`` exist only here), so a renderer
+is a table keyed by ``Op`` (``render_llvm.LLVM_RULES``, ``render_cuda.CUDA_RULES``).
 
 >>> b = KernelBuilder("k", outer=4)
->>> x = b.emit("LOAD", ("buf0", b.var_outer), np.float32)
->>> b.store("buf1", b.var_outer, b.emit("EXP", (x,), np.float32))
+>>> x = b.emit(Op.LOAD, ("buf0", b.var_outer), np.float32)
+>>> b.store("buf1", b.var_outer, b.emit(Op.EXP, (x,), np.float32))
 >>> print(b.finish([BufferArg("buf0", np.dtype("float32"), 4, False),
 ...                 BufferArg("buf1", np.dtype("float32"), 4, True)]))
 kernel k(o in [0, 4)) buf0: float32[4] in, buf1: float32[4] out
@@ -36,25 +37,20 @@ from typing import Union
 
 import numpy as np
 
+from .ops import Op
+
 INDEX = np.dtype(np.int64)
-UNARY_MATH = frozenset({"NEG", "EXP", "LOG", "SIN", "COS", "SQRT", "RECIP", "TANH",
-                        "SIGMOID", "ERF", "ABS", "SIGN", "FLOOR", "CEIL", "ROUND", "LOG1P",
-                        "EXPM1", "NOT", "CAST"})
-BINARY_MATH = frozenset({"ADD", "SUB", "MUL", "DIV", "POW", "MAXIMUM", "MINIMUM", "CMPLT",
-                         "CMPLE", "CMPGT", "CMPGE", "CMPEQ", "CMPNE", "AND", "OR", "XOR",
-                         "IDIV", "MOD"})
-ACC_OPS = frozenset({"ADD", "MUL", "MAXIMUM", "MINIMUM"})
 
 
 @dataclass
 class Instr:
     out: str
-    op: str
+    op: Op
     args: tuple
     dtype: np.dtype
 
     def __str__(self) -> str:
-        args = ", ".join(repr(a) if self.op == "CONST" else str(a) for a in self.args)
+        args = ", ".join(repr(a) if self.op is Op.CONST else str(a) for a in self.args)
         return f"{self.out} = {self.op}({args}) : {self.dtype.name}"
 
 
@@ -68,7 +64,7 @@ class Loop:
 @dataclass
 class DefineAcc:
     acc: str
-    op: str
+    op: Op
     dtype: np.dtype
     init: object
 
@@ -153,7 +149,7 @@ class KernelBuilder:
         self._counter = 0
         self._consts: dict[str, object] = {}
         self._ranges: dict[str, tuple[int, int]] = {"o": (0, max(outer - 1, 0))}
-        self._defs: dict[str, tuple[str, tuple]] = {}  # index instr -> (op, args)
+        self._defs: dict[str, tuple[Op, tuple]] = {}  # index instr -> (op, args)
         self._loops = 0
         self._accs = 0
 
@@ -161,7 +157,7 @@ class KernelBuilder:
     def const(self, value, dtype) -> str:
         dtype = np.dtype(dtype)
         value = dtype.type(value).item()
-        return self.emit("CONST", (value,), dtype)
+        return self.emit(Op.CONST, (value,), dtype)
 
     def const_value(self, name: str):
         return self._consts.get(name)
@@ -169,9 +165,11 @@ class KernelBuilder:
     def range_of(self, name: str):
         return self._ranges.get(name)
 
-    def emit(self, op: str, args: tuple, dtype) -> str:
+    def emit(self, op: Op, args: tuple, dtype) -> str:
+        if type(op) is not Op:
+            raise TypeError(f"KernelBuilder.emit: op must be an Op member, got {op!r}")
         dtype = np.dtype(dtype)
-        if dtype == INDEX and op != "CONST":
+        if dtype == INDEX and op is not Op.CONST:
             simple = self._simplify_index(op, args)
             if simple is not None:
                 return simple
@@ -182,11 +180,11 @@ class KernelBuilder:
         name = f"%{self._counter}"
         self._counter += 1
         # constants live at the top of the kernel, visible everywhere
-        scope = 0 if op == "CONST" else -1
-        target = self._const_stmts if op == "CONST" else self._scopes[-1][0]
+        scope = 0 if op is Op.CONST else -1
+        target = self._const_stmts if op is Op.CONST else self._scopes[-1][0]
         target.append(Instr(name, op, tuple(args), dtype))
         self._scopes[scope][1][key] = name
-        if op == "CONST":
+        if op is Op.CONST:
             self._consts[name] = args[0]
             if dtype == INDEX:
                 self._ranges[name] = (args[0], args[0])
@@ -199,40 +197,41 @@ class KernelBuilder:
 
     def _simplify_index(self, op, args):
         c = [self._consts.get(a) if isinstance(a, str) else None for a in args]
-        if op in ("ADD", "SUB", "MUL", "IDIV", "MOD") and c[0] is not None and c[1] is not None:
+        if (op in (Op.ADD, Op.SUB, Op.MUL, Op.IDIV, Op.MOD)
+                and c[0] is not None and c[1] is not None):
             a, b = c
-            value = {"ADD": a + b, "SUB": a - b, "MUL": a * b,
-                     "IDIV": a // b if b else 0, "MOD": a % b if b else 0}[op]
+            value = {Op.ADD: a + b, Op.SUB: a - b, Op.MUL: a * b,
+                     Op.IDIV: a // b if b else 0, Op.MOD: a % b if b else 0}[op]
             return self.const(value, INDEX)
-        if op == "ADD":
+        if op is Op.ADD:
             if c[0] == 0:
                 return args[1]
             if c[1] == 0:
                 return args[0]
-        if op == "SUB" and c[1] == 0:
+        if op is Op.SUB and c[1] == 0:
             return args[0]
-        if op == "MUL":
+        if op is Op.MUL:
             if c[0] == 1:
                 return args[1]
             if c[1] == 1:
                 return args[0]
             if c[0] == 0 or c[1] == 0:
                 return self.const(0, INDEX)
-        if op in ("IDIV", "MOD") and c[1] is not None:
+        if op in (Op.IDIV, Op.MOD) and c[1] is not None:
             rng = self._ranges.get(args[0])
             if c[1] == 1:
-                return args[0] if op == "IDIV" else self.const(0, INDEX)
+                return args[0] if op is Op.IDIV else self.const(0, INDEX)
             if rng is not None and rng[0] >= 0 and rng[1] < c[1]:
-                return self.const(0, INDEX) if op == "IDIV" else args[0]
+                return self.const(0, INDEX) if op is Op.IDIV else args[0]
             if c[1] > 1:
                 d = self._defs.get(args[0])
-                if d is not None and d[0] == "WHERE" and (d[1][1] in self._consts
+                if d is not None and d[0] == Op.WHERE and (d[1][1] in self._consts
                                                           or d[1][2] in self._consts):
                     # NOTE (affine div/mod): a masked view's safe index WHERE(valid, i, 0)
                     # divides branch by branch, so the valid branch stays affine.  The
                     # other branch may be negative: its value is discarded by the select.
                     cond, a, b = d[1]
-                    return self.emit("WHERE", (cond, self.emit(op, (a, args[1]), INDEX),
+                    return self.emit(Op.WHERE, (cond, self.emit(op, (a, args[1]), INDEX),
                                                self.emit(op, (b, args[1]), INDEX)), INDEX)
                 return self._divmod_affine(op, args[0], c[1])
         return None
@@ -252,17 +251,17 @@ class KernelBuilder:
         d = self._defs.get(x)
         if d is not None and depth < 12:
             op, (a, b) = d if len(d[1]) == 2 else (None, (None, None))
-            if op in ("ADD", "SUB"):
+            if op in (Op.ADD, Op.SUB):
                 ta, tb = self._affine(a, depth + 1), self._affine(b, depth + 1)
                 if ta is None or tb is None:
                     return None
-                sign = 1 if op == "ADD" else -1
+                sign = 1 if op is Op.ADD else -1
                 terms = dict(ta[0])
                 for atom, k in tb[0].items():
                     terms[atom] = terms.get(atom, 0) + sign * k
                 terms = {atom: k for atom, k in terms.items() if k}
                 return (terms, ta[1] + sign * tb[1]) if len(terms) <= 16 else None
-            if op == "MUL" and (a in self._consts or b in self._consts):
+            if op is Op.MUL and (a in self._consts or b in self._consts):
                 k, e = (self._consts[a], b) if a in self._consts else (self._consts[b], a)
                 t = self._affine(e, depth + 1)
                 if t is None:
@@ -283,13 +282,13 @@ class KernelBuilder:
     def _affine_sum(self, terms: dict, const: int) -> str:
         acc = None
         for atom, k in terms.items():
-            t = atom if k == 1 else self.emit("MUL", (atom, self.const(k, INDEX)), INDEX)
-            acc = t if acc is None else self.emit("ADD", (acc, t), INDEX)
+            t = atom if k == 1 else self.emit(Op.MUL, (atom, self.const(k, INDEX)), INDEX)
+            acc = t if acc is None else self.emit(Op.ADD, (acc, t), INDEX)
         if acc is None:
             return self.const(const, INDEX)
-        return self.emit("ADD", (acc, self.const(const, INDEX)), INDEX) if const else acc
+        return self.emit(Op.ADD, (acc, self.const(const, INDEX)), INDEX) if const else acc
 
-    def _divmod_affine(self, op: str, x: str, c: int):
+    def _divmod_affine(self, op: Op, x: str, c: int):
         aff = self._affine(x)
         if aff is None:
             return None
@@ -301,12 +300,14 @@ class KernelBuilder:
         rng = self._affine_range(small, r)
         if rng is not None and rng[0] >= 0 and (big or q):
             rest = self._affine_sum(small, r)
-            if op == "MOD":
-                return rest if rng[1] < c else self.emit("MOD", (rest, self.const(c, INDEX)), INDEX)
+            if op is Op.MOD:
+                if rng[1] < c:
+                    return rest
+                return self.emit(Op.MOD, (rest, self.const(c, INDEX)), INDEX)
             quotient = self._affine_sum(big, q)
             if rng[1] < c:
                 return quotient
-            return self.emit("ADD", (quotient, self.emit("IDIV", (rest, self.const(c, INDEX)),
+            return self.emit(Op.ADD, (quotient, self.emit(Op.IDIV, (rest, self.const(c, INDEX)),
                                                           INDEX)), INDEX)
         # x = g*Y + b
         for g in sorted({gcd(c, k) for k in terms.values()}, reverse=True):
@@ -319,31 +320,31 @@ class KernelBuilder:
             if not big or rng is None or rng[0] < 0 or rng[1] >= g:
                 continue
             y, m = self._affine_sum(big, q), self.const(c // g, INDEX)
-            if op == "IDIV":
-                return self.emit("IDIV", (y, m), INDEX)
-            scaled = self.emit("MUL", (self.emit("MOD", (y, m), INDEX), self.const(g, INDEX)),
+            if op is Op.IDIV:
+                return self.emit(Op.IDIV, (y, m), INDEX)
+            scaled = self.emit(Op.MUL, (self.emit(Op.MOD, (y, m), INDEX), self.const(g, INDEX)),
                                INDEX)
-            return self.emit("ADD", (scaled, self._affine_sum(small, r)), INDEX)
+            return self.emit(Op.ADD, (scaled, self._affine_sum(small, r)), INDEX)
         return None
 
     def _index_range(self, op, args):
         r = [self._ranges.get(a) if isinstance(a, str) else None for a in args]
-        if op in ("ADD", "SUB", "MUL") and r[0] is not None and r[1] is not None:
+        if op in (Op.ADD, Op.SUB, Op.MUL) and r[0] is not None and r[1] is not None:
             (a0, a1), (b0, b1) = r
-            if op == "ADD":
+            if op is Op.ADD:
                 return (a0 + b0, a1 + b1)
-            if op == "SUB":
+            if op is Op.SUB:
                 return (a0 - b1, a1 - b0)
             prods = [a0 * b0, a0 * b1, a1 * b0, a1 * b1]
             return (min(prods), max(prods))
-        if op == "IDIV" and r[0] is not None and r[1] is not None and r[1][0] > 0 and r[0][0] >= 0:
+        if op is Op.IDIV and r[0] is not None and r[1] is not None and r[1][0] > 0 and r[0][0] >= 0:
             return (r[0][0] // r[1][1], r[0][1] // r[1][0])
-        if op == "MOD" and r[1] is not None and r[1][0] > 0:
+        if op is Op.MOD and r[1] is not None and r[1][0] > 0:
             upper = r[1][1] - 1
             if r[0] is not None and r[0][0] >= 0:
                 return (0, min(upper, r[0][1]))
             return (0, upper)
-        if op == "WHERE" and r[1] is not None and r[2] is not None:
+        if op is Op.WHERE and r[1] is not None and r[2] is not None:
             return (min(r[1][0], r[2][0]), max(r[1][1], r[2][1]))
         return None
 
@@ -351,7 +352,7 @@ class KernelBuilder:
     def store(self, buf: str, index: str, value: str) -> None:
         self._scopes[-1][0].append(Store(buf, index, value))
 
-    def define_acc(self, op: str, dtype, init) -> str:
+    def define_acc(self, op: Op, dtype, init) -> str:
         name = f"acc{self._accs}"
         self._accs += 1
         self._scopes[-1][0].append(DefineAcc(name, op, np.dtype(dtype), init))

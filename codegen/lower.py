@@ -23,16 +23,14 @@ from math import prod
 import numpy as np
 
 from .fuse import Edge, Group, edge_shape, input_edges, split_rows
-from .graph import Graph
+from .graph import Graph, Node
+from .index_math import Idx, b_const, unravel
 from .loop_ir import INDEX, BufferArg, KernelBuilder, LoopKernel
 from .offsets import hoist_offsets
-from .ops import MOVEMENT, REDUCE, Op
-from .view import contiguous_strides
+from .ops import COMPARISON, MOVEMENT, REDUCE, Op
+from .scalar_ops import COSTLY, REDUCTION_ACC, SCALAR_OPS
 
-_ACC = {Op.SUM: "ADD", Op.PROD: "MUL", Op.MAX: "MAXIMUM", Op.MIN: "MINIMUM"}
 _BOOL = np.dtype(bool)
-_COSTLY = frozenset({"EXP", "LOG", "TANH", "SIGMOID", "ERF", "SIN", "COS", "POW", "EXPM1",
-                     "LOG1P"})
 
 
 def _acc_init(op: Op, dtype: np.dtype):
@@ -49,50 +47,27 @@ def _acc_init(op: Op, dtype: np.dtype):
     return int(info.min if low else info.max)
 
 
-class Idx:
-    """An index into a value of ``shape``: linear (row-major) and/or multi-index, each
-    computed from the other on first use."""
-
-    def __init__(self, b: KernelBuilder, shape, linear=None, multi=None):
-        self.b, self.shape, self._linear, self._multi = b, tuple(shape), linear, multi
-
-    def linear(self) -> str:
-        if self._linear is None:
-            b, acc = self.b, b_const(self.b, 0)
-            for m, s in zip(self._multi, contiguous_strides(self.shape)):
-                if s:
-                    acc = b.emit("ADD", (acc, b.emit("MUL", (m, b_const(b, s)), INDEX)), INDEX)
-            self._linear = acc
-        return self._linear
-
-    def multi(self) -> list[str]:
-        if self._multi is None:
-            self._multi = unravel(self.b, self._linear, self.shape)
-        return self._multi
-
-
-def b_const(b: KernelBuilder, value: int) -> str:
-    return b.const(value, INDEX)
-
-
-def unravel(b: KernelBuilder, linear: str, shape) -> list[str]:
-    """Row-major multi-index of ``linear`` in ``shape`` (div/mod skipped where bounds allow)."""
-    out, stride = [], 1
-    for n in reversed(shape):
-        if n == 1:
-            out.append(b_const(b, 0))
-            continue
-        q = b.emit("IDIV", (linear, b_const(b, stride)), INDEX)
-        out.append(b.emit("MOD", (q, b_const(b, n)), INDEX))
-        stride *= n
-    return out[::-1]
-
-
 def _members(graph: Graph, group: Group) -> list[int]:
     """The group's nodes in graph order (``fuse`` records them; a hand-made group not)."""
     if group.members:
         return group.members
     return [n.id for n in graph.nodes if n.id in group.nodes]
+
+
+class _Frame:
+    """One node being evaluated by ``_Lowerer.value``: its input values so far."""
+    __slots__ = ("node", "idx", "key", "edges", "args", "k", "guards", "out")
+
+    def __init__(self, lowerer: "_Lowerer", node_id: int, idx: Idx):
+        self.node = lowerer.g.node(node_id)
+        self.idx = idx
+        self.key = (node_id, idx.linear()) if self.node.op not in REDUCE else None
+        self.out = lowerer.known_value(self.node, self.key)
+        if self.out is None:
+            self.edges = lowerer.edges_of(self.node)
+            self.args: list[str] = []
+            self.k = 0
+            self.guards: tuple | list = ()
 
 
 class _Lowerer:
@@ -119,34 +94,88 @@ class _Lowerer:
         return edges
 
     # -- values -------------------------------------------------------------------------
+    # NOTE (iterative lowering): a node's value needs its inputs' values first. A fused
+    # chain can be thousands of nodes deep, so ``value`` walks it with an explicit stack of
+    # ``_Frame``s instead of recursing; it emits in the order the recursive definition
+    # would (inputs depth-first, left to right, then the node), so kernels print the same.
+
     def value(self, node_id: int, idx: Idx) -> str:
         """The value of in-group node ``node_id`` at ``idx``."""
-        node = self.g.node(node_id)
+        frame = _Frame(self, node_id, idx)
+        if frame.out is not None:
+            return frame.out
+        stack = [frame]
+        while True:
+            f = stack[-1]
+            if f.k < len(f.edges):
+                k = f.k
+                f.k += 1
+                edge_idx = f.idx if f.node.op in MOVEMENT else Idx(
+                    self.b, edge_shape(self.g, f.node, k), f.idx.linear(),
+                    f.idx.multi() if f.idx._multi is not None else None)
+                src, src_idx, guards = self._view(f.edges[k], edge_idx)
+                if src.op is not Op.CONST and src.id in self.group.nodes:
+                    child = _Frame(self, src.id, src_idx)
+                    if child.out is None:
+                        f.guards = guards
+                        stack.append(child)
+                        continue
+                    f.args.append(self._guarded(child.out, src, guards))
+                else:
+                    f.args.append(self._guarded(self._outside(src, src_idx), src, guards))
+                continue
+            if f.node.op in MOVEMENT:
+                out = f.args[0]
+            else:
+                out = self.elementwise(f.node, f.args, f.edges)
+            self.memo[-1][f.key] = out
+            stack.pop()
+            if not stack:
+                return out
+            parent = stack[-1]
+            parent.args.append(self._guarded(out, f.node, parent.guards))
+            parent.guards = ()
+
+    def known_value(self, node: "Node", key: tuple[int, str]) -> str | None:
+        """The value of ``node`` at linear index ``key[1]`` when it needs no computing: a
+        reduction's accumulator, a value made earlier in an open loop, or a stashed row."""
         if node.op in REDUCE:
-            return self.b.emit("ACC", (self.accs[node_id],), node.dtype)
-        key = (node_id, idx.linear())
+            return self.b.emit(Op.ACC, (self.accs[node.id],), node.dtype)
         for memo in reversed(self.memo):
             if key in memo:
                 return memo[key]
-        if (self.stash is not None and node_id == self.stash[0]
+        if (self.stash is not None and node.id == self.stash[0]
                 and key[1] == self.row_linear):
             # NOTE (row stash): stored into the output row by an earlier pass, see _stash
-            out = self.b.emit("LOAD", (self.buffer(self.stash[2]), key[1]), node.dtype)
+            out = self.b.emit(Op.LOAD, (self.buffer(self.stash[2]), key[1]), node.dtype)
             self.memo[-1][key] = out
             return out
-        edges = self.edges_of(node)
-        if node.op in MOVEMENT:
-            out = self.read(edges[0], idx)
-        else:
-            args = [self.read(e, Idx(self.b, edge_shape(self.g, node, k), idx.linear(),
-                                     idx.multi() if idx._multi is not None else None))
-                    for k, e in enumerate(edges)]
-            out = self.elementwise(node, args, edges)
-        self.memo[-1][key] = out
-        return out
+        return None
 
     def read(self, edge: Edge, idx: Idx) -> str:
         """Read ``edge.src`` through its view at consumer index ``idx``."""
+        src, idx, guards = self._view(edge, idx)
+        if src.op is not Op.CONST and src.id in self.group.nodes:
+            out = self.value(src.id, idx)
+        else:
+            out = self._outside(src, idx)
+        return self._guarded(out, src, guards)
+
+    def _outside(self, src, idx: Idx) -> str:
+        """A value from outside the group: a constant or a load from the input's buffer."""
+        if src.op is Op.CONST:
+            return self.b.const(src.attrs["value"], src.dtype)
+        return self.b.emit(Op.LOAD, (self.buffer(src.id), idx.linear()), src.dtype)
+
+    def _guarded(self, out: str, src, guards) -> str:
+        """``out`` with the fill value of each masked view where the view is invalid."""
+        for valid, fill in reversed(guards):
+            out = self.b.emit(Op.WHERE, (valid, out, self.b.const(fill, src.dtype)), src.dtype)
+        return out
+
+    def _view(self, edge: Edge, idx: Idx):
+        """(source node, index into it, masks) of reading ``edge`` at ``idx``: the view's
+        index math, with NOTE (safe indices) applied to masked views."""
         b, src = self.b, self.g.node(edge.src)
         guards = []
         if edge.view is not None:
@@ -161,30 +190,23 @@ class _Lowerer:
                 lin = b_const(b, v.offset)
                 for m, s in zip(multi, v.strides):
                     if s:
-                        lin = b.emit("ADD", (lin, b.emit("MUL", (m, b_const(b, s)), INDEX)), INDEX)
+                        term = b.emit(Op.MUL, (m, b_const(b, s)), INDEX)
+                        lin = b.emit(Op.ADD, (lin, term), INDEX)
                 if v.mask is not None:
                     valid = None
                     for m, (lo, hi), n in zip(multi, v.mask, v.shape):
                         conds = []
                         if lo > 0:
-                            conds.append(b.emit("CMPGE", (m, b_const(b, lo)), _BOOL))
+                            conds.append(b.emit(Op.CMPLE, (b_const(b, lo), m), _BOOL))  # m >= lo
                         if hi < n:
-                            conds.append(b.emit("CMPLT", (m, b_const(b, hi)), _BOOL))
+                            conds.append(b.emit(Op.CMPLT, (m, b_const(b, hi)), _BOOL))
                         for c in conds:
-                            valid = c if valid is None else b.emit("AND", (valid, c), _BOOL)
+                            valid = c if valid is None else b.emit(Op.AND, (valid, c), _BOOL)
                     if valid is not None:
-                        lin = b.emit("WHERE", (valid, lin, b_const(b, 0)), INDEX)
+                        lin = b.emit(Op.WHERE, (valid, lin, b_const(b, 0)), INDEX)
                         guards.append((valid, v.fill))
                 idx = Idx(b, below, lin)
-        if src.op is Op.CONST:
-            out = b.const(src.attrs["value"], src.dtype)
-        elif src.id in self.group.nodes:
-            out = self.value(src.id, idx)
-        else:
-            out = b.emit("LOAD", (self.buffer(src.id), idx.linear()), src.dtype)  # input
-        for valid, fill in reversed(guards):
-            out = b.emit("WHERE", (valid, out, b.const(fill, src.dtype)), src.dtype)
-        return out
+        return src, idx, guards
 
     def buffer(self, node_id: int) -> str:
         if node_id not in self.buffers:
@@ -195,34 +217,39 @@ class _Lowerer:
         b, op, dt = self.b, node.op, node.dtype
         in_dt = [self.g.node(e.src).dtype for e in edges]
         if op is Op.CAST:
-            return b.emit("CAST", (args[0],), dt) if in_dt[0] != dt else args[0]
+            return b.emit(Op.CAST, (args[0],), dt) if in_dt[0] != dt else args[0]
         if op is Op.WHERE:
-            cond = args[0] if in_dt[0] == _BOOL else b.emit("CAST", (args[0],), _BOOL)
-            a, c = (x if d == dt else b.emit("CAST", (x,), dt) for x, d in zip(args[1:], in_dt[1:]))
-            return b.emit("WHERE", (cond, a, c), dt)
-        if op.name.startswith("CMP"):
+            cond = args[0] if in_dt[0] == _BOOL else b.emit(Op.CAST, (args[0],), _BOOL)
+            a, c = (x if d == dt else b.emit(Op.CAST, (x,), dt)
+                    for x, d in zip(args[1:], in_dt[1:]))
+            return b.emit(Op.WHERE, (cond, a, c), dt)
+        if op in COMPARISON:
             common = np.result_type(*in_dt)
-            args = [x if d == common else b.emit("CAST", (x,), common) for x, d in zip(args, in_dt)]
-            return b.emit(op.name, tuple(args), dt)
-        args = [x if d == dt else b.emit("CAST", (x,), dt) for x, d in zip(args, in_dt)]
+            args = [x if d == common else b.emit(Op.CAST, (x,), common)
+                    for x, d in zip(args, in_dt)]
+            return b.emit(op, tuple(args), dt)
+        args = [x if d == dt else b.emit(Op.CAST, (x,), dt) for x, d in zip(args, in_dt)]
         if op is Op.POW and self.g.node(edges[1].src).op is Op.CONST:
             special = self._pow_const(args[0], float(self.g.node(edges[1].src).attrs["value"]), dt)
             if special is not None:
                 return special
-        return b.emit(op.name, tuple(args), dt)
+        expand = SCALAR_OPS[op].expand
+        if expand is not None:  # an op written as other scalar ops: nothing to render
+            return expand(b.emit, tuple(args), dt)
+        return b.emit(op, tuple(args), dt)
 
     def _pow_const(self, x, p, dt):
         b = self.b
         if p == 1:
             return x
         if p == 2:
-            return b.emit("MUL", (x, x), dt)
+            return b.emit(Op.MUL, (x, x), dt)
         if p == 3:
-            return b.emit("MUL", (b.emit("MUL", (x, x), dt), x), dt)
+            return b.emit(Op.MUL, (b.emit(Op.MUL, (x, x), dt), x), dt)
         if dt.kind == "f" and p == 0.5:
-            return b.emit("SQRT", (x,), dt)
+            return b.emit(Op.SQRT, (x,), dt)
         if dt.kind == "f" and p == -1:
-            return b.emit("RECIP", (x,), dt)
+            return b.emit(Op.RECIP, (x,), dt)
         return None
 
     # -- kernel layout ------------------------------------------------------------------
@@ -248,7 +275,7 @@ class _Lowerer:
         self.stash = self._stash(rows, rowlen, levels)
         for level in sorted(set(levels.values())):
             pass_nodes = [r for r in gr.reductions if levels[r] == level]
-            accs = {r: b.define_acc(_ACC[g.node(r).op], g.node(r).dtype,
+            accs = {r: b.define_acc(REDUCTION_ACC[g.node(r).op], g.node(r).dtype,
                                     _acc_init(g.node(r).op, g.node(r).dtype)) for r in pass_nodes}
             var = self._begin_loop(rowlen, "r")
             for r in pass_nodes:
@@ -259,7 +286,7 @@ class _Lowerer:
                 if self.stash is not None and self.stash[1] == r:
                     b.store(self.buffer(self.stash[2]), idx.linear(), val)
                 if g.node(edge.src).dtype != node.dtype:
-                    val = b.emit("CAST", (val,), node.dtype)
+                    val = b.emit(Op.CAST, (val,), node.dtype)
                 b.acc_update(accs[r], val)
             self._end_loop()
             self.accs.update(accs)
@@ -272,7 +299,7 @@ class _Lowerer:
                 row_outputs.append(out)
         if row_outputs:
             var = self._begin_loop(rowlen, "j")
-            linear = b.emit("ADD", (b.emit("MUL", (o, b_const(b, rowlen)), INDEX), var), INDEX)
+            linear = b.emit(Op.ADD, (b.emit(Op.MUL, (o, b_const(b, rowlen)), INDEX), var), INDEX)
             self.row_linear = linear
             for out in row_outputs:
                 shape = g.node(out).shape
@@ -353,7 +380,7 @@ class _Lowerer:
             if n.id in seen or n.id not in gr.nodes or n.op in REDUCE:
                 continue
             seen.add(n.id)
-            if n.op.name in _COSTLY:
+            if n.op in COSTLY:
                 return True
             stack += [e.src for e in self.edges_of(n)]
         return False

@@ -6,6 +6,7 @@ group's kernel for another that differs only in those bases.
 """
 from __future__ import annotations
 
+from .ops import Op
 from .loop_ir import (INDEX, AccUpdate, BufferArg, DefineAcc, Instr, KernelBuilder,
                       Loop, LoopKernel, Store)
 
@@ -23,9 +24,10 @@ def hoist_offsets(kernel: LoopKernel) -> LoopKernel:
     dead instructions dropped and values renumbered in order of use (so kernels equal up
     to their offsets and names print the same).
 
+    >>> import numpy as np
     >>> b = KernelBuilder("k", outer=4)
-    >>> i = b.emit("ADD", (b.const(8, INDEX), b.var_outer), INDEX)
-    >>> b.store("buf1", b.var_outer, b.emit("LOAD", ("buf0", i), np.float32))
+    >>> i = b.emit(Op.ADD, (b.const(8, INDEX), b.var_outer), INDEX)
+    >>> b.store("buf1", b.var_outer, b.emit(Op.LOAD, ("buf0", i), np.float32))
     >>> k = hoist_offsets(b.finish([BufferArg("buf0", np.dtype("float32"), 12, False),
     ...                             BufferArg("buf1", np.dtype("float32"), 4, True)]))
     >>> print(k); [a.offset for a in k.buffers]
@@ -48,7 +50,7 @@ def hoist_offsets(kernel: LoopKernel) -> LoopKernel:
 
 def _accesses(body, out: dict) -> None:
     for s in body:
-        if isinstance(s, Instr) and s.op == "LOAD":
+        if isinstance(s, Instr) and s.op is Op.LOAD:
             out.setdefault(s.args[0], []).append(s.args[1])
         elif isinstance(s, Store):
             out.setdefault(s.buf, []).append(s.index)
@@ -63,10 +65,10 @@ def _absorb(b: KernelBuilder, body) -> None:
             b._ranges[s.var] = (0, max(s.extent - 1, 0))
             _absorb(b, s.body)
         elif isinstance(s, Instr) and s.dtype == INDEX:
-            if s.op == "CONST":
+            if s.op is Op.CONST:
                 b._consts[s.out] = s.args[0]
                 b._ranges[s.out] = (s.args[0], s.args[0])
-            elif s.op != "LOAD":
+            elif s.op is not Op.LOAD:
                 b._defs[s.out] = (s.op, tuple(s.args))
                 rng = b._index_range(s.op, s.args)
                 if rng is not None:
@@ -110,7 +112,7 @@ def _constant_leaf(b: KernelBuilder, x: str) -> bool:
     right operands have no constant part."""
     while x not in b._consts:
         op, args = b._defs.get(x, (None, ()))
-        if op != "ADD" or len(args) != 2 or _const_part(b, args[1]):
+        if op is not Op.ADD or len(args) != 2 or _const_part(b, args[1]):
             return False
         x = args[0]
     return True
@@ -129,20 +131,20 @@ def _shift(b: KernelBuilder, x: str, c: int) -> str:
     if x in b._consts:
         return b.const(b._consts[x] - c, INDEX)
     op, args = b._defs.get(x, (None, ()))
-    if op in ("ADD", "SUB") and len(args) == 2:
+    if op in (Op.ADD, Op.SUB) and len(args) == 2:
         lhs, rhs = args
         if _const_part(b, lhs):
             return b.emit(op, (_shift(b, lhs, c), rhs), INDEX)
         if _const_part(b, rhs):
-            return b.emit(op, (lhs, _shift(b, rhs, c if op == "ADD" else -c)), INDEX)
-    if op == "MUL" and len(args) == 2:
+            return b.emit(op, (lhs, _shift(b, rhs, c if op is Op.ADD else -c)), INDEX)
+    if op is Op.MUL and len(args) == 2:
         for k, e in ((0, 1), (1, 0)):
             step = b._consts.get(args[k])
             if step and c % step == 0 and _const_part(b, args[e]):
                 new = list(args)
                 new[e] = _shift(b, args[e], c // step)
-                return b.emit("MUL", tuple(new), INDEX)
-    return b.emit("ADD", (x, b.const(-c, INDEX)), INDEX)
+                return b.emit(Op.MUL, tuple(new), INDEX)
+    return b.emit(Op.ADD, (x, b.const(-c, INDEX)), INDEX)
 
 
 def _replay(body, b: KernelBuilder, names: dict, offsets: dict) -> None:
@@ -152,11 +154,11 @@ def _replay(body, b: KernelBuilder, names: dict, offsets: dict) -> None:
         return names.get(a, a)
     for s in body:
         if isinstance(s, Instr):
-            if s.op == "CONST":
-                names[s.out] = b.emit("CONST", s.args, s.dtype)
-            elif s.op == "LOAD":
+            if s.op is Op.CONST:
+                names[s.out] = b.emit(Op.CONST, s.args, s.dtype)
+            elif s.op is Op.LOAD:
                 buf, idx = s.args
-                names[s.out] = b.emit("LOAD", (buf, _shift(b, arg(idx), offsets.get(buf, 0))),
+                names[s.out] = b.emit(Op.LOAD, (buf, _shift(b, arg(idx), offsets.get(buf, 0))),
                                       s.dtype)
             else:
                 names[s.out] = b.emit(s.op, tuple(arg(a) for a in s.args), s.dtype)
@@ -200,9 +202,9 @@ def _drop_dead(body: list) -> list:
     work = list(live)
     while work:
         s = defs.get(work.pop())
-        if s is None or s.op in ("CONST", "ACC"):
+        if s is None or s.op in (Op.CONST, Op.ACC):
             continue
-        for a in s.args[1:] if s.op == "LOAD" else s.args:
+        for a in s.args[1:] if s.op is Op.LOAD else s.args:
             if a not in live:
                 live.add(a)
                 work.append(a)
@@ -222,7 +224,7 @@ def _drop_dead(body: list) -> list:
 def _renumber(body: list) -> list:
     """Names ``%0, %1, ...`` in order of use: constants when first read, others where
     defined (constants stay first in the body, in that order)."""
-    consts = {s.out: s for s in body if isinstance(s, Instr) and s.op == "CONST"}
+    consts = {s.out: s for s in body if isinstance(s, Instr) and s.op is Op.CONST}
     new: dict[str, str] = {}
 
     def name(old):
@@ -232,8 +234,8 @@ def _renumber(body: list) -> list:
 
     def visit(stmts):
         for s in stmts:
-            if isinstance(s, Instr) and s.op != "CONST":
-                for a in (s.args[1:] if s.op == "LOAD" else s.args):
+            if isinstance(s, Instr) and s.op is not Op.CONST:
+                for a in (s.args[1:] if s.op is Op.LOAD else s.args):
                     if a in consts:
                         name(a)
                 name(s.out)
@@ -251,10 +253,10 @@ def _renumber(body: list) -> list:
         out = []
         for s in stmts:
             if isinstance(s, Instr):
-                if s.op == "CONST":
+                if s.op is Op.CONST:
                     continue
                 args = s.args[:1] + tuple(new.get(a, a) for a in s.args[1:]) \
-                    if s.op in ("LOAD", "ACC") else tuple(new.get(a, a) for a in s.args)
+                    if s.op in (Op.LOAD, Op.ACC) else tuple(new.get(a, a) for a in s.args)
                 out.append(Instr(new[s.out], s.op, args, s.dtype))
             elif isinstance(s, Loop):
                 out.append(Loop(s.var, s.extent, rename(s.body)))
@@ -266,4 +268,4 @@ def _renumber(body: list) -> list:
                 out.append(s)
         return out
     head = sorted((c for c in consts if c in new), key=lambda c: int(new[c][1:]))
-    return [Instr(new[c], "CONST", consts[c].args, consts[c].dtype) for c in head] + rename(body)
+    return [Instr(new[c], Op.CONST, consts[c].args, consts[c].dtype) for c in head] + rename(body)

@@ -7,11 +7,11 @@ never appear here: they are written in terms of these.
 Semantics of each primitive, in NumPy terms (the eager implementation defines them):
 
 - unary elementwise: ``NEG EXP LOG SIN COS SQRT RECIP TANH SIGMOID ERF ABS SIGN FLOOR
-  CEIL ROUND LOG1P EXPM1 NOT`` (NOT is logical not on bool).
+  CEIL ROUND LOG1P EXPM1 NOT`` (NOT is bitwise not: ``np.invert``, logical not on bool).
 - ``CAST`` attrs ``dtype``: ``x.astype(dtype)``.
 - binary elementwise with NumPy broadcasting (inputs already promoted to one dtype):
-  ``ADD SUB MUL DIV POW MAXIMUM MINIMUM`` and the comparisons ``CMPLT CMPLE CMPGT
-  CMPGE CMPEQ CMPNE`` (bool result), ``AND OR XOR`` on bool.
+  ``ADD SUB MUL DIV POW MAXIMUM MINIMUM`` and the comparisons ``CMPLT CMPLE CMPEQ
+  CMPNE`` (bool result; ``a > b`` is ``CMPLT(b, a)``), ``AND OR XOR`` bitwise on integers and bool.
 - ``WHERE(cond, a, b)`` with broadcasting.
 - reductions, attrs ``axes`` (sorted tuple of non-negative ints) and ``keepdim``:
   ``SUM MAX MIN PROD``; ``ARGMAX ARGMIN`` take a single ``axis`` (or None) and ``keepdim``
@@ -28,102 +28,126 @@ Semantics of each primitive, in NumPy terms (the eager implementation defines th
   attrs ``dim``; ``INDEX(x, *indices)`` attrs ``spec``: NumPy advanced indexing; ``INDEX_PUT(
   base, values, *indices)`` attrs ``spec`` and ``accumulate``.
 - random inputs: ``RAND`` / ``RANDN`` attrs ``shape`` and ``dtype``, drawn from the
-  process-wide generator, ``BERNOULLI`` (x < p mask with x drawn uniform).
+  process-wide generator.
 - graph plumbing: ``INPUT`` attrs ``index``; ``CONST`` attrs ``value`` (a Python scalar,
   0-d, broadcast by its consumers).
+- loop-IR only (``codegen.loop_ir``; never a graph node): ``LOAD ACC IDIV MOD``.
+
+``Op`` is a closed vocabulary with one door: ``define_op(name, kind)`` adds a member (a
+primitive registered from outside this file, see ``codegen.scalar_ops.define_scalar_op``)
+and files it under its kind's sets, which fusion and the passes read.
 """
 from __future__ import annotations
 
-import enum
+from typing import Iterator
 
 
-class Op(enum.Enum):
-    # plumbing
-    INPUT = enum.auto()
-    CONST = enum.auto()
-    # unary
-    NEG = enum.auto()
-    EXP = enum.auto()
-    LOG = enum.auto()
-    SIN = enum.auto()
-    COS = enum.auto()
-    SQRT = enum.auto()
-    RECIP = enum.auto()
-    TANH = enum.auto()
-    SIGMOID = enum.auto()
-    ERF = enum.auto()
-    ABS = enum.auto()
-    SIGN = enum.auto()
-    FLOOR = enum.auto()
-    CEIL = enum.auto()
-    ROUND = enum.auto()
-    LOG1P = enum.auto()
-    EXPM1 = enum.auto()
-    NOT = enum.auto()
-    CAST = enum.auto()
-    # binary
-    ADD = enum.auto()
-    SUB = enum.auto()
-    MUL = enum.auto()
-    DIV = enum.auto()
-    POW = enum.auto()
-    MAXIMUM = enum.auto()
-    MINIMUM = enum.auto()
-    CMPLT = enum.auto()
-    CMPLE = enum.auto()
-    CMPGT = enum.auto()
-    CMPGE = enum.auto()
-    CMPEQ = enum.auto()
-    CMPNE = enum.auto()
-    AND = enum.auto()
-    OR = enum.auto()
-    XOR = enum.auto()
-    # ternary
-    WHERE = enum.auto()
-    # reductions
-    SUM = enum.auto()
-    MAX = enum.auto()
-    MIN = enum.auto()
-    PROD = enum.auto()
-    ARGMAX = enum.auto()
-    ARGMIN = enum.auto()
-    CUMSUM = enum.auto()
-    # movement (views)
-    RESHAPE = enum.auto()
-    PERMUTE = enum.auto()
-    EXPAND = enum.auto()
-    SLICE = enum.auto()
-    PAD = enum.auto()
-    WINDOWS = enum.auto()
-    # linear algebra and indexing
-    MATMUL = enum.auto()
-    CAT = enum.auto()
-    GATHER = enum.auto()
-    SCATTER_ADD = enum.auto()
-    INDEX = enum.auto()
-    INDEX_PUT = enum.auto()
-    # random inputs
-    RAND = enum.auto()
-    RANDN = enum.auto()
+class _OpType(type):
+    """``Op.EXP``, ``Op["EXP"]``, ``list(Op)``, ``len(Op)``: the enum interface, open to
+    ``define_op`` (``enum.Enum`` cannot grow after its class body)."""
+
+    def __getitem__(cls, name: str) -> "Op":
+        return cls._members[name]
+
+    def __iter__(cls) -> Iterator["Op"]:
+        return iter(list(cls._members.values()))
+
+    def __len__(cls) -> int:
+        return len(cls._members)
+
+    def __contains__(cls, op) -> bool:
+        return isinstance(op, Op) and cls._members.get(op.name) is op
+
+    def __getattr__(cls, name: str) -> "Op":
+        # only reached for a name that is not a member (members are class attributes);
+        # typed so that ``Op.EXP`` reads as an Op to a type checker
+        raise AttributeError(f"Op has no member {name!r}")
+
+
+class Op(metaclass=_OpType):
+    """One operation of the graph IR and the loop IR. Members are singletons: equality is
+    identity, and so is the hash (planning looks ops up in sets tens of thousands of times
+    per graph)."""
+
+    __slots__ = ("name", "value", "kind")
+    _members: dict[str, "Op"] = {}
+
+    def __init__(self, name: str, kind: str):
+        self.name, self.kind, self.value = name, kind, len(Op._members) + 1
 
     def __repr__(self) -> str:
         return self.name
 
-    # Members are singletons: identity hashing skips Enum's Python-level __hash__, which
-    # planning calls tens of thousands of times per graph (op-set lookups).
-    __hash__ = object.__hash__
+    def __reduce__(self):
+        return Op.__getitem__, (self.name,)  # unpickles to the same singleton
+
+    def __copy__(self) -> "Op":
+        return self
+
+    def __deepcopy__(self, memo) -> "Op":
+        return self
 
 
-UNARY = frozenset({Op.NEG, Op.EXP, Op.LOG, Op.SIN, Op.COS, Op.SQRT, Op.RECIP, Op.TANH,
-                   Op.SIGMOID, Op.ERF, Op.ABS, Op.SIGN, Op.FLOOR, Op.CEIL, Op.ROUND,
-                   Op.LOG1P, Op.EXPM1, Op.NOT, Op.CAST})
-BINARY = frozenset({Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.MAXIMUM, Op.MINIMUM,
-                    Op.CMPLT, Op.CMPLE, Op.CMPGT, Op.CMPGE, Op.CMPEQ, Op.CMPNE,
-                    Op.AND, Op.OR, Op.XOR})
-COMPARISON = frozenset({Op.CMPLT, Op.CMPLE, Op.CMPGT, Op.CMPGE, Op.CMPEQ, Op.CMPNE})
-ELEMENTWISE = UNARY | BINARY | {Op.WHERE}
-REDUCE = frozenset({Op.SUM, Op.MAX, Op.MIN, Op.PROD})
-MOVEMENT = frozenset({Op.RESHAPE, Op.PERMUTE, Op.EXPAND, Op.SLICE, Op.PAD, Op.WINDOWS})
-# Ops that codegen never lowers to loops: the runtime calls NumPy (BLAS for MATMUL).
-EXTERN = frozenset({Op.MATMUL, Op.CAT, Op.GATHER, Op.SCATTER_ADD, Op.INDEX, Op.INDEX_PUT,
-                    Op.ARGMAX, Op.ARGMIN, Op.CUMSUM, Op.RAND, Op.RANDN})
+# The kinds, and the sets each kind is filed under. The sets are the registry's indexes:
+# define_op keeps them current, so a set built from them once (a union) would go stale.
+UNARY: set[Op] = set()
+BINARY: set[Op] = set()
+COMPARISON: set[Op] = set()
+ELEMENTWISE: set[Op] = set()     # unary, binary and WHERE: one scalar op per element
+REDUCE: set[Op] = set()
+MOVEMENT: set[Op] = set()
+EXTERN: set[Op] = set()          # never lowered to loops: the runtime calls NumPy/BLAS
+COMPUTE: set[Op] = set()         # what a kernel computes (movement ops only index)
+LOOP_OPS: set[Op] = set()        # what a kernel may hold
+LOOP_IR: set[Op] = set()         # loop-IR only: LOAD ACC IDIV MOD
+_KIND_SETS = {
+    "plumbing": (),
+    "unary": (UNARY, ELEMENTWISE, COMPUTE, LOOP_OPS),
+    "binary": (BINARY, ELEMENTWISE, COMPUTE, LOOP_OPS),
+    "comparison": (COMPARISON, BINARY, ELEMENTWISE, COMPUTE, LOOP_OPS),
+    "ternary": (ELEMENTWISE, COMPUTE, LOOP_OPS),
+    "reduce": (REDUCE, COMPUTE, LOOP_OPS),
+    "movement": (MOVEMENT, LOOP_OPS),
+    "extern": (EXTERN,),
+    "loop_ir": (LOOP_IR,),
+}
+
+
+def define_op(name: str, kind: str) -> Op:
+    """The member ``name`` of ``Op``, created as ``kind`` if new.
+
+    >>> define_op("EXP", "unary") is Op.EXP
+    True
+    """
+    if kind not in _KIND_SETS:
+        raise ValueError(f"define_op: kind must be one of {sorted(_KIND_SETS)}, got {kind!r}")
+    op = Op._members.get(name)
+    if op is not None:
+        if op.kind != kind:
+            raise ValueError(f"define_op: {name} is already defined as {op.kind}, not {kind}")
+        return op
+    if not name.isidentifier() or not name.isupper():
+        raise ValueError(f"define_op: op names are ALLCAPS identifiers, got {name!r}")
+    op = Op(name, kind)
+    Op._members[name] = op
+    setattr(Op, name, op)
+    for s in _KIND_SETS[kind]:
+        s.add(op)
+    return op
+
+
+for _kind, _names in (
+        ("plumbing", "INPUT CONST"),
+        ("unary", "NEG EXP LOG SIN COS SQRT RECIP TANH SIGMOID ERF ABS SIGN FLOOR CEIL ROUND "
+                  "LOG1P EXPM1 NOT CAST"),
+        ("binary", "ADD SUB MUL DIV POW MAXIMUM MINIMUM"),
+        ("comparison", "CMPLT CMPLE CMPEQ CMPNE"),
+        ("binary", "AND OR XOR"),
+        ("ternary", "WHERE"),
+        ("reduce", "SUM MAX MIN PROD"),
+        ("extern", "ARGMAX ARGMIN CUMSUM"),
+        ("movement", "RESHAPE PERMUTE EXPAND SLICE PAD WINDOWS"),
+        ("extern", "MATMUL CAT GATHER SCATTER_ADD INDEX INDEX_PUT RAND RANDN"),
+        ("loop_ir", "LOAD ACC IDIV MOD")):
+    for _name in _names.split():
+        define_op(_name, _kind)

@@ -21,8 +21,8 @@ import copy
 import numpy as np
 
 from .graph import Graph, Node
-from .interp import eval_op
 from .ops import ELEMENTWISE, MOVEMENT, Op
+from .scalar_ops import eval_op
 from .view import ShapeTracker
 
 # Ops whose value is not a function of their inputs: never merged by CSE.
@@ -84,10 +84,7 @@ def fold_constants(graph: Graph) -> Graph:
         elif (n.op in ELEMENTWISE and n.shape == () and n.inputs
               and all(i in values for i in n.inputs)):
             srcs = [np.asarray(values[i], dtype=graph.node(i).dtype) for i in n.inputs]
-            if n.op is Op.CAST:
-                result = srcs[0].astype(n.dtype)
-            else:
-                result = eval_op(n.op.name, srcs, n.dtype)
+            result = eval_op(n.op, srcs, n.dtype)
             values[n.id] = np.asarray(result).astype(n.dtype).item()
             n = Node(n.id, Op.CONST, (), (), n.dtype, {"value": values[n.id]})
         nodes.append(n)

@@ -1,8 +1,8 @@
 """Render a ``LoopKernel`` as one self-contained CUDA C translation unit.
 
 The renderer only prints: index math, loop structure and dtypes were decided by
-``codegen.lower`` (the LLVM renderer prints the same IR).  Each IR op is one entry of a
-table from op name to a C expression (tinygrad's ``code_for_op``); every SSA value
+``codegen.lower`` (the LLVM renderer prints the same IR).  Each IR op is one entry of
+``CUDA_RULES``, a table from ``Op`` to a C expression (tinygrad's ``code_for_op``); every SSA value
 becomes a ``const`` local.
 
 Kernel ABI: ``extern "C" __global__ void name(const T* __restrict__ buf0, ...,
@@ -29,8 +29,9 @@ NOTE (math accuracy): transcendentals use the IEEE-accurate libdevice functions
 (2 + 1.16|x| ulp), which breaks softmax/GELU tolerances for large inputs.
 
 >>> from tracegrad.codegen.loop_ir import KernelBuilder, BufferArg
+>>> from tracegrad.codegen.ops import Op
 >>> b = KernelBuilder("k", outer=4)
->>> b.store("buf1", "o", b.emit("EXP", (b.emit("LOAD", ("buf0", "o"), "float32"),), "float32"))
+>>> b.store("buf1", "o", b.emit(Op.EXP, (b.emit(Op.LOAD, ("buf0", "o"), "float32"),), "float32"))
 >>> src = render_cuda(b.finish([BufferArg("buf0", np.dtype("float32"), 4, False),
 ...                             BufferArg("buf1", np.dtype("float32"), 4, True)]))
 >>> 'extern "C" __global__ void k(const float* __restrict__ buf0, float* __restrict__ buf1)' in src
@@ -47,21 +48,14 @@ from typing import Callable
 import numpy as np
 
 from .loop_ir import INDEX, AccUpdate, DefineAcc, Instr, Loop, LoopKernel, Store
+from .ops import Op
+from .scalar_ops import RENDERINGS
 
 # register types; in memory bool is unsigned char
 _CTYPE = {"float32": "float", "float64": "double", "int8": "signed char", "int16": "short",
           "int32": "int", "int64": "long long", "uint8": "unsigned char",
           "uint16": "unsigned short", "uint32": "unsigned int",
           "uint64": "unsigned long long", "bool": "bool"}
-_MATH = {"EXP": "exp", "LOG": "log", "SIN": "sin", "COS": "cos", "SQRT": "sqrt",
-         "TANH": "tanh", "ERF": "erf", "LOG1P": "log1p", "EXPM1": "expm1",
-         "FLOOR": "floor", "CEIL": "ceil", "ROUND": "rint", "ABS": "fabs"}
-_CMP = {"CMPLT": "<", "CMPLE": "<=", "CMPGT": ">", "CMPGE": ">=", "CMPEQ": "==", "CMPNE": "!="}
-_ARITH = {"ADD": "+", "SUB": "-", "MUL": "*", "DIV": "/"}
-_INT_BIT = {"AND": "&", "OR": "|", "XOR": "^", "IDIV": "/", "MOD": "%"}
-# a reduction or bitwise op on bool is a logical op
-_BOOL_OP = {"ADD": "||", "MAXIMUM": "||", "OR": "||", "MUL": "&&", "MINIMUM": "&&",
-            "AND": "&&", "XOR": "!="}
 _U32_MAX = (1 << 32) - 1
 _WARP = 32
 
@@ -145,17 +139,57 @@ def literal(value, dtype) -> str:
 # each entry takes the operand names and the operand dtype (for CMP*) or result dtype
 
 
+# CUDA_RULES[op](r, dtype, *names) -> C expression; ``dtype`` is the first operand's, ``r``
+# the renderer (``r.helpers`` collects the helper snippets an expression needs). CONST,
+# LOAD, ACC, CAST and WHERE are the renderer's own hooks.
+
 def _fn(base: str, dt: np.dtype) -> str:
     return base + ("f" if dt == np.float32 else "")
 
 
-def _float_extremum(op: str) -> Callable:
+class _NoRule(NotImplementedError):
+    """An op with no rendering for an operand dtype (``_Renderer.op`` names the op)."""
+
+
+def _by_kind(f: Callable | None = None, i: Callable | None = None, u: Callable | None = None,
+             b: Callable | None = None) -> Callable:
+    """A rule that picks by the operand kind: float, signed, unsigned, bool (defaults to
+    unsigned)."""
+    def rule(r, dt, *xs):
+        dt = np.dtype(dt)
+        fn = {"f": f, "i": i, "u": u, "b": b if b is not None else u}[dt.kind]
+        if fn is None:
+            raise _NoRule(dt.name)
+        return fn(dt, *xs)
+    return rule
+
+
+def _math(base: str) -> Callable:
+    return _by_kind(f=lambda dt, a: f"{_fn(base, dt)}({a})")
+
+
+def _infix(sym: str) -> Callable:
+    def expr(dt, a, b):
+        # cast back: C promotes narrow ints to int
+        return f"({ctype(dt)})({a} {sym} {b})" if dt.kind != "f" and dt.itemsize < 4 \
+            else f"({a} {sym} {b})"
+    return expr
+
+
+def _logical(sym: str) -> Callable:
+    return lambda dt, a, b: f"({a} {sym} {b})"
+
+
+def _float_extremum(cmp: str) -> Callable:
     # NOTE: NaN-propagating like np.maximum and llvm.maximum (fmaxf drops NaN)
-    cmp = ">" if op == "MAXIMUM" else "<"
-    return lambda a, b, dt: f"(({a} {cmp} {b} || {a} != {a}) ? {a} : {b})"
+    return lambda dt, a, b: f"(({a} {cmp} {b} || {a} != {a}) ? {a} : {b})"
 
 
-def _sign(a, dt):
+def _int_extremum(cmp: str) -> Callable:
+    return lambda dt, a, b: f"({a} {cmp} {b} ? {a} : {b})"
+
+
+def _sign(dt, a):
     t = ctype(dt)
     if dt.kind == "f":  # keeps NaN and the sign of zero
         return f"({a} > 0 ? ({t})1 : ({a} < 0 ? ({t})-1 : {a}))"
@@ -164,51 +198,72 @@ def _sign(a, dt):
     return f"({t})(({a} > 0) - ({a} < 0))"
 
 
-def _unary(op: str, a: str, dt: np.dtype) -> str:
-    t = ctype(dt)
-    if op == "NEG":
-        return f"(-{a})" if dt.kind == "f" else f"({t})(-{a})"
-    if op == "NOT":
-        return f"(!{a})" if dt.kind == "b" else f"({t})(~{a})"
-    if op == "SIGN":
-        return _sign(a, dt)
-    if dt.kind != "f":
-        if op == "ABS" and dt.kind == "i":
-            return f"({a} < 0 ? ({t})(-{a}) : {a})"
-        if op in ("ABS", "FLOOR", "CEIL", "ROUND"):
-            return a
-        if op == "RECIP":  # as the interpreter: 1/x in double, truncated
-            return f"({t})(1.0 / (double){a})"
-        raise NotImplementedError(f"CUDA renderer: {op} on {dt.name}")
-    one = literal(1.0, dt)
-    if op == "RECIP":
-        return f"({one} / {a})"
-    if op == "SIGMOID":
-        return f"({one} / ({one} + {_fn('exp', dt)}(-{a})))"
-    return f"{_fn(_MATH[op], dt)}({a})"
+def _identity(dt, a):
+    return a
 
 
-def _binary(op: str, a: str, b: str, dt: np.dtype) -> str:
-    t = ctype(dt)
-    if op in _CMP:
-        return f"({a} {_CMP[op]} {b})"
-    if dt.kind == "b":
-        return f"({a} {_BOOL_OP[op]} {b})"
-    if dt.kind == "f":
-        if op in _ARITH:
-            return f"({a} {_ARITH[op]} {b})"
-        if op in ("MAXIMUM", "MINIMUM"):
-            return _float_extremum(op)(a, b, dt)
-        if op == "POW":
-            return f"{_fn('pow', dt)}({a}, {b})"
-        raise NotImplementedError(f"CUDA renderer: {op} on {dt.name}")
-    if op in ("MAXIMUM", "MINIMUM"):
-        return f"({a} {'>' if op == 'MAXIMUM' else '<'} {b} ? {a} : {b})"
-    if op == "POW":
-        return f"tg_ipow<{t}>({a}, {b})"
-    sym = _ARITH.get(op) or _INT_BIT[op]
-    # cast back: C promotes narrow ints to int
-    return f"({t})({a} {sym} {b})" if dt.itemsize < 4 else f"({a} {sym} {b})"
+def _compare(sym: str) -> Callable:
+    return lambda r, dt, a, b: f"({a} {sym} {b})"
+
+
+def _ipow(r, dt, a, b):
+    r.helpers.add("ipow")
+    return f"tg_ipow<{ctype(dt)}>({a}, {b})"
+
+
+_POW = _by_kind(f=lambda dt, a, b: f"{_fn('pow', dt)}({a}, {b})")
+
+
+# the built-in rules; an op registered before this import keeps its own
+CUDA_RULES: dict[Op, Callable] = RENDERINGS["cuda"]
+for _op, _rule in {
+    Op.NEG: _by_kind(f=lambda dt, a: f"(-{a})", i=lambda dt, a: f"({ctype(dt)})(-{a})",
+                     u=lambda dt, a: f"({ctype(dt)})(-{a})"),
+    Op.NOT: _by_kind(i=lambda dt, a: f"({ctype(dt)})(~{a})", u=lambda dt, a: f"({ctype(dt)})(~{a})",
+                     b=lambda dt, a: f"(!{a})"),
+    Op.SIGN: _by_kind(f=_sign, i=_sign, u=_sign),
+    Op.ABS: _by_kind(f=lambda dt, a: f"{_fn('fabs', dt)}({a})",
+                     i=lambda dt, a: f"({a} < 0 ? ({ctype(dt)})(-{a}) : {a})", u=_identity),
+    Op.FLOOR: _by_kind(f=lambda dt, a: f"{_fn('floor', dt)}({a})", i=_identity, u=_identity),
+    Op.CEIL: _by_kind(f=lambda dt, a: f"{_fn('ceil', dt)}({a})", i=_identity, u=_identity),
+    Op.ROUND: _by_kind(f=lambda dt, a: f"{_fn('rint', dt)}({a})", i=_identity, u=_identity),
+    # as the interpreter: an integer reciprocal is 1/x in double, truncated
+    Op.RECIP: _by_kind(f=lambda dt, a: f"({literal(1.0, dt)} / {a})",
+                       i=lambda dt, a: f"({ctype(dt)})(1.0 / (double){a})",
+                       u=lambda dt, a: f"({ctype(dt)})(1.0 / (double){a})"),
+    Op.SQRT: _math("sqrt"),
+    Op.EXP: _math("exp"),
+    Op.LOG: _math("log"),
+    Op.SIN: _math("sin"),
+    Op.COS: _math("cos"),
+    Op.TANH: _math("tanh"),
+    Op.ERF: _math("erf"),
+    Op.LOG1P: _math("log1p"),
+    Op.EXPM1: _math("expm1"),
+    Op.SIGMOID: _by_kind(f=lambda dt, a: f"({literal(1.0, dt)} / ({literal(1.0, dt)} + "
+                                         f"{_fn('exp', dt)}(-{a})))"),
+    # a bool sum/product (reductions) is or/and
+    Op.ADD: _by_kind(f=_infix("+"), i=_infix("+"), u=_infix("+"), b=_logical("||")),
+    Op.SUB: _by_kind(f=_infix("-"), i=_infix("-"), u=_infix("-")),
+    Op.MUL: _by_kind(f=_infix("*"), i=_infix("*"), u=_infix("*"), b=_logical("&&")),
+    Op.DIV: _by_kind(f=_infix("/")),
+    Op.POW: lambda r, dt, a, b: _ipow(r, dt, a, b) if np.dtype(dt).kind in "iu"
+    else _POW(r, dt, a, b),
+    Op.MAXIMUM: _by_kind(f=_float_extremum(">"), i=_int_extremum(">"), u=_int_extremum(">"),
+                         b=_logical("||")),
+    Op.MINIMUM: _by_kind(f=_float_extremum("<"), i=_int_extremum("<"), u=_int_extremum("<"),
+                         b=_logical("&&")),
+    Op.CMPLT: _compare("<"),
+    Op.CMPLE: _compare("<="),
+    Op.CMPEQ: _compare("=="),
+    Op.CMPNE: _compare("!="),
+    Op.AND: _by_kind(i=_infix("&"), u=_infix("&"), b=_logical("&&")),
+    Op.OR: _by_kind(i=_infix("|"), u=_infix("|"), b=_logical("||")),
+    Op.XOR: _by_kind(i=_infix("^"), u=_infix("^"), b=_logical("!=")),
+    Op.IDIV: _by_kind(i=_infix("/"), u=_infix("/")),
+    Op.MOD: _by_kind(i=_infix("%"), u=_infix("%")),
+}.items():
+    CUDA_RULES.setdefault(_op, _rule)
 
 
 def _cast(a: str, src: np.dtype, dst: np.dtype) -> str:
@@ -240,9 +295,9 @@ def _live_values(body) -> set[str]:
             live.add(s.value)
     instrs = [s for s in stmts if isinstance(s, Instr)]
     for s in reversed(instrs):  # SSA: a reader comes after what it reads
-        if s.out in live and s.op not in ("CONST", "LOAD", "ACC"):
+        if s.out in live and s.op not in (Op.CONST, Op.LOAD, Op.ACC):
             live.update(a for a in s.args if isinstance(a, str))
-        elif s.out in live and s.op == "LOAD":
+        elif s.out in live and s.op is Op.LOAD:
             live.add(s.args[1])
     return live
 
@@ -260,7 +315,7 @@ def _block_rows_ok(kernel: LoopKernel) -> bool:
         updated = {s.acc for s in inner if isinstance(s, AccUpdate)}
         if any(isinstance(s, DefineAcc) for s in inner):
             return False
-        if any(isinstance(s, Instr) and s.op == "ACC" and s.args[0] in updated for s in inner):
+        if any(isinstance(s, Instr) and s.op is Op.ACC and s.args[0] in updated for s in inner):
             return False
     return True
 
@@ -299,8 +354,9 @@ def launch_config(kernel: LoopKernel, max_threads: int = 256, max_blocks: int = 
     ``max_blocks``) of a power of two >= 32 threads, no more than the row needs.
 
     >>> from tracegrad.codegen.loop_ir import KernelBuilder, BufferArg
+    >>> from tracegrad.codegen.ops import Op
     >>> b = KernelBuilder("k", outer=1000)
-    >>> b.store("buf1", "o", b.emit("LOAD", ("buf0", "o"), "float32"))
+    >>> b.store("buf1", "o", b.emit(Op.LOAD, ("buf0", "o"), "float32"))
     >>> launch_config(b.finish([BufferArg("buf0", np.dtype("float32"), 1000, False),
     ...                         BufferArg("buf1", np.dtype("float32"), 1000, True)]))
     ((4, 1, 1), (256, 1, 1))
@@ -338,8 +394,8 @@ class _Renderer:
         params = ", ".join(
             f"{'' if b.is_output else 'const '}{mem_ctype(b.dtype)}* __restrict__ {b.name}"
             for b in k.buffers)
-        consts = [s for s in k.body if isinstance(s, Instr) and s.op == "CONST"]
-        rest = [s for s in k.body if not (isinstance(s, Instr) and s.op == "CONST")]
+        consts = [s for s in k.body if isinstance(s, Instr) and s.op is Op.CONST]
+        rest = [s for s in k.body if not (isinstance(s, Instr) and s.op is Op.CONST)]
         body: list[str] = []
         self.lines = body
         for s in consts:
@@ -392,7 +448,7 @@ class _Renderer:
             out.append(f"{ind}{ctype(s.dtype)} {s.acc} = {literal(s.init, s.dtype)};")
         elif isinstance(s, AccUpdate):
             acc = self.accs[s.acc]
-            out.append(f"{ind}{s.acc} = {_binary(acc.op, s.acc, _c_name(s.value), acc.dtype)};")
+            out.append(f"{ind}{s.acc} = {self.op(acc.op, acc.dtype, s.acc, _c_name(s.value))};")
         elif isinstance(s, Store):
             val = _c_name(s.value)
             if self.buffers[s.buf] == np.bool_:
@@ -412,7 +468,7 @@ class _Renderer:
         def warp_reduce(indent):
             for a in accs:
                 d = self.accs[a]
-                comb = _binary(d.op, a, "t", d.dtype)
+                comb = self.op(d.op, d.dtype, a, "t")
                 out.append(f"{indent}for (int s = {_WARP // 2}; s > 0; s >>= 1) {{ "
                            f"const {ctype(d.dtype)} t = tg_shfl_down({a}, s); {a} = {comb}; }}")
 
@@ -439,31 +495,37 @@ class _Renderer:
     # -- values ----------------------------------------------------------------------------
     def _expr(self, s: Instr) -> str:
         dt = s.dtype
-        if s.op == "CONST":
+        if s.op is Op.CONST:
             if dt == INDEX:
                 self.ranges[s.out] = (s.args[0], s.args[0])
             return literal(s.args[0], dt)
-        if s.op == "LOAD":
+        if s.op is Op.LOAD:
             buf, idx = s.args[0], _c_name(s.args[1])
             return f"({buf}[{idx}] != 0)" if self.buffers[buf] == np.bool_ else f"{buf}[{idx}]"
-        if s.op == "ACC":
+        if s.op is Op.ACC:
             return s.args[0]
         args = [_c_name(a) for a in s.args]
         if dt == INDEX:
             self._index_range(s)
-        if s.op == "CAST":
+        if s.op is Op.CAST:
             return _cast(args[0], self.dtypes[s.args[0]], dt)
-        if s.op == "WHERE":
+        if s.op is Op.WHERE:
             return f"({args[0]} ? {args[1]} : {args[2]})"
-        if len(args) == 2:
-            in_dt = self.dtypes.get(s.args[0], INDEX)
-            if s.op in ("IDIV", "MOD") and self._fits_u32(s.args[0]) and self._fits_u32(s.args[1]):
-                sym = "/" if s.op == "IDIV" else "%"
-                return f"(long long)((unsigned){args[0]} {sym} (unsigned){args[1]})"
-            if s.op == "POW" and in_dt.kind in "iu":
-                self.helpers.add("ipow")
-            return _binary(s.op, args[0], args[1], in_dt)
-        return _unary(s.op, args[0], dt)
+        in_dt = self.dtypes.get(s.args[0], INDEX)
+        if s.op in (Op.IDIV, Op.MOD) and self._fits_u32(s.args[0]) and self._fits_u32(s.args[1]):
+            sym = "/" if s.op is Op.IDIV else "%"
+            return f"(long long)((unsigned){args[0]} {sym} (unsigned){args[1]})"
+        return self.op(s.op, in_dt, *args)
+
+    def op(self, op: Op, dtype, *args: str) -> str:
+        """C expression of ``op`` on ``args`` (whose first has ``dtype``), by ``CUDA_RULES``."""
+        rule = CUDA_RULES.get(op)
+        if rule is None:
+            raise NotImplementedError(f"CUDA renderer: no rule for {op.name}")
+        try:
+            return rule(self, np.dtype(dtype), *args)
+        except _NoRule as e:
+            raise NotImplementedError(f"CUDA renderer: {op.name} on {e}") from None
 
     def _fits_u32(self, name: str) -> bool:
         r = self.ranges.get(name)
@@ -473,20 +535,20 @@ class _Renderer:
         r = [self.ranges.get(a) for a in s.args]
         if any(x is None for x in r[-2:]):
             return
-        if s.op in ("ADD", "SUB", "MUL"):
+        if s.op in (Op.ADD, Op.SUB, Op.MUL):
             (a0, a1), (b0, b1) = r
-            if s.op == "ADD":
+            if s.op is Op.ADD:
                 self.ranges[s.out] = (a0 + b0, a1 + b1)
-            elif s.op == "SUB":
+            elif s.op is Op.SUB:
                 self.ranges[s.out] = (a0 - b1, a1 - b0)
             else:
                 p = [a0 * b0, a0 * b1, a1 * b0, a1 * b1]
                 self.ranges[s.out] = (min(p), max(p))
-        elif s.op == "IDIV" and r[0][0] >= 0 and r[1][0] > 0:
+        elif s.op is Op.IDIV and r[0][0] >= 0 and r[1][0] > 0:
             self.ranges[s.out] = (r[0][0] // r[1][1], r[0][1] // r[1][0])
-        elif s.op == "MOD" and r[0][0] >= 0 and r[1][0] > 0:
+        elif s.op is Op.MOD and r[0][0] >= 0 and r[1][0] > 0:
             self.ranges[s.out] = (0, min(r[1][1] - 1, r[0][1]))
-        elif s.op == "WHERE":
+        elif s.op is Op.WHERE:
             self.ranges[s.out] = (min(r[1][0], r[2][0]), max(r[1][1], r[2][1]))
 
 

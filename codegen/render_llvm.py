@@ -4,13 +4,14 @@ ABI: ``void @name(i64 %start, i64 %end, ptr noalias %buf0, ...)`` runs outer ite
 ``start <= o < end``.  The renderer only prints: index math, loop structure and dtype
 choices were made by ``codegen.lower``.  To let LLVM vectorise the innermost loop the
 module keeps every access a GEP off a ``noalias`` parameter with a simple induction
-variable, emits no calls for math (``codegen.llvm_math.emit_math`` when present, LLVM
-intrinsics otherwise) and marks only accumulator updates ``reassoc`` (an FP reduction
-does not vectorise without it; nothing else uses unsafe fast-math).
+variable, emits no calls for math (``codegen.llvm_math.emit_math``) and marks only
+accumulator updates ``reassoc`` (an FP reduction does not vectorise without it; nothing
+else uses unsafe fast-math).  Each op is one entry of ``LLVM_RULES`` (keyed by ``Op``).
 
 >>> from tracegrad.codegen.loop_ir import KernelBuilder, BufferArg
+>>> from tracegrad.codegen.ops import Op
 >>> b = KernelBuilder("k", outer=4)
->>> b.store("buf1", "o", b.emit("LOAD", ("buf0", "o"), "float32"))
+>>> b.store("buf1", "o", b.emit(Op.LOAD, ("buf0", "o"), "float32"))
 >>> src = render_llvm(b.finish([BufferArg("buf0", np.dtype("float32"), 4, False),
 ...                             BufferArg("buf1", np.dtype("float32"), 4, True)]))
 >>> 'define void @"k"(i64 %"start", i64 %"end", ptr noalias %"buf0"' in src
@@ -18,30 +19,153 @@ True
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import llvmlite.ir as ir
 import numpy as np
 
+from .llvm_math import emit_math
 from .loop_ir import AccUpdate, DefineAcc, Instr, Loop, LoopKernel, Store
-
-try:  # call-free vectorisable math (polynomials), shared with the CUDA-less CPU path
-    from .llvm_math import FUNCTIONS as _MATH_FUNCTIONS, emit_math as _emit_math
-except ImportError:  # pragma: no cover - stand-in: intrinsics (scalar libm calls per lane)
-    _MATH_FUNCTIONS, _emit_math = (), None
+from .ops import Op
+from .scalar_ops import RENDERINGS
 
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
 F32, F64 = ir.FloatType(), ir.DoubleType()
 _REG = {"float32": F32, "float64": F64, "int32": I32, "int64": I64, "uint8": I8, "bool": I1}
 _MEM = {**_REG, "bool": I8}
-_FCMP = {"CMPLT": "<", "CMPLE": "<=", "CMPGT": ">", "CMPGE": ">=", "CMPEQ": "==", "CMPNE": "!="}
-_INTRINSIC = {"EXP": "llvm.exp", "LOG": "llvm.log", "SIN": "llvm.sin", "COS": "llvm.cos",
-              "SQRT": "llvm.sqrt", "FLOOR": "llvm.floor", "CEIL": "llvm.ceil",
-              "ROUND": "llvm.roundeven", "ABS": "llvm.fabs", "TANH": "llvm.tanh",
-              "MAXIMUM": "llvm.maximum", "MINIMUM": "llvm.minimum", "POW": "llvm.pow"}
-_LIBM = {"ERF": "erf", "LOG1P": "log1p", "EXPM1": "expm1"}
 
 
-def _suffix(ty) -> str:
-    return "f32" if ty == F32 else "f64"
+# -- op -> LLVM instructions ---------------------------------------------------------------
+# LLVM_RULES[op](r, dtype, *values): ``r`` the renderer (``r.b`` its IRBuilder, ``r.flags``
+# the fast-math flags of the update being rendered), ``dtype`` the first operand's. CONST,
+# LOAD, ACC, CAST and WHERE are the renderer's own hooks.
+
+def _by_kind(f: Callable | None = None, i: Callable | None = None, u: Callable | None = None,
+             b: Callable | None = None) -> Callable:
+    """A rule that picks by the operand kind: float, signed, unsigned, bool (defaults to
+    unsigned)."""
+    def rule(r, dt, *xs):
+        kind = np.dtype(dt).kind
+        fn = {"f": f, "i": i, "u": u, "b": b if b is not None else u}[kind]
+        if fn is None:
+            raise _NoRule(np.dtype(dt).name)
+        return fn(r, *xs)
+    return rule
+
+
+class _NoRule(NotImplementedError):
+    """An op that has no rendering for an operand dtype (``_Renderer.op`` names the op)."""
+
+
+def _same_int(fn_name: str) -> Callable:
+    return lambda r, x, y: getattr(r.b, fn_name)(x, y)
+
+
+def _fbin(fn_name: str) -> Callable:
+    return lambda r, x, y: getattr(r.b, fn_name)(x, y, flags=r.flags)
+
+
+def _intrinsic(base: str) -> Callable:
+    return lambda r, *xs: r.call(f"{base}.{'f32' if xs[0].type == F32 else 'f64'}",
+                                 xs[0].type, list(xs))
+
+
+def _math(name: str) -> Callable:
+    return lambda r, x: emit_math(r.b, name, x)
+
+
+def _select_int(pred: str, signed: bool) -> Callable:
+    def rule(r, x, y):
+        cmp = (r.b.icmp_signed if signed else r.b.icmp_unsigned)(pred, x, y)
+        return r.b.select(cmp, x, y)
+    return rule
+
+
+def _compare(pred: str) -> Callable:
+    def fcmp(r, x, y):  # NOTE: != is true on NaN (unordered); the others false (ordered)
+        return (r.b.fcmp_unordered if pred == "!=" else r.b.fcmp_ordered)(pred, x, y)
+    return _by_kind(f=fcmp, i=lambda r, x, y: r.b.icmp_signed(pred, x, y),
+                    u=lambda r, x, y: r.b.icmp_unsigned(pred, x, y))
+
+
+def _sign_float(r, x):
+    b, ty = r.b, x.type
+    one, minus, zero = ir.Constant(ty, 1), ir.Constant(ty, -1), ir.Constant(ty, 0)
+    return b.select(b.fcmp_ordered(">", x, zero), one,
+                    b.select(b.fcmp_ordered("<", x, zero), minus, x))  # keeps NaN and -0
+
+
+def _sign_int(r, x):
+    b, ty = r.b, x.type
+    one, minus, zero = ir.Constant(ty, 1), ir.Constant(ty, -1), ir.Constant(ty, 0)
+    return b.select(b.icmp_signed(">", x, zero), one,
+                    b.select(b.icmp_signed("<", x, zero), minus, zero))
+
+
+def _sign_unsigned(r, x):
+    zero = ir.Constant(x.type, 0)
+    return r.b.select(r.b.icmp_unsigned(">", x, zero), ir.Constant(x.type, 1), zero)
+
+
+def _abs_int(r, x):
+    return r.b.select(r.b.icmp_signed("<", x, ir.Constant(x.type, 0)), r.b.neg(x), x)
+
+
+def _identity(r, x):
+    return x
+
+
+def _float_math(name: str) -> Callable:
+    return _by_kind(f=_math(name))
+
+
+# the built-in rules; an op registered before this import keeps its own
+LLVM_RULES: dict[Op, Callable] = RENDERINGS["llvm"]
+for _op, _rule in {
+    Op.NEG: _by_kind(f=lambda r, x: r.b.fneg(x), i=lambda r, x: r.b.neg(x),
+                     u=lambda r, x: r.b.neg(x)),
+    Op.NOT: lambda r, dt, x: r.b.not_(x),  # all bits: bitwise not, logical not on i1
+    Op.SIGN: _by_kind(f=_sign_float, i=_sign_int, u=_sign_unsigned),
+    Op.ABS: _by_kind(f=_math("abs"), i=_abs_int, u=_identity),
+    Op.FLOOR: _by_kind(f=_math("floor"), i=_identity, u=_identity),
+    Op.CEIL: _by_kind(f=_math("ceil"), i=_identity, u=_identity),
+    Op.ROUND: _by_kind(f=_math("round"), i=_identity, u=_identity),
+    Op.RECIP: _by_kind(f=lambda r, x: r.b.fdiv(ir.Constant(x.type, 1.0), x)),
+    Op.SQRT: _float_math("sqrt"),
+    Op.EXP: _float_math("exp"),
+    Op.LOG: _float_math("log"),
+    Op.SIN: _float_math("sin"),
+    Op.COS: _float_math("cos"),
+    Op.TANH: _float_math("tanh"),
+    Op.SIGMOID: _float_math("sigmoid"),
+    Op.ERF: _float_math("erf"),
+    Op.LOG1P: _float_math("log1p"),
+    Op.EXPM1: _float_math("expm1"),
+    # a bool sum/product (reductions) is or/and
+    Op.ADD: _by_kind(f=_fbin("fadd"), i=_same_int("add"), u=_same_int("add"),
+                     b=_same_int("or_")),
+    Op.SUB: _by_kind(f=_fbin("fsub"), i=_same_int("sub"), u=_same_int("sub")),
+    Op.MUL: _by_kind(f=_fbin("fmul"), i=_same_int("mul"), u=_same_int("mul"),
+                     b=_same_int("and_")),
+    Op.DIV: _by_kind(f=_fbin("fdiv")),
+    Op.POW: _by_kind(f=_intrinsic("llvm.pow")),
+    # NOTE: llvm.maximum/minimum propagate NaN like np.maximum (maxnum would drop it)
+    Op.MAXIMUM: _by_kind(f=_intrinsic("llvm.maximum"), i=_select_int(">", True),
+                         u=_select_int(">", False), b=_same_int("or_")),
+    Op.MINIMUM: _by_kind(f=_intrinsic("llvm.minimum"), i=_select_int("<", True),
+                         u=_select_int("<", False), b=_same_int("and_")),
+    Op.CMPLT: _compare("<"),
+    Op.CMPLE: _compare("<="),
+    Op.CMPEQ: _compare("=="),
+    Op.CMPNE: _compare("!="),
+    Op.AND: _by_kind(i=_same_int("and_"), u=_same_int("and_")),
+    Op.OR: _by_kind(i=_same_int("or_"), u=_same_int("or_")),
+    Op.XOR: _by_kind(i=_same_int("xor"), u=_same_int("xor")),
+    # index math: operands are never negative (NOTE (safe indices) in codegen.lower)
+    Op.IDIV: _by_kind(i=_same_int("udiv"), u=_same_int("udiv")),
+    Op.MOD: _by_kind(i=_same_int("urem"), u=_same_int("urem")),
+}.items():
+    LLVM_RULES.setdefault(_op, _rule)
 
 
 class _Renderer:
@@ -67,6 +191,7 @@ class _Renderer:
         self.entry = self.fn.append_basic_block("entry")
         self.b = ir.IRBuilder(self.entry)
         self.accs = {}
+        self.flags: tuple[str, ...] = ()
 
     def render(self) -> str:
         self._loop(self.k.outer_var, self.fn.args[0], self.fn.args[1], self.k.body)
@@ -113,7 +238,11 @@ class _Renderer:
             elif isinstance(s, AccUpdate):
                 slot, op, dtype = self.accs[s.acc]
                 old = b.load(slot)
-                b.store(self._binary(op, dtype, old, self.env[s.value], reduce=True), slot)
+                # only accumulator updates may be reassociated (an FP reduction does not
+                # vectorise without it)
+                self.flags = ("reassoc",)
+                b.store(self.op(op, dtype, old, self.env[s.value]), slot)
+                self.flags = ()
             elif isinstance(s, Store):
                 ptr, dtype = self.buffers[s.buf]
                 val = self.env[s.value]
@@ -133,95 +262,39 @@ class _Renderer:
 
     def _instr(self, s: Instr):
         b, dt = self.b, s.dtype
-        if s.op == "CONST":
+        if s.op is Op.CONST:
             return self._const(s.args[0], dt)
-        if s.op == "LOAD":
+        if s.op is Op.LOAD:
             ptr, bdt = self.buffers[s.args[0]]
             val = b.load(b.gep(ptr, [self.env[s.args[1]]], inbounds=True,
                                source_etype=_MEM[bdt.name]), typ=_MEM[bdt.name])
             return b.icmp_unsigned("!=", val, ir.Constant(I8, 0)) if bdt == np.bool_ else val
-        if s.op == "ACC":
+        if s.op is Op.ACC:
             slot, _, _ = self.accs[s.args[0]]
             return b.load(slot)
         args = [self.env[a] for a in s.args]
-        if s.op == "CAST":
+        if s.op is Op.CAST:
             return self._cast(args[0], self.dtypes[s.args[0]], dt)
-        if s.op == "WHERE":
+        if s.op is Op.WHERE:
             return b.select(args[0], args[1], args[2])
-        if len(args) == 2:
-            return self._binary(s.op, self.dtypes[s.args[0]], args[0], args[1])
-        return self._unary(s.op, dt, args[0])
+        return self.op(s.op, self.dtypes[s.args[0]], *args)
 
-    def _call(self, name, ty, args):
+    def op(self, op: Op, dtype, *args):
+        """``op`` applied to ``args`` (whose first has ``dtype``), by ``LLVM_RULES``."""
+        rule = LLVM_RULES.get(op)
+        if rule is None:
+            raise NotImplementedError(f"LLVM renderer: no rule for {op.name}")
+        try:
+            return rule(self, dtype, *args)
+        except _NoRule as e:
+            raise NotImplementedError(f"LLVM renderer: {op.name} on {e}") from None
+
+    def call(self, name, ty, args):
+        """Call function ``name`` (declared on first use) returning ``ty``."""
         fn = self.module.globals.get(name)
         if fn is None:
             fn = ir.Function(self.module, ir.FunctionType(ty, [a.type for a in args]), name=name)
         return self.b.call(fn, args)
-
-    def _intrinsic(self, base, ty, args):
-        return self._call(f"{base}.{_suffix(ty)}", ty, args)
-
-    def _binary(self, op, dtype, x, y, reduce=False):
-        b, kind, ty = self.b, np.dtype(dtype).kind, x.type
-        if op.startswith("CMP"):
-            if kind == "f":
-                pred = _FCMP[op]
-                return b.fcmp_unordered(pred, x, y) if op == "CMPNE" else b.fcmp_ordered(pred, x, y)
-            signed = kind == "i"
-            return (b.icmp_signed if signed else b.icmp_unsigned)(_FCMP[op], x, y)
-        if kind == "f":
-            flags = ("reassoc",) if reduce else ()
-            if op in ("ADD", "SUB", "MUL", "DIV"):
-                fn = {"ADD": b.fadd, "SUB": b.fsub, "MUL": b.fmul, "DIV": b.fdiv}[op]
-                return fn(x, y, flags=flags)
-            return self._intrinsic(_INTRINSIC[op], ty, [x, y])
-        if kind == "b":
-            op = {"ADD": "OR", "MUL": "AND", "MAXIMUM": "OR", "MINIMUM": "AND"}.get(op, op)
-        signed = kind == "i"
-        if op in ("MAXIMUM", "MINIMUM"):
-            pred = ">" if op == "MAXIMUM" else "<"
-            cmp = (b.icmp_signed if signed else b.icmp_unsigned)(pred, x, y)
-            return b.select(cmp, x, y)
-        table = {"ADD": b.add, "SUB": b.sub, "MUL": b.mul, "AND": b.and_, "OR": b.or_,
-                 "XOR": b.xor, "IDIV": b.udiv, "MOD": b.urem}
-        return table[op](x, y)
-
-    def _unary(self, op, dtype, x):
-        b, kind, ty = self.b, np.dtype(dtype).kind, x.type
-        if op == "NOT":
-            return b.xor(x, ir.Constant(ty, 1 if kind == "b" else -1))
-        if op == "NEG":
-            return b.fneg(x) if kind == "f" else b.neg(x)
-        if op == "SIGN":
-            zero = ir.Constant(ty, 0)
-            one, minus = ir.Constant(ty, 1), ir.Constant(ty, -1)
-            if kind == "f":
-                return b.select(b.fcmp_ordered(">", x, zero), one,
-                                b.select(b.fcmp_ordered("<", x, zero), minus, x))
-            if kind != "i":
-                return b.select(b.icmp_unsigned(">", x, zero), one, zero)
-            return b.select(b.icmp_signed(">", x, zero), one,
-                            b.select(b.icmp_signed("<", x, zero), minus, zero))
-        if kind != "f":
-            if op == "ABS" and kind == "i":
-                return b.select(b.icmp_signed("<", x, ir.Constant(ty, 0)), b.neg(x), x)
-            if op in ("ABS", "FLOOR", "CEIL", "ROUND"):
-                return x
-            raise NotImplementedError(f"{op} on {dtype}")
-        if op == "RECIP":
-            return b.fdiv(ir.Constant(ty, 1.0), x)
-        if op == "SIGMOID" and "sigmoid" not in _MATH_FUNCTIONS:
-            e = self._math("EXP", b.fneg(x))
-            return b.fdiv(ir.Constant(ty, 1.0), b.fadd(ir.Constant(ty, 1.0), e))
-        return self._math(op, x)
-
-    def _math(self, op, x):
-        if op.lower() in _MATH_FUNCTIONS:
-            return _emit_math(self.b, op.lower(), x)
-        if op in _LIBM:
-            name = _LIBM[op] + ("f" if x.type == F32 else "")
-            return self._call(name, x.type, [x])
-        return self._intrinsic(_INTRINSIC[op], x.type, [x])
 
     def _cast(self, x, src, dst):
         b, src, dst = self.b, np.dtype(src), np.dtype(dst)

@@ -10,7 +10,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from tracegrad.codegen.graph import Graph
-from tracegrad.codegen.interp import eval_op
+from tracegrad.codegen.scalar_ops import eval_op
 from tracegrad.codegen.ops import COMPARISON, MOVEMENT, REDUCE, Op
 from tracegrad.codegen.passes import apply_movement
 from tracegrad.codegen.view import ShapeTracker
@@ -57,7 +57,7 @@ class Builder:
             shape = np.broadcast_shapes(*[n.shape for n in nodes])
             if op is Op.CAST:
                 dtype = np.dtype(attrs["dtype"])
-            elif op in COMPARISON or op in (Op.NOT, Op.AND, Op.OR, Op.XOR):
+            elif op in COMPARISON:
                 dtype = np.dtype(bool)
             elif op is Op.WHERE:
                 dtype = np.result_type(nodes[1].dtype, nodes[2].dtype)
@@ -121,7 +121,7 @@ def eval_node(node, args):
         return np.vectorize(math.erf, otypes=[np.float64])(args[0]).astype(node.dtype)
     if op in (Op.DIV,) and node.dtype.kind == "f":
         args = [x.astype(node.dtype) for x in args]
-    return eval_op(op.name, args, node.dtype)
+    return eval_op(op, args, node.dtype)
 
 
 def eval_graph(graph: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:

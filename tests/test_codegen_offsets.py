@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import tracegrad
+from tracegrad.codegen.ops import Op
 from tracegrad.codegen.interp import run_kernel
 from tracegrad.codegen.loop_ir import INDEX, BufferArg, KernelBuilder
 from tracegrad.codegen.offsets import hoist_offsets
@@ -69,9 +70,9 @@ def test_hand_built_kernel_loads_and_stores_at_offsets():
     k = KernelBuilder("k", outer=4)
     o = k.var_outer
     four = k.const(4, INDEX)
-    src = k.emit("ADD", (k.emit("MUL", (o, k.const(2, INDEX)), INDEX), k.const(5, INDEX)), INDEX)
-    val = k.emit("NEG", (k.emit("LOAD", ("buf0", src), np.float64),), np.float64)
-    k.store("buf1", k.emit("ADD", (o, four), INDEX), val)
+    src = k.emit(Op.ADD, (k.emit(Op.MUL, (o, k.const(2, INDEX)), INDEX), k.const(5, INDEX)), INDEX)
+    val = k.emit(Op.NEG, (k.emit(Op.LOAD, ("buf0", src), np.float64),), np.float64)
+    k.store("buf1", k.emit(Op.ADD, (o, four), INDEX), val)
     kernel = hoist_offsets(k.finish([BufferArg("buf0", np.dtype("float64"), 16, False),
                                      BufferArg("buf1", np.dtype("float64"), 8, True)]))
     assert [a.offset for a in kernel.buffers] == [5, 4]

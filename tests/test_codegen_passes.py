@@ -4,13 +4,15 @@ import pytest
 
 from tracegrad.codegen.ops import Op
 from tracegrad.codegen.passes import (eliminate_common_subexpressions, eliminate_dead_code,
-                            fold_constants, fold_views, simplify)
+                            fold_constants, simplify)
 from tracegrad.codegen.view import ShapeTracker, gather_numpy, strided_numpy
 from codegen_testing import Builder, eval_graph
 
 
 def test_dce_drops_unused_keeps_inputs():
-    b = Builder(); x = b.input((3,)); y = b.input((3,))
+    b = Builder()
+    x = b.input((3,))
+    y = b.input((3,))
     b.exp(x)
     g = eliminate_dead_code(b.graph(b.neg(x)))
     assert [n.op for n in g.nodes] == [Op.INPUT, Op.INPUT, Op.NEG]
@@ -18,7 +20,8 @@ def test_dce_drops_unused_keeps_inputs():
 
 
 def test_constant_folding_and_ids_stay():
-    b = Builder(); x = b.input((3,))
+    b = Builder()
+    x = b.input((3,))
     c = b.mul(b.const(2.0), b.add(b.const(1.0), b.const(0.5)))
     out = b.add(x, c)
     g = fold_constants(b.graph(out))
@@ -28,7 +31,8 @@ def test_constant_folding_and_ids_stay():
 
 
 def test_cse_merges_equal_nodes_not_random():
-    b = Builder(); x = b.input((3,))
+    b = Builder()
+    x = b.input((3,))
     a1, a2 = b.exp(x), b.exp(x)
     r1 = b.g.add(Op.RAND, (), (3,), "float32", shape=(3,), dtype="float32").id
     r2 = b.g.add(Op.RAND, (), (3,), "float32", shape=(3,), dtype="float32").id
@@ -39,13 +43,15 @@ def test_cse_merges_equal_nodes_not_random():
 
 
 def test_cse_distinguishes_const_types():
-    b = Builder(); x = b.input((3,), "int64")
+    b = Builder()
+    b.input((3,), "int64")  # kept by the graph as its argument
     g = eliminate_common_subexpressions(b.graph(b.const(1, "int64"), b.const(True, "bool")))
     assert len(g.nodes) == 3
 
 
 def test_fold_views_chains_to_base():
-    b = Builder(); x = b.input((4, 6))
+    b = Builder()
+    x = b.input((4, 6))
     t = b.permute(x, perm=(1, 0))
     s = b.slice(t, index=(slice(None, None, -2), slice(1, 3)))
     r = b.reshape(s, shape=(6,))
@@ -56,7 +62,8 @@ def test_fold_views_chains_to_base():
 
 
 def test_identity_view_removed():
-    b = Builder(); x = b.input((2, 3))
+    b = Builder()
+    x = b.input((2, 3))
     r = b.reshape(b.reshape(x, shape=(6,)), shape=(2, 3))
     g = simplify(b.graph(b.exp(r)))
     assert [n.op for n in g.nodes] == [Op.INPUT, Op.EXP]
@@ -82,7 +89,8 @@ VIEW_CASES = [
 
 @pytest.mark.parametrize("case", range(len(VIEW_CASES)))
 def test_view_folding_matches_numpy(case):
-    b = Builder(); x = b.input((2, 4, 5))
+    b = Builder()
+    x = b.input((2, 4, 5))
     v = VIEW_CASES[case](b, x)
     g = b.graph(v)
     xs = np.arange(40, dtype=np.float32).reshape(2, 4, 5)

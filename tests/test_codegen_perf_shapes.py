@@ -4,6 +4,7 @@ equal to the unsimplified arithmetic."""
 import numpy as np
 import pytest
 
+from tracegrad.codegen.ops import Op
 from tracegrad.codegen.interp import run_kernel
 from tracegrad.codegen.loop_ir import INDEX, BufferArg, Instr, KernelBuilder, Loop
 
@@ -17,7 +18,7 @@ def _instrs(body):
 
 
 def _divmods(kernel):
-    return [s for s in _instrs(kernel.body) if s.op in ("IDIV", "MOD")]
+    return [s for s in _instrs(kernel.body) if s.op in (Op.IDIV, Op.MOD)]
 
 
 def test_row_major_unravel_of_row_index_folds():
@@ -25,15 +26,15 @@ def test_row_major_unravel_of_row_index_folds():
     b = KernelBuilder("k", outer=64)
     j = b.begin_loop(144, "j")
     c = lambda v: b.const(v, INDEX)  # noqa: E731
-    lin = b.emit("ADD", (b.emit("MUL", ("o", c(144)), INDEX), j), INDEX)
+    lin = b.emit(Op.ADD, (b.emit(Op.MUL, ("o", c(144)), INDEX), j), INDEX)
     outs = []
     stride = 1
     for n in (3, 3, 16, 4, 4):
-        outs.append(b.emit("MOD", (b.emit("IDIV", (lin, c(stride)), INDEX), c(n)), INDEX))
+        outs.append(b.emit(Op.MOD, (b.emit(Op.IDIV, (lin, c(stride)), INDEX), c(n)), INDEX))
         stride *= n
     total = c(0)
     for k, m in enumerate(outs):
-        total = b.emit("ADD", (total, b.emit("MUL", (m, c(7 ** k)), INDEX)), INDEX)
+        total = b.emit(Op.ADD, (total, b.emit(Op.MUL, (m, c(7 ** k)), INDEX)), INDEX)
     b.store("buf0", lin, total)
     b.end_loop()
     kernel = b.finish([BufferArg("buf0", INDEX, 64 * 144, True)])
@@ -65,23 +66,23 @@ def test_affine_divmod_random(seed):
     x, xv = c(const), np.full(o.shape, const)
     for a, av in (("o", o), (v0, r0), (v1, r1)):
         k = int(rng.choice([1, 2, 3, 4, 6, 8, 9, 12, 16, 24, 36, 48]))
-        x, xv = b.emit("ADD", (x, b.emit("MUL", (a, c(k)), INDEX)), INDEX), xv + av * k
+        x, xv = b.emit(Op.ADD, (x, b.emit(Op.MUL, (a, c(k)), INDEX)), INDEX), xv + av * k
     exprs = [(x, xv)]
     for _ in range(6):
         e, ev = exprs[int(rng.integers(len(exprs)))]
         d = int(rng.choice([2, 3, 4, 6, 8, 9, 12, 16, 36, 64]))
         if rng.random() < 0.5:
-            exprs.append((b.emit("IDIV", (e, c(d)), INDEX), ev // d))
+            exprs.append((b.emit(Op.IDIV, (e, c(d)), INDEX), ev // d))
         else:
-            exprs.append((b.emit("MOD", (e, c(d)), INDEX), ev % d))
+            exprs.append((b.emit(Op.MOD, (e, c(d)), INDEX), ev % d))
         if rng.random() < 0.5:
             k = int(rng.choice([1, 2, 3, 10]))
             e2, ev2 = exprs[int(rng.integers(len(exprs)))]
             e1, ev1 = exprs[-1]
-            exprs.append((b.emit("ADD", (b.emit("MUL", (e1, c(k)), INDEX), e2), INDEX),
+            exprs.append((b.emit(Op.ADD, (b.emit(Op.MUL, (e1, c(k)), INDEX), e2), INDEX),
                           ev1 * k + ev2))
     n = o.size
-    flat = b.emit("ADD", (b.emit("MUL", (b.emit("ADD", (b.emit("MUL", ("o", c(ext[0])), INDEX),
+    flat = b.emit(Op.ADD, (b.emit(Op.MUL, (b.emit(Op.ADD, (b.emit(Op.MUL, ("o", c(ext[0])), INDEX),
                                                         v0), INDEX), c(ext[1])), INDEX), v1),
                   INDEX)
     for k, (e, _) in enumerate(exprs):
@@ -101,19 +102,19 @@ def test_divmod_through_safe_index_where():
     b = KernelBuilder("k", outer=16)
     c = lambda v: b.const(v, INDEX)  # noqa: E731
     j = b.begin_loop(10, "j")
-    i = b.emit("ADD", (b.emit("ADD", (b.emit("MUL", ("o", c(8)), INDEX), j), INDEX), c(-1)),
+    i = b.emit(Op.ADD, (b.emit(Op.ADD, (b.emit(Op.MUL, ("o", c(8)), INDEX), j), INDEX), c(-1)),
                INDEX)  # o*8 + j - 1: a pad of 1 before rows of 8
-    valid = b.emit("AND", (b.emit("CMPGE", (j, c(1)), np.dtype(bool)),
-                           b.emit("CMPLT", (j, c(9)), np.dtype(bool))), np.dtype(bool))
-    safe = b.emit("WHERE", (valid, i, c(0)), INDEX)
-    hi = b.emit("IDIV", (safe, c(8)), INDEX)
-    lo = b.emit("MOD", (safe, c(8)), INDEX)
-    flat = b.emit("ADD", (b.emit("MUL", ("o", c(10)), INDEX), j), INDEX)
+    valid = b.emit(Op.AND, (b.emit(Op.CMPLE, (c(1), j), np.dtype(bool)),
+                           b.emit(Op.CMPLT, (j, c(9)), np.dtype(bool))), np.dtype(bool))
+    safe = b.emit(Op.WHERE, (valid, i, c(0)), INDEX)
+    hi = b.emit(Op.IDIV, (safe, c(8)), INDEX)
+    lo = b.emit(Op.MOD, (safe, c(8)), INDEX)
+    flat = b.emit(Op.ADD, (b.emit(Op.MUL, ("o", c(10)), INDEX), j), INDEX)
     b.store("buf0", flat, hi)
     b.store("buf1", flat, lo)
     b.end_loop()
     kernel = b.finish([BufferArg("buf0", INDEX, 160, True), BufferArg("buf1", INDEX, 160, True)])
-    assert not any(s.op in ("IDIV", "MOD") and s.args[0] in (safe, i) for s in _instrs(kernel.body))
+    assert not any(s.op in (Op.IDIV, Op.MOD) and s.args[0] in (safe, i) for s in _instrs(kernel.body))
     bufs = {"buf0": np.zeros(160, np.int64), "buf1": np.zeros(160, np.int64)}
     run_kernel(kernel, bufs)
     o, jj = (a.ravel() for a in np.meshgrid(np.arange(16), np.arange(10), indexing="ij"))

@@ -114,7 +114,7 @@ OPERATORS = [("+", np.add), ("-", np.subtract), ("*", np.multiply), ("/", np.tru
 @pytest.mark.parametrize("op,ref", OPERATORS, ids=[o for o, _ in OPERATORS])
 def test_operators_with_python_scalars_on_both_sides(op, ref):
     a = arr((3, 2), 0.5, 2)
-    t = torch.from_numpy(a)
+    t = torch.from_numpy(a)  # noqa: F841  (read by the eval below)
     left = eval(f"t {op} 1.5")
     right = eval(f"1.5 {op} t")
     np.testing.assert_allclose(left.numpy(), ref(a, np.float32(1.5)), rtol=1e-6)
@@ -313,3 +313,99 @@ def test_allclose_equal_isclose():
     assert not torch.equal(a, torch.tensor([1.0, 2.0, 3.0]))
     assert torch.allclose(a, a + 1e-9)
     assert torch.isclose(a, torch.tensor([1.0, 2.1])).tolist() == [True, False]
+
+
+# ---- bitwise: integers bitwise, bool logical, floats rejected as in PyTorch ---------------
+
+BITWISE = {"bitwise_and": ("&", np.bitwise_and), "bitwise_or": ("|", np.bitwise_or),
+           "bitwise_xor": ("^", np.bitwise_xor)}
+
+
+def test_bitwise_and_on_integers_is_bitwise():
+    a, b = torch.tensor([6, 12, 5]), torch.tensor([3, 10, 1])
+    assert (a & b).tolist() == [2, 8, 1]
+    assert (a | b).tolist() == [7, 14, 5]
+    assert (a ^ b).tolist() == [5, 6, 4]
+    assert (~a).tolist() == [-7, -13, -6]
+    assert (a & b).dtype == torch.int64
+
+
+@pytest.mark.parametrize("name", sorted(BITWISE))
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint8, np.bool_])
+def test_bitwise_ops_match_numpy(name, dtype):
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 200, (4, 5)).astype(dtype)
+    b = rng.integers(0, 200, (5,)).astype(dtype)
+    sym, ref = BITWISE[name]
+    out_fn = getattr(torch, name)(torch.from_numpy(a), torch.from_numpy(b))
+    out_op = eval(f"x {sym} y", {"x": torch.from_numpy(a), "y": torch.from_numpy(b)})
+    for out in (out_fn, out_op):
+        np.testing.assert_array_equal(out.numpy(), ref(a, b))
+        assert out.numpy().dtype == np.dtype(dtype)
+    assert getattr(torch.from_numpy(a), name)(torch.from_numpy(b)).tolist() == ref(a, b).tolist()
+
+
+def test_bitwise_with_python_ints_and_bool_promotion():
+    a = torch.tensor([6, 12, 5])
+    assert (a & 4).tolist() == [4, 4, 4]
+    assert (3 | a).tolist() == [7, 15, 7]
+    assert (torch.tensor([True, False, True]) & a).tolist() == [0, 0, 1]  # bool -> int64
+    assert (~torch.tensor([True, False])).tolist() == [False, True]
+
+
+@pytest.mark.parametrize("name", sorted(BITWISE))
+def test_bitwise_on_floats_raises_pytorchs_error(name):
+    x = torch.tensor([1.0, 2.0])
+    with pytest.raises(RuntimeError, match=f'"{name}_cpu" not implemented for \'Float\''):
+        getattr(torch, name)(x, x)
+    with pytest.raises(RuntimeError, match=f'"{name}_cpu" not implemented for \'Double\''):
+        eval(f"x {BITWISE[name][0]} x", {"x": x.double()})
+    with pytest.raises(RuntimeError, match=f'"{name}_cpu" not implemented for \'Float\''):
+        getattr(torch, name)(torch.tensor([1, 2]), 1.5)  # the scalar promotes to float
+    with pytest.raises(RuntimeError, match='"bitwise_not_cpu" not implemented for \'Float\''):
+        ~x
+
+
+def test_logical_ops_keep_logical_semantics_on_integers():
+    a, b = torch.tensor([6, 0, 5]), torch.tensor([3, 10, 0])
+    assert torch.logical_and(a, b).tolist() == [True, False, False]
+    assert torch.logical_or(a, b).tolist() == [True, True, True]
+    assert torch.logical_xor(a, b).tolist() == [False, True, True]
+    assert torch.logical_not(a).tolist() == [False, True, False]
+    assert torch.logical_and(torch.tensor([0.5, 0.0]), 1).tolist() == [True, False]
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint8, np.bool_])
+def test_bitwise_compiled_equals_eager(dtype):
+    rng = np.random.default_rng(4)
+    a = torch.from_numpy(rng.integers(0, 120, (6, 7)).astype(dtype))
+    b = torch.from_numpy(rng.integers(0, 120, (7,)).astype(dtype))
+
+    def f(x, y):
+        return ((x & y) | (x ^ ~y)) ^ (x | y)
+
+    np.testing.assert_array_equal(torch.compile(f, fullgraph=True)(a, b).numpy(), f(a, b).numpy())
+    expected = ((a.numpy() & b.numpy()) | (a.numpy() ^ ~b.numpy())) ^ (a.numpy() | b.numpy())
+    np.testing.assert_array_equal(f(a, b).numpy(), expected)
+
+
+def test_bitwise_on_floats_raises_under_compile():
+    f = torch.compile(lambda x: x & x, fullgraph=True)
+    with pytest.raises(RuntimeError, match='"bitwise_and_cpu" not implemented for \'Float\''):
+        f(torch.tensor([1.0]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_is_accurate_over_its_whole_range(dtype):
+    """The eager sigmoid (codegen.scalar_ops' row) within 3 ulp of a longdouble
+    reference wherever the result is a normal float; 0 and 1 at the ends; NaN stays NaN."""
+    x = np.concatenate([np.linspace(-100, 100, 200_001), [-1e4, 1e4]]).astype(dtype)
+    ref = 1 / (1 + np.exp(-x.astype(np.longdouble)))
+    out = torch.from_numpy(x).sigmoid().numpy()
+    assert out.dtype == dtype
+    normal = ref >= np.finfo(dtype).tiny
+    ulp = np.spacing(ref[normal].astype(dtype)).astype(np.longdouble)
+    assert np.max(np.abs(out[normal] - ref[normal]) / ulp) <= 3  # the old sign-split form: 2.9
+    assert np.all(out[~normal] <= np.finfo(dtype).tiny)
+    assert out[-2] == 0 and out[-1] == 1
+    assert np.isnan(torch.tensor([np.nan], dtype=torch.float32).sigmoid().item())

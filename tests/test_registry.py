@@ -19,7 +19,7 @@ from tracegrad.autograd import gradcheck, gradgradcheck
 from tracegrad.codegen.ops import Op
 
 # Deliberately non-differentiable: booleans, integer results, random inputs.
-NON_DIFFERENTIABLE = {Op.CMPLT, Op.CMPLE, Op.CMPGT, Op.CMPGE, Op.CMPEQ, Op.CMPNE, Op.AND,
+NON_DIFFERENTIABLE = {Op.CMPLT, Op.CMPLE, Op.CMPEQ, Op.CMPNE, Op.AND,
                       Op.OR, Op.XOR, Op.NOT, Op.ARGMAX, Op.ARGMIN, Op.RAND, Op.RANDN}
 
 _rng = np.random.default_rng(1234)
@@ -197,7 +197,7 @@ CASES = {
 }
 
 _NONDIFF_CASES = {
-    Op.CMPLT: 2, Op.CMPLE: 2, Op.CMPGT: 2, Op.CMPGE: 2, Op.CMPEQ: 2, Op.CMPNE: 2,
+    Op.CMPLT: 2, Op.CMPLE: 2, Op.CMPEQ: 2, Op.CMPNE: 2,
     Op.AND: 2, Op.OR: 2, Op.XOR: 2, Op.NOT: 1,
 }
 
@@ -260,7 +260,7 @@ def test_gradgradcheck_every_primitive(op):
         assert gradgradcheck(_call(op, attrs), inputs, eps=1e-6, atol=1e-5, rtol=1e-3), (op, attrs)
 
 
-_PUBLIC = {Op.CMPLT: torch.lt, Op.CMPLE: torch.le, Op.CMPGT: torch.gt, Op.CMPGE: torch.ge,
+_PUBLIC = {Op.CMPLT: torch.lt, Op.CMPLE: torch.le,
            Op.CMPEQ: torch.eq, Op.CMPNE: torch.ne, Op.AND: torch.logical_and,
            Op.OR: torch.logical_or, Op.XOR: torch.logical_xor, Op.NOT: torch.logical_not}
 
@@ -296,3 +296,45 @@ def test_argmax_argmin_primitives():
         out = apply(PRIMITIVES[op], (x,), {"axis": 1, "keepdim": False})
         assert out.dtype == torch.int64
         assert out.tolist() == fn(x.numpy(), axis=1).tolist()
+
+
+def _documented_primitives() -> list[str]:
+    """The names in the first column of the table in the registry's docstring."""
+    from tracegrad._primitives import registry
+    lines = registry.__doc__.splitlines()
+    rules = [i for i, line in enumerate(lines) if line.startswith("=====")]
+    assert len(rules) == 3, "the primitive table lost its shape"
+    width = len(lines[rules[0]].split()[0])
+    names = []
+    for line in lines[rules[1] + 1:rules[2]]:
+        names += line[:width].split()
+    return names
+
+
+def test_the_primitive_set_is_the_documented_one():
+    """Adding or removing a primitive must come with its row in the registry's table (the
+    reason it is not a composite)."""
+    documented = _documented_primitives()
+    assert len(documented) == len(set(documented)), "a primitive is listed twice"
+    actual = {op.name for op in PRIMITIVES}
+    assert set(documented) == actual, (
+        f"undocumented: {sorted(actual - set(documented))}; "
+        f"no longer primitives: {sorted(set(documented) - actual)}")
+    from tracegrad._primitives import registry
+    assert f"The primitive set: {len(actual)}," in registry.__doc__
+
+
+@pytest.mark.parametrize("name,ref", [("gt", np.greater), ("ge", np.greater_equal)])
+def test_mirrored_comparisons(name, ref):
+    """``>`` and ``>=`` are CMPLT/CMPLE with swapped operands: same values (NaN included),
+    broadcasting, scalars on either side, and errors that name the public op."""
+    a = np.array([[1.0, np.nan, 3.0, -0.0]], np.float32)
+    b = np.array([[2.0], [np.nan], [3.0]], np.float32)
+    fn = getattr(torch, name)
+    np.testing.assert_array_equal(fn(torch.from_numpy(a), torch.from_numpy(b)).numpy(), ref(a, b))
+    np.testing.assert_array_equal(fn(torch.from_numpy(a), 0.0).numpy(), ref(a, 0.0))
+    compiled = torch.compile(lambda x, y: fn(x, y), fullgraph=True)
+    np.testing.assert_array_equal(compiled(torch.from_numpy(a), torch.from_numpy(b)).numpy(),
+                                  ref(a, b))
+    with pytest.raises(RuntimeError, match=rf"{name}: shapes \(2,\) and \(3,\)"):
+        fn(torch.zeros(2), torch.zeros(3))

@@ -42,8 +42,9 @@ FLOATS = ("float32", "float64")
 UNARY_FLOAT = ["NEG", "EXP", "LOG", "SIN", "COS", "SQRT", "RECIP", "TANH", "SIGMOID", "ERF",
                "ABS", "SIGN", "FLOOR", "CEIL", "ROUND", "LOG1P", "EXPM1"]
 BINARY_FLOAT = ["ADD", "SUB", "MUL", "DIV", "POW", "MAXIMUM", "MINIMUM",
-                "CMPLT", "CMPLE", "CMPGT", "CMPGE", "CMPEQ", "CMPNE"]
-BINARY_INT = ["ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "CMPLT", "CMPEQ", "CMPNE"]
+                "CMPLT", "CMPLE", "CMPEQ", "CMPNE"]
+BINARY_INT = ["ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "CMPLT", "CMPEQ", "CMPNE",
+              "AND", "OR", "XOR"]
 CASTS = [("float32", "float64"), ("float32", "int32"), ("float32", "int64"), ("float32", "bool"),
          ("float32", "uint8"), ("float64", "float32"), ("int64", "float32"), ("int32", "int64"),
          ("bool", "float32"), ("uint8", "float32"), ("int64", "bool")]
@@ -68,7 +69,7 @@ def _graph_cases() -> dict[str, tuple]:
                 b.op(Op[op], b.input((5, 7), dt), b.input((7,), dt))],
                 "pos" if op in POSITIVE else "any")
     for dt in ("int32", "int64"):
-        for op in ("NEG", "ABS", "SIGN"):
+        for op in ("NEG", "ABS", "SIGN", "NOT"):
             add(f"{op}_{dt}", lambda b, op=op, dt=dt: [b.op(Op[op], b.input((9,), dt))])
         for op in BINARY_INT:
             add(f"{op}_{dt}", lambda b, op=op, dt=dt: [
@@ -81,7 +82,7 @@ def _graph_cases() -> dict[str, tuple]:
     add("SCALAR_CONST", lambda b: [b.add(b.mul(b.input((6,)), b.const(float("inf"))),
                                          b.const(-2.5))])
     add("WHERE", lambda b: [b.where(b.input((3, 4), "bool"), b.input((3, 4)), b.input((4,)))])
-    add("WHERE_cmp", lambda b: (lambda x: [b.where(b.cmpgt(x, b.const(0.0)), x,
+    add("WHERE_cmp", lambda b: (lambda x: [b.where(b.cmplt(b.const(0.0), x), x,
                                                    b.mul(x, b.const(0.1)))])(b.input((40,))))
     for src, dst in CASTS:
         # NOTE: NaN and out-of-range floats cast to an integer are undefined in C
@@ -165,9 +166,9 @@ def _nvcc(tmp_path, sources: list[str]) -> list[str]:
 def _int_pow_kernel():
     # integer POW is not lowered today (the LLVM renderer lacks it); the CUDA table has it
     b = KernelBuilder("ipow", outer=8)
-    x = b.emit("LOAD", ("buf0", "o"), "int64")
-    y = b.emit("LOAD", ("buf1", "o"), "int64")
-    b.store("buf2", "o", b.emit("POW", (x, y), "int64"))
+    x = b.emit(Op.LOAD, ("buf0", "o"), "int64")
+    y = b.emit(Op.LOAD, ("buf1", "o"), "int64")
+    b.store("buf2", "o", b.emit(Op.POW, (x, y), "int64"))
     return b.finish([BufferArg("buf0", np.dtype("int64"), 8, False),
                      BufferArg("buf1", np.dtype("int64"), 8, False),
                      BufferArg("buf2", np.dtype("int64"), 8, True)])
@@ -175,7 +176,7 @@ def _int_pow_kernel():
 
 def _copy_kernel(outer=1000, dtype="float32"):
     b = KernelBuilder("k", outer=outer)
-    b.store("buf1", "o", b.emit("LOAD", ("buf0", "o"), dtype))
+    b.store("buf1", "o", b.emit(Op.LOAD, ("buf0", "o"), dtype))
     return b.finish([BufferArg("buf0", np.dtype(dtype), outer, False),
                      BufferArg("buf1", np.dtype(dtype), outer, True)])
 
@@ -254,8 +255,8 @@ def test_literals_are_exact():
 def test_small_index_division_is_32_bit_and_large_stays_64():
     def div_kernel(outer):
         b = KernelBuilder("k", outer=outer)
-        q = b.emit("IDIV", ("o", b.const(7, "int64")), "int64")
-        b.store("buf1", "o", b.emit("LOAD", ("buf0", q), "float32"))
+        q = b.emit(Op.IDIV, ("o", b.const(7, "int64")), "int64")
+        b.store("buf1", "o", b.emit(Op.LOAD, ("buf0", q), "float32"))
         return b.finish([BufferArg("buf0", np.dtype("float32"), outer, False),
                          BufferArg("buf1", np.dtype("float32"), outer, True)])
     assert "(long long)((unsigned)o / (unsigned)v0)" in render_cuda(div_kernel(1000))

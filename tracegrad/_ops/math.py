@@ -11,6 +11,9 @@ from .._dispatch import apply
 from ..autograd.grad_mode import state as _grad_state
 from .._dtype import get_default_dtype, result_type, scalar_result_type, to_numpy_dtype
 from .._primitives import PRIMITIVES as P
+from .._primitives.elementwise import bitwise_dtype_check as _bitwise_dtype_check
+from .._primitives.elementwise import broadcast_shapes as _broadcast_shapes
+from .._primitives.registry import ShapeError as _ShapeError
 from .._tensor import Tensor
 from ..codegen.ops import Op
 
@@ -113,8 +116,26 @@ maximum = _binary(Op.MAXIMUM, "maximum")
 minimum = _binary(Op.MINIMUM, "minimum")
 lt = _comparison(Op.CMPLT, "lt")
 le = _comparison(Op.CMPLE, "le")
-gt = _comparison(Op.CMPGT, "gt")
-ge = _comparison(Op.CMPGE, "ge")
+
+
+def _mirrored_comparison(op: Op, name: str):
+    """``a > b`` as ``b < a`` (and ``>=`` as ``<=``): the same one NumPy pass and the same
+    kernel code, so ``>`` and ``>=`` need no primitives of their own."""
+    prim = P[op]
+
+    def fn(a, b):
+        a, b = promote(a, b, name)
+        try:
+            return no_grad_result(apply(prim, (b, a)))
+        except _ShapeError:
+            _broadcast_shapes(name, a, b)  # the error in the caller's terms and order
+            raise
+    fn.__name__ = name
+    return fn
+
+
+gt = _mirrored_comparison(Op.CMPLT, "gt")
+ge = _mirrored_comparison(Op.CMPLE, "ge")
 eq = _comparison(Op.CMPEQ, "eq")
 ne = _comparison(Op.CMPNE, "ne")
 
@@ -138,6 +159,35 @@ def logical_xor(a, b):
 
 def logical_not(x):
     return no_grad_result(apply(P[Op.NOT], (_as_bool(x),)))
+
+
+def _bitwise(op: Op, name: str):
+    prim = P[op]
+
+    def fn(a, b):
+        """Bitwise on integer tensors, logical on bool; floats raise as in PyTorch."""
+        a, b = promote(a, b, name)
+        _bitwise_dtype_check(name, (a if isinstance(a, Tensor) else b)._data.dtype)
+        return no_grad_result(apply(prim, (a, b)))
+    fn.__name__ = name
+    return fn
+
+
+bitwise_and = _bitwise(Op.AND, "bitwise_and")
+bitwise_or = _bitwise(Op.OR, "bitwise_or")
+bitwise_xor = _bitwise(Op.XOR, "bitwise_xor")
+
+
+def bitwise_not(x):
+    """``~x``: bitwise not of an integer tensor, logical not of a bool tensor.
+
+    >>> import tracegrad as torch
+    >>> torch.bitwise_not(torch.tensor([0, 5, -1]))
+    tensor([-1, -6,  0])
+    """
+    x = as_tensor_operand(x, "bitwise_not")
+    _bitwise_dtype_check("bitwise_not", x._data.dtype)
+    return no_grad_result(apply(P[Op.NOT], (x,)))
 
 
 def add(a, b, *, alpha=1):

@@ -100,7 +100,9 @@ METHODS = {
     "lt": math.lt, "le": math.le, "gt": math.gt, "ge": math.ge, "eq": math.eq, "ne": math.ne,
     "less": math.lt, "greater": math.gt, "logical_and": math.logical_and,
     "logical_or": math.logical_or, "logical_not": math.logical_not,
-    "logical_xor": math.logical_xor, "isnan": math.isnan, "isinf": math.isinf,
+    "logical_xor": math.logical_xor, "bitwise_and": math.bitwise_and,
+    "bitwise_or": math.bitwise_or, "bitwise_xor": math.bitwise_xor,
+    "bitwise_not": math.bitwise_not, "isnan": math.isnan, "isinf": math.isinf,
     "isfinite": math.isfinite, "softmax": reduce.softmax, "log_softmax": reduce.log_softmax,
     "equal": lambda a, b: bool(tuple(a.shape) == tuple(b.shape) and math.eq(a, b).all()),
     "allclose": lambda a, b, rtol=1e-5, atol=1e-8, equal_nan=False: bool(np.allclose(
@@ -162,17 +164,18 @@ METHODS = {
     "__mod__": math.remainder, "__rmod__": _rbinary(math.remainder),
     "__pow__": math.pow, "__rpow__": _rbinary(math.pow), "__matmul__": linalg.matmul,
     "__rmatmul__": _rbinary(linalg.matmul), "__neg__": math.neg, "__pos__": lambda x: x,
-    "__abs__": math.abs, "__invert__": lambda x: math.logical_not(x) if x._data.dtype == np.bool_
-    else -x - 1,
-    "__and__": math.logical_and, "__or__": math.logical_or, "__xor__": math.logical_xor,
-    "__rand__": _rbinary(math.logical_and), "__ror__": _rbinary(math.logical_or),
+    "__abs__": math.abs, "__invert__": math.bitwise_not,
+    "__and__": math.bitwise_and, "__or__": math.bitwise_or, "__xor__": math.bitwise_xor,
+    "__rand__": _rbinary(math.bitwise_and), "__ror__": _rbinary(math.bitwise_or),
+    "__rxor__": _rbinary(math.bitwise_xor),
     "__lt__": math.lt, "__le__": math.le, "__gt__": math.gt, "__ge__": math.ge,
     "__eq__": _eq, "__ne__": _ne,
     "__getitem__": indexing.getitem, "__setitem__": indexing.setitem,
     "__iadd__": inplace.add_, "__isub__": inplace.sub_, "__imul__": inplace.mul_,
     "__itruediv__": inplace.div_,
-    "__iand__": lambda x, o: inplace.commit_inplace(x, lambda old: math.logical_and(old, o)),
-    "__ior__": lambda x, o: inplace.commit_inplace(x, lambda old: math.logical_or(old, o)),
+    "__iand__": lambda x, o: inplace.commit_inplace(x, lambda old: math.bitwise_and(old, o)),
+    "__ior__": lambda x, o: inplace.commit_inplace(x, lambda old: math.bitwise_or(old, o)),
+    "__ixor__": lambda x, o: inplace.commit_inplace(x, lambda old: math.bitwise_xor(old, o)),
 }
 METHODS.update(inplace.INPLACE_METHODS)
 METHODS.update(inplace.OUT_OF_PLACE_EXTRA)

@@ -2,7 +2,9 @@
 
 Binary primitives broadcast like NumPy; the frontend has already promoted tensor operands
 to one dtype (``tracegrad._ops.math``), so the rules here only see Python scalars as the
-odd one out.
+odd one out. Each eager implementation is the op's row of codegen's NumPy semantics table
+(``codegen.scalar_ops``), the same function the loop-IR interpreter and constant folding
+run.
 """
 from __future__ import annotations
 
@@ -12,11 +14,15 @@ import warnings
 import numpy as np
 
 from ..codegen.ops import Op
-from .registry import ShapeError, describe, primitive, reads_none, reads_other
+from ..codegen.scalar_ops import SCALAR_OPS
+from .registry import ShapeError, describe, primitive, reads_none, reads_other, scalar_primitive
 
 # NumPy warns on log(0), 0/0 and friends; PyTorch returns inf/nan silently, and so do we.
 # A warnings filter costs nothing until a warning fires (np.errstate costs ~1.6 µs per op).
-warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"tracegrad\._primitives")
+# A ufunc's warning names the Python frame that called it: the dispatcher calls the table's
+# ufuncs directly, and the table's own functions call NumPy from codegen.scalar_ops.
+warnings.filterwarnings("ignore", category=RuntimeWarning,
+                        module=r"tracegrad\.(_primitives|_dispatch|codegen\.scalar_ops)")
 
 
 def _shape(x) -> tuple:
@@ -91,128 +97,60 @@ def _zero_grad(g, x, node):
     return zeros_like(x)
 
 
-@primitive(Op.NEG, shape=unary_shape, needs=reads_none, vjp=_unary(lambda g, x, n: -g))
-def neg(x):
-    return np.negative(x)
-
-
-@primitive(Op.EXP, shape=float_unary_shape, needs=reads_none, saves_output=True,
-           vjp=_unary(lambda g, x, n: g * n.output()))
-def exp(x):
-    return np.exp(x)
-
-
-@primitive(Op.LOG, shape=float_unary_shape, vjp=_unary(lambda g, x, n: g / x))
-def log(x):
-    return np.log(x)
-
-
-@primitive(Op.SIN, shape=float_unary_shape, vjp=_unary(lambda g, x, n: g * x.cos()))
-def sin(x):
-    return np.sin(x)
-
-
-@primitive(Op.COS, shape=float_unary_shape, vjp=_unary(lambda g, x, n: -g * x.sin()))
-def cos(x):
-    return np.cos(x)
-
-
-@primitive(Op.SQRT, shape=float_unary_shape, needs=reads_none, saves_output=True,
-           vjp=_unary(lambda g, x, n: g / (n.output() * 2)))
-def sqrt(x):
-    return np.sqrt(x)
-
-
-@primitive(Op.RECIP, shape=float_unary_shape, needs=reads_none, saves_output=True,
-           vjp=_unary(lambda g, x, n: -g * n.output() * n.output()))
-def recip(x):
-    return np.reciprocal(x)
-
-
-@primitive(Op.TANH, shape=float_unary_shape, needs=reads_none, saves_output=True,
-           vjp=_unary(lambda g, x, n: g * (1 - n.output() * n.output())))
-def tanh(x):
-    return np.tanh(x)
-
-
-@primitive(Op.SIGMOID, shape=float_unary_shape, needs=reads_none, saves_output=True,
-           vjp=_unary(lambda g, x, n: g * n.output() * (1 - n.output())))
-def sigmoid(x):
-    # NOTE: split by sign so exp never overflows: for x < 0 use e^x / (1 + e^x).
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
-
+scalar_primitive(Op.NEG, shape=unary_shape, needs=reads_none, vjp=_unary(lambda g, x, n: -g))
+scalar_primitive(Op.EXP, shape=float_unary_shape, needs=reads_none, saves_output=True,
+                 vjp=_unary(lambda g, x, n: g * n.output()))
+scalar_primitive(Op.LOG, shape=float_unary_shape, vjp=_unary(lambda g, x, n: g / x))
+scalar_primitive(Op.SIN, shape=float_unary_shape, vjp=_unary(lambda g, x, n: g * x.cos()))
+scalar_primitive(Op.COS, shape=float_unary_shape, vjp=_unary(lambda g, x, n: -g * x.sin()))
+scalar_primitive(Op.SQRT, shape=float_unary_shape, needs=reads_none, saves_output=True,
+                 vjp=_unary(lambda g, x, n: g / (n.output() * 2)))
+scalar_primitive(Op.RECIP, shape=float_unary_shape, needs=reads_none, saves_output=True,
+                 vjp=_unary(lambda g, x, n: -g * n.output() * n.output()))
+scalar_primitive(Op.TANH, shape=float_unary_shape, needs=reads_none, saves_output=True,
+                 vjp=_unary(lambda g, x, n: g * (1 - n.output() * n.output())))
+scalar_primitive(Op.SIGMOID, shape=float_unary_shape, needs=reads_none, saves_output=True,
+                 vjp=_unary(lambda g, x, n: g * n.output() * (1 - n.output())))
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
-
-@primitive(Op.ERF, shape=float_unary_shape,
-           vjp=_unary(lambda g, x, n: g * ((-(x * x)).exp() * _TWO_OVER_SQRT_PI)))
-def erf(x):
-    return _erf_numpy(x)
-
-
-def _erf_numpy(x):
-    # NumPy has no erf; math.erf per element is exact but slow, so vectorise it.
-    flat = np.asarray(x).ravel()
-    if flat.size > 4096:
-        out = _erf_vectorised(flat.astype(np.float64))
-    else:
-        out = np.fromiter((math.erf(v) for v in flat.tolist()), np.float64, flat.size)
-    return out.astype(x.dtype, copy=False).reshape(np.shape(x))
+scalar_primitive(Op.ERF, shape=float_unary_shape,
+                 vjp=_unary(lambda g, x, n: g * ((-(x * x)).exp() * _TWO_OVER_SQRT_PI)))
+scalar_primitive(Op.ABS, shape=unary_shape, vjp=_unary(lambda g, x, n: g * x.sign()))
+scalar_primitive(Op.SIGN, shape=unary_shape, needs=reads_none, vjp=_unary(_zero_grad))
+scalar_primitive(Op.FLOOR, shape=unary_shape, needs=reads_none, vjp=_unary(_zero_grad))
+scalar_primitive(Op.CEIL, shape=unary_shape, needs=reads_none, vjp=_unary(_zero_grad))
+scalar_primitive(Op.ROUND, shape=unary_shape, needs=reads_none, vjp=_unary(_zero_grad))
+scalar_primitive(Op.LOG1P, shape=float_unary_shape, vjp=_unary(lambda g, x, n: g / (x + 1)))
+scalar_primitive(Op.EXPM1, shape=float_unary_shape, needs=reads_none, saves_output=True,
+                 vjp=_unary(lambda g, x, n: g * (n.output() + 1)))
 
 
-def _erf_vectorised(x):
-    # W. J. Cody's rational approximations are overkill here; erfc via a continued-fraction
-    # free form (Numerical Recipes erfc, |rel err| < 1.2e-7) is accurate to float32.
-    z = np.abs(x)
-    t = 1.0 / (1.0 + 0.5 * z)
-    poly = (-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
-        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
-            -0.82215223 + t * 0.17087277)))))))))
-    erfc = t * np.exp(poly)
-    return np.sign(x) * (1.0 - erfc)
+# ---- bitwise (logical on bool) --------------------------------------------------------
+
+_TORCH_NAMES = {"float16": "Half", "float32": "Float", "float64": "Double",
+                "bfloat16": "BFloat16", "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
 
 
-@primitive(Op.ABS, shape=unary_shape, vjp=_unary(lambda g, x, n: g * x.sign()))
-def abs_(x):
-    return np.abs(x)
+def bitwise_dtype_check(name: str, dtype) -> None:
+    """PyTorch's error for a bitwise op on a dtype that has no bits to combine."""
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "biu":
+        raise ShapeError(f'"{name}_cpu" not implemented for '
+                         f"'{_TORCH_NAMES.get(dtype.name, dtype.name)}'")
 
 
-@primitive(Op.SIGN, shape=unary_shape, needs=reads_none, vjp=_unary(_zero_grad))
-def sign(x):
-    return np.sign(x)
+def _bitwise_shape_for(name):
+    def rule(*xs, **attrs):
+        dtype = _tensor_dtype(*xs)
+        bitwise_dtype_check(name, dtype)
+        return broadcast_shapes(name, *xs), dtype
+    return rule
 
 
-@primitive(Op.FLOOR, shape=unary_shape, needs=reads_none, vjp=_unary(_zero_grad))
-def floor(x):
-    return np.floor(x)
-
-
-@primitive(Op.CEIL, shape=unary_shape, needs=reads_none, vjp=_unary(_zero_grad))
-def ceil(x):
-    return np.ceil(x)
-
-
-@primitive(Op.ROUND, shape=unary_shape, needs=reads_none, vjp=_unary(_zero_grad))
-def round_(x):
-    return np.round(x)
-
-
-@primitive(Op.LOG1P, shape=float_unary_shape, vjp=_unary(lambda g, x, n: g / (x + 1)))
-def log1p(x):
-    return np.log1p(x)
-
-
-@primitive(Op.EXPM1, shape=float_unary_shape, needs=reads_none, saves_output=True,
-           vjp=_unary(lambda g, x, n: g * (n.output() + 1)))
-def expm1(x):
-    return np.expm1(x)
-
-
-@primitive(Op.NOT, shape=lambda x: (_shape(x), np.dtype(np.bool_)), name="logical_not")
-def logical_not(x):
-    return np.logical_not(x)
+scalar_primitive(Op.NOT, shape=_bitwise_shape_for("bitwise_not"), name="bitwise_not")
+for _op, _name in ((Op.AND, "bitwise_and"), (Op.OR, "bitwise_or"), (Op.XOR, "bitwise_xor")):
+    scalar_primitive(_op, shape=_bitwise_shape_for(_name), name=_name)
 
 
 def _cast_shape(x, dtype):
@@ -283,19 +221,9 @@ def _extremum_vjp(pick_a):
     return vjp
 
 
-@primitive(Op.ADD, shape=binary_shape_for("add"), needs=reads_none, vjp=_add_vjp)
-def add(a, b):
-    return np.add(a, b)
-
-
-@primitive(Op.SUB, shape=binary_shape_for("sub"), needs=reads_none, vjp=_sub_vjp)
-def sub(a, b):
-    return np.subtract(a, b)
-
-
-@primitive(Op.MUL, shape=binary_shape_for("mul"), needs=reads_other, vjp=_mul_vjp)
-def mul(a, b):
-    return np.multiply(a, b)
+scalar_primitive(Op.ADD, shape=binary_shape_for("add"), needs=reads_none, vjp=_add_vjp)
+scalar_primitive(Op.SUB, shape=binary_shape_for("sub"), needs=reads_none, vjp=_sub_vjp)
+scalar_primitive(Op.MUL, shape=binary_shape_for("mul"), needs=reads_other, vjp=_mul_vjp)
 
 
 def _div_shape(a, b):
@@ -306,35 +234,24 @@ def _div_shape(a, b):
     return shape, dtype
 
 
-@primitive(Op.DIV, shape=_div_shape, vjp=_div_vjp)
-def div(a, b):
+_true_divide = SCALAR_OPS[Op.DIV].numpy
+
+
+def _div_eager(a, b):
     if np.result_type(a, b).kind != "f":
         _div_shape(a, b)  # raises the clear error
-    return np.true_divide(a, b)
+    return _true_divide(a, b)
 
 
-@primitive(Op.POW, shape=binary_shape_for("pow"), vjp=_pow_vjp, saves_output=True)
-def pow_(a, b):
-    return np.power(a, b)
-
-
-@primitive(Op.MAXIMUM, shape=binary_shape_for("maximum"), vjp=_extremum_vjp(lambda a, b: a > b))
-def maximum(a, b):
-    return np.maximum(a, b)
-
-
-@primitive(Op.MINIMUM, shape=binary_shape_for("minimum"), vjp=_extremum_vjp(lambda a, b: a < b))
-def minimum(a, b):
-    return np.minimum(a, b)
-
-
-for _op, _fn, _name in ((Op.CMPLT, np.less, "lt"), (Op.CMPLE, np.less_equal, "le"),
-                        (Op.CMPGT, np.greater, "gt"), (Op.CMPGE, np.greater_equal, "ge"),
-                        (Op.CMPEQ, np.equal, "eq"), (Op.CMPNE, np.not_equal, "ne"),
-                        (Op.AND, np.logical_and, "logical_and"),
-                        (Op.OR, np.logical_or, "logical_or"),
-                        (Op.XOR, np.logical_xor, "logical_xor")):
-    primitive(_op, shape=compare_shape_for(_name), name=_name)(_fn)
+scalar_primitive(Op.DIV, shape=_div_shape, vjp=_div_vjp, eager=_div_eager)
+scalar_primitive(Op.POW, shape=binary_shape_for("pow"), vjp=_pow_vjp, saves_output=True, name="pow")
+scalar_primitive(Op.MAXIMUM, shape=binary_shape_for("maximum"),
+                 vjp=_extremum_vjp(lambda a, b: a > b))
+scalar_primitive(Op.MINIMUM, shape=binary_shape_for("minimum"),
+                 vjp=_extremum_vjp(lambda a, b: a < b))
+# ``a > b`` and ``a >= b`` are CMPLT and CMPLE with the operands swapped (_ops/math.py)
+for _op, _name in ((Op.CMPLT, "lt"), (Op.CMPLE, "le"), (Op.CMPEQ, "eq"), (Op.CMPNE, "ne")):
+    scalar_primitive(_op, shape=compare_shape_for(_name), name=_name)
 
 
 def _where_shape(cond, a, b):
@@ -349,8 +266,14 @@ def _where_vjp(g, node):
     return None, ga, gb
 
 
-@primitive(Op.WHERE, shape=_where_shape, needs=lambda m: (0,), vjp=_where_vjp)
-def where(cond, a, b):
-    out = np.where(cond, a, b)
-    dt = _tensor_dtype(a, b)
+_np_where = SCALAR_OPS[Op.WHERE].numpy
+
+
+def _where_eager(cond, a, b):
+    out = _np_where(cond, a, b)
+    dt = _tensor_dtype(a, b)  # a Python scalar branch takes the tensor's dtype
     return out if out.dtype == dt else out.astype(dt)
+
+
+scalar_primitive(Op.WHERE, shape=_where_shape, needs=lambda m: (0,), vjp=_where_vjp,
+                 eager=_where_eager)

@@ -17,3 +17,21 @@ def test_no_file_over_the_line_budget():
     long = {str(p.relative_to(ROOT)): n for p in _python_files()
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert not long, f"files over {MAX_LINES} lines (split them by idea): {long}"
+
+
+def test_public_namespace_has_pytorchs_shape():
+    """``tracegrad.*`` holds PyTorch's names, not the implementation's helpers or imports."""
+    import types
+
+    import tracegrad
+    leaked = {"np", "Op", "apply", "P", "numbers", "promote", "cast", "annotations",
+              "is_grad_enabled_"} & set(dir(tracegrad))
+    assert not leaked, f"implementation names leak into tracegrad.*: {sorted(leaked)}"
+    modules = {n for n in dir(tracegrad) if not n.startswith("_")
+               and isinstance(getattr(tracegrad, n), types.ModuleType)}
+    # PyTorch's subpackages, plus the compiler's stages that the design exposes.
+    assert modules <= {"autograd", "codegen", "compiler", "cuda", "distributed", "legacy", "nn",
+                       "onnx", "optim", "runtime", "serialization", "utils"}, modules
+    for name in ("tensor", "zeros", "matmul", "relu", "sigmoid", "where", "cat", "no_grad",
+                 "manual_seed", "float32", "compile", "save", "load", "Tensor", "Size"):
+        assert hasattr(tracegrad, name), name

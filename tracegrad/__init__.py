@@ -9,7 +9,6 @@ that fuses a function's operations into generated LLVM (CPU) or CUDA kernels.
 tensor([[3., 3.],
         [3., 3.]])
 """
-from __future__ import annotations
 
 import builtins as _builtins
 
@@ -71,10 +70,6 @@ def isclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=False):
     from ._ops.creation import tensor as _tensor
     return _tensor(_np.isclose(_np.asarray(a), _np.asarray(b), rtol=rtol, atol=atol,
                                equal_nan=equal_nan))
-
-
-def is_grad_enabled_():
-    return is_grad_enabled()
 
 
 def get_num_threads() -> _builtins.int:

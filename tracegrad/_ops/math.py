@@ -403,4 +403,11 @@ def to_dtype(x: Tensor, dtype) -> Tensor:
     return cast(x, to_numpy_dtype(dtype))
 
 
-__all__ = [n for n in dir() if not n.startswith("_")]
+# The public functions (tracegrad.* re-exports these); helpers above stay module-private.
+__all__ = ["abs", "add", "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor", "ceil",
+           "clamp", "clip", "cos", "div", "eq", "erf", "exp", "exp2", "expm1", "floor",
+           "floor_divide", "fmod", "frac", "ge", "gt", "isfinite", "isinf", "isnan", "le",
+           "lerp", "log", "log10", "log1p", "log2", "logical_and", "logical_not", "logical_or",
+           "logical_xor", "lt", "maximum", "minimum", "mul", "ne", "neg", "pow", "reciprocal",
+           "relu", "remainder", "result_type", "round", "rsqrt", "sigmoid", "sign", "sin",
+           "sqrt", "square", "sub", "tan", "tanh", "true_divide", "trunc", "where"]

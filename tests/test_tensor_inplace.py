@@ -153,3 +153,44 @@ def test_modified_leaf_via_data_detected_when_needed():
     x.data.add_(1)  # .data shares the storage, not the version counter (like PyTorch)
     loss.backward()
     assert x.grad.tolist() == [1.0, 2.0]
+
+
+def test_inplace_keeps_the_history_that_earlier_readers_saw():
+    # z read y before the write: its gradient flows through y's old history (PyTorch: 3),
+    # not through the multiplication that came later (it gave 6)
+    x = torch.ones(3, requires_grad=True)
+    y = x * 1
+    z = y * 3
+    y.mul_(2)
+    z.sum().backward(retain_graph=True)
+    np.testing.assert_array_equal(x.grad.numpy(), [3, 3, 3])
+    x.grad = None
+    (y * 1).sum().backward()       # y's own new history: 2
+    np.testing.assert_array_equal(x.grad.numpy(), [2, 2, 2])
+
+
+def test_inplace_through_a_view_bumps_the_shared_version_counter():
+    b = torch.zeros(2, 3)
+    row, col = b[0], b[:, 1]
+    row.add_(1)
+    col.mul_(2)
+    assert b._version_number == row._version_number == col._version_number == 2
+    np.testing.assert_array_equal(b.numpy(), [[1, 2, 1], [0, 0, 0]])
+
+
+def test_write_through_detach_into_a_compiled_functions_captured_tensor_matches_eager():
+    import warnings
+    p, p_eager = torch.ones(3), torch.ones(3)
+
+    def fn(t, x):
+        t.detach().add_(x)     # a write into t's storage, as in eager mode
+        return t * 2
+
+    x = torch.tensor([1.0, 2.0, 3.0])
+    compiled = torch.compile(lambda x: fn(p, x))
+    for _ in range(2):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            got = compiled(x)
+        np.testing.assert_array_equal(got.numpy(), fn(p_eager, x).numpy())
+        np.testing.assert_array_equal(p.numpy(), p_eager.numpy())

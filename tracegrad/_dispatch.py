@@ -10,11 +10,12 @@ import numpy as np
 
 from . import _trace_state
 from ._primitives.registry import Primitive, ShapeError, describe
-from ._tensor import Tensor, _wrap
+from ._tensor import Tensor, _new_tensor
 from .autograd.grad_mode import state as _grad_state
 from .autograd.node import Node
 
 _EMPTY: dict = {}
+_trace_state_of_thread = _trace_state.state
 _ndarray = np.ndarray
 
 
@@ -31,7 +32,7 @@ def apply(prim: Primitive, inputs: tuple, attrs: dict = _EMPTY):
                 volatile = True
         else:
             args.append(x)
-    tracer = _trace_state.current
+    tracer = _trace_state_of_thread.tracer if _trace_state.active_traces else None
     if tracer is not None:
         data = tracer.record(prim, inputs, args, attrs)
     else:
@@ -43,7 +44,12 @@ def apply(prim: Primitive, inputs: tuple, attrs: dict = _EMPTY):
             raise
         except Exception as e:
             raise op_error(prim, args, attrs, e) from None
-    out = _wrap(data)
+    # the body of _tensor._wrap, inlined (the hot path), without its note to the tracer
+    out = _new_tensor(Tensor)
+    out._data = data
+    out._requires_grad = False
+    out.grad_fn = None
+    out._version = [0]
     if volatile:
         out._requires_grad = None
     elif requires_grad and _grad_state.enabled and prim.vjp is not None:
@@ -66,5 +72,6 @@ def op_error(prim: Primitive, args, attrs, cause: Exception) -> Exception:
                         f"{type(cause).__name__}: {cause}")
 
 
-def is_tracing() -> bool:
-    return _trace_state.current is not None
+# ---- the one way the rest of the core asks about tracing (NOTE (trace state)) -------------
+is_tracing = _trace_state.is_tracing
+rebind_data = _trace_state.rebind_data

@@ -5,10 +5,11 @@ file holds what a tensor *is*: storage, attributes, conversions, grad bookkeepin
 from __future__ import annotations
 
 import numbers
+import weakref
 
 import numpy as np
 
-from . import _dtype
+from . import _dtype, _trace_state
 from ._device import CPU, device as _device_cls
 from ._size import Size
 
@@ -25,9 +26,15 @@ class Tensor:
     __slots__ = ("_data", "_requires_grad", "grad_fn", "_version", "__weakref__", "__dict__")
     # Rarely set state lives in the instance dict with these class defaults, so making an
     # op's output tensor (``_wrap``, on every op) sets only the four slots above.
-    grad = None
+    _grad = None
     _hooks = None
     _post_accumulate_grad_hooks = None
+    # View bookkeeping (NOTE (views) in _ops/views.py), set only on views and storage
+    # aliases, so that plain op outputs pay nothing for it.
+    _view = None       # a view: (root, view ops from the root, version its grad_fn is as of)
+    _views = None      # a root without grad: weakrefs to its views (see wake_views)
+    _alias_of = None   # detach() / .data: (weakref to the tensor whose storage it shares,
+    #                    the version counter's value when it was made)
     _retains_grad = False
     _device = CPU
 
@@ -48,17 +55,36 @@ class Tensor:
     @property
     def data(self) -> "Tensor":
         """The same storage without autograd history (changes to it are not tracked)."""
-        out = _wrap(self._data)
-        out._device = self._device
+        out = _storage_alias(self)
+        out._version = [0]  # as in PyTorch: .data does not share the version counter
         return out
 
     @data.setter
     def data(self, value: "Tensor") -> None:
         if isinstance(value, Tensor):
-            self._data = value._data
+            _trace_state.rebind_data(self, value._data)
             self._device = value._device  # a tensor moved by ``p.data = p.cuda()`` is on cuda
         else:
-            self._data = np.asarray(value)
+            _trace_state.rebind_data(self, np.asarray(value))
+
+    @property
+    def grad(self):
+        """The accumulated gradient of a leaf (or of a tensor that called ``retain_grad``)."""
+        g = self._grad
+        if g is None and self.grad_fn is not None and not self._retains_grad:
+            import warnings
+            warnings.warn(
+                "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. "
+                "Its .grad attribute won't be populated during autograd.backward(). If you "
+                "indeed want the .grad field to be populated for a non-leaf Tensor, use "
+                ".retain_grad() on the non-leaf Tensor. If you access the non-leaf Tensor by "
+                "mistake, make sure you access the leaf Tensor instead.", UserWarning,
+                stacklevel=2)
+        return g
+
+    @grad.setter
+    def grad(self, value) -> None:
+        self._grad = value
 
     @property
     def requires_grad(self) -> bool:
@@ -79,7 +105,10 @@ class Tensor:
         if not requires_grad and self.grad_fn is not None:
             raise RuntimeError("requires_grad_(False): you can only change requires_grad of "
                                "leaf tensors; use .detach() for a non-leaf")
+        was = self._requires_grad
         self._requires_grad = bool(requires_grad)
+        if requires_grad and not was and self._views is not None:
+            wake_views(self)
         return self
 
     @property
@@ -129,12 +158,25 @@ class Tensor:
     def is_floating_point(self) -> bool:
         return self._data.dtype.kind == "f"
 
-    def is_contiguous(self) -> bool:
-        return bool(self._data.flags.c_contiguous)
+    def is_contiguous(self, memory_format=None) -> bool:
+        data = self._data
+        if type(data) is np.ndarray:
+            return bool(data.flags.c_contiguous)
+        return is_contiguous_layout(data.shape, element_strides(data))
 
     def stride(self, dim: int | None = None):
-        strides = tuple(s // self._data.itemsize for s in self._data.strides)
+        strides = element_strides(self._data)
         return strides if dim is None else strides[_wrap_dim(dim, self.ndim, "stride")]
+
+    @property
+    def _base(self):
+        """The tensor this view was made from (the root of a chain of views), else None."""
+        view = self._view
+        return None if view is None else view[0]
+
+    def _is_view(self) -> bool:
+        """Whether this tensor is a view of another (``_base``), as in PyTorch."""
+        return self._view is not None
 
     def data_ptr(self) -> int:
         return self._data.__array_interface__["data"][0]
@@ -208,8 +250,8 @@ class Tensor:
         out = _wrap(np.array(self._data, copy=True))
         out._device = self._device
         out._requires_grad = self._requires_grad
-        if self.grad is not None:
-            out.grad = copy.deepcopy(self.grad, memo)
+        if self._grad is not None:
+            out.grad = copy.deepcopy(self._grad, memo)
         if type(self) is not Tensor:
             out.__class__ = type(self)  # subclasses (Parameter) add no slots
             out.__dict__.update(copy.deepcopy(self.__dict__, memo))
@@ -224,12 +266,13 @@ class Tensor:
                  create_graph, inputs=inputs)
 
     def detach(self) -> "Tensor":
-        out = _wrap(self._data)
-        out._device = self._device
-        out._version = self._version  # shares storage, so shares the version counter
-        return out
+        """The same storage and version counter, without history. As in PyTorch it is not
+        a view (``_base`` is None), but a write through it is a write to ``self``."""
+        return _storage_alias(self)
 
     def detach_(self) -> "Tensor":
+        global histories_rewritten
+        histories_rewritten = True  # views of self are behind its history now
         self.grad_fn = None
         self._requires_grad = False
         return self
@@ -238,7 +281,6 @@ class Tensor:
         if self.grad_fn is None:
             return
         self._retains_grad = True
-        import weakref
         if self.grad_fn.retained is None:
             self.grad_fn.retained = []
         self.grad_fn.retained.append(weakref.ref(self))
@@ -309,16 +351,130 @@ def _init_empty(t: Tensor, data) -> None:
 
 
 def _wrap(data) -> Tensor:
-    """A fresh leaf tensor around ``data`` (no copy): the hot path for every op's output."""
+    """A fresh leaf tensor around ``data`` (no copy). The dispatcher inlines this for op
+    outputs; made here, during a trace, the tensor is a local of the traced function."""
     t = _new_tensor(Tensor)
     t._data = data
     t._requires_grad = False
     t.grad_fn = None
     t._version = [0]
+    if _trace_state.active_traces and _trace_state_of_thread.tracer is not None:
+        _trace_state.note_new_tensor(t)
     return t
 
 
 _new_tensor = object.__new__
+_trace_state_of_thread = _trace_state.state
+
+
+def _storage_alias(x: Tensor) -> Tensor:
+    """A tensor without history on ``x``'s storage and version counter (``detach``). It
+    remembers (weakly) whose storage it shares, so that a compile trace can refuse what
+    it cannot follow: a write through it (eagerly a write to ``x``), or a read of it after
+    ``x`` was written."""
+    out = _new_tensor(Tensor)
+    out._data = x._data
+    out._requires_grad = False
+    out.grad_fn = None
+    out._version = x._version
+    if x._device is not CPU:
+        out._device = x._device
+    view = x._view
+    if view is not None:
+        root = view[0]
+    else:
+        owner = x._alias_of[0]() if x._alias_of is not None else None
+        root = owner if owner is not None else x
+    # weak: once the owner is gone (the engine detaches a gradient it then drops) the alias
+    # is a tensor like any other
+    out._alias_of = (weakref.ref(root), x._version[0])
+    return out
+
+
+# Set (for good) by the first in-place op that gives a tensor new history: until then no
+# view can be behind its root's history, and recording an op skips the check per input.
+histories_rewritten = False
+
+
+def sync_view_history(x: Tensor) -> None:
+    """Bring a view's ``grad_fn`` up to date after its storage was written through another
+    alias (PyTorch regenerates a view's grad_fn when its base's version moved): replay
+    the view ops on the root's current history. Cheap when nothing changed."""
+    view = x._view
+    version = x._version[0]
+    if view is None or view[2] == version:
+        return
+    _replay_history(x, view, version)
+
+
+def _replay_history(x: Tensor, view: tuple, version: int) -> None:
+    root, chain = view[0], view[1]
+    if root._requires_grad or x._requires_grad:
+        # NOTE: on the root itself: a leaf root must receive the gradient (the replayed
+        # nodes take the root's grad_fn as their edge now, as it is at this moment)
+        replayed = replay_view_ops(chain, root)
+        x.grad_fn = replayed.grad_fn
+        x._requires_grad = replayed._requires_grad
+    x._view = (root, chain, version)
+
+
+def remember_view(root: Tensor, view: Tensor) -> None:
+    """Keep a weak reference to ``view`` on ``root``, a tensor that does not require grad:
+    should the root come to require grad (an in-place op with a tensor that does, or
+    ``requires_grad_()``), ``wake_views`` makes its views require grad too, as PyTorch's
+    views follow their base."""
+    views = root._views
+    if views is None:
+        root._views = [weakref.ref(view)]
+        return
+    n = len(views)
+    if n >= 16 and n & (n - 1) == 0:
+        views[:] = [r for r in views if r() is not None]  # amortised pruning of dead ones
+    views.append(weakref.ref(view))
+
+
+def wake_views(root: Tensor) -> None:
+    """``root`` has just come to require grad: give its live views their history."""
+    views, root._views = root._views, None
+    for ref in views or ():
+        v = ref()
+        if v is not None and v._view is not None and v._view[0] is root:
+            _replay_history(v, v._view, v._version[0])
+
+
+def replay_view_ops(chain: tuple, t: Tensor) -> Tensor:
+    """Redo a view's chain of ``(op, args)`` on ``t`` (its root, or a stand-in for it)."""
+    for op, args in chain:
+        t = op(t, *args)
+    return t
+
+
+def element_strides(data) -> tuple:
+    """Strides in elements: NumPy's for an array; a trace value's layout as its view ops
+    left it (contiguous unless a view op said otherwise)."""
+    if type(data) is np.ndarray:
+        return tuple(s // data.itemsize for s in data.strides)
+    strides = getattr(data, "strides", None)
+    return tuple(strides) if strides is not None else contiguous_strides(data.shape)
+
+
+def contiguous_strides(shape) -> tuple:
+    strides, step = [], 1
+    for n in reversed(tuple(shape)):
+        strides.append(step)
+        step *= max(int(n), 1)
+    return tuple(reversed(strides))
+
+
+def is_contiguous_layout(shape, strides) -> bool:
+    expected = 1
+    for n, s in zip(reversed(tuple(shape)), reversed(tuple(strides))):
+        if n == 0:
+            return True
+        if n != 1 and s != expected:
+            return False
+        expected *= n
+    return True
 
 
 def _rebuild(array, requires_grad):

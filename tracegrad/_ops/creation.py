@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import _dtype
 from .._device import device as _device
-from .._dispatch import apply, is_tracing
+from .._dispatch import apply
 from .._primitives import PRIMITIVES as P
 from .._random import numpy_generator
 from .._tensor import Tensor, _wrap
@@ -175,8 +175,11 @@ def _random(op: Op, size, dtype, generator, requires_grad, device, draw) -> Tens
         out = apply(P[op], (), {"shape": size, "dtype": np_dtype})
     else:
         out = _wrap(draw(numpy_generator(generator)).astype(np_dtype, copy=False))
-    if device is not None or requires_grad:
-        out = _finish(out._data, requires_grad, device) if not is_tracing() else out
+    if device is not None and _device(device).type != "cpu":
+        from ..cuda import to_device
+        out = to_device(out, _device(device))
+    if requires_grad:
+        out.requires_grad_(True)
     return out
 
 

@@ -6,13 +6,14 @@ import numbers
 
 import numpy as np
 
-from .._dispatch import apply
+from .._dispatch import apply, is_tracing
 from .._primitives import PRIMITIVES as P
 from .._primitives.linalg_index import PRIM_INDEX, PRIM_INDEX_PUT, TENSOR
 from .._primitives.registry import ShapeError, describe
-from .._tensor import Tensor, _wrap_dim
+from .._tensor import Tensor, _wrap_dim, element_strides
 from ..codegen.ops import Op
 from .shape import reshape, slice_dims
+from .views import make_view, view_strides
 
 
 def _expand_key(x: Tensor, key) -> tuple:
@@ -106,8 +107,29 @@ def getitem(x: Tensor, key) -> Tensor:
         dim += 1
     index += [slice(None)] * (len(shape) - dim)
     out_shape += list(shape[dim:])
-    y = slice_dims(x, tuple(index))
-    return reshape(y, tuple(out_shape))
+    index, out_shape = tuple(index), tuple(out_shape)
+    # One view of x, not a chain of two (the cheap path for x[i]): basic indexing only
+    # slices and adds or drops size-1 dims, which never needs a copy.
+    y = x
+    if not all(s.indices(n) == (0, n, 1) for s, n in zip(index, shape)):
+        y = apply(P[Op.SLICE], (y,), {"index": index})
+    if out_shape != tuple(y._data.shape):
+        y = apply(P[Op.RESHAPE], (y,), {"shape": out_shape})
+    if y is x:
+        return x
+    return make_view(x, y, basic_getitem, (index, out_shape), _basic_index_strides)
+
+
+def basic_getitem(x: Tensor, index: tuple, out_shape: tuple) -> Tensor:
+    """``x[key]`` for a key of slices, ints and None, given as the per-dim slices and the
+    resulting shape (a view)."""
+    return reshape(slice_dims(x, index), out_shape)
+
+
+def _basic_index_strides(x: Tensor, index: tuple, out_shape: tuple):
+    sizes = tuple(len(range(*s.indices(d))) for s, d in zip(index, x._data.shape))
+    sliced = tuple(st * (s.step or 1) for st, s in zip(element_strides(x._data), index))
+    return view_strides(sizes, sliced, out_shape)
 
 
 def _spec_and_indices(x: Tensor, key):
@@ -160,7 +182,7 @@ def setitem(x: Tensor, key, value) -> None:
         from .math import cast
         value = cast(value, x._data.dtype)
     spec, indices = _spec_and_indices(x, key)
-    if not (value._requires_grad or x._requires_grad) and isinstance(x._data, np.ndarray):
+    if not (value._requires_grad or x._requires_grad or is_tracing()):
         from .._primitives.linalg_index import build_key
         try:
             x._data[build_key(spec, [i._data for i in indices])] = value._data

@@ -1,52 +1,62 @@
 """In-place operations (``add_``, ``x[i] = v``, ``+=``, ...).
 
 Without autograd they write through NumPy (so views see the change) and bump the
-version counter. With autograd, the op is recorded out of place on an alias of the old
-tensor, the result is written back into the same storage, and the tensor takes the new
-``grad_fn``: later backward passes see the new value, and any node that saved the old
-value notices the bumped version and refuses to compute a wrong gradient.
+version counter (shared by a base and all its views). With autograd, the op is recorded
+out of place on an alias of the old tensor, the result is written back into the same
+storage, and the tensor takes the new ``grad_fn``: later backward passes see the new
+value, and any node that saved the old value (through any alias) notices the bumped
+version and refuses to compute a wrong gradient. A write into a view rewrites its base's
+history too (NOTE (views) in views.py).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .. import _trace_state
-from .._dispatch import apply
+from .. import _tensor
+from .._dispatch import apply, is_tracing, rebind_data
 from .._primitives import PRIMITIVES as P
+from .._primitives.linalg_index import PRIM_INDEX_PUT, TENSOR
 from .._random import numpy_generator
-from .._tensor import Tensor, _wrap
+from .._tensor import Tensor, _wrap, replay_view_ops, wake_views
 from ..autograd.grad_mode import state as _grad_state
+from ..autograd.node import Node
 from ..codegen.ops import Op
 from . import math as M
+from .shape import clone, expand
+from .views import history_alias, storage_positions
 
 
 def check_inplace(x: Tensor, op: str) -> None:
-    if x._requires_grad and x.grad_fn is None and _grad_state.enabled:
-        raise RuntimeError(
-            f"{op}: a leaf Variable that requires grad (shape {tuple(x.shape)}) is being used "
-            f"in an in-place operation; wrap it in `with tracegrad.no_grad():` or use .data")
-    if isinstance(x._data, np.ndarray) and not x._data.flags.writeable:
-        raise RuntimeError(f"{op}: unsupported operation: this tensor (shape "
-                           f"{tuple(x.shape)}) is an expanded view whose elements share "
-                           f"memory; call .clone() before writing to it")
-
-
-def _alias(x: Tensor) -> Tensor:
-    a = _wrap(x._data)
-    a._version = x._version
-    a.grad_fn = x.grad_fn
-    a._requires_grad = x._requires_grad
-    return a
+    if _grad_state.enabled and x._requires_grad:
+        if x.grad_fn is None:
+            raise RuntimeError(
+                f"{op}: a leaf Variable that requires grad (shape {tuple(x.shape)}) is being "
+                f"used in an in-place operation; wrap it in `with tracegrad.no_grad():` or "
+                f"use .data")
+        base = x._base
+        if base is not None and base._requires_grad and base.grad_fn is None:
+            raise RuntimeError(
+                f"{op}: a view of a leaf Variable that requires grad is being used in an "
+                f"in-place operation. (view of shape {tuple(x.shape)} of a leaf of shape "
+                f"{tuple(base.shape)})")
+    data = x._data
+    if type(data) is np.ndarray and not data.flags.writeable:
+        raise RuntimeError(f"{op}: unsupported operation: more than one element of the "
+                           f"written-to tensor (shape {tuple(x.shape)}, an expanded view) "
+                           f"refers to a single memory location. Please clone() the tensor "
+                           f"before performing the operation.")
 
 
 def commit_inplace(x: Tensor, compute) -> Tensor:
     """Run ``compute(old)`` out of place and make ``x`` hold the result (same storage)."""
-    result = compute(_alias(x))
+    result = compute(history_alias(x))
+    if result._requires_grad and result.grad_fn is None:
+        result = clone(result)  # x must not become a leaf: copy_(w) gets w's history
     if tuple(result.shape) != tuple(x.shape):
         raise RuntimeError(f"in-place operation: output with shape {tuple(x.shape)} doesn't "
                            f"match the broadcast shape {tuple(result.shape)}")
-    if _trace_state.current is not None or not isinstance(x._data, np.ndarray):
-        x._data = result._data  # tracing: rebinding is the functional form of the write
+    if is_tracing():
+        rebind_data(x, result._data)  # tracing: rebinding is the functional form of the write
     else:
         np.copyto(x._data, result._data, casting="unsafe")
         if result.grad_fn is not None and result.grad_fn.out_data is result._data:
@@ -54,13 +64,47 @@ def commit_inplace(x: Tensor, compute) -> Tensor:
             result.grad_fn.out_counter = x._version
             result.grad_fn.out_version = x._version[0] + 1
     x._version[0] += 1
-    x.grad_fn = result.grad_fn
-    x._requires_grad = result._requires_grad
+    if result._requires_grad or x._requires_grad:
+        _tensor.histories_rewritten = True  # NOTE (views) in views.py: views may be behind
+    view = x._view
+    if view is None:
+        # NOTE: views of x now have an older version: they catch up when next used
+        was = x._requires_grad
+        x.grad_fn = result.grad_fn
+        x._requires_grad = result._requires_grad
+        if result._requires_grad and not was and x._views is not None:
+            wake_views(x)
+    else:
+        root = view[0]
+        if result._requires_grad or root._requires_grad:
+            _rebase_through_view(x, root, result)
+        x._view = (root, view[1], x._version[0])
     return x
 
 
+def _rebase_through_view(view: Tensor, root: Tensor, result: Tensor) -> None:
+    """The root's new history after ``view`` was overwritten with ``result``: the old root
+    with the view's positions replaced (PyTorch's CopySlices). The node is built without
+    running it: the storage already holds its value."""
+    if result._data.dtype != root._data.dtype:
+        result = M.cast(result, root._data.dtype)
+    positions = tuple(_wrap(p) for p in storage_positions(view, root))
+    old = history_alias(root)
+    old._version = [old._version[0]]  # INDEX_PUT's rule never reads the old root's value
+    node = Node(PRIM_INDEX_PUT, (old, result) + positions,
+                {"spec": (TENSOR,) * len(positions), "accumulate": False}, root)
+    was = root._requires_grad
+    root.grad_fn = node
+    root._requires_grad = True
+    if not was and root._views is not None:
+        wake_views(root)
+    replayed = replay_view_ops(view._view[1], history_alias(root))  # its history: via the root
+    view.grad_fn = replayed.grad_fn
+    view._requires_grad = True
+
+
 def _needs_graph(x: Tensor, *others) -> bool:
-    if _trace_state.current is not None or not isinstance(x._data, np.ndarray):
+    if is_tracing():
         return True
     if not _grad_state.enabled:
         return False
@@ -121,7 +165,6 @@ def _set_values(x: Tensor, values: np.ndarray, op: str) -> Tensor:
     """Overwrite x with fresh values that have no history (fill_, zero_, uniform_...)."""
     check_inplace(x, op)
     if _needs_graph(x):
-        from .shape import clone
         const = _wrap(np.broadcast_to(np.asarray(values, dtype=x._data.dtype), x._data.shape))
         # The new value does not depend on the old one: no gradient flows back through it.
         return commit_inplace(x, lambda old: clone(const))
@@ -145,7 +188,6 @@ def copy_(x: Tensor, src, non_blocking: bool = False) -> Tensor:
     if not isinstance(src, Tensor):
         src = M.as_tensor_operand(src, "copy_")
     if _needs_graph(x, src):
-        from .shape import expand
         return commit_inplace(x, lambda old: M.cast(expand(src, tuple(x.shape)), x._data.dtype))
     try:
         np.copyto(x._data, np.asarray(src._data), casting="unsafe")
@@ -161,7 +203,7 @@ def _traced_random(x: Tensor, generator, op: Op, scale: float, shift: float, nam
     compiled code draws fresh numbers at every call (an eager draw here would be baked in
     as a constant). Returns None where the eager draw is right: no trace, a given
     ``generator`` (compiled code reads only the process-wide one) or a non-float ``x``."""
-    if _trace_state.current is None or generator is not None or x._data.dtype.kind != "f":
+    if not is_tracing() or generator is not None or x._data.dtype.kind != "f":
         return None
     check_inplace(x, name)
     noise = apply(P[op], (), {"shape": tuple(x.shape), "dtype": x._data.dtype})

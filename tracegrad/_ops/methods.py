@@ -127,6 +127,7 @@ METHODS = {
     "tensor_split": shape.tensor_split, "repeat": shape.repeat, "tile": shape.tile,
     "flip": shape.flip, "pad_dims": shape.pad_dims, "contiguous": shape.contiguous,
     "clone": shape.clone, "swapaxes": shape.swapaxes,
+    "select": shape.select, "diagonal": shape.diagonal,
     # indexing
     "gather": indexing.gather, "scatter": indexing.scatter,
     "scatter_add": indexing.scatter_add, "index_select": indexing.index_select,

@@ -1,6 +1,7 @@
 """Views and shape manipulation: reshape/view, permute, transpose, squeeze, expand,
-flatten, narrow, split, cat/stack, repeat, flip, pad. All are compositions of the
-movement primitives (RESHAPE, PERMUTE, EXPAND, SLICE, PAD) and CAT."""
+flatten, narrow, select, diagonal, split, cat/stack, repeat, flip, pad. All are
+compositions of the movement primitives (RESHAPE, PERMUTE, EXPAND, SLICE, PAD) and CAT.
+The ones PyTorch documents as views return views (NOTE (views) in views.py)."""
 from __future__ import annotations
 
 import numbers
@@ -10,20 +11,22 @@ import numpy as np
 from .._dispatch import apply
 from .._primitives import PRIMITIVES as P
 from .._primitives.registry import ShapeError
-from .._tensor import Tensor, _wrap_dim
+from .._tensor import Tensor, _wrap_dim, element_strides
 from ..codegen.ops import Op
+from .views import make_view, view_strides
 
 
 def _sizes(args) -> tuple:
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
-        args = tuple(args[0])
-    return tuple(int(a) for a in args)
+        args = args[0]
+    return tuple(map(int, args))
 
 
 def _infer_shape(shape: tuple, numel: int, op: str) -> tuple:
-    if shape.count(-1) > 1:
-        raise ShapeError(f"{op}: only one dimension can be inferred (-1), got {list(shape)}")
     if -1 in shape:
+        if shape.count(-1) > 1:
+            raise ShapeError(f"{op}: only one dimension can be inferred (-1), got "
+                             f"{list(shape)}")
         known = 1
         for d in shape:
             if d != -1:
@@ -35,21 +38,52 @@ def _infer_shape(shape: tuple, numel: int, op: str) -> tuple:
 
 
 def reshape(x: Tensor, *shape) -> Tensor:
+    """A view of ``x`` where its strides allow one, else a copy (as in PyTorch)."""
     shape = _infer_shape(_sizes(shape), x.numel(), "reshape")
     if shape == tuple(x._data.shape):
         return x
-    return apply(P[Op.RESHAPE], (x,), {"shape": shape})
+    out = apply(P[Op.RESHAPE], (x,), {"shape": shape})
+    if not _viewable(x, shape):
+        return out  # NumPy copied, as PyTorch does
+    return make_view(x, out, reshape, (shape,), _reshaped_strides)
+
+
+def _viewable(x: Tensor, shape: tuple) -> bool:
+    """Whether ``x`` can be seen as ``shape`` without a copy (PyTorch's rule)."""
+    data = x._data
+    if type(data) is np.ndarray:
+        if data.flags.c_contiguous:
+            return True
+    elif getattr(data, "strides", None) is None:
+        return True
+    return view_strides(data.shape, element_strides(data), shape) is not None
+
+
+def _reshaped_strides(x: Tensor, shape: tuple):
+    return view_strides(x._data.shape, element_strides(x._data), shape)
 
 
 def view(x: Tensor, *shape) -> Tensor:
-    if len(shape) == 1 and not isinstance(shape[0], (tuple, list, numbers.Integral)):
+    """A view with another shape; raises where ``x``'s strides allow none (PyTorch's rule)."""
+    if len(shape) == 1 and type(shape[0]) is not int and not isinstance(
+            shape[0], (tuple, list, numbers.Integral)):
         from .math import to_dtype
         return to_dtype(x, shape[0])
-    return reshape(x, *shape)
+    data = x._data
+    sizes = _infer_shape(_sizes(shape), data.size, "view")
+    if sizes == data.shape:
+        return x
+    if (type(data) is not np.ndarray or not data.flags.c_contiguous) and not _viewable(x, sizes):
+        raise RuntimeError(
+            f"view size is not compatible with input tensor's size and stride (at least one "
+            f"dimension spans across two contiguous subspaces). Use .reshape(...) instead. "
+            f"(input shape {tuple(x.shape)}, stride {x.stride()}, view size {list(sizes)})")
+    out = apply(P[Op.RESHAPE], (x,), {"shape": sizes})
+    return make_view(x, out, reshape, (sizes,), _reshaped_strides)
 
 
 def view_as(x: Tensor, other: Tensor) -> Tensor:
-    return reshape(x, tuple(other.shape))
+    return view(x, tuple(other.shape))
 
 
 def reshape_as(x: Tensor, other: Tensor) -> Tensor:
@@ -65,7 +99,18 @@ def permute(x: Tensor, *dims) -> Tensor:
     perm = tuple(_wrap_dim(d, n, "permute") for d in dims)
     if perm == tuple(range(n)):
         return x
-    return apply(P[Op.PERMUTE], (x,), {"perm": perm})
+    return _permuted(x, perm)
+
+
+def _permuted(x: Tensor, perm: tuple) -> Tensor:
+    """The PERMUTE view for a checked, non-identity ``perm``."""
+    out = apply(P[Op.PERMUTE], (x,), {"perm": perm})
+    return make_view(x, out, _permuted, (perm,), _permuted_strides)
+
+
+def _permuted_strides(x: Tensor, perm: tuple) -> tuple:
+    strides = element_strides(x._data)
+    return tuple(strides[p] for p in perm)
 
 
 def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
@@ -73,15 +118,21 @@ def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
     if n == 0:
         return x
     d0, d1 = _wrap_dim(dim0, n, "transpose"), _wrap_dim(dim1, n, "transpose")
+    if d0 == d1:
+        return x
     perm = list(range(n))
     perm[d0], perm[d1] = perm[d1], perm[d0]
-    return permute(x, perm)
+    return _permuted(x, tuple(perm))
+
+
+_SWAP_2D = (1, 0)
 
 
 def t(x: Tensor) -> Tensor:
-    if x._data.ndim > 2:
+    n = x._data.ndim
+    if n > 2:
         raise ShapeError(f"t(): expects a tensor with <= 2 dimensions, got shape {tuple(x.shape)}")
-    return transpose(x, 0, 1) if x._data.ndim == 2 else x
+    return _permuted(x, _SWAP_2D) if n == 2 else x
 
 
 def movedim(x: Tensor, source, destination) -> Tensor:
@@ -125,7 +176,15 @@ def expand(x: Tensor, *sizes) -> Tensor:
     shape = tuple(old[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes))
     if shape == old:
         return x
-    return apply(P[Op.EXPAND], (x,), {"shape": shape})
+    out = apply(P[Op.EXPAND], (x,), {"shape": shape})
+    return make_view(x, out, expand, (shape,), _expanded_strides)
+
+
+def _expanded_strides(x: Tensor, shape: tuple) -> tuple:
+    old, strides = tuple(x._data.shape), element_strides(x._data)
+    lead = len(shape) - len(old)
+    return tuple(0 if i < lead or old[i - lead] != n else strides[i - lead]
+                 for i, n in enumerate(shape))
 
 
 def expand_as(x: Tensor, other: Tensor) -> Tensor:
@@ -166,7 +225,61 @@ def slice_dims(x: Tensor, index: tuple) -> Tensor:
     shape = x._data.shape
     if all(s.indices(n) == (0, n, 1) for s, n in zip(index, shape)):
         return x
-    return apply(P[Op.SLICE], (x,), {"index": tuple(index)})
+    index = tuple(index)
+    out = apply(P[Op.SLICE], (x,), {"index": index})
+    return make_view(x, out, slice_dims, (index,), _sliced_strides)
+
+
+def _sliced_strides(x: Tensor, index: tuple) -> tuple:
+    return tuple(st * (s.step or 1) for st, s in zip(element_strides(x._data), index))
+
+
+def select(x: Tensor, dim: int, index: int) -> Tensor:
+    """``x`` at ``index`` along ``dim``, that dim removed: a view (``x.select(0, i)``
+    is ``x[i]``).
+
+    >>> import tracegrad as torch
+    >>> x = torch.tensor([[1, 2], [3, 4]]); x.select(1, -1)
+    tensor([2, 4])
+    >>> x.select(1, -1)._base is x
+    True
+    """
+    shape = tuple(x._data.shape)
+    if not shape:
+        raise IndexError("select() cannot be applied to a 0-dim tensor.")
+    d = _wrap_dim(dim, len(shape), "select")
+    i = int(index)
+    if not -shape[d] <= i < shape[d]:
+        raise IndexError(f"select(): index {i} out of range for tensor of size {shape} at "
+                         f"dimension {d}")
+    i += shape[d] if i < 0 else 0
+    picked = narrow(x, d, i, 1)
+    return reshape(picked, shape[:d] + shape[d + 1:])
+
+
+def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+    """The diagonal of the (dim1, dim2) planes as the last dim, as ``torch.diagonal``; a
+    view where ``x``'s layout lets the two dims merge without a copy (PyTorch: always).
+
+    >>> import tracegrad as torch
+    >>> torch.arange(9).reshape(3, 3).diagonal(1)
+    tensor([1, 5])
+    """
+    n = x._data.ndim
+    d1, d2 = _wrap_dim(dim1, n, "diagonal"), _wrap_dim(dim2, n, "diagonal")
+    if d1 == d2:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    rows, cols = x._data.shape[d1], x._data.shape[d2]
+    length = max(0, min(rows + min(offset, 0), cols - max(offset, 0)))
+    y = movedim(x, (d1, d2), (n - 2, n - 1))
+    lead = tuple(y._data.shape[:-2])
+    if length == 0:
+        return narrow(reshape(y, lead + (rows * cols,)), -1, 0, 0)
+    start = offset if offset >= 0 else -offset * cols
+    flat = reshape(y, lead + (rows * cols,))
+    index = (slice(None),) * len(lead) + (slice(start, start + (length - 1) * (cols + 1) + 1,
+                                                cols + 1),)
+    return slice_dims(flat, index)
 
 
 def narrow(x: Tensor, dim: int, start: int, length: int) -> Tensor:
@@ -347,7 +460,13 @@ def _pad_by_index(x: Tensor, pairs, mode: str) -> Tensor:
 
 
 def contiguous(x: Tensor, memory_format=None) -> Tensor:
-    return x
+    """``x`` itself when its layout is contiguous, else a contiguous copy."""
+    if x.is_contiguous():
+        return x
+    out = clone(x)
+    if type(out._data) is np.ndarray and not out._data.flags.c_contiguous:
+        out._data = np.ascontiguousarray(out._data)  # a fresh output: nothing else holds it
+    return out
 
 
 def clone(x: Tensor, memory_format=None) -> Tensor:
@@ -363,4 +482,5 @@ __all__ = ["reshape", "view", "view_as", "reshape_as", "permute", "transpose", "
            "squeeze", "unsqueeze", "expand", "expand_as", "broadcast_to", "flatten",
            "unflatten", "ravel", "narrow", "split", "chunk", "tensor_split", "unbind", "cat",
            "concat", "concatenate", "stack", "hstack", "vstack", "repeat", "tile", "flip",
-           "pad", "pad_dims", "contiguous", "clone", "swapaxes", "slice_dims"]
+           "pad", "pad_dims", "contiguous", "clone", "swapaxes", "slice_dims", "select",
+           "diagonal"]

@@ -3,6 +3,7 @@ each primitive's derivative rule (tensor code, so ``create_graph=True`` records 
 of the backward pass for higher-order gradients)."""
 from __future__ import annotations
 
+from .._tensor import sync_view_history
 from .grad_mode import state as _grad_state
 
 
@@ -27,8 +28,7 @@ def _topological_order(roots):
                 f"its saved tensors were freed by the first backward. Pass retain_graph=True "
                 f"to the first backward() if you need to backward twice.")
         fns = []
-        for x in node.inputs:
-            fn = getattr(x, "grad_fn", None)
+        for fn in node.edges:
             if fn is not None:
                 fns.append(fn)
                 key = id(fn)
@@ -82,6 +82,9 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool,
     """The engine. ``capture``: tensors whose gradients to return instead of (or as well
     as) accumulating into leaves (``autograd.grad``)."""
 
+    for t in (*roots, *(capture or ())):
+        if t._view is not None:
+            sync_view_history(t)  # NOTE (views) in _ops/views.py
     node_grads: dict = {}
     leaf_grads: dict = {}
     leaves: dict = {}
@@ -123,11 +126,11 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool,
                 results[i] = g
             _check_versions(node)
             grads = node.prim.vjp(g, node)
-            for x, gx, needed in zip(node.inputs, grads, node.needs_grad):
+            for x, fn, gx, needed in zip(node.inputs, node.edges, grads, node.needs_grad):
                 if gx is None or not needed:
                     continue
-                if x.grad_fn is not None:
-                    _accumulate(node_grads, id(x.grad_fn), gx)
+                if fn is not None:
+                    _accumulate(node_grads, id(fn), gx)
                 else:
                     _accumulate(leaf_grads, id(x), gx)
                     leaves[id(x)] = x
@@ -135,6 +138,7 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool,
                 _store_finished_leaves(node, pending, leaves, leaf_grads, create_graph, stored)
             if not retain_graph:
                 node.inputs = None
+                node.edges = ()
                 node.out_data = None
     finally:
         _grad_state.enabled = prev_mode
@@ -153,8 +157,8 @@ def _post_hook_pending(order) -> dict:
     the nodes in ``order`` will send it. Its gradient is final when that count is 0."""
     pending: dict = {}
     for node in order:
-        for x, needed in zip(node.inputs, node.needs_grad):
-            if needed and x.grad_fn is None and x._post_accumulate_grad_hooks:
+        for x, fn, needed in zip(node.inputs, node.edges, node.needs_grad):
+            if needed and fn is None and x._post_accumulate_grad_hooks:
                 pending[id(x)] = pending.get(id(x), 0) + 1
     return pending
 

@@ -172,7 +172,7 @@ class _OutputNode(FunctionBackward):
 
 
 def _refuse_trace(cls, what: str) -> None:
-    if _trace_state.current is not None:
+    if _trace_state.is_tracing():
         # Imported here: compiler sits above autograd in the import order (DESIGN.md).
         from ..compiler.errors import TraceError
         raise TraceError(f"custom autograd.Function {cls.__name__} cannot be traced (its "

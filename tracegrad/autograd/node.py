@@ -1,31 +1,40 @@
 """``Node``: one recorded primitive call in the autograd graph (a tensor's ``grad_fn``)."""
 from __future__ import annotations
 
-from .._tensor import Tensor
+from .. import _tensor
+from .._tensor import Tensor, sync_view_history
 
 
 class Node:
-    """Holds the inputs (the graph's edges), the attrs, and, for rules that read it, the
-    forward output's storage. Version counters taken at record time let the engine detect
-    in-place changes to anything the derivative rule will read."""
+    """Holds the inputs, the attrs, and, for rules that read it, the forward output's
+    storage. ``edges`` are the inputs' ``grad_fn`` at record time: an in-place op later
+    gives an input a new ``grad_fn``, but this node's gradient still flows into the history
+    the input had when it was read (as PyTorch's edges do). Version counters taken at record
+    time let the engine detect in-place changes to anything the derivative rule will read."""
 
-    __slots__ = ("prim", "inputs", "attrs", "needs_grad", "versions", "out_data",
+    __slots__ = ("prim", "inputs", "attrs", "needs_grad", "versions", "edges", "out_data",
                  "out_version", "out_counter", "hooks", "retained", "__weakref__")
 
     def __init__(self, prim, inputs, attrs, out) -> None:
         self.prim = prim
         self.inputs = inputs
         self.attrs = attrs
-        needs, versions = [], []
+        needs, versions, edges = [], [], []
+        check_views = _tensor.histories_rewritten
         for x in inputs:
             if isinstance(x, Tensor):
-                needs.append(bool(x._requires_grad))
+                if check_views and x._view is not None:
+                    sync_view_history(x)  # NOTE (views) in _ops/views.py
+                needs.append(x._requires_grad is True)  # None marks a legacy volatile
                 versions.append(x._version[0])
+                edges.append(x.grad_fn)
             else:
                 needs.append(False)
                 versions.append(0)
+                edges.append(None)
         self.needs_grad = needs
         self.versions = versions
+        self.edges = edges
         self.hooks = None
         self.retained = None
         if prim.saves_output:
@@ -48,13 +57,12 @@ class Node:
 
     @property
     def next_functions(self) -> tuple:
-        from .._tensor import Tensor
         if self.inputs is None:
             return ()
         out = []
-        for x in self.inputs:
+        for x, fn in zip(self.inputs, self.edges):
             if isinstance(x, Tensor) and x._requires_grad:
-                out.append((x.grad_fn if x.grad_fn is not None else AccumulateGrad(x), 0))
+                out.append((fn if fn is not None else AccumulateGrad(x), 0))
             else:
                 out.append((None, 0))
         return tuple(out)

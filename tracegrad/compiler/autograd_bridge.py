@@ -48,6 +48,7 @@ def _make_node(prim, inputs, attrs) -> Node:
     node.attrs = attrs
     node.needs_grad = tuple(isinstance(x, Tensor) and bool(x._requires_grad) for x in inputs)
     node.versions = tuple(x._version[0] if isinstance(x, Tensor) else 0 for x in inputs)
+    node.edges = tuple(x.grad_fn if isinstance(x, Tensor) else None for x in inputs)
     node.hooks = None
     node.retained = None
     node.out_data = None

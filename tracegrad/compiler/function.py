@@ -12,7 +12,8 @@ from collections import namedtuple
 from pathlib import Path
 
 
-from .. import _trace_state, cuda
+from .. import cuda
+from .._dispatch import is_tracing
 from .._tensor import Tensor
 from ..nn import Module
 from ..runtime.cpu_program import ProgramCompileError
@@ -98,7 +99,7 @@ class CompiledFunction:
         return "cuda" if on_cuda else "llvm"
 
     def __call__(self, *args, **kwargs):
-        if self.backend == "eager" or _trace_state.current is not None:
+        if self.backend == "eager" or is_tracing():
             return self.fn(*args, **kwargs)  # inside another trace: inline
         treedef, leaves, key = self._signature(args, kwargs)
         if self._backend_for(leaves) == "cuda":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _trace_state
+from .._dispatch import is_tracing
 from .._random import default_generator
 from .._tensor import Tensor, _wrap
 from ..codegen.graph import Graph
@@ -19,33 +20,19 @@ from ..codegen.ops import MOVEMENT, Op
 from .errors import TraceError
 
 # NOTE (in-place writes while tracing): ``_ops.inplace.commit_inplace`` writes functionally
-# under a trace: it rebinds ``x._data`` to the traced result.  For a tensor that existed
-# before the trace (a module buffer such as BatchNorm's running_mean, a closure variable)
-# that rebinding must neither outlive the trace (the tensor would hold a TraceValue) nor
-# be lost (eager mode writes the new value into its storage on every call).  While a
-# trace records, ``Tensor._data`` is a descriptor that tells the tracer about every
-# rebinding; ``tracing.__exit__`` puts each written tensor back as it was, and the
-# frontend returns each one's final value from the forward program and writes it into
-# the tensor's storage after every call (``Entry.run``).
-_DATA_SLOT = Tensor.__dict__["_data"]
-
-
-class _WatchedData:
-    """``Tensor._data`` while a trace records (see the NOTE above)."""
-
-    __slots__ = ()
-
-    def __get__(self, obj, cls=None):
-        return _DATA_SLOT.__get__(obj, cls)
-
-    def __set__(self, obj, value) -> None:
-        tracer = _trace_state.current
-        if tracer is not None:
-            tracer.note_rebind(obj, value)
-        _DATA_SLOT.__set__(obj, value)
-
-
-_WATCHED_DATA = _WatchedData()
+# under a trace: it rebinds ``x._data`` to the traced result, through
+# ``_dispatch.rebind_data``, which tells this thread's tracer (``note_rebind``).  For a
+# tensor that existed before the trace (a module buffer such as BatchNorm's running_mean, a
+# closure variable) that rebinding must neither outlive the trace (the tensor would hold a
+# TraceValue) nor be lost (eager mode writes the new value into its storage on every call).
+# ``tracing.__exit__`` puts each written tensor back as it was, and the frontend returns each
+# one's final value from the forward program and writes it into the tensor's storage after
+# every call (``Entry.run``).  Tensors made during the trace (``_tensor._wrap`` reports them
+# through ``_trace_state.note_new_tensor``) are locals of the function: never written back.
+# Views and detach() aliases share storage (NOTE (views) in _ops/views.py), which rebinding
+# one tensor cannot express: a write through a view or alias, and a read of one after the
+# tensor it shares storage with was written in the trace, raise TraceError (the call runs
+# eagerly, with the usual warning), never a wrong answer.
 
 
 class Write:
@@ -66,9 +53,10 @@ class Write:
 class TraceValue:
     """What a traced tensor holds instead of an array: a shape, a dtype and a node."""
 
-    __slots__ = ("shape", "dtype", "node", "tracer")
+    __slots__ = ("shape", "dtype", "node", "tracer", "strides")
 
     def __init__(self, shape, dtype, node: int, tracer: "Tracer") -> None:
+        self.strides = None  # the layout in elements where a view op made it non-contiguous
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
         self.node = node
@@ -111,21 +99,22 @@ class Tracer:
         self._rng_state = None
 
     # ---- in-place writes (see the NOTE at the top) -------------------------------------
+    def note_born(self, t: Tensor) -> None:
+        self._born.add(id(t))
+
     def note_rebind(self, t: Tensor, value) -> None:
-        try:
-            old = _DATA_SLOT.__get__(t, Tensor)
-        except AttributeError:  # a fresh tensor getting its first value
-            self._born.add(id(t))
-            return
+        old = t._data
         if type(value) is not TraceValue:
             return
+        self._refuse_aliased_write(t)
         key = id(t)
         if type(old) is TraceValue:
             if key in self._writes:
                 self._writes[key].count += 1
             elif (key not in self._rebinds and old.tracer is self
                   and self.graph.node(old.node).op in MOVEMENT):
-                # NOTE: eager mode writes through a view into the tensor it views
+                # NOTE: a view made by a primitive call outside the view ops (so without
+                # a ``_base``): eager mode writes through it into the tensor it views
                 raise TraceError("an in-place write into a view (a slice, reshape, "
                                  "transpose, ...) changes the viewed tensor too, which a "
                                  "compile trace cannot follow")
@@ -135,6 +124,27 @@ class Tracer:
         if write is None:
             write = self._writes[key] = Write(t, old, key in self._born)
         write.count += 1
+
+    def _refuse_aliased_write(self, t: Tensor) -> None:
+        """Eagerly, a write into a view or a detach() alias is a write into the tensor
+        whose storage it shares (NOTE (views) in _ops/views.py). A trace rebinds one
+        tensor to a new value, so it refuses such a write (the call falls back to eager)
+        rather than lose it."""
+        if t._view is not None or (t._alias_of is not None and t._alias_of[0]() is not None):
+            what = "a view" if t._view is not None else "a tensor made by detach() or .data"
+            raise TraceError(f"an in-place write into {what} (shape {tuple(t.shape)}) "
+                             f"changes the tensor whose storage it shares too, which a "
+                             f"compile trace does not follow")
+
+    def _refuse_stale_alias(self, t: Tensor) -> None:
+        """A view or alias read after its root was written in this trace: eagerly it shows
+        the write; its trace value (or, for a concrete tensor, the storage read when a call
+        starts) would not."""
+        root = _written_since_made(t)
+        if root is not None and (id(root) in self._writes or id(root) in self._rebinds):
+            raise TraceError(f"a view or detach() of a tensor is read (shape "
+                             f"{tuple(t.shape)}) after that tensor was written in place; "
+                             f"a compile trace does not follow that")
 
     def rebind_count(self, t: Tensor) -> int:
         return self._rebinds.get(id(t), 0)
@@ -146,8 +156,8 @@ class Tracer:
         written = []
         for w in self._writes.values():
             t = w.tensor
-            final = _DATA_SLOT.__get__(t, Tensor)
-            _DATA_SLOT.__set__(t, w.original)
+            final = t._data
+            t._data = w.original
             t._version[0] = w.version
             t.grad_fn = w.grad_fn
             t._requires_grad = w.requires_grad
@@ -157,7 +167,7 @@ class Tracer:
             for k, kind in enumerate(self.input_kinds):
                 c = kind[1] if kind[0] == "captured" else None
                 if c is not None and c is not t and c._version is t._version \
-                        and _DATA_SLOT.__get__(c, Tensor) is w.original:
+                        and c._data is w.original:
                     self.input_kinds[k] = ("captured", t)  # an alias made by the write
         self._writes.clear()
         self.written = written
@@ -205,6 +215,8 @@ class Tracer:
         avals, ids = [], []
         sibling = _sibling_dtype(prim.op, args)
         for x, a in zip(inputs, args):
+            if isinstance(x, Tensor) and (x._view is not None or x._alias_of is not None):
+                self._refuse_stale_alias(x)
             if isinstance(a, TraceValue):
                 if a.tracer is not self:
                     raise TraceError("a tensor from another trace was used inside this one")
@@ -219,6 +231,15 @@ class Tracer:
         shape, dtype = prim.shape(*avals, **attrs)
         node = self.graph.add(prim.op, tuple(ids), tuple(shape), np.dtype(dtype), **attrs)
         return TraceValue(shape, dtype, node.id, self)
+
+
+def _written_since_made(t: Tensor):
+    """The tensor whose storage the view or alias ``t`` shares, if that tensor was written
+    since ``t`` was made (its version counter moved; ``.data`` has a counter of its own),
+    else None."""
+    view = t._view
+    root, version = (view[0], view[2]) if view is not None else (t._alias_of[0](), t._alias_of[1])
+    return root if root is not None and root._version[0] != version else None
 
 
 def _scalar_dtype(value) -> np.dtype:
@@ -246,16 +267,14 @@ class tracing:
         self.tracer = tracer
 
     def __enter__(self) -> Tracer:
-        if _trace_state.current is not None:
+        if is_tracing():
             raise TraceError("nested compile traces are not supported")
         self.tracer._rng_state = _generator_state()
-        Tensor._data = _WATCHED_DATA
-        _trace_state.current = self.tracer
+        _trace_state.start(self.tracer)
         return self.tracer
 
     def __exit__(self, exc_type, *exc) -> bool:
-        _trace_state.current = None
-        Tensor._data = _DATA_SLOT
+        _trace_state.stop()
         self.tracer.finish()
         saved = self.tracer._rng_state
         if _generator_state() != saved:

@@ -39,6 +39,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import operator
+import threading
 import time
 from typing import Any, Callable, Sequence
 
@@ -211,21 +212,10 @@ class CompiledProgram:
         buffers = program.buffers
         names = list(buffers)
         self._index = {n: k for k, n in enumerate(names)}
-        # temps live in slots allocated once
-        self._slots = [allocator.empty((n,), np.uint8) for n in program.slots]
-        self._template: list[np.ndarray | None] = [None] * len(names)
-        for name, info in buffers.items():
-            if info.storage is Storage.SLOT and info.slot is not None:
-                raw = self._slots[info.slot][:info.nbytes]
-                self._template[self._index[name]] = raw.view(info.dtype).reshape(info.shape)
         # NOTE (per-call cost): a call works on two lists indexed like ``program.buffers``,
         # the arrays and their integer data addresses, copied from templates in which the
         # temps (fixed for the program's life) are already filled in.  Kernels get ints:
         # ``arr.ctypes.data`` costs ~1.5 µs per array, more than the kernel call itself.
-        self._addr_template: list[int] = [0] * len(names)
-        for k, arr in enumerate(self._template):
-            if arr is not None:
-                self._addr_template[k] = _address(arr)
         # NOTE (hoisted offsets, see codegen.loop_ir): a kernel may take a buffer at an
         # element offset.  Each (buffer, byte offset) pair gets an address slot after the
         # buffers' own: filled in the template for temps, per call (``_derive``) for
@@ -236,9 +226,12 @@ class CompiledProgram:
                 if arg.offset:
                     key = (self._index[b], arg.offset * arg.dtype.itemsize)
                     if key not in self._slot_of:
-                        self._slot_of[key] = len(self._addr_template)
-                        base = self._addr_template[key[0]]
-                        self._addr_template.append(base + key[1] if base else 0)
+                        self._slot_of[key] = len(names) + len(self._slot_of)
+        self._template, self._addr_template = self._temps()
+        # NOTE (threads): the temps are one set per program, so two threads calling the
+        # same program at once would share them.  The thread that finds the program busy
+        # (or a forked child that inherited it mid-call) runs on temps of its own instead.
+        self._busy = threading.Lock()
         derived_of: dict[int, list[tuple[int, int]]] = {}
         for (k, delta), slot in self._slot_of.items():
             derived_of.setdefault(k, []).append((slot, delta))
@@ -282,9 +275,24 @@ class CompiledProgram:
         self._out_idx = [-1 if spec.buffer is None else self._index[spec.buffer]
                          for spec in program.outputs]
 
-    def _input_address(self, pos: int, x: Any) -> tuple[np.ndarray, int]:
+    def _temps(self) -> tuple[list[np.ndarray | None], list[int]]:
+        """Fresh temp buffers: the arrays and addresses a call starts from."""
+        buffers = self.program.buffers
+        slots = [allocator.empty((n,), np.uint8) for n in self.program.slots]
+        template: list[np.ndarray | None] = [None] * len(buffers)
+        for name, info in buffers.items():
+            if info.storage is Storage.SLOT and info.slot is not None:
+                raw = slots[info.slot][:info.nbytes]
+                template[self._index[name]] = raw.view(info.dtype).reshape(info.shape)
+        addrs = [0 if arr is None else _address(arr) for arr in template]
+        addrs.extend([0] * len(self._slot_of))
+        for (k, delta), slot in self._slot_of.items():
+            addrs[slot] = addrs[k] + delta if addrs[k] else 0
+        return template, addrs
+
+    def _input_address(self, pos: int, x: Any, cached: bool) -> tuple[np.ndarray, int]:
         _, shape, dtype, name = self._inputs[pos]
-        if x is self._last_in[pos] and x.shape == shape and x.dtype == dtype:
+        if cached and x is self._last_in[pos] and x.shape == shape and x.dtype == dtype:
             return x, self._last_addr[pos]
         if type(x) is not np.ndarray or not x.flags.c_contiguous:
             x = _contiguous(x)
@@ -292,7 +300,7 @@ class CompiledProgram:
             raise TypeError(f"input {name}: expected {dtype}{list(shape)}, "
                             f"got {x.dtype}{list(x.shape)}")
         addr = _address(x)
-        if x.nbytes <= _CACHE_INPUT_BYTES:
+        if cached and x.nbytes <= _CACHE_INPUT_BYTES:
             self._last_in[pos], self._last_addr[pos] = x, addr
         return x, addr
 
@@ -300,11 +308,20 @@ class CompiledProgram:
         """Run the program on ``inputs`` (in graph-input order); returns the outputs."""
         if len(inputs) != len(self._inputs):
             raise TypeError(f"program takes {len(self._inputs)} inputs, got {len(inputs)}")
-        arrays: list = self._template.copy()
-        addrs = self._addr_template.copy()
+        if not self._busy.acquire(blocking=False):
+            return self._run(inputs, *self._temps(), cache_inputs=False)
+        try:
+            return self._run(inputs, self._template, self._addr_template, cache_inputs=True)
+        finally:
+            self._busy.release()
+
+    def _run(self, inputs: Sequence[np.ndarray], template: list, addr_template: list[int],
+             cache_inputs: bool) -> list[np.ndarray]:
+        arrays: list = template.copy()
+        addrs = addr_template.copy()
         for pos, x in enumerate(inputs):
             k = self._inputs[pos][0]
-            arrays[k], addrs[k] = self._input_address(pos, x)
+            arrays[k], addrs[k] = self._input_address(pos, x, cache_inputs)
         for k, shape, dtype, big in self._fresh:
             # the pool saves page faults on big outputs; small ones are cheaper from NumPy
             arr = allocator.empty(shape, dtype) if big else np.empty(shape, dtype)

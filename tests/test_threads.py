@@ -96,3 +96,37 @@ def test_a_trace_in_one_thread_never_touches_other_threads():
     assert not errors, errors[0]
     fallbacks = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     assert not fallbacks, fallbacks[0]
+
+
+def test_one_compiled_function_called_from_several_threads_at_once():
+    """A program's temps are one set; concurrent calls must not share them."""
+    import threading
+
+    w = torch.randn(64, 64)
+
+    @torch.compile
+    def f(x):
+        h = torch.tanh(x @ w) * 2 + 1          # temps between the matmul and the kernels
+        return torch.softmax(h, dim=-1).sum(0)
+
+    inputs = [torch.randn(32, 64) for _ in range(8)]
+    expected = [f(x).numpy().copy() for x in inputs]  # compiled once, single-threaded
+    wrong, errors = [], []
+
+    def worker(seed):
+        try:
+            for k in range(40):
+                i = (seed + k) % len(inputs)
+                if not np.allclose(f(inputs[i]).numpy(), expected[i], rtol=1e-6, atol=1e-7):
+                    wrong.append(i)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert not wrong, f"{len(wrong)} of 160 concurrent calls gave a wrong answer"
+    assert f.cache_info().misses == 1

@@ -91,11 +91,12 @@ def test_inplace_on_non_leaf_is_recorded():
     y.sum().backward()
     assert x.grad.tolist() == [8.0, 10.0]  # 6 + 2x
     # mul_ by a tensor that requires grad needs self's old value, which it overwrote:
-    # like PyTorch, that is an error at backward time, not a wrong gradient.
+    # as PyTorch does, the rule keeps a copy of the original (y = 3x * x: 6x)
+    x.grad = None
     y = x * 3
     y.mul_(x)
-    with pytest.raises(RuntimeError, match=VERSION_ERROR):
-        y.sum().backward()
+    y.sum().backward()
+    assert x.grad.tolist() == [6.0, 12.0]
 
 
 def test_version_counter_bumps():
@@ -194,3 +195,39 @@ def test_write_through_detach_into_a_compiled_functions_captured_tensor_matches_
             got = compiled(x)
         np.testing.assert_array_equal(got.numpy(), fn(p_eager, x).numpy())
         np.testing.assert_array_equal(p.numpy(), p_eager.numpy())
+
+
+def test_inplace_mul_by_a_tensor_that_requires_grad_keeps_the_original_self():
+    # PyTorch saves the original self for rules that read it (w's gradient reads old y)
+    import tracegrad as tg
+    x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    w = tg.tensor([2.0, 3.0, 4.0], requires_grad=True)
+    y = x * 1
+    y.mul_(w)
+    (y * y).sum().backward()          # d/dx = 2*y*w, d/dw = 2*y*x with y = x*w
+    xv, wv = np.array([1.0, 2.0, 3.0]), np.array([2.0, 3.0, 4.0])
+    np.testing.assert_allclose(x.grad.numpy(), 2 * xv * wv * wv, rtol=1e-6)
+    np.testing.assert_allclose(w.grad.numpy(), 2 * xv * wv * xv, rtol=1e-6)
+    np.testing.assert_allclose(y.detach().numpy(), xv * wv)
+
+
+def test_inplace_through_a_view_by_a_grad_tensor_keeps_the_original_self():
+    import tracegrad as tg
+    x = tg.ones(2, 3, requires_grad=True)
+    w = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x * 2
+    y[0].mul_(w)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [[2, 4, 6], [2, 2, 2]])
+    np.testing.assert_allclose(w.grad.numpy(), [2, 2, 2])
+
+
+def test_a_value_saved_before_an_inplace_write_still_raises():
+    import tracegrad as tg
+    x = tg.ones(3, requires_grad=True)
+    w = tg.ones(3, requires_grad=True)
+    y = x * 1
+    z = y * y                         # saves y
+    y.mul_(w)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        z.sum().backward()

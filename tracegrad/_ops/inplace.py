@@ -10,6 +10,8 @@ history too (NOTE (views) in views.py).
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from .. import _tensor
@@ -49,7 +51,9 @@ def check_inplace(x: Tensor, op: str) -> None:
 
 def commit_inplace(x: Tensor, compute) -> Tensor:
     """Run ``compute(old)`` out of place and make ``x`` hold the result (same storage)."""
-    result = compute(history_alias(x))
+    old = history_alias(x)
+    refs = sys.getrefcount(old)
+    result = compute(old)
     if result._requires_grad and result.grad_fn is None:
         result = clone(result)  # x must not become a leaf: copy_(w) gets w's history
     if tuple(result.shape) != tuple(x.shape):
@@ -58,6 +62,8 @@ def commit_inplace(x: Tensor, compute) -> Tensor:
     if is_tracing():
         rebind_data(x, result._data)  # tracing: rebinding is the functional form of the write
     else:
+        if sys.getrefcount(old) > refs and _rule_reads(result.grad_fn, old):
+            _keep_original(old)
         np.copyto(x._data, result._data, casting="unsafe")
         if result.grad_fn is not None and result.grad_fn.out_data is result._data:
             result.grad_fn.out_data = x._data
@@ -80,6 +86,38 @@ def commit_inplace(x: Tensor, compute) -> Tensor:
             _rebase_through_view(x, root, result)
         x._view = (root, view[1], x._version[0])
     return x
+
+
+# NOTE (original self): ``y.mul_(w)`` with ``w`` requiring grad records MUL on an alias of
+# ``y``'s old value, and w's gradient reads that value after the write has replaced it.
+# PyTorch saves a copy of the original self for such rules; so do we, only when a rule
+# recorded by ``compute`` holds the alias (its refcount grew) and reads it.
+_READER_SEARCH = 32  # nodes searched for a reader before copying anyway (safe side)
+
+
+def _rule_reads(node, alias: Tensor) -> bool:
+    stop = alias.grad_fn
+    todo, seen = [node], 0
+    while todo:
+        node = todo.pop()
+        if node is None or node is stop or not hasattr(node, "edges"):
+            continue
+        seen += 1
+        if seen > _READER_SEARCH:
+            return True
+        prim = getattr(node, "prim", None)
+        reads = prim.needs(node.needs_grad) if prim is not None else range(len(node.inputs))
+        if any(node.inputs[i] is alias for i in reads):
+            return True
+        todo.extend(node.edges)
+    return False
+
+
+def _keep_original(alias: Tensor) -> None:
+    """Give ``alias`` (held by the recorded rules) a copy of the value about to be
+    overwritten, with a version counter of its own."""
+    alias._data = alias._data.copy()
+    alias._version = [alias._version[0]]
 
 
 def _rebase_through_view(view: Tensor, root: Tensor, result: Tensor) -> None:

@@ -409,3 +409,18 @@ def test_compiled_data_assignment_compiles_and_matches_eager():
             got = compiled(g)
             np.testing.assert_allclose(got.numpy(), step(p_eager, g).numpy(), rtol=1e-6)
             np.testing.assert_allclose(p.numpy(), p_eager.numpy(), rtol=1e-6)
+
+
+def test_inplace_with_grad_on_a_view_made_under_no_grad_raises():
+    x = torch.ones(4, requires_grad=True)
+    with torch.no_grad():
+        v = x[:2]
+        v.mul_(2)                     # fine: the write is untracked too
+    with pytest.raises(RuntimeError, match="created in no_grad mode"):
+        v.mul_(2)
+    np.testing.assert_allclose(x.detach().numpy(), [2, 2, 1, 1])
+    plain = torch.ones(4)             # a base that needs no grad: no restriction
+    with torch.no_grad():
+        w = plain[:2]
+    w.mul_(3)
+    np.testing.assert_allclose(plain.numpy(), [3, 3, 1, 1])

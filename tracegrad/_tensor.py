@@ -33,6 +33,7 @@ class Tensor:
     # aliases, so that plain op outputs pay nothing for it.
     _view = None       # a view: (root, view ops from the root, version its grad_fn is as of)
     _views = None      # a root without grad: weakrefs to its views (see wake_views)
+    _no_grad_view = False  # a view of a tensor requiring grad, made under no_grad
     _alias_of = None   # detach() / .data: (weakref to the tensor whose storage it shares,
     #                    the version counter's value when it was made)
     _retains_grad = False

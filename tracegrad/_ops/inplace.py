@@ -29,6 +29,14 @@ from .views import history_alias, storage_positions
 
 
 def check_inplace(x: Tensor, op: str) -> None:
+    if _grad_state.enabled and x._no_grad_view:
+        raise RuntimeError(
+            f"{op}: a view was created in no_grad mode and is being modified inplace with grad "
+            f"mode enabled (view of shape {tuple(x.shape)}). Given that this use case is "
+            f"ambiguous and error-prone, it is forbidden. You can clarify your code by moving "
+            f"both the view and the inplace either both inside the no_grad block (if you don't "
+            f"want the inplace to be tracked) or both outside (if you want the inplace to be "
+            f"tracked).")
     if _grad_state.enabled and x._requires_grad:
         if x.grad_fn is None:
             raise RuntimeError(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..autograd.grad_mode import state as _grad_state
 from .._tensor import (CPU, Tensor, _new_tensor, _wrap, contiguous_strides, element_strides,
                        remember_view, replay_view_ops, sync_view_history)
 
@@ -38,6 +39,8 @@ def make_view(x: Tensor, out: Tensor, op, args: tuple, strides_of=None) -> Tenso
         out._view = (root, view[1] + ((op, args),), version[0])
     if not root._requires_grad:
         remember_view(root, out)
+    elif not _grad_state.enabled:
+        out._no_grad_view = True  # an in-place write to it with grad on is refused (PyTorch)
     out._version = version
     if x._device is not CPU:
         out._device = x._device

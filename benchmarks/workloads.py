@@ -1,7 +1,7 @@
 """The one table of workloads: name -> module with ``run(cfg) -> list[Row]``."""
 from __future__ import annotations
 
-from . import (wl_digits, wl_distributed, wl_elementwise, wl_overhead, wl_rownorm,
+from . import (wl_digits, wl_distributed, wl_elementwise, wl_overhead, wl_rownorm, wl_scripts,
                wl_seed_mlp, wl_seq_conv)
 
 WORKLOADS = {
@@ -13,4 +13,7 @@ WORKLOADS = {
     wl_seq_conv.LSTM_NAME: wl_seq_conv.LSTMWorkload,  # 2-layer LSTM, variable lengths
     wl_seq_conv.CNN_NAME: wl_seq_conv.CNNWorkload,  # small CNN on 8x8 digits
     wl_distributed.NAME: wl_distributed,  # DDP under mpiexec: 1 vs 2 ranks, all_reduce
+    wl_scripts.LM_NAME: wl_scripts.LMWorkload,  # word-level LSTM LM epoch, eager vs torch
+    wl_scripts.CRF_NAME: wl_scripts.CRFWorkload,  # BiLSTM-CRF epoch, eager vs torch
+    wl_scripts.DYN_NAME: wl_scripts.DynWorkload,  # dynamic-depth net step, eager vs torch
 }

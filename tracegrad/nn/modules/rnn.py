@@ -2,13 +2,14 @@
 (LSTM: i, f, g, o; GRU: r, z, n), so PyTorch state dicts load unchanged.
 
 The time loop is plain Python over tensor ops: each call builds a graph as long as
-its own input, so sequences of any length need no padding (the dynamic graph).
+its own input, so sequences of any length need no padding (the dynamic graph). Each step
+of a float32 CPU sequence runs as one compiled kernel call once its signature is warm
+(``_rnn_fused.py``).
 """
 from __future__ import annotations
 
 import math
 
-from ..._ops import math as M
 from ..._ops.creation import empty, zeros
 from ..._ops.shape import cat, stack
 from ..._primitives.registry import ShapeError
@@ -16,39 +17,13 @@ from ..._tensor import Tensor
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
+from . import _rnn_fused
+from ._rnn_steps import gru_step as _gru_step
+from ._rnn_steps import lstm_step as _lstm_step
+from ._rnn_steps import rnn_step as _rnn_step
 from .module import Module
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
-
-
-# ---- one time step (shared by the cells and the sequence layers) ----------------------
-def _rnn_step(xw: Tensor, h: Tensor, w_hh: Tensor, b_hh, relu: bool) -> Tensor:
-    pre = xw + h @ w_hh.t()
-    if b_hh is not None:
-        pre = pre + b_hh
-    return F.relu(pre) if relu else M.tanh(pre)
-
-
-def _lstm_step(xw: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh):
-    gates = xw + h @ w_hh.t()
-    if b_hh is not None:
-        gates = gates + b_hh
-    i, f, g, o = gates.chunk(4, -1)
-    c = M.sigmoid(f) * c + M.sigmoid(i) * M.tanh(g)
-    h = M.sigmoid(o) * M.tanh(c)
-    return h, c
-
-
-def _gru_step(xw: Tensor, h: Tensor, w_hh: Tensor, b_hh) -> Tensor:
-    hw = h @ w_hh.t()
-    if b_hh is not None:
-        hw = hw + b_hh
-    x_r, x_z, x_n = xw.chunk(3, -1)
-    h_r, h_z, h_n = hw.chunk(3, -1)
-    r = M.sigmoid(x_r + h_r)
-    z = M.sigmoid(x_z + h_z)
-    n = M.tanh(x_n + r * h_n)
-    return n + z * (h - n)  # (1 - z) * n + z * h
 
 
 class RNNBase(Module):
@@ -213,11 +188,23 @@ class RNNBase(Module):
         steps = xw.unbind(0)
         order = range(len(steps) - 1, -1, -1) if reverse else range(len(steps))
         outs = [None] * len(steps)
-        relu = self.mode == "RNN_RELU"
+        mode = self.mode
+        relu = mode == "RNN_RELU"
+        fused_mode = "GRU_NO_BIAS" if mode == "GRU" and b_hh is None else mode
         for t in order:
-            if self.mode == "LSTM":
+            # the fused step (see _rnn_fused.py) when this signature is warm, else eager
+            args = ((steps[t], h, c, w_hh) if mode == "LSTM" else
+                    (steps[t], h, w_hh, b_hh) if fused_mode == "GRU" else (steps[t], h, w_hh))
+            fn = _rnn_fused.step_function(fused_mode, args)
+            out = None if fn is None else _rnn_fused.run_compiled(fused_mode, fn, args)
+            if out is not None:
+                if mode == "LSTM":
+                    h, c = out
+                else:
+                    h = out
+            elif mode == "LSTM":
                 h, c = _lstm_step(steps[t], h, c, w_hh, b_hh)
-            elif self.mode == "GRU":
+            elif mode == "GRU":
                 h = _gru_step(steps[t], h, w_hh, b_hh)
             else:
                 h = _rnn_step(steps[t], h, w_hh, b_hh, relu)

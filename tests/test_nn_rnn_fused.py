@@ -1,7 +1,8 @@
-"""The recurrent layers' fused step (nn/modules/_rnn_fused.py): once a step signature is
-warm, each float32 CPU time step runs as one compiled call; outputs and every gradient
-equal the eager step's up to float32 reassociation, and anything the fused path cannot
-do (float64, an outer trace, a failing compile) runs the eager step without a warning."""
+"""The recurrent layers' fused paths (nn/modules/_rnn_fused.py): once a signature is warm,
+a float32 CPU sequence runs as one compiled call (or one per step); outputs and every
+gradient equal the eager ops' up to float32 reassociation, and anything the fused paths
+cannot do (float64, an outer trace, a failing compile) runs the eager ops without a
+warning."""
 from __future__ import annotations
 
 import warnings
@@ -14,10 +15,14 @@ import tracegrad.nn as nn
 from tracegrad.nn.modules import _rnn_fused
 
 
-@pytest.fixture
-def fused(monkeypatch):
-    """Fuse from the first step, with an empty signature table before and after."""
-    monkeypatch.setattr(_rnn_fused, "WARMUP", 0)
+@pytest.fixture(params=["sequence", "step"])
+def fused(request, monkeypatch):
+    """Fuse from the first call at one grain, with an empty signature table around."""
+    if request.param == "sequence":
+        monkeypatch.setattr(_rnn_fused, "SEQUENCE_WARMUP", 0)
+    else:
+        monkeypatch.setattr(_rnn_fused, "SEQUENCE_WARMUP", 10**9)
+        monkeypatch.setattr(_rnn_fused, "WARMUP", 0)
     old = _rnn_fused.set_enabled(True)
     _rnn_fused.clear()
     yield _rnn_fused._State
@@ -62,7 +67,8 @@ def test_fused_step_matches_eager_values_and_gradients(fused, cls, kw):
 
 def test_a_training_loop_fuses_after_warm_up_and_learns_the_same(monkeypatch):
     _rnn_fused.clear()
-    monkeypatch.setattr(_rnn_fused, "WARMUP", 8)
+    monkeypatch.setattr(_rnn_fused, "WARMUP", 8)  # steps: from the 2nd sequence
+    monkeypatch.setattr(_rnn_fused, "SEQUENCE_WARMUP", 3)  # sequences: from the 4th
     results = []
     for enabled in (False, True):
         _rnn_fused.set_enabled(enabled)
@@ -76,8 +82,9 @@ def test_a_training_loop_fuses_after_warm_up_and_learns_the_same(monkeypatch):
             loss.backward()
             opt.step()
         results.append([p.detach().numpy().copy() for p in model.parameters()])
-    fns = [fn for fn in _rnn_fused._State.compiled.values() if fn is not None]
-    assert fns and sum(fn.hits for fn in fns) > 10  # the later steps replayed
+    grains = {key[0] if isinstance(key[0], str) else "sequence": fn
+              for key, fn in _rnn_fused._State.compiled.items()}
+    assert grains["LSTM"].hits >= 3 and grains["sequence"].hits >= 1  # both replayed
     for e, c in zip(*results):
         np.testing.assert_allclose(c, e, rtol=1e-4, atol=1e-6)
     _rnn_fused.clear()

@@ -2,8 +2,8 @@
 (LSTM: i, f, g, o; GRU: r, z, n), so PyTorch state dicts load unchanged.
 
 The time loop is plain Python over tensor ops: each call builds a graph as long as
-its own input, so sequences of any length need no padding (the dynamic graph). Each step
-of a float32 CPU sequence runs as one compiled kernel call once its signature is warm
+its own input, so sequences of any length need no padding (the dynamic graph). A float32
+CPU sequence runs as one compiled call (or one per step) once its signature has repeated
 (``_rnn_fused.py``).
 """
 from __future__ import annotations
@@ -185,18 +185,24 @@ class RNNBase(Module):
         if self.mode != "GRU" and b_hh is not None:
             xw = xw + b_hh  # folded: the recurrence then adds only h @ W_hh^T
             b_hh = None
+        mode = self.mode
+        fused_mode = "GRU_NO_BIAS" if mode == "GRU" and b_hh is None else mode
+        weights = (w_hh, b_hh) if fused_mode == "GRU" else (w_hh,)
+        # the whole loop as one compiled call when its signature is warm (_rnn_fused.py)
+        args = (xw, h, c, *weights) if mode == "LSTM" else (xw, h, *weights)
+        fn = _rnn_fused.sequence_function(fused_mode, reverse, args)
+        out = None if fn is None else _rnn_fused.run_compiled(fn, args)
+        if out is not None:
+            return out if mode == "LSTM" else (out[0], out[1], None)
         steps = xw.unbind(0)
         order = range(len(steps) - 1, -1, -1) if reverse else range(len(steps))
         outs = [None] * len(steps)
-        mode = self.mode
         relu = mode == "RNN_RELU"
-        fused_mode = "GRU_NO_BIAS" if mode == "GRU" and b_hh is None else mode
         for t in order:
-            # the fused step (see _rnn_fused.py) when this signature is warm, else eager
-            args = ((steps[t], h, c, w_hh) if mode == "LSTM" else
-                    (steps[t], h, w_hh, b_hh) if fused_mode == "GRU" else (steps[t], h, w_hh))
+            # one compiled call per step when the step signature is warm, else eager ops
+            args = (steps[t], h, c, *weights) if mode == "LSTM" else (steps[t], h, *weights)
             fn = _rnn_fused.step_function(fused_mode, args)
-            out = None if fn is None else _rnn_fused.run_compiled(fused_mode, fn, args)
+            out = None if fn is None else _rnn_fused.run_compiled(fn, args)
             if out is not None:
                 if mode == "LSTM":
                     h, c = out

@@ -29,7 +29,7 @@ import os
 import threading
 import warnings
 
-from ... import _trace_state
+from ..._dispatch import is_tracing
 from ..._ops.shape import stack
 from ...autograd import grad_mode
 from . import _rnn_steps as S
@@ -107,7 +107,7 @@ def clear() -> None:
 
 
 def _eligible(tensors) -> bool:
-    if not _State.enabled or _trace_state.current is not None:
+    if not _State.enabled or is_tracing():
         return False
     for t in tensors:
         if t._device.type != "cpu" or t._data.dtype.str != "<f4":

@@ -1,7 +1,7 @@
 """Small PyTorch-style scripts (tests/scripts/) run unmodified with ``import tracegrad as
 torch``: tensor and autograd basics, polynomial fits, a dynamic net, the NLP tutorial's
-bag-of-words / n-gram / LSTM tagger / BiLSTM-CRF, a sine-wave LSTM and a word-level LSTM
-language model. Each test checks what the script learned or printed against numbers
+bag-of-words / n-gram / LSTM tagger / BiLSTM-CRF, a sine-wave LSTM and word-level LSTM and
+Transformer language models. Each test checks what the script learned or printed against numbers
 recorded from PyTorch 2.13 running the same script (``import torch``).
 
 ``TG_SCRIPTS_WITH=torch python -m pytest tests/test_pytorch_scripts.py`` runs the same
@@ -98,3 +98,12 @@ def test_word_language_model_perplexity_falls():
     assert g["test_ppl"] < 2.2  # PyTorch: 1.33
     assert g["test_ppl"] == pytest.approx(min(ppl), rel=1e-5)  # the saved best reloads
     assert "| end of training |" in printed
+
+
+def test_transformer_language_model_subclassing_nn_transformer_learns():
+    g, _ = run_script("transformer_language_model")
+    losses = g["epoch_losses"]
+    assert losses[0] > 1.5  # 10 words
+    assert losses[-1] < 0.5  # PyTorch: 2.131 -> 0.207
+    assert g["next_word"] in ("mat", "log")  # "the cat sat on the" -> a place
+    assert isinstance(g["model"], g["nn"].Transformer) and g["model"].model_type == "Transformer"

@@ -13,6 +13,10 @@ from .loss import (BCELoss, BCEWithLogitsLoss, CosineEmbeddingLoss,  # noqa: F40
                    MarginRankingLoss, MSELoss, NLLLoss, PairwiseDistance, PoissonNLLLoss,
                    SmoothL1Loss)
 from .module import Module, RemovableHandle  # noqa: F401
+from .padding import (CircularPad1d, CircularPad2d, CircularPad3d,  # noqa: F401
+                      ConstantPad1d, ConstantPad2d, ConstantPad3d, ReflectionPad1d,
+                      ReflectionPad2d, ReflectionPad3d, ReplicationPad1d, ReplicationPad2d,
+                      ReplicationPad3d, ZeroPad1d, ZeroPad2d, ZeroPad3d)
 from .normalization import (BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm,  # noqa: F401
                             InstanceNorm1d, InstanceNorm2d, LayerNorm, RMSNorm)
 from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool2d,  # noqa: F401

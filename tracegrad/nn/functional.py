@@ -27,6 +27,9 @@ from ._attention import multi_head_attention_forward, scaled_dot_product_attenti
 from ._conv import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool2d,  # noqa: F401
                     avg_pool1d, avg_pool2d, conv1d, conv2d, conv_transpose1d,
                     conv_transpose2d, max_pool1d, max_pool2d, pixel_shuffle, unfold, windows)
+from ._loss_margin import (gaussian_nll_loss, hinge_embedding_loss,  # noqa: F401
+                           multi_margin_loss, multilabel_soft_margin_loss, soft_margin_loss,
+                           triplet_margin_loss)
 from ._loss import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401
                     cosine_embedding_loss, cross_entropy, huber_loss, kl_div, l1_loss,
                     margin_ranking_loss, mse_loss, nll_loss, poisson_nll_loss,

@@ -11,6 +11,7 @@ tensor([0., 2.])
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from ._attention import multi_head_attention_forward, scaled_dot_product_attenti
 from ._conv import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool2d,  # noqa: F401
                     avg_pool1d, avg_pool2d, conv1d, conv2d, conv_transpose1d,
                     conv_transpose2d, max_pool1d, max_pool2d, pixel_shuffle, unfold, windows)
+from ._functional_extra import (celu_, channel_shuffle, elu_, gumbel_softmax,  # noqa: F401
+                                hardtanh_, leaky_relu_, pixel_unshuffle, relu_, rrelu_,
+                                selu_, threshold_)
 from ._loss_margin import (gaussian_nll_loss, hinge_embedding_loss,  # noqa: F401
                            multi_margin_loss, multilabel_soft_margin_loss, soft_margin_loss,
                            triplet_margin_loss)
@@ -192,6 +196,20 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         x = x.index_select(2 + i, tensor(idx))
     return x
 
+
+
+def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    """Deprecated alias of ``interpolate`` (PyTorch warns the same way)."""
+    warnings.warn("`nn.functional.upsample` is deprecated. Use `nn.functional.interpolate` "
+                  "instead.", stacklevel=2)
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def upsample_nearest(input, size=None, scale_factor=None):
+    """Deprecated alias of ``interpolate(..., mode='nearest')``."""
+    warnings.warn("`nn.functional.upsample_nearest` is deprecated. Use "
+                  "`nn.functional.interpolate` instead.", stacklevel=2)
+    return interpolate(input, size, scale_factor, mode="nearest")
 
 def _check_last_dim(module_repr: str, input: Tensor, expected: int) -> None:
     if input.ndim == 0 or input.shape[-1] != expected:

@@ -24,6 +24,7 @@ from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool2d,  
                       AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d)
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase  # noqa: F401
 from .sparse import Embedding  # noqa: F401
-from .upsampling import PixelShuffle, Softmax2d, Upsample  # noqa: F401
+from .upsampling import (ChannelShuffle, PixelShuffle, PixelUnshuffle, Softmax2d,  # noqa: F401
+                         Unfold, Upsample, UpsamplingNearest2d)
 from .transformer import (MultiheadAttention, Transformer, TransformerDecoder,  # noqa: F401
                           TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer)

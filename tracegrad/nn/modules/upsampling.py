@@ -1,5 +1,6 @@
-"""Resizing layers: PixelShuffle (channels to space), Upsample (``F.interpolate``) and
-Softmax2d (softmax over the channels of each position)."""
+"""Resizing and rearranging layers: PixelShuffle / PixelUnshuffle (channels to space and
+back), ChannelShuffle, Upsample and UpsamplingNearest2d (``F.interpolate``), Unfold
+(sliding blocks to columns) and Softmax2d (softmax over the channels of each position)."""
 from __future__ import annotations
 
 from ..._tensor import Tensor
@@ -53,3 +54,51 @@ class Softmax2d(Module):
             raise ValueError(f"Softmax2d: expected input to be 3D or 4D, got {input.dim()}D "
                              f"instead (shape {tuple(input.shape)})")
         return F.softmax(input, -3)
+
+
+class PixelUnshuffle(Module):
+    """``(*, C, H * r, W * r) -> (*, C * r * r, H, W)``."""
+
+    def __init__(self, downscale_factor: int) -> None:
+        super().__init__()
+        self.downscale_factor = downscale_factor
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.pixel_unshuffle(input, self.downscale_factor)
+
+    def extra_repr(self) -> str:
+        return f"downscale_factor={self.downscale_factor}"
+
+
+class ChannelShuffle(Module):
+    def __init__(self, groups: int) -> None:
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.channel_shuffle(input, self.groups)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"
+
+
+class UpsamplingNearest2d(Upsample):
+    def __init__(self, size=None, scale_factor=None) -> None:
+        super().__init__(size, scale_factor, mode="nearest")
+
+
+class Unfold(Module):
+    """``F.unfold``: each sliding ``kernel_size`` block of a ``(N, C, H, W)`` input as a
+    column of a ``(N, C * prod(kernel_size), L)`` output."""
+
+    def __init__(self, kernel_size, dilation=1, padding=0, stride=1) -> None:
+        super().__init__()
+        self.kernel_size, self.dilation = kernel_size, dilation
+        self.padding, self.stride = padding, stride
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.unfold(input, self.kernel_size, self.dilation, self.padding, self.stride)
+
+    def extra_repr(self) -> str:
+        return (f"kernel_size={self.kernel_size}, dilation={self.dilation}, "
+                f"padding={self.padding}, stride={self.stride}")

@@ -152,6 +152,13 @@ class KernelBuilder:
         self._defs: dict[str, tuple[Op, tuple]] = {}  # index instr -> (op, args)
         self._loops = 0
         self._accs = 0
+        # NOTE (loop depth): how many open loops deep the innermost loop variable a value
+        # reads is (0: only ``o`` and constants; an accumulator counts at the depth it was
+        # defined, where its final value is read).  Lowering asks it to move work that does
+        # not vary in the innermost loop out of it (see ``codegen.lower``, NOTE (row
+        # reciprocal)).
+        self._depth: dict[str, int] = {"o": 0}
+        self._acc_depth: dict[str, int] = {}
 
     # -- values ---------------------------------------------------------------------------
     def const(self, value, dtype) -> str:
@@ -164,6 +171,15 @@ class KernelBuilder:
 
     def range_of(self, name: str):
         return self._ranges.get(name)
+
+    @property
+    def depth(self) -> int:
+        """How many loops are open where the next statement goes."""
+        return len(self._scopes) - 1
+
+    def loop_depth(self, name: str) -> int:
+        """NOTE (loop depth): the depth of the innermost loop whose variable ``name`` reads."""
+        return self._depth.get(name, 0)
 
     def emit(self, op: Op, args: tuple, dtype) -> str:
         if type(op) is not Op:
@@ -184,6 +200,11 @@ class KernelBuilder:
         target = self._const_stmts if op is Op.CONST else self._scopes[-1][0]
         target.append(Instr(name, op, tuple(args), dtype))
         self._scopes[scope][1][key] = name
+        if op is Op.ACC:
+            self._depth[name] = self._acc_depth.get(args[0], 0)
+        elif op is not Op.CONST:
+            self._depth[name] = max((self._depth.get(a, 0) for a in args if isinstance(a, str)),
+                                    default=0)
         if op is Op.CONST:
             self._consts[name] = args[0]
             if dtype == INDEX:
@@ -356,6 +377,7 @@ class KernelBuilder:
         name = f"acc{self._accs}"
         self._accs += 1
         self._scopes[-1][0].append(DefineAcc(name, op, np.dtype(dtype), init))
+        self._acc_depth[name] = self.depth
         return name
 
     def acc_update(self, acc: str, value: str) -> None:
@@ -368,6 +390,7 @@ class KernelBuilder:
         self._scopes[-1][0].append(loop)
         self._scopes.append((loop.body, {}))
         self._ranges[var] = (0, max(extent - 1, 0))
+        self._depth[var] = self.depth
         return var
 
     def end_loop(self) -> None:

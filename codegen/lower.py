@@ -27,6 +27,7 @@ from .graph import Graph, Node
 from .index_math import Idx, b_const, unravel
 from .loop_ir import INDEX, BufferArg, KernelBuilder, LoopKernel
 from .offsets import hoist_offsets
+from .phase_clock import phase
 from .ops import COMPARISON, MOVEMENT, REDUCE, Op
 from .scalar_ops import COSTLY, REDUCTION_ACC, SCALAR_OPS
 
@@ -430,7 +431,8 @@ def lower_group(graph: Graph, group: Group, name: str,
     index offsets are hoisted into ``BufferArg.offset`` (NOTE (hoisted offsets)), so the
     kernel an unrolled loop makes at every step lowers to one text.  ``edges`` caches
     ``input_edges`` per node (``Fusion.edges``)."""
-    return hoist_offsets(_Lowerer(graph, group, name, edges).lower())
+    with phase("lower"):
+        return hoist_offsets(_Lowerer(graph, group, name, edges).lower())
 
 
 # -- lowering repeated groups once ---------------------------------------------------------

@@ -27,6 +27,7 @@ import numpy as np
 from .llvm_math import emit_math
 from .loop_ir import AccUpdate, DefineAcc, Instr, Loop, LoopKernel, Store
 from .ops import Op
+from .phase_clock import phase
 from .scalar_ops import RENDERINGS
 
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
@@ -319,4 +320,5 @@ class _Renderer:
 
 def render_llvm(kernel: LoopKernel) -> str:
     """LLVM IR text of ``kernel``: one module holding one function of the kernel ABI."""
-    return _Renderer(kernel).render()
+    with phase("render"):
+        return _Renderer(kernel).render()

@@ -42,6 +42,8 @@ import llvmlite
 import llvmlite.binding as llvm
 import numpy as np
 
+from ..codegen import phase_clock
+from ..codegen.phase_clock import phase
 from . import cpu_threads, disk_cache
 from .cpu_threads import PARALLEL_MIN_WORK, n_threads, set_n_threads
 from .disk_cache import Signatures
@@ -263,6 +265,14 @@ def _from_disk(source: str, key: str) -> JitModule | None:
     The calling signatures come from the source itself (parsed, not optimised: well under
     a millisecond) and must equal the entry's: ctypes calls a kernel with the argument
     list the signature says, and a wrong one would crash the process, not raise."""
+    start = time.perf_counter()
+    cm = _load(source, key)
+    if cm is not None:  # a miss costs a failed open(): not a phase of its own
+        phase_clock.add("load", time.perf_counter() - start)
+    return cm
+
+
+def _load(source: str, key: str) -> JitModule | None:
     entry = disk_cache.load(key)
     if entry is None:
         return None
@@ -280,21 +290,23 @@ def _from_disk(source: str, key: str) -> JitModule | None:
 
 
 def _from_source(source: str, key: str) -> tuple[JitModule, bytes | None]:
-    tm = _target_machine()
-    mod = llvm.parse_assembly(source)
-    mod.verify()
-    mod.name = f"tg_{key[:16]}_{next(_module_ids)}"  # unique: the object cache keys by name
-    # The vectoriser's cost model needs the real target, not "unknown-unknown-unknown".
-    mod.triple = tm.triple
-    mod.data_layout = str(tm.target_data)
-    _optimize(mod, tm)
-    optimized_ir = str(mod)
-    sigs = _signatures(mod)
-    engine = llvm.create_mcjit_compiler(mod, tm)
-    # MCJIT hands us the object it makes anyway, so caching costs no second codegen.
-    captured: list[bytes] = []
-    engine.set_object_cache(lambda _m, data: captured.append(bytes(data)), lambda _m: None)
-    cm = _finish(engine, sigs, optimized_ir, False, key)
+    with phase("llvm opt"):
+        tm = _target_machine()
+        mod = llvm.parse_assembly(source)
+        mod.verify()
+        mod.name = f"tg_{key[:16]}_{next(_module_ids)}"  # unique: the object cache keys by name
+        # The vectoriser's cost model needs the real target, not "unknown-unknown-unknown".
+        mod.triple = tm.triple
+        mod.data_layout = str(tm.target_data)
+        _optimize(mod, tm)
+        optimized_ir = str(mod)
+        sigs = _signatures(mod)
+    with phase("codegen"):
+        engine = llvm.create_mcjit_compiler(mod, tm)
+        # MCJIT hands us the object it makes anyway, so caching costs no second codegen.
+        captured: list[bytes] = []
+        engine.set_object_cache(lambda _m, data: captured.append(bytes(data)), lambda _m: None)
+        cm = _finish(engine, sigs, optimized_ir, False, key)
     return cm, (captured[0] if captured else None)
 
 

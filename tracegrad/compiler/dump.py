@@ -4,8 +4,10 @@ Active when ``TRACEGRAD_DUMP=DIR`` is set (``tracegrad dump SCRIPT`` sets it). F
 compiled function and signature, ``DIR/<function>-<n>/`` holds the traced graph (text and
 Graphviz ``.dot``, plus ``.svg`` when ``dot`` is installed), the fused groups, and per
 kernel its loop IR, LLVM IR before and after optimisation, and assembly. ``DIR/index.md``
-lists every kernel with its fused ops, shapes, bytes moved and compile time, and, when
-the program exits, each signature's calls and total run time.
+lists every kernel with its fused ops, shapes, bytes moved and compile time, where each
+signature's compile time went (trace, passes, lower, render, LLVM opt, codegen, load;
+``codegen.phase_clock``), and, when the program exits, each signature's calls and total
+run time.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from ..codegen.phase_clock import PHASES
 from ..runtime.cpu_program import llvm_sources
 from .debug import describe_key
 
@@ -109,6 +112,9 @@ def write_index(root: Path) -> None:
     lines = ["# tracegrad dump", "",
              "| function | signature | calls | total run ms | compile ms | folder |",
              "|---|---|---|---|---|---|"]
+    phase_lines = ["", "## where compile time goes (ms)", "",
+                   "| folder | " + " | ".join(PHASES) + " | total |",
+                   "|---|" + "---|" * (len(PHASES) + 1)]
     kernel_lines = ["", "## kernels", "",
                     "| folder | stage | kernel | fused ops | buffers | bytes moved | compile ms |",
                     "|---|---|---|---|---|---|---|"]
@@ -116,6 +122,10 @@ def write_index(root: Path) -> None:
         calls, seconds = entry.dump_stats or (0, 0.0)
         lines.append(f"| {name} | {describe_key(key)} | {calls} | {seconds * 1e3:.3f} | "
                      f"{entry.compile_seconds * 1e3:.1f} | {folder.name} |")
+        phases = entry.phase_seconds
+        phase_lines.append(f"| {folder.name} | "
+                           + " | ".join(f"{phases.get(p, 0.0) * 1e3:.1f}" for p in PHASES)
+                           + f" | {entry.compile_seconds * 1e3:.1f} |")
         for stage, program, runner in (("forward", entry.forward_plan, entry.forward),
                                        ("backward", entry.backward_plan, entry.backward)):
             if program is None:
@@ -125,4 +135,4 @@ def write_index(root: Path) -> None:
                 kernel_lines.append(f"| {folder.name} | {stage_} | {step.name} | "
                                     f"{' + '.join(step.ops)} | {shapes} | {nbytes} | {ms} |")
     if root.exists():
-        (root / "index.md").write_text("\n".join(lines + kernel_lines) + "\n")
+        (root / "index.md").write_text("\n".join(lines + phase_lines + kernel_lines) + "\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from .._primitives import PRIMITIVES
 from .._tensor import Tensor, _wrap
 from ..autograd.engine import run_backward
 from ..autograd.grad_mode import state as grad_state
+from ..codegen import phase_clock
 from ..codegen.ops import Op
 from ..codegen.schedule import plan
 from ..runtime.cpu_program import CompiledProgram, ProgramCompileError, llvm_sources
@@ -49,6 +51,7 @@ class Entry:
         self.saved_reads = ()
         self.traced = None             # the joint graph, for reports
         self.compile_seconds = 0.0
+        self.phase_seconds: dict[str, float] = {}  # codegen.phase_clock.PHASES -> seconds
         self.dump_stats = None         # [calls, seconds] while a dump folder is active
 
     @classmethod
@@ -130,6 +133,7 @@ class Entry:
 
 def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool) -> Entry:
     entry = Entry()
+    clock, start = phase_clock.totals(), time.perf_counter()
     tracer = Tracer()
     needs_grad = grad_state.enabled
     with tracing(tracer):
@@ -208,12 +212,14 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool) -> 
     for n in parts.forward_inputs:
         kind = kinds[index_of_node[n]]
         entry.input_sources.append(("arg", kind[1]) if kind[0] == "arg" else ("captured", kind[1]))
+    traced = time.perf_counter()
     entry.forward_plan = plan(parts.forward)
     if parts.backward is not None:
         entry.diff_inputs = diff_sources
         entry.grad_present = [g is not None for g in grads]
         entry.backward_plan = plan(parts.backward)
         entry.saved_reads = _saved_reads(parts, diff_sources, tracer, index_of_node)
+    planned = time.perf_counter()
     if compile_code:
         try:
             entry.forward = CompiledProgram(entry.forward_plan, extern_eval)
@@ -221,6 +227,11 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool) -> 
                 entry.backward = CompiledProgram(entry.backward_plan, extern_eval)
         except ProgramCompileError as e:
             raise ProgramCompileError(f"{e}; the generated IR is in {_save_sources(entry)}") from e
+    # where the time went (the dump's index): lowering is timed inside planning
+    spent = phase_clock.since(clock)
+    spent["trace"] = traced - start
+    spent["passes"] = max(planned - traced - spent.get("lower", 0.0), 0.0)
+    entry.phase_seconds = {k: spent.get(k, 0.0) for k in phase_clock.PHASES}
     return entry
 
 

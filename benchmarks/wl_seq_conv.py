@@ -9,6 +9,7 @@ import numpy as np
 
 import tracegrad
 
+from . import jax_steps
 from .harness import CompileClock, Config, Row, check_compiles, measure
 from .training import (digits, grads_match, load_state, missing, skipped, state_numpy,
                        tg_train_step)
@@ -88,6 +89,9 @@ def run_lstm(cfg: Config) -> list[Row]:
                 (lstm(x)[0][:, -1] - y).pow(2).mean().backward()
                 topt.step()
         arms["torch"] = torch_cycle
+    jax = cfg.peers.get("jax")
+    if jax is not None:  # its first call traces and compiles every length, like ours
+        arms["jax.jit"] = jax_steps.lstm_cycle(jax, init, 2, LR, [seqs[t] for t in lengths])
     row.times = measure(arms, cfg, ops_per_call=len(lengths))
     info = compiled.cache_info()
     row.note = "; ".join(p for p in (
@@ -149,6 +153,9 @@ def run_cnn(cfg: Config) -> list[Row]:
             torch.nn.functional.cross_entropy(tm(tx), ty).backward()
             topt.step()
         arms["torch"] = torch_step
+    jax = cfg.peers.get("jax")
+    if jax is not None:
+        arms["jax.jit"] = jax_steps.cnn_step(jax, init, LR, x_np, y_np.astype(np.int32))
     row.times = measure(arms, cfg)
     row.note = check_compiles(compiled, expected_misses=1)
     clock.warm(loss_c, lambda cf: cf(x, y).backward())

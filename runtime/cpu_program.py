@@ -74,16 +74,25 @@ def _canonical(step: KernelStep) -> tuple[str, str]:
     return llvm_source(step.kernel), CANONICAL_NAME
 
 
+# loop-IR body -> LLVM source, for the process: the programs of one function at other
+# shapes (an RNN over another length) repeat most kernels, and rendering them again
+# cost as much as lowering them (see the dump's "render" phase). Bounded; cleared whole.
+_RENDERED: dict[str, str] = {}
+_RENDERED_MAX = 4096
+
+
 def llvm_sources(program: Program) -> dict[str, str]:
     """Step name -> LLVM source of every kernel step, each distinct loop body rendered
-    once (an unrolled loop repeats its kernels, which then differ only in their names)."""
-    by_body: dict[str, str] = {}
+    once per process (an unrolled loop repeats its kernels, which then differ only in
+    their names)."""
     out = {}
     for step in program.kernels:
         body = step.loop_ir.split("(", 1)[1]
-        source = by_body.get(body)
+        source = _RENDERED.get(body)
         if source is None:
-            source = by_body[body] = llvm_source(step.kernel)
+            if len(_RENDERED) >= _RENDERED_MAX:
+                _RENDERED.clear()
+            source = _RENDERED[body] = llvm_source(step.kernel)
         out[step.name] = source
     return out
 

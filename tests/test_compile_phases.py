@@ -64,3 +64,24 @@ def test_dump_index_has_a_row_of_phases_per_signature(tmp_path, monkeypatch):
         numbers = [float(c) for c in cells[1:]]
         assert len(numbers) == len(phase_clock.PHASES) + 1
         assert sum(numbers[:-1]) <= numbers[-1] + 0.2  # phases fit in the total (rounding)
+
+
+def test_a_kernel_body_is_rendered_once_per_process(tmp_path, monkeypatch):
+    # the program of an RNN at another length repeats most kernels: no second render
+    from codegen_testing import Builder
+    from tracegrad.codegen.schedule import plan
+    from tracegrad.runtime.cpu_program import CompiledProgram
+
+    monkeypatch.setenv("TRACEGRAD_CACHE_DIR", str(tmp_path))
+    b = Builder()
+    x = b.input((5, 23))
+    graph = b.graph(b.tanh(b.mul(x, b.const(1.7))))
+    xs = [np.linspace(-3, 3, 115, dtype=np.float32).reshape(5, 23)]
+    outs = []
+    for attempt in range(2):
+        before = phase_clock.totals()
+        outs.append(CompiledProgram(plan(graph), None)(xs)[0])
+        rendered = phase_clock.since(before).get("render", 0.0)
+        assert (rendered > 0) if attempt == 0 else (rendered == 0)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_allclose(outs[0], np.tanh(xs[0] * np.float32(1.7)), rtol=1e-5, atol=1e-6)

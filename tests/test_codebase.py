@@ -35,3 +35,17 @@ def test_public_namespace_has_pytorchs_shape():
     for name in ("tensor", "zeros", "matmul", "relu", "sigmoid", "where", "cat", "no_grad",
                  "manual_seed", "float32", "compile", "save", "load", "Tensor", "Size"):
         assert hasattr(tracegrad, name), name
+
+
+def test_import_tracegrad_leaves_the_compiler_unloaded():
+    """Scripts that never compile do not pay for llvmlite, codegen and the LLVM runtime
+    (NOTE (lazy compiler) in tracegrad/__init__.py); ``tracegrad.compile`` loads them."""
+    import subprocess
+    import sys
+    code = ("import sys, tracegrad; heavy = [m for m in sys.modules if m.startswith("
+            "('llvmlite', 'tracegrad.runtime', 'tracegrad.compiler'))]; print(heavy); "
+            "tracegrad.compile; print('llvmlite' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split("\n")
+    assert out[0] == "[]", out[0]
+    assert out[1] == "True"

@@ -89,6 +89,21 @@ def set_num_threads(n) -> None:
 __version__ = "0.1.0"
 
 # Imported last: they build on everything above.
-from .compiler.function import compile  # noqa: E402,A001,F401
 from .serialization import load, save  # noqa: E402,F401
 from . import nn, onnx, optim, serialization, utils  # noqa: E402,F401
+
+
+def __getattr__(name: str):
+    # NOTE (lazy compiler): ``tracegrad.compile`` and ``tracegrad.compiler`` load the
+    # compiler, codegen, the LLVM runtime and llvmlite on first use, so ``import tracegrad``
+    # stays cheap for the many scripts that never compile (PEP 562).
+    if name in ("compile", "compiler"):
+        from .compiler import function
+        globals()["compile"] = function.compile
+        globals()["compiler"] = __import__(__name__ + ".compiler", fromlist=["function"])
+        return globals()[name]
+    raise AttributeError(f"module 'tracegrad' has no attribute '{name}'")
+
+
+def __dir__():
+    return sorted(set(globals()) | {"compile", "compiler"})

@@ -206,12 +206,18 @@ class _ExternCall:
 class CompiledProgram:
     """The executable form of a Program; call it with the input arrays."""
 
-    def __init__(self, program: Program, extern_eval: ExternEval | None):
+    def __init__(self, program: Program, extern_eval: ExternEval | None,
+                 kernels_from: "CompiledProgram | None" = None):
+        # ``kernels_from``: a program whose kernels have the same names and bodies (a
+        # symbolic group's, see tracegrad.compiler.symbolic): its compiled kernels are used
         self.program = program
         self.extern_eval = extern_eval
         self.kernels: dict[str, tuple[JitModule, Any]] = {}
         start = time.perf_counter()
-        for name, source in llvm_sources(program).items():
+        sources = {} if kernels_from is not None else llvm_sources(program)
+        if kernels_from is not None:
+            self.kernels = {k.name: kernels_from.kernels[k.name] for k in program.kernels}
+        for name, source in sources.items():
             try:
                 module = compile_llvm(source, [CANONICAL_NAME])
             except Exception as exc:  # noqa: BLE001 - any LLVM failure means "fall back"

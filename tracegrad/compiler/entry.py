@@ -131,7 +131,11 @@ class Entry:
         return run
 
 
-def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool) -> Entry:
+def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool,
+                plan_programs: bool = True) -> Entry:
+    """Trace ``compiled.fn`` on ``leaves``' shapes; plan the programs unless
+    ``plan_programs`` is False (a symbolic group's guard check needs the trace only), and
+    compile them when ``compile_code``."""
     entry = Entry()
     clock, start = phase_clock.totals(), time.perf_counter()
     tracer = Tracer()
@@ -213,12 +217,15 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool) -> 
         kind = kinds[index_of_node[n]]
         entry.input_sources.append(("arg", kind[1]) if kind[0] == "arg" else ("captured", kind[1]))
     traced = time.perf_counter()
-    entry.forward_plan = plan(parts.forward)
     if parts.backward is not None:
         entry.diff_inputs = diff_sources
         entry.grad_present = [g is not None for g in grads]
-        entry.backward_plan = plan(parts.backward)
         entry.saved_reads = _saved_reads(parts, diff_sources, tracer, index_of_node)
+    if not plan_programs:
+        return entry
+    entry.forward_plan = plan(parts.forward)
+    if parts.backward is not None:
+        entry.backward_plan = plan(parts.backward)
     planned = time.perf_counter()
     if compile_code:
         try:

@@ -20,13 +20,18 @@ from ..runtime.cpu_program import ProgramCompileError
 from ..autograd.grad_mode import state as grad_state
 from . import pytree
 from .debug import debug_level, describe_key, logger, retrace_reason
+from .dynamic import SymbolicGroup, choose_dims, group_size, symbolic_key
 from .dump import dump_entry
 from .entry import Entry, build_entry
 from .errors import TraceError
 from .report import Report
+from .symbolic import NotSymbolic
 
 _POSITIONAL_TENSORS: dict = {}
-CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "entries", "compile_seconds"])
+# ``symbolic``: one line per symbolic group (its dims, guards, sizes served, broken guards)
+# and per dimension that could not be symbolic (why)
+CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "entries", "compile_seconds",
+                                     "symbolic"])
 SIGNATURE_WARN_LIMIT = 8
 # tracegrad/, codegen/ and runtime/ (installed as one package, in the repo as three folders)
 _PACKAGE_DIRS = tuple({str(Path(__file__).resolve().parents[1]),
@@ -52,9 +57,14 @@ class CompiledFunction:
     """What ``tracegrad.compile(fn)`` returns: call it like ``fn``."""
 
     def __init__(self, fn, backend: str = "auto", fullgraph: bool = False,
-                 static_argnames=()) -> None:
+                 static_argnames=(), dynamic=None) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"compile: unknown backend {backend!r}; expected one of {BACKENDS}")
+        if dynamic not in (None, True, False):
+            raise ValueError(f"compile: dynamic must be None, True or False, got {dynamic!r}")
+        self.dynamic = dynamic
+        self._groups: dict = {}        # symbolic key -> SymbolicGroup
+        self._not_symbolic: dict = {}  # symbolic key -> why it could not be symbolic
         self.fn = fn
         self.backend = backend
         self.fullgraph = fullgraph
@@ -75,10 +85,17 @@ class CompiledFunction:
 
     # ---- public API ----------------------------------------------------------------------
     def cache_info(self) -> CacheInfo:
-        return CacheInfo(self.hits, self.misses, len(self._cache), self.compile_seconds)
+        lines = [g.describe() + f", sizes {sorted(g.sizes_served)}"
+                 + "".join(f"; retraced {f}" for f in g.guard_failures)
+                 for g in self._groups.values()]
+        lines += [f"not symbolic: {why}" for why in self._not_symbolic.values()]
+        return CacheInfo(self.hits, self.misses, len(self._cache), self.compile_seconds,
+                         tuple(lines))
 
     def cache_clear(self) -> None:
         self._cache.clear()
+        self._groups.clear()
+        self._not_symbolic.clear()
         self._signatures.clear()
         self.hits = self.misses = 0
         self.compile_seconds = 0.0
@@ -108,6 +125,8 @@ class CompiledFunction:
                                                   f" (and CUDA is not available: {cuda.why_unavailable()})")
                                + "; explain() still renders the CUDA C")
         entry = self._cache.get(key)
+        if entry is None and self._groups:
+            entry = self._symbolic_instance(key, treedef, leaves)
         if entry is None:
             if not self._fits_signature(args, kwargs):
                 # Python's own TypeError ("f() missing 1 required positional argument"),
@@ -120,6 +139,8 @@ class CompiledFunction:
             self._note_signature(key)
             start = time.perf_counter()
             entry = self._build(treedef, leaves, args, kwargs)
+            if self.dynamic is not False and not entry.fallback:
+                self._try_symbolic(key, treedef, leaves, entry)
             seconds = time.perf_counter() - start
             self.compile_seconds += seconds
             entry.compile_seconds = seconds
@@ -147,6 +168,50 @@ class CompiledFunction:
 
     def __repr__(self) -> str:
         return f"<compiled {self.__name__} backend={self.backend}>"
+
+    # ---- symbolic sizes (dynamic.py, symbolic.py) ------------------------------------------
+    def _symbolic_instance(self, key, treedef, leaves):
+        for skey, group in self._groups.items():
+            n = group_size(group, key)
+            if not n or symbolic_key(key, group.dims) != skey:
+                continue
+            start = time.perf_counter()
+            try:
+                entry = group.instance(self, treedef, leaves, n)
+            except Exception as e:  # noqa: BLE001 - a failed reuse specialises, as before
+                group.guard_failures.append(f"s0={n}: {type(e).__name__}: {e}")
+                entry = None
+            if entry is None:
+                if debug_level():
+                    logger.debug("%s: guard broken (%s); specialising", self.__name__,
+                                 group.guard_failures[-1])
+                return None
+            self.compile_seconds += time.perf_counter() - start  # a hit: counted by __call__
+            self._cache[key] = entry
+            if debug_level():
+                logger.debug("%s: symbolic program serves %s (s0=%d)", self.__name__,
+                             describe_key(key), n)
+            return entry
+        return None
+
+    def _try_symbolic(self, key, treedef, leaves, entry) -> None:
+        dims, n = choose_dims(self.dynamic, key, leaves, self._signatures[:-1])
+        if not dims:
+            return
+        skey = symbolic_key(key, dims)
+        if skey in self._groups or skey in self._not_symbolic:
+            return
+        try:
+            self._groups[skey] = group = SymbolicGroup(self, dims, n, entry, treedef, leaves)
+        except Exception as e:  # noqa: BLE001 - not symbolic: stay specialised
+            why = str(e) if isinstance(e, NotSymbolic) else f"{type(e).__name__}: {e}"
+            dims_text = ", ".join(f"arg {i} dim {d}" for i, d in sorted(dims))
+            self._not_symbolic[skey] = f"{dims_text}: {why}"
+            if debug_level():
+                logger.debug("%s: %s stays specialised (%s)", self.__name__, dims_text, why)
+            return
+        if debug_level():
+            logger.debug("%s: symbolic %s", self.__name__, group.describe())
 
     # ---- signatures --------------------------------------------------------------------
     def _signature(self, args, kwargs):
@@ -255,12 +320,12 @@ def compile(fn=None, *, backend: str = "auto", fullgraph: bool = False, static_a
     """
     if fn is None:
         return lambda f: compile(f, backend=backend, fullgraph=fullgraph,
-                                 static_argnames=static_argnames)
+                                 static_argnames=static_argnames, dynamic=dynamic)
     if _is_module(fn):
         from .module import OptimizedModule  # module.py builds on CompiledFunction
         return OptimizedModule(fn, backend=backend, fullgraph=fullgraph)
     return CompiledFunction(fn, backend=backend, fullgraph=fullgraph,
-                            static_argnames=static_argnames)
+                            static_argnames=static_argnames, dynamic=dynamic)
 
 
 def _is_module(obj) -> bool:

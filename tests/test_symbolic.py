@@ -1,0 +1,122 @@
+"""Symbolic sizes (tracegrad/compiler/dynamic.py, symbolic.py): one compiled program serves
+every size of a dimension, guards retrace when the trace would differ, compiled == eager."""
+import numpy as np
+import pytest
+
+import tracegrad as torch
+import tracegrad.nn.functional as F
+from tracegrad.compiler.dynamic import mark_dynamic
+
+W1 = torch.randn(16, 12)
+W2 = torch.randn(12, 5)
+
+
+def rows(x):
+    return F.log_softmax(F.gelu(torch.relu(x @ W1) @ W2), dim=-1)
+
+
+def _check(c, fn, *shapes):
+    for shape in shapes:
+        x = torch.randn(*shape)
+        np.testing.assert_allclose(c(x).numpy(), fn(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_second_size_makes_one_symbolic_program_for_later_sizes():
+    c = torch.compile(rows)
+    _check(c, rows, (8, 16), (5, 16))
+    assert c.cache_info().misses == 2
+    _check(c, rows, (3, 16), (13, 16), (7, 16), (5, 16))
+    info = c.cache_info()
+    assert info.misses == 2, info        # no compile after the first two sizes
+    assert info.symbolic[0].startswith("s0 = arg 0 dim 0")
+    assert "sizes [3, 5, 7, 13]" in info.symbolic[0]
+
+
+def test_dynamic_false_specialises_every_size():
+    c = torch.compile(rows, dynamic=False)
+    _check(c, rows, (8, 16), (5, 16), (3, 16))
+    assert c.cache_info().misses == 3 and c.cache_info().symbolic == ()
+
+
+def test_dynamic_true_is_symbolic_from_the_first_call():
+    c = torch.compile(rows, dynamic=True)
+    _check(c, rows, (8, 16), (5, 16), (11, 16))
+    assert c.cache_info().misses == 1
+
+
+def test_mark_dynamic_and_its_errors():
+    c = torch.compile(rows)
+    x = torch.randn(6, 16)
+    mark_dynamic(x, 0)
+    np.testing.assert_allclose(c(x).numpy(), rows(x).numpy(), rtol=1e-5, atol=1e-6)
+    _check(c, rows, (9, 16))
+    assert c.cache_info().misses == 1
+    assert torch.compiler.mark_dynamic is mark_dynamic
+    with pytest.raises(IndexError, match="mark_dynamic: dimension out of range"):
+        mark_dynamic(x, 2)
+    with pytest.raises(ValueError, match="dynamic must be None, True or False"):
+        torch.compile(rows, dynamic="yes")
+
+
+def test_sizes_0_and_1_are_specialised():
+    c = torch.compile(rows, dynamic=True)
+    _check(c, rows, (8, 16), (1, 16))
+    assert c.cache_info().misses == 2
+    y = c(torch.randn(0, 16))
+    assert tuple(y.shape) == (0, 5) and c.cache_info().misses == 3
+
+
+def test_python_branch_on_a_size_breaks_the_guard():
+    def branchy(x):
+        return x * 2 if x.shape[0] < 10 else x - 1
+
+    c = torch.compile(branchy, dynamic=True)
+    _check(c, branchy, (4, 3), (6, 3))
+    assert c.cache_info().misses == 1
+    _check(c, branchy, (12, 3))          # the other branch: retraced, specialised
+    info = c.cache_info()
+    assert info.misses == 2 and "retraced s0=12" in info.symbolic[0]
+
+
+def test_size_dependent_kernel_body_stays_specialised():
+    def mean_all(x):
+        return (x * 3).mean()
+
+    c = torch.compile(mean_all, dynamic=True)
+    _check(c, mean_all, (8, 4), (5, 4), (3, 4))
+    info = c.cache_info()
+    assert info.misses == 3 and info.symbolic[0].startswith("not symbolic: arg 0 dim 0")
+
+
+def test_two_inputs_bound_to_one_symbol_and_a_reshape():
+    def f(x, y):
+        return (x.reshape(-1) * 2).reshape(x.shape[0], 4) + y[:, None]
+
+    c = torch.compile(f)
+    for n in (6, 9, 4, 17):
+        x, y = torch.randn(n, 4), torch.randn(n)
+        np.testing.assert_allclose(c(x, y).numpy(), f(x, y).numpy(), rtol=1e-6)
+    assert c.cache_info().misses == 2
+    x, y = torch.randn(5, 4), torch.randn(7)   # unequal: not the group's key
+    with pytest.warns(RuntimeWarning), pytest.raises(Exception, match="cannot be broadcast"):
+        c(x, y)                                # the user's own error, as eager raises it
+
+
+def test_backward_through_a_symbolic_program():
+    def loss(x, w):
+        return (torch.tanh(x @ w) * 2).sum(dim=1)
+
+    c = torch.compile(loss)
+    w = torch.randn(6, 3, requires_grad=True)
+    for n in (4, 7, 5, 10):
+        x = torch.randn(n, 6, requires_grad=True)
+        out = c(x, w)
+        out.sum().backward()
+        gx, gw = x.grad.numpy().copy(), w.grad.numpy().copy()
+        x2 = torch.tensor(x.detach().numpy(), requires_grad=True)
+        w.grad = None
+        loss(x2, w).sum().backward()
+        np.testing.assert_allclose(gx, x2.grad.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(gw, w.grad.numpy(), rtol=1e-5, atol=1e-5)
+        w.grad = None
+    assert c.cache_info().misses <= 3

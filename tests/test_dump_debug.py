@@ -68,10 +68,14 @@ def test_debug_logging_names_the_changed_part_of_a_retrace(caplog, monkeypatch):
 
 def test_warns_once_after_eight_signatures():
     import pytest
-    f = torch.compile(lambda x: x + 1)
+    f = torch.compile(lambda x: x + 1, dynamic=False)
     with pytest.warns(RuntimeWarning, match="tensor argument 0's shape keeps changing"):
         for n in range(1, 11):
             f(torch.ones(n))
+    g = torch.compile(lambda x: x + 1)  # automatic dynamic (PyTorch's)
+    for n in range(1, 11):
+        g(torch.ones(n))
+    assert g.cache_info().misses == 3  # sizes 1 (specialised) and 2, then s0 from 3 on
 
 
 def test_info_and_cache_commands(tmp_path):

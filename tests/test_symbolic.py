@@ -120,3 +120,49 @@ def test_backward_through_a_symbolic_program():
         np.testing.assert_allclose(gw, w.grad.numpy(), rtol=1e-5, atol=1e-5)
         w.grad = None
     assert c.cache_info().misses <= 3
+
+
+def test_explain_and_debug_show_s0_guards_and_retraces(caplog):
+    from tracegrad.compiler.debug import set_debug_level
+
+    def branchy(x):
+        return x * 2 if x.shape[0] < 10 else x - 1
+
+    c = torch.compile(branchy, dynamic=True)  # probes at 5 and 9 take the same branch
+    set_debug_level(1)
+    try:
+        with caplog.at_level("DEBUG", logger="tracegrad"):
+            _check(c, branchy, (4, 3), (6, 3), (7, 3), (12, 3))
+    finally:
+        set_debug_level(0)
+    log = caplog.text
+    assert "symbolic s0 = arg 0 dim 0 (guards: s0 >= 2" in log
+    assert "symbolic program serves (<f4[7, 3]) grad_mode=True (s0=7)" in log
+    assert "guard broken (s0=12: the trace differs from the symbolic one)" in log
+    text = str(c.explain(torch.randn(8, 3)))
+    assert "## symbolic sizes\ns0 = arg 0 dim 0" in text and "%0: [1*s0, 3]" in text
+    assert "retraced s0=12" in text
+    assert "## symbolic sizes" not in str(c.explain(torch.randn(8, 4)))  # another key
+
+
+def test_a_branch_seen_at_a_probe_size_keeps_the_dim_specialised():
+    def branchy(x):
+        return x * 2 if x.shape[0] < 10 else x - 1
+
+    c = torch.compile(branchy)           # sizes 4 then 6: probes at 7 and 13 disagree
+    _check(c, branchy, (4, 3), (6, 3), (7, 3), (12, 3))
+    info = c.cache_info()
+    assert info.misses == 4 and info.symbolic == (
+        "not symbolic: arg 0 dim 0: the program at a third size is not the fitted one",)
+
+
+def test_static_outputs_come_from_the_exact_trace():
+    def f(x):
+        return x * 2, x.shape[0] > 5, x.shape[0]
+
+    c = torch.compile(f, dynamic=True)
+    for n in (3, 4, 8, 2):
+        y, big, size = c(torch.ones(n, 2))
+        assert (big, size) == (n > 5, n) and y.shape == (n, 2)
+    # a Python value returned from the size is part of the output structure: specialised
+    assert "outputs change with s0" in c.cache_info().symbolic[0]

@@ -55,6 +55,17 @@ def symbolic_key(key, dims) -> tuple:
     return (treedef, tuple(parts), grad_mode)
 
 
+def candidate_dims(mode, key, leaves, previous: list) -> list[tuple[frozenset, int]]:
+    """Sets of (leaf, dim) pairs to try binding to ``s0``, widest first, with their size.
+    Dims equal by coincidence (a square input) may not fit together: the leading dims of
+    the arguments alone come next."""
+    dims, n = choose_dims(mode, key, leaves, previous)
+    if not dims:
+        return []
+    leading = frozenset((i, d) for i, d in dims if d == 0)
+    return [(dims, n)] + ([(leading, n)] if leading and leading != dims else [])
+
+
 def choose_dims(mode, key, leaves, previous: list) -> tuple[frozenset, int]:
     """The (leaf, dim) pairs to bind to ``s0`` at this call and their size (0: none)."""
     parts = key[1]
@@ -145,7 +156,6 @@ class SymbolicGroup:
         self.forward = fit(entry.forward_plan, probes[0].forward_plan, n, n + 1)
         self.backward = (None if entry.backward_plan is None else
                          fit(entry.backward_plan, probes[0].backward_plan, n, n + 1))
-        self.out_static = fit(entry.out_static, probes[0].out_static, n, n + 1)
         third = self._plans(2 * n + 1)
         if not same(third[0], probes[1].forward_plan) or (
                 third[1] is not None and not same(third[1], probes[1].backward_plan)):
@@ -170,13 +180,12 @@ class SymbolicGroup:
                 instantiate(self.traced, n), traced.traced):
             self.guard_failures.append(f"s0={n}: the trace differs from the symbolic one")
             return None
-        e = copy.copy(traced)
+        e = copy.copy(traced)  # the exact trace: its inputs, writes and static outputs
         e.forward_plan, e.backward_plan = self._plans(n)
         e.forward = CompiledProgram(e.forward_plan, extern_eval, kernels_from=self.entry.forward)
         if e.backward_plan is not None:
             e.backward = CompiledProgram(e.backward_plan, extern_eval,
                                          kernels_from=self.entry.backward)
-        e.out_static = instantiate(self.out_static, n)
         e.compile_seconds = time.perf_counter() - start
         self.sizes_served.add(n)
         return e

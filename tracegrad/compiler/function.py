@@ -20,7 +20,7 @@ from ..runtime.cpu_program import ProgramCompileError
 from ..autograd.grad_mode import state as grad_state
 from . import pytree
 from .debug import debug_level, describe_key, logger, retrace_reason
-from .dynamic import SymbolicGroup, choose_dims, group_size, symbolic_key
+from .dynamic import SymbolicGroup, candidate_dims, group_size, symbolic_key
 from .dump import dump_entry
 from .entry import Entry, build_entry
 from .errors import TraceError
@@ -106,7 +106,11 @@ class CompiledFunction:
         ``kernels`` list each kernel's ``name``, ``ops`` and ``source``."""
         treedef, leaves, key = self._signature(args, kwargs)
         entry = build_entry(self, treedef, leaves, args, kwargs, compile_code=False)
-        return Report(self.__name__, key, entry, self._backend_for(leaves))
+        symbolic = tuple(g.describe() + f", sizes served {sorted(g.sizes_served)}"
+                         + "".join(f"; retraced {f}" for f in g.guard_failures)
+                         for skey, g in self._groups.items()
+                         if group_size(g, key) and symbolic_key(key, g.dims) == skey)
+        return Report(self.__name__, key, entry, self._backend_for(leaves), symbolic)
 
     def _backend_for(self, leaves) -> str:
         """"auto" follows the inputs' device; explain works for any backend anywhere."""
@@ -195,23 +199,25 @@ class CompiledFunction:
         return None
 
     def _try_symbolic(self, key, treedef, leaves, entry) -> None:
-        dims, n = choose_dims(self.dynamic, key, leaves, self._signatures[:-1])
-        if not dims:
-            return
-        skey = symbolic_key(key, dims)
-        if skey in self._groups or skey in self._not_symbolic:
-            return
-        try:
-            self._groups[skey] = group = SymbolicGroup(self, dims, n, entry, treedef, leaves)
-        except Exception as e:  # noqa: BLE001 - not symbolic: stay specialised
-            why = str(e) if isinstance(e, NotSymbolic) else f"{type(e).__name__}: {e}"
-            dims_text = ", ".join(f"arg {i} dim {d}" for i, d in sorted(dims))
-            self._not_symbolic[skey] = f"{dims_text}: {why}"
+        for dims, n in candidate_dims(self.dynamic, key, leaves, self._signatures[:-1]):
+            skey = symbolic_key(key, dims)
+            if skey in self._groups:
+                return
+            if skey in self._not_symbolic:
+                continue
+            try:
+                self._groups[skey] = group = SymbolicGroup(self, dims, n, entry, treedef,
+                                                           leaves)
+            except Exception as e:  # noqa: BLE001 - not symbolic: stay specialised
+                why = str(e) if isinstance(e, NotSymbolic) else f"{type(e).__name__}: {e}"
+                dims_text = ", ".join(f"arg {i} dim {d}" for i, d in sorted(dims))
+                self._not_symbolic[skey] = f"{dims_text}: {why}"
+                if debug_level():
+                    logger.debug("%s: %s stays specialised (%s)", self.__name__, dims_text, why)
+                continue
             if debug_level():
-                logger.debug("%s: %s stays specialised (%s)", self.__name__, dims_text, why)
+                logger.debug("%s: symbolic %s", self.__name__, group.describe())
             return
-        if debug_level():
-            logger.debug("%s: symbolic %s", self.__name__, group.describe())
 
     # ---- signatures --------------------------------------------------------------------
     def _signature(self, args, kwargs):

@@ -22,8 +22,10 @@ class KernelReport:
 
 
 class Report:
-    def __init__(self, name: str, signature, entry, backend: str = "llvm") -> None:
+    def __init__(self, name: str, signature, entry, backend: str = "llvm",
+                 symbolic: tuple[str, ...] = ()) -> None:
         self.name = name
+        self.symbolic = symbolic  # cache_info().symbolic lines that apply to this signature
         self.backend = backend
         self.signature = signature
         self.graph = entry.traced
@@ -44,8 +46,10 @@ class Report:
             self.externs += [f"{stage}: {s.node.op.name}" for s in program.externs]
 
     def __str__(self) -> str:
-        lines = [f"# compiled {self.name}", "", "## traced graph (forward and backward)",
-                 str(self.graph)]
+        lines = [f"# compiled {self.name}"]
+        if self.symbolic:
+            lines += ["", "## symbolic sizes", *self.symbolic]
+        lines += ["", "## traced graph (forward and backward)", str(self.graph)]
         for stage, program in (("forward", self.forward), ("backward", self.backward)):
             if program is None:
                 continue

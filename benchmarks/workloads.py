@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from . import (wl_digits, wl_distributed, wl_elementwise, wl_overhead, wl_rownorm, wl_scripts,
-               wl_seed_mlp, wl_seq_conv)
+               wl_seed_mlp, wl_seq_conv, wl_symbolic)
 
 WORKLOADS = {
     wl_overhead.NAME: wl_overhead,  # per-op eager overhead, µs/op
     wl_seed_mlp.NAME: wl_seed_mlp,  # seed two-layer network train step
     wl_elementwise.NAME: wl_elementwise,  # GELU, SiLU
     wl_rownorm.NAME: wl_rownorm,  # softmax, layer_norm
+    wl_symbolic.NAME: wl_symbolic,  # symbolic vs specialised: GELU, softmax, seed forward
     wl_digits.NAME: wl_digits,  # digits MLP epoch
     wl_seq_conv.LSTM_NAME: wl_seq_conv.LSTMWorkload,  # 2-layer LSTM, variable lengths
     wl_seq_conv.CNN_NAME: wl_seq_conv.CNNWorkload,  # small CNN on 8x8 digits

@@ -153,7 +153,8 @@ def test_a_branch_seen_at_a_probe_size_keeps_the_dim_specialised():
     _check(c, branchy, (4, 3), (6, 3), (7, 3), (12, 3))
     info = c.cache_info()
     assert info.misses == 4 and info.symbolic == (
-        "not symbolic: arg 0 dim 0: the program at a third size is not the fitted one",)
+        "not symbolic: arg 0 dim 0: the graph traced at a third size (13) is not the "
+        "fitted one",)
 
 
 def test_static_outputs_come_from_the_exact_trace():
@@ -166,3 +167,16 @@ def test_static_outputs_come_from_the_exact_trace():
         assert (big, size) == (n > 5, n) and y.shape == (n, 2)
     # a Python value returned from the size is part of the output structure: specialised
     assert "outputs change with s0" in c.cache_info().symbolic[0]
+
+
+def test_a_loop_unrolled_over_the_size_stays_specialised():
+    def unrolled(x):
+        h = x[0]
+        for t in range(1, x.shape[0]):
+            h = torch.tanh(h + x[t])
+        return h
+
+    c = torch.compile(unrolled)
+    _check(c, unrolled, (3, 2), (4, 2), (5, 2))
+    info = c.cache_info()
+    assert info.misses == 3 and info.symbolic[0].startswith("not symbolic: arg 0 dim 0")

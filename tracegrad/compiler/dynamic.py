@@ -147,12 +147,20 @@ class SymbolicGroup:
         self.entry = entry
         self.guard_failures: list[str] = []
         self.sizes_served: set[int] = {n}
-        probes = [build_entry(compiled, treedef, _leaves_at(leaves, dims, m), (), {},
-                              compile_code=False) for m in (n + 1, 2 * n + 1)]
-        for p in probes:
+        sizes = (n + 1, 2 * n + 1)
+        # traces first (cheap): a graph that changes with the size (an unrolled loop over
+        # it, a branch) fails here before any planning
+        traces = [build_entry(compiled, treedef, _leaves_at(leaves, dims, m), (), {},
+                              compile_code=False, plan_programs=False) for m in sizes]
+        for p in traces:
             if _metadata(p) != _metadata(entry):
                 raise NotSymbolic("the traced function's inputs or outputs change with s0")
-        self.traced = fit(entry.traced, probes[0].traced, n, n + 1)
+        self.traced = fit(entry.traced, traces[0].traced, n, n + 1)
+        if not same(instantiate(self.traced, sizes[1]), traces[1].traced):
+            raise NotSymbolic(f"the graph traced at a third size ({sizes[1]}) is not the "
+                              f"fitted one")
+        probes = [build_entry(compiled, treedef, _leaves_at(leaves, dims, m), (), {},
+                              compile_code=False) for m in sizes]
         self.forward = fit(entry.forward_plan, probes[0].forward_plan, n, n + 1)
         self.backward = (None if entry.backward_plan is None else
                          fit(entry.backward_plan, probes[0].backward_plan, n, n + 1))

@@ -180,3 +180,14 @@ def test_a_loop_unrolled_over_the_size_stays_specialised():
     _check(c, unrolled, (3, 2), (4, 2), (5, 2))
     info = c.cache_info()
     assert info.misses == 3 and info.symbolic[0].startswith("not symbolic: arg 0 dim 0")
+
+
+def test_compiled_module_follows_dynamic():
+    net = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.Tanh())
+    for dynamic, compiles in ((None, 2), (False, 4)):
+        c = torch.compile(net, dynamic=dynamic)
+        with torch.no_grad():
+            for n in (3, 5, 7, 9):
+                x = torch.randn(n, 6)
+                np.testing.assert_allclose(c(x).numpy(), net(x).numpy(), rtol=1e-5, atol=1e-6)
+        assert c.cache_info().misses == compiles, (dynamic, c.cache_info())

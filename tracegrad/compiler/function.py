@@ -329,7 +329,7 @@ def compile(fn=None, *, backend: str = "auto", fullgraph: bool = False, static_a
                                  static_argnames=static_argnames, dynamic=dynamic)
     if _is_module(fn):
         from .module import OptimizedModule  # module.py builds on CompiledFunction
-        return OptimizedModule(fn, backend=backend, fullgraph=fullgraph)
+        return OptimizedModule(fn, backend=backend, fullgraph=fullgraph, dynamic=dynamic)
     return CompiledFunction(fn, backend=backend, fullgraph=fullgraph,
                             static_argnames=static_argnames, dynamic=dynamic)
 

@@ -13,9 +13,10 @@ from .function import CompiledFunction
 class OptimizedModule:
     """What ``tracegrad.compile(module)`` returns (PyTorch's name for it)."""
 
-    def __init__(self, module, backend: str = "auto", fullgraph: bool = False) -> None:
+    def __init__(self, module, backend: str = "auto", fullgraph: bool = False,
+                 dynamic=None) -> None:
         object.__setattr__(self, "_orig_mod", module)
-        object.__setattr__(self, "_compiled", self._compile(module, backend, fullgraph))
+        object.__setattr__(self, "_compiled", self._compile(module, backend, fullgraph, dynamic))
         # Training and eval modes trace differently (dropout, batch norm): one cache each.
         object.__setattr__(self, "_by_mode", {})
 
@@ -27,12 +28,14 @@ class OptimizedModule:
         fn = self._by_mode.get(mode)
         if fn is None:
             fn = self._by_mode[mode] = self._compile(self._orig_mod, self._compiled.backend,
-                                                     self._compiled.fullgraph)
+                                                     self._compiled.fullgraph,
+                                                     self._compiled.dynamic)
         return fn
 
     @staticmethod
-    def _compile(module, backend: str, fullgraph: bool) -> CompiledFunction:
-        fn = CompiledFunction(module.__call__, backend=backend, fullgraph=fullgraph)
+    def _compile(module, backend: str, fullgraph: bool, dynamic) -> CompiledFunction:
+        fn = CompiledFunction(module.__call__, backend=backend, fullgraph=fullgraph,
+                              dynamic=dynamic)
         # ``__call__`` takes (*args, **kwargs): check a call's arity against forward's
         try:
             fn._sig = inspect.signature(module.forward)

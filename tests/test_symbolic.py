@@ -191,3 +191,17 @@ def test_compiled_module_follows_dynamic():
                 x = torch.randn(n, 6)
                 np.testing.assert_allclose(c(x).numpy(), net(x).numpy(), rtol=1e-5, atol=1e-6)
         assert c.cache_info().misses == compiles, (dynamic, c.cache_info())
+
+
+def test_dataloader_short_last_batches_compile_once_after_the_first_two_sizes():
+    from tracegrad.utils.data import DataLoader, TensorDataset
+
+    net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    c = torch.compile(lambda x: torch.log_softmax(net(x), dim=-1))
+    for n_samples in (100, 90, 77):      # last batches of 4, 26 and 13
+        data = TensorDataset(torch.randn(n_samples, 8))
+        with torch.no_grad():
+            for (x,) in DataLoader(data, batch_size=32):
+                want = torch.log_softmax(net(x), dim=-1)
+                np.testing.assert_allclose(c(x).numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
+    assert c.cache_info().misses == 2    # 32, then 4 makes s0; 26 and 13 reuse it

@@ -85,11 +85,13 @@ class _Fitter:
             if len(a) != len(b):
                 raise NotSymbolic(f"{path}: length {len(a)} vs {len(b)}")
             out = [self.fit(x, y, f"{path}[{k}]", frozen) for k, (x, y) in enumerate(zip(a, b))]
-            result = out if isinstance(a, list) else _Tuple(type(a), out)
+            result = a if _static(out) else (_List(out) if isinstance(a, list)
+                                              else _Tuple(type(a), out))
         elif isinstance(a, dict):
             if list(a) != list(b):
                 raise NotSymbolic(f"{path}: keys differ")
-            result = {k: self.fit(a[k], b[k], f"{path}.{k}", frozen) for k in a}
+            items = {k: self.fit(a[k], b[k], f"{path}.{k}", frozen) for k in a}
+            result = a if _static(items.values()) else _Dict(items)
         elif hasattr(a, "__dict__") or hasattr(type(a), "__slots__"):
             fields = _fields(a)
             if fields != _fields(b):
@@ -103,6 +105,12 @@ class _Fitter:
                     continue
                 inner = frozen or name == "body"
                 result.fields[name] = self.fit(x, y, f"{path}.{name}", inner)
+            if _static(result.fields.values()):
+                # NOTE: nothing in it depends on the size: every instance shares the object
+                # of the first program (programs are not mutated once planned, except
+                # for the recomputed fields, whose owners are never static)
+                self.memo[key] = a
+                return a
             return result
         else:
             if a is b:
@@ -119,6 +127,16 @@ class _Tuple:
 
 
 @dataclasses.dataclass
+class _List:
+    items: list
+
+
+@dataclasses.dataclass
+class _Dict:
+    items: dict
+
+
+@dataclasses.dataclass
 class _Object:
     cls: type
     fields: dict
@@ -129,6 +147,10 @@ class _Recompute:
     sample: Any
 
 
+def _static(children) -> bool:
+    return not any(isinstance(c, _TEMPLATES) for c in children)
+
+
 def _fields(obj) -> tuple[str, ...]:
     names: list[str] = []
     for klass in type(obj).__mro__:
@@ -136,6 +158,9 @@ def _fields(obj) -> tuple[str, ...]:
     if hasattr(obj, "__dict__"):
         names += list(vars(obj))
     return tuple(dict.fromkeys(names))
+
+
+_TEMPLATES = (Affine, _Tuple, _List, _Dict, _Object, _Recompute)
 
 
 def fit(a, b, n1: int, n2: int):
@@ -148,21 +173,20 @@ def instantiate(template, n: int, memo: dict | None = None):
     memo = {} if memo is None else memo
     if isinstance(template, Affine):
         return template.at(n)
-    if isinstance(template, (list, dict, _Tuple, _Object, _Recompute)):
-        if id(template) in memo:
-            return memo[id(template)]
-    else:
+    if not isinstance(template, _TEMPLATES):
         return template
-    if isinstance(template, list):
+    if id(template) in memo:
+        return memo[id(template)]
+    if isinstance(template, _List):
         out = memo[id(template)] = []
-        out.extend(instantiate(x, n, memo) for x in template)
+        out.extend(instantiate(x, n, memo) for x in template.items)
     elif isinstance(template, _Tuple):
         items = [instantiate(x, n, memo) for x in template.items]
         out = memo[id(template)] = (template.cls(*items) if hasattr(template.cls, "_fields")
                                     else template.cls(items))
-    elif isinstance(template, dict):
+    elif isinstance(template, _Dict):
         out = memo[id(template)] = {}
-        out.update({k: instantiate(v, n, memo) for k, v in template.items()})
+        out.update({k: instantiate(v, n, memo) for k, v in template.items.items()})
     elif isinstance(template, _Recompute):
         out = memo[id(template)] = template.sample  # replaced by ``finish_program``
     else:
@@ -196,7 +220,7 @@ def fitted_sizes(template) -> list[str]:
     """Where the size appears in a fitted graph: ``%id: shape`` for nodes with ``s0``."""
     out = []
     nodes = template.fields["nodes"] if isinstance(template, _Object) else []
-    for node in nodes:
+    for node in nodes.items if isinstance(nodes, _List) else nodes:
         if not isinstance(node, _Object):
             continue
         shape = node.fields.get("shape")

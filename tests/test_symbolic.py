@@ -5,7 +5,14 @@ import pytest
 
 import tracegrad as torch
 import tracegrad.nn.functional as F
+from tracegrad.compiler import dynamic
 from tracegrad.compiler.dynamic import mark_dynamic
+
+
+@pytest.fixture(autouse=True)
+def _check_instances(monkeypatch):
+    """Every program a symbolic group serves is also planned for real and compared."""
+    monkeypatch.setattr(dynamic, "CHECK_INSTANCES", True)
 
 W1 = torch.randn(16, 12)
 W2 = torch.randn(12, 5)
@@ -184,13 +191,13 @@ def test_a_loop_unrolled_over_the_size_stays_specialised():
 
 def test_compiled_module_follows_dynamic():
     net = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.Tanh())
-    for dynamic, compiles in ((None, 2), (False, 4)):
-        c = torch.compile(net, dynamic=dynamic)
+    for mode, compiles in ((None, 2), (False, 4)):
+        c = torch.compile(net, dynamic=mode)
         with torch.no_grad():
             for n in (3, 5, 7, 9):
                 x = torch.randn(n, 6)
                 np.testing.assert_allclose(c(x).numpy(), net(x).numpy(), rtol=1e-5, atol=1e-6)
-        assert c.cache_info().misses == compiles, (dynamic, c.cache_info())
+        assert c.cache_info().misses == compiles, (mode, c.cache_info())
 
 
 def test_dataloader_short_last_batches_compile_once_after_the_first_two_sizes():

@@ -13,11 +13,19 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
 import tracegrad as torch
 from test_compile_random_graphs import BINARY, UNARY, _close
+from tracegrad.compiler import dynamic
+
+
+@pytest.fixture(autouse=True)
+def _check_instances(monkeypatch):
+    """Every program a symbolic group serves is also planned for real and compared."""
+    monkeypatch.setattr(dynamic, "CHECK_INSTANCES", True)
 
 
 @st.composite
@@ -85,7 +93,8 @@ def _program(steps, weights):
 
 
 @settings(max_examples=15, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.function_scoped_fixture])
 @given(batched_programs(), st.lists(st.integers(2, 9), min_size=3, max_size=4, unique=True),
        st.integers(0, 2**31 - 1))
 def test_symbolic_equals_specialised_equals_eager(program, sizes, seed):

@@ -139,6 +139,11 @@ def _metadata(e: Entry) -> tuple:
             e.grad_present, e.saved_reads)
 
 
+# Tests set this: every instance is then also planned for real at its size and must equal
+# the fitted program (the planner's affinity in the size, which the fit assumes)
+CHECK_INSTANCES = False
+
+
 class SymbolicGroup:
     """One compiled program for every size ``s0 >= 2`` of the dims in ``dims``."""
 
@@ -190,6 +195,12 @@ class SymbolicGroup:
             return None
         e = copy.copy(traced)  # the exact trace: its inputs, writes and static outputs
         e.forward_plan, e.backward_plan = self._plans(n)
+        if CHECK_INSTANCES:
+            real = build_entry(compiled, treedef, leaves, (), {}, compile_code=False)
+            if not same(e.forward_plan, real.forward_plan) or (
+                    real.backward_plan is not None
+                    and not same(e.backward_plan, real.backward_plan)):
+                raise AssertionError(f"symbolic program at s0={n} differs from the planned one")
         e.forward = CompiledProgram(e.forward_plan, extern_eval, kernels_from=self.entry.forward)
         if e.backward_plan is not None:
             e.backward = CompiledProgram(e.backward_plan, extern_eval,

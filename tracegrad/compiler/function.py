@@ -182,6 +182,8 @@ class CompiledFunction:
             start = time.perf_counter()
             try:
                 entry = group.instance(self, treedef, leaves, n)
+            except AssertionError:
+                raise               # dynamic.CHECK_INSTANCES: the fitted program was wrong
             except Exception as e:  # noqa: BLE001 - a failed reuse specialises, as before
                 group.guard_failures.append(f"s0={n}: {type(e).__name__}: {e}")
                 entry = None

@@ -53,8 +53,9 @@ _RECOMPUTED = frozenset({"slots", "slot", "loop_ir"})
 
 
 class _Fitter:
-    def __init__(self, n1: int, n2: int) -> None:
+    def __init__(self, n1: int, n2: int, recomputed=_RECOMPUTED) -> None:
         self.n1, self.n2 = n1, n2
+        self.recomputed = recomputed
         self.memo: dict[tuple[int, int], Any] = {}
 
     def fit(self, a, b, path: str, frozen: bool):
@@ -100,7 +101,7 @@ class _Fitter:
             self.memo[key] = result
             for name in fields:
                 x, y = getattr(a, name), getattr(b, name)
-                if name in _RECOMPUTED:
+                if name in self.recomputed:
                     result.fields[name] = _Recompute(x)
                     continue
                 inner = frozen or name == "body"
@@ -210,7 +211,7 @@ def finish_program(program: Program) -> Program:
 def same(a, b) -> bool:
     """Deep structural equality of two programs or graphs (what a guard checks)."""
     try:
-        _Fitter(0, 1).fit(a, b, "graph", True)
+        _Fitter(0, 1, recomputed=frozenset()).fit(a, b, "graph", True)
     except NotSymbolic:
         return False
     return True

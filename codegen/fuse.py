@@ -25,7 +25,7 @@ from math import prod
 
 import numpy as np
 
-from .graph import Graph, Node
+from .graph import Graph, GraphNode
 from .ops import COMPUTE, EXTERN, LOOP_OPS, MOVEMENT, REDUCE, Op
 from .scalar_ops import COSTLY
 from .view import ShapeTracker, contiguous_strides
@@ -66,7 +66,7 @@ class Fusion:
     edges: dict[int, list[Edge]] = field(default_factory=dict)
 
 
-def is_lowerable(graph: Graph, n: Node) -> bool:
+def is_lowerable(graph: Graph, n: GraphNode) -> bool:
     """Whether codegen can compute ``n`` in a kernel (else it is an extern step)."""
     if n.op in EXTERN or n.op not in LOOP_OPS:
         return False
@@ -77,7 +77,7 @@ def is_lowerable(graph: Graph, n: Node) -> bool:
                                                for i in n.inputs)
 
 
-def _small_const_exponent(graph: Graph, n: Node) -> bool:
+def _small_const_exponent(graph: Graph, n: GraphNode) -> bool:
     """Whether POW ``n`` raises to a constant 1, 2 or 3 (lowered as multiplications)."""
     src = graph.node(n.inputs[1])
     if src.op in MOVEMENT:
@@ -85,7 +85,7 @@ def _small_const_exponent(graph: Graph, n: Node) -> bool:
     return src.op is Op.CONST and src.attrs["value"] in (1, 2, 3)
 
 
-def input_edges(graph: Graph, n: Node) -> list[Edge]:
+def input_edges(graph: Graph, n: GraphNode) -> list[Edge]:
     """The edges ``n`` reads, with implicit NumPy broadcasting folded into the view."""
     if n.op in MOVEMENT:
         return [Edge(n.inputs[0], n.attrs["view"])]
@@ -105,14 +105,14 @@ def input_edges(graph: Graph, n: Node) -> list[Edge]:
     return edges
 
 
-def edge_shape(graph: Graph, n: Node, k: int) -> tuple[int, ...]:
+def edge_shape(graph: Graph, n: GraphNode, k: int) -> tuple[int, ...]:
     """Shape of the index at which ``n`` reads its ``k``-th edge."""
     if n.op in REDUCE or n.op in MOVEMENT:
         return graph.node(n.inputs[0]).shape if n.op in REDUCE else n.shape
     return n.shape
 
 
-def reduce_rows(graph: Graph, n: Node) -> tuple[int, int, bool]:
+def reduce_rows(graph: Graph, n: GraphNode) -> tuple[int, int, bool]:
     """(rows, rowlen, reduced dims are trailing) of reduction ``n``."""
     shape = graph.node(n.inputs[0]).shape
     axes = set(n.attrs["axes"])
@@ -222,7 +222,7 @@ class _Fuser:
             self.group_of[n.id] = gid
         return self._finish()
 
-    def _absorb(self, n: Node, group: Group) -> bool:
+    def _absorb(self, n: GraphNode, group: Group) -> bool:
         g = self.g
         is_output = n.id in self.outputs
         if n.op in MOVEMENT:
@@ -252,7 +252,7 @@ class _Fuser:
         self.group_of[n.id] = group.id
         return True
 
-    def _duplicated(self, n: Node, group: Group) -> bool:
+    def _duplicated(self, n: GraphNode, group: Group) -> bool:
         """Whether some path from ``n`` to the group's root broadcasts or overlaps it."""
         seen, stack = set(), [n.id]
         while stack:

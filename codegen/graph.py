@@ -1,12 +1,12 @@
 """The traced graph handed from ``tracegrad`` to codegen.
 
-A ``Graph`` is a list of ``Node`` in topological order (the order they were traced).
+A ``Graph`` is a list of ``GraphNode`` in topological order (the order they were traced).
 Each node names its inputs by node id and carries its output's concrete ``shape`` and
 NumPy ``dtype``; ``attrs`` holds the primitive's parameters (see ``codegen.ops``).
 ``inputs`` lists the ids of the INPUT nodes in argument order; ``outputs`` the ids of the
 nodes whose values the caller wants back.
 
-Node ids are stable names, not list positions: passes drop and rebuild nodes, so always
+GraphNode ids are stable names, not list positions: passes drop and rebuild nodes, so always
 look a node up with ``Graph.node(id)``.  After ``codegen.passes.fold_views`` a movement
 node reads its *base* (a non-movement node) directly and carries ``attrs["view"]``, a
 ``codegen.view.ShapeTracker`` mapping its own index to the base's index.
@@ -24,7 +24,7 @@ from .ops import Op
 
 
 @dataclass
-class Node:
+class GraphNode:
     id: int
     op: Op
     inputs: tuple[int, ...]
@@ -43,14 +43,14 @@ class Node:
 
 @dataclass
 class Graph:
-    nodes: list[Node] = field(default_factory=list)
+    nodes: list[GraphNode] = field(default_factory=list)
     inputs: list[int] = field(default_factory=list)
     outputs: list[int] = field(default_factory=list)
-    _by_id: dict[int, Node] = field(default_factory=dict, repr=False, compare=False)
+    _by_id: dict[int, GraphNode] = field(default_factory=dict, repr=False, compare=False)
     _next_id: int = field(default=0, repr=False, compare=False)
 
     def add(self, op: Op, inputs: tuple[int, ...], shape: tuple[int, ...], dtype, /,
-            **attrs) -> Node:
+            **attrs) -> GraphNode:
         """Append a new node (ids keep growing even after passes removed nodes).
 
         >>> g = Graph(); x = g.add(Op.INPUT, (), (2,), "float32", index=0)
@@ -59,10 +59,10 @@ class Graph:
         """
         if self._next_id < len(self.nodes):  # nodes appended to the list directly
             self._next_id = max((n.id for n in self.nodes), default=-1) + 1
-        node = Node(self._next_id, op, tuple(inputs), tuple(shape), np.dtype(dtype), attrs)
+        node = GraphNode(self._next_id, op, tuple(inputs), tuple(shape), np.dtype(dtype), attrs)
         return self.append(node)
 
-    def append(self, node: Node) -> Node:
+    def append(self, node: GraphNode) -> GraphNode:
         """Append an existing node keeping its id (used by passes that rebuild graphs)."""
         self.nodes.append(node)
         self._by_id[node.id] = node
@@ -71,7 +71,7 @@ class Graph:
             self.inputs.append(node.id)
         return node
 
-    def node(self, node_id: int) -> Node:
+    def node(self, node_id: int) -> GraphNode:
         """The node with id ``node_id`` (ids need not equal list positions)."""
         found = self._by_id.get(node_id)
         if found is None or found.id != node_id:
@@ -87,7 +87,7 @@ class Graph:
                 users[i].append(n.id)
         return users
 
-    def rebuilt(self, nodes: Iterable[Node], outputs: list[int]) -> "Graph":
+    def rebuilt(self, nodes: Iterable[GraphNode], outputs: list[int]) -> "Graph":
         """A new graph from ``nodes`` (topological order), keeping INPUT order by ``index``."""
         g = Graph()
         for n in nodes:

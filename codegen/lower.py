@@ -23,7 +23,7 @@ from math import prod
 import numpy as np
 
 from .fuse import Edge, Group, edge_shape, input_edges, split_rows
-from .graph import Graph, Node
+from .graph import Graph, GraphNode
 from .index_math import Idx, b_const, unravel
 from .loop_ir import INDEX, BufferArg, KernelBuilder, LoopKernel
 from .offsets import hoist_offsets
@@ -137,7 +137,7 @@ class _Lowerer:
             parent.args.append(self._guarded(out, f.node, parent.guards))
             parent.guards = ()
 
-    def known_value(self, node: "Node", key: tuple[int, str]) -> str | None:
+    def known_value(self, node: "GraphNode", key: tuple[int, str]) -> str | None:
         """The value of ``node`` at linear index ``key[1]`` when it needs no computing: a
         reduction's accumulator, a value made earlier in an open loop, or a stashed row."""
         if node.op in REDUCE:

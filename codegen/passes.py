@@ -20,7 +20,7 @@ import copy
 
 import numpy as np
 
-from .graph import Graph, Node
+from .graph import Graph, GraphNode
 from .ops import ELEMENTWISE, MOVEMENT, Op
 from .scalar_ops import eval_op
 from .view import ShapeTracker
@@ -30,13 +30,13 @@ _IMPURE = frozenset({Op.INPUT, Op.RAND, Op.RANDN})
 
 
 class _ViewAttr(ShapeTracker):
-    """A ShapeTracker that prints compactly inside ``Node.__str__``."""
+    """A ShapeTracker that prints compactly inside ``GraphNode.__str__``."""
 
     def __repr__(self) -> str:
         return str(self)
 
 
-def apply_movement(st: ShapeTracker, node: Node) -> ShapeTracker:
+def apply_movement(st: ShapeTracker, node: GraphNode) -> ShapeTracker:
     """Apply the movement op ``node`` on top of view ``st``."""
     a = node.attrs
     if node.op is Op.RESHAPE:
@@ -64,7 +64,7 @@ def eliminate_dead_code(graph: Graph) -> Graph:
                          graph.outputs)
 
 
-def _rewire(graph: Graph, replace: dict[int, int], nodes: list[Node]) -> Graph:
+def _rewire(graph: Graph, replace: dict[int, int], nodes: list[GraphNode]) -> Graph:
     out = []
     for n in nodes:
         if any(i in replace for i in n.inputs):
@@ -86,7 +86,7 @@ def fold_constants(graph: Graph) -> Graph:
             srcs = [np.asarray(values[i], dtype=graph.node(i).dtype) for i in n.inputs]
             result = eval_op(n.op, srcs, n.dtype)
             values[n.id] = np.asarray(result).astype(n.dtype).item()
-            n = Node(n.id, Op.CONST, (), (), n.dtype, {"value": values[n.id]})
+            n = GraphNode(n.id, Op.CONST, (), (), n.dtype, {"value": values[n.id]})
         nodes.append(n)
     return graph.rebuilt(nodes, graph.outputs)
 
@@ -138,10 +138,10 @@ def fold_views(graph: Graph) -> Graph:
             if st.is_identity(by_id[base].shape):
                 replace[n.id] = base
                 continue
-            n = Node(n.id, n.op, (base,), n.shape, n.dtype, {**n.attrs, "view": st})
+            n = GraphNode(n.id, n.op, (base,), n.shape, n.dtype, {**n.attrs, "view": st})
         elif replace and any(i in replace for i in n.inputs):
             # unchanged nodes are shared with the input graph (passes never mutate nodes)
-            n = Node(n.id, n.op, tuple(replace.get(i, i) for i in n.inputs), n.shape,
+            n = GraphNode(n.id, n.op, tuple(replace.get(i, i) for i in n.inputs), n.shape,
                      n.dtype, n.attrs)
         nodes.append(n)
         by_id[n.id] = n

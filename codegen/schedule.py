@@ -28,7 +28,7 @@ from typing import Literal, Union
 import numpy as np
 
 from .fuse import Fusion, fuse
-from .graph import Graph, Node
+from .graph import Graph, GraphNode
 from .loop_ir import LoopKernel
 from .lower import LoweringCache
 from .ops import MOVEMENT, Op
@@ -108,7 +108,7 @@ class ExternStep:
     """A node computed outside generated code. With ``fills_output`` (a float MATMUL) the
     runtime writes into ``output``'s planned buffer; otherwise ``output`` is the array
     the call returns (``Storage.RETURNED``)."""
-    node: Node
+    node: GraphNode
     inputs: list[ExternInput]
     output: str
     fills_output: bool

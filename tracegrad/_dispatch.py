@@ -9,17 +9,17 @@ from __future__ import annotations
 import numpy as np
 
 from . import _trace_state
-from ._primitives.registry import Primitive, ShapeError, describe
 from ._tensor import Tensor, _new_tensor
 from .autograd.grad_mode import state as _grad_state
 from .autograd.node import Node
+from ._errors import ShapeError, describe
 
 _EMPTY: dict = {}
 _trace_state_of_thread = _trace_state.state
 _ndarray = np.ndarray
 
 
-def apply(prim: Primitive, inputs: tuple, attrs: dict = _EMPTY):
+def apply(prim, inputs: tuple, attrs: dict = _EMPTY):
     args = []
     requires_grad = volatile = False
     for x in inputs:
@@ -58,7 +58,7 @@ def apply(prim: Primitive, inputs: tuple, attrs: dict = _EMPTY):
     return out
 
 
-def op_error(prim: Primitive, args, attrs, cause: Exception) -> Exception:
+def op_error(prim, args, attrs, cause: Exception) -> Exception:
     """A clear error for a failed primitive: its shape rule's message when the rule
     rejects the inputs, else the operation, the inputs and NumPy's one-line reason."""
     try:

@@ -12,6 +12,7 @@ import numpy as np
 from . import _dtype, _trace_state
 from ._device import CPU, device as _device_cls
 from ._size import Size
+from ._errors import TraceError
 
 
 class Tensor:
@@ -487,7 +488,6 @@ def _rebuild(array, requires_grad):
 def _concrete(data, what: str) -> np.ndarray:
     if isinstance(data, np.ndarray):
         return data
-    from .compiler.errors import TraceError
     raise TraceError(f"{what} needs a concrete value, which a compile trace does not have")
 
 

@@ -109,8 +109,8 @@ def _comparison(op: Op, name: str):
     return fn
 
 
-add_ = _binary(Op.ADD, "add")
-sub_ = _binary(Op.SUB, "sub")
+add_no_alpha = _binary(Op.ADD, "add")
+sub_no_alpha = _binary(Op.SUB, "sub")
 mul = _binary(Op.MUL, "mul")
 maximum = _binary(Op.MAXIMUM, "maximum")
 minimum = _binary(Op.MINIMUM, "minimum")
@@ -191,11 +191,11 @@ def bitwise_not(x):
 
 
 def add(a, b, *, alpha=1):
-    return add_(a, b if alpha == 1 else mul(b, alpha))
+    return add_no_alpha(a, b if alpha == 1 else mul(b, alpha))
 
 
 def sub(a, b, *, alpha=1):
-    return sub_(a, b if alpha == 1 else mul(b, alpha))
+    return sub_no_alpha(a, b if alpha == 1 else mul(b, alpha))
 
 
 def _to_float(x):

@@ -62,10 +62,6 @@ def _rbinary(fn):
     return method
 
 
-def _size_method(fn):
-    return fn
-
-
 def _eq(self, other):
     if other is None:
         return False
@@ -158,8 +154,9 @@ METHODS = {
         *size, dtype=dtype or x.dtype, requires_grad=requires_grad),
     "apply_": _apply_,
     # operators
-    "__add__": math.add_, "__radd__": _rbinary(math.add_), "__sub__": math.sub_,
-    "__rsub__": _rbinary(math.sub_), "__mul__": math.mul, "__rmul__": _rbinary(math.mul),
+    "__add__": math.add_no_alpha, "__radd__": _rbinary(math.add_no_alpha),
+    "__sub__": math.sub_no_alpha,
+    "__rsub__": _rbinary(math.sub_no_alpha), "__mul__": math.mul, "__rmul__": _rbinary(math.mul),
     "__truediv__": math.div, "__rtruediv__": _rbinary(math.div), "__div__": math.div,
     "__floordiv__": math.floor_divide, "__rfloordiv__": _rbinary(math.floor_divide),
     "__mod__": math.remainder, "__rmod__": _rbinary(math.remainder),
@@ -185,7 +182,6 @@ METHODS.update(inplace.OUT_OF_PLACE_EXTRA)
 def install() -> None:
     for name, fn in METHODS.items():
         setattr(Tensor, name, fn)
-    Tensor.__hash__ = lambda self: id(self)  # __eq__ is elementwise; hash by identity
 
 
 __all__ = ["install", "METHODS"]

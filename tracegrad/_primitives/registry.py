@@ -76,10 +76,7 @@ import numpy as np
 
 from ..codegen.ops import ELEMENTWISE, EXTERN, MOVEMENT, REDUCE, Op
 from ..codegen.scalar_ops import REDUCTION_ACC, SCALAR_OPS, define_scalar_op
-
-
-class ShapeError(RuntimeError):
-    """An operation got inputs whose shapes, dtypes or arguments do not fit."""
+from .._errors import ShapeError, describe  # noqa: F401  (re-exported: the records' errors)
 
 
 def _reads_all(needs_grad) -> tuple[int, ...]:
@@ -168,11 +165,3 @@ def reads_other(needs_grad) -> tuple[int, ...]:
     if needs_grad[1]:
         reads.append(0)
     return tuple(reads)
-
-
-def describe(x: Any) -> str:
-    """How an argument reads in an error message: shape and dtype for tensors."""
-    shape = getattr(x, "shape", None)
-    if shape is not None:
-        return f"{tuple(shape)} {np.dtype(x.dtype).name}"
-    return repr(x)

@@ -32,6 +32,7 @@ import numpy as np
 
 from .. import _trace_state
 from .._tensor import Tensor, _wrap
+from .._errors import TraceError
 from .grad_mode import no_grad, state as _grad_state
 from .node import Node
 from .profiler import record_function
@@ -173,8 +174,6 @@ class _OutputNode(FunctionBackward):
 
 def _refuse_trace(cls, what: str) -> None:
     if _trace_state.is_tracing():
-        # Imported here: compiler sits above autograd in the import order (DESIGN.md).
-        from ..compiler.errors import TraceError
         raise TraceError(f"custom autograd.Function {cls.__name__} cannot be traced (its "
                          f"{what} is arbitrary Python that compile cannot see through)")
 

@@ -1,7 +1,5 @@
-"""Errors raised while tracing for ``@compile``."""
+"""Errors raised while tracing for ``@compile`` (defined on the core's bottom floor,
+``tracegrad._errors``, so that ``_tensor`` can raise them without importing upward)."""
+from .._errors import TraceError
 
-
-class TraceError(RuntimeError):
-    """The function did something a trace cannot follow (``.item()``, ``bool(tensor)``,
-    ``.numpy()``, data-dependent shapes). ``@compile`` falls back to eager on it, or
-    re-raises with ``fullgraph=True``."""
+__all__ = ["TraceError"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..codegen.ops import Op
+from . import functions as F
 from .registry import ShapeError, primitive, reads_none
 
 
@@ -27,7 +28,7 @@ def _cat_vjp(g, node):
     grads, start = [], 0
     for x, needed in zip(node.inputs, node.needs_grad):
         n = x.shape[dim]
-        grads.append(g.narrow(dim, start, n) if needed else None)
+        grads.append(F.narrow(g, dim, start, n) if needed else None)
         start += n
     return tuple(grads)
 

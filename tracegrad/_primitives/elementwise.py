@@ -13,8 +13,10 @@ import warnings
 
 import numpy as np
 
+from .._tensor import Tensor
 from ..codegen.ops import Op
 from ..codegen.scalar_ops import SCALAR_OPS
+from . import functions as F
 from .registry import ShapeError, describe, primitive, reads_none, reads_other, scalar_primitive
 
 # NumPy warns on log(0), 0/0 and friends; PyTorch returns inf/nan silently, and so do we.
@@ -77,13 +79,12 @@ def compare_shape_for(name):
     return rule
 
 
-# ---- derivative rules (tensor code) ----------------------------------------------------
+# ---- derivative rules (tensor code over the primitive layer's functions, ``F``) -----------
 
 def _grad_for(node, i, g):
     """Undo broadcasting: reduce ``g`` to the shape of input ``i``."""
-    from .._ops.reduce import sum_to
     x = node.inputs[i]
-    return sum_to(g, tuple(x.shape))
+    return F.sum_to(g, tuple(x.shape))
 
 
 def _unary(fn):
@@ -93,37 +94,36 @@ def _unary(fn):
 
 
 def _zero_grad(g, x, node):
-    from .._ops.creation import zeros_like
-    return zeros_like(x)
+    return F.zeros_like(x)
 
 
-scalar_primitive(Op.NEG, shape=unary_shape, needs=reads_none, vjp=_unary(lambda g, x, n: -g))
+scalar_primitive(Op.NEG, shape=unary_shape, needs=reads_none, vjp=_unary(lambda g, x, n: F.neg(g)))
 scalar_primitive(Op.EXP, shape=float_unary_shape, needs=reads_none, saves_output=True,
-                 vjp=_unary(lambda g, x, n: g * n.output()))
-scalar_primitive(Op.LOG, shape=float_unary_shape, vjp=_unary(lambda g, x, n: g / x))
-scalar_primitive(Op.SIN, shape=float_unary_shape, vjp=_unary(lambda g, x, n: g * x.cos()))
-scalar_primitive(Op.COS, shape=float_unary_shape, vjp=_unary(lambda g, x, n: -g * x.sin()))
+                 vjp=_unary(lambda g, x, n: F.mul(g, n.output())))
+scalar_primitive(Op.LOG, shape=float_unary_shape, vjp=_unary(lambda g, x, n: F.div(g, x)))
+scalar_primitive(Op.SIN, shape=float_unary_shape, vjp=_unary(lambda g, x, n: F.mul(g, F.cos(x))))
+scalar_primitive(Op.COS, shape=float_unary_shape, vjp=_unary(lambda g, x, n: F.mul(F.neg(g), F.sin(x))))
 scalar_primitive(Op.SQRT, shape=float_unary_shape, needs=reads_none, saves_output=True,
-                 vjp=_unary(lambda g, x, n: g / (n.output() * 2)))
+                 vjp=_unary(lambda g, x, n: F.div(g, F.mul(n.output(), 2))))
 scalar_primitive(Op.RECIP, shape=float_unary_shape, needs=reads_none, saves_output=True,
-                 vjp=_unary(lambda g, x, n: -g * n.output() * n.output()))
+                 vjp=_unary(lambda g, x, n: F.mul(F.mul(F.neg(g), n.output()), n.output())))
 scalar_primitive(Op.TANH, shape=float_unary_shape, needs=reads_none, saves_output=True,
-                 vjp=_unary(lambda g, x, n: g * (1 - n.output() * n.output())))
+                 vjp=_unary(lambda g, x, n: F.mul(g, F.sub(1, F.mul(n.output(), n.output())))))
 scalar_primitive(Op.SIGMOID, shape=float_unary_shape, needs=reads_none, saves_output=True,
-                 vjp=_unary(lambda g, x, n: g * n.output() * (1 - n.output())))
+                 vjp=_unary(lambda g, x, n: F.mul(F.mul(g, n.output()), F.sub(1, n.output()))))
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
 scalar_primitive(Op.ERF, shape=float_unary_shape,
-                 vjp=_unary(lambda g, x, n: g * ((-(x * x)).exp() * _TWO_OVER_SQRT_PI)))
-scalar_primitive(Op.ABS, shape=unary_shape, vjp=_unary(lambda g, x, n: g * x.sign()))
+                 vjp=_unary(lambda g, x, n: F.mul(g, F.mul(F.exp(F.neg(F.mul(x, x))), _TWO_OVER_SQRT_PI))))
+scalar_primitive(Op.ABS, shape=unary_shape, vjp=_unary(lambda g, x, n: F.mul(g, F.sign(x))))
 scalar_primitive(Op.SIGN, shape=unary_shape, needs=reads_none, vjp=_unary(_zero_grad))
 scalar_primitive(Op.FLOOR, shape=unary_shape, needs=reads_none, vjp=_unary(_zero_grad))
 scalar_primitive(Op.CEIL, shape=unary_shape, needs=reads_none, vjp=_unary(_zero_grad))
 scalar_primitive(Op.ROUND, shape=unary_shape, needs=reads_none, vjp=_unary(_zero_grad))
-scalar_primitive(Op.LOG1P, shape=float_unary_shape, vjp=_unary(lambda g, x, n: g / (x + 1)))
+scalar_primitive(Op.LOG1P, shape=float_unary_shape, vjp=_unary(lambda g, x, n: F.div(g, F.add(x, 1))))
 scalar_primitive(Op.EXPM1, shape=float_unary_shape, needs=reads_none, saves_output=True,
-                 vjp=_unary(lambda g, x, n: g * (n.output() + 1)))
+                 vjp=_unary(lambda g, x, n: F.mul(g, F.add(n.output(), 1))))
 
 
 # ---- bitwise (logical on bool) --------------------------------------------------------
@@ -159,8 +159,8 @@ def _cast_shape(x, dtype):
 
 def _cast_vjp(g, node):
     x = node.inputs[0]
-    if x.dtype.is_floating_point:
-        return (g.to(x.dtype),)
+    if x._data.dtype.kind == "f":
+        return (F.cast(g, x._data.dtype),)
     return (None,)
 
 
@@ -177,37 +177,40 @@ def _add_vjp(g, node):
 
 def _sub_vjp(g, node):
     return (_grad_for(node, 0, g) if node.needs_grad[0] else None,
-            _grad_for(node, 1, -g) if node.needs_grad[1] else None)
+            _grad_for(node, 1, F.neg(g)) if node.needs_grad[1] else None)
 
 
 def _mul_vjp(g, node):
     a, b = node.inputs
-    return (_grad_for(node, 0, g * b) if node.needs_grad[0] else None,
-            _grad_for(node, 1, g * a) if node.needs_grad[1] else None)
+    return (_grad_for(node, 0, F.mul(g, b)) if node.needs_grad[0] else None,
+            _grad_for(node, 1, F.mul(g, a)) if node.needs_grad[1] else None)
 
 
 def _div_vjp(g, node):
     a, b = node.inputs
-    return (_grad_for(node, 0, g / b) if node.needs_grad[0] else None,
-            _grad_for(node, 1, -g * a / (b * b)) if node.needs_grad[1] else None)
+    return (_grad_for(node, 0, F.div(g, b)) if node.needs_grad[0] else None,
+            _grad_for(node, 1, F.div(F.mul(F.neg(g), a), F.mul(b, b)))
+            if node.needs_grad[1] else None)
 
 
 def _pow_vjp(g, node):
-    from .._ops.math import where
     a, b = node.inputs
     ga = gb = None
     if node.needs_grad[0]:
         if isinstance(b, (int, float)) and b in (1, 2):
             # A constant square (losses, variances) needs no second power pass.
-            ga = g if b == 1 else g * (a * 2.0)
+            ga = g if b == 1 else F.mul(g, F.mul(a, 2.0))
         else:
-            ga = g * b * a ** (b - 1)
+            ga = F.mul(F.mul(g, b), F.pow(a, F.sub(b, 1) if isinstance(b, Tensor) else b - 1))
         ga = _grad_for(node, 0, ga)
     if node.needs_grad[1]:
         # NOTE: d/db a**b = a**b * log(a); define it as 0 where a == 0 (PyTorch does too).
         out = node.output()
-        safe_log = where(a > 0, a, 1).log()
-        gb = _grad_for(node, 1, g * out * safe_log)
+        if isinstance(a, Tensor):
+            safe_log = F.log(F.where(F.gt(a, 0), a, 1))
+        else:  # a Python number: its log is one too, and stays a weak scalar for NumPy
+            safe_log = math.log(a) if a > 0 else 0.0
+        gb = _grad_for(node, 1, F.mul(F.mul(g, out), safe_log))
     return ga, gb
 
 
@@ -215,9 +218,10 @@ def _extremum_vjp(pick_a):
     def vjp(g, node):
         a, b = node.inputs
         # NOTE: ties split the gradient evenly between both inputs, like PyTorch.
-        wins_a = pick_a(a, b).to(g.dtype) + (a == b).to(g.dtype) * 0.5
-        return (_grad_for(node, 0, g * wins_a) if node.needs_grad[0] else None,
-                _grad_for(node, 1, g * (1 - wins_a)) if node.needs_grad[1] else None)
+        dt = g._data.dtype
+        wins_a = F.add(F.cast(pick_a(a, b), dt), F.mul(F.cast(F.eq(a, b), dt), 0.5))
+        return (_grad_for(node, 0, F.mul(g, wins_a)) if node.needs_grad[0] else None,
+                _grad_for(node, 1, F.mul(g, F.sub(1, wins_a))) if node.needs_grad[1] else None)
     return vjp
 
 
@@ -246,9 +250,9 @@ def _div_eager(a, b):
 scalar_primitive(Op.DIV, shape=_div_shape, vjp=_div_vjp, eager=_div_eager)
 scalar_primitive(Op.POW, shape=binary_shape_for("pow"), vjp=_pow_vjp, saves_output=True, name="pow")
 scalar_primitive(Op.MAXIMUM, shape=binary_shape_for("maximum"),
-                 vjp=_extremum_vjp(lambda a, b: a > b))
+                 vjp=_extremum_vjp(F.gt))
 scalar_primitive(Op.MINIMUM, shape=binary_shape_for("minimum"),
-                 vjp=_extremum_vjp(lambda a, b: a < b))
+                 vjp=_extremum_vjp(F.lt))
 # ``a > b`` and ``a >= b`` are CMPLT and CMPLE with the operands swapped (_ops/math.py)
 for _op, _name in ((Op.CMPLT, "lt"), (Op.CMPLE, "le"), (Op.CMPEQ, "eq"), (Op.CMPNE, "ne")):
     scalar_primitive(_op, shape=compare_shape_for(_name), name=_name)
@@ -259,10 +263,9 @@ def _where_shape(cond, a, b):
 
 
 def _where_vjp(g, node):
-    from .._ops.math import where
     cond = node.inputs[0]
-    ga = _grad_for(node, 1, where(cond, g, 0.0)) if node.needs_grad[1] else None
-    gb = _grad_for(node, 2, where(cond, 0.0, g)) if node.needs_grad[2] else None
+    ga = _grad_for(node, 1, F.where(cond, g, 0.0)) if node.needs_grad[1] else None
+    gb = _grad_for(node, 2, F.where(cond, 0.0, g)) if node.needs_grad[2] else None
     return None, ga, gb
 
 

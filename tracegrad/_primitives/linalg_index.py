@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..codegen.ops import Op
+from .. import _random
+from . import functions as F
 from .registry import ShapeError, describe, primitive, reads_other
 
 
@@ -23,13 +25,12 @@ def _matmul_shape(a, b):
 
 
 def _matmul_vjp(g, node):
-    from .._ops.reduce import sum_to
     a, b = node.inputs
     ga = gb = None
     if node.needs_grad[0]:
-        ga = sum_to(g @ b.transpose(-1, -2), tuple(a.shape))
+        ga = F.sum_to(F.matmul(g, F.swap_last_two(b)), tuple(a.shape))
     if node.needs_grad[1]:
-        gb = sum_to(a.transpose(-1, -2) @ g, tuple(b.shape))
+        gb = F.sum_to(F.matmul(F.swap_last_two(a), g), tuple(b.shape))
     return ga, gb
 
 
@@ -48,11 +49,10 @@ def _gather_shape(x, index, dim):
 
 
 def _gather_vjp(g, node):
-    from .._ops.creation import zeros
     x, index = node.inputs
     dim = node.attrs["dim"]
-    base = zeros(*tuple(x.shape), dtype=g.dtype)
-    return base.scatter_add(dim, index, g), None
+    base = F.full(tuple(x.shape), 0, g._data.dtype, like=g)
+    return F.scatter_add(base, index, g, dim), None
 
 
 @primitive(Op.GATHER, shape=_gather_shape, needs=lambda m: (1,), vjp=_gather_vjp)
@@ -86,9 +86,9 @@ def _scatter_add_shape(base, index, src, dim):
 def _scatter_add_vjp(g, node):
     base, index, src = node.inputs
     dim = node.attrs["dim"]
-    gsrc = g.gather(dim, index) if node.needs_grad[2] else None
+    gsrc = F.gather(g, index, dim) if node.needs_grad[2] else None
     if gsrc is not None and tuple(gsrc.shape) != tuple(src.shape):
-        gsrc = gsrc.pad_dims([(0, s - n) for s, n in zip(src.shape, gsrc.shape)])
+        gsrc = F.pad(gsrc, [(0, s - n) for s, n in zip(src.shape, gsrc.shape)])
     return g, None, gsrc
 
 
@@ -125,17 +125,10 @@ def _index_shape(x, *indices, spec):
 
 
 def _index_vjp(g, node):
-    from .._ops.creation import zeros
     x = node.inputs[0]
-    base = zeros(*tuple(x.shape), dtype=g.dtype)
-    grad = _apply_index_put(base, g, node.inputs[1:], node.attrs["spec"], True)
+    base = F.full(tuple(x.shape), 0, g._data.dtype, like=g)
+    grad = F.index_put(base, g, node.inputs[1:], node.attrs["spec"], True)
     return (grad,) + (None,) * (len(node.inputs) - 1)
-
-
-def _apply_index_put(base, values, indices, spec, accumulate):
-    from .._dispatch import apply
-    return apply(PRIM_INDEX_PUT, (base, values) + tuple(indices),
-                 {"spec": spec, "accumulate": accumulate})
 
 
 PRIM_INDEX = primitive(Op.INDEX, shape=_index_shape, needs=lambda m: tuple(range(1, len(m))),
@@ -147,8 +140,6 @@ def _index_put_shape(base, values, *indices, spec, accumulate):
 
 
 def _index_put_vjp(g, node):
-    from .._dispatch import apply
-    from .._ops.reduce import sum_to
     base, values, *indices = node.inputs
     spec, accumulate = node.attrs["spec"], node.attrs["accumulate"]
     gbase = gvalues = None
@@ -156,11 +147,10 @@ def _index_put_vjp(g, node):
         if accumulate:
             gbase = g
         else:
-            from .._ops.creation import zeros
-            gbase = _apply_index_put(g, zeros(1, dtype=g.dtype).reshape(()), indices, spec, False)
+            gbase = F.index_put(g, F.full((), 0, g._data.dtype, like=g), indices, spec, False)
     if node.needs_grad[1]:
-        picked = apply(PRIM_INDEX, (g,) + tuple(indices), {"spec": spec})
-        gvalues = sum_to(picked, tuple(values.shape))
+        picked = F.index(g, indices, spec)
+        gvalues = F.sum_to(picked, tuple(values.shape))
     return (gbase, gvalues) + (None,) * len(indices)
 
 
@@ -187,11 +177,9 @@ def _random_shape(shape, dtype):
 
 @primitive(Op.RAND, shape=_random_shape)
 def rand(shape, dtype):
-    from .._random import default_generator
-    return default_generator.numpy.random(shape, dtype=np.float64).astype(dtype, copy=False)
+    return _random.default_generator.numpy.random(shape, dtype=np.float64).astype(dtype, copy=False)
 
 
 @primitive(Op.RANDN, shape=_random_shape)
 def randn(shape, dtype):
-    from .._random import default_generator
-    return default_generator.numpy.standard_normal(shape).astype(dtype, copy=False)
+    return _random.default_generator.numpy.standard_normal(shape).astype(dtype, copy=False)

@@ -6,10 +6,13 @@ views where NumPy can make one (PAD copies); in codegen they fold into index mat
 """
 from __future__ import annotations
 
+from itertools import product
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..codegen.ops import Op
+from . import functions as F
 from .registry import ShapeError, primitive, reads_none
 
 
@@ -22,7 +25,7 @@ def _reshape_shape(x, shape):
 
 
 @primitive(Op.RESHAPE, shape=_reshape_shape, needs=reads_none,
-           vjp=lambda g, node: (g.reshape(tuple(node.inputs[0].shape)),))
+           vjp=lambda g, node: (F.reshape(g, tuple(node.inputs[0].shape)),))
 def reshape(x, shape):
     return np.reshape(x, shape)
 
@@ -37,7 +40,7 @@ def _permute_shape(x, perm):
 
 def _permute_vjp(g, node):
     perm = node.attrs["perm"]
-    return (g.permute(*tuple(int(i) for i in np.argsort(perm))),)
+    return (F.permute(g, tuple(int(i) for i in np.argsort(perm))),)
 
 
 @primitive(Op.PERMUTE, shape=_permute_shape, needs=reads_none, vjp=_permute_vjp)
@@ -56,8 +59,7 @@ def _expand_shape(x, shape):
 
 
 def _expand_vjp(g, node):
-    from .._ops.reduce import sum_to
-    return (sum_to(g, tuple(node.inputs[0].shape)),)
+    return (F.sum_to(g, tuple(node.inputs[0].shape)),)
 
 
 @primitive(Op.EXPAND, shape=_expand_shape, needs=reads_none, vjp=_expand_vjp)
@@ -89,25 +91,24 @@ def scatter_slice(g, shape, index):
         if step == 1 and n == size:
             continue  # this dim was not sliced
         if n == 0:
-            from .._ops.creation import zeros
-            return zeros(*shape, dtype=g.dtype)
+            return F.full(shape, 0, g._data.dtype, like=g)
         flip = step < 0
         if flip:
             start = start + step * (n - 1)  # the lowest index touched
             step = -step
         if flip:
-            g = g.flip(dim)
+            g = F.flip(g, dim)
         if step > 1:
-            rest = g.shape[dim + 1:]
-            g = g.unsqueeze(dim + 1)
-            pads = [(0, 0)] * g.ndim
+            gshape = tuple(g.shape)
+            g = F.reshape(g, gshape[:dim + 1] + (1,) + gshape[dim + 1:])  # unsqueeze(dim + 1)
+            pads = [(0, 0)] * g._data.ndim
             pads[dim + 1] = (0, step - 1)
-            g = g.pad_dims(pads)
-            g = g.reshape(g.shape[:dim] + (n * step,) + tuple(rest))
-            g = g.narrow(dim, 0, (n - 1) * step + 1)
-        pads = [(0, 0)] * g.ndim
+            g = F.pad(g, pads)
+            g = F.reshape(g, gshape[:dim] + (n * step,) + gshape[dim + 1:])
+            g = F.narrow(g, dim, 0, (n - 1) * step + 1)
+        pads = [(0, 0)] * g._data.ndim
         pads[dim] = (start, size - start - g.shape[dim])
-        g = g.pad_dims(pads)
+        g = F.pad(g, pads)
     return g
 
 
@@ -129,7 +130,7 @@ def _pad_shape(x, pads, value):
 def _pad_vjp(g, node):
     # The adjoint of padding by (b, a) is padding by (-b, -a): positive amounts were
     # added and are cropped away, negative amounts were cropped and come back as zeros.
-    return (g.pad_dims([(-b, -a) for b, a in node.attrs["pads"]]),)
+    return (F.pad(g, [(-b, -a) for b, a in node.attrs["pads"]]),)
 
 
 @primitive(Op.PAD, shape=_pad_shape, needs=reads_none, vjp=_pad_vjp)
@@ -157,7 +158,6 @@ def windows_shape(x, window, stride, dilation):
 
 def _windows_vjp(g, node):
     """Sum each window offset's gradient back into place (col2im as pads of slices)."""
-    from itertools import product
     x = node.inputs[0]
     window, stride, dilation = (node.attrs[k] for k in ("window", "stride", "dilation"))
     k = len(window)
@@ -166,12 +166,15 @@ def _windows_vjp(g, node):
     out_spatial = tuple(g.shape[lead:lead + k])
     total = None
     for offsets in product(*(range(w) for w in window)):
-        part = g[(Ellipsis,) + offsets]  # (..., out spatial)
+        # g[..., *offsets]: (..., out spatial)
+        part = F.slice_dims(g, tuple(slice(None) for _ in range(g._data.ndim - k))
+                            + tuple(slice(o, o + 1) for o in offsets))
+        part = F.reshape(part, tuple(g.shape[:-k]))
         index = tuple(slice(None) for _ in range(lead)) + tuple(
             slice(o * d, o * d + (n - 1) * s + 1, s)
             for o, d, s, n in zip(offsets, dilation, stride, out_spatial))
         placed = scatter_slice(part, shape, index)
-        total = placed if total is None else total + placed
+        total = placed if total is None else F.add(total, placed)
     return (total,)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..codegen.ops import Op
+from . import functions as F
 from .registry import ShapeError, primitive, reads_none
 
 
@@ -28,8 +29,8 @@ def _expand_back(g, node):
     x = node.inputs[0]
     axes, keepdim = node.attrs["axes"], node.attrs["keepdim"]
     if not keepdim:
-        g = g.reshape(reduced_shape(tuple(x.shape), axes, True))
-    return g.expand(tuple(x.shape))
+        g = F.reshape(g, reduced_shape(tuple(x.shape), axes, True))
+    return F.expand(g, tuple(x.shape))
 
 
 def _sum_vjp(g, node):
@@ -40,16 +41,16 @@ def _extremum_vjp(g, node):
     x = node.inputs[0]
     out = _output_keepdim(node)
     # NOTE: ties share the gradient evenly, as PyTorch's amax/amin do.
-    mask = (x == out).to(g.dtype)
-    count = mask.sum(dim=node.attrs["axes"], keepdim=True)
-    return (_expand_back(g, node) * mask / count,)
+    mask = F.cast(F.eq(x, out), g._data.dtype)
+    count = F.sum(mask, node.attrs["axes"], True)
+    return (F.div(F.mul(_expand_back(g, node), mask), count),)
 
 
 def _output_keepdim(node):
     """The forward output with the reduced axes kept as size 1, to broadcast against x."""
     out = node.output()
     if not node.attrs["keepdim"]:
-        out = out.reshape(reduced_shape(tuple(node.inputs[0].shape), node.attrs["axes"], True))
+        out = F.reshape(out, reduced_shape(tuple(node.inputs[0].shape), node.attrs["axes"], True))
     return out
 
 
@@ -57,7 +58,7 @@ def _prod_vjp(g, node):
     x = node.inputs[0]
     out = _output_keepdim(node)
     # NOTE: exact only where x != 0; PyTorch special-cases zeros, this rule does not.
-    return (_expand_back(g, node) * out / x,)
+    return (F.div(F.mul(_expand_back(g, node), out), x),)
 
 
 @primitive(Op.SUM, shape=_reduce_shape_for("sum", True), needs=reads_none, vjp=_sum_vjp)
@@ -106,7 +107,7 @@ def argmin(x, axis, keepdim):
 
 def _cumsum_vjp(g, node):
     axis = node.attrs["axis"]
-    return (g.flip(axis).cumsum(axis).flip(axis),)
+    return (F.flip(F.cumsum(F.flip(g, axis), axis), axis),)
 
 
 @primitive(Op.CUMSUM, shape=lambda x, axis: (tuple(x.shape), np.dtype(x.dtype)),

@@ -4,13 +4,16 @@ file holds what a tensor *is*: storage, attributes, conversions, grad bookkeepin
 """
 from __future__ import annotations
 
+import copy
 import numbers
+import warnings
 import weakref
 
 import numpy as np
 
 from . import _dtype, _trace_state
 from ._device import CPU, device as _device_cls
+from ._repr import tensor_repr
 from ._size import Size
 from ._errors import TraceError
 
@@ -74,7 +77,6 @@ class Tensor:
         """The accumulated gradient of a leaf (or of a tensor that called ``retain_grad``)."""
         g = self._grad
         if g is None and self.grad_fn is not None and not self._retains_grad:
-            import warnings
             warnings.warn(
                 "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. "
                 "Its .grad attribute won't be populated during autograd.backward(). If you "
@@ -248,7 +250,6 @@ class Tensor:
         return (_rebuild, (np.asarray(self._data), self._requires_grad))
 
     def __deepcopy__(self, memo):
-        import copy
         out = _wrap(np.array(self._data, copy=True))
         out._device = self._device
         out._requires_grad = self._requires_grad
@@ -260,13 +261,7 @@ class Tensor:
         memo[id(self)] = out
         return out
 
-    # ---- autograd ----------------------------------------------------------------------
-    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
-        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``."""
-        from .autograd.engine import backward
-        backward((self,), None if gradient is None else (gradient,), retain_graph,
-                 create_graph, inputs=inputs)
-
+    # ---- autograd (``backward`` is the engine's, installed by ``_ops.methods``) ------------
     def detach(self) -> "Tensor":
         """The same storage and version counter, without history. As in PyTorch it is not
         a view (``_base`` is None), but a write through it is a write to ``self``."""
@@ -324,7 +319,6 @@ class Tensor:
 
     # ---- display -----------------------------------------------------------------------
     def __repr__(self) -> str:
-        from ._repr import tensor_repr
         return tensor_repr(self)
 
     def __format__(self, spec: str) -> str:

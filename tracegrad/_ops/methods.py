@@ -7,6 +7,7 @@ import numpy as np
 from .. import _dtype
 from .._device import device as _device
 from .._tensor import Tensor
+from ..autograd.engine import tensor_backward
 from . import creation, indexing, inplace, linalg, math, reduce, shape
 from .math import as_tensor_operand
 
@@ -80,6 +81,7 @@ def _apply_(x, fn):
 
 
 METHODS = {
+    "backward": tensor_backward,
     # math
     "add": math.add, "sub": math.sub, "subtract": math.sub, "mul": math.mul,
     "multiply": math.mul, "div": math.div, "divide": math.div, "true_divide": math.div,

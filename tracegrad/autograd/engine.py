@@ -3,7 +3,10 @@ each primitive's derivative rule (tensor code, so ``create_graph=True`` records 
 of the backward pass for higher-order gradients)."""
 from __future__ import annotations
 
-from .._tensor import sync_view_history
+import numpy as np
+
+from .._primitives import functions as F
+from .._tensor import Tensor, _wrap, sync_view_history
 from .grad_mode import state as _grad_state
 
 
@@ -74,7 +77,7 @@ def _accumulate(store: dict, key, grad) -> None:
     if prev is None:
         store[key] = grad
     else:
-        store[key] = prev + grad
+        store[key] = F.add(prev, grad)
 
 
 def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool,
@@ -203,7 +206,7 @@ def _store_leaf_grads(leaves: dict, leaf_grads: dict, create_graph: bool,
             stored.add(id(g._data))
             leaf.grad = g
         elif create_graph:
-            leaf.grad = leaf.grad + g
+            leaf.grad = F.add(leaf.grad, g)
         else:
             leaf.grad._data += g._data
             leaf.grad._version[0] += 1
@@ -213,8 +216,6 @@ def _store_leaf_grads(leaves: dict, leaf_grads: dict, create_graph: bool,
 
 
 def _copy_tensor(t):
-    from .._tensor import _wrap
-    import numpy as np
     return _wrap(np.array(t._data, copy=True))
 
 
@@ -235,9 +236,13 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     run_backward(tensors, grads, retain_graph, create_graph)
 
 
+def tensor_backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+    """``Tensor.backward``: accumulate d(self)/d(leaf) into every leaf's ``.grad``."""
+    backward((self,), None if gradient is None else (gradient,), retain_graph,
+             create_graph, inputs=inputs)
+
+
 def _root_grads(tensors, grad_tensors, what: str):
-    from .._tensor import Tensor
-    from .._ops.creation import ones_like
     if grad_tensors is None:
         grad_tensors = (None,) * len(tensors)
     elif isinstance(grad_tensors, Tensor):
@@ -254,10 +259,9 @@ def _root_grads(tensors, grad_tensors, what: str):
                 raise RuntimeError(
                     f"{what}: grad can be implicitly created only for scalar outputs; got an "
                     f"output of shape {tuple(t.shape)}: pass gradient= with that shape")
-            g = ones_like(t)
+            g = F.full(tuple(t.shape), 1, t._data.dtype, like=t)
         elif not isinstance(g, Tensor):
-            from .._ops.creation import tensor as make_tensor
-            g = make_tensor(g, dtype=t.dtype)
+            g = _wrap(np.array(g, dtype=t._data.dtype))
         if tuple(g.shape) != tuple(t.shape):
             raise RuntimeError(f"{what}: gradient has shape {tuple(g.shape)} but the output "
                                f"has shape {tuple(t.shape)}")
@@ -268,7 +272,6 @@ def _root_grads(tensors, grad_tensors, what: str):
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
          only_inputs=True, allow_unused=False, materialize_grads=False):
     """Gradients of ``outputs`` with respect to ``inputs``, returned (not accumulated)."""
-    from .._tensor import Tensor
     outputs = tuple(outputs) if isinstance(outputs, (tuple, list)) else (outputs,)
     single = isinstance(inputs, Tensor)
     inputs = [inputs] if single else list(inputs)
@@ -284,8 +287,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     for i, (t, g) in enumerate(zip(inputs, results)):
         if g is None:
             if materialize_grads:
-                from .._ops.creation import zeros_like
-                results[i] = zeros_like(t)
+                results[i] = F.zeros_like(t)
             elif not allow_unused:
                 raise RuntimeError(
                     f"autograd.grad: input {i} (shape {tuple(t.shape)}) was not used to "

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._ops.shape import stack
 from .._tensor import Tensor, _wrap
 from .engine import grad as _grad
 from .grad_mode import enable_grad
@@ -181,7 +182,6 @@ def jacobian(func, inputs, create_graph: bool = False, strict: bool = False,
 
 
 def _stack(rows: list, like: Tensor) -> Tensor:
-    from .._ops.shape import stack  # _ops sits above autograd in the import order
     return stack(rows)
 
 

@@ -2,7 +2,14 @@
 differences, element by element, in the inputs' own dtype (use float64)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+
+from .._ops.creation import zeros_like
+from .._tensor import Tensor
+from .engine import grad
+from .grad_mode import enable_grad, no_grad
 
 
 class GradcheckError(RuntimeError):
@@ -14,13 +21,11 @@ def _as_tuple(x):
 
 
 def _flat_outputs(fn, inputs):
-    from .._tensor import Tensor
     out = _as_tuple(fn(*inputs))
     return [o for o in out if isinstance(o, Tensor)]
 
 
 def numerical_jacobian(fn, inputs, i, eps):
-    from .grad_mode import no_grad
     x = inputs[i]
     data = x._data
     if not data.flags.writeable:
@@ -50,8 +55,6 @@ def numerical_jacobian(fn, inputs, i, eps):
 
 
 def analytical_jacobian(fn, inputs, i):
-    from .engine import grad
-    from .._ops.creation import zeros_like
     outputs = _flat_outputs(fn, inputs)
     x = inputs[i]
     rows = []
@@ -77,13 +80,11 @@ def gradcheck(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float 
     >>> torch.autograd.gradcheck(lambda x: (x * x).sum(), (x,))
     True
     """
-    from .._tensor import Tensor
     inputs = _as_tuple(inputs)
     for i, x in enumerate(inputs):
         if not (isinstance(x, Tensor) and x.requires_grad):
             continue
         if x._data.dtype != np.float64:
-            import warnings
             warnings.warn(f"gradcheck: input {i} is {x.dtype}, not float64; finite differences "
                           f"will be inaccurate", stacklevel=2)
         analytic = analytical_jacobian(fn, inputs, i)
@@ -101,12 +102,8 @@ def gradcheck(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float 
 def gradgradcheck(fn, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
                   raise_exception: bool = True, **unused) -> bool:
     """gradcheck of the first derivative (checks create_graph=True double backward)."""
-    from .engine import grad
-    from .._tensor import Tensor
     inputs = _as_tuple(inputs)
     diff = [x for x in inputs if isinstance(x, Tensor) and x.requires_grad]
-
-    from .grad_mode import enable_grad
 
     @enable_grad()
     def first_grads(*xs):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import _tensor
-from .._tensor import Tensor, sync_view_history
+from .._tensor import Tensor, _wrap, sync_view_history
 
 
 class Node:
@@ -69,7 +69,6 @@ class Node:
 
     def output(self):
         """The forward output as a tensor that belongs to this node's graph."""
-        from .._tensor import _wrap
         if self.out_counter is not None and self.out_counter[0] != self.out_version:
             raise RuntimeError(
                 f"one of the variables needed for gradient computation has been modified by "

@@ -28,6 +28,8 @@ import json
 import threading
 import time
 
+from .._primitives import PRIMITIVES
+
 __all__ = ["profile", "record_function", "FunctionEvent", "FunctionEventAvg", "EventList"]
 
 
@@ -184,7 +186,6 @@ def _backward_name(prim) -> str:
 
 
 def _install() -> None:
-    from .._primitives.registry import PRIMITIVES  # the registry sits above autograd
     for prim in PRIMITIVES.values():
         _originals[prim] = (prim.eager, prim.vjp)
         prim.eager = _timed_eager(prim.name, prim.eager)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import functools
 
+from . import legacy
+from ._device import device
+
 
 @functools.lru_cache(maxsize=1)
 def _probe() -> tuple[bool, str, int]:
     try:
-        import pycuda.driver as drv
+        import pycuda.driver as drv  # optional dependency (tracegrad[cuda]): probed on first use
     except Exception as e:  # ImportError, or a broken install
         return False, f"PyCUDA is not installed ({type(e).__name__}: {e}); pip install 'tracegrad[cuda]'", 0
     try:
@@ -57,10 +60,8 @@ def synchronize(device=None) -> None:
 
 
 def _cuda_type(name: str):
-    from . import legacy
 
     def make(*args, **kwargs):
-        from ._device import device
         return to_device(getattr(legacy, name)(*args, **kwargs), device("cuda"))
     make.__name__ = name
     return make

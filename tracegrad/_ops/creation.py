@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 
 from .. import _dtype
+from ..cuda import to_device
 from .._device import device as _device
 from .._dispatch import apply
 from .._primitives import PRIMITIVES as P
@@ -20,7 +21,6 @@ def _finish(data: np.ndarray, requires_grad: bool = False, device=None) -> Tenso
     if device is not None:
         dev = _device(device)
         if dev.type != "cpu":
-            from ..cuda import to_device
             return to_device(t, dev).requires_grad_(requires_grad) if requires_grad else to_device(t, dev)
     if requires_grad:
         t.requires_grad_(True)
@@ -176,7 +176,6 @@ def _random(op: Op, size, dtype, generator, requires_grad, device, draw) -> Tens
     else:
         out = _wrap(draw(numpy_generator(generator)).astype(np_dtype, copy=False))
     if device is not None and _device(device).type != "cpu":
-        from ..cuda import to_device
         out = to_device(out, _device(device))
     if requires_grad:
         out.requires_grad_(True)

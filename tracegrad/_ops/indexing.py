@@ -3,17 +3,22 @@ Ellipsis, integer arrays/tensors and boolean masks; gather/scatter and friends."
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 
 from .._dispatch import apply, is_tracing
 from .._primitives import PRIMITIVES as P
-from .._primitives.linalg_index import PRIM_INDEX, PRIM_INDEX_PUT, TENSOR
+from .._primitives.linalg_index import PRIM_INDEX, PRIM_INDEX_PUT, TENSOR, build_key
 from .._primitives.registry import ShapeError, describe
 from .._tensor import Tensor, _wrap_dim, element_strides
 from ..codegen.ops import Op
-from .shape import reshape, slice_dims
+from .creation import full, tensor
+from .math import cast, where
+from .nonzero import argwhere, nonzero  # noqa: F401  (public here, as in PyTorch's docs)
+from .shape import expand, reshape, slice_dims
 from .views import make_view, view_strides
+from .writes import check_inplace, commit_inplace
 
 
 def _expand_key(x: Tensor, key) -> tuple:
@@ -35,7 +40,6 @@ def _expand_key(x: Tensor, key) -> tuple:
         if ndim == 0 and len(key) == 1 and type(key[0]) is int and key[0] in (0, -1):
             # PyTorch 0.3 reductions returned shape (1,), so old scripts read ``loss.data[0]``;
             # PyTorch 0.4 allowed it with this warning. Keep those scripts running.
-            import warnings
             warnings.warn("invalid index of a 0-dim tensor: use tensor.item() to get a Python "
                           "number (indexing a 0-dim tensor with [0] is a PyTorch 0.3 idiom)",
                           UserWarning, stacklevel=3)
@@ -55,7 +59,6 @@ def _np_dtype(k):
 
 def _index_tensor(k, dim_size: int | None):
     """An advanced index as an int64/bool tensor (lists and arrays are converted)."""
-    from .creation import tensor
     if isinstance(k, Tensor):
         t = k
     else:
@@ -72,7 +75,6 @@ def _index_tensor(k, dim_size: int | None):
         raise IndexError(f"index: tensors used as indices must be long, int, byte or bool "
                          f"tensors, got {t.dtype} (shape {tuple(t.shape)})")
     if t._data.dtype == np.uint8:
-        from .math import cast
         t = cast(t, np.bool_)  # legacy ByteTensor masks
     return t
 
@@ -172,18 +174,14 @@ def _advanced_getitem(x: Tensor, key) -> Tensor:
 
 
 def setitem(x: Tensor, key, value) -> None:
-    from .creation import tensor
-    from .inplace import commit_inplace, check_inplace
     check_inplace(x, "__setitem__")
     key = _expand_key(x, key)
     if not isinstance(value, Tensor):
         value = tensor(np.asarray(value), dtype=x.dtype)
     elif value._data.dtype != x._data.dtype:
-        from .math import cast
         value = cast(value, x._data.dtype)
     spec, indices = _spec_and_indices(x, key)
     if not (value._requires_grad or x._requires_grad or is_tracing()):
-        from .._primitives.linalg_index import build_key
         try:
             x._data[build_key(spec, [i._data for i in indices])] = value._data
         except ValueError as e:
@@ -212,7 +210,6 @@ def scatter_add(x: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
 
 def scatter(x: Tensor, dim: int, index: Tensor, src=None, value=None, reduce=None) -> Tensor:
     """Out-of-place ``scatter``: ``out[index[i][j]][j] = src[i][j]`` (dim 0)."""
-    from .creation import full
     if src is None:
         src = value
     if not isinstance(src, Tensor):
@@ -223,7 +220,6 @@ def scatter(x: Tensor, dim: int, index: Tensor, src=None, value=None, reduce=Non
     index = _index_tensor(index, None)
     # Build the full index tuple for INDEX_PUT: grids everywhere except `dim`.
     grids = np.indices(tuple(index.shape), sparse=True)
-    from .creation import tensor
     spec, idx = [], []
     for i in range(x._data.ndim):
         spec.append(TENSOR)
@@ -242,30 +238,14 @@ def index_select(x: Tensor, dim: int, index: Tensor) -> Tensor:
 
 
 def masked_fill(x: Tensor, mask: Tensor, value) -> Tensor:
-    from .math import where
     if isinstance(value, Tensor):
         value = value.to(x.dtype)
     return where(mask, value, x)
 
 
 def masked_select(x: Tensor, mask: Tensor) -> Tensor:
-    from .shape import expand
     return getitem(expand(x, np.broadcast_shapes(tuple(x.shape), tuple(mask.shape))),
                    expand(_index_tensor(mask, None), np.broadcast_shapes(tuple(x.shape), tuple(mask.shape))))
-
-
-def nonzero(x: Tensor, as_tuple: bool = False):
-    from .creation import tensor
-    from .._tensor import _concrete
-    arr = _concrete(x._data, "nonzero()")
-    idx = np.nonzero(arr)
-    if as_tuple:
-        return tuple(tensor(i.astype(np.int64)) for i in idx)
-    return tensor(np.stack(idx, axis=1).astype(np.int64) if idx else np.zeros((0, 0), np.int64))
-
-
-def argwhere(x: Tensor) -> Tensor:
-    return nonzero(x)
 
 
 def index_add(x: Tensor, dim: int, index: Tensor, source: Tensor, alpha=1) -> Tensor:
@@ -279,7 +259,6 @@ def index_add(x: Tensor, dim: int, index: Tensor, source: Tensor, alpha=1) -> Te
 def index_put(x: Tensor, indices, values, accumulate: bool = False) -> Tensor:
     spec, idx = _spec_and_indices(x, tuple(indices))
     if not isinstance(values, Tensor):
-        from .creation import tensor
         values = tensor(values, dtype=x.dtype)
     return apply(PRIM_INDEX_PUT, (x, values) + tuple(idx), {"spec": spec, "accumulate": accumulate})
 

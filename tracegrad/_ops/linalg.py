@@ -8,7 +8,8 @@ from .._tensor import Tensor
 from ..codegen.ops import Op
 from .dtype_names import c_type_name, scalar_type_name
 from .math import promote
-from .shape import reshape, unsqueeze
+from .reduce import sum as rsum
+from .shape import permute, reshape, unsqueeze
 
 
 def _check_inner(name: str, a: Tensor, b: Tensor, ka: int, kb: int) -> None:
@@ -128,8 +129,6 @@ def einsum(equation: str, *operands) -> Tensor:
                 letters.append(ch)
     if not _:
         rhs = "".join(sorted(ch for ch in letters if "".join(terms).count(ch) == 1))
-    from .reduce import sum as rsum
-    from .shape import permute
     total = None
     for term, x in zip(terms, operands):
         order = [term.index(ch) for ch in letters if ch in term]

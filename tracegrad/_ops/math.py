@@ -16,6 +16,8 @@ from .._primitives.elementwise import broadcast_shapes as _broadcast_shapes
 from .._primitives.registry import ShapeError as _ShapeError
 from .._tensor import Tensor
 from ..codegen.ops import Op
+from .creation import full_like, tensor, zeros
+from .nonzero import nonzero
 
 
 def _scalar(x):
@@ -41,7 +43,6 @@ def as_tensor_operand(x, op: str):
     if s is not None:
         return s
     if isinstance(x, (np.ndarray, list, tuple)):
-        from .creation import tensor
         return tensor(x)
     raise TypeError(f"{op}: unsupported operand of type {type(x).__name__}: {x!r}")
 
@@ -323,15 +324,12 @@ def tan(x):
 def where(condition, x=None, y=None):
     """``where(cond, x, y)`` picks elementwise; ``where(cond)`` is ``nonzero(as_tuple=True)``."""
     if x is None and y is None:
-        from .indexing import nonzero
         return nonzero(condition, as_tuple=True)
     cond = _as_bool(condition)
     if not isinstance(cond, Tensor):
-        from .creation import tensor
         cond = tensor(cond)
     x, y = promote(x, y, "where") if (isinstance(x, Tensor) or isinstance(y, Tensor)) else (x, y)
     if not isinstance(x, Tensor) and not isinstance(y, Tensor):
-        from .creation import full_like
         x = full_like(cond, x, dtype=np.result_type(type(x), type(y)))
     return apply(P[Op.WHERE], (cond, x, y))
 
@@ -395,7 +393,6 @@ def isfinite(x):
 
 
 def zeros_bool(x):
-    from .creation import zeros
     return zeros(*x.shape, dtype=np.bool_)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _dtype
+from .. import _dtype, legacy
+from ..cuda import to_device
 from .._device import device as _device
 from .._tensor import Tensor
 from ..autograd.engine import tensor_backward
@@ -28,7 +29,6 @@ def _to(x: Tensor, *args, **kwargs) -> Tensor:
     if dtype is not None:
         out = math.to_dtype(out, dtype)
     if device is not None and _device(device) != x._device:
-        from ..cuda import to_device
         out = to_device(out, _device(device))
     if copy and out is x:
         out = shape.clone(x)
@@ -39,14 +39,12 @@ def _type(x: Tensor, dtype=None, non_blocking=False):
     if dtype is None:
         return _legacy_type_name(x)
     if isinstance(dtype, str) and dtype.startswith(("torch.", "tracegrad.")) and dtype.endswith("Tensor"):
-        from .. import legacy
         dtype = getattr(legacy, dtype.split(".")[-1])
     return _to(x, dtype)
 
 
 def _legacy_type_name(x: Tensor) -> str:
-    from ..legacy import type_name
-    return type_name(x)
+    return legacy.type_name(x)
 
 
 def _cpu(x: Tensor, *args, **kwargs) -> Tensor:

@@ -12,7 +12,8 @@ from .._primitives import PRIMITIVES as P
 from .._tensor import Tensor, _wrap_dim
 from ..codegen.ops import Op
 from .dtype_names import scalar_type_name
-from .math import cast, exp, log, no_grad_result, sqrt
+from .creation import tensor
+from .math import cast, exp, log, maximum, minimum, no_grad_result, sqrt, where
 
 values_indices = namedtuple("values_indices", ["values", "indices"])
 
@@ -96,7 +97,6 @@ def _max_min(op, arg_op, x, dim, keepdim, other, name):
     if isinstance(dim, Tensor) and other is None:
         other, dim = dim, None
     if other is not None:
-        from .math import maximum, minimum
         return (maximum if op is Op.MAX else minimum)(x, other)
     if dim is None:
         return _reduce(op, x, None, False, name)
@@ -145,7 +145,6 @@ def logsumexp(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     axes = normalize_axes(dim, x._data.ndim, "logsumexp")
     # NOTE: subtract the (detached) max so exp never overflows; it cancels exactly.
     m = amax(x, axes, keepdim=True).detach()
-    from .math import where
     m = where(m.abs() == float("inf"), 0.0, m)
     s = log(sum(exp(x - m), axes, keepdim=True)) + m
     return s if keepdim else s.reshape(tuple(d for i, d in enumerate(x.shape) if i not in axes))
@@ -194,7 +193,6 @@ def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Ten
 def all(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     b = cast(x, np.bool_)
     if b._data.size == 0 and dim is None:
-        from .creation import tensor
         return tensor(True)
     return _reduce(Op.MIN, b, dim, keepdim, "all")
 
@@ -202,7 +200,6 @@ def all(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 def any(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     b = cast(x, np.bool_)
     if b._data.size == 0 and dim is None:
-        from .creation import tensor
         return tensor(False)
     return _reduce(Op.MAX, b, dim, keepdim, "any")
 

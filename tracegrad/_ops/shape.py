@@ -9,10 +9,14 @@ import numbers
 import numpy as np
 
 from .._dispatch import apply
+from .._dtype import promote_types
 from .._primitives import PRIMITIVES as P
+from .._primitives.linalg_index import PRIM_INDEX, TENSOR
 from .._primitives.registry import ShapeError
 from .._tensor import Tensor, _wrap_dim, element_strides
 from ..codegen.ops import Op
+from .creation import tensor
+from .math import cast, to_dtype
 from .views import make_view, view_strides
 
 
@@ -67,7 +71,6 @@ def view(x: Tensor, *shape) -> Tensor:
     """A view with another shape; raises where ``x``'s strides allow none (PyTorch's rule)."""
     if len(shape) == 1 and type(shape[0]) is not int and not isinstance(
             shape[0], (tuple, list, numbers.Integral)):
-        from .math import to_dtype
         return to_dtype(x, shape[0])
     data = x._data
     sizes = _infer_shape(_sizes(shape), data.size, "view")
@@ -343,8 +346,6 @@ def cat(tensors, dim: int = 0) -> Tensor:
     tensors = ranked or tensors[:1]
     d = _wrap_dim(dim, tensors[0]._data.ndim, "cat")
     if len({t._data.dtype for t in tensors}) > 1:
-        from .._dtype import promote_types
-        from .math import cast
         dt = tensors[0]._data.dtype
         for t in tensors[1:]:
             dt = promote_types(dt, t._data.dtype)
@@ -440,8 +441,6 @@ def pad(x: Tensor, pad, mode: str = "constant", value=None) -> Tensor:
 
 
 def _pad_by_index(x: Tensor, pairs, mode: str) -> Tensor:
-    from .indexing import index_select
-    from .creation import tensor
     for d, (b, a) in enumerate(pairs):
         if b == 0 and a == 0:
             continue
@@ -455,7 +454,8 @@ def _pad_by_index(x: Tensor, pairs, mode: str) -> Tensor:
             period = 2 * (n - 1)
             idx = np.abs(idx) % period
             idx = np.where(idx >= n, period - idx, idx)
-        x = index_select(x, d, tensor(idx))
+        # index_select along d (indexing sits above shape in _ops' order): one INDEX
+        x = apply(PRIM_INDEX, (x, tensor(idx)), {"spec": (slice(None),) * d + (TENSOR,)})
     return x
 
 

@@ -1,0 +1,142 @@
+"""How an in-place write lands on a tensor: the checks PyTorch makes before it, the write
+itself (into the same storage, or rebinding the value while tracing), the version
+counter, and the history of the tensor and of the views that share its storage
+(NOTE (views) in views.py). ``inplace`` (``add_``, ``fill_``, ...) and ``indexing``
+(``x[i] = v``) both write through here.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from .. import _tensor
+from .._dispatch import is_tracing, rebind_data
+from .._primitives.linalg_index import PRIM_INDEX_PUT, TENSOR
+from .._tensor import Tensor, _wrap, replay_view_ops, wake_views
+from ..autograd.grad_mode import state as _grad_state
+from ..autograd.node import Node
+from . import math as M
+from .shape import clone
+from .views import history_alias, storage_positions
+
+
+def check_inplace(x: Tensor, op: str) -> None:
+    if _grad_state.enabled and x._no_grad_view:
+        raise RuntimeError(
+            f"{op}: a view was created in no_grad mode and is being modified inplace with grad "
+            f"mode enabled (view of shape {tuple(x.shape)}). Given that this use case is "
+            f"ambiguous and error-prone, it is forbidden. You can clarify your code by moving "
+            f"both the view and the inplace either both inside the no_grad block (if you don't "
+            f"want the inplace to be tracked) or both outside (if you want the inplace to be "
+            f"tracked).")
+    if _grad_state.enabled and x._requires_grad:
+        if x.grad_fn is None:
+            raise RuntimeError(
+                f"{op}: a leaf Variable that requires grad (shape {tuple(x.shape)}) is being "
+                f"used in an in-place operation; wrap it in `with tracegrad.no_grad():` or "
+                f"use .data")
+        base = x._base
+        if base is not None and base._requires_grad and base.grad_fn is None:
+            raise RuntimeError(
+                f"{op}: a view of a leaf Variable that requires grad is being used in an "
+                f"in-place operation. (view of shape {tuple(x.shape)} of a leaf of shape "
+                f"{tuple(base.shape)})")
+    data = x._data
+    if type(data) is np.ndarray and not data.flags.writeable:
+        raise RuntimeError(f"{op}: unsupported operation: more than one element of the "
+                           f"written-to tensor (shape {tuple(x.shape)}, an expanded view) "
+                           f"refers to a single memory location. Please clone() the tensor "
+                           f"before performing the operation.")
+
+
+def commit_inplace(x: Tensor, compute) -> Tensor:
+    """Run ``compute(old)`` out of place and make ``x`` hold the result (same storage)."""
+    old = history_alias(x)
+    refs = sys.getrefcount(old)
+    result = compute(old)
+    if result._requires_grad and result.grad_fn is None:
+        result = clone(result)  # x must not become a leaf: copy_(w) gets w's history
+    if tuple(result.shape) != tuple(x.shape):
+        raise RuntimeError(f"in-place operation: output with shape {tuple(x.shape)} doesn't "
+                           f"match the broadcast shape {tuple(result.shape)}")
+    if is_tracing():
+        rebind_data(x, result._data)  # tracing: rebinding is the functional form of the write
+    else:
+        if sys.getrefcount(old) > refs and _rule_reads(result.grad_fn, old):
+            _keep_original(old)
+        np.copyto(x._data, result._data, casting="unsafe")
+        if result.grad_fn is not None and result.grad_fn.out_data is result._data:
+            result.grad_fn.out_data = x._data
+            result.grad_fn.out_counter = x._version
+            result.grad_fn.out_version = x._version[0] + 1
+    x._version[0] += 1
+    if result._requires_grad or x._requires_grad:
+        _tensor.histories_rewritten = True  # NOTE (views) in views.py: views may be behind
+    view = x._view
+    if view is None:
+        # NOTE: views of x now have an older version: they catch up when next used
+        was = x._requires_grad
+        x.grad_fn = result.grad_fn
+        x._requires_grad = result._requires_grad
+        if result._requires_grad and not was and x._views is not None:
+            wake_views(x)
+    else:
+        root = view[0]
+        if result._requires_grad or root._requires_grad:
+            _rebase_through_view(x, root, result)
+        x._view = (root, view[1], x._version[0])
+    return x
+
+
+# NOTE (original self): ``y.mul_(w)`` with ``w`` requiring grad records MUL on an alias of
+# ``y``'s old value, and w's gradient reads that value after the write has replaced it.
+# PyTorch saves a copy of the original self for such rules; so do we, only when a rule
+# recorded by ``compute`` holds the alias (its refcount grew) and reads it.
+_READER_SEARCH = 32  # nodes searched for a reader before copying anyway (safe side)
+
+
+def _rule_reads(node, alias: Tensor) -> bool:
+    stop = alias.grad_fn
+    todo, seen = [node], 0
+    while todo:
+        node = todo.pop()
+        if node is None or node is stop or not hasattr(node, "edges"):
+            continue
+        seen += 1
+        if seen > _READER_SEARCH:
+            return True
+        prim = getattr(node, "prim", None)
+        reads = prim.needs(node.needs_grad) if prim is not None else range(len(node.inputs))
+        if any(node.inputs[i] is alias for i in reads):
+            return True
+        todo.extend(node.edges)
+    return False
+
+
+def _keep_original(alias: Tensor) -> None:
+    """Give ``alias`` (held by the recorded rules) a copy of the value about to be
+    overwritten, with a version counter of its own."""
+    alias._data = alias._data.copy()
+    alias._version = [alias._version[0]]
+
+
+def _rebase_through_view(view: Tensor, root: Tensor, result: Tensor) -> None:
+    """The root's new history after ``view`` was overwritten with ``result``: the old root
+    with the view's positions replaced (PyTorch's CopySlices). The node is built without
+    running it: the storage already holds its value."""
+    if result._data.dtype != root._data.dtype:
+        result = M.cast(result, root._data.dtype)
+    positions = tuple(_wrap(p) for p in storage_positions(view, root))
+    old = history_alias(root)
+    old._version = [old._version[0]]  # INDEX_PUT's rule never reads the old root's value
+    node = Node(PRIM_INDEX_PUT, (old, result) + positions,
+                {"spec": (TENSOR,) * len(positions), "accumulate": False}, root)
+    was = root._requires_grad
+    root.grad_fn = node
+    root._requires_grad = True
+    if not was and root._views is not None:
+        wake_views(root)
+    replayed = replay_view_ops(view._view[1], history_alias(root))  # its history: via the root
+    view.grad_fn = replayed.grad_fn
+    view._requires_grad = True

@@ -479,6 +479,12 @@ def _rebuild(array, requires_grad):
     return t
 
 
+def has_values(t: Tensor) -> bool:
+    """Whether ``t`` holds concrete values: a compile trace's tensors hold only a shape and
+    dtype. The one way library code asks before checking values (index ranges, ...)."""
+    return isinstance(t._data, np.ndarray)
+
+
 def _concrete(data, what: str) -> np.ndarray:
     if isinstance(data, np.ndarray):
         return data

@@ -76,8 +76,10 @@ def _accumulate(store: dict, key, grad) -> None:
     prev = store.get(key)
     if prev is None:
         store[key] = grad
-    else:
+    elif isinstance(prev, Tensor):
         store[key] = F.add(prev, grad)
+    else:  # a compiled call's GradBundle merges itself (compiler/autograd_bridge.py)
+        store[key] = prev + grad
 
 
 def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool,

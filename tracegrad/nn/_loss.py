@@ -10,7 +10,7 @@ from .._ops import math as M
 from .._ops import reduce as R
 from .._ops.dtype_names import scalar_type_name
 from .._primitives.registry import ShapeError
-from .._tensor import Tensor
+from .._tensor import Tensor, has_values
 from ._activation import _softplus_stable
 
 
@@ -129,7 +129,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
     C = input.shape[0] if input.ndim == 1 else input.shape[1]
     logp = _class_dim_last(input)
     t = target.reshape(-1)
-    if isinstance(t._data, np.ndarray):  # a compile trace has no values to check
+    if has_values(t):
         tdata = t._data
         bad = (tdata != ignore_index) & ((tdata < 0) | (tdata >= C))
         if bad.any():

@@ -19,7 +19,7 @@ from .._ops import math as M
 from .._ops.dtype_names import scalar_type_name
 from .._ops.shape import pad as _pad
 from .._primitives.registry import ShapeError
-from .._tensor import Tensor
+from .._tensor import Tensor, has_values
 from ._activation import (celu, elu, gelu, glu, hardshrink, hardsigmoid,  # noqa: F401
                           hardswish, hardtanh, leaky_relu, log_softmax, logsigmoid, mish,
                           prelu, relu, relu6, rrelu, selu, sigmoid, silu, softmax, softmin,
@@ -123,7 +123,7 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
         raise RuntimeError(f"embedding: expected an integer (long) index tensor, got "
                            f"{input.dtype}")
     n = weight.shape[0]
-    if isinstance(input._data, np.ndarray) and input._data.size:  # a trace has no values
+    if has_values(input) and input._data.size:
         lo, hi = int(input._data.min()), int(input._data.max())
         if lo < 0 or hi >= n:  # PyTorch takes no negative indices here
             bad = hi if hi >= n else lo

@@ -109,14 +109,6 @@ def _codecs_encode(text, encoding="utf-8"):
     return text.encode("latin1")
 
 
-def _ordered_dict(*args):
-    return collections.OrderedDict(*args)
-
-
-def _torch_dtype(name: str):
-    return getattr(_dtype, name if name != "bool" else "bool_")
-
-
 def _builtin_globals() -> dict:
     table = {
         "collections.OrderedDict": collections.OrderedDict,

@@ -18,7 +18,6 @@ import numpy as np
 from .._ops import math as M
 from .._ops.dtype_names import scalar_type_name
 from .._ops.shape import pad as _pad
-from .._primitives.registry import ShapeError
 from .._tensor import Tensor, has_values
 from ._activation import (celu, elu, gelu, glu, hardshrink, hardsigmoid,  # noqa: F401
                           hardswish, hardtanh, leaky_relu, log_softmax, logsigmoid, mish,
@@ -210,8 +209,3 @@ def upsample_nearest(input, size=None, scale_factor=None):
     warnings.warn("`nn.functional.upsample_nearest` is deprecated. Use "
                   "`nn.functional.interpolate` instead.", stacklevel=2)
     return interpolate(input, size, scale_factor, mode="nearest")
-
-def _check_last_dim(module_repr: str, input: Tensor, expected: int) -> None:
-    if input.ndim == 0 or input.shape[-1] != expected:
-        raise ShapeError(f"{module_repr}: expected input with last dimension {expected}, got "
-                         f"shape {tuple(input.shape)}")

@@ -7,8 +7,9 @@ Each ``Primitive`` holds, side by side:
   ``ShapeError`` with a readable message on bad input, so eager mode, tracing and error
   reporting share one rule.
 - ``eager``: the NumPy implementation ``(*arrays, **attrs) -> ndarray``.
-- ``vjp``: the derivative rule, written with tracegrad tensor operations so it can itself
-  be traced, compiled and differentiated: ``vjp(g, node) -> tuple[Tensor | None, ...]``,
+- ``vjp``: the derivative rule, written with the primitive layer's functions
+  (``_primitives.functions``, never the public ``_ops``) so it can itself be traced,
+  compiled and differentiated: ``vjp(g, node) -> tuple[Tensor | None, ...]``,
   with ``node.inputs``, ``node.attrs``, ``node.output()`` and ``node.needs_grad``. None
   marks a primitive that is not differentiable.
 - ``needs``: which inputs the derivative rule reads, given which inputs need a gradient

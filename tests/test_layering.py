@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import ast
 import functools
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "tracegrad"
@@ -268,3 +270,13 @@ def test_type_checking_imports_and_unplaced_modules():
     assert not violations(_with({"_size": guarded}))
     found = violations(_with({"brand_new": "x = 1\n"}))
     assert found == ["brand_new: not placed in tests/test_layering.py ORDER"]
+
+
+def test_the_lazy_autograd_facade_binds_functions_over_submodules():
+    # NOTE (autograd facade): importing the submodule first must not leave the module
+    # where PyTorch has the function.
+    code = ("import tracegrad.autograd.gradcheck, tracegrad as t; "
+            "assert callable(t.autograd.gradcheck) and callable(t.autograd.gradgradcheck), "
+            "t.autograd.gradcheck; assert t.autograd.Function.__name__ == 'Function'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -30,6 +30,7 @@ from ._ops.linalg import *  # noqa: F401,F403
 from ._ops.math import add, clamp, clip, sub, where  # noqa: F401
 from ._primitives import ShapeError  # noqa: F401
 from . import autograd, cuda, legacy
+autograd._load_all()  # NOTE (autograd facade)
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from .legacy import (BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor,  # noqa: F401
                      HalfTensor, IntTensor, LongTensor, ShortTensor)

@@ -41,3 +41,11 @@ def __getattr__(name: str):
 
 def __dir__():
     return sorted(set(globals()) | set(__all__))
+
+
+def _load_all() -> None:
+    """Bind every public name now; ``import tracegrad`` calls this once the dispatcher and
+    the primitives exist, so the function ``gradcheck`` is bound before anyone imports
+    the submodule of the same name (which would otherwise shadow it)."""
+    for name in _UPPER:
+        __getattr__(name)

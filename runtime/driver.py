@@ -1,0 +1,157 @@
+"""A generated driver: one LLVM function that calls a run of kernels and gemms in order.
+
+``CompiledProgram`` used to call every step from Python: ~2.6 µs per ctypes kernel call
+plus the argument shuffling, and a NumPy ``matmul`` (view making, dispatch) per matmul.
+A driver calls them natively instead, so a run of steps costs one ctypes call:
+
+    void @tg_driver(i64 %start, i64 %end, ptr %fns, ptr %addrs)
+
+(the kernel ABI of ``runtime.llvm_jit``, so it compiles, caches and is called like a
+kernel; ``start``/``end`` are unused). ``fns`` is a table of function addresses (the
+kernels' entry points and the CBLAS gemm), ``addrs`` the program's per-call table of
+buffer addresses (``cpu_program``'s NOTE (per-call cost)). Both are read at run time,
+never baked into the code, so the driver's text depends on the program's shape only and
+its object code is cached on disk like any kernel's.
+
+>>> calls = [KernelCall(0, 8, (0, 1))]
+>>> "call void %f0(i64 0, i64 8, ptr %a0_0, ptr %a0_1)" in driver_source(calls)
+True
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Union
+
+import numpy as np
+
+from ..codegen.schedule import BufferInfo, BufferRead, ExternStep
+from ..codegen.view import contiguous_strides
+from .cblas import NO_TRANS, ROW_MAJOR, TRANS, GemmLibrary, gemm_operand
+
+DRIVER_NAME = "tg_driver"
+
+
+@dataclass(frozen=True)
+class KernelCall:
+    """Iterations ``[0, outer)`` of the kernel at ``fns[fn]`` over ``addrs[positions]``."""
+    fn: int
+    outer: int
+    positions: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class GemmOperand:
+    """A gemm matrix: ``addrs[position]`` + ``byte_offset``, transposed or not, and its
+    leading dimension (elements)."""
+    position: int
+    byte_offset: int
+    transpose: bool
+    ld: int
+
+
+@dataclass(frozen=True)
+class GemmCall:
+    """``c = alpha * op(a) @ op(b) + beta * c`` (row major) through the gemm at ``fns[fn]``."""
+    fn: int
+    dtype: np.dtype
+    m: int
+    n: int
+    k: int
+    a: GemmOperand
+    b: GemmOperand
+    c: GemmOperand
+    int_bits: int
+    alpha: float = 1.0
+    beta: float = 0.0
+
+
+NativeCall = Union[KernelCall, GemmCall]
+
+
+def _load(k: int, name: str, table: str, index: int) -> list[str]:
+    return [f"  %{name}p = getelementptr i64, ptr %{table}, i64 {index}",
+            f"  %{name} = load ptr, ptr %{name}p"]
+
+
+def _operand(k: int, tag: str, op: GemmOperand) -> tuple[list[str], str]:
+    name = f"a{k}_{tag}"
+    lines = _load(k, name, "addrs", op.position)
+    if op.byte_offset:
+        lines.append(f"  %{name}o = getelementptr i8, ptr %{name}, i64 {op.byte_offset}")
+        name += "o"
+    return lines, f"%{name}"
+
+
+def _float_literal(value: float) -> str:
+    # NOTE: LLVM wants float constants as the hex of their double; exact for float32 values
+    return "0x%016X" % int(np.array(value, np.float64).view(np.uint64))
+
+
+def driver_source(calls: list[NativeCall]) -> str:
+    """LLVM IR of a driver that runs ``calls`` in order (see module doc)."""
+    body: list[str] = []
+    for k, call in enumerate(calls):
+        body += _load(k, f"f{k}", "fns", call.fn)
+        if isinstance(call, KernelCall):
+            args = []
+            for j, pos in enumerate(call.positions):
+                body += _load(k, f"a{k}_{j}", "addrs", pos)
+                args.append(f"ptr %a{k}_{j}")
+            body.append(f"  call void %f{k}(i64 0, i64 {call.outer}, {', '.join(args)})")
+            continue
+        ints = f"i{call.int_bits}"
+        real = "float" if np.dtype(call.dtype) == np.float32 else "double"
+        pointers = []
+        for tag, op in (("a", call.a), ("b", call.b), ("c", call.c)):
+            lines, ref = _operand(k, tag, op)
+            body += lines
+            pointers.append(ref)
+        flag = {False: NO_TRANS, True: TRANS}
+        body.append(
+            f"  call void %f{k}(i32 {ROW_MAJOR}, i32 {flag[call.a.transpose]}, "
+            f"i32 {flag[call.b.transpose]}, {ints} {call.m}, {ints} {call.n}, {ints} {call.k}, "
+            f"{real} {_float_literal(call.alpha)}, ptr {pointers[0]}, {ints} {call.a.ld}, "
+            f"ptr {pointers[1]}, {ints} {call.b.ld}, {real} {_float_literal(call.beta)}, "
+            f"ptr {pointers[2]}, {ints} {call.c.ld})")
+    return "\n".join([f"define void @{DRIVER_NAME}(i64 %start, i64 %end, ptr %fns, "
+                      "ptr %addrs) {", "entry:", *body, "  ret void", "}", ""])
+
+
+def gemm_for_matmul(step: ExternStep, buffers: dict[str, BufferInfo],
+                    position: Callable[[str], int], fn: int,
+                    library: GemmLibrary | None) -> GemmCall | None:
+    """The gemm call that computes the matmul ``step`` into its planned output, or None
+    when it is not one (no BLAS found, a batched or 1-D matmul, an operand that is no
+    plain or transposed matrix, mixed dtypes)."""
+    node = step.node
+    if library is None or not step.fills_output or len(node.shape) != 2:
+        return None
+    if library.address(node.dtype) is None or 0 in node.shape:
+        return None
+    operands = []
+    for arg in step.inputs:
+        if not isinstance(arg, BufferRead) or buffers[arg.buffer].dtype != node.dtype:
+            return None
+        info = buffers[arg.buffer]
+        if arg.view is None:
+            shape, strides, offset = info.shape, contiguous_strides(info.shape), 0
+        else:
+            if len(arg.view.views) != 1 or arg.view.last.mask is not None:
+                return None
+            v = arg.view.last
+            shape, strides, offset = v.shape, v.strides, v.offset
+        layout = gemm_operand(tuple(shape), tuple(strides))
+        if layout is None:
+            return None
+        operands.append(GemmOperand(position(arg.buffer), offset * info.dtype.itemsize,
+                                    *layout))
+    (m, k), (_, n) = (_shape_of(a, buffers) for a in step.inputs)  # type: ignore[arg-type]
+    if k == 0:
+        return None  # NOTE: NumPy fills zeros; leave that edge to it
+    c = GemmOperand(position(step.output), 0, False, max(n, 1))
+    return GemmCall(fn, np.dtype(node.dtype), m, n, k, operands[0], operands[1], c,
+                    library.int_bits)
+
+
+def _shape_of(arg: BufferRead, buffers: dict[str, BufferInfo]) -> tuple[int, ...]:
+    return buffers[arg.buffer].shape if arg.view is None else arg.view.shape

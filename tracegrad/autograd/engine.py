@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _trace_state
 from .._primitives import functions as F
 from .._tensor import Tensor, _wrap, sync_view_history
 from .grad_mode import state as _grad_state
@@ -198,7 +199,14 @@ def _store_leaf_grads(leaves: dict, leaf_grads: dict, create_graph: bool,
                     g = new
         if not create_graph:
             g = g.detach()
-        if leaf.grad is None:
+        tracer = _trace_state.state.tracer if _trace_state.active_traces else None
+        if tracer is not None:
+            # NOTE (grads in a trace): .grad gets a traced value; the tracer restores the
+            # field when the trace ends and the compiled step writes the value back at every
+            # call (aliases of one gradient get their own copies there, not here).
+            tracer.note_grad(leaf)
+            leaf.grad = g if leaf.grad is None else leaf.grad + g
+        elif leaf.grad is None:
             data = g._data
             # A gradient that aliases another tensor (passed through add, broadcast by
             # expand, or already stored on another leaf) gets its own storage, so that

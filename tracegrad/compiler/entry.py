@@ -53,6 +53,9 @@ class Entry:
         self.compile_seconds = 0.0
         self.phase_seconds: dict[str, float] = {}  # codegen.phase_clock.PHASES -> seconds
         self.dump_stats = None         # [calls, seconds] while a dump folder is active
+        self.grad_writes = []          # per .grad written in the step: (leaf, has a value,
+        #                                accumulates into the old tensor), see Entry.run
+        self.guards = []               # callables, all True while this entry is valid
 
     @classmethod
     def eager_fallback(cls) -> "Entry":
@@ -82,8 +85,10 @@ class Entry:
             if kind == "arg":
                 leaf = leaves[ref]
                 arrays.append(leaf._data if isinstance(leaf, Tensor) else np.array(leaf))
-            else:
+            elif kind == "captured":
                 arrays.append(ref._data)
+            else:  # a runtime scalar (NOTE (training step capture) in tracer.py)
+                arrays.append(np.asarray(ref[0](), ref[1]))
         return arrays
 
     def run(self, leaves):
@@ -96,6 +101,8 @@ class Entry:
                 np.copyto(t._data, value, casting="unsafe")
                 t._version[0] += count
             n_saved += len(self.writes)
+        if self.grad_writes:
+            n_saved = self._write_grads(results, n_saved)
         if self.backward is not None and grad_state.enabled:
             saved = results[n_saved:]
             diff = [leaves[ref] if kind == "arg" else ref for kind, ref in self.diff_inputs]
@@ -106,6 +113,28 @@ class Entry:
         for const in self.out_static:
             flat.append(next(it) if const is None else const)
         return pytree.unflatten(self.out_treedef, flat)
+
+    def guards_hold(self) -> bool:
+        return all(guard() for guard in self.guards)
+
+    def _write_grads(self, results, n_saved: int) -> int:
+        """Set each ``.grad`` the step wrote as eager mode would have left it."""
+        used = set()
+        for leaf, has_value, accumulates in self.grad_writes:
+            if not has_value:
+                leaf.grad = None
+                continue
+            value = results[n_saved]
+            n_saved += 1
+            if accumulates:   # eager ``+=`` into the gradient tensor the leaf had
+                np.copyto(leaf.grad._data, value, casting="unsafe")
+                leaf.grad._version[0] += 1
+                continue
+            if id(value) in used or not value.flags.writeable:
+                value = np.array(value, copy=True)  # never two leaves on one storage
+            used.add(id(value))
+            leaf.grad = _wrap(value)
+        return n_saved
 
     def _backward_fn(self, saved, outs):
         backward = self.backward
@@ -168,6 +197,10 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool,
 
         grads, grad_inputs, diff_sources = [], [], []
         differentiable = [o for o in outputs if o._requires_grad]
+        if tracer.ran_backward:
+            # a training step: its outputs (the loss) are results, not the start of a
+            # second backward through the compiled function
+            differentiable = []
         if needs_grad and differentiable:
             diff_tensors = []
             for position, (leaf, t) in enumerate(zip(leaves, traced_leaves)):
@@ -198,11 +231,15 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool,
                 arg_writes.append((("arg", position), t._data.node, tracer.rebind_count(t)))
 
     writes = arg_writes + [(("captured", t), node, count) for t, node, count in tracer.written]
-    if any(kind == "captured" and t._requires_grad for (kind, t), _, _ in writes):
+    if not tracer.ran_backward and any(kind == "captured" and t._requires_grad
+                                       for (kind, t), _, _ in writes):
         raise TraceError("an in-place write to a tensor that requires grad, outside the "
                          "function's arguments, cannot be compiled")
     entry.writes = [(ref, count) for ref, _, count in writes]
     write_ids = [node for _, node, _ in writes]
+    write_ids += [node for _, node, _ in tracer.grad_writes if node is not None]
+    entry.grad_writes = [(leaf, node is not None, acc) for leaf, node, acc in tracer.grad_writes]
+    entry.guards = list(tracer.guards) + _requires_grad_guards(tracer)
     grad_ids = [None if g is None else g._data.node for g in grads]
     tracer.graph.outputs = out_ids + write_ids + [g for g in grad_ids if g is not None]
     parts = split(tracer.graph, out_ids + write_ids, grad_ids, grad_inputs)
@@ -215,7 +252,7 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool,
     entry.input_sources = []
     for n in parts.forward_inputs:
         kind = kinds[index_of_node[n]]
-        entry.input_sources.append(("arg", kind[1]) if kind[0] == "arg" else ("captured", kind[1]))
+        entry.input_sources.append(kind if kind[0] != "scalar" else ("scalar", kind[1:]))
     traced = time.perf_counter()
     if parts.backward is not None:
         entry.diff_inputs = diff_sources
@@ -240,6 +277,15 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool,
     spent["passes"] = max(planned - traced - spent.get("lower", 0.0), 0.0)
     entry.phase_seconds = {k: spent.get(k, 0.0) for k in phase_clock.PHASES}
     return entry
+
+
+def _requires_grad_guards(tracer) -> list:
+    """A captured tensor whose requires_grad is toggled (freezing a layer) changes what
+    the step computes: the entry retraces rather than replay."""
+    captured = [(t, t._requires_grad) for t, _ in tracer.captured.values()]
+    if not captured:
+        return []
+    return [lambda: all(t._requires_grad == flag for t, flag in captured)]
 
 
 def _save_sources(entry) -> str:

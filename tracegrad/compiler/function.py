@@ -129,6 +129,12 @@ class CompiledFunction:
                                                   f" (and CUDA is not available: {cuda.why_unavailable()})")
                                + "; explain() still renders the CUDA C")
         entry = self._cache.get(key)
+        if entry is not None and entry.guards and not entry.guards_hold():
+            # what the trace read outside the arguments changed (a .grad cleared, optimizer
+            # state created, param_groups edited, requires_grad toggled): trace again
+            entry = None
+            if debug_level():
+                logger.debug("%s: a guard of the traced step failed, retracing", self.__name__)
         if entry is None and self._groups:
             entry = self._symbolic_instance(key, treedef, leaves)
         if entry is None:

@@ -97,6 +97,11 @@ class Tracer:
         self._rebinds: dict[int, int] = {}    # id -> times a traced tensor was rebound
         self.written: list[tuple[Tensor, int, int]] = []  # after the trace: see finish()
         self._rng_state = None
+        # NOTE (training step capture): backward() and optimizer steps inside a trace
+        self.ran_backward = False
+        self._grads: dict[int, list] = {}     # id -> [leaf, .grad before, cleared]
+        self.grad_writes: list[tuple[Tensor, int | None, bool]] = []  # see finish()
+        self.guards: list = []                # callables: True while the trace is valid
 
     # ---- in-place writes (see the NOTE at the top) -------------------------------------
     def note_born(self, t: Tensor) -> None:
@@ -146,6 +151,48 @@ class Tracer:
                              f"{tuple(t.shape)}) after that tensor was written in place; "
                              f"a compile trace does not follow that")
 
+    # ---- .grad fields and optimizer state (NOTE (training step capture)) ---------------
+    def note_grad(self, leaf: Tensor, cleared: bool = False) -> None:
+        """``leaf.grad`` is about to change (the engine stores a gradient, or
+        ``zero_grad`` clears it, ``cleared``)."""
+        self.ran_backward = self.ran_backward or not cleared
+        entry = self._grads.get(id(leaf))
+        if entry is None:
+            entry = self._grads[id(leaf)] = [leaf, leaf.grad, False]
+            original = leaf.grad
+            self.guards.append(lambda: (leaf.grad is None) == (original is None))
+        entry[2] = entry[2] or cleared
+
+    def keep(self, t: Tensor) -> Tensor:
+        """``t``, made during the trace, outlives it (lazily created optimizer state):
+        its in-place writes are written back like those of a captured tensor."""
+        self._born.discard(id(t))
+        return t
+
+    def runtime_scalar(self, read, dtype) -> Tensor:
+        """A 0-d input whose value ``read()`` gives at every call (a learning rate a
+        scheduler changes, a bias correction): never a constant in the code."""
+        node = self._new_input((), dtype, ("scalar", read, np.dtype(dtype)))
+        return _wrap(TraceValue((), dtype, node, self))
+
+    def _finish_grads(self) -> None:
+        """Put each ``.grad`` back; ``grad_writes`` lists ``(leaf, node of its final
+        gradient or None for no gradient, whether it accumulated into the old tensor)``."""
+        for leaf, original, cleared in self._grads.values():
+            final = leaf.grad
+            leaf.grad = original
+            if final is None:
+                self.grad_writes.append((leaf, None, False))
+            elif isinstance(final._data, TraceValue) and final._data.tracer is self:
+                if original is not None and id(original) in self.captured:
+                    # the old gradient is read at every call: it must be the same tensor
+                    self.guards.append(lambda leaf=leaf, old=original: leaf.grad is old)
+                self.grad_writes.append((leaf, final._data.node,
+                                         not cleared and original is not None))
+            elif final is not original:
+                raise TraceError("a .grad field was set to a tensor made outside the trace")
+        self._grads.clear()
+
     def rebind_count(self, t: Tensor) -> int:
         return self._rebinds.get(id(t), 0)
 
@@ -153,6 +200,7 @@ class Tracer:
         """Put every written tensor back as it was before the trace.  ``written`` then
         lists ``(tensor, node of its final value, number of writes)`` for the tensors
         that outlive the trace; captures of their aliases read the tensor itself."""
+        self._finish_grads()
         written = []
         for w in self._writes.values():
             t = w.tensor

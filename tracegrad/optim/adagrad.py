@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._tensor import _wrap
+from . import _capture
 from .optimizer import (Optimizer, _bump_step, _check_float, _params_with_grad, _scalar,
                         _step_tensor, _touch)
 
@@ -45,6 +46,9 @@ class Adagrad(Optimizer):
         if not state:
             state["step"] = _step_tensor()
             state["sum"] = _wrap(np.full_like(p._data, group["initial_accumulator_value"]))
+
+    def _trace_group(self, group: dict) -> None:
+        _capture.adagrad(self, group)
 
     def _update_group(self, group: dict) -> None:
         lr = _scalar(group["lr"])

@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from .._tensor import _wrap
+from . import _capture
 from .optimizer import (Optimizer, _bump_step, _check_float, _params_with_grad, _scalar,
                         _step_tensor, _touch)
 
@@ -45,6 +46,9 @@ class Adam(Optimizer):
                         amsgrad=amsgrad, foreach=foreach, maximize=maximize,
                         capturable=capturable, differentiable=differentiable, fused=fused)
         super().__init__(params, defaults)
+
+    def _trace_group(self, group: dict) -> None:
+        _capture.adam(self, group, self._decoupled)
 
     def _update_group(self, group: dict) -> None:
         lr = _scalar(group["lr"])

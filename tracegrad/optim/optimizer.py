@@ -22,6 +22,7 @@ import numpy as np
 
 from .._tensor import Tensor, _wrap
 from ..autograd.grad_mode import enable_grad, no_grad
+from . import _capture
 
 
 class _RequiredParameter:
@@ -116,9 +117,18 @@ class Optimizer:
     # ---- gradients ---------------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset every parameter's ``.grad`` (to None by default, else to zeros in place)."""
+        tracer = _capture.tracer()
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
+                    continue
+                if tracer is not None:   # NOTE (training step capture), compiler/tracer.py
+                    if set_to_none:
+                        tracer.note_grad(p, cleared=True)
+                        p.grad = None
+                    else:
+                        with no_grad():
+                            p.grad.zero_()
                     continue
                 if set_to_none:
                     p.grad = None
@@ -139,12 +149,22 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         with no_grad():
-            for group in self.param_groups:
-                self._update_group(group)
+            if _capture.tracer() is not None:
+                _capture.guard_groups(self)
+                for group in self.param_groups:
+                    self._trace_group(group)
+            else:
+                for group in self.param_groups:
+                    self._update_group(group)
         return loss
 
     def _update_group(self, group: dict) -> None:
         raise NotImplementedError(f"{type(self).__name__} does not implement step()")
+
+    def _trace_group(self, group: dict) -> None:
+        """The update of ``group`` in tensor ops, for a compile trace (``_capture``)."""
+        raise NotImplementedError(f"{type(self).__name__}.step() cannot be compiled; call it "
+                                  f"outside the compiled function")
 
     # ---- state dict --------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._tensor import _wrap
+from . import _capture
 from .optimizer import (Optimizer, _bump_step, _check_float, _params_with_grad, _scalar,
                         _step_tensor, _touch)
 
@@ -38,6 +39,9 @@ class RMSprop(Optimizer):
                         weight_decay=weight_decay, capturable=capturable, foreach=foreach,
                         maximize=maximize, differentiable=differentiable)
         super().__init__(params, defaults)
+
+    def _trace_group(self, group: dict) -> None:
+        _capture.rmsprop(self, group)
 
     def _update_group(self, group: dict) -> None:
         lr = _scalar(group["lr"])

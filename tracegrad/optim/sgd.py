@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._tensor import _wrap
+from . import _capture
 from .optimizer import Optimizer, _check_float, _params_with_grad, _scalar, _touch
 
 
@@ -34,6 +35,9 @@ class SGD(Optimizer):
                         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
                         foreach=foreach, differentiable=differentiable, fused=fused)
         super().__init__(params, defaults)
+
+    def _trace_group(self, group: dict) -> None:
+        _capture.sgd(self, group)
 
     def _update_group(self, group: dict) -> None:
         lr = _scalar(group["lr"])

@@ -1,0 +1,224 @@
+"""Optimizer updates inside a compile trace (NOTE (training step capture) in
+compiler/tracer.py).
+
+Eagerly, the update rules work on NumPy storage in place (fast, no dispatch). A trace sees
+only tensor operations, so under a trace ``Optimizer.step`` runs the rules written here with
+in-place tensor ops instead: the tracer records them as writes into the parameters and the
+state tensors, and the compiled step writes those back at every call.
+
+What changes between steps is never a constant in the code: every hyper-parameter that is
+a number (lr, betas, eps, weight decay, momentum...) and every value derived from the step
+count (Adam's bias corrections, Adagrad's decayed lr) is a 0-d runtime input, computed on
+the host in float64 at each call exactly as the eager rule computes it. What decides the
+shape of the update (a zero or non-zero weight decay, nesterov, amsgrad, the parameters of
+each group, whether a state tensor exists yet) is a guard: when it changes, the step is
+traced again rather than replayed.
+
+>>> import tracegrad as torch
+>>> w = torch.tensor([1.0, 2.0], requires_grad=True)
+>>> opt = torch.optim.SGD([w], lr=0.5)
+>>> step = torch.compile(lambda: opt.step())
+>>> w.grad = torch.tensor([1.0, 1.0]); _ = step(); w
+tensor([0.5000, 1.5000], requires_grad=True)
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import _trace_state
+from .._tensor import Tensor, _wrap
+
+
+def tracer():
+    """This thread's active compile tracer, or None."""
+    return _trace_state.state.tracer if _trace_state.active_traces else None
+
+
+def _scalar(v) -> float:
+    return float(v.item()) if isinstance(v, Tensor) else float(v)
+
+
+class Hyper:
+    """Runtime scalars and guards of one traced ``step()`` of one parameter group."""
+
+    def __init__(self, group: dict, dtype) -> None:
+        self.tracer = tracer()
+        self.group = group
+        self.dtype = np.dtype(dtype)
+
+    def value(self, read) -> Tensor:
+        """A 0-d input computed by ``read()`` (a float) at every call."""
+        return self.tracer.runtime_scalar(read, self.dtype)
+
+    def option(self, name: str, index: int | None = None) -> Tensor:
+        group = self.group
+        if index is None:
+            return self.value(lambda: _scalar(group[name]))
+        return self.value(lambda: _scalar(group[name][index]))
+
+    def new_state(self, like: np.ndarray, fill: float = 0.0, dtype=None) -> Tensor:
+        """A state tensor made now, eagerly, that outlives the trace."""
+        arr = np.full_like(like, fill) if dtype is None else np.full(like.shape, fill, dtype)
+        return self.tracer.keep(_wrap(arr))
+
+    def guard_state(self, state: dict) -> None:
+        """The trace assumed ``state`` had these keys: retrace when they change."""
+        keys = frozenset(state)
+        self.tracer.guards.append(lambda: frozenset(state) == keys)
+
+
+def guard_groups(optimizer) -> None:
+    """Retrace when a group or parameter is added or removed, or an option that shapes
+    the update changes (a boolean, or a number becoming zero or non-zero)."""
+    def shape() -> tuple:
+        return tuple((tuple(id(p) for p in g["params"]),
+                      tuple((k, _shape_of(v)) for k, v in g.items() if k != "params"))
+                     for g in optimizer.param_groups)
+    seen = shape()
+    tracer().guards.append(lambda: shape() == seen)
+
+
+def _shape_of(v):
+    if isinstance(v, (bool, str)) or v is None:
+        return v
+    if isinstance(v, (tuple, list)):
+        return tuple(_shape_of(x) for x in v)
+    if isinstance(v, Tensor):
+        return "tensor"
+    return float(v) != 0.0
+
+
+def grads(group: dict):
+    """``(p, grad)`` of each parameter of ``group`` that has a gradient now (in the trace)."""
+    for p in group["params"]:
+        if p.grad is not None:
+            yield p, p.grad
+
+
+def _step_count(state: dict):
+    """A reader of this call's step count (the stored count, before the step adds 1)."""
+    return lambda: float(np.asarray(state["step"]._data)) + 1.0
+
+
+def sgd(opt, group: dict) -> None:
+    for p, g in grads(group):
+        h = Hyper(group, p._data.dtype)
+        state = opt.state[p]
+        h.guard_state(state)
+        if group["maximize"]:
+            g = -g
+        if group["weight_decay"] != 0:
+            g = g + h.option("weight_decay") * p
+        momentum = group["momentum"]
+        if momentum != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = h.new_state(p._data)
+                buf.copy_(g)
+            else:
+                buf.mul_(h.option("momentum"))
+                if group["dampening"] == 0:
+                    buf.add_(g)
+                else:
+                    buf.add_(h.value(lambda: 1.0 - _scalar(group["dampening"])) * g)
+            g = g + h.option("momentum") * buf if group["nesterov"] else buf
+        p.sub_(h.option("lr") * g)
+
+
+def adam(opt, group: dict, decoupled: bool) -> None:
+    for p, g in grads(group):
+        h = Hyper(group, p._data.dtype)
+        state = opt.state[p]
+        if not state:
+            state["step"] = h.new_state(np.zeros(()), dtype=np.float32)
+            state["exp_avg"] = h.new_state(p._data)
+            state["exp_avg_sq"] = h.new_state(p._data)
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = h.new_state(p._data)
+        h.guard_state(state)
+        step = _step_count(state)
+        state["step"].add_(1)
+        if group["maximize"]:
+            g = -g
+        if group["weight_decay"] != 0:
+            if decoupled:
+                p.mul_(h.value(lambda: 1 - _scalar(group["lr"]) * group["weight_decay"]))
+            else:
+                g = g + h.option("weight_decay") * p
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m.mul_(h.option("betas", 0))
+        m.add_(h.value(lambda: 1 - _scalar(group["betas"][0])) * g)
+        v.mul_(h.option("betas", 1))
+        v.add_(h.value(lambda: 1 - _scalar(group["betas"][1])) * (g * g))
+        if group["amsgrad"]:
+            vmax = state["max_exp_avg_sq"]
+            vmax.copy_(vmax.maximum(v))
+            denom = vmax.sqrt()
+        else:
+            denom = v.sqrt()
+        bias2_sqrt = h.value(lambda: math.sqrt(1 - _scalar(group["betas"][1]) ** step()))
+        denom = denom / bias2_sqrt + h.option("eps")
+        step_size = h.value(lambda: -(_scalar(group["lr"])
+                                      / (1 - _scalar(group["betas"][0]) ** step())))
+        p.add_((m / denom) * step_size)
+
+
+def rmsprop(opt, group: dict) -> None:
+    for p, g in grads(group):
+        h = Hyper(group, p._data.dtype)
+        state = opt.state[p]
+        if not state:
+            state["step"] = h.new_state(np.zeros(()), dtype=np.float32)
+            state["square_avg"] = h.new_state(p._data)
+            if group["momentum"] > 0:
+                state["momentum_buffer"] = h.new_state(p._data)
+            if group["centered"]:
+                state["grad_avg"] = h.new_state(p._data)
+        h.guard_state(state)
+        state["step"].add_(1)
+        if group["maximize"]:
+            g = -g
+        if group["weight_decay"] != 0:
+            g = g + h.option("weight_decay") * p
+        alpha = h.option("alpha")
+        one_minus_alpha = h.value(lambda: 1 - _scalar(group["alpha"]))
+        s = state["square_avg"]
+        s.mul_(alpha)
+        s.add_(one_minus_alpha * (g * g))
+        if group["centered"]:
+            a = state["grad_avg"]
+            a.mul_(alpha)
+            a.add_(one_minus_alpha * g)
+            avg = (s - a * a).sqrt()
+        else:
+            avg = s.sqrt()
+        avg = avg + h.option("eps")
+        if group["momentum"] > 0:
+            b = state["momentum_buffer"]
+            b.mul_(h.option("momentum"))
+            b.add_(g / avg)
+            p.sub_(h.option("lr") * b)
+        else:
+            p.add_((g / avg) * h.value(lambda: -_scalar(group["lr"])))
+
+
+def adagrad(opt, group: dict) -> None:
+    for p, g in grads(group):
+        h = Hyper(group, p._data.dtype)
+        opt._init_state(p, group)
+        state = opt.state[p]
+        h.guard_state(state)
+        step = _step_count(state)
+        state["step"].add_(1)
+        if group["maximize"]:
+            g = -g
+        if group["weight_decay"] != 0:
+            g = g + h.option("weight_decay") * p
+        s = state["sum"]
+        s.add_(g * g)
+        std = s.sqrt() + h.option("eps")
+        clr = h.value(lambda: -(_scalar(group["lr"])
+                                / (1 + (step() - 1) * _scalar(group["lr_decay"]))))
+        p.add_((g / std) * clr)

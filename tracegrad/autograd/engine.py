@@ -204,8 +204,7 @@ def _store_leaf_grads(leaves: dict, leaf_grads: dict, create_graph: bool,
             # NOTE (grads in a trace): .grad gets a traced value; the tracer restores the
             # field when the trace ends and the compiled step writes the value back at every
             # call (aliases of one gradient get their own copies there, not here).
-            tracer.note_grad(leaf)
-            leaf.grad = g if leaf.grad is None else leaf.grad + g
+            tracer.store_grad(leaf, g)
         elif leaf.grad is None:
             data = g._data
             # A gradient that aliases another tensor (passed through add, broadcast by

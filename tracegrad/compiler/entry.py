@@ -231,7 +231,7 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool,
                 arg_writes.append((("arg", position), t._data.node, tracer.rebind_count(t)))
 
     writes = arg_writes + [(("captured", t), node, count) for t, node, count in tracer.written]
-    if not tracer.ran_backward and any(kind == "captured" and t._requires_grad
+    if not tracer.training_step and any(kind == "captured" and t._requires_grad
                                        for (kind, t), _, _ in writes):
         raise TraceError("an in-place write to a tensor that requires grad, outside the "
                          "function's arguments, cannot be compiled")

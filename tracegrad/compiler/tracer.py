@@ -99,6 +99,7 @@ class Tracer:
         self._rng_state = None
         # NOTE (training step capture): backward() and optimizer steps inside a trace
         self.ran_backward = False
+        self.stepped = False                  # an optimizer step ran (optim/_capture.py)
         self._grads: dict[int, list] = {}     # id -> [leaf, .grad before, cleared]
         self.grad_writes: list[tuple[Tensor, int | None, bool]] = []  # see finish()
         self.guards: list = []                # callables: True while the trace is valid
@@ -163,6 +164,15 @@ class Tracer:
             self.guards.append(lambda: (leaf.grad is None) == (original is None))
         entry[2] = entry[2] or cleared
 
+    def store_grad(self, leaf: Tensor, g: Tensor) -> None:
+        """The engine's ``leaf.grad = g`` (or ``+= g``) in a trace.  The stored value is
+        the leaf's own tensor, as eagerly (where the engine copies an aliasing gradient),
+        so an in-place write into it (clipping) is no write into a view."""
+        self.note_grad(leaf)
+        value = g if leaf.grad is None else leaf.grad + g
+        self._rebinds.setdefault(id(value), 0)
+        leaf.grad = value
+
     def keep(self, t: Tensor) -> Tensor:
         """``t``, made during the trace, outlives it (lazily created optimizer state):
         its in-place writes are written back like those of a captured tensor."""
@@ -192,6 +202,11 @@ class Tracer:
             elif final is not original:
                 raise TraceError("a .grad field was set to a tensor made outside the trace")
         self._grads.clear()
+
+    @property
+    def training_step(self) -> bool:
+        """backward() or an optimizer step ran: writes into parameters are the point."""
+        return self.ran_backward or self.stepped
 
     def rebind_count(self, t: Tensor) -> int:
         return self._rebinds.get(id(t), 0)

@@ -77,7 +77,9 @@ def guard_groups(optimizer) -> None:
                       tuple((k, _shape_of(v)) for k, v in g.items() if k != "params"))
                      for g in optimizer.param_groups)
     seen = shape()
-    tracer().guards.append(lambda: shape() == seen)
+    active = tracer()
+    active.stepped = True
+    active.guards.append(lambda: shape() == seen)
 
 
 def _shape_of(v):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..._tensor import Tensor
+from ..._dispatch import is_tracing
 from ...autograd.grad_mode import no_grad
 
 
@@ -56,9 +57,29 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
     (5.0, [0.6, 0.8])
     """
     params = _params(parameters)
+    if is_tracing() and params and not error_if_nonfinite:
+        return _clip_grad_norm_traced(params, float(max_norm), float(norm_type))
     total = get_total_norm([p.grad for p in params], norm_type, error_if_nonfinite)
     clip_grads_with_norm_(params, max_norm, total)
     return total
+
+
+def _clip_grad_norm_traced(params, max_norm: float, norm_type: float) -> Tensor:
+    """The same clip in tensor ops, for a compiled training step: the norm in float64 as
+    above, and ``min(coef, 1)`` instead of the branch on ``coef < 1`` (``g * 1.0 == g``)."""
+    with no_grad():
+        grads = [p.grad for p in params]
+        if norm_type == float("inf"):
+            total = grads[0].abs().max().double()
+            for g in grads[1:]:
+                total = total.maximum(g.abs().max().double())
+        else:
+            total = sum(((g.double().abs() ** norm_type).sum() for g in grads[1:]),
+                        (grads[0].double().abs() ** norm_type).sum()) ** (1.0 / norm_type)
+        coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(coef.to(g.dtype))
+        return total.to(grads[0].dtype)
 
 
 def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:

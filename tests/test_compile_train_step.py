@@ -1,0 +1,218 @@
+"""A whole training step (zero_grad, forward, backward, clip, optimizer step) compiled as
+one program: equal to eager over many steps, written back, retraced when it must be."""
+import warnings
+
+import numpy as np
+import pytest
+
+import tracegrad
+import tracegrad.nn as nn
+import tracegrad.nn.functional as F
+from tracegrad.compiler.errors import TraceError
+
+optim = tracegrad.optim
+OPTIMIZERS = [
+    (optim.SGD, dict(lr=0.1)),
+    (optim.SGD, dict(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=1e-2)),
+    (optim.SGD, dict(lr=0.05, momentum=0.9, nesterov=True, maximize=False)),
+    (optim.Adam, dict(lr=1e-2)),
+    (optim.Adam, dict(lr=1e-2, weight_decay=0.1, amsgrad=True)),
+    (optim.AdamW, dict(lr=1e-2, amsgrad=True)),
+    (optim.RMSprop, dict(lr=1e-2)),
+    (optim.RMSprop, dict(lr=1e-2, momentum=0.5, centered=True, weight_decay=1e-3)),
+    (optim.Adagrad, dict(lr=1e-1, lr_decay=0.01, weight_decay=1e-3)),
+]
+_rng = np.random.default_rng(0)
+BATCHES = [(tracegrad.from_numpy(_rng.standard_normal((8, 20)).astype(np.float32)),
+            tracegrad.from_numpy(_rng.integers(0, 4, 8))) for _ in range(5)]
+
+
+def make_mlp():
+    tracegrad.manual_seed(0)
+    return nn.Sequential(nn.Linear(20, 16), nn.Tanh(), nn.Linear(16, 4))
+
+
+def make_step(model, opt, clip=None, set_to_none=True):
+    def step(x, y):
+        opt.zero_grad(set_to_none=set_to_none)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        if clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+        return loss
+    return step
+
+
+def relative(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(a)), 1e-12))
+
+
+def assert_same_training(model_e, opt_e, model_c, opt_c, tol=1e-4):
+    for a, b in zip(model_e.parameters(), model_c.parameters()):
+        assert relative(a.detach().numpy(), b.detach().numpy()) < tol
+        assert relative(a.grad.numpy(), b.grad.numpy()) < tol
+    for pe, pc in zip(model_e.parameters(), model_c.parameters()):
+        se, sc = opt_e.state[pe], opt_c.state[pc]
+        assert se.keys() == sc.keys()
+        for k in se:
+            assert relative(se[k].numpy(), sc[k].numpy()) < tol, k
+
+
+@pytest.mark.parametrize("clip", [None, 0.5])
+@pytest.mark.parametrize("cls, kw", OPTIMIZERS, ids=lambda v: getattr(v, "__name__", str(v)))
+def test_compiled_step_equals_eager_over_100_steps(cls, kw, clip):
+    model_e, model_c = make_mlp(), make_mlp()
+    opt_e, opt_c = cls(model_e.parameters(), **kw), cls(model_c.parameters(), **kw)
+    eager = make_step(model_e, opt_e, clip)
+    compiled = tracegrad.compile(make_step(model_c, opt_c, clip), fullgraph=True)
+    for i in range(100):
+        le = eager(*BATCHES[i % 5])
+        lc = compiled(*BATCHES[i % 5])
+        assert relative(le.item(), lc.item()) < 1e-4
+    assert_same_training(model_e, opt_e, model_c, opt_c)
+    # the first call traces with no .grad and no state, the second with both; then replay
+    assert compiled.cache_info().misses == 2 and compiled.cache_info().hits == 98
+
+
+def test_scheduler_changes_lr_without_recompiling():
+    model_e, model_c = make_mlp(), make_mlp()
+    opt_e = optim.Adam(model_e.parameters(), lr=1e-2)
+    opt_c = optim.Adam(model_c.parameters(), lr=1e-2)
+    sched_e = optim.lr_scheduler.StepLR(opt_e, 3, gamma=0.5)
+    sched_c = optim.lr_scheduler.StepLR(opt_c, 3, gamma=0.5)
+    eager = make_step(model_e, opt_e)
+    compiled = tracegrad.compile(make_step(model_c, opt_c), fullgraph=True)
+    for i in range(12):
+        eager(*BATCHES[i % 5])
+        compiled(*BATCHES[i % 5])
+        sched_e.step()
+        sched_c.step()
+    assert opt_c.param_groups[0]["lr"] == pytest.approx(1e-2 / 16)
+    assert compiled.cache_info().misses == 2
+    assert_same_training(model_e, opt_e, model_c, opt_c, tol=1e-5)
+
+
+def test_grads_written_back_keep_eager_identity_and_accumulate():
+    """Without zero_grad, gradients accumulate into the same .grad tensor, as eagerly."""
+    model_e, model_c = make_mlp(), make_mlp()
+
+    def accumulate(model):
+        def step(x, y):
+            F.cross_entropy(model(x), y).backward()
+        return step
+    eager, compiled = accumulate(model_e), tracegrad.compile(accumulate(model_c))
+    for i in range(4):
+        eager(*BATCHES[i])
+        compiled(*BATCHES[i])
+        if i == 1:
+            held = [p.grad for p in model_c.parameters()]
+    for a, b, g in zip(model_e.parameters(), model_c.parameters(), held):
+        np.testing.assert_allclose(b.grad.numpy(), a.grad.numpy(), rtol=1e-5, atol=1e-7)
+        assert b.grad is g   # accumulated in place after the first step made it
+        assert a.grad.numpy().shape == b.grad.numpy().shape
+
+
+def test_zero_grad_without_set_to_none_writes_zeros_in_place():
+    model_e, model_c = make_mlp(), make_mlp()
+    opt_e, opt_c = optim.SGD(model_e.parameters(), lr=0.1), optim.SGD(model_c.parameters(), lr=0.1)
+    eager = make_step(model_e, opt_e, set_to_none=False)
+    compiled = tracegrad.compile(make_step(model_c, opt_c, set_to_none=False), fullgraph=True)
+    for i in range(6):
+        eager(*BATCHES[i % 5])
+        compiled(*BATCHES[i % 5])
+    assert_same_training(model_e, opt_e, model_c, opt_c, tol=1e-5)
+
+
+def test_two_parameters_never_share_a_written_back_gradient():
+    w1 = tracegrad.ones(3, requires_grad=True)
+    w2 = tracegrad.ones(3, requires_grad=True)
+
+    @tracegrad.compile
+    def step():
+        (w1 + w2).sum().backward()   # both gradients are the same traced value
+    step()
+    w1.grad.mul_(2)
+    assert w2.grad.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_adding_a_param_group_retraces():
+    model = make_mlp()
+    first, second = list(model.parameters())[:2], list(model.parameters())[2:]
+    opt = optim.SGD(first, lr=0.1)
+    compiled = tracegrad.compile(make_step(model, opt), fullgraph=True)
+    for i in range(3):
+        compiled(*BATCHES[i])
+    before = [p.detach().numpy().copy() for p in second]
+    misses = compiled.cache_info().misses
+    opt.add_param_group({"params": second, "lr": 0.1})
+    compiled(*BATCHES[3])
+    assert compiled.cache_info().misses == misses + 1
+    assert all(not np.array_equal(b, p.detach().numpy()) for b, p in zip(before, second))
+
+
+def test_toggling_requires_grad_retraces_and_freezes():
+    model = make_mlp()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    compiled = tracegrad.compile(make_step(model, opt))
+    for i in range(3):
+        compiled(*BATCHES[i])
+    frozen = model[0].weight
+    frozen.requires_grad_(False)
+    kept = frozen.detach().numpy().copy()
+    misses = compiled.cache_info().misses
+    for i in range(2):
+        compiled(*BATCHES[i])
+    assert compiled.cache_info().misses > misses
+    np.testing.assert_array_equal(frozen.detach().numpy(), kept)
+
+
+def test_item_mid_step_falls_back_with_the_line_and_raises_with_fullgraph():
+    model = make_mlp()
+    opt = optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        if loss.item() > 1e9:   # reads the value on the host
+            return loss
+        loss.backward()
+        opt.step()
+        return loss
+    before = model[0].weight.detach().numpy().copy()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tracegrad.compile(step)(*BATCHES[0])
+    assert any("test_compile_train_step.py" in str(w.message) for w in caught)
+    assert not np.array_equal(before, model[0].weight.detach().numpy())  # eager step ran
+    with pytest.raises(TraceError, match="fullgraph"):
+        tracegrad.compile(step, fullgraph=True)(*BATCHES[0])
+
+
+def test_nan_mid_step_propagates_as_in_eager():
+    w_e = tracegrad.tensor([1.0, -1.0], requires_grad=True)
+    w_c = tracegrad.tensor([1.0, -1.0], requires_grad=True)
+    opts = optim.SGD([w_e], lr=0.1), optim.SGD([w_c], lr=0.1)
+
+    def make(w, opt):
+        def step():
+            opt.zero_grad()
+            w.sqrt().sum().backward()   # sqrt(-1): nan value and gradient
+            opt.step()
+        return step
+    make(w_e, opts[0])()
+    tracegrad.compile(make(w_c, opts[1]))()
+    np.testing.assert_array_equal(np.isnan(w_c.detach().numpy()), np.isnan(w_e.detach().numpy()))
+    np.testing.assert_allclose(w_c.detach().numpy(), w_e.detach().numpy(), equal_nan=True)
+
+
+def test_optimizer_step_alone_compiles_with_lr_a_runtime_input():
+    w = tracegrad.tensor([1.0, 2.0], requires_grad=True)
+    opt = optim.SGD([w], lr=0.5)
+    step = tracegrad.compile(lambda: opt.step(), fullgraph=True)
+    w.grad = tracegrad.tensor([1.0, 1.0])
+    step()
+    opt.param_groups[0]["lr"] = 0.25
+    step()
+    assert w.tolist() == [0.25, 1.25] and step.cache_info().misses == 1

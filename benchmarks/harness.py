@@ -20,6 +20,8 @@ import numpy as np
 # arm names, in the order the table prints them
 MAIN_ARMS = ("eager", "compiled")
 PEER_ARMS = ("numpy", "torch", "torch.compile", "jax.jit")
+# the training step compiled as one program (zero_grad, forward, backward, optimizer step)
+WHOLE_STEP = "whole step"
 
 
 @dataclasses.dataclass

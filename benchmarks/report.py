@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 import math
 
-from .harness import MAIN_ARMS, PEER_ARMS, Row
+from .harness import MAIN_ARMS, PEER_ARMS, WHOLE_STEP, Row
 
-HEADER = ["workload", "size", "unit", "eager", "compiled", "speedup", "GB/s", "% BW",
+HEADER = ["workload", "size", "unit", "eager", "compiled", "whole step", "speedup", "GB/s", "% BW",
           "compile cold / warm", "numpy", "torch", "torch.compile", "jax.jit", "check / note"]
 
 
@@ -58,6 +58,7 @@ def cells(row: Row, bandwidth: float | None) -> list[str]:
         compile_cell = f"{_secs(row.compile_cold)} / {_secs(row.compile_warm)}"
     return [row.name, row.size, row.unit,
             *(_time_cell(row, a) for a in MAIN_ARMS),
+            _time_cell(row, WHOLE_STEP),
             f"{sp:.2f}x" if sp else "—",
             f"{g:.1f}" if g else "—",
             f"{100 * g / bandwidth:.0f}%" if (g and bandwidth) else "—",

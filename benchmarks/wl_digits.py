@@ -1,6 +1,7 @@
 """The digits MLP training epoch: sklearn's 8x8 digits, an MLP 64-128-10 (ReLU) with
 ``tracegrad.nn`` and ``tracegrad.optim.SGD``, cross-entropy, batches of 64. eager: plain
-eager training; compiled: the loss function compiled (forward+backward), eager SGD."""
+eager training; compiled: the loss function compiled (forward+backward), eager SGD;
+whole step: zero_grad, forward, backward and the SGD step compiled as one program."""
 from __future__ import annotations
 
 import numpy as np
@@ -59,7 +60,7 @@ def run(cfg: Config) -> list[Row]:
     init = state_numpy(nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10)))
     row = Row(NAME, "digits MLP epoch", size, "ms")
 
-    def tg_arm(compile_it: bool):
+    def tg_arm(compile_it: bool, whole: bool = False):
         model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
         load_state(model, init)
 
@@ -67,6 +68,8 @@ def run(cfg: Config) -> list[Row]:
             return F.cross_entropy(model(x), y)
         fn = tracegrad.compile(loss_fn) if compile_it else loss_fn
         step = tg_train_step(model, tracegrad.optim.SGD(model.parameters(), lr=LR), fn)
+        if whole:
+            step = tracegrad.compile(step, fullgraph=True)
 
         def epoch():
             for x, y in tg_batches:
@@ -78,7 +81,7 @@ def run(cfg: Config) -> list[Row]:
     with clock.cold():
         compiled(*tg_batches[0]).backward()
     row.correct = grads_match(model_c, loss_c, compiled, tg_batches[0])
-    arms = {"eager": tg_arm(False)[3], "compiled": epoch_c,
+    arms = {"eager": tg_arm(False)[3], "compiled": epoch_c, "whole step": tg_arm(False, True)[3],
             "numpy": _numpy_epoch([a.copy() for a in init], np_batches)}
     torch = cfg.peers.get("torch")
     if torch is not None:

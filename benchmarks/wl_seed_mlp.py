@@ -3,7 +3,8 @@ N=64, D_in=1000, H=100, D_out=10, ReLU via clamp, summed squared error, SGD lr=1
 
 eager: tracegrad eager forward, backward, update under no_grad, grads zeroed.
 compiled: ``tracegrad.compile`` of the loss function (forward+backward compiled), the same
-eager SGD step. numpy: hand-written forward/backward/update.
+eager SGD step. whole step: the whole step (zero_grad, forward, backward, ``optim.SGD``
+step) compiled as one program. numpy: hand-written forward/backward/update.
 """
 from __future__ import annotations
 
@@ -53,6 +54,20 @@ def _train_step(lib, f, x, y, w1, w2):
             w2.grad.zero_()
         return loss
     return step
+
+
+def whole_step(x, y, w1, w2):
+    """The seed step with ``optim.SGD``, compiled whole: one program per call."""
+    opt = tracegrad.optim.SGD([w1, w2], lr=LR)
+
+    @tracegrad.compile(fullgraph=True)
+    def step(x, y):
+        opt.zero_grad()
+        loss = loss_fn(x, y, w1, w2)
+        loss.backward()
+        opt.step()
+        return loss
+    return lambda: step(x, y)
 
 
 def numpy_step(x, y, w1, w2):
@@ -114,6 +129,7 @@ def run(cfg: Config) -> list[Row]:
     row.correct = all(close(g, r, rtol=1e-3, atol_rel=1e-4) for g, r in zip(got, ref))
     arms = {"eager": _train_step(tracegrad, loss_fn, *_params(tracegrad, *data)),
             "compiled": _train_step(tracegrad, compiled, *_params(tracegrad, *data)),
+            "whole step": whole_step(*_params(tracegrad, *data)),
             "numpy": numpy_step(*(a.copy() for a in data))}
     torch = cfg.peers.get("torch")
     if torch is not None:

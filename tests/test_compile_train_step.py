@@ -216,3 +216,22 @@ def test_optimizer_step_alone_compiles_with_lr_a_runtime_input():
     opt.param_groups[0]["lr"] = 0.25
     step()
     assert w.tolist() == [0.25, 1.25] and step.cache_info().misses == 1
+
+
+def test_explain_labels_forward_backward_and_update_kernels():
+    model = make_mlp()
+    opt = optim.Adam(model.parameters(), lr=1e-2)
+    compiled = tracegrad.compile(make_step(model, opt), fullgraph=True)
+    compiled(*BATCHES[0])
+    compiled(*BATCHES[1])
+    report = compiled.explain(*BATCHES[2])
+    stages = {k.stage for k in report.kernels}
+    assert "forward" in stages and any("update" in s for s in stages), stages
+    assert any("backward" in s for s in stages), stages
+    assert "[update]" in str(report) or "+update]" in str(report)
+    # Adam's rule (both moments, the bias-corrected step, the parameter) fuses into ONE
+    # kernel per parameter; the only other update kernels add 1 to the step counts
+    update = [k for k in report.kernels if k.stage == "update"]
+    n_params = len(list(model.parameters()))
+    assert len([k for k in update if "SQRT" in k.ops]) == n_params
+    assert all(k.ops == ["ADD"] for k in update if "SQRT" not in k.ops)

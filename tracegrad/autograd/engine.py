@@ -91,6 +91,9 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool,
     for t in (*roots, *(capture or ())):
         if t._view is not None:
             sync_view_history(t)  # NOTE (views) in _ops/views.py
+    tracer = _trace_state.state.tracer if _trace_state.active_traces else None
+    if tracer is not None:
+        tracer.mark_phase("backward")   # for reports (NOTE (training step capture))
     node_grads: dict = {}
     leaf_grads: dict = {}
     leaves: dict = {}

@@ -91,7 +91,8 @@ def dump_entry(compiled, key, entry) -> None:
         if program is None:
             continue
         groups.append(f"# {stage}")
-        groups += [f"kernel {k.name}: {' + '.join(k.ops)}" for k in program.kernels]
+        groups += [f"kernel {k.name} [{entry.stages.get(k.name, stage)}]: {' + '.join(k.ops)}"
+                   for k in program.kernels]
         groups += [f"extern {s.node.op.name}" for s in program.externs]
         (folder / f"{stage}_program.txt").write_text(str(program) + "\n")
         sources = llvm_sources(program)
@@ -132,6 +133,7 @@ def write_index(root: Path) -> None:
                 continue
             for stage_, step, shapes, nbytes, secs in _kernel_rows(program, runner, stage):
                 ms = "" if secs is None else f"{secs * 1e3:.1f}"
+                stage_ = entry.stages.get(step.name, stage_)
                 kernel_lines.append(f"| {folder.name} | {stage_} | {step.name} | "
                                     f"{' + '.join(step.ops)} | {shapes} | {nbytes} | {ms} |")
     if root.exists():

@@ -56,6 +56,8 @@ class Entry:
         self.grad_writes = []          # per .grad written in the step: (leaf, has a value,
         #                                accumulates into the old tensor), see Entry.run
         self.guards = []               # callables, all True while this entry is valid
+        self.stages = {}               # forward kernel name -> "forward", "backward",
+        #                                "update" or a mix ("backward+update") in a step
 
     @classmethod
     def eager_fallback(cls) -> "Entry":
@@ -261,6 +263,8 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool,
     if not plan_programs:
         return entry
     entry.forward_plan = plan(parts.forward)
+    if tracer.training_step:
+        entry.stages = _kernel_stages(entry.forward_plan, parts.forward_ids, tracer)
     if parts.backward is not None:
         entry.backward_plan = plan(parts.backward)
     planned = time.perf_counter()
@@ -277,6 +281,19 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool,
     spent["passes"] = max(planned - traced - spent.get("lower", 0.0), 0.0)
     entry.phase_seconds = {k: spent.get(k, 0.0) for k in phase_clock.PHASES}
     return entry
+
+
+def _kernel_stages(program, forward_ids, tracer) -> dict:
+    """Each kernel's phases of the training step, from the trace nodes fused into it."""
+    joint_of = {f: j for j, f in forward_ids.items()}
+    groups = [program.fusion.groups[ref] for kind, ref in program.fusion.steps
+              if kind == "group"]
+    stages = {}
+    order = ("forward", "backward", "update")
+    for step, group in zip(program.kernels, groups):
+        phases = {tracer.phase_of(joint_of[n]) for n in group.members if n in joint_of}
+        stages[step.name] = "+".join(p for p in order if p in phases) or "forward"
+    return stages
 
 
 def _requires_grad_guards(tracer) -> list:

@@ -22,6 +22,7 @@ class Split:
     n_outputs: int              # forward results before the saved values
     saved: list[int]            # joint node ids the forward returns after the outputs
     grad_inputs: list[int]      # joint INPUT ids of the incoming gradients
+    forward_ids: dict | None = None   # joint node id -> forward graph node id
 
 
 def _ancestors(graph: Graph, roots) -> set[int]:
@@ -75,7 +76,7 @@ def split(joint: Graph, outputs: list[int], grads: list[int | None],
     _copy(joint, fwd_nodes | set(saved), forward, remap)
     forward.outputs = [remap[n] for n in outputs] + [remap[n] for n in saved]
     if not grad_inputs:
-        return Split(forward, None, inputs, len(outputs), [], [])
+        return Split(forward, None, inputs, len(outputs), [], [], remap)
 
     backward = Graph()
     bremap: dict = {}
@@ -85,4 +86,4 @@ def split(joint: Graph, outputs: list[int], grads: list[int | None],
         _add_input(backward, joint.node(n), bremap)
     _copy(joint, bwd_nodes, backward, bremap)
     backward.outputs = [bremap[g] for g in grads if g is not None]
-    return Split(forward, backward, inputs, len(outputs), saved, list(grad_inputs))
+    return Split(forward, backward, inputs, len(outputs), saved, list(grad_inputs), remap)

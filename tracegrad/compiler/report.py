@@ -14,7 +14,8 @@ class KernelReport:
     ops: list[str]
     source: str
     loop_ir: str
-    stage: str          # "forward" or "backward"
+    stage: str          # "forward" or "backward"; in a training step also "update", or
+    #                     the phases fused into one kernel ("backward+update")
     backend: str = "llvm"
 
     def __str__(self) -> str:
@@ -32,6 +33,7 @@ class Report:
         self.forward = entry.forward_plan
         self.backward = entry.backward_plan
         self.kernels: list[KernelReport] = []
+        self.stages = dict(entry.stages)
         self.externs: list[str] = []
         for stage, program in (("forward", self.forward), ("backward", self.backward)):
             if program is None:
@@ -41,7 +43,8 @@ class Report:
                        else {k.name: render_cuda(k.kernel) for k in program.kernels})
             for k in program.kernels:
                 source = sources[k.name]
-                self.kernels.append(KernelReport(k.name, list(k.ops), source, k.loop_ir, stage,
+                label = entry.stages.get(k.name, stage) if stage == "forward" else stage
+                self.kernels.append(KernelReport(k.name, list(k.ops), source, k.loop_ir, label,
                                                  backend))
             self.externs += [f"{stage}: {s.node.op.name}" for s in program.externs]
 
@@ -50,11 +53,13 @@ class Report:
         if self.symbolic:
             lines += ["", "## symbolic sizes", *self.symbolic]
         lines += ["", "## traced graph (forward and backward)", str(self.graph)]
+        stages = self.stages
         for stage, program in (("forward", self.forward), ("backward", self.backward)):
             if program is None:
                 continue
             lines += ["", f"## {stage}: fused groups",
-                      *[f"  kernel {k.name}: {' + '.join(k.ops)}" for k in program.kernels],
+                      *[f"  kernel {k.name} [{stages.get(k.name, stage)}]: {' + '.join(k.ops)}"
+                        for k in program.kernels],
                       *[f"  extern {s.node.op.name}" for s in program.externs],
                       "", f"## {stage} program", str(program)]
         for k in self.kernels:

@@ -100,6 +100,7 @@ class Tracer:
         # NOTE (training step capture): backward() and optimizer steps inside a trace
         self.ran_backward = False
         self.stepped = False                  # an optimizer step ran (optim/_capture.py)
+        self.phases: list[tuple[int, str]] = [(0, "forward")]  # (first node id, phase)
         self._grads: dict[int, list] = {}     # id -> [leaf, .grad before, cleared]
         self.grad_writes: list[tuple[Tensor, int | None, bool]] = []  # see finish()
         self.guards: list = []                # callables: True while the trace is valid
@@ -202,6 +203,20 @@ class Tracer:
             elif final is not original:
                 raise TraceError("a .grad field was set to a tensor made outside the trace")
         self._grads.clear()
+
+    def mark_phase(self, phase: str) -> None:
+        """Nodes recorded from now on belong to ``phase`` ("backward", "update"): reports
+        label each kernel of a training step with the phases of its nodes."""
+        if self.phases[-1][1] != phase:
+            nodes = self.graph.nodes
+            self.phases.append((nodes[-1].id + 1 if nodes else 0, phase))
+
+    def phase_of(self, node_id: int) -> str:
+        phase = "forward"
+        for start, name in self.phases:
+            if node_id >= start:
+                phase = name
+        return phase
 
     @property
     def training_step(self) -> bool:

@@ -79,6 +79,7 @@ def guard_groups(optimizer) -> None:
     seen = shape()
     active = tracer()
     active.stepped = True
+    active.mark_phase("update")
     active.guards.append(lambda: shape() == seen)
 
 

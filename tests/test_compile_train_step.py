@@ -235,3 +235,25 @@ def test_explain_labels_forward_backward_and_update_kernels():
     n_params = len(list(model.parameters()))
     assert len([k for k in update if "SQRT" in k.ops]) == n_params
     assert all(k.ops == ["ADD"] for k in update if "SQRT" not in k.ops)
+
+
+@pytest.mark.parametrize("cls, kw", [(optim.Adam, dict(lr=1e-2)),
+                                     (optim.SGD, dict(lr=0.1, momentum=0.9))],
+                         ids=["Adam", "SGD"])
+def test_fused_eager_step_equals_the_per_parameter_loop(cls, kw):
+    model_l, model_f = make_mlp(), make_mlp()
+    opt_l, opt_f = cls(model_l.parameters(), **kw), cls(model_f.parameters(), fused=True, **kw)
+    loop, fused = make_step(model_l, opt_l), make_step(model_f, opt_f)
+    for i in range(20):
+        loop(*BATCHES[i % 5])
+        fused(*BATCHES[i % 5])
+        if i == 10:
+            for o in (opt_l, opt_f):
+                o.param_groups[0]["lr"] *= 0.5
+    assert_same_training(model_l, opt_l, model_f, opt_f, tol=1e-5)
+    (program,) = opt_f._fused_programs.values()
+    # SGD traces its first step (momentum buffer = grad) and then the general one; Adam's
+    # first step is its general rule over zero moments, so one trace serves both. The lr
+    # change and the new .grad tensors of every step replay.
+    info = program.cache_info()
+    assert info.misses == (1 if cls is optim.Adam else 2) and info.hits == 20 - info.misses

@@ -154,9 +154,46 @@ class Optimizer:
                 for group in self.param_groups:
                     self._trace_group(group)
             else:
+                fused = [group for group in self.param_groups if group.get("fused")]
+                if fused:
+                    self._fused_step(fused)
                 for group in self.param_groups:
-                    self._update_group(group)
+                    if not group.get("fused"):
+                        self._update_group(group)
         return loss
+
+    def _fused_step(self, groups: list) -> None:
+        """``fused=True``: the updates of ``groups`` as one compiled program (the rules of
+        ``_capture``: one fused kernel per parameter, hyper-parameters read at every call,
+        retraced when a guard of ``_capture`` fails) instead of a Python loop of ops.
+
+        The gradients are the program's arguments, so a ``.grad`` replaced at every step
+        (``zero_grad()`` then ``backward()``) is no stale capture; one program per set of
+        parameters that have a gradient."""
+        params = [p for group in groups for p in group["params"] if p.grad is not None]
+        if not params:
+            return
+        programs = self.__dict__.setdefault("_fused_programs", {})
+        key = tuple(id(p) for p in params)
+        program = programs.get(key)
+        if program is None:
+            # NOTE: compile sits above optim in the layers (DESIGN.md); only fused=True
+            # needs it, so the import is made here, once per set of parameters
+            from ..compiler.function import CompiledFunction
+
+            def update(*grads) -> None:
+                kept = [p.grad for p in params]
+                try:
+                    for p, g in zip(params, grads):
+                        p.grad = g
+                    _capture.guard_groups(self)
+                    for group in groups:
+                        self._trace_group(group)
+                finally:
+                    for p, g in zip(params, kept):
+                        p.grad = g
+            program = programs[key] = CompiledFunction(update, fullgraph=True)
+        program(*[p.grad for p in params])
 
     def _update_group(self, group: dict) -> None:
         raise NotImplementedError(f"{type(self).__name__} does not implement step()")

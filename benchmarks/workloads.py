@@ -1,8 +1,8 @@
 """The one table of workloads: name -> module with ``run(cfg) -> list[Row]``."""
 from __future__ import annotations
 
-from . import (wl_digits, wl_distributed, wl_elementwise, wl_overhead, wl_rownorm, wl_scripts,
-               wl_seed_mlp, wl_seq_conv, wl_symbolic)
+from . import (wl_digits, wl_digits_adam, wl_distributed, wl_elementwise, wl_overhead,
+               wl_rownorm, wl_scripts, wl_seed_mlp, wl_seq_conv, wl_symbolic)
 
 WORKLOADS = {
     wl_overhead.NAME: wl_overhead,  # per-op eager overhead, µs/op
@@ -11,6 +11,7 @@ WORKLOADS = {
     wl_rownorm.NAME: wl_rownorm,  # softmax, layer_norm
     wl_symbolic.NAME: wl_symbolic,  # symbolic vs specialised: GELU, softmax, seed forward
     wl_digits.NAME: wl_digits,  # digits MLP epoch
+    wl_digits_adam.NAME: wl_digits_adam,  # digits MLP epoch with Adam; fused Adam update
     wl_seq_conv.LSTM_NAME: wl_seq_conv.LSTMWorkload,  # 2-layer LSTM, variable lengths
     wl_seq_conv.CNN_NAME: wl_seq_conv.CNNWorkload,  # small CNN on 8x8 digits
     wl_distributed.NAME: wl_distributed,  # DDP under mpiexec: 1 vs 2 ranks, all_reduce

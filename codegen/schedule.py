@@ -31,7 +31,7 @@ from .fuse import Fusion, fuse
 from .graph import Graph, GraphNode
 from .loop_ir import LoopKernel
 from .lower import LoweringCache
-from .ops import MOVEMENT, Op
+from .ops import ELEMENTWISE, MOVEMENT, REDUCE, Op
 from .passes import simplify
 from .view import ShapeTracker
 
@@ -42,6 +42,7 @@ class Storage(enum.Enum):
     FRESH = "fresh"         # a result: allocated anew at every call
     SLOT = "slot"           # planned bytes reused across calls (``BufferInfo.slot``)
     RETURNED = "returned"   # the array the extern step that computes it returns
+    INPLACE = "inplace"     # a result written over an argument (``BufferInfo.alias``)
 
 
 @dataclass
@@ -56,6 +57,7 @@ class BufferInfo:
     storage: Storage
     index: int | None = None
     slot: int | None = None          # with Storage.SLOT, once planned
+    alias: str | None = None         # with Storage.INPLACE: the argument buffer it overwrites
 
     @property
     def nbytes(self) -> int:
@@ -189,8 +191,12 @@ def _kernel_name(k: int, kernel_ops: list[str]) -> str:
     return f"k{k}_" + "_".join(dict.fromkeys(words))[:40].rstrip("_")
 
 
-def plan(graph: Graph) -> Program:
-    """Simplify, fuse and lower ``graph``; plan its buffers.  See module doc."""
+def plan(graph: Graph, inplace: dict[int, int] | None = None) -> Program:
+    """Simplify, fuse and lower ``graph``; plan its buffers.  See module doc.
+
+    ``inplace`` maps result positions to argument positions the caller is about to
+    overwrite with that result anyway (an optimizer's parameter update): where it is safe
+    (``_place_in_inputs``) the kernel writes the result over the argument."""
     g = simplify(graph)
     fusion = fuse(g)
     outputs_of: dict[int, int] = {}
@@ -270,7 +276,46 @@ def plan(graph: Graph) -> Program:
     program = Program(g, graph, fusion, steps, buffers,
                       [name_of[i] for i in g.inputs], outputs, lowered=lowering.lowered)
     _plan_slots(program)
+    if inplace:
+        _place_in_inputs(program, inplace)
     return program
+
+
+def _place_in_inputs(program: Program, inplace: dict[int, int]) -> None:
+    """NOTE (in-place results): a result may overwrite argument ``a`` when the one kernel
+    that computes it is the only reader of ``a``, reads it only through elementwise ops
+    of its own shape (element ``i`` is read before element ``i`` is written, and no
+    other element is), and has no reduction (whose loop could read other rows after a
+    write). Both are then bound to the same pointer; the ``noalias`` promise is kept in
+    effect because no element is read after it was written."""
+    g, fusion = program.graph, program.fusion
+    readers: dict[int, list[Node]] = {}
+    for node in g.nodes:
+        for i in node.inputs:
+            readers.setdefault(i, []).append(node)
+    claimed: set[str] = set()
+    for out_pos, in_pos in inplace.items():
+        spec = program.outputs[out_pos]
+        if spec.kind != "buffer" or in_pos >= len(g.inputs) or spec.buffer is None:
+            continue
+        info = program.buffers[spec.buffer]
+        arg = g.node(g.inputs[in_pos])
+        arg_name = program.inputs[in_pos]
+        if (info.storage is not Storage.FRESH or info.index != out_pos
+                or info.shape != arg.shape or info.dtype != arg.dtype
+                or arg_name in claimed or any(o.buffer == arg_name for o in program.outputs)
+                or any(o.kind == "input" and o.index == in_pos for o in program.outputs)):
+            continue
+        group = fusion.group_of.get(info.node)
+        users = readers.get(arg.id, [])
+        if group is None or not users or any(
+                u.op not in ELEMENTWISE or u.shape != arg.shape
+                or fusion.group_of.get(u.id) != group for u in users):
+            continue
+        if any(g.node(n).op in REDUCE for n in fusion.groups[group].members):
+            continue
+        info.storage, info.alias = Storage.INPLACE, arg_name
+        claimed.add(arg_name)
 
 
 def _step_reads(step: Step) -> list[str]:

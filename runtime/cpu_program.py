@@ -289,7 +289,12 @@ class CompiledProgram:
                         info.nbytes >= _POOL_MIN_BYTES)
                        for name, info in buffers.items() if info.storage is Storage.FRESH]
         self._derive = [(slot, k, delta) for (k, delta), slot in self._slot_of.items()
-                        if buffers[names[k]].storage in (Storage.ARGUMENT, Storage.FRESH)]
+                        if buffers[names[k]].storage in (Storage.ARGUMENT, Storage.FRESH,
+                                                         Storage.INPLACE)]
+        # NOTE (in-place results, codegen.schedule): bound to the argument they overwrite
+        self._inplace = [(self._index[name], self._index[info.alias])
+                         for name, info in buffers.items()
+                         if info.storage is Storage.INPLACE and info.alias is not None]
         # every step as a native call (a single-threaded kernel, a matmul BLAS computes
         # in place) or a Python one (a kernel split over the pool, any other extern)
         plan_calls: list[NativeCall | _KernelCall | _ExternCall] = []
@@ -416,6 +421,9 @@ class CompiledProgram:
             arr = allocator.empty(shape, dtype) if big else np.empty(shape, dtype)
             arrays[k] = arr
             addrs[k] = _address(arr)
+        for k, source in self._inplace:
+            arrays[k] = arrays[source]
+            addrs[k] = addrs[source]
         for slot, k, delta in self._derive:
             addrs[slot] = addrs[k] + delta
         for call in self._calls:

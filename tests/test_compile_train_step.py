@@ -257,3 +257,32 @@ def test_fused_eager_step_equals_the_per_parameter_loop(cls, kw):
     # change and the new .grad tensors of every step replay.
     info = program.cache_info()
     assert info.misses == (1 if cls is optim.Adam else 2) and info.hits == 20 - info.misses
+
+
+def test_parameter_and_state_updates_are_computed_over_their_own_storage():
+    """NOTE (in-place results): no fresh result array copied back per written tensor."""
+    from tracegrad.codegen.schedule import Storage
+    model = make_mlp()
+    opt = optim.Adam(model.parameters(), lr=1e-2)
+    compiled = tracegrad.compile(make_step(model, opt), fullgraph=True)
+    for i in range(3):
+        compiled(*BATCHES[i])
+    (entry,) = [e for e in compiled._cache.values()]
+    inplace = [b for b in entry.forward_plan.buffers.values() if b.storage is Storage.INPLACE]
+    # parameter, both moments and the step count of every parameter
+    assert len(inplace) == 4 * len(list(model.parameters()))
+
+
+def test_a_write_whose_old_value_a_reduction_reads_is_not_made_in_place():
+    def make(w):
+        def f():
+            with tracegrad.no_grad():
+                w.sub_(w.sum() * 0.1)   # every element reads all others: no in-place kernel
+                w.mul_(w.flip(0))       # reads a permuted view of the written tensor
+        return f
+    w_e, w_c = tracegrad.arange(4096.0) / 4096, tracegrad.arange(4096.0) / 4096
+    eager, compiled = make(w_e), tracegrad.compile(make(w_c))
+    for _ in range(3):
+        eager()
+        compiled()
+    np.testing.assert_allclose(w_c.numpy(), w_e.numpy(), rtol=1e-5)

@@ -90,7 +90,11 @@ class Entry:
             elif kind == "captured":
                 arrays.append(ref._data)
             else:  # a runtime scalar (NOTE (training step capture) in tracer.py)
-                arrays.append(np.asarray(ref[0](), ref[1]))
+                read, holder = ref
+                # NOTE: one 0-d array per scalar, refilled: the program then finds the same
+                # array as last call and skips its address lookup (~3 µs per input)
+                holder[()] = read()
+                arrays.append(holder)
         return arrays
 
     def run(self, leaves):
@@ -100,7 +104,8 @@ class Entry:
         if self.writes:  # in-place writes to inputs and captured tensors, as eager does
             for ((kind, ref), count), value in zip(self.writes, results[n_saved:]):
                 t = leaves[ref] if kind == "arg" else ref
-                np.copyto(t._data, value, casting="unsafe")
+                if value is not t._data:   # else the program wrote it in place
+                    np.copyto(t._data, value, casting="unsafe")
                 t._version[0] += count
             n_saved += len(self.writes)
         if self.grad_writes:
@@ -254,7 +259,8 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool,
     entry.input_sources = []
     for n in parts.forward_inputs:
         kind = kinds[index_of_node[n]]
-        entry.input_sources.append(kind if kind[0] != "scalar" else ("scalar", kind[1:]))
+        entry.input_sources.append(kind if kind[0] != "scalar"
+                                   else ("scalar", (kind[1], np.zeros((), kind[2]))))
     traced = time.perf_counter()
     if parts.backward is not None:
         entry.diff_inputs = diff_sources
@@ -262,7 +268,7 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool,
         entry.saved_reads = _saved_reads(parts, diff_sources, tracer, index_of_node)
     if not plan_programs:
         return entry
-    entry.forward_plan = plan(parts.forward)
+    entry.forward_plan = plan(parts.forward, _inplace_writes(entry, len(out_ids)))
     if tracer.training_step:
         entry.stages = _kernel_stages(entry.forward_plan, parts.forward_ids, tracer)
     if parts.backward is not None:
@@ -281,6 +287,19 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool,
     spent["passes"] = max(planned - traced - spent.get("lower", 0.0), 0.0)
     entry.phase_seconds = {k: spent.get(k, 0.0) for k in phase_clock.PHASES}
     return entry
+
+
+def _inplace_writes(entry, n_outputs: int) -> dict:
+    """Result position -> argument position for each in-place write of a captured
+    tensor (a parameter, optimizer state) in a training step: the program may compute it
+    over the tensor's own storage instead of a fresh array copied back."""
+    position = {id(ref): k for k, (kind, ref) in enumerate(entry.input_sources)
+                if kind == "captured"}
+    out = {}
+    for j, ((kind, ref), _count) in enumerate(entry.writes):
+        if kind == "captured" and id(ref) in position:
+            out[n_outputs + j] = position[id(ref)]
+    return out
 
 
 def _kernel_stages(program, forward_ids, tracer) -> dict:

@@ -53,10 +53,25 @@ class Hyper:
         return self.tracer.runtime_scalar(read, self.dtype)
 
     def option(self, name: str, index: int | None = None) -> Tensor:
+        """``group[name]`` (``[index]``) as a runtime input, one per group and trace."""
         group = self.group
-        if index is None:
-            return self.value(lambda: _scalar(group[name]))
-        return self.value(lambda: _scalar(group[name][index]))
+        shared = self.tracer.__dict__.setdefault("optimizer_options", {})
+        key = (id(group), name, index, self.dtype)
+        value = shared.get(key)
+        if value is None:
+            read = ((lambda: _scalar(group[name])) if index is None
+                    else (lambda: _scalar(group[name][index])))
+            value = shared[key] = self.value(read)
+        return value
+
+    def derived(self, name: str, read) -> Tensor:
+        """A value computed from the group's options only, one per group and trace."""
+        shared = self.tracer.__dict__.setdefault("optimizer_options", {})
+        key = (id(self.group), name, None, self.dtype)
+        value = shared.get(key)
+        if value is None:
+            value = shared[key] = self.value(read)
+        return value
 
     def new_state(self, like: np.ndarray, fill: float = 0.0, dtype=None) -> Tensor:
         """A state tensor made now, eagerly, that outlives the trace."""
@@ -125,7 +140,8 @@ def sgd(opt, group: dict) -> None:
                 if group["dampening"] == 0:
                     buf.add_(g)
                 else:
-                    buf.add_(h.value(lambda: 1.0 - _scalar(group["dampening"])) * g)
+                    buf.add_(h.derived("1-dampening",
+                                       lambda: 1.0 - _scalar(group["dampening"])) * g)
             g = g + h.option("momentum") * buf if group["nesterov"] else buf
         p.sub_(h.option("lr") * g)
 
@@ -147,14 +163,15 @@ def adam(opt, group: dict, decoupled: bool) -> None:
             g = -g
         if group["weight_decay"] != 0:
             if decoupled:
-                p.mul_(h.value(lambda: 1 - _scalar(group["lr"]) * group["weight_decay"]))
+                p.mul_(h.derived("1-lr*wd",
+                                 lambda: 1 - _scalar(group["lr"]) * group["weight_decay"]))
             else:
                 g = g + h.option("weight_decay") * p
         m, v = state["exp_avg"], state["exp_avg_sq"]
         m.mul_(h.option("betas", 0))
-        m.add_(h.value(lambda: 1 - _scalar(group["betas"][0])) * g)
+        m.add_(h.derived("1-beta1", lambda: 1 - _scalar(group["betas"][0])) * g)
         v.mul_(h.option("betas", 1))
-        v.add_(h.value(lambda: 1 - _scalar(group["betas"][1])) * (g * g))
+        v.add_(h.derived("1-beta2", lambda: 1 - _scalar(group["betas"][1])) * (g * g))
         if group["amsgrad"]:
             vmax = state["max_exp_avg_sq"]
             vmax.copy_(vmax.maximum(v))
@@ -186,7 +203,7 @@ def rmsprop(opt, group: dict) -> None:
         if group["weight_decay"] != 0:
             g = g + h.option("weight_decay") * p
         alpha = h.option("alpha")
-        one_minus_alpha = h.value(lambda: 1 - _scalar(group["alpha"]))
+        one_minus_alpha = h.derived("1-alpha", lambda: 1 - _scalar(group["alpha"]))
         s = state["square_avg"]
         s.mul_(alpha)
         s.add_(one_minus_alpha * (g * g))
@@ -204,7 +221,7 @@ def rmsprop(opt, group: dict) -> None:
             b.add_(g / avg)
             p.sub_(h.option("lr") * b)
         else:
-            p.add_((g / avg) * h.value(lambda: -_scalar(group["lr"])))
+            p.add_((g / avg) * h.derived("-lr", lambda: -_scalar(group["lr"])))
 
 
 def adagrad(opt, group: dict) -> None:

@@ -1,6 +1,7 @@
 """A two-layer LSTM training step on variable sequence lengths (counting compiles per
 length) and a small CNN training step on 8x8 digits; each only when tracegrad has the
-layer (``nn.LSTM``, ``nn.Conv2d``)."""
+layer (``nn.LSTM``, ``nn.Conv2d``). The "whole step" arm compiles zero_grad, forward,
+backward and the SGD step as one program."""
 from __future__ import annotations
 
 import types
@@ -49,7 +50,7 @@ def run_lstm(cfg: Config) -> list[Row]:
     init = state_numpy(Net())
     row = Row(LSTM_NAME, name, size, "ms")
 
-    def arm(compile_it):
+    def arm(compile_it, whole=False):
         model = Net()
         load_state(model, init)
 
@@ -57,6 +58,8 @@ def run_lstm(cfg: Config) -> list[Row]:
             return (model(x) - y).pow(2).mean()
         fn = tracegrad.compile(loss_fn) if compile_it else loss_fn
         step = tg_train_step(model, tracegrad.optim.SGD(model.parameters(), lr=LR), fn)
+        if whole:
+            step = tracegrad.compile(step, fullgraph=True)
         data = [(tracegrad.from_numpy(seqs[t][0]), tracegrad.from_numpy(seqs[t][1]))
                 for t in lengths]
 
@@ -75,7 +78,7 @@ def run_lstm(cfg: Config) -> list[Row]:
         first(compiled)
     row.correct = all(grads_match(model_c, loss_c, compiled, data_c[lengths.index(t)])
                       for t in distinct)
-    arms = {"eager": arm(False)[3], "compiled": cycle_c}
+    arms = {"eager": arm(False)[3], "compiled": cycle_c, "whole step": arm(False, True)[3]}
     torch = cfg.peers.get("torch")
     if torch is not None:
         lstm = torch.nn.LSTM(feat, hidden, num_layers=2, batch_first=True)
@@ -125,7 +128,7 @@ def run_cnn(cfg: Config) -> list[Row]:
     x, y = tracegrad.from_numpy(x_np), tracegrad.from_numpy(y_np)
     row = Row(CNN_NAME, name, size, "ms")
 
-    def arm(compile_it):
+    def arm(compile_it, whole=False):
         model = build(tracegrad)
         load_state(model, init)
 
@@ -133,6 +136,8 @@ def run_cnn(cfg: Config) -> list[Row]:
             return F.cross_entropy(model(x), y)
         fn = tracegrad.compile(loss_fn) if compile_it else loss_fn
         step = tg_train_step(model, tracegrad.optim.SGD(model.parameters(), lr=LR), fn)
+        if whole:
+            step = tracegrad.compile(step, fullgraph=True)
         return model, loss_fn, fn, (lambda: step(x, y))
 
     model_c, loss_c, compiled, step_c = arm(True)
@@ -140,7 +145,7 @@ def run_cnn(cfg: Config) -> list[Row]:
     with clock.cold():
         compiled(x, y).backward()
     row.correct = grads_match(model_c, loss_c, compiled, (x, y))
-    arms = {"eager": arm(False)[3], "compiled": step_c}
+    arms = {"eager": arm(False)[3], "compiled": step_c, "whole step": arm(False, True)[3]}
     torch = cfg.peers.get("torch")
     if torch is not None:
         tm = build(torch)

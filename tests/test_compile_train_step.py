@@ -286,3 +286,62 @@ def test_a_write_whose_old_value_a_reduction_reads_is_not_made_in_place():
         eager()
         compiled()
     np.testing.assert_allclose(w_c.numpy(), w_e.numpy(), rtol=1e-5)
+
+
+def _cnn():
+    tracegrad.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(),
+                         nn.Conv2d(4, 4, 3, stride=2, padding=1), nn.ReLU(),
+                         nn.Flatten(), nn.Linear(4 * 4 * 4, 10))
+
+
+class _LSTMNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(6, 8, num_layers=2, batch_first=True)
+
+    def forward(self, x):
+        return self.lstm(x)[0][:, -1]
+
+
+def _lstm():
+    tracegrad.manual_seed(0)
+    return _LSTMNet()
+
+
+@pytest.mark.parametrize("build, batch", [
+    (_cnn, lambda r: (r.standard_normal((8, 1, 8, 8)), r.integers(0, 10, 8))),
+    (_lstm, lambda r: (r.standard_normal((4, 5, 6)), r.standard_normal((4, 8)))),
+], ids=["cnn", "lstm"])
+@pytest.mark.parametrize("cls, kw", [(optim.SGD, dict(lr=0.05, momentum=0.9)),
+                                     (optim.Adam, dict(lr=1e-3))], ids=["SGD", "Adam"])
+def test_cnn_and_lstm_steps_compiled_whole_equal_eager(build, batch, cls, kw):
+    rng = np.random.default_rng(1)
+    data = []
+    for _ in range(3):
+        x, y = batch(rng)
+        data.append((tracegrad.from_numpy(x.astype(np.float32)),
+                     tracegrad.from_numpy(y if y.dtype.kind == "i" else y.astype(np.float32))))
+
+    def loss(model, x, y):
+        out = model(x)
+        return F.cross_entropy(out, y) if y.dtype == tracegrad.int64 else (out - y).pow(2).mean()
+    models = build(), build()
+    opts = [cls(m.parameters(), **kw) for m in models]
+
+    def make(model, opt):
+        def step(x, y):
+            opt.zero_grad()
+            out = loss(model, x, y)
+            out.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            return out
+        return step
+    eager = make(models[0], opts[0])
+    compiled = tracegrad.compile(make(models[1], opts[1]), fullgraph=True)
+    for i in range(30):
+        eager(*data[i % 3])
+        compiled(*data[i % 3])
+    assert_same_training(models[0], opts[0], models[1], opts[1])
+    assert compiled.cache_info().misses <= 2

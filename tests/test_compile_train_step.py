@@ -345,3 +345,28 @@ def test_cnn_and_lstm_steps_compiled_whole_equal_eager(build, batch, cls, kw):
         compiled(*data[i % 3])
     assert_same_training(models[0], opts[0], models[1], opts[1])
     assert compiled.cache_info().misses <= 2
+
+
+def test_switching_train_and_eval_retraces():
+    tracegrad.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 16), nn.Dropout(0.5), nn.Linear(16, 4))
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    compiled = tracegrad.compile(make_step(model, opt))
+    x, y = BATCHES[0]
+    for _ in range(3):
+        compiled(x, y)
+    misses = compiled.cache_info().misses
+    model.eval()
+    w = [p.detach().numpy().copy() for p in model.parameters()]
+    # in eval mode dropout is the identity: the reference is the two linear layers
+    eager_model = nn.Sequential(nn.Linear(20, 16), nn.Linear(16, 4))
+    with tracegrad.no_grad():
+        for e, p in zip(eager_model.parameters(), model.parameters()):
+            e.copy_(p)
+    eager_model_opt = optim.SGD(eager_model.parameters(), lr=0.1)
+    compiled(x, y)
+    assert compiled.cache_info().misses == misses + 1
+    make_step(eager_model, eager_model_opt)(x, y)
+    for a, b in zip(eager_model.parameters(), model.parameters()):
+        np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert any(not np.array_equal(a, p.detach().numpy()) for a, p in zip(w, model.parameters()))

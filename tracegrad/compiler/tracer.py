@@ -34,6 +34,19 @@ from .errors import TraceError
 # tensor it shares storage with was written in the trace, raise TraceError (the call runs
 # eagerly, with the usual warning), never a wrong answer.
 
+# NOTE (training step capture): ``backward()``, ``zero_grad()``, ``clip_grad_norm_`` and
+# ``optimizer.step()`` run inside a trace (DESIGN.md "Training step capture"). The engine
+# hands each leaf gradient to ``store_grad`` (the ``.grad`` field gets a traced value);
+# ``zero_grad`` reports clearing one (``note_grad``); ``finish`` puts every ``.grad`` back
+# and lists ``grad_writes``, which ``Entry.run`` applies after every call: None, a fresh
+# tensor, or (when eager mode would have accumulated with ``+=``) a copy into the old
+# one. Optimizer rules run as in-place tensor ops (``optim/_capture.py``), so parameters
+# and state are ordinary in-place writes of captured tensors (the NOTE above), computed
+# over their own storage where safe (NOTE (in-place results) in codegen/schedule.py);
+# state made during the trace is ``keep``-t. Hyper-parameters are ``runtime_scalar``
+# inputs; what the trace branched on is a guard (``guards``): ``CompiledFunction``
+# retraces when one fails. ``phases`` label kernels forward / backward / update.
+
 
 class Write:
     """A tensor that existed before the trace and was written in place during it."""
@@ -173,6 +186,15 @@ class Tracer:
         value = g if leaf.grad is None else leaf.grad + g
         self._rebinds.setdefault(id(value), 0)
         leaf.grad = value
+
+    def note_module(self, module) -> None:
+        """``module`` ran in the trace: what it did may depend on ``module.training``
+        (dropout, batch norm), so switching train()/eval() retraces."""
+        seen = self.__dict__.setdefault("_modules", set())
+        if id(module) not in seen:
+            seen.add(id(module))
+            mode = module.training
+            self.guards.append(lambda: module.training == mode)
 
     def keep(self, t: Tensor) -> Tensor:
         """``t``, made during the trace, outlives it (lazily created optimizer state):

@@ -10,6 +10,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ... import _trace_state
 from ..._tensor import Tensor
 from ...autograd.grad_mode import no_grad
 from ..parameter import Buffer, Parameter
@@ -368,6 +369,8 @@ class Module(StateDictMixin):
     # ---- calling and hooks -----------------------------------------------------------
     def __call__(self, *args, **kwargs):
         d = self.__dict__
+        if _trace_state.active_traces and _trace_state.state.tracer is not None:
+            _trace_state.state.tracer.note_module(self)  # its train()/eval() mode is a guard
         if not (d["_forward_pre_hooks"] or d["_forward_hooks"]):
             return self.forward(*args, **kwargs)
         for hook_id, hook in list(d["_forward_pre_hooks"].items()):

@@ -370,3 +370,30 @@ def test_switching_train_and_eval_retraces():
     for a, b in zip(eager_model.parameters(), model.parameters()):
         np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=1e-5, atol=1e-6)
     assert any(not np.array_equal(a, p.detach().numpy()) for a, p in zip(w, model.parameters()))
+
+
+def test_capture_docstring_example_runs():
+    import doctest
+    import importlib
+    result = doctest.testmod(importlib.import_module("tracegrad.optim._capture"))
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_load_state_dict_between_compiled_steps_is_followed():
+    model_e, model_c = make_mlp(), make_mlp()
+    opt_e = optim.Adam(model_e.parameters(), lr=1e-2)
+    opt_c = optim.Adam(model_c.parameters(), lr=1e-2)
+    eager = make_step(model_e, opt_e)
+    compiled = tracegrad.compile(make_step(model_c, opt_c), fullgraph=True)
+    for i in range(3):
+        eager(*BATCHES[i])
+        compiled(*BATCHES[i])
+    saved = opt_e.state_dict()
+    saved["param_groups"][0]["lr"] = 5e-3
+    import copy
+    opt_e.load_state_dict(copy.deepcopy(saved))
+    opt_c.load_state_dict(copy.deepcopy(saved))
+    for i in range(3, 8):
+        eager(*BATCHES[i % 5])
+        compiled(*BATCHES[i % 5])
+    assert_same_training(model_e, opt_e, model_c, opt_c, tol=1e-5)

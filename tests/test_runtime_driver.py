@@ -134,3 +134,11 @@ def test_steady_state_maps_no_new_memory():
         cp(inputs)
     after = memory_stats()
     assert after["misses"] == before["misses"] and after["mapped_bytes"] == before["mapped_bytes"]
+
+
+@pytest.mark.parametrize("name", ["tracegrad.runtime.cblas", "tracegrad.runtime.driver"])
+def test_docstring_examples_run(name):
+    import doctest
+    import importlib
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0 and result.failed == 0

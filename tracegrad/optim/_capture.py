@@ -78,17 +78,26 @@ class Hyper:
         arr = np.full_like(like, fill) if dtype is None else np.full(like.shape, fill, dtype)
         return self.tracer.keep(_wrap(arr))
 
-    def guard_state(self, state: dict) -> None:
-        """The trace assumed ``state`` had these keys: retrace when they change."""
-        keys = frozenset(state)
-        self.tracer.guards.append(lambda: frozenset(state) == keys)
+    def guard_state(self, opt, p: Tensor) -> None:
+        """The trace read these state tensors of ``p``: retrace when the state dict, a
+        key or a tensor in it is replaced (a first step, ``load_state_dict``)."""
+        state = opt.state[p]
+        items = list(state.items())
+
+        def holds() -> bool:
+            now = opt.state.get(p)
+            return (now is state and len(now) == len(items)
+                    and all(now.get(k) is v for k, v in items))
+        self.tracer.guards.append(holds)
 
 
 def guard_groups(optimizer) -> None:
     """Retrace when a group or parameter is added or removed, or an option that shapes
     the update changes (a boolean, or a number becoming zero or non-zero)."""
     def shape() -> tuple:
-        return tuple((tuple(id(p) for p in g["params"]),
+        # the group dicts themselves too: the runtime scalars read them (load_state_dict
+        # replaces them)
+        return tuple((id(g), tuple(id(p) for p in g["params"]),
                       tuple((k, _shape_of(v)) for k, v in g.items() if k != "params"))
                      for g in optimizer.param_groups)
     seen = shape()
@@ -124,7 +133,7 @@ def sgd(opt, group: dict) -> None:
     for p, g in grads(group):
         h = Hyper(group, p._data.dtype)
         state = opt.state[p]
-        h.guard_state(state)
+        h.guard_state(opt, p)
         if group["maximize"]:
             g = -g
         if group["weight_decay"] != 0:
@@ -156,7 +165,7 @@ def adam(opt, group: dict, decoupled: bool) -> None:
             state["exp_avg_sq"] = h.new_state(p._data)
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = h.new_state(p._data)
-        h.guard_state(state)
+        h.guard_state(opt, p)
         step = _step_count(state)
         state["step"].add_(1)
         if group["maximize"]:
@@ -196,7 +205,7 @@ def rmsprop(opt, group: dict) -> None:
                 state["momentum_buffer"] = h.new_state(p._data)
             if group["centered"]:
                 state["grad_avg"] = h.new_state(p._data)
-        h.guard_state(state)
+        h.guard_state(opt, p)
         state["step"].add_(1)
         if group["maximize"]:
             g = -g
@@ -229,7 +238,7 @@ def adagrad(opt, group: dict) -> None:
         h = Hyper(group, p._data.dtype)
         opt._init_state(p, group)
         state = opt.state[p]
-        h.guard_state(state)
+        h.guard_state(opt, p)
         step = _step_count(state)
         state["step"].add_(1)
         if group["maximize"]:

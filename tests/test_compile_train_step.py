@@ -397,3 +397,23 @@ def test_load_state_dict_between_compiled_steps_is_followed():
         eager(*BATCHES[i % 5])
         compiled(*BATCHES[i % 5])
     assert_same_training(model_e, opt_e, model_c, opt_c, tol=1e-5)
+
+
+def test_guard_retraces_never_warn_about_changing_signatures():
+    w = tracegrad.ones(3, requires_grad=True)
+    opt = optim.SGD([w], lr=0.1)
+    step = tracegrad.compile(make_step_scalar(w, opt))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for k in range(12):   # the grad is cleared every other call: a guard fails each time
+            step()
+            if k % 2:
+                w.grad = None
+    assert step.cache_info().misses > 10
+
+
+def make_step_scalar(w, opt):
+    def step():
+        (w * w).sum().backward()
+        opt.step()
+    return step

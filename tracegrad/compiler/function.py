@@ -129,7 +129,8 @@ class CompiledFunction:
                                                   f" (and CUDA is not available: {cuda.why_unavailable()})")
                                + "; explain() still renders the CUDA C")
         entry = self._cache.get(key)
-        if entry is not None and entry.guards and not entry.guards_hold():
+        guard_failed = entry is not None and bool(entry.guards) and not entry.guards_hold()
+        if guard_failed:
             # what the trace read outside the arguments changed (a .grad cleared, optimizer
             # state created, param_groups edited, requires_grad toggled): trace again
             entry = None
@@ -146,7 +147,8 @@ class CompiledFunction:
             if debug_level():
                 logger.debug("%s: cache miss, tracing %s (%s)", self.__name__,
                              describe_key(key), retrace_reason(key, self._signatures))
-            self._note_signature(key)
+            if not guard_failed:   # the same signature again is no new one
+                self._note_signature(key)
             start = time.perf_counter()
             entry = self._build(treedef, leaves, args, kwargs)
             if self.dynamic is not False and not entry.fallback:

@@ -21,6 +21,8 @@ OPTIMIZERS = [
     (optim.RMSprop, dict(lr=1e-2)),
     (optim.RMSprop, dict(lr=1e-2, momentum=0.5, centered=True, weight_decay=1e-3)),
     (optim.Adagrad, dict(lr=1e-1, lr_decay=0.01, weight_decay=1e-3)),
+    (optim.Adadelta, dict(lr=1.0, weight_decay=1e-3)),
+    (optim.Adamax, dict(lr=1e-2, maximize=True)),
 ]
 _rng = np.random.default_rng(0)
 BATCHES = [(tracegrad.from_numpy(_rng.standard_normal((8, 20)).astype(np.float32)),
@@ -417,3 +419,18 @@ def make_step_scalar(w, opt):
         (w * w).sum().backward()
         opt.step()
     return step
+
+
+@pytest.mark.parametrize("name", ["NAdam", "RAdam", "Rprop", "ASGD"])
+def test_optimizers_without_a_traced_rule_fall_back_with_the_line_and_stay_exact(name):
+    model_e, model_c = make_mlp(), make_mlp()
+    cls = getattr(optim, name)
+    opt_e, opt_c = cls(model_e.parameters()), cls(model_c.parameters())
+    eager, compiled = make_step(model_e, opt_e), tracegrad.compile(make_step(model_c, opt_c))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i in range(4):
+            eager(*BATCHES[i])
+            compiled(*BATCHES[i])
+    assert any("opt.step()" in str(w.message) for w in caught)
+    assert_same_training(model_e, opt_e, model_c, opt_c, tol=1e-12)  # the same eager code

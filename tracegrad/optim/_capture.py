@@ -251,3 +251,53 @@ def adagrad(opt, group: dict) -> None:
         clr = h.value(lambda: -(_scalar(group["lr"])
                                 / (1 + (step() - 1) * _scalar(group["lr_decay"]))))
         p.add_((g / std) * clr)
+
+
+def adadelta(opt, group: dict) -> None:
+    for p, g in grads(group):
+        h = Hyper(group, p._data.dtype)
+        state = opt.state[p]
+        if not state:
+            state["step"] = h.new_state(np.zeros(()), dtype=np.float32)
+            state["square_avg"] = h.new_state(p._data)
+            state["acc_delta"] = h.new_state(p._data)
+        h.guard_state(opt, p)
+        state["step"].add_(1)
+        if group["maximize"]:
+            g = -g
+        if group["weight_decay"] != 0:
+            g = g + h.option("weight_decay") * p
+        rho, eps = h.option("rho"), h.option("eps")
+        one_minus_rho = h.derived("1-rho", lambda: 1 - _scalar(group["rho"]))
+        v, u = state["square_avg"], state["acc_delta"]
+        v.mul_(rho)
+        v.add_(one_minus_rho * (g * g))
+        delta = (u + eps).sqrt() / (v + eps).sqrt() * g
+        u.mul_(rho)
+        u.add_(one_minus_rho * (delta * delta))
+        p.sub_(h.option("lr") * delta)
+
+
+def adamax(opt, group: dict) -> None:
+    for p, g in grads(group):
+        h = Hyper(group, p._data.dtype)
+        state = opt.state[p]
+        if not state:
+            state["step"] = h.new_state(np.zeros(()), dtype=np.float32)
+            state["exp_avg"] = h.new_state(p._data)
+            state["exp_inf"] = h.new_state(p._data)
+        h.guard_state(opt, p)
+        step = _step_count(state)
+        state["step"].add_(1)
+        if group["maximize"]:
+            g = -g
+        if group["weight_decay"] != 0:
+            g = g + h.option("weight_decay") * p
+        m, u = state["exp_avg"], state["exp_inf"]
+        m.mul_(h.option("betas", 0))
+        m.add_(h.derived("1-beta1", lambda: 1 - _scalar(group["betas"][0])) * g)
+        u.mul_(h.option("betas", 1))
+        u.copy_(u.maximum(g.abs() + h.option("eps")))
+        step_size = h.value(lambda: _scalar(group["lr"])
+                            / (1 - _scalar(group["betas"][0]) ** step()))
+        p.sub_(step_size * (m / u))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._tensor import _wrap
+from . import _capture
 from .optimizer import (Optimizer, _bump_step, _check_float, _params_with_grad, _scalar,
                         _step_tensor, _touch)
 
@@ -35,6 +36,9 @@ class Adadelta(Optimizer):
         defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, foreach=foreach,
                         capturable=capturable, maximize=maximize, differentiable=differentiable)
         super().__init__(params, defaults)
+
+    def _trace_group(self, group: dict) -> None:
+        _capture.adadelta(self, group)
 
     def _update_group(self, group: dict) -> None:
         lr = _scalar(group["lr"])

@@ -7,6 +7,7 @@ import numpy as np
 
 from .._tensor import _wrap
 from .adam import _check_betas
+from . import _capture
 from .optimizer import (Optimizer, _bump_step, _check_float, _params_with_grad, _scalar,
                         _step_tensor, _touch)
 
@@ -66,6 +67,9 @@ class Adamax(_AdamFamily):
         super().__init__(params, lr, betas, eps, weight_decay, foreach=foreach,
                          maximize=maximize, differentiable=differentiable,
                          capturable=capturable)
+
+    def _trace_group(self, group: dict) -> None:
+        _capture.adamax(self, group)
 
     def _update_group(self, group: dict) -> None:
         lr = _scalar(group["lr"])

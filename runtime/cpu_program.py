@@ -88,8 +88,15 @@ def _canonical(step: KernelStep) -> tuple[str, str]:
 # loop-IR body -> LLVM source, for the process: the programs of one function at other
 # shapes (an RNN over another length) repeat most kernels, and rendering them again
 # cost as much as lowering them (see the dump's "render" phase). Bounded; cleared whole.
-_RENDERED: dict[str, str] = {}
+_RENDERED: dict[tuple[str, object], str] = {}   # (loop body, renderer) -> LLVM source
 _RENDERED_MAX = 4096
+
+
+def _forget_rendered(source: str) -> None:
+    """A rendering that failed to compile is never handed out again (a renderer swapped
+    in by a test left its text in the memo, and a later program of the same body got it)."""
+    for key in [k for k, text in _RENDERED.items() if text == source]:
+        del _RENDERED[key]
 
 
 def llvm_sources(program: Program) -> dict[str, str]:
@@ -98,12 +105,13 @@ def llvm_sources(program: Program) -> dict[str, str]:
     their names)."""
     out = {}
     for step in program.kernels:
-        body = step.loop_ir.split("(", 1)[1]
-        source = _RENDERED.get(body)
+        # the renderer is part of the key: one swapped in (a test's) renders afresh
+        key = (step.loop_ir.split("(", 1)[1], render_llvm)
+        source = _RENDERED.get(key)
         if source is None:
             if len(_RENDERED) >= _RENDERED_MAX:
                 _RENDERED.clear()
-            source = _RENDERED[body] = llvm_source(step.kernel)
+            source = _RENDERED[key] = llvm_source(step.kernel)
         out[step.name] = source
     return out
 
@@ -249,6 +257,7 @@ class CompiledProgram:
             try:
                 module = compile_llvm(source, [CANONICAL_NAME])
             except Exception as exc:  # noqa: BLE001 - any LLVM failure means "fall back"
+                _forget_rendered(source)
                 raise ProgramCompileError(f"kernel {name} failed to compile: {exc}") from exc
             self.kernels[name] = (module, module.functions[CANONICAL_NAME])
         self.compile_seconds = time.perf_counter() - start

@@ -142,3 +142,16 @@ def test_docstring_examples_run(name):
     import importlib
     result = doctest.testmod(importlib.import_module(name))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_a_rendering_that_failed_to_compile_is_not_reused(monkeypatch):
+    b = Builder()
+    x = b.input((2, 2))
+    p = plan(b.graph(b.exp(x)))
+    with monkeypatch.context() as m:
+        m.setattr(cpu_program, "render_llvm", lambda kernel: "this is not llvm")
+        with pytest.raises(cpu_program.ProgramCompileError):
+            CompiledProgram(p, extern_eval)
+    x0 = randn(2, 2)
+    np.testing.assert_allclose(CompiledProgram(plan(b.g), extern_eval)([x0])[0], np.exp(x0),
+                               rtol=1e-6)

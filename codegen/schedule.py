@@ -289,7 +289,7 @@ def _place_in_inputs(program: Program, inplace: dict[int, int]) -> None:
     write). Both are then bound to the same pointer; the ``noalias`` promise is kept in
     effect because no element is read after it was written."""
     g, fusion = program.graph, program.fusion
-    readers: dict[int, list[Node]] = {}
+    readers: dict[int, list[GraphNode]] = {}
     for node in g.nodes:
         for i in node.inputs:
             readers.setdefault(i, []).append(node)

@@ -27,6 +27,7 @@ from ._ops.reduce import *  # noqa: F401,F403
 from ._ops.shape import *  # noqa: F401,F403
 from ._ops.indexing import *  # noqa: F401,F403
 from ._ops.linalg import *  # noqa: F401,F403
+from ._ops.trig import *  # noqa: F401,F403
 from ._ops.math import add, clamp, clip, sub, where  # noqa: F401
 from ._primitives import ShapeError  # noqa: F401
 from . import autograd, cuda, legacy

@@ -9,7 +9,7 @@ from ..cuda import to_device
 from .._device import device as _device
 from .._tensor import Tensor
 from ..autograd.engine import tensor_backward
-from . import creation, indexing, inplace, linalg, math, reduce, shape
+from . import creation, indexing, inplace, linalg, math, reduce, shape, trig
 from .math import as_tensor_operand
 
 
@@ -175,6 +175,7 @@ METHODS = {
     "__ior__": lambda x, o: inplace.commit_inplace(x, lambda old: math.bitwise_or(old, o)),
     "__ixor__": lambda x, o: inplace.commit_inplace(x, lambda old: math.bitwise_xor(old, o)),
 }
+METHODS.update({name: getattr(trig, name) for name in trig.__all__})
 METHODS.update(inplace.INPLACE_METHODS)
 METHODS.update(inplace.OUT_OF_PLACE_EXTRA)
 

@@ -61,6 +61,14 @@ def _rbinary(fn):
     return method
 
 
+def _commuted(fn):
+    """``2 * b`` as ``b * 2``, as PyTorch does: the graph then lists ``b``'s node first
+    (``next_functions`` is ``((SinBackward0, 0), (None, 0))`` for ``2 * sin(x)``)."""
+    def method(self, other):
+        return fn(self, as_tensor_operand(other, fn.__name__))
+    return method
+
+
 def _eq(self, other):
     if other is None:
         return False
@@ -154,9 +162,9 @@ METHODS = {
         *size, dtype=dtype or x.dtype, requires_grad=requires_grad),
     "apply_": _apply_,
     # operators
-    "__add__": math.add_no_alpha, "__radd__": _rbinary(math.add_no_alpha),
+    "__add__": math.add_no_alpha, "__radd__": _commuted(math.add_no_alpha),
     "__sub__": math.sub_no_alpha,
-    "__rsub__": _rbinary(math.sub_no_alpha), "__mul__": math.mul, "__rmul__": _rbinary(math.mul),
+    "__rsub__": _rbinary(math.sub_no_alpha), "__mul__": math.mul, "__rmul__": _commuted(math.mul),
     "__truediv__": math.div, "__rtruediv__": _rbinary(math.div), "__div__": math.div,
     "__floordiv__": math.floor_divide, "__rfloordiv__": _rbinary(math.floor_divide),
     "__mod__": math.remainder, "__rmod__": _rbinary(math.remainder),

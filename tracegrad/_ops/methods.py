@@ -9,7 +9,8 @@ from ..cuda import to_device
 from .._device import device as _device
 from .._tensor import Tensor
 from ..autograd.engine import tensor_backward
-from . import creation, indexing, inplace, linalg, math, reduce, shape, trig
+from . import (creation, indexing, inplace, inplace_variants, linalg, math, matrix, reduce, shape,
+               trig, unique)
 from .math import as_tensor_operand
 
 
@@ -183,9 +184,14 @@ METHODS = {
     "__ior__": lambda x, o: inplace.commit_inplace(x, lambda old: math.bitwise_or(old, o)),
     "__ixor__": lambda x, o: inplace.commit_inplace(x, lambda old: math.bitwise_xor(old, o)),
 }
-METHODS.update({name: getattr(trig, name) for name in trig.__all__})
+for _module in (trig, matrix, unique):
+    METHODS.update({name: getattr(_module, name) for name in _module.__all__})
+METHODS["swapdims"] = shape.swapaxes
+METHODS["clamp_min"] = lambda x, min: math.clamp(x, min=min)
+METHODS["clamp_max"] = lambda x, max: math.clamp(x, max=max)
 METHODS.update(inplace.INPLACE_METHODS)
 METHODS.update(inplace.OUT_OF_PLACE_EXTRA)
+METHODS.update(inplace_variants.VARIANTS)
 
 
 def install() -> None:

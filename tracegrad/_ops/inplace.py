@@ -78,10 +78,6 @@ def div_(x: Tensor, other) -> Tensor:
 def _generic_inplace(name: str, fn):
     def method(x: Tensor, *args, **kwargs) -> Tensor:
         check_inplace(x, name)
-        if x._requires_grad and _grad_state.enabled and not is_tracing():
-            # NOTE: a rule that reads its input (sin's reads x) must see the old value,
-            # which the write replaces: it gets a copy (PyTorch's ``original_self``)
-            return commit_inplace(x, lambda old: fn(clone(old), *args, **kwargs))
         return commit_inplace(x, lambda old: fn(old, *args, **kwargs))
     method.__name__ = name
     return method

@@ -102,6 +102,14 @@ from .linalg import _torch_names as _linalg_names  # noqa: E402
 
 _linalg_names.install_methods()
 
+# PyTorch's keyword names, out= and clear errors for unsupported arguments, on every public
+# function and Tensor method PyTorch also has (tracegrad/_ops/pytorch_args.py).
+from ._ops import pytorch_args as _pytorch_args  # noqa: E402
+from ._ops.pytorch_signatures import SIGNATURES as _SIGNATURES  # noqa: E402
+
+_pytorch_args.adapt_namespace(globals(), [k[6:] for k in _SIGNATURES if k.startswith("torch.")
+                                          and k[6:] not in ("compile", "load", "save")])
+_pytorch_args.adapt_methods(Tensor, [k[7:] for k in _SIGNATURES if k.startswith("Tensor.")])
 
 def __getattr__(name: str):
     # NOTE (lazy compiler): ``tracegrad.compile`` and ``tracegrad.compiler`` load the

@@ -111,7 +111,7 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return _wrap(array)
 
 
-def zeros(*size, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
+def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
     return _finish(np.zeros(_sizes(size), _np_dtype(dtype)), requires_grad, device)
 
 

@@ -224,3 +224,15 @@ def test_pinv_matrix_power_and_cross():
     np.testing.assert_allclose(torch.linalg.cross(a, b).detach().numpy(),
                                np.cross(a.detach().numpy(), b.detach().numpy()), rtol=1e-12)
     assert gradcheck(torch.linalg.cross, (a, b))
+
+
+@pytest.mark.parametrize("fn", [lambda a: torch.linalg.svd(a, full_matrices=False).S,
+                                lambda a: torch.linalg.qr(a).R,
+                                lambda a: torch.linalg.cholesky(a @ a.t() + torch.eye(3, dtype=a.dtype)),
+                                lambda a: torch.linalg.eigh(a + a.t()).eigenvalues])
+def test_second_derivatives_through_factorizations_are_refused_not_wrong(fn):
+    A = leaf(3, 3)
+    (g,) = torch.autograd.grad(fn(A).sum(), A)  # first derivatives work
+    assert tuple(g.shape) == (3, 3)
+    with pytest.raises(RuntimeError, match="first derivatives .* only; create_graph=True"):
+        torch.autograd.grad(fn(A).sum(), A, create_graph=True)

@@ -3,8 +3,8 @@
 
 Each forward is NumPy's LAPACK call; each backward is tracegrad tensor code written in
 these same functions, so gradients of gradients work for ``inv``, ``det`` and ``solve``
-(the SVD, QR, Cholesky and eigh rules read their saved factors as constants: first
-derivatives only). They are ``autograd.Function``s,
+(the SVD, QR, Cholesky and eigh rules read their saved factors as constants: they give
+first derivatives and refuse ``create_graph=True`` rather than a wrong second one). They are ``autograd.Function``s,
 so ``compile`` runs them eagerly (a graph break), as custom functions.
 """
 from __future__ import annotations
@@ -42,6 +42,14 @@ def _lapack(name: str, fn, *arrays, **kwargs):
         raise RuntimeError(f"linalg.{name}: {e} (input shapes "
                            f"{', '.join(str(a.shape) for a in arrays)}); the input is singular "
                            f"or not positive-definite") from None
+
+
+def _first_order_only(name: str) -> None:
+    """The rule reads its saved factors as constants: a second derivative through it would
+    be silently wrong, so ``create_graph=True`` is refused."""
+    if is_grad_enabled():
+        raise RuntimeError(f"linalg.{name}: tracegrad computes first derivatives of {name} "
+                           f"only; create_graph=True (a second derivative) is not supported yet")
 
 
 def _wrap(a, like: Tensor) -> Tensor:
@@ -171,6 +179,7 @@ class LinalgSvd(Function):
 
     @staticmethod
     def backward(ctx, gU, gS, gVh):
+        _first_order_only("svd")
         U, S, Vh = ctx.saved_tensors
         k = S.shape[-1]
         # full_matrices: only the first k singular vectors depend on A (PyTorch narrows too)
@@ -236,6 +245,7 @@ class LinalgQr(Function):
 
     @staticmethod
     def backward(ctx, gQ, gR):
+        _first_order_only("qr")
         Q, R = ctx.saved_tensors
         m, n = Q.shape[-2], R.shape[-1]
         if ctx.mode != "reduced" or m < n:
@@ -270,6 +280,7 @@ class LinalgCholesky(Function):
 
     @staticmethod
     def backward(ctx, gL):
+        _first_order_only("cholesky")
         (L,) = ctx.saved_tensors
         # NOTE: PyTorch's rule: gA = L^-T Phi(L^T gL) L^-1 symmetrised, Phi = lower
         # triangle with the diagonal halved
@@ -296,6 +307,7 @@ class LinalgEigh(Function):
 
     @staticmethod
     def backward(ctx, gw, gV):
+        _first_order_only("eigh")
         w, V = ctx.saved_tensors
         k = w.shape[-1]
         # gA = V (diag(gw) + (V^T gV) / E) V^T, E_ij = w_j - w_i (off the diagonal; the

@@ -8,7 +8,7 @@ from .._tensor import Tensor
 from .creation import tensor
 from .math import mul, promote, sub, where
 from .reduce import sum
-from .shape import diagonal, stack, unbind
+from .shape import diagonal, pad, stack, unbind
 
 
 def _triangle(name: str, x: Tensor, diagonal: int, lower: bool) -> Tensor:
@@ -93,7 +93,6 @@ def diag_embed(input: Tensor, offset: int = 0, dim1: int = -2, dim2: int = -1) -
 
 
 def _pad_last(x: Tensor, before: int, after: int) -> Tensor:
-    from .shape import pad
     return pad(x, (before, after)) if before or after else x
 
 

@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from ..codegen.ops import Op
+from . import functions as F
 from .elementwise import binary_shape_for, float_unary_shape
 from .registry import scalar_primitive
 
@@ -97,27 +98,22 @@ def _asinh_expand(emit, args, dtype):
     return emit(Op.WHERE, (negative, emit(Op.NEG, (r,), dtype), r), dtype)
 
 
-def _sum_to(g, x):
-    from .._ops.reduce import sum_to
-    return sum_to(g, tuple(x.shape)) if hasattr(x, "shape") else None
-
-
 def _atan_vjp(g, node):
     x = node.inputs[0]
-    return (g / (x * x + 1),)
+    return (F.div(g, F.add(F.mul(x, x), 1)),)
 
 
 def _atan2_vjp(g, node):
     y, x = node.inputs
-    r2 = x * x + y * y
-    gy = _sum_to(g * x / r2, y) if node.needs_grad[0] else None
-    gx = _sum_to(-g * y / r2, x) if node.needs_grad[1] else None
+    r2 = F.add(F.mul(x, x), F.mul(y, y))
+    gy = F.sum_to(F.div(F.mul(g, x), r2), tuple(y.shape)) if node.needs_grad[0] else None
+    gx = F.sum_to(F.div(F.mul(F.neg(g), y), r2), tuple(x.shape)) if node.needs_grad[1] else None
     return gy, gx
 
 
 def _asinh_vjp(g, node):
     x = node.inputs[0]
-    return (g * (x * x + 1).rsqrt(),)
+    return (F.mul(g, F.pow(F.add(F.mul(x, x), 1), -0.5)),)
 
 
 scalar_primitive("ATAN", numpy=np.arctan, shape=float_unary_shape, vjp=_atan_vjp,

@@ -103,9 +103,15 @@ def _atan_vjp(g, node):
     return (F.div(g, F.add(F.mul(x, x), 1)),)
 
 
+def _square(v):
+    return v * v if isinstance(v, (int, float)) else F.mul(v, v)
+
+
 def _atan2_vjp(g, node):
     y, x = node.inputs
-    r2 = F.add(F.mul(x, x), F.mul(y, y))
+    # NOTE: a Python scalar operand squares in Python: F.mul of two scalars would trace as
+    # a float32 constant and round a float64 gradient
+    r2 = F.add(_square(x), _square(y))
     gy = F.sum_to(F.div(F.mul(g, x), r2), tuple(y.shape)) if node.needs_grad[0] else None
     gx = F.sum_to(F.div(F.mul(F.neg(g), y), r2), tuple(x.shape)) if node.needs_grad[1] else None
     return gy, gx

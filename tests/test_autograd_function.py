@@ -73,7 +73,7 @@ def test_legendre_values_and_gradient_match_finite_differences():
     y = LegendrePolynomial3.apply(x)
     xs = x.detach().numpy()
     np.testing.assert_allclose(y.detach().numpy(), 0.5 * (5 * xs ** 3 - 3 * xs))
-    assert y.grad_fn.name == "LegendrePolynomial3Backward"
+    assert y.grad_fn.name() == "LegendrePolynomial3Backward"
     assert gradcheck(LegendrePolynomial3.apply, (x,))
     # the backward is tensor code: second derivatives work too
     assert gradgradcheck(LegendrePolynomial3.apply, (x,))
@@ -180,7 +180,7 @@ def test_mark_dirty_in_place_function():
     leaf = randn(3)
     y = leaf * 3
     out = MulTwoInPlace.apply(y)
-    assert out is y and y.grad_fn.name == "MulTwoInPlaceBackward"
+    assert out is y and y.grad_fn.name() == "MulTwoInPlaceBackward"
     np.testing.assert_allclose(y.detach().numpy(), leaf.detach().numpy() * 6)
     y.sum().backward()
     assert leaf.grad.tolist() == [6.0, 6.0, 6.0]

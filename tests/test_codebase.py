@@ -30,7 +30,8 @@ def test_public_namespace_has_pytorchs_shape():
     modules = {n for n in dir(tracegrad) if not n.startswith("_")
                and isinstance(getattr(tracegrad, n), types.ModuleType)}
     # PyTorch's subpackages, plus the compiler's stages that the design exposes.
-    assert modules <= {"autograd", "codegen", "compiler", "cuda", "distributed", "legacy", "nn",
+    assert modules <= {"accelerator", "autograd", "codegen", "compiler", "cuda", "distributed",
+                       "legacy", "linalg", "nn",
                        "onnx", "optim", "runtime", "serialization", "utils"}, modules
     for name in ("tensor", "zeros", "matmul", "relu", "sigmoid", "where", "cat", "no_grad",
                  "manual_seed", "float32", "compile", "save", "load", "Tensor", "Size"):

@@ -6,7 +6,10 @@ import pytest
 
 MODULES = ["tracegrad.autograd.function", "tracegrad.autograd.functional",
            "tracegrad.autograd.profiler", "tracegrad.optim.lbfgs", "tracegrad.onnx",
-           "tracegrad.serialization"]
+           "tracegrad.serialization", "tracegrad.nn.modules.transformer", "tracegrad.linalg",
+           "tracegrad.linalg._decompositions", "tracegrad.linalg._norms", "tracegrad._ops.trig",
+           "tracegrad._ops.matrix", "tracegrad._ops.unique", "tracegrad._ops.creation",
+           "tracegrad._ops.math"]
 
 
 @pytest.mark.parametrize("name", MODULES)

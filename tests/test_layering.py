@@ -59,7 +59,8 @@ ORDER: list[tuple[str, list[str]]] = [
     ("libraries over the public functions",
      ["nn.*", "optim.*", "utils.*", "distributed.*", "autograd.gradcheck",
       "autograd.functional", "autograd.variable", "serialization", "_serialization_native",
-      "_serialization_torch", "_serialization_safetensors", "onnx"]),
+      "_serialization_torch", "_serialization_safetensors", "onnx", "linalg", "linalg.*",
+      "accelerator"]),
     ("the compile frontend", ["compiler.*"]),
     ("entry points", ["", "__main__"]),  # "" is tracegrad/__init__.py
 ]

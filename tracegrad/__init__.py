@@ -27,9 +27,12 @@ from ._ops.reduce import *  # noqa: F401,F403
 from ._ops.shape import *  # noqa: F401,F403
 from ._ops.indexing import *  # noqa: F401,F403
 from ._ops.linalg import *  # noqa: F401,F403
+from ._ops.trig import *  # noqa: F401,F403
+from ._ops.matrix import *  # noqa: F401,F403
+from ._ops.unique import *  # noqa: F401,F403
 from ._ops.math import add, clamp, clip, sub, where  # noqa: F401
 from ._primitives import ShapeError  # noqa: F401
-from . import autograd, cuda, legacy
+from . import accelerator, autograd, cuda, legacy
 autograd._load_all()  # NOTE (autograd facade)
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from .legacy import (BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor,  # noqa: F401
@@ -92,7 +95,21 @@ __version__ = "0.1.0"
 # Imported last: they build on everything above.
 from .serialization import load, save  # noqa: E402,F401
 from . import nn, onnx, optim, serialization, utils  # noqa: E402,F401
+from . import linalg  # noqa: E402
+from .linalg._torch_names import (cholesky, det, inverse, logdet, matrix_power,  # noqa: E402,F401
+                                  pinverse, qr, slogdet, svd)
+from .linalg import _torch_names as _linalg_names  # noqa: E402
 
+_linalg_names.install_methods()
+
+# PyTorch's keyword names, out= and clear errors for unsupported arguments, on every public
+# function and Tensor method PyTorch also has (tracegrad/_ops/pytorch_args.py).
+from ._ops import pytorch_args as _pytorch_args  # noqa: E402
+from ._ops.pytorch_signatures import SIGNATURES as _SIGNATURES  # noqa: E402
+
+_pytorch_args.adapt_namespace(globals(), [k[6:] for k in _SIGNATURES if k.startswith("torch.")
+                                          and k[6:] not in ("compile", "load", "save")])
+_pytorch_args.adapt_methods(Tensor, [k[7:] for k in _SIGNATURES if k.startswith("Tensor.")])
 
 def __getattr__(name: str):
     # NOTE (lazy compiler): ``tracegrad.compile`` and ``tracegrad.compiler`` load the

@@ -61,7 +61,7 @@ def tensor_repr(t) -> str:
     if data.dtype not in _HIDDEN_DTYPES:
         extras.append(f"dtype=tracegrad.{t.dtype.name}")
     if t.grad_fn is not None:
-        extras.append(f"grad_fn=<{t.grad_fn.name}>")
+        extras.append(f"grad_fn=<{t.grad_fn.name()}>")
     elif t._requires_grad:
         extras.append("requires_grad=True")
     return prefix + body + "".join(", " + e for e in extras) + ")"

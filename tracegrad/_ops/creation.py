@@ -16,8 +16,29 @@ from .._tensor import Tensor, _wrap
 from ..codegen.ops import Op
 
 
+# The device factory functions use when given none (``set_default_device``); None is the CPU.
+_default_device: list = [None]
+
+
+def set_default_device(device) -> None:
+    """Make factory functions (``zeros``, ``tensor``, ``rand``, ...) allocate on ``device``
+    when they are not given one; ``None`` restores the CPU.
+
+    >>> import tracegrad as torch
+    >>> torch.set_default_device("cpu"); torch.get_default_device()
+    device(type='cpu')
+    """
+    _default_device[0] = None if device is None or _device(device).type == "cpu" else _device(device)
+
+
+def get_default_device() -> _device:
+    return _default_device[0] or _device("cpu")
+
+
 def _finish(data: np.ndarray, requires_grad: bool = False, device=None) -> Tensor:
     t = _wrap(data)
+    if device is None:
+        device = _default_device[0]
     if device is not None:
         dev = _device(device)
         if dev.type != "cpu":
@@ -90,7 +111,7 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return _wrap(array)
 
 
-def zeros(*size, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
+def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
     return _finish(np.zeros(_sizes(size), _np_dtype(dtype)), requires_grad, device)
 
 
@@ -175,6 +196,8 @@ def _random(op: Op, size, dtype, generator, requires_grad, device, draw) -> Tens
         out = apply(P[op], (), {"shape": size, "dtype": np_dtype})
     else:
         out = _wrap(draw(numpy_generator(generator)).astype(np_dtype, copy=False))
+    if device is None:
+        device = _default_device[0]
     if device is not None and _device(device).type != "cpu":
         out = to_device(out, _device(device))
     if requires_grad:
@@ -246,7 +269,7 @@ def multinomial(probs: Tensor, num_samples: int, replacement: bool = False, gene
     return _finish(out.reshape(p.shape[:-1] + (num_samples,)).astype(np.int64))
 
 
-__all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full", "zeros_like",
+__all__ = ["set_default_device", "get_default_device", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full", "zeros_like",
            "ones_like", "empty_like", "full_like", "arange", "linspace", "logspace", "eye",
            "rand", "randn", "rand_like", "randn_like", "randint", "randint_like", "randperm",
            "normal", "bernoulli", "multinomial"]

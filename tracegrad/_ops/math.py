@@ -9,6 +9,7 @@ import numpy as np
 
 from .._dispatch import apply
 from ..autograd.grad_mode import state as _grad_state
+from ..autograd.node import show_as as _show_as
 from .._dtype import get_default_dtype, result_type, scalar_result_type, to_numpy_dtype
 from .._primitives import PRIMITIVES as P
 from .._primitives.elementwise import bitwise_dtype_check as _bitwise_dtype_check
@@ -337,7 +338,9 @@ def where(condition, x=None, y=None):
 def relu(x):
     # NOTE: NaN fails ``x <= 0`` and keeps its value (and gradient 1), as in PyTorch;
     # the gradient at 0 is 0.
-    return where(x <= 0, 0, x)
+    out = where(x <= 0, 0, x)
+    _show_as(out, "ReluBackward0", (x,))
+    return out
 
 
 def clamp(x, min=None, max=None):

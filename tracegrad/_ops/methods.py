@@ -9,7 +9,8 @@ from ..cuda import to_device
 from .._device import device as _device
 from .._tensor import Tensor
 from ..autograd.engine import tensor_backward
-from . import creation, indexing, inplace, linalg, math, reduce, shape
+from . import (creation, indexing, inplace, inplace_variants, linalg, math, matrix, reduce, shape,
+               trig, unique)
 from .math import as_tensor_operand
 
 
@@ -58,6 +59,14 @@ def _cuda(x: Tensor, device=None, non_blocking=False) -> Tensor:
 def _rbinary(fn):
     def method(self, other):
         return fn(as_tensor_operand(other, fn.__name__), self)
+    return method
+
+
+def _commuted(fn):
+    """``2 * b`` as ``b * 2``, as PyTorch does: the graph then lists ``b``'s node first
+    (``next_functions`` is ``((SinBackward0, 0), (None, 0))`` for ``2 * sin(x)``)."""
+    def method(self, other):
+        return fn(self, as_tensor_operand(other, fn.__name__))
     return method
 
 
@@ -154,9 +163,9 @@ METHODS = {
         *size, dtype=dtype or x.dtype, requires_grad=requires_grad),
     "apply_": _apply_,
     # operators
-    "__add__": math.add_no_alpha, "__radd__": _rbinary(math.add_no_alpha),
+    "__add__": math.add_no_alpha, "__radd__": _commuted(math.add_no_alpha),
     "__sub__": math.sub_no_alpha,
-    "__rsub__": _rbinary(math.sub_no_alpha), "__mul__": math.mul, "__rmul__": _rbinary(math.mul),
+    "__rsub__": _rbinary(math.sub_no_alpha), "__mul__": math.mul, "__rmul__": _commuted(math.mul),
     "__truediv__": math.div, "__rtruediv__": _rbinary(math.div), "__div__": math.div,
     "__floordiv__": math.floor_divide, "__rfloordiv__": _rbinary(math.floor_divide),
     "__mod__": math.remainder, "__rmod__": _rbinary(math.remainder),
@@ -175,8 +184,14 @@ METHODS = {
     "__ior__": lambda x, o: inplace.commit_inplace(x, lambda old: math.bitwise_or(old, o)),
     "__ixor__": lambda x, o: inplace.commit_inplace(x, lambda old: math.bitwise_xor(old, o)),
 }
+for _module in (trig, matrix, unique):
+    METHODS.update({name: getattr(_module, name) for name in _module.__all__})
+METHODS["swapdims"] = shape.swapaxes
+METHODS["clamp_min"] = lambda x, min: math.clamp(x, min=min)
+METHODS["clamp_max"] = lambda x, max: math.clamp(x, max=max)
 METHODS.update(inplace.INPLACE_METHODS)
 METHODS.update(inplace.OUT_OF_PLACE_EXTRA)
+METHODS.update(inplace_variants.VARIANTS)
 
 
 def install() -> None:

@@ -10,6 +10,7 @@ from .._dispatch import apply
 from .._dtype import to_numpy_dtype
 from .._primitives import PRIMITIVES as P
 from .._tensor import Tensor, _wrap_dim
+from ..autograd.node import show_as
 from ..codegen.ops import Op
 from .dtype_names import scalar_type_name
 from .creation import tensor
@@ -59,7 +60,9 @@ def mean(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     axes = normalize_axes(dim, x._data.ndim, "mean")
     n = _count(x, axes)
     total = apply(P[Op.SUM], (x,), {"axes": axes, "keepdim": bool(keepdim)})
-    return total * (1.0 / n) if n else total / 0.0
+    out = total * (1.0 / n) if n else total / 0.0
+    show_as(out, "MeanBackward0" if dim is None else "MeanBackward1", (x,))
+    return out
 
 
 def prod(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
@@ -163,7 +166,9 @@ def softmax(x: Tensor, dim: int = -1, dtype=None) -> Tensor:
         x = cast(x, to_numpy_dtype(dtype))
     check_softmax_dtype(x, "softmax")
     e = exp(x - amax(x, dim, keepdim=True).detach())
-    return e / sum(e, dim, keepdim=True)
+    out = e / sum(e, dim, keepdim=True)
+    show_as(out, "SoftmaxBackward0", (x,))
+    return out
 
 
 def log_softmax(x: Tensor, dim: int = -1, dtype=None) -> Tensor:
@@ -171,7 +176,9 @@ def log_softmax(x: Tensor, dim: int = -1, dtype=None) -> Tensor:
         x = cast(x, to_numpy_dtype(dtype))
     check_softmax_dtype(x, "log_softmax")
     shifted = x - amax(x, dim, keepdim=True).detach()
-    return shifted - log(sum(exp(shifted), dim, keepdim=True))
+    out = shifted - log(sum(exp(shifted), dim, keepdim=True))
+    show_as(out, "LogSoftmaxBackward0", (x,))
+    return out
 
 
 def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:

@@ -24,7 +24,7 @@ Each ``Primitive`` holds, side by side:
 it defines the op's scalar facts in codegen (``define_scalar_op``) and its record here, so
 a new unary op is its record, its public function and a test (tests/test_new_primitive.py).
 
-The primitive set: 55, and why each is one
+The primitive set: 58, and why each is one
 -------------------------------------------
 tests/test_registry.py reads the names in the first column and fails when they differ from
 ``PRIMITIVES``: a primitive added or removed must change this table. A composite costs
@@ -40,6 +40,10 @@ primitives                        why a primitive
 NEG EXP LOG                       one NumPy ufunc eagerly; one instruction or one
 SIN COS SQRT TANH ERF ABS SIGN    polynomial in a kernel (``codegen.llvm_math``); as
 FLOOR CEIL ROUND                  composites they would be several passes or lose accuracy
+ATAN ATAN2 ASINH                  accuracy and clean gradients at the ends of the range:
+                                  no composite of the others is exact (ATAN is a rational
+                                  function after range reduction); one NumPy ufunc eagerly,
+                                  expanded into other scalar ops in a kernel
 RECIP                             ``DIV(1, x)`` is as fast in both modes; kept for its
                                   derivative ``-g * y * y`` from the saved output (DIV's
                                   reads the input and squares it)

@@ -28,7 +28,7 @@ def _topological_order(roots):
             continue
         if node.inputs is None:
             raise RuntimeError(
-                f"Trying to backward through the graph a second time (through {node.name}): "
+                f"Trying to backward through the graph a second time (through {node.name()}): "
                 f"its saved tensors were freed by the first backward. Pass retain_graph=True "
                 f"to the first backward() if you need to backward twice.")
         fns = []
@@ -68,7 +68,7 @@ def _check_versions(node) -> None:
         if version is not None and version[0] != node.versions[i]:
             raise RuntimeError(
                 f"one of the variables needed for gradient computation has been modified by "
-                f"an inplace operation: input {i} of {node.name} (shape {tuple(x.shape)}, "
+                f"an inplace operation: input {i} of {node.name()} (shape {tuple(x.shape)}, "
                 f"{x.dtype}) is at version {version[0]}; expected version {node.versions[i]} "
                 f"instead")
 

@@ -70,7 +70,7 @@ class FunctionCtx:
                                "directly access saved tensors after they have already been "
                                "freed). Specify retain_graph=True if you need to backward "
                                "a second time.")
-        name = self._node.name if self._node is not None else "the custom Function"
+        name = self._node.name() if self._node is not None else "the custom Function"
         for i, (t, v) in enumerate(zip(self._saved, self._saved_versions)):
             if t is not None and t._version[0] != v:
                 raise RuntimeError(
@@ -122,7 +122,7 @@ class _FunctionRule:
         backward = self.cls.backward
         if backward is Function.backward:  # PyTorch accepts ``vjp`` as the name too
             backward = self.cls.vjp
-        with record_function(node.name):  # a no-op unless a profile is active
+        with record_function(node.name()):  # a no-op unless a profile is active
             result = backward(ctx, *grads)
         return _check_grads(result, node)
 
@@ -163,7 +163,6 @@ class FunctionBackward(Node):
 
     __slots__ = ("ctx",)
 
-    @property
     def name(self) -> str:
         return self.prim.name + "Backward"
 
@@ -179,7 +178,7 @@ def _refuse_trace(cls, what: str) -> None:
 
 
 def _check_grads(result, node) -> tuple:
-    name = node.name
+    name = node.name()
     result = result if isinstance(result, tuple) else (result,)
     n = len(node.inputs)
     if len(result) < n or any(r is not None for r in result[n:]):

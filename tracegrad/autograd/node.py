@@ -13,7 +13,7 @@ class Node:
     time let the engine detect in-place changes to anything the derivative rule will read."""
 
     __slots__ = ("prim", "inputs", "attrs", "needs_grad", "versions", "edges", "out_data",
-                 "out_version", "out_counter", "hooks", "retained", "__weakref__")
+                 "out_version", "out_counter", "hooks", "retained", "shown_as", "__weakref__")
 
     def __init__(self, prim, inputs, attrs, out) -> None:
         self.prim = prim
@@ -37,6 +37,7 @@ class Node:
         self.edges = edges
         self.hooks = None
         self.retained = None
+        self.shown_as = None
         if prim.saves_output:
             self.out_data = out._data
             self.out_counter = out._version
@@ -45,22 +46,25 @@ class Node:
             self.out_data = None
             self.out_counter = None
 
-    @property
     def name(self) -> str:
-        return "".join(p.title() for p in self.prim.name.split("_")) + "Backward"
+        """PyTorch's name for this node (``grad_fn.name()`` is a method in PyTorch too)."""
+        if self.shown_as is not None:
+            return self.shown_as[0]
+        return torch_node_name(self.prim.name, self.attrs, self.inputs)
 
     def __repr__(self) -> str:
-        return f"<{self.name}>"
-
-    def name_(self) -> str:  # torch exposes grad_fn.name()
-        return self.name
+        return f"<{self.name()} object at {id(self):#x}>"
 
     @property
     def next_functions(self) -> tuple:
-        if self.inputs is None:
+        if self.shown_as is not None:
+            _, inputs, edges = self.shown_as
+        elif self.inputs is None:
             return ()
+        else:
+            inputs, edges = self.inputs, self.edges
         out = []
-        for x, fn in zip(self.inputs, self.edges):
+        for x, fn in zip(inputs, edges):
             if isinstance(x, Tensor) and x._requires_grad:
                 out.append((fn if fn is not None else AccumulateGrad(x), 0))
             else:
@@ -93,5 +97,42 @@ class AccumulateGrad:
     def __init__(self, variable) -> None:
         self.variable = variable
 
+    def name(self) -> str:
+        return "torch::autograd::AccumulateGrad"
+
+    @property
+    def next_functions(self) -> tuple:
+        return ()
+
     def __repr__(self) -> str:
-        return "<AccumulateGrad>"
+        return f"<AccumulateGrad object at {id(self):#x}>"
+
+
+# PyTorch's node names where they are not the primitive's name in title case (PyTorch
+# numbers overloads: ``x.sum()`` is SumBackward0, ``x.sum(dim)`` SumBackward1).
+_TORCH_NAMES = {"recip": "Reciprocal", "cast": "ToCopy", "reshape": "View",
+                "matmul": "Mm", "index_put": "IndexPut", "scatter_add": "ScatterAdd",
+                "max": "Amax", "min": "Amin", "windows": "Unfold", "pad": "ConstantPadNd"}
+
+
+def torch_node_name(prim_name: str, attrs, inputs) -> str:
+    base = _TORCH_NAMES.get(prim_name) or "".join(p.title() for p in prim_name.split("_"))
+    overload = 0
+    inputs = inputs or (None, None)  # a freed graph keeps no inputs
+    if prim_name == "sum" and attrs and (attrs.get("keepdim") or len(attrs.get("axes", ())) <
+                                         getattr(inputs[0], "ndim", 0)):
+        overload = 1  # sum over some dims
+    elif prim_name == "pow" and inputs and isinstance(inputs[1], Tensor):
+        overload = 1  # a tensor exponent
+    elif prim_name == "matmul" and inputs and getattr(inputs[0], "ndim", 2) > 2:
+        base = "Bmm"
+    return f"{base}Backward{overload}"
+
+
+def show_as(out, name: str, inputs) -> None:
+    """Present the last node of a composite as PyTorch's single node: ``x.mean()`` computes
+    ``sum(x) * (1/n)`` but reads as ``MeanBackward0`` whose next function is ``x``'s."""
+    node = out.grad_fn
+    if isinstance(node, Node):
+        node.shown_as = (name, tuple(inputs),
+                         tuple(x.grad_fn if isinstance(x, Tensor) else None for x in inputs))

@@ -434,3 +434,33 @@ def test_optimizers_without_a_traced_rule_fall_back_with_the_line_and_stay_exact
             compiled(*BATCHES[i])
     assert any("opt.step()" in str(w.message) for w in caught)
     assert_same_training(model_e, opt_e, model_c, opt_c, tol=1e-12)  # the same eager code
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: tracegrad.optim.SGD(p, lr=0.1, momentum=0.9, dampening=0.5),
+    lambda p: tracegrad.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True),
+    lambda p: tracegrad.optim.Adam(p, lr=0.05),
+])
+def test_a_step_that_falls_back_after_the_update_trains_exactly_as_eager(make):
+    # the trace made the optimizer's state before .item() stopped it: the fallback must not
+    # find that state (SGD's first step copies the gradient; a dampened zero buffer differs)
+    def run(compiled):
+        tracegrad.manual_seed(0)
+        model = nn.Linear(4, 2)
+        opt = make(model.parameters())
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.mse_loss(model(x), y)
+            loss.backward()
+            opt.step()
+            loss.item()
+            return loss
+        f = tracegrad.compile(step) if compiled else step
+        x, y = tracegrad.randn(8, 4), tracegrad.randn(8, 2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(3):
+                f(x, y)
+        return model.weight.detach().numpy().copy()
+    np.testing.assert_array_equal(run(True), run(False))

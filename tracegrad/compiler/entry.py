@@ -172,9 +172,19 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool,
     """Trace ``compiled.fn`` on ``leaves``' shapes; plan the programs unless
     ``plan_programs`` is False (a symbolic group's guard check needs the trace only), and
     compile them when ``compile_code``."""
+    tracer = Tracer()
+    try:
+        return _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code,
+                            plan_programs)
+    except BaseException:
+        tracer.rollback()  # the eager fallback must start from eager mode's state
+        raise
+
+
+def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: bool,
+                 plan_programs: bool) -> Entry:
     entry = Entry()
     clock, start = phase_clock.totals(), time.perf_counter()
-    tracer = Tracer()
     needs_grad = grad_state.enabled
     with tracing(tracer):
         traced_leaves = []

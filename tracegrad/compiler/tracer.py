@@ -117,6 +117,8 @@ class Tracer:
         self._grads: dict[int, list] = {}     # id -> [leaf, .grad before, cleared]
         self.grad_writes: list[tuple[Tensor, int | None, bool]] = []  # see finish()
         self.guards: list = []                # callables: True while the trace is valid
+        self.undo: list = []                  # callables that take back the trace's side
+                                              # effects on Python state if it is not used
 
     # ---- in-place writes (see the NOTE at the top) -------------------------------------
     def note_born(self, t: Tensor) -> None:
@@ -195,6 +197,14 @@ class Tracer:
             seen.add(id(module))
             mode = module.training
             self.guards.append(lambda: module.training == mode)
+
+    def rollback(self) -> None:
+        """The trace will not be used (it failed, or its code did not compile): take back
+        what it did to Python objects that outlive it (an optimizer's lazily made state),
+        so that the eager fallback starts from where eager mode would."""
+        undo, self.undo = self.undo, []
+        for fn in reversed(undo):
+            fn()
 
     def keep(self, t: Tensor) -> Tensor:
         """``t``, made during the trace, outlives it (lazily created optimizer state):

@@ -141,6 +141,23 @@ class Optimizer:
                     g._data[...] = 0
                     g._version[0] += 1
 
+    def _state_restorer(self) -> Callable[[], None]:
+        """Puts ``state`` back as it is now: a traced ``step()`` makes state (SGD's momentum
+        buffer, Adam's moments) that an unused trace must not leave behind, since eager
+        mode's first step differs from later ones (SGD copies the gradient into a new
+        buffer; it would dampen it into a zero buffer)."""
+        saved = {p: (s, dict(s)) for p, s in self.state.items()}
+
+        def restore() -> None:
+            for p in list(self.state):
+                if p not in saved:
+                    del self.state[p]
+            for p, (inner, items) in saved.items():
+                inner.clear()
+                inner.update(items)
+                self.state[p] = inner
+        return restore
+
     # ---- stepping ----------------------------------------------------------------------
     def step(self, closure: Callable | None = None):
         """One update of every parameter that has a gradient; returns ``closure()``'s loss."""
@@ -150,6 +167,7 @@ class Optimizer:
                 loss = closure()
         with no_grad():
             if _capture.tracer() is not None:
+                _capture.tracer().undo.append(self._state_restorer())
                 _capture.guard_groups(self)
                 for group in self.param_groups:
                     self._trace_group(group)

@@ -173,7 +173,7 @@ def _is_strided(st) -> bool:
 
 
 class _Fuser:
-    def __init__(self, graph: Graph, forced: set[int] = frozenset()):
+    def __init__(self, graph: Graph, forced: set[int] | frozenset[int] = frozenset()):
         self.g = graph
         self.forced = forced          # nodes that must be materialised (own group)
         self.order = {n.id: k for k, n in enumerate(graph.nodes)}
@@ -238,6 +238,7 @@ class _Fuser:
         if rows is not None and (is_output or rows != group.rows):
             # NOTE: without a reduction yet, an extra output of another size may still
             # become a per-row output; ``violations`` refits the fusion if it does not.
+            assert rowlen is not None  # set together with rows
             outs = group.outputs + ([n.id] if is_output else [])
             if any(g.node(o).numel not in (rows, rows * rowlen) for o in outs):
                 return False
@@ -293,10 +294,11 @@ class _Fuser:
         than once per element (behind a broadcast or overlapping window), unless the value
         is per-row in a row kernel (it then depends on the outer index only and LLVM
         hoists it out of the row loops)."""
-        bad = set()
+        bad: set[int] = set()
         for gr in self.groups.values():
             root = self.g.node(gr.root).numel
-            allowed = {root} if gr.rows is None else {gr.rows, gr.rows * gr.rowlen}
+            allowed = {root} if gr.rows is None else {
+                gr.rows, gr.rows * gr.rowlen}  # type: ignore[operator]  # rowlen is set with rows
             bad.update(o for o in gr.outputs if self.g.node(o).numel not in allowed)
             for n in gr.nodes:
                 node = self.g.node(n)
@@ -311,8 +313,8 @@ class _Fuser:
         remap = {gr.id: k for k, gr in enumerate(groups)}
         for gr in groups:
             gr.id = remap[gr.id]
-            gr.reductions.sort(key=self.order.get)
-            gr.members = sorted(gr.nodes, key=self.order.get)
+            gr.reductions.sort(key=self.order.__getitem__)
+            gr.members = sorted(gr.nodes, key=self.order.__getitem__)
         group_of = {n: remap[gid] for n, gid in self.group_of.items()}
         # NOTE: a view that no kernel computes is realised by the executor from its
         # ShapeTracker (as_strided or a gather), never by re-running the movement op.

@@ -53,7 +53,7 @@ def _high_precision_constants() -> tuple[Decimal, Decimal]:
         return total
 
     pi = 16 * atan_inv(5) - 4 * atan_inv(239)
-    ln2 = sum(Decimal(1) / (k * Decimal(2) ** k) for k in range(1, 240))
+    ln2 = sum((Decimal(1) / (k * Decimal(2) ** k) for k in range(1, 240)), Decimal(0))
     return pi, ln2
 
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from math import gcd
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -147,7 +147,9 @@ class KernelBuilder:
         self._scopes: list[tuple[list, dict]] = [([], {})]
         self._const_stmts: list[Instr] = []
         self._counter = 0
-        self._consts: dict[str, object] = {}
+        # Any: a Python scalar, int for INDEX constants (the index arithmetic below reads
+        # only those, which a type cannot tell apart from float and bool data constants)
+        self._consts: dict[str, Any] = {}
         self._ranges: dict[str, tuple[int, int]] = {"o": (0, max(outer - 1, 0))}
         self._defs: dict[str, tuple[Op, tuple]] = {}  # index instr -> (op, args)
         self._loops = 0
@@ -220,7 +222,7 @@ class KernelBuilder:
         c = [self._consts.get(a) if isinstance(a, str) else None for a in args]
         if (op in (Op.ADD, Op.SUB, Op.MUL, Op.IDIV, Op.MOD)
                 and c[0] is not None and c[1] is not None):
-            a, b = c
+            a, b = c[0], c[1]
             value = {Op.ADD: a + b, Op.SUB: a - b, Op.MUL: a * b,
                      Op.IDIV: a // b if b else 0, Op.MOD: a % b if b else 0}[op]
             return self.const(value, INDEX)
@@ -271,7 +273,8 @@ class KernelBuilder:
             return {}, self._consts[x]
         d = self._defs.get(x)
         if d is not None and depth < 12:
-            op, (a, b) = d if len(d[1]) == 2 else (None, (None, None))
+            # no op, no operands: matches no branch below ("" keeps the operands typed str)
+            op, (a, b) = d if len(d[1]) == 2 else (None, ("", ""))
             if op in (Op.ADD, Op.SUB):
                 ta, tb = self._affine(a, depth + 1), self._affine(b, depth + 1)
                 if ta is None or tb is None:
@@ -351,7 +354,7 @@ class KernelBuilder:
     def _index_range(self, op, args):
         r = [self._ranges.get(a) if isinstance(a, str) else None for a in args]
         if op in (Op.ADD, Op.SUB, Op.MUL) and r[0] is not None and r[1] is not None:
-            (a0, a1), (b0, b1) = r
+            (a0, a1), (b0, b1) = r[0], r[1]
             if op is Op.ADD:
                 return (a0 + b0, a1 + b1)
             if op is Op.SUB:

@@ -129,6 +129,7 @@ class _Lowerer:
                 out = f.args[0]
             else:
                 out = self.elementwise(f.node, f.args, f.edges)
+            assert f.key is not None  # a reduction (no key) is always known, never evaluated
             self.memo[-1][f.key] = out
             stack.pop()
             if not stack:
@@ -137,11 +138,12 @@ class _Lowerer:
             parent.args.append(self._guarded(out, f.node, parent.guards))
             parent.guards = ()
 
-    def known_value(self, node: "GraphNode", key: tuple[int, str]) -> str | None:
+    def known_value(self, node: "GraphNode", key: tuple[int, str] | None) -> str | None:
         """The value of ``node`` at linear index ``key[1]`` when it needs no computing: a
         reduction's accumulator, a value made earlier in an open loop, or a stashed row."""
         if node.op in REDUCE:
             return self.b.emit(Op.ACC, (self.accs[node.id],), node.dtype)
+        assert key is not None  # only a reduction's frame has no key
         for memo in reversed(self.memo):
             if key in memo:
                 return memo[key]
@@ -285,6 +287,7 @@ class _Lowerer:
             pass_nodes = [r for r in gr.reductions if levels[r] == level]
             accs = {r: b.define_acc(REDUCTION_ACC[g.node(r).op], g.node(r).dtype,
                                     _acc_init(g.node(r).op, g.node(r).dtype)) for r in pass_nodes}
+            assert rowlen is not None  # a group with reductions is a row kernel
             var = self._begin_loop(rowlen, "r")
             for r in pass_nodes:
                 node = g.node(r)
@@ -306,6 +309,7 @@ class _Lowerer:
             else:
                 row_outputs.append(out)
         if row_outputs:
+            assert rowlen is not None  # row outputs exist only in a row kernel (above)
             var = self._begin_loop(rowlen, "j")
             linear = b.emit(Op.ADD, (b.emit(Op.MUL, (o, b_const(b, rowlen)), INDEX), var), INDEX)
             self.row_linear = linear
@@ -342,7 +346,7 @@ class _Lowerer:
         red = [d for d in range(len(shape)) if d in axes]
         outer = unravel(self.b, self.b.var_outer, [shape[d] for d in keep])
         inner = unravel(self.b, var, [shape[d] for d in red])
-        multi = [None] * len(shape)
+        multi: list[str | None] = [None] * len(shape)
         for d, m in zip(keep, outer):
             multi[d] = m
         for d, m in zip(red, inner):
@@ -451,13 +455,14 @@ def group_key(graph: Graph, group: Group, edges: dict[int, list[Edge]]):
     members = _members(graph, group)
     local = {n: k for k, n in enumerate(members)}
     nodes = list(members)
-    parts, reads = [], []          # reads: (external position, edge) to rebase afterwards
+    parts: list[tuple] = []
+    reads: list[tuple[int, int, Edge]] = []  # reads: (external position, edge) to rebase afterwards
     for n in members:
         node = graph.node(n)
         es = edges.get(n)
         if es is None:
             es = edges[n] = input_edges(graph, node)
-        refs = []
+        refs: list = []  # entries of several shapes, see the appends
         for e in es:
             k = local.get(e.src)
             if k is not None and k < len(members):

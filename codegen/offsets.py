@@ -250,7 +250,7 @@ def _renumber(body: list) -> list:
     visit(body)
 
     def rename(stmts):
-        out = []
+        out: list = []
         for s in stmts:
             if isinstance(s, Instr):
                 if s.op is Op.CONST:

@@ -46,6 +46,8 @@ class _OpType(type):
     """``Op.EXP``, ``Op["EXP"]``, ``list(Op)``, ``len(Op)``: the enum interface, open to
     ``define_op`` (``enum.Enum`` cannot grow after its class body)."""
 
+    _members: dict[str, "Op"]  # set on Op; declared here so mypy skips __getattr__
+
     def __getitem__(cls, name: str) -> "Op":
         return cls._members[name]
 

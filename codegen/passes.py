@@ -125,7 +125,8 @@ def fold_views(graph: Graph) -> Graph:
     ShapeTracker); views that change nothing are replaced by their base.
     """
     replace: dict[int, int] = {}
-    nodes, by_id = [], {}
+    nodes: list[GraphNode] = []
+    by_id: dict[int, GraphNode] = {}
     for n in graph.nodes:
         if n.op in MOVEMENT:
             src = by_id[replace.get(n.inputs[0], n.inputs[0])]

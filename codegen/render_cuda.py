@@ -532,7 +532,7 @@ class _Renderer:
         return r is not None and r[0] >= 0 and r[1] <= _U32_MAX
 
     def _index_range(self, s: Instr) -> None:
-        r = [self.ranges.get(a) for a in s.args]
+        r: list = [self.ranges.get(a) for a in s.args]  # the ranges read below are not None
         if any(x is None for x in r[-2:]):
             return
         if s.op in (Op.ADD, Op.SUB, Op.MUL):

@@ -191,7 +191,7 @@ class _Renderer:
             self.buffers[buf.name] = (arg, buf.dtype)
         self.entry = self.fn.append_basic_block("entry")
         self.b = ir.IRBuilder(self.entry)
-        self.accs = {}
+        self.accs: dict[str, tuple[ir.AllocaInstr, Op, np.dtype]] = {}  # (slot, op, dtype)
         self.flags: tuple[str, ...] = ()
 
     def render(self) -> str:

@@ -1,4 +1,4 @@
-"""mypy runs clean on runtime/ with the ``[tool.mypy]`` config in pyproject.toml.
+"""mypy runs clean on codegen/ and runtime/ with the ``[tool.mypy]`` config in pyproject.toml.
 
 The repository's folders install under one package (``tracegrad.codegen`` is
 ``codegen/``, ``tracegrad.runtime`` is ``runtime/``), a mapping mypy cannot follow, so
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECKED = ["tracegrad.runtime"]
+CHECKED = ["tracegrad.codegen", "tracegrad.runtime"]
 
 
 def installed_layout(dest: Path) -> Path:
@@ -29,7 +29,7 @@ def installed_layout(dest: Path) -> Path:
     return dest
 
 
-def test_mypy_runs_clean_on_the_runtime(request, tmp_path):
+def test_mypy_runs_clean_on_codegen_and_runtime(request, tmp_path):
     pytest.importorskip("mypy")
     # the layout and mypy's cache at stable paths (pytest's cache folder): a rerun then
     # checks only what changed, in about a second instead of ten

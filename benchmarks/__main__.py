@@ -72,6 +72,9 @@ def main(argv=None) -> int:
         print(f"--device cuda: CUDA is not available here ({why}); nothing was run. "
               f"Use --device cpu.", file=sys.stderr)
         return 2
+    if args.device == "cuda":   # the issue-15 targets: one table of device figures
+        from . import cuda_device
+        return cuda_device.main(args.quick, args.tiny)
     only = [n for arg in args.only for n in arg.split(",") if n]
     unknown = [n for n in only if n not in WORKLOADS]
     if unknown:

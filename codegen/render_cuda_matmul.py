@@ -11,8 +11,11 @@ from .render_cuda import _c_name, ctype, literal
 _MM_TILE, _MM_K, _MM_SIDE = 64, 16, 16   # 64x64 output tile, k-steps of 16, 16x16 threads
 
 
-def render_cuda_matmul(name: str, m: int, n: int, k: int, dtype="float32") -> str:
-    """CUDA C of ``c[m, n] = a[m, k] @ b[k, n]`` (row-major, contiguous): a 64x64 tile of
+def render_cuda_matmul(name: str, m: int, n: int, k: int, dtype="float32",
+                       trans_a: bool = False, trans_b: bool = False) -> str:
+    """CUDA C of ``c[m, n] = a[m, k] @ b[k, n]`` (row-major, contiguous; with ``trans_a``
+    ``a`` is stored as its transpose ``[k, m]``, with ``trans_b`` ``b`` as ``[n, k]``, the
+    operands of a matmul's backward, read without a copy): a 64x64 tile of
     ``c`` per block (grid-stride over tiles), k-steps of 16 staged in shared memory, each
     of the 256 threads accumulating 4x4 outputs strided by 16 (conflict-free shared reads,
     coalesced stores).  Edges are bounds-checked.  Launch with ``matmul_launch_config``;
@@ -23,8 +26,11 @@ def render_cuda_matmul(name: str, m: int, n: int, k: int, dtype="float32") -> st
     tiles_n = -(-n // _MM_TILE)
     tiles = -(-m // _MM_TILE) * tiles_n
     name = _c_name(name)
+    a_at = f"a[gk * {m}LL + gm]" if trans_a else f"a[gm * {k}LL + gk]"
+    b_at = f"b[gn * {k}LL + gk]" if trans_b else f"b[gk * {n}LL + gn]"
+    stored = f"{'a^T' if trans_a else 'a'}, {'b^T' if trans_b else 'b'} stored"
     return f"""\
-// tracegrad matmul {name}: c[{m}, {n}] = a[{m}, {k}] @ b[{k}, {n}] ({np.dtype(dtype).name})
+// tracegrad matmul {name}: c[{m}, {n}] = a[{m}, {k}] @ b[{k}, {n}] ({np.dtype(dtype).name}; {stored})
 extern "C" __global__ void {name}(const {t}* __restrict__ a, const {t}* __restrict__ b,
                                  {t}* __restrict__ c) {{
   __shared__ {t} as[{_MM_K}][{_MM_TILE + 1}];  // +1: transposed stores hit distinct banks
@@ -39,12 +45,12 @@ extern "C" __global__ void {name}(const {t}* __restrict__ a, const {t}* __restri
       for (int e = threadIdx.x; e < {_MM_TILE * _MM_K}; e += blockDim.x) {{
         const int r = e / {_MM_K}, kk = e % {_MM_K};
         const long long gm = m0 + r, gk = k0 + kk;
-        as[kk][r] = (gm < {m}LL && gk < {k}LL) ? a[gm * {k}LL + gk] : {zero};
+        as[kk][r] = (gm < {m}LL && gk < {k}LL) ? {a_at} : {zero};
       }}
       for (int e = threadIdx.x; e < {_MM_TILE * _MM_K}; e += blockDim.x) {{
         const int kk = e / {_MM_TILE}, cc = e % {_MM_TILE};
         const long long gk = k0 + kk, gn = n0 + cc;
-        bs[kk][cc] = (gk < {k}LL && gn < {n}LL) ? b[gk * {n}LL + gn] : {zero};
+        bs[kk][cc] = (gk < {k}LL && gn < {n}LL) ? {b_at} : {zero};
       }}
       __syncthreads();
       for (int kk = 0; kk < {_MM_K}; kk++) {{

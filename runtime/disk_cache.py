@@ -187,6 +187,26 @@ def load_text(key: str, ext: str) -> str | None:
         return None
 
 
+def store_blob(key: str, ext: str, data: bytes, meta: dict[str, Any]) -> None:
+    """Save a binary entry of another kind (a CUDA binary: ext ``"cubin"``)."""
+    if enabled():
+        _write(_path(key, ext), [data], {"meta": meta})
+
+
+def load_blob(key: str, ext: str) -> tuple[bytes, dict[str, Any]] | None:
+    """The ``(data, meta)`` saved by ``store_blob``; None on a miss or a corrupt entry."""
+    if not enabled():
+        return None
+    got = _read(key, ext)
+    if got is None:
+        return None
+    sections, header = got
+    if len(sections) != 1 or not isinstance(header.get("meta"), dict):
+        remove(key, ext)
+        return None
+    return sections[0], header["meta"]
+
+
 def clear_cache() -> None:
     """Delete every cached entry."""
     shutil.rmtree(os.path.join(cache_dir(), "llvm"), ignore_errors=True)

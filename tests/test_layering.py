@@ -32,7 +32,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "tracegrad"
 ORDER: list[tuple[str, list[str]]] = [
     ("plain values, exceptions, per-thread trace state",
      ["_dtype", "_device", "_size", "_errors", "_random", "_repr", "_trace_state"]),
-    ("Tensor: storage and view metadata", ["_tensor"]),
+    ("Tensor: storage and view metadata", ["_tensor", "_cuda_tensor"]),
     ("legacy tensor types and devices over Tensor", ["legacy", "cuda"]),
     ("autograd records and grad mode", ["autograd.node", "autograd.grad_mode",
                                         "autograd"]),  # the lazy facade: NOTE (autograd facade)

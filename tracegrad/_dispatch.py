@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import _trace_state
+from ._cuda_tensor import CUDA0 as _CUDA0, run_eager as run_on_cuda
+from ._device import CPU as _CPU
 from ._tensor import Tensor, _new_tensor
 from .autograd.grad_mode import state as _grad_state
 from .autograd.node import Node
@@ -21,10 +23,12 @@ _ndarray = np.ndarray
 
 def apply(prim, inputs: tuple, attrs: dict = _EMPTY):
     args = []
-    requires_grad = volatile = False
+    requires_grad = volatile = on_cuda = False
     for x in inputs:
         if isinstance(x, Tensor):
             args.append(x._data)
+            if x._device is not _CPU and x._device.type == "cuda":
+                on_cuda = True
             flag = x._requires_grad
             if flag:
                 requires_grad = True
@@ -35,6 +39,8 @@ def apply(prim, inputs: tuple, attrs: dict = _EMPTY):
     tracer = _trace_state_of_thread.tracer if _trace_state.active_traces else None
     if tracer is not None:
         data = tracer.record(prim, inputs, args, attrs)
+    elif on_cuda:  # a one-op kernel on the device (tracegrad._cuda_tensor)
+        data = run_on_cuda(prim, inputs, args, attrs)
     else:
         try:
             data = prim.eager(*args, **attrs) if attrs else prim.eager(*args)
@@ -50,6 +56,8 @@ def apply(prim, inputs: tuple, attrs: dict = _EMPTY):
     out._requires_grad = False
     out.grad_fn = None
     out._version = [0]
+    if on_cuda:
+        out._device = _CUDA0
     if volatile:
         out._requires_grad = None
     elif requires_grad and _grad_state.enabled and prim.vjp is not None:

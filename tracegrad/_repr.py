@@ -49,6 +49,8 @@ def _edges(arr: np.ndarray, k: int) -> np.ndarray:
 
 def tensor_repr(t) -> str:
     data = t._data
+    if getattr(data, "on_device", False):  # a CUDA tensor prints a host copy
+        data = data.get()
     if not isinstance(data, np.ndarray):
         return f"tensor(<traced {data}>)"
     prefix = "tensor("

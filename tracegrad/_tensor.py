@@ -42,6 +42,7 @@ class Tensor:
     #                    the version counter's value when it was made)
     _retains_grad = False
     _device = CPU
+    _cuda_base = None  # a CUDA "view" (a copy): weakref to its base (NOTE (device views))
 
     # ``torch.Tensor(data)`` / ``torch.Tensor(2, 3)``: the legacy float constructor.
     def __new__(cls, *args, **kwargs):
@@ -354,12 +355,15 @@ def _wrap(data) -> Tensor:
     t._requires_grad = False
     t.grad_fn = None
     t._version = [0]
+    if type(data) is not np.ndarray and getattr(data, "on_device", False):
+        t._device = _CUDA0  # CUDA storage (runtime.cuda_device.DeviceArray)
     if _trace_state.active_traces and _trace_state_of_thread.tracer is not None:
         _trace_state.note_new_tensor(t)
     return t
 
 
 _new_tensor = object.__new__
+_CUDA0 = _device_cls("cuda", 0)
 _trace_state_of_thread = _trace_state.state
 
 
@@ -488,6 +492,11 @@ def has_values(t: Tensor) -> bool:
 def _concrete(data, what: str) -> np.ndarray:
     if isinstance(data, np.ndarray):
         return data
+    if getattr(data, "on_device", False):  # a CUDA tensor (runtime.cuda_device.DeviceArray)
+        if what in ("numpy()", "__array__"):
+            raise TypeError("can't convert cuda:0 device type tensor to numpy. Use "
+                            "Tensor.cpu() to copy the tensor to host memory first.")
+        return data.get()
     raise TraceError(f"{what} needs a concrete value, which a compile trace does not have")
 
 

@@ -218,11 +218,13 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -
 
 
 def rand_like(x: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return rand(*x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad)
+    return rand(*x.shape, dtype=dtype or x.dtype, device=device or _dev(x),
+                requires_grad=requires_grad)
 
 
 def randn_like(x: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return randn(*x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad)
+    return randn(*x.shape, dtype=dtype or x.dtype, device=device or _dev(x),
+                 requires_grad=requires_grad)
 
 
 def randint(low, high=None, size=None, generator=None, dtype=None, device=None,

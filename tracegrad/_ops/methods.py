@@ -152,15 +152,16 @@ METHODS = {
     "bool": lambda x, memory_format=None: math.to_dtype(x, _dtype.bool_),
     "type_as": lambda x, other: math.to_dtype(x, other.dtype),
     "new_tensor": lambda x, data, dtype=None, device=None, requires_grad=False: creation.tensor(
-        data, dtype=dtype or x.dtype, requires_grad=requires_grad),
+        data, dtype=dtype or x.dtype, device=device or x.device, requires_grad=requires_grad),
     "new_zeros": lambda x, *size, dtype=None, device=None, requires_grad=False: creation.zeros(
-        *size, dtype=dtype or x.dtype, requires_grad=requires_grad),
+        *size, dtype=dtype or x.dtype, device=device or x.device, requires_grad=requires_grad),
     "new_ones": lambda x, *size, dtype=None, device=None, requires_grad=False: creation.ones(
-        *size, dtype=dtype or x.dtype, requires_grad=requires_grad),
+        *size, dtype=dtype or x.dtype, device=device or x.device, requires_grad=requires_grad),
     "new_full": lambda x, size, fill_value, dtype=None, device=None, requires_grad=False:
-        creation.full(size, fill_value, dtype=dtype or x.dtype, requires_grad=requires_grad),
+        creation.full(size, fill_value, dtype=dtype or x.dtype, device=device or x.device,
+                      requires_grad=requires_grad),
     "new_empty": lambda x, *size, dtype=None, device=None, requires_grad=False: creation.empty(
-        *size, dtype=dtype or x.dtype, requires_grad=requires_grad),
+        *size, dtype=dtype or x.dtype, device=device or x.device, requires_grad=requires_grad),
     "apply_": _apply_,
     # operators
     "__add__": math.add_no_alpha, "__radd__": _commuted(math.add_no_alpha),

@@ -18,6 +18,8 @@ Under a compile trace see NOTE (in-place writes while tracing) in compiler/trace
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from ..autograd.grad_mode import state as _grad_state
@@ -29,6 +31,8 @@ def make_view(x: Tensor, out: Tensor, op, args: tuple, strides_of=None) -> Tenso
     """Mark ``out`` (just computed as ``op(x, *args)``, a view op) as a view of ``x``'s
     root. For a trace value, ``strides_of(x, *args)`` gives ``out``'s layout in elements
     (a NumPy array knows its own)."""
+    if x._device.type == "cuda":
+        return mark_cuda_copy(x, out)
     view = x._view
     version = x._version
     if view is None:
@@ -44,11 +48,22 @@ def make_view(x: Tensor, out: Tensor, op, args: tuple, strides_of=None) -> Tenso
     out._version = version
     if x._device is not CPU:
         out._device = x._device
-    if strides_of is not None and type(out._data) is not np.ndarray:
+    if strides_of is not None and type(out._data) is not np.ndarray \
+            and out._device.type == "cpu":  # NOTE (device views) in _cuda_tensor.py: a copy
         # a trace value has no memory: it carries its layout, for view() and contiguous()
         strides = strides_of(x, *args)
         if strides is not None and strides != contiguous_strides(out._data.shape):
             out._data.strides = strides
+    return out
+
+
+def mark_cuda_copy(x: Tensor, out: Tensor) -> Tensor:
+    """NOTE (device views) in _cuda_tensor.py: a view op on a CUDA tensor made a copy; it
+    remembers its base weakly, so that an in-place write into it while the base lives
+    raises (``inplace.check_inplace``) instead of silently missing the base."""
+    base = x._cuda_base() if x._cuda_base is not None else None
+    out._cuda_base = weakref.ref(x if base is None else base)
+    out._device = x._device
     return out
 
 

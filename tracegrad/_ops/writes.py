@@ -42,6 +42,11 @@ def check_inplace(x: Tensor, op: str) -> None:
                 f"{op}: a view of a leaf Variable that requires grad is being used in an "
                 f"in-place operation. (view of shape {tuple(x.shape)} of a leaf of shape "
                 f"{tuple(base.shape)})")
+    if x._cuda_base is not None and x._cuda_base() is not None:
+        raise RuntimeError(f"{op}: an in-place write into a view of a live CUDA tensor (view "
+                           f"of shape {tuple(x.shape)}) is not supported: tracegrad's CUDA "
+                           f"views are copies (NOTE (device views) in _cuda_tensor.py); write "
+                           f"the result out of place, or into the base tensor")
     data = x._data
     if type(data) is np.ndarray and not data.flags.writeable:
         raise RuntimeError(f"{op}: unsupported operation: more than one element of the "

@@ -213,12 +213,17 @@ def _store_leaf_grads(leaves: dict, leaf_grads: dict, create_graph: bool,
             # A gradient that aliases another tensor (passed through add, broadcast by
             # expand, or already stored on another leaf) gets its own storage, so that
             # grad.zero_() or += on one leaf never changes another.
-            if id(data) in stored or not data.flags.writeable or data.base is not None:
+            if getattr(data, "on_device", False):  # a CUDA gradient may alias: always copy
+                g = g.clone() if create_graph else g.detach().clone()
+            elif id(data) in stored or not data.flags.writeable or data.base is not None:
                 g = g.clone() if create_graph else _copy_tensor(g)
             stored.add(id(g._data))
             leaf.grad = g
         elif create_graph:
             leaf.grad = F.add(leaf.grad, g)
+        elif getattr(leaf.grad._data, "on_device", False):  # CUDA: rebinds (NOTE (device views))
+            leaf.grad._data = (leaf.grad.detach() + g)._data
+            leaf.grad._version[0] += 1
         else:
             leaf.grad._data += g._data
             leaf.grad._version[0] += 1

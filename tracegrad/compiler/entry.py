@@ -17,6 +17,7 @@ from ..codegen import phase_clock
 from ..codegen.ops import Op
 from ..codegen.schedule import plan
 from ..runtime.cpu_program import CompiledProgram, ProgramCompileError, llvm_sources
+from ..runtime.cuda_program import CudaProgram
 from . import pytree
 from .autograd_bridge import attach
 from .debug import debug_level, logger
@@ -156,6 +157,7 @@ class Entry:
             for k, (shape, dtype) in enumerate(out_specs):
                 g = bundle.grads.get(k)
                 grads_in.append(np.zeros(shape, dtype) if g is None else
+                                g._data if g._data.dtype == dtype else  # (CUDA: no copy)
                                 np.asarray(g._data, dtype=dtype))
             grads = iter(backward(list(saved) + grads_in))
             result = []
@@ -286,9 +288,14 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
     planned = time.perf_counter()
     if compile_code:
         try:
-            entry.forward = CompiledProgram(entry.forward_plan, extern_eval)
+            # CUDA when the arguments (backend "auto") or the captured tensors live there
+            on_cuda = compiled._backend_for(leaves) == "cuda" or any(
+                kind == "captured" and ref._device.type == "cuda"
+                for kind, ref in entry.input_sources)
+            program = CudaProgram if on_cuda else CompiledProgram
+            entry.forward = program(entry.forward_plan, extern_eval)
             if entry.backward_plan is not None:
-                entry.backward = CompiledProgram(entry.backward_plan, extern_eval)
+                entry.backward = program(entry.backward_plan, extern_eval)
         except ProgramCompileError as e:
             raise ProgramCompileError(f"{e}; the generated IR is in {_save_sources(entry)}") from e
     # where the time went (the dump's index): lowering is timed inside planning

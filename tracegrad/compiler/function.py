@@ -123,11 +123,9 @@ class CompiledFunction:
         if self.backend == "eager" or is_tracing():
             return self.fn(*args, **kwargs)  # inside another trace: inline
         treedef, leaves, key = self._signature(args, kwargs)
-        if self._backend_for(leaves) == "cuda":
-            raise RuntimeError("compile(backend='cuda'): running compiled CUDA kernels is not "
-                               "supported yet" + ("" if cuda.is_available() else
-                                                  f" (and CUDA is not available: {cuda.why_unavailable()})")
-                               + "; explain() still renders the CUDA C")
+        if self._backend_for(leaves) == "cuda" and not cuda.is_available():
+            raise RuntimeError(f"compile(backend='cuda'): CUDA is not available "
+                               f"({cuda.why_unavailable()}); explain() still renders the CUDA C")
         entry = self._cache.get(key)
         guard_failed = entry is not None and bool(entry.guards) and not entry.guards_hold()
         if guard_failed:

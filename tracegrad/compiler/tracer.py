@@ -304,7 +304,7 @@ class Tracer:
         entry = self.captured.get(id(t))
         if entry is None:
             data = t._data
-            if not isinstance(data, np.ndarray):
+            if not isinstance(data, np.ndarray) and not getattr(data, "on_device", False):
                 raise TraceError("a tensor from another trace was used inside this one")
             node = self._new_input(data.shape, data.dtype, ("captured", t))
             entry = self.captured[id(t)] = (t, node)

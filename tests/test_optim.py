@@ -101,8 +101,7 @@ def run_reference(ref, kwargs):
     out = []
     state = {"p": P0.copy()}
 
-    def grads(p0):
-        p = p0
+    def grads(_p0):  # the reference passes its start; the gradient reads the latest state
         for _ in range(STEPS):
             g = 2 * C * state["p"] + D
             yield g

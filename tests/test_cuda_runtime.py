@@ -298,3 +298,34 @@ def test_without_pycuda_cuda_is_unavailable_and_says_what_is_missing():
     with pytest.raises(RuntimeError, match="PyCUDA is not installed"):
         cuda_device.current()
     assert tracegrad.cuda.memory_allocated() == 0
+
+
+def _run_scale_on(sim, n=10):
+    """Build ``_SCALE`` on ``sim`` and run it over ``arange(n)``: the doubled values."""
+    fn = sim.get_function(sim.load_module(sim.compile(_SCALE % n, "scale")), "scale")
+    x = sim.mem_alloc(4 * n)
+    sim.copy_htod(x, np.arange(n, dtype=np.float32))
+    sim.launch(fn, (1, 1, 1), (32, 1, 1), 0, [x, x])
+    sim.synchronize()
+    out = np.empty(n, np.float32)
+    sim.copy_dtoh(out, x)
+    return out
+
+
+@needs_sim
+def test_simulated_builds_share_one_precompiled_prelude(tmp_path):
+    sim = SimDriver(build_dir=str(tmp_path))
+    np.testing.assert_array_equal(_run_scale_on(sim), 2 * np.arange(10, dtype=np.float32))
+    gch = list(tmp_path.glob("prelude-*.h.gch"))
+    assert len(gch) == 1 and gch[0].stat().st_size > 0
+    _run_scale_on(sim, 11)
+    assert list(tmp_path.glob("prelude-*.h.gch")) == gch and sim.compiles == 2
+
+
+@needs_sim
+def test_simulated_build_survives_a_damaged_precompiled_prelude(tmp_path):
+    sim = SimDriver(build_dir=str(tmp_path))
+    _run_scale_on(sim)
+    (gch,) = tmp_path.glob("prelude-*.h.gch")
+    gch.write_bytes(gch.read_bytes()[:100000])   # g++ fails on a truncated PCH
+    np.testing.assert_array_equal(_run_scale_on(sim, 12), 2 * np.arange(12, dtype=np.float32))

@@ -334,3 +334,43 @@ def test_compile_reads_module_parameters_on_the_device(device):
     compiled = tracegrad.compile(model)
     x = tracegrad.randn(8, 10, device="cuda")
     _close(compiled(x), model(x).cpu(), tol=1e-5)
+
+
+def _gelu_sum(x):
+    return F.gelu(x * 2 + 1).sum(-1)
+
+
+def test_explain_shows_cuda_c_ptx_and_launch_geometry():
+    from tracegrad.runtime.cuda_ptx import find_nvcc
+    compiled = tracegrad.compile(_gelu_sum)
+    x = tracegrad.randn(6, 300, device="cuda")
+    report = compiled.explain(x)
+    assert report.backend == "cuda" and report.kernels
+    text = str(report)
+    for k in report.kernels:
+        assert "__global__" in k.source
+        grid, block = k.geometry
+        assert len(grid) == 3 and len(block) == 3 and 0 < block[0] <= 1024
+        assert f"## launch geometry of {k.name}: grid={grid} block={block}" in text
+        if find_nvcc() is None:
+            assert "PTX not shown: nvcc not found" in k.ptx
+        else:
+            assert ".entry" in k.ptx, k.ptx[:300]
+        assert k.ptx in text
+
+
+def test_dump_writes_cuda_c_ptx_and_geometry_per_kernel(tmp_path, monkeypatch):
+    from tracegrad.compiler import dump
+    monkeypatch.setenv("TRACEGRAD_DUMP", str(tmp_path))
+    monkeypatch.setattr(dump, "_records", [])
+    compiled = tracegrad.compile(_gelu_sum)
+    compiled(tracegrad.randn(5, 70, device="cuda"))
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    cus = sorted(folder.glob("*.cu"))
+    assert cus and not list(folder.glob("*.ll"))
+    for cu in cus:
+        assert "__global__" in cu.read_text()
+        ptx = cu.with_suffix(".ptx").read_text()
+        assert ".entry" in ptx or "PTX not shown" in ptx
+        assert cu.with_suffix(".geometry.txt").read_text().startswith("grid=(")
+    assert "## kernels" in (tmp_path / "index.md").read_text()

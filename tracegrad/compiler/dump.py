@@ -3,7 +3,8 @@
 Active when ``TRACEGRAD_DUMP=DIR`` is set (``tracegrad dump SCRIPT`` sets it). For each
 compiled function and signature, ``DIR/<function>-<n>/`` holds the traced graph (text and
 Graphviz ``.dot``, plus ``.svg`` when ``dot`` is installed), the fused groups, and per
-kernel its loop IR, LLVM IR before and after optimisation, and assembly. ``DIR/index.md``
+kernel its loop IR, LLVM IR before and after optimisation, and assembly (on CUDA: the
+CUDA C, its PTX from ``nvcc --ptx`` or why there is none, and the launch geometry). ``DIR/index.md``
 lists every kernel with its fused ops, shapes, bytes moved and compile time, where each
 signature's compile time went (trace, passes, lower, render, LLVM opt, codegen, load;
 ``codegen.phase_clock``), and, when the program exits, each signature's calls and total
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from ..codegen.phase_clock import PHASES
 from ..runtime.cpu_program import llvm_sources
+from ..runtime.cuda_ptx import ptx_of
 from .debug import describe_key
 
 _records: list = []       # (folder, compiled name, entry) for the index
@@ -53,7 +55,7 @@ def _kernel_rows(program, compiled_program, stage):
         nbytes = sum(int(_numel(i.shape)) * i.dtype.itemsize for i in infos)
         shapes = ", ".join(f"{i.dtype.name}{list(i.shape)}" for i in infos)
         seconds = None
-        if compiled_program is not None and step.name in compiled_program.kernels:
+        if step.name in getattr(compiled_program, "kernels", {}):   # CUDA: no LLVM modules
             seconds = compiled_program.kernels[step.name][0].compile_seconds
         rows.append((stage, step, shapes, nbytes, seconds))
     return rows
@@ -95,6 +97,9 @@ def dump_entry(compiled, key, entry) -> None:
                    for k in program.kernels]
         groups += [f"extern {s.node.op.name}" for s in program.externs]
         (folder / f"{stage}_program.txt").write_text(str(program) + "\n")
+        if runner is not None and hasattr(runner, "geometry"):   # a CudaProgram
+            _dump_cuda(folder, program, runner)
+            continue
         sources = llvm_sources(program)
         for step in program.kernels:
             (folder / f"{step.name}.loop.txt").write_text(step.loop_ir + "\n")
@@ -107,6 +112,20 @@ def dump_entry(compiled, key, entry) -> None:
     entry.dump_stats = [0, 0.0]
     _records.append((folder, compiled.__name__, entry, key))
     write_index(root)
+
+
+def _dump_cuda(folder: Path, program, runner) -> None:
+    """Per kernel of a program run on CUDA: loop IR, CUDA C as launched, its PTX (or why
+    there is none) and launch geometry."""
+    for step in program.kernels:
+        (folder / f"{step.name}.loop.txt").write_text(step.loop_ir + "\n")
+        if step.name not in runner.sources:   # an empty kernel is never built
+            continue
+        source = runner.sources[step.name]
+        (folder / f"{step.name}.cu").write_text(source)
+        (folder / f"{step.name}.ptx").write_text(ptx_of(source))
+        grid, block = runner.geometry[step.name]
+        (folder / f"{step.name}.geometry.txt").write_text(f"grid={grid} block={block}\n")
 
 
 def write_index(root: Path) -> None:

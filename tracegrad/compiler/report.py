@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..codegen.render_cuda import render_cuda
+from ..codegen.render_cuda import launch_config, render_cuda
 from ..runtime.cpu_program import llvm_sources
+from ..runtime.cuda_ptx import ptx_of
 
 
 @dataclass
@@ -17,6 +18,15 @@ class KernelReport:
     stage: str          # "forward" or "backward"; in a training step also "update", or
     #                     the phases fused into one kernel ("backward+update")
     backend: str = "llvm"
+    # CUDA only: (grid, block) for a device of 1024 threads per block, as CudaProgram
+    # launches it (its own .geometry holds the device's actual choice)
+    geometry: tuple | None = None
+
+    @property
+    def ptx(self) -> str | None:
+        """PTX of a CUDA kernel (``nvcc --ptx``, run on first access), or a line saying
+        why it is missing; None on the CPU backend."""
+        return ptx_of(self.source) if self.backend == "cuda" else None
 
     def __str__(self) -> str:
         return f"{self.name} [{self.stage}] ops={'+'.join(self.ops)}"
@@ -44,8 +54,10 @@ class Report:
             for k in program.kernels:
                 source = sources[k.name]
                 label = entry.stages.get(k.name, stage) if stage == "forward" else stage
+                geometry = (launch_config(k.kernel, max_threads=1024) if backend == "cuda"
+                            else None)
                 self.kernels.append(KernelReport(k.name, list(k.ops), source, k.loop_ir, label,
-                                                 backend))
+                                                 backend, geometry))
             self.externs += [f"{stage}: {s.node.op.name}" for s in program.externs]
 
     def __str__(self) -> str:
@@ -64,6 +76,10 @@ class Report:
                       "", f"## {stage} program", str(program)]
         for k in self.kernels:
             lines += ["", f"## source of {k.name} ({k.stage})", k.source]
+            if k.geometry is not None:
+                (grid, block) = k.geometry
+                lines += ["", f"## launch geometry of {k.name}: grid={grid} block={block}",
+                          "", f"## PTX of {k.name}", k.ptx or ""]
         return "\n".join(lines)
 
     def __repr__(self) -> str:

@@ -7,7 +7,9 @@
   CUDA built-ins on the host, a descendant of ``test_render_cuda.HOST_PRELUDE``); the
   "binary image" is the shared object's bytes, so the runtime's disk cache is exercised
   too. g++ builds are cached per source under ``build_dir`` (a temp folder shared by
-  every test process), so only the first run of the suite pays for them.
+  every test process), so only the first run of the suite pays for them; every build
+  includes one precompiled prelude header (``prelude-<hash>.h.gch`` there), which
+  halves a cold run's build time.
 - A launch runs the kernel with the given geometry, blocks one after another. A kernel
   without barriers runs its threads one after another (any order is a valid schedule);
   one that uses ``__syncthreads`` or ``__shfl_down_sync`` runs its threads as fibers

@@ -129,15 +129,22 @@ def _step_count(state: dict):
     return lambda: float(np.asarray(state["step"]._data)) + 1.0
 
 
+def _signed_decayed(h: Hyper, group: dict, p: Tensor, g: Tensor) -> Tensor:
+    """The gradient the rules step along: negated for ``maximize``, plus L2 weight decay
+    (coupled; AdamW's decoupled decay is its own branch)."""
+    if group["maximize"]:
+        g = -g
+    if group["weight_decay"] != 0:
+        g = g + h.option("weight_decay") * p
+    return g
+
+
 def sgd(opt, group: dict) -> None:
     for p, g in grads(group):
         h = Hyper(group, p._data.dtype)
         state = opt.state[p]
         h.guard_state(opt, p)
-        if group["maximize"]:
-            g = -g
-        if group["weight_decay"] != 0:
-            g = g + h.option("weight_decay") * p
+        g = _signed_decayed(h, group, p, g)
         momentum = group["momentum"]
         if momentum != 0:
             buf = state.get("momentum_buffer")
@@ -207,10 +214,7 @@ def rmsprop(opt, group: dict) -> None:
                 state["grad_avg"] = h.new_state(p._data)
         h.guard_state(opt, p)
         state["step"].add_(1)
-        if group["maximize"]:
-            g = -g
-        if group["weight_decay"] != 0:
-            g = g + h.option("weight_decay") * p
+        g = _signed_decayed(h, group, p, g)
         alpha = h.option("alpha")
         one_minus_alpha = h.derived("1-alpha", lambda: 1 - _scalar(group["alpha"]))
         s = state["square_avg"]
@@ -241,10 +245,7 @@ def adagrad(opt, group: dict) -> None:
         h.guard_state(opt, p)
         step = _step_count(state)
         state["step"].add_(1)
-        if group["maximize"]:
-            g = -g
-        if group["weight_decay"] != 0:
-            g = g + h.option("weight_decay") * p
+        g = _signed_decayed(h, group, p, g)
         s = state["sum"]
         s.add_(g * g)
         std = s.sqrt() + h.option("eps")
@@ -263,10 +264,7 @@ def adadelta(opt, group: dict) -> None:
             state["acc_delta"] = h.new_state(p._data)
         h.guard_state(opt, p)
         state["step"].add_(1)
-        if group["maximize"]:
-            g = -g
-        if group["weight_decay"] != 0:
-            g = g + h.option("weight_decay") * p
+        g = _signed_decayed(h, group, p, g)
         rho, eps = h.option("rho"), h.option("eps")
         one_minus_rho = h.derived("1-rho", lambda: 1 - _scalar(group["rho"]))
         v, u = state["square_avg"], state["acc_delta"]
@@ -289,10 +287,7 @@ def adamax(opt, group: dict) -> None:
         h.guard_state(opt, p)
         step = _step_count(state)
         state["step"].add_(1)
-        if group["maximize"]:
-            g = -g
-        if group["weight_decay"] != 0:
-            g = g + h.option("weight_decay") * p
+        g = _signed_decayed(h, group, p, g)
         m, u = state["exp_avg"], state["exp_inf"]
         m.mul_(h.option("betas", 0))
         m.add_(h.derived("1-beta1", lambda: 1 - _scalar(group["betas"][0])) * g)

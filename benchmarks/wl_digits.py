@@ -17,24 +17,27 @@ BATCH = 64
 LR = 0.05
 
 
-def _numpy_epoch(params, batches):
+def numpy_mlp_grads(params, x, y) -> tuple:
+    """Hand-written forward and backward of the digits MLP (linear, ReLU, linear,
+    cross-entropy): the gradients of ``params`` in their order."""
     w1, b1, w2, b2 = params  # tracegrad/PyTorch layout: weight (out, in)
+    h = x @ w1.T + b1
+    r = np.maximum(h, 0)
+    z = r @ w2.T + b2
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    p[np.arange(len(y)), y] -= 1.0
+    g = p / len(y)
+    gh = g @ w2
+    gh[h <= 0] = 0
+    return gh.T @ x, gh.sum(0), g.T @ r, g.sum(0)
 
+
+def _numpy_epoch(params, batches):
     def epoch():
         for x, y in batches:
-            h = x @ w1.T + b1
-            r = np.maximum(h, 0)
-            z = r @ w2.T + b2
-            z = z - z.max(axis=1, keepdims=True)
-            p = np.exp(z)
-            p /= p.sum(axis=1, keepdims=True)
-            p[np.arange(len(y)), y] -= 1.0
-            g = p / len(y)
-            gw2, gb2 = g.T @ r, g.sum(0)
-            gh = g @ w2
-            gh[h <= 0] = 0
-            gw1, gb1 = gh.T @ x, gh.sum(0)
-            for w, gw in ((w1, gw1), (b1, gb1), (w2, gw2), (b2, gb2)):
+            for w, gw in zip(params, numpy_mlp_grads(params, x, y)):
                 np.subtract(w, LR * gw, out=w)
     return epoch
 

@@ -15,6 +15,7 @@ import tracegrad
 
 from .harness import Config, Row, close, measure
 from .training import digits, load_state, state_numpy
+from .wl_digits import numpy_mlp_grads
 
 NAME = "digits_adam"
 BATCH = 64
@@ -22,23 +23,12 @@ LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
 
 
 def _numpy_adam_epoch(params, batches):
-    w1, b1, w2, b2 = params
     moments = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
     count = [0]
 
     def epoch():
         for x, y in batches:
-            h = x @ w1.T + b1
-            r = np.maximum(h, 0)
-            z = r @ w2.T + b2
-            z = z - z.max(axis=1, keepdims=True)
-            p = np.exp(z)
-            p /= p.sum(axis=1, keepdims=True)
-            p[np.arange(len(y)), y] -= 1.0
-            g = p / len(y)
-            gh = g @ w2
-            gh[h <= 0] = 0
-            grads = (gh.T @ x, gh.sum(0), g.T @ r, g.sum(0))
+            grads = numpy_mlp_grads(params, x, y)
             count[0] += 1
             c1 = 1 - BETAS[0] ** count[0]
             c2 = math.sqrt(1 - BETAS[1] ** count[0])

@@ -421,21 +421,6 @@ def make_step_scalar(w, opt):
     return step
 
 
-@pytest.mark.parametrize("name", ["NAdam", "RAdam", "Rprop", "ASGD"])
-def test_optimizers_without_a_traced_rule_fall_back_with_the_line_and_stay_exact(name):
-    model_e, model_c = make_mlp(), make_mlp()
-    cls = getattr(optim, name)
-    opt_e, opt_c = cls(model_e.parameters()), cls(model_c.parameters())
-    eager, compiled = make_step(model_e, opt_e), tracegrad.compile(make_step(model_c, opt_c))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for i in range(4):
-            eager(*BATCHES[i])
-            compiled(*BATCHES[i])
-    assert any("opt.step()" in str(w.message) for w in caught)
-    assert_same_training(model_e, opt_e, model_c, opt_c, tol=1e-12)  # the same eager code
-
-
 @pytest.mark.parametrize("make", [
     lambda p: tracegrad.optim.SGD(p, lr=0.1, momentum=0.9, dampening=0.5),
     lambda p: tracegrad.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True),

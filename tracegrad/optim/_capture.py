@@ -48,9 +48,10 @@ class Hyper:
         self.group = group
         self.dtype = np.dtype(dtype)
 
-    def value(self, read) -> Tensor:
-        """A 0-d input computed by ``read()`` (a float) at every call."""
-        return self.tracer.runtime_scalar(read, self.dtype)
+    def value(self, read, dtype=None) -> Tensor:
+        """A 0-d input computed by ``read()`` (a float) at every call, of the parameter's
+        dtype unless ``dtype`` is given (float32 state scalars of a float64 parameter)."""
+        return self.tracer.runtime_scalar(read, self.dtype if dtype is None else dtype)
 
     def option(self, name: str, index: int | None = None) -> Tensor:
         """``group[name]`` (``[index]``) as a runtime input, one per group and trace."""
@@ -118,10 +119,24 @@ def _shape_of(v):
 
 
 def grads(group: dict):
-    """``(p, grad)`` of each parameter of ``group`` that has a gradient now (in the trace)."""
-    for p in group["params"]:
-        if p.grad is not None:
-            yield p, p.grad
+    """``(p, grad)`` of each parameter of ``group`` that has a gradient now (in the trace).
+
+    Which parameters have one shapes the update, so it is a guard: a ``.grad`` set or
+    cleared outside the traced function (which no ``note_grad`` guard sees) retraces.
+    So does a ``.grad`` made before the call (``backward()`` run eagerly, then a compiled
+    ``opt.step()``) that is replaced by another tensor: the program reads the tensor it
+    captured, which would be a stale gradient. ``fused=True`` passes the gradients as
+    arguments instead, for a step whose gradients are new tensors at every call."""
+    params = list(group["params"])
+    had = [p.grad is not None for p in params]
+    active = tracer()
+    active.guards.append(lambda: [p.grad is not None for p in params] == had)
+    for p, has in zip(params, had):
+        if has:
+            g = p.grad
+            if getattr(g._data, "tracer", None) is None:   # made before the call
+                active.guards.append(lambda p=p, g=g: p.grad is g)
+            yield p, g
 
 
 def _step_count(state: dict):
@@ -163,42 +178,51 @@ def sgd(opt, group: dict) -> None:
 
 
 def adam(opt, group: dict, decoupled: bool) -> None:
+    decoupled = group.get("decoupled_weight_decay", decoupled)
     for p, g in grads(group):
-        h = Hyper(group, p._data.dtype)
-        state = opt.state[p]
-        if not state:
-            state["step"] = h.new_state(np.zeros(()), dtype=np.float32)
-            state["exp_avg"] = h.new_state(p._data)
-            state["exp_avg_sq"] = h.new_state(p._data)
-            if group["amsgrad"]:
-                state["max_exp_avg_sq"] = h.new_state(p._data)
-        h.guard_state(opt, p)
-        step = _step_count(state)
-        state["step"].add_(1)
-        if group["maximize"]:
-            g = -g
-        if group["weight_decay"] != 0:
-            if decoupled:
-                p.mul_(h.derived("1-lr*wd",
-                                 lambda: 1 - _scalar(group["lr"]) * group["weight_decay"]))
-            else:
-                g = g + h.option("weight_decay") * p
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        m.mul_(h.option("betas", 0))
-        m.add_(h.derived("1-beta1", lambda: 1 - _scalar(group["betas"][0])) * g)
-        v.mul_(h.option("betas", 1))
-        v.add_(h.derived("1-beta2", lambda: 1 - _scalar(group["betas"][1])) * (g * g))
+        _adam_param(opt, group, p, g, decoupled)
+
+
+def _adam_param(opt, group: dict, p: Tensor, g: Tensor, decoupled: bool) -> None:
+    # NOTE (one function per parameter): the readers made below (``step()``) close over
+    # this parameter's state; closures made in a loop body would all read the last
+    # parameter's step count (wrong when the counts differ: a parameter that had no
+    # gradient at some steps)
+    h = Hyper(group, p._data.dtype)
+    state = opt.state[p]
+    if not state:
+        state["step"] = h.new_state(np.zeros(()), dtype=np.float32)
+        state["exp_avg"] = h.new_state(p._data)
+        state["exp_avg_sq"] = h.new_state(p._data)
         if group["amsgrad"]:
-            vmax = state["max_exp_avg_sq"]
-            vmax.copy_(vmax.maximum(v))
-            denom = vmax.sqrt()
+            state["max_exp_avg_sq"] = h.new_state(p._data)
+    h.guard_state(opt, p)
+    step = _step_count(state)
+    state["step"].add_(1)
+    if group["maximize"]:
+        g = -g
+    if group["weight_decay"] != 0:
+        if decoupled:
+            p.mul_(h.derived("1-lr*wd",
+                             lambda: 1 - _scalar(group["lr"]) * group["weight_decay"]))
         else:
-            denom = v.sqrt()
-        bias2_sqrt = h.value(lambda: math.sqrt(1 - _scalar(group["betas"][1]) ** step()))
-        denom = denom / bias2_sqrt + h.option("eps")
-        step_size = h.value(lambda: -(_scalar(group["lr"])
-                                      / (1 - _scalar(group["betas"][0]) ** step())))
-        p.add_((m / denom) * step_size)
+            g = g + h.option("weight_decay") * p
+    m, v = state["exp_avg"], state["exp_avg_sq"]
+    m.mul_(h.option("betas", 0))
+    m.add_(h.derived("1-beta1", lambda: 1 - _scalar(group["betas"][0])) * g)
+    v.mul_(h.option("betas", 1))
+    v.add_(h.derived("1-beta2", lambda: 1 - _scalar(group["betas"][1])) * (g * g))
+    if group["amsgrad"]:
+        vmax = state["max_exp_avg_sq"]
+        vmax.copy_(vmax.maximum(v))
+        denom = vmax.sqrt()
+    else:
+        denom = v.sqrt()
+    bias2_sqrt = h.value(lambda: math.sqrt(1 - _scalar(group["betas"][1]) ** step()))
+    denom = denom / bias2_sqrt + h.option("eps")
+    step_size = h.value(lambda: -(_scalar(group["lr"])
+                                  / (1 - _scalar(group["betas"][0]) ** step())))
+    p.add_((m / denom) * step_size)
 
 
 def rmsprop(opt, group: dict) -> None:
@@ -239,19 +263,24 @@ def rmsprop(opt, group: dict) -> None:
 
 def adagrad(opt, group: dict) -> None:
     for p, g in grads(group):
-        h = Hyper(group, p._data.dtype)
-        opt._init_state(p, group)
-        state = opt.state[p]
-        h.guard_state(opt, p)
-        step = _step_count(state)
-        state["step"].add_(1)
-        g = _signed_decayed(h, group, p, g)
-        s = state["sum"]
-        s.add_(g * g)
-        std = s.sqrt() + h.option("eps")
-        clr = h.value(lambda: -(_scalar(group["lr"])
-                                / (1 + (step() - 1) * _scalar(group["lr_decay"]))))
-        p.add_((g / std) * clr)
+        _adagrad_param(opt, group, p, g)
+
+
+def _adagrad_param(opt, group: dict, p: Tensor, g: Tensor) -> None:
+    # NOTE (one function per parameter), see _adam_param
+    h = Hyper(group, p._data.dtype)
+    opt._init_state(p, group)
+    state = opt.state[p]
+    h.guard_state(opt, p)
+    step = _step_count(state)
+    state["step"].add_(1)
+    g = _signed_decayed(h, group, p, g)
+    s = state["sum"]
+    s.add_(g * g)
+    std = s.sqrt() + h.option("eps")
+    clr = h.value(lambda: -(_scalar(group["lr"])
+                            / (1 + (step() - 1) * _scalar(group["lr_decay"]))))
+    p.add_((g / std) * clr)
 
 
 def adadelta(opt, group: dict) -> None:
@@ -278,21 +307,26 @@ def adadelta(opt, group: dict) -> None:
 
 def adamax(opt, group: dict) -> None:
     for p, g in grads(group):
-        h = Hyper(group, p._data.dtype)
-        state = opt.state[p]
-        if not state:
-            state["step"] = h.new_state(np.zeros(()), dtype=np.float32)
-            state["exp_avg"] = h.new_state(p._data)
-            state["exp_inf"] = h.new_state(p._data)
-        h.guard_state(opt, p)
-        step = _step_count(state)
-        state["step"].add_(1)
-        g = _signed_decayed(h, group, p, g)
-        m, u = state["exp_avg"], state["exp_inf"]
-        m.mul_(h.option("betas", 0))
-        m.add_(h.derived("1-beta1", lambda: 1 - _scalar(group["betas"][0])) * g)
-        u.mul_(h.option("betas", 1))
-        u.copy_(u.maximum(g.abs() + h.option("eps")))
-        step_size = h.value(lambda: _scalar(group["lr"])
-                            / (1 - _scalar(group["betas"][0]) ** step()))
-        p.sub_(step_size * (m / u))
+        _adamax_param(opt, group, p, g)
+
+
+def _adamax_param(opt, group: dict, p: Tensor, g: Tensor) -> None:
+    # NOTE (one function per parameter), see _adam_param
+    h = Hyper(group, p._data.dtype)
+    state = opt.state[p]
+    if not state:
+        state["step"] = h.new_state(np.zeros(()), dtype=np.float32)
+        state["exp_avg"] = h.new_state(p._data)
+        state["exp_inf"] = h.new_state(p._data)
+    h.guard_state(opt, p)
+    step = _step_count(state)
+    state["step"].add_(1)
+    g = _signed_decayed(h, group, p, g)
+    m, u = state["exp_avg"], state["exp_inf"]
+    m.mul_(h.option("betas", 0))
+    m.add_(h.derived("1-beta1", lambda: 1 - _scalar(group["betas"][0])) * g)
+    u.mul_(h.option("betas", 1))
+    u.copy_(u.maximum(g.abs() + h.option("eps")))
+    step_size = h.value(lambda: _scalar(group["lr"])
+                        / (1 - _scalar(group["betas"][0]) ** step()))
+    p.sub_(step_size * (m / u))

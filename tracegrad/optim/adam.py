@@ -21,6 +21,7 @@ class Adam(Optimizer):
     """PyTorch's ``torch.optim.Adam``; per parameter, with ``t`` the step count::
 
         g = -g if maximize;  g = g + weight_decay * p
+            (decoupled_weight_decay=True: p = p * (1 - lr * weight_decay) instead, AdamW)
         m = beta1 * m + (1 - beta1) * g;   v = beta2 * v + (1 - beta2) * g * g
         v_hat = max(v_hat, v) if amsgrad else v
         p = p - lr / (1 - beta1**t) * m / (sqrt(v_hat) / sqrt(1 - beta2**t) + eps)
@@ -37,14 +38,15 @@ class Adam(Optimizer):
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False, *, foreach=None,
                  maximize: bool = False, capturable: bool = False, differentiable: bool = False,
-                 fused=None) -> None:
+                 fused=None, decoupled_weight_decay: bool = False) -> None:
         _check_float("learning rate", lr)
         _check_float("epsilon", eps)
         _check_betas(betas)
         _check_float("weight_decay", weight_decay)
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                         amsgrad=amsgrad, foreach=foreach, maximize=maximize,
-                        capturable=capturable, differentiable=differentiable, fused=fused)
+                        capturable=capturable, differentiable=differentiable, fused=fused,
+                        decoupled_weight_decay=decoupled_weight_decay or self._decoupled)
         super().__init__(params, defaults)
 
     def _trace_group(self, group: dict) -> None:
@@ -57,6 +59,8 @@ class Adam(Optimizer):
         wd = group["weight_decay"]
         amsgrad = group["amsgrad"]
         maximize = group["maximize"]
+        # a group loaded from a state dict saved before the option existed lacks the key
+        decoupled = group.get("decoupled_weight_decay", self._decoupled)
         for p, w, g in _params_with_grad(group):
             state = self.state[p]
             if not state:
@@ -69,7 +73,7 @@ class Adam(Optimizer):
             if maximize:
                 g = np.negative(g)
             if wd != 0:
-                if self._decoupled:
+                if decoupled:
                     w *= 1 - lr * wd
                 else:
                     g = g + wd * w

@@ -7,7 +7,7 @@ import numpy as np
 
 from .._tensor import _wrap
 from .adam import _check_betas
-from . import _capture
+from . import _capture, _capture_variants
 from .optimizer import (Optimizer, _bump_step, _check_float, _params_with_grad, _scalar,
                         _step_tensor, _touch)
 
@@ -110,6 +110,9 @@ class NAdam(_AdamFamily):
                          maximize=maximize, capturable=capturable,
                          differentiable=differentiable)
 
+    def _trace_group(self, group: dict) -> None:
+        _capture_variants.nadam(self, group)
+
     def _update_group(self, group: dict) -> None:
         lr = _scalar(group["lr"])
         beta1, beta2 = (_scalar(b) for b in group["betas"])
@@ -150,6 +153,9 @@ class RAdam(_AdamFamily):
                          decoupled_weight_decay=decoupled_weight_decay, foreach=foreach,
                          maximize=maximize, capturable=capturable,
                          differentiable=differentiable)
+
+    def _trace_group(self, group: dict) -> None:
+        _capture_variants.radam(self, group)
 
     def _update_group(self, group: dict) -> None:
         lr = _scalar(group["lr"])

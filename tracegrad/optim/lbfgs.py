@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._errors import TraceError
 from .._tensor import Tensor, _wrap
 from ..autograd.grad_mode import enable_grad, no_grad
+from . import _capture
 from .optimizer import Optimizer
 
 
@@ -190,6 +192,13 @@ class LBFGS(Optimizer):
         if closure is None:
             raise RuntimeError("LBFGS.step requires a closure that reevaluates the model and "
                                "returns the loss (optimizer.step(closure))")
+        if _capture.tracer() is not None:
+            # the compiled function falls back to eager naming the caller's line, or
+            # raises with fullgraph=True (NOTE (training step capture), compiler/tracer.py)
+            raise TraceError("LBFGS.step(closure) cannot be compiled: its line search and "
+                             "stopping tests read the loss and gradients on the host and call "
+                             "the closure a data-dependent number of times; call it outside "
+                             "the compiled function")
         with no_grad():
             return self._step(closure)
 

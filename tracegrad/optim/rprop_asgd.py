@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._tensor import _wrap
+from . import _capture_variants
 from .optimizer import (Optimizer, _bump_step, _check_float, _params_with_grad, _scalar,
                         _step_tensor, _touch)
 
@@ -30,6 +31,9 @@ class Rprop(Optimizer):
                         foreach=foreach, maximize=maximize, differentiable=differentiable,
                         capturable=capturable)
         super().__init__(params, defaults)
+
+    def _trace_group(self, group: dict) -> None:
+        _capture_variants.rprop(self, group)
 
     def _update_group(self, group: dict) -> None:
         eta_minus, eta_plus = group["etas"]
@@ -73,6 +77,9 @@ class ASGD(Optimizer):
                         foreach=foreach, maximize=maximize, differentiable=differentiable,
                         capturable=capturable)
         super().__init__(params, defaults)
+
+    def _trace_group(self, group: dict) -> None:
+        _capture_variants.asgd(self, group)
 
     def _update_group(self, group: dict) -> None:
         lr = _scalar(group["lr"])

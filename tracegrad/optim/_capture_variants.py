@@ -1,0 +1,187 @@
+"""Traced update rules of NAdam, RAdam, Rprop and ASGD (the rules of ``_capture``, whose
+docstring says what is a runtime input and what is a guard).
+
+These four keep values derived from the step count in their state (NAdam's running
+product of momentum factors, ASGD's ``eta`` and ``mu``) or switch rules on it (RAdam's
+rectification, ASGD's averaging): each such value is computed on the host at every call
+from the state as it is before the step, exactly as the eager rule computes it (float64,
+then rounded to the state's float32), and a switch is a ``where`` over a runtime flag,
+never a Python branch, so that one program serves every step.
+
+>>> import tracegrad as torch
+>>> w = torch.tensor([1.0, -1.0], requires_grad=True)
+>>> opt = torch.optim.Rprop([w], lr=0.1)
+>>> step = torch.compile(lambda: opt.step(), fullgraph=True)
+>>> w.grad = torch.tensor([1.0, -1.0]); _ = step(); _ = step(); w
+tensor([ 0.7800, -0.7800], requires_grad=True)
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._tensor import Tensor
+from ._capture import Hyper, _scalar, _signed_decayed, _step_count, grads
+
+
+def _float(t: Tensor) -> float:
+    """The value a 0-d state tensor holds now (before this call's program writes it)."""
+    return float(np.asarray(t._data))
+
+
+def _adam_moments(h: Hyper, group: dict, state: dict, g: Tensor) -> tuple[Tensor, Tensor]:
+    m, v = state["exp_avg"], state["exp_avg_sq"]
+    m.mul_(h.option("betas", 0))
+    m.add_(h.derived("1-beta1", lambda: 1 - _scalar(group["betas"][0])) * g)
+    v.mul_(h.option("betas", 1))
+    v.add_(h.derived("1-beta2", lambda: 1 - _scalar(group["betas"][1])) * (g * g))
+    return m, v
+
+
+def _new_adam_state(h: Hyper, state: dict, p: Tensor) -> None:
+    state["step"] = h.new_state(np.zeros(()), dtype=np.float32)
+    state["exp_avg"] = h.new_state(p._data)
+    state["exp_avg_sq"] = h.new_state(p._data)
+
+
+def _prepared(h: Hyper, group: dict, p: Tensor, g: Tensor) -> Tensor:
+    """``_signed_decayed``, or for ``decoupled_weight_decay`` the eager rule's
+    ``p *= 1 - lr * weight_decay`` and the gradient only negated for ``maximize``."""
+    if not (group["decoupled_weight_decay"] and group["weight_decay"] != 0):
+        return _signed_decayed(h, group, p, g)
+    p.mul_(h.derived("1-lr*wd", lambda: 1 - _scalar(group["lr"])
+                     * _scalar(group["weight_decay"])))
+    return -g if group["maximize"] else g
+
+
+def nadam(opt, group: dict) -> None:
+    for p, g in grads(group):
+        _nadam_param(opt, group, p, g)
+
+
+def _nadam_param(opt, group: dict, p: Tensor, g: Tensor) -> None:
+    # NOTE (one function per parameter) in _capture.py: the readers close over this
+    # parameter's state
+    def mu_at(t: float) -> float:
+        psi = _scalar(group["momentum_decay"])
+        return _scalar(group["betas"][0]) * (1.0 - 0.5 * 0.96 ** (t * psi))
+
+    h = Hyper(group, p._data.dtype)
+    state = opt.state[p]
+    if not state:
+        _new_adam_state(h, state, p)
+        state["mu_product"] = h.new_state(np.zeros(()), fill=1.0, dtype=np.float32)
+    h.guard_state(opt, p)
+    step = _step_count(state)
+    mu_product = state["mu_product"]
+
+    def product() -> float:
+        # NOTE: the eager rule's float32 ``mu_product *= mu``, rounded the same way
+        now = np.array(mu_product._data, dtype=np.float32, copy=True)
+        now *= mu_at(step())
+        return float(now)
+    state["step"].add_(1)
+    g = _prepared(h, group, p, g)
+    m, v = _adam_moments(h, group, state, g)
+    mu_product.copy_(h.value(product, np.float32))
+    bias2 = h.value(lambda: 1 - _scalar(group["betas"][1]) ** step())
+    denom = (v / bias2).sqrt() + h.option("eps")
+    grad_coef = h.value(lambda: _scalar(group["lr"]) * (1 - mu_at(step())) / (1 - product()))
+    avg_coef = h.value(lambda: _scalar(group["lr"]) * mu_at(step() + 1)
+                       / (1 - product() * mu_at(step() + 1)))
+    p.sub_(grad_coef * (g / denom))
+    p.sub_(avg_coef * (m / denom))
+
+
+def radam(opt, group: dict) -> None:
+    for p, g in grads(group):
+        _radam_param(opt, group, p, g)
+
+
+def _radam_param(opt, group: dict, p: Tensor, g: Tensor) -> None:
+    def rho(t: float) -> tuple[float, float]:
+        beta2 = _scalar(group["betas"][1])
+        rho_inf = 2 / (1 - beta2) - 1
+        return rho_inf, rho_inf - 2 * t * beta2 ** t / (1 - beta2 ** t)
+
+    def rectification(t: float) -> float:
+        """``r_t`` once the variance estimate is tractable (rho_t > 5), else 0 (the
+        ``where`` below then takes the momentum-only step)."""
+        rho_inf, rho_t = rho(t)
+        if rho_t <= 5.0:
+            return 0.0
+        return math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf
+                         / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+
+    h = Hyper(group, p._data.dtype)
+    state = opt.state[p]
+    if not state:
+        _new_adam_state(h, state, p)
+    h.guard_state(opt, p)
+    step = _step_count(state)
+    state["step"].add_(1)
+    g = _prepared(h, group, p, g)
+    m, v = _adam_moments(h, group, state, g)
+    m_hat = m / h.value(lambda: 1 - _scalar(group["betas"][0]) ** step())
+    rectified = h.value(lambda: float(rho(step())[1] > 5.0)) > 0
+    adaptive = (h.value(lambda: math.sqrt(1 - _scalar(group["betas"][1]) ** step()))
+                / (v.sqrt() + h.option("eps")))
+    lr_rect = h.value(lambda: _scalar(group["lr"]) * rectification(step()))
+    p.sub_((lr_rect * (m_hat * adaptive)).where(rectified, h.option("lr") * m_hat))
+
+
+def rprop(opt, group: dict) -> None:
+    for p, g in grads(group):
+        h = Hyper(group, p._data.dtype)
+        state = opt.state[p]
+        if not state:
+            state["step"] = h.new_state(np.zeros(()), dtype=np.float32)
+            state["prev"] = h.new_state(p._data)
+            state["step_size"] = h.new_state(p._data, fill=_scalar(group["lr"]))
+        h.guard_state(opt, p)
+        state["step"].add_(1)
+        if group["maximize"]:
+            g = -g
+        prev, size = state["prev"], state["step_size"]
+        agree = (g * prev).sign()
+        one, zero = h.derived("1", lambda: 1.0), h.derived("0", lambda: 0.0)
+        factor = h.option("etas", 1).where(agree > 0, h.option("etas", 0).where(agree < 0, one))
+        size.copy_((size * factor).maximum(h.option("step_sizes", 0))
+                   .minimum(h.option("step_sizes", 1)))
+        # a flipped sign skips this update and is forgotten (prev = 0)
+        g = zero.where(agree < 0, g)
+        p.sub_(g.sign() * size)
+        prev.copy_(g)
+
+
+def asgd(opt, group: dict) -> None:
+    for p, g in grads(group):
+        _asgd_param(opt, group, p, g)
+
+
+def _asgd_param(opt, group: dict, p: Tensor, g: Tensor) -> None:
+    h = Hyper(group, p._data.dtype)
+    state = opt.state[p]
+    if not state:
+        state["step"] = h.new_state(np.zeros(()), dtype=np.float32)
+        # NOTE: float32 scalars, as the eager rule (and PyTorch) keeps them
+        state["eta"] = h.new_state(np.zeros(()), fill=_scalar(group["lr"]), dtype=np.float32)
+        state["mu"] = h.new_state(np.zeros(()), fill=1.0, dtype=np.float32)
+        state["ax"] = h.new_state(p._data)
+    h.guard_state(opt, p)
+    step = _step_count(state)
+    eta_state, mu_state, ax = state["eta"], state["mu"], state["ax"]
+    state["step"].add_(1)
+    g = _signed_decayed(h, group, p, g)
+    p.mul_(h.value(lambda: 1 - _scalar(group["lambd"]) * _float(eta_state)))
+    p.sub_(h.value(lambda: _float(eta_state)) * g)
+    mu = h.value(lambda: _float(mu_state))
+    # mu == 1 (every step up to t0): ax = p exactly, not ax + 1 * (p - ax)
+    ax.copy_(p.where(mu == 1, ax + mu * (p - ax)))
+
+    def eta_next() -> float:
+        lr, lambd = _scalar(group["lr"]), _scalar(group["lambd"])
+        return lr / (1 + lambd * lr * step()) ** _scalar(group["alpha"])
+    eta_state.copy_(h.value(eta_next, np.float32))
+    mu_state.copy_(h.value(lambda: 1 / max(1, step() - _scalar(group["t0"])), np.float32))

@@ -137,10 +137,11 @@ def assert_same_training(model_e, opt_e, model_c, opt_c, tol=1e-4):
 class Pair:
     """The same model and optimizer twice: one trained eagerly, one by the compiled step."""
 
-    def __init__(self, model, cls, kw, clip=None, set_to_none=True, schedule=None):
+    def __init__(self, model, cls, kw, clip=None, set_to_none=True, schedule=None,
+                 select=lambda model: model.parameters()):
         build, self.data = MODELS[model]
         self.models = build(), build()
-        self.opts = [getattr(optim, cls)(m.parameters(), **kw) for m in self.models]
+        self.opts = [getattr(optim, cls)(select(m), **kw) for m in self.models]
         self.scheds = [schedule(o) for o in self.opts] if schedule else []
         self.eager = make_step(self.models[0], self.opts[0], clip, set_to_none)
         self.compiled = tracegrad.compile(make_step(self.models[1], self.opts[1], clip,

@@ -1,0 +1,152 @@
+"""A compiled training step with every optimizer: what must retrace does (a parameter
+frozen or added, a gradient replaced outside the step), what cannot be compiled falls back
+naming the line (LBFGS, ``.item()`` mid-step), and NaN/inf propagate exactly as eager."""
+import warnings
+
+import numpy as np
+import pytest
+
+import tracegrad
+import tracegrad.nn.functional as F
+from compile_step_testing import CLASSES, Pair, first_config
+from tracegrad.compiler.errors import TraceError
+
+optim = tracegrad.optim
+
+
+@pytest.mark.parametrize("name", CLASSES)
+def test_freezing_and_unfreezing_a_parameter_retraces_and_trains_as_eager(name):
+    pair = Pair("mlp", name, first_config(name))
+    pair.run(3)
+    for model in pair.models:
+        model[0].weight.requires_grad_(False)
+    pair.run(3, every_step=True)   # set_to_none zero_grad: no .grad, no update, as eagerly
+    for model in pair.models:
+        model[0].weight.requires_grad_(True)
+    info = pair.run(3, every_step=True)
+    assert info.misses >= 4
+
+
+@pytest.mark.parametrize("name", ["Adam", "NAdam", "Rprop", "ASGD"])
+def test_a_parameter_appended_to_a_group_retraces_and_trains_as_eager(name):
+    pair = Pair("mlp", name, first_config(name), select=lambda m: list(m.parameters())[:2])
+    pair.run(3)
+    for model, opt in zip(pair.models, pair.opts):
+        opt.param_groups[0]["params"].append(model[2].weight)
+    before = pair.models[1][2].weight.detach().numpy().copy()
+    info = pair.run(3, every_step=True)
+    assert info.misses == 3   # one retrace, which makes the new parameter's state
+    assert not np.array_equal(before, pair.models[1][2].weight.detach().numpy())
+
+
+@pytest.mark.parametrize("name", CLASSES)
+def test_compiled_step_alone_reads_the_gradient_of_this_step(name):
+    """backward() eagerly, then a compiled opt.step(): zero_grad() makes a new .grad tensor
+    each step, which the program must read (it once replayed the first step's tensor)."""
+    weights = []
+    for compiled in (False, True):
+        tracegrad.manual_seed(0)
+        model = tracegrad.nn.Linear(5, 3)
+        opt = getattr(optim, name)(model.parameters(), **first_config(name))
+        step = tracegrad.compile(opt.step, fullgraph=True) if compiled else opt.step
+        rng = np.random.default_rng(0)
+        for _ in range(6):
+            opt.zero_grad()
+            x = tracegrad.from_numpy(rng.standard_normal((4, 5)).astype(np.float32))
+            model(x).pow(2).mean().backward()
+            step()
+        weights.append(model.weight.detach().numpy().copy())
+    np.testing.assert_allclose(weights[1], weights[0], rtol=1e-5, atol=1e-7)
+
+
+def test_lbfgs_in_a_compiled_step_falls_back_naming_itself_or_raises_with_fullgraph():
+    def run(compile_with):
+        tracegrad.manual_seed(0)
+        model = tracegrad.nn.Linear(3, 1)
+        opt = optim.LBFGS(model.parameters(), max_iter=5)
+        x, y = tracegrad.randn(8, 3), tracegrad.randn(8, 1)
+
+        def step(x, y):
+            def closure():
+                opt.zero_grad()
+                loss = F.mse_loss(model(x), y)
+                loss.backward()
+                return loss
+            return opt.step(closure)
+        f = compile_with(step) if compile_with else step
+        for _ in range(3):
+            f(x, y)
+        return model.weight.detach().numpy().copy()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled = run(tracegrad.compile)
+    messages = [str(w.message) for w in caught if "compile" in str(w.message)]
+    assert len(messages) == 1, messages
+    assert "LBFGS.step(closure) cannot be compiled" in messages[0]
+    assert "test_compile_step_optimizers_retrace.py" in messages[0]   # the caller's line
+    np.testing.assert_array_equal(compiled, run(None))
+    with pytest.raises(TraceError, match="LBFGS.*fullgraph"):
+        run(lambda f: tracegrad.compile(f, fullgraph=True))
+
+
+@pytest.mark.parametrize("name", ["NAdam", "RAdam", "Rprop", "ASGD", "Adadelta"])
+def test_item_after_the_update_falls_back_leaving_no_traced_state(name):
+    """The trace made the optimizer's state before .item() stopped it; the eager fallback
+    must start from no state, as eager mode does (NAdam's mu_product, ASGD's eta...)."""
+    def run(compiled):
+        tracegrad.manual_seed(0)
+        model = tracegrad.nn.Linear(4, 2)
+        opt = getattr(optim, name)(model.parameters(), **first_config(name))
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.mse_loss(model(x), y)
+            loss.backward()
+            opt.step()
+            loss.item()
+            return loss
+        f = tracegrad.compile(step) if compiled else step
+        x, y = tracegrad.randn(8, 4), tracegrad.randn(8, 2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(3):
+                f(x, y)
+        return model.weight.detach().numpy().copy(), {k: v.numpy().copy() for k, v in
+                                                       opt.state[model.weight].items()}
+    (wc, sc), (we, se) = run(True), run(False)
+    np.testing.assert_array_equal(wc, we)
+    assert sc.keys() == se.keys()
+    for k in se:
+        np.testing.assert_array_equal(sc[k], se[k], err_msg=k)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
+@pytest.mark.parametrize("name", CLASSES)
+def test_nan_or_inf_mid_training_propagates_exactly_as_in_eager(name, bad):
+    """One input element is NaN or inf at the fourth step: whatever eager mode makes of
+    it (NaN parameters, inf moments, a skipped Rprop step) the compiled step makes too."""
+    pair = Pair("mlp", name, first_config(name))
+    x, y = pair.data[3]
+    poisoned = x.numpy().copy()
+    poisoned[2, 5] = bad
+    pair.data = list(pair.data)
+    pair.data[3] = (tracegrad.from_numpy(poisoned), y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i in range(6):
+            x, y = pair.data[i % 5]
+            pair.eager(x, y)
+            pair.compiled(x, y)
+    assert not [w for w in caught if "compile" in str(w.message)]
+    (me, mc), (oe, oc) = pair.models, pair.opts
+    touched = False
+    for a, b in zip(me.parameters(), mc.parameters()):
+        arrays = [(a.detach().numpy(), b.detach().numpy()), (a.grad.numpy(), b.grad.numpy())]
+        arrays += [(oe.state[a][k].numpy(), oc.state[b][k].numpy()) for k in oe.state[a]]
+        for e, c in arrays:
+            touched = touched or not np.isfinite(e).all()
+            np.testing.assert_array_equal(np.isnan(c), np.isnan(e))
+            np.testing.assert_array_equal(np.isinf(c), np.isinf(e))
+            finite = np.isfinite(e)
+            np.testing.assert_allclose(c[finite], e[finite], rtol=1e-4, atol=1e-6)
+    assert touched   # the bad value reached the parameters or the state

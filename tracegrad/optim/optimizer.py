@@ -49,6 +49,12 @@ class Optimizer:
     """
 
     def __init__(self, params: Iterable, defaults: dict) -> None:
+        if defaults.get("fused"):
+            # PyTorch's checks and words (torch/optim/adam.py and the others with fused=)
+            if defaults.get("foreach"):
+                raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+            if defaults.get("differentiable"):
+                raise RuntimeError("`fused` does not support `differentiable`")
         self.defaults = defaults
         self.state: defaultdict = defaultdict(dict)
         self.param_groups: list[dict] = []

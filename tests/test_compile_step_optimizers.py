@@ -82,13 +82,20 @@ def test_step_lr_and_hand_set_options_change_values_without_recompiling(name):
         assert pair.opts[1].param_groups[0][key] == value
 
 
+CYCLING = {
+    "OneCycleLR": lambda o: optim.lr_scheduler.OneCycleLR(o, max_lr=0.05, total_steps=31),
+    "CyclicLR": lambda o: optim.lr_scheduler.CyclicLR(o, base_lr=1e-3, max_lr=0.05,
+                                                      step_size_up=7, mode="triangular2"),
+}
+
+
+@pytest.mark.parametrize("scheduler", sorted(CYCLING))
 @pytest.mark.parametrize("name, kw", [("SGD", dict(lr=0.1, momentum=0.9)),
                                       ("Adam", dict(lr=1e-2)),
                                       ("NAdam", dict(lr=1e-2)),
                                       ("RAdam", dict(lr=1e-2))])
-def test_one_cycle_lr_cycles_lr_and_momentum_without_recompiling(name, kw):
-    pair = Pair("mlp", name, kw, schedule=lambda o: optim.lr_scheduler.OneCycleLR(
-        o, max_lr=0.05, total_steps=31))
+def test_cycling_schedulers_change_lr_and_momentum_without_recompiling(name, kw, scheduler):
+    pair = Pair("mlp", name, kw, schedule=CYCLING[scheduler])
     momenta = []
 
     def record(i, opt):
@@ -96,7 +103,7 @@ def test_one_cycle_lr_cycles_lr_and_momentum_without_recompiling(name, kw):
         momenta.append(group["momentum"] if "momentum" in group else group["betas"][0])
     info = pair.run(30, every_step=True, between=record)
     assert info.misses == 2
-    assert len(set(momenta)) > 20   # the momentum really changed at (almost) every step
+    assert len(set(momenta)) > 10   # the momentum really changed from step to step
 
 
 def test_radam_switches_to_the_rectified_step_inside_one_program():

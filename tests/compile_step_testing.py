@@ -86,6 +86,8 @@ def _batches(x_shape, y_of, n=5):
 
 MODELS = {
     "mlp": (make_mlp, _batches((8, 20), lambda r: r.integers(0, 4, 8))),
+    "mlp64": (lambda: make_mlp().double(), [(x.double(), y) for x, y in
+                                            _batches((8, 20), lambda r: r.integers(0, 4, 8))]),
     "cnn": (make_cnn, _batches((8, 1, 8, 8), lambda r: r.integers(0, 10, 8))),
     "lstm": (make_lstm, _batches((4, 5, 6), lambda r: r.standard_normal((4, 8))
                                  .astype(np.float32))),

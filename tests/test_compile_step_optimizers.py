@@ -36,6 +36,21 @@ def test_mlp_compiled_step_equals_eager_at_every_one_of_100_steps(config, clip):
     assert (info.misses, info.hits) == (2, 98)
 
 
+@pytest.mark.parametrize("config", CONFIGS, ids=config_id)
+def test_float64_two_groups_agree_to_rounding(config):
+    """In float64 rounding differences stay near 1e-15, so a formula that differs from
+    the eager rule by a little (an eps misplaced, a float32 step count) shows; the second
+    group has its own lr."""
+    name, kw = config
+
+    def two_groups(model):
+        params = list(model.parameters())
+        return [{"params": params[:2]}, {"params": params[2:], "lr": kw["lr"] * 0.3}]
+    pair = Pair("mlp64", name, kw, clip=0.5, select=two_groups)
+    info = pair.run(12, every_step=True, tol=1e-10)
+    assert info.misses == 2
+
+
 # NOTE: the CNN and LSTM steps cost more to compile (0.5-1 s each, cold) and to run
 # eagerly (4-7 ms a step), so each optimizer runs once per model and clip setting for
 # 20 steps, compared at the end, and at every step for the clipped LSTM (marked slow:

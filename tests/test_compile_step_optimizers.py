@@ -175,3 +175,16 @@ def test_parameters_with_different_step_counts_in_one_group(name):
     np.testing.assert_allclose(c2, e2, rtol=1e-5, atol=1e-7)
     for k in es:
         np.testing.assert_allclose(cs[k], es[k], rtol=1e-5, atol=1e-7, err_msg=k)
+
+
+@pytest.mark.parametrize("name", sorted(set(CLASSES) - {"Adadelta"}))
+def test_each_parameter_update_is_one_fused_kernel(name):
+    """The whole rule (state, runtime scalars, RAdam's and ASGD's where) fuses into one
+    kernel per parameter; the only other update kernels add 1 to the step counts.
+    (Adadelta's step ``delta`` feeds two writes and is materialised: 3 kernels.)"""
+    pair = Pair("mlp", name, first_config(name))
+    pair.run(2)
+    report = pair.compiled.explain(*pair.data[2])
+    update = [k for k in report.kernels if k.stage == "update"]
+    rules = [k for k in update if k.ops != ["ADD"]]
+    assert len(rules) == len(list(pair.models[1].parameters())), [k.ops for k in update]

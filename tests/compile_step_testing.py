@@ -89,7 +89,7 @@ MODELS = {
     "mlp64": (lambda: make_mlp().double(), [(x.double(), y) for x, y in
                                             _batches((8, 20), lambda r: r.integers(0, 4, 8))]),
     "cnn": (make_cnn, _batches((8, 1, 8, 8), lambda r: r.integers(0, 10, 8))),
-    "lstm": (make_lstm, _batches((4, 5, 6), lambda r: r.standard_normal((4, 8))
+    "lstm": (make_lstm, _batches((4, 3, 6), lambda r: r.standard_normal((4, 8))
                                  .astype(np.float32))),
 }
 

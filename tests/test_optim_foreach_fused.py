@@ -149,3 +149,10 @@ def test_state_dict_saved_before_decoupled_weight_decay_existed_still_loads():
     opt.step()
     # a zero gradient leaves only AdamW's decay: w * (1 - lr * weight_decay)
     np.testing.assert_allclose(model.weight.detach().numpy(), before * 0.95, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", CLASSES)
+def test_differentiable_true_is_refused_naming_the_optimizer(name):
+    with pytest.raises(TypeError, match=f"{name}\\(differentiable=True\\).*cannot be differ"):
+        getattr(optim, name)([tracegrad.zeros(2, requires_grad=True)], differentiable=True)
+    getattr(optim, name)([tracegrad.zeros(2, requires_grad=True)], differentiable=False)

@@ -20,6 +20,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from .._ops.pytorch_args import UnsupportedArgumentError
 from .._tensor import Tensor, _wrap
 from ..autograd.grad_mode import enable_grad, no_grad
 from . import _capture
@@ -55,6 +56,13 @@ class Optimizer:
                 raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
             if defaults.get("differentiable"):
                 raise RuntimeError("`fused` does not support `differentiable`")
+        if defaults.get("differentiable"):
+            # NOTE: refused rather than ignored: a caller asking for it differentiates
+            # through step(), and would silently get no gradient
+            raise UnsupportedArgumentError(
+                f"{type(self).__name__}(differentiable=True): tracegrad's updates write the "
+                f"parameters in place outside autograd, so step() cannot be differentiated; "
+                f"pass differentiable=False")
         self.defaults = defaults
         self.state: defaultdict = defaultdict(dict)
         self.param_groups: list[dict] = []

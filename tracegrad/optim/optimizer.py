@@ -24,6 +24,9 @@ from .._ops.pytorch_args import UnsupportedArgumentError
 from .._tensor import Tensor, _wrap
 from ..autograd.grad_mode import enable_grad, no_grad
 from . import _capture
+from ._hooks import OptimizerHooks, with_step_hooks
+from ._hooks import (register_optimizer_step_post_hook,  # noqa: F401 - PyTorch's place
+                     register_optimizer_step_pre_hook)
 
 
 class _RequiredParameter:
@@ -42,12 +45,17 @@ def _typename(obj) -> str:
     return type(obj).__module__ + "." + type(obj).__qualname__
 
 
-class Optimizer:
+class Optimizer(OptimizerHooks):
     """Base class of all optimizers (PyTorch's ``torch.optim.Optimizer``).
 
     ``params`` is an iterable of tensors, or of dicts that each hold ``"params"`` and
     per-group options overriding ``defaults``.
     """
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "step" in cls.__dict__:   # LBFGS's own step runs the step hooks too
+            cls.step = with_step_hooks(cls.__dict__["step"])
 
     def __init__(self, params: Iterable, defaults: dict) -> None:
         if defaults.get("fused"):
@@ -173,6 +181,7 @@ class Optimizer:
         return restore
 
     # ---- stepping ----------------------------------------------------------------------
+    @with_step_hooks
     def step(self, closure: Callable | None = None):
         """One update of every parameter that has a gradient; returns ``closure()``'s loss."""
         loss = None
@@ -242,6 +251,8 @@ class Optimizer:
         Parameters are numbered in order across groups, as in PyTorch; the state values
         are the live state tensors (save or deep-copy the dict to snapshot it).
         """
+        for hook in self._hooks("state_dict_pre").values():
+            hook(self)
         index: dict[int, int] = {}
         groups = []
         for group in self.param_groups:
@@ -254,11 +265,20 @@ class Optimizer:
             packed["params"] = ids
             groups.append(packed)
         state = {index[id(p)]: s for p, s in self.state.items() if id(p) in index}
-        return {"state": state, "param_groups": groups}
+        out = {"state": state, "param_groups": groups}
+        for hook in self._hooks("state_dict_post").values():
+            replaced = hook(self, out)
+            out = out if replaced is None else replaced
+        return out
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore options and state saved by ``state_dict()`` (copied, cast to each
         parameter's dtype except ``step``) so training continues exactly."""
+        if isinstance(state_dict, dict):
+            state_dict = dict(state_dict)   # a hook may edit it, never the caller's
+        for hook in self._hooks("load_state_dict_pre").values():
+            replaced = hook(self, state_dict)
+            state_dict = state_dict if replaced is None else replaced
         if not isinstance(state_dict, dict) or "param_groups" not in state_dict \
                 or "state" not in state_dict:
             raise ValueError("load_state_dict: expected a dict with 'state' and 'param_groups' "
@@ -294,6 +314,8 @@ class Optimizer:
             new_groups.append(g)
         self.state = new_state
         self.param_groups = new_groups
+        for hook in self._hooks("load_state_dict_post").values():
+            hook(self)
 
     # ---- display -----------------------------------------------------------------------
     def __repr__(self) -> str:

@@ -60,38 +60,53 @@ def nadam(opt, group: dict) -> None:
         _nadam_param(opt, group, p, g)
 
 
+def _once_per_call(compute, key):
+    """``compute()``'s result, shared by several readers of one call: recomputed only
+    when ``key()`` (the state and options it derives from) changed since the last read."""
+    memo = [None, None]
+
+    def read():
+        now = key()
+        if now != memo[0]:
+            memo[0], memo[1] = now, compute()
+        return memo[1]
+    return read
+
+
 def _nadam_param(opt, group: dict, p: Tensor, g: Tensor) -> None:
     # NOTE (one function per parameter) in _capture.py: the readers close over this
     # parameter's state
-    def mu_at(t: float) -> float:
-        psi = _scalar(group["momentum_decay"])
-        return _scalar(group["betas"][0]) * (1.0 - 0.5 * 0.96 ** (t * psi))
-
     h = Hyper(group, p._data.dtype)
     state = opt.state[p]
     if not state:
         _new_adam_state(h, state, p)
         state["mu_product"] = h.new_state(np.zeros(()), fill=1.0, dtype=np.float32)
     h.guard_state(opt, p)
-    step = _step_count(state)
-    mu_product = state["mu_product"]
+    step_count, mu_product = state["step"], state["mu_product"]
 
-    def product() -> float:
+    def options() -> tuple:
+        return (_scalar(group["lr"]), _scalar(group["betas"][0]),
+                _scalar(group["betas"][1]), _scalar(group["momentum_decay"]))
+
+    def host() -> tuple[float, float, float, float]:
+        """(mu_product after this step, 1 - beta2**t, the gradient's and the momentum's
+        coefficients), as the eager rule computes them."""
+        lr, beta1, beta2, psi = options()
+        t = _float(step_count) + 1
+        mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * psi))
+        mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
         # NOTE: the eager rule's float32 ``mu_product *= mu``, rounded the same way
-        now = np.array(mu_product._data, dtype=np.float32, copy=True)
-        now *= mu_at(step())
-        return float(now)
-    state["step"].add_(1)
+        prod = float(np.float32(_float(mu_product)) * np.float32(mu))
+        return (prod, 1 - beta2 ** t, lr * (1 - mu) / (1 - prod),
+                lr * mu_next / (1 - prod * mu_next))
+    shared = _once_per_call(host, lambda: (_float(step_count), _float(mu_product), options()))
+    step_count.add_(1)
     g = _prepared(h, group, p, g)
     m, v = _adam_moments(h, group, state, g)
-    mu_product.copy_(h.value(product, np.float32))
-    bias2 = h.value(lambda: 1 - _scalar(group["betas"][1]) ** step())
-    denom = (v / bias2).sqrt() + h.option("eps")
-    grad_coef = h.value(lambda: _scalar(group["lr"]) * (1 - mu_at(step())) / (1 - product()))
-    avg_coef = h.value(lambda: _scalar(group["lr"]) * mu_at(step() + 1)
-                       / (1 - product() * mu_at(step() + 1)))
-    p.sub_(grad_coef * (g / denom))
-    p.sub_(avg_coef * (m / denom))
+    mu_product.copy_(h.value(lambda: shared()[0], np.float32))
+    denom = (v / h.value(lambda: shared()[1])).sqrt() + h.option("eps")
+    p.sub_(h.value(lambda: shared()[2]) * (g / denom))
+    p.sub_(h.value(lambda: shared()[3]) * (m / denom))
 
 
 def radam(opt, group: dict) -> None:

@@ -150,3 +150,49 @@ def test_nan_or_inf_mid_training_propagates_exactly_as_in_eager(name, bad):
             finite = np.isfinite(e)
             np.testing.assert_allclose(c[finite], e[finite], rtol=1e-4, atol=1e-6)
     assert touched   # the bad value reached the parameters or the state
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "Rprop"])
+def test_compiled_clip_and_step_after_an_eager_backward_read_this_steps_gradient(name):
+    """clip_grad_norm_ reads .grad first, writes it in place, and the step reads the
+    clipped value: the program once replayed the first call's gradient tensor for ever
+    (NOTE (gradient reads) in compiler/tracer.py)."""
+    results = []
+    for compiled in (False, True):
+        tracegrad.manual_seed(0)
+        model = tracegrad.nn.Linear(5, 3)
+        opt = getattr(optim, name)(model.parameters(), **first_config(name))
+
+        def update():
+            tracegrad.nn.utils.clip_grad_norm_(model.parameters(), 0.1)
+            opt.step()
+        f = tracegrad.compile(update, fullgraph=True) if compiled else update
+        rng = np.random.default_rng(0)
+        for _ in range(5):
+            opt.zero_grad()
+            x = tracegrad.from_numpy(rng.standard_normal((4, 5)).astype(np.float32))
+            model(x).pow(2).mean().backward()
+            f()
+        results.append((model.weight.detach().numpy().copy(), model.weight.grad.numpy().copy()))
+    (we, ge), (wc, gc) = results
+    np.testing.assert_allclose(wc, we, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(gc, ge, rtol=1e-5, atol=1e-7)
+
+
+def test_a_gradient_kept_across_calls_is_not_retraced_for():
+    """zero_grad(set_to_none=False) keeps each .grad tensor: the guard holds, one trace
+    serves every call after the first two."""
+    tracegrad.manual_seed(0)
+    model = tracegrad.nn.Linear(5, 3)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+
+    def update():
+        tracegrad.nn.utils.clip_grad_norm_(model.parameters(), 0.1)
+        opt.step()
+    f = tracegrad.compile(update, fullgraph=True)
+    x = tracegrad.randn(4, 5)
+    for _ in range(6):
+        opt.zero_grad(set_to_none=False)
+        model(x).pow(2).mean().backward()
+        f()
+    assert f.cache_info().misses == 1 and f.cache_info().hits == 5

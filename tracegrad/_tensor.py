@@ -85,6 +85,8 @@ class Tensor:
                 ".retain_grad() on the non-leaf Tensor. If you access the non-leaf Tensor by "
                 "mistake, make sure you access the leaf Tensor instead.", UserWarning,
                 stacklevel=2)
+        if g is not None and _trace_state.is_tracing():   # NOTE (gradient reads), tracer.py
+            _trace_state.state.tracer.note_grad_read(self, g)
         return g
 
     @grad.setter

@@ -115,6 +115,8 @@ class Tracer:
         self.stepped = False                  # an optimizer step ran (optim/_capture.py)
         self.phases: list[tuple[int, str]] = [(0, "forward")]  # (first node id, phase)
         self._grads: dict[int, list] = {}     # id -> [leaf, .grad before, cleared]
+        self._grad_reads: dict[int, Tensor] = {}  # id of a .grad read -> its leaf
+        self._grad_guarded: set[int] = set()
         self.grad_writes: list[tuple[Tensor, int | None, bool]] = []  # see finish()
         self.guards: list = []                # callables: True while the trace is valid
         self.undo: list = []                  # callables that take back the trace's side
@@ -179,6 +181,22 @@ class Tracer:
             original = leaf.grad
             self.guards.append(lambda: (leaf.grad is None) == (original is None))
         entry[2] = entry[2] or cleared
+
+    # NOTE (gradient reads): a ``.grad`` from before the trace that the program reads (a
+    # captured input: clip_grad_norm_ or opt.step() after an eager backward()) is the
+    # tensor captured at trace time; a later call where ``leaf.grad`` is another tensor
+    # (zero_grad() then backward() make a new one) must retrace, not read the old one.
+    def note_grad_read(self, leaf: Tensor, g: Tensor) -> None:
+        """``leaf.grad`` was read and is ``g`` (Tensor.grad's getter, while tracing)."""
+        self._grad_reads.setdefault(id(g), leaf)
+        if id(g) in self.captured:
+            self._guard_grad_read(g)
+
+    def _guard_grad_read(self, g: Tensor) -> None:
+        leaf = self._grad_reads.get(id(g))
+        if leaf is not None and id(g) not in self._grad_guarded:
+            self._grad_guarded.add(id(g))
+            self.guards.append(lambda: leaf.grad is g)
 
     def store_grad(self, leaf: Tensor, g: Tensor) -> None:
         """The engine's ``leaf.grad = g`` (or ``+= g``) in a trace.  The stored value is
@@ -308,6 +326,7 @@ class Tracer:
                 raise TraceError("a tensor from another trace was used inside this one")
             node = self._new_input(data.shape, data.dtype, ("captured", t))
             entry = self.captured[id(t)] = (t, node)
+            self._guard_grad_read(t)
         return entry[1]
 
     def _const(self, value, dtype) -> int:

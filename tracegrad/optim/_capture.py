@@ -123,20 +123,15 @@ def grads(group: dict):
 
     Which parameters have one shapes the update, so it is a guard: a ``.grad`` set or
     cleared outside the traced function (which no ``note_grad`` guard sees) retraces.
-    So does a ``.grad`` made before the call (``backward()`` run eagerly, then a compiled
-    ``opt.step()``) that is replaced by another tensor: the program reads the tensor it
-    captured, which would be a stale gradient. ``fused=True`` passes the gradients as
-    arguments instead, for a step whose gradients are new tensors at every call."""
+    (A ``.grad`` made before the call and replaced by another tensor retraces too: NOTE
+    (gradient reads) in compiler/tracer.py. ``fused=True`` passes the gradients as
+    arguments instead, for a step whose gradients are new tensors at every call.)"""
     params = list(group["params"])
     had = [p.grad is not None for p in params]
-    active = tracer()
-    active.guards.append(lambda: [p.grad is not None for p in params] == had)
+    tracer().guards.append(lambda: [p.grad is not None for p in params] == had)
     for p, has in zip(params, had):
         if has:
-            g = p.grad
-            if getattr(g._data, "tracer", None) is None:   # made before the call
-                active.guards.append(lambda p=p, g=g: p.grad is g)
-            yield p, g
+            yield p, p.grad
 
 
 def _step_count(state: dict):

@@ -8,7 +8,7 @@ import pytest
 
 import tracegrad
 import tracegrad.nn.functional as F
-from compile_step_testing import CLASSES, Pair, first_config
+from compile_step_testing import CLASSES, Pair, assert_same_training, first_config, make_step
 from tracegrad.compiler.errors import TraceError
 
 optim = tracegrad.optim
@@ -196,3 +196,65 @@ def test_a_gradient_kept_across_calls_is_not_retraced_for():
         model(x).pow(2).mean().backward()
         f()
     assert f.cache_info().misses == 1 and f.cache_info().hits == 5
+
+
+class Momentum(optim.Optimizer):
+    """A PyTorch-style optimizer of a user: its own step(), options read as Python
+    numbers, state made lazily at the first step."""
+
+    def __init__(self, params, lr=0.1, momentum=0.9):
+        super().__init__(params, dict(lr=lr, momentum=momentum))
+
+    @tracegrad.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if "buf" not in state:
+                    state["buf"] = tracegrad.zeros_like(p)
+                buf = state["buf"]
+                buf.mul_(group["momentum"]).add_(p.grad)
+                p.add_(buf, alpha=-group["lr"])
+
+
+def _custom_pair():
+    pair = Pair("mlp", "SGD", dict(lr=0.1))
+    pair.opts = [Momentum(m.parameters()) for m in pair.models]
+    pair.eager = make_step(pair.models[0], pair.opts[0])
+    return pair, make_step(pair.models[1], pair.opts[1])
+
+
+def test_a_custom_optimizer_that_makes_state_in_the_step_falls_back_and_trains_as_eager():
+    """Its state made inside the trace would never be written back (momentum restarted
+    from zero at every call, silently); the trace stops naming it instead."""
+    pair, step = _custom_pair()
+    pair.compiled = tracegrad.compile(step)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i in range(6):
+            pair.eager(*pair.data[i % 5])
+            pair.compiled(*pair.data[i % 5])
+    messages = [str(w.message) for w in caught if "compile" in str(w.message)]
+    assert len(messages) == 1 and "Momentum.step() made its state 'buf'" in messages[0]
+    assert_same_training(pair.models[0], pair.opts[0], pair.models[1], pair.opts[1], tol=1e-6)
+    with pytest.raises(TraceError, match="Momentum.step\\(\\) made its state"):
+        _custom_pair_compiled_fullgraph()
+
+
+def _custom_pair_compiled_fullgraph():
+    pair, step = _custom_pair()
+    tracegrad.compile(step, fullgraph=True)(*pair.data[0])
+
+
+def test_a_custom_optimizer_with_its_state_compiles_and_retraces_when_an_option_changes():
+    """After one eager step the state exists: the step compiles (one program), and lr,
+    a Python number baked into it, retraces when a scheduler changes it."""
+    pair, step = _custom_pair()
+    pair.eager(*pair.data[0])
+    step(*pair.data[0])          # the compiled side's first step, eagerly: makes the state
+    pair.compiled = tracegrad.compile(step, fullgraph=True)
+    pair.scheds = [optim.lr_scheduler.StepLR(o, 4, gamma=0.5) for o in pair.opts]
+    info = pair.run(12, every_step=True)
+    assert info.misses == 3 and info.hits == 9   # lr changed twice (after steps 4 and 8)

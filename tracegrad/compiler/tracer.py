@@ -224,6 +224,11 @@ class Tracer:
         for fn in reversed(undo):
             fn()
 
+    def made_here(self, t: Tensor) -> bool:
+        """``t`` was made during this trace (and not ``keep``-t): its in-place writes are
+        never written back, so it must not outlive the trace."""
+        return id(t) in self._born
+
     def keep(self, t: Tensor) -> Tensor:
         """``t``, made during the trace, outlives it (lazily created optimizer state):
         its in-place writes are written back like those of a captured tensor."""

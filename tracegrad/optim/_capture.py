@@ -28,6 +28,7 @@ import math
 import numpy as np
 
 from .. import _trace_state
+from .._errors import TraceError
 from .._tensor import Tensor, _wrap
 
 
@@ -325,3 +326,49 @@ def _adamax_param(opt, group: dict, p: Tensor, g: Tensor) -> None:
     step_size = h.value(lambda: _scalar(group["lr"])
                         / (1 - _scalar(group["betas"][0]) ** step()))
     p.sub_(step_size * (m / u))
+
+
+# ---- optimizers that bring their own step() -----------------------------------------
+def custom_step(step):
+    """``step`` of an Optimizer subclass that overrides ``step()`` (PyTorch style, no
+    ``_trace_group``), made safe inside a compile trace: it reads its options as Python
+    numbers (baked into the program), so any change to ``param_groups`` retraces; its
+    state must exist before the trace (state made inside would never be written back,
+    a silent wrong answer), else the trace stops and the call falls back to eager, whose
+    first step makes the state; later traces then capture it."""
+    def wrapper(self, *args, **kwargs):
+        active = tracer()
+        if active is None:
+            return step(self, *args, **kwargs)
+        active.undo.append(self._state_restorer())
+        seen = _exact_groups(self)
+        active.guards.append(lambda: _exact_groups(self) == seen)
+        active.mark_phase("update")
+        active.stepped = True
+        result = step(self, *args, **kwargs)
+        for p, state in self.state.items():
+            for key, value in state.items():
+                if isinstance(value, Tensor) and active.made_here(value):
+                    raise TraceError(
+                        f"{type(self).__name__}.step() made its state {key!r} (shape "
+                        f"{tuple(value.shape)}) inside the compiled function, which "
+                        f"cannot keep it: make the state in __init__, or run one step "
+                        f"before the first compiled call")
+            _guard_state_dict(active, self, p)
+        return result
+    wrapper.__wrapped__ = step
+    return wrapper
+
+
+def _exact_groups(optimizer) -> tuple:
+    return tuple((id(g), tuple(id(p) for p in g["params"]),
+                  tuple((k, "tensor" if isinstance(v, Tensor) else v)
+                        for k, v in g.items() if k != "params"))
+                 for g in optimizer.param_groups)
+
+
+def _guard_state_dict(active, opt, p) -> None:
+    state = opt.state[p]
+    items = list(state.items())
+    active.guards.append(lambda: (opt.state.get(p) is state and len(state) == len(items)
+                                  and all(state.get(k) is v for k, v in items)))

@@ -54,8 +54,8 @@ class Optimizer(OptimizerHooks):
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
-        if "step" in cls.__dict__:   # LBFGS's own step runs the step hooks too
-            cls.step = with_step_hooks(cls.__dict__["step"])
+        if "step" in cls.__dict__:   # LBFGS's or a user's own step: hooks, and tracing
+            cls.step = with_step_hooks(_capture.custom_step(cls.__dict__["step"]))
 
     def __init__(self, params: Iterable, defaults: dict) -> None:
         if defaults.get("fused"):

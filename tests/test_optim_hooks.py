@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tracegrad
-from compile_step_testing import Pair, first_config
+from compile_step_testing import Pair, first_config, make_step
 from tracegrad.optim.optimizer import (register_optimizer_step_post_hook,
                                        register_optimizer_step_pre_hook)
 
@@ -112,3 +112,31 @@ def test_hooks_docstring_example_runs():
     import importlib
     result = doctest.testmod(importlib.import_module("tracegrad.optim._hooks"))
     assert result.attempted > 0 and result.failed == 0
+
+
+class LoggedAdam(optim.Adam):
+    """A subclass whose own step calls Adam's: the hooks run once per step."""
+
+    def step(self, closure=None):
+        self.calls = getattr(self, "calls", 0) + 1
+        return super().step(closure)
+
+
+def test_hooks_run_once_when_a_subclass_step_calls_super():
+    w = tracegrad.tensor([1.0], requires_grad=True)
+    opt = LoggedAdam([w], lr=0.1)
+    seen = []
+    opt.register_step_pre_hook(lambda o, a, k: seen.append("pre"))
+    opt.register_step_post_hook(lambda o, a, k: seen.append("post"))
+    w.grad = tracegrad.tensor([1.0])
+    opt.step()
+    assert seen == ["pre", "post"] and opt.calls == 1
+
+
+def test_a_subclass_step_calling_super_compiles_and_trains_as_eager():
+    pair = Pair("mlp", "Adam", dict(lr=1e-2))
+    pair.opts = [LoggedAdam(m.parameters(), lr=1e-2) for m in pair.models]
+    pair.eager = make_step(pair.models[0], pair.opts[0])
+    pair.compiled = tracegrad.compile(make_step(pair.models[1], pair.opts[1]), fullgraph=True)
+    info = pair.run(8, every_step=True)
+    assert info.misses == 2

@@ -48,19 +48,29 @@ def with_step_hooks(step: Callable) -> Callable:
 
     @functools.wraps(step)
     def wrapper(self, *args, **kwargs):
-        for hook in (*_global_step_pre_hooks.values(), *self._hooks("step_pre").values()):
-            result = hook(self, args, kwargs)
-            if result is not None:
-                if not (isinstance(result, tuple) and len(result) == 2):
-                    raise RuntimeError(f"optimizer step pre-hook must return None or a tuple "
-                                       f"of (new_args, new_kwargs), but got {result}.")
-                args, kwargs = result
-        out = step(self, *args, **kwargs)
-        for hook in (*self._hooks("step_post").values(), *_global_step_post_hooks.values()):
-            hook(self, args, kwargs)
-        return out
+        if self.__dict__.get("_in_hooked_step"):   # a subclass's step calling super().step()
+            return step(self, *args, **kwargs)
+        self._in_hooked_step = True
+        try:
+            return _run_with_hooks(self, step, args, kwargs)
+        finally:
+            self._in_hooked_step = False
     wrapper._runs_step_hooks = True
     return wrapper
+
+
+def _run_with_hooks(self, step, args, kwargs):
+    for hook in (*_global_step_pre_hooks.values(), *self._hooks("step_pre").values()):
+        result = hook(self, args, kwargs)
+        if result is not None:
+            if not (isinstance(result, tuple) and len(result) == 2):
+                raise RuntimeError(f"optimizer step pre-hook must return None or a tuple "
+                                   f"of (new_args, new_kwargs), but got {result}.")
+            args, kwargs = result
+    out = step(self, *args, **kwargs)
+    for hook in (*self._hooks("step_post").values(), *_global_step_post_hooks.values()):
+        hook(self, args, kwargs)
+    return out
 
 
 class OptimizerHooks:

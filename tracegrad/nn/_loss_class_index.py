@@ -82,18 +82,21 @@ class _Picker:
             return
         # NOTE: a negative target (not ignored) must fail the gather's check too, which
         # accepts -C <= i < C: it is moved to C first.
-        checked = M.where(safe < 0, C, safe)
-        classes = arange(C, device=like.device).unsqueeze(0).expand(t.shape[0], C)
-        picked_class = gather(classes, 1, checked.unsqueeze(1))
-        self.onehot = arange(C, device=like.device).unsqueeze(0) == picked_class
+        self.index = M.where(safe < 0, C, safe).unsqueeze(1)
+        classes = arange(C, device=like.device).unsqueeze(0)
+        self.onehot = classes == gather(classes.expand(t.shape[0], C), 1, self.index)
 
     def pick(self, rows: Tensor) -> Tensor:
-        """``rows[i, t[i]]`` for every row ``i`` of ``rows`` (M, C) or (1, C) (broadcast)."""
+        """``rows[i, t[i]]`` for every row ``i`` of ``rows`` (M, C)."""
         if self.eager:
-            if rows.shape[0] != self.index.shape[0]:
-                rows = rows.expand(self.index.shape[0], rows.shape[1])
             return gather(rows, 1, self.index).squeeze(1)
         return R.sum(M.where(self.onehot, rows, 0.0), 1)
+
+    def pick_class(self, values: Tensor) -> Tensor:
+        """``values[t[i]]`` for every row ``i``: an O(M) gather from a (C,) vector (each
+        row's weight), never a pass over (M, C)."""
+        rows = values.unsqueeze(0).expand(self.index.shape[0], values.shape[0])
+        return gather(rows, 1, self.index).squeeze(1)
 
 
 def _reduced(loss: Tensor, denom, reduction: str, shape) -> Tensor:
@@ -115,7 +118,7 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100,
     picker = _Picker(t, valid, C, logp)
     picked = picker.pick(logp)
     if weight is not None:
-        w_t = M.where(valid, picker.pick(weight.unsqueeze(0)), 0.0)
+        w_t = M.where(valid, picker.pick_class(weight), 0.0)
         loss = M.where(valid, -picked * w_t, 0.0)
         denom = w_t.sum() if reduction == "mean" else None
     else:
@@ -140,7 +143,7 @@ def cross_entropy_class_index(input, target, weight, ignore_index: int, reductio
     log_sum = M.log(R.sum(M.exp(shifted), 1))          # logsumexp(x) - m, per row
     nll = log_sum - picker.pick(shifted)                # = -log_softmax(x)[t]
     if weight is not None:
-        w_t = M.where(valid, picker.pick(weight.unsqueeze(0)), 0.0)
+        w_t = M.where(valid, picker.pick_class(weight), 0.0)
         loss = M.where(valid, nll * w_t, 0.0)
         denom = w_t.sum() if reduction == "mean" else None
     else:

@@ -83,8 +83,14 @@ class _Picker:
         # NOTE: a negative target (not ignored) must fail the gather's check too, which
         # accepts -C <= i < C: it is moved to C first.
         self.index = M.where(safe < 0, C, safe).unsqueeze(1)
-        classes = arange(C, device=like.device).unsqueeze(0)
-        self.onehot = classes == gather(classes.expand(t.shape[0], C), 1, self.index)
+        # NOTE: the row loop compares float32 class numbers (exact below 2**24 classes):
+        # 8 lanes per AVX2 compare where int64 has 4.  Measured (4096x1024, CPU time of
+        # the compiled forward, same process): int64 compare 3.9-4.2 ms, float32 2.3-3.1
+        # ms, the same kernel without any pick 1.9-2.6 ms.
+        classes = arange(C, dtype=np.float32 if C < 2 ** 24 else np.float64,
+                         device=like.device).unsqueeze(0)
+        target = gather(classes.expand(t.shape[0], C), 1, self.index)
+        self.onehot = classes == target
 
     def pick(self, rows: Tensor) -> Tensor:
         """``rows[i, t[i]]`` for every row ``i`` of ``rows`` (M, C)."""

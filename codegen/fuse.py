@@ -242,7 +242,8 @@ class _Fuser:
             outs = group.outputs + ([n.id] if is_output else [])
             if any(g.node(o).numel not in (rows, rows * rowlen) for o in outs):
                 return False
-        if n.op not in REDUCE and rows is not None and self._rows_of_own(n, rows, rowlen):
+        if (n.op not in REDUCE and rows is not None and rowlen is not None
+                and self._rows_of_own(n, rows, rowlen)):
             return False
         members = group.nodes | {n.id}
         reductions = group.reductions + ([n.id] if n.op in REDUCE else [])

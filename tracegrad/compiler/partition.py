@@ -95,7 +95,10 @@ def _recompute_plan(joint: Graph, s: int, results: set[int]):
             stack.extend(n.inputs)
         else:
             return None
-    return body, leaves
+    # what is saved instead must be smaller (arguments and results cost nothing to save)
+    extra = sum(joint.node(n).numel for n in leaves
+                if joint.node(n).op is not Op.INPUT and n not in results)
+    return (body, leaves) if extra < size else None
 
 
 def split(joint: Graph, outputs: list[int], grads: list[int | None],

@@ -207,3 +207,19 @@ def test_log_softmax_and_softmax_backward_recompute_instead_of_saving():
         big = [o for o in report.forward.outputs if tuple(o.shape) == (8, 32)]
         assert len(big) == 2
         assert {o.kind for o in big} == {"input", "buffer"}
+
+
+def test_captured_targets_are_read_and_checked_at_every_call():
+    # targets the function reads but does not take (a buffer updated in place): the
+    # compiled program reads their new values and checks them at every call
+    x, t = random_case((4, 5), ignore=False)
+    targets = tracegrad.from_numpy(t.copy())
+    f = tracegrad.compile(lambda a: F.cross_entropy(a, targets, reduction="none"))
+    tx = tracegrad.from_numpy(x)
+    np.testing.assert_allclose(f(tx).numpy(), reference(x, t, reduction="none"), rtol=2e-6)
+    t2 = (t + 1) % 5
+    targets.copy_(tracegrad.from_numpy(t2))
+    np.testing.assert_allclose(f(tx).numpy(), reference(x, t2, reduction="none"), rtol=2e-6)
+    targets.copy_(tracegrad.tensor([0, 1, -1, 4]))
+    with pytest.raises(IndexError, match="out of bounds"):
+        f(tx)

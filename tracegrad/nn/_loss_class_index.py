@@ -85,7 +85,7 @@ class _Picker:
 
     def __init__(self, t: Tensor, valid: Tensor, C: int, like: Tensor):
         safe = M.where(valid, t, 0)
-        self.eager = has_values(t)
+        self.eager = has_values(t) and has_values(like)
         if self.eager:
             self.index = safe.unsqueeze(1)
             return

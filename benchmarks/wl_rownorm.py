@@ -1,5 +1,6 @@
-"""Row-wise softmax and layer_norm over the last dimension of a (rows, 1024) float32
-matrix: a reduction with elementwise producers and consumers, one kernel when fused."""
+"""Row-wise softmax, log_softmax and layer_norm over the last dimension of a (rows, 1024)
+float32 matrix (a reduction with elementwise producers and consumers, one kernel when
+fused), and cross_entropy forward+backward over such logits (``rows_cross_entropy``)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,6 +9,7 @@ import tracegrad
 
 from .harness import Config
 from .kernels import kernel_row
+from .rows_cross_entropy import cross_entropy_row
 
 NAME = "rownorm"
 EPS = 1e-5
@@ -38,6 +40,15 @@ def softmax_np(x):
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def log_softmax(x):
+    return tracegrad.log_softmax(x, dim=-1)
+
+
+def log_softmax_np(x):
+    shifted = x - x.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
 def run(cfg: Config) -> list:
     rows_n = cfg.pick(4096, 1024, tiny=64)
     cols = 1024 if not cfg.tiny else 128
@@ -52,6 +63,10 @@ def run(cfg: Config) -> list:
         cfg, NAME, "softmax", size, x, softmax, softmax_np,
         torch_fn=(lambda t: torch.softmax(t, dim=-1)) if torch else None,
         jax_fn=(lambda v: jax.nn.softmax(v, axis=-1)) if jax else None)]
+    out.append(kernel_row(
+        cfg, NAME, "log_softmax", size, x, log_softmax, log_softmax_np,
+        torch_fn=(lambda t: torch.log_softmax(t, dim=-1)) if torch else None,
+        jax_fn=(lambda v: jax.nn.log_softmax(v, axis=-1)) if jax else None))
 
     ln, how = _layer_norm_impl()
     w, b = tracegrad.from_numpy(w_np), tracegrad.from_numpy(b_np)
@@ -79,4 +94,6 @@ def run(cfg: Config) -> list:
         jax_fn=jax_ln if jax else None, rtol=1e-3, atol_rel=1e-4)
     row.note = "; ".join(p for p in (row.note, f"via {how}") if p)
     out.append(row)
+    targets = rng.integers(0, cols, rows_n)
+    out.append(cross_entropy_row(cfg, NAME, x, targets))
     return out

@@ -8,7 +8,7 @@ WORKLOADS = {
     wl_overhead.NAME: wl_overhead,  # per-op eager overhead, µs/op
     wl_seed_mlp.NAME: wl_seed_mlp,  # seed two-layer network train step
     wl_elementwise.NAME: wl_elementwise,  # GELU, SiLU
-    wl_rownorm.NAME: wl_rownorm,  # softmax, layer_norm
+    wl_rownorm.NAME: wl_rownorm,  # softmax, log_softmax, layer_norm, cross_entropy
     wl_symbolic.NAME: wl_symbolic,  # symbolic vs specialised: GELU, softmax, seed forward
     wl_digits.NAME: wl_digits,  # digits MLP epoch
     wl_digits_adam.NAME: wl_digits_adam,  # digits MLP epoch with Adam; fused Adam update

@@ -26,7 +26,7 @@ from math import prod
 import numpy as np
 
 from .graph import Graph, GraphNode
-from .ops import COMPUTE, EXTERN, LOOP_OPS, MOVEMENT, REDUCE, Op
+from .ops import COMPUTE, ELEMENTWISE, EXTERN, LOOP_OPS, MOVEMENT, REDUCE, Op
 from .scalar_ops import COSTLY
 from .view import ShapeTracker, contiguous_strides
 
@@ -242,6 +242,9 @@ class _Fuser:
             outs = group.outputs + ([n.id] if is_output else [])
             if any(g.node(o).numel not in (rows, rows * rowlen) for o in outs):
                 return False
+        if (n.op not in REDUCE and rows is not None and rowlen is not None
+                and self._rows_of_own(n, rows, rowlen)):
+            return False
         members = group.nodes | {n.id}
         reductions = group.reductions + ([n.id] if n.op in REDUCE else [])
         if reductions and not self._rows_ok(members, reductions, rows, rowlen):
@@ -252,6 +255,30 @@ class _Fuser:
             group.outputs.append(n.id)
         self.group_of[n.id] = group.id
         return True
+
+    def _rows_of_own(self, n: GraphNode, rows: int, rowlen: int) -> bool:
+        """Whether ``n`` is a per-row value of reductions over other rows than (``rows``,
+        ``rowlen``) and so belongs in their kernel.
+
+        NOTE (per-row values stay with their rows): a loss's per-row value ``log(s) - p``
+        (``s``, ``p`` row sums of an (N, C) input) is read by the mean over N.  Taken
+        into the mean's kernel it would leave ``s`` and ``p`` in a kernel each, both
+        reading (and one materialising) the (N, C) rows; kept out, it roots a row kernel
+        that computes ``s``, ``p`` and the per-row value in one pass over each row.
+        """
+        seen, stack = 0, [n]
+        while stack and seen < 16:
+            cur = stack.pop()
+            seen += 1
+            for i in cur.inputs:
+                src = self.g.node(i)
+                if src.op in REDUCE:
+                    r_rows, r_len, _ = reduce_rows(self.g, src)
+                    if r_rows == n.numel and r_len > 1 and (r_rows, r_len) != (rows, rowlen):
+                        return True
+                elif src.op in ELEMENTWISE or src.op in MOVEMENT:
+                    stack.append(src)
+        return False
 
     def _duplicated(self, n: GraphNode, group: Group) -> bool:
         """Whether some path from ``n`` to the group's root broadcasts or overlaps it."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..codegen.graph import Graph
-from ..codegen.ops import Op
+from ..codegen.ops import ELEMENTWISE, MOVEMENT, Op
 
 
 @dataclass
@@ -48,6 +48,59 @@ def _add_input(new: Graph, node, remap: dict) -> None:
     remap[node.id] = new.add(Op.INPUT, (), node.shape, node.dtype, index=len(new.inputs)).id
 
 
+# NOTE (recompute in backward): a large value the backward reads that the forward computes
+# by elementwise ops from inputs and from much smaller values (softmax's exp(x - max) from
+# x and the per-row max; cross entropy's one-hot from the targets) is recomputed in the
+# backward from those instead of being saved: the forward then writes no (N, C) temp and
+# both directions stay one row kernel each (PyTorch's partitioner recomputes pointwise ops
+# the same way).  A value that is a forward result anyway, or that needs a reduction,
+# matmul, random draw or other extern of its own size, is saved as before.
+_RECOMPUTE_LIMIT = 24   # nodes recomputed per saved value, at most
+
+
+def _recompute_cheap(joint: Graph, boundary: set[int], results: set[int],
+                     bwd_nodes: set[int]) -> set[int]:
+    """The values to save: ``boundary`` with cheap large values replaced by what they are
+    computed from; the nodes to recompute join ``bwd_nodes``."""
+    saved: set[int] = set()
+    for s in boundary:
+        plan = _recompute_plan(joint, s, results) if joint.node(s).op in ELEMENTWISE else None
+        if plan is None:
+            saved.add(s)
+        else:
+            bwd_nodes |= plan[0]
+            saved |= plan[1]
+    return saved
+
+
+def _recompute_plan(joint: Graph, s: int, results: set[int]):
+    """(nodes to recompute, values to save instead) for saved value ``s``, or None."""
+    if s in results:
+        return None
+    size = joint.node(s).numel
+    body: set[int] = set()
+    leaves: set[int] = set()
+    stack = [s]
+    while stack:
+        n = joint.node(stack.pop())
+        if n.id in body or n.id in leaves:
+            continue
+        if n.op is Op.CONST or n.op in MOVEMENT:
+            body.add(n.id)   # free: a view is index math
+            stack.extend(n.inputs)
+        elif n.op is Op.INPUT or n.id in results or 2 * n.numel <= size:
+            leaves.add(n.id)
+        elif n.op in ELEMENTWISE and len(body) < _RECOMPUTE_LIMIT:
+            body.add(n.id)
+            stack.extend(n.inputs)
+        else:
+            return None
+    # what is saved instead must be smaller (arguments and results cost nothing to save)
+    extra = sum(joint.node(n).numel for n in leaves
+                if joint.node(n).op is not Op.INPUT and n not in results)
+    return (body, leaves) if extra < size else None
+
+
 def split(joint: Graph, outputs: list[int], grads: list[int | None],
           grad_inputs: list[int]) -> Split:
     grad_set = set(grad_inputs)
@@ -67,7 +120,7 @@ def split(joint: Graph, outputs: list[int], grads: list[int | None],
                     boundary.add(i)
         boundary |= {g for g in grads if g is not None and g not in bwd_nodes
                      and g not in grad_set}
-        saved = sorted(boundary)
+        saved = sorted(_recompute_cheap(joint, boundary, set(outputs), bwd_nodes))
 
     forward = Graph()
     remap: dict = {}

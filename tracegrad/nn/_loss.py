@@ -8,9 +8,9 @@ import numpy as np
 
 from .._ops import math as M
 from .._ops import reduce as R
-from .._ops.dtype_names import scalar_type_name
 from .._primitives.registry import ShapeError
-from .._tensor import Tensor, has_values
+from .._tensor import Tensor
+from . import _loss_class_index as _class_index
 from ._activation import _softplus_stable
 
 
@@ -92,110 +92,41 @@ def huber_loss(input, target, reduction="mean", delta: float = 1.0, weight=None)
     return _reduce(loss, reduction)
 
 
-def _class_dim_last(input: Tensor) -> Tensor:
-    """``(N, C, d1, ...)`` to ``(N * d1 * ..., C)``; ``(C,)`` to ``(1, C)``."""
-    if input.ndim == 1:
-        return input.unsqueeze(0)
-    if input.ndim == 2:
-        return input
-    return input.movedim(1, -1).reshape(-1, input.shape[1])
-
-
-_CLASS_INDEX_DTYPES = (np.dtype(np.int64), np.dtype(np.uint8))  # PyTorch's Long and Byte
-
-
-def _check_targets(input: Tensor, target: Tensor, name: str) -> None:
-    if input.ndim == 1:
-        ok = target.ndim == 0
-    else:
-        ok = tuple(target.shape) == (input.shape[0],) + tuple(input.shape[2:])
-    if not ok:
-        expect = "()" if input.ndim == 1 else str((input.shape[0],) + tuple(input.shape[2:]))
-        raise ShapeError(f"{name}: expected target of shape {expect} for input of shape "
-                         f"{tuple(input.shape)}, got target shape {tuple(target.shape)}")
-    if target._data.dtype not in _CLASS_INDEX_DTYPES:
-        raise RuntimeError(f"{name}: expected target dtype to be Long or Byte, but got "
-                           f"{scalar_type_name(target._data.dtype)} (class-index target of "
-                           f"shape {tuple(target.shape)})")
-
-
 def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100,
              reduce=None, reduction="mean") -> Tensor:
     """Negative log-likelihood of class indices given log-probabilities ``(N, C, ...)``."""
     reduction = _reduction(size_average, reduce, reduction)
-    _check_targets(input, target, "nll_loss")
-    if target._data.dtype == np.uint8:
-        target = target.long()  # Byte targets are accepted; the gather takes int64
-    C = input.shape[0] if input.ndim == 1 else input.shape[1]
-    logp = _class_dim_last(input)
-    t = target.reshape(-1)
-    if has_values(t):
-        tdata = t._data
-        bad = (tdata != ignore_index) & ((tdata < 0) | (tdata >= C))
-        if bad.any():
-            idx = int(tdata[bad][0])
-            raise IndexError(f"nll_loss: target {idx} is out of bounds: expected class "
-                             f"indices in [0, {C - 1}] for {C} classes (or "
-                             f"ignore_index={ignore_index})")
-    valid_t = t != ignore_index
-    safe = M.where(valid_t, t, 0)
-    picked = -logp.gather(1, safe.unsqueeze(1)).squeeze(1)
-    w = None
-    if weight is not None:
-        w = weight[safe] * valid_t.to(weight.dtype)
-        loss = picked * w
-    else:
-        loss = M.where(valid_t, picked, 0.0)
-    if reduction == "none":
-        return loss.reshape(tuple(target.shape))
-    if reduction == "sum":
-        return loss.sum()
-    denom = w.sum() if w is not None else valid_t.sum().to(loss.dtype)
-    return loss.sum() / denom
+    return _class_index.nll_loss(input, target, weight, ignore_index, reduction)
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100,
                   reduce=None, reduction="mean", label_smoothing: float = 0.0) -> Tensor:
-    """``nll_loss(log_softmax(input, 1), target)`` for class indices; for a floating
-    ``target`` of the input's shape, the soft-label cross entropy."""
+    """``nll_loss(log_softmax(input, 1), target)`` for class indices (one row kernel per
+    direction when compiled, see ``_loss_class_index``); for a floating ``target`` of
+    the input's shape, the soft-label cross entropy."""
     reduction = _reduction(size_average, reduce, reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    if not target.is_floating_point():
+        return _class_index.cross_entropy_class_index(input, target, weight, ignore_index,
+                                                      reduction, label_smoothing)
     class_dim = 0 if input.ndim == 1 else 1
     C = input.shape[class_dim]
     logp = R.log_softmax(input, class_dim)
     wshape = (C,) + (1,) * (input.ndim - 2) if input.ndim > 1 else (C,)
-    if target.is_floating_point():
-        if tuple(target.shape) != tuple(input.shape):
-            raise ShapeError(f"cross_entropy: class-probability targets must have the "
-                             f"input's shape {tuple(input.shape)}, got {tuple(target.shape)}")
-        if label_smoothing > 0:
-            target = target * (1 - label_smoothing) + label_smoothing / C
-        prod = logp * target
-        if weight is not None:
-            prod = prod * weight.reshape(wshape)
-        loss = -prod.sum(class_dim)
-        if reduction == "mean":
-            return loss.sum() / float(max(input.numel() // C, 1)) if input.ndim > 1 \
-                else loss.sum()
-        return _reduce(loss, reduction)
-    nll = nll_loss(logp, target, weight, ignore_index=ignore_index, reduction=reduction)
-    if label_smoothing <= 0:
-        return nll
-    keep = target != ignore_index
-    smooth = -(logp * weight.reshape(wshape)).sum(class_dim) if weight is not None \
-        else -logp.sum(class_dim)
-    smooth = M.where(keep, smooth, 0.0)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ShapeError(f"cross_entropy: class-probability targets must have the "
+                         f"input's shape {tuple(input.shape)}, got {tuple(target.shape)}")
+    if label_smoothing > 0:
+        target = target * (1 - label_smoothing) + label_smoothing / C
+    prod = logp * target
+    if weight is not None:
+        prod = prod * weight.reshape(wshape)
+    loss = -prod.sum(class_dim)
     if reduction == "mean":
-        if weight is not None:
-            safe = M.where(keep, target, 0)
-            denom = (weight[safe] * keep.to(weight.dtype)).sum()
-            smooth = smooth.sum() / denom
-        else:
-            smooth = smooth.sum() / keep.sum().to(smooth.dtype)
-    elif reduction == "sum":
-        smooth = smooth.sum()
-    return nll * (1 - label_smoothing) + smooth * (label_smoothing / C)
+        return loss.sum() / float(max(input.numel() // C, 1)) if input.ndim > 1 \
+            else loss.sum()
+    return _reduce(loss, reduction)
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,

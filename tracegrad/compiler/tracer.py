@@ -115,7 +115,7 @@ class Tracer:
         self.stepped = False                  # an optimizer step ran (optim/_capture.py)
         self.phases: list[tuple[int, str]] = [(0, "forward")]  # (first node id, phase)
         self._grads: dict[int, list] = {}     # id -> [leaf, .grad before, cleared]
-        self._grad_reads: dict[int, Tensor] = {}  # id of a .grad read -> its leaf
+        self._grad_reads: dict[int, tuple] = {}  # id of a .grad read -> (leaf, .grad)
         self._grad_guarded: set[int] = set()
         self.grad_writes: list[tuple[Tensor, int | None, bool]] = []  # see finish()
         self.guards: list = []                # callables: True while the trace is valid
@@ -188,13 +188,13 @@ class Tracer:
     # (zero_grad() then backward() make a new one) must retrace, not read the old one.
     def note_grad_read(self, leaf: Tensor, g: Tensor) -> None:
         """``leaf.grad`` was read and is ``g`` (Tensor.grad's getter, while tracing)."""
-        self._grad_reads.setdefault(id(g), leaf)
+        self._grad_reads.setdefault(id(g), (leaf, g))   # holds g: its id stays its own
         if id(g) in self.captured:
             self._guard_grad_read(g)
 
     def _guard_grad_read(self, g: Tensor) -> None:
-        leaf = self._grad_reads.get(id(g))
-        if leaf is not None and id(g) not in self._grad_guarded:
+        leaf, read = self._grad_reads.get(id(g), (None, None))
+        if read is g and id(g) not in self._grad_guarded:
             self._grad_guarded.add(id(g))
             self.guards.append(lambda: leaf.grad is g)
 

@@ -11,12 +11,13 @@ backward ``(softmax - onehot) * g`` is one row kernel too (the backward recomput
 exponentials from x and the row max, NOTE (recompute in backward)).  Eagerly the pick
 is a gather (O(N) instead of a pass over all N*C logits); both give the same values.
 
-Why not a load at the target's index inside the kernel (what GATHER would lower to):
-the forward would save one compare-select-add per element, measured at 0.3-0.5 ms of
-~2.5 ms CPU for 4096x1024, but GATHER's gradient is a SCATTER_ADD into a zero (N, C)
-array, an extern that NumPy runs; the backward would then be a scatter plus a row
-kernel, or needs SCATTER_ADD lowered as the same compare.  The masked sum gets one
-kernel per direction from ops codegen already fuses.
+Why not a load at the target's index inside the kernel (GATHER lowered): the forward
+would save one compare-select-add per element, measured at 0.3-0.5 ms of ~2.5 ms CPU
+for 4096x1024, but (1) a kernel cannot raise: a lowered GATHER would have to clamp a bad
+index silently, for every user of gather, until kernels can report an error flag to
+the runtime; (2) GATHER's gradient is a SCATTER_ADD into a zero (N, C) array, an extern
+NumPy runs, so the backward would be a scatter plus a row kernel unless SCATTER_ADD is
+lowered too.  The masked sum gets one kernel per direction from ops codegen fuses.
 
 Bounds: eagerly, the targets are checked before anything else (PyTorch's error).  In a
 compile trace the values are unknown, so the clamped target goes through a gather of

@@ -251,3 +251,11 @@ def test_probability_targets_are_one_row_kernel_per_direction(label_smoothing, r
     # saved for the backward: the arguments themselves, never an (N, C) temp
     assert {o.kind for o in report.forward.outputs if tuple(o.shape) == (N, C)} == {"input"}
     assert len(report.backward.kernels) == 1 and not report.backward.externs
+
+
+@pytest.mark.parametrize("fn", [F.cross_entropy, F.nll_loss])
+def test_weight_of_the_wrong_size_raises(fn):
+    x, t = random_case((4, 5), ignore=False)
+    for w in (tracegrad.ones(4), tracegrad.ones(6), tracegrad.ones(5, 1)):
+        with pytest.raises(RuntimeError, match="weight tensor should be defined"):
+            fn(tracegrad.from_numpy(x), tracegrad.from_numpy(t), weight=w)

@@ -186,10 +186,8 @@ def test_one_row_kernel_per_direction(reduction, label_smoothing):
     fwd, bwd = report.forward, report.backward
     # forward: one kernel reads the (N, C) logits, and no (N, C) value is written or saved
     assert len(_reads_logits(fwd, (N, C))) == 1
-    assert [tuple(o.shape) for o in fwd.outputs].count((N, C)) == 1  # the logits themselves
-    assert all(tuple(b.shape) != (N, C) for b in fwd.buffers.values()
-               if b.kind != "input" and b.storage.value != "argument"
-               and not (b.kind == "output" and b.storage.value == "argument"))
+    assert {o.kind for o in fwd.outputs if tuple(o.shape) == (N, C)} == {"input"}  # x itself
+    assert {b.kind for b in fwd.buffers.values() if tuple(b.shape) == (N, C)} == {"input"}
     # the remaining forward steps are O(N): target clamping, the bounds-checking gathers
     # (of the class numbers, and of the weights) and the reduction over rows
     assert {s.node.op.name for s in fwd.externs} == {"GATHER"}
@@ -223,3 +221,41 @@ def test_captured_targets_are_read_and_checked_at_every_call():
     targets.copy_(tracegrad.tensor([0, 1, -1, 4]))
     with pytest.raises(IndexError, match="out of bounds"):
         f(tx)
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.15])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_probability_targets_are_one_row_kernel_per_direction(label_smoothing, reduction):
+    N, C = 6, 20
+    x = RNG.standard_normal((N, C)).astype(np.float32)
+    p = RNG.uniform(0, 1, (N, C)).astype(np.float32)
+    p /= p.sum(1, keepdims=True)
+    q = p * (1 - label_smoothing) + label_smoothing / C
+    logp = x - x.max(1, keepdims=True)
+    logp = logp - np.log(np.exp(logp).sum(1, keepdims=True))
+    per_row = -(q * logp).sum(1)
+    ref = {"none": per_row, "sum": per_row.sum(), "mean": per_row.mean()}[reduction]
+    tx = tracegrad.from_numpy(x).requires_grad_()
+    tp = tracegrad.from_numpy(p)
+    f = tracegrad.compile(lambda a, b: F.cross_entropy(a, b, reduction=reduction,
+                                                      label_smoothing=label_smoothing))
+    loss = f(tx, tp)
+    np.testing.assert_allclose(loss.detach().numpy(), ref, rtol=2e-5, atol=1e-6)
+    loss.sum().backward()
+    scale = {"none": 1.0, "sum": 1.0, "mean": 1.0 / N}[reduction]
+    softmax = np.exp(logp)
+    np.testing.assert_allclose(tx.grad.numpy(), scale * (softmax * q.sum(1, keepdims=True) - q),
+                               rtol=2e-5, atol=1e-6)
+    report = f.explain(tx, tp)
+    assert len(_reads_logits(report.forward, (N, C))) == 1
+    # saved for the backward: the arguments themselves, never an (N, C) temp
+    assert {o.kind for o in report.forward.outputs if tuple(o.shape) == (N, C)} == {"input"}
+    assert len(report.backward.kernels) == 1 and not report.backward.externs
+
+
+@pytest.mark.parametrize("fn", [F.cross_entropy, F.nll_loss])
+def test_weight_of_the_wrong_size_raises(fn):
+    x, t = random_case((4, 5), ignore=False)
+    for w in (tracegrad.ones(4), tracegrad.ones(6), tracegrad.ones(5, 1)):
+        with pytest.raises(RuntimeError, match="weight tensor should be defined"):
+            fn(tracegrad.from_numpy(x), tracegrad.from_numpy(t), weight=w)

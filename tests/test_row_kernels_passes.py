@@ -77,3 +77,19 @@ def test_random_masks_are_saved_never_redrawn():
     assert 0 < keep.mean() < 1
     np.testing.assert_allclose(loss.item(), (np.exp(x.detach().numpy()) * keep).sum(),
                                rtol=1e-5)
+
+
+@pytest.mark.parametrize("fn", [lambda a, w: tracegrad.softmax(a @ w, -1).sum(),
+                                lambda a, w: tracegrad.exp(a - a.amax(1, keepdim=True)
+                                                           .detach()).sum() * w.sum()])
+def test_an_input_the_backward_reads_changed_in_place_raises(fn):
+    # the backward reads arguments (a matmul's operands; x, from which it recomputes
+    # exp(x - max)): an in-place change between forward and backward raises PyTorch's
+    # error (it raised AttributeError from the compiled node's name before)
+    a = tracegrad.from_numpy(RNG.standard_normal((4, 6)).astype(np.float32)).requires_grad_()
+    w = tracegrad.from_numpy(RNG.standard_normal((6, 6)).astype(np.float32)).requires_grad_()
+    loss = tracegrad.compile(fn)(a, w)
+    with tracegrad.no_grad():
+        a.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()

@@ -50,6 +50,7 @@ def _make_node(prim, inputs, attrs) -> Node:
     node.versions = tuple(x._version[0] if isinstance(x, Tensor) else 0 for x in inputs)
     node.edges = tuple(x.grad_fn if isinstance(x, Tensor) else None for x in inputs)
     node.hooks = None
+    node.shown_as = None   # named by its prim (node.name() reads it, e.g. in the in-place check)
     node.retained = None
     node.out_data = None
     node.out_counter = None

@@ -11,12 +11,13 @@ backward ``(softmax - onehot) * g`` is one row kernel too (the backward recomput
 exponentials from x and the row max, NOTE (recompute in backward)).  Eagerly the pick
 is a gather (O(N) instead of a pass over all N*C logits); both give the same values.
 
-Why not a load at the target's index inside the kernel (what GATHER would lower to):
-the forward would save one compare-select-add per element, measured at 0.3-0.5 ms of
-~2.5 ms CPU for 4096x1024, but GATHER's gradient is a SCATTER_ADD into a zero (N, C)
-array, an extern that NumPy runs; the backward would then be a scatter plus a row
-kernel, or needs SCATTER_ADD lowered as the same compare.  The masked sum gets one
-kernel per direction from ops codegen already fuses.
+Why not a load at the target's index inside the kernel (GATHER lowered): the forward
+would save one compare-select-add per element, measured at 0.3-0.5 ms of ~2.5 ms CPU
+for 4096x1024, but (1) a kernel cannot raise: a lowered GATHER would have to clamp a bad
+index silently, for every user of gather, until kernels can report an error flag to
+the runtime; (2) GATHER's gradient is a SCATTER_ADD into a zero (N, C) array, an extern
+NumPy runs, so the backward would be a scatter plus a row kernel unless SCATTER_ADD is
+lowered too.  The masked sum gets one kernel per direction from ops codegen fuses.
 
 Bounds: eagerly, the targets are checked before anything else (PyTorch's error).  In a
 compile trace the values are unknown, so the clamped target goes through a gather of
@@ -67,7 +68,7 @@ def check_targets(input: Tensor, target: Tensor, name: str) -> None:
 def _flat_targets(target: Tensor, C: int, ignore_index: int, name: str) -> Tensor:
     """The targets as one int64 vector, range-checked when they hold values."""
     if target._data.dtype == np.uint8:
-        target = target.long()  # Byte targets are accepted; the pick compares int64
+        target = target.long()  # Byte targets are accepted; gathers take int64
     t = target.reshape(-1)
     if has_values(t):
         tdata = t._data
@@ -122,23 +123,35 @@ def _reduced(loss: Tensor, denom, reduction: str, shape) -> Tensor:
     return loss.sum() / denom
 
 
+def _check_weight(weight, C: int, name: str) -> None:
+    if weight is not None and tuple(weight.shape) != (C,):
+        raise RuntimeError(f"{name}: weight tensor should be defined either for all {C} "
+                           f"classes or no classes but got weight tensor of shape: "
+                           f"{list(weight.shape)}")
+
+
+def _weighted(per_row: Tensor, valid: Tensor, picker: _Picker, weight, reduction: str):
+    """(per-row losses, the mean's denominator): ignored rows are 0 (NaN logits there
+    included, as in PyTorch), the others times their class weight; the denominator
+    counts or weighs the rows that are not ignored."""
+    if weight is None:
+        loss = M.where(valid, per_row, 0.0)
+        return loss, (valid.sum().to(loss.dtype) if reduction == "mean" else None)
+    w_t = M.where(valid, picker.pick_class(weight), 0.0)
+    return M.where(valid, per_row * w_t, 0.0), (w_t.sum() if reduction == "mean" else None)
+
+
 def nll_loss(input, target, weight=None, ignore_index: int = -100,
              reduction: str = "mean") -> Tensor:
     """``-input[i, t[i]]`` (times ``weight[t[i]]``) over rows of log-probabilities."""
     check_targets(input, target, "nll_loss")
     C = input.shape[0] if input.ndim == 1 else input.shape[1]
+    _check_weight(weight, C, "nll_loss")
     logp = class_dim_last(input)
     t = _flat_targets(target, C, ignore_index, "nll_loss")
     valid = t != ignore_index
     picker = _Picker(t, valid, C, logp)
-    picked = picker.pick(logp)
-    if weight is not None:
-        w_t = M.where(valid, picker.pick_class(weight), 0.0)
-        loss = M.where(valid, -picked * w_t, 0.0)
-        denom = w_t.sum() if reduction == "mean" else None
-    else:
-        loss = M.where(valid, -picked, 0.0)
-        denom = valid.sum().to(loss.dtype) if reduction == "mean" else None
+    loss, denom = _weighted(-picker.pick(logp), valid, picker, weight, reduction)
     return _reduced(loss, denom, reduction, target.shape)
 
 
@@ -147,6 +160,7 @@ def cross_entropy_class_index(input, target, weight, ignore_index: int, reductio
     """``cross_entropy`` for class-index targets (NOTE (one-pass cross entropy))."""
     check_targets(input, target, "cross_entropy")
     C = input.shape[0] if input.ndim == 1 else input.shape[1]
+    _check_weight(weight, C, "cross_entropy")
     x = class_dim_last(input)
     t = _flat_targets(target, C, ignore_index, "cross_entropy")
     valid = t != ignore_index
@@ -157,13 +171,7 @@ def cross_entropy_class_index(input, target, weight, ignore_index: int, reductio
     shifted = x - m
     log_sum = M.log(R.sum(M.exp(shifted), 1))          # logsumexp(x) - m, per row
     nll = log_sum - picker.pick(shifted)                # = -log_softmax(x)[t]
-    if weight is not None:
-        w_t = M.where(valid, picker.pick_class(weight), 0.0)
-        loss = M.where(valid, nll * w_t, 0.0)
-        denom = w_t.sum() if reduction == "mean" else None
-    else:
-        loss = M.where(valid, nll, 0.0)
-        denom = valid.sum().to(loss.dtype) if reduction == "mean" else None
+    loss, denom = _weighted(nll, valid, picker, weight, reduction)
     if label_smoothing > 0:
         # -sum_c w_c log_softmax(x)_c = sum(w) * log_sum - sum_c w_c (x_c - m): one more
         # row sum in the same pass as the sum of exponentials

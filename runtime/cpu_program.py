@@ -384,7 +384,7 @@ class CompiledProgram:
         source = driver_source(calls)
         self.drivers.append(source)
         try:
-            module = compile_llvm(source, [DRIVER_NAME])
+            module = compile_llvm(source, [DRIVER_NAME], opt_level=0)  # NOTE (glue at O0)
         except Exception as exc:  # noqa: BLE001 - any LLVM failure means "fall back"
             raise ProgramCompileError(f"driver failed to compile: {exc}") from exc
         self.kernels[f"driver{len(self.drivers) - 1}"] = (module, module.functions[DRIVER_NAME])

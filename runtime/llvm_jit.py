@@ -81,23 +81,32 @@ def host_has_feature(name: str) -> bool:
     return f"+{name}" in host_cpu()[1].split(",")
 
 
-def _target_machine() -> llvm.TargetMachine:
+def _target_machine(opt_level: int = 3) -> llvm.TargetMachine:
     # One per engine: MCJIT takes ownership of the target machine it is given.
     cpu, features = host_cpu()
     target = llvm.Target.from_default_triple()
-    return target.create_target_machine(cpu=cpu, features=features, opt=3, jit=True)
+    return target.create_target_machine(cpu=cpu, features=features, opt=opt_level, jit=True)
 
 
 # Names the pass pipeline ``_optimize`` runs: a change to it must miss old cache entries.
 PIPELINE = "O3 vectorise+interleave, no unroll"
+# NOTE (glue at O0): ``opt_level=0`` skips the IR passes and selects instructions with
+# LLVM's fast path. It is for straight-line glue such as a program's driver (a list of
+# calls through a table of addresses), where O3 finds nothing to improve: the LSTM's 32
+# drivers over 4 lengths (up to 1069 lines each) took 441-485 ms at O3 and 114-138 ms at
+# O0, a third of that workload's whole LLVM time; the calls they make are unchanged.
+PIPELINE_O0 = "no IR passes, codegen O0"
+OPT_LEVELS = (0, 3)
 
 
-def cache_key(source: str) -> str:
+def cache_key(source: str, opt_level: int = 3) -> str:
     """Hash of everything that decides the machine code made from ``source``."""
+    if opt_level not in OPT_LEVELS:
+        raise ValueError(f"compile_llvm: opt_level must be one of {OPT_LEVELS}, got {opt_level!r}")
     cpu, features = host_cpu()
     h = hashlib.sha256()
     for part in (source, cpu, features, llvmlite.__version__, str(disk_cache.FORMAT_VERSION),
-                 PIPELINE):
+                 PIPELINE if opt_level == 3 else PIPELINE_O0):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()
@@ -214,18 +223,20 @@ def _signatures(mod: llvm.ModuleRef) -> Signatures:
     return sigs
 
 
-def compile_llvm(source: str, names: list[str]) -> JitModule:
+def compile_llvm(source: str, names: list[str], opt_level: int = 3) -> JitModule:
     """Compile LLVM IR text; return a JitModule exposing ``names`` as CpuKernels.
 
     Memory-cached per process and disk-cached (see ``disk_cache``) by a hash of the
-    source and host target, so an identical source never meets LLVM twice.
+    source, host target and pipeline, so an identical source never meets LLVM twice.
+    ``opt_level`` 3 optimises for speed (kernels); 0 compiles fast, for glue code that
+    only calls other functions (NOTE (glue at O0)).
     """
     _ensure_init()
-    key = cache_key(source)
+    key = cache_key(source, opt_level)
     with _memory_lock:
         cm = _memory_cache.get(key)
     if cm is None:
-        cm = _build(source, key)
+        cm = _build(source, key, opt_level)
         with _memory_lock:
             cm = _memory_cache.setdefault(key, cm)
     for name in names:
@@ -237,11 +248,11 @@ def compile_llvm(source: str, names: list[str]) -> JitModule:
     return cm
 
 
-def _build(source: str, key: str) -> JitModule:
+def _build(source: str, key: str, opt_level: int) -> JitModule:
     t0 = time.perf_counter()
     cm = _from_disk(source, key)
     if cm is None:
-        cm, obj = _from_source(source, key)
+        cm, obj = _from_source(source, key, opt_level)
         if obj is not None:
             disk_cache.store(key, obj, cm.optimized_ir, cm.signatures)
     cm.compile_seconds = time.perf_counter() - t0
@@ -289,16 +300,17 @@ def _load(source: str, key: str) -> JitModule | None:
         return None
 
 
-def _from_source(source: str, key: str) -> tuple[JitModule, bytes | None]:
+def _from_source(source: str, key: str, opt_level: int) -> tuple[JitModule, bytes | None]:
     with phase("llvm opt"):
-        tm = _target_machine()
+        tm = _target_machine(opt_level)
         mod = llvm.parse_assembly(source)
         mod.verify()
         mod.name = f"tg_{key[:16]}_{next(_module_ids)}"  # unique: the object cache keys by name
         # The vectoriser's cost model needs the real target, not "unknown-unknown-unknown".
         mod.triple = tm.triple
         mod.data_layout = str(tm.target_data)
-        _optimize(mod, tm)
+        if opt_level:
+            _optimize(mod, tm)
         optimized_ir = str(mod)
         sigs = _signatures(mod)
     with phase("codegen"):

@@ -90,6 +90,7 @@ def _canonical(step: KernelStep) -> tuple[str, str]:
 # cost as much as lowering them (see the dump's "render" phase). Bounded; cleared whole.
 _RENDERED: dict[tuple[str, object], str] = {}   # (loop body, renderer) -> LLVM source
 _RENDERED_MAX = 4096
+_STOCK_RENDERER = render_llvm   # what the plan cache's sources were made by
 
 
 def _forget_rendered(source: str) -> None:
@@ -97,6 +98,26 @@ def _forget_rendered(source: str) -> None:
     in by a test left its text in the memo, and a later program of the same body got it)."""
     for key in [k for k, text in _RENDERED.items() if text == source]:
         del _RENDERED[key]
+
+
+def rendered_sources(program: Program) -> list[tuple[str, str]]:
+    """(loop body, LLVM source) of each distinct kernel of ``program``, for a disk cache
+    of planned programs (``tracegrad.compiler.plan_cache``) to store; none while a
+    renderer is swapped in (a test's), whose text must not outlive it."""
+    if render_llvm is not _STOCK_RENDERER:
+        return []
+    sources = llvm_sources(program)
+    return list({step.loop_ir.split("(", 1)[1]: sources[step.name]
+                 for step in program.kernels}.items())
+
+
+def remember_rendered(rendered: list[tuple[str, str]]) -> None:
+    """Seed the render memo with ``rendered_sources`` saved by this same code (the plan
+    cache checks that), so a program loaded from disk compiles without rendering."""
+    for body, source in rendered:
+        if len(_RENDERED) >= _RENDERED_MAX:
+            _RENDERED.clear()
+        _RENDERED.setdefault((body, _STOCK_RENDERER), source)
 
 
 def llvm_sources(program: Program) -> dict[str, str]:

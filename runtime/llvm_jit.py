@@ -32,8 +32,8 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
-import itertools
 import os
+import re
 import threading
 import time
 from typing import Sequence
@@ -53,7 +53,6 @@ __all__ = ["CpuKernel", "JitModule", "compile_llvm", "cache_key", "clear_memory_
 
 _init_lock = threading.Lock()
 _initialised = False
-_module_ids = itertools.count()
 _memory_cache: dict[str, JitModule] = {}
 _memory_lock = threading.Lock()
 
@@ -88,6 +87,64 @@ def _target_machine(opt_level: int = 3) -> llvm.TargetMachine:
     return target.create_target_machine(cpu=cpu, features=features, opt=opt_level, jit=True)
 
 
+@functools.lru_cache(maxsize=None)
+def _shared_target_machine(opt_level: int) -> llvm.TargetMachine:
+    """The target machine that optimises modules and emits their objects (no engine owns
+    it; compiles are serialised by ``_build_lock``)."""
+    return _target_machine(opt_level)
+
+
+# NOTE (one engine): every module's object code is linked into one shared MCJIT engine
+# instead of an engine of its own. An engine per module cost ~1.7 ms of CPU to create and
+# finalise (0.14 ms per object linked into a shared one; 36 cached CNN kernels) and a
+# target machine each; codegen now goes through one target machine's ``emit_object``,
+# which makes the object the disk cache stores anyway. Objects in one engine share one
+# symbol namespace, so each module's functions are linked under ``_symbol(key, name)``,
+# unique per cache key (the same key means the same machine code). A fresh engine starts
+# every ``_ENGINE_OBJECTS`` objects and at ``clear_memory_cache``, so code whose kernels are
+# gone can be freed with its engine.
+_ENGINE_OBJECTS = 512
+_engine: "_Engine | None" = None
+_build_lock = threading.RLock()
+
+
+class _Engine:
+    """A shared MCJIT engine and how many objects it holds."""
+
+    def __init__(self) -> None:
+        self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), _target_machine())
+        self.objects = 0
+
+    def address(self, key: str, name: str) -> int:
+        return self.engine.get_function_address(_symbol(key, name))
+
+
+def _symbol(key: str, name: str) -> str:
+    return f"{name}.{key[:20]}"
+
+
+def _link(key: str, obj: bytes) -> _Engine:
+    """Link ``obj`` (the object of cache key ``key``) into the current shared engine.
+
+    A key linked twice (two threads built it, or a disk entry failed a later check and
+    was rebuilt) defines its symbols twice: lookups find the newest, and one key's objects
+    hold the same code, so that is harmless. An object that fails to link may leave the
+    engine half-loaded: later objects go to a fresh one."""
+    global _engine
+    with _build_lock:
+        if _engine is None or _engine.objects >= _ENGINE_OBJECTS:
+            _engine = _Engine()
+        engine = _engine
+        try:
+            engine.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+            engine.engine.finalize_object()
+        except RuntimeError:
+            _engine = None
+            raise
+        engine.objects += 1
+        return engine
+
+
 # Names the pass pipeline ``_optimize`` runs: a change to it must miss old cache entries.
 PIPELINE = "O3 vectorise+interleave, no unroll"
 # NOTE (glue at O0): ``opt_level=0`` skips the IR passes and selects instructions with
@@ -96,6 +153,8 @@ PIPELINE = "O3 vectorise+interleave, no unroll"
 # drivers over 4 lengths (up to 1069 lines each) took 441-485 ms at O3 and 114-138 ms at
 # O0, a third of that workload's whole LLVM time; the calls they make are unchanged.
 PIPELINE_O0 = "no IR passes, codegen O0"
+# How an object names its functions (NOTE (one engine)): old objects must miss.
+SYMBOLS = "name.key20"
 OPT_LEVELS = (0, 3)
 
 
@@ -106,7 +165,7 @@ def cache_key(source: str, opt_level: int = 3) -> str:
     cpu, features = host_cpu()
     h = hashlib.sha256()
     for part in (source, cpu, features, llvmlite.__version__, str(disk_cache.FORMAT_VERSION),
-                 PIPELINE if opt_level == 3 else PIPELINE_O0):
+                 PIPELINE if opt_level == 3 else PIPELINE_O0, SYMBOLS):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()
@@ -175,10 +234,10 @@ class CpuKernel:
 class JitModule:
     """An LLVM module turned into machine code; ``functions[name]`` is a CpuKernel."""
 
-    def __init__(self, engine: llvm.ExecutionEngine, functions: dict[str, CpuKernel],
+    def __init__(self, engine: "_Engine", functions: dict[str, CpuKernel],
                  signatures: dict[str, tuple[int, int]], optimized_ir: str,
                  compile_seconds: float, from_disk_cache: bool, key: str) -> None:
-        self.engine = engine
+        self.engine = engine          # the engine holding the code (kept alive by kernels)
         self.functions = functions
         self.signatures = signatures  # name -> (n_buffers, n_scalars)
         self.optimized_ir = optimized_ir
@@ -186,6 +245,15 @@ class JitModule:
         self.from_disk_cache = from_disk_cache
         self.key = key
         self._assembly: str | None = None
+
+    def kernel(self, name: str) -> CpuKernel:
+        """The CpuKernel of function ``name`` (made on first use)."""
+        if name not in self.functions:
+            if name not in self.signatures:
+                raise KeyError(f"no function {name!r} with the kernel ABI in the module")
+            self.functions[name] = CpuKernel(self.engine.address(self.key, name),
+                                             *self.signatures[name], owner=self, name=name)
+        return self.functions[name]
 
     @property
     def assembly(self) -> str:
@@ -223,6 +291,47 @@ def _signatures(mod: llvm.ModuleRef) -> Signatures:
     return sigs
 
 
+# NOTE (signatures from text): reading a module's signatures through llvmlite costs
+# ~0.35-2 ms per kernel (a parse, then several FFI calls per argument), paid again on
+# every warm load. The renderers write each ``define`` on one line in a plain form; when
+# every ``define`` of a source matches the strict pattern below, the signatures are read
+# from the text. Anything else (a linkage keyword, a return value, an attribute with
+# parentheses) is read through LLVM as before. Tests check both ways agree.
+_DEFINE = re.compile(r'define void @("?)([A-Za-z_$.][\w$.]*)\1\(([^()]*)\)[^()]*$')
+_ARGUMENT = re.compile(r'(i64|ptr|double)(?: noalias)? %"?[\w.]+"?')
+
+
+def _text_signatures(source: str) -> Signatures | None:
+    """``_signatures`` of ``source`` read from its text, or None where unsure."""
+    sigs: Signatures = {}
+    for line in source.splitlines():
+        if not line.startswith("define"):
+            continue
+        m = _DEFINE.fullmatch(line.rstrip(" {"))
+        if m is None:
+            return None
+        kinds = []
+        for arg in m.group(3).split(","):
+            a = _ARGUMENT.fullmatch(arg.strip())
+            if a is None:
+                return None
+            kinds.append(a.group(1))
+        n_buf = kinds[2:].count("ptr")
+        if kinds[:2] == ["i64", "i64"] and kinds[2:] == ["ptr"] * n_buf + ["double"] * (
+                len(kinds) - 2 - n_buf):
+            sigs[m.group(2)] = (n_buf, len(kinds) - 2 - n_buf)
+    return sigs
+
+
+def _source_signatures(source: str, mod: llvm.ModuleRef | None = None) -> Signatures:
+    """Signatures of every kernel-ABI function ``source`` defines (NOTE (signatures
+    from text)); ``mod``: the source already parsed, when the text cannot say."""
+    sigs = _text_signatures(source)
+    if sigs is None:
+        sigs = _signatures(mod if mod is not None else llvm.parse_assembly(source))
+    return sigs
+
+
 def compile_llvm(source: str, names: list[str], opt_level: int = 3) -> JitModule:
     """Compile LLVM IR text; return a JitModule exposing ``names`` as CpuKernels.
 
@@ -236,15 +345,15 @@ def compile_llvm(source: str, names: list[str], opt_level: int = 3) -> JitModule
     with _memory_lock:
         cm = _memory_cache.get(key)
     if cm is None:
-        cm = _build(source, key, opt_level)
-        with _memory_lock:
-            cm = _memory_cache.setdefault(key, cm)
+        with _build_lock:   # a second thread asking for the same key waits, then finds it
+            with _memory_lock:
+                cm = _memory_cache.get(key)
+            if cm is None:
+                cm = _build(source, key, opt_level)
+                with _memory_lock:
+                    cm = _memory_cache.setdefault(key, cm)
     for name in names:
-        if name not in cm.functions:
-            if name not in cm.signatures:
-                raise KeyError(f"no function {name!r} with the kernel ABI in the module")
-            cm.functions[name] = CpuKernel(cm.engine.get_function_address(name),
-                                           *cm.signatures[name], owner=cm, name=name)
+        cm.kernel(name)
     return cm
 
 
@@ -253,19 +362,16 @@ def _build(source: str, key: str, opt_level: int) -> JitModule:
     cm = _from_disk(source, key)
     if cm is None:
         cm, obj = _from_source(source, key, opt_level)
-        if obj is not None:
-            disk_cache.store(key, obj, cm.optimized_ir, cm.signatures)
+        disk_cache.store(key, obj, cm.optimized_ir, cm.signatures)
     cm.compile_seconds = time.perf_counter() - t0
     return cm
 
 
-def _finish(engine: llvm.ExecutionEngine, sigs: Signatures, optimized_ir: str,
-            from_disk: bool, key: str) -> JitModule:
-    engine.finalize_object()
-    cm = JitModule(engine, {}, sigs, optimized_ir, 0.0, from_disk, key)
+def _finish(obj: bytes, sigs: Signatures, optimized_ir: str, from_disk: bool,
+            key: str) -> JitModule:
+    cm = JitModule(_link(key, obj), {}, sigs, optimized_ir, 0.0, from_disk, key)
     for name in sigs:
-        cm.functions[name] = CpuKernel(engine.get_function_address(name), *sigs[name], owner=cm,
-                                       name=name)
+        cm.kernel(name)
     return cm
 
 
@@ -289,50 +395,50 @@ def _load(source: str, key: str) -> JitModule | None:
         return None
     obj, optimized_ir, stored = entry
     try:
-        expected = _signatures(llvm.parse_assembly(source))
+        expected = _source_signatures(source)
         if stored != expected:
             raise RuntimeError(f"cached signatures {stored} differ from the source's {expected}")
-        engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), _target_machine())
-        engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
-        return _finish(engine, expected, optimized_ir, True, key)
+        return _finish(obj, expected, optimized_ir, True, key)
     except RuntimeError:  # does not link, a kernel's address is 0, a signature differs
         disk_cache.remove(key)
         return None
 
 
-def _from_source(source: str, key: str, opt_level: int) -> tuple[JitModule, bytes | None]:
+def _from_source(source: str, key: str, opt_level: int) -> tuple[JitModule, bytes]:
     with phase("llvm opt"):
-        tm = _target_machine(opt_level)
+        tm = _shared_target_machine(opt_level)
         mod = llvm.parse_assembly(source)
         mod.verify()
-        mod.name = f"tg_{key[:16]}_{next(_module_ids)}"  # unique: the object cache keys by name
         # The vectoriser's cost model needs the real target, not "unknown-unknown-unknown".
         mod.triple = tm.triple
         mod.data_layout = str(tm.target_data)
         if opt_level:
             _optimize(mod, tm)
         optimized_ir = str(mod)
-        sigs = _signatures(mod)
+        sigs = _source_signatures(source, mod)
+        for name in sigs:   # NOTE (one engine): unique symbols for the shared engine
+            mod.get_function(name).name = _symbol(key, name)
     with phase("codegen"):
-        engine = llvm.create_mcjit_compiler(mod, tm)
-        # MCJIT hands us the object it makes anyway, so caching costs no second codegen.
-        captured: list[bytes] = []
-        engine.set_object_cache(lambda _m, data: captured.append(bytes(data)), lambda _m: None)
-        cm = _finish(engine, sigs, optimized_ir, False, key)
-    return cm, (captured[0] if captured else None)
+        obj = tm.emit_object(mod)
+        cm = _finish(obj, sigs, optimized_ir, False, key)
+    return cm, obj
 
 
 def clear_memory_cache() -> None:
     """Forget modules compiled in this process (the disk cache is untouched)."""
+    global _engine
     with _memory_lock:
         _memory_cache.clear()
+    with _build_lock:
+        _engine = None   # later modules link into a fresh engine (NOTE (one engine))
 
 
 def _reset_locks_after_fork() -> None:
     # NOTE: a lock another thread held at fork time stays held forever in the child.
-    global _init_lock, _memory_lock
+    global _init_lock, _memory_lock, _build_lock
     _init_lock = threading.Lock()
     _memory_lock = threading.Lock()
+    _build_lock = threading.RLock()
 
 
 os.register_at_fork(after_in_child=_reset_locks_after_fork)

@@ -53,3 +53,213 @@ def test_program_drivers_compile_at_o0_and_kernels_at_o3(monkeypatch):
     np.testing.assert_allclose(f(x).numpy(), ((x.mm(w)).relu() * 2).sum().numpy(), rtol=1e-5)
     assert ("tg_driver", 0) in levels
     assert all(level == 3 for name, level in levels if name != "tg_driver")
+
+
+FILL = '''define void @fill(i64 %s, i64 %e, ptr noalias %out) {
+entry:
+  br label %loop
+loop:
+  %i = phi i64 [%s, %entry], [%i1, %loop]
+  %p = getelementptr double, ptr %out, i64 %i
+  store double VALUE, ptr %p
+  %i1 = add i64 %i, 1
+  %c = icmp slt i64 %i1, %e
+  br i1 %c, label %loop, label %done
+done:
+  ret void
+}
+'''
+
+
+def fill_with(value: str) -> np.ndarray:
+    out = np.zeros(5)
+    llvm_jit.compile_llvm(FILL.replace("VALUE", value), ["fill"]).functions["fill"](5, [out])
+    return out
+
+
+def test_same_function_name_with_different_constants_never_shares_code():
+    # NOTE (one engine): both modules define @fill and link into one engine
+    a = llvm_jit.compile_llvm(FILL.replace("VALUE", "1.0"), ["fill"])
+    b = llvm_jit.compile_llvm(FILL.replace("VALUE", "2.0"), ["fill"])
+    assert a.engine is b.engine and a.functions["fill"].address != b.functions["fill"].address
+    assert fill_with("1.0").tolist() == [1.0] * 5
+    assert fill_with("2.0").tolist() == [2.0] * 5
+    # and again from the disk cache, into a fresh engine
+    llvm_jit.clear_memory_cache()
+    assert fill_with("2.0").tolist() == [2.0] * 5
+    assert fill_with("1.0").tolist() == [1.0] * 5
+    assert llvm_jit.compile_llvm(FILL.replace("VALUE", "1.0"), ["fill"]).from_disk_cache
+
+
+def test_kernels_outlive_their_engine_generation():
+    old = llvm_jit.compile_llvm(FILL.replace("VALUE", "3.0"), ["fill"]).functions["fill"]
+    llvm_jit.clear_memory_cache()   # later modules go to a new engine
+    new = llvm_jit.compile_llvm(FILL.replace("VALUE", "4.0"), ["fill"]).functions["fill"]
+    assert old._owner.engine is not new._owner.engine
+    import gc
+    gc.collect()
+    out = np.zeros(3)
+    old(3, [out])
+    assert out.tolist() == [3.0] * 3
+
+
+def test_a_new_engine_starts_after_enough_objects(monkeypatch):
+    monkeypatch.setattr(llvm_jit, "_ENGINE_OBJECTS", 2)
+    modules = [llvm_jit.compile_llvm(FILL.replace("VALUE", f"{v}.0"), ["fill"]) for v in range(5)]
+    engines = {id(m.engine) for m in modules}
+    assert len(engines) == 3
+    for v, m in enumerate(modules):
+        out = np.zeros(2)
+        m.functions["fill"](2, [out])
+        assert out.tolist() == [float(v)] * 2
+
+
+def _rendered_sources():
+    """LLVM sources of real kernels and a driver (a small MLP step's programs)."""
+    w = tracegrad.randn(20, 30, requires_grad=True)
+    f = tracegrad.compile(lambda x: (x.mm(w).tanh() * 2).softmax(1).sum())
+    f(tracegrad.randn(8, 20)).backward()
+    entry = next(iter(f._cache.values()))
+    sources = []
+    for program in (entry.forward, entry.backward):
+        sources += list(cpu_program.llvm_sources(program.program).values()) + program.drivers
+    return sources
+
+
+HELPERS = [
+    AXPY,
+    FILL.replace("VALUE", "1.0"),
+    # not in the strict form: read through LLVM
+    "define internal void @h(i64 %s, i64 %e, ptr %p) {\nentry:\n  ret void\n}\n",
+    "define i64 @r(i64 %s, i64 %e) {\nentry:\n  ret i64 0\n}\n",
+    "define void @k(i64 %s, i64 %e, ptr align(16) %p) {\nentry:\n  ret void\n}\n",
+    # outside the kernel ABI: no signature either way
+    "define void @q(i32 %s, i64 %e) {\nentry:\n  ret void\n}\n",
+    "define void @d(i64 %s, i64 %e, double %x, ptr %p) {\nentry:\n  ret void\n}\n",
+]
+
+
+def test_signatures_read_from_text_agree_with_llvm():
+    import llvmlite.binding as llvm
+    sources = _rendered_sources()
+    assert len(sources) >= 4
+    for source in sources:   # what the renderers write is always read from the text
+        assert llvm_jit._text_signatures(source) == llvm_jit._signatures(
+            llvm.parse_assembly(source))
+    for source in HELPERS:
+        text = llvm_jit._text_signatures(source)
+        assert text is None or text == llvm_jit._signatures(llvm.parse_assembly(source))
+        assert llvm_jit._source_signatures(source) == llvm_jit._signatures(
+            llvm.parse_assembly(source))
+    assert llvm_jit._text_signatures(HELPERS[2]) is None
+    assert llvm_jit._text_signatures(HELPERS[6]) == {}   # double before ptr: not the ABI
+
+
+# ---- warm starts: the planned program and its sources come from the disk cache --------
+from tracegrad.codegen import schedule   # noqa: E402
+from tracegrad.compiler import plan_cache   # noqa: E402
+
+
+def _new_process():
+    """Forget everything this process compiled, as a second process would start."""
+    llvm_jit.clear_memory_cache()
+    cpu_program._RENDERED.clear()
+
+
+def _step_fn(scale: float):
+    w = tracegrad.from_numpy(np.linspace(-1, 1, 60, dtype=np.float32).reshape(6, 10))
+    w.requires_grad_()
+
+    def f(x):
+        return ((x.mm(w) * scale).tanh().softmax(1) ** 2).sum()
+    return f, w
+
+
+def _grads(f, w, x):
+    w.grad = None
+    loss = f(x)
+    loss.backward()
+    return loss.detach().numpy().copy(), w.grad.numpy().copy()
+
+
+def _counting(monkeypatch):
+    calls = {"plan": 0, "render": 0, "llvm": 0}
+
+    def count(name, real):
+        def spy(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+        return spy
+    monkeypatch.setattr(schedule, "plan", count("plan", schedule.plan))
+    monkeypatch.setattr(cpu_program, "render_llvm", count("render", cpu_program.render_llvm))
+    monkeypatch.setattr(llvm_jit, "_from_source", count("llvm", llvm_jit._from_source))
+    # the renderer spy must still count as the stock renderer for the cache's sources
+    monkeypatch.setattr(cpu_program, "_STOCK_RENDERER", cpu_program.render_llvm)
+    return calls
+
+
+def test_warm_compile_plans_renders_and_optimises_nothing(monkeypatch):
+    calls = _counting(monkeypatch)
+    x = tracegrad.from_numpy(np.linspace(0, 1, 18, dtype=np.float32).reshape(3, 6))
+    f, w = _step_fn(1.5)
+    eager = _grads(f, w, x)
+    cold = _grads(tracegrad.compile(f), w, x)
+    assert calls["plan"] == 2 and calls["render"] > 0 and calls["llvm"] > 0
+    _new_process()
+    before = dict(calls)
+    warm = _grads(tracegrad.compile(f), w, x)
+    assert calls == before   # trace + hash + load
+    for got in (cold, warm):
+        for a, b in zip(got, eager):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_graphs_differing_in_one_constant_never_share_a_plan(monkeypatch):
+    x = tracegrad.from_numpy(np.linspace(0, 1, 18, dtype=np.float32).reshape(3, 6))
+    f1, w1 = _step_fn(1.5)
+    f2, w2 = _step_fn(1.5000001)   # the scale is a constant of the traced graph
+    _grads(tracegrad.compile(f1), w1, x)
+    _new_process()
+    warm2 = _grads(tracegrad.compile(f2), w2, x)
+    eager2 = _grads(f2, w2, x)
+    for a, b in zip(warm2, eager2):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    from tracegrad.codegen.graph import Graph
+    from tracegrad.codegen.ops import Op
+    keys = []
+    for value in (2.0, 2.0000000000000004, float("nan"), float("inf")):
+        g = Graph()
+        a = g.add(Op.INPUT, (), (3,), "float32", index=0)
+        c = g.add(Op.CONST, (), (), "float32", value=value)
+        g.outputs = [g.add(Op.MUL, (a.id, c.id), (3,), "float32").id]
+        keys.append(plan_cache.graph_key(g, None))
+    assert len(set(keys)) == 4
+
+
+def test_a_corrupt_plan_entry_is_planned_again(monkeypatch, tmp_path):
+    from tracegrad.runtime import disk_cache
+    x = tracegrad.from_numpy(np.linspace(0, 1, 18, dtype=np.float32).reshape(3, 6))
+    f, w = _step_fn(0.5)
+    eager = _grads(f, w, x)
+    _grads(tracegrad.compile(f), w, x)
+    entries = list((tmp_path / "llvm").glob("*.plan"))
+    assert len(entries) == 2   # forward and backward
+    for path in entries:   # valid digests around bytes that are no pickle of a Program
+        disk_cache.store_blob(path.stem, "plan", b"\x80\x05K\x01.", {})
+    _new_process()
+    calls = _counting(monkeypatch)
+    warm = _grads(tracegrad.compile(f), w, x)
+    assert calls["plan"] == 2
+    for a, b in zip(warm, eager):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert len(list((tmp_path / "llvm").glob("*.plan"))) == 2   # rewritten whole
+
+
+def test_an_attribute_the_key_cannot_write_is_planned_every_time():
+    from tracegrad.codegen.graph import Graph
+    from tracegrad.codegen.ops import Op
+    g = Graph()
+    a = g.add(Op.INPUT, (), (3,), "float32", index=0)
+    g.outputs = [g.add(Op.MUL, (a.id, a.id), (3,), "float32", note=object()).id]
+    with pytest.raises(plan_cache.Uncacheable, match="object attribute"):
+        plan_cache.graph_key(g, None)

@@ -15,10 +15,9 @@ from ..autograd.engine import run_backward
 from ..autograd.grad_mode import state as grad_state
 from ..codegen import phase_clock
 from ..codegen.ops import Op
-from ..codegen.schedule import plan
 from ..runtime.cpu_program import CompiledProgram, ProgramCompileError, llvm_sources
 from ..runtime.cuda_program import CudaProgram
-from . import pytree
+from . import plan_cache, pytree
 from .autograd_bridge import attach
 from .debug import debug_level, logger
 from .errors import TraceError
@@ -280,11 +279,11 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
         entry.saved_reads = _saved_reads(parts, diff_sources, tracer, index_of_node)
     if not plan_programs:
         return entry
-    entry.forward_plan = plan(parts.forward, _inplace_writes(entry, len(out_ids)))
+    entry.forward_plan = plan_cache.plan(parts.forward, _inplace_writes(entry, len(out_ids)))
     if tracer.training_step:
         entry.stages = _kernel_stages(entry.forward_plan, parts.forward_ids, tracer)
     if parts.backward is not None:
-        entry.backward_plan = plan(parts.backward)
+        entry.backward_plan = plan_cache.plan(parts.backward)
     planned = time.perf_counter()
     if compile_code:
         try:
@@ -296,6 +295,8 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
             entry.forward = program(entry.forward_plan, extern_eval)
             if entry.backward_plan is not None:
                 entry.backward = program(entry.backward_plan, extern_eval)
+            for program_plan in (entry.forward_plan, entry.backward_plan):
+                plan_cache.save(program_plan, with_sources=not on_cuda)
         except ProgramCompileError as e:
             raise ProgramCompileError(f"{e}; the generated IR is in {_save_sources(entry)}") from e
     # where the time went (the dump's index): lowering is timed inside planning

@@ -1,8 +1,9 @@
 """Where compile time goes: seconds per compile phase, summed per thread.
 
 The stages that do the work time themselves (lowering, rendering, LLVM's optimisation,
-code generation and object loading); a caller that wants one compile's breakdown reads
-``totals()`` before and after and subtracts (``since``).  Only diagnostics read it: the
+code generation, and loading planned programs and object code from the disk cache); a
+caller that wants one compile's breakdown reads ``totals()`` before and after and
+subtracts (``since``).  Only diagnostics read it: the
 dump folder's index and ``TRACEGRAD_DEBUG`` logs.  Per thread, so two threads compiling
 at once do not count each other's work.
 

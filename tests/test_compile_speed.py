@@ -207,8 +207,12 @@ def test_warm_compile_plans_renders_and_optimises_nothing(monkeypatch):
     assert calls["plan"] == 2 and calls["render"] > 0 and calls["llvm"] > 0
     _new_process()
     before = dict(calls)
-    warm = _grads(tracegrad.compile(f), w, x)
+    warm_f = tracegrad.compile(f)
+    warm = _grads(warm_f, w, x)
     assert calls == before   # trace + hash + load
+    (entry,) = warm_f._cache.values()
+    phases = entry.phase_seconds   # what the dump's index shows
+    assert phases["load"] > 0 and phases["lower"] == phases["render"] == 0
     for got in (cold, warm):
         for a, b in zip(got, eager):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

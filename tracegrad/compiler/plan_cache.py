@@ -32,12 +32,13 @@ import functools
 import hashlib
 import pickle
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..codegen import schedule
+from ..codegen import phase_clock, schedule
 from ..codegen.graph import Graph
 from ..runtime import cpu_program, disk_cache
 
@@ -120,7 +121,10 @@ def plan(graph: Graph, inplace: dict[int, int] | None = None) -> schedule.Progra
         key = graph_key(graph, inplace)
     except Uncacheable:
         return schedule.plan(graph, inplace)
+    start = time.perf_counter()
     program = _load(key, graph)
+    if program is not None:   # the dump's "load" phase (a miss costs a failed open)
+        phase_clock.add("load", time.perf_counter() - start)
     if program is None:
         program = schedule.plan(graph, inplace)
         _unsaved[id(program)] = (key, program)

@@ -59,7 +59,7 @@ from . import allocator, cpu_threads
 from .cblas import gemm_library
 from .driver import (DRIVER_NAME, GemmCall, KernelCall, NativeCall, driver_source,
                      gemm_for_matmul)
-from .llvm_jit import CpuKernel, JitModule, compile_llvm
+from .llvm_jit import CpuKernel, JitModule, compile_llvm, compile_llvm_many
 
 _POOL_MIN_BYTES = 1 << 16
 _CACHE_INPUT_BYTES = 1 << 20
@@ -274,9 +274,13 @@ class CompiledProgram:
         sources = {} if kernels_from is not None else llvm_sources(program)
         if kernels_from is not None:
             self.kernels = {k.name: kernels_from.kernels[k.name] for k in program.kernels}
-        for name, source in sources.items():
+        try:   # the kernels no cache holds compile as one LLVM module (llvm_jit's NOTE)
+            modules = compile_llvm_many(list(sources.values()), CANONICAL_NAME)
+        except Exception:  # noqa: BLE001 - one by one below, to name the kernel that fails
+            modules = None
+        for k, (name, source) in enumerate(sources.items()):
             try:
-                module = compile_llvm(source, [CANONICAL_NAME])
+                module = modules[k] if modules else compile_llvm(source, [CANONICAL_NAME])
             except Exception as exc:  # noqa: BLE001 - any LLVM failure means "fall back"
                 _forget_rendered(source)
                 raise ProgramCompileError(f"kernel {name} failed to compile: {exc}") from exc

@@ -1,7 +1,9 @@
 """On-disk cache of compiled CPU kernels, so a second process skips LLVM entirely.
 
 An entry is one file ``<cache_dir>/llvm/<key>.tgc`` holding the object code MCJIT
-made, the optimized IR (for the dump tool) and the kernels' signatures. The key
+made, the optimized IR (for the dump tool) and the kernels' signatures; a ``.tgb`` entry
+holds one object made from several modules (a program's kernels compiled together) and
+each member's key, optimized IR and signatures; a ``.plan`` entry a planned program. The key
 (see ``llvm_jit.cache_key``) hashes the source, host CPU name and features, the
 llvmlite version and ``FORMAT_VERSION``, so a stale entry is simply never found.
 
@@ -165,6 +167,36 @@ def load(key: str) -> tuple[bytes, str, Signatures] | None:
         return sections[0], sections[1].decode(), _signatures(header)
     except (CorruptEntry, UnicodeDecodeError):
         remove(key)
+        return None
+
+
+def store_batch(key: str, obj: bytes, keys: list[str], optimized_irs: list[str],
+                signatures: list[Signatures]) -> None:
+    """Save one object holding several modules' code (``llvm_jit``'s NOTE (one module per
+    batch)): per member its cache key, optimized IR and signatures."""
+    if enabled():
+        _write(_path(key, "tgb"), [obj] + [text.encode() for text in optimized_irs],
+               {"keys": keys, "signatures": signatures})
+
+
+def load_batch(key: str) -> tuple[bytes, list[str], list[str], list[Signatures]] | None:
+    """What ``store_batch`` saved, or None on a miss or a corrupt entry (deleted)."""
+    if not enabled():
+        return None
+    got = _read(key, "tgb")
+    if got is None:
+        return None
+    sections, header = got
+    try:
+        keys, sigs = header.get("keys"), header.get("signatures")
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys) \
+                or not isinstance(sigs, list) or len(sigs) != len(keys) \
+                or len(sections) != len(keys) + 1:
+            raise CorruptEntry("batch layout")
+        signatures = [_signatures({"signatures": sig}) for sig in sigs]
+        return sections[0], keys, [text.decode() for text in sections[1:]], signatures
+    except (CorruptEntry, UnicodeDecodeError):
+        remove(key, "tgb")
         return None
 
 

@@ -48,7 +48,7 @@ from . import cpu_threads, disk_cache
 from .cpu_threads import PARALLEL_MIN_WORK, n_threads, set_n_threads
 from .disk_cache import Signatures
 
-__all__ = ["CpuKernel", "JitModule", "compile_llvm", "cache_key", "clear_memory_cache",
+__all__ = ["CpuKernel", "JitModule", "compile_llvm", "compile_llvm_many", "cache_key", "clear_memory_cache",
            "host_cpu", "host_has_feature", "n_threads", "set_n_threads", "PARALLEL_MIN_WORK"]
 
 _init_lock = threading.Lock()
@@ -121,6 +121,15 @@ class _Engine:
 
 def _symbol(key: str, name: str) -> str:
     return f"{name}.{key[:20]}"
+
+
+def _make_unique(mod: llvm.ModuleRef, key: str) -> None:
+    """Rename what ``mod`` defines and exports to ``_symbol(key, name)`` (NOTE (one
+    engine)); its own uses follow the new names."""
+    exported = [v for v in [*mod.functions, *mod.global_variables]
+                if not v.is_declaration and v.linkage == llvm.Linkage.external]
+    for value in exported:
+        value.name = _symbol(key, value.name)
 
 
 def _link(key: str, obj: bytes) -> _Engine:
@@ -357,6 +366,129 @@ def compile_llvm(source: str, names: list[str], opt_level: int = 3) -> JitModule
     return cm
 
 
+def compile_llvm_many(sources: Sequence[str], name: str) -> list[JitModule]:
+    """``compile_llvm(source, [name])`` of each source (at O3), with the sources found
+    neither in memory nor on disk optimised and compiled as ONE module (NOTE (one module
+    per batch)). Raises like ``compile_llvm``; the caller may retry one by one to learn
+    which source failed."""
+    _ensure_init()
+    keys = [cache_key(source) for source in sources]
+    with _build_lock:
+        found: dict[str, JitModule] = {}
+        pending: dict[str, str] = {}   # key -> source, in first-seen order
+        for source, key in zip(sources, keys):
+            if key in found or key in pending:
+                continue
+            with _memory_lock:
+                cm = _memory_cache.get(key)
+            if cm is None:
+                cm = _from_disk(source, key)
+            if cm is None:
+                pending[key] = source
+            else:
+                found[key] = cm
+        if len(pending) == 1:
+            (key, source), = pending.items()
+            found[key] = _build(source, key, 3)
+        elif pending:
+            found.update(_build_batch(pending))
+        with _memory_lock:
+            for key in keys:
+                found[key] = _memory_cache.setdefault(key, found[key])
+    modules = [found[key] for key in keys]
+    for cm in modules:
+        cm.kernel(name)
+    return modules
+
+
+# NOTE (one module per batch): the kernels of a program that miss both caches are linked
+# into one LLVM module, optimised by one pass-manager run and emitted as one object.
+# LLVM's cost per module is mostly fixed (hundreds of passes set up and run over a
+# ~75-line kernel): the CNN step's 36 kernels took 591-651 ms of CPU one by one and
+# 455-535 ms as one module. Each function is still optimised on its own (no kernel calls
+# another), so the code is the same. The disk entry is the batch's, keyed by its members'
+# keys: a later process that compiles the same program misses the same kernels and finds
+# it (the plan cache makes that the rule); a different mix compiles afresh.
+def _batch_key(keys: Sequence[str]) -> str:
+    return hashlib.sha256(("batch\0" + "\0".join(keys)).encode()).hexdigest()
+
+
+def _build_batch(pending: dict[str, str]) -> dict[str, JitModule]:
+    t0 = time.perf_counter()
+    keys = list(pending)
+    bkey = _batch_key(keys)
+    sigs = [_source_signatures(source) for source in pending.values()]
+    start = time.perf_counter()
+    got = _load_batch(bkey, keys, sigs)
+    if got is not None:
+        phase_clock.add("load", time.perf_counter() - start)
+    else:
+        got, obj, texts = _batch_from_sources(pending, sigs)
+        disk_cache.store_batch(bkey, obj, keys, texts, sigs)
+    seconds = (time.perf_counter() - t0) / len(keys)
+    for cm in got.values():
+        cm.compile_seconds = seconds   # the batch's time, shared out
+    return got
+
+
+def _load_batch(bkey: str, keys: list[str], sigs: list[Signatures]) -> dict[str, JitModule] | None:
+    entry = disk_cache.load_batch(bkey)
+    if entry is None:
+        return None
+    obj, stored_keys, texts, stored_sigs = entry
+    try:
+        if stored_keys != keys or stored_sigs != sigs:
+            raise RuntimeError("the batch entry holds other kernels or signatures")
+        engine = _link(bkey, obj)
+        return {key: _module(engine, key, sig, text, True)
+                for key, sig, text in zip(keys, sigs, texts)}
+    except RuntimeError:  # does not link, a kernel's address is 0, another batch
+        disk_cache.remove(bkey)
+        return None
+
+
+def _batch_from_sources(pending: dict[str, str], sigs: list[Signatures]
+                        ) -> tuple[dict[str, JitModule], bytes, list[str]]:
+    with phase("llvm opt"):
+        tm = _shared_target_machine(3)
+        merged = None
+        for (key, source), sig in zip(pending.items(), sigs):
+            mod = llvm.parse_assembly(source)
+            mod.verify()
+            _make_unique(mod, key)   # before linking (NOTE (one engine))
+            if merged is None:
+                merged = mod
+            else:
+                merged.link_in(mod)
+        assert merged is not None
+        merged.triple = tm.triple
+        merged.data_layout = str(tm.target_data)
+        _optimize(merged, tm)
+        # each member's text parses on its own (JitModule.assembly): the module's header,
+        # declarations, attribute groups and metadata around the member's functions
+        lines = str(merged).splitlines()
+        head = [line for line in lines if line.startswith(("target ", "source_filename"))]
+        head += [str(f) for f in merged.functions if f.is_declaration]
+        tail = [line for line in lines if line.startswith(("attributes ", "!"))]
+        texts = ["\n".join(head + [str(merged.get_function(_symbol(key, fname)))
+                                   for fname in sig] + tail)
+                 for key, sig in zip(pending, sigs)]
+    with phase("codegen"):
+        obj = _emit(tm, merged)
+        engine = _link(_batch_key(list(pending)), obj)
+        modules = {key: _module(engine, key, sig, text, False)
+                   for key, sig, text in zip(pending, sigs, texts)}
+    return modules, obj, texts
+
+
+def _module(engine: "_Engine", key: str, sigs: Signatures, optimized_ir: str,
+            from_disk: bool) -> JitModule:
+    cm = JitModule(engine, {}, sigs, optimized_ir, 0.0, from_disk, key)
+    for fname in sigs:
+        cm.kernel(fname)   # checks every address (0 raises)
+    return cm
+
+
 def _build(source: str, key: str, opt_level: int) -> JitModule:
     t0 = time.perf_counter()
     cm = _from_disk(source, key)
@@ -369,10 +501,7 @@ def _build(source: str, key: str, opt_level: int) -> JitModule:
 
 def _finish(obj: bytes, sigs: Signatures, optimized_ir: str, from_disk: bool,
             key: str) -> JitModule:
-    cm = JitModule(_link(key, obj), {}, sigs, optimized_ir, 0.0, from_disk, key)
-    for name in sigs:
-        cm.kernel(name)
-    return cm
+    return _module(_link(key, obj), key, sigs, optimized_ir, from_disk)
 
 
 def _from_disk(source: str, key: str) -> JitModule | None:
@@ -416,12 +545,16 @@ def _from_source(source: str, key: str, opt_level: int) -> tuple[JitModule, byte
             _optimize(mod, tm)
         optimized_ir = str(mod)
         sigs = _source_signatures(source, mod)
-        for name in sigs:   # NOTE (one engine): unique symbols for the shared engine
-            mod.get_function(name).name = _symbol(key, name)
+        _make_unique(mod, key)
     with phase("codegen"):
-        obj = tm.emit_object(mod)
+        obj = _emit(tm, mod)
         cm = _finish(obj, sigs, optimized_ir, False, key)
     return cm, obj
+
+
+def _emit(tm: llvm.TargetMachine, mod: llvm.ModuleRef) -> bytes:
+    """Machine code for ``mod`` (the one place objects are made: tests count calls)."""
+    return tm.emit_object(mod)
 
 
 def clear_memory_cache() -> None:

@@ -39,20 +39,21 @@ def test_opt_level_must_be_a_known_one():
         llvm_jit.compile_llvm(AXPY, ["axpy"], opt_level=2)
 
 
-def test_program_drivers_compile_at_o0_and_kernels_at_o3(monkeypatch):
-    levels = []
-    real = cpu_program.compile_llvm
-
-    def spy(source, names, opt_level=3):
-        levels.append((names[0], opt_level))
-        return real(source, names, opt_level)
-    monkeypatch.setattr(cpu_program, "compile_llvm", spy)
+def test_program_drivers_compile_at_o0_and_kernels_at_o3():
     w = tracegrad.randn(20, 30)
     f = tracegrad.compile(lambda x: (x.mm(w).relu() * 2).sum())
     x = tracegrad.randn(8, 20)
     np.testing.assert_allclose(f(x).numpy(), ((x.mm(w)).relu() * 2).sum().numpy(), rtol=1e-5)
-    assert ("tg_driver", 0) in levels
-    assert all(level == 3 for name, level in levels if name != "tg_driver")
+    (entry,) = f._cache.values()
+    program = entry.forward
+    assert program.drivers
+    sources = cpu_program.llvm_sources(program.program)
+    for name, (module, _) in program.kernels.items():
+        if name.startswith("driver"):
+            source, level = program.drivers[int(name[len("driver"):])], 0
+        else:
+            source, level = sources[name], 3
+        assert module.key == llvm_jit.cache_key(source, level)
 
 
 FILL = '''define void @fill(i64 %s, i64 %e, ptr noalias %out) {
@@ -192,7 +193,7 @@ def _counting(monkeypatch):
         return spy
     monkeypatch.setattr(schedule, "plan", count("plan", schedule.plan))
     monkeypatch.setattr(cpu_program, "render_llvm", count("render", cpu_program.render_llvm))
-    monkeypatch.setattr(llvm_jit, "_from_source", count("llvm", llvm_jit._from_source))
+    monkeypatch.setattr(llvm_jit, "_emit", count("llvm", llvm_jit._emit))
     # the renderer spy must still count as the stock renderer for the cache's sources
     monkeypatch.setattr(cpu_program, "_STOCK_RENDERER", cpu_program.render_llvm)
     return calls
@@ -267,3 +268,77 @@ def test_an_attribute_the_key_cannot_write_is_planned_every_time():
     g.outputs = [g.add(Op.MUL, (a.id, a.id), (3,), "float32", note=object()).id]
     with pytest.raises(plan_cache.Uncacheable, match="object attribute"):
         plan_cache.graph_key(g, None)
+
+
+# ---- a program's uncached kernels compile as one module (NOTE (one module per batch)) --
+def _softmax_mlp():
+    w = tracegrad.from_numpy(np.linspace(-1, 1, 200, dtype=np.float32).reshape(10, 20))
+    w.requires_grad_()
+    x = tracegrad.from_numpy(np.linspace(-2, 2, 40, dtype=np.float32).reshape(4, 10))
+    return (lambda x: (x.mm(w).tanh().log_softmax(1) * 3).exp().sum()), w, x
+
+
+def test_kernels_missing_every_cache_are_optimised_as_one_module(monkeypatch):
+    optimised = []
+    real = llvm_jit._optimize
+    monkeypatch.setattr(llvm_jit, "_optimize", lambda mod, tm: (optimised.append(1),
+                                                                 real(mod, tm)))
+    f, w, x = _softmax_mlp()
+    eager = _grads(f, w, x)
+    cf = tracegrad.compile(f)
+    cold = _grads(cf, w, x)
+    (entry,) = cf._cache.values()
+    n_kernels = len(entry.forward_plan.kernels) + len(entry.backward_plan.kernels)
+    assert n_kernels >= 4 and len(optimised) <= 2   # one batch per program
+    engines = {id(m.engine) for m, _ in entry.forward.kernels.values()}
+    assert len(engines) == 1
+    for a, b in zip(cold, eager):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # each member's optimised IR stands alone (the dump shows it, assembly parses it)
+    module = entry.forward.kernels[entry.forward_plan.kernels[0].name][0]
+    assert "ret void" in module.optimized_ir and module.assembly
+
+
+def test_a_batch_loads_whole_from_disk_and_a_damaged_one_is_rebuilt(monkeypatch, tmp_path):
+    f, w, x = _softmax_mlp()
+    eager = _grads(f, w, x)
+    _grads(tracegrad.compile(f), w, x)
+    batches = sorted((tmp_path / "llvm").glob("*.tgb"))
+    assert batches
+    _new_process()
+    calls = _counting(monkeypatch)
+    warm = _grads(tracegrad.compile(f), w, x)
+    assert calls["llvm"] == 0
+    # damage every batch entry: a flipped byte fails the digest, the entry is rebuilt
+    for path in batches:
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+    from tracegrad.runtime import disk_cache
+    entry = disk_cache.load_batch(batches[0].stem)
+    assert entry is None and not batches[0].exists()
+    _new_process()
+    again = _grads(tracegrad.compile(f), w, x)
+    assert calls["llvm"] > 0
+    for got in (warm, again):
+        for a, b in zip(got, eager):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_batch_entry_of_other_kernels_is_never_used(tmp_path):
+    sources = [FILL.replace("VALUE", f"{v}.0") for v in (5, 6)]
+    llvm_jit.compile_llvm_many(sources[:2], "fill")
+    other = [FILL.replace("VALUE", f"{v}.0") for v in (8, 9)]
+    llvm_jit.compile_llvm_many(other, "fill")
+    from tracegrad.runtime import disk_cache
+    keys = [llvm_jit.cache_key(s) for s in sources[:2]]
+    okeys = [llvm_jit.cache_key(s) for s in other]
+    obj, _, texts, sigs = disk_cache.load_batch(llvm_jit._batch_key(okeys))
+    disk_cache.store_batch(llvm_jit._batch_key(keys), obj, okeys, texts, sigs)  # swapped in
+    llvm_jit.clear_memory_cache()
+    modules = llvm_jit.compile_llvm_many(sources[:2], "fill")
+    assert not modules[0].from_disk_cache   # the entry was refused and rebuilt
+    for v, m in zip((5, 6), modules):
+        out = np.zeros(2)
+        m.functions["fill"](2, [out])
+        assert out.tolist() == [float(v)] * 2

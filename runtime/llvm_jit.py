@@ -132,8 +132,8 @@ def _make_unique(mod: llvm.ModuleRef, key: str) -> None:
         value.name = _symbol(key, value.name)
 
 
-def _link(key: str, obj: bytes) -> _Engine:
-    """Link ``obj`` (the object of cache key ``key``) into the current shared engine.
+def _link(obj: bytes) -> _Engine:
+    """Link ``obj`` into the current shared engine.
 
     A key linked twice (two threads built it, or a disk entry failed a later check and
     was rebuilt) defines its symbols twice: lookups find the newest, and one key's objects
@@ -439,7 +439,7 @@ def _load_batch(bkey: str, keys: list[str], sigs: list[Signatures]) -> dict[str,
     try:
         if stored_keys != keys or stored_sigs != sigs:
             raise RuntimeError("the batch entry holds other kernels or signatures")
-        engine = _link(bkey, obj)
+        engine = _link(obj)
         return {key: _module(engine, key, sig, text, True)
                 for key, sig, text in zip(keys, sigs, texts)}
     except RuntimeError:  # does not link, a kernel's address is 0, another batch
@@ -475,7 +475,7 @@ def _batch_from_sources(pending: dict[str, str], sigs: list[Signatures]
                  for key, sig in zip(pending, sigs)]
     with phase("codegen"):
         obj = _emit(tm, merged)
-        engine = _link(_batch_key(list(pending)), obj)
+        engine = _link(obj)
         modules = {key: _module(engine, key, sig, text, False)
                    for key, sig, text in zip(pending, sigs, texts)}
     return modules, obj, texts
@@ -501,7 +501,7 @@ def _build(source: str, key: str, opt_level: int) -> JitModule:
 
 def _finish(obj: bytes, sigs: Signatures, optimized_ir: str, from_disk: bool,
             key: str) -> JitModule:
-    return _module(_link(key, obj), key, sigs, optimized_ir, from_disk)
+    return _module(_link(obj), key, sigs, optimized_ir, from_disk)
 
 
 def _from_disk(source: str, key: str) -> JitModule | None:

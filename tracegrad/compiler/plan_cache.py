@@ -56,12 +56,19 @@ class Uncacheable(TypeError):
 @functools.lru_cache(maxsize=1)
 def _code_version() -> str:
     """Hash of the code whose output an entry holds: codegen's files and the CPU runtime's
-    kernel naming and render memo (``cpu_program.py``)."""
+    kernel naming and render memo (``cpu_program.py``). Raises Uncacheable where the
+    source files cannot be read (an install without them)."""
     h = hashlib.sha256()
     codegen = Path(schedule.__file__).resolve().parent
-    for path in sorted(codegen.glob("*.py")) + [Path(cpu_program.__file__).resolve(),
-                                                Path(__file__).resolve()]:
-        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    paths = sorted(codegen.glob("*.py")) + [Path(cpu_program.__file__).resolve(),
+                                            Path(__file__).resolve()]
+    if len(paths) < 3:
+        raise Uncacheable("codegen's source files are not installed")
+    for path in paths:
+        try:
+            h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        except OSError as e:
+            raise Uncacheable(f"cannot read {path}: {e}") from None
     for part in (_LAYOUT, np.__version__, sys.version, str(pickle.HIGHEST_PROTOCOL)):
         h.update(part.encode() + b"\0")
     return h.hexdigest()

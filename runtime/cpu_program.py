@@ -1,9 +1,10 @@
 """Run a ``codegen.schedule.Program`` on the CPU.
 
 ``CompiledProgram(program, extern_eval)`` renders every kernel to LLVM IR
-(``llvm_source``), JIT-compiles it (one LLVM module per kernel through
-``runtime.llvm_jit.compile_llvm``, so each kernel is cached on its own), allocates the
-planned temp slots once, and runs the steps in order on each call: every run of
+(``llvm_source``, one module text per kernel, cached by its own key), JIT-compiles them
+(``runtime.llvm_jit.compile_llvm_many``: those no cache holds are optimised together as
+one module), allocates the planned temp slots once, and runs the steps in order on each
+call: every run of
 single-threaded kernels and 2-D float matmuls is one call of a generated driver
 (``runtime.driver``; matmuls through NumPy's CBLAS gemm, ``runtime.cblas``), and only a
 kernel split over the thread pool or an extern NumPy evaluates is called from Python.
@@ -11,10 +12,11 @@ Measured on the seed MLP (64x1000-100-10, 2-core VM under load, min of 15 x 200 
 forward 397 -> 279 µs, backward 559 -> 411 µs, results bit-identical.
 
 Kernel names: the Program names its steps (``k3_exp_mul``) for people; the LLVM function
-of every kernel is named ``CANONICAL_NAME`` instead. Each kernel is its own module, so
-the function name carries nothing, and kernels that differ only in their step names
-(an unrolled RNN repeats the same few kernels at every time step) render to the same
-text and share one entry of the module caches. This is the only place a CPU kernel is
+of every kernel is named ``CANONICAL_NAME`` instead. Each kernel's source is its own
+module (the JIT links it under a name unique to its cache key), so the name carries
+nothing, and kernels that differ only in their step names (an unrolled RNN repeats the
+same few kernels at every time step) render to the same text and share one entry of the
+module caches. This is the only place a CPU kernel is
 named.
 
 Float arguments (a Python float passed to a compiled function) reach kernels as 0-d

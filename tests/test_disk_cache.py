@@ -268,3 +268,25 @@ def test_new_process_after_flips_is_right_and_rebuilds(tmp_path):
         for p in entries:
             assert disk_cache._decode(p.read_bytes()), f"{p.name} not rebuilt (byte {pos})"
     assert not list((tmp_path / "tmp").glob("tracegrad-failed-*"))
+
+
+def test_every_flipped_byte_of_a_batch_entry_is_refused():
+    # a batch entry (llvm_jit's NOTE (one module per batch)): one object, several members
+    sources = [SRC, SRC.replace("fmul", "fadd")]
+    llvm_jit.compile_llvm_many(sources, "scale")
+    key = llvm_jit._batch_key([llvm_jit.cache_key(s) for s in sources])
+    path = Path(disk_cache.cache_dir()) / "llvm" / f"{key}.tgb"
+    good = path.read_bytes()
+    assert disk_cache.load_batch(key) is not None
+    for pos in range(0, len(good), max(1, len(good) // 400)):
+        bad = bytearray(good)
+        bad[pos] ^= 0x01
+        path.write_bytes(bytes(bad))
+        assert disk_cache.load_batch(key) is None, pos
+        assert not path.exists()   # deleted: rebuilt by the next compile
+    path.write_bytes(good)
+    llvm_jit.clear_memory_cache()
+    modules = llvm_jit.compile_llvm_many(sources, "scale")
+    assert all(m.from_disk_cache for m in modules)
+    np.testing.assert_array_equal(run_scale(modules[0]), np.arange(100.0) * 3.0)
+    np.testing.assert_array_equal(run_scale(modules[1]), np.arange(100.0) + 3.0)

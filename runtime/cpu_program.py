@@ -4,10 +4,10 @@
 (``llvm_source``, one module text per kernel, cached by its own key), JIT-compiles them
 (``runtime.llvm_jit.compile_llvm_many``: those no cache holds are optimised together as
 one module), allocates the planned temp slots once, and runs the steps in order on each
-call: every run of
-single-threaded kernels and 2-D float matmuls is one call of a generated driver
-(``runtime.driver``; matmuls through NumPy's CBLAS gemm, ``runtime.cblas``), and only a
-kernel split over the thread pool or an extern NumPy evaluates is called from Python.
+call: every run of single-threaded kernels and 2-D float matmuls is one call of a
+generated driver (``runtime.driver``; matmuls through NumPy's CBLAS gemm,
+``runtime.cblas``), and only a kernel split over the thread pool or an extern NumPy
+evaluates is called from Python.
 Measured on the seed MLP (64x1000-100-10, 2-core VM under load, min of 15 x 200 calls):
 forward 397 -> 279 µs, backward 559 -> 411 µs, results bit-identical.
 
@@ -16,8 +16,7 @@ of every kernel is named ``CANONICAL_NAME`` instead. Each kernel's source is its
 module (the JIT links it under a name unique to its cache key), so the name carries
 nothing, and kernels that differ only in their step names (an unrolled RNN repeats the
 same few kernels at every time step) render to the same text and share one entry of the
-module caches. This is the only place a CPU kernel is
-named.
+module caches. This is the only place a CPU kernel is named.
 
 Float arguments (a Python float passed to a compiled function) reach kernels as 0-d
 buffers, not through the ABI's ``double`` scalar slots: the value is loaded once per

@@ -429,6 +429,10 @@ class _Renderer:
                 return
             out.append(f"{ind}const {ctype(s.dtype)} {_c_name(s.out)} = {self._expr(s)};")
         elif isinstance(s, Loop):
+            if not isinstance(s.extent, int):
+                raise NotImplementedError(f"CUDA renderer: loop {s.var} has a run-time extent "
+                                          f"{s.extent} (a symbolic kernel body runs on the CPU "
+                                          f"only)")
             self.ranges[s.var] = (0, max(s.extent - 1, 0))
             n = literal(s.extent, INDEX)
             if top and self.block_rows:

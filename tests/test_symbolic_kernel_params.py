@@ -89,7 +89,7 @@ def test_one_llvm_compile_of_each_kernel_serves_every_size(monkeypatch):
         np.testing.assert_allclose(c(x).numpy(), (F.softmax(x, 0) * x.mean(0)).numpy(),
                                    rtol=1e-5, atol=1e-6)
     assert count.kernels == after_first        # no kernel compiled for a later size
-    group = next(iter(c._groups.values()))
+    group = next(iter(c._groups.values())).fits[0]
     program = group.kernels_forward.program
     text = "\n".join(k.loop_ir for k in program.kernels)
     assert "LOAD(p_int64, %pk0)" in text and "in [0, %pe0)" in text, text

@@ -171,13 +171,70 @@ def _primes_above(n: int, count: int) -> list[int]:
 
 
 class SymbolicGroup:
-    """One compiled program for every size ``s0 >= 2`` of the dims in ``dims``."""
+    """Compiled programs for every size ``s0 >= 2`` of the dims in ``dims``: one fit per
+    distinct trace.  A second fit serves a trace the first does not: a training step's
+    first call (no ``.grad`` yet) traces otherwise than the steps after it, and a Python
+    branch on the size takes the other way above some size."""
+
+    MAX_FITS = 3
 
     def __init__(self, compiled, dims, n: int, entry: Entry, treedef, leaves) -> None:
         self.dims = dims
-        self.entry = entry
         self.guard_failures: list[str] = []
         self.sizes_served: set[int] = {n}
+        self.fits = [_Fit(compiled, dims, n, entry, treedef, leaves)]
+        self._refit_failed = False
+
+    @property
+    def traced(self):
+        return self.fits[0].traced
+
+    @property
+    def parametrised(self) -> int:
+        return self.fits[0].parametrised
+
+    def add_fit(self, compiled, n: int, entry: Entry, treedef, leaves) -> None:
+        """Fit the programs of ``entry`` (a size whose trace no fit serves) as well; after
+        one failure (or MAX_FITS fits) such sizes stay specialised without trying."""
+        if self._refit_failed or len(self.fits) >= self.MAX_FITS:
+            return
+        try:
+            self.fits.append(_Fit(compiled, self.dims, n, entry, treedef, leaves))
+        except Exception as e:  # noqa: BLE001 - not symbolic: that trace stays specialised
+            self._refit_failed = True
+            self.guard_failures.append(f"s0={n}: no further fit ({e})")
+            return
+        self.sizes_served.add(n)
+
+    def describe(self) -> str:
+        dims = ", ".join(f"arg {i} dim {d}" for i, d in sorted(self.dims))
+        sizes = "; ".join(fitted_sizes(self.traced)[:6])
+        params = (f"; {self.parametrised} kernel(s) take size parameters"
+                  if self.parametrised else "")
+        fits = f"; {len(self.fits)} fits" if len(self.fits) > 1 else ""
+        return f"s0 = {dims} (guards: s0 >= 2, those dims equal; {sizes}){params}{fits}"
+
+    def instance(self, compiled, treedef, leaves, n: int) -> Entry | None:
+        """An entry for size ``n``, or None when a guard breaks (the reason is kept)."""
+        start = time.perf_counter()
+        traced = build_entry(compiled, treedef, leaves, (), {}, compile_code=False,
+                             plan_programs=CHECK_INSTANCES)
+        for f in self.fits:
+            if _metadata(traced) == _metadata(f.entry) and _same_graph(
+                    instantiate(f.traced, n), traced.traced):
+                e = f.instance(traced, n)
+                e.compile_seconds = time.perf_counter() - start
+                self.sizes_served.add(n)
+                return e
+        self.guard_failures.append(f"s0={n}: the trace differs from the symbolic one")
+        return None
+
+
+class _Fit:
+    """One fitted program (NOTE (symbolic programs by fitting)) and its compiled kernels."""
+
+    def __init__(self, compiled, dims, n: int, entry: Entry, treedef, leaves) -> None:
+        self.entry = entry
         q = _primes_above(n, 4)
         entries: dict[int, Entry] = {n: entry}
 
@@ -239,13 +296,6 @@ class SymbolicGroup:
             raise NotSymbolic(f"the program at size {check} is not the fitted one (fitted at "
                               f"{', '.join(map(str, sizes))})")
 
-    def describe(self) -> str:
-        dims = ", ".join(f"arg {i} dim {d}" for i, d in sorted(self.dims))
-        sizes = "; ".join(fitted_sizes(self.traced)[:6])
-        params = (f"; {self.parametrised} kernel(s) take size parameters"
-                  if self.parametrised else "")
-        return f"s0 = {dims} (guards: s0 >= 2, those dims equal; {sizes}){params}"
-
     def _plans(self, n: int):
         """The fitted programs at size ``n``, every value a constant (what the planner gives)."""
         fwd = finish_program(instantiate(self.forward, n))
@@ -264,15 +314,8 @@ class SymbolicGroup:
         return same(fwd, real.forward_plan) and (
             real.backward_plan is None or same(bwd, real.backward_plan))
 
-    def instance(self, compiled, treedef, leaves, n: int) -> Entry | None:
-        """An entry for size ``n``, or None when a guard breaks (the reason is kept)."""
-        start = time.perf_counter()
-        traced = build_entry(compiled, treedef, leaves, (), {}, compile_code=False,
-                             plan_programs=CHECK_INSTANCES)
-        if _metadata(traced) != _metadata(self.entry) or not _same_graph(
-                instantiate(self.traced, n), traced.traced):
-            self.guard_failures.append(f"s0={n}: the trace differs from the symbolic one")
-            return None
+    def instance(self, traced: Entry, n: int) -> Entry:
+        """The entry for size ``n`` from its trace (which this fit's graph matches)."""
         e = copy.copy(traced)  # the exact trace: its inputs, writes and static outputs
         e.forward_plan, e.backward_plan = self._run_plans(n)
         e.forward = CompiledProgram(e.forward_plan, extern_eval,
@@ -282,8 +325,6 @@ class SymbolicGroup:
                                          kernels_from=self.kernels_backward)
         if CHECK_INSTANCES and not self._matches(n, traced):
             _check_by_values(e, traced, n)
-        e.compile_seconds = time.perf_counter() - start
-        self.sizes_served.add(n)
         return e
 
 

@@ -194,3 +194,20 @@ def test_seed_training_step_is_symbolic_after_two_batch_sizes():
     assert info.misses == 3, info
     assert info.symbolic[0].startswith("s0 = arg 0 dim 0, arg 1 dim 0"), info
     assert "sizes [5, 17, 33]" in info.symbolic[0], info
+
+
+def test_the_trace_guard_compares_nan_constants_and_array_attributes():
+    from tracegrad.codegen.graph import Graph
+    from tracegrad.codegen.ops import Op
+
+    def graph(value, table):
+        g = Graph()
+        x = g.add(Op.INPUT, (), (3,), "float32", index=0)
+        c = g.add(Op.CONST, (), (3,), "float32", value=value)
+        g.outputs = [g.add(Op.ADD, (x.id, c.id), (3,), "float32", table=table).id]
+        return g
+    same_graph = dynamic._same_graph
+    assert same_graph(graph(float("nan"), np.arange(3)), graph(float("nan"), np.arange(3)))
+    assert not same_graph(graph(float("nan"), np.arange(3)), graph(1.0, np.arange(3)))
+    assert not same_graph(graph(1.0, np.arange(3)), graph(1.0, np.arange(1, 4)))
+    assert not same_graph(graph(1.0, None), graph(2.0, None))

@@ -211,3 +211,22 @@ def test_the_trace_guard_compares_nan_constants_and_array_attributes():
     assert not same_graph(graph(float("nan"), np.arange(3)), graph(1.0, np.arange(3)))
     assert not same_graph(graph(1.0, np.arange(3)), graph(1.0, np.arange(1, 4)))
     assert not same_graph(graph(1.0, None), graph(2.0, None))
+
+
+def test_a_parametrised_program_means_the_same_in_the_interpreter_and_llvm():
+    from codegen_testing import run_interp
+
+    def fn(x):
+        return F.log_softmax(x.t() @ x, dim=0) * x.var(0)
+
+    c = torch.compile(fn, dynamic=True)
+    c(torch.randn(6, 4))
+    group = next(iter(c._groups.values())).fits[0]
+    assert group.parametrised >= 1
+    for n in (2, 9, 23):
+        plan, _ = group._run_plans(n)
+        x = np.random.default_rng(n).standard_normal((n, 4)).astype(np.float32)
+        want = fn(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(c(torch.from_numpy(x)).numpy(), want, rtol=1e-4, atol=1e-5)
+        got = run_interp(plan, [x])[0]
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

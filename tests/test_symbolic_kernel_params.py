@@ -230,3 +230,43 @@ def test_a_parametrised_program_means_the_same_in_the_interpreter_and_llvm():
         np.testing.assert_allclose(c(torch.from_numpy(x)).numpy(), want, rtol=1e-4, atol=1e-5)
         got = run_interp(plan, [x])[0]
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("with_optimizer", [False, True])
+def test_dataloader_epochs_of_a_training_step_compile_once_after_two_sizes(with_optimizer):
+    from tracegrad.utils.data import DataLoader, TensorDataset
+
+    def make():
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(),
+                                  torch.nn.Linear(16, 4))
+        opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(net(x), y)
+            loss.backward()
+            if with_optimizer:
+                opt.step()
+            return loss
+        return net, step
+
+    net_c, step_c = make()
+    net_e, step_e = make()
+    compiled = torch.compile(step_c, fullgraph=True)
+    rng = np.random.default_rng(3)
+    data = TensorDataset(torch.from_numpy(rng.standard_normal((100, 8)).astype(np.float32)),
+                         torch.from_numpy(rng.integers(0, 4, 100)))
+    for _epoch in range(3):                  # batches of 32, 32, 32 and 4
+        for x, y in DataLoader(data, batch_size=32):
+            np.testing.assert_allclose(compiled(x, y).item(), step_e(x, y).item(), rtol=1e-5)
+            for a, b in zip(net_c.parameters(), net_e.parameters()):
+                np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-4,
+                                           atol=1e-6)
+                np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(),
+                                           rtol=1e-5, atol=1e-6)
+    info = compiled.cache_info()
+    # 32, 32 again (from the second step on the .grad fields exist when the step starts),
+    # then 4 makes s0 (its trace is the steady one), served from then on
+    assert info.misses == 3, info
+    assert info.symbolic[0].startswith("s0 = arg 0 dim 0, arg 1 dim 0"), info

@@ -145,7 +145,9 @@ def _metadata(e: Entry) -> tuple:
             return (kind, x[1].dtype)
         if kind != "captured":
             return r
-        return (kind, tuple(x._data.shape), x._data.dtype, x._requires_grad)
+        # NOTE: its shape may follow s0 (a constant the trace made, cross_entropy's
+        # zeros of the batch's shape); the graph's INPUT node holds it, and is fitted
+        return (kind, x._data.ndim, x._data.dtype, x._requires_grad)
     return ([ref(r) for r in e.input_sources], e.n_outputs, e.out_treedef,
             [(ref(r), c) for r, c in e.writes], [ref(r) for r in e.diff_inputs],
             e.grad_present, e.saved_reads)

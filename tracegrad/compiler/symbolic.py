@@ -2,14 +2,16 @@
 
 NOTE (symbolic programs by fitting): the tracer and the planner work on concrete shapes.
 A program that is valid for every size of one dimension is found by planning the same
-function at three sizes ``n, n+1, 2n+1`` and fitting the three programs together: every
+function at three sizes ``n, n+1, 2n+1`` (or, when those do not fit, three primes above
+``n``: the call's size may equal another dimension, and equal constants merge in a kernel
+body) and fitting the three programs together: every
 integer that differs between them must be one polynomial of degree <= 2 in ``s0`` with
 integer coefficients (a buffer's shape, a kernel's outer extent, a view's offset, a
 reshape's target, a T x T buffer's element count), every float that differs one of a few
 forms of such a polynomial (``P(s0)``, ``1/P(s0)`` as a mean's ``1/N`` or var's
 ``1/(N-1)``, ``1/sqrt(P(s0))``, float32-rounded where the planner rounded), and everything
 else (ops, dtypes, strings, the structure of kernel bodies) must be equal.  A fourth size
-(``3n+2``) is planned and must equal the fitted program there.
+(``3n+2``, or a fourth prime) is planned and must equal the fitted program there.
 
 Kernel bodies may depend on the size (a reduction over ``s0``, a stride that is a multiple
 of ``s0``, a ``1/N``): ``symbolic_params`` turns each such integer or float into a kernel
@@ -19,9 +21,13 @@ serves every size; shapes, extents and buffer sizes are computed by ``instantiat
 Guards: a call at a new size retraces the function (Python only: no passes, lowering or
 LLVM), and the traced graph must equal the fitted one at that size; any difference (a
 Python branch on the size, a shape rule that specialised) breaks the guard and that size
-gets its own specialised program.  The planner's simplifications compare index ranges
-with constants, and such a decision could flip at a size no probe saw; so each new size
-is also planned (no LLVM) and must equal the fitted program (``dynamic.VERIFY_BY_PLANNING``).
+gets its own specialised program (or a further fit, ``dynamic.SymbolicGroup``).  What the
+guard does not see is the planner's own choices at the new size: its index
+simplifications compare value ranges with constants (NOTE (affine div/mod) in
+``codegen/loop_ir.py``), and a choice that holds at the four planned sizes is trusted at
+the others; a comparison of two polynomials of the size that flips outside them would go
+unnoticed.  Tests set ``dynamic.CHECK_INSTANCES``, which plans every size served and
+compares.
 """
 from __future__ import annotations
 

@@ -270,3 +270,16 @@ def test_dataloader_epochs_of_a_training_step_compile_once_after_two_sizes(with_
     # then 4 makes s0 (its trace is the steady one), served from then on
     assert info.misses == 3, info
     assert info.symbolic[0].startswith("s0 = arg 0 dim 0, arg 1 dim 0"), info
+
+
+def test_a_size_whose_constant_equals_another_one_retraces_and_stays_correct():
+    def f(x):                      # at s0=2 the mean's 1/2 is the tracer's shared 0.5
+        y = (x * 0.5).exp()
+        return y.mean(0, keepdim=True) * y
+
+    c = torch.compile(f, dynamic=True)
+    for n in (3, 2, 5, 2):
+        x = torch.randn(n, 2)
+        np.testing.assert_allclose(c(x).numpy(), f(x).numpy(), rtol=1e-5, atol=1e-6)
+    info = c.cache_info()
+    assert info.misses == 2 and "retraced s0=2: the trace differs" in info.symbolic[0], info

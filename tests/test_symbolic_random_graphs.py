@@ -12,6 +12,7 @@ parameter, NOTE (kernel parameters)), a round trip through a transpose of the ba
 """
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -148,4 +149,7 @@ def test_symbolic_equals_specialised_equals_eager(program, sizes, seed):
     event("symbolic" if any(line.startswith("s0 = ") for line in info.symbolic)
           else "specialised")
     if any(line.startswith("s0 = ") for line in info.symbolic):
-        assert info.misses == 1, info        # symbolic from the first call on
+        # symbolic from the first call on, but for a size whose trace differs: the tracer
+        # shares equal constants, and a mean's 1/2 at s0=2 is the graph's own 0.5
+        retraced = set(re.findall(r"retraced s0=(\d+)", info.symbolic[0]))
+        assert info.misses == 1 + len(retraced), info

@@ -321,7 +321,9 @@ def _block_rows_ok(kernel: LoopKernel) -> bool:
 
 
 def _row_length(kernel: LoopKernel) -> int:
-    return max((s.extent for s in kernel.body if isinstance(s, Loop)), default=0)
+    # a run-time extent (NOTE (kernel parameters)) is refused where the loop is rendered
+    return max((s.extent for s in kernel.body if isinstance(s, Loop) and isinstance(s.extent, int)),
+               default=0)
 
 
 LAYOUTS = ("grid", "block_rows")

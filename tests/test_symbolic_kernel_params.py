@@ -283,3 +283,14 @@ def test_a_size_whose_constant_equals_another_one_retraces_and_stays_correct():
         np.testing.assert_allclose(c(x).numpy(), f(x).numpy(), rtol=1e-5, atol=1e-6)
     info = c.cache_info()
     assert info.misses == 2 and "retraced s0=2: the trace differs" in info.symbolic[0], info
+
+
+def test_the_cuda_renderer_refuses_a_run_time_extent_clearly():
+    from tracegrad.codegen.render_cuda import render_cuda
+
+    c = torch.compile(lambda x: x.sum(0), dynamic=True)
+    c(torch.randn(5, 3))
+    plan, _ = next(iter(c._groups.values())).fits[0]._run_plans(7)
+    with pytest.raises(NotImplementedError, match="run-time extent .* CPU only"):
+        for step in plan.kernels:
+            render_cuda(step.kernel)

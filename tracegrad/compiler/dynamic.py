@@ -161,7 +161,7 @@ CHECK_INSTANCES = False
 
 def _primes_above(n: int, count: int) -> list[int]:
     """The ``count`` smallest primes above ``n``: probe sizes unlikely to equal another
-    dimension of the function (equal constants merge in a kernel body, which then no longer
+    constant of the function (equal constants merge in a kernel body, which then no longer
     fits the body at other sizes)."""
     out: list[int] = []
     m = n
@@ -237,7 +237,12 @@ class _Fit:
 
     def __init__(self, compiled, dims, n: int, entry: Entry, treedef, leaves) -> None:
         self.entry = entry
-        q = _primes_above(n, 4)
+        # primes above every dimension of the arguments: no probe size then divides (or
+        # equals) a product of the other dimensions
+        tensors = [x for x in leaves if isinstance(x, Tensor)] + [
+            ref for kind, ref in entry.input_sources if kind == "captured"]
+        dims_seen = [d for x in tensors for d in x._data.shape]
+        q = _primes_above(max([n, *dims_seen]), 4)
         entries: dict[int, Entry] = {n: entry}
 
         def at(m: int, plan: bool = True) -> Entry:

@@ -210,3 +210,17 @@ def test_dataloader_short_last_batches_compile_once_after_the_first_two_sizes():
                 want = torch.log_softmax(net(x), dim=-1)
                 np.testing.assert_allclose(c(x).numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
     assert c.cache_info().misses == 2    # 32, then 4 makes s0; 26 and 13 reuse it
+
+
+def test_dynamic_true_with_a_bias_as_long_as_the_batch_binds_the_batch_alone():
+    y = torch.randn(3)
+
+    def f(x, b):
+        return x.abs() + b
+
+    c = torch.compile(f, dynamic=True)   # at 3, b's dim 0 equals the batch by coincidence
+    for n in (3, 2, 4, 7):
+        x = torch.randn(n, 3)
+        np.testing.assert_allclose(c(x, y).numpy(), f(x, y).numpy(), rtol=1e-6)
+    info = c.cache_info()
+    assert info.misses == 1 and info.symbolic[0].startswith("s0 = arg 0 dim 0 ("), info

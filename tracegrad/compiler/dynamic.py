@@ -59,15 +59,20 @@ def symbolic_key(key, dims) -> tuple:
 def candidate_dims(mode, key, leaves, previous: list) -> list[tuple[frozenset, int]]:
     """Sets of (leaf, dim) pairs to try binding to ``s0``, with their size.  With
     ``dynamic=True`` the dims of the first call's size include those equal by coincidence
-    (a square input), which would then have to stay equal: the leading dims of the
-    arguments alone come first, all of them next."""
+    (a square input, a bias as long as the batch), which would then have to stay equal:
+    the leading dims of the arguments come first, then the first argument's alone, then
+    all of them."""
     dims, n = choose_dims(mode, key, leaves, previous)
     if not dims:
         return []
     leading = frozenset((i, d) for i, d in dims if d == 0)
-    if not leading or leading == dims:
+    if not leading:
         return [(dims, n)]
-    return [(leading, n), (dims, n)] if mode is True else [(dims, n), (leading, n)]
+    if mode is not True:
+        order = [dims, leading]
+    else:
+        order = [leading, frozenset([min(leading)]), dims]
+    return [(d, n) for d in dict.fromkeys(order)]
 
 
 def choose_dims(mode, key, leaves, previous: list) -> tuple[frozenset, int]:

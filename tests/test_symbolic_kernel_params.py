@@ -294,3 +294,20 @@ def test_the_cuda_renderer_refuses_a_run_time_extent_clearly():
     with pytest.raises(NotImplementedError, match="run-time extent .* CPU only"):
         for step in plan.kernels:
             render_cuda(step.kernel)
+
+
+@pytest.mark.parametrize("name", ["softmax", "var", "layer_norm"])
+def test_kernel_counts_are_those_of_the_specialised_program(name):
+    fn = REDUCTIONS[name]
+    symbolic = torch.compile(fn, dynamic=True)
+    symbolic(torch.randn(6, 5, requires_grad=True))
+    x = torch.randn(11, 5, requires_grad=True)
+    symbolic(x)
+    specialised = torch.compile(fn, dynamic=False)
+    specialised(x)
+
+    def kernels(c):
+        entry = c._cache[next(k for k in c._cache if k[1][0][0] == (11, 5))]
+        return [k.ops for k in entry.forward_plan.kernels + entry.backward_plan.kernels]
+    assert kernels(symbolic) == kernels(specialised)
+    assert symbolic.cache_info().misses == 1

@@ -1,8 +1,11 @@
-"""Symbolic sizes (issue 13): GELU 16M, softmax rows and the seed network's forward,
-compiled once as a symbolic size ``s0`` made at another size (the "compiled" column) and
-per shape (``dynamic=False``: the "specialised" arm, in the JSON and the note).  The note
-gives symbolic / specialised time and how many compiles each took; "not symbolic" says
-the program stayed specialised (and why, from cache_info)."""
+"""Symbolic sizes (issue 13): GELU 16M, softmax rows, the seed network's forward and its
+whole SGD training step, compiled once as a symbolic size ``s0`` made at another size (the
+"compiled" column) and per shape (``dynamic=False``: the "specialised" arm, in the JSON
+and the note); and a transformer encoder layer run at 18 sequence lengths (one call at
+each per sample), compiled with ``dynamic=None`` (symbolic from the second length) and
+specialised.  The note gives symbolic / specialised time and how many compiles each took
+(the layer's also the seconds each spent compiling); "not symbolic" says the program
+stayed specialised (and why, from cache_info)."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +15,7 @@ import tracegrad.nn.functional as F
 
 from .harness import Config, Row, close, measure
 from .wl_elementwise import gelu
-from .wl_seed_mlp import D_IN, D_OUT, H
+from .wl_seed_mlp import D_IN, D_OUT, H, LR, loss_fn
 
 NAME = "symbolic"
 
@@ -25,6 +28,11 @@ def _seed_forward(w1, w2):
     def forward(x):
         return x.mm(w1).clamp(min=0).mm(w2)
     return forward
+
+
+def _what(info) -> str:
+    return ("s0" if any(s.startswith("s0") for s in info.symbolic)
+            else "; ".join(info.symbolic) or "not symbolic")
 
 
 def _row(cfg: Config, name: str, size: str, fn, x: np.ndarray, other: np.ndarray) -> Row:
@@ -40,10 +48,81 @@ def _row(cfg: Config, name: str, size: str, fn, x: np.ndarray, other: np.ndarray
                          "specialised": lambda: specialised(tx)}, cfg)
     info = symbolic.cache_info()
     ratio = row.times["compiled"].median / row.times["specialised"].median
-    what = ("s0" if any(s.startswith("s0") for s in info.symbolic)
-            else "; ".join(info.symbolic) or "not symbolic")
     row.note = (f"symbolic/specialised {ratio:.2f}; compiles: symbolic {info.misses}, "
-                f"specialised {specialised.cache_info().misses}; {what}")
+                f"specialised {specialised.cache_info().misses}; {_what(info)}")
+    return row
+
+
+def _seed_step(dynamic, w1: np.ndarray, w2: np.ndarray):
+    """The seed network's whole SGD step (wl_seed_mlp.whole_step), on its own weights."""
+    params = [tracegrad.from_numpy(w.copy()).requires_grad_() for w in (w1, w2)]
+    opt = tracegrad.optim.SGD(params, lr=LR)
+
+    @tracegrad.compile(fullgraph=True, dynamic=dynamic)
+    def step(x, y):
+        opt.zero_grad()
+        loss = loss_fn(x, y, *params)
+        loss.backward()
+        opt.step()
+        return loss
+    return step, params
+
+
+def _seed_step_row(cfg: Config, rng, batch: int) -> Row:
+    f32 = np.float32
+    w1 = rng.standard_normal((D_IN, H), dtype=f32) * f32(0.05)
+    w2 = rng.standard_normal((H, D_OUT), dtype=f32) * f32(0.05)
+    x, y = (tracegrad.from_numpy(rng.standard_normal((batch, d), dtype=f32))
+            for d in (D_IN, D_OUT))
+    ox, oy = (tracegrad.from_numpy(rng.standard_normal((batch // 2 + 3, d), dtype=f32))
+              for d in (D_IN, D_OUT))
+    row = Row(NAME, "seed whole step s0", f"{batch}x{D_IN}", "us")
+    symbolic, sym_params = _seed_step(True, w1, w2)
+    specialised, spec_params = _seed_step(False, w1, w2)
+    eager = _seed_step(False, w1, w2)[0].fn   # the same step, not compiled
+    symbolic(ox, oy)     # the symbolic program is made at another size,
+    specialised(ox, oy)  # and both arms take the same first step there
+    row.correct = close(symbolic(x, y).item(), specialised(x, y).item(), 1e-4) and all(
+        close(a.detach().numpy(), b.detach().numpy(), 1e-4)
+        for a, b in zip(sym_params, spec_params))
+    row.times = measure({"eager": lambda: eager(x, y), "compiled": lambda: symbolic(x, y),
+                         "specialised": lambda: specialised(x, y)}, cfg)
+    info = symbolic.cache_info()
+    ratio = row.times["compiled"].median / row.times["specialised"].median
+    row.note = (f"symbolic/specialised {ratio:.2f}; compiles: symbolic {info.misses}, "
+                f"specialised {specialised.cache_info().misses}; {_what(info)}")
+    return row
+
+
+def _transformer_row(cfg: Config, rng) -> Row:
+    """A TransformerEncoderLayer over 18 sequence lengths: one call at each per sample."""
+    width, heads, batch = cfg.pick((64, 4, 8), (32, 4, 4), (16, 2, 2))
+    lengths = [int(t) for t in cfg.pick(range(40, 58), range(20, 38), range(3, 21))]
+    tracegrad.manual_seed(0)
+    layer = tracegrad.nn.TransformerEncoderLayer(width, heads, dim_feedforward=2 * width,
+                                                 dropout=0.0, batch_first=True)
+    xs = [tracegrad.from_numpy(rng.standard_normal((batch, t, width), dtype=np.float32))
+          for t in lengths]
+    row = Row(NAME, "transformer layer, 18 lengths", f"{batch}x[{lengths[0]}..{lengths[-1]}]"
+              f"x{width}", "ms")
+    symbolic = tracegrad.compile(layer)
+    specialised = tracegrad.compile(layer, dynamic=False)
+
+    def run(f):
+        def all_lengths():
+            with tracegrad.no_grad():
+                return [f(x) for x in xs]
+        return all_lengths
+    row.correct = all(close(a.numpy(), b.numpy(), 1e-4) for a, b in
+                      zip(run(symbolic)(), run(layer)()))
+    row.times = measure({"eager": run(layer), "compiled": run(symbolic),
+                         "specialised": run(specialised)}, cfg)
+    info, spec = symbolic.cache_info(), specialised.cache_info()
+    ratio = row.times["compiled"].median / row.times["specialised"].median
+    row.compile_cold = info.compile_seconds
+    row.note = (f"symbolic/specialised {ratio:.2f}; compiles: symbolic {info.misses} "
+                f"({info.compile_seconds:.2f} s), specialised {spec.misses} "
+                f"({spec.compile_seconds:.2f} s); {_what(info)}")
     return row
 
 
@@ -64,4 +143,6 @@ def run(cfg: Config) -> list:
         _row(cfg, "seed forward s0", f"{batch}x{D_IN}", _seed_forward(w1, w2),
              rng.standard_normal((batch, D_IN), dtype=f32),
              rng.standard_normal((batch // 2 + 3, D_IN), dtype=f32)),
+        _seed_step_row(cfg, rng, batch),
+        _transformer_row(cfg, rng),
     ]

@@ -42,7 +42,9 @@ def _run_body(body, env, buffers, n):
             else:
                 env[s.out] = eval_op(s.op, [env[a] for a in s.args], s.dtype)
         elif isinstance(s, Loop):
-            for r in range(s.extent):
+            # a parameter extent (NOTE (kernel parameters)) is the same in every iteration
+            extent = s.extent if isinstance(s.extent, int) else int(env[s.extent][0])
+            for r in range(extent):
                 env[s.var] = np.full(n, r, dtype=np.int64)
                 _run_body(s.body, env, buffers, n)
         elif isinstance(s, DefineAcc):

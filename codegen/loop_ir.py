@@ -57,7 +57,7 @@ class Instr:
 @dataclass
 class Loop:
     var: str
-    extent: int
+    extent: int | str   # a count, or an int64 value of the body (NOTE (kernel parameters))
     body: list = field(default_factory=list)
 
 

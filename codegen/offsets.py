@@ -62,6 +62,9 @@ def _absorb(b: KernelBuilder, body) -> None:
     """Fill ``b``'s constant, definition and range tables from a finished body."""
     for s in body:
         if isinstance(s, Loop):
+            # offsets are hoisted while planning, before any extent becomes a kernel
+            # parameter (NOTE (kernel parameters), tracegrad/compiler/symbolic_params.py)
+            assert isinstance(s.extent, int), s.extent
             b._ranges[s.var] = (0, max(s.extent - 1, 0))
             _absorb(b, s.body)
         elif isinstance(s, Instr) and s.dtype == INDEX:
@@ -163,6 +166,7 @@ def _replay(body, b: KernelBuilder, names: dict, offsets: dict) -> None:
             else:
                 names[s.out] = b.emit(s.op, tuple(arg(a) for a in s.args), s.dtype)
         elif isinstance(s, Loop):
+            assert isinstance(s.extent, int), s.extent   # as in ``_absorb``
             names[s.var] = b.begin_loop(s.extent, s.var.rstrip("0123456789"))
             _replay(s.body, b, names, offsets)
             b.end_loop()

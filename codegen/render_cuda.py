@@ -321,7 +321,9 @@ def _block_rows_ok(kernel: LoopKernel) -> bool:
 
 
 def _row_length(kernel: LoopKernel) -> int:
-    return max((s.extent for s in kernel.body if isinstance(s, Loop)), default=0)
+    # a run-time extent (NOTE (kernel parameters)) is refused where the loop is rendered
+    return max((s.extent for s in kernel.body if isinstance(s, Loop) and isinstance(s.extent, int)),
+               default=0)
 
 
 LAYOUTS = ("grid", "block_rows")
@@ -429,6 +431,10 @@ class _Renderer:
                 return
             out.append(f"{ind}const {ctype(s.dtype)} {_c_name(s.out)} = {self._expr(s)};")
         elif isinstance(s, Loop):
+            if not isinstance(s.extent, int):
+                raise NotImplementedError(f"CUDA renderer: loop {s.var} has a run-time extent "
+                                          f"{s.extent} (a symbolic kernel body runs on the CPU "
+                                          f"only)")
             self.ranges[s.var] = (0, max(s.extent - 1, 0))
             n = literal(s.extent, INDEX)
             if top and self.block_rows:

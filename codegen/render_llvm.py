@@ -228,7 +228,8 @@ class _Renderer:
                 self.env[s.out] = self._instr(s)
                 self.dtypes[s.out] = s.dtype
             elif isinstance(s, Loop):
-                self._loop(s.var, ir.Constant(I64, 0), ir.Constant(I64, s.extent), s.body)
+                end = self.env[s.extent] if isinstance(s.extent, str) else ir.Constant(I64, s.extent)
+                self._loop(s.var, ir.Constant(I64, 0), end, s.body)
             elif isinstance(s, DefineAcc):
                 ty = _REG[s.dtype.name]
                 with b.goto_block(self.entry):

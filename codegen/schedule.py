@@ -43,6 +43,8 @@ class Storage(enum.Enum):
     SLOT = "slot"           # planned bytes reused across calls (``BufferInfo.slot``)
     RETURNED = "returned"   # the array the extern step that computes it returns
     INPLACE = "inplace"     # a result written over an argument (``BufferInfo.alias``)
+    CONSTANT = "constant"   # ``BufferInfo.value``, fixed for the program's life (a symbolic
+                            # kernel's parameters, tracegrad.compiler.symbolic_params)
 
 
 @dataclass
@@ -58,6 +60,7 @@ class BufferInfo:
     index: int | None = None
     slot: int | None = None          # with Storage.SLOT, once planned
     alias: str | None = None         # with Storage.INPLACE: the argument buffer it overwrites
+    value: np.ndarray | None = None  # with Storage.CONSTANT: the contents
 
     @property
     def nbytes(self) -> int:

@@ -400,6 +400,8 @@ class CompiledProgram:
             if info.storage is Storage.SLOT and info.slot is not None:
                 raw = slots[info.slot][:info.nbytes]
                 template[self._index[name]] = raw.view(info.dtype).reshape(info.shape)
+            elif info.storage is Storage.CONSTANT:
+                template[self._index[name]] = info.value
         addrs = [0 if arr is None else _address(arr) for arr in template]
         addrs.extend([0] * len(self._slot_of))
         for (k, delta), slot in self._slot_of.items():

@@ -152,7 +152,9 @@ def run_interp(program, inputs):
     for name, x in zip(program.inputs, inputs):
         env[name] = np.ascontiguousarray(x).reshape(-1)
     for info in program.buffers.values():
-        if info.kind != "input":
+        if info.value is not None:   # Storage.CONSTANT: a symbolic kernel's parameters
+            env[info.name] = np.asarray(info.value).reshape(-1)
+        elif info.kind != "input":
             env.setdefault(info.name, np.zeros(int(np.prod(info.shape)), dtype=info.dtype))
     for step in program.steps:
         if isinstance(step, KernelStep):

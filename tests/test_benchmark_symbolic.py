@@ -6,8 +6,15 @@ from benchmarks.harness import Config
 
 def test_symbolic_rows_are_correct_and_compile_once():
     rows = wl_symbolic.run(Config(quick=True, tiny=True))
-    assert [r.name for r in rows] == ["GELU (tanh) s0", "softmax rows s0", "seed forward s0"]
+    assert [r.name for r in rows] == ["GELU (tanh) s0", "softmax rows s0", "seed forward s0",
+                                      "seed whole step s0", "transformer layer, 18 lengths"]
     for r in rows:
         assert r.correct is True, r
         assert {"eager", "compiled", "specialised"} <= set(r.times)
+    for r in rows[:3]:
         assert "compiles: symbolic 1, specialised 1; s0" in r.note, r.note
+    # the other size, then the measured one's first step (the step's second call traces
+    # otherwise: .grad exists), which the symbolic arm fits a second time: "2 fits"
+    assert "compiles: symbolic 2, specialised 2; s0" in rows[3].note, rows[3].note
+    assert "compiles: symbolic 2 (" in rows[4].note and "specialised 18 (" in rows[4].note, \
+        rows[4].note

@@ -4,12 +4,15 @@ symbolic == specialised == eager, values and gradients.
 
 Every value has shape ``(B, *rest)``. Ops: the unary and binary ops of
 ``test_compile_random_graphs`` (binary partners broadcast as ``rest``, ``(1, *rest)`` or a
-full ``(B, *rest)`` input), reductions over a non-batch dim or over the batch dim (a
-kernel body that depends on the size, so that program stays specialised), permutes and
-slices of non-batch dims, ``reshape(x.shape[0], -1)`` and a matmul with a fixed weight.
+full ``(B, *rest)`` input), reductions over a non-batch dim or over the batch dim (mean,
+unbiased var, softmax, log_softmax: kernel bodies that depend on the size and take it as a
+parameter, NOTE (kernel parameters)), a round trip through a transpose of the batch dim
+(strides that are multiples of it), permutes and slices of non-batch dims,
+``reshape(x.shape[0], -1)`` and a matmul with a fixed weight.
 """
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -28,6 +31,14 @@ def _check_instances(monkeypatch):
     monkeypatch.setattr(dynamic, "CHECK_INSTANCES", True)
 
 
+BATCH_REDUCE = {
+    "mean": lambda x: x.mean(0, keepdim=True) * x,
+    "var": lambda x: x.var(0, keepdim=True) + x,
+    "softmax": lambda x: torch.softmax(x, dim=0),
+    "log_softmax": lambda x: torch.log_softmax(x, dim=0),
+}
+
+
 @st.composite
 def batched_programs(draw):
     rest = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=2)))
@@ -35,7 +46,8 @@ def batched_programs(draw):
     steps = []
     shape = rest
     for _ in range(draw(st.integers(1, 5))):
-        kind = draw(st.sampled_from(["unary", "binary", "binary", "view", "reduce", "matmul"]))
+        kind = draw(st.sampled_from(["unary", "binary", "binary", "view", "reduce", "reduce",
+                                     "transpose", "matmul"]))
         if kind == "unary":
             name = draw(st.sampled_from(sorted(UNARY)))
             steps.append((name, ("unary", name)))
@@ -60,7 +72,10 @@ def batched_programs(draw):
                 steps.append(("sum(-1)", ("sum_last",)))
                 shape = shape[:-1]
             else:
-                steps.append(("mean(0, keepdim)", ("mean_batch",)))
+                name = draw(st.sampled_from(["mean", "var", "softmax", "log_softmax"]))
+                steps.append((f"{name} over the batch dim", ("batch_reduce", name)))
+        elif kind == "transpose":
+            steps.append(("transpose(0, -1) and back", ("transpose",)))
         else:
             k = draw(st.integers(1, 4))
             steps.append((f"matmul {shape[-1]}x{k}", ("matmul", shape[-1], k)))
@@ -84,8 +99,10 @@ def _program(steps, weights):
                 x = x.flip(1) if hasattr(x, "flip") else x[:, ::-1]
             elif kind == "sum_last":
                 x = x.sum(-1)
-            elif kind == "mean_batch":
-                x = x.mean(0, keepdim=True) * x
+            elif kind == "batch_reduce":
+                x = BATCH_REDUCE[step[1]](x)
+            elif kind == "transpose":
+                x = (x.transpose(0, -1).contiguous() * 1.5).transpose(0, -1)
             else:
                 x = x @ weights[(step[1], step[2])]
         return x
@@ -132,4 +149,7 @@ def test_symbolic_equals_specialised_equals_eager(program, sizes, seed):
     event("symbolic" if any(line.startswith("s0 = ") for line in info.symbolic)
           else "specialised")
     if any(line.startswith("s0 = ") for line in info.symbolic):
-        assert info.misses == 1, info        # symbolic from the first call on
+        # symbolic from the first call on, but for a size whose trace differs: the tracer
+        # shares equal constants, and a mean's 1/2 at s0=2 is the graph's own 0.5
+        retraced = set(re.findall(r"retraced s0=(\d+)", info.symbolic[0]))
+        assert info.misses == 1 + len(retraced), info

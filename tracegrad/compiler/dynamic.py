@@ -24,6 +24,7 @@ from .._tensor import Tensor, _wrap
 from ..runtime.cpu_program import CompiledProgram
 from .entry import Entry, build_entry, extern_eval
 from .symbolic import NotSymbolic, fit, fitted_sizes, finish_program, instantiate, same
+from .symbolic_params import parametrise
 
 
 def mark_dynamic(t: Tensor, dim: int) -> None:
@@ -56,14 +57,22 @@ def symbolic_key(key, dims) -> tuple:
 
 
 def candidate_dims(mode, key, leaves, previous: list) -> list[tuple[frozenset, int]]:
-    """Sets of (leaf, dim) pairs to try binding to ``s0``, widest first, with their size.
-    Dims equal by coincidence (a square input) may not fit together: the leading dims of
-    the arguments alone come next."""
+    """Sets of (leaf, dim) pairs to try binding to ``s0``, with their size.  With
+    ``dynamic=True`` the dims of the first call's size include those equal by coincidence
+    (a square input, a bias as long as the batch), which would then have to stay equal:
+    the leading dims of the arguments come first, then the first argument's alone, then
+    all of them."""
     dims, n = choose_dims(mode, key, leaves, previous)
     if not dims:
         return []
     leading = frozenset((i, d) for i, d in dims if d == 0)
-    return [(dims, n)] + ([(leading, n)] if leading and leading != dims else [])
+    if not leading:
+        return [(dims, n)]
+    if mode is not True:
+        order = [dims, leading]
+    else:
+        order = [leading, frozenset([min(leading)]), dims]
+    return [(d, n) for d in dict.fromkeys(order)]
 
 
 def choose_dims(mode, key, leaves, previous: list) -> tuple[frozenset, int]:
@@ -130,95 +139,248 @@ def _leaves_at(leaves, dims, n: int) -> list:
 
 
 def _metadata(e: Entry) -> tuple:
-    """What a symbolic instance shares with its group beyond the fitted programs."""
+    """What a symbolic instance shares with its group beyond the fitted programs.  A
+    captured tensor or a runtime scalar counts by its kind, not its identity: each trace
+    may capture a tensor of its own (``backward()``'s implicit gradient of one) or read a
+    scalar (an optimizer's lr) through a getter of its own, and an instance always reads
+    what its own trace captured."""
     def ref(r):
         kind, x = r
-        return (kind, id(x)) if kind == "captured" else r
+        if kind == "scalar":    # (its getter, a 0-d array of its dtype): a getter per trace
+            return (kind, x[1].dtype)
+        if kind != "captured":
+            return r
+        # NOTE: its shape may follow s0 (a constant the trace made, cross_entropy's
+        # zeros of the batch's shape); the graph's INPUT node holds it, and is fitted
+        return (kind, x._data.ndim, x._data.dtype, x._requires_grad)
     return ([ref(r) for r in e.input_sources], e.n_outputs, e.out_treedef,
             [(ref(r), c) for r, c in e.writes], [ref(r) for r in e.diff_inputs],
             e.grad_present, e.saved_reads)
 
 
 # Tests set this: every instance is then also planned for real at its size and must equal
-# the fitted program (the planner's affinity in the size, which the fit assumes)
+# the fitted program, or (where equal constants merged differently: a size that equals
+# another dimension) give the same results as the planned program on random inputs
 CHECK_INSTANCES = False
 
 
+def _primes_above(n: int, count: int) -> list[int]:
+    """The ``count`` smallest primes above ``n``: probe sizes unlikely to equal another
+    constant of the function (equal constants merge in a kernel body, which then no longer
+    fits the body at other sizes)."""
+    out: list[int] = []
+    m = n
+    while len(out) < count:
+        m += 1
+        if all(m % d for d in range(2, int(m ** 0.5) + 1)):
+            out.append(m)
+    return out
+
+
 class SymbolicGroup:
-    """One compiled program for every size ``s0 >= 2`` of the dims in ``dims``."""
+    """Compiled programs for every size ``s0 >= 2`` of the dims in ``dims``: one fit per
+    distinct trace.  A second fit serves a trace the first does not: a training step's
+    first call (no ``.grad`` yet) traces otherwise than the steps after it, and a Python
+    branch on the size takes the other way above some size."""
+
+    MAX_FITS = 3
 
     def __init__(self, compiled, dims, n: int, entry: Entry, treedef, leaves) -> None:
         self.dims = dims
-        self.entry = entry
         self.guard_failures: list[str] = []
         self.sizes_served: set[int] = {n}
-        sizes = (n + 1, 2 * n + 1)
-        # traces first (cheap): a graph that changes with the size (an unrolled loop over
-        # it, a branch) fails here before any planning
-        traces = [build_entry(compiled, treedef, _leaves_at(leaves, dims, m), (), {},
-                              compile_code=False, plan_programs=False) for m in sizes]
-        for p in traces:
-            if _metadata(p) != _metadata(entry):
-                raise NotSymbolic("the traced function's inputs or outputs change with s0")
-        self.traced = fit(entry.traced, traces[0].traced, n, n + 1)
-        if not same(instantiate(self.traced, sizes[1]), traces[1].traced):
-            raise NotSymbolic(f"the graph traced at a third size ({sizes[1]}) is not the "
-                              f"fitted one")
-        probes = [build_entry(compiled, treedef, _leaves_at(leaves, dims, m), (), {},
-                              compile_code=False) for m in sizes]
-        self.forward = fit(entry.forward_plan, probes[0].forward_plan, n, n + 1)
-        self.backward = (None if entry.backward_plan is None else
-                         fit(entry.backward_plan, probes[0].backward_plan, n, n + 1))
-        third = self._plans(2 * n + 1)
-        if not same(third[0], probes[1].forward_plan) or (
-                third[1] is not None and not same(third[1], probes[1].backward_plan)):
-            raise NotSymbolic("the program at a third size is not the fitted one")
+        self.fits = [_Fit(compiled, dims, n, entry, treedef, leaves)]
+        self._refit_failed = False
+
+    @property
+    def traced(self):
+        return self.fits[0].traced
+
+    @property
+    def parametrised(self) -> int:
+        return self.fits[0].parametrised
+
+    def add_fit(self, compiled, n: int, entry: Entry, treedef, leaves) -> None:
+        """Fit the programs of ``entry`` (a size whose trace no fit serves) as well; after
+        one failure (or MAX_FITS fits) such sizes stay specialised without trying."""
+        if self._refit_failed or len(self.fits) >= self.MAX_FITS:
+            return
+        try:
+            self.fits.append(_Fit(compiled, self.dims, n, entry, treedef, leaves))
+        except Exception as e:  # noqa: BLE001 - not symbolic: that trace stays specialised
+            self._refit_failed = True
+            self.guard_failures.append(f"s0={n}: no further fit ({e})")
+            return
+        self.sizes_served.add(n)
 
     def describe(self) -> str:
         dims = ", ".join(f"arg {i} dim {d}" for i, d in sorted(self.dims))
         sizes = "; ".join(fitted_sizes(self.traced)[:6])
-        return f"s0 = {dims} (guards: s0 >= 2, those dims equal; {sizes})"
-
-    def _plans(self, n: int):
-        fwd = finish_program(instantiate(self.forward, n))
-        bwd = None if self.backward is None else finish_program(instantiate(self.backward, n))
-        return fwd, bwd
+        params = (f"; {self.parametrised} kernel(s) take size parameters"
+                  if self.parametrised else "")
+        fits = f"; {len(self.fits)} fits" if len(self.fits) > 1 else ""
+        return f"s0 = {dims} (guards: s0 >= 2, those dims equal; {sizes}){params}{fits}"
 
     def instance(self, compiled, treedef, leaves, n: int) -> Entry | None:
         """An entry for size ``n``, or None when a guard breaks (the reason is kept)."""
         start = time.perf_counter()
         traced = build_entry(compiled, treedef, leaves, (), {}, compile_code=False,
-                             plan_programs=False)
-        if _metadata(traced) != _metadata(self.entry) or not _same_graph(
-                instantiate(self.traced, n), traced.traced):
-            self.guard_failures.append(f"s0={n}: the trace differs from the symbolic one")
-            return None
+                             plan_programs=CHECK_INSTANCES)
+        for f in self.fits:
+            if _metadata(traced) == _metadata(f.entry) and _same_graph(
+                    instantiate(f.traced, n), traced.traced):
+                e = f.instance(traced, n)
+                e.compile_seconds = time.perf_counter() - start
+                self.sizes_served.add(n)
+                return e
+        self.guard_failures.append(f"s0={n}: the trace differs from the symbolic one")
+        return None
+
+
+class _Fit:
+    """One fitted program (NOTE (symbolic programs by fitting)) and its compiled kernels."""
+
+    def __init__(self, compiled, dims, n: int, entry: Entry, treedef, leaves) -> None:
+        self.entry = entry
+        # primes above every dimension of the arguments: no probe size then divides (or
+        # equals) a product of the other dimensions
+        tensors = [x for x in leaves if isinstance(x, Tensor)] + [
+            ref for kind, ref in entry.input_sources if kind == "captured"]
+        dims_seen = [d for x in tensors for d in x._data.shape]
+        q = _primes_above(max([n, *dims_seen]), 4)
+        entries: dict[int, Entry] = {n: entry}
+
+        def at(m: int, plan: bool = True) -> Entry:
+            e = entries.get(m)
+            if e is None or (plan and e.forward_plan is None):
+                e = entries[m] = build_entry(compiled, treedef, _leaves_at(leaves, dims, m),
+                                             (), {}, compile_code=False, plan_programs=plan)
+                if _metadata(e) != _metadata(entry):
+                    raise NotSymbolic("the traced function's inputs or outputs change with s0")
+            return e
+        # the sizes of the call and two probes; if their programs do not fit (the call's
+        # size or a probe's may equal another dimension), three prime sizes, whose trace
+        # must still be the call's at its size
+        try:
+            self._fit((n, n + 1, 2 * n + 1), 3 * n + 2, at)
+            fitted_at_n = True
+        except NotSymbolic:
+            self._fit((q[0], q[1], q[2]), q[3], at)
+            if not same(instantiate(self.traced, n), entry.traced):
+                raise NotSymbolic(f"the graph traced at the call's size ({n}) is not the one "
+                                  f"fitted at {q[0]}, {q[1]}, {q[2]}") from None
+            fitted_at_n = False
+        # NOTE (kernel parameters): kernels whose bodies depend on the size load those
+        # values at run time; then the group compiles its own kernels once
+        self.run_forward, params_fwd = parametrise(self.forward)
+        self.run_backward, params_bwd = ((None, 0) if self.backward is None
+                                         else parametrise(self.backward))
+        self.parametrised = params_fwd + params_bwd
+        self.kernels_forward, self.kernels_backward = entry.forward, entry.backward
+        if self.parametrised or not fitted_at_n:
+            # the call's own kernels do not serve: they are specialised (or, fitted without
+            # the call's size, may differ from the fitted bodies there)
+            if not isinstance(entry.forward, CompiledProgram):
+                raise NotSymbolic("kernel bodies that depend on the size run on the CPU only")
+            fwd, bwd = self._run_plans(n)
+            self.kernels_forward = CompiledProgram(fwd, extern_eval)
+            if bwd is not None:
+                self.kernels_backward = CompiledProgram(bwd, extern_eval)
+
+    def _fit(self, sizes, check: int, at) -> None:
+        """Fit the programs at ``sizes`` and check the fit at size ``check``."""
+        # traces first (cheap): a graph that changes with the size (an unrolled loop over
+        # it, a branch) fails here before any planning
+        try:
+            self.traced = fit([at(m, plan=False).traced for m in sizes], sizes)
+        except NotSymbolic as e:
+            raise NotSymbolic(f"the graphs traced at sizes {', '.join(map(str, sizes))} do "
+                              f"not fit ({e})") from None
+        probes = [at(m) for m in sizes]
+        self.forward = fit([p.forward_plan for p in probes], sizes)
+        self.backward = (None if probes[0].backward_plan is None else
+                         fit([p.backward_plan for p in probes], sizes))
+        fourth = at(check)
+        if not same(instantiate(self.traced, check), fourth.traced):
+            raise NotSymbolic(f"the graph traced at size {check} is not the fitted one "
+                              f"(fitted at {', '.join(map(str, sizes))})")
+        if not self._matches(check, fourth):
+            raise NotSymbolic(f"the program at size {check} is not the fitted one (fitted at "
+                              f"{', '.join(map(str, sizes))})")
+
+    def _plans(self, n: int):
+        """The fitted programs at size ``n``, every value a constant (what the planner gives)."""
+        fwd = finish_program(instantiate(self.forward, n))
+        bwd = None if self.backward is None else finish_program(instantiate(self.backward, n))
+        return fwd, bwd
+
+    def _run_plans(self, n: int):
+        """The programs that run at size ``n``: parametrised kernels, their values for ``n``."""
+        fwd = finish_program(instantiate(self.run_forward, n))
+        bwd = (None if self.run_backward is None
+               else finish_program(instantiate(self.run_backward, n)))
+        return fwd, bwd
+
+    def _matches(self, n: int, real: Entry) -> bool:
+        fwd, bwd = self._plans(n)
+        return same(fwd, real.forward_plan) and (
+            real.backward_plan is None or same(bwd, real.backward_plan))
+
+    def instance(self, traced: Entry, n: int) -> Entry:
+        """The entry for size ``n`` from its trace (which this fit's graph matches)."""
         e = copy.copy(traced)  # the exact trace: its inputs, writes and static outputs
-        e.forward_plan, e.backward_plan = self._plans(n)
-        if CHECK_INSTANCES:
-            real = build_entry(compiled, treedef, leaves, (), {}, compile_code=False)
-            if not same(e.forward_plan, real.forward_plan) or (
-                    real.backward_plan is not None
-                    and not same(e.backward_plan, real.backward_plan)):
-                raise AssertionError(f"symbolic program at s0={n} differs from the planned one")
-        e.forward = CompiledProgram(e.forward_plan, extern_eval, kernels_from=self.entry.forward)
+        e.forward_plan, e.backward_plan = self._run_plans(n)
+        e.forward = CompiledProgram(e.forward_plan, extern_eval,
+                                    kernels_from=self.kernels_forward)
         if e.backward_plan is not None:
             e.backward = CompiledProgram(e.backward_plan, extern_eval,
-                                         kernels_from=self.entry.backward)
-        e.compile_seconds = time.perf_counter() - start
-        self.sizes_served.add(n)
+                                         kernels_from=self.kernels_backward)
+        if CHECK_INSTANCES and not self._matches(n, traced):
+            _check_by_values(e, traced, n)
         return e
 
 
+def _check_by_values(instance: Entry, real: Entry, n: int) -> None:
+    """CHECK_INSTANCES where the planned program differs in form: the symbolic program and
+    the planned one must give the same results on the same random inputs."""
+    rng = np.random.default_rng(n)
+    for mine, plan in ((instance.forward, real.forward_plan),
+                       (instance.backward, real.backward_plan)):
+        if plan is None:
+            continue
+        inputs = []
+        for name in plan.inputs:
+            info = plan.buffers[name]
+            values = rng.standard_normal(info.shape) if info.dtype.kind in "fc" else \
+                np.zeros(info.shape)
+            inputs.append(values.astype(info.dtype))
+        want = CompiledProgram(plan, extern_eval)([x.copy() for x in inputs])
+        got = mine([x.copy() for x in inputs])
+        for k, (a, b) in enumerate(zip(got, want)):
+            # NOTE: the two may sum in another order (a merged constant can change fusion)
+            scale = max(1.0, float(np.max(np.abs(b), initial=0.0))) if b.size else 1.0
+            if a.shape != b.shape or not np.allclose(a, b, rtol=0, atol=1e-4 * scale,
+                                                     equal_nan=True):
+                raise AssertionError(f"symbolic program at s0={n}: result {k} differs from "
+                                     f"the planned program's (max abs error "
+                                     f"{np.max(np.abs(a - b)) if a.shape == b.shape else 'shape'})")
+
+
 def _same_graph(a, b) -> bool:
-    """``same`` for two graphs, through the dataclasses' own ``==`` where it can decide
-    (a NaN constant or an array attribute makes it unable to: then the slow walk)."""
-    try:
-        if a == b:
-            return True
-    except (TypeError, ValueError):
-        pass
-    return same(a, b)
+    """``same`` for two graphs, node by node through the dataclasses' own ``==`` where it
+    can decide (a NaN constant or an array attribute makes it unable to: then the slow
+    walk, for that node only).  The seed training step's graph: 9.1 -> 0.2 ms of CPU."""
+    if a.inputs != b.inputs or a.outputs != b.outputs or len(a.nodes) != len(b.nodes):
+        return False
+    for x, y in zip(a.nodes, b.nodes):
+        try:
+            if x == y:
+                continue
+        except (TypeError, ValueError):
+            pass
+        if not same(x, y):
+            return False
+    return True
 
 
 def group_size(group: SymbolicGroup, key) -> int:

@@ -209,7 +209,8 @@ class CompiledFunction:
     def _try_symbolic(self, key, treedef, leaves, entry) -> None:
         for dims, n in candidate_dims(self.dynamic, key, leaves, self._signatures[:-1]):
             skey = symbolic_key(key, dims)
-            if skey in self._groups:
+            if skey in self._groups:   # a trace its fits do not serve: fit it too
+                self._groups[skey].add_fit(self, n, entry, treedef, leaves)
                 return
             if skey in self._not_symbolic:
                 continue

@@ -2,28 +2,40 @@
 
 NOTE (symbolic programs by fitting): the tracer and the planner work on concrete shapes.
 A program that is valid for every size of one dimension is found by planning the same
-function at three sizes ``n1, n2, n3`` and fitting the three programs together: every
-integer that differs between them must be one affine function ``a * s0 + b`` of the size
-(a buffer's shape, a kernel's outer extent, a view's offset, a reshape's target shape),
-everything else (ops, dtypes, floats, strings, kernel bodies) must be equal.  A kernel
-body that depends on the size (a reduction over ``s0``, a ``1/N`` constant, a stride that
-is a multiple of ``s0``) makes the fit fail and the function stays specialised per size:
-kernel bodies never change between sizes, so the compiled kernels are shared as they are
-(their outer loop already takes ``start, end`` at run time) and a size only changes
-shapes, extents and buffer sizes, which ``instantiate`` computes.
+function at three sizes ``n, n+1, 2n+1`` (or, when those do not fit, three primes above
+``n``: the call's size may equal another dimension, and equal constants merge in a kernel
+body) and fitting the three programs together: every
+integer that differs between them must be one polynomial of degree <= 2 in ``s0`` with
+integer coefficients (a buffer's shape, a kernel's outer extent, a view's offset, a
+reshape's target, a T x T buffer's element count), every float that differs one of a few
+forms of such a polynomial (``P(s0)``, ``1/P(s0)`` as a mean's ``1/N`` or var's
+``1/(N-1)``, ``1/sqrt(P(s0))``, float32-rounded where the planner rounded), and everything
+else (ops, dtypes, strings, the structure of kernel bodies) must be equal.  A fourth size
+(``3n+2``, or a fourth prime) is planned and must equal the fitted program there.
+
+Kernel bodies may depend on the size (a reduction over ``s0``, a stride that is a multiple
+of ``s0``, a ``1/N``): ``symbolic_params`` turns each such integer or float into a kernel
+parameter the body loads at run time (NOTE (kernel parameters)), so one compiled kernel
+serves every size; shapes, extents and buffer sizes are computed by ``instantiate``.
 
 Guards: a call at a new size retraces the function (Python only: no passes, lowering or
 LLVM), and the traced graph must equal the fitted one at that size; any difference (a
-Python branch on the size, a size-dependent constant, a shape rule that specialised)
-breaks the guard and that size gets its own specialised program.  So a wrong answer would
-need the planner (not the traced graph) to be non-affine in the size yet agree at three
-sizes, which is why the fit checks a third size.
+Python branch on the size, a shape rule that specialised) breaks the guard and that size
+gets its own specialised program (or a further fit, ``dynamic.SymbolicGroup``).  What the
+guard does not see is the planner's own choices at the new size: its index
+simplifications compare value ranges with constants (NOTE (affine div/mod) in
+``codegen/loop_ir.py``), and a choice that holds at the four planned sizes is trusted at
+the others; a comparison of two polynomials of the size that flips outside them would go
+unnoticed.  Tests set ``dynamic.CHECK_INSTANCES``, which plans every size served and
+compares.
 """
 from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Any
+import math
+from fractions import Fraction
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -31,81 +43,165 @@ from ..codegen.schedule import Program, Storage, _plan_slots
 
 
 class NotSymbolic(Exception):
-    """The programs at two sizes differ in more than affine sizes (the message says where)."""
+    """The programs at several sizes differ in more than functions of the size (the
+    message says where)."""
 
 
 @dataclasses.dataclass(frozen=True)
-class Affine:
-    """An integer ``coef * s0 + const`` in a fitted program."""
-    coef: int
-    const: int
+class Poly:
+    """An integer ``coefs[0] + coefs[1] * s0 + coefs[2] * s0**2`` in a fitted program."""
+    coefs: tuple[int, ...]
 
     def at(self, n: int) -> int:
-        return self.coef * n + self.const
+        return sum(c * n ** k for k, c in enumerate(self.coefs))
 
     def __str__(self) -> str:
-        return f"{self.coef}*s0{self.const:+d}" if self.const else f"{self.coef}*s0"
+        c = self.coefs + (0,) * (3 - len(self.coefs))
+        text = (f"{c[2]}*s0^2" if c[2] else "") + (f"{c[1]:+d}*s0" if c[1] else "")
+        text = text.lstrip("+") if text.startswith("+") else text
+        return f"{text}{c[0]:+d}" if c[0] else text or "0"
 
 
-_ATOMS = (str, bytes, float, complex, bool, type(None), np.dtype, np.generic, enum.Enum)
+@dataclasses.dataclass(frozen=True)
+class FloatForm:
+    """A float that is a function of the size: ``P(s0)``, ``1/P(s0)`` or ``1/sqrt(P(s0))``
+    for an integer polynomial ``P``, computed in float64 as the traced Python code does,
+    then rounded to float32 where the planner rounded it (a float32 kernel constant)."""
+    kind: str          # "poly", "recip" or "rsqrt"
+    poly: Poly
+    f32: bool
+    scalar: type       # float, or the NumPy scalar type the value had
+
+    def at(self, n: int):
+        p = float(self.poly.at(n))
+        value = p if self.kind == "poly" else 1.0 / p if self.kind == "recip" \
+            else 1.0 / math.sqrt(p)
+        return self.scalar(float(np.float32(value)) if self.f32 else value)
+
+    def __str__(self) -> str:
+        p = f"({self.poly})"
+        return {"poly": p, "recip": f"1/{p}", "rsqrt": f"1/sqrt{p}"}[self.kind]
+
+
+def _poly_fit(sizes: Sequence[int], values: Sequence[int]) -> Poly | None:
+    """The polynomial of degree < len(sizes) through the points, if its coefficients are
+    integers (exact arithmetic: Gaussian elimination over Fractions)."""
+    k = len(sizes)
+    rows = [[Fraction(x) ** j for j in range(k)] + [Fraction(y)] for x, y in zip(sizes, values)]
+    for col in range(k):
+        pivot = next(r for r in range(col, k) if rows[r][col] != 0)
+        rows[col], rows[pivot] = rows[pivot], rows[col]
+        for r in range(k):
+            if r != col and rows[r][col] != 0:
+                f = rows[r][col] / rows[col][col]
+                rows[r] = [a - f * b for a, b in zip(rows[r], rows[col])]
+    coefs = [rows[j][k] / rows[j][j] for j in range(k)]
+    if any(c.denominator != 1 for c in coefs):
+        return None
+    out = [int(c) for c in coefs]
+    while len(out) > 1 and out[-1] == 0:
+        out.pop()
+    return Poly(tuple(out))
+
+
+def _float_fit(sizes: Sequence[int], values: Sequence) -> FloatForm | None:
+    """The first form ``FloatForm`` knows that gives ``values`` exactly at ``sizes``."""
+    scalar = type(values[0])
+    floats = [float(v) for v in values]
+    if not all(math.isfinite(v) and v != 0 for v in floats):
+        return None
+    for kind, invert in (("poly", lambda v: v), ("recip", lambda v: 1.0 / v),
+                         ("rsqrt", lambda v: 1.0 / (v * v))):
+        poly = _poly_fit(sizes, [round(invert(v)) for v in floats])
+        if poly is None:
+            continue
+        for f32 in (False, True):
+            form = FloatForm(kind, poly, f32, scalar)
+            try:
+                if all(form.at(n) == v for n, v in zip(sizes, values)):
+                    return form
+            except (ZeroDivisionError, ValueError):
+                break
+    return None
+
+
+_ATOMS = (str, bytes, complex, bool, type(None), np.dtype, np.generic, enum.Enum)
 # fields whose value the program recomputes (slots) or that are text made from the rest
 _RECOMPUTED = frozenset({"slots", "slot", "loop_ir"})
 
 
 class _Fitter:
-    def __init__(self, n1: int, n2: int, recomputed=_RECOMPUTED) -> None:
-        self.n1, self.n2 = n1, n2
-        self.recomputed = recomputed
-        self.memo: dict[tuple[int, int], Any] = {}
+    """Fits values of the same program at several sizes into one template; with
+    ``strict`` any difference raises (``same``)."""
 
-    def fit(self, a, b, path: str, frozen: bool):
-        if type(a) is not type(b):
-            raise NotSymbolic(f"{path}: {type(a).__name__} vs {type(b).__name__}")
+    def __init__(self, sizes: Sequence[int], recomputed=_RECOMPUTED, strict: bool = False):
+        self.sizes = tuple(sizes)
+        self.recomputed = recomputed
+        self.strict = strict
+        self.memo: dict[tuple[int, ...], Any] = {}
+
+    def _differ(self, path: str, vals, what: str = ""):
+        shown = " vs ".join(repr(v) for v in vals)
+        raise NotSymbolic(f"{path}: {shown}{what}")
+
+    def fit(self, vals: tuple, path: str):
+        a = vals[0]
+        for b in vals[1:]:
+            if type(a) is not type(b):
+                raise NotSymbolic(f"{path}: {type(a).__name__} vs {type(b).__name__}")
         if isinstance(a, int) and not isinstance(a, (bool, enum.Enum)):
-            if a == b:
+            if all(v == a for v in vals):
                 return a
-            if frozen:
-                raise NotSymbolic(f"{path}: {a} vs {b} inside a kernel body")
-            coef, rem = divmod(b - a, self.n2 - self.n1)
-            if rem:
-                raise NotSymbolic(f"{path}: {a} vs {b} is not affine in the size")
-            return Affine(coef, a - coef * self.n1)
+            poly = None if self.strict else _poly_fit(self.sizes, vals)
+            if poly is None:
+                self._differ(path, vals, "" if self.strict else " is no polynomial in the size")
+            return poly
+        if isinstance(a, (float, np.floating)):
+            if all(v == a or (np.isnan(v) and np.isnan(a)) for v in vals):
+                return a
+            form = None if self.strict else _float_fit(self.sizes, vals)
+            if form is None:
+                self._differ(path, vals, "" if self.strict else " is no known function of the size")
+            return form
+        if isinstance(a, slice):
+            parts = [self.fit(tuple(getattr(v, f) for v in vals), f"{path}.{f}")
+                     for f in ("start", "stop", "step")]
+            return a if _static(parts) else _Slice(parts)
         if isinstance(a, (*_ATOMS, set, frozenset)) or callable(a) and not hasattr(a, "__dict__"):
-            if a is b or bool(a == b) or (isinstance(a, (float, np.floating))
-                                          and np.isnan(a) and np.isnan(b)):
+            if all(v is a or bool(v == a) for v in vals):
                 return a
-            raise NotSymbolic(f"{path}: {a!r} vs {b!r}")
+            self._differ(path, vals)
         if isinstance(a, np.ndarray):
-            if a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True):
+            if all(v.shape == a.shape and v.dtype == a.dtype
+                   and np.array_equal(v, a, equal_nan=True) for v in vals):
                 return a
             raise NotSymbolic(f"{path}: constant arrays differ")
-        key = (id(a), id(b))
+        key = tuple(id(v) for v in vals)
         if key in self.memo:
             return self.memo[key]
         if isinstance(a, (list, tuple)):
-            if len(a) != len(b):
-                raise NotSymbolic(f"{path}: length {len(a)} vs {len(b)}")
-            out = [self.fit(x, y, f"{path}[{k}]", frozen) for k, (x, y) in enumerate(zip(a, b))]
+            if any(len(v) != len(a) for v in vals):
+                raise NotSymbolic(f"{path}: lengths {[len(v) for v in vals]}")
+            out = [self.fit(xs, f"{path}[{k}]") for k, xs in enumerate(zip(*vals))]
             result = a if _static(out) else (_List(out) if isinstance(a, list)
                                               else _Tuple(type(a), out))
         elif isinstance(a, dict):
-            if list(a) != list(b):
+            if any(list(v) != list(a) for v in vals):
                 raise NotSymbolic(f"{path}: keys differ")
-            items = {k: self.fit(a[k], b[k], f"{path}.{k}", frozen) for k in a}
+            items = {k: self.fit(tuple(v[k] for v in vals), f"{path}.{k}") for k in a}
             result = a if _static(items.values()) else _Dict(items)
         elif hasattr(a, "__dict__") or hasattr(type(a), "__slots__"):
             fields = _fields(a)
-            if fields != _fields(b):
+            if any(_fields(v) != fields for v in vals):
                 raise NotSymbolic(f"{path}: attributes differ")
             result = _Object(type(a), {})
             self.memo[key] = result
             for name in fields:
-                x, y = getattr(a, name), getattr(b, name)
+                xs = tuple(getattr(v, name) for v in vals)
                 if name in self.recomputed:
-                    result.fields[name] = _Recompute(x)
+                    result.fields[name] = _Recompute(xs[0])
                     continue
-                inner = frozen or name == "body"
-                result.fields[name] = self.fit(x, y, f"{path}.{name}", inner)
+                result.fields[name] = self.fit(xs, f"{path}.{name}")
             if _static(result.fields.values()):
                 # NOTE: nothing in it depends on the size: every instance shares the object
                 # of the first program (programs are not mutated once planned, except
@@ -114,7 +210,7 @@ class _Fitter:
                 return a
             return result
         else:
-            if a is b:
+            if all(v is a for v in vals):
                 return a
             raise NotSymbolic(f"{path}: {type(a).__name__} values differ")
         self.memo[key] = result
@@ -148,6 +244,19 @@ class _Recompute:
     sample: Any
 
 
+@dataclasses.dataclass
+class _Slice:
+    parts: list        # start, stop, step
+
+
+@dataclasses.dataclass
+class Params:
+    """The values of a kernel's parameter buffer (NOTE (kernel parameters)): one array
+    per size, each item a constant or a template."""
+    dtype: np.dtype
+    items: list
+
+
 def _static(children) -> bool:
     return not any(isinstance(c, _TEMPLATES) for c in children)
 
@@ -161,18 +270,20 @@ def _fields(obj) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-_TEMPLATES = (Affine, _Tuple, _List, _Dict, _Object, _Recompute)
+_TEMPLATES = (Poly, FloatForm, _Tuple, _List, _Dict, _Object, _Recompute, _Slice, Params)
 
 
-def fit(a, b, n1: int, n2: int):
-    """The template of two programs planned at sizes ``n1 != n2``; raises NotSymbolic."""
-    return _Fitter(n1, n2).fit(a, b, "program", False)
+def fit(programs: Sequence, sizes: Sequence[int]):
+    """The template of programs planned at distinct ``sizes``; raises NotSymbolic."""
+    if len(set(sizes)) != len(sizes) or len(sizes) != len(programs):
+        raise ValueError(f"fit: one program per distinct size, got sizes {list(sizes)}")
+    return _Fitter(sizes).fit(tuple(programs), "program")
 
 
 def instantiate(template, n: int, memo: dict | None = None):
     """The object ``template`` stands for at size ``n`` (shared objects stay shared)."""
     memo = {} if memo is None else memo
-    if isinstance(template, Affine):
+    if isinstance(template, (Poly, FloatForm)):
         return template.at(n)
     if not isinstance(template, _TEMPLATES):
         return template
@@ -188,6 +299,12 @@ def instantiate(template, n: int, memo: dict | None = None):
     elif isinstance(template, _Dict):
         out = memo[id(template)] = {}
         out.update({k: instantiate(v, n, memo) for k, v in template.items.items()})
+    elif isinstance(template, _Slice):
+        out = memo[id(template)] = slice(*(instantiate(x, n, memo) for x in template.parts))
+    elif isinstance(template, Params):
+        out = memo[id(template)] = np.array([instantiate(x, n, memo) for x in template.items],
+                                            template.dtype)
+        out.flags.writeable = False
     elif isinstance(template, _Recompute):
         out = memo[id(template)] = template.sample  # replaced by ``finish_program``
     else:
@@ -211,7 +328,7 @@ def finish_program(program: Program) -> Program:
 def same(a, b) -> bool:
     """Deep structural equality of two programs or graphs (what a guard checks)."""
     try:
-        _Fitter(0, 1, recomputed=frozenset()).fit(a, b, "graph", True)
+        _Fitter((0, 1), recomputed=frozenset(), strict=True).fit((a, b), "graph")
     except NotSymbolic:
         return False
     return True
@@ -226,7 +343,7 @@ def fitted_sizes(template) -> list[str]:
             continue
         shape = node.fields.get("shape")
         items = shape.items if isinstance(shape, _Tuple) else shape
-        if any(isinstance(d, Affine) for d in items or ()):
+        if any(isinstance(d, Poly) for d in items or ()):
             dims = ", ".join(str(d) for d in items)
             out.append(f"%{node.fields['id']}: [{dims}]")
     return out

@@ -153,24 +153,29 @@ def _signed_decayed(h: Hyper, group: dict, p: Tensor, g: Tensor) -> Tensor:
 def sgd(opt, group: dict) -> None:
     for p, g in grads(group):
         h = Hyper(group, p._data.dtype)
-        state = opt.state[p]
-        h.guard_state(opt, p)
         g = _signed_decayed(h, group, p, g)
-        momentum = group["momentum"]
-        if momentum != 0:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = h.new_state(p._data)
-                buf.copy_(g)
-            else:
-                buf.mul_(h.option("momentum"))
-                if group["dampening"] == 0:
-                    buf.add_(g)
-                else:
-                    buf.add_(h.derived("1-dampening",
-                                       lambda: 1.0 - _scalar(group["dampening"])) * g)
-            g = g + h.option("momentum") * buf if group["nesterov"] else buf
+        if group["momentum"] != 0:
+            g = _sgd_momentum(opt, h, group, p, g)
         p.sub_(h.option("lr") * g)
+
+
+def _sgd_momentum(opt, h: Hyper, group: dict, p: Tensor, g: Tensor) -> Tensor:
+    """The direction of a momentum step. Only momentum makes state: plain SGD leaves
+    ``opt.state`` empty, as eager mode and PyTorch do (a state dict with one empty entry
+    per parameter would differ from theirs)."""
+    state = opt.state[p]
+    h.guard_state(opt, p)
+    buf = state.get("momentum_buffer")
+    if buf is None:
+        buf = state["momentum_buffer"] = h.new_state(p._data)
+        buf.copy_(g)
+    else:
+        buf.mul_(h.option("momentum"))
+        if group["dampening"] == 0:
+            buf.add_(g)
+        else:
+            buf.add_(h.derived("1-dampening", lambda: 1.0 - _scalar(group["dampening"])) * g)
+    return g + h.option("momentum") * buf if group["nesterov"] else buf
 
 
 def adam(opt, group: dict, decoupled: bool) -> None:

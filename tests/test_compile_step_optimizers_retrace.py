@@ -40,6 +40,20 @@ def test_a_parameter_appended_to_a_group_retraces_and_trains_as_eager(name):
 
 
 @pytest.mark.parametrize("name", CLASSES)
+def test_a_group_added_after_the_first_steps_trains_as_eager(name):
+    """add_param_group after construction: the new parameters' state is made by the
+    traced step (Adagrad made it with plain tensors the trace never wrote back: its sum
+    and step stayed 0 and the update was wrong)."""
+    pair = Pair("mlp", name, first_config(name), select=lambda m: list(m.parameters())[:2])
+    pair.run(2)
+    for model, opt in zip(pair.models, pair.opts):
+        opt.add_param_group({"params": list(model.parameters())[2:]})
+    pair.run(4, every_step=True)
+    assert all(len(pair.opts[1].state[p]) > 0 for p in pair.models[1].parameters()) \
+        or name == "SGD"
+
+
+@pytest.mark.parametrize("name", CLASSES)
 def test_compiled_step_alone_reads_the_gradient_of_this_step(name):
     """backward() eagerly, then a compiled opt.step(): zero_grad() makes a new .grad tensor
     each step, which the program must read (it once replayed the first step's tensor)."""

@@ -270,8 +270,13 @@ def adagrad(opt, group: dict) -> None:
 def _adagrad_param(opt, group: dict, p: Tensor, g: Tensor) -> None:
     # NOTE (one function per parameter), see _adam_param
     h = Hyper(group, p._data.dtype)
-    opt._init_state(p, group)
     state = opt.state[p]
+    if not state:
+        # a parameter added by add_param_group after __init__: its state is made here,
+        # kept past the trace (opt._init_state's plain tensors would be the trace's own,
+        # never written back: the sum and step stayed 0)
+        state["step"] = h.new_state(np.zeros(()), dtype=np.float32)
+        state["sum"] = h.new_state(p._data, fill=_scalar(group["initial_accumulator_value"]))
     h.guard_state(opt, p)
     step = _step_count(state)
     state["step"].add_(1)

@@ -40,6 +40,20 @@ def test_a_parameter_appended_to_a_group_retraces_and_trains_as_eager(name):
 
 
 @pytest.mark.parametrize("name", CLASSES)
+def test_a_group_added_after_the_first_steps_trains_as_eager(name):
+    """add_param_group after construction: the new parameters' state is made by the
+    traced step (Adagrad made it with plain tensors the trace never wrote back: its sum
+    and step stayed 0 and the update was wrong)."""
+    pair = Pair("mlp", name, first_config(name), select=lambda m: list(m.parameters())[:2])
+    pair.run(2)
+    for model, opt in zip(pair.models, pair.opts):
+        opt.add_param_group({"params": list(model.parameters())[2:]})
+    pair.run(4, every_step=True)
+    assert all(len(pair.opts[1].state[p]) > 0 for p in pair.models[1].parameters()) \
+        or name == "SGD"
+
+
+@pytest.mark.parametrize("name", CLASSES)
 def test_compiled_step_alone_reads_the_gradient_of_this_step(name):
     """backward() eagerly, then a compiled opt.step(): zero_grad() makes a new .grad tensor
     each step, which the program must read (it once replayed the first step's tensor)."""
@@ -258,3 +272,52 @@ def test_a_custom_optimizer_with_its_state_compiles_and_retraces_when_an_option_
     pair.scheds = [optim.lr_scheduler.StepLR(o, 4, gamma=0.5) for o in pair.opts]
     info = pair.run(12, every_step=True)
     assert info.misses == 3 and info.hits == 9   # lr changed twice (after steps 4 and 8)
+
+
+def test_copy_of_an_outside_tensor_in_a_compiled_function_keeps_its_own_storage():
+    """``dst.copy_(src)`` with src of dst's shape and dtype made dst share src's storage
+    for good, and recorded no write: a later change of src showed in dst without a call,
+    and a change of dst wrote into src."""
+    dst, src = tracegrad.zeros(2), tracegrad.tensor([1.0, 2.0])
+
+    def copy(x):
+        dst.copy_(src)
+        return x + 1
+    f = tracegrad.compile(copy, fullgraph=True)
+    f(tracegrad.ones(1))
+    assert not np.shares_memory(dst.numpy(), src.numpy())
+    src.mul_(3)
+    assert dst.tolist() == [1.0, 2.0]   # no call yet: dst keeps the copy it has
+    f(tracegrad.ones(1))
+    assert dst.tolist() == [3.0, 6.0]   # the compiled code copies at every call
+    dst.fill_(-1.0)
+    assert src.tolist() == [3.0, 6.0]
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_momentum_buffer_does_not_follow_a_gradient_kept_across_steps(nesterov):
+    """A compiled opt.step() after an eager backward with zero_grad(set_to_none=False):
+    the first step's buffer was the gradient tensor's storage, so zeroing the gradient
+    zeroed the momentum (0.05 off eager after 2 steps)."""
+    weights = []
+    for compiled in (False, True):
+        tracegrad.manual_seed(0)
+        model = tracegrad.nn.Linear(5, 3)
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=nesterov)
+        step = tracegrad.compile(opt.step, fullgraph=True) if compiled else opt.step
+        rng = np.random.default_rng(0)
+        for _ in range(5):
+            opt.zero_grad(set_to_none=False)
+            x = tracegrad.from_numpy(rng.standard_normal((4, 5)).astype(np.float32))
+            model(x).pow(2).mean().backward()
+            step()
+        weights.append(model.weight.detach().numpy().copy())
+        buf = opt.state[model.weight]["momentum_buffer"].numpy()
+        assert not np.shares_memory(buf, model.weight.grad.numpy())
+    np.testing.assert_allclose(weights[1], weights[0], rtol=1e-5, atol=1e-7)
+
+
+def test_plain_sgd_in_a_compiled_step_keeps_no_state_as_eager_and_pytorch():
+    pair = Pair("mlp", "SGD", dict(lr=0.1))
+    pair.run(3)
+    assert pair.opts[1].state_dict()["state"] == {} == pair.opts[0].state_dict()["state"]

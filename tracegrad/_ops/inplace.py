@@ -105,12 +105,28 @@ def fill_(x: Tensor, value) -> Tensor:
     return _set_values(x, value, "fill_")
 
 
+def _copied(x: Tensor, src: Tensor) -> Tensor:
+    value = M.cast(expand(src, tuple(x.shape)), x._data.dtype)
+    if value is src and is_tracing() and _holds_data(src):
+        # NOTE: a source of x's shape and dtype comes back as itself; rebinding x to a
+        # tensor from outside the trace would make x share its storage for good and
+        # record no write for the compiled code to repeat. ``* 1`` is a traced value
+        # (exact: NaN, inf and -0.0 stay as they are).
+        value = M.cast(M.mul(src, 1), x._data.dtype)
+    return value
+
+
+def _holds_data(t: Tensor) -> bool:
+    """``t`` is a concrete tensor (NumPy or device storage), not a traced value."""
+    return isinstance(t._data, np.ndarray) or getattr(t._data, "on_device", False)
+
+
 def copy_(x: Tensor, src, non_blocking: bool = False) -> Tensor:
     check_inplace(x, "copy_")
     if not isinstance(src, Tensor):
         src = M.as_tensor_operand(src, "copy_")
     if _needs_graph(x, src):
-        return commit_inplace(x, lambda old: M.cast(expand(src, tuple(x.shape)), x._data.dtype))
+        return commit_inplace(x, lambda old: _copied(x, src))
     try:
         np.copyto(x._data, np.asarray(src._data), casting="unsafe")
     except ValueError:

@@ -80,33 +80,43 @@ class Hyper:
         arr = np.full_like(like, fill) if dtype is None else np.full(like.shape, fill, dtype)
         return self.tracer.keep(_wrap(arr))
 
-    def guard_state(self, opt, p: Tensor) -> None:
-        """The trace read these state tensors of ``p``: retrace when the state dict, a
-        key or a tensor in it is replaced (a first step, ``load_state_dict``)."""
-        state = opt.state[p]
-        items = list(state.items())
+    def new_step(self) -> Tensor:
+        """A step count: a 0-d float32 tensor, as eager mode and PyTorch keep it."""
+        return self.new_state(np.zeros(()), dtype=np.float32)
 
-        def holds() -> bool:
-            now = opt.state.get(p)
-            return (now is state and len(now) == len(items)
-                    and all(now.get(k) is v for k, v in items))
-        self.tracer.guards.append(holds)
+    def guard_state(self, opt, p: Tensor) -> None:
+        _guard_state(self.tracer, opt, p)
+
+
+def _guard_state(active, opt, p: Tensor) -> None:
+    """The trace read these state tensors of ``p``: retrace when the state dict, a key or
+    a tensor in it is replaced (a first step, ``load_state_dict``)."""
+    state = opt.state[p]
+    items = list(state.items())
+
+    def holds() -> bool:
+        now = opt.state.get(p)
+        return (now is state and len(now) == len(items)
+                and all(now.get(k) is v for k, v in items))
+    active.guards.append(holds)
 
 
 def guard_groups(optimizer) -> None:
     """Retrace when a group or parameter is added or removed, or an option that shapes
     the update changes (a boolean, or a number becoming zero or non-zero)."""
-    def shape() -> tuple:
-        # the group dicts themselves too: the runtime scalars read them (load_state_dict
-        # replaces them)
-        return tuple((id(g), tuple(id(p) for p in g["params"]),
-                      tuple((k, _shape_of(v)) for k, v in g.items() if k != "params"))
-                     for g in optimizer.param_groups)
-    seen = shape()
+    seen = _groups_key(optimizer, _shape_of)
     active = tracer()
     active.stepped = True
     active.mark_phase("update")
-    active.guards.append(lambda: shape() == seen)
+    active.guards.append(lambda: _groups_key(optimizer, _shape_of) == seen)
+
+
+def _groups_key(optimizer, option_key) -> tuple:
+    """Each group's dict (the runtime scalars read it; load_state_dict replaces it), its
+    parameters, and ``option_key`` of each option."""
+    return tuple((id(g), tuple(id(p) for p in g["params"]),
+                  tuple((k, option_key(v)) for k, v in g.items() if k != "params"))
+                 for g in optimizer.param_groups)
 
 
 def _shape_of(v):
@@ -150,27 +160,63 @@ def _signed_decayed(h: Hyper, group: dict, p: Tensor, g: Tensor) -> Tensor:
     return g
 
 
+def _decayed(h: Hyper, group: dict, p: Tensor, g: Tensor, decoupled: bool) -> Tensor:
+    """``_signed_decayed``, or for decoupled weight decay (AdamW) the eager rule's
+    ``p *= 1 - lr * weight_decay`` and the gradient only negated for ``maximize``."""
+    if not (decoupled and group["weight_decay"] != 0):
+        return _signed_decayed(h, group, p, g)
+    p.mul_(h.derived("1-lr*wd", lambda: 1 - _scalar(group["lr"])
+                     * _scalar(group["weight_decay"])))
+    return -g if group["maximize"] else g
+
+
+def new_adam_state(h: Hyper, state: dict, p: Tensor) -> None:
+    state["step"] = h.new_step()
+    state["exp_avg"] = h.new_state(p._data)
+    state["exp_avg_sq"] = h.new_state(p._data)
+
+
+def _first_moment(h: Hyper, group: dict, m: Tensor, g: Tensor) -> Tensor:
+    m.mul_(h.option("betas", 0))
+    m.add_(h.derived("1-beta1", lambda: 1 - _scalar(group["betas"][0])) * g)
+    return m
+
+
+def adam_moments(h: Hyper, group: dict, state: dict, g: Tensor) -> tuple[Tensor, Tensor]:
+    """Adam's running averages of ``g`` and ``g * g``, updated in place."""
+    m = _first_moment(h, group, state["exp_avg"], g)
+    v = state["exp_avg_sq"]
+    v.mul_(h.option("betas", 1))
+    v.add_(h.derived("1-beta2", lambda: 1 - _scalar(group["betas"][1])) * (g * g))
+    return m, v
+
+
 def sgd(opt, group: dict) -> None:
     for p, g in grads(group):
         h = Hyper(group, p._data.dtype)
-        state = opt.state[p]
-        h.guard_state(opt, p)
         g = _signed_decayed(h, group, p, g)
-        momentum = group["momentum"]
-        if momentum != 0:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = h.new_state(p._data)
-                buf.copy_(g)
-            else:
-                buf.mul_(h.option("momentum"))
-                if group["dampening"] == 0:
-                    buf.add_(g)
-                else:
-                    buf.add_(h.derived("1-dampening",
-                                       lambda: 1.0 - _scalar(group["dampening"])) * g)
-            g = g + h.option("momentum") * buf if group["nesterov"] else buf
+        if group["momentum"] != 0:
+            g = _sgd_momentum(opt, h, group, p, g)
         p.sub_(h.option("lr") * g)
+
+
+def _sgd_momentum(opt, h: Hyper, group: dict, p: Tensor, g: Tensor) -> Tensor:
+    """The direction of a momentum step. Only momentum makes state: plain SGD leaves
+    ``opt.state`` empty, as eager mode and PyTorch do (a state dict with one empty entry
+    per parameter would differ from theirs)."""
+    state = opt.state[p]
+    h.guard_state(opt, p)
+    buf = state.get("momentum_buffer")
+    if buf is None:
+        buf = state["momentum_buffer"] = h.new_state(p._data)
+        buf.copy_(g)
+    else:
+        buf.mul_(h.option("momentum"))
+        if group["dampening"] == 0:
+            buf.add_(g)
+        else:
+            buf.add_(h.derived("1-dampening", lambda: 1.0 - _scalar(group["dampening"])) * g)
+    return g + h.option("momentum") * buf if group["nesterov"] else buf
 
 
 def adam(opt, group: dict, decoupled: bool) -> None:
@@ -187,27 +233,14 @@ def _adam_param(opt, group: dict, p: Tensor, g: Tensor, decoupled: bool) -> None
     h = Hyper(group, p._data.dtype)
     state = opt.state[p]
     if not state:
-        state["step"] = h.new_state(np.zeros(()), dtype=np.float32)
-        state["exp_avg"] = h.new_state(p._data)
-        state["exp_avg_sq"] = h.new_state(p._data)
+        new_adam_state(h, state, p)
         if group["amsgrad"]:
             state["max_exp_avg_sq"] = h.new_state(p._data)
     h.guard_state(opt, p)
     step = _step_count(state)
     state["step"].add_(1)
-    if group["maximize"]:
-        g = -g
-    if group["weight_decay"] != 0:
-        if decoupled:
-            p.mul_(h.derived("1-lr*wd",
-                             lambda: 1 - _scalar(group["lr"]) * group["weight_decay"]))
-        else:
-            g = g + h.option("weight_decay") * p
-    m, v = state["exp_avg"], state["exp_avg_sq"]
-    m.mul_(h.option("betas", 0))
-    m.add_(h.derived("1-beta1", lambda: 1 - _scalar(group["betas"][0])) * g)
-    v.mul_(h.option("betas", 1))
-    v.add_(h.derived("1-beta2", lambda: 1 - _scalar(group["betas"][1])) * (g * g))
+    g = _decayed(h, group, p, g, decoupled)
+    m, v = adam_moments(h, group, state, g)
     if group["amsgrad"]:
         vmax = state["max_exp_avg_sq"]
         vmax.copy_(vmax.maximum(v))
@@ -226,7 +259,7 @@ def rmsprop(opt, group: dict) -> None:
         h = Hyper(group, p._data.dtype)
         state = opt.state[p]
         if not state:
-            state["step"] = h.new_state(np.zeros(()), dtype=np.float32)
+            state["step"] = h.new_step()
             state["square_avg"] = h.new_state(p._data)
             if group["momentum"] > 0:
                 state["momentum_buffer"] = h.new_state(p._data)
@@ -265,8 +298,13 @@ def adagrad(opt, group: dict) -> None:
 def _adagrad_param(opt, group: dict, p: Tensor, g: Tensor) -> None:
     # NOTE (one function per parameter), see _adam_param
     h = Hyper(group, p._data.dtype)
-    opt._init_state(p, group)
     state = opt.state[p]
+    if not state:
+        # a parameter added by add_param_group after __init__: its state is made here,
+        # kept past the trace (opt._init_state's plain tensors would be the trace's own,
+        # never written back: the sum and step stayed 0)
+        state["step"] = h.new_step()
+        state["sum"] = h.new_state(p._data, fill=_scalar(group["initial_accumulator_value"]))
     h.guard_state(opt, p)
     step = _step_count(state)
     state["step"].add_(1)
@@ -284,7 +322,7 @@ def adadelta(opt, group: dict) -> None:
         h = Hyper(group, p._data.dtype)
         state = opt.state[p]
         if not state:
-            state["step"] = h.new_state(np.zeros(()), dtype=np.float32)
+            state["step"] = h.new_step()
             state["square_avg"] = h.new_state(p._data)
             state["acc_delta"] = h.new_state(p._data)
         h.guard_state(opt, p)
@@ -311,16 +349,14 @@ def _adamax_param(opt, group: dict, p: Tensor, g: Tensor) -> None:
     h = Hyper(group, p._data.dtype)
     state = opt.state[p]
     if not state:
-        state["step"] = h.new_state(np.zeros(()), dtype=np.float32)
+        state["step"] = h.new_step()
         state["exp_avg"] = h.new_state(p._data)
         state["exp_inf"] = h.new_state(p._data)
     h.guard_state(opt, p)
     step = _step_count(state)
     state["step"].add_(1)
     g = _signed_decayed(h, group, p, g)
-    m, u = state["exp_avg"], state["exp_inf"]
-    m.mul_(h.option("betas", 0))
-    m.add_(h.derived("1-beta1", lambda: 1 - _scalar(group["betas"][0])) * g)
+    m, u = _first_moment(h, group, state["exp_avg"], g), state["exp_inf"]
     u.mul_(h.option("betas", 1))
     u.copy_(u.maximum(g.abs() + h.option("eps")))
     step_size = h.value(lambda: _scalar(group["lr"])
@@ -341,8 +377,8 @@ def custom_step(step):
         if active is None:
             return step(self, *args, **kwargs)
         active.undo.append(self._state_restorer())
-        seen = _exact_groups(self)
-        active.guards.append(lambda: _exact_groups(self) == seen)
+        seen = _groups_key(self, _exact)
+        active.guards.append(lambda: _groups_key(self, _exact) == seen)
         active.mark_phase("update")
         active.stepped = True
         result = step(self, *args, **kwargs)
@@ -354,21 +390,12 @@ def custom_step(step):
                         f"{tuple(value.shape)}) inside the compiled function, which "
                         f"cannot keep it: make the state in __init__, or run one step "
                         f"before the first compiled call")
-            _guard_state_dict(active, self, p)
+            _guard_state(active, self, p)
         return result
     wrapper.__wrapped__ = step
     return wrapper
 
 
-def _exact_groups(optimizer) -> tuple:
-    return tuple((id(g), tuple(id(p) for p in g["params"]),
-                  tuple((k, "tensor" if isinstance(v, Tensor) else v)
-                        for k, v in g.items() if k != "params"))
-                 for g in optimizer.param_groups)
-
-
-def _guard_state_dict(active, opt, p) -> None:
-    state = opt.state[p]
-    items = list(state.items())
-    active.guards.append(lambda: (opt.state.get(p) is state and len(state) == len(items)
-                                  and all(state.get(k) is v for k, v in items)))
+def _exact(v):
+    """An option as a custom step() bakes it into the program (a tensor is read)."""
+    return "tensor" if isinstance(v, Tensor) else v

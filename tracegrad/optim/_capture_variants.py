@@ -22,37 +22,13 @@ import math
 import numpy as np
 
 from .._tensor import Tensor
-from ._capture import Hyper, _scalar, _signed_decayed, _step_count, grads
+from ._capture import (Hyper, _decayed, _scalar, _signed_decayed, _step_count,
+                       adam_moments, grads, new_adam_state)
 
 
 def _float(t: Tensor) -> float:
     """The value a 0-d state tensor holds now (before this call's program writes it)."""
     return float(np.asarray(t._data))
-
-
-def _adam_moments(h: Hyper, group: dict, state: dict, g: Tensor) -> tuple[Tensor, Tensor]:
-    m, v = state["exp_avg"], state["exp_avg_sq"]
-    m.mul_(h.option("betas", 0))
-    m.add_(h.derived("1-beta1", lambda: 1 - _scalar(group["betas"][0])) * g)
-    v.mul_(h.option("betas", 1))
-    v.add_(h.derived("1-beta2", lambda: 1 - _scalar(group["betas"][1])) * (g * g))
-    return m, v
-
-
-def _new_adam_state(h: Hyper, state: dict, p: Tensor) -> None:
-    state["step"] = h.new_state(np.zeros(()), dtype=np.float32)
-    state["exp_avg"] = h.new_state(p._data)
-    state["exp_avg_sq"] = h.new_state(p._data)
-
-
-def _prepared(h: Hyper, group: dict, p: Tensor, g: Tensor) -> Tensor:
-    """``_signed_decayed``, or for ``decoupled_weight_decay`` the eager rule's
-    ``p *= 1 - lr * weight_decay`` and the gradient only negated for ``maximize``."""
-    if not (group["decoupled_weight_decay"] and group["weight_decay"] != 0):
-        return _signed_decayed(h, group, p, g)
-    p.mul_(h.derived("1-lr*wd", lambda: 1 - _scalar(group["lr"])
-                     * _scalar(group["weight_decay"])))
-    return -g if group["maximize"] else g
 
 
 def nadam(opt, group: dict) -> None:
@@ -79,7 +55,7 @@ def _nadam_param(opt, group: dict, p: Tensor, g: Tensor) -> None:
     h = Hyper(group, p._data.dtype)
     state = opt.state[p]
     if not state:
-        _new_adam_state(h, state, p)
+        new_adam_state(h, state, p)
         state["mu_product"] = h.new_state(np.zeros(()), fill=1.0, dtype=np.float32)
     h.guard_state(opt, p)
     step_count, mu_product = state["step"], state["mu_product"]
@@ -101,8 +77,8 @@ def _nadam_param(opt, group: dict, p: Tensor, g: Tensor) -> None:
                 lr * mu_next / (1 - prod * mu_next))
     shared = _once_per_call(host, lambda: (_float(step_count), _float(mu_product), options()))
     step_count.add_(1)
-    g = _prepared(h, group, p, g)
-    m, v = _adam_moments(h, group, state, g)
+    g = _decayed(h, group, p, g, group["decoupled_weight_decay"])
+    m, v = adam_moments(h, group, state, g)
     mu_product.copy_(h.value(lambda: shared()[0], np.float32))
     denom = (v / h.value(lambda: shared()[1])).sqrt() + h.option("eps")
     p.sub_(h.value(lambda: shared()[2]) * (g / denom))
@@ -132,12 +108,12 @@ def _radam_param(opt, group: dict, p: Tensor, g: Tensor) -> None:
     h = Hyper(group, p._data.dtype)
     state = opt.state[p]
     if not state:
-        _new_adam_state(h, state, p)
+        new_adam_state(h, state, p)
     h.guard_state(opt, p)
     step = _step_count(state)
     state["step"].add_(1)
-    g = _prepared(h, group, p, g)
-    m, v = _adam_moments(h, group, state, g)
+    g = _decayed(h, group, p, g, group["decoupled_weight_decay"])
+    m, v = adam_moments(h, group, state, g)
     m_hat = m / h.value(lambda: 1 - _scalar(group["betas"][0]) ** step())
     rectified = h.value(lambda: float(rho(step())[1] > 5.0)) > 0
     adaptive = (h.value(lambda: math.sqrt(1 - _scalar(group["betas"][1]) ** step()))
@@ -151,7 +127,7 @@ def rprop(opt, group: dict) -> None:
         h = Hyper(group, p._data.dtype)
         state = opt.state[p]
         if not state:
-            state["step"] = h.new_state(np.zeros(()), dtype=np.float32)
+            state["step"] = h.new_step()
             state["prev"] = h.new_state(p._data)
             state["step_size"] = h.new_state(p._data, fill=_scalar(group["lr"]))
         h.guard_state(opt, p)
@@ -179,7 +155,7 @@ def _asgd_param(opt, group: dict, p: Tensor, g: Tensor) -> None:
     h = Hyper(group, p._data.dtype)
     state = opt.state[p]
     if not state:
-        state["step"] = h.new_state(np.zeros(()), dtype=np.float32)
+        state["step"] = h.new_step()
         # NOTE: float32 scalars, as the eager rule (and PyTorch) keeps them
         state["eta"] = h.new_state(np.zeros(()), fill=_scalar(group["lr"]), dtype=np.float32)
         state["mu"] = h.new_state(np.zeros(()), fill=1.0, dtype=np.float32)

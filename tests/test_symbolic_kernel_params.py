@@ -69,12 +69,17 @@ def test_reductions_over_the_symbolic_axis_compile_once(name):
 class _CountCompiles:
     def __init__(self, monkeypatch):
         self.kernels = 0
-        real = cpu_program.compile_llvm
+        real, real_many = cpu_program.compile_llvm, cpu_program.compile_llvm_many
 
-        def counting(source, names):
+        def counting(source, names, **options):
             self.kernels += cpu_program.CANONICAL_NAME in names
-            return real(source, names)
+            return real(source, names, **options)
+
+        def counting_many(sources, name):   # a program's kernels compile as one batch
+            self.kernels += len(sources) if name == cpu_program.CANONICAL_NAME else 0
+            return real_many(sources, name)
         monkeypatch.setattr(cpu_program, "compile_llvm", counting)
+        monkeypatch.setattr(cpu_program, "compile_llvm_many", counting_many)
 
 
 def test_one_llvm_compile_of_each_kernel_serves_every_size(monkeypatch):

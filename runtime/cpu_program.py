@@ -61,6 +61,7 @@ from .cblas import gemm_library
 from .driver import (DRIVER_NAME, GemmCall, KernelCall, NativeCall, driver_source,
                      gemm_for_matmul)
 from .llvm_jit import CpuKernel, JitModule, compile_llvm, compile_llvm_many
+from .native_index import IndexCall, index_call_for
 
 _POOL_MIN_BYTES = 1 << 16
 _CACHE_INPUT_BYTES = 1 << 20
@@ -247,18 +248,29 @@ class _ExternCall:
 class _DriverCall:
     """A run of native steps: one call of a generated driver (``runtime.driver``)."""
 
-    __slots__ = ("kernel", "fns", "fns_address", "refresh")
+    __slots__ = ("kernel", "fns", "fns_address", "refresh", "status", "checked")
 
-    def __init__(self, kernel: CpuKernel, fns: np.ndarray, refresh: bool) -> None:
+    def __init__(self, kernel: CpuKernel, fns: np.ndarray, refresh: bool, status: int,
+                 checked: dict[int, "_ExternCall"]) -> None:
         self.kernel = kernel
         self.fns = fns          # kept alive: the driver reads it by address
         self.fns_address = _address(fns) if fns.size else 0
         self.refresh = refresh  # copy the per-call addresses into the table first
+        self.status = status    # the status word's position in the table
+        self.checked = checked  # status code -> the NumPy form of a native index step
 
     def run(self, arrays: list, addrs: list, table: tuple[np.ndarray, int]) -> None:
         if self.refresh:
             table[0][:] = addrs
         self.kernel.cfunc(0, 0, self.fns_address, table[1])
+        if self.checked and table[0][self.status]:
+            # NOTE (bad indices, runtime.native_index): the driver stopped at a bad index;
+            # NumPy's form of that step raises eager mode's error
+            code = int(table[0][self.status])
+            table[0][self.status] = 0
+            self.checked[code].run(arrays, addrs, table)
+            raise RuntimeError(f"native {self.checked[code].step.node.op.name} flagged an "
+                               "index that NumPy accepts")
 
 
 class CompiledProgram:
@@ -305,6 +317,19 @@ class CompiledProgram:
                     key = (self._index[b], arg.offset * arg.dtype.itemsize)
                     if key not in self._slot_of:
                         self._slot_of[key] = len(names) + len(self._slot_of)
+        # NOTE (bad indices, runtime.native_index): the drivers' status word, after the
+        # address slots; a GATHER / SCATTER_ADD computed in a driver writes a temp of its
+        # own (made with the others), never an array returned to the caller
+        self._status = len(names) + len(self._slot_of)
+        results = {spec.buffer for spec in program.outputs if spec.buffer is not None}
+        native_index: dict[int, IndexCall] = {}
+        for step in program.steps if USE_DRIVER else ():
+            if isinstance(step, ExternStep) and step.output not in results:
+                call = index_call_for(step, buffers, self._index.__getitem__, self._status,
+                                      len(native_index) + 1)
+                if call is not None:
+                    native_index[id(step)] = call
+        self._native_out = [call.out for call in native_index.values()]
         self._template, self._addr_template = self._temps()
         # NOTE (threads): the temps are one set per program, so two threads calling the
         # same program at once would share them.  The thread that finds the program busy
@@ -333,6 +358,7 @@ class CompiledProgram:
         # every step as a native call (a single-threaded kernel, a matmul BLAS computes
         # in place) or a Python one (a kernel split over the pool, any other extern)
         plan_calls: list[NativeCall | _KernelCall | _ExternCall] = []
+        checked: dict[int, _ExternCall] = {}   # status code -> NumPy form of an IndexCall
         fns: list[int] = []
         library = gemm_library() if USE_DRIVER else None
         for step in program.steps:
@@ -350,23 +376,18 @@ class CompiledProgram:
                 else:
                     plan_calls.append(_KernelCall(kernel.cfunc, step.outer, positions, chunks))
                 continue
+            index_call = native_index.get(id(step))
+            if index_call is not None:
+                checked[index_call.code] = self._extern_call(step, derived_of, extern_eval)
+                plan_calls.append(index_call)
+                continue
             gemm = gemm_for_matmul(step, buffers, self._index.__getitem__, len(fns), library)
             gemm_address = None if gemm is None or library is None else library.address(gemm.dtype)
             if gemm is not None and gemm_address is not None:
                 fns.append(gemm_address)
                 plan_calls.append(gemm)
                 continue
-            operands: list[tuple[int, np.ndarray | None, ViewMaker | None]] = []
-            for a in step.inputs:
-                if isinstance(a, Constant):
-                    operands.append((-1, a.array(), None))
-                else:
-                    assert isinstance(a, BufferRead)
-                    operands.append((self._index[a.buffer], None,
-                                     _view_maker(a.view, buffers[a.buffer])))
-            out = self._index[step.output]
-            plan_calls.append(_ExternCall(step, operands, out, derived_of.get(out, []),
-                                          extern_eval))
+            plan_calls.append(self._extern_call(step, derived_of, extern_eval))
         self._fns = np.array(fns, np.int64)
         # the driver's copy of the per-call addresses (NOTE (per-call cost))
         self._addr_table = np.zeros(len(self._addr_template), np.int64)
@@ -376,11 +397,11 @@ class CompiledProgram:
         run: list[NativeCall] = []
         stale = True   # the address table must be refreshed before the next driver call
         for call in [*plan_calls, None]:
-            if isinstance(call, (KernelCall, GemmCall)):
+            if isinstance(call, (KernelCall, GemmCall, IndexCall)):
                 run.append(call)
                 continue
             if run:
-                self._calls.append(self._driver(run, stale))
+                self._calls.append(self._driver(run, stale, checked))
                 run, stale = [], False
             if isinstance(call, _ExternCall) and not call.step.fills_output:
                 stale = True   # it returns an array: its address is known only then
@@ -402,13 +423,33 @@ class CompiledProgram:
                 template[self._index[name]] = raw.view(info.dtype).reshape(info.shape)
             elif info.storage is Storage.CONSTANT:
                 template[self._index[name]] = info.value
+        names = list(buffers)
+        for k in self._native_out:   # NOTE (bad indices): a native GATHER's result
+            info = buffers[names[k]]
+            template[k] = allocator.empty(info.shape, info.dtype)
         addrs = [0 if arr is None else _address(arr) for arr in template]
-        addrs.extend([0] * len(self._slot_of))
+        addrs.extend([0] * (len(self._slot_of) + 1))   # the offset slots, the status word
         for (k, delta), slot in self._slot_of.items():
             addrs[slot] = addrs[k] + delta if addrs[k] else 0
         return template, addrs
 
-    def _driver(self, calls: list[NativeCall], refresh: bool) -> "_DriverCall":
+    def _extern_call(self, step: ExternStep, derived_of: dict[int, list[tuple[int, int]]],
+                     extern_eval: ExternEval | None) -> _ExternCall:
+        """The Python call of an extern step: constants made once, views made per call."""
+        buffers = self.program.buffers
+        operands: list[tuple[int, np.ndarray | None, ViewMaker | None]] = []
+        for a in step.inputs:
+            if isinstance(a, Constant):
+                operands.append((-1, a.array(), None))
+            else:
+                assert isinstance(a, BufferRead)
+                operands.append((self._index[a.buffer], None,
+                                 _view_maker(a.view, buffers[a.buffer])))
+        out = self._index[step.output]
+        return _ExternCall(step, operands, out, derived_of.get(out, []), extern_eval)
+
+    def _driver(self, calls: list[NativeCall], refresh: bool,
+                checked: dict[int, _ExternCall]) -> "_DriverCall":
         source = driver_source(calls)
         self.drivers.append(source)
         try:
@@ -416,7 +457,9 @@ class CompiledProgram:
         except Exception as exc:  # noqa: BLE001 - any LLVM failure means "fall back"
             raise ProgramCompileError(f"driver failed to compile: {exc}") from exc
         self.kernels[f"driver{len(self.drivers) - 1}"] = (module, module.functions[DRIVER_NAME])
-        return _DriverCall(module.functions[DRIVER_NAME], self._fns, refresh)
+        codes = {c.code for c in calls if isinstance(c, IndexCall)}
+        return _DriverCall(module.functions[DRIVER_NAME], self._fns, refresh, self._status,
+                           {code: checked[code] for code in codes})
 
     def _input_address(self, pos: int, x: Any, cached: bool) -> tuple[np.ndarray, int]:
         _, shape, dtype, name = self._inputs[pos]

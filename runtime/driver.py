@@ -27,6 +27,7 @@ import numpy as np
 from ..codegen.schedule import BufferInfo, BufferRead, ExternStep
 from ..codegen.view import contiguous_strides
 from .cblas import NO_TRANS, ROW_MAJOR, TRANS, GemmLibrary, gemm_operand
+from .native_index import IndexCall, index_call_lines, index_function
 
 DRIVER_NAME = "tg_driver"
 
@@ -65,7 +66,7 @@ class GemmCall:
     beta: float = 0.0
 
 
-NativeCall = Union[KernelCall, GemmCall]
+NativeCall = Union[KernelCall, GemmCall, IndexCall]
 
 
 def _load(k: int, name: str, table: str, index: int) -> list[str]:
@@ -90,7 +91,12 @@ def _float_literal(value: float) -> str:
 def driver_source(calls: list[NativeCall]) -> str:
     """LLVM IR of a driver that runs ``calls`` in order (see module doc)."""
     body: list[str] = []
+    helpers: list[str] = []
     for k, call in enumerate(calls):
+        if isinstance(call, IndexCall):
+            helpers.append(index_function(f"tg_index{k}", call))
+            body += index_call_lines(k, call, f"tg_index{k}")
+            continue
         body += _load(k, f"f{k}", "fns", call.fn)
         if isinstance(call, KernelCall):
             args = []
@@ -113,7 +119,7 @@ def driver_source(calls: list[NativeCall]) -> str:
             f"{real} {_float_literal(call.alpha)}, ptr {pointers[0]}, {ints} {call.a.ld}, "
             f"ptr {pointers[1]}, {ints} {call.b.ld}, {real} {_float_literal(call.beta)}, "
             f"ptr {pointers[2]}, {ints} {call.c.ld})")
-    return "\n".join([f"define void @{DRIVER_NAME}(i64 %start, i64 %end, ptr %fns, "
+    return "\n".join([*helpers, f"define void @{DRIVER_NAME}(i64 %start, i64 %end, ptr %fns, "
                       "ptr %addrs) {", "entry:", *body, "  ret void", "}", ""])
 
 

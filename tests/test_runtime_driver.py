@@ -136,7 +136,8 @@ def test_steady_state_maps_no_new_memory():
     assert after["misses"] == before["misses"] and after["mapped_bytes"] == before["mapped_bytes"]
 
 
-@pytest.mark.parametrize("name", ["tracegrad.runtime.cblas", "tracegrad.runtime.driver"])
+@pytest.mark.parametrize("name", ["tracegrad.runtime.cblas", "tracegrad.runtime.driver",
+                                  "tracegrad.runtime.native_index"])
 def test_docstring_examples_run(name):
     import doctest
     import importlib

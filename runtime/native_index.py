@@ -1,0 +1,206 @@
+"""GATHER and SCATTER_ADD computed inside a generated driver instead of by NumPy.
+
+Cross-entropy gathers the target's logit and scatters its gradient back: two tiny
+externs per training step that cost far more from Python than their work (an extern
+call, ``np.take_along_axis`` / ``np.add.at`` and a fresh array: ~40-70 µs per digits
+step on the 2-core VM, against ~0.1 µs of work), and each one split the step's driver
+into separate native calls. ``index_call_for`` maps such a step, when its operands are
+contiguous buffers and the index covers the data outside ``dim``, to an ``IndexCall``
+that the driver runs as a loop of its own (``index_function``).
+
+NOTE (bad indices): a kernel cannot raise, and eager mode raises an ``IndexError`` for
+an index outside ``[-size, size)`` (negative ones count from the end). The generated
+loop checks every index; on a bad one it returns at once, the driver stores the call's
+``code`` into its status word and returns before any later call, and the runtime then
+runs the step's NumPy implementation, which raises eager mode's error. Steps before
+the bad one have run, as they had on the Python path.
+
+The loop visits the index in C order, as ``np.add.at`` does, so a scatter-add sums in
+the same order and its result is bit-identical to NumPy's.
+
+>>> call = IndexCall("gather", np.dtype(np.float32), np.dtype(np.int64), 4, 1, 1, 10,
+...                  (0, 0), (1, 0), None, 2, 3, 1)
+>>> "define internal i64 @g(" in index_function("g", call)
+True
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..codegen.ops import Op
+from ..codegen.schedule import BufferInfo, BufferRead, ExternStep
+from ..codegen.view import contiguous_strides
+
+_REAL = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+_INT = {np.dtype(np.int32): "i32", np.dtype(np.int64): "i64"}
+
+
+@dataclass(frozen=True)
+class IndexCall:
+    """GATHER or SCATTER_ADD along one dimension of contiguous buffers. The index space
+    is ``outer x mid x inner`` (the index's dims before, at and after ``dim``); ``size``
+    is the data's length along ``dim``; ``src`` is None for a gather. A bad index stops
+    the driver with ``addrs[status] = code`` (NOTE (bad indices))."""
+    op: str                          # "gather" | "scatter_add"
+    dtype: np.dtype                  # of the data and the result
+    index_dtype: np.dtype            # int32 or int64
+    outer: int
+    mid: int
+    inner: int
+    size: int
+    data: tuple[int, int]            # (address position, byte offset): read / the base
+    index: tuple[int, int]
+    src: tuple[int, int] | None
+    out: int                         # address position of the (contiguous) result
+    status: int                      # address position of the driver's status word
+    code: int                        # what the driver stores there on a bad index
+
+
+def _contiguous_operand(arg, buffers: dict[str, BufferInfo],
+                        position: Callable[[str], int]
+                        ) -> tuple[tuple[int, ...], np.dtype, tuple[int, int]] | None:
+    """(shape, dtype, (position, byte offset)) of an operand laid out in C order, or None
+    (a constant, a transpose, a broadcast, a masked view)."""
+    if not isinstance(arg, BufferRead):
+        return None
+    info = buffers[arg.buffer]
+    if arg.view is None:
+        return tuple(info.shape), info.dtype, (position(arg.buffer), 0)
+    if len(arg.view.views) != 1 or arg.view.last.mask is not None:
+        return None
+    v = arg.view.last
+    shape = tuple(v.shape)
+    # a size-1 dim's stride never moves the address (codegen gives it 0)
+    if any(n != 1 and s != c for n, s, c in zip(shape, v.strides, contiguous_strides(shape))):
+        return None
+    return shape, info.dtype, (position(arg.buffer), v.offset * info.dtype.itemsize)
+
+
+def index_call_for(step: ExternStep, buffers: dict[str, BufferInfo],
+                   position: Callable[[str], int], status: int, code: int
+                   ) -> IndexCall | None:
+    """The native form of a GATHER or SCATTER_ADD ``step``, or None when it has none:
+    another op, operands that are no contiguous buffers, an empty or 0-d index, an index
+    narrower than the data outside ``dim`` (torch allows it; NumPy's path handles it),
+    a data dtype other than float32/float64, an index other than int32/int64."""
+    node = step.node
+    if node.op not in (Op.GATHER, Op.SCATTER_ADD):
+        return None
+    operands = [_contiguous_operand(a, buffers, position) for a in step.inputs]
+    if any(o is None for o in operands):
+        return None
+    (data_shape, dtype, data), (index_shape, index_dtype, index) = operands[:2]  # type: ignore[misc]
+    rank = len(index_shape)
+    if dtype not in _REAL or index_dtype not in _INT or rank == 0 or len(data_shape) != rank:
+        return None
+    if 0 in index_shape or 0 in data_shape or np.dtype(node.dtype) != dtype:
+        return None
+    dim = node.attrs["dim"] % rank
+    if any(a != b for d, (a, b) in enumerate(zip(index_shape, data_shape)) if d != dim):
+        return None
+    src = None
+    if node.op is Op.SCATTER_ADD:
+        src_shape, src_dtype, src = operands[2]  # type: ignore[misc]
+        if src_shape != index_shape or src_dtype != dtype:
+            return None   # a wider src is read through a box: NumPy's path
+    outer = int(np.prod(index_shape[:dim], dtype=np.int64))
+    inner = int(np.prod(index_shape[dim + 1:], dtype=np.int64))
+    op = "gather" if node.op is Op.GATHER else "scatter_add"
+    return IndexCall(op, dtype, index_dtype, outer, index_shape[dim], inner, data_shape[dim],
+                     data, index, src, position(step.output), status, code)
+
+
+def index_function(name: str, call: IndexCall) -> str:
+    """LLVM IR of ``i64 @name(ptr data, ptr index, ptr src, ptr out)``: 0 when done, 1
+    at the first bad index (see the module doc)."""
+    real, ints = _REAL[call.dtype], _INT[call.index_dtype]
+    total = call.outer * call.mid * call.inner
+    lines = [f"define internal i64 @{name}(ptr noalias %data, ptr noalias %index, "
+             "ptr noalias %src, ptr noalias %out) {", "entry:"]
+    if call.op == "scatter_add":   # the result starts as a copy of the base
+        nbytes = call.outer * call.size * call.inner * call.dtype.itemsize
+        lines.append(f"  call void @llvm.memcpy.p0.p0.i64(ptr %out, ptr %data, i64 {nbytes}, "
+                     "i1 false)")
+    lines += [
+        "  br label %loop",
+        "loop:",
+        "  %p = phi i64 [ 0, %entry ], [ %next, %store ]",
+        f"  %ip = getelementptr {ints}, ptr %index, i64 %p",
+        f"  %raw = load {ints}, ptr %ip",
+    ]
+    lines.append("  %j0 = sext i32 %raw to i64" if ints == "i32" else "  %j0 = add i64 %raw, 0")
+    lines += [
+        "  %neg = icmp slt i64 %j0, 0",
+        f"  %wrapped = add i64 %j0, {call.size}",
+        "  %j = select i1 %neg, i64 %wrapped, i64 %j0",
+        # NOTE: unsigned: a still-negative index is huge, so one compare checks both ends
+        f"  %bad = icmp uge i64 %j, {call.size}",
+        "  br i1 %bad, label %fail, label %store",
+        "store:",
+        f"  %i = urem i64 %p, {call.inner}",
+        f"  %om = udiv i64 %p, {call.inner}",
+        f"  %o = udiv i64 %om, {call.mid}",
+        f"  %row = mul i64 %o, {call.size}",
+        "  %rowj = add i64 %row, %j",
+        f"  %base = mul i64 %rowj, {call.inner}",
+        "  %at = add i64 %base, %i",
+    ]
+    if call.op == "gather":
+        lines += [f"  %from = getelementptr {real}, ptr %data, i64 %at",
+                  f"  %v = load {real}, ptr %from",
+                  f"  %to = getelementptr {real}, ptr %out, i64 %p",
+                  f"  store {real} %v, ptr %to"]
+    else:
+        lines += [f"  %from = getelementptr {real}, ptr %src, i64 %p",
+                  f"  %v = load {real}, ptr %from",
+                  f"  %to = getelementptr {real}, ptr %out, i64 %at",
+                  f"  %old = load {real}, ptr %to",
+                  f"  %sum = fadd {real} %old, %v",
+                  f"  store {real} %sum, ptr %to"]
+    lines += [
+        "  %next = add i64 %p, 1",
+        f"  %more = icmp ult i64 %next, {total}",
+        "  br i1 %more, label %loop, label %done",
+        "done:",
+        "  ret i64 0",
+        "fail:",
+        "  ret i64 1",
+        "}",
+    ]
+    if call.op == "scatter_add":
+        lines.append("declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)")
+    return "\n".join(lines)
+
+
+def index_call_lines(k: int, call: IndexCall, name: str) -> list[str]:
+    """The driver's lines for call ``k``: load the operands' addresses, call ``name``,
+    and on a bad index store ``code`` into the status word and return."""
+    lines, refs = [], []
+    for tag, operand in (("d", call.data), ("i", call.index), ("s", call.src),
+                         ("o", (call.out, 0))):
+        if operand is None:
+            refs.append("null")
+            continue
+        pos, offset = operand
+        ref = f"%x{k}_{tag}"
+        lines += [f"  {ref}p = getelementptr i64, ptr %addrs, i64 {pos}",
+                  f"  {ref} = load ptr, ptr {ref}p"]
+        if offset:
+            lines.append(f"  {ref}o = getelementptr i8, ptr {ref}, i64 {offset}")
+            ref += "o"
+        refs.append(ref)
+    lines += [
+        f"  %r{k} = call i64 @{name}(ptr {refs[0]}, ptr {refs[1]}, ptr {refs[2]}, "
+        f"ptr {refs[3]})",
+        f"  %bad{k} = icmp ne i64 %r{k}, 0",
+        f"  br i1 %bad{k}, label %fail{k}, label %ok{k}",
+        f"fail{k}:",
+        f"  %st{k} = getelementptr i64, ptr %addrs, i64 {call.status}",
+        f"  store i64 {call.code}, ptr %st{k}",
+        "  ret void",
+        f"ok{k}:",
+    ]
+    return lines

@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import math
 import mmap
 import os
 import threading
@@ -75,7 +76,8 @@ def empty(shape: int | tuple[int, ...], dtype=np.float32) -> np.ndarray:
     """An uninitialised C-contiguous array, backed by a pooled block when big."""
     dtype = np.dtype(dtype)
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    nbytes = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
+    # NOTE: math.prod, not np.prod: ~6 µs of a ~12 µs pooled request went to np.prod
+    nbytes = dtype.itemsize * math.prod(int(n) for n in shape)
     if nbytes < SMALL_BYTES:
         return np.empty(shape, dtype)
     size = bucket_bytes(nbytes)

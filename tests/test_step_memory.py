@@ -1,0 +1,44 @@
+"""A compiled whole training step in steady state maps no new memory: parameters, grads,
+optimizer state and temporaries come from planned or pooled buffers
+(``tracegrad.runtime.memory_stats()``)."""
+import numpy as np
+import pytest
+
+import tracegrad
+import tracegrad.nn as nn
+import tracegrad.nn.functional as F
+from tracegrad.runtime import memory_stats
+
+
+@pytest.mark.parametrize("make_opt", [
+    lambda ps: tracegrad.optim.SGD(ps, lr=1e-3, momentum=0.9),
+    lambda ps: tracegrad.optim.Adam(ps, lr=1e-3),
+])
+def test_whole_step_steady_state_allocates_nothing(make_opt):
+    tracegrad.manual_seed(0)
+    # big enough that the weights, their grads and the state are pooled (>= 64 KiB)
+    model = nn.Sequential(nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
+    opt = make_opt(model.parameters())
+
+    @tracegrad.compile(fullgraph=True)
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    rng = np.random.default_rng(0)
+    x = tracegrad.from_numpy(rng.standard_normal((64, 256)).astype(np.float32))
+    y = tracegrad.from_numpy(rng.integers(0, 10, 64))
+    for _ in range(4):
+        step(x, y)
+    before = memory_stats()
+    for _ in range(10):
+        step(x, y)
+    after = memory_stats()
+    assert after["misses"] == before["misses"]
+    assert after["mapped_bytes"] == before["mapped_bytes"]
+    assert after["allocated_bytes"] == before["allocated_bytes"]
+    assert after["hits"] > before["hits"]   # the grads did come from the pool
+    assert step.cache_info().misses <= 2     # first step, then lazily made state

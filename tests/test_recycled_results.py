@@ -1,0 +1,76 @@
+"""NOTE (recycled results, runtime/cpu_program.py): a big result of a compiled call is
+reused by a later call only when nothing, not even a view, still references it."""
+import numpy as np
+
+import tracegrad
+import tracegrad.nn as nn
+import tracegrad.nn.functional as F
+
+rng = np.random.default_rng(0)
+
+
+def _big():
+    return tracegrad.from_numpy(rng.standard_normal((400, 100)).astype(np.float32))
+
+
+def test_a_held_result_is_never_overwritten():
+    f = tracegrad.compile(lambda x: x * 2 + 1)
+    x1, x2, x3 = _big(), _big(), _big()
+    r1 = f(x1)
+    want = r1.numpy().copy()
+    r2 = f(x2)
+    r3 = f(x3)
+    np.testing.assert_array_equal(r1.numpy(), want)
+    np.testing.assert_array_equal(r2.numpy(), x2.numpy() * 2 + 1)
+    np.testing.assert_array_equal(r3.numpy(), x3.numpy() * 2 + 1)
+
+
+def test_a_view_of_a_dropped_result_keeps_its_values():
+    f = tracegrad.compile(lambda x: x.exp())
+    x = _big()
+    r = f(x).numpy()
+    view = r[3:7]
+    reshaped = r.reshape(-1)[:50]
+    want_view, want_reshaped = view.copy(), reshaped.copy()
+    del r
+    for _ in range(3):
+        f(_big())
+    np.testing.assert_array_equal(view, want_view)
+    np.testing.assert_array_equal(reshaped, want_reshaped)
+
+
+def test_a_dropped_result_is_reused():
+    f = tracegrad.compile(lambda x: x * 3)
+    x = _big()
+    f(x)
+    f(x)   # the first result was dropped: the third call may take it back
+    program = next(iter(f._cache.values())).forward
+    (spares,) = program._spares.values()
+    before = [id(a) for a in spares]
+    out = f(x)
+    assert id(out._data) in before
+    np.testing.assert_array_equal(out.numpy(), x.numpy() * 3)
+
+
+def test_an_old_grad_kept_by_the_user_keeps_its_values_across_steps():
+    tracegrad.manual_seed(0)
+    model = nn.Linear(300, 100)     # a 120 KB weight: its grad is a big (pooled) result
+    opt = tracegrad.optim.SGD(model.parameters(), lr=0.1)
+
+    @tracegrad.compile(fullgraph=True)
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    kept = []
+    for _ in range(5):
+        x = tracegrad.from_numpy(rng.standard_normal((16, 300)).astype(np.float32))
+        y = tracegrad.from_numpy(rng.integers(0, 100, 16))
+        step(x, y)
+        kept.append((model.weight.grad, model.weight.grad.numpy().copy()))
+    for grad, values in kept:
+        np.testing.assert_array_equal(grad.numpy(), values)
+    assert len({id(g._data) for g, _ in kept}) == len(kept)

@@ -1,5 +1,5 @@
 """A compiled whole training step in steady state maps no new memory: parameters, grads,
-optimizer state and temporaries come from planned or pooled buffers
+optimizer state and temporaries come from planned or recycled buffers
 (``tracegrad.runtime.memory_stats()``)."""
 import numpy as np
 import pytest
@@ -40,5 +40,7 @@ def test_whole_step_steady_state_allocates_nothing(make_opt):
     assert after["misses"] == before["misses"]
     assert after["mapped_bytes"] == before["mapped_bytes"]
     assert after["allocated_bytes"] == before["allocated_bytes"]
-    assert after["hits"] > before["hits"]   # the grads did come from the pool
+    # not even a pool request: the new grads are the arrays the step's zero_grad let go
+    # (NOTE (recycled results) in runtime/cpu_program.py)
+    assert after["hits"] == before["hits"]
     assert step.cache_info().misses <= 2     # first step, then lazily made state

@@ -31,6 +31,7 @@ from .fuse import Fusion, fuse
 from .graph import Graph, GraphNode
 from .loop_ir import LoopKernel
 from .lower import LoweringCache
+from .matmul_transpose import transpose_matmul_outputs
 from .ops import ELEMENTWISE, MOVEMENT, REDUCE, Op
 from .passes import simplify
 from .view import ShapeTracker
@@ -200,7 +201,7 @@ def plan(graph: Graph, inplace: dict[int, int] | None = None) -> Program:
     ``inplace`` maps result positions to argument positions the caller is about to
     overwrite with that result anyway (an optimizer's parameter update): where it is safe
     (``_place_in_inputs``) the kernel writes the result over the argument."""
-    g = simplify(graph)
+    g = transpose_matmul_outputs(simplify(graph))
     fusion = fuse(g)
     outputs_of: dict[int, int] = {}
     for k, o in enumerate(g.outputs):

@@ -61,6 +61,7 @@ from . import allocator, cpu_threads
 from .cblas import gemm_library
 from .driver import (DRIVER_NAME, GemmCall, KernelCall, NativeCall, driver_source,
                      gemm_for_matmul)
+from .copy_table import TableCopy, copy_table
 from .llvm_jit import CpuKernel, JitModule, compile_llvm, compile_llvm_many
 from .native_index import IndexCall, index_call_for
 
@@ -361,6 +362,7 @@ class CompiledProgram:
         # in place) or a Python one (a kernel split over the pool, any other extern)
         plan_calls: list[NativeCall | _KernelCall | _ExternCall] = []
         checked: dict[int, _ExternCall] = {}   # status code -> NumPy form of an IndexCall
+        self._tables: list[np.ndarray] = []    # kept alive: the drivers read them by address
         fns: list[int] = []
         library = gemm_library() if USE_DRIVER else None
         for step in program.steps:
@@ -372,6 +374,15 @@ class CompiledProgram:
                              for b, arg in zip(step.buffers, step.kernel.buffers)]
                 kernel = self.kernels[step.name][1]
                 chunks = cpu_threads.chunks(step.outer, step.work)
+                table = None if not USE_DRIVER or chunks is not None else copy_table(
+                    step, lambda outer, src, dst, f=kernel.cfunc: f(0, outer, src, dst))
+                if table is not None:   # a copy with costly index math: runtime.copy_table
+                    self._tables.append(table[0])
+                    fns.append(_address(table[0]))
+                    plan_calls.append(TableCopy(positions[0], positions[1], len(fns) - 1,
+                                                step.kernel.buffers[1].size,
+                                                step.kernel.buffers[1].dtype, table[1]))
+                    continue
                 if USE_DRIVER and chunks is None:
                     fns.append(kernel.address)
                     plan_calls.append(KernelCall(len(fns) - 1, step.outer, tuple(positions)))
@@ -399,7 +410,7 @@ class CompiledProgram:
         run: list[NativeCall] = []
         stale = True   # the address table must be refreshed before the next driver call
         for call in [*plan_calls, None]:
-            if isinstance(call, (KernelCall, GemmCall, IndexCall)):
+            if isinstance(call, (KernelCall, GemmCall, IndexCall, TableCopy)):
                 run.append(call)
                 continue
             if run:

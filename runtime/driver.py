@@ -27,6 +27,7 @@ import numpy as np
 from ..codegen.schedule import BufferInfo, BufferRead, ExternStep
 from ..codegen.view import contiguous_strides
 from .cblas import NO_TRANS, ROW_MAJOR, TRANS, GemmLibrary, gemm_operand
+from .copy_table import TableCopy, table_copy_function, table_copy_lines
 from .native_index import IndexCall, index_call_lines, index_function
 
 DRIVER_NAME = "tg_driver"
@@ -66,7 +67,7 @@ class GemmCall:
     beta: float = 0.0
 
 
-NativeCall = Union[KernelCall, GemmCall, IndexCall]
+NativeCall = Union[KernelCall, GemmCall, IndexCall, TableCopy]
 
 
 def _load(k: int, name: str, table: str, index: int) -> list[str]:
@@ -96,6 +97,10 @@ def driver_source(calls: list[NativeCall]) -> str:
         if isinstance(call, IndexCall):
             helpers.append(index_function(f"tg_index{k}", call))
             body += index_call_lines(k, call, f"tg_index{k}")
+            continue
+        if isinstance(call, TableCopy):
+            helpers.append(table_copy_function(f"tg_copy{k}", call))
+            body += table_copy_lines(k, call, f"tg_copy{k}")
             continue
         body += _load(k, f"f{k}", "fns", call.fn)
         if isinstance(call, KernelCall):

@@ -14,8 +14,8 @@ vectorises into gathers.
 Only kernels whose loop IR divides or takes remainders and that write more elements
 than they read (windows that overlap, as im2col's do) use a table: a plain, transposed
 or same-size copy is as cheap as it is. Both buffers are float32/float64 at no offset,
-the result has at least ``MIN_ELEMENTS`` elements, and ``index + 1`` is exact in the
-source's dtype.
+the result has ``MIN_ELEMENTS`` to ``MAX_ELEMENTS`` elements, and ``index + 1`` is exact
+in the source's dtype.
 
 >>> call = TableCopy(0, 1, 3, 8, np.dtype(np.float32), 0.0)
 >>> "define internal void @c(" in table_copy_function("c", call)
@@ -32,6 +32,9 @@ from ..codegen.ops import MOVEMENT
 from ..codegen.schedule import KernelStep
 
 MIN_ELEMENTS = 4096
+# the table costs 4 bytes per element and is found by two runs of the kernel: bounded
+# (kernels this big are split over the thread pool anyway, which a table does not do)
+MAX_ELEMENTS = 1 << 22
 _REAL = {np.dtype(np.float32): ("float", 1 << 24), np.dtype(np.float64): ("double", 1 << 53)}
 _MOVEMENT_NAMES = frozenset(op.name for op in MOVEMENT)
 
@@ -66,7 +69,7 @@ def copy_table(step: KernelStep, run: Callable[[int, int, int], None]
         # measured (CNN step): a table paid 3-5x on windows that repeat their source
         # (im2col: 58 -> 18 µs, 361 -> 67 µs) but lost ~10% on same-size reshapes
         return None
-    if dst.size < MIN_ELEMENTS or src.size >= min(_REAL[src.dtype][1], 1 << 31):
+    if not MIN_ELEMENTS <= dst.size <= MAX_ELEMENTS or src.size >= _REAL[src.dtype][1]:
         return None
     encoded = np.arange(1, src.size + 1, dtype=src.dtype)
     results = []

@@ -19,7 +19,7 @@ The loop visits the index in C order, as ``np.add.at`` does, so a scatter-add su
 the same order and its result is bit-identical to NumPy's.
 
 >>> call = IndexCall("gather", np.dtype(np.float32), np.dtype(np.int64), 4, 1, 1, 10,
-...                  (0, 0), (1, 0), None, 2, 3, 1)
+...                  (0, 0), (1, 0), None, 2, 3, 1, (10, 1, 1))
 >>> "define internal i64 @g(" in index_function("g", call)
 True
 """
@@ -57,6 +57,10 @@ class IndexCall:
     out: int                         # address position of the (contiguous) result
     status: int                      # address position of the driver's status word
     code: int                        # what the driver stores there on a bad index
+    # element strides of the data over (outer, dim, inner): a gather may read a
+    # broadcast or strided view (cross-entropy's class weights expanded over the batch);
+    # a scatter-add's base is contiguous, ``(size * inner, inner, 1)``
+    strides: tuple[int, int, int] = (0, 0, 0)
 
 
 def _contiguous_operand(arg, buffers: dict[str, BufferInfo],
@@ -79,38 +83,87 @@ def _contiguous_operand(arg, buffers: dict[str, BufferInfo],
     return shape, info.dtype, (position(arg.buffer), v.offset * info.dtype.itemsize)
 
 
+def _merged_stride(shape: tuple[int, ...], strides: tuple[int, ...]) -> int | None:
+    """The one element stride that walks ``shape`` (dims merged in C order) with
+    ``strides``, or None when they do not merge. Size-1 dims never move."""
+    merged = None
+    span = 1
+    for n, st in reversed([(n, st) for n, st in zip(shape, strides) if n != 1]):
+        if merged is None:
+            merged = st
+        elif st != merged * span:
+            return None
+        span *= n
+    return 0 if merged is None else merged
+
+
+def _strided_data(arg, buffers: dict[str, BufferInfo], position: Callable[[str], int],
+                  dim: int) -> tuple[tuple[int, ...], np.dtype, tuple[int, int],
+                                     tuple[int, int, int]] | None:
+    """(shape, dtype, (position, byte offset), (outer, dim, inner) strides) of a gather's
+    data: a single unmasked view whose dims before and after ``dim`` each merge."""
+    if not isinstance(arg, BufferRead):
+        return None
+    info = buffers[arg.buffer]
+    if arg.view is None:
+        shape, strides, offset = tuple(info.shape), contiguous_strides(tuple(info.shape)), 0
+    else:
+        if len(arg.view.views) != 1 or arg.view.last.mask is not None:
+            return None
+        v = arg.view.last
+        shape, strides, offset = tuple(v.shape), tuple(v.strides), v.offset
+    if not shape or dim >= len(shape):
+        return None
+    outer = _merged_stride(shape[:dim], strides[:dim])
+    inner = _merged_stride(shape[dim + 1:], strides[dim + 1:])
+    if outer is None or inner is None or min(outer, inner, strides[dim]) < 0:
+        return None
+    return (shape, info.dtype, (position(arg.buffer), offset * info.dtype.itemsize),
+            (outer, strides[dim], inner))
+
+
 def index_call_for(step: ExternStep, buffers: dict[str, BufferInfo],
                    position: Callable[[str], int], status: int, code: int
                    ) -> IndexCall | None:
     """The native form of a GATHER or SCATTER_ADD ``step``, or None when it has none:
-    another op, operands that are no contiguous buffers, an empty or 0-d index, an index
+    another op, operands that are no contiguous buffers (a gather's data may be any
+    single view whose dims around ``dim`` merge), an empty or 0-d index, an index
     narrower than the data outside ``dim`` (torch allows it; NumPy's path handles it),
     a data dtype other than float32/float64, an index other than int32/int64."""
     node = step.node
     if node.op not in (Op.GATHER, Op.SCATTER_ADD):
         return None
-    operands = [_contiguous_operand(a, buffers, position) for a in step.inputs]
-    if any(o is None for o in operands):
+    operands = [_contiguous_operand(a, buffers, position) for a in step.inputs[1:]]
+    if any(o is None for o in operands) or not len(node.shape):
         return None
-    (data_shape, dtype, data), (index_shape, index_dtype, index) = operands[:2]  # type: ignore[misc]
+    (index_shape, index_dtype, index) = operands[0]  # type: ignore[misc]
     rank = len(index_shape)
+    dim = node.attrs["dim"] % max(rank, 1)
+    if node.op is Op.GATHER:
+        found = _strided_data(step.inputs[0], buffers, position, dim)
+    else:
+        contiguous = _contiguous_operand(step.inputs[0], buffers, position)
+        found = None if contiguous is None else (*contiguous, (0, 0, 0))
+    if found is None:
+        return None
+    data_shape, dtype, data, strides = found
     if dtype not in _REAL or index_dtype not in _INT or rank == 0 or len(data_shape) != rank:
         return None
     if 0 in index_shape or 0 in data_shape or np.dtype(node.dtype) != dtype:
         return None
-    dim = node.attrs["dim"] % rank
     if any(a != b for d, (a, b) in enumerate(zip(index_shape, data_shape)) if d != dim):
         return None
     src = None
-    if node.op is Op.SCATTER_ADD:
-        src_shape, src_dtype, src = operands[2]  # type: ignore[misc]
-        if src_shape != index_shape or src_dtype != dtype:
-            return None   # a wider src is read through a box: NumPy's path
     outer = int(np.prod(index_shape[:dim], dtype=np.int64))
     inner = int(np.prod(index_shape[dim + 1:], dtype=np.int64))
+    if node.op is Op.SCATTER_ADD:
+        src_shape, src_dtype, src = operands[1]  # type: ignore[misc]
+        if src_shape != index_shape or src_dtype != dtype:
+            return None   # a wider src is read through a box: NumPy's path
+        strides = (data_shape[dim] * inner, inner, 1)
     op = "gather" if node.op is Op.GATHER else "scatter_add"
     return IndexCall(op, dtype, index_dtype, outer, index_shape[dim], inner, data_shape[dim],
-                     data, index, src, position(step.output), status, code)
+                     data, index, src, position(step.output), status, code, strides)
 
 
 def index_function(name: str, call: IndexCall) -> str:
@@ -143,10 +196,11 @@ def index_function(name: str, call: IndexCall) -> str:
         f"  %i = urem i64 %p, {call.inner}",
         f"  %om = udiv i64 %p, {call.inner}",
         f"  %o = udiv i64 %om, {call.mid}",
-        f"  %row = mul i64 %o, {call.size}",
-        "  %rowj = add i64 %row, %j",
-        f"  %base = mul i64 %rowj, {call.inner}",
-        "  %at = add i64 %base, %i",
+        f"  %row = mul i64 %o, {call.strides[0]}",
+        f"  %col = mul i64 %j, {call.strides[1]}",
+        f"  %in = mul i64 %i, {call.strides[2]}",
+        "  %rowj = add i64 %row, %col",
+        "  %at = add i64 %rowj, %in",
     ]
     if call.op == "gather":
         lines += [f"  %from = getelementptr {real}, ptr %data, i64 %at",

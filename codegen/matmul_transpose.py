@@ -105,7 +105,7 @@ def transpose_matmul_outputs(graph: Graph) -> Graph:
             replace[r.id] = matmul.id
     if not replace:
         return graph
-    nodes = []
+    nodes: list[GraphNode] = []
     for n in graph.nodes:
         nodes.extend(added.get(n.id, ()))
         if n.id in replace:

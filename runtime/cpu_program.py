@@ -327,10 +327,10 @@ class CompiledProgram:
         native_index: dict[int, IndexCall] = {}
         for step in program.steps if USE_DRIVER else ():
             if isinstance(step, ExternStep) and step.output not in results:
-                call = index_call_for(step, buffers, self._index.__getitem__, self._status,
-                                      len(native_index) + 1)
-                if call is not None:
-                    native_index[id(step)] = call
+                found = index_call_for(step, buffers, self._index.__getitem__, self._status,
+                                       len(native_index) + 1)
+                if found is not None:
+                    native_index[id(step)] = found
         self._native_out = [call.out for call in native_index.values()]
         self._template, self._addr_template = self._temps()
         # NOTE (threads): the temps are one set per program, so two threads calling the
@@ -374,8 +374,11 @@ class CompiledProgram:
                              for b, arg in zip(step.buffers, step.kernel.buffers)]
                 kernel = self.kernels[step.name][1]
                 chunks = cpu_threads.chunks(step.outer, step.work)
+                def run_kernel(outer: int, src: int, dst: int,
+                               f: Callable[..., None] = kernel.cfunc) -> None:
+                    f(0, outer, src, dst)
                 table = None if not USE_DRIVER or chunks is not None else copy_table(
-                    step, lambda outer, src, dst, f=kernel.cfunc: f(0, outer, src, dst))
+                    step, run_kernel)
                 if table is not None:   # a copy with costly index math: runtime.copy_table
                     self._tables.append(table[0])
                     fns.append(_address(table[0]))

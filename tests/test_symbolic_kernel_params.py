@@ -108,7 +108,7 @@ def test_sizes_0_and_1_stay_specialised_with_parameters():
     c = torch.compile(lambda x: x.mean(0), dynamic=True)
     for n in (6, 1, 9):
         x = torch.randn(n, 3)
-        np.testing.assert_allclose(c(x).numpy(), x.mean(0).numpy(), rtol=1e-6)
+        np.testing.assert_allclose(c(x).numpy(), x.mean(0).numpy(), rtol=1e-5, atol=1e-7)
     assert c.cache_info().misses == 2
 
 

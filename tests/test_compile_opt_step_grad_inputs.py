@@ -116,10 +116,12 @@ def test_gradient_accumulated_over_two_backwards(clip):
 
 @pytest.mark.parametrize("clip", [False, True], ids=["step", "clip+step"])
 def test_a_gradient_missing_at_some_steps_retraces(clip):
-    # no grad at steps 3, 4 and 9: a program without that input, then back
+    # no grad at steps 3, 4 and 9: the trace relied on which gradients exist, so step 3
+    # traces a program without that input; later switches replay the kept traces (NOTE
+    # (programs per signature) in compiler/function.py)
     info = _train("Adam", dict(lr=1e-2), clip=clip, set_to_none=True,
                   drop=lambda k: k in (3, 4, 9))
-    assert info.misses >= 3, info    # the trace relied on which gradients exist
+    assert 2 <= info.misses <= 3, info
 
 
 def test_a_grad_of_another_shape_or_dtype_retraces():

@@ -148,6 +148,8 @@ def _metadata(e: Entry) -> tuple:
         kind, x = r
         if kind == "scalar":    # (its getter, a 0-d array of its dtype): a getter per trace
             return (kind, x[1].dtype)
+        if kind == "leaf_grad":  # a leaf's current .grad (NOTE (gradient reads), tracer.py)
+            return (kind, x._data.ndim, x._data.dtype)
         if kind != "captured":
             return r
         # NOTE: its shape may follow s0 (a constant the trace made, cross_entropy's

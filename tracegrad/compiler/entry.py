@@ -42,6 +42,7 @@ class Entry:
         self.forward_plan = None       # codegen Program
         self.backward_plan = None
         self.input_sources = []        # per forward input: ("arg", leaf index) | ("captured", t)
+        #                                | ("leaf_grad", leaf): its current .grad | ("scalar", ..)
         self.n_outputs = 0
         self.out_treedef = None
         self.out_static = []           # per output leaf: None (tensor) or a constant
@@ -90,6 +91,8 @@ class Entry:
                 arrays.append(leaf._data if isinstance(leaf, Tensor) else np.array(leaf))
             elif kind == "captured":
                 arrays.append(ref._data)
+            elif kind == "leaf_grad":   # NOTE (gradient reads) in tracer.py
+                arrays.append(ref._grad._data)
             else:  # a runtime scalar (NOTE (training step capture) in tracer.py)
                 read, holder = ref
                 # NOTE: one 0-d array per scalar, refilled: the program then finds the same
@@ -104,7 +107,7 @@ class Entry:
         n_saved = self.n_outputs
         if self.writes:  # in-place writes to inputs and captured tensors, as eager does
             for ((kind, ref), count), value in zip(self.writes, results[n_saved:]):
-                t = leaves[ref] if kind == "arg" else ref
+                t = leaves[ref] if kind == "arg" else ref._grad if kind == "leaf_grad" else ref
                 if value is not t._data:   # else the program wrote it in place
                     np.copyto(t._data, value, casting="unsafe")
                 t._version[0] += count
@@ -184,6 +187,8 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool,
     except BaseException:
         tracer.rollback()  # the eager fallback must start from eager mode's state
         raise
+    finally:
+        tracer.release()
 
 
 def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: bool,
@@ -252,7 +257,8 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
             if isinstance(leaf, Tensor) and tracer.rebind_count(t):
                 arg_writes.append((("arg", position), t._data.node, tracer.rebind_count(t)))
 
-    writes = arg_writes + [(("captured", t), node, count) for t, node, count in tracer.written]
+    writes = arg_writes + [(tracer.source_of(t), node, count)
+                           for t, node, count in tracer.written]
     if not tracer.training_step and any(kind == "captured" and t._requires_grad
                                        for (kind, t), _, _ in writes):
         raise TraceError("an in-place write to a tensor that requires grad, outside the "
@@ -318,12 +324,12 @@ def _inplace_writes(entry, n_outputs: int) -> dict:
     """Result position -> argument position for each in-place write of a captured
     tensor (a parameter, optimizer state) in a training step: the program may compute it
     over the tensor's own storage instead of a fresh array copied back."""
-    position = {id(ref): k for k, (kind, ref) in enumerate(entry.input_sources)
-                if kind == "captured"}
+    position = {(kind, id(ref)): k for k, (kind, ref) in enumerate(entry.input_sources)
+                if kind in ("captured", "leaf_grad")}
     out = {}
     for j, ((kind, ref), _count) in enumerate(entry.writes):
-        if kind == "captured" and id(ref) in position:
-            out[n_outputs + j] = position[id(ref)]
+        if (kind, id(ref)) in position:
+            out[n_outputs + j] = position[(kind, id(ref))]
     return out
 
 
@@ -343,7 +349,8 @@ def _kernel_stages(program, forward_ids, tracer) -> dict:
 def _requires_grad_guards(tracer) -> list:
     """A captured tensor whose requires_grad is toggled (freezing a layer) changes what
     the step computes: the entry retraces rather than replay."""
-    tensors = [t for t, _ in tracer.captured.values()]
+    tensors = [t for t, _ in tracer.captured.values()
+               if tracer.source_of(t)[0] == "captured"]   # a leaf_grad has its own guard
     if not tensors:
         return []
     flags = [t._requires_grad for t in tensors]

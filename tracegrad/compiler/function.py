@@ -30,6 +30,8 @@ from .symbolic import NotSymbolic
 _POSITIONAL_TENSORS: dict = {}
 # ``symbolic``: one line per symbolic group (its dims, guards, sizes served, broken guards)
 # and per dimension that could not be symbolic (why)
+EARLIER_ENTRIES = 3   # traces kept per signature besides the current one (NOTE (programs
+#                       per signature))
 CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "entries", "compile_seconds",
                                      "symbolic"])
 SIGNATURE_WARN_LIMIT = 8
@@ -71,6 +73,7 @@ class CompiledFunction:
         self.static_argnames = frozenset((static_argnames,) if isinstance(static_argnames, str)
                                          else static_argnames)
         self._cache: dict = {}
+        self._earlier: dict = {}       # key -> earlier entries whose guards failed, newest first
         self._signatures: list = []
         self._warned_signatures = False
         self.hits = self.misses = 0
@@ -94,6 +97,7 @@ class CompiledFunction:
 
     def cache_clear(self) -> None:
         self._cache.clear()
+        self._earlier.clear()
         self._groups.clear()
         self._not_symbolic.clear()
         self._signatures.clear()
@@ -130,9 +134,10 @@ class CompiledFunction:
         guard_failed = entry is not None and bool(entry.guards) and not entry.guards_hold()
         if guard_failed:
             # what the trace read outside the arguments changed (a .grad cleared, optimizer
-            # state created, param_groups edited, requires_grad toggled): trace again
-            entry = None
-            if debug_level():
+            # state created, param_groups edited, requires_grad toggled): an earlier trace
+            # of this signature whose guards hold, else trace again
+            entry = self._earlier_entry(key)
+            if entry is None and debug_level():
                 logger.debug("%s: a guard of the traced step failed, retracing", self.__name__)
         if entry is None and self._groups:
             entry = self._symbolic_instance(key, treedef, leaves)
@@ -154,6 +159,8 @@ class CompiledFunction:
             seconds = time.perf_counter() - start
             self.compile_seconds += seconds
             entry.compile_seconds = seconds
+            if guard_failed:
+                self._keep_earlier(key, self._cache[key])
             self._cache[key] = entry
             if debug_level():
                 logger.debug("%s: %s in %.1f ms", self.__name__, entry.summary(), seconds * 1e3)
@@ -170,6 +177,27 @@ class CompiledFunction:
             entry.record_call(time.perf_counter() - start, self.__name__)
             return result
         return entry.run(leaves)
+
+    # NOTE (programs per signature): an option switched back and forth by hand between
+    # calls (weight_decay 0 <-> 0.1) fails the guards of one trace, then of the other;
+    # keeping the last few traces of a signature (each with its own guards) replays them
+    # instead of tracing again at every switch.
+    def _keep_earlier(self, key, entry) -> None:
+        earlier = self._earlier.setdefault(key, [])
+        earlier.insert(0, entry)
+        del earlier[EARLIER_ENTRIES:]
+
+    def _earlier_entry(self, key):
+        """An earlier trace of ``key`` whose guards hold, made the current one (the
+        current one becomes the newest earlier one), or None."""
+        earlier = self._earlier.get(key, ())
+        for k, entry in enumerate(earlier):
+            if entry.guards_hold():
+                earlier[k] = self._cache[key]
+                earlier.insert(0, earlier.pop(k))
+                self._cache[key] = entry
+                return entry
+        return None
 
     def __get__(self, obj, objtype=None):
         if obj is None:

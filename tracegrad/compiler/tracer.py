@@ -9,6 +9,8 @@ so it is never baked into the generated code. Python scalars become CONST nodes.
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from .. import _trace_state
@@ -103,6 +105,7 @@ class Tracer:
         self.graph = Graph()
         self.n_inputs = 0
         self.input_kinds: list[tuple] = []  # ("arg", k) | ("captured", tensor) | ("grad", k)
+        #                                     | ("leaf_grad", leaf) | ("scalar", ...)
         self.captured: dict[int, tuple[Tensor, int]] = {}
         self._consts: dict = {}
         self._born: set[int] = set()          # ids of tensors created during the trace
@@ -116,7 +119,8 @@ class Tracer:
         self.phases: list[tuple[int, str]] = [(0, "forward")]  # (first node id, phase)
         self._grads: dict[int, list] = {}     # id -> [leaf, .grad before, cleared]
         self._grad_reads: dict[int, tuple] = {}  # id of a .grad read -> (leaf, .grad)
-        self._grad_guarded: set[int] = set()
+        self._leaf_grads: dict[int, tuple] = {}  # id -> (leaf, .grad): ("leaf_grad", leaf)
+        self._grad_guarded: set[tuple] = set()   # (id of a .grad, id of its leaf)
         self.grad_writes: list[tuple[Tensor, int | None, bool]] = []  # see finish()
         self.guards: list = []                # callables: True while the trace is valid
         self.undo: list = []                  # callables that take back the trace's side
@@ -146,6 +150,8 @@ class Tracer:
             return
         write = self._writes.get(key)
         if write is None:
+            if key not in self.captured and key in self._grad_reads:
+                self._as_leaf_grad(t)   # a .grad written before it is read (zero_())
             write = self._writes[key] = Write(t, old, key in self._born)
         write.count += 1
 
@@ -182,21 +188,66 @@ class Tracer:
             self.guards.append(lambda: (leaf.grad is None) == (original is None))
         entry[2] = entry[2] or cleared
 
-    # NOTE (gradient reads): a ``.grad`` from before the trace that the program reads (a
-    # captured input: clip_grad_norm_ or opt.step() after an eager backward()) is the
-    # tensor captured at trace time; a later call where ``leaf.grad`` is another tensor
-    # (zero_grad() then backward() make a new one) must retrace, not read the old one.
+    # NOTE (gradient reads): a ``.grad`` from before the trace that the program reads or
+    # writes (clip_grad_norm_ or opt.step() after an eager backward()) is an input of kind
+    # ("leaf_grad", leaf): each call reads, and writes back into, the leaf's CURRENT
+    # ``.grad`` (zero_grad() then backward() make a new tensor every step; replaying must
+    # neither read the old one nor recompile). The trace relied on no more than the
+    # gradient's existence, shape, dtype and layout: those are its guards. The old tensor
+    # must also be dead or still be the ``.grad``: while another reference could reach
+    # it, the program could not tell which of the two a read meant. A ``.grad`` tensor
+    # captured before it was read through ``.grad``, shared by two leaves, or requiring
+    # grad stays a ("captured", t) input guarded by ``leaf.grad is t`` (retraces).
     def note_grad_read(self, leaf: Tensor, g: Tensor) -> None:
         """``leaf.grad`` was read and is ``g`` (Tensor.grad's getter, while tracing)."""
-        self._grad_reads.setdefault(id(g), (leaf, g))   # holds g: its id stays its own
-        if id(g) in self.captured:
+        leaves = self._grad_reads.setdefault(id(g), ([], g))[0]   # holds g: id stays its own
+        if not any(x is leaf for x in leaves):
+            leaves.append(leaf)
+        if id(g) in self.captured or id(g) in self._writes:
             self._guard_grad_read(g)
 
     def _guard_grad_read(self, g: Tensor) -> None:
-        leaf, read = self._grad_reads.get(id(g), (None, None))
-        if read is g and id(g) not in self._grad_guarded:
-            self._grad_guarded.add(id(g))
-            self.guards.append(lambda: leaf.grad is g)
+        """``g`` is already an input or written: every leaf whose ``.grad`` it was read as
+        must keep it, unless ``g`` is that leaf's ("leaf_grad", leaf) input."""
+        own = self._leaf_grad_of(g)
+        for leaf in self._grad_reads.get(id(g), ((), None))[0]:
+            if leaf is not own and (id(g), id(leaf)) not in self._grad_guarded:
+                self._grad_guarded.add((id(g), id(leaf)))
+                self.guards.append(lambda leaf=leaf: leaf.grad is g)
+
+    def _leaf_grad_of(self, t: Tensor):
+        """The leaf whose current ``.grad`` stands for ``t`` at every call, or None."""
+        return self._leaf_grads.get(id(t), (None,))[0]
+
+    def _as_leaf_grad(self, t: Tensor) -> bool:
+        """Make ``t`` (about to be captured or written, not yet either) a ("leaf_grad",
+        leaf) input if it is a ``.grad`` read in this trace (NOTE (gradient reads))."""
+        leaves, read = self._grad_reads.get(id(t), ((), None))
+        if len(leaves) != 1 or read is not t or t._requires_grad:
+            return False
+        leaf = leaves[0]
+        data = t._data
+        layout = (type(data), data.shape, data.dtype, getattr(data, "strides", None),
+                  t._view is None, t._alias_of is None)
+        old = weakref.ref(t)
+
+        def holds() -> bool:
+            g = leaf._grad
+            if g is None or g._requires_grad:
+                return False
+            was = old()
+            d = g._data
+            return ((was is None or was is g)
+                    and (type(d), d.shape, d.dtype, getattr(d, "strides", None),
+                         g._view is None, g._alias_of is None) == layout)
+        self._leaf_grads[id(t)] = (leaf, t)
+        self.guards.append(holds)
+        return True
+
+    def source_of(self, t: Tensor) -> tuple:
+        """How a call finds the tensor ``t`` the trace captured or wrote."""
+        leaf = self._leaf_grad_of(t)
+        return ("leaf_grad", leaf) if leaf is not None else ("captured", t)
 
     def store_grad(self, leaf: Tensor, g: Tensor) -> None:
         """The engine's ``leaf.grad = g`` (or ``+= g``) in a trace.  The stored value is
@@ -223,6 +274,18 @@ class Tracer:
         undo, self.undo = self.undo, []
         for fn in reversed(undo):
             fn()
+
+    def release(self) -> None:
+        """The entry is built: drop the tensors the trace saw. A trace is a reference
+        cycle (its values point back at it) that lives until the next garbage collection;
+        holding a ``.grad`` until then would fail its (leaf_grad) guard at the next call
+        (NOTE (gradient reads))."""
+        self.captured.clear()
+        self.written = []
+        self._grad_reads.clear()
+        self._leaf_grads.clear()
+        self.input_kinds = [k if k[0] != "captured" else ("captured", None)
+                            for k in self.input_kinds]
 
     def made_here(self, t: Tensor) -> bool:
         """``t`` was made during this trace (and not ``keep``-t): its in-place writes are
@@ -301,7 +364,7 @@ class Tracer:
                 c = kind[1] if kind[0] == "captured" else None
                 if c is not None and c is not t and c._version is t._version \
                         and c._data is w.original:
-                    self.input_kinds[k] = ("captured", t)  # an alias made by the write
+                    self.input_kinds[k] = self.source_of(t)  # an alias made by the write
         self._writes.clear()
         self.written = written
 
@@ -329,7 +392,9 @@ class Tracer:
             data = t._data
             if not isinstance(data, np.ndarray) and not getattr(data, "on_device", False):
                 raise TraceError("a tensor from another trace was used inside this one")
-            node = self._new_input(data.shape, data.dtype, ("captured", t))
+            if id(t) not in self._leaf_grads and id(t) in self._grad_reads:
+                self._as_leaf_grad(t)
+            node = self._new_input(data.shape, data.dtype, self.source_of(t))
             entry = self.captured[id(t)] = (t, node)
             self._guard_grad_read(t)
         return entry[1]

@@ -224,3 +224,27 @@ def test_dynamic_true_with_a_bias_as_long_as_the_batch_binds_the_batch_alone():
         np.testing.assert_allclose(c(x, y).numpy(), f(x, y).numpy(), rtol=1e-6)
     info = c.cache_info()
     assert info.misses == 1 and info.symbolic[0].startswith("s0 = arg 0 dim 0 ("), info
+
+
+def test_a_python_loop_over_the_size_is_refused_without_tracing_at_large_probe_sizes():
+    # an RNN-style loop unrolled over dim 0: no size makes the graphs fit, so the symbolic
+    # attempt must give up after its first probes instead of retrying at primes above
+    # every dimension (which traced an LSTM at 257 steps: 3.8 s for one new length)
+    w = torch.randn(40, 40) * 0.1
+    traced_sizes = []
+
+    def unrolled(x):
+        traced_sizes.append(x.shape[0])
+        h = torch.zeros(40)
+        for t in range(x.shape[0]):
+            h = torch.tanh(x[t] + h @ w)
+        return h
+
+    c = torch.compile(unrolled)
+    for n in (4, 6, 5):
+        x = torch.randn(n, 40)
+        np.testing.assert_allclose(c(x).numpy(), unrolled(x).numpy(), rtol=1e-4, atol=1e-5)
+    info = c.cache_info()
+    assert info.misses == 3
+    assert "grows with s0" in info.symbolic[0], info.symbolic
+    assert max(traced_sizes) < 40, traced_sizes      # never traced above the dims

@@ -166,6 +166,21 @@ def _metadata(e: Entry) -> tuple:
 CHECK_INSTANCES = False
 
 
+# NOTE (planned range): the largest size a fit plans to check its planner's choices above
+# its probes (tracing there may build an s0 x s0 constant: 4099^2 float32 is 64 MiB)
+MAX_PLANNED_CHECK = 4096
+
+
+def sizes_bound(tensors, dims, leaves) -> int:
+    """The largest constant a kernel's index arithmetic is likely to compare with: every
+    dimension, and each argument's element count apart from its dims bound to ``s0``."""
+    bound = max([d for x in tensors for d in x._data.shape], default=0)
+    for i in {i for i, _ in dims}:
+        shape = leaves[i]._data.shape
+        bound = max(bound, int(np.prod([m for d, m in enumerate(shape) if (i, d) not in dims])))
+    return bound
+
+
 def _primes_above(n: int, count: int) -> list[int]:
     """The ``count`` smallest primes above ``n``: probe sizes unlikely to equal another
     constant of the function (equal constants merge in a kernel body, which then no longer
@@ -226,11 +241,15 @@ class SymbolicGroup:
     def instance(self, compiled, treedef, leaves, n: int) -> Entry | None:
         """An entry for size ``n``, or None when a guard breaks (the reason is kept)."""
         start = time.perf_counter()
+        # outside the sizes a fit planned, its planner's choices are checked by planning
+        # (NOTE (planned range)); inside, the trace is the guard
+        outside = any(not f.lo <= n <= f.hi for f in self.fits)
         traced = build_entry(compiled, treedef, leaves, (), {}, compile_code=False,
-                             plan_programs=CHECK_INSTANCES)
+                             plan_programs=CHECK_INSTANCES or outside)
         for f in self.fits:
             if _metadata(traced) == _metadata(f.entry) and _same_graph(
-                    instantiate(f.traced, n), traced.traced):
+                    instantiate(f.traced, n), traced.traced) and (
+                    f.lo <= n <= f.hi or f._matches(n, traced)):
                 e = f.instance(traced, n)
                 e.compile_seconds = time.perf_counter() - start
                 self.sizes_served.add(n)
@@ -289,9 +308,48 @@ class _Fit:
             self.kernels_forward = CompiledProgram(fwd, extern_eval)
             if bwd is not None:
                 self.kernels_backward = CompiledProgram(bwd, extern_eval)
+        self._extend_planned_range(sizes_bound(tensors, dims, leaves), at)
+
+    def _extend_planned_range(self, bound: int, at) -> None:
+        """NOTE (planned range): the planner simplifies index arithmetic by comparing value
+        ranges with constants (``x // 16`` is 0 while ``x < 16``; ``i // s0`` is 0 while
+        ``i < 5 <= s0``), so a body fitted at a few sizes may be wrong at others: a flat
+        prefix ``x.t().reshape(-1)[:s0]`` of a (16, s0) tensor fitted at 2, 3, 5, 8 read
+        out of bounds at 17.  Such a comparison of a size-dependent range with a constant
+        flips once as the size grows, so a program that is the planned one at its lowest
+        planned size and at a size above every constant the index arithmetic can hold
+        (``bound``: each argument's elements apart from ``s0``, or every dimension) is the
+        planned one between them and above; the fit serves ``[lo, hi]`` on its trace alone
+        and plans any other size, which must then equal the fitted program (or is
+        specialised).  The lowest size, 2, often equals another dimension (equal constants
+        merge, the plan differs in form): there the fitted program must give the planned
+        program's results on random inputs (a folded ``i // s0`` reads other elements).
+        ``bound`` above ``MAX_PLANNED_CHECK`` (the check traces at that size: an s0 x s0
+        constant) is not planned: larger sizes are then planned when called."""
+        self.lo, self.hi = min(self.sizes + (self.check,)), max(self.sizes + (self.check,))
+        big = _primes_above(max(bound, self.hi), 1)[0]
+        if bound <= MAX_PLANNED_CHECK and self._plans_at(big, at):
+            self.hi = big
+        # the smallest size served; its plan may differ in form only (2 equals another
+        # dimension and equal constants merged): then the results must be the same
+        if self._plans_at(2, at, by_values=True):
+            self.lo = 2
+
+    def _plans_at(self, m: int, at, by_values: bool = False) -> bool:
+        """Whether the fit is the program planned at size ``m`` (or, ``by_values``, gives
+        its results: a plan that differs in form only)."""
+        try:
+            e = at(m)
+        except NotSymbolic:
+            return False
+        if not same(instantiate(self.traced, m), e.traced):
+            return False
+        return self._matches(m, e) or by_values and _differs_by_values(
+            self._unchecked_instance(e, m), e, m) is None
 
     def _fit(self, sizes, check: int, at) -> None:
         """Fit the programs at ``sizes`` and check the fit at size ``check``."""
+        self.sizes, self.check = tuple(sizes), check
         # traces first (cheap): a graph that changes with the size (an unrolled loop over
         # it, a branch) fails here before any planning
         try:
@@ -331,6 +389,12 @@ class _Fit:
 
     def instance(self, traced: Entry, n: int) -> Entry:
         """The entry for size ``n`` from its trace (which this fit's graph matches)."""
+        e = self._unchecked_instance(traced, n)
+        if CHECK_INSTANCES and not self._matches(n, traced):
+            _check_by_values(e, traced, n)
+        return e
+
+    def _unchecked_instance(self, traced: Entry, n: int) -> Entry:
         e = copy.copy(traced)  # the exact trace: its inputs, writes and static outputs
         e.forward_plan, e.backward_plan = self._run_plans(n)
         e.forward = CompiledProgram(e.forward_plan, extern_eval,
@@ -338,8 +402,6 @@ class _Fit:
         if e.backward_plan is not None:
             e.backward = CompiledProgram(e.backward_plan, extern_eval,
                                          kernels_from=self.kernels_backward)
-        if CHECK_INSTANCES and not self._matches(n, traced):
-            _check_by_values(e, traced, n)
         return e
 
 
@@ -363,6 +425,14 @@ def _refuse_growing_graph(entries: dict, sizes) -> None:
 def _check_by_values(instance: Entry, real: Entry, n: int) -> None:
     """CHECK_INSTANCES where the planned program differs in form: the symbolic program and
     the planned one must give the same results on the same random inputs."""
+    message = _differs_by_values(instance, real, n)
+    if message is not None:
+        raise AssertionError(message)
+
+
+def _differs_by_values(instance: Entry, real: Entry, n: int) -> str | None:
+    """How the symbolic program at size ``n`` and the planned one differ in their results
+    on the same random inputs (None: they agree)."""
     rng = np.random.default_rng(n)
     for mine, plan in ((instance.forward, real.forward_plan),
                        (instance.backward, real.backward_plan)):
@@ -381,9 +451,10 @@ def _check_by_values(instance: Entry, real: Entry, n: int) -> None:
             scale = max(1.0, float(np.max(np.abs(b), initial=0.0))) if b.size else 1.0
             if a.shape != b.shape or not np.allclose(a, b, rtol=0, atol=1e-4 * scale,
                                                      equal_nan=True):
-                raise AssertionError(f"symbolic program at s0={n}: result {k} differs from "
-                                     f"the planned program's (max abs error "
-                                     f"{np.max(np.abs(a - b)) if a.shape == b.shape else 'shape'})")
+                return (f"symbolic program at s0={n}: result {k} differs from the planned "
+                        f"program's (max abs error "
+                        f"{np.max(np.abs(a - b)) if a.shape == b.shape else 'shape'})")
+    return None
 
 
 def _same_graph(a, b) -> bool:

@@ -53,3 +53,16 @@ def test_sizes_above_the_planned_range_are_planned_when_the_bound_is_too_large(m
     from tracegrad.compiler import dynamic
     monkeypatch.setattr(dynamic, "MAX_PLANNED_CHECK", 4)     # no check above the probes
     _check_sizes(flat_prefix_of_transpose, lambda n: (16, n), [2, 3, 17, 20, 33])
+
+
+def test_flat_tail_of_a_transpose_below_the_probes():
+    # the offset of the last 7 flat elements follows s0; before: wrong at 2, 3, 4, 5
+    # (off by 0.78 .. 1.4) after dynamic=True fitted at 8
+    _check_sizes(lambda x: x.t().reshape(-1)[-7:] * 1, lambda n: (n, 4),
+                 [8, 5, 2, 3, 4, 17, 64, 500, 31], dynamic=True)
+
+
+def test_constant_prefix_of_a_permuted_3d_tensor_below_the_probes():
+    # before: s0 = 2, 3 read out of bounds (off by 2.5e32) after a fit at 16
+    _check_sizes(lambda x: x.permute(2, 0, 1).reshape(-1)[:11] * 1, lambda n: (n, 3, 2),
+                 [16, 32, 2, 64, 128, 3, 7], dynamic=True)

@@ -246,15 +246,19 @@ class SymbolicGroup:
         outside = any(not f.lo <= n <= f.hi for f in self.fits)
         traced = build_entry(compiled, treedef, leaves, (), {}, compile_code=False,
                              plan_programs=CHECK_INSTANCES or outside)
+        reason = "the trace differs from the symbolic one"
         for f in self.fits:
             if _metadata(traced) == _metadata(f.entry) and _same_graph(
-                    instantiate(f.traced, n), traced.traced) and (
-                    f.lo <= n <= f.hi or f._matches(n, traced)):
+                    instantiate(f.traced, n), traced.traced):
+                if not (f.lo <= n <= f.hi or f._matches(n, traced)):
+                    reason = (f"the program planned there is not the symbolic one (sizes "
+                              f"{f.lo}..{f.hi} planned)")
+                    continue
                 e = f.instance(traced, n)
                 e.compile_seconds = time.perf_counter() - start
                 self.sizes_served.add(n)
                 return e
-        self.guard_failures.append(f"s0={n}: the trace differs from the symbolic one")
+        self.guard_failures.append(f"s0={n}: {reason}")
         return None
 
 
@@ -328,11 +332,11 @@ class _Fit:
         constant) is not planned: larger sizes are then planned when called."""
         self.lo, self.hi = min(self.sizes + (self.check,)), max(self.sizes + (self.check,))
         big = _primes_above(max(bound, self.hi), 1)[0]
-        if bound <= MAX_PLANNED_CHECK and self._plans_at(big, at):
+        if self.hi <= bound <= MAX_PLANNED_CHECK and self._plans_at(big, at):
             self.hi = big
         # the smallest size served; its plan may differ in form only (2 equals another
         # dimension and equal constants merged): then the results must be the same
-        if self._plans_at(2, at, by_values=True):
+        if self.lo > 2 and self._plans_at(2, at, by_values=True):
             self.lo = 2
 
     def _plans_at(self, m: int, at, by_values: bool = False) -> bool:

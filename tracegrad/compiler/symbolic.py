@@ -26,8 +26,10 @@ guard does not see is the planner's own choices at the new size: its index
 simplifications compare value ranges with constants (NOTE (affine div/mod) in
 ``codegen/loop_ir.py``), and a choice that holds at the four planned sizes is trusted at
 the others; a comparison of two polynomials of the size that flips outside them would go
-unnoticed.  Tests set ``dynamic.CHECK_INSTANCES``, which plans every size served and
-compares.
+unnoticed.  So each fit also plans its program at size 2 and at a size above every
+constant the index arithmetic can hold, and serves sizes outside the planned range only
+after planning them too (NOTE (planned range) in ``dynamic.py``).  Tests set
+``dynamic.CHECK_INSTANCES``, which plans every size served and compares.
 """
 from __future__ import annotations
 

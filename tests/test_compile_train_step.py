@@ -9,6 +9,7 @@ import tracegrad
 import tracegrad.nn as nn
 import tracegrad.nn.functional as F
 from tracegrad.compiler.errors import TraceError
+from compile_step_testing import make_cnn, make_lstm
 
 optim = tracegrad.optim
 OPTIMIZERS = [
@@ -290,30 +291,9 @@ def test_a_write_whose_old_value_a_reduction_reads_is_not_made_in_place():
     np.testing.assert_allclose(w_c.numpy(), w_e.numpy(), rtol=1e-5)
 
 
-def _cnn():
-    tracegrad.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(),
-                         nn.Conv2d(4, 4, 3, stride=2, padding=1), nn.ReLU(),
-                         nn.Flatten(), nn.Linear(4 * 4 * 4, 10))
-
-
-class _LSTMNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.lstm = nn.LSTM(6, 8, num_layers=2, batch_first=True)
-
-    def forward(self, x):
-        return self.lstm(x)[0][:, -1]
-
-
-def _lstm():
-    tracegrad.manual_seed(0)
-    return _LSTMNet()
-
-
 @pytest.mark.parametrize("build, batch", [
-    (_cnn, lambda r: (r.standard_normal((8, 1, 8, 8)), r.integers(0, 10, 8))),
-    (_lstm, lambda r: (r.standard_normal((4, 5, 6)), r.standard_normal((4, 8)))),
+    (make_cnn, lambda r: (r.standard_normal((8, 1, 8, 8)), r.integers(0, 10, 8))),
+    (make_lstm, lambda r: (r.standard_normal((4, 5, 6)), r.standard_normal((4, 8)))),
 ], ids=["cnn", "lstm"])
 @pytest.mark.parametrize("cls, kw", [(optim.SGD, dict(lr=0.05, momentum=0.9)),
                                      (optim.Adam, dict(lr=1e-3))], ids=["SGD", "Adam"])

@@ -6,6 +6,7 @@ import pytest
 import tracegrad
 import tracegrad.nn as nn
 import tracegrad.nn.functional as F
+from compile_step_testing import make_step
 
 rng = np.random.default_rng(0)
 
@@ -67,13 +68,7 @@ def test_cnn_training_step_uses_tables_and_trains_as_eager():
                               nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.ReLU(),
                               nn.Flatten(), nn.Linear(8 * 4 * 4, 10))
         opt = tracegrad.optim.SGD(model.parameters(), lr=0.05)
-
-        def step(x, y):
-            opt.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
+        step = make_step(model, opt)
         fn = tracegrad.compile(step, fullgraph=True) if compile_it else step
         data = np.random.default_rng(2)
         for _ in range(5):

@@ -7,11 +7,11 @@ import pytest
 
 import tracegrad
 import tracegrad.nn as nn
-import tracegrad.nn.functional as F
 from tracegrad.codegen.ops import Op
 from tracegrad.codegen.schedule import ExternStep, plan
 from tracegrad.runtime.cpu_program import CompiledProgram
 from codegen_testing import Builder, eval_graph, extern_eval
+from compile_step_testing import make_step
 
 rng = np.random.default_rng(0)
 
@@ -73,13 +73,7 @@ def test_linear_weight_grads_need_no_transpose_kernel_and_train_as_eager():
         tracegrad.manual_seed(0)
         model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 4))
         opt = tracegrad.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-
-        def step(x, y):
-            opt.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
+        step = make_step(model, opt)
         fn = tracegrad.compile(step, fullgraph=True) if compile_it else step
         data = np.random.default_rng(3)
         for _ in range(10):

@@ -6,8 +6,8 @@ import pytest
 
 import tracegrad
 import tracegrad.nn as nn
-import tracegrad.nn.functional as F
 from tracegrad.runtime.cpu_program import _DriverCall, _ExternCall
+from compile_step_testing import make_step
 
 rng = np.random.default_rng(0)
 
@@ -127,13 +127,7 @@ def test_cross_entropy_training_step_is_one_native_call_and_trains_as_eager():
         tracegrad.manual_seed(0)
         model = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 5))
         opt = tracegrad.optim.SGD(model.parameters(), lr=0.1)
-
-        def step(x, y):
-            opt.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
+        step = make_step(model, opt)
         fn = tracegrad.compile(step, fullgraph=True) if compile_it else step
         data = np.random.default_rng(1)
         for _ in range(20):

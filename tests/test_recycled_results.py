@@ -4,7 +4,7 @@ import numpy as np
 
 import tracegrad
 import tracegrad.nn as nn
-import tracegrad.nn.functional as F
+from compile_step_testing import make_step
 
 rng = np.random.default_rng(0)
 
@@ -56,14 +56,7 @@ def test_an_old_grad_kept_by_the_user_keeps_its_values_across_steps():
     tracegrad.manual_seed(0)
     model = nn.Linear(300, 100)     # a 120 KB weight: its grad is a big (pooled) result
     opt = tracegrad.optim.SGD(model.parameters(), lr=0.1)
-
-    @tracegrad.compile(fullgraph=True)
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
+    step = tracegrad.compile(make_step(model, opt), fullgraph=True)
 
     kept = []
     for _ in range(5):

@@ -5,7 +5,7 @@ import numpy as np
 
 import tracegrad
 import tracegrad.nn as nn
-import tracegrad.nn.functional as F
+from compile_step_testing import make_step
 
 _rng = np.random.default_rng(0)
 X = tracegrad.from_numpy(_rng.standard_normal((8, 6)).astype(np.float32))
@@ -16,14 +16,7 @@ def _setup(cls, **kw):
     tracegrad.manual_seed(0)
     model = nn.Linear(6, 3)
     opt = cls(model.parameters(), **kw)
-
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-    return model, opt, step
+    return model, opt, make_step(model, opt)
 
 
 def _twins(cls, edit, **kw):

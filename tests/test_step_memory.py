@@ -6,8 +6,8 @@ import pytest
 
 import tracegrad
 import tracegrad.nn as nn
-import tracegrad.nn.functional as F
 from tracegrad.runtime import memory_stats
+from compile_step_testing import make_step
 
 
 @pytest.mark.parametrize("make_opt", [
@@ -19,14 +19,7 @@ def test_whole_step_steady_state_allocates_nothing(make_opt):
     # big enough that the weights, their grads and the state are pooled (>= 64 KiB)
     model = nn.Sequential(nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
     opt = make_opt(model.parameters())
-
-    @tracegrad.compile(fullgraph=True)
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
+    step = tracegrad.compile(make_step(model, opt), fullgraph=True)
 
     rng = np.random.default_rng(0)
     x = tracegrad.from_numpy(rng.standard_normal((64, 256)).astype(np.float32))

@@ -280,6 +280,30 @@ class CosineAnnealingLR(LRScheduler):
                 for base in self.base_lrs]
 
 
+def _cycles_beta1(optimizer: Optimizer) -> bool:
+    """Whether a scheduler that cycles momentum (OneCycleLR, CyclicLR) writes beta1 of
+    ``betas`` (Adam-style optimizers) rather than ``momentum``."""
+    if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+        raise ValueError("optimizer must support momentum or beta1 with "
+                         "`cycle_momentum` option enabled")
+    return "betas" in optimizer.defaults
+
+
+def _set_momentum(group: dict, value: float, use_beta1: bool) -> None:
+    if use_beta1:
+        group["betas"] = (value, *group["betas"][1:])
+    else:
+        group["momentum"] = value
+
+
+def _start_momentum_cycle(optimizer: Optimizer, max_moms, base_moms, use_beta1: bool) -> None:
+    """A fresh cycle starts at the maximum momentum; each group keeps both bounds."""
+    for m_max, m_base, group in zip(max_moms, base_moms, optimizer.param_groups):
+        _set_momentum(group, m_max, use_beta1)
+        group["max_momentum"] = m_max
+        group["base_momentum"] = m_base
+
+
 def _format_param(name: str, optimizer: Optimizer, value) -> list:
     n = len(optimizer.param_groups)
     if isinstance(value, (list, tuple)):
@@ -350,20 +374,11 @@ class OneCycleLR(LRScheduler):
                 group["min_lr"] = group["initial_lr"] / final_div_factor
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
-            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise ValueError("optimizer must support momentum or beta1 with "
-                                 "`cycle_momentum` option enabled")
-            self.use_beta1 = "betas" in optimizer.defaults
+            self.use_beta1 = _cycles_beta1(optimizer)
             max_moms = _format_param("max_momentum", optimizer, max_momentum)
             base_moms = _format_param("base_momentum", optimizer, base_momentum)
             if last_epoch == -1:
-                for m_max, m_base, group in zip(max_moms, base_moms, optimizer.param_groups):
-                    if self.use_beta1:
-                        group["betas"] = (m_max, *group["betas"][1:])
-                    else:
-                        group["momentum"] = m_max
-                    group["max_momentum"] = m_max
-                    group["base_momentum"] = m_base
+                _start_momentum_cycle(optimizer, max_moms, base_moms, self.use_beta1)
         super().__init__(optimizer, last_epoch)
 
     def _anneal(self, start: float, end: float, pct: float) -> float:
@@ -391,10 +406,7 @@ class OneCycleLR(LRScheduler):
                 start_step = phase["end_step"]
             lrs.append(lr)
             if self.cycle_momentum:
-                if self.use_beta1:
-                    group["betas"] = (mom, *group["betas"][1:])
-                else:
-                    group["momentum"] = mom
+                _set_momentum(group, mom, self.use_beta1)
         return lrs
 
 
@@ -427,21 +439,12 @@ class CyclicLR(LRScheduler):
             "iterations" if mode == "exp_range" else "cycle")
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
-            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise ValueError("optimizer must support momentum or beta1 with "
-                                 "`cycle_momentum` option enabled")
-            self.use_beta1 = "betas" in optimizer.defaults
+            self.use_beta1 = _cycles_beta1(optimizer)
             self.base_momentums = _format_param("base_momentum", optimizer, base_momentum)
             self.max_momentums = _format_param("max_momentum", optimizer, max_momentum)
             if last_epoch == -1:
-                for m_max, m_base, group in zip(self.max_momentums, self.base_momentums,
-                                                optimizer.param_groups):
-                    if self.use_beta1:
-                        group["betas"] = (m_max, *group["betas"][1:])
-                    else:
-                        group["momentum"] = m_max
-                    group["max_momentum"] = m_max
-                    group["base_momentum"] = m_base
+                _start_momentum_cycle(optimizer, self.max_momentums, self.base_momentums,
+                                      self.use_beta1)
         self.base_lrs = base_lrs
         super().__init__(optimizer, last_epoch)
         self.base_lrs = base_lrs
@@ -463,11 +466,7 @@ class CyclicLR(LRScheduler):
         if self.cycle_momentum:
             for group, base, top in zip(self.optimizer.param_groups, self.base_momentums,
                                         self.max_momentums):
-                momentum = top - (top - base) * rise * scale
-                if self.use_beta1:
-                    group["betas"] = (momentum, *group["betas"][1:])
-                else:
-                    group["momentum"] = momentum
+                _set_momentum(group, top - (top - base) * rise * scale, self.use_beta1)
         return lrs
 
     def state_dict(self) -> dict:

@@ -141,16 +141,22 @@ def _weighted(per_row: Tensor, valid: Tensor, picker: _Picker, weight, reduction
     return M.where(valid, per_row * w_t, 0.0), (w_t.sum() if reduction == "mean" else None)
 
 
+def _rows_and_targets(input, target, weight, ignore_index: int, name: str):
+    """What both losses start from, after checking their arguments: the scores as (N, C)
+    rows, which rows count (target != ignore_index), and the picker of each row's class."""
+    check_targets(input, target, name)
+    C = input.shape[0] if input.ndim == 1 else input.shape[1]
+    _check_weight(weight, C, name)
+    rows = class_dim_last(input)
+    t = _flat_targets(target, C, ignore_index, name)
+    valid = t != ignore_index
+    return rows, valid, _Picker(t, valid, C, rows)
+
+
 def nll_loss(input, target, weight=None, ignore_index: int = -100,
              reduction: str = "mean") -> Tensor:
     """``-input[i, t[i]]`` (times ``weight[t[i]]``) over rows of log-probabilities."""
-    check_targets(input, target, "nll_loss")
-    C = input.shape[0] if input.ndim == 1 else input.shape[1]
-    _check_weight(weight, C, "nll_loss")
-    logp = class_dim_last(input)
-    t = _flat_targets(target, C, ignore_index, "nll_loss")
-    valid = t != ignore_index
-    picker = _Picker(t, valid, C, logp)
+    logp, valid, picker = _rows_and_targets(input, target, weight, ignore_index, "nll_loss")
     loss, denom = _weighted(-picker.pick(logp), valid, picker, weight, reduction)
     return _reduced(loss, denom, reduction, target.shape)
 
@@ -158,13 +164,8 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100,
 def cross_entropy_class_index(input, target, weight, ignore_index: int, reduction: str,
                               label_smoothing: float) -> Tensor:
     """``cross_entropy`` for class-index targets (NOTE (one-pass cross entropy))."""
-    check_targets(input, target, "cross_entropy")
-    C = input.shape[0] if input.ndim == 1 else input.shape[1]
-    _check_weight(weight, C, "cross_entropy")
-    x = class_dim_last(input)
-    t = _flat_targets(target, C, ignore_index, "cross_entropy")
-    valid = t != ignore_index
-    picker = _Picker(t, valid, C, x)
+    x, valid, picker = _rows_and_targets(input, target, weight, ignore_index, "cross_entropy")
+    C = x.shape[1]
     # NOTE: the max is detached, as in log_softmax: its gradient through ``x - m`` and
     # ``+ m`` cancels exactly in the math, and would only add rounding noise
     m = R.amax(x, 1, keepdim=True).detach()

@@ -27,13 +27,15 @@ def numpy_fwd_bwd(x: np.ndarray, t: np.ndarray):
     return loss, grad
 
 
-def _tracegrad_arm(fn, x: np.ndarray, t: np.ndarray):
-    tx = tracegrad.from_numpy(x).requires_grad_()
-    tt = tracegrad.from_numpy(t)
+def _grad_arm(lib, fn, x: np.ndarray, t: np.ndarray):
+    """Loss and its gradient through ``lib``'s autograd: tracegrad and torch alike (the
+    same names, which is the point of the library)."""
+    tx = lib.from_numpy(x).requires_grad_()
+    tt = lib.from_numpy(t)
 
     def run():
         loss = fn(tx, tt)
-        (grad,) = tracegrad.autograd.grad(loss, tx)
+        (grad,) = lib.autograd.grad(loss, tx)
         return loss, grad
     return run
 
@@ -44,19 +46,19 @@ def cross_entropy_row(cfg: Config, workload: str, x: np.ndarray, t: np.ndarray) 
     compiled = tracegrad.compile(F.cross_entropy)
     clock = CompileClock()
     with clock.cold():
-        loss, grad = _tracegrad_arm(compiled, x, t)()
+        loss, grad = _grad_arm(tracegrad, compiled, x, t)()
     ref_loss, ref_grad = numpy_fwd_bwd(x, t)
     row.correct = (close(loss.detach().numpy(), ref_loss, 1e-4)
                    and close(grad.numpy(), ref_grad, 1e-4))
     del loss, grad
-    arms = {"eager": _tracegrad_arm(F.cross_entropy, x, t),
-            "compiled": _tracegrad_arm(compiled, x, t),
+    arms = {"eager": _grad_arm(tracegrad, F.cross_entropy, x, t),
+            "compiled": _grad_arm(tracegrad, compiled, x, t),
             "numpy": lambda: numpy_fwd_bwd(x, t)}
     torch = cfg.peers.get("torch")
     if torch is not None:
-        arms["torch"] = _torch_arm(torch, torch.nn.functional.cross_entropy, x, t)
+        arms["torch"] = _grad_arm(torch, torch.nn.functional.cross_entropy, x, t)
         if not cfg.quick:
-            arms["torch.compile"] = _torch_arm(
+            arms["torch.compile"] = _grad_arm(
                 torch, torch.compile(torch.nn.functional.cross_entropy), x, t)
         else:
             row.notes["torch.compile"] = "skip (quick)"
@@ -65,20 +67,9 @@ def cross_entropy_row(cfg: Config, workload: str, x: np.ndarray, t: np.ndarray) 
         arms["jax.jit"] = _jax_arm(jax, x, t)
     row.times = measure(arms, cfg)
     row.note = check_compiles(compiled, expected_misses=1)
-    clock.warm(F.cross_entropy, lambda cf: _tracegrad_arm(cf, x, t)())
+    clock.warm(F.cross_entropy, lambda cf: _grad_arm(tracegrad, cf, x, t)())
     row.compile_cold, row.compile_warm = clock.result(row.times["compiled"].median)
     return row
-
-
-def _torch_arm(torch, fn, x: np.ndarray, t: np.ndarray):
-    tx = torch.from_numpy(x).requires_grad_()
-    tt = torch.from_numpy(t)
-
-    def run():
-        loss = fn(tx, tt)
-        (grad,) = torch.autograd.grad(loss, tx)
-        return loss, grad
-    return run
 
 
 def _jax_arm(jax, x: np.ndarray, t: np.ndarray):

@@ -57,7 +57,7 @@ from ..codegen.render_llvm import render_llvm
 from ..codegen.schedule import (BufferInfo, BufferRead, Constant, ExternStep, KernelStep,
                                 Program, Storage)
 from ..codegen.view import ShapeTracker, gather_numpy, strided_numpy
-from . import allocator, cpu_threads
+from . import allocator, blas_threads, cpu_threads
 from .cblas import gemm_library
 from .driver import (DRIVER_NAME, GemmCall, KernelCall, NativeCall, driver_source,
                      gemm_for_matmul)
@@ -405,6 +405,8 @@ class CompiledProgram:
                 continue
             plan_calls.append(self._extern_call(step, derived_of, extern_eval))
         self._fns = np.array(fns, np.int64)
+        # a gemm in a driver or a NumPy extern (matmul among them) may call BLAS
+        self._calls_blas = any(isinstance(c, (GemmCall, _ExternCall)) for c in plan_calls)
         # the driver's copy of the per-call addresses (NOTE (per-call cost))
         self._addr_table = np.zeros(len(self._addr_template), np.int64)
         self._table = (self._addr_table, _address(self._addr_table))
@@ -513,6 +515,15 @@ class CompiledProgram:
 
     def __call__(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Run the program on ``inputs`` (in graph-input order); returns the outputs."""
+        if not self._calls_blas:
+            return self._call(inputs)
+        blas_threads.hold_one_thread()   # NOTE (one kind of worker), runtime.blas_threads
+        try:
+            return self._call(inputs)
+        finally:
+            blas_threads.release_one_thread()
+
+    def _call(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         if len(inputs) != len(self._inputs):
             raise TypeError(f"program takes {len(self._inputs)} inputs, got {len(inputs)}")
         if not self._busy.acquire(blocking=False):

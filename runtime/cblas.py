@@ -6,7 +6,9 @@ plain ``cblas_sgemm``. ``gemm_library()`` looks through the shared objects mappe
 this process (NumPy's BLAS is loaded with NumPy) for the first of those names and says
 which library, symbol and integer width it found, or returns None (then matmuls stay
 NumPy calls from Python). A generated driver (``runtime.driver``) calls the symbol
-directly, so a matmul inside a compiled program costs no Python.
+directly, so a matmul inside a compiled program costs no Python; a gemm big enough to
+share runs instead as ``GemmBlocks`` of C over tracegrad's thread pool (``split_gemm``,
+NOTE (one kind of worker) in ``runtime.blas_threads``).
 
 ``gemm_operand(shape, strides)`` decides how a 2-D operand (element strides of a view
 over a buffer) is handed to a row-major gemm: ``(transpose, leading dimension)``, or
@@ -22,8 +24,11 @@ from __future__ import annotations
 import ctypes
 import functools
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
+
+from . import cpu_threads
 
 # (sgemm, dgemm, integer bits): scipy-openblas's ILP64 names first (NumPy's wheels)
 _NAMES = (("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_", 64),
@@ -98,6 +103,18 @@ def gemm_operand(shape: tuple[int, ...], strides: tuple[int, ...]) -> tuple[bool
     return None
 
 
+def gemm_function(found: GemmLibrary, dtype: np.dtype) -> Callable[..., None]:
+    """The CBLAS gemm for ``dtype`` as a ctypes function (it releases the GIL)."""
+    address = found.address(dtype)
+    if address is None:
+        raise TypeError(f"gemm: expected float32 or float64 operands, got {np.dtype(dtype)}")
+    integer = ctypes.c_int64 if found.int_bits == 64 else ctypes.c_int32
+    real = ctypes.c_float if np.dtype(dtype) == np.float32 else ctypes.c_double
+    return ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_int, ctypes.c_int, integer, integer,
+                            integer, real, ctypes.c_void_p, integer, ctypes.c_void_p, integer,
+                            real, ctypes.c_void_p, integer)(address)
+
+
 def gemm_numpy_check(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b`` computed by calling the found gemm through ctypes (for tests)."""
     found = gemm_library()
@@ -107,14 +124,102 @@ def gemm_numpy_check(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a, b = np.ascontiguousarray(a, dtype), np.ascontiguousarray(b, dtype)
     (m, k), (_, n) = a.shape, b.shape
     c = np.empty((m, n), dtype)
-    integer = ctypes.c_int64 if found.int_bits == 64 else ctypes.c_int32
-    real = ctypes.c_float if dtype == np.float32 else ctypes.c_double
-    address = found.address(dtype)
-    if address is None:
-        raise TypeError(f"gemm: expected float32 or float64 operands, got {dtype}")
-    fn = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_int, ctypes.c_int, integer, integer,
-                          integer, real, ctypes.c_void_p, integer, ctypes.c_void_p, integer,
-                          real, ctypes.c_void_p, integer)(address)
-    fn(ROW_MAJOR, NO_TRANS, NO_TRANS, m, n, k, 1.0, a.ctypes.data, k, b.ctypes.data, n, 0.0,
-       c.ctypes.data, n)
+    gemm_function(found, dtype)(ROW_MAJOR, NO_TRANS, NO_TRANS, m, n, k, 1.0, a.ctypes.data, k,
+                                b.ctypes.data, n, 0.0, c.ctypes.data, n)
     return c
+
+
+@dataclass(frozen=True)
+class GemmShape:
+    """``c = alpha * op(a) @ op(b) + beta * c``, row major: what one CBLAS call takes
+    besides the three matrices' addresses (leading dimensions in elements)."""
+    dtype: np.dtype
+    m: int
+    n: int
+    k: int
+    trans_a: bool
+    trans_b: bool
+    lda: int
+    ldb: int
+    ldc: int
+    alpha: float = 1.0
+    beta: float = 0.0
+
+
+class GemmBlocks:
+    """One gemm cut into blocks of C's rows (or of its columns when C is wider than
+    tall), each block one single-threaded CBLAS call, so tracegrad's pool splits it
+    (NOTE (one kind of worker), ``runtime.blas_threads``). Called with the kernel ABI:
+    ``blocks(lo, hi, a, b, c)`` computes rows (columns) ``[lo, hi)`` of C; ``outer`` is
+    the number of rows (columns). Each element of C is still one dot product over all of
+    K, so a split result equals the whole gemm's where the BLAS keeps its K order
+    (OpenBLAS does: the tests compare bit for bit)."""
+
+    def __init__(self, found: GemmLibrary, shape: GemmShape) -> None:
+        self.shape = shape
+        self.fn = gemm_function(found, shape.dtype)
+        self.by_rows = shape.m >= shape.n
+        self.outer = shape.m if self.by_rows else shape.n
+        size = np.dtype(shape.dtype).itemsize
+        # bytes from one row (column) of op(a) (op(b)) to the next, and of c
+        if self.by_rows:
+            self.step_a = size * (1 if shape.trans_a else shape.lda)
+            self.step_b, self.step_c = 0, size * shape.ldc
+        else:
+            self.step_a, self.step_c = 0, size
+            self.step_b = size * (shape.ldb if shape.trans_b else 1)
+
+    def __call__(self, lo: int, hi: int, a: int, b: int, c: int) -> None:
+        s = self.shape
+        m, n = (hi - lo, s.n) if self.by_rows else (s.m, hi - lo)
+        self.fn(ROW_MAJOR, TRANS if s.trans_a else NO_TRANS, TRANS if s.trans_b else NO_TRANS,
+                m, n, s.k, s.alpha, a + lo * self.step_a, s.lda, b + lo * self.step_b, s.ldb,
+                s.beta, c + lo * self.step_c, s.ldc)
+
+
+# NOTE (one kind of worker), runtime.blas_threads: a gemm of at least this many
+# multiply-adds is split over tracegrad's pool (BLAS itself runs one thread in programs).
+# One thread does ~85-90 GFLOP/s here (AVX-512 sgemm), so 2^23 is ~190 µs of work: the
+# seed MLP's 64x1000x100 (6.4M, 150 µs) stays whole, where a split over a
+# ThreadPoolExecutor measured 159 -> 231 µs on a busy machine. Measured (2026-12-02,
+# 2-core VM at load average 6, 4 x (gemm, tanh) in one program, median wall of 9
+# alternations): 1024x256x256 split 12.5 ms vs whole 12.6 ms, 512^3 35 vs 34 ms: with
+# claimed chunks (runtime.cpu_threads) a split costs nothing measurable when no second
+# core is free; on an idle machine it is what keeps big gemms on every core.
+GEMM_PARALLEL_MIN_MACS = 1 << 23
+# fewer rows (columns) than this per block make the BLAS micro-kernels run short
+GEMM_MIN_BLOCK = 32
+
+
+class SplitGemm:
+    """A program step: one big gemm run as ``GemmBlocks`` over the pool. ``operands``
+    are (position in the per-call address list, byte offset) of a, b and c."""
+
+    __slots__ = ("blocks", "chunks", "operands")
+
+    def __init__(self, blocks: GemmBlocks, chunks: list[tuple[int, int]],
+                 operands: list[tuple[int, int]]) -> None:
+        self.blocks = blocks
+        self.chunks = chunks
+        self.operands = operands
+
+    def run(self, arrays: list, addrs: list, table: object) -> None:
+        (pa, oa), (pb, ob), (pc, oc) = self.operands
+        cpu_threads.run_chunks(self.blocks, self.chunks,
+                               (addrs[pa] + oa, addrs[pb] + ob, addrs[pc] + oc))
+
+
+def split_gemm(call, found: GemmLibrary | None) -> SplitGemm | None:
+    """``call`` (a ``runtime.driver.GemmCall``) as blocks over the pool, or None when it
+    is too small to pay for the hand-off (then the driver calls it whole)."""
+    if found is None or call.m * call.n * call.k < GEMM_PARALLEL_MIN_MACS:
+        return None
+    shape = GemmShape(np.dtype(call.dtype), call.m, call.n, call.k, call.a.transpose,
+                      call.b.transpose, call.a.ld, call.b.ld, call.c.ld, call.alpha, call.beta)
+    blocks = GemmBlocks(found, shape)
+    threads = min(cpu_threads.n_threads(), blocks.outer // GEMM_MIN_BLOCK)
+    chunks = cpu_threads.chunks(blocks.outer, cpu_threads.PARALLEL_MIN_WORK, threads)
+    if chunks is None:
+        return None
+    return SplitGemm(blocks, chunks,
+                     [(op.position, op.byte_offset) for op in (call.a, call.b, call.c)])

@@ -58,7 +58,7 @@ from ..codegen.schedule import (BufferInfo, BufferRead, Constant, ExternStep, Ke
                                 Program, Storage)
 from ..codegen.view import ShapeTracker, gather_numpy, strided_numpy
 from . import allocator, blas_threads, cpu_threads
-from .cblas import gemm_library
+from .cblas import SplitGemm, gemm_library, split_gemm
 from .driver import (DRIVER_NAME, GemmCall, KernelCall, NativeCall, driver_source,
                      gemm_for_matmul)
 from .copy_table import TableCopy, copy_table
@@ -360,7 +360,7 @@ class CompiledProgram:
                          if info.storage is Storage.INPLACE and info.alias is not None]
         # every step as a native call (a single-threaded kernel, a matmul BLAS computes
         # in place) or a Python one (a kernel split over the pool, any other extern)
-        plan_calls: list[NativeCall | _KernelCall | _ExternCall] = []
+        plan_calls: list[NativeCall | _KernelCall | _ExternCall | SplitGemm] = []
         checked: dict[int, _ExternCall] = {}   # status code -> NumPy form of an IndexCall
         self._tables: list[np.ndarray] = []    # kept alive: the drivers read them by address
         fns: list[int] = []
@@ -400,17 +400,20 @@ class CompiledProgram:
             gemm = gemm_for_matmul(step, buffers, self._index.__getitem__, len(fns), library)
             gemm_address = None if gemm is None or library is None else library.address(gemm.dtype)
             if gemm is not None and gemm_address is not None:
-                fns.append(gemm_address)
-                plan_calls.append(gemm)
+                split = split_gemm(gemm, library)   # a big one: over the pool, not in a driver
+                if split is None:
+                    fns.append(gemm_address)
+                plan_calls.append(gemm if split is None else split)
                 continue
             plan_calls.append(self._extern_call(step, derived_of, extern_eval))
         self._fns = np.array(fns, np.int64)
         # a gemm in a driver or a NumPy extern (matmul among them) may call BLAS
-        self._calls_blas = any(isinstance(c, (GemmCall, _ExternCall)) for c in plan_calls)
+        self._calls_blas = any(isinstance(c, (GemmCall, SplitGemm, _ExternCall))
+                               for c in plan_calls)
         # the driver's copy of the per-call addresses (NOTE (per-call cost))
         self._addr_table = np.zeros(len(self._addr_template), np.int64)
         self._table = (self._addr_table, _address(self._addr_table))
-        self._calls: list[_KernelCall | _ExternCall | _DriverCall] = []
+        self._calls: list[_KernelCall | _ExternCall | _DriverCall | SplitGemm] = []
         self.drivers: list[str] = []   # the drivers' LLVM sources, for dumps and tests
         run: list[NativeCall] = []
         stale = True   # the address table must be refreshed before the next driver call

@@ -10,6 +10,7 @@ from tracegrad.runtime import cblas, cpu_program, cpu_threads
 from tracegrad.runtime.cblas import GemmBlocks, GemmShape, SplitGemm
 from tracegrad.runtime.cpu_program import CompiledProgram
 from codegen_testing import Builder, extern_eval
+from threads_testing import kernel_threads
 
 rng = np.random.default_rng(1)
 found = cblas.gemm_library()
@@ -18,10 +19,8 @@ pytestmark = pytest.mark.skipif(found is None, reason="no CBLAS gemm in this pro
 
 @pytest.fixture
 def three_threads():
-    before = cpu_threads.n_threads()
-    cpu_threads.set_n_threads(3)
-    yield
-    cpu_threads.set_n_threads(before)
+    with kernel_threads(3):
+        yield
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

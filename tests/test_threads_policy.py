@@ -12,6 +12,7 @@ from tracegrad.codegen.schedule import plan
 from tracegrad.runtime import blas_threads, cpu_threads
 from tracegrad.runtime.cpu_program import CompiledProgram
 from codegen_testing import Builder, eval_graph, extern_eval
+from threads_testing import blas_at, kernel_threads
 
 rng = np.random.default_rng(0)
 needs_openblas = pytest.mark.skipif(blas_threads.get_blas_threads() is None,
@@ -24,11 +25,9 @@ def randn(*shape):
 
 @pytest.fixture
 def blas_at_three():
-    """OpenBLAS set to 3 threads (more than one even on a one-core runner), put back after."""
-    before = blas_threads.get_blas_threads()
-    blas_threads.set_blas_threads(3)
-    yield 3
-    blas_threads.set_blas_threads(before)
+    """OpenBLAS at 3 threads: more than one even on a one-core runner."""
+    with blas_at(3):
+        yield
 
 
 def _matmul_program(extern, dtype="float32"):
@@ -124,11 +123,9 @@ def test_set_num_threads_still_governs_blas_and_kernels(blas_at_three):
 
 @pytest.fixture
 def two_threads():
-    """Kernels split over two threads (one pool worker), the count put back after."""
-    before = cpu_threads.n_threads()
-    cpu_threads.set_n_threads(2)
-    yield
-    cpu_threads.set_n_threads(before)
+    """Kernels split over two threads: one pool worker."""
+    with kernel_threads(2):
+        yield
 
 
 def test_the_caller_runs_every_chunk_while_the_workers_are_busy(two_threads):
@@ -173,9 +170,7 @@ def test_an_error_in_any_chunk_reaches_the_caller(two_threads):
 
 @pytest.mark.parametrize("n", [2, 3, 7])
 def test_every_range_runs_once_from_many_callers(n):
-    before = cpu_threads.n_threads()
-    cpu_threads.set_n_threads(n)
-    try:
+    with kernel_threads(n):
         counts = np.zeros(1000, np.int64)
         lock = threading.Lock()
 
@@ -190,5 +185,3 @@ def test_every_range_runs_once_from_many_callers(n):
         for t in callers:
             t.join(30)
         assert (counts == 4).all()
-    finally:
-        cpu_threads.set_n_threads(before)

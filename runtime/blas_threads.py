@@ -25,6 +25,12 @@ only parallel workers are tracegrad's pool: parallel kernels, and the gemms of a
   | 4 x (1024x256 @ 256x256, tanh) | 12-37 ms | 7.7-17 ms | 6.6 ms |
 
   The one-thread column is what this policy gives without any environment variable.
+  Again at load average 7.5 (we got ~1/3 of a core), two rounds, this code with the
+  policy switched off / on, no environment variable: seed 18-142 ms / 1.3-1.4 ms wall
+  (5.5-40 ms / 0.39-0.44 ms CPU), digits epoch 139-191 / 2.1-2.7 ms, CNN 48-62 / 6.8-7.2
+  ms, the gemm/tanh program 94-107 / 22-25 ms. The CPU time that goes away is OpenBLAS's
+  caller spinning while it waits for a worker that got no core, and the worker spinning
+  after.
 - Setting the count costs ~1.1 µs per call (``openblas_set_num_threads`` through
   ctypes, a get ~0.4 µs), so a program pays ~3 µs per call (a get and two sets) and
   nothing when OpenBLAS already runs one thread; programs that call no BLAS skip it.
@@ -41,6 +47,9 @@ import ctypes
 import functools
 import os
 import threading
+from typing import Callable, NamedTuple
+
+from .cblas import gemm_library
 
 _SETTERS = ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
             "scipy_openblas_set_num_threads", "openblas_set_num_threads")
@@ -52,15 +61,24 @@ _holders = 0                      # program calls now running with BLAS held to 
 _restore_to: int | None = None    # the count to put back when the last of them ends
 
 
+class _OpenBlas(NamedTuple):
+    set: Callable[[int], None]
+    get: Callable[[], int]
+    path: str
+
+
 @functools.lru_cache(maxsize=1)
-def _openblas():
+def _openblas() -> _OpenBlas | None:
     import numpy  # noqa: F401  (loads NumPy's BLAS into the process)
     try:
         with open("/proc/self/maps") as f:
             paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
     except OSError:
         return None
-    for path in sorted(paths):
+    # NOTE: SciPy ships an OpenBLAS of its own; the one whose gemm compiled programs call
+    # is the one to hold to a thread, so it is tried first
+    gemm = gemm_library()
+    for path in sorted(paths, key=lambda p: (gemm is None or p != gemm.path, p)):
         try:
             lib = ctypes.CDLL(path)
         except OSError:
@@ -70,7 +88,7 @@ def _openblas():
         if setter is not None and getter is not None:
             setter.argtypes = [ctypes.c_int]
             getter.restype = ctypes.c_int
-            return setter, getter
+            return _OpenBlas(setter, getter, path)
     return None
 
 
@@ -85,17 +103,17 @@ def set_blas_threads(n: int) -> int | None:
     with _lock:
         if _holders and int(n) > 1:
             _restore_to = int(n)
-            return lib[1]()
+            return lib.get()
         if _holders:
             _restore_to = None     # one thread is what the programs hold anyway
-        lib[0](int(n))
-        return lib[1]()
+        lib.set(int(n))
+        return lib.get()
 
 
 def get_blas_threads() -> int | None:
     """The number of threads OpenBLAS uses now (1 while a program holds it), or None."""
     lib = _openblas()
-    return None if lib is None else lib[1]()
+    return None if lib is None else lib.get()
 
 
 def hold_one_thread() -> None:
@@ -106,9 +124,9 @@ def hold_one_thread() -> None:
         return
     with _lock:
         if _holders == 0 and _restore_to is None:
-            current = lib[1]()
+            current = lib.get()
             if current > 1:
-                lib[0](1)
+                lib.set(1)
                 _restore_to = current
         _holders += 1
 
@@ -116,12 +134,13 @@ def hold_one_thread() -> None:
 def release_one_thread() -> None:
     """The end of a ``hold_one_thread``; the last one puts the earlier count back."""
     global _holders, _restore_to
-    if _openblas() is None:
+    lib = _openblas()
+    if lib is None:
         return
     with _lock:
         _holders -= 1
         if _holders == 0 and _restore_to is not None:
-            _openblas()[0](_restore_to)
+            lib.set(_restore_to)
             _restore_to = None
 
 

@@ -2,6 +2,8 @@
 BLAS runs, OpenBLAS runs one thread, and the count in force before is put back after it;
 results do not change. NOTE (claimed chunks), runtime.cpu_threads: a split kernel never
 waits for a pool worker that has not started."""
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -185,3 +187,14 @@ def test_every_range_runs_once_from_many_callers(n):
         for t in callers:
             t.join(30)
         assert (counts == 4).all()
+
+
+def test_the_held_blas_is_the_one_whose_gemm_programs_call():
+    """SciPy loads an OpenBLAS of its own; loaded first, it must not be the one held."""
+    pytest.importorskip("scipy.linalg")
+    script = ("import scipy.linalg, numpy\n"
+              "from tracegrad.runtime import blas_threads, cblas\n"
+              "print(blas_threads._openblas().path == cblas.gemm_library().path)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.strip() == "True", out.stderr[-2000:]

@@ -2,6 +2,7 @@
 BLAS runs, OpenBLAS runs one thread, and the count in force before is put back after it;
 results do not change. NOTE (claimed chunks), runtime.cpu_threads: a split kernel never
 waits for a pool worker that has not started."""
+import os
 import subprocess
 import sys
 import threading
@@ -198,3 +199,31 @@ def test_the_held_blas_is_the_one_whose_gemm_programs_call():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=120)
     assert out.stdout.strip() == "True", out.stderr[-2000:]
+
+
+@needs_openblas
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_during_a_hold_gets_the_count_back_after_its_first_program():
+    """The hold of a parent's running program does not outlive it in a forked child."""
+    script = """if True:
+        import os, sys
+        import numpy as np
+        import tracegrad as torch
+        from tracegrad.runtime import blas_threads
+        blas_threads.set_blas_threads(3)
+        w = torch.randn(16, 16)
+        f = torch.compile(lambda x: (x @ w).sum(0))
+        blas_threads.hold_one_thread()      # as if another thread were inside a program
+        pid = os.fork()
+        if pid == 0:
+            ok = blas_threads.get_blas_threads() == 1
+            f(torch.randn(8, 16))
+            ok = ok and blas_threads.get_blas_threads() == 3
+            os._exit(0 if ok else 3)
+        _, status = os.waitpid(pid, 0)
+        blas_threads.release_one_thread()
+        print(os.waitstatus_to_exitcode(status), blas_threads.get_blas_threads())
+    """
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.split() == ["0", "3"], out.stderr[-2000:]

@@ -25,15 +25,16 @@ only parallel workers are tracegrad's pool: parallel kernels, and the gemms of a
   | 4 x (1024x256 @ 256x256, tanh) | 12-37 ms | 7.7-17 ms | 6.6 ms |
 
   The one-thread column is what this policy gives without any environment variable.
-  Again at load average 7.5 (we got ~1/3 of a core), two rounds, this code with the
-  policy switched off / on, no environment variable: seed 18-142 ms / 1.3-1.4 ms wall
-  (5.5-40 ms / 0.39-0.44 ms CPU), digits epoch 139-191 / 2.1-2.7 ms, CNN 48-62 / 6.8-7.2
-  ms, the gemm/tanh program 94-107 / 22-25 ms. The CPU time that goes away is OpenBLAS's
-  caller spinning while it waits for a worker that got no core, and the worker spinning
-  after.
+  Before (main's code) / after this policy, at load average 10-12 (we got ~0.3 of a
+  core), two rounds of alternated processes, wall per call without / with the
+  benchmarks' OPENBLAS_THREAD_TIMEOUT=4: seed 140-156 / 83-104 ms before, 1.5-1.6 ms
+  after either way (CPU 40 / 24-26 ms -> 0.42-0.44 ms); digits epoch 417-470 / 220-256
+  ms -> 2.4-3.1 ms; CNN 61-117 / 8.8-12 ms -> 8.6-10 ms; the gemm/tanh program 110-120
+  / 37-38 ms -> 25-27 ms. The CPU time that goes away is OpenBLAS's caller spinning
+  while it waits for a worker that got no core, and the worker spinning after.
 - Setting the count costs ~1.1 µs per call (``openblas_set_num_threads`` through
-  ctypes, a get ~0.4 µs), so a program pays ~3 µs per call (a get and two sets) and
-  nothing when OpenBLAS already runs one thread; programs that call no BLAS skip it.
+  ctypes, a get ~0.4 µs), so a program pays ~3 µs per call (a get and two sets), a get
+  alone when OpenBLAS already runs one thread; programs that call no BLAS skip it.
 
 Left as they are: an eager matmul outside programs still uses OpenBLAS's threads, and
 its worker may spin for up to ~0.1 s afterwards beside the next program's pool threads

@@ -44,7 +44,7 @@ import numpy as np
 
 from ..codegen import phase_clock
 from ..codegen.phase_clock import phase
-from . import cpu_threads, disk_cache
+from . import cpu_threads, disk_cache, llvm_shards
 from .cpu_threads import PARALLEL_MIN_WORK, n_threads, set_n_threads
 from .disk_cache import Signatures
 
@@ -88,9 +88,10 @@ def _target_machine(opt_level: int = 3) -> llvm.TargetMachine:
 
 
 @functools.lru_cache(maxsize=None)
-def _shared_target_machine(opt_level: int) -> llvm.TargetMachine:
+def _shared_target_machine(opt_level: int, shard: int = 0) -> llvm.TargetMachine:
     """The target machine that optimises modules and emits their objects (no engine owns
-    it; compiles are serialised by ``_build_lock``)."""
+    it; compiles are serialised by ``_build_lock``); shard k > 0 of a parallel batch
+    has one of its own (NOTE (parallel batches))."""
     return _target_machine(opt_level)
 
 
@@ -180,7 +181,7 @@ def cache_key(source: str, opt_level: int = 3) -> str:
     return h.hexdigest()
 
 
-def _optimize(mod: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
+def _optimize(mod: llvm.ModuleRef, tm: llvm.TargetMachine, unlocked: bool = False) -> None:
     pto = llvm.create_pipeline_tuning_options(speed_level=3)
     pto.loop_vectorization = True
     pto.slp_vectorization = True
@@ -191,8 +192,7 @@ def _optimize(mod: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
     # code than the inner loop vectorised in place. The vectoriser's own interleaving
     # stays on: it is what keeps several vector loads in flight on long loops.
     pto.loop_unrolling = False
-    pb = llvm.create_pass_builder(tm, pto)
-    pb.getModulePassManager().run(mod, pb)
+    llvm_shards.run_passes(llvm.create_pass_builder(tm, pto), mod, unlocked)
 
 
 class CpuKernel:
@@ -414,18 +414,32 @@ def _batch_key(keys: Sequence[str]) -> str:
 
 
 def _build_batch(pending: dict[str, str]) -> dict[str, JitModule]:
+    """Compile ``pending`` (key -> source) as one module, or as shards on threads of their
+    own (NOTE (parallel batches) in runtime.llvm_shards), each with its own disk entry."""
     t0 = time.perf_counter()
-    keys = list(pending)
-    bkey = _batch_key(keys)
-    sigs = [_source_signatures(source) for source in pending.values()]
-    start = time.perf_counter()
-    got = _load_batch(bkey, keys, sigs)
-    if got is not None:
-        phase_clock.add("load", time.perf_counter() - start)
-    else:
-        got, obj, texts = _batch_from_sources(pending, sigs)
-        disk_cache.store_batch(bkey, obj, keys, texts, sigs)
-    seconds = (time.perf_counter() - t0) / len(keys)
+    got: dict[str, JitModule] = {}
+    missing = []   # (batch key, shard, signatures)
+    for shard in llvm_shards.split(pending):
+        bkey, sigs = _batch_key(list(shard)), [_source_signatures(s) for s in shard.values()]
+        start = time.perf_counter()
+        loaded = _load_batch(bkey, list(shard), sigs)
+        if loaded is not None:
+            phase_clock.add("load", time.perf_counter() - start)
+            got.update(loaded)
+        else:
+            missing.append((bkey, shard, sigs))
+    # two shards at once each run in a context and target machine of their own
+    built = llvm_shards.run_all(lambda k, job: _batch_from_sources(
+        job[1], job[2], _shared_target_machine(3, k), len(missing) > 1), missing)
+    for (bkey, shard, sigs), (obj, texts, seconds) in zip(missing, built):
+        for name, s in seconds.items():   # CPU seconds of every shard, as the dump counts
+            phase_clock.add(name, s)
+        with phase("codegen"):
+            engine = _link(obj)
+            got.update({key: _module(engine, key, sig, text, False)
+                        for key, sig, text in zip(shard, sigs, texts)})
+        disk_cache.store_batch(bkey, obj, list(shard), texts, sigs)
+    seconds = (time.perf_counter() - t0) / len(pending)
     for cm in got.values():
         cm.compile_seconds = seconds   # the batch's time, shared out
     return got
@@ -447,13 +461,17 @@ def _load_batch(bkey: str, keys: list[str], sigs: list[Signatures]) -> dict[str,
         return None
 
 
-def _batch_from_sources(pending: dict[str, str], sigs: list[Signatures]
-                        ) -> tuple[dict[str, JitModule], bytes, list[str]]:
-    with phase("llvm opt"):
-        tm = _shared_target_machine(3)
-        merged = None
+def _batch_from_sources(pending: dict[str, str], sigs: list[Signatures], tm: llvm.TargetMachine,
+                        unlocked: bool) -> tuple[bytes, list[str], dict[str, float]]:
+    """(object, each member's optimized IR, seconds per phase) of ``pending`` linked into
+    one module, parsed into an LLVM context of its own when ``unlocked`` (a thread that
+    may run beside another: NOTE (parallel batches))."""
+    start = time.perf_counter()
+    context = llvm.create_context() if unlocked else None
+    merged = mod = None
+    try:
         for (key, source), sig in zip(pending.items(), sigs):
-            mod = llvm.parse_assembly(source)
+            mod = llvm.parse_assembly(source, context)
             mod.verify()
             _make_unique(mod, key)   # before linking (NOTE (one engine))
             if merged is None:
@@ -463,22 +481,25 @@ def _batch_from_sources(pending: dict[str, str], sigs: list[Signatures]
         assert merged is not None
         merged.triple = tm.triple
         merged.data_layout = str(tm.target_data)
-        _optimize(merged, tm)
+        _optimize(merged, tm, unlocked)
         # each member's text parses on its own (JitModule.assembly): the module's header,
         # declarations, attribute groups and metadata around the member's functions
         lines = str(merged).splitlines()
         head = [line for line in lines if line.startswith(("target ", "source_filename"))]
         head += [str(f) for f in merged.functions if f.is_declaration]
         tail = [line for line in lines if line.startswith(("attributes ", "!"))]
-        texts = ["\n".join(head + [str(merged.get_function(_symbol(key, fname)))
-                                   for fname in sig] + tail)
+        texts = ["\n".join(head + [str(merged.get_function(_symbol(key, name))) for name in sig]
+                           + tail)
                  for key, sig in zip(pending, sigs)]
-    with phase("codegen"):
-        obj = _emit(tm, merged)
-        engine = _link(obj)
-        modules = {key: _module(engine, key, sig, text, False)
-                   for key, sig, text in zip(pending, sigs, texts)}
-    return modules, obj, texts
+        optimized = time.perf_counter()
+        obj = _emit(tm, merged, unlocked)
+    finally:   # NOTE: a context frees its modules: each must go first, even on an error
+        for m in (mod, merged):
+            if m is not None:
+                m.close()   # (a module linked into another is closed already)
+        if context is not None:
+            context.close()
+    return obj, texts, {"llvm opt": optimized - start, "codegen": time.perf_counter() - optimized}
 
 
 def _module(engine: "_Engine", key: str, sigs: Signatures, optimized_ir: str,
@@ -552,9 +573,9 @@ def _from_source(source: str, key: str, opt_level: int) -> tuple[JitModule, byte
     return cm, obj
 
 
-def _emit(tm: llvm.TargetMachine, mod: llvm.ModuleRef) -> bytes:
+def _emit(tm: llvm.TargetMachine, mod: llvm.ModuleRef, unlocked: bool = False) -> bytes:
     """Machine code for ``mod`` (the one place objects are made: tests count calls)."""
-    return tm.emit_object(mod)
+    return llvm_shards.emit_object(tm, mod, unlocked)
 
 
 def clear_memory_cache() -> None:

@@ -283,6 +283,7 @@ class _Fit:
                 if _metadata(e) != _metadata(entry):
                     raise NotSymbolic("the traced function's inputs or outputs change with s0")
             return e
+        _refuse_unrolled_early(compiled, dims, n, entry, at)
         # the sizes of the call and two probes; if their programs do not fit (the call's
         # size or a probe's may equal another dimension), three prime sizes, whose trace
         # must still be the call's at its size
@@ -424,6 +425,31 @@ def _refuse_growing_graph(entries: dict, sizes) -> None:
     if slope and (c2 - c1) == slope * (n2 - n1) // (n1 - n0):
         raise NotSymbolic(f"the traced graph grows with s0 ({c0}, {c1}, {c2} nodes at sizes "
                           f"{n0}, {n1}, {n2}): a Python loop over the size")
+
+
+def _refuse_unrolled_early(compiled, dims, n: int, entry: Entry, at) -> None:
+    """``_refuse_growing_graph`` from the trace at ``n + 1`` alone, with the earlier call
+    that differed only in ``dims`` as the third size: an LSTM over lengths 4, 8, 12, 16 is
+    then refused at 8 after tracing 9, where the probes traced 9 and 17 first (the larger
+    trace is most of the cost). The graph must grow by the same non-zero number of nodes
+    per unit of size between both pairs of sizes, exactly; anything else is left to the
+    probes."""
+    keys = compiled._signatures
+    if not keys or any(keys[-1][1][i][0][d] != n for i, d in dims):
+        return
+    for old in reversed(keys[:-1]):
+        earlier = compiled._cache.get(old)
+        if _changed_dims(old, keys[-1]) == set(dims) and earlier is not None \
+                and earlier.traced is not None:
+            olds = {old[1][i][0][d] for i, d in dims}
+            m = olds.pop()
+            if olds:
+                return
+            grown = len(at(n + 1, plan=False).traced.nodes) - len(entry.traced.nodes)
+            if grown and len(entry.traced.nodes) - len(earlier.traced.nodes) == grown * (n - m):
+                raise NotSymbolic(f"the traced graph grows with s0 ({grown} nodes per unit "
+                                  f"of size from {m} to {n + 1}): a Python loop over the size")
+            return
 
 
 def _check_by_values(instance: Entry, real: Entry, n: int) -> None:

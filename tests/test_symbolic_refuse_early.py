@@ -1,0 +1,60 @@
+"""A Python loop over the size is refused from the trace at n + 1 and the earlier call's
+trace (``dynamic._refuse_unrolled_early``), without tracing the probe at 2n + 1: for an
+LSTM over lengths 4, 8, 12, 16 that probe was the largest trace of the compile."""
+import numpy as np
+
+import tracegrad as torch
+
+
+def _unrolled_loop(traced_sizes: list):
+    w = torch.randn(24, 24) * 0.1
+
+    def unrolled(x):
+        traced_sizes.append(x.shape[0])
+        h = torch.zeros(24)
+        for t in range(x.shape[0]):
+            h = torch.tanh(x[t] + h @ w)
+        return h
+    return unrolled
+
+
+def test_a_loop_over_the_size_is_refused_after_tracing_one_probe():
+    traced: list = []
+    f = _unrolled_loop(traced)
+    c = torch.compile(f)
+    for n in (4, 8, 12, 8):
+        x = torch.randn(n, 24)
+        got = c(x).numpy()
+        np.testing.assert_allclose(got, f(x).numpy(), rtol=1e-4, atol=1e-5)
+        traced.pop()   # the eager call's
+    assert traced == [4, 8, 9, 12], traced   # no probe at 17, none at 12's sizes
+    info = c.cache_info()
+    assert info.misses == 3 and "grows with s0" in info.symbolic[0], info.symbolic
+
+
+def test_a_graph_that_keeps_its_size_still_becomes_symbolic():
+    w = torch.randn(6, 5)
+
+    def f(x):
+        return torch.tanh(x @ w).sum(0)
+
+    c = torch.compile(f)
+    for n in (4, 8, 12, 5):
+        x = torch.randn(n, 6)
+        np.testing.assert_allclose(c(x).numpy(), f(x).numpy(), rtol=1e-5, atol=1e-5)
+    assert c.cache_info().misses == 2, c.cache_info()
+
+
+def test_an_earlier_call_with_another_graph_leaves_the_decision_to_the_probes():
+    # the graph changes with the size but not by the same count per unit (a branch taken
+    # above 6): the early check stays silent and the probes decide, as before
+    def f(x):
+        y = x.sin()
+        if x.shape[0] > 6:
+            y = y.cos().exp()
+        return y
+
+    c = torch.compile(f)
+    for n in (4, 8, 9, 3):
+        x = torch.randn(n, 3)
+        np.testing.assert_allclose(c(x).numpy(), f(x).numpy(), rtol=1e-5, atol=1e-6)

@@ -28,7 +28,7 @@ from typing import Literal, Union
 import numpy as np
 
 from .fuse import Fusion, fuse
-from .graph import Graph, GraphNode
+from .graph import Graph, GraphNode, shape_numel
 from .loop_ir import LoopKernel
 from .lower import LoweringCache
 from .matmul_transpose import transpose_matmul_outputs
@@ -65,7 +65,7 @@ class BufferInfo:
 
     @property
     def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        return shape_numel(self.shape) * self.dtype.itemsize
 
 
 @dataclass

@@ -17,7 +17,7 @@ from .. import _trace_state
 from .._dispatch import is_tracing
 from .._random import default_generator
 from .._tensor import Tensor, _wrap
-from ..codegen.graph import Graph
+from ..codegen.graph import Graph, shape_numel
 from ..codegen.ops import MOVEMENT, Op
 from .errors import TraceError
 
@@ -83,7 +83,7 @@ class TraceValue:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return shape_numel(self.shape)
 
     @property
     def itemsize(self) -> int:

@@ -8,6 +8,8 @@ import tracegrad.nn.functional as F
 from tracegrad.compiler import dynamic
 from tracegrad.compiler.dynamic import mark_dynamic
 
+from test_symbolic_refuse_early import unrolled_loop
+
 
 @pytest.fixture(autouse=True)
 def _check_instances(monkeypatch):
@@ -230,16 +232,8 @@ def test_a_python_loop_over_the_size_is_refused_without_tracing_at_large_probe_s
     # an RNN-style loop unrolled over dim 0: no size makes the graphs fit, so the symbolic
     # attempt must give up after its first probes instead of retrying at primes above
     # every dimension (which traced an LSTM at 257 steps: 3.8 s for one new length)
-    w = torch.randn(40, 40) * 0.1
-    traced_sizes = []
-
-    def unrolled(x):
-        traced_sizes.append(x.shape[0])
-        h = torch.zeros(40)
-        for t in range(x.shape[0]):
-            h = torch.tanh(x[t] + h @ w)
-        return h
-
+    traced_sizes: list = []
+    unrolled = unrolled_loop(traced_sizes, 40)
     c = torch.compile(unrolled)
     for n in (4, 6, 5):
         x = torch.randn(n, 40)

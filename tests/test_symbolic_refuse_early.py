@@ -6,12 +6,14 @@ import numpy as np
 import tracegrad as torch
 
 
-def _unrolled_loop(traced_sizes: list):
-    w = torch.randn(24, 24) * 0.1
+def unrolled_loop(traced_sizes: list, width: int):
+    """An RNN-style loop unrolled over dim 0 of its (n, width) argument; each call (a
+    trace or an eager run) appends n to ``traced_sizes``."""
+    w = torch.randn(width, width) * 0.1
 
     def unrolled(x):
         traced_sizes.append(x.shape[0])
-        h = torch.zeros(24)
+        h = torch.zeros(width)
         for t in range(x.shape[0]):
             h = torch.tanh(x[t] + h @ w)
         return h
@@ -20,7 +22,7 @@ def _unrolled_loop(traced_sizes: list):
 
 def test_a_loop_over_the_size_is_refused_after_tracing_one_probe():
     traced: list = []
-    f = _unrolled_loop(traced)
+    f = unrolled_loop(traced, 24)
     c = torch.compile(f)
     for n in (4, 8, 12, 8):
         x = torch.randn(n, 24)

@@ -368,9 +368,9 @@ def compile_llvm(source: str, names: list[str], opt_level: int = 3) -> JitModule
 
 def compile_llvm_many(sources: Sequence[str], name: str) -> list[JitModule]:
     """``compile_llvm(source, [name])`` of each source (at O3), with the sources found
-    neither in memory nor on disk optimised and compiled as ONE module (NOTE (one module
-    per batch)). Raises like ``compile_llvm``; the caller may retry one by one to learn
-    which source failed."""
+    neither in memory nor on disk optimised and compiled as one module (NOTE (one module
+    per batch)), a big batch as two on two threads (NOTE (parallel batches)). Raises like
+    ``compile_llvm``; the caller may retry one by one to learn which source failed."""
     _ensure_init()
     keys = [cache_key(source) for source in sources]
     with _build_lock:
@@ -432,7 +432,7 @@ def _build_batch(pending: dict[str, str]) -> dict[str, JitModule]:
     built = llvm_shards.run_all(lambda k, job: _batch_from_sources(
         job[1], job[2], _shared_target_machine(3, k), len(missing) > 1), missing)
     for (bkey, shard, sigs), (obj, texts, seconds) in zip(missing, built):
-        for name, s in seconds.items():   # CPU seconds of every shard, as the dump counts
+        for name, s in seconds.items():   # every shard's own seconds (two at once: summed)
             phase_clock.add(name, s)
         with phase("codegen"):
             engine = _link(obj)

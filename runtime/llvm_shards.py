@@ -34,10 +34,11 @@ MIN_LINES = 150
 T = TypeVar("T")
 
 
-def split(pending: dict[str, str], shards: int = SHARDS) -> list[dict[str, str]]:
-    """``pending`` (key -> LLVM IR) as up to ``shards`` batches of about equal line counts:
-    the largest source first, each to the lightest shard; every shard keeps the batch's
-    order. A small batch stays whole (a list of one)."""
+def split(pending: dict[str, str], shards: int | None = None) -> list[dict[str, str]]:
+    """``pending`` (key -> LLVM IR) as up to ``shards`` (default ``SHARDS``) batches of
+    about equal line counts: the largest source first, each to the lightest shard; every
+    shard keeps the batch's order. A small batch stays whole (a list of one)."""
+    shards = SHARDS if shards is None else shards   # read per call: tests set SHARDS
     lines = {key: source.count("\n") + 1 for key, source in pending.items()}
     if shards < 2 or len(pending) < max(MIN_KERNELS, shards) or sum(lines.values()) < MIN_LINES:
         return [pending]

@@ -44,11 +44,11 @@ def _expected(k: int, x: np.ndarray, terms: int = 12) -> np.ndarray:
 
 
 def _body(ir: str) -> str:
-    """The one ``define ... }`` of a member's optimized IR, with attribute group numbers
-    (which count per module) left out."""
+    """The one ``define ... }`` of a member's optimized IR, with attribute group and
+    metadata numbers (which count per module) left out."""
     body = ir[ir.index("define"):]
     body = body[:body.index("\n}") + 2]
-    return re.sub(r"#\d+", "#", body)
+    return re.sub(r"([#!])\d+", r"\1", body)
 
 
 SOURCES = [_kernel(k) for k in range(5)]
@@ -69,13 +69,19 @@ def test_split_balances_lines_keeps_order_and_leaves_small_batches_whole():
 def test_shards_make_the_code_one_module_makes_and_compute_the_values(monkeypatch):
     assert len(llvm_shards.split(dict(enumerate(SOURCES)), 2)) == 2
     monkeypatch.setattr(llvm_shards, "SHARDS", 1)
+    batches = []
+    real = llvm_jit._batch_from_sources
+    monkeypatch.setattr(llvm_jit, "_batch_from_sources",
+                        lambda pending, *a: (batches.append(len(pending)), real(pending, *a))[1])
     whole = llvm_jit.compile_llvm_many(SOURCES, "poly")
+    assert batches == [5]
     whole_ir = [_body(m.optimized_ir) for m in whole]
     llvm_jit.clear_memory_cache()
     cpu_program._RENDERED.clear()
     monkeypatch.setattr(llvm_shards, "SHARDS", 2)
     monkeypatch.setattr(llvm_jit, "_load_batch", lambda *a: None)   # build, never load
     sharded = llvm_jit.compile_llvm_many(SOURCES, "poly")
+    assert sorted(batches[1:]) == [2, 3]                          # two shards this time
     assert len({id(m.engine) for m in sharded}) == 1              # one shared engine
     assert [_body(m.optimized_ir) for m in sharded] == whole_ir
     assert "<8 x double>" in whole_ir[0] or "<4 x double>" in whole_ir[0]   # vectorised

@@ -63,6 +63,7 @@ from .cblas import SplitGemm, gemm_library, split_gemm
 from .driver import (DRIVER_NAME, GemmCall, KernelCall, NativeCall, driver_source,
                      gemm_for_matmul)
 from .copy_table import TableCopy, copy_table
+from .driver_ints import SizeTable, literal
 from .llvm_jit import CpuKernel, JitModule, compile_llvm, compile_llvm_many
 from .native_index import IndexCall, index_call_for
 
@@ -280,10 +281,17 @@ class CompiledProgram:
     """The executable form of a Program; call it with the input arrays."""
 
     def __init__(self, program: Program, extern_eval: ExternEval | None,
-                 kernels_from: "CompiledProgram | None" = None):
+                 kernels_from: "CompiledProgram | None" = None, size_table: bool = False):
         # ``kernels_from``: a program whose kernels have the same names and bodies (a
-        # symbolic group's, see tracegrad.compiler.symbolic): its compiled kernels are used
+        # symbolic group's, see tracegrad.compiler.symbolic): its compiled kernels are used,
+        # and its drivers where their text is the same.  ``size_table``: the drivers read
+        # their integers at run time (NOTE (size table)), so the program of a symbolic
+        # group at any size has the same driver text as at any other
         self.program = program
+        self.size_table = size_table
+        # driver source -> compiled module: shared by every program of a symbolic group
+        self._driver_modules: dict[str, JitModule] = (
+            {} if kernels_from is None else kernels_from._driver_modules)
         self.extern_eval = extern_eval
         self.kernels: dict[str, tuple[JitModule, Any]] = {}
         start = time.perf_counter()
@@ -407,14 +415,16 @@ class CompiledProgram:
                 plan_calls.append(gemm if split is None else split)
                 continue
             plan_calls.append(self._extern_call(step, derived_of, extern_eval))
-        self._fns = np.array(fns, np.int64)
         # a gemm in a driver or a NumPy extern (matmul among them) may call BLAS
         self._calls_blas = any(isinstance(c, (GemmCall, SplitGemm, _ExternCall))
                                for c in plan_calls)
         # the driver's copy of the per-call addresses (NOTE (per-call cost))
         self._addr_table = np.zeros(len(self._addr_template), np.int64)
         self._table = (self._addr_table, _address(self._addr_table))
-        self._calls: list[_KernelCall | _ExternCall | _DriverCall | SplitGemm] = []
+        # NOTE (size table, runtime.driver_ints): a symbolic program's drivers read their
+        # integers from ``fns`` after the function addresses; their text holds no size
+        sizes = SizeTable(len(fns)) if self.size_table else None
+        calls: list = []
         self.drivers: list[str] = []   # the drivers' LLVM sources, for dumps and tests
         run: list[NativeCall] = []
         stale = True   # the address table must be refreshed before the next driver call
@@ -423,12 +433,17 @@ class CompiledProgram:
                 run.append(call)
                 continue
             if run:
-                self._calls.append(self._driver(run, stale, checked))
+                self.drivers.append(driver_source(run, sizes or literal))
+                calls.append((len(self.drivers) - 1, stale, run))
                 run, stale = [], False
             if isinstance(call, _ExternCall) and not call.step.fills_output:
                 stale = True   # it returns an array: its address is known only then
             if call is not None:
-                self._calls.append(call)
+                calls.append(call)
+        self._fns = np.array(fns + (sizes.values if sizes else []), np.int64)
+        self._calls: list[_KernelCall | _ExternCall | _DriverCall | SplitGemm] = [
+            self._driver(*call, checked) if isinstance(call, tuple) else call
+            for call in calls]
         self._all_buffers = all(spec.kind == "buffer" for spec in program.outputs)
         # the buffer each "buffer" or "view" result reads
         self._out_idx = [-1 if spec.buffer is None else self._index[spec.buffer]
@@ -490,15 +505,17 @@ class CompiledProgram:
         out = self._index[step.output]
         return _ExternCall(step, operands, out, derived_of.get(out, []), extern_eval)
 
-    def _driver(self, calls: list[NativeCall], refresh: bool,
+    def _driver(self, k: int, refresh: bool, calls: list[NativeCall],
                 checked: dict[int, _ExternCall]) -> "_DriverCall":
-        source = driver_source(calls)
-        self.drivers.append(source)
-        try:
-            module = compile_llvm(source, [DRIVER_NAME], opt_level=0)  # NOTE (glue at O0)
-        except Exception as exc:  # noqa: BLE001 - any LLVM failure means "fall back"
-            raise ProgramCompileError(f"driver failed to compile: {exc}") from exc
-        self.kernels[f"driver{len(self.drivers) - 1}"] = (module, module.functions[DRIVER_NAME])
+        source = self.drivers[k]
+        module = self._driver_modules.get(source)   # a symbolic group's, any size
+        if module is None:
+            try:
+                module = compile_llvm(source, [DRIVER_NAME], opt_level=0)  # NOTE (glue at O0)
+            except Exception as exc:  # noqa: BLE001 - any LLVM failure means "fall back"
+                raise ProgramCompileError(f"driver failed to compile: {exc}") from exc
+            self._driver_modules[source] = module
+        self.kernels[f"driver{k}"] = (module, module.functions[DRIVER_NAME])
         codes = {c.code for c in calls if isinstance(c, IndexCall)}
         return _DriverCall(module.functions[DRIVER_NAME], self._fns, refresh, self._status,
                            {code: checked[code] for code in codes})

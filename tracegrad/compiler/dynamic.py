@@ -309,9 +309,18 @@ class _Fit:
             if not isinstance(entry.forward, CompiledProgram):
                 raise NotSymbolic("kernel bodies that depend on the size run on the CPU only")
             fwd, bwd = self._run_plans(n)
-            self.kernels_forward = CompiledProgram(fwd, extern_eval)
+            self.kernels_forward = CompiledProgram(fwd, extern_eval, size_table=True)
             if bwd is not None:
-                self.kernels_backward = CompiledProgram(bwd, extern_eval)
+                self.kernels_backward = CompiledProgram(bwd, extern_eval, size_table=True)
+        elif isinstance(entry.forward, CompiledProgram):
+            # the call's kernels serve; its drivers hold its sizes: the group's drivers,
+            # which read them from a size table (NOTE (size table)), compile now, once
+            fwd, bwd = self._run_plans(n)
+            self.kernels_forward = CompiledProgram(fwd, extern_eval, size_table=True,
+                                                   kernels_from=entry.forward)
+            if bwd is not None:
+                self.kernels_backward = CompiledProgram(bwd, extern_eval, size_table=True,
+                                                        kernels_from=entry.backward)
         self._extend_planned_range(sizes_bound(tensors, dims, leaves), at)
 
     def _extend_planned_range(self, bound: int, at) -> None:
@@ -401,10 +410,10 @@ class _Fit:
     def _unchecked_instance(self, traced: Entry, n: int) -> Entry:
         e = copy.copy(traced)  # the exact trace: its inputs, writes and static outputs
         e.forward_plan, e.backward_plan = self._run_plans(n)
-        e.forward = CompiledProgram(e.forward_plan, extern_eval,
+        e.forward = CompiledProgram(e.forward_plan, extern_eval, size_table=True,
                                     kernels_from=self.kernels_forward)
         if e.backward_plan is not None:
-            e.backward = CompiledProgram(e.backward_plan, extern_eval,
+            e.backward = CompiledProgram(e.backward_plan, extern_eval, size_table=True,
                                          kernels_from=self.kernels_backward)
         return e
 

@@ -421,10 +421,7 @@ class CompiledProgram:
         # the driver's copy of the per-call addresses (NOTE (per-call cost))
         self._addr_table = np.zeros(len(self._addr_template), np.int64)
         self._table = (self._addr_table, _address(self._addr_table))
-        # NOTE (size table, runtime.driver_ints): a symbolic program's drivers read their
-        # integers from ``fns`` after the function addresses; their text holds no size
-        sizes = SizeTable(len(fns)) if self.size_table else None
-        calls: list = []
+        self._calls: list[_KernelCall | _ExternCall | _DriverCall | SplitGemm] = []
         self.drivers: list[str] = []   # the drivers' LLVM sources, for dumps and tests
         run: list[NativeCall] = []
         stale = True   # the address table must be refreshed before the next driver call
@@ -433,17 +430,12 @@ class CompiledProgram:
                 run.append(call)
                 continue
             if run:
-                self.drivers.append(driver_source(run, sizes or literal))
-                calls.append((len(self.drivers) - 1, stale, run))
+                self._calls.append(self._driver(run, fns, stale, checked))
                 run, stale = [], False
             if isinstance(call, _ExternCall) and not call.step.fills_output:
                 stale = True   # it returns an array: its address is known only then
             if call is not None:
-                calls.append(call)
-        self._fns = np.array(fns + (sizes.values if sizes else []), np.int64)
-        self._calls: list[_KernelCall | _ExternCall | _DriverCall | SplitGemm] = [
-            self._driver(*call, checked) if isinstance(call, tuple) else call
-            for call in calls]
+                self._calls.append(call)
         self._all_buffers = all(spec.kind == "buffer" for spec in program.outputs)
         # the buffer each "buffer" or "view" result reads
         self._out_idx = [-1 if spec.buffer is None else self._index[spec.buffer]
@@ -505,9 +497,25 @@ class CompiledProgram:
         out = self._index[step.output]
         return _ExternCall(step, operands, out, derived_of.get(out, []), extern_eval)
 
-    def _driver(self, k: int, refresh: bool, calls: list[NativeCall],
+    def _driver(self, calls: list[NativeCall], fns: list[int], refresh: bool,
                 checked: dict[int, _ExternCall]) -> "_DriverCall":
-        source = self.drivers[k]
+        """One driver call of the run ``calls``; ``fns[call.fn]`` are their functions.
+        Each driver reads a table of its own: the addresses of its functions, then (a
+        symbolic program, NOTE (size table) in runtime.driver_ints) its integers; its text
+        then depends on its own calls alone, not on where other runs start (a kernel
+        that is split over threads from some size on leaves a run, not the others)."""
+        own: list[int] = []
+        local: list[NativeCall] = []
+        for call in calls:
+            if not isinstance(call, IndexCall):
+                own.append(fns[call.fn])
+                call = dataclasses.replace(call, fn=len(own) - 1)
+            local.append(call)
+        sizes = SizeTable(len(own)) if self.size_table else None
+        source = driver_source(local, sizes or literal)
+        table = np.array(own + (sizes.values if sizes else []), np.int64)
+        k = len(self.drivers)
+        self.drivers.append(source)
         module = self._driver_modules.get(source)   # a symbolic group's, any size
         if module is None:
             try:
@@ -517,7 +525,7 @@ class CompiledProgram:
             self._driver_modules[source] = module
         self.kernels[f"driver{k}"] = (module, module.functions[DRIVER_NAME])
         codes = {c.code for c in calls if isinstance(c, IndexCall)}
-        return _DriverCall(module.functions[DRIVER_NAME], self._fns, refresh, self._status,
+        return _DriverCall(module.functions[DRIVER_NAME], table, refresh, self._status,
                            {code: checked[code] for code in codes})
 
     def _input_address(self, pos: int, x: Any, cached: bool) -> tuple[np.ndarray, int]:

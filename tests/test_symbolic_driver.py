@@ -9,7 +9,7 @@ import tracegrad as torch
 import tracegrad.nn as nn
 import tracegrad.nn.functional as F
 from tracegrad.compiler import dynamic
-from tracegrad.runtime import cpu_program
+from tracegrad.runtime import cpu_program, cpu_threads
 from compile_step_testing import assert_same_training, make_cnn, make_step, relative
 
 
@@ -94,8 +94,9 @@ def test_the_driver_table_holds_the_sizes_and_the_text_none():
         programs.append(c._cache[next(k for k in c._cache if k[1][0][0][0] == n)].forward)
     served = programs[1:]       # the first call's program is the specialised one
     assert served[0].drivers == served[1].drivers
-    assert not np.array_equal(served[0]._fns, served[1]._fns)   # the sizes differ
-    assert 9 in served[0]._fns and 31 in served[1]._fns
+    tables = [p._calls[0].fns for p in served]   # function addresses, then the sizes
+    assert not np.array_equal(*tables)
+    assert 9 in tables[0] and 31 in tables[1]
 
 
 @pytest.mark.parametrize("opt_name, kw", [("SGD", dict(lr=0.1, momentum=0.9)),
@@ -191,3 +192,25 @@ def test_native_gather_and_scatter_add_read_their_sizes_from_the_table(monkeypat
         fn(torch.randn(7, 10), bad, torch.randn(7, 4))
     with pytest.raises(IndexError):
         c(torch.randn(7, 10), bad, torch.randn(7, 4))
+
+
+def test_transformer_lengths_share_drivers_across_a_thread_split(monkeypatch):
+    """From some length on a kernel of the layer is split over threads and leaves its
+    driver run; every other driver keeps its text (each reads a table of its own)."""
+    monkeypatch.setattr(cpu_threads, "_threads", 2)   # the split needs two threads
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(64, 4, dim_feedforward=128, dropout=0.0,
+                                       batch_first=True)
+    c = torch.compile(layer)
+    rng = np.random.default_rng(0)
+    xs = [torch.from_numpy(rng.standard_normal((8, t, 64), dtype=np.float32))
+          for t in range(40, 58)]
+    with torch.no_grad():
+        for x in xs[:2]:
+            c(x)
+        count = CountCompiles(monkeypatch)
+        for x in xs[2:]:
+            np.testing.assert_allclose(c(x).numpy(), layer(x).numpy(), rtol=1e-4, atol=1e-4)
+    drivers = {len(e.forward.drivers) for e in c._for_mode()._cache.values()}
+    assert c.cache_info().misses == 2 and len(drivers) == 2, drivers   # a split happened
+    assert count.sources <= 1

@@ -24,6 +24,7 @@ from .._tensor import Tensor, _wrap
 from ..runtime.cpu_program import CompiledProgram
 from .entry import Entry, build_entry, extern_eval
 from .symbolic import NotSymbolic, fit, fitted_sizes, finish_program, instantiate, same
+from .symbolic_eval import Evaluator
 from .symbolic_params import parametrise
 
 
@@ -302,6 +303,9 @@ class _Fit:
         self.run_backward, params_bwd = ((None, 0) if self.backward is None
                                          else parametrise(self.backward))
         self.parametrised = params_fwd + params_bwd
+        # the programs that run, evaluated at each new size (symbolic_eval's module doc)
+        self._evaluators = [None if t is None else Evaluator(t)
+                            for t in (self.run_forward, self.run_backward)]
         self.kernels_forward, self.kernels_backward = entry.forward, entry.backward
         if self.parametrised or not fitted_at_n:
             # the call's own kernels do not serve: they are specialised (or, fitted without
@@ -389,10 +393,9 @@ class _Fit:
         return fwd, bwd
 
     def _run_plans(self, n: int):
-        """The programs that run at size ``n``: parametrised kernels, their values for ``n``."""
-        fwd = finish_program(instantiate(self.run_forward, n))
-        bwd = (None if self.run_backward is None
-               else finish_program(instantiate(self.run_backward, n)))
+        """The programs that run at size ``n``: parametrised kernels, their values for ``n``
+        (``finish_program(instantiate(...))`` of the run templates, through closures)."""
+        fwd, bwd = (None if e is None else e.finish(e(n)) for e in self._evaluators)
         return fwd, bwd
 
     def _matches(self, n: int, real: Entry) -> bool:

@@ -22,6 +22,7 @@ import numpy as np
 
 from .._tensor import Tensor, _wrap
 from ..runtime.cpu_program import CompiledProgram
+from . import plan_cache
 from .entry import Entry, build_entry, extern_eval
 from .symbolic import NotSymbolic, fit, fitted_sizes, finish_program, instantiate, same
 from .symbolic_eval import Evaluator
@@ -326,6 +327,11 @@ class _Fit:
                 self.kernels_backward = CompiledProgram(bwd, extern_eval, size_table=True,
                                                         kernels_from=entry.backward)
         self._extend_planned_range(sizes_bound(tensors, dims, leaves), at)
+        # the probes' plans: a later process fits from the disk cache without planning
+        # (their kernels compiled here as the fit's; sources are rendered when needed)
+        for probe in entries.values():
+            for program in (probe.forward_plan, probe.backward_plan):
+                plan_cache.save(program, with_sources=False)
 
     def _extend_planned_range(self, bound: int, at) -> None:
         """NOTE (planned range): the planner simplifies index arithmetic by comparing value

@@ -214,3 +214,32 @@ def test_transformer_lengths_share_drivers_across_a_thread_split(monkeypatch):
     drivers = {len(e.forward.drivers) for e in c._for_mode()._cache.values()}
     assert c.cache_info().misses == 2 and len(drivers) == 2, drivers   # a split happened
     assert count.sources <= 1
+
+
+def test_alternating_sizes_are_lookups_and_old_sizes_are_dropped(monkeypatch):
+    model = _mlp()
+
+    def fn(x):
+        return F.softmax(model(x), -1)
+    c = torch.compile(fn)
+    monkeypatch.setattr(dynamic.SymbolicGroup, "MAX_KEPT", 3)
+    made = []
+    real = dynamic._Fit.instance
+    monkeypatch.setattr(dynamic._Fit, "instance",
+                        lambda self, traced, n: made.append(n) or real(self, traced, n))
+    xs = {b: torch.randn(b, 100) for b in (8, 16, 32, 7, 50, 13)}
+    with torch.no_grad():
+        c(xs[8]), c(xs[16])
+        count = CountCompiles(monkeypatch)
+        for _ in range(3):   # a full and a short last batch, alternating
+            for b in (32, 7):
+                np.testing.assert_allclose(c(xs[b]).numpy(), fn(xs[b]).numpy(), rtol=1e-5,
+                                           atol=1e-6)
+        assert made == [32, 7]
+        for b in (50, 13, 32):   # 3 kept: 32 was dropped, and is made again (no LLVM)
+            np.testing.assert_allclose(c(xs[b]).numpy(), fn(xs[b]).numpy(), rtol=1e-5,
+                                       atol=1e-6)
+    assert made == [32, 7, 50, 13, 32]
+    kept = sorted(k[1][0][0][0] for k in c._cache)
+    assert kept == [8, 13, 16, 32, 50], kept   # 8 and 16: the specialised first two
+    assert count.sources == 0 and c.cache_info().misses == 2

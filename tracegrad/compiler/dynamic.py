@@ -210,6 +210,7 @@ class SymbolicGroup:
         self.sizes_served: set[int] = {n}
         self.fits = [_Fit(compiled, dims, n, entry, treedef, leaves)]
         self._refit_failed = False
+        self._kept: dict = {}   # signature -> None: the sizes' programs held, oldest first
 
     @property
     def traced(self):
@@ -231,6 +232,23 @@ class SymbolicGroup:
             self.guard_failures.append(f"s0={n}: no further fit ({e})")
             return
         self.sizes_served.add(n)
+
+    # NOTE (programs kept per size): each size a group serves is a cached entry of the
+    # compiled function (a dict lookup at the next call there), holding that size's
+    # temps; a function called at every batch size of a server would keep them all.
+    # Beyond MAX_KEPT sizes the oldest is dropped: a later call there is a new size again
+    # (a trace and the fit's evaluation, ~2 ms; no LLVM, NOTE (size table)).
+    MAX_KEPT = 64
+
+    def keep(self, key, cache: dict) -> None:
+        """``cache[key]`` now holds this group's program at a size; drop the oldest such
+        entry from ``cache`` beyond MAX_KEPT."""
+        self._kept.pop(key, None)
+        self._kept[key] = None
+        while len(self._kept) > self.MAX_KEPT:
+            oldest = next(iter(self._kept))
+            del self._kept[oldest]
+            cache.pop(oldest, None)
 
     def describe(self) -> str:
         dims = ", ".join(f"arg {i} dim {d}" for i, d in sorted(self.dims))

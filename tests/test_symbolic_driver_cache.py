@@ -2,38 +2,11 @@
 caches forgotten) fits and serves it with no planning and no LLVM work, and its drivers
 read the sizes of every size from their tables (NOTE (size table))."""
 import numpy as np
-import pytest
 
 import tracegrad as torch
 import tracegrad.nn as nn
 import tracegrad.nn.functional as F
-from tracegrad.codegen import schedule
-from tracegrad.runtime import cpu_program, llvm_jit
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRACEGRAD_CACHE_DIR", str(tmp_path))
-    llvm_jit.clear_memory_cache()
-    cpu_program._RENDERED.clear()
-
-
-def _new_process():
-    llvm_jit.clear_memory_cache()
-    cpu_program._RENDERED.clear()
-
-
-def _counting(monkeypatch):
-    calls = {"plan": 0, "llvm": 0}
-
-    def count(name, real):
-        def spy(*args, **kwargs):
-            calls[name] += 1
-            return real(*args, **kwargs)
-        return spy
-    monkeypatch.setattr(schedule, "plan", count("plan", schedule.plan))
-    monkeypatch.setattr(llvm_jit, "_emit", count("llvm", llvm_jit._emit))
-    return calls
+from test_compile_speed import _counting, _new_process, private_cache  # noqa: F401
 
 
 SIZES = (8, 16, 24, 5, 2, 1, 300)   # 300: above the planned range

@@ -8,6 +8,7 @@ import tracegrad.nn as nn
 import tracegrad.nn.functional as F
 from tracegrad.compiler.symbolic import finish_program, instantiate, same
 from tracegrad.compiler.symbolic_eval import Evaluator
+from compile_step_testing import make_step
 
 
 def _fit(fn, make, sizes):
@@ -32,15 +33,7 @@ CASES = {
 def _mlp_step():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3))
-    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
-
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(net(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-    return step
+    return make_step(net, torch.optim.Adam(net.parameters(), lr=1e-2))
 
 
 def _attention():

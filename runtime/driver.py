@@ -11,7 +11,13 @@ kernel; ``start``/``end`` are unused). ``fns`` is a table of function addresses 
 kernels' entry points and the CBLAS gemm), ``addrs`` the program's per-call table of
 buffer addresses (``cpu_program``'s NOTE (per-call cost)). Both are read at run time,
 never baked into the code, so the driver's text depends on the program's shape only and
-its object code is cached on disk like any kernel's.
+its object code is cached on disk like any kernel's. A symbolic program's driver also
+reads its integers (extents, gemm sizes, offsets) from ``fns``, after the addresses, so
+its text holds no size at all and one compiled driver serves every size (NOTE (size
+table) in ``runtime.driver_ints``). Those loads cost nothing measurable: the same
+12-call program (6 gemms, 60 integers) called 2000 times, min of 30 alternated runs,
+14.6 µs with literals vs 12.5 µs with the table on the loaded 2-core VM, within its
+noise; specialised programs keep literals all the same.
 
 >>> calls = [KernelCall(0, 8, (0, 1))]
 >>> "call void %f0(i64 0, i64 8, ptr %a0_0, ptr %a0_1)" in driver_source(calls)

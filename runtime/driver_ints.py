@@ -2,11 +2,12 @@
 
 NOTE (size table): a driver's integers (a kernel's outer extent, a gemm's sizes and
 leading dimensions, byte offsets, a native index loop's or a copy table's sizes) are
-literals in a specialised program's driver. A symbolic program (one compiled program per
-size ``s0``, ``tracegrad.compiler.dynamic``) reads every one of them at run time from
-its function table ``fns``, after the function addresses: the driver's text then holds
-no size, so one compiled driver serves every size and a new size compiles nothing. The
-loads cost a few nanoseconds per call (measured in ``runtime.driver``'s module doc).
+literals in a specialised program's driver. The programs of a symbolic group (one fit
+serves every size of ``s0``, ``tracegrad.compiler.dynamic``) read every one of them at
+run time from the driver's own table ``fns``, after its function addresses: the
+driver's text then holds no size, so one compiled driver serves every size and a new
+size compiles nothing. The loads cost nothing measurable (``runtime.driver``'s module
+doc).
 
 ``Spell`` is the one interface: ``spell(value, name)`` returns the lines that compute the
 value (none for a literal) and the text that stands for it in an ``i64`` operand.

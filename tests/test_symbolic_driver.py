@@ -243,3 +243,11 @@ def test_alternating_sizes_are_lookups_and_old_sizes_are_dropped(monkeypatch):
     kept = sorted(k[1][0][0][0] for k in c._cache)
     assert kept == [8, 13, 16, 32, 50], kept   # 8 and 16: the specialised first two
     assert count.sources == 0 and c.cache_info().misses == 2
+
+
+def test_driver_ints_docstring_examples_run():
+    import doctest
+
+    from tracegrad.runtime import driver_ints
+    result = doctest.testmod(driver_ints)
+    assert result.attempted > 0 and result.failed == 0

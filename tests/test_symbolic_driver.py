@@ -251,3 +251,29 @@ def test_driver_ints_docstring_examples_run():
     from tracegrad.runtime import driver_ints
     result = doctest.testmod(driver_ints)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("int_bits", [32, 64])
+def test_a_table_driver_is_valid_llvm_for_every_call_kind(int_bits):
+    import llvmlite.binding as llvm
+
+    from tracegrad.runtime.copy_table import TableCopy
+    from tracegrad.runtime.driver import GemmCall, GemmOperand, KernelCall, driver_source
+    from tracegrad.runtime.driver_ints import SizeTable
+    from tracegrad.runtime.native_index import IndexCall
+    f32 = np.dtype(np.float32)
+    calls = [KernelCall(0, 37, (0, 1)),
+             GemmCall(1, f32, 5, 6, 7, GemmOperand(0, 8, False, 7), GemmOperand(1, 0, True, 7),
+                      GemmOperand(2, 0, False, 6), int_bits),
+             IndexCall("scatter_add", f32, np.dtype(np.int64), 4, 1, 1, 10, (0, 4), (1, 0),
+                       (2, 0), 3, 9, 1, (10, 1, 1)),
+             TableCopy(0, 1, 2, 4096, f32, 0.0)]
+    table = SizeTable(3)
+    text = driver_source(calls, table)
+    llvm.parse_assembly(text).verify()
+    assert 37 in table.values and 4096 in table.values and 8 in table.values
+    # every size is a load, none a literal
+    assert "i64 37" not in text and "i64 4096" not in text and "i64 8)" not in text
+    assert f"i{int_bits} 5, i{int_bits} 6, i{int_bits} 7" not in text
+    assert f"i{int_bits} 5, i{int_bits} 6, i{int_bits} 7" in driver_source(calls)
+    assert ("trunc i64" in text) == (int_bits == 32)

@@ -60,10 +60,9 @@ from ..codegen.schedule import (BufferInfo, BufferRead, Constant, ExternStep, Ke
 from ..codegen.view import ShapeTracker, gather_numpy, strided_numpy
 from . import allocator, blas_threads, cpu_threads
 from .cblas import SplitGemm, gemm_library, split_gemm
-from .driver import (DRIVER_NAME, GemmCall, KernelCall, NativeCall, driver_source,
+from .driver import (DRIVER_NAME, GemmCall, KernelCall, NativeCall, driver_with_table,
                      gemm_for_matmul)
 from .copy_table import TableCopy, copy_table
-from .driver_ints import SizeTable, literal
 from .llvm_jit import CpuKernel, JitModule, compile_llvm, compile_llvm_many
 from .native_index import IndexCall, index_call_for
 
@@ -499,21 +498,9 @@ class CompiledProgram:
 
     def _driver(self, calls: list[NativeCall], fns: list[int], refresh: bool,
                 checked: dict[int, _ExternCall]) -> "_DriverCall":
-        """One driver call of the run ``calls``; ``fns[call.fn]`` are their functions.
-        Each driver reads a table of its own: the addresses of its functions, then (a
-        symbolic program, NOTE (size table) in runtime.driver_ints) its integers; its text
-        then depends on its own calls alone, not on where other runs start (a kernel
-        that is split over threads from some size on leaves a run, not the others)."""
-        own: list[int] = []
-        local: list[NativeCall] = []
-        for call in calls:
-            if not isinstance(call, IndexCall):
-                own.append(fns[call.fn])
-                call = dataclasses.replace(call, fn=len(own) - 1)
-            local.append(call)
-        sizes = SizeTable(len(own)) if self.size_table else None
-        source = driver_source(local, sizes or literal)
-        table = np.array(own + (sizes.values if sizes else []), np.int64)
+        """One driver call of the run ``calls``; ``fns[call.fn]`` are their functions
+        (``runtime.driver.driver_with_table``: the driver's own table)."""
+        source, table = driver_with_table(calls, fns, self.size_table)
         k = len(self.drivers)
         self.drivers.append(source)
         module = self._driver_modules.get(source)   # a symbolic group's, any size

@@ -25,6 +25,7 @@ True
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Union
 
@@ -151,6 +152,25 @@ def driver_source(calls: list[NativeCall], spell: Spell = literal) -> str:
             f"{real} {_float_literal(call.beta)}, ptr {pointers[2]}, {ints} {sizes['ldc']})")
     return "\n".join([*helpers, f"define void @{DRIVER_NAME}(i64 %start, i64 %end, ptr %fns, "
                       "ptr %addrs) {", "entry:", *body, "  ret void", "}", ""])
+
+
+def driver_with_table(calls: list[NativeCall], fns: list[int], size_table: bool
+                      ) -> tuple[str, np.ndarray]:
+    """(LLVM source, table) of a driver running ``calls``, whose functions are
+    ``fns[call.fn]``. Each driver reads a table of its own: the addresses of its
+    functions, then (``size_table``: a symbolic program, NOTE (size table)) its integers;
+    its text then depends on its own calls alone, not on where other runs of the program
+    start (a kernel split over threads from some size on leaves its run, not the others)."""
+    own: list[int] = []
+    local: list[NativeCall] = []
+    for call in calls:
+        if not isinstance(call, IndexCall):
+            own.append(fns[call.fn])
+            call = dataclasses.replace(call, fn=len(own) - 1)
+        local.append(call)
+    sizes = SizeTable(len(own)) if size_table else None
+    source = driver_source(local, sizes or literal)
+    return source, np.array(own + (sizes.values if sizes else []), np.int64)
 
 
 def gemm_for_matmul(step: ExternStep, buffers: dict[str, BufferInfo],

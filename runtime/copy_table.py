@@ -26,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from .driver_ints import Spell, literal
+
 import numpy as np
 
 from ..codegen.ops import MOVEMENT
@@ -93,12 +95,13 @@ def copy_table(step: KernelStep, run: Callable[[int, int, int], None]
 
 
 def table_copy_function(name: str, call: TableCopy) -> str:
-    """LLVM IR of ``void @name(ptr src, ptr dst, ptr table)`` (see ``TableCopy``)."""
+    """LLVM IR of ``void @name(ptr src, ptr dst, ptr table, i64 n)`` (see ``TableCopy``;
+    ``n`` is an argument, so a symbolic program's driver passes it from its size table)."""
     real = _REAL[call.dtype][0]
     fill = "0x%016X" % int(np.array(call.fill, np.float64).view(np.uint64))
     return "\n".join([
         f"define internal void @{name}(ptr noalias %src, ptr noalias %dst, "
-        "ptr noalias %table) {",
+        "ptr noalias %table, i64 %n) {",
         "entry:",
         "  br label %loop",
         "loop:",
@@ -114,7 +117,7 @@ def table_copy_function(name: str, call: TableCopy) -> str:
         f"  %dp = getelementptr {real}, ptr %dst, i64 %i",
         f"  store {real} %r, ptr %dp",
         "  %next = add i64 %i, 1",
-        f"  %more = icmp ult i64 %next, {call.n}",
+        "  %more = icmp ult i64 %next, %n",
         "  br i1 %more, label %loop, label %done",
         "done:",
         "  ret void",
@@ -122,14 +125,16 @@ def table_copy_function(name: str, call: TableCopy) -> str:
     ])
 
 
-def table_copy_lines(k: int, call: TableCopy, name: str) -> list[str]:
+def table_copy_lines(k: int, call: TableCopy, name: str, spell: Spell = literal) -> list[str]:
     """The driver's lines for call ``k``: the operands' and the table's addresses, then
-    the call."""
-    return [f"  %c{k}sp = getelementptr i64, ptr %addrs, i64 {call.src}",
+    the call; ``spell`` writes the element count (NOTE (size table), runtime.driver)."""
+    lines, n = spell(call.n, f"c{k}n")
+    return [*lines,
+            f"  %c{k}sp = getelementptr i64, ptr %addrs, i64 {call.src}",
             f"  %c{k}s = load ptr, ptr %c{k}sp",
             f"  %c{k}dp = getelementptr i64, ptr %addrs, i64 {call.dst}",
             f"  %c{k}d = load ptr, ptr %c{k}dp",
             f"  %c{k}tp = getelementptr i64, ptr %fns, i64 {call.fn}",
             f"  %c{k}t = load ptr, ptr %c{k}tp",
-            f"  call void @{name}(ptr %c{k}s, ptr %c{k}d, ptr %c{k}t)"]
+            f"  call void @{name}(ptr %c{k}s, ptr %c{k}d, ptr %c{k}t, i64 {n})"]
 

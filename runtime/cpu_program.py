@@ -60,7 +60,7 @@ from ..codegen.schedule import (BufferInfo, BufferRead, Constant, ExternStep, Ke
 from ..codegen.view import ShapeTracker, gather_numpy, strided_numpy
 from . import allocator, blas_threads, cpu_threads
 from .cblas import SplitGemm, gemm_library, split_gemm
-from .driver import (DRIVER_NAME, GemmCall, KernelCall, NativeCall, driver_source,
+from .driver import (DRIVER_NAME, GemmCall, KernelCall, NativeCall, driver_with_table,
                      gemm_for_matmul)
 from .copy_table import TableCopy, copy_table
 from .llvm_jit import CpuKernel, JitModule, compile_llvm, compile_llvm_many
@@ -280,10 +280,17 @@ class CompiledProgram:
     """The executable form of a Program; call it with the input arrays."""
 
     def __init__(self, program: Program, extern_eval: ExternEval | None,
-                 kernels_from: "CompiledProgram | None" = None):
+                 kernels_from: "CompiledProgram | None" = None, size_table: bool = False):
         # ``kernels_from``: a program whose kernels have the same names and bodies (a
-        # symbolic group's, see tracegrad.compiler.symbolic): its compiled kernels are used
+        # symbolic group's, see tracegrad.compiler.symbolic): its compiled kernels are used,
+        # and its drivers where their text is the same.  ``size_table``: the drivers read
+        # their integers at run time (NOTE (size table)), so the program of a symbolic
+        # group at any size has the same driver text as at any other
         self.program = program
+        self.size_table = size_table
+        # driver source -> compiled module: shared by every program of a symbolic group
+        self._driver_modules: dict[str, JitModule] = (
+            {} if kernels_from is None else kernels_from._driver_modules)
         self.extern_eval = extern_eval
         self.kernels: dict[str, tuple[JitModule, Any]] = {}
         start = time.perf_counter()
@@ -407,7 +414,6 @@ class CompiledProgram:
                 plan_calls.append(gemm if split is None else split)
                 continue
             plan_calls.append(self._extern_call(step, derived_of, extern_eval))
-        self._fns = np.array(fns, np.int64)
         # a gemm in a driver or a NumPy extern (matmul among them) may call BLAS
         self._calls_blas = any(isinstance(c, (GemmCall, SplitGemm, _ExternCall))
                                for c in plan_calls)
@@ -423,7 +429,7 @@ class CompiledProgram:
                 run.append(call)
                 continue
             if run:
-                self._calls.append(self._driver(run, stale, checked))
+                self._calls.append(self._driver(run, fns, stale, checked))
                 run, stale = [], False
             if isinstance(call, _ExternCall) and not call.step.fills_output:
                 stale = True   # it returns an array: its address is known only then
@@ -490,17 +496,23 @@ class CompiledProgram:
         out = self._index[step.output]
         return _ExternCall(step, operands, out, derived_of.get(out, []), extern_eval)
 
-    def _driver(self, calls: list[NativeCall], refresh: bool,
+    def _driver(self, calls: list[NativeCall], fns: list[int], refresh: bool,
                 checked: dict[int, _ExternCall]) -> "_DriverCall":
-        source = driver_source(calls)
+        """One driver call of the run ``calls``; ``fns[call.fn]`` are their functions
+        (``runtime.driver.driver_with_table``: the driver's own table)."""
+        source, table = driver_with_table(calls, fns, self.size_table)
+        k = len(self.drivers)
         self.drivers.append(source)
-        try:
-            module = compile_llvm(source, [DRIVER_NAME], opt_level=0)  # NOTE (glue at O0)
-        except Exception as exc:  # noqa: BLE001 - any LLVM failure means "fall back"
-            raise ProgramCompileError(f"driver failed to compile: {exc}") from exc
-        self.kernels[f"driver{len(self.drivers) - 1}"] = (module, module.functions[DRIVER_NAME])
+        module = self._driver_modules.get(source)   # a symbolic group's, any size
+        if module is None:
+            try:
+                module = compile_llvm(source, [DRIVER_NAME], opt_level=0)  # NOTE (glue at O0)
+            except Exception as exc:  # noqa: BLE001 - any LLVM failure means "fall back"
+                raise ProgramCompileError(f"driver failed to compile: {exc}") from exc
+            self._driver_modules[source] = module
+        self.kernels[f"driver{k}"] = (module, module.functions[DRIVER_NAME])
         codes = {c.code for c in calls if isinstance(c, IndexCall)}
-        return _DriverCall(module.functions[DRIVER_NAME], self._fns, refresh, self._status,
+        return _DriverCall(module.functions[DRIVER_NAME], table, refresh, self._status,
                            {code: checked[code] for code in codes})
 
     def _input_address(self, pos: int, x: Any, cached: bool) -> tuple[np.ndarray, int]:

@@ -33,6 +33,7 @@ import numpy as np
 from ..codegen.ops import Op
 from ..codegen.schedule import BufferInfo, BufferRead, ExternStep
 from ..codegen.view import contiguous_strides
+from .driver_ints import SizeTable, Spell, literal
 
 _REAL = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 _INT = {np.dtype(np.int32): "i32", np.dtype(np.int64): "i64"}
@@ -166,16 +167,26 @@ def index_call_for(step: ExternStep, buffers: dict[str, BufferInfo],
                      data, index, src, position(step.output), status, code, strides)
 
 
+# the integers an index loop takes as arguments (NOTE (size table), runtime.driver_ints)
+_SIZES = ("total", "inner", "mid", "size", "st0", "st1", "st2", "nbytes")
+
+
+def _sizes(call: IndexCall) -> tuple[int, ...]:
+    """The values of ``_SIZES`` for ``call``."""
+    return (call.outer * call.mid * call.inner, call.inner, call.mid, call.size,
+            *call.strides, call.outer * call.size * call.inner * call.dtype.itemsize)
+
+
 def index_function(name: str, call: IndexCall) -> str:
-    """LLVM IR of ``i64 @name(ptr data, ptr index, ptr src, ptr out)``: 0 when done, 1
-    at the first bad index (see the module doc)."""
+    """LLVM IR of ``i64 @name(ptr data, ptr index, ptr src, ptr out, i64 sizes...)``
+    (``_SIZES``: arguments, so a symbolic program's driver passes them from its size
+    table): 0 when done, 1 at the first bad index (see the module doc)."""
     real, ints = _REAL[call.dtype], _INT[call.index_dtype]
-    total = call.outer * call.mid * call.inner
+    sizes = ", ".join(f"i64 %{s}" for s in _SIZES)
     lines = [f"define internal i64 @{name}(ptr noalias %data, ptr noalias %index, "
-             "ptr noalias %src, ptr noalias %out) {", "entry:"]
+             f"ptr noalias %src, ptr noalias %out, {sizes}) {{", "entry:"]
     if call.op == "scatter_add":   # the result starts as a copy of the base
-        nbytes = call.outer * call.size * call.inner * call.dtype.itemsize
-        lines.append(f"  call void @llvm.memcpy.p0.p0.i64(ptr %out, ptr %data, i64 {nbytes}, "
+        lines.append("  call void @llvm.memcpy.p0.p0.i64(ptr %out, ptr %data, i64 %nbytes, "
                      "i1 false)")
     lines += [
         "  br label %loop",
@@ -187,18 +198,18 @@ def index_function(name: str, call: IndexCall) -> str:
     lines.append("  %j0 = sext i32 %raw to i64" if ints == "i32" else "  %j0 = add i64 %raw, 0")
     lines += [
         "  %neg = icmp slt i64 %j0, 0",
-        f"  %wrapped = add i64 %j0, {call.size}",
+        "  %wrapped = add i64 %j0, %size",
         "  %j = select i1 %neg, i64 %wrapped, i64 %j0",
         # NOTE: unsigned: a still-negative index is huge, so one compare checks both ends
-        f"  %bad = icmp uge i64 %j, {call.size}",
+        "  %bad = icmp uge i64 %j, %size",
         "  br i1 %bad, label %fail, label %store",
         "store:",
-        f"  %i = urem i64 %p, {call.inner}",
-        f"  %om = udiv i64 %p, {call.inner}",
-        f"  %o = udiv i64 %om, {call.mid}",
-        f"  %row = mul i64 %o, {call.strides[0]}",
-        f"  %col = mul i64 %j, {call.strides[1]}",
-        f"  %in = mul i64 %i, {call.strides[2]}",
+        "  %i = urem i64 %p, %inner",
+        "  %om = udiv i64 %p, %inner",
+        "  %o = udiv i64 %om, %mid",
+        "  %row = mul i64 %o, %st0",
+        "  %col = mul i64 %j, %st1",
+        "  %in = mul i64 %i, %st2",
         "  %rowj = add i64 %row, %col",
         "  %at = add i64 %rowj, %in",
     ]
@@ -216,7 +227,7 @@ def index_function(name: str, call: IndexCall) -> str:
                   f"  store {real} %sum, ptr %to"]
     lines += [
         "  %next = add i64 %p, 1",
-        f"  %more = icmp ult i64 %next, {total}",
+        "  %more = icmp ult i64 %next, %total",
         "  br i1 %more, label %loop, label %done",
         "done:",
         "  ret i64 0",
@@ -229,10 +240,17 @@ def index_function(name: str, call: IndexCall) -> str:
     return "\n".join(lines)
 
 
-def index_call_lines(k: int, call: IndexCall, name: str) -> list[str]:
-    """The driver's lines for call ``k``: load the operands' addresses, call ``name``,
-    and on a bad index store ``code`` into the status word and return."""
-    lines, refs = [], []
+def index_call_lines(k: int, call: IndexCall, name: str, spell: Spell = literal) -> list[str]:
+    """The driver's lines for call ``k``: load the operands' addresses, call ``name``
+    (its sizes written by ``spell``), and on a bad index store ``code`` into the status
+    word and return."""
+    lines: list[str] = []
+    refs = []
+    sizes = []
+    for size, value in zip(_SIZES, _sizes(call)):
+        more, ref = spell(value, f"x{k}_{size}")
+        lines += more
+        sizes.append(f"i64 {ref}")
     for tag, operand in (("d", call.data), ("i", call.index), ("s", call.src),
                          ("o", (call.out, 0))):
         if operand is None:
@@ -242,13 +260,14 @@ def index_call_lines(k: int, call: IndexCall, name: str) -> list[str]:
         ref = f"%x{k}_{tag}"
         lines += [f"  {ref}p = getelementptr i64, ptr %addrs, i64 {pos}",
                   f"  {ref} = load ptr, ptr {ref}p"]
-        if offset:
-            lines.append(f"  {ref}o = getelementptr i8, ptr {ref}, i64 {offset}")
+        if offset or isinstance(spell, SizeTable):   # one that is 0 at some sizes only
+            more, at = spell(offset, f"x{k}_{tag}b")
+            lines += [*more, f"  {ref}o = getelementptr i8, ptr {ref}, i64 {at}"]
             ref += "o"
         refs.append(ref)
     lines += [
         f"  %r{k} = call i64 @{name}(ptr {refs[0]}, ptr {refs[1]}, ptr {refs[2]}, "
-        f"ptr {refs[3]})",
+        f"ptr {refs[3]}, {', '.join(sizes)})",
         f"  %bad{k} = icmp ne i64 %r{k}, 0",
         f"  br i1 %bad{k}, label %fail{k}, label %ok{k}",
         f"fail{k}:",

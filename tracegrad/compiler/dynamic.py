@@ -22,8 +22,10 @@ import numpy as np
 
 from .._tensor import Tensor, _wrap
 from ..runtime.cpu_program import CompiledProgram
+from . import plan_cache
 from .entry import Entry, build_entry, extern_eval
 from .symbolic import NotSymbolic, fit, fitted_sizes, finish_program, instantiate, same
+from .symbolic_eval import Evaluator
 from .symbolic_params import parametrise
 
 
@@ -208,6 +210,7 @@ class SymbolicGroup:
         self.sizes_served: set[int] = {n}
         self.fits = [_Fit(compiled, dims, n, entry, treedef, leaves)]
         self._refit_failed = False
+        self._kept: dict = {}   # signature -> None: the sizes' programs held, oldest first
 
     @property
     def traced(self):
@@ -229,6 +232,23 @@ class SymbolicGroup:
             self.guard_failures.append(f"s0={n}: no further fit ({e})")
             return
         self.sizes_served.add(n)
+
+    # NOTE (programs kept per size): each size a group serves is a cached entry of the
+    # compiled function (a dict lookup at the next call there), holding that size's
+    # temps; a function called at every batch size of a server would keep them all.
+    # Beyond MAX_KEPT sizes the oldest is dropped: a later call there is a new size again
+    # (a trace and the fit's evaluation, ~2 ms; no LLVM, NOTE (size table)).
+    MAX_KEPT = 64
+
+    def keep(self, key, cache: dict) -> None:
+        """``cache[key]`` now holds this group's program at a size; drop the oldest such
+        entry from ``cache`` beyond MAX_KEPT."""
+        self._kept.pop(key, None)
+        self._kept[key] = None
+        while len(self._kept) > self.MAX_KEPT:
+            oldest = next(iter(self._kept))
+            del self._kept[oldest]
+            cache.pop(oldest, None)
 
     def describe(self) -> str:
         dims = ", ".join(f"arg {i} dim {d}" for i, d in sorted(self.dims))
@@ -303,6 +323,9 @@ class _Fit:
         self.run_backward, params_bwd = ((None, 0) if self.backward is None
                                          else parametrise(self.backward))
         self.parametrised = params_fwd + params_bwd
+        # the programs that run, evaluated at each new size (symbolic_eval's module doc)
+        self._evaluators = [None if t is None else Evaluator(t)
+                            for t in (self.run_forward, self.run_backward)]
         self.kernels_forward, self.kernels_backward = entry.forward, entry.backward
         if self.parametrised or not fitted_at_n:
             # the call's own kernels do not serve: they are specialised (or, fitted without
@@ -310,10 +333,24 @@ class _Fit:
             if not isinstance(entry.forward, CompiledProgram):
                 raise NotSymbolic("kernel bodies that depend on the size run on the CPU only")
             fwd, bwd = self._run_plans(n)
-            self.kernels_forward = CompiledProgram(fwd, extern_eval)
+            self.kernels_forward = CompiledProgram(fwd, extern_eval, size_table=True)
             if bwd is not None:
-                self.kernels_backward = CompiledProgram(bwd, extern_eval)
+                self.kernels_backward = CompiledProgram(bwd, extern_eval, size_table=True)
+        elif isinstance(entry.forward, CompiledProgram):
+            # the call's kernels serve; its drivers hold its sizes: the group's drivers,
+            # which read them from a size table (NOTE (size table)), compile now, once
+            fwd, bwd = self._run_plans(n)
+            self.kernels_forward = CompiledProgram(fwd, extern_eval, size_table=True,
+                                                   kernels_from=entry.forward)
+            if bwd is not None:
+                self.kernels_backward = CompiledProgram(bwd, extern_eval, size_table=True,
+                                                        kernels_from=entry.backward)
         self._extend_planned_range(sizes_bound(tensors, dims, leaves), at)
+        # the probes' plans: a later process fits from the disk cache without planning
+        # (their kernels compiled here as the fit's; sources are rendered when needed)
+        for probe in entries.values():
+            for program in (probe.forward_plan, probe.backward_plan):
+                plan_cache.save(program, with_sources=False)
 
     def _extend_planned_range(self, bound: int, at) -> None:
         """NOTE (planned range): the planner simplifies index arithmetic by comparing value
@@ -381,10 +418,9 @@ class _Fit:
         return fwd, bwd
 
     def _run_plans(self, n: int):
-        """The programs that run at size ``n``: parametrised kernels, their values for ``n``."""
-        fwd = finish_program(instantiate(self.run_forward, n))
-        bwd = (None if self.run_backward is None
-               else finish_program(instantiate(self.run_backward, n)))
+        """The programs that run at size ``n``: parametrised kernels, their values for ``n``
+        (``finish_program(instantiate(...))`` of the run templates, through closures)."""
+        fwd, bwd = (None if e is None else e.finish(e(n)) for e in self._evaluators)
         return fwd, bwd
 
     def _matches(self, n: int, real: Entry) -> bool:
@@ -402,10 +438,10 @@ class _Fit:
     def _unchecked_instance(self, traced: Entry, n: int) -> Entry:
         e = copy.copy(traced)  # the exact trace: its inputs, writes and static outputs
         e.forward_plan, e.backward_plan = self._run_plans(n)
-        e.forward = CompiledProgram(e.forward_plan, extern_eval,
+        e.forward = CompiledProgram(e.forward_plan, extern_eval, size_table=True,
                                     kernels_from=self.kernels_forward)
         if e.backward_plan is not None:
-            e.backward = CompiledProgram(e.backward_plan, extern_eval,
+            e.backward = CompiledProgram(e.backward_plan, extern_eval, size_table=True,
                                          kernels_from=self.kernels_backward)
         return e
 

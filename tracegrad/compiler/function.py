@@ -228,6 +228,7 @@ class CompiledFunction:
                 return None
             self.compile_seconds += time.perf_counter() - start  # a hit: counted by __call__
             self._cache[key] = entry
+            group.keep(key, self._cache)
             if debug_level():
                 logger.debug("%s: symbolic program serves %s (s0=%d)", self.__name__,
                              describe_key(key), n)

@@ -58,14 +58,17 @@ def _make_node(prim, inputs, attrs) -> Node:
 
 
 def attach(outputs: list[Tensor], diff_inputs: list[Tensor], backward_fn, name: str,
-           reads: tuple[int, ...]) -> None:
+           reads: list) -> None:
     """Make ``outputs`` differentiable: their gradients flow into ``backward_fn(bundle)``,
     which returns one gradient (or None) per tensor of ``diff_inputs``. ``reads``: the
-    positions of ``diff_inputs`` whose values the backward program reads (checked
-    against in-place changes, as for any primitive)."""
+    inputs (differentiable or not) whose values the backward program reads, checked
+    against in-place changes as for any primitive."""
+    checked = tuple(range(len(diff_inputs), len(diff_inputs) + len(reads)))
     call_prim = Primitive(Op.INPUT, name, None, None,
-                          lambda bundle, node: backward_fn(bundle), lambda needs_grad: reads)
-    call = _make_node(call_prim, tuple(diff_inputs), {})
+                          lambda bundle, node: backward_fn(bundle), lambda needs_grad: checked)
+    call = _make_node(call_prim, tuple(diff_inputs) + tuple(reads), {})
+    # the read-only inputs get no gradient (the engine zips gradients with needs_grad)
+    call.needs_grad = call.needs_grad[:len(diff_inputs)] + (False,) * len(reads)
     anchor = _wrap(np.zeros(()))  # stands for "all outputs of this call" in the graph
     anchor.grad_fn = call
     anchor._requires_grad = True

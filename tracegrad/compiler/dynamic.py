@@ -159,7 +159,7 @@ def _metadata(e: Entry) -> tuple:
         return (kind, x._data.ndim, x._data.dtype, x._requires_grad)
     return ([ref(r) for r in e.input_sources], e.n_outputs, e.out_treedef,
             [(ref(r), c) for r, c in e.writes], [ref(r) for r in e.diff_inputs],
-            e.grad_present, e.saved_reads)
+            e.grad_present, e.saved_reads, e.saved_copies)
 
 
 # Tests set this: every instance is then also planned for real at its size and must equal

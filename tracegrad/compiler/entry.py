@@ -17,7 +17,7 @@ from .._tensor import Tensor, _wrap
 from ..autograd.engine import run_backward
 from ..autograd.grad_mode import state as grad_state
 from ..codegen import phase_clock
-from ..codegen.ops import Op
+from ..codegen.ops import MOVEMENT
 from ..runtime.cpu_program import CompiledProgram, ProgramCompileError, llvm_sources
 from ..runtime.cuda_program import CudaProgram
 from . import plan_cache, pytree
@@ -52,7 +52,11 @@ class Entry:
         #                                ("captured", t), number of writes), see Entry.run
         self.diff_inputs = []          # per gradient: ("arg", leaf index) | ("captured", t)
         self.grad_present = []         # which backward outputs exist (others are zeros)
-        self.saved_reads = ()
+        self.saved_reads = ()          # forward inputs (results k: -1 - k) the backward
+        #                                reads, version-checked
+        self.saved_copies = ()         # saved inputs copied at the call (negative positions
+        #                                in the forward's results), see NOTE (inputs read by
+        #                                backward) in partition.py
         self.traced = None             # the joint graph, for reports
         self.compile_seconds = 0.0
         self.phase_seconds: dict[str, float] = {}  # codegen.phase_clock.PHASES -> seconds
@@ -105,6 +109,8 @@ class Entry:
 
     def run(self, leaves):
         results = self.forward(self._input_arrays(leaves))
+        for k in self.saved_copies:   # before any write-back changes them
+            results[k] = _copy_array(results[k])
         outs = [_wrap(a) for a in results[:self.n_outputs]]
         n_saved = self.n_outputs
         if self.writes:  # in-place writes to inputs and captured tensors, as eager does
@@ -119,13 +125,20 @@ class Entry:
         if self.backward is not None and grad_state.enabled:
             saved = results[n_saved:]
             diff = [leaves[ref] if kind == "arg" else ref for kind, ref in self.diff_inputs]
-            attach(outs, diff, self._backward_fn(saved, outs), "CompiledFunction",
-                   self.saved_reads)
+            read = [self._input_tensor(leaves, k) if k >= 0 else outs[-1 - k]
+                    for k in self.saved_reads]
+            attach(outs, diff, self._backward_fn(saved, outs), "CompiledFunction", read)
         flat = []
         it = iter(outs)
         for const in self.out_static:
             flat.append(next(it) if const is None else const)
         return pytree.unflatten(self.out_treedef, flat)
+
+    def _input_tensor(self, leaves, k: int):
+        """The tensor (or Python scalar) forward input ``k`` was read from this call."""
+        kind, ref = self.input_sources[k]
+        return (leaves[ref] if kind == "arg" else ref._grad if kind == "leaf_grad"
+                else ref if kind == "captured" else None)
 
     def guards_hold(self) -> bool:
         for guard in self.guards:   # a plain loop: all() over a generator costs ~1 µs more
@@ -175,6 +188,16 @@ class Entry:
                 result.append(_wrap(next(grads)) if ok else None)
             return tuple(result)
         return run
+
+
+def _copy_array(a):
+    """A copy of a host or device array (on the device: a device-to-device copy)."""
+    if not getattr(a, "on_device", False):
+        return np.array(a, copy=True)
+    out = a.device.empty(a.shape, a.dtype)
+    if a.nbytes:
+        a.device.driver.copy_dtod(out.ptr, a.ptr, a.nbytes)
+    return out
 
 
 def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool,
@@ -241,7 +264,7 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
             outputs.append(leaf)
             out_static.append(None)
 
-        grads, grad_inputs, diff_sources = [], [], []
+        grads, grad_inputs, diff_sources, eager_reads = [], [], [], set()
         differentiable = [o for o in outputs if o._requires_grad]
         if tracer.ran_backward:
             # a training step: its outputs (the loss) are results, not the start of a
@@ -257,6 +280,7 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
                 if t._requires_grad:
                     diff_tensors.append(t)
                     diff_sources.append(("captured", t))
+            eager_reads = _eager_reads(outputs, tracer, traced_leaves)
             grad_tensors = [tracer.grad_input(o, k) for k, o in enumerate(outputs)]
             grad_inputs = [g._data.node for g in grad_tensors]
             roots = [(o, g) for o, g in zip(outputs, grad_tensors) if o._requires_grad]
@@ -289,7 +313,7 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
     entry.guards = list(tracer.guards) + _requires_grad_guards(tracer)
     grad_ids = [None if g is None else g._data.node for g in grads]
     tracer.graph.outputs = out_ids + write_ids + [g for g in grad_ids if g is not None]
-    parts = split(tracer.graph, out_ids + write_ids, grad_ids, grad_inputs)
+    parts = split(tracer.graph, out_ids + write_ids, grad_ids, grad_inputs, eager_reads)
     entry.traced = tracer.graph
     entry.n_outputs = len(out_ids)
     entry.out_treedef = out_treedef
@@ -305,7 +329,8 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
     if parts.backward is not None:
         entry.diff_inputs = diff_sources
         entry.grad_present = [g is not None for g in grads]
-        entry.saved_reads = _saved_reads(parts, diff_sources, tracer, index_of_node)
+        entry.saved_reads = _saved_reads(parts, tracer.graph, out_ids)
+        entry.saved_copies = tuple(k - len(parts.saved) for k in parts.copied)
     if not plan_programs:
         return entry
     entry.forward_plan = plan_cache.plan(parts.forward, _inplace_writes(entry, len(out_ids)))
@@ -387,14 +412,51 @@ def _save_sources(entry) -> str:
     return str(folder)
 
 
-def _saved_reads(parts, diff_sources, tracer, index_of_node) -> tuple:
-    """Positions of differentiable inputs whose values the backward program reads."""
-    saved_inputs = {n for n in parts.saved if tracer.graph.node(n).op is Op.INPUT}
-    reads = []
-    for position, (kind, ref) in enumerate(diff_sources):
-        for n in saved_inputs:
-            k = tracer.input_kinds[index_of_node[n]]
-            if (kind == "arg" and k == ("arg", ref)) or (kind == "captured" and k[0] == "captured"
-                                                          and k[1] is ref):
-                reads.append(position)
-    return tuple(reads)
+def _eager_reads(outputs, tracer, traced_leaves) -> set[int]:
+    """The INPUT and result nodes whose values eager mode's backward would read (NOTE
+    (inputs read by backward) in partition.py): those of the arguments, captured tensors
+    and results whose version counter (shared by their views) some primitive of the
+    traced forward saves for its derivative rule."""
+    counters, seen = set(), set()
+    stack = [o.grad_fn for o in outputs if o.grad_fn is not None]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen or node.inputs is None:
+            continue
+        seen.add(id(node))
+        for i in node.prim.needs(node.needs_grad):
+            x = node.inputs[i]
+            if isinstance(x, Tensor):
+                counters.add(id(x._version))
+        if node.out_counter is not None:   # a rule that reads its own output (exp)
+            counters.add(id(node.out_counter))
+        stack.extend(fn for fn in node.edges if fn is not None)
+    args = {("arg", k): t for k, t in enumerate(traced_leaves)}
+    out = {o._data.node for o in outputs if id(o._version) in counters}
+    for node, kind in zip(tracer.graph.inputs, tracer.input_kinds):
+        t = args.get(kind) if kind[0] == "arg" else kind[1] if kind[0] == "captured" else None
+        if isinstance(t, Tensor) and id(t._version) in counters:
+            out.add(node)
+    return out
+
+
+def _saved_reads(parts, graph, out_ids) -> tuple:
+    """Positions of the forward inputs the backward program reads, directly or through a
+    view, and (as ``-1 - k``) of the results ``k`` it reads: each is checked for in-place
+    changes between the call and backward, as eager mode checks what its rules save (NOTE
+    (inputs read by backward) in partition.py; a saved view is a copy, but eager mode
+    would raise there too)."""
+    position = {n: k for k, n in enumerate(parts.forward_inputs)}
+    for k, n in enumerate(out_ids):
+        if graph.node(n).op not in MOVEMENT:   # a result that is a view is a copy
+            position.setdefault(n, -1 - k)
+    reads = set()
+    copied = {parts.saved[k] for k in parts.copied}
+    for n in parts.saved:
+        if n in copied:
+            continue
+        while graph.node(n).op in MOVEMENT:
+            n = graph.node(n).inputs[0]
+        if n in position:
+            reads.add(position[n])
+    return tuple(sorted(reads))

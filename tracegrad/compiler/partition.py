@@ -23,6 +23,7 @@ class Split:
     saved: list[int]            # joint node ids the forward returns after the outputs
     grad_inputs: list[int]      # joint INPUT ids of the incoming gradients
     forward_ids: dict | None = None   # joint node id -> forward graph node id
+    copied: tuple = ()          # positions in ``saved`` of the values a call copies
 
 
 def _ancestors(graph: Graph, roots) -> set[int]:
@@ -59,12 +60,13 @@ _RECOMPUTE_LIMIT = 24   # nodes recomputed per saved value, at most
 
 
 def _recompute_cheap(joint: Graph, boundary: set[int], results: set[int],
-                     bwd_nodes: set[int]) -> set[int]:
+                     bwd_nodes: set[int], readable: set[int]) -> set[int]:
     """The values to save: ``boundary`` with cheap large values replaced by what they are
     computed from; the nodes to recompute join ``bwd_nodes``."""
     saved: set[int] = set()
     for s in boundary:
-        plan = _recompute_plan(joint, s, results) if joint.node(s).op in ELEMENTWISE else None
+        plan = (_recompute_plan(joint, s, results, readable)
+                if joint.node(s).op in ELEMENTWISE else None)
         if plan is None:
             saved.add(s)
         else:
@@ -73,7 +75,7 @@ def _recompute_cheap(joint: Graph, boundary: set[int], results: set[int],
     return saved
 
 
-def _recompute_plan(joint: Graph, s: int, results: set[int]):
+def _recompute_plan(joint: Graph, s: int, results: set[int], readable: set[int]):
     """(nodes to recompute, values to save instead) for saved value ``s``, or None."""
     if s in results:
         return None
@@ -88,21 +90,36 @@ def _recompute_plan(joint: Graph, s: int, results: set[int]):
         if n.op is Op.CONST or n.op in MOVEMENT:
             body.add(n.id)   # free: a view is index math
             stack.extend(n.inputs)
-        elif n.op is Op.INPUT or n.id in results or 2 * n.numel <= size:
+        elif n.op is Op.INPUT or n.id in results:
+            if n.id not in readable and 2 * n.numel > size:
+                return None   # NOTE (inputs read by backward)
+            leaves.add(n.id)
+        elif 2 * n.numel <= size:
             leaves.add(n.id)
         elif n.op in ELEMENTWISE and len(body) < _RECOMPUTE_LIMIT:
             body.add(n.id)
             stack.extend(n.inputs)
         else:
             return None
-    # what is saved instead must be smaller (arguments and results cost nothing to save)
-    extra = sum(joint.node(n).numel for n in leaves
-                if joint.node(n).op is not Op.INPUT and n not in results)
+    # what is saved instead must be smaller (the arguments and results the backward may
+    # read as they are cost nothing to save; the others are copied)
+    extra = sum(joint.node(n).numel for n in leaves if n not in readable)
     return (body, leaves) if extra < size else None
 
 
+# NOTE (inputs read by backward): a saved INPUT is the caller's own array, and a saved
+# result the array of a tensor the caller holds: the backward reads them as they are when
+# it runs. Eager mode's derivative rules save values as they were at the call, and raise
+# only when a tensor they read (``readable``: an argument, captured tensor or result
+# itself, or a view of one) was changed in place since; softmax saves exp(x - max), so
+# ``x.add_(1)`` between its forward and backward is legal there, while ``exp(x).mul_(2)``
+# raises. So a call checks each readable saved value against in-place changes (entry.py
+# _saved_reads), and copies the others (``Split.copied``) as they are at the call; a
+# recompute may use such a copy only where it is small (cross entropy's class targets),
+# else the recomputed value is saved instead (recomputing exp(x - max) from x would need a
+# copy of x: no cheaper than saving exp(x - max)).
 def split(joint: Graph, outputs: list[int], grads: list[int | None],
-          grad_inputs: list[int]) -> Split:
+          grad_inputs: list[int], readable: set[int] = frozenset()) -> Split:
     grad_set = set(grad_inputs)
     fwd_nodes = _ancestors(joint, outputs)
     inputs = [n for n in joint.inputs if n not in grad_set]
@@ -120,7 +137,8 @@ def split(joint: Graph, outputs: list[int], grads: list[int | None],
                     boundary.add(i)
         boundary |= {g for g in grads if g is not None and g not in bwd_nodes
                      and g not in grad_set}
-        saved = sorted(_recompute_cheap(joint, boundary, set(outputs), bwd_nodes))
+        saved = sorted(_recompute_cheap(joint, boundary, set(outputs), bwd_nodes,
+                                        readable))
 
     forward = Graph()
     remap: dict = {}
@@ -139,4 +157,7 @@ def split(joint: Graph, outputs: list[int], grads: list[int | None],
         _add_input(backward, joint.node(n), bremap)
     _copy(joint, bwd_nodes, backward, bremap)
     backward.outputs = [bremap[g] for g in grads if g is not None]
-    return Split(forward, backward, inputs, len(outputs), saved, list(grad_inputs), remap)
+    live = set(outputs) | set(inputs)
+    copied = tuple(k for k, n in enumerate(saved) if n in live and n not in readable)
+    return Split(forward, backward, inputs, len(outputs), saved, list(grad_inputs), remap,
+                 copied)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import inspect
 import pickle
 import sys
 import time
@@ -38,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from ..codegen import phase_clock, schedule
+from ..codegen import phase_clock, scalar_ops, schedule
 from ..codegen.graph import Graph
 from ..runtime import cpu_program, disk_cache
 
@@ -53,17 +54,41 @@ class Uncacheable(TypeError):
     """The graph holds a value ``_encode`` cannot write exactly."""
 
 
-@functools.lru_cache(maxsize=1)
 def _code_version() -> str:
-    """Hash of the code whose output an entry holds: codegen's files and the CPU runtime's
-    kernel naming and render memo (``cpu_program.py``). Raises Uncacheable where the
-    source files cannot be read (an install without them)."""
+    return _code_version_of(_scalar_op_rules())
+
+
+def _scalar_op_rules() -> tuple:
+    """The functions that expand or render the scalar ops defined so far: a primitive's
+    record (``tracegrad/_primitives``, or a user's own) hands them to codegen."""
+    rules = [rule.expand for rule in scalar_ops.SCALAR_OPS.values() if rule.expand]
+    for table in scalar_ops.RENDERINGS.values():
+        rules.extend(table.values())
+    return tuple(rules)
+
+
+@functools.lru_cache(maxsize=4)
+def _code_version_of(rules: tuple) -> str:
+    """Hash of the code whose output an entry holds: codegen's files, the CPU runtime's
+    kernel naming and render memo (``cpu_program.py``), and the files of ``rules`` (a
+    fixed atan2 expansion in ``_primitives/trig.py`` must not load the kernels of the old
+    one). Raises Uncacheable where the source files cannot be read (an install without
+    them, a rule typed at the prompt)."""
     h = hashlib.sha256()
     codegen = Path(schedule.__file__).resolve().parent
     paths = sorted(codegen.glob("*.py")) + [Path(cpu_program.__file__).resolve(),
                                             Path(__file__).resolve()]
     if len(paths) < 3:
         raise Uncacheable("codegen's source files are not installed")
+    for rule in rules:
+        try:
+            source = inspect.getsourcefile(getattr(rule, "func", rule))   # (a partial)
+        except TypeError:
+            source = None
+        if source is None or not Path(source).is_file():
+            raise Uncacheable(f"the source of {rule!r}, which lowers a scalar op, is unknown")
+        paths.append(Path(source).resolve())
+    paths = sorted(set(paths))
     for path in paths:
         try:
             h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")

@@ -60,26 +60,47 @@ def _atan_expand(emit, args, dtype):
     return emit(Op.WHERE, (negative, emit(Op.NEG, (y,), dtype), y), dtype)
 
 
+def _sign_bit(emit, v, dtype):
+    """v < 0, counting -0.0 as negative (1 / -0.0 is -inf), as np.arctan2 reads signs."""
+    c = lambda x: emit(Op.CONST, (x,), dtype)  # noqa: E731
+    return emit(Op.OR, (emit(Op.CMPLT, (v, c(0.0)), _BOOL),
+                        emit(Op.CMPLT, (emit(Op.DIV, (c(1.0), v), dtype), c(0.0)), _BOOL)),
+                _BOOL)
+
+
 def _atan2_expand(emit, args, dtype):
     y, x = args
     c = lambda v: emit(Op.CONST, (v,), dtype)  # noqa: E731
     zero = c(0.0)
     t = _atan_expand(emit, (emit(Op.DIV, (y, x), dtype),), dtype)
-    y_neg = emit(Op.CMPLT, (y, zero), _BOOL)
-    x_neg = emit(Op.CMPLT, (x, zero), _BOOL)
+    # NOTE: signed zeros pick the side of the branch cut: atan2(-0.0, -1) = -pi, and
+    # atan2(0.0, -0.0) = pi (x = -0.0 takes the x < 0 branch, where y / x is -0.0 or NaN)
+    y_neg = _sign_bit(emit, y, dtype)
+    x_neg = _sign_bit(emit, x, dtype)
     x_zero = emit(Op.CMPEQ, (x, zero), _BOOL)
-    # x < 0: atan(y/x) is off by pi, towards the sign of y (NOTE: -0.0 counts as positive here)
+    # x < 0: atan(y/x) is off by pi, towards the sign of y
     shifted = emit(Op.WHERE, (y_neg, emit(Op.SUB, (t, c(math.pi)), dtype),
                               emit(Op.ADD, (t, c(math.pi)), dtype)), dtype)
     t = emit(Op.WHERE, (x_neg, shifted, t), dtype)
-    # x == 0: +-pi/2 by the sign of y, and atan2(0, 0) = 0 (y/x was NaN there)
-    on_axis = emit(Op.WHERE, (y_neg, c(-math.pi / 2),
-                              emit(Op.WHERE, (emit(Op.CMPEQ, (y, zero), _BOOL), zero, c(math.pi / 2)),
-                                   dtype)), dtype)
+    # x == 0: +-pi/2 by the sign of y; y == 0 too: +-0 for x = +0.0, +-pi for x = -0.0
+    # (y/x was NaN there)
+    y_zero = emit(Op.CMPEQ, (y, zero), _BOOL)
+    zero_y = emit(Op.WHERE, (x_neg, c(math.pi), zero), dtype)
+    zero_y = emit(Op.WHERE, (y_neg, emit(Op.NEG, (zero_y,), dtype), zero_y), dtype)
+    on_axis = emit(Op.WHERE, (y_zero, zero_y,
+                              emit(Op.WHERE, (y_neg, c(-math.pi / 2), c(math.pi / 2)), dtype)),
+                   dtype)
     # a NaN operand must stay NaN: y/x is NaN then, and x == 0 is False for a NaN x
     y_nan = emit(Op.CMPNE, (y, y), _BOOL)
     on_axis = emit(Op.WHERE, (y_nan, y, on_axis), dtype)
-    return emit(Op.WHERE, (x_zero, on_axis, t), dtype)
+    t = emit(Op.WHERE, (x_zero, on_axis, t), dtype)
+    # both infinite: +-pi/4 or +-3pi/4 (y/x was NaN there)
+    inf = c(math.inf)
+    both_inf = emit(Op.AND, (emit(Op.CMPEQ, (emit(Op.ABS, (y,), dtype), inf), _BOOL),
+                             emit(Op.CMPEQ, (emit(Op.ABS, (x,), dtype), inf), _BOOL)), _BOOL)
+    corner = emit(Op.WHERE, (x_neg, c(3 * math.pi / 4), c(math.pi / 4)), dtype)
+    corner = emit(Op.WHERE, (y_neg, emit(Op.NEG, (corner,), dtype), corner), dtype)
+    return emit(Op.WHERE, (both_inf, corner, t), dtype)
 
 
 def _asinh_expand(emit, args, dtype):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .._primitives import PRIMITIVES
-from .._tensor import Tensor, _wrap
+from .._tensor import Tensor, _wrap, replay_view_ops
 from ..autograd.engine import run_backward
 from ..autograd.grad_mode import state as grad_state
 from ..codegen import phase_clock
@@ -54,6 +54,8 @@ class Entry:
         self.grad_present = []         # which backward outputs exist (others are zeros)
         self.saved_reads = ()          # forward inputs (results k: -1 - k) the backward
         #                                reads, version-checked
+        self.out_aliases = ()          # (result k, ("arg", leaf index) | ("captured", t),
+        #                                view chain or None): NOTE (returned arguments)
         self.saved_copies = ()         # saved inputs copied at the call (negative positions
         #                                in the forward's results), see NOTE (inputs read by
         #                                backward) in partition.py
@@ -122,14 +124,22 @@ class Entry:
             n_saved += len(self.writes)
         if self.grad_writes:
             n_saved = self._write_grads(results, n_saved)
+        returned = outs
+        if self.out_aliases:   # NOTE (returned arguments)
+            returned = list(outs)
+            for k, kind, ref, chain in self.out_aliases:
+                base = leaves[ref] if kind == "arg" else ref
+                returned[k] = base if chain is None else replay_view_ops(chain, base)
         if self.backward is not None and grad_state.enabled:
             saved = results[n_saved:]
             diff = [leaves[ref] if kind == "arg" else ref for kind, ref in self.diff_inputs]
-            read = [self._input_tensor(leaves, k) if k >= 0 else outs[-1 - k]
+            read = [self._input_tensor(leaves, k) if k >= 0 else returned[-1 - k]
                     for k in self.saved_reads]
-            attach(outs, diff, self._backward_fn(saved, outs), "CompiledFunction", read)
+            # an aliased result has eager history already (its gradient flows there)
+            attach([o if o is r else None for o, r in zip(outs, returned)], diff,
+                   self._backward_fn(saved, outs), "CompiledFunction", read)
         flat = []
-        it = iter(outs)
+        it = iter(returned)
         for const in self.out_static:
             flat.append(next(it) if const is None else const)
         return pytree.unflatten(self.out_treedef, flat)
@@ -255,10 +265,14 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
                              f"functions that return tensors")
         out_treedef, out_leaves = pytree.flatten(out, static=True)
         outputs, out_static = [], []
+        aliases = []
         for leaf in out_leaves:
             if not isinstance(leaf, Tensor):
                 out_static.append(leaf)
                 continue
+            alias = _returned_argument(leaf, traced_leaves, tracer)
+            if alias is not None:
+                aliases.append((len(outputs),) + alias)
             if not isinstance(leaf._data, TraceValue):
                 leaf = leaf * 1 if leaf._data.dtype.kind != "b" else leaf & True  # lift constant
             outputs.append(leaf)
@@ -300,6 +314,7 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
             if isinstance(leaf, Tensor) and tracer.rebind_count(t):
                 arg_writes.append((("arg", position), t._data.node, tracer.rebind_count(t)))
 
+    entry.out_aliases = tuple(aliases)
     writes = arg_writes + [(tracer.source_of(t), node, count)
                            for t, node, count in tracer.written]
     if not tracer.training_step and any(kind == "captured" and t._requires_grad
@@ -410,6 +425,25 @@ def _save_sources(entry) -> str:
             for name, source in llvm_sources(program).items():
                 (folder / f"{name}.ll").write_text(source)
     return str(folder)
+
+
+# NOTE (returned arguments): a function that returns an argument or captured tensor (a
+# parameter), or a view of one, returns that very tensor (or a view of it) eagerly: the
+# caller's in-place change through it changes the argument, bumps the version counter the
+# backward checks, and its gradient flows into the argument's history. A call therefore
+# returns the argument itself, or replays the view ops the trace recorded on it (the
+# trace at this very signature, so their sizes hold), instead of the program's copy.
+def _returned_argument(t, traced_leaves, tracer):
+    """("arg", index, chain) or ("captured", tensor, chain) when ``t`` is an argument or
+    a captured tensor (chain None) or a view of one (its chain of view ops), else None."""
+    root, chain = (t._view[0], t._view[1]) if t._view is not None else (t, None)
+    for position, leaf in enumerate(traced_leaves):
+        if leaf is root:
+            return ("arg", position, chain)
+    if not isinstance(root._data, TraceValue) and not tracer.is_born(root) \
+            and tracer.source_of(root)[0] == "captured":
+        return ("captured", root, chain)
+    return None
 
 
 def _eager_reads(outputs, tracer, traced_leaves) -> set[int]:

@@ -130,6 +130,10 @@ class Tracer:
     def note_born(self, t: Tensor) -> None:
         self._born.add(id(t))
 
+    def is_born(self, t: Tensor) -> bool:
+        """``t`` was created during the trace."""
+        return id(t) in self._born
+
     def note_rebind(self, t: Tensor, value) -> None:
         old = t._data
         if type(value) is not TraceValue:

@@ -325,7 +325,8 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
     write_ids = [node for _, node, _ in writes]
     write_ids += [node for _, node, _ in tracer.grad_writes if node is not None]
     entry.grad_writes = [(leaf, node is not None, acc) for leaf, node, acc in tracer.grad_writes]
-    entry.guards = list(tracer.guards) + _requires_grad_guards(tracer)
+    entry.guards = (list(tracer.guards) + _requires_grad_guards(tracer)
+                    + _python_value_guards(compiled.fn))
     grad_ids = [None if g is None else g._data.node for g in grads]
     tracer.graph.outputs = out_ids + write_ids + [g for g in grad_ids if g is not None]
     parts = split(tracer.graph, out_ids + write_ids, grad_ids, grad_inputs, eager_reads)
@@ -415,6 +416,42 @@ def _requires_grad_guards(tracer) -> list:
     flags = [t._requires_grad for t in tensors]
     read = operator.attrgetter("_requires_grad")
     return [lambda: list(map(read, tensors)) == flags]
+
+
+_PLAIN = (bool, int, float, complex, str, type(None))
+
+
+def _python_value_guards(fn) -> list:
+    """A number (or string, None) the function reads from its module's globals or its
+    closure is a constant of the trace (``x * SCALE``): a change retraces, as eagerly the
+    next call reads the new value. Functions it calls are not followed."""
+    fn = getattr(fn, "__func__", fn)
+    code, glb = getattr(fn, "__code__", None), getattr(fn, "__globals__", None)
+    if code is None or glb is None:
+        return []
+    names, codes = set(), [code]
+    while codes:   # the function's own code and the code nested in it (comprehensions)
+        c = codes.pop()
+        names.update(c.co_names)
+        codes.extend(k for k in c.co_consts if hasattr(k, "co_names"))
+    names = sorted(n for n in names if n in glb and type(glb[n]) in _PLAIN)
+    cells = []
+    for cell in fn.__closure__ or ():
+        try:
+            if type(cell.cell_contents) in _PLAIN:
+                cells.append(cell)
+        except ValueError:   # a cell not filled yet
+            pass
+    if not names and not cells:
+        return []
+    values = [glb[n] for n in names] + [c.cell_contents for c in cells]
+    missing = object()
+
+    def guard() -> bool:
+        # NOTE: lists compare their items by identity first: a NaN value matches
+        return ([glb.get(n, missing) for n in names] + [c.cell_contents for c in cells]
+                == values)
+    return [guard]
 
 
 def _save_sources(entry) -> str:

@@ -264,12 +264,21 @@ class Tracer:
 
     def note_module(self, module) -> None:
         """``module`` ran in the trace: what it did may depend on ``module.training``
-        (dropout, batch norm), so switching train()/eval() retraces."""
+        (dropout, batch norm), so switching train()/eval() retraces; so does a change of
+        a plain attribute the trace baked in as a constant (dropout's ``p``, a leaky
+        ReLU's slope, a scale set by hand)."""
         seen = self.__dict__.setdefault("_modules", set())
         if id(module) not in seen:
             seen.add(id(module))
             mode = module.training
             self.guards.append(lambda: module.training == mode)
+            if not seen - {id(module)}:   # the first module: one guard serves them all
+                self.guards.append(_plain_attributes_guard(self._noted_modules))
+            self._noted_modules.append((module, _plain_attributes(module)))
+
+    @property
+    def _noted_modules(self) -> list:
+        return self.__dict__.setdefault("_modules_read", [])
 
     def rollback(self) -> None:
         """The trace will not be used (it failed, or its code did not compile): take back
@@ -500,3 +509,37 @@ def _generator_state():
 
 
 __all__ = ["TraceValue", "Tracer", "tracing"]
+
+
+_PLAIN = (bool, int, float, complex, str, type(None))
+
+
+def _plain_attributes(module) -> tuple:
+    """The attributes of ``module`` a trace may have baked in as constants: numbers,
+    strings, None and tuples of them (the rest are parameters, buffers, submodules, or
+    objects a trace cannot see into)."""
+    out = []
+    for name, value in module.__dict__.items():
+        if name[0] != "_" and (type(value) in _PLAIN or (type(value) is tuple and all(
+                type(v) in _PLAIN for v in value))):
+            out.append((name, value))
+    return tuple(out)
+
+
+def _plain_attributes_guard(noted: list):
+    """True while every module in ``noted`` ((module, its plain attributes at trace
+    time)) still has those attributes. Compared only after some module's plain
+    attribute was written (Module.__setattr__ counts the writes), so a call costs one
+    comparison of a counter."""
+    from ..nn.modules.module import PLAIN_ATTRIBUTE_WRITES as writes
+    checked = [writes[0]]
+
+    def guard() -> bool:
+        if writes[0] == checked[0]:
+            return True
+        # NOTE: tuples compare their items by identity first: a NaN attribute matches
+        if any(_plain_attributes(m) != attrs for m, attrs in noted):
+            return False
+        checked[0] = writes[0]
+        return True
+    return guard

@@ -17,6 +17,8 @@ from ..parameter import Buffer, Parameter
 from .hooks import RemovableHandle
 from .state_dict import StateDictMixin
 
+PLAIN_ATTRIBUTE_WRITES = [0]   # writes of attributes that are no parameter, buffer or module
+
 
 def _addindent(s: str, num_spaces: int) -> str:
     lines = s.split("\n")
@@ -170,6 +172,9 @@ class Module(StateDictMixin):
             self.register_buffer(name, value, persistent)
         else:
             object.__setattr__(self, name, value)
+            # a compiled call checks the plain attributes its trace read (dropout's p)
+            # only when some module's changed since (compiler/tracer.py note_module)
+            PLAIN_ATTRIBUTE_WRITES[0] += 1
 
     def __getattr__(self, name: str):
         d = self.__dict__

@@ -62,15 +62,24 @@ def test_changing_an_input_eager_does_not_save_keeps_backward_exact(name):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
 
 
+def _raises_as_eager(fn, run):
+    """``run(f, seed)`` raises eager's in-place error for ``fn`` and its compiled form, at
+    the first call (a trace) and the replays after it; returns the compiled form."""
+    compiled = tg.compile(fn)
+    for seed in range(3):
+        for f in (fn, compiled):
+            with pytest.raises(RuntimeError, match=INPLACE_ERROR):
+                run(f, seed)
+    return compiled
+
+
 @pytest.mark.parametrize("name", sorted(SAVES_W))
 def test_changing_an_input_eager_saves_raises_as_eager(name):
     fn = SAVES_W[name]
-    compiled = tg.compile(fn)
-    for seed in range(3):
-        for f in (fn, compiled):   # before the fix: a gradient from the changed w
-            with pytest.raises(RuntimeError, match=INPLACE_ERROR):
-                _grad_after_change(f, seed, lambda x, w: w.add_(1.0))
-        # unchanged, both give the same gradient
+    # before the fix: a gradient from the changed w
+    compiled = _raises_as_eager(fn, lambda f, seed: _grad_after_change(
+        f, seed, lambda x, w: w.add_(1.0)))
+    for seed in range(3):   # unchanged, both give the same gradient
         np.testing.assert_allclose(_grad_after_change(compiled, seed, lambda x, w: None),
                                    _grad_after_change(fn, seed, lambda x, w: None),
                                    rtol=1e-5, atol=1e-6)
@@ -124,12 +133,8 @@ def _grad_after_result_change(fn, seed: int):
 
 @pytest.mark.parametrize("name", sorted(RESULT_SAVED))
 def test_changing_a_result_eager_saves_raises_as_eager(name):
-    fn = RESULT_SAVED[name]
-    compiled = tg.compile(fn)
-    for seed in range(3):
-        for f in (fn, compiled):   # before the fix: a gradient from the doubled result
-            with pytest.raises(RuntimeError, match=INPLACE_ERROR):
-                _grad_after_result_change(f, seed)
+    # before the fix: a gradient from the doubled result
+    _raises_as_eager(RESULT_SAVED[name], _grad_after_result_change)
 
 
 @pytest.mark.parametrize("name", sorted(RESULT_NOT_SAVED))

@@ -77,3 +77,33 @@ def test_a_returned_parameter_is_the_parameter():
         with tg.no_grad():
             bias.fill_(0.5)   # eagerly: writes into lin.bias
         assert lin.bias.detach().numpy()[0] == 0.5
+
+
+@pytest.mark.parametrize("set_to_none", [True, False])
+def test_a_returned_grad_of_a_training_step_is_the_grad(set_to_none):
+    # before: with set_to_none=False the caller's in-place change of the returned .grad
+    # missed the gradient the optimizer then applied (the parameters drifted from eager)
+    x, _ = _args(0)
+    weights = []
+    for compiled in (False, True):
+        tg.manual_seed(0)
+        lin = nn.Linear(3, 2)
+        opt = tg.optim.SGD(lin.parameters(), lr=0.1, momentum=0.5)
+
+        def step(x):
+            opt.zero_grad(set_to_none=set_to_none)
+            loss = lin(x).pow(2).sum()
+            loss.backward()
+            return loss, lin.weight.grad, lin.bias.grad[:1]
+
+        f = tg.compile(step, fullgraph=True) if compiled else step
+        for _ in range(4):
+            _, grad, bias_part = f(x)
+            assert grad is lin.weight.grad
+            with tg.no_grad():
+                grad.mul_(0.25)      # the caller scales the gradient by hand
+                bias_part.zero_()
+            opt.step()
+        weights.append([p.detach().numpy().copy() for p in lin.parameters()])
+    for got, want in zip(weights[1], weights[0]):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)

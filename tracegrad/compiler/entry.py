@@ -54,8 +54,9 @@ class Entry:
         self.grad_present = []         # which backward outputs exist (others are zeros)
         self.saved_reads = ()          # forward inputs (results k: -1 - k) the backward
         #                                reads, version-checked
-        self.out_aliases = ()          # (result k, ("arg", leaf index) | ("captured", t),
-        #                                view chain or None): NOTE (returned arguments)
+        self.out_aliases = ()          # (result k, "arg" | "captured" | "grad", leaf index
+        #                                | tensor | leaf, view chain or None): NOTE
+        #                                (returned arguments)
         self.saved_copies = ()         # saved inputs copied at the call (negative positions
         #                                in the forward's results), see NOTE (inputs read by
         #                                backward) in partition.py
@@ -128,7 +129,7 @@ class Entry:
         if self.out_aliases:   # NOTE (returned arguments)
             returned = list(outs)
             for k, kind, ref, chain in self.out_aliases:
-                base = leaves[ref] if kind == "arg" else ref
+                base = leaves[ref] if kind == "arg" else ref.grad if kind == "grad" else ref
                 returned[k] = base if chain is None else replay_view_ops(chain, base)
         if self.backward is not None and grad_state.enabled:
             saved = results[n_saved:]
@@ -465,18 +466,23 @@ def _save_sources(entry) -> str:
 
 
 # NOTE (returned arguments): a function that returns an argument or captured tensor (a
-# parameter), or a view of one, returns that very tensor (or a view of it) eagerly: the
-# caller's in-place change through it changes the argument, bumps the version counter the
-# backward checks, and its gradient flows into the argument's history. A call therefore
+# parameter, the .grad a training step leaves), or a view of one, returns that very
+# tensor (or a view of it) eagerly: the caller's in-place change through it changes the
+# argument, bumps the version counter the backward checks, and its gradient flows into
+# the argument's history. A call therefore
 # returns the argument itself, or replays the view ops the trace recorded on it (the
 # trace at this very signature, so their sizes hold), instead of the program's copy.
 def _returned_argument(t, traced_leaves, tracer):
-    """("arg", index, chain) or ("captured", tensor, chain) when ``t`` is an argument or
-    a captured tensor (chain None) or a view of one (its chain of view ops), else None."""
+    """("arg", index, chain), ("captured", tensor, chain) or ("grad", leaf, chain) when
+    ``t`` is an argument, a captured tensor or the ``.grad`` a step leaves on ``leaf``
+    (chain None), or a view of one (its chain of view ops), else None."""
     root, chain = (t._view[0], t._view[1]) if t._view is not None else (t, None)
     for position, leaf in enumerate(traced_leaves):
         if leaf is root:
             return ("arg", position, chain)
+    for leaf, _before, _cleared in tracer.grads_written():
+        if leaf._grad is root:   # the .grad a training step leaves: the call sets it first
+            return ("grad", leaf, chain)
     if not isinstance(root._data, TraceValue) and not tracer.is_born(root) \
             and tracer.source_of(root)[0] == "captured":
         return ("captured", root, chain)

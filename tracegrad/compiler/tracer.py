@@ -181,6 +181,10 @@ class Tracer:
                              f"a compile trace does not follow that")
 
     # ---- .grad fields and optimizer state (NOTE (training step capture)) ---------------
+    def grads_written(self) -> list:
+        """[leaf, its .grad before the trace, cleared] of each .grad the trace changed."""
+        return list(self._grads.values())
+
     def note_grad(self, leaf: Tensor, cleared: bool = False) -> None:
         """``leaf.grad`` is about to change (the engine stores a gradient, or
         ``zero_grad`` clears it, ``cleared``)."""

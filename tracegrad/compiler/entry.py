@@ -48,6 +48,7 @@ class Entry:
         self.n_outputs = 0
         self.out_treedef = None
         self.out_static = []           # per output leaf: None (tensor) or a constant
+        self.written_args = ()         # leaf indices of the arguments written in place
         self.writes = []               # per in-place write: (("arg", leaf index) |
         #                                ("captured", t), number of writes), see Entry.run
         self.diff_inputs = []          # per gradient: ("arg", leaf index) | ("captured", t)
@@ -323,6 +324,7 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
         raise TraceError("an in-place write to a tensor that requires grad, outside the "
                          "function's arguments, cannot be compiled")
     entry.writes = [(ref, count) for ref, _, count in writes]
+    entry.written_args = tuple(ref for (kind, ref), _ in entry.writes if kind == "arg")
     write_ids = [node for _, node, _ in writes]
     write_ids += [node for _, node, _ in tracer.grad_writes if node is not None]
     entry.grad_writes = [(leaf, node is not None, acc) for leaf, node, acc in tracer.grad_writes]

@@ -11,6 +11,7 @@ import warnings
 from collections import namedtuple
 from pathlib import Path
 
+import numpy as np
 
 from .. import cuda
 from .._dispatch import is_tracing
@@ -169,7 +170,7 @@ class CompiledFunction:
             self.hits += 1
             if debug_level():
                 logger.debug("%s: cache hit %s", self.__name__, describe_key(key))
-        if entry.fallback:
+        if entry.fallback or (entry.written_args and _written_arg_aliased(entry, leaves)):
             return self.fn(*args, **kwargs)
         if debug_level() > 1 or entry.dump_stats is not None:
             start = time.perf_counter()
@@ -374,3 +375,21 @@ def compile(fn=None, *, backend: str = "auto", fullgraph: bool = False, static_a
 
 def _is_module(obj) -> bool:
     return isinstance(obj, Module)
+
+
+def _shares_memory(a, b) -> bool:
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return np.may_share_memory(a, b)   # bounds only: may say yes where nothing overlaps
+    return getattr(a, "block", a) is getattr(b, "block", b)   # device arrays: one block
+
+
+def _written_arg_aliased(entry, leaves) -> bool:
+    """An argument the function writes in place shares memory with another argument
+    (``f(x, x)``, ``f(x[1:], x)``): eagerly the other one sees the write, while the
+    program reads each argument as it was at the call, so such a call runs eagerly."""
+    for p in entry.written_args:
+        written = leaves[p]._data
+        for q, other in enumerate(leaves):
+            if q != p and isinstance(other, Tensor) and _shares_memory(written, other._data):
+                return True
+    return False

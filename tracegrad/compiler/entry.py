@@ -49,6 +49,7 @@ class Entry:
         self.out_treedef = None
         self.out_static = []           # per output leaf: None (tensor) or a constant
         self.written_args = ()         # leaf indices of the arguments written in place
+        self.diff_outputs = frozenset()   # results that require grad
         self.writes = []               # per in-place write: (("arg", leaf index) |
         #                                ("captured", t), number of writes), see Entry.run
         self.diff_inputs = []          # per gradient: ("arg", leaf index) | ("captured", t)
@@ -132,13 +133,14 @@ class Entry:
             for k, kind, ref, chain in self.out_aliases:
                 base = leaves[ref] if kind == "arg" else ref.grad if kind == "grad" else ref
                 returned[k] = base if chain is None else replay_view_ops(chain, base)
-        if self.backward is not None and grad_state.enabled:
+        if self.backward is not None:   # (the grad mode is part of the signature)
             saved = results[n_saved:]
             diff = [leaves[ref] if kind == "arg" else ref for kind, ref in self.diff_inputs]
             read = [self._input_tensor(leaves, k) if k >= 0 else returned[-1 - k]
                     for k in self.saved_reads]
             # an aliased result has eager history already (its gradient flows there)
-            attach([o if o is r else None for o, r in zip(outs, returned)], diff,
+            attach([o if o is r and k in self.diff_outputs else None
+                    for k, (o, r) in enumerate(zip(outs, returned))], diff,
                    self._backward_fn(saved, outs), "CompiledFunction", read)
         flat = []
         it = iter(returned)
@@ -249,7 +251,6 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
                  plan_programs: bool) -> Entry:
     entry = Entry()
     clock, start = phase_clock.totals(), time.perf_counter()
-    needs_grad = grad_state.enabled
     with tracing(tracer):
         traced_leaves = []
         for position, leaf in enumerate(leaves):
@@ -282,11 +283,15 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
 
         grads, grad_inputs, diff_sources, eager_reads = [], [], [], set()
         differentiable = [o for o in outputs if o._requires_grad]
+        # the results that require grad (eagerly, x.detach() * 3 does not)
+        entry.diff_outputs = frozenset(k for k, o in enumerate(outputs) if o._requires_grad)
         if tracer.ran_backward:
             # a training step: its outputs (the loss) are results, not the start of a
             # second backward through the compiled function
             differentiable = []
-        if needs_grad and differentiable:
+        # NOTE: whatever the grad mode of the call: a function may enable grad inside
+        # (``with enable_grad():``), and then returns results that require grad eagerly
+        if differentiable:
             diff_tensors = []
             for position, (leaf, t) in enumerate(zip(leaves, traced_leaves)):
                 if isinstance(leaf, Tensor) and leaf._requires_grad:

@@ -19,3 +19,30 @@ def test_atan2_signed_zeros_and_infinities_match_numpy(dtype):
     got = tg.compile(tg.atan2)(tg.tensor(y), tg.tensor(x)).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=0)
     np.testing.assert_allclose(tg.atan2(tg.tensor(y), tg.tensor(x)).numpy(), want, rtol=0)
+
+
+# in-place writes keep the written tensor's dtype: the value read after them is cast
+INPLACE_CASTS = {
+    "int add_ 0.5": (lambda x, y: x.add_(0.5) * 1, np.int64, np.float32),
+    "int mul_ float tensor": (lambda x, y: x.mul_(y) * 1, np.int64, np.float32),
+    "float32 add_ float64": (lambda x, y: x.add_(y * 1e-9) * 1, np.float32, np.float64),
+    "int masked_fill_ 2.7": (lambda x, y: x.masked_fill_(y > 0, 2.7) * 1, np.int32, np.float32),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INPLACE_CASTS))
+def test_a_value_written_in_place_is_read_in_the_tensors_dtype(name):
+    # before: the traced value kept the op's result dtype (int x.add_(0.5) read as 1.5)
+    fn, x_dtype, y_dtype = INPLACE_CASTS[name]
+    compiled = tg.compile(fn)
+    for seed in range(2):
+        base = np.random.RandomState(seed).randn(5) * 3
+        results = []
+        for f in (fn, compiled):
+            x = tg.tensor(base.astype(x_dtype))
+            y = tg.tensor((base + 0.25).astype(y_dtype))
+            out = f(x, y)
+            results.append((out.numpy(), out.dtype, x.numpy()))
+        np.testing.assert_array_equal(results[1][0], results[0][0])
+        assert results[1][1] == results[0][1]
+        np.testing.assert_array_equal(results[1][2], results[0][2])

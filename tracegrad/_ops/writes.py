@@ -66,6 +66,10 @@ def commit_inplace(x: Tensor, compute) -> Tensor:
         raise RuntimeError(f"in-place operation: output with shape {tuple(x.shape)} doesn't "
                            f"match the broadcast shape {tuple(result.shape)}")
     if is_tracing():
+        if result._data.dtype != x._data.dtype:
+            # the write casts into x's dtype, as np.copyto below (before: the traced value
+            # kept the result's dtype, so int x.add_(0.5) read on as 1.5, not 1)
+            result = M.cast(result, x._data.dtype)
         rebind_data(x, result._data)  # tracing: rebinding is the functional form of the write
     else:
         if sys.getrefcount(old) > refs and _rule_reads(result.grad_fn, old):

@@ -374,3 +374,30 @@ def test_dump_writes_cuda_c_ptx_and_geometry_per_kernel(tmp_path, monkeypatch):
         assert ".entry" in ptx or "PTX not shown" in ptx
         assert cu.with_suffix(".geometry.txt").read_text().startswith("grid=(")
     assert "## kernels" in (tmp_path / "index.md").read_text()
+
+
+def test_compile_copies_a_small_saved_argument_on_the_device():
+    # NOTE (inputs read by backward), compiler/partition.py: a small argument the backward
+    # recomputes from is copied on the device at the call, so changing it in place before
+    # backward leaves the gradient as eager mode's
+    def fn(x, b):
+        return F.softmax(x + b, 1) * x
+
+    compiled = tracegrad.compile(fn)
+    weights = np.linspace(-1.0, 1.0, 20, dtype=np.float32).reshape(4, 5)
+    for seed in range(2):
+        r = np.random.RandomState(seed)
+        grads = []
+        for f, where in ((fn, "cpu"), (compiled, "cuda")):
+            x = tracegrad.tensor(r.randn(4, 5).astype(np.float32), device=where,
+                                 requires_grad=True)
+            b = tracegrad.tensor(np.arange(5, dtype=np.float32), device=where)
+            y = f(x, b)
+            with tracegrad.no_grad():
+                b.mul_(-3.0)
+            (y * tracegrad.tensor(weights, device=where)).sum().backward()
+            grads.append(x.grad.cpu().numpy())
+            r = np.random.RandomState(seed)
+        np.testing.assert_allclose(grads[1], grads[0], rtol=1e-5, atol=1e-6)
+    entry = next(iter(compiled._cache.values()))
+    assert entry.saved_copies   # the device copy was the path taken

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import tracegrad as tg
+from tracegrad.compiler.errors import TraceError
 
 
 def _enable_inside(x):
@@ -47,3 +48,47 @@ def test_results_require_grad_as_eagerly(name):
         assert (got_grad is None) == (want_grad is None)
         if want_grad is not None:
             np.testing.assert_allclose(got_grad, want_grad, rtol=1e-6)
+
+
+def _retained(x):
+    h = x * 2
+    h.retain_grad()
+    return (h * h).sum(), h
+
+
+def _retained_inside(x):
+    h = x * 2
+    h.retain_grad()
+    (h * h).sum().backward()
+    return h.grad
+
+
+def test_a_returned_retain_grad_tensor_gets_its_grad():
+    """Before: the compiled call returned ``h`` with ``.grad`` None after backward (the
+    compiled backward computes only the arguments' gradients); now it runs eagerly."""
+    x = tg.tensor(np.random.RandomState(0).randn(4).astype(np.float32), requires_grad=True)
+    f = tg.compile(_retained)
+    for _ in range(2):
+        with pytest.warns(RuntimeWarning, match="retain_grad") if _ == 0 else _no_warning():
+            loss, h = f(x)
+        loss.backward()
+        np.testing.assert_allclose(h.grad.numpy(), 4 * x.detach().numpy(), rtol=1e-6)
+    with pytest.raises(TraceError, match="retain_grad"):
+        tg.compile(_retained, fullgraph=True)(x)
+
+
+def test_retain_grad_with_the_backward_inside_stays_compiled():
+    x = tg.tensor(np.random.RandomState(1).randn(4).astype(np.float32), requires_grad=True)
+    f = tg.compile(_retained_inside, fullgraph=True)
+    for _ in range(2):
+        x.grad = None
+        np.testing.assert_allclose(f(x).numpy(), 4 * x.detach().numpy(), rtol=1e-6)
+
+
+def _no_warning():
+    import contextlib
+    import warnings
+    ctx = contextlib.ExitStack()
+    ctx.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("error")
+    return ctx

@@ -273,6 +273,12 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
             if not isinstance(leaf, Tensor):
                 out_static.append(leaf)
                 continue
+            if leaf._retains_grad and not tracer.ran_backward:
+                # NOTE: the compiled backward computes the arguments' gradients only, so a
+                # returned intermediate's .grad would stay None: eager mode fills it
+                raise TraceError(f"{compiled.__name__} returns a tensor marked with "
+                                 f"retain_grad(), whose .grad the compiled backward does not "
+                                 f"compute")
             alias = _returned_argument(leaf, traced_leaves, tracer)
             if alias is not None:
                 aliases.append((len(outputs),) + alias)

@@ -7,7 +7,9 @@ import numbers
 
 import numpy as np
 
+from .. import _trace_state
 from .._dispatch import apply
+from .._errors import TraceError
 from ..autograd.grad_mode import state as _grad_state
 from ..autograd.node import show_as as _show_as
 from .._dtype import get_default_dtype, result_type, scalar_result_type, to_numpy_dtype
@@ -216,9 +218,36 @@ def div(a, b, *, rounding_mode=None):
             b = float(b)
         return apply(P[Op.DIV], (a, b))
     is_int = (a if isinstance(a, Tensor) else b)._data.dtype.kind in "iub"
+    if is_int and all(not isinstance(x, float) for x in (a, b)):
+        exact = _integer_division(a, b, rounding_mode)
+        if exact is not None:
+            return exact
     q = apply(P[Op.DIV], (_to_float(a), _to_float(b)))
     q = q.floor() if rounding_mode == "floor" else q.trunc()
     return cast(q, (a if isinstance(a, Tensor) else b)._data.dtype) if is_int else q
+
+
+def _integer_division(a, b, rounding_mode):
+    """``a`` divided by ``b`` rounded by ``rounding_mode``, both integral, in exact integer
+    arithmetic, or None where the operands are not host arrays (a device tensor keeps the
+    float path). NOTE: the float path went through float32 (wrong past 2**24: 16777217 // 1
+    gave 16777216) and gave INT64_MIN for a zero divisor, where PyTorch raises."""
+    if _trace_state.is_tracing():
+        # a kernel cannot raise PyTorch's error for a zero divisor found at run time
+        raise TraceError("integer division (//, %, div with rounding_mode) cannot be "
+                         "compiled: a zero divisor must raise ZeroDivisionError")
+    arrays = [x._data if isinstance(x, Tensor) else np.asarray(x) for x in (a, b)]
+    if not all(isinstance(x, np.ndarray) for x in arrays):
+        return None
+    x, y = arrays
+    if (y == 0).any():
+        raise RuntimeError("ZeroDivisionError")
+    dtype = (a if isinstance(a, Tensor) else b)._data.dtype
+    with np.errstate(over="ignore"):   # INT64_MIN // -1 wraps, as in PyTorch
+        q = np.floor_divide(x, y)
+        if rounding_mode == "trunc":   # floor rounds down; trunc rounds toward zero
+            q = q + ((np.remainder(x, y) != 0) & ((x < 0) != (y < 0)))
+    return tensor(np.asarray(q, dtype=dtype))
 
 
 def floor_divide(a, b):

@@ -203,6 +203,7 @@ def plan(graph: Graph, inplace: dict[int, int] | None = None) -> Program:
     (``_place_in_inputs``) the kernel writes the result over the argument."""
     g = transpose_matmul_outputs(simplify(graph))
     fusion = fuse(g)
+    g = fusion.graph   # fusion may rewrite the graph (codegen.view_copies)
     outputs_of: dict[int, int] = {}
     for k, o in enumerate(g.outputs):
         outputs_of.setdefault(o, k)

@@ -29,6 +29,7 @@ from .graph import Graph, GraphNode
 from .ops import COMPUTE, ELEMENTWISE, EXTERN, LOOP_OPS, MOVEMENT, REDUCE, Op
 from .scalar_ops import COSTLY
 from .view import ShapeTracker, contiguous_strides
+from .recompute import recompute_cheap_values
 from .view_copies import is_strided, share_permuted_copies
 
 LOWERED_DTYPES = frozenset(np.dtype(t) for t in
@@ -358,10 +359,14 @@ def g_node_is_reduce(graph: Graph, node_id: int) -> bool:
     return graph.node(node_id).op in REDUCE
 
 
+MAX_RECOMPUTE_ROUNDS = 4   # NOTE (recompute cheap values): a chain of k values takes k
+
+
 def fuse(graph: Graph) -> Fusion:
     """Partition a simplified graph (``codegen.passes.simplify``) into groups and externs.
     ``Fusion.graph`` is the graph the groups index: ``graph``, or a rewrite of it that
-    reads one copy of a view in two orders (``codegen.view_copies``).
+    reads one copy of a view in two orders (``codegen.view_copies``) and recomputes
+    cheap values in each kernel that reads them (``codegen.recompute``).
 
     >>> from tracegrad.codegen.ops import Op
     >>> g = Graph(); x = g.add(Op.INPUT, (), (4, 8), "float32", index=0)
@@ -373,10 +378,15 @@ def fuse(graph: Graph) -> Fusion:
     """
     graph = share_permuted_copies(graph)
     forced: set[int] = set()
+    rounds = 0
     while True:
         fuser = _Fuser(graph, forced)
         result = fuser.run()
         bad = fuser.violations() - forced
-        if not bad:
+        if bad:
+            forced |= bad
+            continue
+        cloned = recompute_cheap_values(fuser, result) if rounds < MAX_RECOMPUTE_ROUNDS else None
+        if cloned is None:
             return result
-        forced |= bad
+        graph, rounds = cloned, rounds + 1

@@ -379,6 +379,7 @@ def fuse(graph: Graph) -> Fusion:
     graph = share_permuted_copies(graph)
     forced: set[int] = set()
     rounds = 0
+    before: Fusion | None = None   # the fusion of the graph before the last recompute round
     while True:
         fuser = _Fuser(graph, forced)
         result = fuser.run()
@@ -386,7 +387,9 @@ def fuse(graph: Graph) -> Fusion:
         if bad:
             forced |= bad
             continue
+        if before is not None and len(result.groups) >= len(before.groups):
+            return before   # a clone its readers' kernels could not take: no kernel saved
         cloned = recompute_cheap_values(fuser, result) if rounds < MAX_RECOMPUTE_ROUNDS else None
         if cloned is None:
             return result
-        graph, rounds = cloned, rounds + 1
+        graph, rounds, before = cloned, rounds + 1, result

@@ -40,9 +40,10 @@ def _candidate(fuser: "_Fuser", fusion: "Fusion", node_id: int) -> list[int] | N
     reader_groups = {fusion.group_of.get(c, -1) for c, _ in readers}
     if len(reader_groups) < 2 or -1 in reader_groups:
         return None
-    if any(fuser.edges[c][k].view is not None and not fuser.edges[c][k].view.is_injective()
-           for c, k in readers):
-        return None   # read more than once per element: recomputing would multiply work
+    for c, k in readers:
+        view = fuser.edges[c][k].view
+        if view is not None and not view.is_injective():
+            return None   # read more than once per element: recomputing would multiply work
     big = set()
     for n in group.nodes:
         for e in fuser.edges[n]:
@@ -58,7 +59,7 @@ def _candidate(fuser: "_Fuser", fusion: "Fusion", node_id: int) -> list[int] | N
 def _clone(nodes: list[GraphNode], ids: dict[int, int], next_id: int) -> list[GraphNode]:
     """Copies of ``nodes`` (graph order) under fresh ids, reading each other's copies;
     ``ids`` receives old id -> new id."""
-    out = []
+    out: list[GraphNode] = []
     for n in nodes:
         ids[n.id] = next_id + len(out)
         out.append(GraphNode(ids[n.id], n.op, tuple(ids.get(i, i) for i in n.inputs),

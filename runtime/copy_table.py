@@ -99,8 +99,8 @@ def copy_table(step: KernelStep, run: Callable[[int, int, int], None]
         return None
     table = np.where(copied, index, -1).astype(np.int32)
     fill = float(filled[0]) if filled.size else 0.0
-    run = run_length(table, src.size)
-    return (table[::run].copy() if run > 1 else table), fill, run
+    per_entry = run_length(table, src.size)
+    return (table[::per_entry].copy() if per_entry > 1 else table), fill, per_entry
 
 
 def run_length(table: np.ndarray, src_size: int) -> int:

@@ -48,6 +48,7 @@ def windows_vjp(g, node):
                 + [(b, s - b - c) for (_, c, _, b), s in zip(terms, stride)])
         part = F.pad(part, pads)
         total = part if total is None else F.add(total, part)
+    assert total is not None   # every dim has at least one term
     # (..., Q1..Qk, s1..sk) -> (..., Q1, s1, ..., Qk, sk) -> (..., Q1*s1, ...) -> crop
     perm = tuple(range(lead)) + tuple(j for d in range(k) for j in (lead + d, lead + k + d))
     total = F.permute(total, perm)

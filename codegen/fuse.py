@@ -29,6 +29,8 @@ from .graph import Graph, GraphNode
 from .ops import COMPUTE, ELEMENTWISE, EXTERN, LOOP_OPS, MOVEMENT, REDUCE, Op
 from .scalar_ops import COSTLY
 from .view import ShapeTracker, contiguous_strides
+from .recompute import recompute_cheap_values
+from .view_copies import is_strided, share_permuted_copies
 
 LOWERED_DTYPES = frozenset(np.dtype(t) for t in
                            ("float32", "float64", "int32", "int64", "uint8", "bool"))
@@ -167,11 +169,6 @@ def row_aligned(view: ShapeTracker | None, c_shape, p_shape, rows: int, rowlen: 
     return 0 <= lo and hi < k_p
 
 
-def _is_strided(st) -> bool:
-    """Whether NumPy can read this view without copying (one view, no mask)."""
-    return len(st.views) == 1 and st.last.mask is None
-
-
 class _Fuser:
     def __init__(self, graph: Graph, forced: set[int] | frozenset[int] = frozenset()):
         self.g = graph
@@ -185,7 +182,7 @@ class _Fuser:
         # of gathered index by index in NumPy.
         self.copied = {i for n in graph.nodes if n.op not in LOOP_OPS
                        for i in n.inputs if graph.node(i).op in MOVEMENT
-                       and not _is_strided(graph.node(i).attrs["view"])}
+                       and not is_strided(graph.node(i).attrs["view"])}
         self.materialised_views = self.outputs | self.copied
         # consumers of each base node: (consumer id, edge index) through folded views
         self.readers: dict[int, list[tuple[int, int]]] = {n.id: [] for n in graph.nodes}
@@ -226,6 +223,11 @@ class _Fuser:
         g = self.g
         is_output = n.id in self.outputs
         if n.op in MOVEMENT:
+            return False
+        if g.node(group.root).op in MOVEMENT and self._duplicated(n, group):
+            # NOTE (copies of overlapping windows): a copy whose windows overlap (im2col)
+            # would compute ``n`` once per window that holds it, and could no longer run
+            # as a table gather (runtime.copy_table); ``n`` is materialised instead
             return False
         rows, rowlen = group.rows, group.rowlen
         if n.op in REDUCE:
@@ -357,8 +359,14 @@ def g_node_is_reduce(graph: Graph, node_id: int) -> bool:
     return graph.node(node_id).op in REDUCE
 
 
+MAX_RECOMPUTE_ROUNDS = 4   # NOTE (recompute cheap values): a chain of k values takes k
+
+
 def fuse(graph: Graph) -> Fusion:
     """Partition a simplified graph (``codegen.passes.simplify``) into groups and externs.
+    ``Fusion.graph`` is the graph the groups index: ``graph``, or a rewrite of it that
+    reads one copy of a view in two orders (``codegen.view_copies``) and recomputes
+    cheap values in each kernel that reads them (``codegen.recompute``).
 
     >>> from tracegrad.codegen.ops import Op
     >>> g = Graph(); x = g.add(Op.INPUT, (), (4, 8), "float32", index=0)
@@ -368,11 +376,20 @@ def fuse(graph: Graph) -> Fusion:
     >>> [sorted(gr.nodes) for gr in fuse(g).groups]
     [[1, 2, 3]]
     """
+    graph = share_permuted_copies(graph)
     forced: set[int] = set()
+    rounds = 0
+    before: Fusion | None = None   # the fusion of the graph before the last recompute round
     while True:
         fuser = _Fuser(graph, forced)
         result = fuser.run()
         bad = fuser.violations() - forced
-        if not bad:
+        if bad:
+            forced |= bad
+            continue
+        if before is not None and len(result.groups) >= len(before.groups):
+            return before   # a clone its readers' kernels could not take: no kernel saved
+        cloned = recompute_cheap_values(fuser, result) if rounds < MAX_RECOMPUTE_ROUNDS else None
+        if cloned is None:
             return result
-        forced |= bad
+        graph, rounds, before = cloned, rounds + 1, result

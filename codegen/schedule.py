@@ -34,6 +34,7 @@ from .lower import LoweringCache
 from .matmul_transpose import transpose_matmul_outputs
 from .ops import ELEMENTWISE, MOVEMENT, REDUCE, Op
 from .passes import simplify
+from .sink_permutes import sink_permutes
 from .view import ShapeTracker
 
 
@@ -201,8 +202,9 @@ def plan(graph: Graph, inplace: dict[int, int] | None = None) -> Program:
     ``inplace`` maps result positions to argument positions the caller is about to
     overwrite with that result anyway (an optimizer's parameter update): where it is safe
     (``_place_in_inputs``) the kernel writes the result over the argument."""
-    g = transpose_matmul_outputs(simplify(graph))
+    g = transpose_matmul_outputs(simplify(sink_permutes(graph)))
     fusion = fuse(g)
+    g = fusion.graph   # fusion may rewrite the graph (codegen.view_copies)
     outputs_of: dict[int, int] = {}
     for k, o in enumerate(g.outputs):
         outputs_of.setdefault(o, k)

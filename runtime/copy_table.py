@@ -9,7 +9,10 @@ itself on its source filled with ``index + 1`` and again with ``-(index + 1)``: 
 the two results are negatives of each other the element is copied from that index;
 where they agree it is the padding value. The driver then runs ``dst[i] =
 table[i] < 0 ? fill : src[table[i]]`` (``table_copy_function``), a loop LLVM
-vectorises into gathers.
+vectorises into gathers.  NOTE (runs): when the table splits into runs of ``run``
+elements that are each all padding or consecutive source indices (im2col of
+channels-last activations: runs of C channels), it keeps one entry per run and the
+driver copies each run with one vector load and store.
 
 Only kernels whose loop IR divides or takes remainders and that write more elements
 than they read (windows that overlap, as im2col's do) use a table: a plain, transposed
@@ -34,6 +37,7 @@ from ..codegen.ops import MOVEMENT
 from ..codegen.schedule import KernelStep
 
 MIN_ELEMENTS = 4096
+MIN_RUN, MAX_RUN = 4, 64   # NOTE (runs): elements one table entry may stand for
 # the table costs 4 bytes per element and is found by two runs of the kernel: bounded
 # (kernels this big are split over the thread pool anyway, which a table does not do)
 MAX_ELEMENTS = 1 << 22
@@ -44,19 +48,22 @@ _MOVEMENT_NAMES = frozenset(op.name for op in MOVEMENT)
 @dataclass(frozen=True)
 class TableCopy:
     """``addrs[dst][i] = table[i] < 0 ? fill : addrs[src][table[i]]`` for ``i < n``;
-    the table's address is ``fns[fn]``."""
+    the table's address is ``fns[fn]``.  With ``run > 1`` an entry stands for ``run``
+    elements: ``dst[r*run + j] = table[r] < 0 ? fill : src[table[r] + j]`` (NOTE (runs))."""
     src: int
     dst: int
     fn: int
     n: int
     dtype: np.dtype
     fill: float
+    run: int = 1
 
 
 def copy_table(step: KernelStep, run: Callable[[int, int, int], None]
-               ) -> tuple[np.ndarray, float] | None:
-    """(int32 table, fill value) of a copy kernel ``step`` (see module doc), or None.
-    ``run(outer, src address, dst address)`` runs the compiled kernel."""
+               ) -> tuple[np.ndarray, float, int] | None:
+    """(int32 table, fill value, elements per entry) of a copy kernel ``step`` (see module
+    doc and NOTE (runs)), or None. ``run(outer, src address, dst address)`` runs the
+    compiled kernel."""
     kernel = step.kernel
     if not kernel.ops or not set(kernel.ops) <= _MOVEMENT_NAMES or len(kernel.buffers) != 2:
         return None
@@ -91,18 +98,48 @@ def copy_table(step: KernelStep, run: Callable[[int, int, int], None]
     if copied.any() and (index[copied].min() < 0 or index[copied].max() >= src.size):
         return None
     table = np.where(copied, index, -1).astype(np.int32)
-    return table, float(filled[0]) if filled.size else 0.0
+    fill = float(filled[0]) if filled.size else 0.0
+    per_entry = run_length(table, src.size)
+    return (table[::per_entry].copy() if per_entry > 1 else table), fill, per_entry
+
+
+def run_length(table: np.ndarray, src_size: int) -> int:
+    """NOTE (runs): the most elements per entry (up to ``MAX_RUN``, a divisor of the
+    size) such that every run of the table is all padding or consecutive source
+    indices; 1 when that is under ``MIN_RUN``.  im2col with channels last in a column
+    (NOTE (channels last in a column), tracegrad/nn/_conv.py) over channels-last
+    activations copies runs of C channels: one vector load and store each, where a table
+    entry per element is one scalar gather."""
+    n = table.size
+    if n < 2:
+        return 1
+    pad = table < 0
+    follows = (table[1:] == table[:-1] + 1) & ~pad[:-1] & ~pad[1:]
+    same_pad = pad[1:] & pad[:-1]
+    breaks = np.flatnonzero(~(follows | same_pad)) + 1   # where a new segment starts
+    run = int(np.gcd.reduce(np.append(breaks, n)))
+    while run > MAX_RUN:
+        run = next(d for d in range(MAX_RUN, 0, -1) if run % d == 0)
+    if run < MIN_RUN or run > src_size:
+        return 1
+    return run
 
 
 def table_copy_function(name: str, call: TableCopy) -> str:
     """LLVM IR of ``void @name(ptr src, ptr dst, ptr table, i64 n)`` (see ``TableCopy``;
-    ``n`` is an argument, so a symbolic program's driver passes it from its size table)."""
+    ``n`` is an argument, so a symbolic program's driver passes it from its size table).
+    NOTE (glue at O0, runtime.driver): the driver holding it is not optimised, so a run
+    is written as one vector load and store, not a loop LLVM would have to vectorise."""
     real = _REAL[call.dtype][0]
     fill = "0x%016X" % int(np.array(call.fill, np.float64).view(np.uint64))
+    run = call.run
+    ty = real if run == 1 else f"<{run} x {real}>"
+    fill_value = fill if run == 1 else "<" + ", ".join([f"{real} {fill}"] * run) + ">"
     return "\n".join([
         f"define internal void @{name}(ptr noalias %src, ptr noalias %dst, "
         "ptr noalias %table, i64 %n) {",
         "entry:",
+        f"  %entries = udiv i64 %n, {run}",
         "  br label %loop",
         "loop:",
         "  %i = phi i64 [ 0, %entry ], [ %next, %loop ]",
@@ -112,12 +149,13 @@ def table_copy_function(name: str, call: TableCopy) -> str:
         "  %j32 = select i1 %pad, i32 0, i32 %t",
         "  %j = zext i32 %j32 to i64",
         f"  %sp = getelementptr {real}, ptr %src, i64 %j",
-        f"  %v = load {real}, ptr %sp",
-        f"  %r = select i1 %pad, {real} {fill}, {real} %v",
-        f"  %dp = getelementptr {real}, ptr %dst, i64 %i",
-        f"  store {real} %r, ptr %dp",
+        f"  %v = load {ty}, ptr %sp, align 4",
+        f"  %r = select i1 %pad, {ty} {fill_value}, {ty} %v",
+        f"  %d = mul i64 %i, {run}",
+        f"  %dp = getelementptr {real}, ptr %dst, i64 %d",
+        f"  store {ty} %r, ptr %dp, align 4",
         "  %next = add i64 %i, 1",
-        "  %more = icmp ult i64 %next, %n",
+        "  %more = icmp ult i64 %next, %entries",
         "  br i1 %more, label %loop, label %done",
         "done:",
         "  ret void",

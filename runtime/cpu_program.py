@@ -392,7 +392,7 @@ class CompiledProgram:
                     fns.append(_address(table[0]))
                     plan_calls.append(TableCopy(positions[0], positions[1], len(fns) - 1,
                                                 step.kernel.buffers[1].size,
-                                                step.kernel.buffers[1].dtype, table[1]))
+                                                step.kernel.buffers[1].dtype, *table[1:]))
                     continue
                 if USE_DRIVER and chunks is None:
                     fns.append(kernel.address)

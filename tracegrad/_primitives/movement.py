@@ -6,13 +6,12 @@ views where NumPy can make one (PAD copies); in codegen they fold into index mat
 """
 from __future__ import annotations
 
-from itertools import product
-
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..codegen.ops import Op
 from . import functions as F
+from .col2im import windows_vjp
 from .registry import ShapeError, primitive, reads_none
 
 
@@ -156,29 +155,7 @@ def windows_shape(x, window, stride, dilation):
     return lead + tuple(out) + tuple(window), np.dtype(x.dtype)
 
 
-def _windows_vjp(g, node):
-    """Sum each window offset's gradient back into place (col2im as pads of slices)."""
-    x = node.inputs[0]
-    window, stride, dilation = (node.attrs[k] for k in ("window", "stride", "dilation"))
-    k = len(window)
-    shape = tuple(x.shape)
-    lead = len(shape) - k
-    out_spatial = tuple(g.shape[lead:lead + k])
-    total = None
-    for offsets in product(*(range(w) for w in window)):
-        # g[..., *offsets]: (..., out spatial)
-        part = F.slice_dims(g, tuple(slice(None) for _ in range(g._data.ndim - k))
-                            + tuple(slice(o, o + 1) for o in offsets))
-        part = F.reshape(part, tuple(g.shape[:-k]))
-        index = tuple(slice(None) for _ in range(lead)) + tuple(
-            slice(o * d, o * d + (n - 1) * s + 1, s)
-            for o, d, s, n in zip(offsets, dilation, stride, out_spatial))
-        placed = scatter_slice(part, shape, index)
-        total = placed if total is None else F.add(total, placed)
-    return (total,)
-
-
-@primitive(Op.WINDOWS, shape=windows_shape, needs=reads_none, vjp=_windows_vjp)
+@primitive(Op.WINDOWS, shape=windows_shape, needs=reads_none, vjp=windows_vjp)
 def windows(x, window, stride, dilation):
     out_shape, _ = windows_shape(x, window, stride, dilation)
     k = len(window)

@@ -90,17 +90,23 @@ def _convnd(input, weight, bias, stride, padding, dilation, groups, n, name):
     L = int(np.prod(out_sp))
     C_out = weight.shape[0]
     ck = weight.shape[1] * int(np.prod(k))
-    # channels and kernel offsets last: (N, *out, C, *k)
-    perm = (0,) + tuple(range(2, 2 + n)) + (1,) + tuple(range(2 + n, 2 + 2 * n))
-    cols = cols.permute(perm)
+    out_dims, k_dims = tuple(range(2, 2 + n)), tuple(range(2 + n, 2 + 2 * n))
     if groups == 1:
-        out = cols.reshape(N * L, ck) @ weight.reshape(C_out, ck).t()  # (N*L, C_out)
+        # NOTE (channels last in a column): a column is ordered (*k, C), the weight
+        # permuted to match, so a column reads runs of C channels.  In a compiled step
+        # the activations lie as (N, *spatial, C) (NOTE (sink permutes) in
+        # codegen/sink_permutes.py): im2col then copies contiguous runs and col2im adds
+        # them back, where (C, *k) read and wrote one element per channel plane.
+        cols = cols.permute((0,) + out_dims + k_dims + (1,))      # (N, *out, *k, C)
+        w = weight.permute((0,) + out_dims + (1,)).reshape(C_out, ck)   # (C_out, *k, C)
+        out = cols.reshape(N * L, ck) @ w.t()  # (N*L, C_out)
         if bias is not None:
             out = out + bias
         out = out.reshape((N,) + out_sp + (C_out,))
         out = out.permute((0, n + 1) + tuple(range(1, n + 1)))
     else:
         g = groups
+        cols = cols.permute((0,) + out_dims + (1,) + k_dims)      # (N, *out, C, *k)
         cols = cols.reshape(N * L, g, ck).permute(1, 0, 2)  # (g, N*L, ck)
         w = weight.reshape(g, C_out // g, ck).permute(0, 2, 1)  # (g, ck, C_out/g)
         out = (cols @ w).permute(1, 0, 2).reshape(N * L, C_out)

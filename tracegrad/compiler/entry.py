@@ -2,6 +2,7 @@
 compile both programs, and run them on each call."""
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import inspect
@@ -398,11 +399,18 @@ def _inplace_writes(entry, n_outputs: int) -> dict:
     """Result position -> argument position for each in-place write of a captured
     tensor (a parameter, optimizer state) in a training step: the program may compute it
     over the tensor's own storage instead of a fresh array copied back."""
-    position = {(kind, id(ref)): k for k, (kind, ref) in enumerate(entry.input_sources)
-                if kind in ("captured", "leaf_grad")}
+    position, seen = {}, collections.Counter()
+    for k, (kind, ref) in enumerate(entry.input_sources):
+        if kind in ("captured", "leaf_grad"):
+            position[(kind, id(ref))] = k
+            seen[id(ref)] += 1
     out = {}
     for j, ((kind, ref), _count) in enumerate(entry.writes):
-        if (kind, id(ref)) in position:
+        # NOTE: a tensor captured at two argument positions (a second forward after a
+        # backward reads the parameters again) is two INPUT nodes over one storage; the
+        # planner checks the readers of one node only, so a write over it could run before
+        # a read of the other (a recomputed value read b2 after the update wrote it)
+        if (kind, id(ref)) in position and seen[id(ref)] == 1:
             out[n_outputs + j] = position[(kind, id(ref))]
     return out
 

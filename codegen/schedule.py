@@ -196,12 +196,13 @@ def _kernel_name(k: int, kernel_ops: list[str]) -> str:
     return f"k{k}_" + "_".join(dict.fromkeys(words))[:40].rstrip("_")
 
 
-def plan(graph: Graph, inplace: dict[int, int] | None = None) -> Program:
+def plan(graph: Graph, inplace: dict[int, tuple[int, ...]] | None = None) -> Program:
     """Simplify, fuse and lower ``graph``; plan its buffers.  See module doc.
 
-    ``inplace`` maps result positions to argument positions the caller is about to
-    overwrite with that result anyway (an optimizer's parameter update): where it is safe
-    (``_place_in_inputs``) the kernel writes the result over the argument."""
+    ``inplace`` maps result positions to the argument positions the caller is about to
+    overwrite with that result anyway (an optimizer's parameter update): the argument
+    written first, then every other argument over the same storage (a parameter captured
+    twice). Where it is safe (``_place_in_inputs``) the kernel writes the result over it."""
     g = transpose_matmul_outputs(simplify(sink_permutes(graph)))
     fusion = fuse(g)
     g = fusion.graph   # fusion may rewrite the graph (codegen.view_copies)
@@ -287,41 +288,50 @@ def plan(graph: Graph, inplace: dict[int, int] | None = None) -> Program:
     return program
 
 
-def _place_in_inputs(program: Program, inplace: dict[int, int]) -> None:
+def _place_in_inputs(program: Program, inplace: dict[int, tuple[int, ...]]) -> None:
     """NOTE (in-place results): a result may overwrite argument ``a`` when the one kernel
-    that computes it is the only reader of ``a``, reads it only through elementwise ops
-    of its own shape (element ``i`` is read before element ``i`` is written, and no
-    other element is), and has no reduction (whose loop could read other rows after a
-    write). Both are then bound to the same pointer; the ``noalias`` promise is kept in
-    effect because no element is read after it was written."""
+    that computes it reads ``a`` only through elementwise ops of its own shape (element
+    ``i`` is read before element ``i`` is written, and no other element is), has no
+    reduction (whose loop could read other rows after a write), and no later step reads
+    ``a``'s storage under any of its argument positions (a value recomputed after the
+    update, codegen.recompute, would read the new value). Both are then bound to the same
+    pointer; the ``noalias`` promise is kept in effect because no element is read after
+    it was written."""
     g, fusion = program.graph, program.fusion
     readers: dict[int, list[GraphNode]] = {}
     for node in g.nodes:
         for i in node.inputs:
             readers.setdefault(i, []).append(node)
     claimed: set[str] = set()
-    for out_pos, in_pos in inplace.items():
+    for out_pos, (in_pos, *same_storage) in inplace.items():
         spec = program.outputs[out_pos]
-        if spec.kind != "buffer" or in_pos >= len(g.inputs) or spec.buffer is None:
+        if (spec.kind != "buffer" or spec.buffer is None
+                or any(p >= len(g.inputs) for p in (in_pos, *same_storage))):
             continue
         info = program.buffers[spec.buffer]
         arg = g.node(g.inputs[in_pos])
-        arg_name = program.inputs[in_pos]
+        names = {program.inputs[p] for p in (in_pos, *same_storage)}
         if (info.storage is not Storage.FRESH or info.index != out_pos
                 or info.shape != arg.shape or info.dtype != arg.dtype
-                or arg_name in claimed or any(o.buffer == arg_name for o in program.outputs)
-                or any(o.kind == "input" and o.index == in_pos for o in program.outputs)):
+                or names & claimed or any(o.buffer in names for o in program.outputs)
+                or any(o.kind == "input" and o.index in (in_pos, *same_storage)
+                       for o in program.outputs)):
             continue
         group = fusion.group_of.get(info.node)
-        users = readers.get(arg.id, [])
-        if group is None or not users or any(
-                u.op not in ELEMENTWISE or u.shape != arg.shape
-                or fusion.group_of.get(u.id) != group for u in users):
+        writer = next((k for k, step in enumerate(program.steps)
+                       if spec.buffer in _step_writes(step)), None)
+        if group is None or writer is None:
+            continue
+        users = [u for p in (in_pos, *same_storage) for u in readers.get(g.inputs[p], [])]
+        if any(fusion.group_of.get(u.id) == group
+               and (u.op not in ELEMENTWISE or u.shape != arg.shape) for u in users):
+            continue
+        if any(names & set(_step_reads(step)) for step in program.steps[writer + 1:]):
             continue
         if any(g.node(n).op in REDUCE for n in fusion.groups[group].members):
             continue
-        info.storage, info.alias = Storage.INPLACE, arg_name
-        claimed.add(arg_name)
+        info.storage, info.alias = Storage.INPLACE, program.inputs[in_pos]
+        claimed |= names
 
 
 def _step_reads(step: Step) -> list[str]:

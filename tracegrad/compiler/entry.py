@@ -2,7 +2,6 @@
 compile both programs, and run them on each call."""
 from __future__ import annotations
 
-import collections
 import contextlib
 import gc
 import inspect
@@ -396,22 +395,20 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
 
 
 def _inplace_writes(entry, n_outputs: int) -> dict:
-    """Result position -> argument position for each in-place write of a captured
-    tensor (a parameter, optimizer state) in a training step: the program may compute it
-    over the tensor's own storage instead of a fresh array copied back."""
-    position, seen = {}, collections.Counter()
+    """Result position -> (argument position, other positions of the same tensor) for
+    each in-place write of a captured tensor (a parameter, optimizer state) in a training
+    step: the program may compute it over the tensor's own storage instead of a fresh
+    array copied back. A tensor may be captured at two positions (the forward's read and
+    the update's); the planner must see both (NOTE (in-place results), schedule.py)."""
+    positions: dict = {}
     for k, (kind, ref) in enumerate(entry.input_sources):
         if kind in ("captured", "leaf_grad"):
-            position[(kind, id(ref))] = k
-            seen[id(ref)] += 1
+            positions.setdefault((kind, id(ref)), []).append(k)   # a leaf_grad's ref is its leaf
     out = {}
     for j, ((kind, ref), _count) in enumerate(entry.writes):
-        # NOTE: a tensor captured at two argument positions (a second forward after a
-        # backward reads the parameters again) is two INPUT nodes over one storage; the
-        # planner checks the readers of one node only, so a write over it could run before
-        # a read of the other (a recomputed value read b2 after the update wrote it)
-        if (kind, id(ref)) in position and seen[id(ref)] == 1:
-            out[n_outputs + j] = position[(kind, id(ref))]
+        if (kind, id(ref)) in positions:
+            *others, last = positions[(kind, id(ref))]
+            out[n_outputs + j] = (last, *others)
     return out
 
 

@@ -19,6 +19,7 @@ True
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import llvmlite.ir as ir
@@ -72,7 +73,7 @@ def _intrinsic(base: str) -> Callable:
 
 
 def _math(name: str) -> Callable:
-    return lambda r, x: emit_math(r.b, name, x)
+    return lambda r, x: emit_math(r.b, name, x, r.native_ldexp)
 
 
 def _select_int(pred: str, signed: bool) -> Callable:
@@ -170,8 +171,9 @@ for _op, _rule in {
 
 
 class _Renderer:
-    def __init__(self, kernel: LoopKernel):
+    def __init__(self, kernel: LoopKernel, native_ldexp: bool = False):
         self.k = kernel
+        self.native_ldexp = native_ldexp
         # NOTE: not the kernel's name: the module ID is printed in the source, and kernels
         # that differ only in their names should render the same text (the JIT renames
         # every module uniquely anyway)
@@ -192,6 +194,7 @@ class _Renderer:
         self.entry = self.fn.append_basic_block("entry")
         self.b = ir.IRBuilder(self.entry)
         self.accs: dict[str, tuple[ir.AllocaInstr, Op, np.dtype]] = {}  # (slot, op, dtype)
+        self.nan_flags: dict[str, ir.AllocaInstr] = {}  # NOTE (flagged extrema)
         self.flags: tuple[str, ...] = ()
 
     def render(self) -> str:
@@ -231,19 +234,23 @@ class _Renderer:
                 end = self.env[s.extent] if isinstance(s.extent, str) else ir.Constant(I64, s.extent)
                 self._loop(s.var, ir.Constant(I64, 0), end, s.body)
             elif isinstance(s, DefineAcc):
-                ty = _REG[s.dtype.name]
-                with b.goto_block(self.entry):
-                    b.position_at_start(self.entry)
-                    slot = b.alloca(ty, name=s.acc)
+                slot = self._alloca(_REG[s.dtype.name], s.acc)
                 self.accs[s.acc] = (slot, s.op, s.dtype)
                 b.store(self._const(s.init, s.dtype), slot)
+                if _nan_flagged(s.op, s.dtype):
+                    self.nan_flags[s.acc] = flag = self._alloca(I1, f"{s.acc}.nan")
+                    b.store(ir.Constant(I1, 0), flag)
             elif isinstance(s, AccUpdate):
                 slot, op, dtype = self.accs[s.acc]
-                old = b.load(slot)
+                old, value = b.load(slot), self.env[s.value]
+                flag = self.nan_flags.get(s.acc)
+                if flag is not None:
+                    self._nan_flagged_update(slot, flag, op, old, value)
+                    continue
                 # only accumulator updates may be reassociated (an FP reduction does not
                 # vectorise without it)
                 self.flags = ("reassoc",)
-                b.store(self.op(op, dtype, old, self.env[s.value]), slot)
+                b.store(self.op(op, dtype, old, value), slot)
                 self.flags = ()
             elif isinstance(s, Store):
                 ptr, dtype = self.buffers[s.buf]
@@ -254,6 +261,22 @@ class _Renderer:
                                    source_etype=_MEM[dtype.name]))
             else:
                 raise TypeError(s)
+
+    def _alloca(self, ty: ir.Type, name: str) -> ir.AllocaInstr:
+        """A slot in the entry block (mem2reg turns it into a register)."""
+        with self.b.goto_block(self.entry):
+            self.b.position_at_start(self.entry)
+            return self.b.alloca(ty, name=name)
+
+    def _nan_flagged_update(self, slot, flag, op: Op, old, value) -> None:
+        """NOTE (flagged extrema): ``slot = maxnum(slot, value)`` that may skip NaN,
+        ``flag |= isnan(value)`` beside it."""
+        b = self.b
+        name = "llvm.maxnum" if op is Op.MAXIMUM else "llvm.minnum"
+        ty = value.type
+        fn = b.module.declare_intrinsic(name, [ty], ir.FunctionType(ty, [ty, ty]))
+        b.store(b.call(fn, [old, value], fastmath=("nnan", "nsz")), slot)
+        b.store(b.or_(b.load(flag), b.fcmp_unordered("uno", value, value)), flag)
 
     # -- values ---------------------------------------------------------------------------
     def _const(self, value, dtype):
@@ -273,7 +296,12 @@ class _Renderer:
             return b.icmp_unsigned("!=", val, ir.Constant(I8, 0)) if bdt == np.bool_ else val
         if s.op is Op.ACC:
             slot, _, _ = self.accs[s.args[0]]
-            return b.load(slot)
+            flag = self.nan_flags.get(s.args[0])
+            if flag is None:
+                return b.load(slot)
+            # NOTE (flagged extrema): the NaN the running extremum skipped
+            return b.select(b.load(flag), ir.Constant(slot.allocated_type, math.nan),
+                            b.load(slot))
         args = [self.env[a] for a in s.args]
         if s.op is Op.CAST:
             return self._cast(args[0], self.dtypes[s.args[0]], dt)
@@ -319,7 +347,22 @@ class _Renderer:
         return b.trunc(x, ty) if ty.width < x.type.width else x
 
 
-def render_llvm(kernel: LoopKernel) -> str:
-    """LLVM IR text of ``kernel``: one module holding one function of the kernel ABI."""
+# NOTE (flagged extrema): a float MAX/MIN reduction must give NaN when its row holds one
+# (np.max does). llvm.maximum says so in one call, but x86 has no instruction for it: the
+# update became six (sign test, two blends, unordered compare, max, masked move) on a
+# chain through the accumulator, which made the max pass of softmax cost as much as its
+# exp pass. Instead the accumulator runs maxnum with ``nnan nsz`` (one vmaxps: a NaN
+# operand makes it poison, which no one reads) and a flag beside it ORs ``isnan(value)``
+# (a compare and a mask OR, off the accumulator's chain); reading the accumulator gives
+# NaN when the flag is set. The sign of a zero extremum is unspecified (``nsz``), as it
+# is for np.max.
+def _nan_flagged(op: Op, dtype: np.dtype) -> bool:
+    return op in (Op.MAXIMUM, Op.MINIMUM) and np.dtype(dtype).kind == "f"
+
+
+def render_llvm(kernel: LoopKernel, native_ldexp: bool = False) -> str:
+    """LLVM IR text of ``kernel``: one module holding one function of the kernel ABI.
+    ``native_ldexp``: the target scales by powers of two in one vector instruction
+    (AVX-512; NOTE (native ldexp) in codegen.llvm_math)."""
     with phase("render"):
-        return _Renderer(kernel).render()
+        return _Renderer(kernel, native_ldexp).render()

@@ -94,7 +94,9 @@ def _code_version_of(rules: tuple) -> str:
             h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
         except OSError as e:
             raise Uncacheable(f"cannot read {path}: {e}") from None
-    for part in (_LAYOUT, np.__version__, sys.version, str(pickle.HIGHEST_PROTOCOL)):
+    # the stored sources are rendered for this host (cpu_program.render_options)
+    for part in (_LAYOUT, np.__version__, sys.version, str(pickle.HIGHEST_PROTOCOL),
+                 repr(sorted(cpu_program.render_options().items()))):
         h.update(part.encode() + b"\0")
     return h.hexdigest()
 

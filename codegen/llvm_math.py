@@ -198,16 +198,25 @@ class _Emitter:
         return self.fma(r2, p, r)
 
     def exp(self, x, nonpositive: bool = False):
-        """``nonpositive``: the caller knows x <= 0 or NaN, so only the low bound clamps
-        (an ordered compare still sends NaN to it; the result is replaced by x)."""
+        """NOTE (exp without select): NaN flows through every step, so no select puts it
+        back at the end: the clamps keep it (``select(hi < x, hi, x)`` is one vminps
+        that returns x when it is NaN) and the integer n is read from the bits of
+        x/ln2 + 1.5 * 2**mant rounded by the FMA (the float rounds to an integer there),
+        where ``fptosi`` would make NaN poison. ``nonpositive``: the caller knows x <= 0
+        or NaN, so only the low bound clamps."""
+        b = self.b
         lo, hi = (-746.0, 710.0) if self.f64 else (-104.0, 89.0)
-        if nonpositive:
-            x_lo = self.b.select(self.gt(x, self.c(lo)), x, self.c(lo))
-            n, u = self.exp_reduce(x_lo, None, None)
-        else:
-            n, u = self.exp_reduce(x, lo, hi)
-        y = self.ldexp(self.b.fadd(self.c(1.0), u), n)
-        return self.b.select(self.isnan(x), x, y)
+        if not nonpositive:
+            x = b.select(self.lt(self.c(hi), x), self.c(hi), x)
+        x = b.select(self.lt(x, self.c(lo)), self.c(lo), x)
+        magic = 1.5 * 2.0 ** self.mant
+        t = self.fma(x, self.c(1 / math.log(2)), self.c(magic))
+        nf = b.fsub(t, self.c(magic))
+        ln2_hi, ln2_lo = _LN2_SPLIT[self.ty]
+        r = self.fma(nf, self.c(-ln2_lo), self.fma(nf, self.c(-ln2_hi), x))
+        n = b.sub(b.bitcast(t, self.ity), b.bitcast(self.c(magic), self.ity))
+        n32 = b.trunc(n, ir.IntType(32)) if self.f64 else n
+        return self.ldexp(b.fadd(self.c(1.0), self.expm1_poly(r)), n32)
 
     def exp2(self, x):
         lo, hi = (-1076.0, 1025.0) if self.f64 else (-151.0, 129.0)

@@ -295,8 +295,8 @@ class _Lowerer:
                 idx = self._reduce_index(node, var)
                 val = self.read(edge, idx)
                 if self.stash is not None and self.stash[1] == r:
-                    # the stashed node was evaluated at this index on the way to ``val``
-                    stashed = self.memo[-1][(self.stash[0], idx.linear())]
+                    # evaluated at this index on the way to ``val`` (a memo hit)
+                    stashed = self.value(self.stash[0], idx)
                     b.store(self.buffer(self.stash[2]), idx.linear(), stashed)
                 if g.node(edge.src).dtype != node.dtype:
                     val = b.emit(Op.CAST, (val,), node.dtype)

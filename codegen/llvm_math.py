@@ -376,11 +376,11 @@ def _sincos(b: ir.IRBuilder, x: ir.Value, cos: bool) -> ir.Value:
 
 
 # NOTE (native ldexp): ``llvm.ldexp`` lowers to vscalefps/vscalefpd on AVX-512 (LLVM 20,
-# measured: softmax's exp pass per 16 floats loses 5 of ~28 instructions, 10% of the
+# measured: softmax's exp pass per 16 floats loses 5 of ~28 instructions, 10-13% of the
 # in-cache row time) but to one scalar ``ldexpf`` call per lane elsewhere (AVX2 included),
 # so the renderer uses it only when the runtime says the host has AVX-512
-# (``runtime.cpu_program.llvm_source``). Both round once: results are bit-identical
-# (tests/test_llvm_math.py).
+# (``runtime.cpu_program.render_options``). Both round once: results are bit-identical
+# (tests/test_llvm_math_exp_forms.py).
 _SIMPLE = {"sqrt": "llvm.sqrt", "abs": "llvm.fabs", "floor": "llvm.floor",
            "ceil": "llvm.ceil", "round": "llvm.roundeven", "trunc": "llvm.trunc"}
 _COMPOSED = ("exp", "exp2", "expm1", "log", "log2", "log1p", "tanh", "sigmoid", "erf")

@@ -379,7 +379,7 @@ def _sincos(b: ir.IRBuilder, x: ir.Value, cos: bool) -> ir.Value:
 # measured: softmax's exp pass per 16 floats loses 5 of ~28 instructions, 10-13% of the
 # in-cache row time) but to one scalar ``ldexpf`` call per lane elsewhere (AVX2 included),
 # so the renderer uses it only when the runtime says the host has AVX-512
-# (``runtime.cpu_program.render_options``). Both round once: results are bit-identical
+# (``runtime.render_options``). Both round once: results are bit-identical
 # (tests/test_llvm_math_exp_forms.py).
 _SIMPLE = {"sqrt": "llvm.sqrt", "abs": "llvm.fabs", "floor": "llvm.floor",
            "ceil": "llvm.ceil", "round": "llvm.roundeven", "trunc": "llvm.trunc"}

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
-import functools
 import operator
 import sys
 import threading
@@ -64,9 +63,9 @@ from .cblas import SplitGemm, gemm_library, split_gemm
 from .driver import (DRIVER_NAME, GemmCall, KernelCall, NativeCall, driver_with_table,
                      gemm_for_matmul)
 from .copy_table import TableCopy, copy_table
-from .llvm_jit import (CpuKernel, JitModule, compile_llvm, compile_llvm_many,
-                       host_has_feature)
+from .llvm_jit import CpuKernel, JitModule, compile_llvm, compile_llvm_many
 from .native_index import IndexCall, index_call_for
+from .render_options import render_options
 
 _POOL_MIN_BYTES = 1 << 16
 _CACHE_INPUT_BYTES = 1 << 20
@@ -85,15 +84,7 @@ class ProgramCompileError(RuntimeError):
 def llvm_source(kernel: LoopKernel) -> str:
     """LLVM IR of ``kernel``, its function named ``CANONICAL_NAME`` (see module doc), in
     the forms the host runs fastest (``render_options``)."""
-    options = render_options()
-    return render_llvm(dataclasses.replace(kernel, name=CANONICAL_NAME), **options)
-
-
-@functools.lru_cache(maxsize=1)
-def render_options() -> dict[str, bool]:
-    """The renderer's host-dependent choices (NOTE (native ldexp) in codegen.llvm_math);
-    the plan cache's key holds them, so a cache shared with another host misses."""
-    return {"native_ldexp": host_has_feature("avx512f")}
+    return render_llvm(dataclasses.replace(kernel, name=CANONICAL_NAME), **render_options())
 
 
 def _canonical(step: KernelStep) -> tuple[str, str]:

@@ -48,7 +48,7 @@ def test_value_under_the_reduction_input_is_computed_once():
     assert loop_ir.count("EXP(") == 1, loop_ir
 
 
-def test_softmax_backward_computes_exp_once_and_matches_eager():
+def test_softmax_backward_computes_exp_at_most_once_and_matches_eager():
     xs = RNG.standard_normal((5, 33)).astype(np.float32)
     gy = RNG.standard_normal((5, 33)).astype(np.float32)
 
@@ -59,7 +59,8 @@ def test_softmax_backward_computes_exp_once_and_matches_eager():
     cf = tracegrad.compile(f)
     report = cf.explain(x, g)
     backward_ir = "\n".join(k.loop_ir for k in report.kernels if k.stage == "backward")
-    assert backward_ir.count("EXP(") == 1, backward_ir
+    # recomputed from x once, or (when the partitioner saves y instead) not at all
+    assert backward_ir.count("EXP(") <= 1, backward_ir
     (got,) = tracegrad.autograd.grad(cf(x, g), x)
     xe = tracegrad.from_numpy(xs).requires_grad_()
     (want,) = tracegrad.autograd.grad(f(xe, g), xe)

@@ -110,8 +110,9 @@ _EXPM1_F32 = (0.4999999403953552, 0.1666651964187622, 0.04166838899254799,
 class _Emitter:
     """IR helpers bound to a builder and a float type (float or double)."""
 
-    def __init__(self, b: ir.IRBuilder, ty: ir.Type) -> None:
+    def __init__(self, b: ir.IRBuilder, ty: ir.Type, native_ldexp: bool = False) -> None:
         self.b, self.ty = b, ty
+        self.native_ldexp = native_ldexp
         self.f64 = ty == F64
         self.ity = ir.IntType(64 if self.f64 else 32)
         self.mant = 52 if self.f64 else 23
@@ -159,6 +160,14 @@ class _Emitter:
         return self.b.bitcast(bits, self.ty)
 
     def ldexp(self, y, n32):
+        """y * 2**n rounded once, for |n| below ~2 emax (the exp family's range)."""
+        if self.native_ldexp:
+            # NOTE (native ldexp): one vscalefps per vector on AVX-512, where the two
+            # steps below are eight integer and float operations; the same result.
+            i32 = ir.IntType(32)
+            fn = self.b.module.declare_intrinsic("llvm.ldexp", [self.ty, i32],
+                                                 ir.FunctionType(self.ty, [self.ty, i32]))
+            return self.b.call(fn, [y, n32])
         # Two steps, so n may reach the denormal range or emax + 1 with one rounding.
         half = self.b.ashr(n32, self.i(1, ir.IntType(32)))
         return self.b.fmul(self.b.fmul(y, self.pow2(half)), self.pow2(self.b.sub(n32, half)))
@@ -189,16 +198,25 @@ class _Emitter:
         return self.fma(r2, p, r)
 
     def exp(self, x, nonpositive: bool = False):
-        """``nonpositive``: the caller knows x <= 0 or NaN, so only the low bound clamps
-        (an ordered compare still sends NaN to it; the result is replaced by x)."""
+        """NOTE (exp without select): NaN flows through every step, so no select puts it
+        back at the end: the clamps keep it (``select(hi < x, hi, x)`` is one vminps
+        that returns x when it is NaN) and the integer n is read from the bits of
+        x/ln2 + 1.5 * 2**mant rounded by the FMA (the float rounds to an integer there),
+        where ``fptosi`` would make NaN poison. ``nonpositive``: the caller knows x <= 0
+        or NaN, so only the low bound clamps."""
+        b = self.b
         lo, hi = (-746.0, 710.0) if self.f64 else (-104.0, 89.0)
-        if nonpositive:
-            x_lo = self.b.select(self.gt(x, self.c(lo)), x, self.c(lo))
-            n, u = self.exp_reduce(x_lo, None, None)
-        else:
-            n, u = self.exp_reduce(x, lo, hi)
-        y = self.ldexp(self.b.fadd(self.c(1.0), u), n)
-        return self.b.select(self.isnan(x), x, y)
+        if not nonpositive:
+            x = b.select(self.lt(self.c(hi), x), self.c(hi), x)
+        x = b.select(self.lt(x, self.c(lo)), self.c(lo), x)
+        magic = 1.5 * 2.0 ** self.mant
+        t = self.fma(x, self.c(1 / math.log(2)), self.c(magic))
+        nf = b.fsub(t, self.c(magic))
+        ln2_hi, ln2_lo = _LN2_SPLIT[self.ty]
+        r = self.fma(nf, self.c(-ln2_lo), self.fma(nf, self.c(-ln2_hi), x))
+        n = b.sub(b.bitcast(t, self.ity), b.bitcast(self.c(magic), self.ity))
+        n32 = b.trunc(n, ir.IntType(32)) if self.f64 else n
+        return self.ldexp(b.fadd(self.c(1.0), self.expm1_poly(r)), n32)
 
     def exp2(self, x):
         lo, hi = (-1076.0, 1025.0) if self.f64 else (-151.0, 129.0)
@@ -357,23 +375,32 @@ def _sincos(b: ir.IRBuilder, x: ir.Value, cos: bool) -> ir.Value:
     return y
 
 
+# NOTE (native ldexp): ``llvm.ldexp`` lowers to vscalefps/vscalefpd on AVX-512 (LLVM 20,
+# measured: softmax's exp pass per 16 floats loses 5 of ~28 instructions, 10-13% of the
+# in-cache row time) but to one scalar ``ldexpf`` call per lane elsewhere (AVX2 included),
+# so the renderer uses it only when the runtime says the host has AVX-512
+# (``runtime.render_options``). Both round once: results are bit-identical
+# (tests/test_llvm_math_exp_forms.py).
 _SIMPLE = {"sqrt": "llvm.sqrt", "abs": "llvm.fabs", "floor": "llvm.floor",
            "ceil": "llvm.ceil", "round": "llvm.roundeven", "trunc": "llvm.trunc"}
 _COMPOSED = ("exp", "exp2", "expm1", "log", "log2", "log1p", "tanh", "sigmoid", "erf")
 FUNCTIONS = tuple(_SIMPLE) + _COMPOSED + ("sin", "cos")
 
 
-def emit_math(builder: ir.IRBuilder, name: str, x: ir.Value) -> ir.Value:
+def emit_math(builder: ir.IRBuilder, name: str, x: ir.Value,
+              native_ldexp: bool = False) -> ir.Value:
     """Emit ``name(x)`` for a scalar float or double ``x``; returns the result value.
 
     ``name`` is one of ``FUNCTIONS``; ``round`` rounds half to even like NumPy.
+    ``native_ldexp``: scale by powers of two with ``llvm.ldexp``, for a target that
+    has a vector instruction for it (NOTE (native ldexp)); same results.
     """
     if x.type not in (F32, F64):
         raise TypeError(f"emit_math wants float or double, got {x.type}")
     if name in _SIMPLE:
         return _Emitter(builder, x.type).intr(_SIMPLE[name], x)
     if name in _COMPOSED:
-        return getattr(_Emitter(builder, x.type), name)(x)
+        return getattr(_Emitter(builder, x.type, native_ldexp), name)(x)
     if name in ("sin", "cos"):
         return _sincos(builder, x, name == "cos")
     raise ValueError(f"unknown math function {name!r}; known: {', '.join(FUNCTIONS)}")

@@ -295,7 +295,9 @@ class _Lowerer:
                 idx = self._reduce_index(node, var)
                 val = self.read(edge, idx)
                 if self.stash is not None and self.stash[1] == r:
-                    b.store(self.buffer(self.stash[2]), idx.linear(), val)
+                    # evaluated at this index on the way to ``val`` (a memo hit)
+                    stashed = self.value(self.stash[0], idx)
+                    b.store(self.buffer(self.stash[2]), idx.linear(), stashed)
                 if g.node(edge.src).dtype != node.dtype:
                     val = b.emit(Op.CAST, (val,), node.dtype)
                 b.acc_update(accs[r], val)
@@ -357,11 +359,15 @@ class _Lowerer:
         """(node, reduction, output): a costly row value worth computing once.
 
         NOTE (row stash): softmax reads exp(x - max) in its sum pass and again in its
-        output pass.  When such a value (transcendental math over the whole row, read
-        by a last-axis reduction without a view) has the shape and dtype of a row
-        output that depends on it, the reduction's pass stores it into that output row
-        and the output pass loads it back instead of recomputing it.  Same thread, same
-        row, earlier pass: the output's final store overwrites it afterwards.
+        output pass; its backward reads it in the pass that sums g * y and again in the
+        output pass.  When such a value (transcendental math over the whole row, reached
+        from a last-axis reduction's input through elementwise ops without views, so it
+        is evaluated at the reduction's own index) has the shape and dtype of a row
+        output that reads it the same way, the reduction's pass stores it into that
+        output row and the output pass loads it back instead of recomputing it.  Same
+        thread, same row, earlier pass: the output's final store overwrites it
+        afterwards.  Of several such values the one nearest the output is kept (it
+        holds the most work).
         """
         g, gr = self.g, self.group
         if gr.rows is None or not rowlen:
@@ -374,14 +380,39 @@ class _Lowerer:
             if (edge.view is not None or src.id not in gr.nodes or src.op in REDUCE
                     or src.op in MOVEMENT or not src.shape
                     or tuple(node.attrs["axes"]) != (len(src.shape) - 1,)
-                    or src.shape[-1] != rowlen or not self._costly(src.id, levels[r])):
+                    or src.shape[-1] != rowlen):
                 continue
+            in_pass = self._plain_reads(src.id)
             for out in row_outputs:
                 o = g.node(out)
-                if (o.shape == src.shape and o.dtype == src.dtype and out != src.id
-                        and self._reads_plainly(out, src.id)):
-                    return src.id, r, out
+                for cand in self._plain_reads(out, include_self=False):
+                    c = g.node(cand)
+                    if (cand in in_pass and c.op not in REDUCE and c.op not in MOVEMENT
+                            and c.shape == src.shape == o.shape
+                            and c.dtype == o.dtype and self._costly(cand, levels[r])):
+                        return cand, r, out
         return None
+
+    def _plain_reads(self, start: int, include_self: bool = True) -> list[int]:
+        """In-group nodes ``start`` reads through elementwise edges without views, nearest
+        first (``start`` itself first with ``include_self``)."""
+        g, gr = self.g, self.group
+        order, seen, frontier = [], {start}, [start]
+        if include_self:
+            order.append(start)
+        while frontier:
+            nxt = []
+            for n in map(g.node, frontier):
+                if n.op in REDUCE or n.op in MOVEMENT:
+                    continue
+                for e in self.edges_of(n):
+                    if (e.view is None and e.src in gr.nodes and e.src not in seen
+                            and g.node(e.src).op is not Op.CONST):
+                        seen.add(e.src)
+                        order.append(e.src)
+                        nxt.append(e.src)
+            frontier = nxt
+        return order
 
     def _costly(self, node_id: int, level: int) -> bool:
         """True when ``node_id`` needs transcendental math computed in the row pass."""
@@ -395,22 +426,6 @@ class _Lowerer:
             if n.op in COSTLY:
                 return True
             stack += [e.src for e in self.edges_of(n)]
-        return False
-
-    def _reads_plainly(self, out: int, target: int) -> bool:
-        """True when ``out`` reads ``target`` through in-group elementwise edges only."""
-        g, gr = self.g, self.group
-        stack, seen = [out], set()
-        while stack:
-            n = g.node(stack.pop())
-            if n.id in seen or n.id not in gr.nodes or n.op in REDUCE:
-                continue
-            seen.add(n.id)
-            for e in self.edges_of(n):
-                if e.src == target and e.view is None and n.op not in MOVEMENT:
-                    return True
-                if e.view is None and n.op not in MOVEMENT:
-                    stack.append(e.src)
         return False
 
     def _levels(self) -> dict[int, int]:

@@ -5,8 +5,9 @@ ABI: ``void @name(i64 %start, i64 %end, ptr noalias %buf0, ...)`` runs outer ite
 choices were made by ``codegen.lower``.  To let LLVM vectorise the innermost loop the
 module keeps every access a GEP off a ``noalias`` parameter with a simple induction
 variable, emits no calls for math (``codegen.llvm_math.emit_math``) and marks only
-accumulator updates ``reassoc`` (an FP reduction does not vectorise without it; nothing
-else uses unsafe fast-math).  Each op is one entry of ``LLVM_RULES`` (keyed by ``Op``).
+accumulator updates ``reassoc`` (an FP reduction does not vectorise without it) and a
+float max/min accumulator ``nnan nsz`` beside its NaN flag (NOTE (flagged extrema));
+nothing else uses unsafe fast-math.  Each op is one entry of ``LLVM_RULES`` (keyed by ``Op``).
 
 >>> from tracegrad.codegen.loop_ir import KernelBuilder, BufferArg
 >>> from tracegrad.codegen.ops import Op
@@ -19,6 +20,7 @@ True
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import llvmlite.ir as ir
@@ -28,7 +30,7 @@ from .llvm_math import emit_math
 from .loop_ir import AccUpdate, DefineAcc, Instr, Loop, LoopKernel, Store
 from .ops import Op
 from .phase_clock import phase
-from .scalar_ops import RENDERINGS
+from .scalar_ops import COSTLY, RENDERINGS
 
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
 F32, F64 = ir.FloatType(), ir.DoubleType()
@@ -72,7 +74,7 @@ def _intrinsic(base: str) -> Callable:
 
 
 def _math(name: str) -> Callable:
-    return lambda r, x: emit_math(r.b, name, x)
+    return lambda r, x: emit_math(r.b, name, x, r.native_ldexp)
 
 
 def _select_int(pred: str, signed: bool) -> Callable:
@@ -170,8 +172,9 @@ for _op, _rule in {
 
 
 class _Renderer:
-    def __init__(self, kernel: LoopKernel):
+    def __init__(self, kernel: LoopKernel, native_ldexp: bool = False):
         self.k = kernel
+        self.native_ldexp = native_ldexp
         # NOTE: not the kernel's name: the module ID is printed in the source, and kernels
         # that differ only in their names should render the same text (the JIT renames
         # every module uniquely anyway)
@@ -192,7 +195,9 @@ class _Renderer:
         self.entry = self.fn.append_basic_block("entry")
         self.b = ir.IRBuilder(self.entry)
         self.accs: dict[str, tuple[ir.AllocaInstr, Op, np.dtype]] = {}  # (slot, op, dtype)
+        self.nan_flags: dict[str, ir.AllocaInstr] = {}  # NOTE (flagged extrema)
         self.flags: tuple[str, ...] = ()
+        self.interleaved: list[str] = []  # NOTE (interleaved math loops)
 
     def render(self) -> str:
         self._loop(self.k.outer_var, self.fn.args[0], self.fn.args[1], self.k.body)
@@ -200,8 +205,9 @@ class _Renderer:
         # NOTE: LLVM prefers 256-bit vectors on AVX-512 hosts unless told otherwise; these
         # loops are bandwidth-bound and gain from 512 (no effect on narrower hosts).
         # llvmlite.ir rejects string attributes, so add it to the text.
-        return str(self.module).replace(
+        text = str(self.module).replace(
             ") nounwind\n{", ') nounwind "prefer-vector-width"="512"\n{', 1)
+        return _with_interleave(text, self.interleaved)
 
     # -- structure ------------------------------------------------------------------------
     def _loop(self, var, start, end, body):
@@ -218,8 +224,10 @@ class _Renderer:
         self._body(body)
         nxt = b.add(phi, ir.Constant(I64, 1), name=f"{var}.next")
         phi.add_incoming(nxt, b.block)
-        b.cbranch(b.icmp_signed("<", nxt, end), header, exit_)
+        b.cbranch(b.icmp_signed("<", nxt, end, name=f"{var}.latch"), header, exit_)
         b.position_at_end(exit_)
+        if _interleave_pays(end, body):
+            self.interleaved.append(var)
 
     def _body(self, body):
         b = self.b
@@ -231,19 +239,23 @@ class _Renderer:
                 end = self.env[s.extent] if isinstance(s.extent, str) else ir.Constant(I64, s.extent)
                 self._loop(s.var, ir.Constant(I64, 0), end, s.body)
             elif isinstance(s, DefineAcc):
-                ty = _REG[s.dtype.name]
-                with b.goto_block(self.entry):
-                    b.position_at_start(self.entry)
-                    slot = b.alloca(ty, name=s.acc)
+                slot = self._alloca(_REG[s.dtype.name], s.acc)
                 self.accs[s.acc] = (slot, s.op, s.dtype)
                 b.store(self._const(s.init, s.dtype), slot)
+                if _nan_flagged(s.op, s.dtype):
+                    self.nan_flags[s.acc] = flag = self._alloca(I1, f"{s.acc}.nan")
+                    b.store(ir.Constant(I1, 0), flag)
             elif isinstance(s, AccUpdate):
                 slot, op, dtype = self.accs[s.acc]
-                old = b.load(slot)
+                old, value = b.load(slot), self.env[s.value]
+                flag = self.nan_flags.get(s.acc)
+                if flag is not None:
+                    self._nan_flagged_update(slot, flag, op, old, value)
+                    continue
                 # only accumulator updates may be reassociated (an FP reduction does not
                 # vectorise without it)
                 self.flags = ("reassoc",)
-                b.store(self.op(op, dtype, old, self.env[s.value]), slot)
+                b.store(self.op(op, dtype, old, value), slot)
                 self.flags = ()
             elif isinstance(s, Store):
                 ptr, dtype = self.buffers[s.buf]
@@ -254,6 +266,22 @@ class _Renderer:
                                    source_etype=_MEM[dtype.name]))
             else:
                 raise TypeError(s)
+
+    def _alloca(self, ty: ir.Type, name: str) -> ir.AllocaInstr:
+        """A slot in the entry block (mem2reg turns it into a register)."""
+        with self.b.goto_block(self.entry):
+            self.b.position_at_start(self.entry)
+            return self.b.alloca(ty, name=name)
+
+    def _nan_flagged_update(self, slot, flag, op: Op, old, value) -> None:
+        """NOTE (flagged extrema): ``slot = maxnum(slot, value)`` that may skip NaN,
+        ``flag |= isnan(value)`` beside it."""
+        b = self.b
+        name = "llvm.maxnum" if op is Op.MAXIMUM else "llvm.minnum"
+        ty = value.type
+        fn = b.module.declare_intrinsic(name, [ty], ir.FunctionType(ty, [ty, ty]))
+        b.store(b.call(fn, [old, value], fastmath=("nnan", "nsz")), slot)
+        b.store(b.or_(b.load(flag), b.fcmp_unordered("uno", value, value)), flag)
 
     # -- values ---------------------------------------------------------------------------
     def _const(self, value, dtype):
@@ -273,7 +301,12 @@ class _Renderer:
             return b.icmp_unsigned("!=", val, ir.Constant(I8, 0)) if bdt == np.bool_ else val
         if s.op is Op.ACC:
             slot, _, _ = self.accs[s.args[0]]
-            return b.load(slot)
+            flag = self.nan_flags.get(s.args[0])
+            if flag is None:
+                return b.load(slot)
+            # NOTE (flagged extrema): the NaN the running extremum skipped
+            return b.select(b.load(flag), ir.Constant(slot.allocated_type, math.nan),
+                            b.load(slot))
         args = [self.env[a] for a in s.args]
         if s.op is Op.CAST:
             return self._cast(args[0], self.dtypes[s.args[0]], dt)
@@ -319,7 +352,54 @@ class _Renderer:
         return b.trunc(x, ty) if ty.width < x.type.width else x
 
 
-def render_llvm(kernel: LoopKernel) -> str:
-    """LLVM IR text of ``kernel``: one module holding one function of the kernel ABI."""
+# NOTE (flagged extrema): a float MAX/MIN reduction must give NaN when its row holds one
+# (np.max does). llvm.maximum says so in one call, but x86 has no instruction for it: the
+# update became six (sign test, two blends, unordered compare, max, masked move) on a
+# chain through the accumulator, 13% of softmax's row time (64 rows in cache). Instead the accumulator runs maxnum with ``nnan nsz`` (one vmaxps: a NaN
+# operand makes it poison, which no one reads) and a flag beside it ORs ``isnan(value)``
+# (a compare and a mask OR, off the accumulator's chain); reading the accumulator gives
+# NaN when the flag is set. The sign of a zero extremum is unspecified (``nsz``), as it
+# is for np.max.
+def _nan_flagged(op: Op, dtype: np.dtype) -> bool:
+    return op in (Op.MAXIMUM, Op.MINIMUM) and np.dtype(dtype).kind == "f"
+
+
+# NOTE (interleaved math loops): LLVM's vectoriser interleaves a loop (several vectors
+# per iteration, independent chains in flight) when it reduces or is small; an innermost
+# loop whose body evaluates transcendental math and reduces nothing (cross_entropy's
+# backward row: exp(x - max) * g/s plus the one-hot term) got one vector per iteration,
+# where the exp's ~25-instruction chain then bounds it. Four per iteration measured
+# 17.1 -> 15.6 us per 64 rows of 1024 (single thread, in cache); loops that LLVM already
+# interleaved were unchanged. Only constant trip counts of at least 256 qualify, so the
+# 4 x 16-lane body still runs several times per row.
+_INTERLEAVE = 4
+_INTERLEAVE_MIN_TRIP = 256
+
+
+def _interleave_pays(end, body) -> bool:
+    if not isinstance(end, ir.Constant) or end.constant < _INTERLEAVE_MIN_TRIP:
+        return False
+    if any(isinstance(s, (Loop, AccUpdate)) for s in body):
+        return False
+    return any(isinstance(s, Instr) and s.op in COSTLY for s in body)
+
+
+def _with_interleave(text: str, loops: list[str]) -> str:
+    """``text`` with NOTE (interleaved math loops) metadata on the latches of ``loops``
+    (llvmlite.ir cannot make the self-referencing node a loop ID needs)."""
+    for k, var in enumerate(loops):
+        latch = f'br i1 %"{var}.latch", label %"{var}.body", label %"{var}.exit"'
+        assert text.count(latch) == 1, latch
+        loop_id, option = 2 * k + 9000, 2 * k + 9001
+        text = text.replace(latch, f"{latch}, !llvm.loop !{loop_id}")
+        text += (f"\n!{loop_id} = distinct !{{!{loop_id}, !{option}}}\n"
+                 f'!{option} = !{{!"llvm.loop.interleave.count", i32 {_INTERLEAVE}}}\n')
+    return text
+
+
+def render_llvm(kernel: LoopKernel, native_ldexp: bool = False) -> str:
+    """LLVM IR text of ``kernel``: one module holding one function of the kernel ABI.
+    ``native_ldexp``: the target scales by powers of two in one vector instruction
+    (AVX-512; NOTE (native ldexp) in codegen.llvm_math)."""
     with phase("render"):
-        return _Renderer(kernel).render()
+        return _Renderer(kernel, native_ldexp).render()

@@ -65,6 +65,7 @@ from .driver import (DRIVER_NAME, GemmCall, KernelCall, NativeCall, driver_with_
 from .copy_table import TableCopy, copy_table
 from .llvm_jit import CpuKernel, JitModule, compile_llvm, compile_llvm_many
 from .native_index import IndexCall, index_call_for
+from .render_options import render_options
 
 _POOL_MIN_BYTES = 1 << 16
 _CACHE_INPUT_BYTES = 1 << 20
@@ -81,8 +82,9 @@ class ProgramCompileError(RuntimeError):
 
 
 def llvm_source(kernel: LoopKernel) -> str:
-    """LLVM IR of ``kernel``, its function named ``CANONICAL_NAME`` (see module doc)."""
-    return render_llvm(dataclasses.replace(kernel, name=CANONICAL_NAME))
+    """LLVM IR of ``kernel``, its function named ``CANONICAL_NAME`` (see module doc), in
+    the forms the host runs fastest (``render_options``)."""
+    return render_llvm(dataclasses.replace(kernel, name=CANONICAL_NAME), **render_options())
 
 
 def _canonical(step: KernelStep) -> tuple[str, str]:

@@ -62,7 +62,7 @@ def test_compile_failure_raises_clear_error(monkeypatch):
     b = Builder()
     x = b.input((4,))
     p = plan(b.graph(b.exp(x)))
-    monkeypatch.setattr(cpu_program, "render_llvm", lambda kernel: "this is not llvm")
+    monkeypatch.setattr(cpu_program, "render_llvm", lambda kernel, **options: "this is not llvm")
     with pytest.raises(cpu_program.ProgramCompileError, match="failed to compile"):
         CompiledProgram(p, extern_eval)
 

@@ -32,7 +32,7 @@ def private_cache(tmp_path_factory):
 TYPES = {np.float32: ir.FloatType(), np.float64: ir.DoubleType()}
 
 
-def unary_loop_source(name: str, dtype) -> str:
+def unary_loop_source(name: str, dtype, native_ldexp: bool = False) -> str:
     """``out[i] = name(x[i])`` for start <= i < end, in the runtime kernel ABI."""
     ty = TYPES[dtype]
     mod = ir.Module(name=f"{name}_{np.dtype(dtype).name}")
@@ -48,7 +48,7 @@ def unary_loop_source(name: str, dtype) -> str:
     i = b.phi(I64)
     i.add_incoming(start, entry)
     x = b.load(b.gep(inp, [i], source_etype=ty), typ=ty)
-    b.store(emit_math(b, name, x), b.gep(out, [i], source_etype=ty))
+    b.store(emit_math(b, name, x, native_ldexp), b.gep(out, [i], source_etype=ty))
     nxt = b.add(i, ir.Constant(I64, 1))
     i.add_incoming(nxt, loop)
     b.cbranch(b.icmp_signed("<", nxt, end), loop, done)
@@ -60,10 +60,11 @@ def unary_loop_source(name: str, dtype) -> str:
 _compiled = {}
 
 
-def run(name: str, x: np.ndarray):
-    key = (name, x.dtype.type)
+def run(name: str, x: np.ndarray, native_ldexp: bool = False):
+    key = (name, x.dtype.type, native_ldexp)
     if key not in _compiled:
-        _compiled[key] = compile_llvm(unary_loop_source(name, x.dtype.type), ["k"])
+        _compiled[key] = compile_llvm(unary_loop_source(name, x.dtype.type, native_ldexp),
+                                      ["k"])
     out = np.empty_like(x)
     _compiled[key].functions["k"](x.size, [out, x], [])
     return out

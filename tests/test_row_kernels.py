@@ -137,3 +137,25 @@ def test_cache_key_names_the_pass_pipeline(monkeypatch):
     key = llvm_jit.cache_key(src)
     monkeypatch.setattr(llvm_jit, "PIPELINE", llvm_jit.PIPELINE + " changed")
     assert llvm_jit.cache_key(src) != key
+
+
+@pytest.mark.parametrize("cols, interleaved", [(1024, True), (64, False)])
+def test_row_math_loops_without_reductions_run_four_vectors_per_iteration(cols, interleaved):
+    # NOTE (interleaved math loops): exp over rows, broadcast per-row values, no reduction
+    b = Builder()
+    x, m = b.input((4, cols)), b.input((4, 1))
+    g = b.graph(b.mul(b.exp(b.sub(x, m)), m))
+    p = plan(g)
+    src = render_llvm(p.kernels[0].kernel)
+    assert ('"llvm.loop.interleave.count", i32 4' in src) is interleaved
+    xs = [RNG.standard_normal((4, cols)).astype(np.float32),
+          RNG.standard_normal((4, 1)).astype(np.float32)]
+    np.testing.assert_allclose(CompiledProgram(p, extern_eval)(xs)[0], eval_graph(g, xs)[0],
+                               rtol=1e-6)
+
+
+def test_reducing_loops_are_left_to_llvm_interleaving():
+    b = Builder()
+    x = b.input((4, 1024))
+    src = render_llvm(plan(b.graph(softmax(b, x))).kernels[0].kernel)
+    assert "llvm.loop" not in src

@@ -150,7 +150,7 @@ def test_a_rendering_that_failed_to_compile_is_not_reused(monkeypatch):
     x = b.input((2, 2))
     p = plan(b.graph(b.exp(x)))
     with monkeypatch.context() as m:
-        m.setattr(cpu_program, "render_llvm", lambda kernel: "this is not llvm")
+        m.setattr(cpu_program, "render_llvm", lambda kernel, **options: "this is not llvm")
         with pytest.raises(cpu_program.ProgramCompileError):
             CompiledProgram(p, extern_eval)
     x0 = randn(2, 2)

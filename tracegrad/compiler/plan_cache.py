@@ -42,6 +42,7 @@ import numpy as np
 from ..codegen import phase_clock, scalar_ops, schedule
 from ..codegen.graph import Graph
 from ..runtime import cpu_program, disk_cache
+from ..runtime.render_options import render_options
 
 __all__ = ["plan", "save", "graph_key"]
 
@@ -94,7 +95,9 @@ def _code_version_of(rules: tuple) -> str:
             h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
         except OSError as e:
             raise Uncacheable(f"cannot read {path}: {e}") from None
-    for part in (_LAYOUT, np.__version__, sys.version, str(pickle.HIGHEST_PROTOCOL)):
+    # the stored sources are rendered for this host (runtime.render_options)
+    for part in (_LAYOUT, np.__version__, sys.version, str(pickle.HIGHEST_PROTOCOL),
+                 repr(sorted(render_options().items()))):
         h.update(part.encode() + b"\0")
     return h.hexdigest()
 

@@ -421,7 +421,7 @@ class _Fit:
         self.broken_guard = g.broken(n)
         if self.broken_guard is not None or not self.lo <= n <= self.hi:
             return None
-        return self._unchecked_instance(g.entry, n)
+        return self.instance(g.entry, n)   # (unplanned: CHECK_INSTANCES checks it apart)
 
     def _extend_planned_range(self, bound: int, at) -> None:
         """NOTE (planned range): the planner simplifies index arithmetic by comparing value
@@ -526,7 +526,7 @@ class _Fit:
     def instance(self, traced: Entry, n: int) -> Entry:
         """The entry for size ``n`` from its trace (which this fit's graph matches)."""
         e = self._unchecked_instance(traced, n)
-        if CHECK_INSTANCES and not self._matches(n, traced):
+        if CHECK_INSTANCES and traced.forward_plan is not None and not self._matches(n, traced):
             _check_by_values(e, traced, n)
         return e
 

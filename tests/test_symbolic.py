@@ -144,8 +144,8 @@ def test_explain_and_debug_show_s0_guards_and_retraces(caplog):
         set_debug_level(0)
     log = caplog.text
     assert "symbolic s0 = arg 0 dim 0 (guards: s0 >= 2" in log
-    assert "symbolic program serves (<f4[7, 3]) grad_mode=True (s0=7)" in log
-    assert "guard broken (s0=22: the trace differs from the symbolic one)" in log
+    assert "symbolic program serves (<f4[7, 3]) grad_mode=True (s0=7; its guards hold, no trace)" in log
+    assert "guard broken (s0=22: guard s0 < 20 broke; the trace differs from the symbolic one)" in log
     text = str(c.explain(torch.randn(8, 3)))
     assert "## symbolic sizes\ns0 = arg 0 dim 0" in text and "%0: [1*s0, 3]" in text
     assert "retraced s0=22" in text

@@ -54,7 +54,8 @@ def test_a_new_size_of_the_mlp_compiles_nothing(monkeypatch):
         made = count.sources
         assert made > 0 and c.cache_info().misses == 2
         lo, hi = _group(c).fits[0].lo, _group(c).fits[0].hi
-        sizes = (24, 3, 2, 57, hi - 1, hi, hi + 1, 4 * hi + 3, 1000, 1, 0)
+        # (above ~2000 rows the pool splits the kernels: another driver, a later test)
+        sizes = (24, 3, 2, 57, hi - 1, hi, hi + 1, min(4 * hi + 3, 1500), 1000, 1, 0)
         for b in sizes:
             x = torch.randn(b, 100)
             np.testing.assert_allclose(c(x).numpy(), fn(x).numpy(), rtol=1e-5, atol=1e-6)

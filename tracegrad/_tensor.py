@@ -142,7 +142,8 @@ class Tensor:
         return self._data.ndim
 
     def numel(self) -> int:
-        return int(self._data.size)
+        n = self._data.size
+        return n if isinstance(n, int) else int(n)   # a traced size stays symbolic
 
     def nelement(self) -> int:
         return self.numel()
@@ -238,7 +239,7 @@ class Tensor:
     def __len__(self) -> int:
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self._data.shape[0]
+        return int(self._data.shape[0])   # len() makes a plain int of a traced size: say so
 
     def __iter__(self):
         if self.ndim == 0:
@@ -464,7 +465,7 @@ def contiguous_strides(shape) -> tuple:
     strides, step = [], 1
     for n in reversed(tuple(shape)):
         strides.append(step)
-        step *= max(int(n), 1)
+        step *= max(n, 1)   # (no int(): a traced size stays symbolic)
     return tuple(reversed(strides))
 
 

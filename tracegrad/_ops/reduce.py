@@ -60,7 +60,9 @@ def mean(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     axes = normalize_axes(dim, x._data.ndim, "mean")
     n = _count(x, axes)
     total = apply(P[Op.SUM], (x,), {"axes": axes, "keepdim": bool(keepdim)})
-    out = total * (1.0 / n) if n else total / 0.0
+    # 1 / n, not 1.0 / n: float / int reads a compile guard trace's symbolic size as a
+    # plain int, int / int lets it say 1/s0 (NOTE in compiler/symint.py); the same value
+    out = total * (1 / n) if n else total / 0.0
     show_as(out, "MeanBackward0" if dim is None else "MeanBackward1", (x,))
     return out
 

@@ -23,7 +23,9 @@ from .views import make_view, view_strides
 def _sizes(args) -> tuple:
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         args = args[0]
-    return tuple(map(int, args))
+    # an int stays the object it is: a compile guard trace's symbolic size (NOTE in
+    # compiler/symint.py) keeps following s0
+    return tuple(a if isinstance(a, int) and not isinstance(a, bool) else int(a) for a in args)
 
 
 def _infer_shape(shape: tuple, numel: int, op: str) -> tuple:
@@ -44,7 +46,7 @@ def _infer_shape(shape: tuple, numel: int, op: str) -> tuple:
 def reshape(x: Tensor, *shape) -> Tensor:
     """A view of ``x`` where its strides allow one, else a copy (as in PyTorch)."""
     shape = _infer_shape(_sizes(shape), x.numel(), "reshape")
-    if shape == tuple(x._data.shape):
+    if len(shape) == len(x._data.shape) and shape == tuple(x._data.shape):
         return x
     out = apply(P[Op.RESHAPE], (x,), {"shape": shape})
     if not _viewable(x, shape):

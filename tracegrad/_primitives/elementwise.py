@@ -41,12 +41,35 @@ def _dtype(x) -> np.dtype:
 
 
 def broadcast_shapes(name: str, *xs) -> tuple:
-    shapes = [_shape(x) for x in xs]
+    shapes = [tuple(_shape(x)) for x in xs]
+    first = shapes[0]
     try:
-        return tuple(np.broadcast_shapes(*shapes))
+        if all(len(s) == len(first) and s == first for s in shapes):
+            return first
+        return broadcast_sizes(shapes)
     except ValueError:
         raise ShapeError(f"{name}: shapes {' and '.join(str(s) for s in shapes)} cannot be "
                          f"broadcast together (sizes must match or be 1, aligned from the right)") from None
+
+
+def broadcast_sizes(shapes) -> tuple:
+    """NumPy's broadcasting rule in Python: the sizes stay the objects they were (a compile
+    guard trace's symbolic sizes, NOTE in compiler/symint.py), which ``np.broadcast_shapes``
+    would make plain ints.  Raises ValueError where they do not broadcast."""
+    ndim = max(len(s) for s in shapes)
+    out = []
+    for k in range(ndim):
+        size = 1
+        for s in shapes:
+            j = k - ndim + len(s)
+            if j < 0 or s[j] == 1:
+                continue
+            if size == 1:
+                size = s[j]
+            elif s[j] != size:
+                raise ValueError("shapes cannot be broadcast")
+        out.append(size)
+    return tuple(out)
 
 
 def _tensor_dtype(*xs) -> np.dtype:

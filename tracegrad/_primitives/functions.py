@@ -158,7 +158,7 @@ def sum(x: Tensor, axes: tuple, keepdim: bool) -> Tensor:  # noqa: A001
 def sum_to(g: Tensor, shape: tuple) -> Tensor:
     """Sum ``g`` down to ``shape``, undoing NumPy broadcasting (leading and size-1 dims)."""
     gshape = tuple(g.shape)
-    if gshape == shape:
+    if len(gshape) == len(shape) and gshape == shape:   # (no size compared with another dim's)
         return g
     lead = len(gshape) - len(shape)
     axes = tuple(range(lead)) + tuple(

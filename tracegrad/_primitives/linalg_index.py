@@ -6,6 +6,7 @@ import numpy as np
 from ..codegen.ops import Op
 from .. import _random
 from . import functions as F
+from .elementwise import broadcast_sizes
 from .registry import ShapeError, describe, primitive, reads_other
 
 
@@ -15,7 +16,7 @@ def _matmul_shape(a, b):
         raise ShapeError(f"matmul: shapes {sa} and {sb} cannot be multiplied "
                          f"({sa[-1] if sa else '?'} != {sb[-2] if len(sb) > 1 else '?'})")
     try:
-        batch = tuple(np.broadcast_shapes(sa[:-2], sb[:-2]))
+        batch = broadcast_sizes([sa[:-2], sb[:-2]])   # (symbolic sizes stay so)
     except ValueError:
         raise ShapeError(f"matmul: batch dims of {sa} and {sb} cannot be broadcast") from None
     if np.dtype(a.dtype) != np.dtype(b.dtype):

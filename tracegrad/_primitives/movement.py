@@ -6,6 +6,8 @@ views where NumPy can make one (PAD copies); in codegen they fold into index mat
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -17,9 +19,11 @@ from .registry import ShapeError, primitive, reads_none
 
 def _reshape_shape(x, shape):
     old = tuple(x.shape)
-    if int(np.prod(old, dtype=np.int64)) != int(np.prod(shape, dtype=np.int64)):
+    # math.prod, not np.prod: a compile guard trace's symbolic sizes (NOTE in
+    # compiler/symint.py) stay symbolic
+    if math.prod(old) != math.prod(shape):
         raise ShapeError(f"reshape: shape {list(shape)} is invalid for input of shape "
-                         f"{old} ({int(np.prod(old, dtype=np.int64))} elements)")
+                         f"{old} ({math.prod(old)} elements)")
     return tuple(shape), np.dtype(x.dtype)
 
 
@@ -70,7 +74,10 @@ def _slice_shape(x, index):
     shape = tuple(x.shape)
     if len(index) != len(shape):
         raise ShapeError(f"slice: {len(index)} slices for a tensor of rank {len(shape)}")
-    return tuple(len(range(*s.indices(d))) for s, d in zip(index, shape)), np.dtype(x.dtype)
+    # a whole dim (or its flip) keeps its size object: a compile guard trace's symbolic
+    # size stays one (NOTE in compiler/symint.py), which slice.indices would make plain
+    return tuple(d if s.start is None and s.stop is None and s.step in (None, 1, -1)
+                 else len(range(*s.indices(d))) for s, d in zip(index, shape)), np.dtype(x.dtype)
 
 
 def _slice_vjp(g, node):

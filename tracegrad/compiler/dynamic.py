@@ -24,7 +24,11 @@ from .._tensor import Tensor, _wrap
 from ..runtime.cpu_program import CompiledProgram
 from . import plan_cache
 from .entry import Entry, build_entry, extern_eval
-from .symbolic import NotSymbolic, fit, fitted_sizes, finish_program, instantiate, same
+from .fit_checks import (_check_by_values, _differs_by_values, _refuse_growing_graph,
+                         _same_graph)
+from .guards import made_inputs_differ, record_guards
+from .symbolic import (NotSymbolic, _Object, fit, fitted_sizes, finish_program, instantiate,
+                       same)
 from .symbolic_eval import Evaluator
 from .symbolic_params import parametrise
 
@@ -168,9 +172,17 @@ def _metadata(e: Entry) -> tuple:
 CHECK_INSTANCES = False
 
 
+# NOTE (guards instead of a retrace) in symint.py: False retraces every new size (the
+# safe path for a function that steers on a size through C code, see its known gap)
+SERVE_ON_GUARDS = True
+RETRACES_KEPT = 16   # reasons shown per group (a guard s0 != 64 may break at every call)
+
+
 # NOTE (planned range): the largest size a fit plans to check its planner's choices above
 # its probes (tracing there may build an s0 x s0 constant: 4099^2 float32 is 64 MiB)
 MAX_PLANNED_CHECK = 4096
+# ... and the size it plans at least up to (a batch of up to ~1000 is served on the guards)
+PLANNED_TOP = 1024
 
 
 def sizes_bound(tensors, dims, leaves) -> int:
@@ -206,11 +218,13 @@ class SymbolicGroup:
 
     def __init__(self, compiled, dims, n: int, entry: Entry, treedef, leaves) -> None:
         self.dims = dims
-        self.guard_failures: list[str] = []
+        self.guard_failures: list[str] = []   # sizes traced again and not served
+        self.traced_again: list[str] = []     # sizes traced again (a guard broke), served
         self.sizes_served: set[int] = {n}
         self.fits = [_Fit(compiled, dims, n, entry, treedef, leaves)]
         self._refit_failed = False
         self._kept: dict = {}   # signature -> None: the sizes' programs held, oldest first
+        self.served_without_retrace = 0   # sizes whose guards held (NOTE in symint.py)
 
     @property
     def traced(self):
@@ -229,7 +243,7 @@ class SymbolicGroup:
             self.fits.append(_Fit(compiled, self.dims, n, entry, treedef, leaves))
         except Exception as e:  # noqa: BLE001 - not symbolic: that trace stays specialised
             self._refit_failed = True
-            self.guard_failures.append(f"s0={n}: no further fit ({e})")
+            self.note_retrace(f"s0={n}: no further fit ({e})")
             return
         self.sizes_served.add(n)
 
@@ -256,11 +270,37 @@ class SymbolicGroup:
         params = (f"; {self.parametrised} kernel(s) take size parameters"
                   if self.parametrised else "")
         fits = f"; {len(self.fits)} fits" if len(self.fits) > 1 else ""
-        return f"s0 = {dims} (guards: s0 >= 2, those dims equal; {sizes}){params}{fits}"
+        guards = self.fits[0].guarded.describe() + "".join(
+            f"; fit {k + 2}{f.guarded.describe()}" for k, f in enumerate(self.fits[1:]))
+        return (f"s0 = {dims} (guards: s0 >= 2, those dims equal{guards}; sizes 0 and 1 are "
+                f"specialised; {sizes}){params}{fits}")
+
+    def _check_without_retrace(self, compiled, treedef, leaves, n: int, f, e: Entry) -> None:
+        """CHECK_INSTANCES: a size served on its guards must be the one a retrace gives."""
+        traced = build_entry(compiled, treedef, leaves, (), {}, compile_code=False)
+        if _metadata(traced) != _metadata(f.entry) or not _same_graph(
+                instantiate(f.traced, n), traced.traced):
+            raise AssertionError(f"s0={n}: the guards held ({f.guarded.describe()}) but the "
+                                 f"retrace differs from the fitted graph")
+        if not f._matches(n, traced):
+            _check_by_values(e, traced, n)
 
     def instance(self, compiled, treedef, leaves, n: int) -> Entry | None:
         """An entry for size ``n``, or None when a guard breaks (the reason is kept)."""
         start = time.perf_counter()
+        broken = []
+        for f in self.fits:
+            e = f.without_retrace(n)
+            if e is not None:
+                if CHECK_INSTANCES:
+                    self._check_without_retrace(compiled, treedef, leaves, n, f, e)
+                e.compile_seconds = time.perf_counter() - start
+                self.sizes_served.add(n)
+                self.served_without_retrace += 1
+                return e
+            if f.broken_guard is not None:
+                broken.append(f"guard {f.broken_guard} broke")
+                f.broken_guard = None
         # outside the sizes a fit planned, its planner's choices are checked by planning
         # (NOTE (planned range)); inside, the trace is the guard
         outside = any(not f.lo <= n <= f.hi for f in self.fits)
@@ -277,9 +317,17 @@ class SymbolicGroup:
                 e = f.instance(traced, n)
                 e.compile_seconds = time.perf_counter() - start
                 self.sizes_served.add(n)
+                if broken:   # why this size was traced (served all the same)
+                    self.traced_again.append(f"s0={n}: {'; '.join(broken)}")
+                    del self.traced_again[:-RETRACES_KEPT]
                 return e
-        self.guard_failures.append(f"s0={n}: {reason}")
+        self.note_retrace(f"s0={n}: {'; '.join(broken + [reason])}")
         return None
+
+    def note_retrace(self, why: str) -> None:
+        """Keep why a size was traced again (cache_info, explain): the last few only."""
+        self.guard_failures.append(why)
+        del self.guard_failures[:-RETRACES_KEPT]
 
 
 class _Fit:
@@ -322,6 +370,8 @@ class _Fit:
         self.run_forward, params_fwd = parametrise(self.forward)
         self.run_backward, params_bwd = ((None, 0) if self.backward is None
                                          else parametrise(self.backward))
+        self.run_forward, self.run_backward = map(_runnable, (self.run_forward,
+                                                             self.run_backward))
         self.parametrised = params_fwd + params_bwd
         # the programs that run, evaluated at each new size (symbolic_eval's module doc)
         self._evaluators = [None if t is None else Evaluator(t)
@@ -345,12 +395,33 @@ class _Fit:
             if bwd is not None:
                 self.kernels_backward = CompiledProgram(bwd, extern_eval, size_table=True,
                                                         kernels_from=entry.backward)
+        self.broken_guard = None
+        self.guarded = record_guards(compiled, treedef, leaves, dims, self.traced)
+        g = self.guarded.entry
+        if g is not None and self.guarded.why_not is None:
+            if _metadata(g) != _metadata(entry) or not g.guards_hold():
+                self.guarded.why_not = "the trace with symbolic sizes reads other inputs"
+            else:
+                self.guarded.why_not = made_inputs_differ(g, list(entries.values()))
         self._extend_planned_range(sizes_bound(tensors, dims, leaves), at)
         # the probes' plans: a later process fits from the disk cache without planning
         # (their kernels compiled here as the fit's; sources are rendered when needed)
         for probe in entries.values():
             for program in (probe.forward_plan, probe.backward_plan):
                 plan_cache.save(program, with_sources=False)
+
+    def without_retrace(self, n: int) -> Entry | None:
+        """The entry for size ``n`` when this fit's guard trace serves it: no escape, ``n``
+        inside the planned range, the entry's own guards (train/eval, .grad, param_groups,
+        requires_grad) and every recorded size guard hold.  A broken size guard is kept in
+        ``broken_guard`` (the caller retraces)."""
+        g = self.guarded
+        if not SERVE_ON_GUARDS or g.why_not is not None or not g.entry.guards_hold():
+            return None
+        self.broken_guard = g.broken(n)
+        if self.broken_guard is not None or not self.lo <= n <= self.hi:
+            return None
+        return self.instance(g.entry, n)   # (unplanned: CHECK_INSTANCES checks it apart)
 
     def _extend_planned_range(self, bound: int, at) -> None:
         """NOTE (planned range): the planner simplifies index arithmetic by comparing value
@@ -369,13 +440,37 @@ class _Fit:
         ``bound`` above ``MAX_PLANNED_CHECK`` (the check traces at that size: an s0 x s0
         constant) is not planned: larger sizes are then planned when called."""
         self.lo, self.hi = min(self.sizes + (self.check,)), max(self.sizes + (self.check,))
-        big = _primes_above(max(bound, self.hi), 1)[0]
-        if self.hi <= bound <= MAX_PLANNED_CHECK and self._plans_at(big, at):
-            self.hi = big
+        if bound <= MAX_PLANNED_CHECK:
+            # NOTE: any planned top keeps the argument (the plans at both ends are
+            # checked); a wide one lets the guards serve every batch size up to it.  It
+            # must keep the guards, as the sizes it stands for do (a branch on s0 > 100)
+            floor = max(bound, self.hi)
+            for top in dict.fromkeys((self._kept_prime(max(floor, PLANNED_TOP), floor),
+                                      _primes_above(floor, 1)[0])):
+                if top is not None and self._plans_at(top, at):
+                    self.hi = top
+                    break
         # the smallest size served; its plan may differ in form only (2 equals another
         # dimension and equal constants merged): then the results must be the same
-        if self.lo > 2 and self._plans_at(2, at, by_values=True):
-            self.lo = 2
+        low = next((m for m in range(2, self.lo) if self._keeps_guards(m)), None)
+        if low is not None and self._plans_at(low, at, by_values=True):
+            self.lo = low
+
+    def _keeps_guards(self, m: int) -> bool:
+        return self.guarded.why_not is not None or self.guarded.broken(m) is None
+
+    def _kept_prime(self, top: int, floor: int) -> int | None:
+        """The largest prime in ``(floor, p]`` (``p`` the first prime above ``top``) at
+        which the recorded guards hold, else the largest size there at which they hold (a
+        residue guard, ``s0 % 2 == 0``, keeps no prime), or None."""
+        fallback = None
+        for m in range(_primes_above(top, 1)[0], floor, -1):
+            if not self._keeps_guards(m):
+                continue
+            if all(m % d for d in range(2, int(m ** 0.5) + 1)):
+                return m
+            fallback = fallback or m
+        return fallback
 
     def _plans_at(self, m: int, at, by_values: bool = False) -> bool:
         """Whether the fit is the program planned at size ``m`` (or, ``by_values``, gives
@@ -431,7 +526,7 @@ class _Fit:
     def instance(self, traced: Entry, n: int) -> Entry:
         """The entry for size ``n`` from its trace (which this fit's graph matches)."""
         e = self._unchecked_instance(traced, n)
-        if CHECK_INSTANCES and not self._matches(n, traced):
+        if CHECK_INSTANCES and traced.forward_plan is not None and not self._matches(n, traced):
             _check_by_values(e, traced, n)
         return e
 
@@ -446,21 +541,16 @@ class _Fit:
         return e
 
 
-def _refuse_growing_graph(entries: dict, sizes) -> None:
-    """Raise NotSymbolic when the graphs traced at ``sizes`` grow by the same number of
-    nodes per unit of size: a Python loop over the size (an RNN unrolled over the sequence
-    length), which no probe size makes fit.  The retry at prime sizes above every
-    dimension would otherwise trace that loop at hundreds of steps (an LSTM over lengths
-    4..16 traced at 257, 263, 269: 30,000-node graphs, 3.8 s per new length)."""
-    traced = [entries[m].traced for m in sizes if m in entries]
-    if len(traced) < 3:
-        return
-    counts = [len(t.nodes) for t in traced]
-    (n0, n1, n2), (c0, c1, c2) = sizes, counts
-    slope = c1 - c0
-    if slope and (c2 - c1) == slope * (n2 - n1) // (n1 - n0):
-        raise NotSymbolic(f"the traced graph grows with s0 ({c0}, {c1}, {c2} nodes at sizes "
-                          f"{n0}, {n1}, {n2}): a Python loop over the size")
+def _runnable(template):
+    """NOTE (instances carry no graphs): the fitted program that runs, without its graphs
+    and fusion (``graph``, ``traced``, ``fusion``: None in every instance).  Nothing at run
+    time reads them, and they were most of the template: a new length of the transformer
+    layer instantiated ~2600 template objects, now ~850; ``explain()`` and dumps trace and
+    plan programs of their own."""
+    if not isinstance(template, _Object):
+        return template   # None, or a program equal at every size: shared as it is
+    return _Object(template.cls, {**template.fields, "graph": None, "traced": None,
+                                  "fusion": None})
 
 
 def _refuse_unrolled_early(compiled, dims, n: int, entry: Entry, at) -> None:
@@ -486,58 +576,6 @@ def _refuse_unrolled_early(compiled, dims, n: int, entry: Entry, at) -> None:
                 raise NotSymbolic(f"the traced graph grows with s0 ({grown} nodes per unit "
                                   f"of size from {m} to {n + 1}): a Python loop over the size")
             return
-
-
-def _check_by_values(instance: Entry, real: Entry, n: int) -> None:
-    """CHECK_INSTANCES where the planned program differs in form: the symbolic program and
-    the planned one must give the same results on the same random inputs."""
-    message = _differs_by_values(instance, real, n)
-    if message is not None:
-        raise AssertionError(message)
-
-
-def _differs_by_values(instance: Entry, real: Entry, n: int) -> str | None:
-    """How the symbolic program at size ``n`` and the planned one differ in their results
-    on the same random inputs (None: they agree)."""
-    rng = np.random.default_rng(n)
-    for mine, plan in ((instance.forward, real.forward_plan),
-                       (instance.backward, real.backward_plan)):
-        if plan is None:
-            continue
-        inputs = []
-        for name in plan.inputs:
-            info = plan.buffers[name]
-            values = rng.standard_normal(info.shape) if info.dtype.kind in "fc" else \
-                np.zeros(info.shape)
-            inputs.append(values.astype(info.dtype))
-        want = CompiledProgram(plan, extern_eval)([x.copy() for x in inputs])
-        got = mine([x.copy() for x in inputs])
-        for k, (a, b) in enumerate(zip(got, want)):
-            # NOTE: the two may sum in another order (a merged constant can change fusion)
-            scale = max(1.0, float(np.max(np.abs(b), initial=0.0))) if b.size else 1.0
-            if a.shape != b.shape or not np.allclose(a, b, rtol=0, atol=1e-4 * scale,
-                                                     equal_nan=True):
-                return (f"symbolic program at s0={n}: result {k} differs from the planned "
-                        f"program's (max abs error "
-                        f"{np.max(np.abs(a - b)) if a.shape == b.shape else 'shape'})")
-    return None
-
-
-def _same_graph(a, b) -> bool:
-    """``same`` for two graphs, node by node through the dataclasses' own ``==`` where it
-    can decide (a NaN constant or an array attribute makes it unable to: then the slow
-    walk, for that node only).  The seed training step's graph: 9.1 -> 0.2 ms of CPU."""
-    if a.inputs != b.inputs or a.outputs != b.outputs or len(a.nodes) != len(b.nodes):
-        return False
-    for x, y in zip(a.nodes, b.nodes):
-        try:
-            if x == y:
-                continue
-        except (TypeError, ValueError):
-            pass
-        if not same(x, y):
-            return False
-    return True
 
 
 def group_size(group: SymbolicGroup, key) -> int:

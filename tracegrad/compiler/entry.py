@@ -69,6 +69,8 @@ class Entry:
         self.grad_writes = []          # per .grad written in the step: (leaf, has a value,
         #                                accumulates into the old tensor), see Entry.run
         self.guards = []               # callables, all True while this entry is valid
+        self.made_inputs = []          # positions in input_sources of tensors the trace
+        #                                made (Tracer.made_here_ids)
         self.stages = {}               # forward kernel name -> "forward", "backward",
         #                                "update" or a mix ("backward+update") in a step
 
@@ -215,11 +217,11 @@ def _copy_array(a):
 
 
 def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool,
-                plan_programs: bool = True) -> Entry:
+                plan_programs: bool = True, symbols=None) -> Entry:
     """Trace ``compiled.fn`` on ``leaves``' shapes; plan the programs unless
     ``plan_programs`` is False (a symbolic group's guard check needs the trace only), and
-    compile them when ``compile_code``."""
-    tracer = Tracer()
+    compile them when ``compile_code``.  ``symbols``: a guard trace (``Tracer``)."""
+    tracer = Tracer(symbols)
     try:
         with _collector_paused():
             return _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code,
@@ -355,6 +357,9 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
         kind = kinds[index_of_node[n]]
         entry.input_sources.append(kind if kind[0] != "scalar"
                                    else ("scalar", (kind[1], np.zeros((), kind[2]))))
+    made = tracer.made_here_ids()
+    entry.made_inputs = [k for k, (kind, ref) in enumerate(entry.input_sources)
+                         if kind == "captured" and id(ref) in made]
     traced, clock_traced = time.perf_counter(), phase_clock.totals()
     if parts.backward is not None:
         entry.diff_inputs = diff_sources

@@ -89,8 +89,7 @@ class CompiledFunction:
 
     # ---- public API ----------------------------------------------------------------------
     def cache_info(self) -> CacheInfo:
-        lines = [g.describe() + f", sizes {sorted(g.sizes_served)}"
-                 + "".join(f"; retraced {f}" for f in g.guard_failures)
+        lines = [g.describe() + f", sizes {sorted(g.sizes_served)}" + _retraces(g)
                  for g in self._groups.values()]
         lines += [f"not symbolic: {why}" for why in self._not_symbolic.values()]
         return CacheInfo(self.hits, self.misses, len(self._cache), self.compile_seconds,
@@ -112,7 +111,7 @@ class CompiledFunction:
         treedef, leaves, key = self._signature(args, kwargs)
         entry = build_entry(self, treedef, leaves, args, kwargs, compile_code=False)
         symbolic = tuple(g.describe() + f", sizes served {sorted(g.sizes_served)}"
-                         + "".join(f"; retraced {f}" for f in g.guard_failures)
+                         + _retraces(g)
                          for skey, g in self._groups.items()
                          if group_size(g, key) and symbolic_key(key, g.dims) == skey)
         return Report(self.__name__, key, entry, self._backend_for(leaves), symbolic)
@@ -215,12 +214,13 @@ class CompiledFunction:
             if not n or symbolic_key(key, group.dims) != skey:
                 continue
             start = time.perf_counter()
+            served = group.served_without_retrace
             try:
                 entry = group.instance(self, treedef, leaves, n)
             except AssertionError:
                 raise               # dynamic.CHECK_INSTANCES: the fitted program was wrong
             except Exception as e:  # noqa: BLE001 - a failed reuse specialises, as before
-                group.guard_failures.append(f"s0={n}: {type(e).__name__}: {e}")
+                group.note_retrace(f"s0={n}: {type(e).__name__}: {e}")
                 entry = None
             if entry is None:
                 if debug_level():
@@ -231,8 +231,10 @@ class CompiledFunction:
             self._cache[key] = entry
             group.keep(key, self._cache)
             if debug_level():
-                logger.debug("%s: symbolic program serves %s (s0=%d)", self.__name__,
-                             describe_key(key), n)
+                how = ("its guards hold, no trace" if group.served_without_retrace > served
+                       else "traced again")
+                logger.debug("%s: symbolic program serves %s (s0=%d; %s)", self.__name__,
+                             describe_key(key), n, how)
             return entry
         return None
 
@@ -329,6 +331,13 @@ class CompiledFunction:
                           f"{user_frame(e.__traceback__)} ({type(e).__name__}: {e}); "
                           f"running it eagerly", RuntimeWarning, stacklevel=4)
             return Entry.eager_fallback()
+
+
+def _retraces(group) -> str:
+    """Why sizes were traced again: not served (``retraced``), or a broken guard whose
+    trace the fitted program still serves (``traced again``)."""
+    return ("".join(f"; retraced {f}" for f in group.guard_failures)
+            + "".join(f"; traced again {f}, served" for f in group.traced_again))
 
 
 def _what_changes(keys) -> str:

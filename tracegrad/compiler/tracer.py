@@ -9,6 +9,7 @@ so it is never baked into the generated code. Python scalars become CONST nodes.
 """
 from __future__ import annotations
 
+import math
 import weakref
 
 import numpy as np
@@ -17,9 +18,10 @@ from .. import _trace_state
 from .._dispatch import is_tracing
 from .._random import default_generator
 from .._tensor import Tensor, _wrap
-from ..codegen.graph import Graph, shape_numel
+from ..codegen.graph import Graph
 from ..codegen.ops import MOVEMENT, Op
 from .errors import TraceError
+from .symint import symbol
 
 # NOTE (in-place writes while tracing): ``_ops.inplace.commit_inplace`` writes functionally
 # under a trace: it rebinds ``x._data`` to the traced result, through
@@ -83,7 +85,7 @@ class TraceValue:
 
     @property
     def size(self) -> int:
-        return shape_numel(self.shape)
+        return math.prod(self.shape)   # a SymInt in a guard trace (NOTE in symint.py)
 
     @property
     def itemsize(self) -> int:
@@ -101,7 +103,10 @@ class Tracer:
     """Records primitive calls. ``inputs`` are the argument tensors' INPUT nodes in order;
     ``captured`` maps each captured tensor's id to its (tensor, node id)."""
 
-    def __init__(self) -> None:
+    def __init__(self, symbols=None) -> None:
+        # NOTE (guards instead of a retrace) in symint.py: (Recorder, {argument position:
+        # dims that are s0}) for a guard trace, whose argument shapes hold SymInts there
+        self.symbols = symbols
         self.graph = Graph()
         self.n_inputs = 0
         self.input_kinds: list[tuple] = []  # ("arg", k) | ("captured", tensor) | ("grad", k)
@@ -304,6 +309,11 @@ class Tracer:
         self.input_kinds = [k if k[0] != "captured" else ("captured", None)
                             for k in self.input_kinds]
 
+    def made_here_ids(self) -> set[int]:
+        """Ids of the captured tensors made during the trace (cross_entropy's arange of
+        the classes, a constant built from a size): their values are this trace's."""
+        return {id(t) for t, _ in self.captured.values() if id(t) in self._born}
+
     def made_here(self, t: Tensor) -> bool:
         """``t`` was made during this trace (and not ``keep``-t): its in-place writes are
         never written back, so it must not outlive the trace."""
@@ -366,6 +376,8 @@ class Tracer:
         lists ``(tensor, node of its final value, number of writes)`` for the tensors
         that outlive the trace; captures of their aliases read the tensor itself."""
         self._finish_grads()
+        if self.symbols is not None:
+            self.symbols[0].active = False   # what the compiler does next is no guard
         written = []
         for w in self._writes.values():
             t = w.tensor
@@ -393,6 +405,9 @@ class Tracer:
         return node.id
 
     def argument(self, shape, dtype, requires_grad: bool, position: int) -> Tensor:
+        if self.symbols is not None and position in self.symbols[1]:
+            rec, dims = self.symbols[0], self.symbols[1][position]
+            shape = tuple(symbol(m, rec) if d in dims else m for d, m in enumerate(shape))
         node = self._new_input(shape, dtype, ("arg", position))
         t = _wrap(TraceValue(shape, dtype, node, self))
         t._requires_grad = bool(requires_grad)

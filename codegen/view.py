@@ -192,9 +192,13 @@ class ShapeTracker:
     def pad(self, pads, value) -> "ShapeTracker":
         st = self
         if any(b < 0 or a < 0 for b, a in pads):  # negative padding crops
-            st = st.slice(tuple(slice(max(-b, 0), n - max(-a, 0))
-                                for (b, a), n in zip(pads, st.shape)))
-            pads = tuple((max(b, 0), max(a, 0)) for b, a in pads)
+            # NOTE: a crop past the dim's end leaves none of it: the whole result of that
+            # dim is fill (slicing clamped the crop, so (-2, 1) of size 1 kept size 1)
+            gone = [max(-b, 0) + max(-a, 0) > n for (b, a), n in zip(pads, st.shape)]
+            st = st.slice(tuple(slice(0, 0) if g else slice(max(-b, 0), n - max(-a, 0))
+                                for (b, a), n, g in zip(pads, st.shape, gone)))
+            pads = tuple((0, n + b + a) if g else (max(b, 0), max(a, 0))
+                         for (b, a), n, g in zip(pads, self.shape, gone))
         if all(b == 0 and a == 0 for b, a in pads):
             return st
         v = st.last

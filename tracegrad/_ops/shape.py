@@ -435,6 +435,10 @@ def pad(x: Tensor, pad, mode: str = "constant", value=None) -> Tensor:
     for i in range(len(pad) // 2):
         pairs[n - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
     if mode == "constant":
+        for d, (b, a) in zip(x.shape, pairs):
+            if d + min(b, 0) + min(a, 0) < 0:   # PyTorch's rule: the crops must fit
+                raise ShapeError(f"pad: negative padding {tuple(pad)} crops more than the "
+                                 f"size {d} of a dim of shape {tuple(x.shape)}")
         return pad_dims(x, pairs, 0.0 if value is None else value)
     if mode in ("replicate", "reflect", "circular"):
         return _pad_by_index(x, pairs, mode)

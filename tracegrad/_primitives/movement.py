@@ -141,11 +141,24 @@ def _pad_vjp(g, node):
 
 @primitive(Op.PAD, shape=_pad_shape, needs=reads_none, vjp=_pad_vjp)
 def pad(x, pads, value):
-    if any(b < 0 or a < 0 for b, a in pads):  # negative padding crops
-        index = tuple(slice(max(-b, 0), d - max(-a, 0)) for d, (b, a) in zip(x.shape, pads))
-        x = x[index]
-        pads = tuple((max(b, 0), max(a, 0)) for b, a in pads)
-    return np.pad(x, pads, mode="constant", constant_values=value)
+    if all(b >= 0 and a >= 0 for b, a in pads):
+        return np.pad(x, pads, mode="constant", constant_values=value)
+    # NOTE: negative amounts crop. Output element j of a dim reads input j - before (the
+    # value where that is outside the input), as the shape rule and codegen's masked view
+    # say: a crop larger than the dim (conv_transpose's inner pad, d*(k-1) - padding)
+    # must not come back as padding (cropping then padding gave size 1 for
+    # pads (-2, 1) of size 1, where the shape rule says 0)
+    out_shape, _ = _pad_shape(x, pads, value)
+    out = np.full(out_shape, value, dtype=x.dtype)
+    dst, src = [], []
+    for d, n, (b, _) in zip(x.shape, out_shape, pads):
+        lo, hi = max(b, 0), min(n, d + b)
+        if hi <= lo:
+            return out   # nothing of the input lands in the result
+        dst.append(slice(lo, hi))
+        src.append(slice(lo - b, hi - b))
+    out[tuple(dst)] = x[tuple(src)]
+    return out
 
 
 def windows_shape(x, window, stride, dilation):

@@ -174,6 +174,18 @@ def _conv_transposend(input, weight, bias, stride, padding, output_padding, grou
         if op_ >= max(s, d):
             raise ValueError(f"{name}: output padding must be smaller than either stride or "
                              f"dilation, got output_padding={output_padding}")
+    # NOTE: torch raises for an output size below 1 (conv_transpose1d always; 2d/3d
+    # quietly return an empty dim on some paths); here the inner pad then crops more than
+    # the dilated input holds, so the sizes are checked first, naming the operation
+    sizes = tuple(input.shape[-n:])
+    out = tuple((i - 1) * s - 2 * p + d * (kk - 1) + op_ + 1
+                for i, s, p, d, kk, op_ in zip(sizes, stride, padding, dilation, k,
+                                               output_padding))
+    if min(out) < 1:
+        raise ShapeError(f"{name}: given input size per channel {sizes}, the calculated "
+                         f"output size per channel {out} is too small (stride={stride}, "
+                         f"padding={padding}, output_padding={output_padding}, "
+                         f"dilation={dilation}, kernel {k})")
     # The transpose of a strided conv: dilate the input by the stride, pad by
     # dilation*(k-1) - padding (plus output_padding after), and correlate with the
     # spatially flipped kernel whose in/out channel roles are swapped per group.

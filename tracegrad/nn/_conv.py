@@ -226,12 +226,14 @@ def _pool_geometry(spatial, k, stride, padding, dilation, ceil_mode, name):
                              f"but got pad={p}, kernel_size={kk} and dilation={d}")
         span = d * (kk - 1) + 1
         num = size + 2 * p - span
-        if num < 0:
-            raise ShapeError(f"{name}: the (padded) input of size {size + 2 * p} is smaller "
-                             f"than the kernel span {span}")
         o = (-(-num // s) if ceil_mode else num // s) + 1
         if ceil_mode and (o - 1) * s >= size + p:
             o -= 1  # the last window must start inside the input or left padding
+        # NOTE: with ceil_mode one window may overhang a padded input shorter than the
+        # kernel span (PyTorch: output size 1, the overhang is extra right padding)
+        if o < 1:
+            raise ShapeError(f"{name}: the (padded) input of size {size + 2 * p} is smaller "
+                             f"than the kernel span {span}")
         out.append(o)
         extra.append(max(0, (o - 1) * s + span - (size + 2 * p)))
     return out, extra

@@ -421,7 +421,27 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
             ws, we = (j * W) // output_size[1], -(-((j + 1) * W) // output_size[1])
             cols.append(input[..., hs:he, ws:we].amax((-2, -1)))
         rows.append(S.stack(cols, -1))
-    return S.stack(rows, -2)
+    out = S.stack(rows, -2)
+    if return_indices:   # NOTE: was ignored, so `out, idx = ...` unpacked the batch
+        return out, _adaptive_max_indices(input, output_size)
+    return out
+
+
+def _adaptive_max_indices(input, output_size):
+    """Flat indices (into each input plane) of adaptive_max_pool2d's maxima, the first
+    on ties, computed from the values as ``_max_pool_indices`` does."""
+    arr = np.asarray(input._data)
+    H, W = arr.shape[-2:]
+    idx = np.empty(arr.shape[:-2] + tuple(output_size), np.int64)
+    for i in range(output_size[0]):
+        hs, he = (i * H) // output_size[0], -(-((i + 1) * H) // output_size[0])
+        for j in range(output_size[1]):
+            ws, we = (j * W) // output_size[1], -(-((j + 1) * W) // output_size[1])
+            window = arr[..., hs:he, ws:we]
+            a = window.reshape(arr.shape[:-2] + (-1,)).argmax(-1)
+            idx[..., i, j] = (hs + a // (we - ws)) * W + ws + a % (we - ws)
+    from .._ops.creation import tensor
+    return tensor(idx)
 
 
 def unfold(input, kernel_size, dilation=1, padding=0, stride=1):

@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 
 from .._ops import math as M
+from .._ops.creation import ones as _ones, zeros as _zeros
 from .._ops.dtype_names import scalar_type_name
 from .._ops.shape import pad as _pad
 from .._tensor import Tensor, has_values
@@ -133,6 +134,14 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
     if max_norm is not None:
         _embedding_renorm_(weight, input, max_norm, norm_type)
     out = weight[input]
+    if scale_grad_by_freq:
+        # each lookup's gradient divided by its index's count in the batch (PyTorch's
+        # rule); the value stays the row itself: rows + 0 * scale
+        flat = input.reshape(-1)
+        counts = _zeros(n, dtype=out.dtype).index_add(0, flat, _ones(flat.shape[0],
+                                                                       dtype=out.dtype))
+        scale = (1.0 / counts[input]).unsqueeze(-1)
+        out = out.detach() + (out - out.detach()) * scale
     if padding_idx is not None:
         # NOTE: same value, but the padding row's lookups pass no gradient back.
         pad = (input == padding_idx).unsqueeze(-1)

@@ -196,7 +196,10 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     else:
         sf = (scale_factor,) * n if isinstance(scale_factor, numbers.Number) else tuple(scale_factor)
         out = tuple(int(np.floor(s * f)) for s, f in zip(spatial, sf))
-        scales = [1.0 / f for f in sf]
+        # NOTE: recompute_scale_factor=True indexes with in/out sizes, not 1/scale_factor
+        # (size 5 at 1.7: source 3 for output 5, where 1/1.7 gives 2)
+        scales = ([s / o for s, o in zip(spatial, out)] if recompute_scale_factor
+                  else [1.0 / f for f in sf])
     from .._ops.creation import tensor
     x = input
     for i, (o, sc, s) in enumerate(zip(out, scales, spatial)):

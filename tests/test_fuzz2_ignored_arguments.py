@@ -1,0 +1,69 @@
+"""Arguments that were accepted and silently ignored, giving answers that differ from
+PyTorch's (found by the second fuzz pass, which listed every public parameter its
+function never reads): ``embedding(scale_grad_by_freq=True)`` and
+``interpolate(recompute_scale_factor=True)``. References computed here by hand."""
+import warnings
+
+import numpy as np
+import pytest
+
+import tracegrad as tg
+import tracegrad.nn as nn
+import tracegrad.nn.functional as F
+
+INDEX = np.array([[0, 1, 1, 4], [1, 1, 2, 0]])
+
+
+def _embedding_grad_reference(weight, upstream, padding_idx=None):
+    counts = np.bincount(INDEX.reshape(-1), minlength=len(weight))
+    grad = np.zeros_like(weight)
+    for pos, i in np.ndenumerate(INDEX):
+        if i != padding_idx:
+            grad[i] += upstream[pos] / counts[i]
+    return grad
+
+
+@pytest.mark.parametrize("padding_idx", [None, 2])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_embedding_scale_grad_by_freq_divides_by_the_count(padding_idx, compiled):
+    w = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    up = np.random.default_rng(1).standard_normal(INDEX.shape + (3,)).astype(np.float32)
+
+    def loss(index, weight):
+        rows = F.embedding(index, weight, padding_idx=padding_idx, scale_grad_by_freq=True)
+        return (rows * tg.tensor(up)).sum(), rows
+
+    fn = tg.compile(loss) if compiled else loss
+    weight = tg.tensor(w, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        total, rows = fn(tg.tensor(INDEX), weight)
+    total.backward()
+    np.testing.assert_array_equal(rows.detach().numpy(), w[INDEX])   # values untouched
+    np.testing.assert_allclose(weight.grad.numpy(),
+                               _embedding_grad_reference(w, up, padding_idx), rtol=1e-6)
+
+
+def test_the_embedding_module_passes_scale_grad_by_freq():
+    emb = nn.Embedding(5, 3, scale_grad_by_freq=True)
+    emb(tg.tensor(INDEX)).sum().backward()
+    counts = np.bincount(INDEX.reshape(-1), minlength=5)
+    np.testing.assert_allclose(emb.weight.grad.numpy()[:, 0], (counts > 0).astype(np.float32))
+
+
+@pytest.mark.parametrize("size,scale", [(5, 1.7), (7, 2.5), (6, 0.7)])
+def test_interpolate_recompute_scale_factor_indexes_with_the_sizes(size, scale):
+    x = np.arange(size, dtype=np.float32).reshape(1, 1, size)
+    out_size = int(np.floor(size * scale))
+    got = F.interpolate(tg.tensor(x), scale_factor=scale, recompute_scale_factor=True)
+    want = np.minimum(np.floor(np.arange(out_size) * (size / out_size)), size - 1)
+    np.testing.assert_array_equal(got.numpy()[0, 0], want)
+    plain = F.interpolate(tg.tensor(x), scale_factor=scale)   # 1 / scale_factor
+    np.testing.assert_array_equal(
+        plain.numpy()[0, 0], np.minimum(np.floor(np.arange(out_size) / scale), size - 1))
+
+
+def test_recompute_changes_the_answer_for_five_at_one_point_seven():
+    x = tg.tensor(np.arange(5, dtype=np.float32).reshape(1, 1, 5))
+    got = F.interpolate(x, scale_factor=1.7, recompute_scale_factor=True).numpy()[0, 0]
+    assert got.tolist() == [0, 0, 1, 1, 2, 3, 3, 4]   # PyTorch 2.13's answer

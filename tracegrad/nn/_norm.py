@@ -112,10 +112,29 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
 def instance_norm(input: Tensor, running_mean=None, running_var=None, weight=None, bias=None,
                   use_input_stats: bool = True, momentum: float = 0.1,
                   eps: float = 1e-5) -> Tensor:
+    # NOTE: the running statistics were ignored: use_input_stats=False (an InstanceNorm
+    # with track_running_stats in eval mode) normalised with the input's own statistics
     axes = tuple(range(2, input.ndim))
+    if not use_input_stats:
+        if running_mean is None or running_var is None:
+            raise ValueError("instance_norm: running_mean and running_var are required when "
+                             "use_input_stats=False")
+        shape = _channel_shape(input)
+        out = (input - running_mean.reshape(shape)) * M.rsqrt(running_var.reshape(shape) + eps)
+        return _channel_affine(out, weight, bias)
     mean = input.mean(axes, keepdim=True)
     centered = input - mean
     var = (centered * centered).mean(axes, keepdim=True)
+    if running_mean is not None or running_var is not None:
+        # PyTorch: the per-instance statistics averaged over the batch, variance unbiased
+        n = input.numel() // (input.shape[0] * input.shape[1])
+        with no_grad():
+            m = float(momentum)
+            if running_mean is not None:
+                running_mean.mul_(1.0 - m).add_(mean.detach().mean(0).reshape(-1) * m)
+            if running_var is not None:
+                unbiased = var.detach().mean(0).reshape(-1) * (n / max(n - 1, 1))
+                running_var.mul_(1.0 - m).add_(unbiased * m)
     out = centered * M.rsqrt(var + eps)
     return _channel_affine(out, weight, bias)
 

@@ -116,11 +116,22 @@ class _InstanceNorm(Module):
         self.affine = affine
         self.track_running_stats = track_running_stats
         _register_affine(self, (num_features,), affine, True, dtype)
+        kw = {"dtype": dtype} if dtype is not None else {}
+        if track_running_stats:   # as PyTorch: updated in training, used in eval
+            self.register_buffer("running_mean", zeros(num_features, **kw))
+            self.register_buffer("running_var", ones(num_features, **kw))
+            self.register_buffer("num_batches_tracked", tensor(0))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
 
     def forward(self, input: Tensor) -> Tensor:
         unbatched = input.ndim == self._unbatched_dims
         x = input.unsqueeze(0) if unbatched else input
-        out = F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
+        out = F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                              self.training or not self.track_running_stats,
+                              0.1 if self.momentum is None else self.momentum, self.eps)
         return out.squeeze(0) if unbatched else out
 
     def extra_repr(self) -> str:

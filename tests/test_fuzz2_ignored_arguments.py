@@ -67,3 +67,31 @@ def test_recompute_changes_the_answer_for_five_at_one_point_seven():
     x = tg.tensor(np.arange(5, dtype=np.float32).reshape(1, 1, 5))
     got = F.interpolate(x, scale_factor=1.7, recompute_scale_factor=True).numpy()[0, 0]
     assert got.tolist() == [0, 0, 1, 1, 2, 3, 3, 4]   # PyTorch 2.13's answer
+
+
+def _attention_reference(q, k, v):
+    s = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+    p = np.exp(s - s.max(-1, keepdims=True))
+    return (p / p.sum(-1, keepdims=True)) @ v
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_scaled_dot_product_attention_enable_gqa_repeats_key_value_heads(compiled):
+    rng = np.random.default_rng(3)
+    q = rng.standard_normal((2, 6, 5, 8)).astype(np.float32)
+    k = rng.standard_normal((2, 2, 7, 8)).astype(np.float32)
+    v = rng.standard_normal((2, 2, 7, 8)).astype(np.float32)
+
+    def attend(a, b, c):
+        return F.scaled_dot_product_attention(a, b, c, enable_gqa=True)
+    fn = tg.compile(attend) if compiled else attend
+    got = fn(tg.tensor(q), tg.tensor(k), tg.tensor(v)).numpy()
+    # query heads 0-2 read key/value head 0, heads 3-5 head 1 (repeat_interleave)
+    want = _attention_reference(q, np.repeat(k, 3, axis=1), np.repeat(v, 3, axis=1))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_enable_gqa_with_heads_that_do_not_divide_names_the_operation():
+    with pytest.raises(RuntimeError, match="scaled_dot_product_attention: enable_gqa"):
+        F.scaled_dot_product_attention(tg.zeros(1, 3, 2, 4), tg.zeros(1, 2, 2, 4),
+                                       tg.zeros(1, 2, 2, 4), enable_gqa=True)

@@ -24,6 +24,13 @@ def _mask_to_additive(mask: Tensor, dtype) -> Tensor:
     return mask
 
 
+def _repeat_heads(x: Tensor, groups: int) -> Tensor:
+    """``x.repeat_interleave(groups, -3)``: each head ``groups`` times in a row."""
+    shape = tuple(x.shape)
+    x = x.unsqueeze(-3).expand(shape[:-2] + (groups,) + shape[-2:])
+    return x.reshape(shape[:-3] + (shape[-3] * groups,) + shape[-2:])
+
+
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: float = 0.0,
                                  is_causal: bool = False, scale: float | None = None,
                                  enable_gqa: bool = False) -> Tensor:
@@ -33,6 +40,15 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
     PyTorch's ``F.scaled_dot_product_attention``.
     """
     L, S = query.shape[-2], key.shape[-2]
+    if enable_gqa and query.ndim >= 3 and key.shape[-3] != query.shape[-3]:
+        # grouped-query attention: each key/value head serves a group of query heads
+        # (it was ignored, so such shapes failed to broadcast)
+        if query.shape[-3] % key.shape[-3] or query.shape[-3] % value.shape[-3]:
+            raise ShapeError(f"scaled_dot_product_attention: enable_gqa needs the query "
+                             f"heads ({query.shape[-3]}) to be a multiple of the key and "
+                             f"value heads ({key.shape[-3]}, {value.shape[-3]})")
+        key = _repeat_heads(key, query.shape[-3] // key.shape[-3])
+        value = _repeat_heads(value, query.shape[-3] // value.shape[-3])
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
     scores = (query @ key.transpose(-2, -1)) * scale
     if is_causal:

@@ -95,3 +95,24 @@ def test_enable_gqa_with_heads_that_do_not_divide_names_the_operation():
     with pytest.raises(RuntimeError, match="scaled_dot_product_attention: enable_gqa"):
         F.scaled_dot_product_attention(tg.zeros(1, 3, 2, 4), tg.zeros(1, 2, 2, 4),
                                        tg.zeros(1, 2, 2, 4), enable_gqa=True)
+
+
+@pytest.mark.parametrize("fn,shape", [(F.dropout1d, (4, 6, 5)), (F.dropout2d, (4, 6, 3, 3)),
+                                      (F.alpha_dropout, (4, 30))])
+def test_channel_and_alpha_dropout_inplace_write_the_input(fn, shape):
+    tg.manual_seed(0)
+    x = tg.ones(*shape)
+    out = fn(x, p=0.5, training=True, inplace=True)
+    assert out is x
+    assert (x.numpy() != 1).any()   # was ignored: the input kept its ones
+
+
+@pytest.mark.parametrize("fn", [F.dropout1d, F.dropout2d])
+def test_channel_dropout_with_p_one_zeroes_without_dividing_by_zero(fn):
+    x = tg.ones(2, 3, 4, 4, requires_grad=True)
+    out = fn(x, p=1.0)
+    out.sum().backward()
+    assert out.detach().numpy().tolist() == np.zeros((2, 3, 4, 4)).tolist()
+    assert x.grad.numpy().tolist() == np.zeros((2, 3, 4, 4)).tolist()
+    with pytest.raises(ValueError, match="dropout probability"):
+        fn(x, p=1.5)

@@ -80,27 +80,37 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
         from .._ops.creation import rand
         keep = rand(*input.shape, dtype=input.dtype) >= p
         out = M.where(keep, input * (1.0 / (1.0 - p)), 0.0)
-    if inplace:
-        from .._ops.inplace import commit_inplace
-        return commit_inplace(input, lambda _old: out)
-    return out
+    return _inplace_result(input, out, inplace)
 
 
 def dropout1d(input, p=0.5, training=True, inplace=False):
-    return _channel_dropout(input, p, training, 1)
+    return _channel_dropout(input, p, training, 1, inplace)
 
 
 def dropout2d(input, p=0.5, training=True, inplace=False):
-    return _channel_dropout(input, p, training, 2)
+    return _channel_dropout(input, p, training, 2, inplace)
 
 
-def _channel_dropout(input, p, training, n):
+def _inplace_result(input, out, inplace):
+    """``out``, written into ``input`` when ``inplace`` (PyTorch's ``inplace=True``)."""
+    if not inplace:
+        return out
+    from .._ops.inplace import commit_inplace
+    return commit_inplace(input, lambda _old: out)
+
+
+def _channel_dropout(input, p, training, n, inplace=False):
+    # NOTE: p=1 divided by zero and inplace=True was ignored (the input kept its values)
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if not training or p == 0.0:
         return input
+    if p == 1.0:
+        return _inplace_result(input, input * 0.0, inplace)
     from .._ops.creation import rand
     shape = tuple(input.shape[:-n]) + (1,) * n
     keep = rand(*shape, dtype=input.dtype) >= p
-    return M.where(keep, input * (1.0 / (1.0 - p)), 0.0)
+    return _inplace_result(input, M.where(keep, input * (1.0 / (1.0 - p)), 0.0), inplace)
 
 
 def alpha_dropout(input, p=0.5, training=False, inplace=False):
@@ -111,7 +121,7 @@ def alpha_dropout(input, p=0.5, training=False, inplace=False):
     keep = rand(*input.shape, dtype=input.dtype) >= p
     a = (1.0 / np.sqrt((alpha_p ** 2 * p + 1) * (1 - p)))
     b = -a * alpha_p * p
-    return M.where(keep, input, alpha_p) * a + b
+    return _inplace_result(input, M.where(keep, input, alpha_p) * a + b, inplace)
 
 
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,

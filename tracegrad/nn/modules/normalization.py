@@ -19,6 +19,14 @@ def _register_affine(module: Module, shape: tuple, weight: bool, bias: bool, dty
     module.register_parameter("bias", Parameter(zeros(*shape, **kw)) if weight and bias else None)
 
 
+def _register_running_stats(module: Module, n: int, track: bool, kw: dict) -> None:
+    """Buffers ``running_mean`` (zeros), ``running_var`` (ones) and
+    ``num_batches_tracked``; None each when statistics are not tracked."""
+    module.register_buffer("running_mean", zeros(n, **kw) if track else None)
+    module.register_buffer("running_var", ones(n, **kw) if track else None)
+    module.register_buffer("num_batches_tracked", tensor(0) if track else None)
+
+
 class _BatchNorm(Module):
     _expected_dims: tuple = (2, 3)
     _shape_doc = "(N, C) or (N, C, L)"
@@ -34,14 +42,7 @@ class _BatchNorm(Module):
         self.affine = affine
         self.track_running_stats = track_running_stats
         _register_affine(self, (num_features,), affine, True, dtype)
-        if track_running_stats:
-            self.register_buffer("running_mean", zeros(num_features, **kw))
-            self.register_buffer("running_var", ones(num_features, **kw))
-            self.register_buffer("num_batches_tracked", tensor(0))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        _register_running_stats(self, num_features, track_running_stats, kw)
 
     def reset_running_stats(self) -> None:
         if self.track_running_stats:
@@ -116,15 +117,9 @@ class _InstanceNorm(Module):
         self.affine = affine
         self.track_running_stats = track_running_stats
         _register_affine(self, (num_features,), affine, True, dtype)
-        kw = {"dtype": dtype} if dtype is not None else {}
-        if track_running_stats:   # as PyTorch: updated in training, used in eval
-            self.register_buffer("running_mean", zeros(num_features, **kw))
-            self.register_buffer("running_var", ones(num_features, **kw))
-            self.register_buffer("num_batches_tracked", tensor(0))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        # as PyTorch: updated in training, used in eval
+        _register_running_stats(self, num_features, track_running_stats,
+                                {"dtype": dtype} if dtype is not None else {})
 
     def forward(self, input: Tensor) -> Tensor:
         unbatched = input.ndim == self._unbatched_dims

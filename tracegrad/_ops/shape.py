@@ -451,6 +451,16 @@ def _pad_by_index(x: Tensor, pairs, mode: str) -> Tensor:
         if b == 0 and a == 0:
             continue
         n = x._data.shape[d]
+        if mode == "circular" and (b < 0 or a < 0):
+            # PyTorch crops first and wraps around what is left ((-1, 1) of [0, 1, 2]
+            # is [1, 2, 1]; wrapping the uncropped dim gave [1, 2, 0])
+            x = narrow(x, d, max(-b, 0), n - max(-b, 0) - max(-a, 0))
+            n, b, a = x._data.shape[d], max(b, 0), max(a, 0)
+        # PyTorch's limits: a reflection needs a mirror inside the dim, a wrap goes once
+        limit = n - 1 if mode == "reflect" else n
+        if mode != "replicate" and max(b, a) > limit:
+            raise ShapeError(f"pad: {mode} padding {pairs[d]} of dim {d} must be at most "
+                             f"{limit} for shape {tuple(x.shape)}")
         idx = np.arange(-b, n + a)
         if mode == "replicate":
             idx = np.clip(idx, 0, n - 1)

@@ -509,17 +509,25 @@ def group_key(graph: Graph, group: Group, edges: dict[int, list[Edge]]):
         bases[k] = min(bases.get(k, off), off)
     for k in fixed:
         bases[k] = 0
+    plain = set()   # external positions read without a view: their shape is the index's
     for r, p, e in reads:
         k = local[e.src]
         base = bases[k]
         if e.view is None:
+            plain.add(k)
             parts[p][4][r] = ("x", k, -base, None)
         else:
             views = e.view.views
             if base:
                 views = (replace(views[0], offset=views[0].offset - base),) + views[1:]
             parts[p][4][r] = ("x", k, 0, views)
-    ext = tuple((graph.node(n).shape, graph.node(n).dtype.str) for n in nodes[len(members):])
+    # NOTE (buffer sizes in group keys): an external buffer read only through views enters
+    # the kernel through the views' index math and its BufferArg.size alone, so its shape
+    # stays out of the key (``_moved`` sets the sizes): an RNN cell then lowers once for
+    # every sequence length although its input and output stacks grow with the length.
+    first_ext = len(members)
+    ext = tuple((graph.node(n).shape if k in plain else None, graph.node(n).dtype.str)
+                for k, n in enumerate(nodes[first_ext:], first_ext))
     key = (tuple((op, attrs, shape, dt, tuple(refs)) for op, attrs, shape, dt, refs in parts),
            ext, group.rows, group.rowlen, tuple(local[r] for r in group.reductions),
            tuple(local[o] for o in group.outputs), local[group.root])
@@ -543,17 +551,23 @@ class LoweringCache:
     (2, [0, 8, 16, 24])
     """
 
-    def __init__(self, check: bool = False):
+    def __init__(self, check: bool = False, max_keys: int = 4096):
         self.check = check
+        self.max_keys = max_keys
         self.kernels: dict = {}   # key -> [(kernel, positions of its buffers, bases)]
         self.lowered = 0          # groups lowered (the others reused a kernel)
 
     def lower(self, graph: Graph, group: Group, name: str,
               edges: dict[int, list[Edge]]) -> LoopKernel:
         key, nodes, bases = group_key(graph, group, edges)
-        hits = self.kernels.setdefault(key, [])
+        hits = self.kernels.get(key)
+        if hits is None:
+            if len(self.kernels) >= self.max_keys:
+                self.kernels.clear()   # a long-lived cache stays bounded
+            hits = self.kernels[key] = []
+        sizes = [graph.node(n).numel for n in nodes]
         for hit in hits:
-            kernel = _moved(hit, nodes, bases, name)
+            kernel = _moved(hit, nodes, bases, sizes, name)
             if kernel is not None:
                 if self.check:
                     _check_same(kernel, lower_group(graph, group, name, edges))
@@ -566,16 +580,20 @@ class LoweringCache:
         return kernel
 
 
-def _moved(hit, nodes: list[int], bases: list[int], name: str) -> LoopKernel | None:
-    """The cached kernel for ``nodes`` at ``bases``, or None when its body depends on the
-    base of a buffer that moved (NOTE (moved offsets))."""
+def _moved(hit, nodes: list[int], bases: list[int], sizes: list[int],
+           name: str) -> LoopKernel | None:
+    """The cached kernel for ``nodes`` at ``bases`` over buffers of ``sizes`` elements,
+    or None when its body depends on the base of a buffer that moved (NOTE (moved
+    offsets))."""
     kernel, positions, old_bases = hit
     buffers = []
     for arg, k in zip(kernel.buffers, positions):
         d = bases[k] - old_bases[k]
         if d and (arg.name not in kernel.movable or arg.offset + d <= 0):
             return None
-        buffers.append(replace(arg, offset=arg.offset + d) if d else arg)
+        if d or arg.size != sizes[k]:
+            arg = replace(arg, offset=arg.offset + d, size=sizes[k])
+        buffers.append(arg)
     out = LoopKernel(name, buffers, kernel.outer, kernel.body, kernel.outer_var,
                      kernel.ops, kernel.work)
     out.buffer_nodes = [nodes[k] for k in positions]

@@ -147,7 +147,7 @@ class Program:
     inputs: list[str]
     outputs: list[OutputSpec]
     slots: list[int] = field(default_factory=list)   # bytes of each temp slot
-    lowered: int = 0                 # groups lowered; the other kernels reused one
+    lowered: int = 0                 # distinct kernel bodies; the other kernels reuse one
 
     @property
     def kernels(self) -> list[KernelStep]:
@@ -190,6 +190,11 @@ def _describe(arg: ExternInput) -> str:
 # compared (``lower.LoweringCache``).
 CHECK_REUSE = False
 
+# One cache for every plan of the process: the programs of one function at several sizes
+# (an RNN over sequence lengths) repeat the same kernels (NOTE (buffer sizes in group
+# keys)), and a group key describes all that lowering reads, so sharing is safe anywhere.
+_LOWERING = LoweringCache()
+
 
 def _kernel_name(k: int, kernel_ops: list[str]) -> str:
     words = [op.lower() for op in kernel_ops if op not in ("RESHAPE", "EXPAND", "PERMUTE")]
@@ -231,8 +236,9 @@ def plan(graph: Graph, inplace: dict[int, tuple[int, ...]] | None = None) -> Pro
     for i in g.inputs:
         materialise(i)
     steps: list[Step] = []
-    lowering = LoweringCache(check=CHECK_REUSE)
-    texts: dict[int, str] = {}   # id(kernel body) -> loop IR after the name
+    lowering = _LOWERING
+    lowering.check = CHECK_REUSE
+    texts: dict[tuple, str] = {}   # (id(kernel body), sizes) -> loop IR after the name
     n_kernels = 0
     for kind, ref in fusion.steps:
         if kind == "group":
@@ -242,10 +248,12 @@ def plan(graph: Graph, inplace: dict[int, tuple[int, ...]] | None = None) -> Pro
             n_kernels += 1
             kernel = lowering.lower(g, group, name, fusion.edges)
             bound = [materialise(n) for n in kernel.buffer_nodes]
-            # a reused kernel shares its body and prints the same after the name
-            rest = texts.get(id(kernel.body))
+            # a reused kernel shares its body and prints the same after the name, given the
+            # same buffer sizes (the one thing a reuse may change that the text shows)
+            text_key = (id(kernel.body), tuple(a.size for a in kernel.buffers))
+            rest = texts.get(text_key)
             if rest is None:
-                rest = texts[id(kernel.body)] = str(kernel).split("(", 1)[1]
+                rest = texts[text_key] = str(kernel).split("(", 1)[1]
             steps.append(KernelStep(name, kernel, bound, f"kernel {name}({rest}"))
         else:
             node = g.node(ref)
@@ -281,7 +289,8 @@ def plan(graph: Graph, inplace: dict[int, tuple[int, ...]] | None = None) -> Pro
         else:
             outputs.append(OutputSpec("buffer", node.shape, node.dtype, buffer=materialise(o)))
     program = Program(g, graph, fusion, steps, buffers,
-                      [name_of[i] for i in g.inputs], outputs, lowered=lowering.lowered)
+                      [name_of[i] for i in g.inputs], outputs,
+                      lowered=len({id(s.kernel.body) for s in steps if isinstance(s, KernelStep)}))
     _plan_slots(program)
     if inplace:
         _place_in_inputs(program, inplace)

@@ -424,6 +424,7 @@ class CompiledProgram:
         self._table = (self._addr_table, _address(self._addr_table))
         self._calls: list[_KernelCall | _ExternCall | _DriverCall | SplitGemm] = []
         self.drivers: list[str] = []   # the drivers' LLVM sources, for dumps and tests
+        pieces: list = []   # each run of native calls as (run, stale), the other calls
         run: list[NativeCall] = []
         stale = True   # the address table must be refreshed before the next driver call
         for call in [*plan_calls, None]:
@@ -431,12 +432,16 @@ class CompiledProgram:
                 run.append(call)
                 continue
             if run:
-                self._calls.append(self._driver(run, fns, stale, checked))
+                pieces.append((run, stale))
                 run, stale = [], False
             if isinstance(call, _ExternCall) and not call.step.fills_output:
                 stale = True   # it returns an array: its address is known only then
             if call is not None:
-                self._calls.append(call)
+                pieces.append(call)
+        drivers = self._compile_drivers([p[0] for p in pieces if isinstance(p, tuple)], fns)
+        for piece in pieces:
+            self._calls.append(self._driver(*piece, *next(drivers), checked)
+                               if isinstance(piece, tuple) else piece)
         self._all_buffers = all(spec.kind == "buffer" for spec in program.outputs)
         # the buffer each "buffer" or "view" result reads
         self._out_idx = [-1 if spec.buffer is None else self._index[spec.buffer]
@@ -498,20 +503,26 @@ class CompiledProgram:
         out = self._index[step.output]
         return _ExternCall(step, operands, out, derived_of.get(out, []), extern_eval)
 
-    def _driver(self, calls: list[NativeCall], fns: list[int], refresh: bool,
-                checked: dict[int, _ExternCall]) -> "_DriverCall":
-        """One driver call of the run ``calls``; ``fns[call.fn]`` are their functions
-        (``runtime.driver.driver_with_table``: the driver's own table)."""
-        source, table = driver_with_table(calls, fns, self.size_table)
+    def _compile_drivers(self, runs: list[list[NativeCall]], fns: list[int]):
+        """(source, table, module) of each run's driver (``fns[call.fn]`` are the calls'
+        functions, ``runtime.driver.driver_with_table``: the driver's own table), the
+        drivers no cache holds compiled as one module at O0 (NOTE (glue at O0), llvm_jit's
+        NOTE (one module per batch)): 32 drivers of the LSTM's 4 lengths one by one cost
+        about a module's fixed cost each."""
+        built = [driver_with_table(calls, fns, self.size_table) for calls in runs]
+        new = list(dict.fromkeys(s for s, _ in built if s not in self._driver_modules))
+        try:
+            modules = compile_llvm_many(new, DRIVER_NAME, opt_level=0) if new else []
+        except Exception as exc:  # noqa: BLE001 - any LLVM failure means "fall back"
+            raise ProgramCompileError(f"driver failed to compile: {exc}") from exc
+        self._driver_modules.update(zip(new, modules))   # a symbolic group's, any size
+        return iter([(s, t, self._driver_modules[s]) for s, t in built])
+
+    def _driver(self, calls: list[NativeCall], refresh: bool, source: str, table: Any,
+                module: JitModule, checked: dict[int, _ExternCall]) -> "_DriverCall":
+        """One driver call of the run ``calls``, compiled by ``_compile_drivers``."""
         k = len(self.drivers)
         self.drivers.append(source)
-        module = self._driver_modules.get(source)   # a symbolic group's, any size
-        if module is None:
-            try:
-                module = compile_llvm(source, [DRIVER_NAME], opt_level=0)  # NOTE (glue at O0)
-            except Exception as exc:  # noqa: BLE001 - any LLVM failure means "fall back"
-                raise ProgramCompileError(f"driver failed to compile: {exc}") from exc
-            self._driver_modules[source] = module
         self.kernels[f"driver{k}"] = (module, module.functions[DRIVER_NAME])
         codes = {c.code for c in calls if isinstance(c, IndexCall)}
         return _DriverCall(module.functions[DRIVER_NAME], table, refresh, self._status,

@@ -366,13 +366,13 @@ def compile_llvm(source: str, names: list[str], opt_level: int = 3) -> JitModule
     return cm
 
 
-def compile_llvm_many(sources: Sequence[str], name: str) -> list[JitModule]:
-    """``compile_llvm(source, [name])`` of each source (at O3), with the sources found
+def compile_llvm_many(sources: Sequence[str], name: str, opt_level: int = 3) -> list[JitModule]:
+    """``compile_llvm(source, [name], opt_level)`` of each source, with the sources found
     neither in memory nor on disk optimised and compiled as one module (NOTE (one module
-    per batch)), a big batch as two on two threads (NOTE (parallel batches)). Raises like
-    ``compile_llvm``; the caller may retry one by one to learn which source failed."""
+    per batch)), a big batch at O3 as two on two threads (NOTE (parallel batches)). Raises
+    like ``compile_llvm``; the caller may retry one by one to learn which source failed."""
     _ensure_init()
-    keys = [cache_key(source) for source in sources]
+    keys = [cache_key(source, opt_level) for source in sources]
     with _build_lock:
         found: dict[str, JitModule] = {}
         pending: dict[str, str] = {}   # key -> source, in first-seen order
@@ -389,9 +389,9 @@ def compile_llvm_many(sources: Sequence[str], name: str) -> list[JitModule]:
                 found[key] = cm
         if len(pending) == 1:
             (key, source), = pending.items()
-            found[key] = _build(source, key, 3)
+            found[key] = _build(source, key, opt_level)
         elif pending:
-            found.update(_build_batch(pending))
+            found.update(_build_batch(pending, opt_level))
         with _memory_lock:
             for key in keys:
                 found[key] = _memory_cache.setdefault(key, found[key])
@@ -413,13 +413,15 @@ def _batch_key(keys: Sequence[str]) -> str:
     return hashlib.sha256(("batch\0" + "\0".join(keys)).encode()).hexdigest()
 
 
-def _build_batch(pending: dict[str, str]) -> dict[str, JitModule]:
-    """Compile ``pending`` (key -> source) as one module, or as shards on threads of their
-    own (NOTE (parallel batches) in runtime.llvm_shards), each with its own disk entry."""
+def _build_batch(pending: dict[str, str], opt_level: int = 3) -> dict[str, JitModule]:
+    """Compile ``pending`` (key -> source) as one module, or at O3 as shards on threads of
+    their own (NOTE (parallel batches) in runtime.llvm_shards), each with its own disk
+    entry. At O0 (drivers: NOTE (glue at O0)) the fixed cost per module is all there is,
+    so the batch stays one module."""
     t0 = time.perf_counter()
     got: dict[str, JitModule] = {}
     missing = []   # (batch key, shard, signatures)
-    for shard in llvm_shards.split(pending):
+    for shard in llvm_shards.split(pending) if opt_level else [pending]:
         bkey, sigs = _batch_key(list(shard)), [_source_signatures(s) for s in shard.values()]
         start = time.perf_counter()
         loaded = _load_batch(bkey, list(shard), sigs)
@@ -430,7 +432,8 @@ def _build_batch(pending: dict[str, str]) -> dict[str, JitModule]:
             missing.append((bkey, shard, sigs))
     # two shards at once each run in a context and target machine of their own
     built = llvm_shards.run_all(lambda k, job: _batch_from_sources(
-        job[1], job[2], _shared_target_machine(3, k), len(missing) > 1), missing)
+        job[1], job[2], _shared_target_machine(opt_level, k), len(missing) > 1, opt_level),
+        missing)
     for (bkey, shard, sigs), (obj, texts, seconds) in zip(missing, built):
         for name, s in seconds.items():   # every shard's own seconds (two at once: summed)
             phase_clock.add(name, s)
@@ -462,7 +465,8 @@ def _load_batch(bkey: str, keys: list[str], sigs: list[Signatures]) -> dict[str,
 
 
 def _batch_from_sources(pending: dict[str, str], sigs: list[Signatures], tm: llvm.TargetMachine,
-                        unlocked: bool) -> tuple[bytes, list[str], dict[str, float]]:
+                        unlocked: bool, opt_level: int = 3
+                        ) -> tuple[bytes, list[str], dict[str, float]]:
     """(object, each member's optimized IR, seconds per phase) of ``pending`` linked into
     one module, parsed into an LLVM context of its own when ``unlocked`` (a thread that
     may run beside another: NOTE (parallel batches))."""
@@ -481,7 +485,8 @@ def _batch_from_sources(pending: dict[str, str], sigs: list[Signatures], tm: llv
         assert merged is not None
         merged.triple = tm.triple
         merged.data_layout = str(tm.target_data)
-        _optimize(merged, tm, unlocked)
+        if opt_level:
+            _optimize(merged, tm, unlocked)
         # each member's text parses on its own (JitModule.assembly): the module's header,
         # declarations, attribute groups and metadata around the member's functions
         lines = str(merged).splitlines()

@@ -24,9 +24,9 @@ class CountCompiles:
             self.sources += 1
             return real(source, names, **options)
 
-        def many(sources, name):
+        def many(sources, name, **options):
             self.sources += len(sources)
-            return real_many(sources, name)
+            return real_many(sources, name, **options)
         monkeypatch.setattr(cpu_program, "compile_llvm", one)
         monkeypatch.setattr(cpu_program, "compile_llvm_many", many)
 

@@ -75,9 +75,9 @@ class _CountCompiles:
             self.kernels += cpu_program.CANONICAL_NAME in names
             return real(source, names, **options)
 
-        def counting_many(sources, name):   # a program's kernels compile as one batch
+        def counting_many(sources, name, **options):   # a program's kernels: one batch
             self.kernels += len(sources) if name == cpu_program.CANONICAL_NAME else 0
-            return real_many(sources, name)
+            return real_many(sources, name, **options)
         monkeypatch.setattr(cpu_program, "compile_llvm", counting)
         monkeypatch.setattr(cpu_program, "compile_llvm_many", counting_many)
 

@@ -1,0 +1,74 @@
+"""A program's drivers that no cache holds compile as one LLVM module at O0 (runtime
+cpu_program ``_compile_drivers``, llvm_jit's NOTE (one module per batch)): one object for
+all of them, each still under its own O0 key, and the program's answers unchanged."""
+import numpy as np
+import pytest
+
+import tracegrad
+import tracegrad.nn as nn
+from tracegrad.runtime import cpu_program, llvm_jit
+
+from test_compile_speed import FILL
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRACEGRAD_CACHE_DIR", str(tmp_path))
+    llvm_jit.clear_memory_cache()
+    cpu_program._RENDERED.clear()
+
+
+@pytest.fixture
+def builds(monkeypatch):
+    """Objects emitted, and single-source builds by opt level."""
+    seen = {"emits": 0, "single": []}
+    real_emit, real_build = llvm_jit._emit, llvm_jit._build
+
+    def emit(*args, **kw):
+        seen["emits"] += 1
+        return real_emit(*args, **kw)
+
+    def build(source, key, opt_level):
+        seen["single"].append(opt_level)
+        return real_build(source, key, opt_level)
+    monkeypatch.setattr(llvm_jit, "_emit", emit)
+    monkeypatch.setattr(llvm_jit, "_build", build)
+    return seen
+
+
+def test_a_batch_at_o0_is_one_object_with_each_source_under_its_o0_key(builds):
+    sources = [FILL.replace("VALUE", v) for v in ("2.5", "-4.0", "7.0")]
+    modules = llvm_jit.compile_llvm_many(sources, "fill", opt_level=0)
+    assert builds["emits"] == 1 and builds["single"] == []
+    for source, module, value in zip(sources, modules, (2.5, -4.0, 7.0)):
+        assert module.key == llvm_jit.cache_key(source, 0)
+        assert "<4 x double>" not in module.optimized_ir   # O0: no pass ran, no vector loop
+        out = np.zeros(5)
+        module.functions["fill"](5, [out])
+        np.testing.assert_array_equal(out, np.full(5, value))
+    # the same sources again: found in memory, nothing compiles
+    assert llvm_jit.compile_llvm_many(sources, "fill", opt_level=0) == modules
+    assert builds["emits"] == 1
+
+
+def test_an_lstm_programs_drivers_compile_together(builds):
+    tracegrad.manual_seed(0)
+    lstm, head = nn.LSTM(4, 8, num_layers=2, batch_first=True), nn.Linear(8, 2)
+
+    def loss(x, y):
+        return nn.functional.cross_entropy(head(lstm(x)[0][:, -1]), y)
+    f = tracegrad.compile(loss)
+    x, y = tracegrad.randn(3, 5, 4), tracegrad.randint(0, 2, (3,))
+    got = f(x, y)
+    got.backward()
+    grads = [p.grad.numpy().copy() for p in lstm.parameters()]
+    (entry,) = f._cache.values()
+    assert len(entry.forward.drivers) >= 2
+    assert 0 not in builds["single"]   # no driver compiled on its own
+    for p in lstm.parameters():
+        p.grad = None
+    want = loss(x, y)
+    want.backward()
+    np.testing.assert_allclose(got.item(), want.item(), rtol=1e-5, atol=1e-6)
+    for g, p in zip(grads, lstm.parameters()):
+        np.testing.assert_allclose(g, p.grad.numpy(), rtol=1e-4, atol=1e-6)

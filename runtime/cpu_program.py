@@ -60,7 +60,7 @@ from ..codegen.schedule import (BufferInfo, BufferRead, Constant, ExternStep, Ke
 from ..codegen.view import ShapeTracker, gather_numpy, strided_numpy
 from . import allocator, blas_threads, cpu_threads
 from .cblas import SplitGemm, gemm_library, split_gemm
-from .driver import (DRIVER_NAME, GemmCall, KernelCall, NativeCall, driver_with_table,
+from .driver import (DRIVER_NAME, GemmCall, KernelCall, NativeCall, compile_drivers,
                      gemm_for_matmul)
 from .copy_table import TableCopy, copy_table
 from .llvm_jit import CpuKernel, JitModule, compile_llvm, compile_llvm_many
@@ -438,7 +438,11 @@ class CompiledProgram:
                 stale = True   # it returns an array: its address is known only then
             if call is not None:
                 pieces.append(call)
-        drivers = self._compile_drivers([p[0] for p in pieces if isinstance(p, tuple)], fns)
+        try:
+            drivers = iter(compile_drivers([p[0] for p in pieces if isinstance(p, tuple)], fns,
+                                           self.size_table, self._driver_modules))
+        except Exception as exc:  # noqa: BLE001 - any LLVM failure means "fall back"
+            raise ProgramCompileError(f"driver failed to compile: {exc}") from exc
         for piece in pieces:
             self._calls.append(self._driver(*piece, *next(drivers), checked)
                                if isinstance(piece, tuple) else piece)
@@ -503,24 +507,9 @@ class CompiledProgram:
         out = self._index[step.output]
         return _ExternCall(step, operands, out, derived_of.get(out, []), extern_eval)
 
-    def _compile_drivers(self, runs: list[list[NativeCall]], fns: list[int]):
-        """(source, table, module) of each run's driver (``fns[call.fn]`` are the calls'
-        functions, ``runtime.driver.driver_with_table``: the driver's own table), the
-        drivers no cache holds compiled as one module at O0 (NOTE (glue at O0), llvm_jit's
-        NOTE (one module per batch)): 32 drivers of the LSTM's 4 lengths one by one cost
-        about a module's fixed cost each."""
-        built = [driver_with_table(calls, fns, self.size_table) for calls in runs]
-        new = list(dict.fromkeys(s for s, _ in built if s not in self._driver_modules))
-        try:
-            modules = compile_llvm_many(new, DRIVER_NAME, opt_level=0) if new else []
-        except Exception as exc:  # noqa: BLE001 - any LLVM failure means "fall back"
-            raise ProgramCompileError(f"driver failed to compile: {exc}") from exc
-        self._driver_modules.update(zip(new, modules))   # a symbolic group's, any size
-        return iter([(s, t, self._driver_modules[s]) for s, t in built])
-
     def _driver(self, calls: list[NativeCall], refresh: bool, source: str, table: Any,
                 module: JitModule, checked: dict[int, _ExternCall]) -> "_DriverCall":
-        """One driver call of the run ``calls``, compiled by ``_compile_drivers``."""
+        """One driver call of the run ``calls``, compiled by ``compile_drivers``."""
         k = len(self.drivers)
         self.drivers.append(source)
         self.kernels[f"driver{k}"] = (module, module.functions[DRIVER_NAME])

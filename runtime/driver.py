@@ -36,6 +36,7 @@ from ..codegen.view import contiguous_strides
 from .cblas import NO_TRANS, ROW_MAJOR, TRANS, GemmLibrary, gemm_operand
 from .copy_table import TableCopy, table_copy_function, table_copy_lines
 from .driver_ints import SizeTable, Spell, literal
+from .llvm_jit import JitModule, compile_llvm_many
 from .native_index import IndexCall, index_call_lines, index_function
 
 DRIVER_NAME = "tg_driver"
@@ -171,6 +172,18 @@ def driver_with_table(calls: list[NativeCall], fns: list[int], size_table: bool
     sizes = SizeTable(len(own)) if size_table else None
     source = driver_source(local, sizes or literal)
     return source, np.array(own + (sizes.values if sizes else []), np.int64)
+
+
+def compile_drivers(runs: list[list[NativeCall]], fns: list[int], size_table: bool,
+                    compiled: dict[str, JitModule]) -> list[tuple[str, np.ndarray, JitModule]]:
+    """(source, table, module) of each run's driver (``driver_with_table``), the drivers
+    ``compiled`` (source -> module, updated) lacks compiled as one module at O0 (NOTE
+    (glue at O0), NOTE (one module per batch) in runtime.llvm_jit): one by one, the 32
+    drivers of the LSTM's 4 lengths cost a module's fixed work each."""
+    built = [driver_with_table(calls, fns, size_table) for calls in runs]
+    new = list(dict.fromkeys(s for s, _ in built if s not in compiled))
+    compiled.update(zip(new, compile_llvm_many(new, DRIVER_NAME, opt_level=0) if new else []))
+    return [(s, table, compiled[s]) for s, table in built]
 
 
 def gemm_for_matmul(step: ExternStep, buffers: dict[str, BufferInfo],

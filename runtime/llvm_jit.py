@@ -416,8 +416,7 @@ def _batch_key(keys: Sequence[str]) -> str:
 def _build_batch(pending: dict[str, str], opt_level: int = 3) -> dict[str, JitModule]:
     """Compile ``pending`` (key -> source) as one module, or at O3 as shards on threads of
     their own (NOTE (parallel batches) in runtime.llvm_shards), each with its own disk
-    entry. At O0 (drivers: NOTE (glue at O0)) the fixed cost per module is all there is,
-    so the batch stays one module."""
+    entry. An O0 batch (drivers, NOTE (glue at O0)) is all fixed cost: one module."""
     t0 = time.perf_counter()
     got: dict[str, JitModule] = {}
     missing = []   # (batch key, shard, signatures)
@@ -431,9 +430,8 @@ def _build_batch(pending: dict[str, str], opt_level: int = 3) -> dict[str, JitMo
         else:
             missing.append((bkey, shard, sigs))
     # two shards at once each run in a context and target machine of their own
-    built = llvm_shards.run_all(lambda k, job: _batch_from_sources(
-        job[1], job[2], _shared_target_machine(opt_level, k), len(missing) > 1, opt_level),
-        missing)
+    built = llvm_shards.run_all(lambda k, job: _batch_from_sources(*job[1:], _shared_target_machine(
+        opt_level, k), len(missing) > 1, opt_level), missing)
     for (bkey, shard, sigs), (obj, texts, seconds) in zip(missing, built):
         for name, s in seconds.items():   # every shard's own seconds (two at once: summed)
             phase_clock.add(name, s)
@@ -465,8 +463,7 @@ def _load_batch(bkey: str, keys: list[str], sigs: list[Signatures]) -> dict[str,
 
 
 def _batch_from_sources(pending: dict[str, str], sigs: list[Signatures], tm: llvm.TargetMachine,
-                        unlocked: bool, opt_level: int = 3
-                        ) -> tuple[bytes, list[str], dict[str, float]]:
+                        unlocked: bool, opt_level: int) -> tuple[bytes, list[str], dict[str, float]]:
     """(object, each member's optimized IR, seconds per phase) of ``pending`` linked into
     one module, parsed into an LLVM context of its own when ``unlocked`` (a thread that
     may run beside another: NOTE (parallel batches))."""

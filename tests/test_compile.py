@@ -298,11 +298,13 @@ def test_module_compile_keeps_parameters_live():
 
 
 def test_failed_llvm_compile_falls_back_with_the_ir_path(monkeypatch):
-    from tracegrad.runtime import cpu_program
+    from tracegrad.runtime import cpu_program, driver
 
     def broken(*args, **kwargs):
         raise RuntimeError("LLVM said no")
     monkeypatch.setattr(cpu_program, "compile_llvm", broken)
+    monkeypatch.setattr(cpu_program, "compile_llvm_many", broken)
+    monkeypatch.setattr(driver, "compile_llvm_many", broken)   # a program's drivers
     c = torch.compile(lambda x: x.exp() + 1)
     x = torch.randn(5)
     with pytest.warns(RuntimeWarning, match=r"running eagerly") as record:

@@ -521,13 +521,11 @@ def group_key(graph: Graph, group: Group, edges: dict[int, list[Edge]]):
             if base:
                 views = (replace(views[0], offset=views[0].offset - base),) + views[1:]
             parts[p][4][r] = ("x", k, 0, views)
-    # NOTE (buffer sizes in group keys): an external buffer read only through views enters
-    # the kernel through the views' index math and its BufferArg.size alone, so its shape
-    # stays out of the key (``_moved`` sets the sizes): an RNN cell then lowers once for
-    # every sequence length although its input and output stacks grow with the length.
-    first_ext = len(members)
+    # NOTE (buffer sizes in group keys): a buffer read only through views enters the kernel
+    # by the views' index math and its BufferArg.size (``_moved`` sets it) alone, so an RNN
+    # cell lowers once for every sequence length although its input stack grows with it.
     ext = tuple((graph.node(n).shape if k in plain else None, graph.node(n).dtype.str)
-                for k, n in enumerate(nodes[first_ext:], first_ext))
+                for k, n in enumerate(nodes) if k >= len(members))
     key = (tuple((op, attrs, shape, dt, tuple(refs)) for op, attrs, shape, dt, refs in parts),
            ext, group.rows, group.rowlen, tuple(local[r] for r in group.reductions),
            tuple(local[o] for o in group.outputs), local[group.root])
@@ -560,11 +558,9 @@ class LoweringCache:
     def lower(self, graph: Graph, group: Group, name: str,
               edges: dict[int, list[Edge]]) -> LoopKernel:
         key, nodes, bases = group_key(graph, group, edges)
-        hits = self.kernels.get(key)
-        if hits is None:
-            if len(self.kernels) >= self.max_keys:
-                self.kernels.clear()   # a long-lived cache stays bounded
-            hits = self.kernels[key] = []
+        if key not in self.kernels and len(self.kernels) >= self.max_keys:
+            self.kernels.clear()   # a long-lived cache stays bounded
+        hits = self.kernels.setdefault(key, [])
         sizes = [graph.node(n).numel for n in nodes]
         for hit in hits:
             kernel = _moved(hit, nodes, bases, sizes, name)
@@ -582,18 +578,15 @@ class LoweringCache:
 
 def _moved(hit, nodes: list[int], bases: list[int], sizes: list[int],
            name: str) -> LoopKernel | None:
-    """The cached kernel for ``nodes`` at ``bases`` over buffers of ``sizes`` elements,
-    or None when its body depends on the base of a buffer that moved (NOTE (moved
-    offsets))."""
+    """The cached kernel for ``nodes`` at ``bases``, buffers of ``sizes`` elements; None
+    when its body depends on the base of a buffer that moved (NOTE (moved offsets))."""
     kernel, positions, old_bases = hit
     buffers = []
     for arg, k in zip(kernel.buffers, positions):
         d = bases[k] - old_bases[k]
         if d and (arg.name not in kernel.movable or arg.offset + d <= 0):
             return None
-        if d or arg.size != sizes[k]:
-            arg = replace(arg, offset=arg.offset + d, size=sizes[k])
-        buffers.append(arg)
+        buffers.append(replace(arg, offset=arg.offset + d, size=sizes[k]))
     out = LoopKernel(name, buffers, kernel.outer, kernel.body, kernel.outer_var,
                      kernel.ops, kernel.work)
     out.buffer_nodes = [nodes[k] for k in positions]

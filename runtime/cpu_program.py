@@ -444,8 +444,10 @@ class CompiledProgram:
         except Exception as exc:  # noqa: BLE001 - any LLVM failure means "fall back"
             raise ProgramCompileError(f"driver failed to compile: {exc}") from exc
         for piece in pieces:
-            self._calls.append(self._driver(*piece, *next(drivers), checked)
-                               if isinstance(piece, tuple) else piece)
+            if isinstance(piece, tuple):   # a native run: its driver, in order
+                (run_calls, refresh), (src, sizes, mod) = piece, next(drivers)
+                piece = self._driver(run_calls, refresh, src, sizes, mod, checked)
+            self._calls.append(piece)
         self._all_buffers = all(spec.kind == "buffer" for spec in program.outputs)
         # the buffer each "buffer" or "view" result reads
         self._out_idx = [-1 if spec.buffer is None else self._index[spec.buffer]

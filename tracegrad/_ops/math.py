@@ -218,7 +218,7 @@ def div(a, b, *, rounding_mode=None):
             b = float(b)
         return apply(P[Op.DIV], (a, b))
     is_int = (a if isinstance(a, Tensor) else b)._data.dtype.kind in "iub"
-    if is_int and all(not isinstance(x, float) for x in (a, b)):
+    if is_int:   # (promote made a float scalar's tensor side float already)
         exact = _integer_division(a, b, rounding_mode)
         if exact is not None:
             return exact

@@ -80,8 +80,13 @@ def test_a_big_gemm_runs_split_over_the_pool_and_gives_numpys_bits(three_threads
 
 
 def test_small_gemms_stay_in_the_driver(three_threads):
-    program = _program(64, 1000, 100)   # the seed MLP's 6.4M: under the threshold
+    program = _program(64, 100, 10)     # the seed MLP's second layer, 64K: stays whole
     assert not any(isinstance(c, SplitGemm) for c in program._calls)
+
+
+def test_the_seed_mlps_first_layer_splits(three_threads):
+    program = _program(64, 1000, 100)   # 6.4M multiply-adds: over the threshold
+    assert any(isinstance(c, SplitGemm) for c in program._calls)
 
 
 def test_a_compiled_step_with_split_gemms_matches_eager(three_threads, monkeypatch):

@@ -49,6 +49,13 @@ def test_dump_writes_every_stage(tmp_path):
     assert len([p for p in out.iterdir() if p.is_dir()]) == 2
 
 
+def test_dump_takes_the_short_out_option(tmp_path):
+    out = tmp_path / "short"
+    result = _run(["dump", "-o", str(out)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "MAX + SUB + EXP + SUM" in (out / "index.md").read_text()
+
+
 def test_debug_logging_names_the_changed_part_of_a_retrace(caplog, monkeypatch):
     from tracegrad.compiler import debug
     monkeypatch.setenv("TRACEGRAD_DEBUG", "1")

@@ -96,7 +96,9 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("dump", help="run a script with every compiled kernel dumped")
-    p.add_argument("--out", default="tracegrad_dump")
+    p.add_argument("-o", "--out", default="tracegrad_dump",
+                   help="folder to write (default: ./tracegrad_dump); before the script: "
+                        "what follows the script is the script's own arguments")
     p.add_argument("--backend", choices=["llvm", "cuda"], default=None)
     p.add_argument("script")
     p.add_argument("args", nargs=argparse.REMAINDER)

@@ -122,7 +122,7 @@ class Entry:
         n_saved = self.n_outputs
         if self.writes:  # in-place writes to inputs and captured tensors, as eager does
             for ((kind, ref), count), value in zip(self.writes, results[n_saved:]):
-                t = leaves[ref] if kind == "arg" else ref._grad if kind == "leaf_grad" else ref
+                t = _source_tensor(leaves, kind, ref)
                 if value is not t._data:   # else the program wrote it in place
                     np.copyto(t._data, value, casting="unsafe")
                 t._version[0] += count
@@ -152,9 +152,7 @@ class Entry:
 
     def _input_tensor(self, leaves, k: int):
         """The tensor (or Python scalar) forward input ``k`` was read from this call."""
-        kind, ref = self.input_sources[k]
-        return (leaves[ref] if kind == "arg" else ref._grad if kind == "leaf_grad"
-                else ref if kind == "captured" else None)
+        return _source_tensor(leaves, *self.input_sources[k])
 
     def guards_hold(self) -> bool:
         for guard in self.guards:   # a plain loop: all() over a generator costs ~1 µs more
@@ -204,6 +202,13 @@ class Entry:
                 result.append(_wrap(next(grads)) if ok else None)
             return tuple(result)
         return run
+
+
+def _source_tensor(leaves, kind: str, ref):
+    """The tensor an input source (``Entry.input_sources``) names this call: an argument,
+    a leaf's gradient or a captured tensor; None for a runtime scalar."""
+    return (leaves[ref] if kind == "arg" else ref._grad if kind == "leaf_grad"
+            else ref if kind == "captured" else None)
 
 
 def _copy_array(a):

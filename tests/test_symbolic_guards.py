@@ -231,13 +231,21 @@ def window(x):
     return x * 2 if 50.5 < x.shape[0] < 60 else x * 3
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (NOTE in symint.py): a float-first "
-                   "comparison reads the size in C, unseen, and its branch changes back "
-                   "inside the planned range")
-def test_known_gap_a_window_on_the_size_through_c_code():
-    c = torch.compile(window, dynamic=True)
-    for n in (8, 9, 55):
+def test_a_window_on_the_size_through_a_float_comparison_retraces_where_it_flips():
+    """``50.5 < n < 60`` compares a float with the size first: before NOTE (no int
+    underneath) in symint.py, float's C comparison read it unseen and s0=55 was served
+    the fitted branch (x * 3); now the comparison is a guard ``s0 <= 101/2``."""
+    f = Counted(window)
+    c = torch.compile(f, dynamic=True)
+    for n in (8, 9):
         _equal(c, window, torch.ones(n, 2))
+    assert "s0 <= 50.5" in c.cache_info().symbolic[0]
+    calls = f.calls
+    _equal(c, window, torch.ones(30, 2))
+    assert f.calls == calls          # the guard holds: served without a trace
+    for n in (55, 51, 59, 60, 50):
+        _equal(c, window, torch.ones(n, 2))
+    assert f.calls > calls
 
 
 def test_serve_on_guards_off_retraces_every_new_size(monkeypatch):

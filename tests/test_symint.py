@@ -16,7 +16,8 @@ def _s0(n=16):
 
 def test_arithmetic_follows_s0_as_a_polynomial():
     s, rec = _s0(16)
-    value = int.__int__     # the plain value, read without recording anything
+    def value(x):           # the plain value, read without recording anything
+        return x._v if isinstance(x, SymInt) else x
     e = (s * 3 + 2) * s - 1 - s
     assert value(e) == 16 * 50 - 1 - 16 and isinstance(e, SymInt)
     assert e.expr == (-1, 1, 3)           # 3*s0^2 + s0 - 1
@@ -48,10 +49,10 @@ def test_conditions_true_for_every_size_from_2_are_no_guards():
 def test_floor_division_by_a_constant_guards_the_residue_and_stays_exact():
     s, rec = _s0(16)
     half = s // 2
-    assert int.__int__(half) == 8 and half.expr == (0, Fraction(1, 2))
+    assert half._v == 8 and half.expr == (0, Fraction(1, 2))
     assert rec.texts() == ["s0 % 2 == 0"]
     q = (3 * s + 1) // 4    # 49 // 4 = 12, residue 1
-    assert int.__int__(q) == 12 and rec.broken(16) is None
+    assert q._v == 12 and rec.broken(16) is None
     assert rec.broken(20) is None and rec.broken(18) == "(3*s0 + 1) % 4 == 1"
 
 
@@ -66,9 +67,12 @@ def test_a_residue_is_pinned_as_soon_as_it_is_taken():
 
 
 @pytest.mark.parametrize("use", [int, float, str, repr, lambda s: f"{s}", lambda s: s / 2,
-                                 lambda s: s & 1, lambda s: round(s), lambda s: 2 ** s,
-                                 lambda s: s // 2.0, lambda s: s < 2.5,
-                                 lambda s: np.prod([s, 2])])
+                                 lambda s: s & 1, lambda s: round(s, -1), lambda s: 2 ** s,
+                                 lambda s: s // 2.0, lambda s: 0.5 * s, lambda s: 7 // s,
+                                 lambda s: divmod(7, s), lambda s: complex(s), lambda s: s * 1j,
+                                 lambda s: hash(s), lambda s: s.bit_length(),
+                                 lambda s: np.zeros(s), lambda s: range(s),
+                                 lambda s: [0, 1][s % 2:][s // 16], lambda s: "%d" % s])
 def test_uses_that_leave_the_polynomials_are_escapes(use):
     s, rec = _s0(16)
     use(s)
@@ -89,3 +93,24 @@ def test_guard_text_reads_as_the_condition_that_held():
     assert guard_text((-5, 2), "==", False) == "2*s0 - 5 != 0"
     assert guard_text((0, 1), ("%", 2, "==", 0), True) == "s0 % 2 == 0"
     assert guard_text((1, 3), ("%", 4, "<", 2), False) == "(3*s0 + 1) % 4 >= 2"
+
+
+def test_a_float_comparison_is_an_exact_guard_from_either_side():
+    """NOTE (no int underneath): ``50.5 < n`` reaches the SymInt (float's comparison
+    returns NotImplemented for it) and records ``s0 > 50.5`` exactly."""
+    s, rec = _s0(55)
+    assert 50.5 < s < 60.0 and not np.float32(2.5) > s and s != float("nan")
+    assert s < float("inf") and rec.escapes == []
+    assert rec.texts() == ["s0 > 50.5", "s0 < 60", "s0 >= 2.5"]
+    assert rec.broken(51) is None and rec.broken(50) == "s0 > 50.5"
+    assert rec.broken(60) == "s0 < 60"
+
+
+def test_an_integer_s_identities_stay_followed():
+    s, rec = _s0(16)
+    assert round(s) is s and math.floor(s) is s and math.ceil(s) is s
+    assert math.trunc(s) is s and s.real is s and s.numerator is s and s.denominator == 1
+    assert (~s).expr == (-1, -1) and math.prod([s, 2]).expr == (0, 2)
+    assert np.prod(np.array([s, 2], dtype=object)).expr == (0, 2)
+    assert isinstance(s, int) and not isinstance(s, bool) and type(s) is SymInt
+    assert rec.escapes == []

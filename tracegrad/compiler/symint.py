@@ -4,36 +4,35 @@ NOTE (guards instead of a retrace): a symbolic group (``dynamic.SymbolicGroup``)
 new size ``m`` of ``s0`` without running the user's function again when the trace that
 made its program relied on nothing about the size but recorded conditions.  One trace per
 fit (the "guard trace") runs with every size that follows ``s0`` held as a ``SymInt``: an
-``int`` that also carries its value as a polynomial in ``s0``.  Arithmetic (``+ - *``, a
+integer that also carries its value as a polynomial in ``s0``.  Arithmetic (``+ - *``, a
 power, ``//`` and ``%`` by a constant) gives SymInts; a comparison (``== != < <= > >=``,
 ``bool()``, ``min``/``max``, a dict lookup's ``==``) records a ``Guard`` (the expression,
 the operator, the outcome at the traced size); a use whose result cannot be followed
 (``int()``, ``float()``, a true division, formatting, ``len()``) records an ESCAPE, and
 a group whose guard trace escaped retraces at every new size as before.
 
-A SymInt is an ``int`` so that it flows through every library path that checks
-``isinstance(d, int)``; the price is that C code reads it as a plain int without asking:
-float-first arithmetic and comparisons (``0.5 * n``, ``2.5 < n``), ``range(n)``,
-``np.zeros(n)``, a sequence indexed with it, ``"%d" % n`` (NumPy's array conversions do
-ask: an escape).  The result of such a use is an ordinary int or float the guards know
-nothing of.  Three checks after the guard trace make that harmless where it feeds the
-program: every size-dependent value of the traced graph (a node's shape, a view's target,
-a slice bound, a constant) must be a SymInt (or a mean's ``1/N`` SymFloat) whose
-polynomial is the one the fit found there; a tensor the trace made and the program reads
-must have had the same values at every probe size; the function must return no Python
-value.  Python control flow on such an untracked value is seen only where it changes the
-traced graph between the fit's planned ends (a threshold, ``if 0.5 * n > 30``: the plan
-at the top of the range then differs and the range stops below it); one that changes and
-changes back inside the range (``if 50.5 < n < 60``) is not seen, and such a size is served
-as the fitted program: the known gap (``test_symbolic_guards``, strict xfail).
-``dynamic.SERVE_ON_GUARDS = False`` retraces every new size as before.
+A SymInt is no ``int`` (NOTE (no int underneath)): every use of its value calls one of
+its methods, so a use that is not followed is an escape and never a silent read.  Three
+checks after the guard trace stay as a second line (a value the library computed from a
+size by a path no method follows must not feed the program): every size-dependent value of the traced graph
+(a node's shape, a view's target, a slice bound, a constant) must be a SymInt (or a
+mean's ``1/N`` SymFloat) whose polynomial is the one the fit found there; a tensor the
+trace made and the program reads must have had the same values at every probe size; the
+function must return no Python value.  A hash taken outside tracegrad is an escape (a
+dict lookup that misses compares with nothing); tracegrad's own caches keyed by sizes
+hash silently (``_caller_in_package``).  ``dynamic.SERVE_ON_GUARDS = False`` retraces
+every new size as before.
 """
 from __future__ import annotations
 
+import math
 import operator
 import sys
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
+
+import numpy as np
 
 # tracegrad/, codegen/ and runtime/ (installed as one package, in the repo as three folders)
 PACKAGE_DIRS = tuple({str(Path(__file__).resolve().parents[1]),
@@ -93,7 +92,7 @@ def poly_text(coefs: tuple) -> str:
             continue
         sym = "" if k == 0 else "s0" if k == 1 else f"s0^{k}"
         mag = abs(c)
-        body = (str(mag) if not sym else sym if mag == 1 else f"{mag}*{sym}")
+        body = (_number(mag) if not sym else sym if mag == 1 else f"{_number(mag)}*{sym}")
         terms.append(("-" if c < 0 else "+", body))
     sign, body = terms[0]
     text = ("-" if sign == "-" else "") + body
@@ -170,8 +169,17 @@ def guard_text(diff: tuple, op, outcome: bool) -> str:
     if len(diff) == 2 and diff[1] in (1, -1):   # s0 - c op 0  ->  s0 op c
         b, a = diff
         op = op if a > 0 else {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(op, op)
-        return f"s0 {op} {-b if a > 0 else b}"
+        return f"s0 {op} {_number(-b if a > 0 else b)}"
     return f"{poly_text(diff)} {op} 0"
+
+
+def _number(c) -> str:
+    """``50.5`` for Fraction(101, 2) (a float the traced code compared with), ``7/3``
+    where no float is exact."""
+    c = Fraction(c)
+    if c.denominator == 1:
+        return str(c.numerator)
+    return repr(float(c)) if Fraction(float(c)) == c else str(c)
 
 
 def _paren(text: str) -> str:
@@ -189,26 +197,55 @@ def _caller() -> str:
     return f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 
+def _caller_in_package() -> bool:
+    """Whether the code that called the caller (a hash taken by a dict lookup, in C) is
+    tracegrad's own (whose caches keyed by sizes are audited: their hits compare)."""
+    return sys._getframe(2).f_code.co_filename.startswith(PACKAGE_DIRS)
+
+
 def _poly_of(x):
     """``x`` as polynomial coefficients, or None when it is no integer we follow."""
-    if isinstance(x, SymInt):
+    if type(x) is SymInt:
         return x.expr
     if type(x) is int or type(x) is bool:
         return (int(x),)
-    if hasattr(x, "__index__") and not isinstance(x, float) and type(x).__module__ == "numpy":
+    if isinstance(x, np.integer):
         return (int(x),)
     return None
 
 
-class SymInt(int):
-    """An integer size that also knows itself as a polynomial in ``s0`` (``expr``, lowest
-    power first) and records, in ``rec``, what the traced code did with it."""
+# numbers an operation with a size may meet whose result no polynomial follows: the value
+# goes on as a plain number, and the trace escapes
+_OTHER_NUMBERS = (float, complex, Fraction, Decimal, np.floating, np.complexfloating)
 
-    def __new__(cls, value: int, expr: tuple, rec: Recorder):
-        self = int.__new__(cls, value)
+
+def _plain(x):
+    """A SymInt or SymFloat as the plain number it stands for (recording nothing)."""
+    return x._v if type(x) is SymInt or type(x) is SymFloat else x
+
+
+class SymInt:
+    """An integer size that also knows itself as a polynomial in ``s0`` (``expr``, lowest
+    power first) and records, in ``rec``, what the traced code did with it.
+
+    NOTE (no int underneath): it is not an ``int`` subclass, so no C code can read its
+    value without calling one of its methods (an ``int`` subclass is read directly by
+    ``float``'s comparisons and arithmetic, ``math.gcd``, ``range``, ``divmod(7, n)``,
+    list indexing, ``struct``, ``"%d"``, a dict lookup that misses: each a branch on the
+    size that no guard saw).  ``isinstance(n, int)`` still holds (``__class__`` says
+    ``int``, which ``isinstance`` consults after the real type), so the library's shape
+    code takes it as the size it is; ``type(n) is int`` does not."""
+
+    __slots__ = ("_v", "expr", "rec")
+
+    def __init__(self, value: int, expr: tuple, rec: Recorder) -> None:
+        self._v = int(value)
         self.expr = expr
         self.rec = rec
-        return self
+
+    @property
+    def __class__(self):   # NOTE (no int underneath): what ``isinstance`` asks
+        return int
 
     # ---- following: arithmetic gives SymInts -----------------------------------------
     def _make(self, value: int, expr: tuple):
@@ -216,39 +253,44 @@ class SymInt(int):
             return int(value)
         return SymInt(value, expr, self.rec)
 
-    def __add__(self, other):
+    def _binary(self, other, op: str, fn, follow):
+        """``fn(self, other)`` on plain values; a polynomial via ``follow`` where
+        ``other`` is an integer we follow, an escape where it is another number,
+        NotImplemented otherwise (the other operand decides, through our methods)."""
         p = _poly_of(other)
-        if p is None:
-            return self._escape_op("+", other, int.__add__)
-        return self._make(int.__add__(self, other), _add(self.expr, p))
+        if p is not None:
+            return self._make(fn(self._v, _plain(other)), follow(p))
+        if isinstance(other, _OTHER_NUMBERS) or type(other) is SymFloat:
+            self.rec.escape(f"s0 ({poly_text(self.expr)}) {op} {type(other).__name__}")
+            return fn(self._v, _plain(other))
+        return NotImplemented
 
-    __radd__ = __add__
+    def __add__(self, other):
+        return self._binary(other, "+", operator.add, lambda p: _add(self.expr, p))
+
+    def __radd__(self, other):
+        return self._binary(other, "+", lambda a, b: b + a, lambda p: _add(p, self.expr))
 
     def __sub__(self, other):
-        p = _poly_of(other)
-        if p is None:
-            return self._escape_op("-", other, int.__sub__)
-        return self._make(int.__sub__(self, other), _add(self.expr, p, -1))
+        return self._binary(other, "-", operator.sub, lambda p: _add(self.expr, p, -1))
 
     def __rsub__(self, other):
-        p = _poly_of(other)
-        if p is None:
-            return self._escape_op("-", other, int.__rsub__)
-        return self._make(int.__rsub__(self, other), _add(p, self.expr, -1))
+        return self._binary(other, "-", lambda a, b: b - a, lambda p: _add(p, self.expr, -1))
 
     def __mul__(self, other):
-        p = _poly_of(other)
-        if p is None:
-            return self._escape_op("*", other, int.__mul__)
-        return self._make(int.__mul__(self, other), _mul(self.expr, p))
+        return self._binary(other, "*", operator.mul, lambda p: _mul(self.expr, p))
 
-    __rmul__ = __mul__
+    def __rmul__(self, other):
+        return self._binary(other, "*", lambda a, b: b * a, lambda p: _mul(p, self.expr))
 
     def __neg__(self):
-        return self._make(-int(self._value()), _add((0,), self.expr, -1))
+        return self._make(-self._v, _add((0,), self.expr, -1))
 
     def __pos__(self):
         return self
+
+    def __invert__(self):   # ~n == -n - 1
+        return self._make(~self._v, _add((-1,), self.expr, -1))
 
     def __abs__(self):
         return self if self >= 0 else -self
@@ -258,8 +300,11 @@ class SymInt(int):
             expr = (1,)
             for _ in range(other):
                 expr = _mul(expr, self.expr)
-            return self._make(int.__pow__(self, other), expr)
-        return self._escape_op("**", other, lambda a, b: int.__pow__(a, b, mod))
+            return self._make(self._v ** other, expr)
+        return self._escape_op("**", other, lambda a, b: pow(a, b, _plain(mod)))
+
+    def __rpow__(self, other, mod=None):
+        return self._escape_op("**", other, lambda a, b: pow(b, a, _plain(mod)))
 
     def __floordiv__(self, other):
         return self._divmod_op(other, want="div")
@@ -271,66 +316,73 @@ class SymInt(int):
         return self._divmod_op(other, want="div"), self._divmod_op(other, want="mod")
 
     def _divmod_op(self, other, want: str):
-        value = (int.__floordiv__ if want == "div" else int.__mod__)(self, other)
         p = _poly_of(other)
-        if p is None or value is NotImplemented:
-            return self._escape_op("//" if want == "div" else "%", other,
-                                   int.__floordiv__ if want == "div" else int.__mod__)
+        symbol_ = "//" if want == "div" else "%"
+        plain_fn = operator.floordiv if want == "div" else operator.mod
+        if p is None:
+            return self._escape_op(symbol_, other, plain_fn)
+        value = plain_fn(self._v, _plain(other))
         if len(p) > 1:   # by a size: only an exact quotient (numel // s0) is followed
             q = _divide(self.expr, p)
             if q is None or any(Fraction(c).denominator != 1 for c in q):
-                return self._escape_op("//" if want == "div" else "%", other,
-                                       lambda a, b: value)
+                return self._escape_op(symbol_, other, lambda a, b: value)
             return self._make(value, q) if want == "div" else 0
         c = p[0]
         if c == 1:
             return self if want == "div" else 0
         if c <= 0:
-            return self._escape_op("//" if want == "div" else "%", other, lambda a, b: value)
-        # NOTE: the residue is pinned (a guard ``expr % c == r``) as soon as it is taken: C
-        # code reads an int without asking (``table[n % 3]``), so a residue handed on
-        # could be used where no guard sees it; the quotient (expr - r) / c is then exact
-        r = int.__mod__(self, c)
+            return self._escape_op(symbol_, other, lambda a, b: value)
+        # NOTE: the residue is pinned (a guard ``expr % c == r``) as soon as it is taken:
+        # code may steer on it in ways no guard sees (``table[n % 3]``, before NOTE (no
+        # int underneath)); the quotient (expr - r) / c is then exact
+        r = self._v % c
         self.rec.compare(self.expr, ("%", c, "==", r), True)
         if want == "mod":
             return r
         return self._make(value, _norm([Fraction(x) / c for x in _add(self.expr, (r,), -1)]))
 
     def __rfloordiv__(self, other):
-        return self._escape_op("//", other, int.__rfloordiv__)
+        return self._escape_op("//", other, lambda a, b: b // a)
 
     def __rmod__(self, other):
-        return self._escape_op("%", other, int.__rmod__)
+        return self._escape_op("%", other, lambda a, b: b % a)
+
+    def __rdivmod__(self, other):
+        return self._escape_op("divmod", other, lambda a, b: divmod(b, a))
 
     def __truediv__(self, other):
-        return self._escape_op("/", other, int.__truediv__)
+        return self._escape_op("/", other, operator.truediv)
 
     def __rtruediv__(self, other):
         if (type(other) is float or type(other) is int) and other == 1 and self.rec.active:
             # 1 / P(s0): a mean's 1/N, which the fit knows as FloatForm "recip"
-            return SymFloat(1.0 / self._value(), "recip", self.expr, self.rec)
-        return self._escape_op("/", other, int.__rtruediv__)
-
-    def __rpow__(self, other, mod=None):
-        return self._escape_op("**", other, int.__rpow__)
+            return SymFloat(1.0 / self._v, "recip", self.expr, self.rec)
+        return self._escape_op("/", other, lambda a, b: b / a)
 
     def _escape_op(self, op: str, other, fn):
+        if _poly_of(other) is None and not isinstance(other, _OTHER_NUMBERS) \
+                and type(other) is not SymFloat:
+            return NotImplemented
         self.rec.escape(f"s0 ({poly_text(self.expr)}) {op} {type(other).__name__}")
-        return fn(int(self._value()), other)
-
-    def _value(self) -> int:
-        return int.__int__(self)
+        return fn(self._v, _plain(other))
 
     # ---- comparisons: guards --------------------------------------------------------
     def _compare(self, other, op: str):
         p = _poly_of(other)
+        theirs = _plain(other)
+        if p is None and isinstance(other, (float, np.floating, Fraction)) \
+                and math.isfinite(other):
+            # NOTE: exact: ``n > 50.5`` is ``n - 101/2 > 0``, a guard like any other
+            p = (Fraction(other),)
         if p is None:
-            if isinstance(other, float):
-                self.rec.escape(f"s0 ({poly_text(self.expr)}) compared with a float")
-                return _OPS[op](self._value(), other)
+            if isinstance(other, (float, np.floating)):   # nan or an infinity: the same
+                return _OPS[op](self._v, other)           # outcome at every size
+            if isinstance(other, _OTHER_NUMBERS) or type(other) is SymFloat:
+                self.rec.escape(f"s0 ({poly_text(self.expr)}) compared with a "
+                                f"{type(other).__name__}")
+                return _OPS[op](self._v, _plain(other))
             return NotImplemented
-        theirs = int.__int__(other) if isinstance(other, int) else int(other)
-        outcome = _OPS[op](self._value(), theirs)
+        outcome = _OPS[op](self._v, theirs)
         diff = _add(self.expr, p, -1)
         if len(diff) > 1:   # a difference that is a constant holds at every size
             self.rec.compare(diff, op, outcome)
@@ -340,13 +392,53 @@ class SymInt(int):
         return bool(self._compare(0, "!="))
 
     def __hash__(self):
-        # NOTE: a dict lookup that finds an equal key compares with ``==``: a guard
-        return int.__hash__(self)
+        # NOTE: a dict or set lookup that finds no equal key compares with nothing, so
+        # its outcome (``{55: a}.get(n)``) would be recorded nowhere: the hash is an
+        # escape where the traced code takes it.  tracegrad takes it silently: its one
+        # table keyed by sizes (the tracer's constants, audited) decides by a hit or a
+        # miss only which node a constant shares, never its value
+        if _caller_in_package():
+            return hash(self._v)
+        return hash(self._escaped("hash()"))
+
+    # ---- the identity of an integer: still followed --------------------------------
+    def __round__(self, ndigits=None):
+        if ndigits is None or _poly_of(ndigits) is not None and ndigits >= 0:
+            return self
+        return round(self._escaped("round()"), ndigits)
+
+    def __trunc__(self):
+        return self
+
+    def __floor__(self):
+        return self
+
+    def __ceil__(self):
+        return self
+
+    @property
+    def real(self):
+        return self
+
+    @property
+    def numerator(self):
+        return self
+
+    @property
+    def imag(self):
+        return 0
+
+    @property
+    def denominator(self):
+        return 1
+
+    def conjugate(self):
+        return self
 
     # ---- escapes: the value leaves what the guards can follow ---------------------
     def _escaped(self, what: str) -> int:
         self.rec.escape(f"{what} of s0 ({poly_text(self.expr)})")
-        return self._value()
+        return self._v
 
     def __int__(self):
         return self._escaped("int()")
@@ -359,18 +451,6 @@ class SymInt(int):
 
     def __complex__(self):
         return complex(self._escaped("complex()"))
-
-    def __round__(self, ndigits=None):
-        return round(self._escaped("round()"), ndigits)
-
-    def __trunc__(self):
-        return self._escaped("math.trunc()")
-
-    def __floor__(self):
-        return self._escaped("math.floor()")
-
-    def __ceil__(self):
-        return self._escaped("math.ceil()")
 
     def __format__(self, spec):
         return format(self._escaped("formatting"), spec)
@@ -389,31 +469,42 @@ class SymInt(int):
     def __deepcopy__(self, memo):
         return self
 
-    def __invert__(self):
-        return ~self._escaped("~")
+    def __getattr__(self, name: str):
+        # int's other methods (bit_length, to_bytes, ...): answered by the plain value
+        if name.startswith("__") or not hasattr(int, name):
+            raise AttributeError(name)   # (``hasattr(n, "shape")`` asks nothing of it)
+        return getattr(self._escaped(f".{name}"), name)
 
 
-class SymFloat(float):
+class SymFloat:
     """``1 / P(s0)`` (``kind`` "recip"; a mean's 1/N) as the traced code made it: passed on
     as it is (a tensor op's scalar) it stays followed; any other use (arithmetic, a
-    comparison, formatting) is an escape, and the plain float goes on."""
+    comparison, formatting, a C function reading it) is an escape, and the plain float
+    goes on.  Not a ``float`` subclass, for the reason of NOTE (no int underneath)."""
 
-    def __new__(cls, value: float, kind: str, expr: tuple, rec: Recorder):
-        self = float.__new__(cls, value)
+    __slots__ = ("_v", "kind", "expr", "rec")
+
+    def __init__(self, value: float, kind: str, expr: tuple, rec: Recorder) -> None:
+        self._v = float(value)
         self.kind, self.expr, self.rec = kind, expr, rec
-        return self
+
+    @property
+    def __class__(self):   # NOTE (no int underneath)
+        return float
 
     def __eq__(self, other):
-        if isinstance(other, SymFloat) and (other.kind, other.expr) == (self.kind, self.expr):
+        if type(other) is SymFloat and (other.kind, other.expr) == (self.kind, self.expr):
             return True   # (the tracer's table of constants finds the same one again)
-        return float.__eq__(self._escaped("=="), other)
+        return self._escaped("==") == _plain(other)
 
     def __hash__(self):
-        return float.__hash__(self)
+        if _caller_in_package():
+            return hash(self._v)
+        return hash(self._escaped("hash()"))
 
     def _escaped(self, what: str) -> float:
         self.rec.escape(f"{what} of {self.kind} {poly_text(self.expr)}")
-        return float.__float__(self)
+        return self._v
 
     def __repr__(self):
         return repr(self._escaped("repr()"))
@@ -426,13 +517,18 @@ class SymFloat(float):
     def __deepcopy__(self, memo):
         return self
 
+    def __getattr__(self, name: str):
+        if name.startswith("__") or not hasattr(float, name):
+            raise AttributeError(name)
+        return getattr(self._escaped(f".{name}"), name)
+
 
 def _escaping(name: str):
     """A SymFloat method whose result the guards cannot follow."""
     fn = getattr(float, name)
 
     def method(self, *args):
-        return fn(self._escaped(name), *args)
+        return fn(self._escaped(name), *map(_plain, args))
     method.__name__ = name
     return method
 
@@ -442,8 +538,7 @@ for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__
               "__rmod__", "__pow__", "__rpow__", "__divmod__", "__rdivmod__", "__neg__",
               "__pos__", "__abs__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__",
               "__bool__", "__int__", "__float__", "__round__", "__trunc__", "__floor__",
-              "__ceil__", "__format__", "__reduce__", "as_integer_ratio", "is_integer",
-              "hex", "conjugate"):
+              "__ceil__", "__format__", "__reduce__", "__complex__"):
     if hasattr(float, _name):
         setattr(SymFloat, _name, _escaping(_name))
 del _name
@@ -454,8 +549,10 @@ def _bitwise(name: str):
     fn = getattr(int, name)
 
     def method(self, other):
+        if _poly_of(other) is None:
+            return NotImplemented
         self.rec.escape(f"s0 ({poly_text(self.expr)}) {name}")
-        return fn(self._value(), other)
+        return fn(self._v, _plain(other))
     method.__name__ = name
     return method
 

@@ -130,7 +130,9 @@ def var(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False
     centered = x - mean(x, axes, keepdim=True)
     ss = apply(P[Op.SUM], (centered * centered,), {"axes": axes, "keepdim": bool(keepdim)})
     denom = n - correction
-    return ss / float(denom) if denom > 0 else ss / 0.0
+    # times 1 / denom, as mean: a compile guard trace's symbolic size then says 1/(s0 - 1)
+    # (float() of it is an escape, NOTE in compiler/symint.py); within an ulp of ss / denom
+    return ss * (1 / denom) if denom > 0 else ss / 0.0
 
 
 def std(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,

@@ -24,9 +24,10 @@ from .._tensor import Tensor, _wrap
 from ..runtime.cpu_program import CompiledProgram
 from . import plan_cache
 from .entry import Entry, build_entry, extern_eval
-from .fit_checks import (_check_by_values, _differs_by_values, _refuse_growing_graph,
-                         _same_graph)
-from .guards import made_inputs_differ, record_guards
+from .fit_checks import (_changed_dims, _check_by_values, _differs_by_values,
+                         _refuse_growing_graph, _refuse_unrolled_early, _same_graph,
+                         sizes_keeping_guards)
+from .guards import made_inputs_differ, record_guards, residue_modulus
 from .symbolic import (NotSymbolic, _Object, fit, fitted_sizes, finish_program, instantiate,
                        same)
 from .symbolic_eval import Evaluator
@@ -106,22 +107,6 @@ def choose_dims(mode, key, leaves, previous: list) -> tuple[frozenset, int]:
                     return _same_size(changed, shapes)
                 return frozenset(), 0
     return frozenset(), 0
-
-
-def _changed_dims(old, key):
-    """Dims whose size differs between two signatures alike in everything else (or None)."""
-    if old[0] != key[0] or old[2] != key[2] or len(old[1]) != len(key[1]):
-        return None
-    changed = set()
-    for i, (a, b) in enumerate(zip(old[1], key[1])):
-        if not isinstance(a, tuple) or not isinstance(b, tuple):
-            if a != b:
-                return None
-            continue
-        if a[1:] != b[1:] or len(a[0]) != len(b[0]):
-            return None
-        changed |= {(i, d) for d, (x, y) in enumerate(zip(a[0], b[0])) if x != y}
-    return changed
 
 
 def _same_size(dims, shapes) -> tuple[frozenset, int]:
@@ -346,25 +331,40 @@ class _Fit:
         def at(m: int, plan: bool = True) -> Entry:
             e = entries.get(m)
             if e is None or (plan and e.forward_plan is None):
-                e = entries[m] = build_entry(compiled, treedef, _leaves_at(leaves, dims, m),
-                                             (), {}, compile_code=False, plan_programs=plan)
+                try:
+                    e = build_entry(compiled, treedef, _leaves_at(leaves, dims, m), (), {},
+                                    compile_code=False, plan_programs=plan)
+                except Exception as err:  # noqa: BLE001 - (x.view(s0 // 2, ...) at odd s0)
+                    raise NotSymbolic(f"the function raised at s0={m} "
+                                      f"({type(err).__name__}: {err})") from None
+                entries[m] = e
                 if _metadata(e) != _metadata(entry):
                     raise NotSymbolic("the traced function's inputs or outputs change with s0")
             return e
         _refuse_unrolled_early(compiled, dims, n, entry, at)
         # the sizes of the call and two probes; if their programs do not fit (the call's
         # size or a probe's may equal another dimension), three prime sizes, whose trace
-        # must still be the call's at its size
+        # must still be the call's at its size; then sizes that keep the guards
+        guarded = None
         try:
             self._fit((n, n + 1, 2 * n + 1), 3 * n + 2, at)
             fitted_at_n = True
         except NotSymbolic:
             _refuse_growing_graph(entries, (n, n + 1, 2 * n + 1))
-            self._fit((q[0], q[1], q[2]), q[3], at)
-            if not same(instantiate(self.traced, n), entry.traced):
-                raise NotSymbolic(f"the graph traced at the call's size ({n}) is not the one "
-                                  f"fitted at {q[0]}, {q[1]}, {q[2]}") from None
-            fitted_at_n = False
+            try:
+                self._fit((q[0], q[1], q[2]), q[3], at)
+                if not same(instantiate(self.traced, n), entry.traced):
+                    raise NotSymbolic(f"the graph traced at the call's size ({n}) is not the "
+                                      f"one fitted at {q[0]}, {q[1]}, {q[2]}") from None
+                fitted_at_n = False
+            except NotSymbolic:
+                # NOTE (probes that keep the guards)
+                guarded = record_guards(compiled, treedef, leaves, dims)
+                sizes = sizes_keeping_guards(guarded.recorder, n, dims_seen)
+                if sizes is None or sizes == (n, n + 1, 2 * n + 1, 3 * n + 2):
+                    raise
+                self._fit(sizes[:3], sizes[3], at, residue_modulus(guarded.recorder))
+                fitted_at_n = True
         # NOTE (kernel parameters): kernels whose bodies depend on the size load those
         # values at run time; then the group compiles its own kernels once
         self.run_forward, params_fwd = parametrise(self.forward)
@@ -396,7 +396,8 @@ class _Fit:
                 self.kernels_backward = CompiledProgram(bwd, extern_eval, size_table=True,
                                                         kernels_from=entry.backward)
         self.broken_guard = None
-        self.guarded = record_guards(compiled, treedef, leaves, dims, self.traced)
+        self.guarded = guarded or record_guards(compiled, treedef, leaves, dims)
+        self.guarded.check(self.traced)
         g = self.guarded.entry
         if g is not None and self.guarded.why_not is None:
             if _metadata(g) != _metadata(entry) or not g.guards_hold():
@@ -484,20 +485,21 @@ class _Fit:
         return self._matches(m, e) or by_values and _differs_by_values(
             self._unchecked_instance(e, m), e, m) is None
 
-    def _fit(self, sizes, check: int, at) -> None:
-        """Fit the programs at ``sizes`` and check the fit at size ``check``."""
+    def _fit(self, sizes, check: int, at, modulus: int = 1) -> None:
+        """Fit the programs at ``sizes`` (which keep a residue modulo ``modulus``, if
+        above 1) and check the fit at size ``check``."""
         self.sizes, self.check = tuple(sizes), check
         # traces first (cheap): a graph that changes with the size (an unrolled loop over
         # it, a branch) fails here before any planning
         try:
-            self.traced = fit([at(m, plan=False).traced for m in sizes], sizes)
+            self.traced = fit([at(m, plan=False).traced for m in sizes], sizes, modulus)
         except NotSymbolic as e:
             raise NotSymbolic(f"the graphs traced at sizes {', '.join(map(str, sizes))} do "
                               f"not fit ({e})") from None
         probes = [at(m) for m in sizes]
-        self.forward = fit([p.forward_plan for p in probes], sizes)
+        self.forward = fit([p.forward_plan for p in probes], sizes, modulus)
         self.backward = (None if probes[0].backward_plan is None else
-                         fit([p.backward_plan for p in probes], sizes))
+                         fit([p.backward_plan for p in probes], sizes, modulus))
         fourth = at(check)
         if not same(instantiate(self.traced, check), fourth.traced):
             raise NotSymbolic(f"the graph traced at size {check} is not the fitted one "
@@ -551,31 +553,6 @@ def _runnable(template):
         return template   # None, or a program equal at every size: shared as it is
     return _Object(template.cls, {**template.fields, "graph": None, "traced": None,
                                   "fusion": None})
-
-
-def _refuse_unrolled_early(compiled, dims, n: int, entry: Entry, at) -> None:
-    """``_refuse_growing_graph`` from the trace at ``n + 1`` alone, with the earlier call
-    that differed only in ``dims`` as the third size: an LSTM over lengths 4, 8, 12, 16 is
-    then refused at 8 after tracing 9, where the probes traced 9 and 17 first (the larger
-    trace is most of the cost). The graph must grow by the same non-zero number of nodes
-    per unit of size between both pairs of sizes, exactly; anything else is left to the
-    probes."""
-    keys = compiled._signatures
-    if not keys or any(keys[-1][1][i][0][d] != n for i, d in dims):
-        return
-    for old in reversed(keys[:-1]):
-        earlier = compiled._cache.get(old)
-        if _changed_dims(old, keys[-1]) == set(dims) and earlier is not None \
-                and earlier.traced is not None:
-            olds = {old[1][i][0][d] for i, d in dims}
-            m = olds.pop()
-            if olds:
-                return
-            grown = len(at(n + 1, plan=False).traced.nodes) - len(entry.traced.nodes)
-            if grown and len(entry.traced.nodes) - len(earlier.traced.nodes) == grown * (n - m):
-                raise NotSymbolic(f"the traced graph grows with s0 ({grown} nodes per unit "
-                                  f"of size from {m} to {n + 1}): a Python loop over the size")
-            return
 
 
 def group_size(group: SymbolicGroup, key) -> int:

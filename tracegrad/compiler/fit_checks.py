@@ -77,3 +77,71 @@ def _same_graph(a, b) -> bool:
         if not same(x, y):
             return False
     return True
+
+
+def _changed_dims(old, key):
+    """Dims whose size differs between two signatures alike in everything else (or None)."""
+    if old[0] != key[0] or old[2] != key[2] or len(old[1]) != len(key[1]):
+        return None
+    changed = set()
+    for i, (a, b) in enumerate(zip(old[1], key[1])):
+        if not isinstance(a, tuple) or not isinstance(b, tuple):
+            if a != b:
+                return None
+            continue
+        if a[1:] != b[1:] or len(a[0]) != len(b[0]):
+            return None
+        changed |= {(i, d) for d, (x, y) in enumerate(zip(a[0], b[0])) if x != y}
+    return changed
+
+
+def _refuse_unrolled_early(compiled, dims, n: int, entry: Entry, at) -> None:
+    """``_refuse_growing_graph`` from the trace at ``n + 1`` alone, with the earlier call
+    that differed only in ``dims`` as the third size: an LSTM over lengths 4, 8, 12, 16 is
+    then refused at 8 after tracing 9, where the probes traced 9 and 17 first (the larger
+    trace is most of the cost). The graph must grow by the same non-zero number of nodes
+    per unit of size between both pairs of sizes, exactly; anything else is left to the
+    probes."""
+    keys = compiled._signatures
+    if not keys or any(keys[-1][1][i][0][d] != n for i, d in dims):
+        return
+    for old in reversed(keys[:-1]):
+        earlier = compiled._cache.get(old)
+        if _changed_dims(old, keys[-1]) == set(dims) and earlier is not None \
+                and earlier.traced is not None:
+            olds = {old[1][i][0][d] for i, d in dims}
+            m = olds.pop()
+            if olds:
+                return
+            try:
+                grown = len(at(n + 1, plan=False).traced.nodes) - len(entry.traced.nodes)
+            except NotSymbolic:   # (it raised at n + 1: NOTE (probes that keep the guards))
+                return
+            if grown and len(entry.traced.nodes) - len(earlier.traced.nodes) == grown * (n - m):
+                raise NotSymbolic(f"the traced graph grows with s0 ({grown} nodes per unit "
+                                  f"of size from {m} to {n + 1}): a Python loop over the size")
+            return
+
+
+# NOTE (probes that keep the guards): a function that relies on a residue of the size
+# (``x.view(x.size(0) // 2, 2, -1)``: the guard ``s0 % 2 == 0``) raises, or traces
+# otherwise, at the probe sizes ``n + 1``, ``2n + 1`` and at primes.  Its guard trace knows
+# the guards; the fit then probes at the sizes nearest those that keep them, where its
+# values are polynomials with fractional coefficients (``s0/2``), integers at every size
+# that keeps the residue (``symbolic._poly_fit``), and serves only sizes that keep them.
+MAX_PROBE_SEARCH = 256
+
+
+def sizes_keeping_guards(rec, n: int, avoid) -> tuple[int, ...] | None:
+    """``n`` and, for each of the usual probe sizes ``n + 1, 2n + 1, 3n + 2``, the nearest
+    larger size at which every guard of ``rec`` holds and that equals no dimension in
+    ``avoid``; None where none is found within MAX_PROBE_SEARCH."""
+    sizes = [n]
+    for target in (n + 1, 2 * n + 1, 3 * n + 2):
+        m = max(target, sizes[-1] + 1)
+        while m in avoid or rec.broken(m) is not None:
+            m += 1
+            if m > target + MAX_PROBE_SEARCH:
+                return None
+        sizes.append(m)
+    return tuple(sizes)

@@ -17,14 +17,34 @@ class GuardedTrace:
     shared by every size it serves), the guards it recorded, and why it cannot serve
     sizes without a retrace (``why_not``; None when it can)."""
 
-    def __init__(self, entry: Entry | None, recorder: Recorder, why_not: str | None) -> None:
+    def __init__(self, entry: Entry | None, recorder: Recorder, why_not: str | None,
+                 graph=None) -> None:
         self.entry = entry
         self.recorder = recorder
         self.why_not = why_not
+        self._graph = graph   # the traced graph (with SymInts), until ``check``
 
     def broken(self, n: int) -> str | None:
         """The first guard that does not hold at size ``n`` (as text), else None."""
         return self.recorder.broken(n)
+
+    def check(self, template) -> None:
+        """Set ``why_not`` where the trace cannot serve sizes: it escaped, returned a
+        Python value, or a size-dependent value of its graph does not follow
+        ``template`` (the fitted graph) symbolically."""
+        graph, self._graph = self._graph, None
+        if self.why_not is not None:
+            return
+        rec = self.recorder
+        if rec.escapes:
+            shown = [e for e in rec.escapes if e]
+            self.why_not = f"{len(rec.escapes)} escape(s) of s0: " + "; ".join(shown)
+        elif any(x is not None for x in self.entry.out_static):
+            self.why_not = "the function returns a value that is no tensor (it may follow the sizes)"
+        else:
+            path = disagreement(template, graph)
+            if path is not None:
+                self.why_not = f"a size in the traced graph is not followed symbolically ({path})"
 
     def describe(self) -> str:
         """``, s0 < 100, s0 % 2 == 0`` (the guards a new size must keep), or why each new
@@ -34,10 +54,10 @@ class GuardedTrace:
         return "".join(f", {text}" for text in self.recorder.texts())
 
 
-def record_guards(compiled, treedef, leaves, dims, template) -> GuardedTrace:
+def record_guards(compiled, treedef, leaves, dims, template=None) -> GuardedTrace:
     """Trace ``compiled.fn`` on ``leaves`` with the sizes in ``dims`` (``(leaf, dim)``
     pairs, bound to ``s0``) held as SymInts; ``template`` is the fitted graph, which every
-    size-dependent value of the trace must follow symbolically."""
+    size-dependent value of the trace must follow symbolically (None: ``check`` later)."""
     rec = Recorder()
     positions: dict[int, set] = {}
     for i, d in dims:
@@ -51,17 +71,16 @@ def record_guards(compiled, treedef, leaves, dims, template) -> GuardedTrace:
     finally:
         rec.active = False
     graph, entry.traced = entry.traced, None   # it holds SymInts; instances never read it
-    why = None
-    if rec.escapes:
-        shown = [e for e in rec.escapes if e]
-        why = f"{len(rec.escapes)} escape(s) of s0: " + "; ".join(shown)
-    elif any(x is not None for x in entry.out_static):
-        why = "the function returns a value that is no tensor (it may follow the sizes)"
-    else:
-        path = disagreement(template, graph)
-        if path is not None:
-            why = f"a size in the traced graph is not followed symbolically ({path})"
-    return GuardedTrace(entry, rec, why)
+    guarded = GuardedTrace(entry, rec, None, graph)
+    if template is not None:
+        guarded.check(template)
+    return guarded
+
+
+def residue_modulus(rec: Recorder) -> int:
+    """The least common multiple of the moduli of the residue guards (``s0 % 2 == 0``),
+    1 where there are none."""
+    return math.lcm(1, *(op[1] for _, op in rec.guards if type(op) is tuple))
 
 
 def made_inputs_differ(guard: Entry, probes: list) -> str | None:

@@ -51,17 +51,26 @@ class NotSymbolic(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class Poly:
-    """An integer ``coefs[0] + coefs[1] * s0 + coefs[2] * s0**2`` in a fitted program."""
-    coefs: tuple[int, ...]
+    """An integer ``coefs[0] + coefs[1] * s0 + coefs[2] * s0**2`` in a fitted program.  A
+    coefficient is a Fraction where the fit's sizes keep a residue (``s0 // 2`` is
+    ``s0/2`` under the guard ``s0 % 2 == 0``, NOTE (probes that keep the guards) in
+    ``dynamic.py``); its value is an integer at every size the fit serves."""
+    coefs: tuple
 
-    def at(self, n: int) -> int:
-        return sum(c * n ** k for k, c in enumerate(self.coefs))
+    def at(self, n: int):
+        value = sum(c * n ** k for k, c in enumerate(self.coefs))
+        # (a Fraction where the size breaks the residue: it then equals no size there)
+        return int(value) if Fraction(value).denominator == 1 else value
 
     def __str__(self) -> str:
         c = self.coefs + (0,) * (3 - len(self.coefs))
-        text = (f"{c[2]}*s0^2" if c[2] else "") + (f"{c[1]:+d}*s0" if c[1] else "")
+        text = (f"{c[2]}*s0^2" if c[2] else "") + (f"{_signed(c[1])}*s0" if c[1] else "")
         text = text.lstrip("+") if text.startswith("+") else text
-        return f"{text}{c[0]:+d}" if c[0] else text or "0"
+        return f"{text}{_signed(c[0])}" if c[0] else text or "0"
+
+
+def _signed(c) -> str:
+    return f"{c:+d}" if isinstance(c, int) else f"{'+' if c > 0 else '-'}{abs(c)}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,9 +94,11 @@ class FloatForm:
         return {"poly": p, "recip": f"1/{p}", "rsqrt": f"1/sqrt{p}"}[self.kind]
 
 
-def _poly_fit(sizes: Sequence[int], values: Sequence[int]) -> Poly | None:
+def _poly_fit(sizes: Sequence[int], values: Sequence[int], modulus: int = 1) -> Poly | None:
     """The polynomial of degree < len(sizes) through the points, if its coefficients are
-    integers (exact arithmetic: Gaussian elimination over Fractions)."""
+    integers, or fractions whose denominators divide ``modulus ** 2`` where the sizes
+    keep a residue modulo ``modulus`` (exact arithmetic: Gaussian elimination over
+    Fractions)."""
     k = len(sizes)
     rows = [[Fraction(x) ** j for j in range(k)] + [Fraction(y)] for x, y in zip(sizes, values)]
     for col in range(k):
@@ -98,9 +109,9 @@ def _poly_fit(sizes: Sequence[int], values: Sequence[int]) -> Poly | None:
                 f = rows[r][col] / rows[col][col]
                 rows[r] = [a - f * b for a, b in zip(rows[r], rows[col])]
     coefs = [rows[j][k] / rows[j][j] for j in range(k)]
-    if any(c.denominator != 1 for c in coefs):
+    if any(modulus ** 2 % c.denominator for c in coefs):
         return None
-    out = [int(c) for c in coefs]
+    out = [int(c) if c.denominator == 1 else c for c in coefs]
     while len(out) > 1 and out[-1] == 0:
         out.pop()
     return Poly(tuple(out))
@@ -136,8 +147,10 @@ class _Fitter:
     """Fits values of the same program at several sizes into one template; with
     ``strict`` any difference raises (``same``)."""
 
-    def __init__(self, sizes: Sequence[int], recomputed=_RECOMPUTED, strict: bool = False):
+    def __init__(self, sizes: Sequence[int], recomputed=_RECOMPUTED, strict: bool = False,
+                 modulus: int = 1):
         self.sizes = tuple(sizes)
+        self.modulus = modulus
         self.recomputed = recomputed
         self.strict = strict
         self.memo: dict[tuple[int, ...], Any] = {}
@@ -154,7 +167,7 @@ class _Fitter:
         if isinstance(a, int) and not isinstance(a, (bool, enum.Enum)):
             if all(v == a for v in vals):
                 return a
-            poly = None if self.strict else _poly_fit(self.sizes, vals)
+            poly = None if self.strict else _poly_fit(self.sizes, vals, self.modulus)
             if poly is None:
                 self._differ(path, vals, "" if self.strict else " is no polynomial in the size")
             return poly
@@ -275,11 +288,12 @@ def _fields(obj) -> tuple[str, ...]:
 _TEMPLATES = (Poly, FloatForm, _Tuple, _List, _Dict, _Object, _Recompute, _Slice, Params)
 
 
-def fit(programs: Sequence, sizes: Sequence[int]):
-    """The template of programs planned at distinct ``sizes``; raises NotSymbolic."""
+def fit(programs: Sequence, sizes: Sequence[int], modulus: int = 1):
+    """The template of programs planned at distinct ``sizes`` (which keep a residue
+    modulo ``modulus``, if above 1: ``_poly_fit``); raises NotSymbolic."""
     if len(set(sizes)) != len(sizes) or len(sizes) != len(programs):
         raise ValueError(f"fit: one program per distinct size, got sizes {list(sizes)}")
-    return _Fitter(sizes).fit(tuple(programs), "program")
+    return _Fitter(sizes, modulus=modulus).fit(tuple(programs), "program")
 
 
 def instantiate(template, n: int, memo: dict | None = None):

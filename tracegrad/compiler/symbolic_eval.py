@@ -33,8 +33,8 @@ Build = Callable[[int, dict], Any]
 
 def _poly(p: Poly) -> Build:
     c = p.coefs + (0,) * (3 - len(p.coefs))
-    if len(p.coefs) > 3:
-        return lambda n, memo: p.at(n)
+    if len(p.coefs) > 3 or not all(type(x) is int for x in c):
+        return lambda n, memo: p.at(n)   # (a Fraction coefficient: an int at the result)
     a, b, q = c
     if not q:
         return lambda n, memo: a + b * n

@@ -115,3 +115,19 @@ def test_each_case_would_be_served_wrong_if_the_guard_trace_missed_it(monkeypatc
         c(torch.randn(n, 2))
     x = torch.randn(WINDOW, 2)
     assert not np.allclose(c(x).numpy(), fn(x).numpy())
+
+
+def test_a_size_as_a_tensor_op_s_scalar_hashes_silently_and_is_served():
+    """The tracer's table of constants hashes the size (SILENT_HASHES in symint.py): no
+    escape there, so ``x * n + n`` is served on its guards; the user's own hash of it is
+    an escape (the cases above)."""
+    def scaled(x):
+        n = x.shape[0]
+        return x * n + n
+    c = torch.compile(scaled, dynamic=True)
+    for n in (8, 9, 30, 55):
+        x = torch.randn(n, 2)
+        np.testing.assert_allclose(c(x).numpy(), scaled(x).numpy(), rtol=1e-6)
+    (group,) = c._groups.values()
+    assert group.fits[0].guarded.why_not is None, group.fits[0].guarded.why_not
+    assert group.served_without_retrace == 3

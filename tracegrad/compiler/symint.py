@@ -18,10 +18,9 @@ size by a path no method follows must not feed the program): every size-dependen
 (a node's shape, a view's target, a slice bound, a constant) must be a SymInt (or a
 mean's ``1/N`` SymFloat) whose polynomial is the one the fit found there; a tensor the
 trace made and the program reads must have had the same values at every probe size; the
-function must return no Python value.  A hash taken outside tracegrad is an escape (a
-dict lookup that misses compares with nothing); tracegrad's own caches keyed by sizes
-hash silently (``_caller_in_package``).  ``dynamic.SERVE_ON_GUARDS = False`` retraces
-every new size as before.
+function must return no Python value.  A hash is an escape (a dict lookup that misses
+compares with nothing) except where SILENT_HASHES audited it.
+``dynamic.SERVE_ON_GUARDS = False`` retraces every new size as before.
 """
 from __future__ import annotations
 
@@ -197,10 +196,15 @@ def _caller() -> str:
     return f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 
-def _caller_in_package() -> bool:
+# the code whose hash of a size is audited (NOTE at ``SymInt.__hash__``): (file, function)
+SILENT_HASHES = frozenset({(str(Path(__file__).with_name("tracer.py")), "_const")})
+
+
+def _hashed_by_audited_code() -> bool:
     """Whether the code that called the caller (a hash taken by a dict lookup, in C) is
-    tracegrad's own (whose caches keyed by sizes are audited: their hits compare)."""
-    return sys._getframe(2).f_code.co_filename.startswith(PACKAGE_DIRS)
+    in SILENT_HASHES."""
+    code = sys._getframe(2).f_code
+    return (code.co_filename, code.co_name) in SILENT_HASHES
 
 
 def _poly_of(x):
@@ -394,10 +398,9 @@ class SymInt:
     def __hash__(self):
         # NOTE: a dict or set lookup that finds no equal key compares with nothing, so
         # its outcome (``{55: a}.get(n)``) would be recorded nowhere: the hash is an
-        # escape where the traced code takes it.  tracegrad takes it silently: its one
-        # table keyed by sizes (the tracer's constants, audited) decides by a hit or a
-        # miss only which node a constant shares, never its value
-        if _caller_in_package():
+        # escape, except in SILENT_HASHES: the tracer's table of constants, whose hit or
+        # miss decides only which node a constant shares, never its value
+        if _hashed_by_audited_code():
             return hash(self._v)
         return hash(self._escaped("hash()"))
 
@@ -498,7 +501,7 @@ class SymFloat:
         return self._escaped("==") == _plain(other)
 
     def __hash__(self):
-        if _caller_in_package():
+        if _hashed_by_audited_code():
             return hash(self._v)
         return hash(self._escaped("hash()"))
 

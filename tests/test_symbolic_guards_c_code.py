@@ -131,3 +131,17 @@ def test_a_size_as_a_tensor_op_s_scalar_hashes_silently_and_is_served():
     (group,) = c._groups.values()
     assert group.fits[0].guarded.why_not is None, group.fits[0].guarded.why_not
     assert group.served_without_retrace == 3
+
+
+def test_a_size_where_the_fit_found_a_constant_retraces_and_says_where():
+    """``n // 100`` is 0 at every probe size, a SymInt in the guard trace: that trace
+    cannot serve (each size retraces, correct at 108 and 208).  Before, describing the
+    disagreement read the SymInt with ``int.__int__`` (a TypeError once SymInt stopped
+    being an int) and the function was not symbolic at all."""
+    def hundreds(x):
+        return x * (x.shape[0] // 100) + 1
+    c = torch.compile(hundreds, dynamic=True)
+    for n in (8, 9, 30, 108, 208, 55):
+        x = torch.randn(n, 2)
+        np.testing.assert_allclose(c(x).numpy(), hundreds(x).numpy(), err_msg=f"s0={n}")
+    assert "in the trace, the constant 0 in the fit" in c.cache_info().symbolic[0]

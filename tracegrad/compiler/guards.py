@@ -167,7 +167,7 @@ def _first(templates, values, path, memo, names=None) -> str | None:
 def _constant_disagreement(t, v, path: str, memo: set) -> str | None:
     """``v`` against a value that was the same at every fitted size."""
     if isinstance(v, SymInt):
-        return f"{path}: {poly_text(v.expr)} in the trace, the constant {int.__int__(v)} in the fit"
+        return f"{path}: {poly_text(v.expr)} in the trace, the constant {t!r} in the fit"
     if isinstance(t, (bool, int, float, complex, str, bytes, type(None), np.generic,
                       np.dtype)):
         if type(v) is not type(t):

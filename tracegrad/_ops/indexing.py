@@ -11,6 +11,7 @@ from .._dispatch import apply, is_tracing
 from .._primitives import PRIMITIVES as P
 from .._primitives.linalg_index import PRIM_INDEX, PRIM_INDEX_PUT, TENSOR, build_key
 from .._primitives.registry import ShapeError, describe
+from .._size import slice_indices, slice_length
 from .._tensor import Tensor, _wrap_dim, element_strides
 from ..codegen.ops import Op
 from .creation import full, tensor
@@ -100,7 +101,9 @@ def getitem(x: Tensor, key) -> Tensor:
             if k.step == 0:
                 raise ValueError("index: slice step cannot be zero")
             index.append(k)
-            out_shape.append(len(range(*k.indices(size))))
+            # (slice_length for a compile guard trace's symbolic size; inline: the hot path)
+            out_shape.append(len(range(*k.indices(size))) if type(size) is int
+                             else slice_length(k, size))
         elif isinstance(k, numbers.Integral):
             i = _check_int(int(k), size, dim)
             index.append(slice(i, i + 1))
@@ -113,7 +116,8 @@ def getitem(x: Tensor, key) -> Tensor:
     # One view of x, not a chain of two (the cheap path for x[i]): basic indexing only
     # slices and adds or drops size-1 dims, which never needs a copy.
     y = x
-    if not all(s.indices(n) == (0, n, 1) for s, n in zip(index, shape)):
+    if not all((s.indices(n) if type(n) is int else slice_indices(s, n)) == (0, n, 1)
+               for s, n in zip(index, shape)):
         y = apply(P[Op.SLICE], (y,), {"index": index})
     if out_shape != tuple(y._data.shape):
         y = apply(P[Op.RESHAPE], (y,), {"shape": out_shape})
@@ -129,7 +133,8 @@ def basic_getitem(x: Tensor, index: tuple, out_shape: tuple) -> Tensor:
 
 
 def _basic_index_strides(x: Tensor, index: tuple, out_shape: tuple):
-    sizes = tuple(len(range(*s.indices(d))) for s, d in zip(index, x._data.shape))
+    sizes = tuple(len(range(*s.indices(d))) if type(d) is int else slice_length(s, d)
+                  for s, d in zip(index, x._data.shape))
     sliced = tuple(st * (s.step or 1) for st, s in zip(element_strides(x._data), index))
     return view_strides(sizes, sliced, out_shape)
 

@@ -13,6 +13,7 @@ from .._dtype import promote_types
 from .._primitives import PRIMITIVES as P
 from .._primitives.linalg_index import PRIM_INDEX, TENSOR
 from .._primitives.registry import ShapeError
+from .._size import slice_indices
 from .._tensor import Tensor, _wrap_dim, element_strides
 from ..codegen.ops import Op
 from .creation import tensor
@@ -228,7 +229,7 @@ def ravel(x: Tensor) -> Tensor:
 def slice_dims(x: Tensor, index: tuple) -> Tensor:
     """Basic slicing with one ``slice`` per dim: the SLICE primitive, skipped if a no-op."""
     shape = x._data.shape
-    if all(s.indices(n) == (0, n, 1) for s, n in zip(index, shape)):
+    if all(slice_indices(s, n) == (0, n, 1) for s, n in zip(index, shape)):
         return x
     index = tuple(index)
     out = apply(P[Op.SLICE], (x,), {"index": index})

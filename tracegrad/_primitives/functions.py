@@ -16,6 +16,7 @@ import numpy as np
 
 from .._device import CPU
 from .._dispatch import apply
+from .._size import slice_indices
 from .._tensor import Tensor, _wrap
 from ..codegen.ops import Op
 from .registry import PRIMITIVES
@@ -126,7 +127,7 @@ def expand(x: Tensor, shape: tuple) -> Tensor:
 
 def slice_dims(x: Tensor, index: tuple) -> Tensor:
     """SLICE with one ``slice`` per dim, skipped when it selects everything."""
-    if all(s.indices(n) == (0, n, 1) for s, n in zip(index, x._data.shape)):
+    if all(slice_indices(s, n) == (0, n, 1) for s, n in zip(index, x._data.shape)):
         return x
     return _call(Op.SLICE, (x,), {"index": tuple(index)})
 

@@ -11,6 +11,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .._size import slice_indices, slice_length
 from ..codegen.ops import Op
 from . import functions as F
 from .col2im import windows_vjp
@@ -77,7 +78,7 @@ def _slice_shape(x, index):
     # a whole dim (or its flip) keeps its size object: a compile guard trace's symbolic
     # size stays one (NOTE in compiler/symint.py), which slice.indices would make plain
     return tuple(d if s.start is None and s.stop is None and s.step in (None, 1, -1)
-                 else len(range(*s.indices(d))) for s, d in zip(index, shape)), np.dtype(x.dtype)
+                 else slice_length(s, d) for s, d in zip(index, shape)), np.dtype(x.dtype)
 
 
 def _slice_vjp(g, node):
@@ -92,8 +93,8 @@ def scatter_slice(g, shape, index):
     over s slots by padding a new trailing axis; then PAD places the run inside the dim.
     """
     for dim, (s, size) in enumerate(zip(index, shape)):
-        start, stop, step = s.indices(size)
-        n = len(range(start, stop, step))
+        start, stop, step = slice_indices(s, size)
+        n = slice_length(s, size)
         if step == 1 and n == size:
             continue  # this dim was not sliced
         if n == 0:

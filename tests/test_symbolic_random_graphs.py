@@ -8,7 +8,11 @@ full ``(B, *rest)`` input), reductions over a non-batch dim or over the batch di
 unbiased var, softmax, log_softmax: kernel bodies that depend on the size and take it as a
 parameter, NOTE (kernel parameters)), a round trip through a transpose of the batch dim
 (strides that are multiples of it), permutes and slices of non-batch dims,
-``reshape(x.shape[0], -1)`` and a matmul with a fixed weight.
+``reshape(x.shape[0], -1)`` and a matmul with a fixed weight; and steps that lean on
+guards (NOTE (guards instead of a retrace) in tracegrad/compiler/symint.py): slices of
+the batch dim (``x[1:] - x[:-1]``), a Python branch on a window of the batch size
+through a float comparison (``lo + 0.5 < B < hi``), and a swap of row pairs through
+``view(B // 2, 2, -1)`` taken at even sizes only (a residue guard).
 """
 from __future__ import annotations
 
@@ -47,7 +51,7 @@ def batched_programs(draw):
     shape = rest
     for _ in range(draw(st.integers(1, 5))):
         kind = draw(st.sampled_from(["unary", "binary", "binary", "view", "reduce", "reduce",
-                                     "transpose", "matmul"]))
+                                     "transpose", "matmul", "guarded"]))
         if kind == "unary":
             name = draw(st.sampled_from(sorted(UNARY)))
             steps.append((name, ("unary", name)))
@@ -76,6 +80,15 @@ def batched_programs(draw):
                 steps.append((f"{name} over the batch dim", ("batch_reduce", name)))
         elif kind == "transpose":
             steps.append(("transpose(0, -1) and back", ("transpose",)))
+        elif kind == "guarded":
+            guarded = draw(st.sampled_from(["shift", "window", "pairs"]))
+            if guarded == "window":
+                lo = draw(st.integers(2, 300))
+                hi = lo + draw(st.integers(1, 60))
+                steps.append((f"x * 2 if {lo}.5 < B < {hi} else x - 1", ("window", lo, hi)))
+            else:
+                steps.append(({"shift": "cat(x[1:] - x[:-1], x[:1])",
+                               "pairs": "swap row pairs if B is even"}[guarded], (guarded,)))
         else:
             k = draw(st.integers(1, 4))
             steps.append((f"matmul {shape[-1]}x{k}", ("matmul", shape[-1], k)))
@@ -103,6 +116,13 @@ def _program(steps, weights):
                 x = BATCH_REDUCE[step[1]](x)
             elif kind == "transpose":
                 x = (x.transpose(0, -1).contiguous() * 1.5).transpose(0, -1)
+            elif kind == "shift":
+                x = torch.cat([x[1:] - x[:-1], x[:1]], 0)
+            elif kind == "window":
+                x = x * 2 if step[1] + 0.5 < x.shape[0] < step[2] else x - 1
+            elif kind == "pairs":
+                if x.shape[0] % 2 == 0:
+                    x = x.reshape(x.shape[0] // 2, 2, -1).flip(1).reshape(x.shape)
             else:
                 x = x @ weights[(step[1], step[2])]
         return x

@@ -77,3 +77,32 @@ def test_slice_indices_follow_the_size():
     assert rec.escapes == []
     with pytest.raises(ValueError, match="step cannot be zero"):
         slice_indices(slice(None, None, 0), n)
+
+
+RETURNED_VIEWS = {
+    "reshape(n, -1)": lambda x: x.reshape(x.shape[0], -1),
+    "x[1:]": lambda x: x[1:],
+    "view(n // 2, 2, -1)": lambda x: x.view(x.size(0) // 2, 2, -1),
+    "x[:, 0]": lambda x: x[:, 0],
+}
+
+
+@pytest.mark.parametrize("name", list(RETURNED_VIEWS))
+def test_a_returned_view_of_the_argument_is_served_at_its_own_size(name):
+    """NOTE (returned arguments): the result is a view of the argument, made by replaying
+    the trace's view ops; served on the guards, their sizes are the new size's (before:
+    ``reshape(x.shape[0], -1)`` of a (3, 1, 1) argument replayed the traced (2, 1) and
+    raised ShapeError, eager works)."""
+    fn = RETURNED_VIEWS[name]
+    c = torch.compile(fn, dynamic=True)
+    for n in (8, 12, 20, 6, 40, 4):
+        x, y = torch.randn(n, 2, 1), None
+        y = x.clone()
+        got, want = c(x), fn(y)
+        assert tuple(got.shape) == tuple(want.shape), f"s0={n}"
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+        got.mul_(0)
+        want.mul_(0)
+        np.testing.assert_array_equal(x.numpy(), y.numpy())   # it aliases the argument
+    (group,) = c._groups.values()
+    assert group.served_without_retrace >= 4

@@ -27,7 +27,7 @@ from .entry import Entry, build_entry, extern_eval
 from .fit_checks import (_changed_dims, _check_by_values, _differs_by_values,
                          _refuse_growing_graph, _refuse_unrolled_early, _same_graph,
                          sizes_keeping_guards)
-from .guards import made_inputs_differ, record_guards, residue_modulus
+from .guards import aliases_at, made_inputs_differ, record_guards, residue_modulus
 from .symbolic import (NotSymbolic, _Object, fit, fitted_sizes, finish_program, instantiate,
                        same)
 from .symbolic_eval import Evaluator
@@ -422,7 +422,10 @@ class _Fit:
         self.broken_guard = g.broken(n)
         if self.broken_guard is not None or not self.lo <= n <= self.hi:
             return None
-        return self.instance(g.entry, n)   # (unplanned: CHECK_INSTANCES checks it apart)
+        e = self.instance(g.entry, n)   # (unplanned: CHECK_INSTANCES checks it apart)
+        if e.out_aliases:
+            e.out_aliases = aliases_at(e.out_aliases, n)
+        return e
 
     def _extend_planned_range(self, bound: int, at) -> None:
         """NOTE (planned range): the planner simplifies index arithmetic by comparing value

@@ -9,7 +9,7 @@ import numpy as np
 from .entry import Entry, build_entry
 from .symbolic import (FloatForm, Poly, _Dict, _fields, _List, _Object, _Recompute, _Slice,
                        _Tuple)
-from .symint import Recorder, SymFloat, SymInt, _norm, poly_text
+from .symint import Recorder, SymFloat, SymInt, _norm, evaluate, poly_text
 
 
 class GuardedTrace:
@@ -204,3 +204,25 @@ def _constant_disagreement(t, v, path: str, memo: set) -> str | None:
         return None if v is t or bool(v == t) else f"{path}: {type(t).__name__} differs"
     except (TypeError, ValueError):
         return f"{path}: {type(t).__name__} cannot be compared"
+
+
+def aliases_at(out_aliases: tuple, n: int) -> tuple:
+    """The guard trace's returned views of arguments (``Entry.out_aliases``, NOTE
+    (returned arguments)) at size ``n``: their view chains hold the trace's SymInts
+    (``x.reshape(x.shape[0], -1)`` returned), each replaced by its value at ``n``.  (Every
+    other size-dependent value there is an escape, so a served size keeps them constant.)"""
+    return tuple((k, kind, ref, None if chain is None else _at_size(chain, n))
+                 for k, kind, ref, chain in out_aliases)
+
+
+def _at_size(value, n: int):
+    if type(value) is SymInt:
+        return int(evaluate(value.expr, n))
+    if isinstance(value, (tuple, list)):
+        items = [_at_size(v, n) for v in value]
+        return type(value)(items) if not hasattr(value, "_fields") else type(value)(*items)
+    if isinstance(value, slice):
+        return slice(*(_at_size(v, n) for v in (value.start, value.stop, value.step)))
+    if isinstance(value, dict):
+        return {k: _at_size(v, n) for k, v in value.items()}
+    return value

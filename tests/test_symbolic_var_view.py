@@ -6,21 +6,9 @@ import numpy as np
 import pytest
 
 import tracegrad as torch
+from test_symbolic_guards import Counted
+from test_symbolic_guards import _group as _only_group
 from tracegrad.compiler import dynamic
-
-
-class Counted:
-    def __init__(self, fn):
-        self.fn, self.calls = fn, 0
-
-    def __call__(self, *args):
-        self.calls += 1
-        return self.fn(*args)
-
-
-def _only_group(c):
-    (group,) = c._groups.values()
-    return group
 
 
 def _check(fn, shape_at, sizes, dynamic=True, grad=False):

@@ -157,8 +157,9 @@ def _metadata(e: Entry) -> tuple:
 CHECK_INSTANCES = False
 
 
-# NOTE (guards instead of a retrace) in symint.py: False retraces every new size (the
-# safe path for a function that steers on a size through C code, see its known gap)
+# NOTE (guards instead of a retrace) in symint.py: False retraces every new size (for a
+# function that inspects the type of a size, ``type(n) is int``: the one use the guard
+# trace cannot see, since it then takes another path than a plain trace)
 SERVE_ON_GUARDS = True
 RETRACES_KEPT = 16   # reasons shown per group (a guard s0 != 64 may break at every call)
 

@@ -12,15 +12,16 @@ the operator, the outcome at the traced size); a use whose result cannot be foll
 a group whose guard trace escaped retraces at every new size as before.
 
 A SymInt is no ``int`` (NOTE (no int underneath)): every use of its value calls one of
-its methods, so a use that is not followed is an escape and never a silent read.  Three
-checks after the guard trace stay as a second line (a value the library computed from a
-size by a path no method follows must not feed the program): every size-dependent value of the traced graph
-(a node's shape, a view's target, a slice bound, a constant) must be a SymInt (or a
-mean's ``1/N`` SymFloat) whose polynomial is the one the fit found there; a tensor the
-trace made and the program reads must have had the same values at every probe size; the
-function must return no Python value.  A hash is an escape (a dict lookup that misses
-compares with nothing) except where SILENT_HASHES audited it.
-``dynamic.SERVE_ON_GUARDS = False`` retraces every new size as before.
+its methods, so a use that is not followed is an escape and never a silent read.  A hash
+is an escape too (a dict lookup that misses compares with nothing), except where
+SILENT_HASHES audited it.  What no method sees is code that inspects the type itself
+(``type(n) is int``): the guard trace then takes another path than a plain trace.  Three
+checks after the guard trace stay as a second line: every size-dependent value of the
+traced graph (a node's shape, a view's target, a slice bound, a constant) must be a
+SymInt (or a mean's ``1/N`` SymFloat) whose polynomial is the one the fit found there; a
+tensor the trace made and the program reads must have had the same values at every
+probe size; the function must return no Python value.  ``dynamic.SERVE_ON_GUARDS =
+False`` retraces every new size as before.
 """
 from __future__ import annotations
 

@@ -112,3 +112,14 @@ def test_a_quarter_of_the_size_squared_keeps_two_residues():
     c, traced_later = _check(quarters, lambda n: (n, 2), (8, 16, 12, 20, 44, 4, 100))
     assert "s0 % 4 == 0" in c.cache_info().symbolic[0]
     assert traced_later[:3] == [0] * 3 and traced_later[4] == 0   # (s0=4: a dim of 1)
+
+
+def test_a_fit_at_one_residue_class_counts_only_that_class_as_planned():
+    """Sizes of another class are served from that fit only after planning them too
+    (``_Fit.planned``): its probes never saw the planner at an odd size."""
+    c, _ = _check(halves, lambda n: (n, 3), (8, 16, 24))
+    fit = _only_group(c).fits[0]
+    assert fit.residues is not None and fit.lo <= 11 <= fit.hi
+    assert fit.planned(10) and fit.planned(12) and not fit.planned(11)
+    c2, _ = _check(VARIANCES["var(0)"], lambda n: (n, 3), (8, 16, 24))
+    assert _only_group(c2).fits[0].residues is None and _only_group(c2).fits[0].planned(11)

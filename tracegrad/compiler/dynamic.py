@@ -27,7 +27,8 @@ from .entry import Entry, build_entry, extern_eval
 from .fit_checks import (_changed_dims, _check_by_values, _differs_by_values,
                          _refuse_growing_graph, _refuse_unrolled_early, _same_graph,
                          sizes_keeping_guards)
-from .guards import aliases_at, made_inputs_differ, record_guards, residue_modulus
+from .guards import (aliases_at, made_inputs_differ, record_guards, residue_modulus,
+                     residues_hold)
 from .symbolic import (NotSymbolic, _Object, fit, fitted_sizes, finish_program, instantiate,
                        same)
 from .symbolic_eval import Evaluator
@@ -289,14 +290,14 @@ class SymbolicGroup:
                 f.broken_guard = None
         # outside the sizes a fit planned, its planner's choices are checked by planning
         # (NOTE (planned range)); inside, the trace is the guard
-        outside = any(not f.lo <= n <= f.hi for f in self.fits)
+        outside = any(not f.planned(n) for f in self.fits)
         traced = build_entry(compiled, treedef, leaves, (), {}, compile_code=False,
                              plan_programs=CHECK_INSTANCES or outside)
         reason = "the trace differs from the symbolic one"
         for f in self.fits:
             if _metadata(traced) == _metadata(f.entry) and _same_graph(
                     instantiate(f.traced, n), traced.traced):
-                if not (f.lo <= n <= f.hi or f._matches(n, traced)):
+                if not (f.planned(n) or f._matches(n, traced)):
                     reason = (f"the program planned there is not the symbolic one (sizes "
                               f"{f.lo}..{f.hi} planned)")
                     continue
@@ -397,6 +398,8 @@ class _Fit:
                 self.kernels_backward = CompiledProgram(bwd, extern_eval, size_table=True,
                                                         kernels_from=entry.backward)
         self.broken_guard = None
+        # NOTE (probes that keep the guards): a fit at one residue class was planned there
+        self.residues = None if guarded is None else guarded.recorder
         self.guarded = guarded or record_guards(compiled, treedef, leaves, dims)
         self.guarded.check(self.traced)
         g = self.guarded.entry
@@ -427,6 +430,13 @@ class _Fit:
         if e.out_aliases:
             e.out_aliases = aliases_at(e.out_aliases, n)
         return e
+
+    def planned(self, n: int) -> bool:
+        """Whether ``n`` is among the sizes whose programs the fit planned around: inside
+        ``[lo, hi]`` and, for a fit at sizes that keep a residue, in that residue class
+        (elsewhere a trace equal to the fitted graph is served only if planned too)."""
+        return self.lo <= n <= self.hi and (self.residues is None
+                                            or residues_hold(self.residues, n))
 
     def _extend_planned_range(self, bound: int, at) -> None:
         """NOTE (planned range): the planner simplifies index arithmetic by comparing value

@@ -9,7 +9,7 @@ import numpy as np
 from .entry import Entry, build_entry
 from .symbolic import (FloatForm, Poly, _Dict, _fields, _List, _Object, _Recompute, _Slice,
                        _Tuple)
-from .symint import Recorder, SymFloat, SymInt, _norm, evaluate, poly_text
+from .symint import Recorder, SymFloat, SymInt, _holds, _norm, evaluate, poly_text
 
 
 class GuardedTrace:
@@ -204,6 +204,12 @@ def _constant_disagreement(t, v, path: str, memo: set) -> str | None:
         return None if v is t or bool(v == t) else f"{path}: {type(t).__name__} differs"
     except (TypeError, ValueError):
         return f"{path}: {type(t).__name__} cannot be compared"
+
+
+def residues_hold(rec: Recorder, n: int) -> bool:
+    """Whether every residue guard of ``rec`` (``s0 % 2 == 0``) holds at size ``n``."""
+    return all(_holds(diff, op, n) == outcome for (diff, op), outcome in rec.guards.items()
+               if type(op) is tuple)
 
 
 def aliases_at(out_aliases: tuple, n: int) -> tuple:

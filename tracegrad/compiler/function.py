@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import time
 import traceback
 import warnings
@@ -48,12 +49,24 @@ def user_frame(tb, fn=None) -> str:
     (else where ``fn`` is defined: a check after the function returned has no frame)."""
     frames = [f for f in traceback.extract_tb(tb) if not f.filename.startswith(_PACKAGE_DIRS)]
     if not frames:
+        owner = getattr(fn, "__self__", None)
+        if owner is not None and hasattr(owner, "forward"):  # a library module compiled
+            return f"{type(owner).__name__}.forward"
         code = getattr(inspect.unwrap(fn), "__code__", None) if fn is not None else None
         if code is not None:
             return f"{code.co_filename}:{code.co_firstlineno} (def {code.co_name})"
         return "<unknown location>"
     f = frames[-1]
     return f"{f.filename}:{f.lineno} ({f.line})"
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that attributes a warning issued by the caller to the first frame
+    outside tracegrad (the user's call), however many library frames lie between."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIRS):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class CompiledFunction:
@@ -316,20 +329,21 @@ class CompiledFunction:
             if self.fullgraph:
                 raise TraceError(message.replace(" Running it eagerly for this signature.",
                                                  " (fullgraph=True)")) from None
-            warnings.warn(message, RuntimeWarning, stacklevel=4)
+            warnings.warn(message, RuntimeWarning, stacklevel=_user_stacklevel())
             return Entry.eager_fallback()
         except Exception as e:  # noqa: BLE001 - compiling must never change the answer
             if isinstance(e, ProgramCompileError):
                 warnings.warn(f"compile: code generation for {self.__name__} failed ({e}); "
-                              f"running eagerly", RuntimeWarning, stacklevel=4)
+                              f"running eagerly", RuntimeWarning,
+                              stacklevel=_user_stacklevel())
                 return Entry.eager_fallback()
             # A genuine error in the function (bad shapes...) or a tracing limitation:
             # running eagerly either raises the user's real error or works.
             if self.fullgraph:
                 raise
             warnings.warn(f"compile: tracing {self.__name__} failed at "
-                          f"{user_frame(e.__traceback__)} ({type(e).__name__}: {e}); "
-                          f"running it eagerly", RuntimeWarning, stacklevel=4)
+                          f"{user_frame(e.__traceback__, self.fn)} ({type(e).__name__}: {e}); "
+                          f"running it eagerly", RuntimeWarning, stacklevel=_user_stacklevel())
             return Entry.eager_fallback()
 
 

@@ -36,6 +36,7 @@ class OptimizedModule:
     def _compile(module, backend: str, fullgraph: bool, dynamic) -> CompiledFunction:
         fn = CompiledFunction(module.__call__, backend=backend, fullgraph=fullgraph,
                               dynamic=dynamic)
+        fn.__name__ = type(module).__name__  # warnings, explain() and dumps name the module
         # ``__call__`` takes (*args, **kwargs): check a call's arity against forward's
         try:
             fn._sig = inspect.signature(module.forward)

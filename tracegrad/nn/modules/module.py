@@ -6,6 +6,7 @@ module's parameters become graph inputs read at every call.
 """
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -390,15 +391,43 @@ class Module(StateDictMixin):
                 res = hook(self, args)
                 if res is not None:
                     args = res if isinstance(res, tuple) else (res,)
-        result = self.forward(*args, **kwargs)
-        for hook_id, hook in list(d["_forward_hooks"].items()):
-            if hook_id in d["_forward_hooks_with_kwargs"]:
-                res = hook(self, args, kwargs, result)
-            else:
-                res = hook(self, args, result)
-            if res is not None:
-                result = res
+        result = None
+        called = set()  # the always_call hooks already run
+        try:
+            result = self.forward(*args, **kwargs)
+            for hook_id, hook in list(d["_forward_hooks"].items()):
+                if hook_id in d["_forward_hooks_always_called"]:
+                    called.add(hook_id)
+                if hook_id in d["_forward_hooks_with_kwargs"]:
+                    res = hook(self, args, kwargs, result)
+                else:
+                    res = hook(self, args, result)
+                if res is not None:
+                    result = res
+        except Exception:
+            self._run_always_called_hooks(args, kwargs, result, called)
+            raise
         return result
+
+    def _run_always_called_hooks(self, args, kwargs, result, called: set) -> None:
+        """After ``forward`` or a hook raised: run the hooks registered with
+        ``always_call=True`` that have not run yet, as PyTorch does; a hook's own error
+        becomes a warning so that it does not hide the original one."""
+        d = self.__dict__
+        for hook_id, hook in list(d["_forward_hooks"].items()):
+            if hook_id not in d["_forward_hooks_always_called"] or hook_id in called:
+                continue
+            try:
+                if hook_id in d["_forward_hooks_with_kwargs"]:
+                    res = hook(self, args, kwargs, result)
+                else:
+                    res = hook(self, args, result)
+                if res is not None:
+                    result = res
+            except Exception as hook_error:
+                warnings.warn("forward hook with ``always_call=True`` raised an exception "
+                              f"that was silenced as another error was raised in forward: "
+                              f"{hook_error!s}")
 
     def _call_impl(self, *args, **kwargs):
         return self.__call__(*args, **kwargs)
@@ -417,11 +446,15 @@ class Module(StateDictMixin):
 
     def register_forward_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False,
                               always_call: bool = False) -> RemovableHandle:
-        """``hook(module, args, output) -> None or new output`` runs after ``forward``."""
-        handle = RemovableHandle(self._forward_hooks, self._forward_hooks_with_kwargs)
+        """``hook(module, args, output) -> None or new output`` runs after ``forward``;
+        with ``always_call`` it also runs (with ``output=None``) when ``forward`` raises."""
+        handle = RemovableHandle(self._forward_hooks, self._forward_hooks_with_kwargs,
+                                 self._forward_hooks_always_called)
         self._forward_hooks[handle.id] = hook
         if with_kwargs:
             self._forward_hooks_with_kwargs[handle.id] = True
+        if always_call:
+            self._forward_hooks_always_called[handle.id] = True
         if prepend:
             self._forward_hooks.move_to_end(handle.id, last=False)
         return handle

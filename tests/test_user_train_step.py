@@ -1,0 +1,100 @@
+"""Issue 11's whole training step as a user writes it (``import tracegrad as torch``,
+PyTorch's names): compiled against eager, and the host reads that must stop the trace."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import tracegrad as torch
+import tracegrad.nn.functional as F
+from tracegrad import nn
+
+
+def _batches(n=3, batch=16, features=20, classes=5, short=None):
+    rng = np.random.default_rng(0)
+    data = [(torch.tensor(rng.standard_normal((batch, features)).astype(np.float32)),
+             torch.tensor(rng.integers(0, classes, batch))) for _ in range(n)]
+    if short:
+        data.append((data[0][0][:short], data[0][1][:short]))
+    return data
+
+
+def _issue_example(fullgraph):
+    """The issue's example (smaller layers): Adam + StepLR + clip_grad_norm_."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 5))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.StepLR(opt, 10)
+
+    def train_step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        return loss
+    if fullgraph is not None:
+        train_step = torch.compile(train_step, fullgraph=fullgraph)
+    return model, opt, sched, train_step
+
+
+@pytest.mark.parametrize("fullgraph", [False, True])
+def test_issue_example_matches_eager_with_a_short_last_batch(fullgraph):
+    data = _batches(short=7)
+    runs = []
+    for compiled in (True, False):
+        model, opt, sched, step = _issue_example(fullgraph if compiled else None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)   # no fallback warning
+            losses = [float(step(x, y)) for _ in range(12) for x, y in data]
+        for _ in range(12):
+            sched.step()
+        runs.append((model, opt, losses, step))
+    (model_c, opt_c, losses_c, step_c), (model_e, opt_e, losses_e, _) = runs
+    np.testing.assert_allclose(losses_c, losses_e, rtol=1e-4)
+    for pc, pe in zip(model_c.parameters(), model_e.parameters()):
+        np.testing.assert_allclose(pc.detach().numpy(), pe.detach().numpy(), rtol=1e-4,
+                                   atol=1e-5)
+        np.testing.assert_allclose(pc.grad.numpy(), pe.grad.numpy(), rtol=1e-4, atol=1e-6)
+    assert opt_c.param_groups[0]["lr"] == opt_e.param_groups[0]["lr"]
+    steps_c = [float(s["step"]) for s in opt_c.state_dict()["state"].values()]
+    assert steps_c == [float(s["step"]) for s in opt_e.state_dict()["state"].values()]
+    # first call, lazily made state, the short batch: no compile per step or per lr
+    assert step_c.cache_info().misses <= 3
+
+
+def _step_printing_the_loss(model, opt):
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        print(loss)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def test_print_of_a_traced_loss_falls_back_with_the_line(capsys):
+    (x, y), = _batches(n=1)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 5))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    step = torch.compile(_step_printing_the_loss(model, opt))
+    with pytest.warns(RuntimeWarning, match=r"test_user_train_step\.py:\d+ \(print\(loss\)\)"):
+        loss = step(x, y)
+    printed = capsys.readouterr().out
+    assert "traced" not in printed                    # never a placeholder
+    assert f"{float(loss):.4f}" in printed            # the real value, printed eagerly
+
+
+def test_print_of_a_traced_loss_raises_with_fullgraph():
+    (x, y), = _batches(n=1)
+    model = nn.Sequential(nn.Linear(20, 5))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    weight = model[0].weight.detach().clone()
+    step = torch.compile(_step_printing_the_loss(model, opt), fullgraph=True)
+    with pytest.raises(RuntimeError, match="printing a tensor"):
+        step(x, y)
+    np.testing.assert_array_equal(model[0].weight.detach().numpy(), weight.numpy())

@@ -135,3 +135,21 @@ def test_max_pool_indices_in_a_compiled_module_names_the_module():
     pool = torch.nn.MaxPool2d(2, return_indices=True)
     with pytest.warns(RuntimeWarning, match=r"MaxPool2d.*max_pool2d\(return_indices=True\)"):
         torch.compile(pool)(torch.randn(1, 2, 4, 4))
+
+
+def test_numpy_warnings_stay_silent_under_a_users_error_filter():
+    # pytest's ``filterwarnings = error`` or warnings.simplefilter("error") in a user's
+    # program: PyTorch computes inf/nan silently, and so must every eager op
+    torch_ref = pytest.importorskip("torch")
+    x = torch.zeros(3, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        results = [x / 0, torch.log(x), torch.full((100,), 1e10).prod(), x.sqrt(),
+                   F.softmax(torch.tensor([[-np.inf, -np.inf]]), 1)]
+        results[3].sum().backward()
+    xt = torch_ref.zeros(3, requires_grad=True)
+    expected = [xt / 0, torch_ref.log(xt), torch_ref.full((100,), 1e10).prod(), xt.sqrt(),
+                torch_ref.softmax(torch_ref.tensor([[-np.inf, -np.inf]]), 1)]
+    expected[3].sum().backward()
+    for got, want in zip(results + [x.grad], expected + [xt.grad]):
+        np.testing.assert_array_equal(got.detach().numpy(), want.detach().numpy())

@@ -28,6 +28,7 @@ from .entry import Entry, build_entry
 from .errors import TraceError
 from .report import Report
 from .symbolic import NotSymbolic
+from .torch_api import LIVE, backend_name, check_mode
 
 _POSITIONAL_TENSORS: dict = {}
 # ``symbolic``: one line per symbolic group (its dims, guards, sizes served, broken guards)
@@ -99,6 +100,7 @@ class CompiledFunction:
         self.__name__ = getattr(fn, "__name__", type(fn).__name__)
         self.__doc__ = getattr(fn, "__doc__", None)
         self.__wrapped__ = fn
+        LIVE.add(self)   # torch.compiler.reset() clears every cache
 
     # ---- public API ----------------------------------------------------------------------
     def cache_info(self) -> CacheInfo:
@@ -375,8 +377,13 @@ def _what_changes(keys) -> str:
 
 
 def compile(fn=None, *, backend: str = "auto", fullgraph: bool = False, static_argnames=(),
-            dynamic=None, mode=None, options=None):
+            dynamic=None, mode=None, options=None, disable: bool = False):
     """Compile ``fn`` (a function or an ``nn.Module``) into fused kernels, per signature.
+
+    PyTorch's arguments: ``mode`` is checked and compiles the same program (tracegrad has
+    one way to compile), ``options`` (Inductor's settings) are accepted and have no
+    effect, ``backend="inductor"``/``"aot_eager"`` mean ``"auto"``/``"eager"``, and
+    ``disable=True`` returns ``fn`` itself.
 
     >>> import tracegrad as torch
     >>> @torch.compile
@@ -386,9 +393,14 @@ def compile(fn=None, *, backend: str = "auto", fullgraph: bool = False, static_a
     >>> gelu.cache_info().misses
     1
     """
+    check_mode(mode, options)
+    backend = backend_name(backend, BACKENDS)
     if fn is None:
         return lambda f: compile(f, backend=backend, fullgraph=fullgraph,
-                                 static_argnames=static_argnames, dynamic=dynamic)
+                                 static_argnames=static_argnames, dynamic=dynamic,
+                                 mode=mode, options=options, disable=disable)
+    if disable:
+        return fn
     if _is_module(fn):
         from .module import OptimizedModule  # module.py builds on CompiledFunction
         return OptimizedModule(fn, backend=backend, fullgraph=fullgraph, dynamic=dynamic)

@@ -34,7 +34,8 @@ class OptimizedModule:
 
     @staticmethod
     def _compile(module, backend: str, fullgraph: bool, dynamic) -> CompiledFunction:
-        fn = CompiledFunction(module.__call__, backend=backend, fullgraph=fullgraph,
+        # the module's call without the compiled one that Module.compile() installs
+        fn = CompiledFunction(module._call_impl, backend=backend, fullgraph=fullgraph,
                               dynamic=dynamic)
         fn.__name__ = type(module).__name__  # warnings, explain() and dumps name the module
         # ``__call__`` takes (*args, **kwargs): check a call's arity against forward's

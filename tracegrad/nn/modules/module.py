@@ -377,8 +377,25 @@ class Module(StateDictMixin):
         d = self.__dict__
         if _trace_state.active_traces and _trace_state.state.tracer is not None:
             _trace_state.state.tracer.note_module(self)  # its train()/eval() mode is a guard
+        compiled = d.get("_compiled_call_impl")
+        if not (d["_forward_pre_hooks"] or d["_forward_hooks"] or compiled):
+            return self.forward(*args, **kwargs)   # the hot path: one test
+        if compiled is not None:   # Module.compile() was called
+            return compiled(*args, **kwargs)
+        return self._call_with_hooks(args, kwargs)
+
+    def _call_impl(self, *args, **kwargs):
+        """The call without the program ``Module.compile()`` installs: what ``compile``
+        traces."""
+        d = self.__dict__
+        if _trace_state.active_traces and _trace_state.state.tracer is not None:
+            _trace_state.state.tracer.note_module(self)
         if not (d["_forward_pre_hooks"] or d["_forward_hooks"]):
             return self.forward(*args, **kwargs)
+        return self._call_with_hooks(args, kwargs)
+
+    def _call_with_hooks(self, args, kwargs):
+        d = self.__dict__
         for hook_id, hook in list(d["_forward_pre_hooks"].items()):
             if hook_id in d["_forward_pre_hooks_with_kwargs"]:
                 res = hook(self, args, kwargs)
@@ -429,8 +446,21 @@ class Module(StateDictMixin):
                               f"that was silenced as another error was raised in forward: "
                               f"{hook_error!s}")
 
-    def _call_impl(self, *args, **kwargs):
-        return self.__call__(*args, **kwargs)
+    def compile(self, *args, **kwargs) -> None:
+        """Compile this module's calls in place (PyTorch's ``Module.compile``): later calls
+        run ``tracegrad.compile(self, *args, **kwargs)``, and the module stays itself
+        (its parameters, ``state_dict`` keys and hooks unchanged).
+
+        >>> import tracegrad as torch
+        >>> layer = torch.nn.Linear(3, 2)
+        >>> layer.compile()
+        >>> layer(torch.ones(1, 3)).shape
+        tracegrad.Size([1, 2])
+        """
+        # NOTE: a function-level import: nn sits below the compile frontend, which
+        # imports nn (DESIGN.md, "Layers"); compiling is a request from above
+        from ...compiler.function import compile as compile_module
+        self.__dict__["_compiled_call_impl"] = compile_module(self, *args, **kwargs)
 
     def register_forward_pre_hook(self, hook, *, prepend: bool = False,
                                   with_kwargs: bool = False) -> RemovableHandle:

@@ -136,3 +136,14 @@ def test_module_compile_in_place_keeps_the_module():
     model.eval()
     reference.eval()
     _assert_close(model(x), reference(x))
+
+
+def test_module_examples_run():
+    import doctest
+
+    from tracegrad.compiler import torch_api
+    result = doctest.testmod(torch_api)
+    assert result.attempted >= 5 and result.failed == 0
+    model = torch.nn.Linear(3, 2)
+    assert doctest.run_docstring_examples is not None
+    assert model.compile.__doc__ and "layer.compile()" in model.compile.__doc__

@@ -197,8 +197,11 @@ class Tracer:
         entry = self._grads.get(id(leaf))
         if entry is None:
             entry = self._grads[id(leaf)] = [leaf, leaf.grad, False]
-            original = leaf.grad
-            self.guards.append(lambda: (leaf.grad is None) == (original is None))
+            # NOTE: the guard keeps whether a gradient existed, never the tensor: holding
+            # it would keep a ("leaf_grad", leaf) input's old gradient alive, whose guard
+            # then fails at every new gradient (NOTE (gradient reads))
+            had_none = leaf.grad is None
+            self.guards.append(lambda: (leaf.grad is None) == had_none)
         entry[2] = entry[2] or cleared
 
     # NOTE (gradient reads): a ``.grad`` from before the trace that the program reads or
@@ -340,8 +343,11 @@ class Tracer:
             if final is None:
                 self.grad_writes.append((leaf, None, False))
             elif isinstance(final._data, TraceValue) and final._data.tracer is self:
-                if original is not None and id(original) in self.captured:
-                    # the old gradient is read at every call: it must be the same tensor
+                if (original is not None and id(original) in self.captured
+                        and self._leaf_grad_of(original) is not leaf):
+                    # the old gradient is read at every call: it must be the same tensor,
+                    # unless it is read as the leaf's current .grad (NOTE (gradient reads)):
+                    # accumulating micro-batches then replays after every zero_grad()
                     self.guards.append(lambda leaf=leaf, old=original: leaf.grad is old)
                 self.grad_writes.append((leaf, final._data.node,
                                          not cleared and original is not None))

@@ -148,3 +148,22 @@ def test_module_examples_run():
     for test in doctest.DocTestFinder().find(torch.nn.Module.compile, "Module.compile"):
         runner.run(test)
     assert runner.tries >= 3 and runner.failures == 0
+
+
+def _clipped_step(x, max_norm=1.0):
+    scale = min(1.0, max_norm / 2.0)   # reads the float as a Python number
+    return x * scale
+
+
+def test_a_float_argument_read_as_a_number_names_static_argnames():
+    x = torch.randn(3)
+    with pytest.warns(RuntimeWarning, match=r"float argument \('max_norm'\).*"
+                                            r"static_argnames=\('max_norm',\)"):
+        result = torch.compile(_clipped_step)(x, max_norm=0.5)
+    _assert_close(result, _clipped_step(x, max_norm=0.5))
+    compiled = torch.compile(_clipped_step, static_argnames=("max_norm",))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for value in (0.5, 1.0, 0.5):
+            _assert_close(compiled(x, max_norm=value), _clipped_step(x, max_norm=value))
+    assert compiled.cache_info().misses == 2

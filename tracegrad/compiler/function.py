@@ -28,7 +28,7 @@ from .entry import Entry, build_entry
 from .errors import TraceError
 from .report import Report
 from .symbolic import NotSymbolic
-from .torch_api import LIVE, backend_name, check_mode
+from .torch_api import LIVE, backend_name, check_mode, float_argument_hint
 
 _POSITIONAL_TENSORS: dict = {}
 # ``symbolic``: one line per symbolic group (its dims, guards, sizes served, broken guards)
@@ -326,7 +326,8 @@ class CompiledFunction:
             return build_entry(self, treedef, leaves, args, kwargs, compile_code=True)
         except TraceError as e:
             where = user_frame(e.__traceback__, self.fn)
-            message = (f"compile: {self.__name__} cannot be traced at {where}: {e}. "
+            hint = float_argument_hint(self._sig, args, kwargs)
+            message = (f"compile: {self.__name__} cannot be traced at {where}: {e}{hint}. "
                        f"Running it eagerly for this signature.")
             if self.fullgraph:
                 raise TraceError(message.replace(" Running it eagerly for this signature.",

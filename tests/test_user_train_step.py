@@ -98,3 +98,41 @@ def test_print_of_a_traced_loss_raises_with_fullgraph():
     with pytest.raises(RuntimeError, match="printing a tensor"):
         step(x, y)
     np.testing.assert_array_equal(model[0].weight.detach().numpy(), weight.numpy())
+
+
+def test_module_zero_grad_and_manual_updates_in_a_compiled_step():
+    # model.zero_grad() (not the optimizer's), clip_grad_value_, a hand-written SGD update
+    # and an EMA copy: one program for every step, values as eager
+    (x, y), = _batches(n=1)
+
+    def make():
+        torch.manual_seed(0)
+        model = nn.ModuleDict({"net": nn.Sequential(nn.Linear(20, 16), nn.Tanh(),
+                                                    nn.Linear(16, 5)),
+                               "unused": nn.Linear(2, 2)})
+        ema = [p.detach().clone() for p in model["net"].parameters()]
+
+        def step(x, y):
+            loss = F.cross_entropy(model["net"](x), y)
+            model.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_value_(model.parameters(), 0.05)
+            with torch.no_grad():
+                for p, e in zip(model["net"].parameters(), ema):
+                    p.add_(p.grad, alpha=-0.1)
+                    p.clamp_(-0.3, 0.3)
+                    e.mul_(0.9).add_(p, alpha=0.1)
+            return loss
+        return model, ema, step
+    model_c, ema_c, step_c = make()
+    model_e, ema_e, step_e = make()
+    step_c = torch.compile(step_c, fullgraph=True)
+    for _ in range(6):
+        for model, step in ((model_c, step_c), (model_e, step_e)):
+            model["unused"].weight.grad = torch.ones(2, 2)   # cleared by zero_grad()
+            step(x, y)
+    assert step_c.cache_info().misses <= 2
+    assert model_c["unused"].weight.grad is None
+    for a, b in zip(list(model_c.parameters()) + ema_c, list(model_e.parameters()) + ema_e):
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-5,
+                                   atol=1e-7)

@@ -287,10 +287,16 @@ class Module(StateDictMixin):
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        tracer = _trace_state.state.tracer if _trace_state.active_traces else None
         for p in self.parameters():
             if p.grad is None:
                 continue
             if set_to_none:
+                if tracer is not None:
+                    # as Optimizer.zero_grad: the trace must know it cleared this .grad,
+                    # or it takes the cleared field for the call's start (NOTE (training
+                    # step capture), compiler/tracer.py) and retraces at every call
+                    tracer.note_grad(p, cleared=True)
                 p.grad = None
             else:
                 if p.grad.grad_fn is not None:

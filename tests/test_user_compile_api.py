@@ -167,3 +167,55 @@ def test_a_float_argument_read_as_a_number_names_static_argnames():
         for value in (0.5, 1.0, 0.5):
             _assert_close(compiled(x, max_norm=value), _clipped_step(x, max_norm=value))
     assert compiled.cache_info().misses == 2
+
+
+class _WithCompiledBlock(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = torch.compile(torch.nn.Linear(3, 3))
+        self.head = torch.nn.Linear(3, 1)
+
+    def forward(self, x):
+        return self.head(self.block(x).relu())
+
+
+def test_a_compiled_block_inside_a_module_is_trained():
+    # PyTorch's OptimizedModule is a Module: its parameters belong to the parent
+    torch.manual_seed(0)
+    model = _WithCompiledBlock()
+    assert isinstance(model.block, torch.nn.Module)
+    assert list(model.state_dict()) == ["block._orig_mod.weight", "block._orig_mod.bias",
+                                        "head.weight", "head.bias"]
+    assert len(list(model.parameters())) == 4
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = model.block.weight.detach().clone()
+    opt.zero_grad()
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    assert not torch.equal(model.block.weight, before)
+    sequential = torch.nn.Sequential(torch.compile(torch.nn.Linear(3, 2)), torch.nn.ReLU())
+    assert sequential(torch.ones(1, 3)).shape == (1, 2)
+
+
+def test_a_compiled_module_copies_saves_and_switches_modes():
+    import copy
+    import io
+    torch.manual_seed(0)
+    dropout_net = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Dropout(0.5))
+    compiled = torch.compile(dropout_net)
+    x = torch.ones(2, 3)
+    compiled(x)
+    compiled.eval()
+    assert not dropout_net.training and not compiled.training
+    _assert_close(compiled(x), dropout_net(x))        # eval: no dropout
+    twin = copy.deepcopy(compiled)
+    assert type(twin).__name__ == "OptimizedModule"
+    assert twin._orig_mod[0].weight is not dropout_net[0].weight
+    _assert_close(twin(x), compiled(x))
+    buffer = io.BytesIO()
+    torch.save(compiled, buffer)
+    buffer.seek(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        restored = torch.load(buffer, weights_only=False)
+    _assert_close(restored(x), compiled(x))

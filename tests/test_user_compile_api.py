@@ -219,3 +219,30 @@ def test_a_compiled_module_copies_saves_and_switches_modes():
         warnings.simplefilter("ignore", UserWarning)
         restored = torch.load(buffer, weights_only=False)
     _assert_close(restored(x), compiled(x))
+
+
+def test_a_users_error_is_raised_as_eager_raises_it_without_compile_noise():
+    norm = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8))
+    compiled = torch.compile(norm)
+    compiled(torch.randn(5, 4))
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
+            compiled(torch.randn(1, 4))
+    assert [str(w.message) for w in record] == []
+
+
+def _fails_only_while_traced(x):
+    if torch.compiler.is_compiling():
+        raise KeyError("a limitation of the trace")
+    return x + 1
+
+
+def test_a_trace_failure_that_eager_does_not_share_still_warns_once():
+    compiled = torch.compile(_fails_only_while_traced)
+    with pytest.warns(RuntimeWarning, match=r"tracing _fails_only_while_traced failed at "
+                                            r".*test_user_compile_api\.py:\d+.*KeyError"):
+        _assert_close(compiled(torch.ones(2)), torch.ones(2) + 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _assert_close(compiled(torch.ones(2)), torch.ones(2) + 1)   # warned once

@@ -185,7 +185,12 @@ class CompiledFunction:
             if debug_level():
                 logger.debug("%s: cache hit %s", self.__name__, describe_key(key))
         if entry.fallback or (entry.written_args and _written_arg_aliased(entry, leaves)):
-            return self.fn(*args, **kwargs)
+            warning = getattr(entry, "failure_warning", None)
+            result = self.fn(*args, **kwargs)
+            if warning is not None:
+                entry.failure_warning = None
+                warnings.warn(warning, RuntimeWarning, stacklevel=2)
+            return result
         if debug_level() > 1 or entry.dump_stats is not None:
             start = time.perf_counter()
             result = entry.run(leaves)
@@ -344,10 +349,13 @@ class CompiledFunction:
             # running eagerly either raises the user's real error or works.
             if self.fullgraph:
                 raise
-            warnings.warn(f"compile: tracing {self.__name__} failed at "
-                          f"{user_frame(e.__traceback__, self.fn)} ({type(e).__name__}: {e}); "
-                          f"running it eagerly", RuntimeWarning, stacklevel=_user_stacklevel())
-            return Entry.eager_fallback()
+            entry = Entry.eager_fallback()
+            # warned once eager has run: when eager raises too, that error is the user's
+            # (a batch of 1 into BatchNorm), as PyTorch shows it, with no compile noise
+            entry.failure_warning = (f"compile: tracing {self.__name__} failed at "
+                                     f"{user_frame(e.__traceback__, self.fn)} "
+                                     f"({type(e).__name__}: {e}); running it eagerly")
+            return entry
 
 
 def _retraces(group) -> str:

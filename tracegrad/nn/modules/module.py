@@ -421,16 +421,19 @@ class Module(StateDictMixin):
             for hook_id, hook in list(d["_forward_hooks"].items()):
                 if hook_id in d["_forward_hooks_always_called"]:
                     called.add(hook_id)
-                if hook_id in d["_forward_hooks_with_kwargs"]:
-                    res = hook(self, args, kwargs, result)
-                else:
-                    res = hook(self, args, result)
-                if res is not None:
-                    result = res
+                result = self._forward_hook_result(hook_id, hook, args, kwargs, result)
         except Exception:
             self._run_always_called_hooks(args, kwargs, result, called)
             raise
         return result
+
+    def _forward_hook_result(self, hook_id, hook, args, kwargs, result):
+        """``result`` after one forward hook (which may return a new one)."""
+        if hook_id in self.__dict__["_forward_hooks_with_kwargs"]:
+            res = hook(self, args, kwargs, result)
+        else:
+            res = hook(self, args, result)
+        return result if res is None else res
 
     def _run_always_called_hooks(self, args, kwargs, result, called: set) -> None:
         """After ``forward`` or a hook raised: run the hooks registered with
@@ -441,12 +444,7 @@ class Module(StateDictMixin):
             if hook_id not in d["_forward_hooks_always_called"] or hook_id in called:
                 continue
             try:
-                if hook_id in d["_forward_hooks_with_kwargs"]:
-                    res = hook(self, args, kwargs, result)
-                else:
-                    res = hook(self, args, result)
-                if res is not None:
-                    result = res
+                result = self._forward_hook_result(hook_id, hook, args, kwargs, result)
             except Exception as hook_error:
                 warnings.warn("forward hook with ``always_call=True`` raised an exception "
                               f"that was silenced as another error was raised in forward: "

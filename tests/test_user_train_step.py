@@ -136,3 +136,67 @@ def test_module_zero_grad_and_manual_updates_in_a_compiled_step():
     for a, b in zip(list(model_c.parameters()) + ema_c, list(model_e.parameters()) + ema_e):
         np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-5,
                                    atol=1e-7)
+
+
+def _hooked_step(compiled, fullgraph=False):
+    torch.manual_seed(0)
+    w = nn.Parameter(torch.randn(4, 3))
+    opt = torch.optim.SGD([w], lr=0.1, momentum=0.9)
+    calls = []
+    w.register_post_accumulate_grad_hook(lambda p: calls.append(float(p.grad.sum())))
+    x = torch.randn(5, 4)
+
+    def step():
+        opt.zero_grad()
+        loss = (x @ w).square().mean()
+        loss.backward()
+        opt.step()
+        return loss
+    if compiled:
+        step = torch.compile(step, fullgraph=fullgraph)
+    return w, calls, step
+
+
+def test_a_post_accumulate_grad_hook_runs_at_every_step():
+    w_e, calls_e, step_e = _hooked_step(False)
+    w_c, calls_c, step_c = _hooked_step(True)
+    with pytest.warns(RuntimeWarning, match="register_post_accumulate_grad_hook"):
+        step_c()
+    for _ in range(2):
+        step_c()
+    for _ in range(3):
+        step_e()
+    np.testing.assert_allclose(calls_c, calls_e, rtol=1e-6)
+    np.testing.assert_allclose(w_c.detach().numpy(), w_e.detach().numpy(), rtol=1e-6)
+    _, _, step_f = _hooked_step(True, fullgraph=True)
+    with pytest.raises(RuntimeError, match="post-accumulate-grad hook"):
+        step_f()
+
+
+def test_a_trace_failing_after_the_update_leaves_the_parameters_usable():
+    # the trace writes w (opt.step), then fails as it ends (a .grad set to a tensor made
+    # outside it): w must be given back, so that the eager fallback (and the user) see it
+    outside = torch.ones(4, 3)
+
+    def make():
+        torch.manual_seed(0)
+        w = nn.Parameter(torch.randn(4, 3))
+        opt = torch.optim.SGD([w], lr=0.1, momentum=0.9)
+        x = torch.randn(5, 4)
+
+        def step():
+            opt.zero_grad()
+            loss = (x @ w).square().mean()
+            loss.backward()
+            opt.step()
+            w.grad = outside
+            return loss
+        return w, step
+    w_c, step_c = make()
+    w_e, step_e = make()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        losses_c = [float(torch.compile(step_c)()) for _ in range(3)]
+    losses_e = [float(step_e()) for _ in range(3)]
+    np.testing.assert_allclose(losses_c, losses_e, rtol=1e-6)
+    np.testing.assert_allclose(w_c.detach().numpy(), w_e.detach().numpy(), rtol=1e-6)

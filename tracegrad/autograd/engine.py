@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _trace_state
+from .._errors import TraceError
 from .._primitives import functions as F
 from .._tensor import Tensor, _wrap, sync_view_history
 from .grad_mode import state as _grad_state
@@ -116,6 +117,12 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool,
     try:
         order = _topological_order([r.grad_fn for r in roots])
         pending = _post_hook_pending(order) if accumulate_into_leaves else None
+        if pending and _trace_state.active_traces:
+            # NOTE: a post-accumulate-grad hook is Python run at every backward (DDP's
+            # all-reduce, a logger); a compiled program would have run it once, at the trace
+            raise TraceError("a parameter has a post-accumulate-grad hook "
+                             "(register_post_accumulate_grad_hook), which must run at every "
+                             "backward; a compile trace cannot repeat it")
         stored: set = set()
         for node in order:
             g = node_grads.pop(id(node), None)

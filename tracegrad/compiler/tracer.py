@@ -337,6 +337,7 @@ class Tracer:
     def _finish_grads(self) -> None:
         """Put each ``.grad`` back; ``grad_writes`` lists ``(leaf, node of its final
         gradient or None for no gradient, whether it accumulated into the old tensor)``."""
+        outside = False
         for leaf, original, cleared in self._grads.values():
             final = leaf.grad
             leaf.grad = original
@@ -352,8 +353,11 @@ class Tracer:
                 self.grad_writes.append((leaf, final._data.node,
                                          not cleared and original is not None))
             elif final is not original:
-                raise TraceError("a .grad field was set to a tensor made outside the trace")
+                outside = True   # raised once every field is back (the eager fallback
+                #                  then starts from the .grad fields the call began with)
         self._grads.clear()
+        if outside:
+            raise TraceError("a .grad field was set to a tensor made outside the trace")
 
     def mark_phase(self, phase: str) -> None:
         """Nodes recorded from now on belong to ``phase`` ("backward", "update"): reports
@@ -381,7 +385,12 @@ class Tracer:
         """Put every written tensor back as it was before the trace.  ``written`` then
         lists ``(tensor, node of its final value, number of writes)`` for the tensors
         that outlive the trace; captures of their aliases read the tensor itself."""
-        self._finish_grads()
+        try:
+            self._finish_grads()
+        finally:   # a failed trace must still give back what it wrote (a parameter)
+            self._restore_written()
+
+    def _restore_written(self) -> None:
         if self.symbols is not None:
             self.symbols[0].active = False   # what the compiler does next is no guard
         written = []

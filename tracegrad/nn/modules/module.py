@@ -11,7 +11,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
+
 from ... import _trace_state
+from ..._errors import TraceError
 from ..._tensor import Tensor
 from ...autograd.grad_mode import no_grad
 from ..parameter import Buffer, Parameter
@@ -136,6 +139,14 @@ class Module(StateDictMixin):
         return mod._buffers[name]
 
     def __setattr__(self, name: str, value) -> None:
+        if _trace_state.active_traces and isinstance(value, Tensor) and _traced(value):
+            # NOTE: the program cannot hand the module a new tensor at every call: the
+            # attribute would keep this trace's placeholder (a buffer rebound with
+            # ``self.count = self.count + 1``, an attention map kept for plotting)
+            raise TraceError(f"{type(self).__name__}.{name} = <a tensor computed in the "
+                             f"compiled function>: a compile trace cannot store a new tensor "
+                             f"on a module (update a buffer in place, e.g. "
+                             f"self.{name}.add_(1) or .copy_(...))")
         d = self.__dict__
         params = d.get("_parameters")
         if isinstance(value, Parameter):
@@ -402,6 +413,12 @@ class Module(StateDictMixin):
 
     def _call_with_hooks(self, args, kwargs):
         d = self.__dict__
+        if _trace_state.active_traces:
+            # NOTE: a hook is Python the module runs at every call (it often keeps an
+            # activation: features[name] = output); a compiled program would run it once,
+            # at the trace, and leave the trace's placeholder in the user's dict
+            raise TraceError(f"{type(self).__name__} has forward hooks, which must run at "
+                             f"every call; a compile trace would run them once")
         for hook_id, hook in list(d["_forward_pre_hooks"].items()):
             if hook_id in d["_forward_pre_hooks_with_kwargs"]:
                 res = hook(self, args, kwargs)
@@ -517,6 +534,12 @@ class Module(StateDictMixin):
 
     def share_memory(self) -> Module:
         return self
+
+
+def _traced(t: Tensor) -> bool:
+    """A value of a compile trace: neither host nor device data."""
+    data = t._data
+    return not isinstance(data, np.ndarray) and not getattr(data, "on_device", False)
 
 
 def _check_name(name: str, what: str, allow_dot: bool = False) -> None:

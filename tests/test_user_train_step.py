@@ -200,3 +200,38 @@ def test_a_trace_failing_after_the_update_leaves_the_parameters_usable():
     losses_e = [float(step_e()) for _ in range(3)]
     np.testing.assert_allclose(losses_c, losses_e, rtol=1e-6)
     np.testing.assert_allclose(w_c.detach().numpy(), w_e.detach().numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["scales", "logs"])
+def test_tensor_hooks_in_a_compiled_backward(kind):
+    def make():
+        torch.manual_seed(0)
+        w = nn.Parameter(torch.randn(4, 3))
+        log = []
+        if kind == "scales":
+            w.register_hook(lambda g: g * 2)               # pure: traced
+        else:
+            w.register_hook(lambda g: log.append(float(g.sum())))   # side effect
+        x = torch.randn(5, 4)
+
+        def step():
+            w.grad = None
+            loss = (x @ w).square().mean()
+            loss.backward()
+            return loss
+        return w, log, step
+    w_c, log_c, step_c = make()
+    w_e, log_e, step_e = make()
+    step_c = torch.compile(step_c)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            step_c()
+            step_e()
+    np.testing.assert_allclose(w_c.grad.numpy(), w_e.grad.numpy(), rtol=1e-6)
+    if kind == "scales":
+        assert step_c.cache_info().misses <= 2 and not record
+    else:   # every call ran the hook (the trace's own run comes on top)
+        assert len(log_c) >= len(log_e) == 3
+        assert log_c[-3:] == pytest.approx(log_e)
+        assert any("register_hook" in str(w.message) for w in record)

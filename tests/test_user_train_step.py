@@ -138,12 +138,11 @@ def test_module_zero_grad_and_manual_updates_in_a_compiled_step():
                                    atol=1e-7)
 
 
-def _hooked_step(compiled, fullgraph=False):
+def _momentum_step(after_update=None):
+    """``(w, step)``: one parameter, SGD with momentum, ``after_update(w)`` ending it."""
     torch.manual_seed(0)
     w = nn.Parameter(torch.randn(4, 3))
     opt = torch.optim.SGD([w], lr=0.1, momentum=0.9)
-    calls = []
-    w.register_post_accumulate_grad_hook(lambda p: calls.append(float(p.grad.sum())))
     x = torch.randn(5, 4)
 
     def step():
@@ -151,7 +150,16 @@ def _hooked_step(compiled, fullgraph=False):
         loss = (x @ w).square().mean()
         loss.backward()
         opt.step()
+        if after_update is not None:
+            after_update(w)
         return loss
+    return w, step
+
+
+def _hooked_step(compiled, fullgraph=False):
+    w, step = _momentum_step()
+    calls = []
+    w.register_post_accumulate_grad_hook(lambda p: calls.append(float(p.grad.sum())))
     if compiled:
         step = torch.compile(step, fullgraph=fullgraph)
     return w, calls, step
@@ -178,22 +186,10 @@ def test_a_trace_failing_after_the_update_leaves_the_parameters_usable():
     # outside it): w must be given back, so that the eager fallback (and the user) see it
     outside = torch.ones(4, 3)
 
-    def make():
-        torch.manual_seed(0)
-        w = nn.Parameter(torch.randn(4, 3))
-        opt = torch.optim.SGD([w], lr=0.1, momentum=0.9)
-        x = torch.randn(5, 4)
-
-        def step():
-            opt.zero_grad()
-            loss = (x @ w).square().mean()
-            loss.backward()
-            opt.step()
-            w.grad = outside
-            return loss
-        return w, step
-    w_c, step_c = make()
-    w_e, step_e = make()
+    def set_grad(w):
+        w.grad = outside
+    w_c, step_c = _momentum_step(set_grad)
+    w_e, step_e = _momentum_step(set_grad)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         losses_c = [float(torch.compile(step_c)()) for _ in range(3)]

@@ -15,6 +15,9 @@ import time
 # NOTE: these matrices are small; a multi-threaded BLAS only spins on a busy 2-core
 # machine (measured here: a 512x144 @ 144x32 matmul took 5 ms with 2 OpenBLAS threads
 # under load, 0.09 ms with one). Set before NumPy loads; the caller's setting wins.
+# tracegrad's thread policy (one BLAS thread while a compiled program runs) does not
+# cover this script, which trains eagerly: rechecked 2026-12-02 at load 7-8, `--epochs-mlp
+# 4 --epochs-cnn 2` took 9.1-10.6 s wall with this line and 28-33 s with 2 BLAS threads.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402

@@ -61,7 +61,7 @@ ORDER: list[tuple[str, list[str]]] = [
       "autograd.functional", "autograd.variable", "serialization", "_serialization_native",
       "_serialization_torch", "_serialization_safetensors", "onnx", "linalg", "linalg.*",
       "accelerator"]),
-    ("the compile frontend", ["compiler.*"]),
+    ("the compile frontend", ["compiler.*", "_dynamo"]),
     ("entry points", ["", "__main__"]),  # "" is tracegrad/__init__.py
 ]
 CORE_TOP = "_ops: Tensor methods"  # rule 3 covers this floor and everything below it

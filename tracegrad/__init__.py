@@ -120,6 +120,9 @@ def __getattr__(name: str):
         globals()["compile"] = function.compile
         globals()["compiler"] = __import__(__name__ + ".compiler", fromlist=["function"])
         return globals()[name]
+    if name == "_dynamo":   # torch._dynamo.mark_dynamic and friends, loaded on first use
+        globals()["_dynamo"] = __import__(__name__ + "._dynamo", fromlist=["reset"])
+        return globals()["_dynamo"]
     raise AttributeError(f"module 'tracegrad' has no attribute '{name}'")
 
 

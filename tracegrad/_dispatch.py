@@ -48,6 +48,14 @@ def apply(prim, inputs: tuple, attrs: dict = _EMPTY):
                 data = np.asarray(data)  # NumPy reductions return scalars for 0-d results
         except (ShapeError, IndexError):
             raise
+        except RuntimeWarning:
+            # NOTE: NumPy's overflow/invalid warnings are silenced by a module filter
+            # (_primitives/elementwise.py), which a user's "error" filter (``-W error``,
+            # pytest's ``filterwarnings = error``) overrides and turns into exceptions.
+            # PyTorch is silent there: compute again with NumPy's checks off (a primitive's
+            # eager function is pure), paying np.errstate only on this rare path.
+            with np.errstate(all="ignore"):
+                data = _eager_value(prim, args, attrs)
         except Exception as e:
             raise op_error(prim, args, attrs, e) from None
     # the body of _tensor._wrap, inlined (the hot path), without its note to the tracer
@@ -64,6 +72,16 @@ def apply(prim, inputs: tuple, attrs: dict = _EMPTY):
         out.grad_fn = Node(prim, inputs, attrs, out)
         out._requires_grad = True
     return out
+
+
+def _eager_value(prim, args, attrs):
+    try:
+        data = prim.eager(*args, **attrs) if attrs else prim.eager(*args)
+    except (ShapeError, IndexError):
+        raise
+    except Exception as e:
+        raise op_error(prim, args, attrs, e) from None
+    return data if type(data) is _ndarray else np.asarray(data)
 
 
 def op_error(prim, args, attrs, cause: Exception) -> Exception:

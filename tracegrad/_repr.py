@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._errors import TraceError
+
 _HIDDEN_DTYPES = {np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.bool_)}
 
 
@@ -52,7 +54,10 @@ def tensor_repr(t) -> str:
     if getattr(data, "on_device", False):  # a CUDA tensor prints a host copy
         data = data.get()
     if not isinstance(data, np.ndarray):
-        return f"tensor(<traced {data}>)"
+        # print(loss) mid-step reads a value on the host: like .item(), the trace stops
+        # (the call runs eagerly, printing real values) rather than printing a placeholder
+        raise TraceError(f"printing a tensor (repr/str of {data}) needs a concrete value, "
+                         f"which a compile trace does not have")
     prefix = "tensor("
     body = _format_array(data, prefix)
     extras = []

@@ -91,6 +91,12 @@ class Tensor:
 
     @grad.setter
     def grad(self, value) -> None:
+        if _trace_state.active_traces and _trace_state.state.tracer is not None \
+                and (value is not None or self._grad is not None):
+            # ``p.grad = None`` (or a new tensor) in a compiled step: the trace must know,
+            # or it takes the field it set for the call's start and retraces at every call
+            # (NOTE (training step capture), compiler/tracer.py)
+            _trace_state.state.tracer.note_grad(self, cleared=value is None)
         self._grad = value
 
     @property

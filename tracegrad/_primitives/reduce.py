@@ -79,7 +79,9 @@ def min_(x, axes, keepdim):
 
 @primitive(Op.PROD, shape=_reduce_shape_for("prod", True), saves_output=True, vjp=_prod_vjp)
 def prod(x, axes, keepdim):
-    return np.prod(x, axis=axes, keepdims=keepdim, dtype=x.dtype)
+    # The ufunc called from here, not np.prod: an overflow's RuntimeWarning then names this
+    # module, which elementwise.py's filter silences as PyTorch is silent.
+    return np.multiply.reduce(x, axis=axes, keepdims=keepdim, dtype=x.dtype)
 
 
 def _arg_shape_for(name):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _trace_state
+from .._errors import TraceError
 from .._primitives import functions as F
 from .._tensor import Tensor, _wrap, sync_view_history
 from .grad_mode import state as _grad_state
@@ -116,6 +117,12 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool,
     try:
         order = _topological_order([r.grad_fn for r in roots])
         pending = _post_hook_pending(order) if accumulate_into_leaves else None
+        if pending and _trace_state.active_traces:
+            # NOTE: a post-accumulate-grad hook is Python run at every backward (DDP's
+            # all-reduce, a logger); a compiled program would have run it once, at the trace
+            raise TraceError("a parameter has a post-accumulate-grad hook "
+                             "(register_post_accumulate_grad_hook), which must run at every "
+                             "backward; a compile trace cannot repeat it")
         stored: set = set()
         for node in order:
             g = node_grads.pop(id(node), None)
@@ -123,9 +130,7 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool,
                 continue
             if node.hooks:
                 for hook in node.hooks:
-                    new = hook(g)
-                    if new is not None:
-                        g = new
+                    g = _hooked(hook, g)
             if node.retained:
                 for ref in node.retained:
                     t = ref()
@@ -190,6 +195,18 @@ def _store_finished_leaves(node, pending, leaves, leaf_grads, create_graph, stor
             _store_leaf_grads({key: leaf}, {key: g}, create_graph, stored)
 
 
+def _hooked(hook, g: Tensor) -> Tensor:
+    """The gradient after a tensor hook (``register_hook``), which may return a new one."""
+    new = hook(g)
+    if new is None and _trace_state.active_traces:
+        # NOTE: a hook returning nothing runs for what else it does (logging, keeping the
+        # gradient), which a compiled program would do once, at the trace; one returning
+        # a gradient (g * 2, g.clamp(-1, 1)) traces like any tensor code
+        raise TraceError("a tensor hook (register_hook) returned None: it runs for its "
+                         "side effects, which a compile trace cannot repeat at every call")
+    return g if new is None else new
+
+
 def _store_leaf_grads(leaves: dict, leaf_grads: dict, create_graph: bool,
                       stored: set | None = None) -> None:
     stored = set() if stored is None else stored
@@ -197,9 +214,7 @@ def _store_leaf_grads(leaves: dict, leaf_grads: dict, create_graph: bool,
         g = leaf_grads[key]
         if leaf._hooks:
             for hook in leaf._hooks:
-                new = hook(g)
-                if new is not None:
-                    g = new
+                g = _hooked(hook, g)
         if not create_graph:
             g = g.detach()
         tracer = _trace_state.state.tracer if _trace_state.active_traces else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import time
 import traceback
 import warnings
@@ -27,6 +28,7 @@ from .entry import Entry, build_entry
 from .errors import TraceError
 from .report import Report
 from .symbolic import NotSymbolic
+from .torch_api import LIVE, backend_name, check_mode, float_argument_hint
 
 _POSITIONAL_TENSORS: dict = {}
 # ``symbolic``: one line per symbolic group (its dims, guards, sizes served, broken guards)
@@ -48,12 +50,24 @@ def user_frame(tb, fn=None) -> str:
     (else where ``fn`` is defined: a check after the function returned has no frame)."""
     frames = [f for f in traceback.extract_tb(tb) if not f.filename.startswith(_PACKAGE_DIRS)]
     if not frames:
+        owner = getattr(fn, "__self__", None)
+        if owner is not None and hasattr(owner, "forward"):  # a library module compiled
+            return f"{type(owner).__name__}.forward"
         code = getattr(inspect.unwrap(fn), "__code__", None) if fn is not None else None
         if code is not None:
             return f"{code.co_filename}:{code.co_firstlineno} (def {code.co_name})"
         return "<unknown location>"
     f = frames[-1]
     return f"{f.filename}:{f.lineno} ({f.line})"
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that attributes a warning issued by the caller to the first frame
+    outside tracegrad (the user's call), however many library frames lie between."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIRS):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class CompiledFunction:
@@ -86,6 +100,7 @@ class CompiledFunction:
         self.__name__ = getattr(fn, "__name__", type(fn).__name__)
         self.__doc__ = getattr(fn, "__doc__", None)
         self.__wrapped__ = fn
+        LIVE.add(self)   # torch.compiler.reset() clears every cache
 
     # ---- public API ----------------------------------------------------------------------
     def cache_info(self) -> CacheInfo:
@@ -170,7 +185,12 @@ class CompiledFunction:
             if debug_level():
                 logger.debug("%s: cache hit %s", self.__name__, describe_key(key))
         if entry.fallback or (entry.written_args and _written_arg_aliased(entry, leaves)):
-            return self.fn(*args, **kwargs)
+            warning = getattr(entry, "failure_warning", None)
+            result = self.fn(*args, **kwargs)
+            if warning is not None:
+                entry.failure_warning = None
+                warnings.warn(warning, RuntimeWarning, stacklevel=2)
+            return result
         if debug_level() > 1 or entry.dump_stats is not None:
             start = time.perf_counter()
             result = entry.run(leaves)
@@ -311,26 +331,31 @@ class CompiledFunction:
             return build_entry(self, treedef, leaves, args, kwargs, compile_code=True)
         except TraceError as e:
             where = user_frame(e.__traceback__, self.fn)
-            message = (f"compile: {self.__name__} cannot be traced at {where}: {e}. "
+            hint = float_argument_hint(self._sig, args, kwargs)
+            message = (f"compile: {self.__name__} cannot be traced at {where}: {e}{hint}. "
                        f"Running it eagerly for this signature.")
             if self.fullgraph:
                 raise TraceError(message.replace(" Running it eagerly for this signature.",
                                                  " (fullgraph=True)")) from None
-            warnings.warn(message, RuntimeWarning, stacklevel=4)
+            warnings.warn(message, RuntimeWarning, stacklevel=_user_stacklevel())
             return Entry.eager_fallback()
         except Exception as e:  # noqa: BLE001 - compiling must never change the answer
             if isinstance(e, ProgramCompileError):
                 warnings.warn(f"compile: code generation for {self.__name__} failed ({e}); "
-                              f"running eagerly", RuntimeWarning, stacklevel=4)
+                              f"running eagerly", RuntimeWarning,
+                              stacklevel=_user_stacklevel())
                 return Entry.eager_fallback()
             # A genuine error in the function (bad shapes...) or a tracing limitation:
             # running eagerly either raises the user's real error or works.
             if self.fullgraph:
                 raise
-            warnings.warn(f"compile: tracing {self.__name__} failed at "
-                          f"{user_frame(e.__traceback__)} ({type(e).__name__}: {e}); "
-                          f"running it eagerly", RuntimeWarning, stacklevel=4)
-            return Entry.eager_fallback()
+            entry = Entry.eager_fallback()
+            # warned once eager has run: when eager raises too, that error is the user's
+            # (a batch of 1 into BatchNorm), as PyTorch shows it, with no compile noise
+            entry.failure_warning = (f"compile: tracing {self.__name__} failed at "
+                                     f"{user_frame(e.__traceback__, self.fn)} "
+                                     f"({type(e).__name__}: {e}); running it eagerly")
+            return entry
 
 
 def _retraces(group) -> str:
@@ -361,8 +386,13 @@ def _what_changes(keys) -> str:
 
 
 def compile(fn=None, *, backend: str = "auto", fullgraph: bool = False, static_argnames=(),
-            dynamic=None, mode=None, options=None):
+            dynamic=None, mode=None, options=None, disable: bool = False):
     """Compile ``fn`` (a function or an ``nn.Module``) into fused kernels, per signature.
+
+    PyTorch's arguments: ``mode`` is checked and compiles the same program (tracegrad has
+    one way to compile), ``options`` (Inductor's settings) are accepted and have no
+    effect, ``backend="inductor"``/``"aot_eager"`` mean ``"auto"``/``"eager"``, and
+    ``disable=True`` returns ``fn`` itself.
 
     >>> import tracegrad as torch
     >>> @torch.compile
@@ -372,9 +402,14 @@ def compile(fn=None, *, backend: str = "auto", fullgraph: bool = False, static_a
     >>> gelu.cache_info().misses
     1
     """
+    check_mode(mode, options)
+    backend = backend_name(backend, BACKENDS)
     if fn is None:
         return lambda f: compile(f, backend=backend, fullgraph=fullgraph,
-                                 static_argnames=static_argnames, dynamic=dynamic)
+                                 static_argnames=static_argnames, dynamic=dynamic,
+                                 mode=mode, options=options, disable=disable)
+    if disable:
+        return fn
     if _is_module(fn):
         from .module import OptimizedModule  # module.py builds on CompiledFunction
         return OptimizedModule(fn, backend=backend, fullgraph=fullgraph, dynamic=dynamic)

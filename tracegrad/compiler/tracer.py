@@ -197,8 +197,11 @@ class Tracer:
         entry = self._grads.get(id(leaf))
         if entry is None:
             entry = self._grads[id(leaf)] = [leaf, leaf.grad, False]
-            original = leaf.grad
-            self.guards.append(lambda: (leaf.grad is None) == (original is None))
+            # NOTE: the guard keeps whether a gradient existed, never the tensor: holding
+            # it would keep a ("leaf_grad", leaf) input's old gradient alive, whose guard
+            # then fails at every new gradient (NOTE (gradient reads))
+            had_none = leaf.grad is None
+            self.guards.append(lambda: (leaf.grad is None) == had_none)
         entry[2] = entry[2] or cleared
 
     # NOTE (gradient reads): a ``.grad`` from before the trace that the program reads or
@@ -334,20 +337,27 @@ class Tracer:
     def _finish_grads(self) -> None:
         """Put each ``.grad`` back; ``grad_writes`` lists ``(leaf, node of its final
         gradient or None for no gradient, whether it accumulated into the old tensor)``."""
+        outside = False
         for leaf, original, cleared in self._grads.values():
             final = leaf.grad
             leaf.grad = original
             if final is None:
                 self.grad_writes.append((leaf, None, False))
             elif isinstance(final._data, TraceValue) and final._data.tracer is self:
-                if original is not None and id(original) in self.captured:
-                    # the old gradient is read at every call: it must be the same tensor
+                if (original is not None and id(original) in self.captured
+                        and self._leaf_grad_of(original) is not leaf):
+                    # the old gradient is read at every call: it must be the same tensor,
+                    # unless it is read as the leaf's current .grad (NOTE (gradient reads)):
+                    # accumulating micro-batches then replays after every zero_grad()
                     self.guards.append(lambda leaf=leaf, old=original: leaf.grad is old)
                 self.grad_writes.append((leaf, final._data.node,
                                          not cleared and original is not None))
             elif final is not original:
-                raise TraceError("a .grad field was set to a tensor made outside the trace")
+                outside = True   # raised once every field is back (the eager fallback
+                #                  then starts from the .grad fields the call began with)
         self._grads.clear()
+        if outside:
+            raise TraceError("a .grad field was set to a tensor made outside the trace")
 
     def mark_phase(self, phase: str) -> None:
         """Nodes recorded from now on belong to ``phase`` ("backward", "update"): reports
@@ -375,7 +385,12 @@ class Tracer:
         """Put every written tensor back as it was before the trace.  ``written`` then
         lists ``(tensor, node of its final value, number of writes)`` for the tensors
         that outlive the trace; captures of their aliases read the tensor itself."""
-        self._finish_grads()
+        try:
+            self._finish_grads()
+        finally:   # a failed trace must still give back what it wrote (a parameter)
+            self._restore_written()
+
+    def _restore_written(self) -> None:
         if self.symbols is not None:
             self.symbols[0].active = False   # what the compiler does next is no guard
         written = []

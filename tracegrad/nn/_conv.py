@@ -12,7 +12,7 @@ from .._dispatch import apply
 from .._ops import shape as S
 from .._primitives import PRIMITIVES
 from .._primitives.registry import ShapeError
-from .._tensor import Tensor
+from .._tensor import Tensor, _concrete
 from ..codegen.ops import Op
 from ._conv_checks import check_conv_args, check_conv_input, check_pool_args
 
@@ -267,13 +267,14 @@ def _max_poolnd(input, kernel_size, stride, padding, dilation, ceil_mode, return
     axes = tuple(range(cols.ndim - n, cols.ndim))
     out = cols.amax(axes)
     if return_indices:
-        return out, _max_pool_indices(input, cols, k, stride, dilation, pads, n)
+        return out, _max_pool_indices(input, cols, k, stride, dilation, pads, n, name)
     return out
 
 
-def _max_pool_indices(input, cols, k, stride, dilation, pads, n):
-    """Flat indices (into each input plane) of the maxima, like PyTorch's."""
-    arr = np.asarray(cols._data)
+def _max_pool_indices(input, cols, k, stride, dilation, pads, n, name):
+    """Flat indices (into each input plane) of the maxima, like PyTorch's. Computed on the
+    host from the windows' values, so a compile trace stops here (and runs eagerly)."""
+    arr = _concrete(cols._data, f"{name}(return_indices=True)")
     flat = arr.reshape(arr.shape[:arr.ndim - n] + (-1,))
     arg = flat.argmax(-1)
     offs = np.unravel_index(arg, k)

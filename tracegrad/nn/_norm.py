@@ -3,6 +3,7 @@ group_norm, instance_norm, normalize."""
 from __future__ import annotations
 
 from .._ops import math as M
+from .._ops.pytorch_args import write_out
 from .._primitives.registry import ShapeError
 from .._tensor import Tensor
 from ..autograd.grad_mode import no_grad
@@ -141,9 +142,13 @@ def instance_norm(input: Tensor, running_mean=None, running_var=None, weight=Non
 
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12,
               out=None) -> Tensor:
-    """``x / max(||x||_p, eps)`` along ``dim``."""
+    """``x / max(||x||_p, eps)`` along ``dim``; with ``out`` the result is written there
+    (PyTorch's ``out=`` rules: resized if needed, refused under autograd)."""
     norm = input.norm(p, dim, keepdim=True)
-    return input / M.maximum(norm, eps)
+    result = input / M.maximum(norm, eps)
+    if out is not None:
+        return write_out("normalize", out, result)
+    return result
 
 
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:

@@ -172,7 +172,14 @@ def grads(group: dict):
     arguments instead, for a step whose gradients are new tensors at every call.)"""
     params = list(group["params"])
     had = [p.grad is not None for p in params]
-    tracer().guards.append(lambda: [p.grad is not None for p in params] == had)
+    # A .grad this trace wrote (backward, zero_grad) exists or not by the trace itself,
+    # and note_grad guards what it was at the call's start; comparing that start with the
+    # traced state here would retrace the first step's program at the second step, and
+    # every micro-batch cycle of gradient accumulation.
+    active = tracer()
+    written = {id(leaf) for leaf, _, _ in active.grads_written()}
+    outside = [(p, has) for p, has in zip(params, had) if id(p) not in written]
+    active.guards.append(lambda: all([(p.grad is not None) is has for p, has in outside]))
     for p, has in zip(params, had):
         if has:
             yield p, p.grad

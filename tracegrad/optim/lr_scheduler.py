@@ -17,70 +17,15 @@ import warnings
 from bisect import bisect_right
 from collections import Counter
 
+from ._lr_base import LRScheduler, _check_optimizer, _LRScheduler
+from ._lr_chains import (ChainedScheduler, CosineAnnealingWarmRestarts, PolynomialLR,
+                         SequentialLR)
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "_LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR",
            "CosineAnnealingLR", "LambdaLR", "MultiplicativeLR", "LinearLR", "ConstantLR",
-           "OneCycleLR", "CyclicLR", "ReduceLROnPlateau"]
-
-
-def _check_optimizer(optimizer) -> None:
-    if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
-
-
-class LRScheduler:
-    """Base class: ``base_lrs`` from each group's ``initial_lr``, ``last_epoch`` counts
-    ``step()`` calls (the constructor makes the first one), ``get_last_lr()`` returns the
-    learning rates it last set."""
-
-    def __init__(self, optimizer: Optimizer, last_epoch: int = -1, verbose="deprecated") -> None:
-        _check_optimizer(optimizer)
-        self.optimizer = optimizer
-        if last_epoch == -1:
-            for group in optimizer.param_groups:
-                group.setdefault("initial_lr", group["lr"])
-        else:
-            for i, group in enumerate(optimizer.param_groups):
-                if "initial_lr" not in group:
-                    raise KeyError(f"param 'initial_lr' is not specified in param_groups[{i}] "
-                                   f"when resuming an optimizer")
-        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
-        self.last_epoch = last_epoch
-        self._step_count = 0
-        self.step()
-
-    def get_lr(self) -> list:
-        raise NotImplementedError
-
-    def get_last_lr(self) -> list:
-        """The learning rates the last ``step()`` set, one per parameter group."""
-        return self._last_lr
-
-    def step(self, epoch: int | None = None) -> None:
-        self._step_count += 1
-        if epoch is None:
-            self.last_epoch += 1
-            values = self.get_lr()
-        else:
-            warnings.warn("The epoch parameter in `scheduler.step()` is deprecated; call "
-                          "step() without it", UserWarning, stacklevel=2)
-            self.last_epoch = epoch
-            closed = getattr(self, "_get_closed_form_lr", None)
-            values = closed() if closed is not None else self.get_lr()
-        for group, lr in zip(self.optimizer.param_groups, values):
-            group["lr"] = lr
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
-
-    def state_dict(self) -> dict:
-        """Every attribute except the optimizer."""
-        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self.__dict__.update(state_dict)
-
-
-_LRScheduler = LRScheduler
+           "OneCycleLR", "CyclicLR", "ReduceLROnPlateau", "PolynomialLR",
+           "CosineAnnealingWarmRestarts", "SequentialLR", "ChainedScheduler"]
 
 
 class LambdaLR(LRScheduler):
@@ -478,6 +423,8 @@ class ReduceLROnPlateau(LRScheduler):
     """Multiply the lr by ``factor`` when ``step(metric)`` has not improved (by
     ``threshold``, relative or absolute) for more than ``patience`` steps, then wait
     ``cooldown`` steps; never below ``min_lr`` (a value or one per group)."""
+
+    _steps_on_a_metric = True
 
     def __init__(self, optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
                  threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,

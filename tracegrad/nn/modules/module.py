@@ -6,11 +6,15 @@ module's parameters become graph inputs read at every call.
 """
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
+
 from ... import _trace_state
+from ..._errors import TraceError
 from ..._tensor import Tensor
 from ...autograd.grad_mode import no_grad
 from ..parameter import Buffer, Parameter
@@ -135,6 +139,14 @@ class Module(StateDictMixin):
         return mod._buffers[name]
 
     def __setattr__(self, name: str, value) -> None:
+        if _trace_state.active_traces and isinstance(value, Tensor) and _traced(value):
+            # NOTE: the program cannot hand the module a new tensor at every call: the
+            # attribute would keep this trace's placeholder (a buffer rebound with
+            # ``self.count = self.count + 1``, an attention map kept for plotting)
+            raise TraceError(f"{type(self).__name__}.{name} = <a tensor computed in the "
+                             f"compiled function>: a compile trace cannot store a new tensor "
+                             f"on a module (update a buffer in place, e.g. "
+                             f"self.{name}.add_(1) or .copy_(...))")
         d = self.__dict__
         params = d.get("_parameters")
         if isinstance(value, Parameter):
@@ -286,10 +298,16 @@ class Module(StateDictMixin):
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        tracer = _trace_state.state.tracer if _trace_state.active_traces else None
         for p in self.parameters():
             if p.grad is None:
                 continue
             if set_to_none:
+                if tracer is not None:
+                    # as Optimizer.zero_grad: the trace must know it cleared this .grad,
+                    # or it takes the cleared field for the call's start (NOTE (training
+                    # step capture), compiler/tracer.py) and retraces at every call
+                    tracer.note_grad(p, cleared=True)
                 p.grad = None
             else:
                 if p.grad.grad_fn is not None:
@@ -376,8 +394,31 @@ class Module(StateDictMixin):
         d = self.__dict__
         if _trace_state.active_traces and _trace_state.state.tracer is not None:
             _trace_state.state.tracer.note_module(self)  # its train()/eval() mode is a guard
+        compiled = d.get("_compiled_call_impl")
+        if not (d["_forward_pre_hooks"] or d["_forward_hooks"] or compiled):
+            return self.forward(*args, **kwargs)   # the hot path: one test
+        if compiled is not None:   # Module.compile() was called
+            return compiled(*args, **kwargs)
+        return self._call_with_hooks(args, kwargs)
+
+    def _call_impl(self, *args, **kwargs):
+        """The call without the program ``Module.compile()`` installs: what ``compile``
+        traces."""
+        d = self.__dict__
+        if _trace_state.active_traces and _trace_state.state.tracer is not None:
+            _trace_state.state.tracer.note_module(self)
         if not (d["_forward_pre_hooks"] or d["_forward_hooks"]):
             return self.forward(*args, **kwargs)
+        return self._call_with_hooks(args, kwargs)
+
+    def _call_with_hooks(self, args, kwargs):
+        d = self.__dict__
+        if _trace_state.active_traces:
+            # NOTE: a hook is Python the module runs at every call (it often keeps an
+            # activation: features[name] = output); a compiled program would run it once,
+            # at the trace, and leave the trace's placeholder in the user's dict
+            raise TraceError(f"{type(self).__name__} has forward hooks, which must run at "
+                             f"every call; a compile trace would run them once")
         for hook_id, hook in list(d["_forward_pre_hooks"].items()):
             if hook_id in d["_forward_pre_hooks_with_kwargs"]:
                 res = hook(self, args, kwargs)
@@ -390,18 +431,57 @@ class Module(StateDictMixin):
                 res = hook(self, args)
                 if res is not None:
                     args = res if isinstance(res, tuple) else (res,)
-        result = self.forward(*args, **kwargs)
-        for hook_id, hook in list(d["_forward_hooks"].items()):
-            if hook_id in d["_forward_hooks_with_kwargs"]:
-                res = hook(self, args, kwargs, result)
-            else:
-                res = hook(self, args, result)
-            if res is not None:
-                result = res
+        result = None
+        called = set()  # the always_call hooks already run
+        try:
+            result = self.forward(*args, **kwargs)
+            for hook_id, hook in list(d["_forward_hooks"].items()):
+                if hook_id in d["_forward_hooks_always_called"]:
+                    called.add(hook_id)
+                result = self._forward_hook_result(hook_id, hook, args, kwargs, result)
+        except Exception:
+            self._run_always_called_hooks(args, kwargs, result, called)
+            raise
         return result
 
-    def _call_impl(self, *args, **kwargs):
-        return self.__call__(*args, **kwargs)
+    def _forward_hook_result(self, hook_id, hook, args, kwargs, result):
+        """``result`` after one forward hook (which may return a new one)."""
+        if hook_id in self.__dict__["_forward_hooks_with_kwargs"]:
+            res = hook(self, args, kwargs, result)
+        else:
+            res = hook(self, args, result)
+        return result if res is None else res
+
+    def _run_always_called_hooks(self, args, kwargs, result, called: set) -> None:
+        """After ``forward`` or a hook raised: run the hooks registered with
+        ``always_call=True`` that have not run yet, as PyTorch does; a hook's own error
+        becomes a warning so that it does not hide the original one."""
+        d = self.__dict__
+        for hook_id, hook in list(d["_forward_hooks"].items()):
+            if hook_id not in d["_forward_hooks_always_called"] or hook_id in called:
+                continue
+            try:
+                result = self._forward_hook_result(hook_id, hook, args, kwargs, result)
+            except Exception as hook_error:
+                warnings.warn("forward hook with ``always_call=True`` raised an exception "
+                              f"that was silenced as another error was raised in forward: "
+                              f"{hook_error!s}")
+
+    def compile(self, *args, **kwargs) -> None:
+        """Compile this module's calls in place (PyTorch's ``Module.compile``): later calls
+        run ``tracegrad.compile(self, *args, **kwargs)``, and the module stays itself
+        (its parameters, ``state_dict`` keys and hooks unchanged).
+
+        >>> import tracegrad as torch
+        >>> layer = torch.nn.Linear(3, 2)
+        >>> layer.compile()
+        >>> layer(torch.ones(1, 3)).shape
+        tracegrad.Size([1, 2])
+        """
+        # NOTE: a function-level import: nn sits below the compile frontend, which
+        # imports nn (DESIGN.md, "Layers"); compiling is a request from above
+        from ...compiler.function import compile as compile_module
+        self.__dict__["_compiled_call_impl"] = compile_module(self, *args, **kwargs)
 
     def register_forward_pre_hook(self, hook, *, prepend: bool = False,
                                   with_kwargs: bool = False) -> RemovableHandle:
@@ -417,11 +497,15 @@ class Module(StateDictMixin):
 
     def register_forward_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False,
                               always_call: bool = False) -> RemovableHandle:
-        """``hook(module, args, output) -> None or new output`` runs after ``forward``."""
-        handle = RemovableHandle(self._forward_hooks, self._forward_hooks_with_kwargs)
+        """``hook(module, args, output) -> None or new output`` runs after ``forward``;
+        with ``always_call`` it also runs (with ``output=None``) when ``forward`` raises."""
+        handle = RemovableHandle(self._forward_hooks, self._forward_hooks_with_kwargs,
+                                 self._forward_hooks_always_called)
         self._forward_hooks[handle.id] = hook
         if with_kwargs:
             self._forward_hooks_with_kwargs[handle.id] = True
+        if always_call:
+            self._forward_hooks_always_called[handle.id] = True
         if prepend:
             self._forward_hooks.move_to_end(handle.id, last=False)
         return handle
@@ -450,6 +534,12 @@ class Module(StateDictMixin):
 
     def share_memory(self) -> Module:
         return self
+
+
+def _traced(t: Tensor) -> bool:
+    """A value of a compile trace: neither host nor device data."""
+    data = t._data
+    return not isinstance(data, np.ndarray) and not getattr(data, "on_device", False)
 
 
 def _check_name(name: str, what: str, allow_dot: bool = False) -> None:

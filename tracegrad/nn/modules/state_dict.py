@@ -8,6 +8,7 @@ from collections import OrderedDict, namedtuple
 
 from ..._tensor import Tensor
 from ...autograd.grad_mode import no_grad
+from ..parameter import Parameter
 from .hooks import RemovableHandle
 
 
@@ -78,6 +79,9 @@ class StateDictMixin:
                                   f"{value.shape} from checkpoint, the shape in current model "
                                   f"is {param.shape}.")
                 continue
+            if local_metadata.get("assign_to_params_buffers", False):
+                self._assign_from_state_dict(name, param, value)
+                continue
             with no_grad():
                 param.copy_(value)
         if strict:
@@ -90,8 +94,20 @@ class StateDictMixin:
                         head not in persistent:
                     unexpected_keys.append(key)
 
+    def _assign_from_state_dict(self, name: str, current, value) -> None:
+        """``load_state_dict(assign=True)``: the module takes ``value`` itself (its dtype,
+        device and storage) in place of ``current``; only ``requires_grad`` is kept, and a
+        parameter stays a ``Parameter`` (PyTorch's rule)."""
+        if isinstance(current, Parameter):
+            if isinstance(value, Parameter):
+                value.requires_grad_(current.requires_grad)
+            else:
+                value = Parameter(value, requires_grad=current.requires_grad)
+        setattr(self, name, value)
+
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        """Copy values from ``state_dict`` into this module's parameters and buffers.
+        """Copy values from ``state_dict`` into this module's parameters and buffers; with
+        ``assign`` the module takes the state dict's tensors themselves instead of copying.
 
         Returns ``(missing_keys, unexpected_keys)``; with ``strict`` either raises."""
         if not isinstance(state_dict, dict):
@@ -100,8 +116,9 @@ class StateDictMixin:
         state_dict = OrderedDict(state_dict)
 
         def load(module: StateDictMixin, prefix: str = "") -> None:
-            module._load_from_state_dict(state_dict, prefix, {}, True, missing, unexpected,
-                                         errors)
+            metadata = {"assign_to_params_buffers": assign}
+            module._load_from_state_dict(state_dict, prefix, metadata, True, missing,
+                                         unexpected, errors)
             for name, child in module._modules.items():
                 if child is not None:
                     load(child, prefix + name + ".")

@@ -87,8 +87,9 @@ def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
     clip_value = float(clip_value)
     with no_grad():
         for p in _params(parameters):
-            np.clip(p.grad._data, -clip_value, clip_value, out=p.grad._data)
-            p.grad._version[0] += 1
+            # a tensor op, not NumPy on the storage: it traces inside a compiled step and
+            # runs on CUDA tensors
+            p.grad.clamp_(-clip_value, clip_value)
 
 
 def clip_grad_norm(parameters, max_norm, norm_type=2.0):

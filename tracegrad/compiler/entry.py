@@ -20,6 +20,7 @@ from ..codegen import phase_clock
 from ..codegen.ops import MOVEMENT
 from ..runtime.cpu_program import CompiledProgram, ProgramCompileError, llvm_sources
 from ..runtime.cuda_program import CudaProgram
+from ..runtime.warm_pages import fresh_bytes, warm
 from . import plan_cache, pytree
 from .autograd_bridge import attach
 from .debug import debug_level, logger
@@ -382,11 +383,15 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
     # lowering, and loading a planned program from the disk cache, are timed as they run
     not_passes = phase_clock.since(clock_traced)
     if compile_code:
+        # CUDA when the arguments (backend "auto") or the captured tensors live there
+        on_cuda = compiled._backend_for(leaves) == "cuda" or any(
+            kind == "captured" and ref._device.type == "cuda"
+            for kind, ref in entry.input_sources)
+        # NOTE (warm results), runtime.warm_pages: the first call's memory is faulted in
+        # on another thread while LLVM compiles; joined before that call
+        warming = None if on_cuda else warm(fresh_bytes(entry.forward_plan)
+                                            + fresh_bytes(entry.backward_plan))
         try:
-            # CUDA when the arguments (backend "auto") or the captured tensors live there
-            on_cuda = compiled._backend_for(leaves) == "cuda" or any(
-                kind == "captured" and ref._device.type == "cuda"
-                for kind, ref in entry.input_sources)
             program = CudaProgram if on_cuda else CompiledProgram
             entry.forward = program(entry.forward_plan, extern_eval)
             if entry.backward_plan is not None:
@@ -395,6 +400,9 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
                 plan_cache.save(program_plan, with_sources=not on_cuda)
         except ProgramCompileError as e:
             raise ProgramCompileError(f"{e}; the generated IR is in {_save_sources(entry)}") from e
+        finally:
+            if warming is not None:
+                warming.join()
     # where the time went (the dump's index): lowering is timed inside planning
     spent = phase_clock.since(clock)
     spent["trace"] = traced - start

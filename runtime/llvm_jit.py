@@ -45,6 +45,8 @@ import numpy as np
 from ..codegen import phase_clock
 from ..codegen.phase_clock import phase
 from . import cpu_threads, disk_cache, llvm_shards
+from .llvm_pipeline import PIPELINE, PIPELINE_O0, kernel_codegen
+from .llvm_pipeline import optimize as _optimize
 from .cpu_threads import PARALLEL_MIN_WORK, n_threads, set_n_threads
 from .disk_cache import Signatures
 
@@ -155,14 +157,6 @@ def _link(obj: bytes) -> _Engine:
         return engine
 
 
-# Names the pass pipeline ``_optimize`` runs: a change to it must miss old cache entries.
-PIPELINE = "O3 vectorise+interleave, no unroll"
-# NOTE (glue at O0): ``opt_level=0`` skips the IR passes and selects instructions with
-# LLVM's fast path. It is for straight-line glue such as a program's driver (a list of
-# calls through a table of addresses), where O3 finds nothing to improve: the LSTM's 32
-# drivers over 4 lengths (up to 1069 lines each) took 441-485 ms at O3 and 114-138 ms at
-# O0, a third of that workload's whole LLVM time; the calls they make are unchanged.
-PIPELINE_O0 = "no IR passes, codegen O0"
 # How an object names its functions (NOTE (one engine)): old objects must miss.
 SYMBOLS = "name.key20"
 OPT_LEVELS = (0, 3)
@@ -179,20 +173,6 @@ def cache_key(source: str, opt_level: int = 3) -> str:
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()
-
-
-def _optimize(mod: llvm.ModuleRef, tm: llvm.TargetMachine, unlocked: bool = False) -> None:
-    pto = llvm.create_pipeline_tuning_options(speed_level=3)
-    pto.loop_vectorization = True
-    pto.slp_vectorization = True
-    # NOTE (no unrolling): O3's unroller fully unrolls a kernel's short inner loops (a
-    # broadcast row of 16, a 3x3 window, a 1024-long row's vector loop), after which the
-    # vectoriser widens the *outer* loop with 16-lane gathers and scatters: 10x the IR
-    # (one 41-line kernel became 3585 lines), 3-5x the opt + codegen time, and slower
-    # code than the inner loop vectorised in place. The vectoriser's own interleaving
-    # stays on: it is what keeps several vector loads in flight on long loops.
-    pto.loop_unrolling = False
-    llvm_shards.run_passes(llvm.create_pass_builder(tm, pto), mod, unlocked)
 
 
 class CpuKernel:
@@ -271,7 +251,8 @@ class JitModule:
             self._assembly = disk_cache.load_text(self.key, "s")
         if self._assembly is None:
             mod = llvm.parse_assembly(self.optimized_ir)
-            self._assembly = _target_machine().emit_assembly(mod)
+            with kernel_codegen():   # the code generator as it made the object
+                self._assembly = _target_machine().emit_assembly(mod)
             disk_cache.store_text(self.key, "s", self._assembly)
         return self._assembly
 
@@ -430,8 +411,9 @@ def _build_batch(pending: dict[str, str], opt_level: int = 3) -> dict[str, JitMo
         else:
             missing.append((bkey, shard, sigs))
     # two shards at once each run in a context and target machine of their own
-    built = llvm_shards.run_all(lambda k, job: _batch_from_sources(*job[1:], _shared_target_machine(
-        opt_level, k), len(missing) > 1, opt_level), missing)
+    with kernel_codegen():   # around both threads (NOTE (no LSR) in runtime.llvm_pipeline)
+        built = llvm_shards.run_all(lambda k, job: _batch_from_sources(
+            *job[1:], _shared_target_machine(opt_level, k), len(missing) > 1, opt_level), missing)
     for (bkey, shard, sigs), (obj, texts, seconds) in zip(missing, built):
         for name, s in seconds.items():   # every shard's own seconds (two at once: summed)
             phase_clock.add(name, s)
@@ -570,7 +552,8 @@ def _from_source(source: str, key: str, opt_level: int) -> tuple[JitModule, byte
         sigs = _source_signatures(source, mod)
         _make_unique(mod, key)
     with phase("codegen"):
-        obj = _emit(tm, mod)
+        with kernel_codegen():
+            obj = _emit(tm, mod)
         cm = _finish(obj, sigs, optimized_ir, False, key)
     return cm, obj
 

@@ -18,8 +18,11 @@ from ..autograd.engine import run_backward
 from ..autograd.grad_mode import state as grad_state
 from ..codegen import phase_clock
 from ..codegen.ops import MOVEMENT
-from ..runtime.cpu_program import CompiledProgram, ProgramCompileError, llvm_sources
+from ..runtime.cpu_program import (CANONICAL_NAME, CompiledProgram, ProgramCompileError,
+                                   llvm_sources)
 from ..runtime.cuda_program import CudaProgram
+from ..runtime.llvm_jit import compile_llvm_many
+from ..runtime.warm_pages import fresh_bytes, warm
 from . import plan_cache, pytree
 from .autograd_bridge import attach
 from .debug import debug_level, logger
@@ -382,11 +385,17 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
     # lowering, and loading a planned program from the disk cache, are timed as they run
     not_passes = phase_clock.since(clock_traced)
     if compile_code:
+        # CUDA when the arguments (backend "auto") or the captured tensors live there
+        on_cuda = compiled._backend_for(leaves) == "cuda" or any(
+            kind == "captured" and ref._device.type == "cuda"
+            for kind, ref in entry.input_sources)
+        # NOTE (warm results), runtime.warm_pages: the first call's memory is faulted in
+        # on another thread while LLVM compiles; joined before that call
+        warming = None if on_cuda else warm(fresh_bytes(entry.forward_plan)
+                                            + fresh_bytes(entry.backward_plan))
         try:
-            # CUDA when the arguments (backend "auto") or the captured tensors live there
-            on_cuda = compiled._backend_for(leaves) == "cuda" or any(
-                kind == "captured" and ref._device.type == "cuda"
-                for kind, ref in entry.input_sources)
+            if not on_cuda and entry.backward_plan is not None:
+                _compile_kernels_together(entry.forward_plan, entry.backward_plan)
             program = CudaProgram if on_cuda else CompiledProgram
             entry.forward = program(entry.forward_plan, extern_eval)
             if entry.backward_plan is not None:
@@ -395,6 +404,9 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
                 plan_cache.save(program_plan, with_sources=not on_cuda)
         except ProgramCompileError as e:
             raise ProgramCompileError(f"{e}; the generated IR is in {_save_sources(entry)}") from e
+        finally:
+            if warming is not None:
+                warming.join()
     # where the time went (the dump's index): lowering is timed inside planning
     spent = phase_clock.since(clock)
     spent["trace"] = traced - start
@@ -481,6 +493,22 @@ def _python_value_guards(fn) -> list:
         return ([glb.get(n, missing) for n in names] + [c.cell_contents for c in cells]
                 == values)
     return [guard]
+
+
+# NOTE (one batch per entry): the forward and backward programs' kernels compile as one
+# batch (llvm_jit's NOTE (one module per batch)) before either program is built, which then
+# finds its kernels in memory: split into shards on two threads as one batch (NOTE
+# (parallel batches)), a single-kernel backward no longer waits for the forward's LLVM
+# to finish and then runs alone, and the pair pays one module's fixed cost, not two. A
+# later process compiles the same pair and finds the same batch on disk.
+def _compile_kernels_together(*plans) -> None:
+    sources = list(dict.fromkeys(s for plan in plans for s in llvm_sources(plan).values()))
+    if len(sources) < 2:
+        return
+    try:
+        compile_llvm_many(sources, CANONICAL_NAME)
+    except Exception:  # noqa: BLE001 - each program then compiles its own and names the failure
+        pass
 
 
 def _save_sources(entry) -> str:

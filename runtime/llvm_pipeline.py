@@ -1,0 +1,92 @@
+"""How LLVM turns a kernel's IR into machine code: the IR pass pipeline and the code
+generator's settings (``runtime.llvm_jit`` names them in every cache key).
+
+>>> with kernel_codegen():
+...     kernel_codegen_active()
+True
+>>> kernel_codegen_active()
+False
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from typing import Iterator
+
+import llvmlite.binding as llvm
+
+from . import llvm_shards
+
+# Names the pass pipeline ``optimize`` runs and the code generator's settings
+# (``kernel_codegen``): a change to either must miss old cache entries.
+PIPELINE = "O3 vectorise+interleave, no unroll; codegen without LSR"
+# NOTE (glue at O0): ``opt_level=0`` skips the IR passes and selects instructions with
+# LLVM's fast path. It is for straight-line glue such as a program's driver (a list of
+# calls through a table of addresses), where O3 finds nothing to improve: the LSTM's 32
+# drivers over 4 lengths (up to 1069 lines each) took 441-485 ms at O3 and 114-138 ms at
+# O0, a third of that workload's whole LLVM time; the calls they make are unchanged.
+PIPELINE_O0 = "no IR passes, codegen O0"
+
+
+def optimize(mod: llvm.ModuleRef, tm: llvm.TargetMachine, unlocked: bool = False) -> None:
+    """Run the kernels' IR pipeline (``PIPELINE``) over ``mod`` for ``tm``'s target."""
+    pto = llvm.create_pipeline_tuning_options(speed_level=3)
+    pto.loop_vectorization = True
+    pto.slp_vectorization = True
+    # NOTE (no unrolling): O3's unroller fully unrolls a kernel's short inner loops (a
+    # broadcast row of 16, a 3x3 window, a 1024-long row's vector loop), after which the
+    # vectoriser widens the *outer* loop with 16-lane gathers and scatters: 10x the IR
+    # (one 41-line kernel became 3585 lines), 3-5x the opt + codegen time, and slower
+    # code than the inner loop vectorised in place. The vectoriser's own interleaving
+    # stays on: it is what keeps several vector loads in flight on long loops.
+    pto.loop_unrolling = False
+    llvm_shards.run_passes(llvm.create_pass_builder(tm, pto), mod, unlocked)
+
+
+# NOTE (no LSR): the code generator's loop strength reduction searches formulae for every
+# address of a loop; over a vectorised, 4x interleaved row loop that search was 20 of the
+# 50 million instructions (callgrind) that emitting layer_norm's kernel took, and 20 of
+# 78 million for softmax's, yet x86 addressing (base + index*scale + offset) leaves it
+# little to win: with it off, the 124 kernels of the rownorm, elementwise, CNN, seed,
+# LSTM and digits benchmarks emit in 25% less CPU (966 -> 715 ms summed, min of 2), and
+# the row kernels' steady state did not move beyond noise (benchmarks in the commit).
+# LLVM reads the switch (a process-wide command-line option) when it builds a code
+# generation pipeline, i.e. inside every emit call, so it is set only while this
+# module's caller emits kernels, and set back after: another llvmlite user in the
+# process (numba) keeps LLVM's default.
+_DISABLE_LSR = "-disable-lsr"
+_lock = threading.RLock()
+_depth = 0
+
+
+@contextlib.contextmanager
+def kernel_codegen() -> Iterator[None]:
+    """The code generator set up for kernels (NOTE (no LSR)) while the block runs; wrap
+    every emit of a kernel object or its assembly, all threads of a batch at once."""
+    global _depth
+    with _lock:
+        if _depth == 0:
+            llvm.set_option("", f"{_DISABLE_LSR}=true")
+        _depth += 1
+        try:
+            yield
+        finally:
+            _depth -= 1
+            if _depth == 0:
+                llvm.set_option("", f"{_DISABLE_LSR}=false")
+
+
+def kernel_codegen_active() -> bool:
+    """True inside ``kernel_codegen`` (for tests)."""
+    return _depth > 0
+
+
+def _reset_after_fork() -> None:
+    # NOTE: a lock another thread held at fork time stays held forever in the child.
+    global _lock, _depth
+    _lock = threading.RLock()
+    _depth = 0   # the option may stay set: the next kernel_codegen clears it on its way out
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)

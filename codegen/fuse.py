@@ -64,7 +64,8 @@ class Fusion:
     externs: list[int]
     steps: list[tuple[str, int]]     # ("group", group id) or ("extern", node id), run order
     group_of: dict[int, int]
-    # input_edges of every node a group may hold, computed once for fusion and lowering
+    # input_edges of every node a group may hold, computed once for fusion and lowering;
+    # emptied when planning ends (NOTE (edges end with planning), codegen.schedule)
     edges: dict[int, list[Edge]] = field(default_factory=dict)
 
 

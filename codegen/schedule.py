@@ -294,6 +294,10 @@ def plan(graph: Graph, inplace: dict[int, tuple[int, ...]] | None = None) -> Pro
     _plan_slots(program)
     if inplace:
         _place_in_inputs(program, inplace)
+    # NOTE (edges end with planning): the input edges were fusion's and lowering's working
+    # set (a ShapeTracker per read); nothing reads them after this, and kept they were a
+    # sixth of a planned program's pickle (plan cache) and of what a symbolic fit walks
+    fusion.edges = {}
     return program
 
 

@@ -196,6 +196,26 @@ CHECK_REUSE = False
 _LOWERING = LoweringCache()
 
 
+# A reused kernel shares its body (``lower.LoweringCache``) and prints the same after its
+# name given the same loop and buffers (a reuse changes only their sizes and offsets, and
+# the text shows no offset): every plan of the process, an RNN's at each length, formats
+# each body once per distinct buffer list. The entry holds the body, so its id stays its own.
+_TEXTS: dict[tuple, tuple[list, str]] = {}
+_TEXTS_MAX = 8192
+
+
+def _text_after_name(kernel: LoopKernel) -> str:
+    """``str(kernel)`` after the kernel's name and its opening parenthesis."""
+    key = (id(kernel.body), kernel.outer, kernel.outer_var,
+           tuple((a.name, a.dtype.str, a.size, a.is_output) for a in kernel.buffers))
+    hit = _TEXTS.get(key)
+    if hit is None or hit[0] is not kernel.body:
+        if len(_TEXTS) >= _TEXTS_MAX:
+            _TEXTS.clear()
+        hit = _TEXTS[key] = (kernel.body, str(kernel).split("(", 1)[1])
+    return hit[1]
+
+
 def _kernel_name(k: int, kernel_ops: list[str]) -> str:
     words = [op.lower() for op in kernel_ops if op not in ("RESHAPE", "EXPAND", "PERMUTE")]
     return f"k{k}_" + "_".join(dict.fromkeys(words))[:40].rstrip("_")
@@ -238,7 +258,6 @@ def plan(graph: Graph, inplace: dict[int, tuple[int, ...]] | None = None) -> Pro
     steps: list[Step] = []
     lowering = _LOWERING
     lowering.check = CHECK_REUSE
-    texts: dict[tuple, str] = {}   # (id(kernel body), sizes) -> loop IR after the name
     n_kernels = 0
     for kind, ref in fusion.steps:
         if kind == "group":
@@ -248,13 +267,7 @@ def plan(graph: Graph, inplace: dict[int, tuple[int, ...]] | None = None) -> Pro
             n_kernels += 1
             kernel = lowering.lower(g, group, name, fusion.edges)
             bound = [materialise(n) for n in kernel.buffer_nodes]
-            # a reused kernel shares its body and prints the same after the name, given the
-            # same buffer sizes (the one thing a reuse may change that the text shows)
-            text_key = (id(kernel.body), tuple(a.size for a in kernel.buffers))
-            rest = texts.get(text_key)
-            if rest is None:
-                rest = texts[text_key] = str(kernel).split("(", 1)[1]
-            steps.append(KernelStep(name, kernel, bound, f"kernel {name}({rest}"))
+            steps.append(KernelStep(name, kernel, bound, f"kernel {name}({_text_after_name(kernel)}"))
         else:
             node = g.node(ref)
             ins: list[ExternInput] = []

@@ -216,15 +216,20 @@ class _Fuser:
     def _facts_of(self, n: GraphNode) -> list[Edge] | None:
         """``n``'s input edges when fusion reads them (else None); records whether ``n``
         is lowerable (NOTE (fusion rounds share node facts))."""
-        g = self.g
-        ins = tuple(g.node(i) for i in n.inputs)
+        node = self.g.node
         reads = n.op in COMPUTE or (n.op in MOVEMENT and n.id in self.materialised_views)
         known = self.facts.get(n.id)
-        if (known is None or known[0] is not n or (known[2] is not None) != reads
-                or any(a is not b for a, b in zip(known[1], ins))):
-            known = (n, ins, input_edges(g, n) if reads else None,
-                     n.op not in (Op.INPUT, Op.CONST) and is_lowerable(g, n))
-            self.facts[n.id] = known
+        if known is not None and known[0] is n and (known[2] is not None) == reads:
+            for i, old in zip(n.inputs, known[1]):
+                if node(i) is not old:
+                    break
+            else:
+                self.lowerable[n.id] = known[3]
+                return known[2]
+        known = (n, tuple([node(i) for i in n.inputs]),
+                 input_edges(self.g, n) if reads else None,
+                 n.op not in (Op.INPUT, Op.CONST) and is_lowerable(self.g, n))
+        self.facts[n.id] = known
         self.lowerable[n.id] = known[3]
         return known[2]
 

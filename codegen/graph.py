@@ -69,14 +69,20 @@ class Graph:
         """
         if self._next_id < len(self.nodes):  # nodes appended to the list directly
             self._next_id = max((n.id for n in self.nodes), default=-1) + 1
-        node = GraphNode(self._next_id, op, tuple(inputs), tuple(shape), np.dtype(dtype), attrs)
+        # the tracer and the partitioner add ~10^4 nodes per compile, mostly with tuples
+        # and dtypes already: converted only when they are not
+        node = GraphNode(self._next_id, op,
+                         inputs if type(inputs) is tuple else tuple(inputs),
+                         shape if type(shape) is tuple else tuple(shape),
+                         dtype if isinstance(dtype, np.dtype) else np.dtype(dtype), attrs)
         return self.append(node)
 
     def append(self, node: GraphNode) -> GraphNode:
         """Append an existing node keeping its id (used by passes that rebuild graphs)."""
         self.nodes.append(node)
         self._by_id[node.id] = node
-        self._next_id = max(self._next_id, node.id + 1)
+        if node.id >= self._next_id:
+            self._next_id = node.id + 1
         if node.op is Op.INPUT:
             self.inputs.append(node.id)
         return node

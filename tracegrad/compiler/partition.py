@@ -27,20 +27,21 @@ class Split:
 
 
 def _ancestors(graph: Graph, roots) -> set[int]:
+    node = graph.node
     seen, stack = set(), [r for r in roots if r is not None]
     while stack:
         n = stack.pop()
         if n in seen:
             continue
         seen.add(n)
-        stack.extend(graph.node(n).inputs)
+        stack.extend(node(n).inputs)
     return seen
 
 
 def _copy(graph: Graph, ids, new: Graph, remap: dict) -> None:
     for node in graph.nodes:
         if node.id in ids and node.id not in remap:
-            copied = new.add(node.op, tuple(remap[i] for i in node.inputs), node.shape,
+            copied = new.add(node.op, tuple([remap[i] for i in node.inputs]), node.shape,
                              node.dtype, **node.attrs)
             remap[node.id] = copied.id
 

@@ -1,0 +1,178 @@
+"""NOTE (streamed rows) in codegen.stream_rows: row kernels over more bytes than the host's
+last-level cache keep each output row on the stack and copy it out with non-temporal
+stores. Which outputs qualify, and that every workload (softmax and its NaN rows,
+log_softmax, layer_norm, cross_entropy forward and backward) gives the same bits streamed
+or not, at aligned and unaligned output addresses."""
+import platform
+
+import numpy as np
+import pytest
+
+import tracegrad
+from codegen_testing import Builder
+from tracegrad.codegen.loop_ir import BufferArg, KernelBuilder
+from tracegrad.codegen.ops import Op
+from tracegrad.codegen.render_llvm import render_llvm
+from tracegrad.codegen.schedule import plan
+from tracegrad.codegen.stream_rows import streamed_rows
+from tracegrad.nn import functional as F
+from tracegrad.runtime import cpu_program, llvm_jit, render_options
+
+X86 = platform.machine().lower() in ("x86_64", "amd64")
+needs_x86 = pytest.mark.skipif(not X86, reason="streamed rows fence with an x86 instruction")
+RNG = np.random.default_rng(3)
+F32 = np.dtype(np.float32)
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRACEGRAD_CACHE_DIR", str(tmp_path))
+    llvm_jit.clear_memory_cache()
+
+
+def softmax(b, x):
+    m = b.max(x, axes=(1,), keepdim=True)
+    e = b.exp(b.sub(x, m))
+    return b.div(e, b.sum(e, axes=(1,), keepdim=True))
+
+
+def log_softmax(b, x):
+    shifted = b.sub(x, b.max(x, axes=(1,), keepdim=True))
+    return b.sub(shifted, b.log(b.sum(b.exp(shifted), axes=(1,), keepdim=True)))
+
+
+def layer_norm(b, x):
+    n = b.shape(x)[1]
+    xc = b.sub(x, b.mul(b.sum(x, axes=(1,), keepdim=True), b.const(1 / n)))
+    var = b.mul(b.sum(b.mul(xc, xc), axes=(1,), keepdim=True), b.const(1 / n))
+    return b.div(xc, b.sqrt(b.add(var, b.const(1e-5))))
+
+
+ROWS = {"softmax": softmax, "log_softmax": log_softmax, "layer_norm": layer_norm}
+
+
+def row_kernel(fn, rows: int, cols: int):
+    b = Builder()
+    p = plan(b.graph(fn(b, b.input((rows, cols)))))
+    assert len(p.kernels) == 1
+    return p.kernels[0].kernel
+
+
+def special_rows(rows: int, cols: int) -> np.ndarray:
+    """Random rows, and rows holding a NaN, +inf, -inf, only -inf, and large values."""
+    x = RNG.standard_normal((rows, cols)).astype(np.float32) * 3
+    x[1, cols // 2] = np.nan
+    x[2, 5] = np.inf
+    x[3, -1] = -np.inf
+    x[4] = -np.inf
+    x[5] *= 1e4
+    return x
+
+
+def run(source: str, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+    k = llvm_jit.compile_llvm(source, ["k"]).functions["k"]
+    k(x.shape[0], [x, out])
+    return out
+
+
+def placed_like(x: np.ndarray, past_line: int) -> np.ndarray:
+    """An array shaped like ``x`` whose data starts ``past_line`` bytes past a 64-byte
+    boundary (a multiple of the item size)."""
+    raw = np.empty(x.size + 32, x.dtype)
+    start = (-raw.ctypes.data % 64 + past_line) // x.itemsize
+    out = raw[start:start + x.size].reshape(x.shape)
+    assert out.ctypes.data % 64 == past_line
+    return out
+
+
+def test_row_outputs_of_the_three_row_kernels_stream_above_the_threshold():
+    for name, fn in ROWS.items():
+        k = row_kernel(fn, 16, 256)
+        out = [b for b in k.buffers if b.is_output]
+        rows = streamed_rows(k, min_bytes=1)
+        assert [r.buf for r in rows] == [out[0].name], name
+        assert rows[0].extent == 256
+        assert streamed_rows(k, min_bytes=16 * 256 * 8 + 1) == []   # fits in the cache
+        assert streamed_rows(k, min_bytes=0) == []
+
+
+def test_rows_that_are_not_whole_cache_lines_or_not_row_accesses_do_not_stream():
+    assert streamed_rows(row_kernel(softmax, 16, 100), min_bytes=1) == []  # 400 bytes a row
+    b = Builder()
+    x = b.input((16, 256))
+    # a row reduction's output is one value per row, not a row
+    k = plan(b.graph(b.sum(x, axes=(1,), keepdim=True))).kernels[0].kernel
+    assert streamed_rows(k, min_bytes=1) == []
+
+
+def test_an_output_read_before_its_row_is_written_does_not_stream():
+    kb = KernelBuilder("k", outer=4)
+    base = kb.emit(Op.MUL, ("o", kb.const(16, np.int64)), np.int64)
+    j = kb.begin_loop(16, "j")
+    at = kb.emit(Op.ADD, (base, j), np.int64)
+    old = kb.emit(Op.LOAD, ("buf1", at), F32)      # reads what the caller put there
+    kb.store("buf1", at, kb.emit(Op.ADD, (old, kb.emit(Op.LOAD, ("buf0", at), F32)), F32))
+    kb.end_loop()
+    k = kb.finish([BufferArg("buf0", F32, 64, False), BufferArg("buf1", F32, 64, True)])
+    assert streamed_rows(k, min_bytes=1) == []
+
+
+@needs_x86
+@pytest.mark.parametrize("name", sorted(ROWS))
+@pytest.mark.parametrize("aligned", [True, False])
+def test_streamed_rows_give_the_same_bits(name, aligned):
+    k = row_kernel(ROWS[name], 24, 1024)
+    k.name = "k"
+    plain, streamed = render_llvm(k), render_llvm(k, stream_min_bytes=1)
+    assert "!nontemporal" in streamed and "sfence" in streamed and "!nontemporal" not in plain
+    x = special_rows(24, 1024)
+    want = run(plain, x, np.empty_like(x))
+    got = run(streamed, x, placed_like(x, 0 if aligned else 4))
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(got[1]).all()   # a NaN anywhere in a row makes the whole row NaN
+
+
+@needs_x86
+def test_streamed_rows_are_non_temporal_vector_stores():
+    k = row_kernel(softmax, 8, 1024)
+    k.name = "k"
+    asm = llvm_jit.compile_llvm(render_llvm(k, stream_min_bytes=1), ["k"]).assembly
+    assert "vmovntps" in asm or "movntps" in asm
+    assert "sfence" in asm
+
+
+def compile_streamed(monkeypatch, min_bytes: int = 1):
+    """Programs compiled from here on stream rows of kernels over ``min_bytes``."""
+    options = {**render_options.render_options(), "stream_min_bytes": min_bytes if X86 else 0}
+    monkeypatch.setattr(cpu_program, "render_options", lambda: options)
+    monkeypatch.setattr(cpu_program, "_RENDERED", {})
+
+
+@needs_x86
+def test_compiled_row_workloads_equal_eager_when_streamed(monkeypatch):
+    compile_streamed(monkeypatch)
+    x = special_rows(64, 512)
+    tx = tracegrad.from_numpy(x)
+    w = tracegrad.from_numpy(RNG.standard_normal(512).astype(np.float32))
+    bias = tracegrad.from_numpy(RNG.standard_normal(512).astype(np.float32))
+    for fn, tol in [(lambda t: tracegrad.softmax(t, dim=-1), 1e-6),
+                    (lambda t: tracegrad.log_softmax(t, dim=-1), 1e-5),
+                    (lambda t: F.layer_norm(t, (512,), w, bias, 1e-5), 1e-4)]:
+        got = tracegrad.compile(fn)(tx).numpy()
+        np.testing.assert_allclose(got, fn(tx).numpy(), rtol=tol, atol=tol)
+
+
+@needs_x86
+def test_compiled_cross_entropy_forward_and_backward_equal_eager_when_streamed(monkeypatch):
+    compile_streamed(monkeypatch)
+    x = RNG.standard_normal((64, 512)).astype(np.float32) * 2
+    targets = tracegrad.from_numpy(RNG.integers(0, 512, 64))
+    compiled = tracegrad.compile(F.cross_entropy)
+    results = []
+    for fn in (compiled, F.cross_entropy):
+        tx = tracegrad.from_numpy(x).requires_grad_()
+        loss = fn(tx, targets)
+        results.append((loss.detach().numpy(), tracegrad.autograd.grad(loss, tx)[0].numpy()))
+    (loss, grad), (want_loss, want_grad) = results
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-5, atol=1e-8)

@@ -31,7 +31,8 @@ from .loop_ir import AccUpdate, DefineAcc, Instr, Loop, LoopKernel, Store
 from .ops import Op
 from .phase_clock import phase
 from .scalar_ops import COSTLY, RENDERINGS
-from .stream_rows import LINE_BYTES, StreamedRow, kernel_defs, outer_only_chain, streamed_rows
+from .render_llvm_rows import RowStreams
+from .stream_rows import streamed_rows
 
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
 F32, F64 = ir.FloatType(), ir.DoubleType()
@@ -200,14 +201,11 @@ class _Renderer:
         self.nan_flags: dict[str, ir.AllocaInstr] = {}  # NOTE (flagged extrema)
         self.flags: tuple[str, ...] = ()
         self.interleaved: list[str] = []  # NOTE (interleaved math loops)
-        self._stream_rows(streamed_rows(kernel, stream_min_bytes))
+        self.rows = RowStreams(self, streamed_rows(kernel, stream_min_bytes))
 
     def render(self) -> str:
         self._loop(self.k.outer_var, self.fn.args[0], self.fn.args[1], self.k.body)
-        if self.streamed:
-            # NOTE (streamed rows): non-temporal stores are weakly ordered; the fence
-            # makes them visible before whoever waits for this call reads the output
-            self.call("llvm.x86.sse.sfence", ir.VoidType(), [])
+        self.rows.fence()
         self.b.ret_void()
         # NOTE: LLVM prefers 256-bit vectors on AVX-512 hosts unless told otherwise; these
         # loops are bandwidth-bound and gain from 512 (no effect on narrower hosts).
@@ -244,9 +242,8 @@ class _Renderer:
                 self.dtypes[s.out] = s.dtype
             elif isinstance(s, Loop):
                 end = self.env[s.extent] if isinstance(s.extent, str) else ir.Constant(I64, s.extent)
-                self._loop(s.var, ir.Constant(I64, 0), end, s.body)
-                for row in self.copy_after.get(id(s), ()):
-                    self._copy_out(row)
+                if not self.rows.render_loop(s, _interleave_pays(end, s.body)):
+                    self._loop(s.var, ir.Constant(I64, 0), end, s.body)
             elif isinstance(s, DefineAcc):
                 slot = self._alloca(_REG[s.dtype.name], s.acc)
                 self.accs[s.acc] = (slot, s.op, s.dtype)
@@ -276,79 +273,20 @@ class _Renderer:
                 raise TypeError(s)
 
     def _address(self, buf: str, index: str, load: str = ""):
-        """Where element ``index`` of ``buf`` is; in the row's stack copy when the access
-        belongs to a streamed row (NOTE (streamed rows))."""
+        """Where element ``index`` of ``buf`` is (``load``: the LOAD's name); a streamed
+        row's accesses go to its stack line or row (NOTE (streamed rows))."""
+        at = self.rows.address(buf, index, load)
+        if at is not None:
+            return at
         ptr, dtype = self.buffers[buf]
-        row = self.streamed.get(buf)
-        access = load or index
-        if row is not None and access in row[0].accesses:
-            var = row[0].accesses[access]
-            return self.b.gep(row[1], [self.env[var]], inbounds=True,
-                              source_etype=_MEM[dtype.name])
         return self.b.gep(ptr, [self.env[index]], inbounds=True, source_etype=_MEM[dtype.name])
 
-    def _stream_rows(self, rows: list[StreamedRow]) -> None:
-        """A 64-byte aligned stack row for each streamed output, and the loop after which
-        it is copied out (the last that touches it)."""
-        self.streamed: dict[str, tuple[StreamedRow, ir.AllocaInstr]] = {}
-        self.copy_after: dict[int, list[StreamedRow]] = {}
-        self.defs = kernel_defs(self.k) if rows else {}
-        for row in rows:
-            slot = self._alloca(_MEM[self.buffers[row.buf][1].name], f"{row.buf}.row",
-                                ir.Constant(I64, row.extent))
-            slot.align = LINE_BYTES
-            self.streamed[row.buf] = (row, slot)
-            last = [s for s in self.k.body if isinstance(s, Loop) and
-                    any(_reads_or_writes(t, row) for t in s.body)][-1]
-            self.copy_after.setdefault(id(last), []).append(row)
+    def mem_type(self, buf: str) -> ir.Type:
+        """The LLVM type of an element of ``buf`` in memory."""
+        return _MEM[self.buffers[buf][1].name]
 
-    def _copy_out(self, row: StreamedRow) -> None:
-        """NOTE (streamed rows): the stack row to the output row, in 64-byte non-temporal
-        stores when the output row is 64-byte aligned, else element by element."""
-        b = self.b
-        for instr in outer_only_chain(row.base, self.defs):
-            self.env[instr.out] = self._instr(instr)   # computed again: its loop has ended
-            self.dtypes[instr.out] = instr.dtype
-        ptr, dtype = self.buffers[row.buf]
-        elem = _MEM[dtype.name]
-        dst = b.gep(ptr, [self.env[row.base]], inbounds=True, source_etype=elem)
-        slot = self.streamed[row.buf][1]
-        lanes = LINE_BYTES // dtype.itemsize
-        vec = ir.VectorType(elem, lanes)
-        aligned = b.icmp_unsigned("==", b.and_(b.ptrtoint(dst, I64), ir.Constant(I64, LINE_BYTES - 1)),
-                                  ir.Constant(I64, 0))
-        done = self.fn.append_basic_block(f"{row.buf}.copied")
-        with b.if_else(aligned) as (lines, elements):
-            with lines:
-                def line(k):
-                    src = b.gep(slot, [k], inbounds=True, source_etype=elem)
-                    at = b.gep(dst, [k], inbounds=True, source_etype=elem)
-                    store = b.store(b.load(src, typ=vec, align=LINE_BYTES), at, align=LINE_BYTES)
-                    store.set_metadata("nontemporal", self.module.add_metadata([ir.Constant(I32, 1)]))
-                self._counted(f"{row.buf}.line", row.extent, lanes, line)
-            with elements:
-                def element(k):
-                    src = b.gep(slot, [k], inbounds=True, source_etype=elem)
-                    b.store(b.load(src, typ=elem), b.gep(dst, [k], inbounds=True, source_etype=elem))
-                self._counted(f"{row.buf}.element", row.extent, 1, element)
-        b.branch(done)
-        b.position_at_end(done)
-
-    def _counted(self, name: str, extent: int, step: int, body: Callable) -> None:
-        """``body(k)`` for ``k`` in ``range(0, extent, step)`` (``extent`` > 0)."""
-        b = self.b
-        pre = b.block
-        header = self.fn.append_basic_block(f"{name}.body")
-        exit_ = self.fn.append_basic_block(f"{name}.exit")
-        b.branch(header)
-        b.position_at_end(header)
-        k = b.phi(I64, name=name)
-        k.add_incoming(ir.Constant(I64, 0), pre)
-        body(k)
-        nxt = b.add(k, ir.Constant(I64, step))
-        k.add_incoming(nxt, b.block)
-        b.cbranch(b.icmp_signed("<", nxt, ir.Constant(I64, extent)), header, exit_)
-        b.position_at_end(exit_)
+    def itemsize(self, buf: str) -> int:
+        return self.buffers[buf][1].itemsize
 
     def _alloca(self, ty: ir.Type, name: str, count: ir.Constant | None = None
                 ) -> ir.AllocaInstr:
@@ -478,12 +416,6 @@ def _with_interleave(text: str, loops: list[str]) -> str:
         text += (f"\n!{loop_id} = distinct !{{!{loop_id}, !{option}}}\n"
                  f'!{option} = !{{!"llvm.loop.interleave.count", i32 {_INTERLEAVE}}}\n')
     return text
-
-
-def _reads_or_writes(s, row: StreamedRow) -> bool:
-    if isinstance(s, Store):
-        return s.buf == row.buf
-    return isinstance(s, Instr) and s.op is Op.LOAD and s.out in row.accesses
 
 
 def render_llvm(kernel: LoopKernel, native_ldexp: bool = False,

@@ -4,23 +4,26 @@ A row kernel (softmax, log_softmax, layer_norm, cross_entropy's rows) runs one i
 of its outer loop per row: a few innermost loops over the row's ``N`` elements, the last
 of which writes the output row. ``streamed_rows`` finds the outputs whose every access in
 the kernel is such a row access, ``buf[base(o) + j]`` for ``j`` in ``[0, N)``, with one
-``base`` for all of them; the renderer (``codegen.render_llvm``) then keeps that row in a
-stack buffer while the row is computed and copies it out at the end of the row with
-non-temporal stores.
+``base`` for all of them, and whose last such loop writes the row; the renderer
+(``codegen.render_llvm``) then writes those rows with non-temporal stores.
 
 NOTE (streamed rows): an output row written with ordinary stores is first read from
 memory (a cache line is fetched before it is modified, "read for ownership") and written
 back later, so each output byte costs two bytes of memory traffic, and the output rows
 push the input rows out of the cache. Non-temporal stores write whole lines without
 reading them and leave the cache to the inputs. They need 64-byte aligned vector stores,
-which LLVM's loop vectoriser does not make from a scalar store, so the row is kept in an
-aligned stack buffer while it is computed (in L1: at most ``MAX_ROW_BYTES``) and copied
-out by a loop of explicit 64-byte vectors when the output row is 64-byte aligned (a plain
-copy otherwise). Only kernels whose buffers together reach the renderer's
-``stream_min_bytes`` (the host's last-level cache, ``runtime.render_options``) stream:
-below that the output would still be in cache for whoever reads it next. Measured
-(2026-12-02, 2-core EPYC VM under load, layer_norm 4096x1024 float32 on one thread, 60
-alternating calls): median 2.55 -> 1.47 ms.
+which LLVM's loop vectoriser does not make from a scalar store, so the renderer runs the
+row's last loop in blocks of whole lines (``codegen.render_llvm_rows``): each block is
+computed into an aligned stack line, which the vectoriser keeps in registers, and stored
+with one non-temporal vector store when the output row is 64-byte aligned (a plain vector
+store otherwise). A row an earlier loop stashes values in (NOTE (row stash) in
+``codegen.lower``) is kept on the stack (in L1: at most ``MAX_ROW_BYTES``). Only kernels
+whose buffers together reach the renderer's ``stream_min_bytes`` (the host's last-level
+cache, ``runtime.render_options``) stream: below that the output would still be in
+cache for whoever reads it next. Measured (2026-12-02, 2-core EPYC VM at load 6-8,
+layer_norm 4096x1024 float32 on one thread, 40 alternating calls, min / median): 1.62 /
+3.95 ms plain, 0.97 / 2.62 ms streamed (1.18 / 2.92 ms when the row was copied out of a
+stack row after the loop instead: the copy's burst of stores stalls on memory).
 
 >>> import numpy as np
 >>> from tracegrad.codegen.loop_ir import KernelBuilder, BufferArg
@@ -94,6 +97,7 @@ def _row_of(kernel: LoopKernel, buf: str, defs: dict[str, Instr]) -> StreamedRow
     extent, base_key, base = None, None, None
     names: dict[str, str] = {}
     stored = False  # a store to the row finished in an earlier loop
+    last_stores = False
     for s in kernel.body:
         if _touches(s, buf, defs):
             if not isinstance(s, Loop) or not isinstance(s.extent, int):
@@ -105,7 +109,7 @@ def _row_of(kernel: LoopKernel, buf: str, defs: dict[str, Instr]) -> StreamedRow
                 if isinstance(t, Store) and t.buf == buf:
                     index, loop_stores = t.index, True
                 elif isinstance(t, Instr) and t.op is Op.LOAD and t.args[0] == buf:
-                    if not stored:
+                    if not stored or loop_stores:   # reads what this loop wrote
                         return None
                     index = t.args[1]
                 else:
@@ -120,7 +124,8 @@ def _row_of(kernel: LoopKernel, buf: str, defs: dict[str, Instr]) -> StreamedRow
                     return None
                 names[t.index if isinstance(t, Store) else t.out] = s.var
             stored = stored or loop_stores
-    if extent is None or not stored:
+            last_stores = loop_stores
+    if extent is None or not last_stores:   # the last loop must write the row
         return None
     return StreamedRow(buf, extent, base, names)
 

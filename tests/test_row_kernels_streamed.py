@@ -176,3 +176,65 @@ def test_compiled_cross_entropy_forward_and_backward_equal_eager_when_streamed(m
     (loss, grad), (want_loss, want_grad) = results
     np.testing.assert_allclose(loss, want_loss, rtol=1e-5)
     np.testing.assert_allclose(grad, want_grad, rtol=1e-5, atol=1e-8)
+
+
+def two_pass_kernel(load_after_store: bool):
+    """buf1 rows written by a first loop; a second loop reads them into buf2 rows (and,
+    with ``load_after_store``, a loop that writes buf2 and then reads it back)."""
+    kb = KernelBuilder("k", outer=4)
+    base = kb.emit(Op.MUL, ("o", kb.const(16, np.int64)), np.int64)
+    for k, (src, dst) in enumerate([("buf0", "buf1"), ("buf1", "buf2")]):
+        j = kb.begin_loop(16, "j")
+        at = kb.emit(Op.ADD, (base, j), np.int64)
+        value = kb.emit(Op.NEG, (kb.emit(Op.LOAD, (src, at), F32),), F32)
+        kb.store(dst, at, value)
+        if load_after_store and k == 1:
+            kb.store("buf1", at, kb.emit(Op.LOAD, ("buf2", at), F32))
+        kb.end_loop()
+    bufs = [BufferArg("buf0", F32, 64, False)] + [BufferArg(f"buf{k}", F32, 64, True)
+                                                  for k in (1, 2)]
+    return kb.finish(bufs)
+
+
+def test_a_row_whose_last_loop_only_reads_it_or_that_a_loop_reads_back_does_not_stream():
+    # buf1's last loop only reads it: nothing would write the stack row out
+    assert [r.buf for r in streamed_rows(two_pass_kernel(False), min_bytes=1)] == ["buf2"]
+    # buf2 is read back in the loop that wrote it, buf1 is then written by that loop
+    rows = streamed_rows(two_pass_kernel(True), min_bytes=1)
+    assert [r.buf for r in rows] == ["buf1"]
+
+
+@needs_x86
+def test_a_stashed_row_read_and_rewritten_by_its_last_loop_gives_the_same_values():
+    kernel = two_pass_kernel(True)
+    x = RNG.standard_normal(64).astype(np.float32)
+    outs = []
+    for source in (render_llvm(kernel), render_llvm(kernel, stream_min_bytes=1)):
+        out1, out2 = np.zeros(64, np.float32), np.zeros(64, np.float32)
+        llvm_jit.compile_llvm(source, ["k"]).functions["k"](4, [x, out1, out2])
+        outs.append((out1, out2))
+    np.testing.assert_array_equal(outs[1][0], outs[0][0])
+    np.testing.assert_array_equal(outs[1][1], outs[0][1])
+    np.testing.assert_array_equal(outs[0][0], x)   # -(-x)
+
+
+@needs_x86
+@pytest.mark.parametrize("aligned", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_streamed_math_rows_in_blocks_of_lines_give_the_same_bits(aligned, dtype):
+    # the last loop evaluates exp: four lines a block (NOTE (interleaved math loops))
+    b = Builder()
+    x, m = b.input((8, 512), np.dtype(dtype).name), b.input((8, 1), np.dtype(dtype).name)
+    k = plan(b.graph(b.mul(b.exp(b.sub(x, m)), m))).kernels[0].kernel
+    k.name = "k"
+    plain, streamed = render_llvm(k), render_llvm(k, stream_min_bytes=1)
+    assert "!nontemporal" in streamed and '"llvm.loop.interleave.count", i32 4' in streamed
+    xs = special_rows(8, 512).astype(dtype)
+    ms = RNG.standard_normal((8, 1)).astype(dtype)
+
+    def run_with(source, out):
+        llvm_jit.compile_llvm(source, ["k"]).functions["k"](8, [xs, ms, out])
+        return out
+    want = run_with(plain, np.empty_like(xs))
+    got = run_with(streamed, placed_like(xs, 0 if aligned else np.dtype(dtype).itemsize))
+    np.testing.assert_array_equal(got, want)

@@ -77,8 +77,10 @@ class RowStreams:
         if not rows:
             return False
         r, b = self.r, self.r.b
+        extent = loop.extent
+        assert isinstance(extent, int)   # streamed_rows takes constant row lengths only
         item = min(r.itemsize(row.buf) for row in rows)
-        lines = MATH_LINES if interleave and loop.extent * item % (MATH_LINES * LINE_BYTES) == 0 \
+        lines = MATH_LINES if interleave and extent * item % (MATH_LINES * LINE_BYTES) == 0 \
             else 1
         block = lines * LINE_BYTES // item
         starts = {}
@@ -93,7 +95,7 @@ class RowStreams:
             line = r._alloca(self._elem(row), f"{row.buf}.line", ir.Constant(I64, block))
             line.align = LINE_BYTES
             self.lines[row.buf] = (line, None)
-        outer = self._begin(f"{loop.var}.block", loop.extent // block)
+        outer = self._begin(f"{loop.var}.block", extent // block)
         first = b.mul(outer, ir.Constant(I64, block))
         lane = self._begin(loop.var, block, value=lambda k: b.add(first, k))
         for row in rows:
@@ -104,7 +106,7 @@ class RowStreams:
             r.interleaved.append(loop.var)
         for row in rows:
             self._store_line(row, *starts[row.buf], first, block)
-        self._end(f"{loop.var}.block", outer, loop.extent // block)
+        self._end(f"{loop.var}.block", outer, extent // block)
         for row in rows:
             del self.lines[row.buf]
         return True

@@ -125,7 +125,7 @@ def _row_of(kernel: LoopKernel, buf: str, defs: dict[str, Instr]) -> StreamedRow
                 names[t.index if isinstance(t, Store) else t.out] = s.var
             stored = stored or loop_stores
             last_stores = loop_stores
-    if extent is None or not last_stores:   # the last loop must write the row
+    if extent is None or base is None or not last_stores:   # the last loop must write it
         return None
     return StreamedRow(buf, extent, base, names)
 

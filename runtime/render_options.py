@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import platform
+from typing import TypedDict
 
 from .llvm_jit import host_has_feature
 
@@ -17,7 +18,13 @@ from .llvm_jit import host_has_feature
 _DEFAULT_LLC_BYTES = 32 << 20
 
 
-def render_options() -> dict[str, bool | int]:
+class RenderOptions(TypedDict):
+    """The keyword arguments ``codegen.render_llvm.render_llvm`` takes from the host."""
+    native_ldexp: bool
+    stream_min_bytes: int
+
+
+def render_options() -> RenderOptions:
     """``native_ldexp``: AVX-512 scales by a power of two in one instruction (NOTE (native
     ldexp) in codegen.llvm_math); elsewhere llvm.ldexp would be a libm call per lane.
     ``stream_min_bytes``: on x86-64, the last-level cache; row kernels over more bytes

@@ -10,6 +10,7 @@ import pytest
 
 import tracegrad
 from codegen_testing import Builder
+from test_row_kernels import private_cache  # noqa: F401 (autouse: a cache of each test's own)
 from tracegrad.codegen.loop_ir import BufferArg, KernelBuilder
 from tracegrad.codegen.ops import Op
 from tracegrad.codegen.render_llvm import render_llvm
@@ -22,12 +23,6 @@ X86 = platform.machine().lower() in ("x86_64", "amd64")
 needs_x86 = pytest.mark.skipif(not X86, reason="streamed rows fence with an x86 instruction")
 RNG = np.random.default_rng(3)
 F32 = np.dtype(np.float32)
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRACEGRAD_CACHE_DIR", str(tmp_path))
-    llvm_jit.clear_memory_cache()
 
 
 def softmax(b, x):

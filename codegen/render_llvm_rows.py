@@ -48,7 +48,7 @@ class RowStreams:
             loops = [s for s in r.k.body if isinstance(s, Loop)
                      and any(_touches(t, row) for t in s.body)]
             self.last_loop.setdefault(id(loops[-1]), []).append(row)
-            if len(loops) > 1:   # stashed by an earlier loop
+            if row.stashed:
                 slot = r._alloca(self._elem(row), f"{row.buf}.row", ir.Constant(I64, row.extent))
                 slot.align = LINE_BYTES
                 self.stack_rows[row.buf] = slot

@@ -17,7 +17,8 @@ row's last loop in blocks of whole lines (``codegen.render_llvm_rows``): each bl
 computed into an aligned stack line, which the vectoriser keeps in registers, and stored
 with one non-temporal vector store when the output row is 64-byte aligned (a plain vector
 store otherwise). A row an earlier loop stashes values in (NOTE (row stash) in
-``codegen.lower``) is kept on the stack (in L1: at most ``MAX_ROW_BYTES``). Only kernels
+``codegen.lower``) is kept on the stack (in L1: at most ``MAX_ROW_BYTES``; longer
+stashed rows are not streamed, other rows of any length are). Only kernels
 whose buffers together reach the renderer's ``stream_min_bytes`` (the host's last-level
 cache, ``runtime.render_options``) stream: below that the output would still be in
 cache for whoever reads it next. Measured (2026-12-02, 2-core EPYC VM at load 6-8,
@@ -49,7 +50,7 @@ from .ops import Op
 
 # bytes of one non-temporal vector store, and the alignment it needs
 LINE_BYTES = 64
-# a row kept on the stack stays in L1 beside the input row it is computed from
+# a stashed row kept on the stack stays in L1 beside the input row it is computed from
 MAX_ROW_BYTES = 16 << 10
 
 
@@ -60,6 +61,7 @@ class StreamedRow:
     extent: int              # elements per row
     base: str                # an int64 value that depends only on the outer variable
     accesses: dict[str, str]  # LOAD names and ``index`` names of its stores -> ``j``
+    stashed: bool = False    # an earlier loop than the last stores into it (a stack row)
 
 
 def streamed_rows(kernel: LoopKernel, min_bytes: int) -> list[StreamedRow]:
@@ -75,8 +77,9 @@ def streamed_rows(kernel: LoopKernel, min_bytes: int) -> list[StreamedRow]:
         if not buf.is_output or buf.dtype.kind not in "fiu" or buf.dtype.itemsize not in (4, 8):
             continue
         row = _row_of(kernel, buf.name, defs)
-        if row is not None and row.extent * buf.dtype.itemsize % LINE_BYTES == 0 \
-                and row.extent * buf.dtype.itemsize <= MAX_ROW_BYTES:
+        row_bytes = 0 if row is None else row.extent * buf.dtype.itemsize
+        if row is not None and row_bytes % LINE_BYTES == 0 \
+                and (row_bytes <= MAX_ROW_BYTES or not row.stashed):
             rows.append(row)
     return rows
 
@@ -98,6 +101,7 @@ def _row_of(kernel: LoopKernel, buf: str, defs: dict[str, Instr]) -> StreamedRow
     names: dict[str, str] = {}
     stored = False  # a store to the row finished in an earlier loop
     last_stores = False
+    loops = 0
     for s in kernel.body:
         if _touches(s, buf, defs):
             if not isinstance(s, Loop) or not isinstance(s.extent, int):
@@ -125,9 +129,10 @@ def _row_of(kernel: LoopKernel, buf: str, defs: dict[str, Instr]) -> StreamedRow
                 names[t.index if isinstance(t, Store) else t.out] = s.var
             stored = stored or loop_stores
             last_stores = loop_stores
+            loops += 1
     if extent is None or base is None or not last_stores:   # the last loop must write it
         return None
-    return StreamedRow(buf, extent, base, names)
+    return StreamedRow(buf, extent, base, names, stashed=loops > 1)
 
 
 def _touches(s, buf: str, defs: dict[str, Instr]) -> bool:

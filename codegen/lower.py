@@ -363,8 +363,8 @@ class _Lowerer:
         output pass.  When such a value (transcendental math over the whole row, reached
         from a last-axis reduction's input through elementwise ops without views, so it
         is evaluated at the reduction's own index) has the shape and dtype of a row
-        output that reads it the same way, the reduction's pass stores it into that
-        output row and the output pass loads it back instead of recomputing it.  Same
+        output that is it (cross_entropy's saved exp) or reads it the same way, the
+        reduction's pass stores it into that row and the output pass loads it.  Same
         thread, same row, earlier pass: the output's final store overwrites it
         afterwards.  Of several such values the one nearest the output is kept (it
         holds the most work).
@@ -385,7 +385,7 @@ class _Lowerer:
             in_pass = self._plain_reads(src.id)
             for out in row_outputs:
                 o = g.node(out)
-                for cand in self._plain_reads(out, include_self=False):
+                for cand in self._plain_reads(out):
                     c = g.node(cand)
                     if (cand in in_pass and c.op not in REDUCE and c.op not in MOVEMENT
                             and c.shape == src.shape == o.shape

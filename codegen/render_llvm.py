@@ -31,6 +31,8 @@ from .loop_ir import AccUpdate, DefineAcc, Instr, Loop, LoopKernel, Store
 from .ops import Op
 from .phase_clock import phase
 from .scalar_ops import COSTLY, RENDERINGS
+from .render_llvm_rows import RowStreams
+from .stream_rows import streamed_rows
 
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
 F32, F64 = ir.FloatType(), ir.DoubleType()
@@ -172,7 +174,8 @@ for _op, _rule in {
 
 
 class _Renderer:
-    def __init__(self, kernel: LoopKernel, native_ldexp: bool = False):
+    def __init__(self, kernel: LoopKernel, native_ldexp: bool = False,
+                 stream_min_bytes: int = 0):
         self.k = kernel
         self.native_ldexp = native_ldexp
         # NOTE: not the kernel's name: the module ID is printed in the source, and kernels
@@ -198,9 +201,11 @@ class _Renderer:
         self.nan_flags: dict[str, ir.AllocaInstr] = {}  # NOTE (flagged extrema)
         self.flags: tuple[str, ...] = ()
         self.interleaved: list[str] = []  # NOTE (interleaved math loops)
+        self.rows = RowStreams(self, streamed_rows(kernel, stream_min_bytes))
 
     def render(self) -> str:
         self._loop(self.k.outer_var, self.fn.args[0], self.fn.args[1], self.k.body)
+        self.rows.fence()
         self.b.ret_void()
         # NOTE: LLVM prefers 256-bit vectors on AVX-512 hosts unless told otherwise; these
         # loops are bandwidth-bound and gain from 512 (no effect on narrower hosts).
@@ -237,7 +242,8 @@ class _Renderer:
                 self.dtypes[s.out] = s.dtype
             elif isinstance(s, Loop):
                 end = self.env[s.extent] if isinstance(s.extent, str) else ir.Constant(I64, s.extent)
-                self._loop(s.var, ir.Constant(I64, 0), end, s.body)
+                if not self.rows.render_loop(s, _interleave_pays(end, s.body)):
+                    self._loop(s.var, ir.Constant(I64, 0), end, s.body)
             elif isinstance(s, DefineAcc):
                 slot = self._alloca(_REG[s.dtype.name], s.acc)
                 self.accs[s.acc] = (slot, s.op, s.dtype)
@@ -262,16 +268,32 @@ class _Renderer:
                 val = self.env[s.value]
                 if dtype == np.bool_:
                     val = b.zext(val, I8)
-                b.store(val, b.gep(ptr, [self.env[s.index]], inbounds=True,
-                                   source_etype=_MEM[dtype.name]))
+                b.store(val, self._address(s.buf, s.index))
             else:
                 raise TypeError(s)
 
-    def _alloca(self, ty: ir.Type, name: str) -> ir.AllocaInstr:
-        """A slot in the entry block (mem2reg turns it into a register)."""
+    def _address(self, buf: str, index: str, load: str = ""):
+        """Where element ``index`` of ``buf`` is (``load``: the LOAD's name); a streamed
+        row's accesses go to its stack line or row (NOTE (streamed rows))."""
+        at = self.rows.address(buf, index, load)
+        if at is not None:
+            return at
+        ptr, dtype = self.buffers[buf]
+        return self.b.gep(ptr, [self.env[index]], inbounds=True, source_etype=_MEM[dtype.name])
+
+    def mem_type(self, buf: str) -> ir.Type:
+        """The LLVM type of an element of ``buf`` in memory."""
+        return _MEM[self.buffers[buf][1].name]
+
+    def itemsize(self, buf: str) -> int:
+        return self.buffers[buf][1].itemsize
+
+    def _alloca(self, ty: ir.Type, name: str, count: ir.Constant | None = None
+                ) -> ir.AllocaInstr:
+        """A slot in the entry block (mem2reg turns a scalar one into a register)."""
         with self.b.goto_block(self.entry):
             self.b.position_at_start(self.entry)
-            return self.b.alloca(ty, name=name)
+            return self.b.alloca(ty, size=count, name=name)
 
     def _nan_flagged_update(self, slot, flag, op: Op, old, value) -> None:
         """NOTE (flagged extrema): ``slot = maxnum(slot, value)`` that may skip NaN,
@@ -295,9 +317,8 @@ class _Renderer:
         if s.op is Op.CONST:
             return self._const(s.args[0], dt)
         if s.op is Op.LOAD:
-            ptr, bdt = self.buffers[s.args[0]]
-            val = b.load(b.gep(ptr, [self.env[s.args[1]]], inbounds=True,
-                               source_etype=_MEM[bdt.name]), typ=_MEM[bdt.name])
+            _, bdt = self.buffers[s.args[0]]
+            val = b.load(self._address(s.args[0], s.args[1], s.out), typ=_MEM[bdt.name])
             return b.icmp_unsigned("!=", val, ir.Constant(I8, 0)) if bdt == np.bool_ else val
         if s.op is Op.ACC:
             slot, _, _ = self.accs[s.args[0]]
@@ -397,9 +418,13 @@ def _with_interleave(text: str, loops: list[str]) -> str:
     return text
 
 
-def render_llvm(kernel: LoopKernel, native_ldexp: bool = False) -> str:
+def render_llvm(kernel: LoopKernel, native_ldexp: bool = False,
+                stream_min_bytes: int = 0) -> str:
     """LLVM IR text of ``kernel``: one module holding one function of the kernel ABI.
     ``native_ldexp``: the target scales by powers of two in one vector instruction
-    (AVX-512; NOTE (native ldexp) in codegen.llvm_math)."""
+    (AVX-512; NOTE (native ldexp) in codegen.llvm_math). ``stream_min_bytes``: an x86-64
+    target's last-level cache; a row kernel whose buffers hold at least that many bytes
+    writes its output rows with non-temporal stores (NOTE (streamed rows) in
+    codegen.stream_rows); 0 never does."""
     with phase("render"):
-        return _Renderer(kernel, native_ldexp).render()
+        return _Renderer(kernel, native_ldexp, stream_min_bytes).render()

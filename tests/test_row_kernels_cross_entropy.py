@@ -197,6 +197,10 @@ def test_one_row_kernel_per_direction(reduction, label_smoothing):
     assert all(k.work <= 4 * N for k in fwd.kernels if k not in _reads_logits(fwd, (N, C)))
     # backward: one kernel, no extern (no scatter)
     assert len(bwd.kernels) == 1 and not bwd.externs
+    # the saved exp(x - max) is the value the sum's pass makes: computed once per element
+    # (NOTE (row stash) in codegen.lower), not again in the pass that writes it
+    (logits_kernel,) = _reads_logits(fwd, (N, C))
+    assert logits_kernel.loop_ir.count("EXP(") == 1, logits_kernel.loop_ir
 
 
 def test_log_softmax_and_softmax_backward_recompute_instead_of_saving():

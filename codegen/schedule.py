@@ -76,6 +76,7 @@ class KernelStep:
     kernel: LoopKernel
     buffers: list[str]
     loop_ir: str                     # ``str(kernel)``, shared by kernels reused for a group
+    groups: tuple[int, ...] = ()     # the fusion groups it computes (several: codegen.horizontal)
 
     @property
     def ops(self) -> list[str]:
@@ -267,7 +268,8 @@ def plan(graph: Graph, inplace: dict[int, tuple[int, ...]] | None = None) -> Pro
             n_kernels += 1
             kernel = lowering.lower(g, group, name, fusion.edges)
             bound = [materialise(n) for n in kernel.buffer_nodes]
-            steps.append(KernelStep(name, kernel, bound, f"kernel {name}({_text_after_name(kernel)}"))
+            steps.append(KernelStep(name, kernel, bound, f"kernel {name}({_text_after_name(kernel)}",
+                                    (ref,)))
         else:
             node = g.node(ref)
             ins: list[ExternInput] = []

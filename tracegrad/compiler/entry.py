@@ -376,7 +376,12 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
         entry.saved_copies = tuple(k - len(parts.saved) for k in parts.copied)
     if not plan_programs:
         return entry
-    entry.forward_plan = plan_cache.plan(parts.forward, _inplace_writes(entry, len(out_ids)))
+    # CUDA when the arguments (backend "auto") or the captured tensors live there
+    on_cuda = compiled._backend_for(leaves) == "cuda" or any(
+        kind == "captured" and ref._device.type == "cuda" for kind, ref in entry.input_sources)
+    entry.forward_plan = plan_cache.plan(parts.forward, _inplace_writes(entry, len(out_ids)),
+                                         None if on_cuda else
+                                         _update_segments(parts.forward_ids, tracer))
     if tracer.training_step:
         entry.stages = _kernel_stages(entry.forward_plan, parts.forward_ids, tracer)
     if parts.backward is not None:
@@ -385,10 +390,6 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
     # lowering, and loading a planned program from the disk cache, are timed as they run
     not_passes = phase_clock.since(clock_traced)
     if compile_code:
-        # CUDA when the arguments (backend "auto") or the captured tensors live there
-        on_cuda = compiled._backend_for(leaves) == "cuda" or any(
-            kind == "captured" and ref._device.type == "cuda"
-            for kind, ref in entry.input_sources)
         # NOTE (warm results), runtime.warm_pages: the first call's memory is faulted in
         # on another thread while LLVM compiles; joined before that call
         warming = None if on_cuda else warm(fresh_bytes(entry.forward_plan)
@@ -434,15 +435,28 @@ def _inplace_writes(entry, n_outputs: int) -> dict:
     return out
 
 
+def _update_segments(forward_ids, tracer) -> dict[int, int] | None:
+    """Forward graph node -> the optimizer group whose update it computes, for the
+    kernels that may merge into one per group (NOTE (horizontal fusion)); None outside a
+    training step. Not used on CUDA, where a merged kernel would run on one thread."""
+    if not tracer.update_groups:
+        return None
+    segments = {}
+    for joint, node in forward_ids.items():
+        group = tracer.update_group_of(joint)
+        if group is not None:
+            segments[node] = group
+    return segments or None
+
+
 def _kernel_stages(program, forward_ids, tracer) -> dict:
     """Each kernel's phases of the training step, from the trace nodes fused into it."""
     joint_of = {f: j for j, f in forward_ids.items()}
-    groups = [program.fusion.groups[ref] for kind, ref in program.fusion.steps
-              if kind == "group"]
     stages = {}
     order = ("forward", "backward", "update")
-    for step, group in zip(program.kernels, groups):
-        phases = {tracer.phase_of(joint_of[n]) for n in group.members if n in joint_of}
+    for step in program.kernels:
+        members = [n for ref in step.groups for n in program.fusion.groups[ref].members]
+        phases = {tracer.phase_of(joint_of[n]) for n in members if n in joint_of}
         stages[step.name] = "+".join(p for p in order if p in phases) or "forward"
     return stages
 

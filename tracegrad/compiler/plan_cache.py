@@ -41,7 +41,8 @@ import numpy as np
 
 from ..codegen import phase_clock, scalar_ops, schedule
 from ..codegen.graph import Graph
-from ..runtime import cpu_program, disk_cache
+from ..codegen.horizontal import merge_segments
+from ..runtime import cpu_program, cpu_threads, disk_cache
 from ..runtime.render_options import render_options
 
 __all__ = ["plan", "save", "graph_key"]
@@ -147,22 +148,36 @@ def graph_key(graph: Graph, inplace: dict[int, int] | None) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def plan(graph: Graph, inplace: dict[int, int] | None = None) -> schedule.Program:
+def plan(graph: Graph, inplace: dict[int, int] | None = None,
+         segments: dict[int, int] | None = None) -> schedule.Program:
     """``codegen.schedule.plan(graph, inplace)``, from the disk cache when it holds it.
-    A program planned afresh is stored by ``save`` once it has compiled."""
+    A program planned afresh is stored by ``save`` once it has compiled. ``segments``
+    (graph node -> optimizer group of a training step's update): those kernels merge
+    (NOTE (horizontal fusion), codegen.horizontal)."""
     if not disk_cache.enabled() or schedule.CHECK_REUSE:   # tests that check lowering
-        return schedule.plan(graph, inplace)
+        return _plan(graph, inplace, segments)
     try:
         key = graph_key(graph, inplace)
     except Uncacheable:
-        return schedule.plan(graph, inplace)
+        return _plan(graph, inplace, segments)
+    if segments:
+        key = hashlib.sha256(f"{key} horizontal {sorted(segments.items())} "
+                             f"{cpu_threads.PARALLEL_MIN_WORK}".encode()).hexdigest()
     start = time.perf_counter()
     program = _load(key, graph)
     if program is not None:   # the dump's "load" phase (a miss costs a failed open)
         phase_clock.add("load", time.perf_counter() - start)
     if program is None:
-        program = schedule.plan(graph, inplace)
+        program = _plan(graph, inplace, segments)
         _unsaved[id(program)] = (key, program)
+    return program
+
+
+def _plan(graph: Graph, inplace, segments) -> schedule.Program:
+    program = schedule.plan(graph, inplace)
+    if segments:
+        # kernels the pool would split stay apart: a merged kernel runs on one thread
+        merge_segments(program, segments, inplace, cpu_threads.PARALLEL_MIN_WORK)
     return program
 
 

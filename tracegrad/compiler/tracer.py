@@ -9,6 +9,7 @@ so it is never baked into the generated code. Python scalars become CONST nodes.
 """
 from __future__ import annotations
 
+import bisect
 import math
 import weakref
 
@@ -122,6 +123,7 @@ class Tracer:
         self.ran_backward = False
         self.stepped = False                  # an optimizer step ran (optim/_capture.py)
         self.phases: list[tuple[int, str]] = [(0, "forward")]  # (first node id, phase)
+        self.update_groups: list[int] = []    # first node id of each optimizer group's update
         self._grads: dict[int, list] = {}     # id -> [leaf, .grad before, cleared]
         self._grad_reads: dict[int, tuple] = {}  # id of a .grad read -> (leaf, .grad)
         self._leaf_grads: dict[int, tuple] = {}  # id -> (leaf, .grad): ("leaf_grad", leaf)
@@ -365,6 +367,20 @@ class Tracer:
         if self.phases[-1][1] != phase:
             nodes = self.graph.nodes
             self.phases.append((nodes[-1].id + 1 if nodes else 0, phase))
+
+    def mark_update_group(self) -> None:
+        """Nodes recorded from now on update the next optimizer group: its kernels may run
+        as one (NOTE (horizontal fusion), codegen.horizontal)."""
+        self.mark_phase("update")
+        nodes = self.graph.nodes
+        self.update_groups.append(nodes[-1].id + 1 if nodes else 0)
+
+    def update_group_of(self, node_id: int) -> int | None:
+        """The index of the optimizer group whose update recorded ``node_id``, or None."""
+        if self.phase_of(node_id) != "update":
+            return None
+        found = bisect.bisect_right(self.update_groups, node_id) - 1
+        return found if found >= 0 else None
 
     def phase_of(self, node_id: int) -> str:
         phase = "forward"

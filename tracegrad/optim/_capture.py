@@ -419,7 +419,7 @@ def custom_step(step):
         active.undo.append(self._state_restorer())
         seen = _groups_key(self, _exact)
         active.guards.append(lambda: _groups_key(self, _exact) == seen)
-        active.mark_phase("update")
+        active.mark_update_group()   # every group as one (NOTE (horizontal fusion))
         active.stepped = True
         result = step(self, *args, **kwargs)
         for p, state in self.state.items():

@@ -193,6 +193,7 @@ class Optimizer(OptimizerHooks):
                 _capture.tracer().undo.append(self._state_restorer())
                 _capture.guard_groups(self)
                 for group in self.param_groups:
+                    _capture.tracer().mark_update_group()   # NOTE (horizontal fusion)
                     self._trace_group(group)
             else:
                 fused = [group for group in self.param_groups if group.get("fused")]
@@ -229,6 +230,7 @@ class Optimizer(OptimizerHooks):
                         p.grad = g
                     _capture.guard_groups(self)
                     for group in groups:
+                        _capture.tracer().mark_update_group()   # NOTE (horizontal fusion)
                         self._trace_group(group)
                 finally:
                     for p, g in zip(params, kept):

@@ -26,7 +26,10 @@ from .loop_ir import AccUpdate, BufferArg, DefineAcc, Instr, Loop, LoopKernel, S
 from .ops import Op
 from .schedule import KernelStep, Program, Step, _plan_slots, _step_reads, _step_writes
 
-__all__ = ["merge_segments"]
+__all__ = ["merge_segments", "ENABLED"]
+
+# False: every kernel stays apart (benchmarks compare both; the plan cache key follows it)
+ENABLED = True
 
 
 def merge_segments(program: Program, segments: dict[int, int],

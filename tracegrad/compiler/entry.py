@@ -16,7 +16,7 @@ from .._primitives import PRIMITIVES
 from .._tensor import Tensor, _wrap, replay_view_ops
 from ..autograd.engine import run_backward
 from ..autograd.grad_mode import state as grad_state
-from ..codegen import phase_clock
+from ..codegen import horizontal, phase_clock
 from ..codegen.ops import MOVEMENT
 from ..runtime.cpu_program import (CANONICAL_NAME, CompiledProgram, ProgramCompileError,
                                    llvm_sources)
@@ -439,7 +439,7 @@ def _update_segments(forward_ids, tracer) -> dict[int, int] | None:
     """Forward graph node -> the optimizer group whose update it computes, for the
     kernels that may merge into one per group (NOTE (horizontal fusion)); None outside a
     training step. Not used on CUDA, where a merged kernel would run on one thread."""
-    if not tracer.update_groups:
+    if not tracer.update_groups or not horizontal.ENABLED:
         return None
     segments = {}
     for joint, node in forward_ids.items():

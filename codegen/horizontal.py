@@ -64,15 +64,17 @@ def merge_segments(program: Program, segments: dict[int, int],
     for pos, step in enumerate(program.steps):
         if not isinstance(step, KernelStep) or not step.groups or not 0 < step.work < max_work:
             continue
-        found = {segments.get(n) for ref in step.groups for n in fusion.groups[ref].members}
-        if len(found) == 1 and None not in found:
+        found = {segments.get(n, -1) for ref in step.groups for n in fusion.groups[ref].members}
+        if len(found) == 1 and -1 not in found:   # every node in one segment
             runs.setdefault(found.pop(), []).append(pos)
     merged: dict[int, KernelStep] = {}   # position of the merged kernel -> it
     dropped: set[int] = set()
     for positions in runs.values():
         for chosen in _independent_runs(program.steps, positions, touched):
             if len(chosen) > 1:
-                merged[chosen[-1]] = _merged_step([program.steps[p] for p in chosen])
+                members = [program.steps[p] for p in chosen]
+                merged[chosen[-1]] = _merged_step([m for m in members
+                                                   if isinstance(m, KernelStep)])
                 dropped.update(chosen[:-1])
     if merged:
         program.steps = [merged.get(p, s) for p, s in enumerate(program.steps)
@@ -140,13 +142,13 @@ def _merged_step(steps: list[KernelStep]) -> KernelStep:
         kernel = step.kernel
         names: dict[str, str] = {}
         for arg, buf, node in zip(kernel.buffers, step.buffers,
-                                  kernel.buffer_nodes or [None] * len(step.buffers)):
+                                  kernel.buffer_nodes or [-1] * len(step.buffers)):
             key = (buf, arg.offset)
             if key not in slot_of:
                 slot_of[key] = f"buf{len(buffers)}"
                 buffers.append(replace(arg, name=slot_of[key]))
                 bound.append(buf)
-                if node is not None:
+                if node >= 0:
                     nodes.append(node)
             elif arg.is_output:
                 index = bound.index(buf)

@@ -29,6 +29,7 @@ from .debug import debug_level, logger
 from .errors import TraceError
 from .partition import split
 from .tracer import Tracer, TraceValue, tracing
+from .update_segments import update_segments
 
 
 def extern_eval(node, arrays):
@@ -380,8 +381,8 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
     on_cuda = compiled._backend_for(leaves) == "cuda" or any(
         kind == "captured" and ref._device.type == "cuda" for kind, ref in entry.input_sources)
     entry.forward_plan = plan_cache.plan(parts.forward, _inplace_writes(entry, len(out_ids)),
-                                         None if on_cuda else
-                                         _update_segments(parts.forward_ids, tracer))
+                                         None if on_cuda or not horizontal.ENABLED else
+                                         update_segments(tracer, parts.forward_ids))
     if tracer.training_step:
         entry.stages = _kernel_stages(entry.forward_plan, parts.forward_ids, tracer)
     if parts.backward is not None:
@@ -433,20 +434,6 @@ def _inplace_writes(entry, n_outputs: int) -> dict:
             *others, last = positions[(kind, id(ref))]
             out[n_outputs + j] = (last, *others)
     return out
-
-
-def _update_segments(forward_ids, tracer) -> dict[int, int] | None:
-    """Forward graph node -> the optimizer group whose update it computes, for the
-    kernels that may merge into one per group (NOTE (horizontal fusion)); None outside a
-    training step. Not used on CUDA, where a merged kernel would run on one thread."""
-    if not tracer.update_groups or not horizontal.ENABLED:
-        return None
-    segments = {}
-    for joint, node in forward_ids.items():
-        group = tracer.update_group_of(joint)
-        if group is not None:
-            segments[node] = group
-    return segments or None
 
 
 def _kernel_stages(program, forward_ids, tracer) -> dict:

@@ -9,7 +9,6 @@ so it is never baked into the generated code. Python scalars become CONST nodes.
 """
 from __future__ import annotations
 
-import bisect
 import math
 import weakref
 
@@ -374,13 +373,6 @@ class Tracer:
         self.mark_phase("update")
         nodes = self.graph.nodes
         self.update_groups.append(nodes[-1].id + 1 if nodes else 0)
-
-    def update_group_of(self, node_id: int) -> int | None:
-        """The index of the optimizer group whose update recorded ``node_id``, or None."""
-        if self.phase_of(node_id) != "update":
-            return None
-        found = bisect.bisect_right(self.update_groups, node_id) - 1
-        return found if found >= 0 else None
 
     def phase_of(self, node_id: int) -> str:
         phase = "forward"

@@ -179,15 +179,14 @@ class GemmBlocks:
 
 # NOTE (one kind of worker), runtime.blas_threads: a gemm of at least this many
 # multiply-adds is split over tracegrad's pool (BLAS itself runs one thread in programs).
-# One thread does ~85-90 GFLOP/s here (AVX-512 sgemm), so 2^22 is ~95 µs of work, three
-# times the pool's hand-off (~30 µs, runtime.cpu_threads). The seed MLP's two
-# 64x1000x100 gemms (6.4M, ~145 µs each) used to stay whole under a 2^23 threshold set
-# when a hand-off cost 134 µs; with claimed chunks, measured 2026-12-02 (seed whole step,
-# one process, 60 alternations at load 1.5): whole min 376 / median 448 µs, split 337 /
-# 427 µs. With no second core free, the caller claims every chunk itself, so a split
-# costs only the hand-off: 4 x (gemm, tanh) 1024x256x256 split 12.5 ms vs whole 12.6 ms
-# at load 6.
-GEMM_PARALLEL_MIN_MACS = 1 << 22
+# One thread does ~85-90 GFLOP/s here (AVX-512 sgemm), so 2^23 is ~190 µs of work. The
+# seed MLP's 64x1000x100 (6.4M, ~148 µs whole) stays whole: split in two over the pool
+# it took min 125 / median 153-182 µs on an idle 2-core machine (2026-12-02, 200
+# alternations; x.T @ g of the same size: 129 / 153 vs 148 / 154), since each block packs
+# the shared operand again and runs the micro-kernels over half the width. Big gemms
+# split well: 4 x (gemm, tanh) 1024x256x256 12.5 ms split vs 12.6 ms whole at load 6,
+# and with no second core free the caller claims every chunk itself.
+GEMM_PARALLEL_MIN_MACS = 1 << 23
 # fewer rows (columns) than this per block make the BLAS micro-kernels run short
 GEMM_MIN_BLOCK = 32
 

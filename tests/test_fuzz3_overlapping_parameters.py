@@ -3,7 +3,8 @@ is gone: eagerly the optimizer updates them one after the other, so the second u
 reads the overlap the first one wrote. A compiled step (horizontal fusion on or off)
 updates both from the values at the call, 0.04 off eager after one SGD step, without a
 warning. (With the base still alive the trace notices the alias and runs eagerly; disjoint
-views of one storage match eager.)"""
+views of one storage match eager. A hand-written update, ``p.sub_(0.1 * p.grad)`` under
+no_grad after backward, is off the same way, so the optimizers are not the cause.)"""
 import numpy as np
 import pytest
 

@@ -21,6 +21,7 @@ from .._tensor import Tensor, _wrap
 from ..codegen.graph import Graph
 from ..codegen.ops import MOVEMENT, Op
 from .errors import TraceError
+from .dead_aliases import WrittenAliases
 from .symint import symbol
 
 # NOTE (in-place writes while tracing): ``_ops.inplace.commit_inplace`` writes functionally
@@ -116,6 +117,7 @@ class Tracer:
         self._born: set[int] = set()          # ids of tensors created during the trace
         self._writes: dict[int, Write] = {}   # id -> concrete tensor rebound to a trace value
         self._rebinds: dict[int, int] = {}    # id -> times a traced tensor was rebound
+        self._dead_aliases = WrittenAliases()   # NOTE (aliases of a dead tensor)
         self.written: list[tuple[Tensor, int, int]] = []  # after the trace: see finish()
         self._rng_state = None
         # NOTE (training step capture): backward() and optimizer steps inside a trace
@@ -160,6 +162,7 @@ class Tracer:
             return
         write = self._writes.get(key)
         if write is None:
+            self._dead_aliases.note_write(t, self._writes)
             if key not in self.captured and key in self._grad_reads:
                 self._as_leaf_grad(t)   # a .grad written before it is read (zero_())
             write = self._writes[key] = Write(t, old, key in self._born)
@@ -185,6 +188,7 @@ class Tracer:
             raise TraceError(f"a view or detach() of a tensor is read (shape "
                              f"{tuple(t.shape)}) after that tensor was written in place; "
                              f"a compile trace does not follow that")
+        self._dead_aliases.refuse_stale_read(t, self._writes)
 
     # ---- .grad fields and optimizer state (NOTE (training step capture)) ---------------
     def grads_written(self) -> list:

@@ -6,16 +6,10 @@ import pytest
 
 import tracegrad
 import tracegrad.nn as nn
-from tracegrad.runtime import cpu_program, llvm_jit
+from tracegrad.runtime import llvm_jit
 
 from test_compile_speed import FILL
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRACEGRAD_CACHE_DIR", str(tmp_path))
-    llvm_jit.clear_memory_cache()
-    cpu_program._RENDERED.clear()
+from test_compile_speed import private_cache  # noqa: F401 (autouse: a cache of each test's own)
 
 
 @pytest.fixture

@@ -10,12 +10,7 @@ from tracegrad.compiler import entry
 from tracegrad.nn import functional as F
 from tracegrad.runtime import cpu_program, llvm_jit
 
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRACEGRAD_CACHE_DIR", str(tmp_path))
-    llvm_jit.clear_memory_cache()
-    cpu_program._RENDERED.clear()
+from test_compile_speed import private_cache  # noqa: F401 (autouse: a cache of each test's own)
 
 
 @pytest.fixture

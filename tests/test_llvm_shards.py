@@ -9,12 +9,7 @@ import pytest
 
 from tracegrad.runtime import cpu_program, llvm_jit, llvm_shards
 
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRACEGRAD_CACHE_DIR", str(tmp_path))
-    llvm_jit.clear_memory_cache()
-    cpu_program._RENDERED.clear()
+from test_compile_speed import private_cache  # noqa: F401 (autouse: a cache of each test's own)
 
 
 def _kernel(k: int, terms: int = 12) -> str:

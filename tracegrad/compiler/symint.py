@@ -229,7 +229,35 @@ def _plain(x):
     return x._v if type(x) is SymInt or type(x) is SymFloat else x
 
 
-class SymInt:
+class _Followed:
+    """What SymInt and SymFloat share: a copy is the same followed value, and printing it
+    or asking it for one of its plain type's other methods (``bit_length``, ``hex``,
+    ...) is an escape answered by the plain value (``_escaped``)."""
+
+    __slots__ = ()
+    _plain: type
+
+    def _escaped(self, what: str):
+        raise NotImplementedError
+
+    def __repr__(self):
+        return repr(self._escaped("repr()"))
+
+    __str__ = __repr__
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or not hasattr(self._plain, name):
+            raise AttributeError(name)   # (``hasattr(n, "shape")`` asks nothing of it)
+        return getattr(self._escaped(f".{name}"), name)
+
+
+class SymInt(_Followed):
     """An integer size that also knows itself as a polynomial in ``s0`` (``expr``, lowest
     power first) and records, in ``rec``, what the traced code did with it.
 
@@ -242,6 +270,7 @@ class SymInt:
     code takes it as the size it is; ``type(n) is int`` does not."""
 
     __slots__ = ("_v", "expr", "rec")
+    _plain = int
 
     def __init__(self, value: int, expr: tuple, rec: Recorder) -> None:
         self._v = int(value)
@@ -459,34 +488,18 @@ class SymInt:
     def __format__(self, spec):
         return format(self._escaped("formatting"), spec)
 
-    def __repr__(self):
-        return repr(self._escaped("repr()"))
-
-    __str__ = __repr__
-
     def __reduce__(self):
         return (int, (self._escaped("pickling"),))
 
-    def __copy__(self):
-        return self
 
-    def __deepcopy__(self, memo):
-        return self
-
-    def __getattr__(self, name: str):
-        # int's other methods (bit_length, to_bytes, ...): answered by the plain value
-        if name.startswith("__") or not hasattr(int, name):
-            raise AttributeError(name)   # (``hasattr(n, "shape")`` asks nothing of it)
-        return getattr(self._escaped(f".{name}"), name)
-
-
-class SymFloat:
+class SymFloat(_Followed):
     """``1 / P(s0)`` (``kind`` "recip"; a mean's 1/N) as the traced code made it: passed on
     as it is (a tensor op's scalar) it stays followed; any other use (arithmetic, a
     comparison, formatting, a C function reading it) is an escape, and the plain float
     goes on.  Not a ``float`` subclass, for the reason of NOTE (no int underneath)."""
 
     __slots__ = ("_v", "kind", "expr", "rec")
+    _plain = float
 
     def __init__(self, value: float, kind: str, expr: tuple, rec: Recorder) -> None:
         self._v = float(value)
@@ -510,21 +523,6 @@ class SymFloat:
         self.rec.escape(f"{what} of {self.kind} {poly_text(self.expr)}")
         return self._v
 
-    def __repr__(self):
-        return repr(self._escaped("repr()"))
-
-    __str__ = __repr__
-
-    def __copy__(self):
-        return self
-
-    def __deepcopy__(self, memo):
-        return self
-
-    def __getattr__(self, name: str):
-        if name.startswith("__") or not hasattr(float, name):
-            raise AttributeError(name)
-        return getattr(self._escaped(f".{name}"), name)
 
 
 def _escaping(name: str):

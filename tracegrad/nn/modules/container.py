@@ -89,7 +89,7 @@ class Sequential(Module):
         mods.insert(index, module)
         self._modules.clear()
         for i, m in enumerate(mods):
-            self._modules[str(i)] = m
+            self.add_module(str(i), m)
         return self
 
     def pop(self, key: int) -> Module:
@@ -199,7 +199,7 @@ class ModuleDict(Module):
         self.add_module(key, module)
 
     def __delitem__(self, key: str) -> None:
-        del self._modules[key]
+        delattr(self, key)   # through Module: a compiled call sees the module change
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -211,7 +211,8 @@ class ModuleDict(Module):
         return key in self._modules
 
     def clear(self) -> None:
-        self._modules.clear()
+        for key in list(self._modules):
+            delattr(self, key)
 
     def pop(self, key: str) -> Module:
         v = self[key]
@@ -315,7 +316,7 @@ class ParameterDict(Module):
         self.register_parameter(key, value)
 
     def __delitem__(self, key: str) -> None:
-        del self._parameters[key]
+        delattr(self, key)   # through Module: a compiled call sees the parameter change
 
     def __len__(self) -> int:
         return len(self._parameters)

@@ -21,7 +21,10 @@ from ..parameter import Buffer, Parameter
 from .hooks import RemovableHandle
 from .state_dict import StateDictMixin
 
-PLAIN_ATTRIBUTE_WRITES = [0]   # writes of attributes that are no parameter, buffer or module
+# Writes of any module attribute (a number, a parameter, buffer or submodule set, replaced
+# or deleted): a compiled call compares the attributes its trace read only when this moved
+# (compiler/tracer.py note_module)
+ATTRIBUTE_WRITES = [0]
 
 
 def _addindent(s: str, num_spaces: int) -> str:
@@ -88,6 +91,7 @@ class Module(StateDictMixin):
             raise TypeError(f"cannot assign '{type(param).__name__}' object to parameter "
                             f"'{name}' (tracegrad.nn.Parameter or None required)")
         self._parameters[name] = param
+        ATTRIBUTE_WRITES[0] += 1
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         self._check_ready("buffer")
@@ -101,6 +105,7 @@ class Module(StateDictMixin):
             persistent = tensor.__dict__.get("persistent", persistent)
             tensor = tensor.detach()
         self._buffers[name] = tensor
+        ATTRIBUTE_WRITES[0] += 1
         if persistent:
             self._non_persistent_buffers_set.discard(name)
         else:
@@ -113,6 +118,7 @@ class Module(StateDictMixin):
         if hasattr(self, name) and name not in self._modules:
             raise KeyError(f"attribute '{name}' already exists")
         self._modules[name] = module
+        ATTRIBUTE_WRITES[0] += 1
 
     register_module = add_module
 
@@ -148,6 +154,7 @@ class Module(StateDictMixin):
                              f"on a module (update a buffer in place, e.g. "
                              f"self.{name}.add_(1) or .copy_(...))")
         d = self.__dict__
+        ATTRIBUTE_WRITES[0] += 1
         params = d.get("_parameters")
         if isinstance(value, Parameter):
             if params is None:
@@ -184,9 +191,6 @@ class Module(StateDictMixin):
             self.register_buffer(name, value, persistent)
         else:
             object.__setattr__(self, name, value)
-            # a compiled call checks the plain attributes its trace read (dropout's p)
-            # only when some module's changed since (compiler/tracer.py note_module)
-            PLAIN_ATTRIBUTE_WRITES[0] += 1
 
     def __getattr__(self, name: str):
         d = self.__dict__
@@ -197,6 +201,7 @@ class Module(StateDictMixin):
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name: str) -> None:
+        ATTRIBUTE_WRITES[0] += 1
         if name in self._parameters:
             del self._parameters[name]
         elif name in self._buffers:
@@ -334,6 +339,7 @@ class Module(StateDictMixin):
             for key, b in self._buffers.items():
                 if b is not None:
                     self._buffers[key] = fn(b)
+        ATTRIBUTE_WRITES[0] += 1
         return self
 
     def to(self, *args, **kwargs) -> Module:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import inspect
-import operator
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from .autograd_bridge import attach
 from .debug import debug_level, logger
 from .errors import TraceError
 from .partition import split
+from .python_guards import python_value_guards, requires_grad_guards
 from .tracer import Tracer, TraceValue, tracing
 from .update_segments import update_segments
 
@@ -36,6 +36,11 @@ def extern_eval(node, arrays):
     """Run a primitive the generated code calls out to, with its NumPy implementation
     (RAND/RANDN draw from the process-wide generator, as eager mode does)."""
     return PRIMITIVES[node.op].eager(*arrays, **node.attrs)
+
+
+class CapturedChanged(Exception):
+    """A tensor the program reads outside its arguments changed shape or dtype: the call
+    must retrace (compiler/function.py)."""
 
 
 class Entry:
@@ -73,6 +78,7 @@ class Entry:
         self.grad_writes = []          # per .grad written in the step: (leaf, has a value,
         #                                accumulates into the old tensor), see Entry.run
         self.guards = []               # callables, all True while this entry is valid
+        self.captured_meta = []        # (captured tensor, traced shape, dtype)
         self.made_inputs = []          # positions in input_sources of tensors the trace
         #                                made (Tracer.made_here_ids)
         self.stages = {}               # forward kernel name -> "forward", "backward",
@@ -119,7 +125,13 @@ class Entry:
         return arrays
 
     def run(self, leaves):
-        results = self.forward(self._input_arrays(leaves))
+        try:
+            results = self.forward(self._input_arrays(leaves))
+        except TypeError:
+            changed = self.captured_changed()
+            if changed is not None:
+                raise CapturedChanged(changed) from None
+            raise
         for k in self.saved_copies:   # before any write-back changes them
             results[k] = _copy_array(results[k])
         outs = [_wrap(a) for a in results[:self.n_outputs]]
@@ -157,6 +169,17 @@ class Entry:
     def _input_tensor(self, leaves, k: int):
         """The tensor (or Python scalar) forward input ``k`` was read from this call."""
         return _source_tensor(leaves, *self.input_sources[k])
+
+    def captured_changed(self) -> str | None:
+        """A captured tensor whose shape or dtype changed since the trace (``p.data =
+        torch.randn(4, 3)``, ``model.double()``), named; None when none did."""
+        for t, shape, dtype in self.captured_meta:
+            data = t._data
+            if isinstance(data, np.ndarray) and (data.shape != tuple(shape)
+                                                 or data.dtype != dtype):
+                return (f"a captured tensor changed from {dtype}{list(shape)} to "
+                        f"{data.dtype}{list(data.shape)}")
+        return None
 
     def guards_hold(self) -> bool:
         for guard in self.guards:   # a plain loop: all() over a generator costs ~1 µs more
@@ -350,8 +373,8 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
     write_ids = [node for _, node, _ in writes]
     write_ids += [node for _, node, _ in tracer.grad_writes if node is not None]
     entry.grad_writes = [(leaf, node is not None, acc) for leaf, node, acc in tracer.grad_writes]
-    entry.guards = (list(tracer.guards) + _requires_grad_guards(tracer)
-                    + _python_value_guards(compiled.fn))
+    entry.guards = (list(tracer.guards) + requires_grad_guards(tracer)
+                    + python_value_guards(compiled.fn))
     grad_ids = [None if g is None else g._data.node for g in grads]
     tracer.graph.outputs = out_ids + write_ids + [g for g in grad_ids if g is not None]
     parts = split(tracer.graph, out_ids + write_ids, grad_ids, grad_inputs, eager_reads)
@@ -366,6 +389,9 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
         kind = kinds[index_of_node[n]]
         entry.input_sources.append(kind if kind[0] != "scalar"
                                    else ("scalar", (kind[1], np.zeros((), kind[2]))))
+    entry.captured_meta = [(ref, node.shape, node.dtype) for (kind, ref), node in zip(
+        entry.input_sources, map(tracer.graph.node, parts.forward_inputs))
+        if kind == "captured"]
     made = tracer.made_here_ids()
     entry.made_inputs = [k for k, (kind, ref) in enumerate(entry.input_sources)
                          if kind == "captured" and id(ref) in made]
@@ -446,54 +472,6 @@ def _kernel_stages(program, forward_ids, tracer) -> dict:
         phases = {tracer.phase_of(joint_of[n]) for n in members if n in joint_of}
         stages[step.name] = "+".join(p for p in order if p in phases) or "forward"
     return stages
-
-
-def _requires_grad_guards(tracer) -> list:
-    """A captured tensor whose requires_grad is toggled (freezing a layer) changes what
-    the step computes: the entry retraces rather than replay."""
-    tensors = [t for t, _ in tracer.captured.values()
-               if tracer.source_of(t)[0] == "captured"]   # a leaf_grad has its own guard
-    if not tensors:
-        return []
-    flags = [t._requires_grad for t in tensors]
-    read = operator.attrgetter("_requires_grad")
-    return [lambda: list(map(read, tensors)) == flags]
-
-
-_PLAIN = (bool, int, float, complex, str, type(None))
-
-
-def _python_value_guards(fn) -> list:
-    """A number (or string, None) the function reads from its module's globals or its
-    closure is a constant of the trace (``x * SCALE``): a change retraces, as eagerly the
-    next call reads the new value. Functions it calls are not followed."""
-    fn = getattr(fn, "__func__", fn)
-    code, glb = getattr(fn, "__code__", None), getattr(fn, "__globals__", None)
-    if code is None or glb is None:
-        return []
-    names, codes = set(), [code]
-    while codes:   # the function's own code and the code nested in it (comprehensions)
-        c = codes.pop()
-        names.update(c.co_names)
-        codes.extend(k for k in c.co_consts if hasattr(k, "co_names"))
-    names = sorted(n for n in names if n in glb and type(glb[n]) in _PLAIN)
-    cells = []
-    for cell in fn.__closure__ or ():
-        try:
-            if type(cell.cell_contents) in _PLAIN:
-                cells.append(cell)
-        except ValueError:   # a cell not filled yet
-            pass
-    if not names and not cells:
-        return []
-    values = [glb[n] for n in names] + [c.cell_contents for c in cells]
-    missing = object()
-
-    def guard() -> bool:
-        # NOTE: lists compare their items by identity first: a NaN value matches
-        return ([glb.get(n, missing) for n in names] + [c.cell_contents for c in cells]
-                == values)
-    return [guard]
 
 
 # NOTE (one batch per entry): the forward and backward programs' kernels compile as one

@@ -24,7 +24,7 @@ from . import pytree
 from .debug import debug_level, describe_key, logger, retrace_reason
 from .dynamic import SymbolicGroup, candidate_dims, group_size, symbolic_key
 from .dump import dump_entry
-from .entry import Entry, build_entry
+from .entry import CapturedChanged, Entry, build_entry
 from .errors import TraceError
 from .report import Report
 from .symbolic import NotSymbolic
@@ -191,12 +191,28 @@ class CompiledFunction:
                 entry.failure_warning = None
                 warnings.warn(warning, RuntimeWarning, stacklevel=2)
             return result
-        if debug_level() > 1 or entry.dump_stats is not None:
-            start = time.perf_counter()
-            result = entry.run(leaves)
-            entry.record_call(time.perf_counter() - start, self.__name__)
-            return result
-        return entry.run(leaves)
+        try:
+            if debug_level() > 1 or entry.dump_stats is not None:
+                start = time.perf_counter()
+                result = entry.run(leaves)
+                entry.record_call(time.perf_counter() - start, self.__name__)
+                return result
+            return entry.run(leaves)
+        except CapturedChanged as changed:
+            # nothing ran yet (the program checks its inputs first): forget every trace
+            # of this signature read from the old tensor, and trace again
+            if getattr(self, "_retracing", False):
+                raise RuntimeError(f"{self.__name__}: {changed} and the new trace does "
+                                   f"not read it at its new size") from None
+            if debug_level():
+                logger.debug("%s: %s, retracing", self.__name__, changed)
+            self._cache.pop(key, None)
+            self._earlier.pop(key, None)
+            self._retracing = True
+            try:
+                return self(*args, **kwargs)
+            finally:
+                self._retracing = False
 
     # NOTE (programs per signature): an option switched back and forth by hand between
     # calls (weight_decay 0 <-> 0.1) fails the guards of one trace, then of the other;

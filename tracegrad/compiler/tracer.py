@@ -22,6 +22,7 @@ from ..codegen.graph import Graph
 from ..codegen.ops import MOVEMENT, Op
 from .errors import TraceError
 from .dead_aliases import WrittenAliases
+from .python_guards import attributes, attributes_guard
 from .symint import symbol
 
 # NOTE (in-place writes while tracing): ``_ops.inplace.commit_inplace`` writes functionally
@@ -292,12 +293,12 @@ class Tracer:
             self.guards.append(lambda: module.training == mode)
             noted = self._noted_modules
             if not noted:   # the first module: one guard serves them all
-                self.guards.append(_attributes_guard(noted))
+                self.guards.append(attributes_guard(noted))
             snapped = self.__dict__.setdefault("_modules_snapped", set())
             for below in module.modules():   # a ModuleList/ParameterDict indexed in forward
                 if id(below) not in snapped:
                     snapped.add(id(below))
-                    noted.append((below, _attributes(below)))
+                    noted.append((below, attributes(below)))
 
     @property
     def _noted_modules(self) -> list:
@@ -561,54 +562,3 @@ def _generator_state():
 
 
 __all__ = ["TraceValue", "Tracer", "tracing"]
-
-
-_PLAIN = (bool, int, float, complex, str, type(None))
-
-
-# NOTE (module members): the trace captured the tensors a module held when it ran, by
-# identity. A parameter replaced (``m.weight = nn.Parameter(...)``,
-# ``load_state_dict(assign=True)``), a submodule swapped (``seq[2] = nn.Linear(...)``), a
-# bias set to None or a buffer rebound would otherwise replay the program on the old
-# tensors: a wrong answer without a warning. So a module's members are part of what a
-# call compares, by identity, like its plain attributes by value.
-def _attributes(module) -> tuple:
-    """What of ``module`` a trace may have relied on: its plain attributes (numbers,
-    strings, None and tuples of them, which it may have baked in as constants), then its
-    parameters, buffers and submodules (which it captured or ran), as
-    ``(plain, (names, members))``."""
-    plain = []
-    for name, value in module.__dict__.items():
-        if name[0] != "_" and (type(value) in _PLAIN or (type(value) is tuple and all(
-                type(v) in _PLAIN for v in value))):
-            plain.append((name, value))
-    names, members = [], []
-    for store in (module._parameters, module._buffers, module._modules):
-        names.extend(store)
-        members.extend(store.values())
-    return tuple(plain), (tuple(names), members)
-
-
-def _same_attributes(module, seen: tuple) -> bool:
-    plain, (names, members) = _attributes(module)
-    # NOTE: tuples compare their items by identity first: a NaN attribute matches
-    return (plain == seen[0] and names == seen[1][0]
-            and all(a is b for a, b in zip(members, seen[1][1])))
-
-
-def _attributes_guard(noted: list):
-    """True while every module in ``noted`` ((module, its ``_attributes`` at trace time))
-    still has those attributes and members. Compared only after some module attribute
-    was written (Module.__setattr__ and the registration methods count the writes), so a
-    call costs one comparison of a counter."""
-    from ..nn.modules.module import ATTRIBUTE_WRITES as writes
-    checked = [writes[0]]
-
-    def guard() -> bool:
-        if writes[0] == checked[0]:
-            return True
-        if not all(_same_attributes(m, seen) for m, seen in noted):
-            return False
-        checked[0] = writes[0]
-        return True
-    return guard

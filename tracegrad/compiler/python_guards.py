@@ -1,0 +1,118 @@
+"""Guards on the Python objects a trace read besides its arguments: a module's plain
+attributes and members, the globals and closure cells of the function, the
+requires_grad flags of captured tensors. Each is a callable that is True while the
+entry may replay; a False one retraces (compiler/function.py)."""
+from __future__ import annotations
+
+import operator
+from types import ModuleType
+
+_PLAIN = (bool, int, float, complex, str, type(None))
+
+
+# NOTE (module members): the trace captured the tensors a module held when it ran, by
+# identity. A parameter replaced (``m.weight = nn.Parameter(...)``,
+# ``load_state_dict(assign=True)``), a submodule swapped (``seq[2] = nn.Linear(...)``), a
+# bias set to None or a buffer rebound would otherwise replay the program on the old
+# tensors: a wrong answer without a warning. So a module's members are part of what a
+# call compares, by identity, like its plain attributes by value.
+def attributes(module) -> tuple:
+    """What of ``module`` a trace may have relied on: its plain attributes (numbers,
+    strings, None and tuples of them, which it may have baked in as constants), then its
+    parameters, buffers and submodules (which it captured or ran), as
+    ``(plain, (names, members))``."""
+    plain = []
+    for name, value in module.__dict__.items():
+        if name[0] != "_" and (type(value) in _PLAIN or (type(value) is tuple and all(
+                type(v) in _PLAIN for v in value))):
+            plain.append((name, value))
+    names, members = [], []
+    for store in (module._parameters, module._buffers, module._modules):
+        names.extend(store)
+        members.extend(store.values())
+    return tuple(plain), (tuple(names), members)
+
+
+def _same_attributes(module, seen: tuple) -> bool:
+    plain, (names, members) = attributes(module)
+    # NOTE: tuples compare their items by identity first: a NaN attribute matches
+    return (plain == seen[0] and names == seen[1][0]
+            and all(a is b for a, b in zip(members, seen[1][1])))
+
+
+def attributes_guard(noted: list):
+    """True while every module in ``noted`` ((module, its ``attributes`` at trace time))
+    still has those attributes and members. Compared only after some module attribute
+    was written (Module.__setattr__ and the registration methods count the writes), so a
+    call costs one comparison of a counter."""
+    from ..nn.modules.module import ATTRIBUTE_WRITES as writes
+    checked = [writes[0]]
+
+    def guard() -> bool:
+        if writes[0] == checked[0]:
+            return True
+        if not all(_same_attributes(m, seen) for m, seen in noted):
+            return False
+        checked[0] = writes[0]
+        return True
+    return guard
+
+
+def requires_grad_guards(tracer) -> list:
+    """A captured tensor whose requires_grad is toggled (freezing a layer) changes what
+    the step computes: the entry retraces rather than replay."""
+    tensors = [t for t, _ in tracer.captured.values()
+               if tracer.source_of(t)[0] == "captured"]   # a leaf_grad has its own guard
+    if not tensors:
+        return []
+    flags = [t._requires_grad for t in tensors]
+    read = operator.attrgetter("_requires_grad")
+    return [lambda: list(map(read, tensors)) == flags]
+
+
+def python_value_guards(fn) -> list:
+    """A number (or string, None) the function reads from its module's globals or its
+    closure is a constant of the trace (``x * SCALE``): a change retraces, as eagerly the
+    next call reads the new value. Any other value read there (a tensor the trace
+    captured, a model it ran, a helper it called) is compared by identity: rebinding it
+    (``W = torch.randn(...)``) retraces, where the program would read the old tensor.
+    Functions it calls are not followed."""
+    fn = getattr(fn, "__func__", fn)
+    code, glb = getattr(fn, "__code__", None), getattr(fn, "__globals__", None)
+    if code is None or glb is None:
+        return []
+    names, codes = set(), [code]
+    while codes:   # the function's own code and the code nested in it (comprehensions)
+        c = codes.pop()
+        names.update(c.co_names)
+        codes.extend(k for k in c.co_consts if hasattr(k, "co_names"))
+    names = sorted(n for n in names if n in glb and not isinstance(glb[n], ModuleType))
+    cells = []
+    for cell in fn.__closure__ or ():
+        try:
+            cell.cell_contents
+            cells.append(cell)
+        except ValueError:   # a cell not filled yet
+            pass
+    plain_names = [n for n in names if type(glb[n]) in _PLAIN]
+    plain_cells = [c for c in cells if type(c.cell_contents) in _PLAIN]
+    other_names = [n for n in names if type(glb[n]) not in _PLAIN]
+    other_cells = [c for c in cells if type(c.cell_contents) not in _PLAIN]
+    guards = []
+    if plain_names or plain_cells:
+        values = [glb[n] for n in plain_names] + [c.cell_contents for c in plain_cells]
+        missing = object()
+
+        def guard() -> bool:
+            # NOTE: lists compare their items by identity first: a NaN value matches
+            return ([glb.get(n, missing) for n in plain_names]
+                    + [c.cell_contents for c in plain_cells] == values)
+        guards.append(guard)
+    if other_names or other_cells:
+        objects = [glb[n] for n in other_names] + [c.cell_contents for c in other_cells]
+
+        def same_objects() -> bool:
+            now = [glb.get(n) for n in other_names] + [c.cell_contents for c in other_cells]
+            return all(map(operator.is_, now, objects))
+        guards.append(same_objects)
+    return guards

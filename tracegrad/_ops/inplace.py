@@ -266,3 +266,4 @@ def _index_add_(x, dim, index, source, alpha=1):
 INPLACE_METHODS["scatter_"] = _generic_inplace("scatter_", _scatter_)
 INPLACE_METHODS["scatter_add_"] = _generic_inplace("scatter_add_", _scatter_add_)
 INPLACE_METHODS["index_add_"] = _generic_inplace("index_add_", _index_add_)
+INPLACE_METHODS["index_put_"] = _generic_inplace("index_put_", index_put)

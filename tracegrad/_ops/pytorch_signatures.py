@@ -327,6 +327,7 @@ SIGNATURES = {
     'Tensor.index_add_': [(('dim', 'index', 'source'), ('alpha',))],
     'Tensor.index_fill_': [(('dim', 'index', 'value'), ())],
     'Tensor.index_put': [(('indices', 'values', 'accumulate'), ())],
+    'Tensor.index_put_': [(('indices', 'values', 'accumulate'), ())],
     'Tensor.index_select': [(('dim', 'index'), ())],
     'Tensor.int': [(('memory_format',), ())],
     'Tensor.inverse': [((), ())],

@@ -1,0 +1,61 @@
+"""``Tensor.index_put_`` (PyTorch's name, missing: AttributeError) in eager mode against
+torch, and in a compiled training step against eager."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tracegrad as torch
+import tracegrad.nn.functional as F
+from tracegrad import nn
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_index_put_matches_torch(accumulate):
+    real = pytest.importorskip("torch")
+    rows, cols, vals = [0, 2, 0], [1, 3, 2], [1.0, -2.0, 4.0]
+    ours = torch.zeros(3, 4)
+    got = ours.index_put_((torch.tensor(rows), torch.tensor(cols)), torch.tensor(vals),
+                          accumulate=accumulate)
+    want = real.zeros(3, 4).index_put_((real.tensor(rows), real.tensor(cols)),
+                                       real.tensor(vals), accumulate=accumulate)
+    assert got is ours
+    np.testing.assert_array_equal(ours.numpy(), want.numpy())
+
+
+class _Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.l1, self.l2 = nn.Linear(6, 8), nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = self.l1(x).clone()
+        h.index_put_((torch.tensor([0, 1, 0]), torch.tensor([2, 3, 2])), h[:3, 0] * 2,
+                     accumulate=True)
+        return self.l2(torch.tanh(h))
+
+
+def _train(compiled):
+    torch.manual_seed(0)
+    net = _Net()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    if compiled:
+        step = torch.compile(step, fullgraph=True)
+    rng = np.random.default_rng(0)
+    losses = [float(step(torch.tensor(rng.standard_normal((5, 6)).astype(np.float32)),
+                         torch.tensor([0, 1, 2, 1, 0]))) for _ in range(4)]
+    return losses, [p.detach().numpy().copy() for p in net.parameters()]
+
+
+def test_index_put_in_a_compiled_step_matches_eager():
+    (lc, pc), (le, pe) = _train(True), _train(False)
+    np.testing.assert_allclose(lc, le, rtol=1e-5)
+    for a, b in zip(pc, pe):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

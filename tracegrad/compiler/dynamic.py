@@ -320,6 +320,22 @@ class SymbolicGroup:
 class _Fit:
     """One fitted program (NOTE (symbolic programs by fitting)) and its compiled kernels."""
 
+    def _fit_at_primes(self, q: list, n: int, entry: Entry, at) -> None:
+        """Fit at the primes ``q[:4]``, else at ``q[4:]``: a size-dependent constant can
+        equal another constant at one prime and merge with it (BatchNorm's 1/(s0 - 1) is
+        its momentum 0.1 at s0 = 11), so that probe's program has a node fewer."""
+        first = None
+        for p in (q[:4], q[4:]):
+            try:
+                self._fit((p[0], p[1], p[2]), p[3], at)
+                if not same(instantiate(self.traced, n), entry.traced):
+                    raise NotSymbolic(f"the graph traced at the call's size ({n}) is not "
+                                      f"the one fitted at {p[0]}, {p[1]}, {p[2]}")
+                return
+            except NotSymbolic as e:
+                first = first or e
+        raise first   # the first set's reason
+
     def __init__(self, compiled, dims, n: int, entry: Entry, treedef, leaves) -> None:
         self.entry = entry
         # primes above every dimension of the arguments: no probe size then divides (or
@@ -327,7 +343,7 @@ class _Fit:
         tensors = [x for x in leaves if isinstance(x, Tensor)] + [
             ref for kind, ref in entry.input_sources if kind == "captured"]
         dims_seen = [d for x in tensors for d in x._data.shape]
-        q = _primes_above(max([n, *dims_seen]), 4)
+        q = _primes_above(max([n, *dims_seen]), 8)
         entries: dict[int, Entry] = {n: entry}
 
         def at(m: int, plan: bool = True) -> Entry:
@@ -354,10 +370,7 @@ class _Fit:
         except NotSymbolic:
             _refuse_growing_graph(entries, (n, n + 1, 2 * n + 1))
             try:
-                self._fit((q[0], q[1], q[2]), q[3], at)
-                if not same(instantiate(self.traced, n), entry.traced):
-                    raise NotSymbolic(f"the graph traced at the call's size ({n}) is not the "
-                                      f"one fitted at {q[0]}, {q[1]}, {q[2]}") from None
+                self._fit_at_primes(q, n, entry, at)
                 fitted_at_n = False
             except NotSymbolic:
                 # NOTE (probes that keep the guards)

@@ -82,6 +82,7 @@ class CompiledFunction:
         self.dynamic = dynamic
         self._groups: dict = {}        # symbolic key -> SymbolicGroup
         self._not_symbolic: dict = {}  # symbolic key -> why it could not be symbolic
+        self._refused_on: dict = {}    # symbolic key -> the entry it was refused on, once
         self.fn = fn
         self.backend = backend
         self.fullgraph = fullgraph
@@ -115,6 +116,7 @@ class CompiledFunction:
         self._earlier.clear()
         self._groups.clear()
         self._not_symbolic.clear()
+        self._refused_on.clear()
         self._signatures.clear()
         self.hits = self.misses = 0
         self.compile_seconds = 0.0
@@ -281,7 +283,17 @@ class CompiledFunction:
                 self._groups[skey].add_fit(self, n, entry, treedef, leaves)
                 return
             if skey in self._not_symbolic:
-                continue
+                # NOTE: refused on a trace whose guards broke since (an optimizer's first
+                # step, which made its state: SGD's momentum buffer is a clone of the
+                # first gradient), the refusal may not hold for the steps after it: with
+                # dynamic=True every later size compiled again. One more fit, then never.
+                refused_on = self._refused_on.pop(skey, None)
+                if refused_on is None or refused_on.guards_hold():
+                    continue
+                del self._not_symbolic[skey]
+                retried = True
+            else:
+                retried = False
             try:
                 self._groups[skey] = group = SymbolicGroup(self, dims, n, entry, treedef,
                                                            leaves)
@@ -289,6 +301,8 @@ class CompiledFunction:
                 why = str(e) if isinstance(e, NotSymbolic) else f"{type(e).__name__}: {e}"
                 dims_text = ", ".join(f"arg {i} dim {d}" for i, d in sorted(dims))
                 self._not_symbolic[skey] = f"{dims_text}: {why}"
+                if entry.guards and not retried:
+                    self._refused_on[skey] = entry
                 if debug_level():
                     logger.debug("%s: %s stays specialised (%s)", self.__name__, dims_text, why)
                 continue

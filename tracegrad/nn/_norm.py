@@ -51,7 +51,10 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
                 if running_mean is not None:
                     running_mean.mul_(1.0 - m).add_(mean.detach().reshape(-1) * m)
                 if running_var is not None:
-                    unbiased = var.detach().reshape(-1) * (n / (n - 1))
+                    # times n, then times 1 / (n - 1), as var() does: a compile guard
+                    # trace then follows a symbolic batch size (n / (n - 1) is no form
+                    # the fit knows, so every batch size compiled again)
+                    unbiased = var.detach().reshape(-1) * n * (1 / (n - 1))
                     running_var.mul_(1.0 - m).add_(unbiased * m)
         out = centered * M.rsqrt(var + eps)
     else:

@@ -181,6 +181,14 @@ class Entry:
                         f"{data.dtype}{list(data.shape)}")
         return None
 
+    def broken_guard(self) -> str:
+        """What the first guard that does not hold checks, for TRACEGRAD_DEBUG."""
+        for guard in self.guards:
+            if not guard():
+                what = getattr(guard, "what", None)
+                return (what() if callable(what) else what) or "an unnamed guard"
+        return "no guard (all hold)"
+
     def guards_hold(self) -> bool:
         for guard in self.guards:   # a plain loop: all() over a generator costs ~1 µs more
             if not guard():

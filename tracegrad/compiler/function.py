@@ -153,9 +153,10 @@ class CompiledFunction:
             # what the trace read outside the arguments changed (a .grad cleared, optimizer
             # state created, param_groups edited, requires_grad toggled): an earlier trace
             # of this signature whose guards hold, else trace again
-            entry = self._earlier_entry(key)
+            broken, entry = entry, self._earlier_entry(key)
             if entry is None and debug_level():
-                logger.debug("%s: a guard of the traced step failed, retracing", self.__name__)
+                logger.debug("%s: a guard of the traced call failed (%s), retracing",
+                             self.__name__, broken.broken_guard())
         if entry is None and self._groups:
             entry = self._symbolic_instance(key, treedef, leaves)
         if entry is None:
@@ -166,7 +167,8 @@ class CompiledFunction:
             self.misses += 1
             if debug_level():
                 logger.debug("%s: cache miss, tracing %s (%s)", self.__name__,
-                             describe_key(key), retrace_reason(key, self._signatures))
+                             describe_key(key), "a guard failed" if guard_failed
+                             else retrace_reason(key, self._signatures))
             if not guard_failed:   # the same signature again is no new one
                 self._note_signature(key)
             start = time.perf_counter()

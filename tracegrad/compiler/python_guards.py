@@ -10,6 +10,13 @@ from types import ModuleType
 _PLAIN = (bool, int, float, complex, str, type(None))
 
 
+def described(guard, what):
+    """``guard`` with ``what`` it checks (a text, or a callable giving one), which
+    TRACEGRAD_DEBUG names when it breaks (Entry.broken_guard)."""
+    guard.what = what
+    return guard
+
+
 # NOTE (module members): the trace captured the tensors a module held when it ran, by
 # identity. A parameter replaced (``m.weight = nn.Parameter(...)``,
 # ``load_state_dict(assign=True)``), a submodule swapped (``seq[2] = nn.Linear(...)``), a
@@ -55,7 +62,14 @@ def attributes_guard(noted: list):
             return False
         checked[0] = writes[0]
         return True
-    return guard
+
+    def what() -> str:
+        for m, seen in noted:
+            if not _same_attributes(m, seen):
+                return (f"an attribute, parameter, buffer or submodule of "
+                        f"{type(m).__name__} changed")
+        return "a module attribute changed"
+    return described(guard, what)
 
 
 def requires_grad_guards(tracer) -> list:
@@ -67,7 +81,8 @@ def requires_grad_guards(tracer) -> list:
         return []
     flags = [t._requires_grad for t in tensors]
     read = operator.attrgetter("_requires_grad")
-    return [lambda: list(map(read, tensors)) == flags]
+    return [described(lambda: list(map(read, tensors)) == flags,
+                      "requires_grad of a captured tensor was toggled")]
 
 
 def python_value_guards(fn) -> list:
@@ -107,12 +122,14 @@ def python_value_guards(fn) -> list:
             # NOTE: lists compare their items by identity first: a NaN value matches
             return ([glb.get(n, missing) for n in plain_names]
                     + [c.cell_contents for c in plain_cells] == values)
-        guards.append(guard)
+        guards.append(described(guard, "a number or string the function reads from a "
+                                       "global or closure variable changed"))
     if other_names or other_cells:
         objects = [glb[n] for n in other_names] + [c.cell_contents for c in other_cells]
 
         def same_objects() -> bool:
             now = [glb.get(n) for n in other_names] + [c.cell_contents for c in other_cells]
             return all(map(operator.is_, now, objects))
-        guards.append(same_objects)
+        guards.append(described(same_objects, "a global or closure variable the function "
+                                              "reads was rebound"))
     return guards

@@ -22,7 +22,7 @@ from ..codegen.graph import Graph
 from ..codegen.ops import MOVEMENT, Op
 from .errors import TraceError
 from .dead_aliases import WrittenAliases
-from .python_guards import attributes, attributes_guard
+from .python_guards import attributes, attributes_guard, described
 from .symint import symbol
 
 # NOTE (in-place writes while tracing): ``_ops.inplace.commit_inplace`` writes functionally
@@ -207,7 +207,8 @@ class Tracer:
             # it would keep a ("leaf_grad", leaf) input's old gradient alive, whose guard
             # then fails at every new gradient (NOTE (gradient reads))
             had_none = leaf.grad is None
-            self.guards.append(lambda: (leaf.grad is None) == had_none)
+            self.guards.append(described(lambda: (leaf.grad is None) == had_none,
+                                         "a .grad was set or cleared outside the step"))
         entry[2] = entry[2] or cleared
 
     # NOTE (gradient reads): a ``.grad`` from before the trace that the program reads or
@@ -235,7 +236,8 @@ class Tracer:
         for leaf in self._grad_reads.get(id(g), ((), None))[0]:
             if leaf is not own and (id(g), id(leaf)) not in self._grad_guarded:
                 self._grad_guarded.add((id(g), id(leaf)))
-                self.guards.append(lambda leaf=leaf: leaf.grad is g)
+                self.guards.append(described(lambda leaf=leaf: leaf.grad is g,
+                                             "a .grad the step reads was replaced"))
 
     def _leaf_grad_of(self, t: Tensor):
         """The leaf whose current ``.grad`` stands for ``t`` at every call, or None."""
@@ -263,7 +265,7 @@ class Tracer:
                     and (type(d), d.shape, d.dtype, getattr(d, "strides", None),
                          g._view is None, g._alias_of is None) == layout)
         self._leaf_grads[id(t)] = (leaf, t)
-        self.guards.append(holds)
+        self.guards.append(described(holds, "a .grad the step reads changed its layout"))
         return True
 
     def source_of(self, t: Tensor) -> tuple:
@@ -290,7 +292,8 @@ class Tracer:
         if id(module) not in seen:
             seen.add(id(module))
             mode = module.training
-            self.guards.append(lambda: module.training == mode)
+            self.guards.append(described(lambda: module.training == mode,
+                                         f"{type(module).__name__} switched train()/eval()"))
             noted = self._noted_modules
             if not noted:   # the first module: one guard serves them all
                 self.guards.append(attributes_guard(noted))
@@ -361,7 +364,10 @@ class Tracer:
                     # the old gradient is read at every call: it must be the same tensor,
                     # unless it is read as the leaf's current .grad (NOTE (gradient reads)):
                     # accumulating micro-batches then replays after every zero_grad()
-                    self.guards.append(lambda leaf=leaf, old=original: leaf.grad is old)
+                    self.guards.append(described(lambda leaf=leaf, old=original:
+                                                 leaf.grad is old,
+                                                 "a .grad the step accumulates into was "
+                                                 "replaced"))
                 self.grad_writes.append((leaf, final._data.node,
                                          not cleared and original is not None))
             elif final is not original:

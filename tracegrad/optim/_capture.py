@@ -99,6 +99,7 @@ def _guard_state(active, opt, p: Tensor) -> None:
         now = opt.state.get(p)
         return (now is state and len(now) == len(keys)
                 and all(map(is_, map(now.get, keys), values)))
+    holds.what = f"the state of a {type(opt).__name__} parameter was made or replaced"
     active.guards.append(holds)
 
 
@@ -109,8 +110,10 @@ def guard_groups(optimizer) -> None:
     active = tracer()
     active.stepped = True
     active.mark_phase("update")
-    active.guards.append(_unchanged_or(optimizer,
-                                       lambda: _groups_key(optimizer, _shape_of) == seen))
+    groups_held = _unchanged_or(optimizer, lambda: _groups_key(optimizer, _shape_of) == seen)
+    groups_held.what = (f"{type(optimizer).__name__}.param_groups changed (a group or "
+                        f"parameter added, or an option that shapes the update)")
+    active.guards.append(groups_held)
 
 
 def _groups_key(optimizer, option_key) -> tuple:
@@ -179,7 +182,9 @@ def grads(group: dict):
     active = tracer()
     written = {id(leaf) for leaf, _, _ in active.grads_written()}
     outside = [(p, has) for p, has in zip(params, had) if id(p) not in written]
-    active.guards.append(lambda: all([(p.grad is not None) is has for p, has in outside]))
+    grads_held = lambda: all([(p.grad is not None) is has for p, has in outside])  # noqa: E731
+    grads_held.what = "a parameter's .grad was set or cleared outside the step"
+    active.guards.append(grads_held)
     for p, has in zip(params, had):
         if has:
             yield p, p.grad
@@ -418,7 +423,9 @@ def custom_step(step):
             return step(self, *args, **kwargs)
         active.undo.append(self._state_restorer())
         seen = _groups_key(self, _exact)
-        active.guards.append(lambda: _groups_key(self, _exact) == seen)
+        groups_same = lambda: _groups_key(self, _exact) == seen  # noqa: E731
+        groups_same.what = f"{type(self).__name__}.param_groups changed"
+        active.guards.append(groups_same)
         active.mark_update_group()   # every group as one (NOTE (horizontal fusion))
         active.stepped = True
         result = step(self, *args, **kwargs)

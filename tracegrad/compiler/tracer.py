@@ -206,9 +206,14 @@ class Tracer:
             # NOTE: the guard keeps whether a gradient existed, never the tensor: holding
             # it would keep a ("leaf_grad", leaf) input's old gradient alive, whose guard
             # then fails at every new gradient (NOTE (gradient reads))
-            had_none = leaf.grad is None
-            self.guards.append(described(lambda: (leaf.grad is None) == had_none,
-                                         "a .grad was set or cleared outside the step"))
+            # a leaf made in the trace (x.clone().requires_grad_() for a gradient
+            # penalty: a traced value, never a tensor from before the trace written in
+            # it) is a new tensor at every call: the .grad the last call left on this
+            # trace's object says nothing about the next call (it retraced every step)
+            if type(leaf._data) is not TraceValue or id(leaf) in self._writes:
+                had_none = leaf.grad is None
+                self.guards.append(described(lambda: (leaf.grad is None) == had_none,
+                                             "a .grad was set or cleared outside the step"))
         entry[2] = entry[2] or cleared
 
     # NOTE (gradient reads): a ``.grad`` from before the trace that the program reads or

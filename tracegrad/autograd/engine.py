@@ -95,6 +95,9 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool,
     tracer = _trace_state.state.tracer if _trace_state.active_traces else None
     if tracer is not None:
         tracer.mark_phase("backward")   # for reports (NOTE (training step capture))
+        # autograd.grad(loss, params) without retain_graph frees the graph, as eagerly:
+        # the function's results are then no start of a backward through it
+        tracer.graph_freed = tracer.graph_freed or not retain_graph
     node_grads: dict = {}
     leaf_grads: dict = {}
     leaves: dict = {}

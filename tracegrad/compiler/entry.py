@@ -256,6 +256,18 @@ def _copy_array(a):
     return out
 
 
+def _backward_possible(outputs) -> bool:
+    """Whether a backward from ``outputs`` can run: not after autograd.grad (without
+    retain_graph) freed the graph they hang on, as eagerly."""
+    try:
+        # a trial run: what it records is dead code of the trace, dropped by planning
+        run_backward(outputs, [(o * 0 + 1).detach() for o in outputs], retain_graph=True,
+                     create_graph=False, capture=[], accumulate_into_leaves=False)
+    except RuntimeError:
+        return False
+    return True
+
+
 def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool,
                 plan_programs: bool = True, symbols=None) -> Entry:
     """Trace ``compiled.fn`` on ``leaves``' shapes; plan the programs unless
@@ -333,9 +345,11 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
         differentiable = [o for o in outputs if o._requires_grad]
         # the results that require grad (eagerly, x.detach() * 3 does not)
         entry.diff_outputs = frozenset(k for k, o in enumerate(outputs) if o._requires_grad)
-        if tracer.ran_backward:
-            # a training step: its outputs (the loss) are results, not the start of a
-            # second backward through the compiled function
+        if tracer.ran_backward or (tracer.graph_freed
+                                   and not _backward_possible(differentiable)):
+            # a training step (backward(), or autograd.grad(loss, params) and a manual
+            # update): its outputs (the loss) are results, not the start of a second
+            # backward through the compiled function (eagerly one raises: graph freed)
             differentiable = []
         # NOTE: whatever the grad mode of the call: a function may enable grad inside
         # (``with enable_grad():``), and then returns results that require grad eagerly

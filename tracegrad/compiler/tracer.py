@@ -123,6 +123,7 @@ class Tracer:
         self._rng_state = None
         # NOTE (training step capture): backward() and optimizer steps inside a trace
         self.ran_backward = False
+        self.graph_freed = False              # a backward in the trace freed its graph
         self.stepped = False                  # an optimizer step ran (optim/_capture.py)
         self.phases: list[tuple[int, str]] = [(0, "forward")]  # (first node id, phase)
         self.update_groups: list[int] = []    # first node id of each optimizer group's update
@@ -406,7 +407,7 @@ class Tracer:
     @property
     def training_step(self) -> bool:
         """backward() or an optimizer step ran: writes into parameters are the point."""
-        return self.ran_backward or self.stepped
+        return self.ran_backward or self.stepped or self.graph_freed
 
     def rebind_count(self, t: Tensor) -> int:
         return self._rebinds.get(id(t), 0)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 import tracegrad as torch
-import tracegrad.nn.functional as F
 from tracegrad import nn
+
+from fuzz4_testing import cross_entropy_step
 from tracegrad.compiler.debug import set_debug_level
 
 
@@ -25,14 +26,7 @@ def test_each_retrace_names_its_guard(debug_log):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.1), nn.Linear(8, 3))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-
-    @torch.compile
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
+    step = torch.compile(cross_entropy_step(model, opt))
     x, y = torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1])
     step(x, y)
     step(x, y)                       # the first step's .grad fields were None

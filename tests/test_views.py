@@ -321,14 +321,22 @@ WRITE_PROGRAMS = [_write_through_column, _write_base_while_a_view_lives,
 
 
 @pytest.mark.parametrize("fn", WRITE_PROGRAMS, ids=[f.__name__ for f in WRITE_PROGRAMS])
-def test_compiled_writes_through_views_fall_back_and_match_eager(fn):
+def test_compiled_writes_through_views_match_eager(fn):
+    """A write through a view of a tensor the function computed compiles (NOTE (view
+    writes in a trace) in _ops/writes.py); reading a view the write left behind falls
+    back to eager."""
     data = np.random.default_rng(2).normal(size=(3, 3))
     x_eager = torch.tensor(data, requires_grad=True)
     expected = fn(x_eager)
     expected.sum().backward()
     x = torch.tensor(data, requires_grad=True)
-    with pytest.warns(RuntimeWarning, match="view"):
-        got = torch.compile(fn)(x)
+    if fn is _write_base_while_a_view_lives:
+        with pytest.warns(RuntimeWarning, match="view"):
+            got = torch.compile(fn)(x)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = torch.compile(fn, fullgraph=True)(x)
     np.testing.assert_allclose(got.detach().numpy(), expected.detach().numpy())
     got.sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), x_eager.grad.numpy())

@@ -11,7 +11,8 @@ import sys
 import numpy as np
 
 from .. import _tensor
-from .._dispatch import is_tracing, rebind_data
+from .. import _trace_state
+from .._dispatch import apply, is_tracing, rebind_data
 from .._primitives.linalg_index import PRIM_INDEX_PUT, TENSOR
 from .._tensor import Tensor, _wrap, replay_view_ops, wake_views
 from ..autograd.grad_mode import state as _grad_state
@@ -70,6 +71,8 @@ def commit_inplace(x: Tensor, compute) -> Tensor:
             # the write casts into x's dtype, as np.copyto below (before: the traced value
             # kept the result's dtype, so int x.add_(0.5) read on as 1.5, not 1)
             result = M.cast(result, x._data.dtype)
+        if x._view is not None and _trace_state.state.tracer.may_write_view_of(x._view[0]):
+            return _write_through_traced_view(x, result)
         rebind_data(x, result._data)  # tracing: rebinding is the functional form of the write
     else:
         if sys.getrefcount(old) > refs and _rule_reads(result.grad_fn, old):
@@ -128,6 +131,33 @@ def _keep_original(alias: Tensor) -> None:
     overwritten, with a version counter of its own."""
     alias._data = alias._data.copy()
     alias._version = [alias._version[0]]
+
+
+# NOTE (view writes in a trace): ``h[:, :3] += v``, ``h.view(-1).mul_(2)`` on a tensor the
+# trace computed: eagerly the write lands in the root's storage; a trace has no storage, so
+# the root becomes "the old root with the view's positions replaced" (INDEX_PUT, as
+# _rebase_through_view records for autograd) and the view holds the written values. The
+# view stays a view at the root's new version; any other view of the root is then behind
+# and the tracer refuses to read it (the call runs eagerly), as before.
+def _write_through_traced_view(view: Tensor, result: Tensor) -> Tensor:
+    root, chain, _ = view._view
+    tracer = _trace_state.state.tracer
+    _trace_state.state.tracer = None   # the positions are NumPy's, not graph values
+    try:
+        positions = storage_positions(view, root)
+    finally:
+        _trace_state.state.tracer = tracer
+    new_root = apply(PRIM_INDEX_PUT, (history_alias(root), result)
+                     + tuple(_wrap(np.ascontiguousarray(p)) for p in positions),
+                     {"spec": (TENSOR,) * len(positions), "accumulate": False})
+    tracer.note_view_write(view)
+    view._data = result._data
+    rebind_data(root, new_root._data)
+    root.grad_fn, root._requires_grad = new_root.grad_fn, new_root._requires_grad
+    view.grad_fn, view._requires_grad = result.grad_fn, result._requires_grad
+    view._version[0] += 1   # shared with the root: its other views are now behind
+    view._view = (root, chain, view._version[0])
+    return view
 
 
 def _rebase_through_view(view: Tensor, root: Tensor, result: Tensor) -> None:

@@ -333,6 +333,8 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
                 raise TraceError(f"{compiled.__name__} returns a tensor marked with "
                                  f"retain_grad(), whose .grad the compiled backward does not "
                                  f"compute")
+            if leaf._view is not None:   # a view behind a write through another view
+                tracer.refuse_stale_view(leaf)   # of its root would return old values
             alias = _returned_argument(leaf, traced_leaves, tracer)
             if alias is not None:
                 aliases.append((len(outputs),) + alias)

@@ -170,6 +170,18 @@ class Tracer:
             write = self._writes[key] = Write(t, old, key in self._born)
         write.count += 1
 
+    def may_write_view_of(self, root: Tensor) -> bool:
+        """Whether a write into a view of ``root`` can rebind ``root`` (NOTE (view writes
+        in a trace) in _ops/writes.py): a value of this trace (an argument, a result),
+        not a tensor from before it."""
+        data = root._data
+        return (type(data) is TraceValue and data.tracer is self
+                and id(root) not in self._writes and id(root) not in self.captured)
+
+    def note_view_write(self, view: Tensor) -> None:
+        """``view`` (of a root ``may_write_view_of`` allowed) now holds written values."""
+        self._rebinds[id(view)] = self._rebinds.get(id(view), 0) + 1
+
     def _refuse_aliased_write(self, t: Tensor) -> None:
         """Eagerly, a write into a view or a detach() alias is a write into the tensor
         whose storage it shares (NOTE (views) in _ops/views.py). A trace rebinds one
@@ -180,6 +192,10 @@ class Tracer:
             raise TraceError(f"an in-place write into {what} (shape {tuple(t.shape)}) "
                              f"changes the tensor whose storage it shares too, which a "
                              f"compile trace does not follow")
+
+    def refuse_stale_view(self, t: Tensor) -> None:
+        """``t``, a view the function returns, must show every write into its root."""
+        self._refuse_stale_alias(t)
 
     def _refuse_stale_alias(self, t: Tensor) -> None:
         """A view or alias read after its root was written in this trace: eagerly it shows

@@ -123,3 +123,25 @@ def _train(compiled):
 
 def test_a_training_step_with_a_slice_add_in_forward_is_one_program():
     assert assert_compiled_matches_eager(_train).cache_info().misses == 2
+
+
+def _write_into_an_expand(x):
+    h = (x * 1).expand(3, 4)
+    h.add_(1)
+    return h
+
+
+def _write_into_a_row_of_an_expand(x):
+    h = x * 1
+    h.unsqueeze(0).expand(2, 4)[0].add_(1)
+    return h
+
+
+@pytest.mark.parametrize("fn", [_write_into_an_expand, _write_into_a_row_of_an_expand],
+                         ids=lambda f: f.__name__)
+def test_a_write_through_an_expand_raises_as_eagerly(fn):
+    """Eagerly an expanded view is read-only; a compiled call must not write it."""
+    with pytest.raises(RuntimeError, match="more than one element"):
+        fn(torch.arange(4.0))
+    with pytest.raises(RuntimeError, match="more than one element"):
+        torch.compile(fn)(torch.arange(4.0))

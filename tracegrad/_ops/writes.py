@@ -72,7 +72,9 @@ def commit_inplace(x: Tensor, compute) -> Tensor:
             # kept the result's dtype, so int x.add_(0.5) read on as 1.5, not 1)
             result = M.cast(result, x._data.dtype)
         if x._view is not None and _trace_state.state.tracer.may_write_view_of(x._view[0]):
-            return _write_through_traced_view(x, result)
+            written = _write_through_traced_view(x, result)
+            if written is not None:
+                return written
         rebind_data(x, result._data)  # tracing: rebinding is the functional form of the write
     else:
         if sys.getrefcount(old) > refs and _rule_reads(result.grad_fn, old):
@@ -139,14 +141,22 @@ def _keep_original(alias: Tensor) -> None:
 # _rebase_through_view records for autograd) and the view holds the written values. The
 # view stays a view at the root's new version; any other view of the root is then behind
 # and the tracer refuses to read it (the call runs eagerly), as before.
-def _write_through_traced_view(view: Tensor, result: Tensor) -> Tensor:
+def _write_through_traced_view(view: Tensor, result: Tensor) -> Tensor | None:
+    """The write, or None through an expand (eagerly its storage is read-only, even
+    in a part of it that holds each element once): eagerly that write raises, so the
+    trace refuses it and the eager call raises."""
     root, chain, _ = view._view
+    if any(getattr(op, "__name__", "") == "expand" for op, _ in chain):
+        return None
     tracer = _trace_state.state.tracer
     _trace_state.state.tracer = None   # the positions are NumPy's, not graph values
     try:
         positions = storage_positions(view, root)
     finally:
         _trace_state.state.tracer = tracer
+    flat = np.ravel_multi_index(positions, root._data.shape) if positions else np.zeros(1)
+    if np.unique(flat).size != flat.size:
+        return None
     new_root = apply(PRIM_INDEX_PUT, (history_alias(root), result)
                      + tuple(_wrap(np.ascontiguousarray(p)) for p in positions),
                      {"spec": (TENSOR,) * len(positions), "accumulate": False})

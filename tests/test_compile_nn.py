@@ -460,7 +460,8 @@ def test_in_place_writes_to_captured_tensors_and_arguments_happen_on_every_call(
     assert compiled.cache_info().misses == 1
 
 
-def test_in_place_write_into_a_view_falls_back():
+def test_in_place_write_into_a_view_compiles_and_writes_back():
+    """(It fell back before NOTE (view writes in a trace) in _ops/writes.py.)"""
     buf = torch.zeros(4, 3)
 
     def fn(x):
@@ -468,11 +469,12 @@ def test_in_place_write_into_a_view_falls_back():
         return buf.sum(0)
     buf_eager = torch.zeros(4, 3)
     x = randn(2, 3, grad=False)
-    with pytest.warns(RuntimeWarning, match="view"):
-        got = torch.compile(fn)(x)
-    buf_eager[1:3].add_(x)
-    _close(got.numpy(), buf_eager.sum(0).numpy(), RTOL, ATOL, "result")
-    _close(buf.numpy(), buf_eager.numpy(), RTOL, ATOL, "buffer")
+    compiled = torch.compile(fn, fullgraph=True)
+    for _ in range(2):       # the write lands in buf at every call
+        got = compiled(x)
+        buf_eager[1:3].add_(x)
+        _close(got.numpy(), buf_eager.sum(0).numpy(), RTOL, ATOL, "result")
+        _close(buf.numpy(), buf_eager.numpy(), RTOL, ATOL, "buffer")
 
 
 @pytest.mark.parametrize("fill, falls_back", [

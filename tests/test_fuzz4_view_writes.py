@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import tracegrad as torch
+import tracegrad.nn.functional as F
 from tracegrad import nn
 
 from fuzz4_testing import assert_compiled_matches_eager, batch, cross_entropy_step
@@ -145,3 +146,47 @@ def test_a_write_through_an_expand_raises_as_eagerly(fn):
         fn(torch.arange(4.0))
     with pytest.raises(RuntimeError, match="more than one element"):
         torch.compile(fn)(torch.arange(4.0))
+
+
+class _CountingBuffers(nn.Module):
+    """Buffers written through views in forward (a counter's element, an EMA's rows)."""
+
+    def __init__(self):
+        super().__init__()
+        self.l = nn.Linear(6, 3)
+        self.register_buffer("count", torch.zeros(3))
+        self.register_buffer("ema", torch.zeros(2, 3))
+
+    def forward(self, x):
+        out = self.l(x)
+        with torch.no_grad():
+            self.count[0] += 1
+            self.ema[1].mul_(0.9).add_(0.1 * out.mean(0))
+        return out + self.ema[1]
+
+
+def _train_buffers(compiled):
+    torch.manual_seed(0)
+    net = _CountingBuffers()
+    emb = nn.Embedding(4, 6)
+    opt = torch.optim.SGD(list(net.parameters()) + list(emb.parameters()), lr=0.1)
+
+    def step(ids, y):
+        opt.zero_grad()
+        with torch.no_grad():
+            emb.weight[0].zero_()      # a padding row, kept zero by hand
+        loss = F.cross_entropy(net(emb(ids)), y)
+        loss.backward()
+        opt.step()
+        return loss
+    if compiled:
+        step = torch.compile(step, fullgraph=True)
+    rng = np.random.default_rng(0)
+    losses = [float(step(torch.tensor(rng.integers(0, 4, 5)), torch.tensor(rng.integers(0, 3, 5))))
+              for _ in range(4)]
+    return losses, [*net.parameters(), *net.buffers(), emb.weight], step
+
+
+def test_buffers_and_a_parameter_row_written_through_views_compile():
+    step = assert_compiled_matches_eager(_train_buffers)
+    assert step.cache_info().misses == 2

@@ -163,8 +163,9 @@ def _write_through_traced_view(view: Tensor, result: Tensor) -> Tensor | None:
     tracer.note_view_write(view)
     view._data = result._data
     rebind_data(root, new_root._data)
-    root.grad_fn, root._requires_grad = new_root.grad_fn, new_root._requires_grad
-    view.grad_fn, view._requires_grad = result.grad_fn, result._requires_grad
+    if _grad_state.enabled:   # under no_grad a parameter's row zeroed stays a leaf
+        root.grad_fn, root._requires_grad = new_root.grad_fn, new_root._requires_grad
+        view.grad_fn, view._requires_grad = result.grad_fn, result._requires_grad
     view._version[0] += 1   # shared with the root: its other views are now behind
     view._view = (root, chain, view._version[0])
     return view

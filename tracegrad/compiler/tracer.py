@@ -173,10 +173,10 @@ class Tracer:
     def may_write_view_of(self, root: Tensor) -> bool:
         """Whether a write into a view of ``root`` can rebind ``root`` (NOTE (view writes
         in a trace) in _ops/writes.py): a value of this trace (an argument, a result),
-        not a tensor from before it."""
+        or a tensor from before it (a buffer's ``count[0] += 1``), whose storage the
+        program then writes back like any in-place write of a captured tensor."""
         data = root._data
-        return (type(data) is TraceValue and data.tracer is self
-                and id(root) not in self._writes and id(root) not in self.captured)
+        return type(data) is np.ndarray or (type(data) is TraceValue and data.tracer is self)
 
     def note_view_write(self, view: Tensor) -> None:
         """``view`` (of a root ``may_write_view_of`` allowed) now holds written values."""

@@ -190,3 +190,18 @@ def _train_buffers(compiled):
 def test_buffers_and_a_parameter_row_written_through_views_compile():
     step = assert_compiled_matches_eager(_train_buffers)
     assert step.cache_info().misses == 2
+
+
+def test_a_view_made_before_the_call_falls_back_and_stays_usable():
+    """A view from outside the function holds the trace's value after a write through it
+    unless the call runs eagerly (it then raised 'tolist() needs a concrete value')."""
+    buf = torch.zeros(2, 3)
+    row = buf[0]
+
+    def step(x):
+        row.add_(x)
+        return buf.sum() * 1
+    with pytest.warns(RuntimeWarning, match="view"):
+        got = [float(torch.compile(step)(torch.ones(3))) for _ in range(2)]
+    assert got == [3.0, 6.0]
+    assert row.tolist() == [2.0, 2.0, 2.0] and buf.tolist() == [[2.0] * 3, [0.0] * 3]

@@ -71,7 +71,7 @@ def commit_inplace(x: Tensor, compute) -> Tensor:
             # the write casts into x's dtype, as np.copyto below (before: the traced value
             # kept the result's dtype, so int x.add_(0.5) read on as 1.5, not 1)
             result = M.cast(result, x._data.dtype)
-        if x._view is not None and _trace_state.state.tracer.may_write_view_of(x._view[0]):
+        if x._view is not None and _trace_state.state.tracer.may_write_view_of(x):
             written = _write_through_traced_view(x, result)
             if written is not None:
                 return written

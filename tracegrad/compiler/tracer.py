@@ -170,13 +170,17 @@ class Tracer:
             write = self._writes[key] = Write(t, old, key in self._born)
         write.count += 1
 
-    def may_write_view_of(self, root: Tensor) -> bool:
-        """Whether a write into a view of ``root`` can rebind ``root`` (NOTE (view writes
-        in a trace) in _ops/writes.py): a value of this trace (an argument, a result),
-        or a tensor from before it (a buffer's ``count[0] += 1``), whose storage the
-        program then writes back like any in-place write of a captured tensor."""
-        data = root._data
-        return type(data) is np.ndarray or (type(data) is TraceValue and data.tracer is self)
+    def may_write_view_of(self, view: Tensor) -> bool:
+        """Whether a write into ``view`` can rebind its root (NOTE (view writes in a
+        trace) in _ops/writes.py): the view is made in this trace (one from before it
+        would keep the trace's value after it), its root a value of this trace (an
+        argument, a result) or a tensor from before it (a buffer's ``count[0] += 1``),
+        whose storage the program then writes back like any captured tensor's."""
+        mine, data = view._data, view._view[0]._data
+        return (type(mine) is TraceValue and mine.tracer is self
+                and id(view) not in self._writes
+                and (type(data) is np.ndarray
+                     or (type(data) is TraceValue and data.tracer is self)))
 
     def note_view_write(self, view: Tensor) -> None:
         """``view`` (of a root ``may_write_view_of`` allowed) now holds written values."""

@@ -1,0 +1,336 @@
+"""A native worker pool that a generated driver hands chunks of work to without Python.
+
+The Python pool (``runtime.cpu_threads``) costs a ``SimpleQueue`` put, a futex wake of
+a sleeping worker and the claim logic under the GIL per split call: the seed MLP's
+64x1000x100 gemm split in two over it took min 125 / median 153-182 µs against 148 µs
+whole. Here both sides are LLVM code (``POOL_SOURCE``, compiled and cached like any
+kernel):
+
+- ``tg_worker(0, 0, state)``: a worker's whole life. A Python daemon thread enters it
+  through ctypes (the GIL is released) and never comes back. It spins on the state's
+  claim word with ``pause`` for a bounded number of iterations after its last chunk
+  (``SPIN_MICROSECONDS``), then sleeps on a futex (libc ``syscall``).
+- ``tg_dispatch(chunks, 0, state, fn, ctx)``: what a driver calls for a split step
+  (``runtime.driver.ParallelCall``). One chunk, or no worker, runs on the caller
+  alone (a symbolic driver's gemm below the split threshold at this size). It publishes ``(fn, ctx)`` and the chunk count,
+  wakes sleeping workers (a futex wake, only when one sleeps), claims chunks itself,
+  then waits for the chunks a worker claimed. ``fn(chunk, chunks, ctx)`` runs chunk
+  ``chunk`` of ``chunks``.
+
+NOTE (native claims): the claim word holds ``generation << 32 | chunks << 16 | next``.
+A worker claims with a compare-and-swap that succeeds only while the word is still
+that of the job it read, so a late worker can never take a chunk of the next job, and
+it reads the job's ``fn``/``ctx`` only after its claim succeeded (the caller is then
+waiting for that chunk, so they are stable). The caller claims with a fetch-add and
+waits only for chunks a worker claimed (NOTE (claimed chunks) in
+``runtime.cpu_threads``): a worker that gets no core never makes it wait. The futex
+word is the generation (the claim word's high half): a worker sleeps only while no new
+job was published (the kernel compares it), and the caller wakes only when the sleeper
+count says someone sleeps (both sequentially consistent, so no wake-up is lost).
+A second thread that dispatches while one job runs (two Python threads calling
+programs) takes no part in the pool: it runs all its chunks itself (the ``busy`` word).
+
+Fork: the child has no workers; ``os.register_at_fork`` marks the state as having none
+(``ACTIVE`` 0), so its drivers run every chunk on the calling thread. Exit: the workers
+are daemon threads sleeping or spinning in native code, so nothing waits for them.
+Only x86-64 Linux has it (futex and ``pause``); elsewhere ``native_pool()`` is None and
+programs keep the Python pool.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import platform
+import sys
+import threading
+import time
+
+import numpy as np
+
+from . import cpu_threads
+from .llvm_jit import JitModule, compile_llvm
+
+# state words (int64); the claim word, the done count and the rest sit on their own
+# cache lines, so a worker's done count does not bounce the line the caller claims on
+CLAIM, CHUNKS_FN, CTX, DONE, SLEEPERS, QUIT, BUSY, SPIN, SYSCALL, ACTIVE, HELPED = (
+    0, 1, 2, 8, 16, 17, 18, 19, 20, 21, 24)
+STATE_WORDS = 32
+# how long an idle worker spins after its last chunk before it sleeps: long enough that
+# the next split step of a training step (tens to a few hundred µs away) finds it awake,
+# short enough that an idle process costs no core
+SPIN_MICROSECONDS = 300
+_FUTEX_WAIT, _FUTEX_WAKE, _SYS_FUTEX, _SYS_SCHED_YIELD = 128, 129, 202, 24   # private ops
+
+POOL_SOURCE = r"""
+declare void @llvm.x86.sse2.pause()
+
+define internal ptr @word(ptr %state, i64 %k) {
+  %p = getelementptr i64, ptr %state, i64 %k
+  ret ptr %p
+}
+
+define void @tg_spin(i64 %count, i64 %unused) {
+entry:
+  br label %loop
+loop:
+  %i = phi i64 [0, %entry], [%i1, %loop]
+  call void @llvm.x86.sse2.pause()
+  %i1 = add i64 %i, 1
+  %more = icmp slt i64 %i1, %count
+  br i1 %more, label %loop, label %done
+done:
+  ret void
+}
+
+; claims and runs chunks of the job in ``claim`` while it has unclaimed ones (a worker)
+define internal void @help(ptr %state) {
+entry:
+  %claimp = call ptr @word(ptr %state, i64 0)
+  %fnp = call ptr @word(ptr %state, i64 1)
+  %ctxp = call ptr @word(ptr %state, i64 2)
+  %donep = call ptr @word(ptr %state, i64 8)
+  %helpedp = call ptr @word(ptr %state, i64 24)
+  br label %read
+read:
+  %w = load atomic i64, ptr %claimp seq_cst, align 8
+  %next = and i64 %w, 65535
+  %chunks0 = lshr i64 %w, 16
+  %chunks = and i64 %chunks0, 65535
+  %left = icmp ult i64 %next, %chunks
+  br i1 %left, label %claim, label %out
+claim:
+  %w1 = add i64 %w, 1
+  %r = cmpxchg ptr %claimp, i64 %w, i64 %w1 seq_cst seq_cst
+  %ok = extractvalue { i64, i1 } %r, 1
+  br i1 %ok, label %run, label %read
+run:
+  %fn = load ptr, ptr %fnp
+  %ctx = load ptr, ptr %ctxp
+  call void %fn(i64 %next, i64 %chunks, ptr %ctx)
+  %h = atomicrmw add ptr %helpedp, i64 1 monotonic
+  %d = atomicrmw add ptr %donep, i64 1 seq_cst
+  br label %read
+out:
+  ret void
+}
+
+define void @tg_worker(i64 %unused0, i64 %unused1, ptr %state) {
+entry:
+  %claimp = call ptr @word(ptr %state, i64 0)
+  %genp = getelementptr i8, ptr %claimp, i64 4
+  %quitp = call ptr @word(ptr %state, i64 17)
+  %sleepersp = call ptr @word(ptr %state, i64 16)
+  %spinp = call ptr @word(ptr %state, i64 19)
+  %sysp = call ptr @word(ptr %state, i64 20)
+  %first = load atomic i32, ptr %genp seq_cst, align 4
+  br label %wait
+wait:
+  %seen = phi i32 [%first, %entry], [%seen, %spin], [%seen, %slept], [%gen, %work]
+  %spins = phi i64 [0, %entry], [%spins1, %spin], [0, %slept], [0, %work]
+  %quit = load atomic i64, ptr %quitp seq_cst, align 8
+  %stop = icmp ne i64 %quit, 0
+  br i1 %stop, label %exit, label %look
+look:
+  %gen = load atomic i32, ptr %genp seq_cst, align 4
+  %new = icmp ne i32 %gen, %seen
+  br i1 %new, label %work, label %idle
+work:
+  call void @help(ptr %state)
+  br label %wait
+idle:
+  %limit = load i64, ptr %spinp
+  %tired = icmp sge i64 %spins, %limit
+  br i1 %tired, label %sleep, label %spin
+spin:
+  call void @llvm.x86.sse2.pause()
+  %spins1 = add i64 %spins, 1
+  br label %wait
+sleep:
+  %s0 = atomicrmw add ptr %sleepersp, i64 1 seq_cst
+  %sys = load ptr, ptr %sysp
+  %seen64 = zext i32 %seen to i64
+  %z = call i64 (i64, ...) %sys(i64 202, ptr %genp, i64 128, i64 %seen64, ptr null)
+  %s1 = atomicrmw sub ptr %sleepersp, i64 1 seq_cst
+  br label %slept
+slept:
+  br label %wait
+exit:
+  ret void
+}
+
+define void @tg_dispatch(i64 %chunks, i64 %unused, ptr %state, ptr %fn, ptr %ctx) {
+entry:
+  %claimp = call ptr @word(ptr %state, i64 0)
+  %genp = getelementptr i8, ptr %claimp, i64 4
+  %fnp = call ptr @word(ptr %state, i64 1)
+  %ctxp = call ptr @word(ptr %state, i64 2)
+  %donep = call ptr @word(ptr %state, i64 8)
+  %sleepersp = call ptr @word(ptr %state, i64 16)
+  %busyp = call ptr @word(ptr %state, i64 18)
+  %sysp = call ptr @word(ptr %state, i64 20)
+  %activep = call ptr @word(ptr %state, i64 21)
+  %active = load atomic i64, ptr %activep monotonic, align 8
+  %none = icmp eq i64 %active, 0
+  %one = icmp slt i64 %chunks, 2
+  %single = or i1 %none, %one
+  br i1 %single, label %alone, label %lock
+lock:
+  %b = cmpxchg ptr %busyp, i64 0, i64 1 seq_cst seq_cst
+  %mine = extractvalue { i64, i1 } %b, 1
+  br i1 %mine, label %publish, label %alone
+alone:
+  %i = phi i64 [0, %entry], [0, %lock], [%i1, %alone_run]
+  %more = icmp slt i64 %i, %chunks
+  br i1 %more, label %alone_run, label %done
+alone_run:
+  call void %fn(i64 %i, i64 %chunks, ptr %ctx)
+  %i1 = add i64 %i, 1
+  br label %alone
+publish:
+  store ptr %fn, ptr %fnp
+  store ptr %ctx, ptr %ctxp
+  store atomic i64 0, ptr %donep seq_cst, align 8
+  %old = load atomic i64, ptr %claimp seq_cst, align 8
+  %oldgen = lshr i64 %old, 32
+  %gen = add i64 %oldgen, 1
+  %gen32 = and i64 %gen, 4294967295
+  %genhi = shl i64 %gen32, 32
+  %n16 = shl i64 %chunks, 16
+  %w = or i64 %genhi, %n16
+  store atomic i64 %w, ptr %claimp seq_cst, align 8
+  %sleepers = load atomic i64, ptr %sleepersp seq_cst, align 8
+  %asleep = icmp sgt i64 %sleepers, 0
+  br i1 %asleep, label %wake, label %claim
+wake:
+  %sys = load ptr, ptr %sysp
+  %z = call i64 (i64, ...) %sys(i64 202, ptr %genp, i64 129, i64 2147483647)
+  br label %claim
+claim:
+  %own = phi i64 [0, %publish], [0, %wake], [%own1, %run]
+  %c = atomicrmw add ptr %claimp, i64 1 seq_cst
+  %next = and i64 %c, 65535
+  %left = icmp ult i64 %next, %chunks
+  br i1 %left, label %run, label %wait
+run:
+  call void %fn(i64 %next, i64 %chunks, ptr %ctx)
+  %own1 = add i64 %own, 1
+  br label %claim
+wait:
+  %theirs = sub i64 %chunks, %own
+  br label %poll
+poll:
+  %spins = phi i64 [0, %wait], [%spins1, %pause], [%spins, %yield]
+  %d = load atomic i64, ptr %donep seq_cst, align 8
+  %finished = icmp sge i64 %d, %theirs
+  br i1 %finished, label %unlock, label %patience
+patience:
+  %long = icmp sge i64 %spins, 4096
+  br i1 %long, label %yield, label %pause
+pause:
+  call void @llvm.x86.sse2.pause()
+  %spins1 = add i64 %spins, 1
+  br label %poll
+yield:
+  %sys2 = load ptr, ptr %sysp
+  %y = call i64 (i64, ...) %sys2(i64 24)
+  br label %poll
+unlock:
+  store atomic i64 0, ptr %busyp seq_cst, align 8
+  br label %done
+done:
+  ret void
+}
+"""
+MAX_CHUNKS = 32767   # the claim word's 16-bit fields (a fetch-add past the end stays inside)
+
+
+class NativePool:
+    """The state array, the compiled pool functions and the worker threads."""
+
+    def __init__(self, module: JitModule, workers: int) -> None:
+        self.module = module
+        self.state = np.zeros(STATE_WORDS, np.int64)
+        self.address = self.state.ctypes.data
+        self.dispatch = module.engine.address(module.key, "tg_dispatch")
+        syscall = ctypes.cast(ctypes.CDLL(None).syscall, ctypes.c_void_p).value
+        if not syscall:
+            raise RuntimeError("native pool: libc's syscall has address 0")
+        self.state[SYSCALL] = syscall
+        self.state[SPIN] = _pauses_per_microsecond(module) * SPIN_MICROSECONDS
+        worker = module.kernel("tg_worker").cfunc
+        self.threads = [threading.Thread(target=worker, args=(0, 0, self.address),
+                                         name=f"tg-native_{k}", daemon=True)
+                        for k in range(workers)]
+        for t in self.threads:
+            t.start()
+        self.state[ACTIVE] = workers
+
+    @property
+    def helped(self) -> int:
+        """Chunks the workers ran so far (tests: proof that they take part)."""
+        return int(self.state[HELPED])
+
+    def set_active(self, helpers: int) -> None:
+        """Let dispatches use the workers (``helpers`` > 0) or run alone (0)."""
+        self.state[ACTIVE] = min(helpers, len(self.threads))
+
+
+def _pauses_per_microsecond(module: JitModule) -> int:
+    """``pause`` costs ~10-150 cycles depending on the core: measure it once."""
+    spin = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64)(
+        module.engine.address(module.key, "tg_spin"))
+    count, best = 20000, float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        spin(count, 0)
+        best = min(best, time.perf_counter() - start)
+    return max(1, int(count / max(best * 1e6, 1e-3)))
+
+
+_pool: NativePool | None = None
+_pool_lock = threading.Lock()
+# False turns the native pool off (the benchmarks' and tests' A/B): new programs split
+# through the Python pool again
+ENABLED = os.environ.get("TRACEGRAD_NATIVE_POOL", "1") != "0"
+
+
+@functools.lru_cache(maxsize=1)
+def supported() -> bool:
+    """x86-64 Linux: where the pool's futex and ``pause`` exist."""
+    return sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64")
+
+
+def native_pool() -> NativePool | None:
+    """The process's pool (started on first use), or None where it is off or unsupported,
+    or when there is a single thread to use."""
+    global _pool
+    if not ENABLED or not supported() or cpu_threads.n_threads() < 2:
+        return None
+    pool = _pool
+    if pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = NativePool(compile_llvm(POOL_SOURCE, ["tg_worker"]),
+                                   max(1, cpu_threads.n_threads() - 1))
+            pool = _pool
+    return pool
+
+
+def _threads_changed(n: int) -> None:
+    if _pool is not None:
+        _pool.set_active(n - 1)
+
+
+def _after_fork_in_child() -> None:
+    # NOTE: the child has none of the workers; the drivers still hold this state's
+    # address, so mark it as having none (and no job running) rather than dropping it
+    if _pool is not None:
+        _pool.state[ACTIVE] = 0
+        _pool.state[BUSY] = 0
+        _pool.state[SLEEPERS] = 0
+        _pool.threads = []
+
+
+cpu_threads.on_set_n_threads.append(_threads_changed)
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,169 @@
+"""The native pool on its own (runtime.native_pool, NOTE (native claims)): every chunk runs
+exactly once, the workers take part, a caller never waits for a worker that does not
+come, two threads dispatching at once, and a process that used it exits and forks."""
+import ctypes
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+
+from tracegrad.runtime import native_pool
+from tracegrad.runtime.llvm_jit import compile_llvm
+
+pytestmark = pytest.mark.skipif(not native_pool.supported(), reason="x86-64 Linux only")
+
+# chunk c of a job adds 1 to ctx[c + 1]; chunk 1 sets ctx[0], and chunk 0 waits for
+# that flag (a bounded spin of ~0.5 s), so a job of 2 chunks shows a helper ran chunk 1
+# whenever the caller took chunk 0 (a job whose chunks the caller ran alone ends by the
+# bound, correct but slow, and helped stays the same)
+_TRAMPOLINES = r"""
+declare void @llvm.x86.sse2.pause()
+
+define void @count(i64 %c, i64 %n, ptr %ctx) {
+entry:
+  %slot = add i64 %c, 1
+  %p = getelementptr i64, ptr %ctx, i64 %slot
+  %old = load i64, ptr %p
+  %new = add i64 %old, 1
+  store i64 %new, ptr %p
+  ret void
+}
+
+define void @handshake(i64 %c, i64 %n, ptr %ctx) {
+entry:
+  call void @count(i64 %c, i64 %n, ptr %ctx)
+  %first = icmp eq i64 %c, 0
+  br i1 %first, label %wait, label %signal
+signal:
+  store atomic i64 1, ptr %ctx seq_cst, align 8
+  ret void
+wait:
+  %i = phi i64 [0, %entry], [%i1, %spin]
+  %flag = load atomic i64, ptr %ctx seq_cst, align 8
+  %set = icmp ne i64 %flag, 0
+  %over = icmp sge i64 %i, 20000000
+  %stop = or i1 %set, %over
+  br i1 %stop, label %done, label %spin
+spin:
+  call void @llvm.x86.sse2.pause()
+  %i1 = add i64 %i, 1
+  br label %wait
+done:
+  ret void
+}
+"""
+_DISPATCH = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p,
+                             ctypes.c_void_p, ctypes.c_void_p)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    found = native_pool.native_pool()
+    if found is None:
+        pytest.skip("the native pool is off here (one thread, or TRACEGRAD_NATIVE_POOL=0)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def trampolines():
+    module = compile_llvm(_TRAMPOLINES, ["count", "handshake"])
+    return {name: module.functions[name].address for name in ("count", "handshake")}
+
+
+def _dispatch(pool, state_address, fn, ctx, chunks):
+    _DISPATCH(pool.dispatch)(chunks, 0, state_address, fn, ctx.ctypes.data)
+
+
+@pytest.mark.parametrize("chunks", [1, 2, 3, 7, 64])
+def test_every_chunk_runs_exactly_once(pool, trampolines, chunks):
+    ctx = np.zeros(chunks + 1, np.int64)
+    for _ in range(500):
+        _dispatch(pool, pool.address, trampolines["count"], ctx, chunks)
+    assert ctx[1:].tolist() == [500] * chunks
+
+
+def test_the_workers_take_part(pool, trampolines):
+    before = pool.helped
+    for _ in range(20):
+        ctx = np.zeros(3, np.int64)
+        _dispatch(pool, pool.address, trampolines["handshake"], ctx, 2)
+        assert ctx[1:].tolist() == [1, 1]
+        if pool.helped > before:
+            return
+    pytest.fail("no chunk of 20 two-chunk jobs ran on a worker")
+
+
+def test_a_caller_never_waits_for_a_worker_that_does_not_come(pool, trampolines):
+    """A state that says one worker is active and one sleeps, with no thread behind it:
+    the caller claims every chunk itself and returns (the wake-up wakes nobody)."""
+    state = pool.state.copy()          # the syscall address and spin limit, no workers
+    state[[native_pool.CLAIM, native_pool.DONE, native_pool.BUSY, native_pool.HELPED]] = 0
+    state[native_pool.ACTIVE], state[native_pool.SLEEPERS] = 1, 1
+    ctx = np.zeros(6, np.int64)
+    for _ in range(100):
+        _dispatch(pool, state.ctypes.data, trampolines["count"], ctx, 5)
+    assert ctx[1:].tolist() == [100] * 5
+    assert state[native_pool.BUSY] == 0 and state[native_pool.HELPED] == 0
+
+
+def test_two_threads_dispatching_at_once_each_get_every_chunk(pool, trampolines):
+    ctxs = [np.zeros(5, np.int64) for _ in range(3)]
+
+    def run(ctx):
+        for _ in range(2000):
+            _dispatch(pool, pool.address, trampolines["count"], ctx, 4)
+    threads = [threading.Thread(target=run, args=(ctx,)) for ctx in ctxs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    for ctx in ctxs:
+        assert ctx[1:].tolist() == [2000] * 4
+
+
+_SPLIT_STEP = textwrap.dedent("""
+    import numpy as np
+    import tracegrad as torch
+    from tracegrad.runtime import native_pool
+    x = torch.randn(64, 1000)
+    w = torch.randn(1000, 100)
+    f = torch.compile(lambda x, w: (x @ w).relu())
+    want = np.maximum(x.numpy() @ w.numpy(), 0)
+    for _ in range(3):
+        np.testing.assert_allclose(f(x, w).numpy(), want, rtol=1e-4, atol=1e-3)
+    assert native_pool._pool is not None and native_pool._pool.helped >= 0
+""")
+
+
+def test_a_process_that_used_the_pool_exits_at_once():
+    done = subprocess.run([sys.executable, "-c", _SPLIT_STEP + "print('ok')"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def test_a_forked_child_runs_split_programs_alone():
+    """The child has no workers: its drivers' dispatches run every chunk on the caller
+    (ACTIVE 0), and it neither hangs nor computes wrongly; the parent's pool still works."""
+    script = _SPLIT_STEP + textwrap.dedent("""
+        import os
+        pid = os.fork()
+        if pid == 0:
+            ok = native_pool._pool.state[native_pool.ACTIVE] == 0
+            got = f(x, w).numpy()
+            os._exit(0 if ok and np.allclose(got, want, rtol=1e-4, atol=1e-3) else 3)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+        np.testing.assert_allclose(f(x, w).numpy(), want, rtol=1e-4, atol=1e-3)
+        print('ok')
+    """)
+    env = dict(os.environ)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

@@ -89,6 +89,7 @@ def test_every_chunk_runs_exactly_once(pool, trampolines, chunks):
 def test_the_workers_take_part(pool, trampolines):
     before = pool.helped
     for _ in range(20):
+        pool.state[native_pool.BACKOFF] = 0    # NOTE (back off): publish this one
         ctx = np.zeros(3, np.int64)
         _dispatch(pool, pool.address, trampolines["handshake"], ctx, 2)
         assert ctx[1:].tolist() == [1, 1]
@@ -99,15 +100,21 @@ def test_the_workers_take_part(pool, trampolines):
 
 def test_a_caller_never_waits_for_a_worker_that_does_not_come(pool, trampolines):
     """A state that says one worker is active and one sleeps, with no thread behind it:
-    the caller claims every chunk itself and returns (the wake-up wakes nobody)."""
-    state = pool.state.copy()          # the syscall address and spin limit, no workers
-    state[[native_pool.CLAIM, native_pool.DONE, native_pool.BUSY, native_pool.HELPED]] = 0
+    the caller claims every chunk itself and returns (the wake-up wakes nobody), and
+    after jobs nobody helped with it stops publishing for a while (NOTE (back off)):
+    of 300 dispatches, 2 + 4 + 8 + ... run alone after each unhelped job."""
+    state = np.zeros_like(pool.state)
+    state[[native_pool.SYSCALL, native_pool.SPIN]] = pool.state[[native_pool.SYSCALL,
+                                                                 native_pool.SPIN]]
     state[native_pool.ACTIVE], state[native_pool.SLEEPERS] = 1, 1
     ctx = np.zeros(6, np.int64)
-    for _ in range(100):
+    for _ in range(300):
         _dispatch(pool, state.ctypes.data, trampolines["count"], ctx, 5)
-    assert ctx[1:].tolist() == [100] * 5
+    assert ctx[1:].tolist() == [300] * 5
     assert state[native_pool.BUSY] == 0 and state[native_pool.HELPED] == 0
+    jobs, alone = state[native_pool.JOBS], state[native_pool.ALONE]
+    assert jobs + alone == 300 and state[native_pool.BAD_JOBS] == jobs
+    assert jobs <= 10 and state[native_pool.STREAK] == 8
 
 
 def test_two_threads_dispatching_at_once_each_get_every_chunk(pool, trampolines):

@@ -9,7 +9,8 @@ kernel):
 - ``tg_worker(0, 0, state)``: a worker's whole life. A Python daemon thread enters it
   through ctypes (the GIL is released) and never comes back. It spins on the state's
   claim word with ``pause`` for a bounded number of iterations after its last chunk
-  (``SPIN_MICROSECONDS``), then sleeps on a futex (libc ``syscall``).
+  (``SPIN_MICROSECONDS`` of the cycle counter), then sleeps on a futex (libc
+  ``syscall``).
 - ``tg_dispatch(chunks, 0, state, fn, ctx)``: what a driver calls for a split step
   (``runtime.driver.ParallelCall``). One chunk, or no worker, runs on the caller
   alone (a symbolic driver's gemm below the split threshold at this size). It publishes ``(fn, ctx)`` and the chunk count,
@@ -83,19 +84,6 @@ define internal ptr @word(ptr %state, i64 %k) {
   ret ptr %p
 }
 
-define void @tg_spin(i64 %count, i64 %unused) {
-entry:
-  br label %loop
-loop:
-  %i = phi i64 [0, %entry], [%i1, %loop]
-  call void @llvm.x86.sse2.pause()
-  %i1 = add i64 %i, 1
-  %more = icmp slt i64 %i1, %count
-  br i1 %more, label %loop, label %done
-done:
-  ret void
-}
-
 ; claims and runs chunks of the job in ``claim`` while it has unclaimed ones (a worker)
 define internal void @help(ptr %state) {
 entry:
@@ -137,10 +125,15 @@ entry:
   %spinp = call ptr @word(ptr %state, i64 19)
   %sysp = call ptr @word(ptr %state, i64 20)
   %first = load atomic i32, ptr %genp seq_cst, align 4
+  %born = call i64 @llvm.readcyclecounter()
   br label %wait
 wait:
-  %seen = phi i32 [%first, %entry], [%seen, %spin], [%seen, %slept], [%gen, %work]
-  %spins = phi i64 [0, %entry], [%spins1, %spin], [0, %slept], [0, %work]
+  %seen = phi i32 [%first, %entry], [%seen, %spin], [%seen, %spinyield], [%seen, %slept],
+                  [%gen, %work]
+  %spins = phi i64 [0, %entry], [%spins1, %spin], [%spins1, %spinyield], [0, %slept],
+                   [0, %work]
+  %idle_since = phi i64 [%born, %entry], [%idle_since, %spin], [%idle_since, %spinyield],
+                        [%woke, %slept], [%worked, %work]
   %quit = load atomic i64, ptr %quitp seq_cst, align 8
   %stop = icmp ne i64 %quit, 0
   br i1 %stop, label %exit, label %look
@@ -150,14 +143,25 @@ look:
   br i1 %new, label %work, label %idle
 work:
   call void @help(ptr %state)
+  %worked = call i64 @llvm.readcyclecounter()
   br label %wait
 idle:
   %limit = load i64, ptr %spinp
-  %tired = icmp sge i64 %spins, %limit
+  %now = call i64 @llvm.readcyclecounter()
+  %idle_for = sub i64 %now, %idle_since
+  %tired = icmp sge i64 %idle_for, %limit
   br i1 %tired, label %sleep, label %spin
 spin:
   call void @llvm.x86.sse2.pause()
   %spins1 = add i64 %spins, 1
+  ; every 512 pauses (~10 µs) a sched_yield: on a busy core whatever waits for it runs
+  ; (the caller's own thread among them); on an idle one it returns at once
+  %phase = and i64 %spins1, 511
+  %yieldnow = icmp eq i64 %phase, 0
+  br i1 %yieldnow, label %spinyield, label %wait
+spinyield:
+  %sysy = load ptr, ptr %sysp
+  %yy = call i64 (i64, ...) %sysy(i64 24)
   br label %wait
 sleep:
   %s0 = atomicrmw add ptr %sleepersp, i64 1 seq_cst
@@ -167,8 +171,16 @@ sleep:
   %s1 = atomicrmw sub ptr %sleepersp, i64 1 seq_cst
   br label %slept
 slept:
+  %woke = call i64 @llvm.readcyclecounter()
   br label %wait
 exit:
+  ret void
+}
+
+define void @tg_ticks(i64 %unused0, i64 %unused1, ptr %out) {
+entry:
+  %t = call i64 @llvm.readcyclecounter()
+  store i64 %t, ptr %out
   ret void
 }
 
@@ -322,7 +334,8 @@ class NativePool:
         if not syscall:
             raise RuntimeError("native pool: libc's syscall has address 0")
         self.state[SYSCALL] = syscall
-        self.state[SPIN] = _pauses_per_microsecond(module) * SPIN_MICROSECONDS
+        self.ticks_per_us = _ticks_per_microsecond(module)
+        self.state[SPIN] = int(self.ticks_per_us * SPIN_MICROSECONDS)
         worker = module.kernel("tg_worker").cfunc
         self.threads = [threading.Thread(target=worker, args=(0, 0, self.address),
                                          name=f"tg-native_{k}", daemon=True)
@@ -341,16 +354,21 @@ class NativePool:
         self.state[ACTIVE] = min(helpers, len(self.threads))
 
 
-def _pauses_per_microsecond(module: JitModule) -> int:
-    """``pause`` costs ~10-150 cycles depending on the core: measure it once."""
-    spin = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64)(
-        module.engine.address(module.key, "tg_spin"))
-    count, best = 20000, float("inf")
+def _ticks_per_microsecond(module: JitModule) -> float:
+    """The cycle counter's rate (``llvm.readcyclecounter``: the TSC), against
+    ``time.perf_counter`` over 0.3 ms, the median of three."""
+    ticks = module.kernel("tg_ticks").cfunc
+    out = np.zeros(1, np.int64)
+    rates = []
     for _ in range(3):
-        start = time.perf_counter()
-        spin(count, 0)
-        best = min(best, time.perf_counter() - start)
-    return max(1, int(count / max(best * 1e6, 1e-3)))
+        ticks(0, 0, out.ctypes.data)
+        t0, start = int(out[0]), time.perf_counter()
+        while time.perf_counter() - start < 3e-4:
+            pass
+        ticks(0, 0, out.ctypes.data)
+        elapsed = time.perf_counter() - start
+        rates.append((int(out[0]) - t0) / (elapsed * 1e6))
+    return sorted(rates)[1]
 
 
 _pool: NativePool | None = None

@@ -54,6 +54,7 @@ import ctypes
 import functools
 import os
 import platform
+import string
 import sys
 import threading
 import time
@@ -65,33 +66,29 @@ from .llvm_jit import JitModule, compile_llvm
 
 # state words (int64); the claim word, the done count and the rest sit on their own
 # cache lines, so a worker's done count does not bounce the line the caller claims on
-CLAIM, CHUNKS_FN, CTX, DONE, SLEEPERS, QUIT, BUSY, SPIN, SYSCALL, ACTIVE, STREAK, BACKOFF, \
-    HELPED, ALONE, WAITED, JOBS, BAD_JOBS = 0, 1, 2, 8, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, \
-    26, 27, 28
+CLAIM, FN, CTX, DONE, SLEEPERS, QUIT, BUSY, SPIN, SYSCALL, ACTIVE, STREAK, BACKOFF, \
+    HELPED, ALONE, WAITED, JOBS, BAD_JOBS = 0, 1, 2, 8, 16, 17, 18, 19, 20, 21, 22, 23, 24, \
+    25, 26, 27, 28
 STATE_WORDS = 32
+# the IR's pointer to each word: %claimp for CLAIM, ... (``_source``)
+_WORDS = {"claim": CLAIM, "fn": FN, "ctx": CTX, "done": DONE, "sleepers": SLEEPERS,
+          "quit": QUIT, "busy": BUSY, "spin": SPIN, "syscall": SYSCALL, "active": ACTIVE,
+          "streak": STREAK, "backoff": BACKOFF, "helped": HELPED, "alone": ALONE,
+          "waited": WAITED, "jobs": JOBS, "bad_jobs": BAD_JOBS}
 # how long an idle worker spins after its last chunk before it sleeps: long enough that
 # the next split step of a training step (tens to a few hundred µs away) finds it awake,
 # short enough that an idle process costs no core
 SPIN_MICROSECONDS = 300
-_FUTEX_WAIT, _FUTEX_WAKE, _SYS_FUTEX, _SYS_SCHED_YIELD = 128, 129, 202, 24   # private ops
 
-POOL_SOURCE = r"""
+_TEMPLATE = r"""
 declare void @llvm.x86.sse2.pause()
 declare i64 @llvm.readcyclecounter()
 
-define internal ptr @word(ptr %state, i64 %k) {
-  %p = getelementptr i64, ptr %state, i64 %k
-  ret ptr %p
-}
 
 ; claims and runs chunks of the job in ``claim`` while it has unclaimed ones (a worker)
 define internal void @help(ptr %state) {
 entry:
-  %claimp = call ptr @word(ptr %state, i64 0)
-  %fnp = call ptr @word(ptr %state, i64 1)
-  %ctxp = call ptr @word(ptr %state, i64 2)
-  %donep = call ptr @word(ptr %state, i64 8)
-  %helpedp = call ptr @word(ptr %state, i64 24)
+$help_words
   br label %read
 read:
   %w = load atomic i64, ptr %claimp seq_cst, align 8
@@ -118,12 +115,8 @@ out:
 
 define void @tg_worker(i64 %unused0, i64 %unused1, ptr %state) {
 entry:
-  %claimp = call ptr @word(ptr %state, i64 0)
+$tg_worker_words
   %genp = getelementptr i8, ptr %claimp, i64 4
-  %quitp = call ptr @word(ptr %state, i64 17)
-  %sleepersp = call ptr @word(ptr %state, i64 16)
-  %spinp = call ptr @word(ptr %state, i64 19)
-  %sysp = call ptr @word(ptr %state, i64 20)
   %first = load atomic i32, ptr %genp seq_cst, align 4
   %born = call i64 @llvm.readcyclecounter()
   br label %wait
@@ -160,12 +153,12 @@ spin:
   %yieldnow = icmp eq i64 %phase, 0
   br i1 %yieldnow, label %spinyield, label %wait
 spinyield:
-  %sysy = load ptr, ptr %sysp
+  %sysy = load ptr, ptr %syscallp
   %yy = call i64 (i64, ...) %sysy(i64 24)
   br label %wait
 sleep:
   %s0 = atomicrmw add ptr %sleepersp, i64 1 seq_cst
-  %sys = load ptr, ptr %sysp
+  %sys = load ptr, ptr %syscallp
   %seen64 = zext i32 %seen to i64
   %z = call i64 (i64, ...) %sys(i64 202, ptr %genp, i64 128, i64 %seen64, ptr null)
   %s1 = atomicrmw sub ptr %sleepersp, i64 1 seq_cst
@@ -186,15 +179,8 @@ entry:
 
 define void @tg_dispatch(i64 %chunks, i64 %unused, ptr %state, ptr %fn, ptr %ctx) {
 entry:
-  %claimp = call ptr @word(ptr %state, i64 0)
+$tg_dispatch_words
   %genp = getelementptr i8, ptr %claimp, i64 4
-  %fnp = call ptr @word(ptr %state, i64 1)
-  %ctxp = call ptr @word(ptr %state, i64 2)
-  %donep = call ptr @word(ptr %state, i64 8)
-  %sleepersp = call ptr @word(ptr %state, i64 16)
-  %busyp = call ptr @word(ptr %state, i64 18)
-  %sysp = call ptr @word(ptr %state, i64 20)
-  %activep = call ptr @word(ptr %state, i64 21)
   %active = load atomic i64, ptr %activep monotonic, align 8
   %none = icmp eq i64 %active, 0
   %one = icmp slt i64 %chunks, 2
@@ -205,14 +191,12 @@ lock:
   %mine = extractvalue { i64, i1 } %b, 1
   br i1 %mine, label %check, label %alone
 check:
-  %backoffp = call ptr @word(ptr %state, i64 23)
   %backoff = load i64, ptr %backoffp
   %backing = icmp sgt i64 %backoff, 0
   br i1 %backing, label %skip, label %publish
 skip:
   %backoff1 = sub i64 %backoff, 1
   store i64 %backoff1, ptr %backoffp
-  %alonep = call ptr @word(ptr %state, i64 25)
   %a = atomicrmw add ptr %alonep, i64 1 monotonic
   store atomic i64 0, ptr %busyp seq_cst, align 8
   br label %alone
@@ -240,7 +224,7 @@ publish:
   %asleep = icmp sgt i64 %sleepers, 0
   br i1 %asleep, label %wake, label %claim
 wake:
-  %sys = load ptr, ptr %sysp
+  %sys = load ptr, ptr %syscallp
   %z = call i64 (i64, ...) %sys(i64 202, ptr %genp, i64 129, i64 2147483647)
   br label %claim
 claim:
@@ -273,7 +257,7 @@ pause:
   %spins1 = add i64 %spins, 1
   br label %poll
 yield:
-  %sys2 = load ptr, ptr %sysp
+  %sys2 = load ptr, ptr %syscallp
   %y = call i64 (i64, ...) %sys2(i64 24)
   br label %poll
 unlock:
@@ -286,7 +270,6 @@ unlock:
   %late = icmp sgt i64 %waited2, %owntime
   %unhelped = icmp eq i64 %theirs, 0
   %bad = or i1 %late, %unhelped
-  %streakp = call ptr @word(ptr %state, i64 22)
   %streak = load i64, ptr %streakp
   %streak1 = add i64 %streak, 1
   %capped = icmp sgt i64 %streak1, 8
@@ -296,29 +279,40 @@ unlock:
   %eased = select i1 %wasbad, i64 %streakdown, i64 0
   %newstreak = select i1 %bad, i64 %streak2, i64 %eased
   store i64 %newstreak, ptr %streakp
-  %waitedp = call ptr @word(ptr %state, i64 26)
   %waitedsum = load i64, ptr %waitedp
   %waitedsum1 = add i64 %waitedsum, %waited
   store i64 %waitedsum1, ptr %waitedp
-  %jobsp = call ptr @word(ptr %state, i64 27)
   %jobs = load i64, ptr %jobsp
   %jobs1 = add i64 %jobs, 1
   store i64 %jobs1, ptr %jobsp
-  %badp = call ptr @word(ptr %state, i64 28)
-  %bads = load i64, ptr %badp
+  %bads = load i64, ptr %bad_jobsp
   %badinc = zext i1 %bad to i64
   %bads1 = add i64 %bads, %badinc
-  store i64 %bads1, ptr %badp
+  store i64 %bads1, ptr %bad_jobsp
   %pause_for = shl i64 1, %newstreak
   %skipnext = select i1 %bad, i64 %pause_for, i64 0
-  %backoffp2 = call ptr @word(ptr %state, i64 23)
-  store i64 %skipnext, ptr %backoffp2
+  store i64 %skipnext, ptr %backoffp
   store atomic i64 0, ptr %busyp seq_cst, align 8
   br label %done
 done:
   ret void
 }
 """
+
+
+def _source() -> str:
+    """The pool's IR: each function's ``$<name>_words`` becomes the pointers to the
+    state words it uses, from ``_WORDS`` (one table for Python and the IR)."""
+    def pointers(*names: str) -> str:
+        return "\n".join(f"  %{n}p = getelementptr i64, ptr %state, i64 {_WORDS[n]}"
+                          for n in names)
+    return string.Template(_TEMPLATE).substitute(
+        help_words=pointers("claim", "fn", "ctx", "done", "helped"),
+        tg_worker_words=pointers("claim", "quit", "sleepers", "spin", "syscall"),
+        tg_dispatch_words=pointers(*(n for n in _WORDS if n not in ("quit", "spin"))))
+
+
+POOL_SOURCE = _source()
 MAX_CHUNKS = 32767   # the claim word's 16-bit fields (a fetch-add past the end stays inside)
 
 

@@ -42,14 +42,16 @@ load the step then costs what it does on one thread (same run: 621 µs median fo
 27 of 3610 dispatches published); idle, every job is good and every one splits.
 ``JOBS``, ``BAD_JOBS``, ``ALONE``, ``HELPED`` and ``WAITED`` (ticks) count what happened.
 
-Fork: the child has no workers; ``os.register_at_fork`` marks the state as having none
-(``ACTIVE`` 0), so its drivers run every chunk on the calling thread. Exit: the workers
-are daemon threads sleeping or spinning in native code, so nothing waits for them.
+Exit: an ``atexit`` hook makes the workers return (``NativePool.stop``) before the
+interpreter frees the JIT code they run. Fork: the child has no workers;
+``os.register_at_fork`` marks the state as having none (``ACTIVE`` 0), so its drivers
+run every chunk on the calling thread.
 Only x86-64 Linux has it (futex and ``pause``); elsewhere ``native_pool()`` is None and
 programs keep the Python pool.
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import functools
 import os
@@ -330,13 +332,11 @@ class NativePool:
         self.state[SYSCALL] = syscall
         self.ticks_per_us = _ticks_per_microsecond(module)
         self.state[SPIN] = int(self.ticks_per_us * SPIN_MICROSECONDS)
-        worker = module.kernel("tg_worker").cfunc
-        self.threads = [threading.Thread(target=worker, args=(0, 0, self.address),
-                                         name=f"tg-native_{k}", daemon=True)
-                        for k in range(workers)]
-        for t in self.threads:
-            t.start()
-        self.state[ACTIVE] = workers
+        # the CpuKernel holds the module, so the code the workers run lives as long as
+        # the pool; ``stop`` (at exit) lets them leave it before the interpreter frees it
+        self._worker = module.kernel("tg_worker")
+        self.threads: list[threading.Thread] = []
+        self.set_active(workers)
 
     @property
     def helped(self) -> int:
@@ -344,8 +344,24 @@ class NativePool:
         return int(self.state[HELPED])
 
     def set_active(self, helpers: int) -> None:
-        """Let dispatches use the workers (``helpers`` > 0) or run alone (0)."""
-        self.state[ACTIVE] = min(helpers, len(self.threads))
+        """Let dispatches use ``helpers`` workers (0: run alone), starting more if needed."""
+        while len(self.threads) < helpers:
+            t = threading.Thread(target=self._worker.cfunc, args=(0, 0, self.address),
+                                 name=f"tg-native_{len(self.threads)}", daemon=True)
+            t.start()
+            self.threads.append(t)
+        self.state[ACTIVE] = max(0, min(helpers, len(self.threads)))
+
+    def stop(self, timeout: float = 0.5) -> None:
+        """Make every worker return from the native loop: a new, empty job (a sleeping
+        worker's futex wait then returns at once, even one not asleep yet) and QUIT."""
+        self.state[ACTIVE] = 0
+        self.state[QUIT] = 1
+        self.state[CLAIM] = ((int(self.state[CLAIM]) >> 32) + 1 & 0xFFFFFFFF) << 32
+        ctypes.CDLL(None).syscall(ctypes.c_long(202), ctypes.c_void_p(self.address + 4),
+                                  ctypes.c_long(129), ctypes.c_long(1 << 30))   # futex wake
+        for t in self.threads:
+            t.join(timeout)
 
 
 def _ticks_per_microsecond(module: JitModule) -> float:
@@ -409,5 +425,11 @@ def _after_fork_in_child() -> None:
         _pool.threads = []
 
 
+def _stop_at_exit() -> None:
+    if _pool is not None:
+        _pool.stop()
+
+
 cpu_threads.on_set_n_threads.append(_threads_changed)
+atexit.register(_stop_at_exit)
 os.register_at_fork(after_in_child=_after_fork_in_child)

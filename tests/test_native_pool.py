@@ -174,3 +174,17 @@ def test_a_forked_child_runs_split_programs_alone():
                           timeout=120, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_a_pool_of_its_own_grows_and_its_workers_return_when_stopped(pool, trampolines):
+    own = native_pool.NativePool(pool.module, 1)
+    own.set_active(2)                        # a second worker starts
+    assert len(own.threads) == 2 and own.state[native_pool.ACTIVE] == 2
+    ctx = np.zeros(4, np.int64)
+    for _ in range(200):
+        _dispatch(own, own.address, trampolines["count"], ctx, 3)
+    assert ctx[1:].tolist() == [200] * 3
+    own.stop(timeout=10)                     # asleep or spinning, each one returns
+    assert not any(t.is_alive() for t in own.threads)
+    _dispatch(own, own.address, trampolines["count"], ctx, 3)   # then alone
+    assert ctx[1:].tolist() == [201] * 3

@@ -16,34 +16,54 @@ from tracegrad.runtime.llvm_jit import compile_llvm
 
 pytestmark = pytest.mark.skipif(not native_pool.supported(), reason="x86-64 Linux only")
 
-# chunk c of a job adds 1 to ctx[c + 1]; chunk 1 sets ctx[0], and chunk 0 waits for
-# that flag (a bounded spin of ~0.5 s), so a job of 2 chunks shows a helper ran chunk 1
-# whenever the caller took chunk 0 (a job whose chunks the caller ran alone ends by the
-# bound, correct but slow, and helped stays the same)
+# ctx[0] holds N; chunk c of n adds 1 to slots [N c / n, N (c + 1) / n) of ctx[1:]
+# (the contract of the drivers' trampolines: any n covers all N once). "handshake"
+# (N = 2) also has chunk 1 of 2 set the flag ctx[3], and chunk 0 of 2 wait for it (a
+# bounded spin of ~0.5 s), so a job of 2 chunks shows a helper ran chunk 1 whenever the
+# caller took chunk 0 (a job the caller ran alone ends by the bound: correct but slow)
 _TRAMPOLINES = r"""
 declare void @llvm.x86.sse2.pause()
 
 define void @count(i64 %c, i64 %n, ptr %ctx) {
 entry:
-  %slot = add i64 %c, 1
+  %slots = load i64, ptr %ctx
+  %lo0 = mul i64 %slots, %c
+  %lo = udiv i64 %lo0, %n
+  %c1 = add i64 %c, 1
+  %hi0 = mul i64 %slots, %c1
+  %hi = udiv i64 %hi0, %n
+  br label %loop
+loop:
+  %i = phi i64 [%lo, %entry], [%i1, %body]
+  %more = icmp slt i64 %i, %hi
+  br i1 %more, label %body, label %done
+body:
+  %slot = add i64 %i, 1
   %p = getelementptr i64, ptr %ctx, i64 %slot
   %old = load i64, ptr %p
   %new = add i64 %old, 1
   store i64 %new, ptr %p
+  %i1 = add i64 %i, 1
+  br label %loop
+done:
   ret void
 }
 
 define void @handshake(i64 %c, i64 %n, ptr %ctx) {
 entry:
   call void @count(i64 %c, i64 %n, ptr %ctx)
+  %flagp = getelementptr i64, ptr %ctx, i64 3
+  %split = icmp eq i64 %n, 2
+  br i1 %split, label %which, label %done
+which:
   %first = icmp eq i64 %c, 0
   br i1 %first, label %wait, label %signal
 signal:
-  store atomic i64 1, ptr %ctx seq_cst, align 8
+  store atomic i64 1, ptr %flagp seq_cst, align 8
   ret void
 wait:
-  %i = phi i64 [0, %entry], [%i1, %spin]
-  %flag = load atomic i64, ptr %ctx seq_cst, align 8
+  %i = phi i64 [0, %which], [%i1, %spin]
+  %flag = load atomic i64, ptr %flagp seq_cst, align 8
   %set = icmp ne i64 %flag, 0
   %over = icmp sge i64 %i, 20000000
   %stop = or i1 %set, %over
@@ -81,6 +101,7 @@ def _dispatch(pool, state_address, fn, ctx, chunks):
 @pytest.mark.parametrize("chunks", [1, 2, 3, 7, 64])
 def test_every_chunk_runs_exactly_once(pool, trampolines, chunks):
     ctx = np.zeros(chunks + 1, np.int64)
+    ctx[0] = chunks
     for _ in range(500):
         _dispatch(pool, pool.address, trampolines["count"], ctx, chunks)
     assert ctx[1:].tolist() == [500] * chunks
@@ -90,9 +111,9 @@ def test_the_workers_take_part(pool, trampolines):
     before = pool.helped
     for _ in range(20):
         pool.state[native_pool.BACKOFF] = 0    # NOTE (back off): publish this one
-        ctx = np.zeros(3, np.int64)
+        ctx = np.array([2, 0, 0, 0], np.int64)
         _dispatch(pool, pool.address, trampolines["handshake"], ctx, 2)
-        assert ctx[1:].tolist() == [1, 1]
+        assert ctx[1:3].tolist() == [1, 1]
         if pool.helped > before:
             return
     pytest.fail("no chunk of 20 two-chunk jobs ran on a worker")
@@ -107,7 +128,7 @@ def test_a_caller_never_waits_for_a_worker_that_does_not_come(pool, trampolines)
     state[[native_pool.SYSCALL, native_pool.SPIN]] = pool.state[[native_pool.SYSCALL,
                                                                  native_pool.SPIN]]
     state[native_pool.ACTIVE], state[native_pool.SLEEPERS] = 1, 1
-    ctx = np.zeros(6, np.int64)
+    ctx = np.array([5, 0, 0, 0, 0, 0], np.int64)
     for _ in range(300):
         _dispatch(pool, state.ctypes.data, trampolines["count"], ctx, 5)
     assert ctx[1:].tolist() == [300] * 5
@@ -118,7 +139,7 @@ def test_a_caller_never_waits_for_a_worker_that_does_not_come(pool, trampolines)
 
 
 def test_two_threads_dispatching_at_once_each_get_every_chunk(pool, trampolines):
-    ctxs = [np.zeros(5, np.int64) for _ in range(3)]
+    ctxs = [np.array([4, 0, 0, 0, 0], np.int64) for _ in range(3)]
 
     def run(ctx):
         for _ in range(2000):
@@ -180,7 +201,7 @@ def test_a_pool_of_its_own_grows_and_its_workers_return_when_stopped(pool, tramp
     own = native_pool.NativePool(pool.module, 1)
     own.set_active(2)                        # a second worker starts
     assert len(own.threads) == 2 and own.state[native_pool.ACTIVE] == 2
-    ctx = np.zeros(4, np.int64)
+    ctx = np.array([3, 0, 0, 0], np.int64)
     for _ in range(200):
         _dispatch(own, own.address, trampolines["count"], ctx, 3)
     assert ctx[1:].tolist() == [200] * 3

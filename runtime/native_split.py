@@ -6,9 +6,10 @@ Python pool (``cpu_threads.chunks``: ``PARALLEL_MIN_WORK`` elements); gemms from
 ``GEMM_NATIVE_MIN_MACS`` multiply-adds, in blocks of C's rows or columns
 (``runtime.driver.gemm_by_rows``), each one a single-threaded BLAS call over all of K.
 
-NOTE (native gemm split): the native hand-off costs ~1-4 µs to a spinning worker (the
-Python pool's ~30 µs and more), so gemms far smaller than the Python pool's
-``runtime.cblas.GEMM_PARALLEL_MIN_MACS`` pay: see the constant's comment.
+NOTE (native gemm split): a native hand-off to a spinning worker costs ~3.5 µs (a
+dispatch of two empty chunks, ctypes call included, mean of 20000 on the 2-core VM),
+against ~30 µs and more for the Python pool, so gemms far smaller than the Python
+pool's ``runtime.cblas.GEMM_PARALLEL_MIN_MACS`` can pay: see the constant's comment.
 """
 from __future__ import annotations
 
@@ -17,7 +18,12 @@ from .cblas import GEMM_MIN_BLOCK
 from .driver import GemmCall, KernelCall, ParallelCall, gemm_by_rows
 from .native_pool import MAX_CHUNKS, native_pool
 
-# seed MLP (64x1000x100, 6.4M multiply-adds, ~148 µs whole on one core): measured below
+# 2^21 multiply-adds is ~48 µs of one core's sgemm here (~88 GFLOP/s), ten times the
+# hand-off. The seed MLP's two big gemms (64x1000x100 and 1000x64x100, 6.4M each, ~148
+# µs whole) split: its whole step went from 331 to 265 µs median (load 1.3, interleaved
+# in one process; NumPy 342). The threshold itself is not tuned: the shared VM stayed at
+# load 4-7 for the rest of the session, where the back-off (NOTE (back off) in
+# runtime.native_pool) runs nearly every split alone anyway.
 GEMM_NATIVE_MIN_MACS = 1 << 21
 
 

@@ -39,8 +39,9 @@ stays on it through its chunk. On a loaded machine neither holds (measured at lo
 average 4.4 on the 2-core VM: the seed step 353-395 µs split against 340 µs whole), so
 ``tg_dispatch`` times each job it publishes (``llvm.readcyclecounter``): a job no worker
 helped with, or whose helper finished more than half the caller's own time after the
-caller, is bad; after a bad job the next ``2 ** streak`` dispatches run alone
-(``streak`` up to 8: 256 dispatches), and a good job lowers ``streak`` by one. Under
+caller, is bad; after a bad job the next ``2 ** streak - 1`` dispatches run alone
+(``streak`` up to ``STREAK_CAP``, 8: 255 dispatches; 0 turns the back-off off, for
+tests that must see every split), and a good job lowers ``streak`` by one. Under
 load the step then costs what it does on one thread (same run: 621 µs median for both,
 27 of 3610 dispatches published); idle, every job is good and every one splits.
 ``JOBS``, ``BAD_JOBS``, ``ALONE``, ``HELPED`` and ``WAITED`` (ticks) count what happened.
@@ -72,14 +73,14 @@ from .llvm_jit import JitModule, compile_llvm
 # state words (int64); the claim word, the done count and the rest sit on their own
 # cache lines, so a worker's done count does not bounce the line the caller claims on
 CLAIM, FN, CTX, DONE, SLEEPERS, QUIT, BUSY, SPIN, SYSCALL, ACTIVE, STREAK, BACKOFF, \
-    HELPED, ALONE, WAITED, JOBS, BAD_JOBS = 0, 1, 2, 8, 16, 17, 18, 19, 20, 21, 22, 23, 24, \
-    25, 26, 27, 28
+    HELPED, ALONE, WAITED, JOBS, BAD_JOBS, STREAK_CAP = 0, 1, 2, 8, 16, 17, 18, 19, 20, 21, \
+    22, 23, 24, 25, 26, 27, 28, 29
 STATE_WORDS = 32
 # the IR's pointer to each word: %claimp for CLAIM, ... (``_source``)
 _WORDS = {"claim": CLAIM, "fn": FN, "ctx": CTX, "done": DONE, "sleepers": SLEEPERS,
           "quit": QUIT, "busy": BUSY, "spin": SPIN, "syscall": SYSCALL, "active": ACTIVE,
           "streak": STREAK, "backoff": BACKOFF, "helped": HELPED, "alone": ALONE,
-          "waited": WAITED, "jobs": JOBS, "bad_jobs": BAD_JOBS}
+          "waited": WAITED, "jobs": JOBS, "bad_jobs": BAD_JOBS, "streak_cap": STREAK_CAP}
 # how long an idle worker spins after its last chunk before it sleeps: long enough that
 # the next split step of a training step (tens to a few hundred µs away) finds it awake,
 # short enough that an idle process costs no core
@@ -277,8 +278,9 @@ unlock:
   %bad = or i1 %late, %unhelped
   %streak = load i64, ptr %streakp
   %streak1 = add i64 %streak, 1
-  %capped = icmp sgt i64 %streak1, 8
-  %streak2 = select i1 %capped, i64 8, i64 %streak1
+  %cap = load i64, ptr %streak_capp
+  %capped = icmp sgt i64 %streak1, %cap
+  %streak2 = select i1 %capped, i64 %cap, i64 %streak1
   %streakdown = sub i64 %streak, 1
   %wasbad = icmp sgt i64 %streak, 0
   %eased = select i1 %wasbad, i64 %streakdown, i64 0
@@ -294,7 +296,8 @@ unlock:
   %badinc = zext i1 %bad to i64
   %bads1 = add i64 %bads, %badinc
   store i64 %bads1, ptr %bad_jobsp
-  %pause_for = shl i64 1, %newstreak
+  %pause_for0 = shl i64 1, %newstreak
+  %pause_for = sub i64 %pause_for0, 1
   %skipnext = select i1 %bad, i64 %pause_for, i64 0
   store i64 %skipnext, ptr %backoffp
   store atomic i64 0, ptr %busyp seq_cst, align 8
@@ -335,6 +338,7 @@ class NativePool:
         self.state[SYSCALL] = syscall
         self.ticks_per_us = _ticks_per_microsecond(module)
         self.state[SPIN] = int(self.ticks_per_us * SPIN_MICROSECONDS)
+        self.state[STREAK_CAP] = 8
         # the CpuKernel holds the module, so the code the workers run lives as long as
         # the pool; ``stop`` (at exit) lets them leave it before the interpreter frees it
         self._worker = module.kernel("tg_worker")

@@ -128,6 +128,7 @@ def test_a_caller_never_waits_for_a_worker_that_does_not_come(pool, trampolines)
     state[[native_pool.SYSCALL, native_pool.SPIN]] = pool.state[[native_pool.SYSCALL,
                                                                  native_pool.SPIN]]
     state[native_pool.ACTIVE], state[native_pool.SLEEPERS] = 1, 1
+    state[native_pool.STREAK_CAP] = 8
     ctx = np.array([5, 0, 0, 0, 0, 0], np.int64)
     for _ in range(300):
         _dispatch(pool, state.ctypes.data, trampolines["count"], ctx, 5)
@@ -136,6 +137,12 @@ def test_a_caller_never_waits_for_a_worker_that_does_not_come(pool, trampolines)
     jobs, alone = state[native_pool.JOBS], state[native_pool.ALONE]
     assert jobs + alone == 300 and state[native_pool.BAD_JOBS] == jobs
     assert jobs <= 10 and state[native_pool.STREAK] == 8
+    # the back-off off: every one published
+    state[[native_pool.STREAK_CAP, native_pool.STREAK, native_pool.BACKOFF]] = 0
+    for _ in range(50):
+        _dispatch(pool, state.ctypes.data, trampolines["count"], ctx, 5)
+    assert ctx[1:].tolist() == [350] * 5
+    assert state[native_pool.JOBS] - jobs >= 49
 
 
 def test_two_threads_dispatching_at_once_each_get_every_chunk(pool, trampolines):

@@ -20,8 +20,21 @@ pytestmark = pytest.mark.skipif(cblas.gemm_library() is None or not native_pool.
 
 @pytest.fixture
 def two_threads():
+    """Two threads, and every split published (NOTE (back off) would run the splits of
+    a loaded machine whole: the blocks then go untested)."""
     with kernel_threads(2):
-        yield
+        pool = native_pool.native_pool()
+        cap = pool.state[native_pool.STREAK_CAP]
+        pool.state[[native_pool.STREAK_CAP, native_pool.STREAK, native_pool.BACKOFF]] = 0
+        try:
+            yield
+        finally:
+            pool.state[native_pool.STREAK_CAP] = cap
+
+
+def _jobs() -> int:
+    """Jobs the native pool published so far (each split step that ran as blocks)."""
+    return int(native_pool._pool.state[native_pool.JOBS])
 
 
 def _gemm_program(a_shape, b_shape, trans_a, trans_b, dtype):
@@ -57,7 +70,9 @@ def test_a_split_gemm_gives_the_whole_gemms_bits(two_threads, monkeypatch, dtype
     assert "tg_tramp" not in "".join(whole.drivers)
     a = rng.standard_normal(a_shape).astype(dtype)
     b = rng.standard_normal(b_shape).astype(dtype)
+    jobs = _jobs()
     got = split([a, b])[0]
+    assert _jobs() == jobs + 1                       # it ran as blocks
     np.testing.assert_array_equal(got, whole([a, b])[0])
     want = (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b)
     np.testing.assert_allclose(got, want, rtol=1e-4 if dtype == "float32" else 1e-10,
@@ -80,7 +95,10 @@ def test_a_big_kernel_splits_inside_the_driver(two_threads, monkeypatch):
     python_pool = CompiledProgram(p, extern_eval)
     assert [type(c).__name__ for c in python_pool._calls] == ["_KernelCall"]
     xs = rng.standard_normal((512, 512)).astype(np.float32)
-    np.testing.assert_array_equal(split([xs])[0], python_pool([xs])[0])
+    jobs = _jobs()
+    got = split([xs])[0]
+    assert _jobs() == jobs + 1
+    np.testing.assert_array_equal(got, python_pool([xs])[0])
 
 
 def _seed_training(steps):
@@ -103,7 +121,9 @@ def _seed_training(steps):
 
 def test_the_seed_step_is_bit_for_bit_the_one_without_the_native_pool(two_threads,
                                                                        monkeypatch):
+    jobs = _jobs()
     native = _seed_training(4)
+    assert _jobs() >= jobs + 8          # its two big gemms split at each of 4 steps
     monkeypatch.setattr(native_pool, "ENABLED", False)
     python = _seed_training(4)
     assert native[0] == python[0]

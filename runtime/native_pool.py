@@ -7,10 +7,9 @@ whole. Here both sides are LLVM code (``POOL_SOURCE``, compiled and cached like 
 kernel):
 
 - ``tg_worker(0, 0, state)``: a worker's whole life. A Python daemon thread enters it
-  through ctypes (the GIL is released) and never comes back. It spins on the state's
-  claim word with ``pause`` for a bounded number of iterations after its last chunk
-  (``SPIN_MICROSECONDS`` of the cycle counter), then sleeps on a futex (libc
-  ``syscall``).
+  through ctypes (the GIL is released) and stays until exit. It spins on the state's
+  claim word with ``pause`` for ``SPIN_MICROSECONDS`` (cycle counter) after its last
+  chunk, yielding the core every 512 pauses, then sleeps on a futex (libc ``syscall``).
 - ``tg_dispatch(chunks, 0, state, fn, ctx)``: what a driver calls for a split step
   (``runtime.driver.ParallelCall``). One chunk, no worker, a busy pool or a back-off
   runs the step on the caller alone, as one chunk ``fn(0, 1, ctx)`` (a gemm in blocks

@@ -3,6 +3,8 @@ split gemm gives the whole gemm's bits (each element one dot product over all of
 a split kernel the one-thread kernel's; a compiled training step is bit for bit the
 one without the native pool; a symbolic driver splits at some sizes and not at others
 with one text."""
+import threading
+
 import numpy as np
 import pytest
 
@@ -156,3 +158,27 @@ def test_one_thread_keeps_every_step_whole():
         assert "tg_tramp" not in "".join(CompiledProgram(p, extern_eval).drivers)
         if native_pool._pool is not None:     # an existing pool's dispatches run alone
             assert native_pool._pool.state[native_pool.ACTIVE] == 0
+
+
+def test_two_threads_calling_split_programs_at_once_get_right_results(two_threads):
+    """One thread's dispatches find the pool busy with the other's job and run alone;
+    both get the whole gemm's bits, whichever way each split ran."""
+    p = _gemm_program((64, 1000), (1000, 100), False, False, "float32")
+    programs = [CompiledProgram(p, extern_eval) for _ in range(2)] + [None]
+    programs[2] = programs[0]            # the same program from two threads: own temps
+    a = rng.standard_normal((64, 1000)).astype(np.float32)
+    b = rng.standard_normal((1000, 100)).astype(np.float32)
+    want = programs[0]([a, b])[0].copy()
+    bad = []
+
+    def run(program):
+        for _ in range(200):
+            got = program([a, b])[0]
+            if not np.array_equal(got, want):
+                bad.append(got)
+    threads = [threading.Thread(target=run, args=(program,)) for program in programs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads) and not bad

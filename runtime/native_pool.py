@@ -375,7 +375,10 @@ class NativePool:
     def stop(self, timeout: float = 0.5) -> None:
         """Make every worker return from the native loop: a new, empty job (a sleeping
         worker's futex wait then returns at once, even one not asleep yet) and QUIT."""
-        self.state[ACTIVE] = 0
+        self.state[ACTIVE] = 0     # new dispatches run alone and leave the claim word
+        deadline = time.monotonic() + timeout
+        while self.state[BUSY] and time.monotonic() < deadline:
+            time.sleep(1e-4)       # a job another thread runs now finishes first
         self.state[QUIT] = 1
         self.state[CLAIM] = ((int(self.state[CLAIM]) >> 32) + 1 & 0xFFFFFFFF) << 32
         ctypes.CDLL(None).syscall(ctypes.c_long(202), ctypes.c_void_p(self.address + 4),

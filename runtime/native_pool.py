@@ -185,10 +185,26 @@ entry:
   ret void
 }
 
+; a futex wake of the workers when the sleeper count says one sleeps (read after the
+; claim word's store, both sequentially consistent: NOTE (native claims))
+define internal void @wake_sleepers(ptr %state) {
+entry:
+$wake_sleepers_words
+  %genp = getelementptr i8, ptr %claimp, i64 4
+  %sleepers = load atomic i64, ptr %sleepersp seq_cst, align 8
+  %asleep = icmp sgt i64 %sleepers, 0
+  br i1 %asleep, label %wake, label %done
+wake:
+  %sys = load ptr, ptr %syscallp
+  %z = call i64 (i64, ...) %sys(i64 202, ptr %genp, i64 129, i64 2147483647)
+  br label %done
+done:
+  ret void
+}
+
 define void @tg_dispatch(i64 %chunks, i64 %unused, ptr %state, ptr %fn, ptr %ctx) {
 entry:
 $tg_dispatch_words
-  %genp = getelementptr i8, ptr %claimp, i64 4
   %active = load atomic i64, ptr %activep monotonic, align 8
   %none = icmp eq i64 %active, 0
   %one = icmp slt i64 %chunks, 2
@@ -210,14 +226,9 @@ skip:
   ; the last dispatch of a back-off wakes sleeping workers, so the next job finds them
   ; spinning: it then tests whether a core is free, not how fast a sleeper wakes
   %last = icmp eq i64 %backoff1, 0
-  br i1 %last, label %prewake_check, label %alone
-prewake_check:
-  %sleeping = load atomic i64, ptr %sleepersp seq_cst, align 8
-  %anyasleep = icmp sgt i64 %sleeping, 0
-  br i1 %anyasleep, label %prewake, label %alone
+  br i1 %last, label %prewake, label %alone
 prewake:
-  %sysw = load ptr, ptr %syscallp
-  %zw = call i64 (i64, ...) %sysw(i64 202, ptr %genp, i64 129, i64 2147483647)
+  call void @wake_sleepers(ptr %state)
   br label %alone
 alone:
   ; NOTE (alone in one piece): the whole step as chunk 0 of 1, not its chunks in turn (a
@@ -239,12 +250,7 @@ publish:
   %n16 = shl i64 %chunks, 16
   %w = or i64 %genhi, %n16
   store atomic i64 %w, ptr %claimp seq_cst, align 8
-  %sleepers = load atomic i64, ptr %sleepersp seq_cst, align 8
-  %asleep = icmp sgt i64 %sleepers, 0
-  br i1 %asleep, label %wake, label %claim
-wake:
-  %sys = load ptr, ptr %syscallp
-  %z = call i64 (i64, ...) %sys(i64 202, ptr %genp, i64 129, i64 2147483647)
+  call void @wake_sleepers(ptr %state)
   br label %claim
 claim:
   %t0 = call i64 @llvm.readcyclecounter()
@@ -330,6 +336,7 @@ def _source() -> str:
     return string.Template(_TEMPLATE).substitute(
         help_words=pointers("claim", "fn", "ctx", "done", "helped"),
         tg_worker_words=pointers("claim", "quit", "sleepers", "spin", "syscall"),
+        wake_sleepers_words=pointers("claim", "sleepers", "syscall"),
         tg_dispatch_words=pointers(*(n for n in _WORDS if n not in ("quit", "spin"))))
 
 

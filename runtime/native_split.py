@@ -18,13 +18,14 @@ from .cblas import GEMM_MIN_BLOCK
 from .driver import GemmCall, KernelCall, ParallelCall, gemm_by_rows
 from .native_pool import MAX_CHUNKS, native_pool
 
-# 2^21 multiply-adds is ~48 µs of one core's sgemm here (~88 GFLOP/s), ten times the
-# hand-off. The seed MLP's two big gemms (64x1000x100 and 1000x64x100, 6.4M each, ~148
-# µs whole) split: its whole step went from 331 to 265 µs median (load 1.3, interleaved
-# in one process; NumPy 342). The threshold itself is not tuned: the shared VM stayed at
-# load 4-7 for the rest of the session, where the back-off (NOTE (back off) in
-# runtime.native_pool) runs nearly every split alone anyway.
-GEMM_NATIVE_MIN_MACS = 1 << 21
+# Measured (2026-12-02 09:05, a quiet window at load 1.2 on the 2-core VM, one
+# process, 20 alternations of 50 calls, a program of one gemm, min / median µs, split
+# in two vs whole): 64x256x64 (1.05M multiply-adds) 15.0/16.4 vs 27.6/28.2;
+# 64x512x64 30.6/34.7 vs 50.0/51.1; 128^3 29.2/33.2 vs 48.4/50.2; 256x256x64
+# 49.8/53.7 vs 89.8/91.1; the seed's 64x1000x100 85.5/92.3 vs 146.7/148.3 (by rows or
+# columns alike) and 1000x64x100 76.7/82.0 vs 142.0/144.3 (by columns: 133.2, so rows,
+# ``gemm_by_rows``). Every size from 2^20 gains 30-43%; smaller ones were not measured.
+GEMM_NATIVE_MIN_MACS = 1 << 20
 
 
 def _parallel(call: KernelCall | GemmCall, chunks: int, fns: list[int]) -> ParallelCall | None:

@@ -5,9 +5,10 @@ NOTE (one kind of worker): while a compiled program that calls BLAS runs, OpenBL
 asked for one thread (``hold_one_thread`` / ``release_one_thread``, counted across the
 threads that run programs); when the last such call ends, the count in force before it
 is put back, so NumPy's own matmul outside programs is unchanged. Inside a program the
-only parallel workers are tracegrad's pool: parallel kernels, and the gemms of at least
-``runtime.cblas.GEMM_PARALLEL_MIN_MACS`` that a program splits over that pool itself
-(``runtime.cblas.GemmBlocks``, single-threaded BLAS calls on blocks of C). Why:
+only parallel workers are tracegrad's: the native pool's, to which a driver hands
+parallel kernels and gemms of at least ``runtime.native_split.GEMM_NATIVE_MIN_MACS``
+(single-threaded BLAS calls on blocks of C), or where that pool is off the Python pool's
+(``runtime.cblas.GemmBlocks`` from ``runtime.cblas.GEMM_PARALLEL_MIN_MACS``). Why:
 
 - OpenBLAS hands a gemm to its own workers and the caller then waits for them; an idle
   worker busy-waits ~2^28 cycles (``OPENBLAS_THREAD_TIMEOUT``, read only when the

@@ -177,8 +177,10 @@ class GemmBlocks:
                 s.beta, c + lo * self.step_c, s.ldc)
 
 
-# NOTE (one kind of worker), runtime.blas_threads: a gemm of at least this many
-# multiply-adds is split over tracegrad's pool (BLAS itself runs one thread in programs).
+# NOTE (one kind of worker), runtime.blas_threads: where the native pool is off
+# (``runtime.native_pool``; on, gemms split inside the driver from
+# ``runtime.native_split.GEMM_NATIVE_MIN_MACS``), a gemm of at least this many
+# multiply-adds is split over tracegrad's Python pool (BLAS itself runs one thread in programs).
 # One thread does ~85-90 GFLOP/s here (AVX-512 sgemm), so 2^23 is ~190 µs of work. The
 # seed MLP's 64x1000x100 (6.4M, ~148 µs whole) stays whole: split in two over the pool
 # it took min 125 / median 153-182 µs on an idle 2-core machine (2026-12-02, 200

@@ -55,17 +55,19 @@ import numpy as np
 
 from ..codegen.loop_ir import LoopKernel
 from ..codegen.render_llvm import render_llvm
-from ..codegen.schedule import (BufferInfo, BufferRead, Constant, ExternStep, KernelStep,
+from ..codegen.schedule import (BufferRead, Constant, ExternStep, KernelStep,
                                 Program, Storage)
-from ..codegen.view import ShapeTracker, gather_numpy, strided_numpy
+from ..codegen.view import gather_numpy
 from . import allocator, blas_threads, cpu_threads
 from .cblas import SplitGemm, gemm_library, split_gemm
-from .driver import (DRIVER_NAME, GemmCall, KernelCall, NativeCall, compile_drivers,
-                     gemm_for_matmul)
+from .driver import (DRIVER_NAME, GemmCall, KernelCall, NativeCall, ParallelCall,
+                     compile_drivers, gemm_for_matmul)
+from .native_split import split_gemm_natively, split_kernel
 from .copy_table import TableCopy, copy_table
 from .llvm_jit import CpuKernel, JitModule, compile_llvm, compile_llvm_many
 from .native_index import IndexCall, index_call_for
 from .render_options import render_options
+from .view_arrays import ViewMaker, view_array as _view_array, view_maker as _view_maker
 
 _POOL_MIN_BYTES = 1 << 16
 _CACHE_INPUT_BYTES = 1 << 20
@@ -74,7 +76,6 @@ CANONICAL_NAME = "tg_kernel"
 # False keeps the Python loop over steps (tests compare the two; benchmarks measure both).
 USE_DRIVER = True
 ExternEval = Callable[[Any, list], np.ndarray]
-ViewMaker = Callable[[np.ndarray], np.ndarray]
 
 
 class ProgramCompileError(RuntimeError):
@@ -159,37 +160,6 @@ def _address(x: np.ndarray) -> int:
         return ctypes.addressof(_char_over(x))
     except (TypeError, ValueError, BufferError):  # read-only or empty: the slower way
         return int(x.__array_interface__["data"][0])
-
-
-def _view_maker(view: ShapeTracker | None, info: BufferInfo) -> ViewMaker | None:
-    """A fast maker of ``view`` over the (C-contiguous) buffer ``info``, decided once.
-
-    A single unmasked view (a transpose, a slice, a broadcast) becomes an ``ndarray``
-    over the same memory with byte strides (~1 µs; ``as_strided`` costs 20-40 µs)."""
-    if view is None:
-        return None
-    v = view.last
-    if len(view.views) != 1 or v.mask is not None or not v.shape or 0 in v.shape \
-            or 0 in info.shape:
-        return lambda base: _view_array(base, view)
-    item = info.dtype.itemsize
-    shape, strides = tuple(v.shape), tuple(s * item for s in v.strides)
-    offset, dtype = v.offset * item, info.dtype
-
-    def make(base: np.ndarray) -> np.ndarray:
-        if not base.flags.c_contiguous:
-            return _view_array(base, view)
-        out = np.ndarray(shape, dtype, buffer=base, offset=offset, strides=strides)
-        out.flags.writeable = False
-        return out
-    return make
-
-
-def _view_array(base: np.ndarray, view: ShapeTracker | None) -> np.ndarray:
-    if view is None:
-        return base
-    out = strided_numpy(view, base)
-    return gather_numpy(view, base) if out is None else out
 
 
 class _KernelCall:
@@ -396,9 +366,14 @@ class CompiledProgram:
                                                 step.kernel.buffers[1].size,
                                                 step.kernel.buffers[1].dtype, *table[1:]))
                     continue
-                if USE_DRIVER and chunks is None:
+                native: NativeCall | None = None   # one thread, or split over the native pool
+                if USE_DRIVER:
                     fns.append(kernel.address)
-                    plan_calls.append(KernelCall(len(fns) - 1, step.outer, tuple(positions)))
+                    native = KernelCall(len(fns) - 1, step.outer, tuple(positions))
+                    native = native if chunks is None else split_kernel(native, chunks, fns,
+                                                                      size_table)
+                if native is not None:
+                    plan_calls.append(native)
                 else:
                     plan_calls.append(_KernelCall(kernel.cfunc, step.outer, positions, chunks))
                 continue
@@ -410,15 +385,14 @@ class CompiledProgram:
             gemm = gemm_for_matmul(step, buffers, self._index.__getitem__, len(fns), library)
             gemm_address = None if gemm is None or library is None else library.address(gemm.dtype)
             if gemm is not None and gemm_address is not None:
-                split = split_gemm(gemm, library)   # a big one: over the pool, not in a driver
-                if split is None:
-                    fns.append(gemm_address)
+                fns.append(gemm_address)   # a big one splits: natively, else over the pool
+                split = split_gemm_natively(gemm, fns, size_table) or split_gemm(gemm, library)
                 plan_calls.append(gemm if split is None else split)
                 continue
             plan_calls.append(self._extern_call(step, derived_of, extern_eval))
         # a gemm in a driver or a NumPy extern (matmul among them) may call BLAS
-        self._calls_blas = any(isinstance(c, (GemmCall, SplitGemm, _ExternCall))
-                               for c in plan_calls)
+        self._calls_blas = any(isinstance(c.call if isinstance(c, ParallelCall) else c,
+                                          (GemmCall, SplitGemm, _ExternCall)) for c in plan_calls)
         # the driver's copy of the per-call addresses (NOTE (per-call cost))
         self._addr_table = np.zeros(len(self._addr_template), np.int64)
         self._table = (self._addr_table, _address(self._addr_table))
@@ -428,7 +402,7 @@ class CompiledProgram:
         run: list[NativeCall] = []
         stale = True   # the address table must be refreshed before the next driver call
         for call in [*plan_calls, None]:
-            if isinstance(call, (KernelCall, GemmCall, IndexCall, TableCopy)):
+            if isinstance(call, (KernelCall, GemmCall, IndexCall, TableCopy, ParallelCall)):
                 run.append(call)
                 continue
             if run:

@@ -48,6 +48,8 @@ _pool: "WorkerPool | None" = None
 _threads: int | None = None
 
 Chunks = list[tuple[int, int]]
+# called with the new count by ``set_n_threads`` (the native pool, runtime.native_pool)
+on_set_n_threads: list[Callable[[int], None]] = []
 
 
 class _Job:
@@ -131,6 +133,8 @@ def set_n_threads(n: int) -> None:
         old, _pool = _pool, None
     if old is not None:
         old.shutdown()
+    for hook in on_set_n_threads:
+        hook(int(n))
 
 
 def thread_pool() -> WorkerPool:

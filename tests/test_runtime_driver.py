@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tracegrad.codegen.schedule import plan
-from tracegrad.runtime import cblas, cpu_program
+from tracegrad.runtime import cblas, cpu_program, native_pool
 from tracegrad.runtime.cpu_program import CompiledProgram, _DriverCall, _ExternCall
 from tracegrad.runtime.driver import driver_source
 from codegen_testing import Builder, eval_graph, extern_eval
@@ -104,7 +104,9 @@ def test_batched_matmul_stays_a_numpy_call():
 
 
 def test_big_kernels_stay_on_the_thread_pool(monkeypatch):
+    """With the native pool off (on: tests/test_native_pool_programs.py)."""
     monkeypatch.setattr(cpu_program.cpu_threads, "n_threads", lambda: 2)
+    monkeypatch.setattr(native_pool, "ENABLED", False)
     b = Builder()
     x = b.input((512, 512))
     cp = both(b.graph(b.exp(x)), [randn(512, 512)])

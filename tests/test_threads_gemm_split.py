@@ -1,12 +1,13 @@
 """NOTE (one kind of worker): a big gemm in a compiled program runs as blocks of C over
-tracegrad's pool, each block one single-threaded CBLAS call; the result equals the whole
+tracegrad's Python pool (here: with the native pool off, which splits them in the driver
+instead: tests/test_native_pool_programs.py), each block one single-threaded CBLAS call; the result equals the whole
 gemm (and NumPy's matmul) bit for bit, for every transpose and both split directions."""
 import numpy as np
 import pytest
 
 import tracegrad as torch
 from tracegrad.codegen.schedule import plan
-from tracegrad.runtime import cblas, cpu_program, cpu_threads
+from tracegrad.runtime import cblas, cpu_program, cpu_threads, native_pool
 from tracegrad.runtime.cblas import GemmBlocks, GemmShape, SplitGemm
 from tracegrad.runtime.cpu_program import CompiledProgram
 from codegen_testing import Builder, extern_eval
@@ -18,7 +19,8 @@ pytestmark = pytest.mark.skipif(found is None, reason="no CBLAS gemm in this pro
 
 
 @pytest.fixture
-def three_threads():
+def three_threads(monkeypatch):
+    monkeypatch.setattr(native_pool, "ENABLED", False)
     with kernel_threads(3):
         yield
 

@@ -27,6 +27,7 @@ from .entry import Entry, build_entry, extern_eval
 from .fit_checks import (_changed_dims, _check_by_values, _differs_by_values,
                          _refuse_growing_graph, _refuse_unrolled_early, _same_graph,
                          sizes_keeping_guards)
+from .made_sizes import sources_at
 from .guards import (aliases_at, made_inputs_differ, record_guards, residue_modulus,
                      residues_hold)
 from .symbolic import (NotSymbolic, _Object, fit, fitted_sizes, finish_program, instantiate,
@@ -74,8 +75,9 @@ def candidate_dims(mode, key, leaves, previous: list) -> list[tuple[frozenset, i
     if not dims:
         return []
     leading = frozenset((i, d) for i, d in dims if d == 0)
-    if not leading:
-        return [(dims, n)]
+    marked = any(x.__dict__.get("_dynamic_dims") for x in leaves if isinstance(x, Tensor))
+    if not leading or marked:   # (dims marked with mark_dynamic: those first, as asked)
+        return [(d, n) for d in dict.fromkeys([dims, leading]) if d]
     if mode is not True:
         order = [dims, leading]
     else:
@@ -407,7 +409,7 @@ class _Fit:
             if _metadata(g) != _metadata(entry) or not g.guards_hold():
                 self.guarded.why_not = "the trace with symbolic sizes reads other inputs"
             else:
-                self.guarded.why_not = made_inputs_differ(g, list(entries.values()))
+                self.guarded.why_not = made_inputs_differ(g, list(entries.items()))
         self._extend_planned_range(sizes_bound(tensors, dims, leaves), at)
         # the probes' plans: a later process fits from the disk cache without planning
         # (their kernels compiled here as the fit's; sources are rendered when needed)
@@ -427,6 +429,7 @@ class _Fit:
         if self.broken_guard is not None or not self.lo <= n <= self.hi:
             return None
         e = self.instance(g.entry, n)   # (unplanned: CHECK_INSTANCES checks it apart)
+        e.input_sources = sources_at(e.input_sources, n)   # NOTE (tensors made from a size)
         if e.out_aliases:
             e.out_aliases = aliases_at(e.out_aliases, n)
         return e

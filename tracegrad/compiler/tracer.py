@@ -9,6 +9,7 @@ so it is never baked into the generated code. Python scalars become CONST nodes.
 """
 from __future__ import annotations
 
+import functools
 import math
 import weakref
 
@@ -108,6 +109,8 @@ class Tracer:
         # NOTE (guards instead of a retrace) in symint.py: (Recorder, {argument position:
         # dims that are s0}) for a guard trace, whose argument shapes hold SymInts there
         self.symbols = symbols
+        # NOTE (tensors made from a size) in made_sizes.py: how a guard trace makes them
+        self.made_from_sizes = None if symbols is None else functools.partial(symbols[2], self)
         self.graph = Graph()
         self.n_inputs = 0
         self.input_kinds: list[tuple] = []  # ("arg", k) | ("captured", tensor) | ("grad", k)

@@ -42,6 +42,8 @@ FOLLOWED = {
     "embedding of (s0, 3) ids": (lambda i: F.embedding(i.reshape(-1, 1).expand(-1, 3), TABLE),
                                  _ids),
     "index_select of s0 rows": (lambda x: x.index_select(0, INDEX) * 2, _rows),
+    "embedding of a table of s0 rows": (lambda t: F.embedding(torch.tensor([[0, 1], [1, 1]]), t)
+                                        * 2, _rows),
     "x[:, ids]": (lambda x: x[:, torch.tensor([3, 0])] - 1, _rows),
     "x[ids, 1:]": (lambda x: x[INDEX, 1:] * 3, _rows),
     "x[1:, None][ids]": (lambda x: x[1:, None][torch.tensor([0, 0])] + 2, _rows),
@@ -127,6 +129,22 @@ def _check(fn, make, sizes=SIZES, grad=False, count=True):
 @pytest.mark.parametrize("name", list(FOLLOWED))
 def test_an_op_taking_a_size_is_served_on_its_guards(name):
     _check(*FOLLOWED[name])
+
+
+@pytest.mark.parametrize("name", list(FOLLOWED))
+def test_kernel_counts_are_those_of_the_specialised_program(name):
+    fn, make = FOLLOWED[name]
+    symbolic, specialised = torch.compile(fn, dynamic=True), torch.compile(fn, dynamic=False)
+    for n in (8, 13):
+        symbolic(*make(n))
+        specialised(*make(n))
+    args = make(13)
+
+    def kernels(c):
+        entry = c._cache[c._signature(args, {})[2]]
+        return [len(p.kernels) for p in (entry.forward_plan, entry.backward_plan)
+                if p is not None]
+    assert kernels(symbolic) == kernels(specialised)
 
 
 @pytest.mark.parametrize("name", ["index_select of s0 rows", "x[ids, 1:]", "tril of (s0, s0)",

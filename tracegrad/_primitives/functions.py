@@ -200,13 +200,14 @@ def full(shape: tuple, value, np_dtype, like: Tensor | None = None) -> Tensor:
     ``like``'s device when given."""
     # (the shape may hold a compile guard trace's symbolic sizes: NOTE (tensors made from
     # a size) in compiler/made_sizes.py)
-    return made_from_sizes(tuple(shape), _full, tuple(shape), value, np_dtype, like)
+    device = CPU if like is None else like._device
+    return made_from_sizes(tuple(shape), _full, tuple(shape), value, np_dtype, device)
 
 
-def _full(shape: tuple, value, np_dtype, like: Tensor | None) -> Tensor:
+def _full(shape: tuple, value, np_dtype, device) -> Tensor:
     out = _wrap(np.full(shape, value, np.dtype(np_dtype)))
-    if like is not None and like._device is not CPU:
-        out._device = like._device
+    if device is not CPU:
+        out._device = device
     return out
 
 

@@ -1,7 +1,7 @@
 """Ops that take a size follow ``s0`` (issue 13, the per-size retraces of the last pass):
 ``index_select``/``embedding``/advanced indexing, ``split``/``chunk`` with symbolic
 sections, ``tril``/``triu``, ``len(x)`` and the factories (``zeros``, ``ones``, ``full``,
-``empty``, ``arange``) given a symbolic size.  Each function is compiled with
+``empty``, ``arange``, ``eye``) given a symbolic size.  Each function is compiled with
 ``dynamic=True``, called at new sizes, served on its guards without calling the function
 again (no trace), and equals eager at every size; where the input requires grad, so does
 its gradient."""
@@ -77,6 +77,8 @@ FOLLOWED = {
                                    _rows),
     "x.sum(0) / len(x)": (lambda x: x.sum(0) / len(x), _rows),
     "x.sum(0) / x.shape[0]": (lambda x: x.sum(0) / x.shape[0], _rows),
+    "eye(n) @ x": (lambda x: torch.eye(x.shape[0]) @ x * 2, _rows),
+    "eye(4, n) @ x": (lambda x: torch.eye(4, x.shape[0]) @ x, _rows),
     "arange(n) == ids (one-hot)": (lambda i: (torch.arange(20)[None, :] == i[:, None]).float()
                                    * torch.arange(i.shape[0])[:, None], _ids),
 }

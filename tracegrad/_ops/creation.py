@@ -208,7 +208,10 @@ def logspace(start, end, steps: int, base=10.0, dtype=None, device=None, require
 
 
 def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _finish(np.eye(n, m, dtype=_np_dtype(dtype)), requires_grad, device)
+    dt = _np_dtype(dtype)
+    return made_from_sizes((n, n if m is None else m),
+                           lambda n, m: _finish(np.eye(n, m, dtype=dt), requires_grad, device),
+                           n, m)
 
 
 def _random(op: Op, size, dtype, generator, requires_grad, device, draw) -> Tensor:

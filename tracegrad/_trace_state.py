@@ -60,7 +60,6 @@ def rebind_data(t, value) -> None:
     t._data = value
 
 
-
 def made_from_sizes(shape, make, *args):
     """``make(*args)``: a tensor of ``shape`` that a factory builds from sizes in ``args``
     (``zeros(n, 3)``, ``arange(n)``).  In a compile guard trace, where a size may be

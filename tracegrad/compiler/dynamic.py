@@ -27,9 +27,9 @@ from .entry import Entry, build_entry, extern_eval
 from .fit_checks import (_changed_dims, _check_by_values, _differs_by_values,
                          _refuse_growing_graph, _refuse_unrolled_early, _same_graph,
                          sizes_keeping_guards)
-from .made_sizes import sources_at
 from .guards import (aliases_at, made_inputs_differ, record_guards, residue_modulus,
                      residues_hold)
+from .made_sizes import sources_at
 from .symbolic import (NotSymbolic, _Object, fit, fitted_sizes, finish_program, instantiate,
                        same)
 from .symbolic_eval import Evaluator

@@ -107,9 +107,10 @@ class Tracer:
 
     def __init__(self, symbols=None) -> None:
         # NOTE (guards instead of a retrace) in symint.py: (Recorder, {argument position:
-        # dims that are s0}) for a guard trace, whose argument shapes hold SymInts there
+        # dims that are s0}, made_sizes.made) for a guard trace, whose argument shapes hold
+        # SymInts there; the third makes the tensors the function builds from a size
+        # (NOTE (tensors made from a size) in made_sizes.py)
         self.symbols = symbols
-        # NOTE (tensors made from a size) in made_sizes.py: how a guard trace makes them
         self.made_from_sizes = None if symbols is None else functools.partial(symbols[2], self)
         self.graph = Graph()
         self.n_inputs = 0

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._tensor import Tensor, _wrap
-from .symint import SymInt, evaluate, is_symbolic
+from .symint import SymFloat, SymInt, evaluate, is_symbolic
 from .tracer import TraceValue
 
 
@@ -51,8 +51,9 @@ class MadeFromSizes(TraceValue):
 
 def made(tracer, shape, make, args) -> Tensor:
     """``make(*args)`` in a guard trace (NOTE (tensors made from a size))."""
-    if not any(is_symbolic(v) for v in _leaves((shape, args))):
-        return make(*args)
+    leaves = list(_leaves((shape, args)))
+    if not any(is_symbolic(v) for v in leaves) or any(type(v) is SymFloat for v in leaves):
+        return make(*args)   # (a SymFloat escapes there: no recipe remakes it)
     plain = _plain(args)
     t = make(*plain)
     data = t._data

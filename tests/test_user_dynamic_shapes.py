@@ -66,3 +66,20 @@ def test_a_branch_on_a_small_size_threshold_stays_symbolic():
     info = compiled.cache_info()
     assert info.misses <= 3, info
     assert "s0 <= 6; fit 2, s0 > 6" in info.symbolic[0], info.symbolic
+
+
+def test_each_side_of_a_window_on_the_size_is_one_program():
+    """NOTE (a guard near the call's size): a window ``3 < n < 9`` splits the sizes in
+    three; each side is served by one symbolic program whichever side comes first."""
+    def window(x):
+        return x.exp() if 3 < x.shape[0] < 9 else x * 3
+    for first in ((5, 6), (20, 30), (2, 3)):
+        compiled = torch.compile(window)
+        for n in (*first, 4, 7, 8, 2, 3, 9, 15, 40, 5, 6):
+            _equal(compiled, window, torch.randn(n, 3))
+        info = compiled.cache_info()
+        # the first size, one compile per side of the window that holds enough sizes to
+        # fit, and 2 and 3 (too few below it: specialised, or served by the program of
+        # the branch they take when that fit came first)
+        assert info.misses <= 5, (first, info)
+        assert "2 fits" in info.symbolic[0], info.symbolic

@@ -197,6 +197,33 @@ def _primes_above(n: int, count: int) -> list[int]:
     return out
 
 
+class FailedRegions:
+    """Where fits failed, as the guards of a trace there: a size that keeps every guard
+    of one failed region would fail the same way (a branch on ``s0 > 3`` leaves sizes 2
+    and 3 on its lower side, too few to fit), one that breaks them may be fitted (the
+    other side of the branch).  NOTE (a guard near the call's size) in fit_checks.py."""
+
+    MAX = 3   # failed regions kept before every further size stays specialised
+
+    def __init__(self) -> None:
+        self.recorders: list = []
+
+    def holds(self, n: int) -> bool:
+        """Whether ``n`` lies in a region where a fit failed."""
+        return any(rec.broken(n) is None for rec in self.recorders)
+
+    def add(self, failure: Exception) -> bool:
+        """Keep the region of a failed fit (the guards its trace recorded, kept on the
+        exception by ``_Fit``); False when no guard bounds it (the fit failed before its
+        guard trace, which escaped or recorded none: every size would fail) or MAX are
+        kept."""
+        rec = getattr(failure, "recorder", None)
+        if rec is None or rec.escapes or not rec.guards or len(self.recorders) >= self.MAX:
+            return False
+        self.recorders.append(rec)
+        return True
+
+
 class SymbolicGroup:
     """Compiled programs for every size ``s0 >= 2`` of the dims in ``dims``: one fit per
     distinct trace.  A second fit serves a trace the first does not: a training step's
@@ -212,6 +239,7 @@ class SymbolicGroup:
         self.sizes_served: set[int] = {n}
         self.fits = [_Fit(compiled, dims, n, entry, treedef, leaves)]
         self._refit_failed = False
+        self._failed = FailedRegions()
         self._kept: dict = {}   # signature -> None: the sizes' programs held, oldest first
         self.served_without_retrace = 0   # sizes whose guards held (NOTE in symint.py)
 
@@ -225,13 +253,16 @@ class SymbolicGroup:
 
     def add_fit(self, compiled, n: int, entry: Entry, treedef, leaves) -> None:
         """Fit the programs of ``entry`` (a size whose trace no fit serves) as well; after
-        one failure (or MAX_FITS fits) such sizes stay specialised without trying."""
-        if self._refit_failed or len(self.fits) >= self.MAX_FITS:
+        MAX_FITS fits, or a failure whose sizes no guard bounds, such sizes stay
+        specialised without trying; after a failure in a region bounded by guards (sizes
+        2 and 3 below a branch on ``s0 > 3``), only that region's sizes do
+        (``FailedRegions``)."""
+        if self._refit_failed or len(self.fits) >= self.MAX_FITS or self._failed.holds(n):
             return
         try:
             self.fits.append(_Fit(compiled, self.dims, n, entry, treedef, leaves))
         except Exception as e:  # noqa: BLE001 - not symbolic: that trace stays specialised
-            self._refit_failed = True
+            self._refit_failed = not self._failed.add(e)
             self.note_retrace(f"s0={n}: no further fit ({e})")
             return
         self.sizes_served.add(n)
@@ -361,13 +392,18 @@ class _Fit:
                     raise NotSymbolic(f"the graph traced at the call's size ({n}) is not the "
                                       f"one fitted at {q[0]}, {q[1]}, {q[2]}") from None
                 fitted_at_n = False
-            except NotSymbolic:
+            except NotSymbolic as failed:
                 # NOTE (probes that keep the guards)
                 guarded = record_guards(compiled, treedef, leaves, dims)
+                failed.recorder = guarded.recorder   # where it failed (FailedRegions)
                 sizes = sizes_keeping_guards(guarded.recorder, n, dims_seen)
                 if sizes is None or sizes == (n, n + 1, 2 * n + 1, 3 * n + 2):
                     raise
-                self._fit(sizes[:3], sizes[3], at, residue_modulus(guarded.recorder))
+                try:
+                    self._fit(sizes[:3], sizes[3], at, residue_modulus(guarded.recorder))
+                except NotSymbolic as again:
+                    again.recorder = guarded.recorder
+                    raise
                 fitted_at_n = True
         # NOTE (kernel parameters): kernels whose bodies depend on the size load those
         # values at run time; then the group compiles its own kernels once

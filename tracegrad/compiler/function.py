@@ -22,7 +22,7 @@ from ..runtime.cpu_program import ProgramCompileError
 from ..autograd.grad_mode import state as grad_state
 from . import pytree
 from .debug import debug_level, describe_key, logger, retrace_reason
-from .dynamic import SymbolicGroup, candidate_dims, group_size, symbolic_key
+from .dynamic import FailedRegions, SymbolicGroup, candidate_dims, group_size, symbolic_key
 from .dump import dump_entry
 from .entry import Entry, build_entry
 from .errors import TraceError
@@ -82,6 +82,7 @@ class CompiledFunction:
         self.dynamic = dynamic
         self._groups: dict = {}        # symbolic key -> SymbolicGroup
         self._not_symbolic: dict = {}  # symbolic key -> why it could not be symbolic
+        self._failed_regions: dict = {}  # symbolic key -> FailedRegions, or None: no retry
         self.fn = fn
         self.backend = backend
         self.fullgraph = fullgraph
@@ -115,6 +116,7 @@ class CompiledFunction:
         self._earlier.clear()
         self._groups.clear()
         self._not_symbolic.clear()
+        self._failed_regions.clear()
         self._signatures.clear()
         self.hits = self.misses = 0
         self.compile_seconds = 0.0
@@ -264,8 +266,9 @@ class CompiledFunction:
             if skey in self._groups:   # a trace its fits do not serve: fit it too
                 self._groups[skey].add_fit(self, n, entry, treedef, leaves)
                 return
-            if skey in self._not_symbolic:
-                continue
+            failed = self._failed_regions.get(skey)
+            if skey in self._not_symbolic and (failed is None or failed.holds(n)):
+                continue   # (a size outside the region where the fit failed tries again)
             try:
                 self._groups[skey] = group = SymbolicGroup(self, dims, n, entry, treedef,
                                                            leaves)
@@ -273,9 +276,13 @@ class CompiledFunction:
                 why = str(e) if isinstance(e, NotSymbolic) else f"{type(e).__name__}: {e}"
                 dims_text = ", ".join(f"arg {i} dim {d}" for i, d in sorted(dims))
                 self._not_symbolic[skey] = f"{dims_text}: {why}"
+                regions = self._failed_regions.setdefault(skey, FailedRegions())
+                if not regions.add(e):
+                    self._failed_regions[skey] = None   # NOTE (a guard near the call's size)
                 if debug_level():
                     logger.debug("%s: %s stays specialised (%s)", self.__name__, dims_text, why)
                 continue
+            self._not_symbolic.pop(skey, None)
             if debug_level():
                 logger.debug("%s: symbolic %s", self.__name__, group.describe())
             return

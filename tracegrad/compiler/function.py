@@ -276,9 +276,10 @@ class CompiledFunction:
                 why = str(e) if isinstance(e, NotSymbolic) else f"{type(e).__name__}: {e}"
                 dims_text = ", ".join(f"arg {i} dim {d}" for i, d in sorted(dims))
                 self._not_symbolic[skey] = f"{dims_text}: {why}"
-                regions = self._failed_regions.setdefault(skey, FailedRegions())
-                if not regions.add(e):
-                    self._failed_regions[skey] = None   # NOTE (a guard near the call's size)
+                # NOTE (a guard near the call's size): sizes outside a region bounded by
+                # guards may try again (None: none may)
+                regions = self._failed_regions.get(skey) or FailedRegions()
+                self._failed_regions[skey] = regions if regions.add(e) else None
                 if debug_level():
                     logger.debug("%s: %s stays specialised (%s)", self.__name__, dims_text, why)
                 continue

@@ -55,7 +55,8 @@ def as_float(v) -> float:
     """``float(v)``, where ``v`` may be a compile guard trace's symbolic size: it then stays
     followed (``SymInt.followed_float`` in compiler/symint.py) where ``float()`` would be
     an escape."""
-    follow = getattr(type(v), "followed_float", None)
+    kind = type(v)
+    follow = None if kind is float or kind is int else getattr(kind, "followed_float", None)
     return float(v) if follow is None else follow(v)
 
 

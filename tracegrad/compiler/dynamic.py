@@ -24,7 +24,7 @@ from .._tensor import Tensor, _wrap
 from ..runtime.cpu_program import CompiledProgram
 from . import plan_cache
 from .entry import Entry, build_entry, extern_eval
-from .fit_checks import (_changed_dims, _check_by_values, _differs_by_values,
+from .fit_checks import (FailedRegions, _changed_dims, _check_by_values, _differs_by_values,
                          _refuse_growing_graph, _refuse_unrolled_early, _same_graph,
                          sizes_keeping_guards)
 from .guards import (aliases_at, made_inputs_differ, record_guards, residue_modulus,
@@ -195,33 +195,6 @@ def _primes_above(n: int, count: int) -> list[int]:
         if all(m % d for d in range(2, int(m ** 0.5) + 1)):
             out.append(m)
     return out
-
-
-class FailedRegions:
-    """Where fits failed, as the guards of a trace there: a size that keeps every guard
-    of one failed region would fail the same way (a branch on ``s0 > 3`` leaves sizes 2
-    and 3 on its lower side, too few to fit), one that breaks them may be fitted (the
-    other side of the branch).  NOTE (a guard near the call's size) in fit_checks.py."""
-
-    MAX = 3   # failed regions kept before every further size stays specialised
-
-    def __init__(self) -> None:
-        self.recorders: list = []
-
-    def holds(self, n: int) -> bool:
-        """Whether ``n`` lies in a region where a fit failed."""
-        return any(rec.broken(n) is None for rec in self.recorders)
-
-    def add(self, failure: Exception) -> bool:
-        """Keep the region of a failed fit (the guards its trace recorded, kept on the
-        exception by ``_Fit``); False when no guard bounds it (the fit failed before its
-        guard trace, which escaped or recorded none: every size would fail) or MAX are
-        kept."""
-        rec = getattr(failure, "recorder", None)
-        if rec is None or rec.escapes or not rec.guards or len(self.recorders) >= self.MAX:
-            return False
-        self.recorders.append(rec)
-        return True
 
 
 class SymbolicGroup:

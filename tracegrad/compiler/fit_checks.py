@@ -169,3 +169,30 @@ def _sizes_near(rec, n: int, avoid) -> tuple[int, ...] | None:
         return None
     near.sort(key=lambda m: abs(m - n))
     return (n, *near)
+
+
+class FailedRegions:
+    """Where fits failed, as the guards of a trace there: a size that keeps every guard
+    of one failed region would fail the same way (a branch on ``s0 > 3`` leaves sizes 2
+    and 3 on its lower side, too few to fit), one that breaks them may be fitted (the
+    other side of the branch).  NOTE (a guard near the call's size)."""
+
+    MAX = 3   # failed regions kept before every further size stays specialised
+
+    def __init__(self) -> None:
+        self.recorders: list = []
+
+    def holds(self, n: int) -> bool:
+        """Whether ``n`` lies in a region where a fit failed."""
+        return any(rec.broken(n) is None for rec in self.recorders)
+
+    def add(self, failure: Exception) -> bool:
+        """Keep the region of a failed fit (the guards its trace recorded, kept on the
+        exception by ``_Fit``); False when no guard bounds it (the fit failed before its
+        guard trace, which escaped or recorded none: every size would fail) or MAX are
+        kept."""
+        rec = getattr(failure, "recorder", None)
+        if rec is None or rec.escapes or not rec.guards or len(self.recorders) >= self.MAX:
+            return False
+        self.recorders.append(rec)
+        return True

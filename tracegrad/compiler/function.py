@@ -22,10 +22,11 @@ from ..runtime.cpu_program import ProgramCompileError
 from ..autograd.grad_mode import state as grad_state
 from . import pytree
 from .debug import debug_level, describe_key, logger, retrace_reason
-from .dynamic import FailedRegions, SymbolicGroup, candidate_dims, group_size, symbolic_key
+from .dynamic import SymbolicGroup, candidate_dims, group_size, symbolic_key
 from .dump import dump_entry
 from .entry import Entry, build_entry
 from .errors import TraceError
+from .fit_checks import FailedRegions
 from .report import Report
 from .symbolic import NotSymbolic
 from .torch_api import LIVE, backend_name, check_mode, float_argument_hint

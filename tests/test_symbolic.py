@@ -152,16 +152,17 @@ def test_explain_and_debug_show_s0_guards_and_retraces(caplog):
     assert "## symbolic sizes" not in str(c.explain(torch.randn(8, 4)))  # another key
 
 
-def test_a_branch_seen_at_a_probe_size_keeps_the_dim_specialised():
+def test_a_branch_seen_at_a_probe_size_gets_one_fit_per_side():
+    """NOTE (a guard near the call's size) in compiler/fit_checks.py (before: not symbolic
+    for good, every size compiled)."""
     def branchy10(x):
         return x * 2 if x.shape[0] < 10 else x - 1
 
     c = torch.compile(branchy10)         # sizes 4 then 6: probes at 7 and 13 disagree,
-    _check(c, branchy10, (4, 3), (6, 3), (7, 3), (12, 3))  # and primes 7, 11, 13 too
+    _check(c, branchy10, (4, 3), (6, 3), (7, 3), (12, 3), (9, 3), (30, 3))  # primes too
     info = c.cache_info()
-    assert info.misses == 4 and info.symbolic == (
-        "not symbolic: arg 0 dim 0: the graphs traced at sizes 7, 11, 13 do not fit "
-        "(program.nodes[1].attrs.value: 2 vs 1 vs 1 is no polynomial in the size)",)
+    assert info.misses == 3, info        # 4, the fit at 6 (s0 < 10), the fit at 12
+    assert "s0 < 10; fit 2, s0 >= 10" in info.symbolic[0], info.symbolic
 
 
 def test_static_outputs_come_from_the_exact_trace():

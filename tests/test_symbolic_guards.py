@@ -123,9 +123,7 @@ def test_sizes_0_and_1_are_specialised_and_equal_eager():
 
 @pytest.mark.parametrize("name, fn", [
     ("int()", lambda x: x * (1.0 / int(x.shape[0]))),
-    ("len()", lambda x: x[: len(x) - 1] * 2),
-    ("arange of a size", lambda x: x + torch.arange(x.shape[0]).float()[:, None]),
-    ("a tensor made from a size", lambda x: x + torch.ones(x.shape[0], 1)),
+    # (len(), arange and ones of a size are followed now: test_symbolic_size_ops.py)
     ("NumPy reads a size silently", lambda x: x + torch.from_numpy(
         np.full((x.shape[0], 1), 2.0, np.float32))),
     ("a size in a tensor's values", lambda x: x * torch.from_numpy(

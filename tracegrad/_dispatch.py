@@ -101,3 +101,4 @@ def op_error(prim, args, attrs, cause: Exception) -> Exception:
 # ---- the one way the rest of the core asks about tracing (NOTE (trace state)) -------------
 is_tracing = _trace_state.is_tracing
 rebind_data = _trace_state.rebind_data
+made_from_sizes = _trace_state.made_from_sizes

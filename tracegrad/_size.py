@@ -51,6 +51,15 @@ def slice_length(s: slice, length):
     return max(0, (start - stop - step - 1) // -step)
 
 
+def as_float(v) -> float:
+    """``float(v)``, where ``v`` may be a compile guard trace's symbolic size: it then stays
+    followed (``SymInt.followed_float`` in compiler/symint.py) where ``float()`` would be
+    an escape."""
+    kind = type(v)
+    follow = None if kind is float or kind is int else getattr(kind, "followed_float", None)
+    return float(v) if follow is None else follow(v)
+
+
 def _index(v):
     return v if isinstance(v, int) else operator.index(v)
 

@@ -59,3 +59,12 @@ def rebind_data(t, value) -> None:
         tracer.note_rebind(t, value)
     t._data = value
 
+
+def made_from_sizes(shape, make, *args):
+    """``make(*args)``: a tensor of ``shape`` that a factory builds from sizes in ``args``
+    (``zeros(n, 3)``, ``arange(n)``).  In a compile guard trace, where a size may be
+    symbolic, the tracer makes it (NOTE (tensors made from a size) in
+    compiler/made_sizes.py)."""
+    tracer = state.tracer if active_traces else None
+    hook = None if tracer is None else tracer.made_from_sizes
+    return make(*args) if hook is None else hook(shape, make, args)

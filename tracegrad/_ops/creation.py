@@ -9,7 +9,7 @@ import numpy as np
 from .. import _dtype
 from ..cuda import to_device
 from .._device import device as _device
-from .._dispatch import apply
+from .._dispatch import apply, made_from_sizes
 from .._primitives import PRIMITIVES as P
 from .._random import numpy_generator
 from .._tensor import Tensor, _wrap
@@ -51,7 +51,16 @@ def _finish(data: np.ndarray, requires_grad: bool = False, device=None) -> Tenso
 def _sizes(size) -> tuple:
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
-    return tuple(int(s) for s in size)
+    # (a compile guard trace's symbolic size is an int: kept, NOTE (tensors made from a
+    # size) in compiler/made_sizes.py)
+    return tuple(s if isinstance(s, int) else int(s) for s in size)
+
+
+def _made(np_fn, shape: tuple, *args, requires_grad=False, device=None) -> Tensor:
+    """``np_fn(shape, *args)`` as a new tensor; ``shape`` may hold a compile guard trace's
+    symbolic sizes (``made_from_sizes``)."""
+    return made_from_sizes(shape, lambda s, *a: _finish(np_fn(s, *a), requires_grad, device),
+                           shape, *args)
 
 
 def _np_dtype(dtype, default=None) -> np.dtype:
@@ -112,15 +121,18 @@ def from_numpy(array: np.ndarray) -> Tensor:
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _finish(np.zeros(_sizes(size), _np_dtype(dtype)), requires_grad, device)
+    return _made(np.zeros, _sizes(size), _np_dtype(dtype), requires_grad=requires_grad,
+                 device=device)
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _finish(np.ones(_sizes(size), _np_dtype(dtype)), requires_grad, device)
+    return _made(np.ones, _sizes(size), _np_dtype(dtype), requires_grad=requires_grad,
+                 device=device)
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
-    return _finish(np.empty(_sizes(size), _np_dtype(dtype)), requires_grad, device)
+    return _made(np.empty, _sizes(size), _np_dtype(dtype), requires_grad=requires_grad,
+                 device=device)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -130,7 +142,8 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tens
         elif isinstance(fill_value, numbers.Integral):
             dtype = _dtype.int64
     size = (size,) if isinstance(size, numbers.Integral) else tuple(size)
-    return _finish(np.full(size, fill_value, _np_dtype(dtype)), requires_grad, device)
+    return _made(np.full, size, fill_value, _np_dtype(dtype), requires_grad=requires_grad,
+                 device=device)
 
 
 def _like(x: Tensor, dtype):
@@ -138,20 +151,23 @@ def _like(x: Tensor, dtype):
 
 
 def zeros_like(x: Tensor, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
-    return _finish(np.zeros(tuple(x.shape), _like(x, dtype)), requires_grad, device or _dev(x))
+    return _made(np.zeros, tuple(x.shape), _like(x, dtype), requires_grad=requires_grad,
+                 device=device or _dev(x))
 
 
 def ones_like(x: Tensor, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
-    return _finish(np.ones(tuple(x.shape), _like(x, dtype)), requires_grad, device or _dev(x))
+    return _made(np.ones, tuple(x.shape), _like(x, dtype), requires_grad=requires_grad,
+                 device=device or _dev(x))
 
 
 def empty_like(x: Tensor, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
-    return _finish(np.empty(tuple(x.shape), _like(x, dtype)), requires_grad, device or _dev(x))
+    return _made(np.empty, tuple(x.shape), _like(x, dtype), requires_grad=requires_grad,
+                 device=device or _dev(x))
 
 
 def full_like(x: Tensor, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _finish(np.full(tuple(x.shape), fill_value, _like(x, dtype)), requires_grad,
-                   device or _dev(x))
+    return _made(np.full, tuple(x.shape), fill_value, _like(x, dtype),
+                 requires_grad=requires_grad, device=device or _dev(x))
 
 
 def _dev(x):
@@ -169,8 +185,17 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
         is_int = all(isinstance(v, numbers.Integral) for v in vals)
         dtype = _dtype.int64 if is_int else _dtype.get_default_dtype()
     np_dtype = _dtype.to_numpy_dtype(dtype)
-    return _finish(np.arange(*vals, dtype=np.float64 if np_dtype.kind == "f" else np_dtype)
-                   .astype(np_dtype), requires_grad, device)
+
+    def make(*vals):
+        return _finish(np.arange(*vals, dtype=np.float64 if np_dtype.kind == "f" else np_dtype)
+                       .astype(np_dtype), requires_grad, device)
+    if not all(type(v) is int for v in vals) and all(isinstance(v, int) for v in vals):
+        # a compile guard trace's symbolic bound (NOTE (tensors made from a size) in
+        # compiler/made_sizes.py): the length as ``len(range(...))`` gives it, followed
+        first, last, by = vals
+        length = max(0, (last - first + by - 1) // by if by > 0 else (first - last - by - 1) // -by)
+        return made_from_sizes((length,), make, *vals)
+    return make(*vals)
 
 
 def linspace(start, end, steps: int, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -183,7 +208,10 @@ def logspace(start, end, steps: int, base=10.0, dtype=None, device=None, require
 
 
 def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _finish(np.eye(n, m, dtype=_np_dtype(dtype)), requires_grad, device)
+    dt = _np_dtype(dtype)
+    return made_from_sizes((n, n if m is None else m),
+                           lambda n, m: _finish(np.eye(n, m, dtype=dt), requires_grad, device),
+                           n, m)
 
 
 def _random(op: Op, size, dtype, generator, requires_grad, device, draw) -> Tensor:

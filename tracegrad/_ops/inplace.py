@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._dispatch import apply, is_tracing
+from .._dispatch import apply, is_tracing, made_from_sizes
 from .._primitives import PRIMITIVES as P
 from .._random import numpy_generator
 from .._tensor import Tensor, _wrap
@@ -87,12 +87,19 @@ def _set_values(x: Tensor, values: np.ndarray, op: str) -> Tensor:
     """Overwrite x with fresh values that have no history (fill_, zero_, uniform_...)."""
     check_inplace(x, op)
     if _needs_graph(x):
-        const = _wrap(np.broadcast_to(np.asarray(values, dtype=x._data.dtype), x._data.shape))
+        # (its shape may hold a compile guard trace's symbolic sizes: NOTE (tensors made
+        # from a size) in compiler/made_sizes.py)
+        const = made_from_sizes(x._data.shape, _broadcast_values, x._data.shape, values,
+                                x._data.dtype)
         # The new value does not depend on the old one: no gradient flows back through it.
         return commit_inplace(x, lambda old: clone(const))
     x._data[...] = values
     x._version[0] += 1
     return x
+
+
+def _broadcast_values(shape: tuple, values, dtype) -> Tensor:
+    return _wrap(np.broadcast_to(np.asarray(values, dtype=dtype), shape))
 
 
 def zero_(x: Tensor) -> Tensor:

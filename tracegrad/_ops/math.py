@@ -14,6 +14,7 @@ from ..autograd.grad_mode import state as _grad_state
 from ..autograd.node import show_as as _show_as
 from .._dtype import get_default_dtype, result_type, scalar_result_type, to_numpy_dtype
 from .._primitives import PRIMITIVES as P
+from .._size import as_float
 from .._primitives.elementwise import bitwise_dtype_check as _bitwise_dtype_check
 from .._primitives.elementwise import broadcast_shapes as _broadcast_shapes
 from .._primitives.registry import ShapeError as _ShapeError
@@ -213,9 +214,9 @@ def div(a, b, *, rounding_mode=None):
     if rounding_mode is None:
         a, b = _to_float(a), _to_float(b)
         if not isinstance(a, Tensor):
-            a = float(a)
+            a = as_float(a)
         if not isinstance(b, Tensor):
-            b = float(b)
+            b = as_float(b)
         return apply(P[Op.DIV], (a, b))
     is_int = (a if isinstance(a, Tensor) else b)._data.dtype.kind in "iub"
     if is_int:   # (promote made a float scalar's tensor side float already)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._dispatch import made_from_sizes
 from .._tensor import Tensor
 from .creation import tensor
 from .math import mul, promote, sub, where
@@ -16,10 +17,16 @@ def _triangle(name: str, x: Tensor, diagonal: int, lower: bool) -> Tensor:
         raise RuntimeError(f"{name}: input tensor must have at least 2 dimensions, got shape "
                            f"{tuple(x.shape)}")
     rows, cols = x.shape[-2], x.shape[-1]
-    keep = np.tri(rows, cols, k=diagonal, dtype=bool)
-    if not lower:
-        keep = ~np.tri(rows, cols, k=diagonal - 1, dtype=bool)
-    return where(tensor(keep), x, tensor(0, dtype=x.dtype))
+    # (the sizes may be a compile guard trace's symbolic ones: NOTE (tensors made from a
+    # size) in compiler/made_sizes.py)
+    keep = made_from_sizes((rows, cols), _triangle_mask, rows, cols, diagonal, lower)
+    return where(keep, x, tensor(0, dtype=x.dtype))
+
+
+def _triangle_mask(rows: int, cols: int, diagonal: int, lower: bool) -> Tensor:
+    if lower:
+        return tensor(np.tri(rows, cols, k=diagonal, dtype=bool))
+    return tensor(~np.tri(rows, cols, k=diagonal - 1, dtype=bool))
 
 
 def tril(input: Tensor, diagonal: int = 0) -> Tensor:

@@ -291,7 +291,7 @@ def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor
 def narrow(x: Tensor, dim: int, start: int, length: int) -> Tensor:
     shape = tuple(x._data.shape)
     d = _wrap_dim(dim, len(shape), "narrow")
-    start = int(start)
+    start = _as_int(start)   # NOTE (split of a symbolic dim)
     if start < 0:
         start += shape[d]
     if start < 0 or length < 0 or start + length > shape[d]:
@@ -304,13 +304,24 @@ def narrow(x: Tensor, dim: int, start: int, length: int) -> Tensor:
 
 def split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
     size = x._data.shape[_wrap_dim(dim, x._data.ndim, "split")]
+    # NOTE (split of a symbolic dim): the sizes may be a compile guard trace's symbolic
+    # ones (compiler/symint.py), kept as they are (``int()`` or ``range()`` would read
+    # them: an escape, and every size retraced).  Sections given as sizes (``[1, n - 1]``)
+    # follow ``s0``; a fixed split size over a symbolic dim gives as many results as
+    # ``ceil(s0 / step)``, which no single program has: the loop's comparisons are guards,
+    # and the sizes that give the same number of pieces (``split(64)`` of up to 64 rows)
+    # share a program, as under PyTorch's dynamic shapes.
     if isinstance(split_size_or_sections, numbers.Integral):
-        step = int(split_size_or_sections)
+        step = _as_int(split_size_or_sections)
         if step <= 0:
             raise ValueError(f"split: split_size must be positive, got {step}")
-        sections = [min(step, size - s) for s in range(0, size, step)] or [0]
+        sections, start = [], 0
+        while start < size:
+            sections.append(min(step, size - start))
+            start = start + step
+        sections = sections or [0]
     else:
-        sections = [int(s) for s in split_size_or_sections]
+        sections = [_as_int(s) for s in split_size_or_sections]
         if sum(sections) != size:
             raise ShapeError(f"split: sections {sections} don't add up to the size {size} of "
                              f"dimension {dim}")
@@ -319,6 +330,10 @@ def split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
         out.append(narrow(x, dim, start, n))
         start += n
     return tuple(out)
+
+
+def _as_int(v):
+    return v if isinstance(v, int) else int(v)   # (a symbolic size is an int: kept)
 
 
 def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._device import CPU
-from .._dispatch import apply
+from .._dispatch import apply, made_from_sizes
 from .._size import slice_indices
 from .._tensor import Tensor, _wrap
 from ..codegen.ops import Op
@@ -198,9 +198,16 @@ def index_put(base: Tensor, values: Tensor, indices: tuple, spec, accumulate: bo
 def full(shape: tuple, value, np_dtype, like: Tensor | None = None) -> Tensor:
     """A constant tensor (a leaf; a compile trace sees it as a local constant), on
     ``like``'s device when given."""
-    out = _wrap(np.full(tuple(shape), value, np.dtype(np_dtype)))
-    if like is not None and like._device is not CPU:
-        out._device = like._device
+    # (the shape may hold a compile guard trace's symbolic sizes: NOTE (tensors made from
+    # a size) in compiler/made_sizes.py)
+    device = CPU if like is None else like._device
+    return made_from_sizes(tuple(shape), _full, tuple(shape), value, np_dtype, device)
+
+
+def _full(shape: tuple, value, np_dtype, device) -> Tensor:
+    out = _wrap(np.full(shape, value, np.dtype(np_dtype)))
+    if device is not CPU:
+        out._device = device
     return out
 
 

@@ -6,6 +6,7 @@ import numpy as np
 from ..codegen.ops import Op
 from .. import _random
 from . import functions as F
+from .._size import slice_length
 from .elementwise import broadcast_sizes
 from .registry import ShapeError, describe, primitive, reads_other
 
@@ -115,6 +116,15 @@ def build_key(spec, indices):
 
 
 def _index_shape(x, *indices, spec):
+    sizes = (*x.shape, *(d for i in indices for d in i.shape))
+    if not all(type(d) is int for d in sizes):
+        # a compile guard trace's symbolic sizes (NOTE (no int underneath) in
+        # compiler/symint.py): NumPy's probe below would read them through __index__, an
+        # escape, and every new size would retrace
+        shape = _advanced_index_shape(tuple(x.shape), [i.shape for i in indices],
+                                      [np.dtype(i.dtype) for i in indices], spec)
+        if shape is not None:
+            return shape, np.dtype(x.dtype)
     # Index a zero-strided stand-in of x's shape: NumPy then applies its own rules.
     probe = np.broadcast_to(np.zeros((), np.bool_), tuple(x.shape))
     fake = [np.ones(tuple(i.shape), np.bool_) if np.dtype(i.dtype) == np.bool_
@@ -123,6 +133,62 @@ def _index_shape(x, *indices, spec):
         return tuple(probe[build_key(spec, fake)].shape), np.dtype(x.dtype)
     except IndexError as e:
         raise ShapeError(f"index: {e} (indexing a tensor of shape {tuple(x.shape)})") from None
+
+
+_ADVANCED = object()   # where an advanced index stood, in ``_advanced_index_shape``
+_GAP = object()        # where an Ellipsis of no dims stood
+
+
+def _advanced_index_shape(shape: tuple, index_shapes, index_dtypes, spec):
+    """NumPy's result shape for ``x[key]`` (``key`` from ``spec``, its TENSOR entries
+    integer arrays of ``index_shapes``) in Python, so the sizes stay the objects they were
+    (``broadcast_sizes``); None where the key holds what this does not follow (a boolean
+    mask, an entry of another kind, too many indices: NumPy's probe then decides).  The
+    integers in ``spec`` are already checked against their dims (``_spec_and_indices``)."""
+    if any(dt == np.bool_ for dt in index_dtypes) or list(spec).count(Ellipsis) > 1:
+        return None
+    entries = list(spec)
+    consumed = sum(1 for k in entries if k is not None and k is not Ellipsis)
+    if consumed > len(shape):
+        return None
+    at = entries.index(Ellipsis) if Ellipsis in entries else len(entries)
+    # (an Ellipsis of no dims still parts two advanced indices, as in NumPy)
+    entries[at:at + 1] = [slice(None)] * (len(shape) - consumed) or [_GAP] * (at < len(entries))
+    has_array = TENSOR in entries
+    arrays = iter(index_shapes)
+    out: list = []
+    advanced: list = []
+    dim = 0
+    for k in entries:
+        if k is None or k is _GAP:
+            out.append(1 if k is None else _GAP)
+            continue
+        size, dim = shape[dim], dim + 1
+        if k is TENSOR:
+            advanced.append(tuple(next(arrays)))
+        elif isinstance(k, slice):
+            out.append(slice_length(k, size))
+            continue
+        elif type(k) is int:
+            if not has_array:
+                continue        # a plain integer index drops its dim
+            advanced.append(())  # (with arrays, an integer is one more advanced index)
+        else:
+            return None
+        out.append(_ADVANCED)
+    if not advanced:
+        return tuple(d for d in out if d is not _GAP)
+    try:
+        middle = list(broadcast_sizes(advanced))
+    except ValueError:
+        return None
+    first = out.index(_ADVANCED)
+    last = len(out) - out[::-1].index(_ADVANCED)
+    rest = [d for d in out if d is not _ADVANCED and d is not _GAP]
+    if out[first:last].count(_ADVANCED) == last - first:   # adjacent: they stay in place
+        before = first - out[:first].count(_GAP)
+        return tuple(rest[:before] + middle + rest[before:])
+    return tuple(middle + rest)   # NumPy puts them first
 
 
 def _index_vjp(g, node):

@@ -24,11 +24,12 @@ from .._tensor import Tensor, _wrap
 from ..runtime.cpu_program import CompiledProgram
 from . import plan_cache
 from .entry import Entry, build_entry, extern_eval
-from .fit_checks import (_changed_dims, _check_by_values, _differs_by_values,
+from .fit_checks import (FailedRegions, _changed_dims, _check_by_values, _differs_by_values,
                          _refuse_growing_graph, _refuse_unrolled_early, _same_graph,
                          sizes_keeping_guards)
 from .guards import (aliases_at, made_inputs_differ, record_guards, residue_modulus,
                      residues_hold)
+from .made_sizes import sources_at
 from .symbolic import (NotSymbolic, _Object, fit, fitted_sizes, finish_program, instantiate,
                        same)
 from .symbolic_eval import Evaluator
@@ -74,8 +75,9 @@ def candidate_dims(mode, key, leaves, previous: list) -> list[tuple[frozenset, i
     if not dims:
         return []
     leading = frozenset((i, d) for i, d in dims if d == 0)
-    if not leading:
-        return [(dims, n)]
+    marked = any(x.__dict__.get("_dynamic_dims") for x in leaves if isinstance(x, Tensor))
+    if not leading or marked:   # (dims marked with mark_dynamic: those first, as asked)
+        return [(d, n) for d in dict.fromkeys([dims, leading]) if d]
     if mode is not True:
         order = [dims, leading]
     else:
@@ -210,6 +212,7 @@ class SymbolicGroup:
         self.sizes_served: set[int] = {n}
         self.fits = [_Fit(compiled, dims, n, entry, treedef, leaves)]
         self._refit_failed = False
+        self._failed = FailedRegions()
         self._kept: dict = {}   # signature -> None: the sizes' programs held, oldest first
         self.served_without_retrace = 0   # sizes whose guards held (NOTE in symint.py)
 
@@ -223,13 +226,16 @@ class SymbolicGroup:
 
     def add_fit(self, compiled, n: int, entry: Entry, treedef, leaves) -> None:
         """Fit the programs of ``entry`` (a size whose trace no fit serves) as well; after
-        one failure (or MAX_FITS fits) such sizes stay specialised without trying."""
-        if self._refit_failed or len(self.fits) >= self.MAX_FITS:
+        MAX_FITS fits, or a failure whose sizes no guard bounds, such sizes stay
+        specialised without trying; after a failure in a region bounded by guards (sizes
+        2 and 3 below a branch on ``s0 > 3``), only that region's sizes do
+        (``FailedRegions``)."""
+        if self._refit_failed or len(self.fits) >= self.MAX_FITS or self._failed.holds(n):
             return
         try:
             self.fits.append(_Fit(compiled, self.dims, n, entry, treedef, leaves))
         except Exception as e:  # noqa: BLE001 - not symbolic: that trace stays specialised
-            self._refit_failed = True
+            self._refit_failed = not self._failed.add(e)
             self.note_retrace(f"s0={n}: no further fit ({e})")
             return
         self.sizes_served.add(n)
@@ -372,13 +378,18 @@ class _Fit:
             try:
                 self._fit_at_primes(q, n, entry, at)
                 fitted_at_n = False
-            except NotSymbolic:
+            except NotSymbolic as failed:
                 # NOTE (probes that keep the guards)
                 guarded = record_guards(compiled, treedef, leaves, dims)
+                failed.recorder = guarded.recorder   # where it failed (FailedRegions)
                 sizes = sizes_keeping_guards(guarded.recorder, n, dims_seen)
                 if sizes is None or sizes == (n, n + 1, 2 * n + 1, 3 * n + 2):
                     raise
-                self._fit(sizes[:3], sizes[3], at, residue_modulus(guarded.recorder))
+                try:
+                    self._fit(sizes[:3], sizes[3], at, residue_modulus(guarded.recorder))
+                except NotSymbolic as again:
+                    again.recorder = guarded.recorder
+                    raise
                 fitted_at_n = True
         # NOTE (kernel parameters): kernels whose bodies depend on the size load those
         # values at run time; then the group compiles its own kernels once
@@ -420,7 +431,7 @@ class _Fit:
             if _metadata(g) != _metadata(entry) or not g.guards_hold():
                 self.guarded.why_not = "the trace with symbolic sizes reads other inputs"
             else:
-                self.guarded.why_not = made_inputs_differ(g, list(entries.values()))
+                self.guarded.why_not = made_inputs_differ(g, list(entries.items()))
         self._extend_planned_range(sizes_bound(tensors, dims, leaves), at)
         # the probes' plans: a later process fits from the disk cache without planning
         # (their kernels compiled here as the fit's; sources are rendered when needed)
@@ -440,6 +451,7 @@ class _Fit:
         if self.broken_guard is not None or not self.lo <= n <= self.hi:
             return None
         e = self.instance(g.entry, n)   # (unplanned: CHECK_INSTANCES checks it apart)
+        e.input_sources = sources_at(e.input_sources, n)   # NOTE (tensors made from a size)
         if e.out_aliases:
             e.out_aliases = aliases_at(e.out_aliases, n)
         return e

@@ -135,13 +135,64 @@ MAX_PROBE_SEARCH = 256
 def sizes_keeping_guards(rec, n: int, avoid) -> tuple[int, ...] | None:
     """``n`` and, for each of the usual probe sizes ``n + 1, 2n + 1, 3n + 2``, the nearest
     larger size at which every guard of ``rec`` holds and that equals no dimension in
-    ``avoid``; None where none is found within MAX_PROBE_SEARCH."""
+    ``avoid``; else (a branch on a size near ``n``: ``s0 > 6`` at 4) the three sizes
+    nearest ``n`` that keep the guards, below it too, NOTE (a guard near the call's size);
+    None where none is found within MAX_PROBE_SEARCH."""
     sizes = [n]
     for target in (n + 1, 2 * n + 1, 3 * n + 2):
         m = max(target, sizes[-1] + 1)
         while m in avoid or rec.broken(m) is not None:
             m += 1
             if m > target + MAX_PROBE_SEARCH:
-                return None
+                return _sizes_near(rec, n, avoid)
         sizes.append(m)
     return tuple(sizes)
+
+
+# NOTE (a guard near the call's size): a Python branch on the size whose threshold lies
+# near the call's size (``x.shape[0] > 6`` called at 4) leaves no usual probe size on the
+# call's side; the fit then probes the sizes on that side nearest the call, below it as
+# well (down to 2, the smallest size a group serves), the farthest one as the check.  The
+# fit serves only sizes that keep the guards (``_Fit.planned``, ``without_retrace``); a
+# size on the other side breaks one, is traced and compiled once, and gets a fit of its
+# own (``SymbolicGroup.add_fit``): one program per side of the branch, as PyTorch's
+# recorded guards give.
+def _sizes_near(rec, n: int, avoid) -> tuple[int, ...] | None:
+    def kept(sizes):
+        return [m for m in sizes if m not in avoid and rec.broken(m) is None]
+    near = kept(range(n + 1, n + MAX_PROBE_SEARCH))[:3]
+    near += kept(range(n - 1, 1, -1))[:3 - len(near)]
+    if len(near) < 3:   # a dimension's size too, rather than no fit at all
+        near += [m for m in range(2, n + MAX_PROBE_SEARCH) if m != n and m not in near
+                 and rec.broken(m) is None][:3 - len(near)]
+    if len(near) < 3:
+        return None
+    near.sort(key=lambda m: abs(m - n))
+    return (n, *near)
+
+
+class FailedRegions:
+    """Where fits failed, as the guards of a trace there: a size that keeps every guard
+    of one failed region would fail the same way (a branch on ``s0 > 3`` leaves sizes 2
+    and 3 on its lower side, too few to fit), one that breaks them may be fitted (the
+    other side of the branch).  NOTE (a guard near the call's size)."""
+
+    MAX = 3   # failed regions kept before every further size stays specialised
+
+    def __init__(self) -> None:
+        self.recorders: list = []
+
+    def holds(self, n: int) -> bool:
+        """Whether ``n`` lies in a region where a fit failed."""
+        return any(rec.broken(n) is None for rec in self.recorders)
+
+    def add(self, failure: Exception) -> bool:
+        """Keep the region of a failed fit (the guards its trace recorded, kept on the
+        exception by ``_Fit``); False when no guard bounds it (the fit failed before its
+        guard trace, which escaped or recorded none: every size would fail) or MAX are
+        kept."""
+        rec = getattr(failure, "recorder", None)
+        if rec is None or rec.escapes or not rec.guards or len(self.recorders) >= self.MAX:
+            return False
+        self.recorders.append(rec)
+        return True

@@ -26,6 +26,7 @@ from .dynamic import SymbolicGroup, candidate_dims, group_size, symbolic_key
 from .dump import dump_entry
 from .entry import CapturedChanged, Entry, build_entry
 from .errors import TraceError
+from .fit_checks import FailedRegions
 from .report import Report
 from .symbolic import NotSymbolic
 from .torch_api import LIVE, backend_name, check_mode, float_argument_hint
@@ -83,6 +84,7 @@ class CompiledFunction:
         self._groups: dict = {}        # symbolic key -> SymbolicGroup
         self._not_symbolic: dict = {}  # symbolic key -> why it could not be symbolic
         self._refused_on: dict = {}    # symbolic key -> the entry it was refused on, once
+        self._failed_regions: dict = {}  # symbolic key -> FailedRegions, or None: no retry
         self.fn = fn
         self.backend = backend
         self.fullgraph = fullgraph
@@ -117,6 +119,7 @@ class CompiledFunction:
         self._groups.clear()
         self._not_symbolic.clear()
         self._refused_on.clear()
+        self._failed_regions.clear()
         self._signatures.clear()
         self.hits = self.misses = 0
         self.compile_seconds = 0.0
@@ -284,18 +287,17 @@ class CompiledFunction:
             if skey in self._groups:   # a trace its fits do not serve: fit it too
                 self._groups[skey].add_fit(self, n, entry, treedef, leaves)
                 return
+            retried = False
             if skey in self._not_symbolic:
                 # NOTE: refused on a trace whose guards broke since (an optimizer's first
                 # step, which made its state: SGD's momentum buffer is a clone of the
                 # first gradient), the refusal may not hold for the steps after it: with
                 # dynamic=True every later size compiled again. One more fit, then never.
                 refused_on = self._refused_on.pop(skey, None)
-                if refused_on is None or refused_on.guards_hold():
-                    continue
-                del self._not_symbolic[skey]
-                retried = True
-            else:
-                retried = False
+                retried = refused_on is not None and not refused_on.guards_hold()
+                failed = self._failed_regions.get(skey)
+                if not retried and (failed is None or failed.holds(n)):
+                    continue   # (a size outside the region where the fit failed tries again)
             try:
                 self._groups[skey] = group = SymbolicGroup(self, dims, n, entry, treedef,
                                                            leaves)
@@ -305,9 +307,14 @@ class CompiledFunction:
                 self._not_symbolic[skey] = f"{dims_text}: {why}"
                 if entry.guards and not retried:
                     self._refused_on[skey] = entry
+                # NOTE (a guard near the call's size): sizes outside a region bounded by
+                # guards may try again (None: none may)
+                regions = self._failed_regions.get(skey) or FailedRegions()
+                self._failed_regions[skey] = regions if regions.add(e) else None
                 if debug_level():
                     logger.debug("%s: %s stays specialised (%s)", self.__name__, dims_text, why)
                 continue
+            self._not_symbolic.pop(skey, None)
             if debug_level():
                 logger.debug("%s: symbolic %s", self.__name__, group.describe())
             return

@@ -7,9 +7,11 @@ import math
 import numpy as np
 
 from .entry import Entry, build_entry
+from .made_sizes import at_size, made, remade
+from .symbolic_len import len_follows_s0
 from .symbolic import (FloatForm, Poly, _Dict, _fields, _List, _Object, _Recompute, _Slice,
                        _Tuple)
-from .symint import Recorder, SymFloat, SymInt, _holds, _norm, evaluate, poly_text
+from .symint import Recorder, SymFloat, SymInt, _holds, _norm, poly_text
 
 
 class GuardedTrace:
@@ -63,8 +65,9 @@ def record_guards(compiled, treedef, leaves, dims, template=None) -> GuardedTrac
     for i, d in dims:
         positions.setdefault(i, set()).add(d)
     try:
-        entry = build_entry(compiled, treedef, leaves, (), {}, compile_code=False,
-                            plan_programs=False, symbols=(rec, positions))
+        with len_follows_s0():   # NOTE (len of a symbolic dim)
+            entry = build_entry(compiled, treedef, leaves, (), {}, compile_code=False,
+                                plan_programs=False, symbols=(rec, positions, made))
     except Exception as e:  # noqa: BLE001 - the trace with SymInts failed: retrace instead
         return GuardedTrace(None, rec, f"the trace with symbolic sizes failed "
                                        f"({type(e).__name__}: {e})")
@@ -83,18 +86,22 @@ def residue_modulus(rec: Recorder) -> int:
     return math.lcm(1, *(op[1] for _, op in rec.guards if type(op) is tuple))
 
 
-def made_inputs_differ(guard: Entry, probes: list) -> str | None:
+def made_inputs_differ(guard: Entry, probes) -> str | None:
     """Why a tensor the guard trace made and the program reads (cross_entropy's arange of
     the classes, a constant built from a size) may not serve every size: its values must
     be those every probe trace made at its own size, at three sizes or more (a tensor
-    NumPy built from a size, silently: ``np.full((n, 1), 2.0)``, differs there)."""
+    NumPy built from a size, silently: ``np.full((n, 1), 2.0)``, differs there), or, for
+    one made from a symbolic size (NOTE (tensors made from a size) in made_sizes.py), the
+    tensor made again at each probe's size.  ``probes``: (size, entry) pairs."""
     for k in guard.made_inputs:
-        mine = guard.input_sources[k][1]._data
+        ref = guard.input_sources[k][1]
         seen = 0
-        for e in probes:
+        for m, e in probes:
             kind, theirs = e.input_sources[k] if k < len(e.input_sources) else (None, None)
             if kind != "captured" or not isinstance(theirs._data, np.ndarray):
                 return f"input {k}, a tensor the function made, is not made at every size"
+            again = remade(ref, m)
+            mine = (ref if again is None else again)._data
             other = theirs._data
             if (other.shape != mine.shape or other.dtype != mine.dtype
                     or not np.array_equal(other, mine, equal_nan=mine.dtype.kind in "fc")):
@@ -217,18 +224,5 @@ def aliases_at(out_aliases: tuple, n: int) -> tuple:
     (returned arguments)) at size ``n``: their view chains hold the trace's SymInts
     (``x.reshape(x.shape[0], -1)`` returned), each replaced by its value at ``n``.  (Every
     other size-dependent value there is an escape, so a served size keeps them constant.)"""
-    return tuple((k, kind, ref, None if chain is None else _at_size(chain, n))
+    return tuple((k, kind, ref, None if chain is None else at_size(chain, n))
                  for k, kind, ref, chain in out_aliases)
-
-
-def _at_size(value, n: int):
-    if type(value) is SymInt:
-        return int(evaluate(value.expr, n))
-    if isinstance(value, (tuple, list)):
-        items = [_at_size(v, n) for v in value]
-        return type(value)(items) if not hasattr(value, "_fields") else type(value)(*items)
-    if isinstance(value, slice):
-        return slice(*(_at_size(v, n) for v in (value.start, value.stop, value.step)))
-    if isinstance(value, dict):
-        return {k: _at_size(v, n) for k, v in value.items()}
-    return value

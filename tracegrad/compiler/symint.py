@@ -387,6 +387,13 @@ class SymInt(_Followed):
     def __truediv__(self, other):
         return self._escape_op("/", other, operator.truediv)
 
+    def followed_float(self):
+        """``float(self)`` as a SymFloat ``P(s0)``, followed (``_size.as_float``: a
+        tensor divided by a size, ``x.sum(0) / x.shape[0]``)."""
+        if not self.rec.active:
+            return float(self._v)
+        return SymFloat(float(self._v), "poly", self.expr, self.rec)
+
     def __rtruediv__(self, other):
         if (type(other) is float or type(other) is int) and other == 1 and self.rec.active:
             # 1 / P(s0): a mean's 1/N, which the fit knows as FloatForm "recip"

@@ -9,6 +9,7 @@ so it is never baked into the generated code. Python scalars become CONST nodes.
 """
 from __future__ import annotations
 
+import functools
 import math
 import weakref
 
@@ -107,8 +108,11 @@ class Tracer:
 
     def __init__(self, symbols=None) -> None:
         # NOTE (guards instead of a retrace) in symint.py: (Recorder, {argument position:
-        # dims that are s0}) for a guard trace, whose argument shapes hold SymInts there
+        # dims that are s0}, made_sizes.made) for a guard trace, whose argument shapes hold
+        # SymInts there; the third makes the tensors the function builds from a size
+        # (NOTE (tensors made from a size) in made_sizes.py)
         self.symbols = symbols
+        self.made_from_sizes = None if symbols is None else functools.partial(symbols[2], self)
         self.graph = Graph()
         self.n_inputs = 0
         self.input_kinds: list[tuple] = []  # ("arg", k) | ("captured", tensor) | ("grad", k)

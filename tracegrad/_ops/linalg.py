@@ -50,7 +50,16 @@ def _matmul(a: Tensor, b: Tensor, name: str) -> Tensor:
         a = unsqueeze(a, 0)
     if squeeze_b:
         b = unsqueeze(b, 1)
-    out = apply(P[Op.MATMUL], (a, b))
+    if a.ndim > 2 and b.ndim == 2:
+        # NOTE (folded batch): a stack of matrices times one matrix is one matrix product
+        # over the stack's rows, as PyTorch folds it. Its backward then computes b's
+        # gradient as one product over every row too, where the batched form made one
+        # product per matrix of the stack and summed them (an RNN's input projection
+        # over T steps: a (T, in, gates) temp and a sum over T, a kernel per length).
+        rows = reshape(a, (-1, ka))
+        out = reshape(apply(P[Op.MATMUL], (rows, b)), tuple(a.shape[:-1]) + (b.shape[-1],))
+    else:
+        out = apply(P[Op.MATMUL], (a, b))
     if squeeze_a or squeeze_b:
         shape = tuple(out.shape)
         if squeeze_b:

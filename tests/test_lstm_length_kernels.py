@@ -1,0 +1,102 @@
+"""What a compiled LSTM step at a new sequence length costs to compile: the kernels it
+shares with the lengths compiled before (issue 13, LSTM over 4 lengths cold), and the
+folded matmul of a stack of matrices that keeps the weight gradient out of them."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tracegrad as torch
+import tracegrad.nn as nn
+from tracegrad.codegen.ops import Op
+from tracegrad.runtime import cpu_program
+
+
+def test_stack_times_matrix_matches_numpy_and_its_gradients():
+    rng = np.random.default_rng(0)
+    xs, ws, gs = (rng.standard_normal(s) for s in ((3, 4, 5), (5, 6), (3, 4, 6)))
+    x = torch.tensor(xs, requires_grad=True)
+    w = torch.tensor(ws, requires_grad=True)
+    y = x @ w
+    assert tuple(y.shape) == (3, 4, 6)
+    np.testing.assert_allclose(y.detach().numpy(), xs @ ws, rtol=1e-12)
+    (y * torch.tensor(gs)).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), gs @ ws.T, rtol=1e-12)
+    np.testing.assert_allclose(w.grad.numpy(), np.einsum("bik,bij->kj", xs, gs), rtol=1e-12)
+
+
+def test_stack_times_matrix_of_a_permuted_stack_and_a_vector():
+    base = np.arange(24.0).reshape(2, 3, 4)
+    x = torch.tensor(base).transpose(0, 1)   # (3, 2, 4), not contiguous
+    xs = base.transpose(1, 0, 2)
+    m = np.arange(8.0).reshape(4, 2)
+    np.testing.assert_array_equal((x @ torch.tensor(m)).numpy(), xs @ m)
+    np.testing.assert_array_equal((x @ torch.tensor(m[:, 0])).numpy(), xs @ m[:, 0])
+
+
+def _backward_matmul_inputs(compiled):
+    (entry,) = compiled._cache.values()
+    g = entry.backward_plan.traced
+    return [tuple(g.node(i).shape) for n in g.nodes if n.op is Op.MATMUL for i in n.inputs]
+
+
+def test_compiled_weight_gradient_of_a_stack_is_one_matrix_product():
+    # the batched form made one product per matrix and a (3, 5, 6) temp summed over 3
+    w = torch.randn(5, 6, requires_grad=True)
+    compiled = torch.compile(lambda x: (x @ w).tanh().sum())
+    x = torch.randn(3, 4, 5)
+    compiled(x).backward()
+    want = (np.ones((3, 4, 6)) - np.tanh(x.numpy() @ w.detach().numpy()) ** 2)
+    np.testing.assert_allclose(w.grad.numpy(), np.einsum("bik,bij->kj", x.numpy(), want),
+                               rtol=1e-4, atol=1e-5)
+    shapes = _backward_matmul_inputs(compiled)
+    assert shapes and all(len(s) == 2 for s in shapes), shapes
+
+
+class _Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(8, 16, num_layers=2, batch_first=True)
+
+    def forward(self, x):
+        return self.lstm(x)[0][:, -1]
+
+
+@pytest.fixture
+def new_sources(monkeypatch):
+    """The LLVM sources of kernels no earlier program of the process had, per call."""
+    seen: set[str] = set()
+    calls: list[list[str]] = [[]]
+    real = cpu_program.llvm_sources
+
+    def spy(program):
+        out = real(program)
+        for source in out.values():
+            if source not in seen:
+                seen.add(source)
+                calls[-1].append(source)
+        return out
+    monkeypatch.setattr(cpu_program, "llvm_sources", spy)
+    return calls
+
+
+def test_a_new_lstm_length_brings_few_new_kernel_bodies(new_sources):
+    torch.manual_seed(0)
+    model = _Net()
+    y = torch.randn(4, 16)
+    step = torch.compile(lambda x: (model(x) - y).pow(2).mean())
+    for length in (3, 5, 7):
+        x = torch.randn(4, length, 8)
+        model.zero_grad()
+        step(x).backward()
+        got = [p.grad.numpy().copy() for p in model.parameters()]
+        model.zero_grad()
+        (model(x) - y).pow(2).mean().backward()
+        for a, p in zip(got, model.parameters()):
+            np.testing.assert_allclose(a, p.grad.numpy(), rtol=1e-4, atol=1e-6)
+        new_sources.append([])
+    counts = [len(c) for c in new_sources[:-1]]
+    # each later length: the input's copy to time-major, the bias gradients' sum over
+    # every step, the recurrent weight gradients' sum of one product per step, and the
+    # layer output's gradient gathered from every step (before the folded matmul: 6)
+    assert counts[1] <= 4 and counts[2] <= 4, counts

@@ -66,6 +66,7 @@ from .native_split import split_gemm_natively, split_kernel
 from .copy_table import TableCopy, copy_table
 from .llvm_jit import CpuKernel, JitModule, compile_llvm, compile_llvm_many
 from .native_index import IndexCall, index_call_for
+from .render_key import render_key
 from .render_options import render_options
 from .view_arrays import ViewMaker, view_array as _view_array, view_maker as _view_maker
 
@@ -115,8 +116,8 @@ def rendered_sources(program: Program) -> list[tuple[str, str]]:
     if render_llvm is not _STOCK_RENDERER:
         return []
     sources = llvm_sources(program)
-    return list({step.loop_ir.split("(", 1)[1]: sources[step.name]
-                 for step in program.kernels}.items())
+    least = render_options()["stream_min_bytes"]
+    return list({render_key(step, least): sources[step.name] for step in program.kernels}.items())
 
 
 def remember_rendered(rendered: list[tuple[str, str]]) -> None:
@@ -130,12 +131,11 @@ def remember_rendered(rendered: list[tuple[str, str]]) -> None:
 
 def llvm_sources(program: Program) -> dict[str, str]:
     """Step name -> LLVM source of every kernel step, each distinct loop body rendered
-    once per process (an unrolled loop repeats its kernels, which then differ only in
-    their names)."""
-    out = {}
+    once per process (an unrolled loop repeats its kernels, differing in names only)."""
+    out, least = {}, render_options()["stream_min_bytes"]
     for step in program.kernels:
         # the renderer is part of the key: one swapped in (a test's) renders afresh
-        key = (step.loop_ir.split("(", 1)[1], render_llvm)
+        key = (render_key(step, least), render_llvm)   # NOTE (render memo keys)
         source = _RENDERED.get(key)
         if source is None:
             if len(_RENDERED) >= _RENDERED_MAX:

@@ -3,13 +3,15 @@ shares with the lengths compiled before (issue 13, LSTM over 4 lengths cold), an
 folded matmul of a stack of matrices that keeps the weight gradient out of them."""
 from __future__ import annotations
 
+import doctest
+
 import numpy as np
 import pytest
 
 import tracegrad as torch
 import tracegrad.nn as nn
 from tracegrad.codegen.ops import Op
-from tracegrad.runtime import cpu_program
+from tracegrad.runtime import cpu_program, render_key
 
 
 def test_stack_times_matrix_matches_numpy_and_its_gradients():
@@ -63,8 +65,12 @@ class _Net(nn.Module):
 
 
 @pytest.fixture
-def new_sources(monkeypatch):
-    """The LLVM sources of kernels no earlier program of the process had, per call."""
+def new_sources(tmp_path, monkeypatch):
+    """The LLVM sources of kernels no earlier program of the process had, per call; an
+    empty disk cache and render memo (a planned program loaded from disk brings its
+    kernels' sources, NOTE (render memo keys))."""
+    monkeypatch.setenv("TRACEGRAD_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(cpu_program, "_RENDERED", {})
     seen: set[str] = set()
     calls: list[list[str]] = [[]]
     real = cpu_program.llvm_sources
@@ -100,3 +106,29 @@ def test_a_new_lstm_length_brings_few_new_kernel_bodies(new_sources):
     # every step, the recurrent weight gradients' sum of one product per step, and the
     # layer output's gradient gathered from every step (before the folded matmul: 6)
     assert counts[1] <= 4 and counts[2] <= 4, counts
+
+
+def test_a_later_lstm_length_renders_only_its_new_kernel_bodies(new_sources, monkeypatch):
+    # NOTE (render memo keys): a reused kernel reads a longer input stack at a longer
+    # length; with its buffer sizes in the memo key it was rendered again to the same text
+    renders = [0]
+    real = cpu_program.llvm_source
+
+    def counting(kernel):
+        renders[0] += 1
+        return real(kernel)
+    monkeypatch.setattr(cpu_program, "llvm_source", counting)
+    torch.manual_seed(0)
+    model = _Net()
+    step = torch.compile(lambda x: model(x).pow(2).mean())
+    step(torch.randn(2, 3, 8)).backward()
+    for length in (5, 6):
+        renders[0] = 0
+        new_sources.append([])
+        step(torch.randn(2, length, 8)).backward()
+        assert renders[0] == len(new_sources[-1]) > 0, (length, renders[0])
+
+
+def test_render_key_keeps_the_sizes_of_a_kernel_that_may_stream():
+    result = doctest.testmod(render_key)
+    assert result.attempted > 0 and result.failed == 0

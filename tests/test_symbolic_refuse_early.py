@@ -1,6 +1,7 @@
-"""A Python loop over the size is refused from the trace at n + 1 and the earlier call's
-trace (``dynamic._refuse_unrolled_early``), without tracing the probe at 2n + 1: for an
-LSTM over lengths 4, 8, 12, 16 that probe was the largest trace of the compile."""
+"""A Python loop over the size is refused from the earlier call's trace and one probe at
+the smallest size (``fit_checks._refuse_unrolled_early``), without tracing the probes at
+n + 1 and 2n + 1: for an LSTM over lengths 4, 8, 12, 16 those were the largest traces of
+the compile."""
 import numpy as np
 
 import tracegrad as torch
@@ -29,7 +30,7 @@ def test_a_loop_over_the_size_is_refused_after_tracing_one_probe():
         got = c(x).numpy()
         np.testing.assert_allclose(got, f(x).numpy(), rtol=1e-4, atol=1e-5)
         traced.pop()   # the eager call's
-    assert traced == [4, 8, 9, 12], traced   # no probe at 17, none at 12's sizes
+    assert traced == [4, 8, 2, 12], traced   # no probe at 9 or 17, none at 12's sizes
     info = c.cache_info()
     assert info.misses == 3 and "grows with s0" in info.symbolic[0], info.symbolic
 

@@ -3,6 +3,8 @@ a graph that grows with the size (an unrolled loop) is refused early, a fitted p
 compared with a planned one node by node or, where they differ in form only, by values."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from ..runtime.cpu_program import CompiledProgram
@@ -96,12 +98,13 @@ def _changed_dims(old, key):
 
 
 def _refuse_unrolled_early(compiled, dims, n: int, entry: Entry, at) -> None:
-    """``_refuse_growing_graph`` from the trace at ``n + 1`` alone, with the earlier call
-    that differed only in ``dims`` as the third size: an LSTM over lengths 4, 8, 12, 16 is
-    then refused at 8 after tracing 9, where the probes traced 9 and 17 first (the larger
-    trace is most of the cost). The graph must grow by the same non-zero number of nodes
-    per unit of size between both pairs of sizes, exactly; anything else is left to the
-    probes."""
+    """``_refuse_growing_graph`` from the earlier call that differed only in ``dims`` (at
+    size ``m``) and one probe, at the smallest size ``s >= 2`` that is neither: a graph
+    that grows by the same non-zero number of nodes per unit of size between both pairs
+    of sizes, exactly, is a Python loop over the size. An LSTM over lengths 4, 8, 12, 16
+    is then refused at 8 after tracing 2 (it traced 9 before, and 9 and 17 before that:
+    the trace costs in proportion to the size). Where the two calls traced graphs of one
+    size, or anything else that is not such growth, the fit's own probes decide."""
     keys = compiled._signatures
     if not keys or any(keys[-1][1][i][0][d] != n for i, d in dims):
         return
@@ -111,15 +114,18 @@ def _refuse_unrolled_early(compiled, dims, n: int, entry: Entry, at) -> None:
                 and earlier.traced is not None:
             olds = {old[1][i][0][d] for i, d in dims}
             m = olds.pop()
-            if olds:
+            at_m, at_n = len(earlier.traced.nodes), len(entry.traced.nodes)
+            if olds or at_m == at_n:   # (no growth: the probes at n + 1... fit it)
                 return
+            s = next(k for k in itertools.count(2) if k not in (m, n))
             try:
-                grown = len(at(n + 1, plan=False).traced.nodes) - len(entry.traced.nodes)
-            except NotSymbolic:   # (it raised at n + 1: NOTE (probes that keep the guards))
+                at_s = len(at(s, plan=False).traced.nodes)
+            except NotSymbolic:   # (it raised at s: NOTE (probes that keep the guards))
                 return
-            if grown and len(entry.traced.nodes) - len(earlier.traced.nodes) == grown * (n - m):
-                raise NotSymbolic(f"the traced graph grows with s0 ({grown} nodes per unit "
-                                  f"of size from {m} to {n + 1}): a Python loop over the size")
+            (a, ca), (b, cb), (c, cc) = sorted(((s, at_s), (m, at_m), (n, at_n)))
+            if cb != ca and (cb - ca) * (c - b) == (cc - cb) * (b - a):
+                raise NotSymbolic(f"the traced graph grows with s0 ({ca}, {cb}, {cc} nodes "
+                                  f"at sizes {a}, {b}, {c}): a Python loop over the size")
             return
 
 

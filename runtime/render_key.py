@@ -35,6 +35,21 @@ def render_key(step: KernelStep, stream_min_bytes: int) -> str:
     'o in [0, 4)) buf0: float32[12] in, buf1: float32[4] out'
     """
     text = step.loop_ir.split("(", 1)[1]
+    key = _KEYS.get((text, stream_min_bytes))
+    if key is None:
+        if len(_KEYS) >= _KEYS_MAX:
+            _KEYS.clear()
+        key = _KEYS[(text, stream_min_bytes)] = _key(step, text, stream_min_bytes)
+    return key
+
+
+# loop IR after the name -> key: an unrolled loop's steps repeat a few texts hundreds of
+# times, and the key (one object per text) then hashes once in the render memo
+_KEYS: dict[tuple[str, int], str] = {}
+_KEYS_MAX = 8192
+
+
+def _key(step: KernelStep, text: str, stream_min_bytes: int) -> str:
     k = step.kernel
     sizes = [b.size * b.dtype.itemsize for b in k.buffers]
     if 0 < stream_min_bytes <= sum(sizes) and all(isinstance(n, int) for n in sizes):

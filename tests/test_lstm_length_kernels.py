@@ -36,6 +36,16 @@ def test_stack_times_matrix_of_a_permuted_stack_and_a_vector():
     np.testing.assert_array_equal((x @ torch.tensor(m[:, 0])).numpy(), xs @ m[:, 0])
 
 
+@pytest.mark.parametrize("a,b", [((3, 4, 0), (0, 6)), ((0, 4, 5), (5, 6)), ((3, 0, 5), (5, 6))])
+def test_stack_times_matrix_with_an_empty_dim(a, b):
+    x, w = torch.zeros(*a, requires_grad=True), torch.ones(*b, requires_grad=True)
+    y = x @ w
+    assert tuple(y.shape) == a[:-1] + b[-1:]
+    y.sum().backward()
+    assert tuple(x.grad.shape) == a and tuple(w.grad.shape) == b
+    assert not w.grad.numpy().any()
+
+
 def _backward_matmul_inputs(compiled):
     (entry,) = compiled._cache.values()
     g = entry.backward_plan.traced

@@ -50,7 +50,7 @@ def _matmul(a: Tensor, b: Tensor, name: str) -> Tensor:
         a = unsqueeze(a, 0)
     if squeeze_b:
         b = unsqueeze(b, 1)
-    if a.ndim > 2 and b.ndim == 2:
+    if a.ndim > 2 and b.ndim == 2 and ka != 0:   # (reshape cannot infer -1 beside 0)
         # NOTE (folded batch): a stack of matrices times one matrix is one matrix product
         # over the stack's rows, as PyTorch folds it. Its backward then computes b's
         # gradient as one product over every row too, where the batched form made one

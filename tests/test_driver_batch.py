@@ -58,7 +58,10 @@ def test_an_lstm_programs_drivers_compile_together(builds):
     grads = [p.grad.numpy().copy() for p in lstm.parameters()]
     (entry,) = f._cache.values()
     assert len(entry.forward.drivers) >= 2
-    assert 0 not in builds["single"]   # no driver compiled on its own
+    # no driver compiled on its own, but the only driver of a program (the backward's is
+    # one native run since its matmuls are all 2-D gemms: the folded input projection)
+    alone = sum(len(p.drivers) == 1 for p in (entry.forward, entry.backward))
+    assert builds["single"].count(0) == alone, (builds, alone)
     for p in lstm.parameters():
         p.grad = None
     want = loss(x, y)

@@ -425,12 +425,14 @@ def tile(x: Tensor, dims) -> Tensor:
 
 
 def flip(x: Tensor, *dims) -> Tensor:
-    """``flip(x, dims)`` with a list/tuple, or ``x.flip(0, 1)`` with varargs like PyTorch."""
+    """``flip(x, dims)`` with a list/tuple, or ``x.flip(0, 1)`` with varargs like PyTorch.
+    A copy, as PyTorch's (it has no negative strides): the reversed slice is a view, and a
+    write into it (``y = x.flip(0); y.add_(1)``) changed ``x`` too."""
     dims = _sizes(dims)
     axes = {_wrap_dim(d, x._data.ndim, "flip") for d in dims}
     index = tuple(slice(None, None, -1) if i in axes else slice(None)
                   for i in range(x._data.ndim))
-    return slice_dims(x, index)
+    return clone(slice_dims(x, index))
 
 
 def pad_dims(x: Tensor, pads, value=0.0) -> Tensor:

@@ -61,6 +61,13 @@ def commit_inplace(x: Tensor, compute) -> Tensor:
     old = history_alias(x)
     refs = sys.getrefcount(old)
     result = compute(old)
+    if _grad_state.enabled and x._requires_grad and not result._requires_grad:
+        # zero_/fill_/copy_ of a constant over a tensor in the graph: PyTorch keeps it in
+        # the graph (ZeroBackward, FillBackward: a zero gradient), so its inputs get zero
+        # gradients, not None (an optimizer's momentum and weight decay then still move
+        # them). A where that always picks the result keeps that edge; old's value (maybe
+        # NaN) never reaches the result. Before, x stopped requiring grad.
+        result = M.where(False, old, result)
     if result._requires_grad and result.grad_fn is None:
         result = clone(result)  # x must not become a leaf: copy_(w) gets w's history
     if tuple(result.shape) != tuple(x.shape):

@@ -72,3 +72,39 @@ def test_overwriting_a_tensor_in_the_graph_gives_its_inputs_zero_gradients(how, 
     np.testing.assert_array_equal(gx, want_gx)
     assert gw is not None, "w lost its (zero) gradient"
     np.testing.assert_array_equal(gw.numpy(), want_gw.numpy())
+
+
+def _fill_with_a_tensor(lib):
+    def f(x, w):
+        h = x * 2
+        h[:, 0].fill_(w.sum() * 0.5)     # a 0-dim tensor value: PyTorch's FillBackward
+        return (h * h).sum()
+    return f
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_fill_with_a_tensor_value_passes_its_gradient(compiled):
+    """``fill_(tensor)`` took ``value.item()``: the value's gradient was lost (w.grad
+    None where PyTorch has one) and a compile trace stopped at the item()."""
+    data = np.arange(6.0, dtype=np.float32).reshape(2, 3)
+    results = []
+    for lib in (torch, real_torch):
+        f = _fill_with_a_tensor(lib)
+        if lib is torch and compiled:
+            f = torch.compile(f, fullgraph=True)
+        for _ in range(2 if lib is torch else 1):
+            x = lib.tensor(data, requires_grad=True)
+            w = lib.tensor(data[0] - 1, requires_grad=True)
+            loss = f(x, w)
+            loss.backward()
+        results.append((loss.detach().numpy(), x.grad.numpy(), w.grad))
+    (loss, gx, gw), (want_loss, want_gx, want_gw) = results
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-6)
+    np.testing.assert_allclose(gx, want_gx, rtol=1e-6)
+    assert gw is not None, "fill_ dropped its value's gradient"
+    np.testing.assert_allclose(gw.numpy(), want_gw.numpy(), rtol=1e-6)
+
+
+def test_fill_with_a_tensor_of_one_dimension_is_refused_as_in_pytorch():
+    with pytest.raises(RuntimeError, match=r"fill_: only supports a 0-dimension value .*\(1,\)"):
+        torch.zeros(3).fill_(torch.ones(1))

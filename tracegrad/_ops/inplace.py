@@ -108,7 +108,12 @@ def zero_(x: Tensor) -> Tensor:
 
 def fill_(x: Tensor, value) -> Tensor:
     if isinstance(value, Tensor):
-        value = value.item()
+        if value._data.ndim != 0:
+            raise RuntimeError(f"fill_: only supports a 0-dimension value tensor, got one with "
+                               f"{value._data.ndim} dimensions (shape {tuple(value.shape)})")
+        # a copy, as PyTorch's FillBackward: value's gradient is the sum of x's (item()
+        # dropped it, and stopped a compile trace)
+        return copy_(x, value)
     return _set_values(x, value, "fill_")
 
 

@@ -16,6 +16,7 @@ import weakref
 import numpy as np
 
 from .. import _trace_state
+from .._cuda_tensor import _scalar_dtype, _sibling_dtype   # one rule, eager and traced
 from .._dispatch import is_tracing
 from .._random import default_generator
 from .._tensor import Tensor, _wrap
@@ -124,6 +125,7 @@ class Tracer:
         self._rebinds: dict[int, int] = {}    # id -> times a traced tensor was rebound
         self._dead_aliases = WrittenAliases()   # NOTE (aliases of a dead tensor)
         self.written: list[tuple[Tensor, int, int]] = []  # after the trace: see finish()
+        self.kept_history = None   # shape of a tensor from before the trace given history
         self._rng_state = None
         # NOTE (training step capture): backward() and optimizer steps inside a trace
         self.ran_backward = False
@@ -452,6 +454,8 @@ class Tracer:
         for w in self._writes.values():
             t = w.tensor
             final = t._data
+            if not w.born and t.grad_fn is not None and t.grad_fn is not w.grad_fn:
+                self.kept_history = tuple(t.shape)
             t._data = w.original
             t._version[0] = w.version
             t.grad_fn = w.grad_fn
@@ -543,24 +547,6 @@ def _written_since_made(t: Tensor):
     return root if root is not None and root._version[0] != version else None
 
 
-def _scalar_dtype(value) -> np.dtype:
-    if isinstance(value, bool):
-        return np.dtype(np.bool_)
-    if isinstance(value, int):
-        return np.dtype(np.int64)
-    return np.dtype(np.float32)
-
-
-def _sibling_dtype(op: Op, args):
-    """A Python scalar takes the dtype of the tensor it is combined with (it is 'weak')."""
-    candidates = args[1:] if op is Op.WHERE else args
-    for a in candidates:
-        dt = getattr(a, "dtype", None)
-        if dt is not None:
-            return np.dtype(dt)
-    return None
-
-
 class tracing:
     """Context manager that makes ``tracer`` the active one."""
 
@@ -589,6 +575,13 @@ class tracing:
                              "in-place random fill, randint, randperm, manual_seed, a module "
                              "built inside the function, ...); a compiled call would not "
                              "repeat that")
+        if exc_type is None and self.tracer.kept_history is not None:
+            # eagerly the tensor keeps this step's graph (the next backward through it
+            # raises, as PyTorch's); the program writes back only its values
+            raise TraceError(f"a tensor from before the call (shape "
+                             f"{self.tracer.kept_history}) is written in place with grad "
+                             f"mode on and keeps the autograd graph of the call, which a "
+                             f"compiled call does not give it; write it under no_grad()")
         return False
 
 

@@ -265,7 +265,8 @@ def select(x: Tensor, dim: int, index: int) -> Tensor:
 
 def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
     """The diagonal of the (dim1, dim2) planes as the last dim, as ``torch.diagonal``; a
-    view where ``x``'s layout lets the two dims merge without a copy (PyTorch: always).
+    view where ``x``'s layout lets the two dims merge without a copy, in either order
+    (PyTorch: always; ``x[:, ::2].diagonal()`` is a copy here).
 
     >>> import tracegrad as torch
     >>> torch.arange(9).reshape(3, 3).diagonal(1)
@@ -281,6 +282,12 @@ def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor
     lead = tuple(y._data.shape[:-2])
     if length == 0:
         return narrow(reshape(y, lead + (rows * cols,)), -1, 0, 0)
+    if not _viewable(y, lead + (rows * cols,)) and _viewable(
+            movedim(x, (d2, d1), (n - 2, n - 1)), lead + (rows * cols,)):
+        # a transposed plane (x.t().diagonal()): its diagonal at offset k is the (d2, d1)
+        # diagonal at -k, in the same order, and a view (the reshape below copied, so a
+        # write into it was lost)
+        return diagonal(x, -offset, d2, d1)
     start = offset if offset >= 0 else -offset * cols
     flat = reshape(y, lead + (rows * cols,))
     index = (slice(None),) * len(lead) + (slice(start, start + (length - 1) * (cols + 1) + 1,

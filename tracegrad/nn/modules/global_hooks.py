@@ -1,0 +1,83 @@
+"""Hooks every module runs (PyTorch's ``torch.nn.modules.module.register_module_*_hook``):
+meant for debugging and profiling, they run before each module's own hooks."""
+from __future__ import annotations
+
+import warnings
+from collections import OrderedDict
+
+from .hooks import RemovableHandle
+
+forward_pre_hooks: OrderedDict = OrderedDict()
+forward_hooks: OrderedDict = OrderedDict()
+forward_hooks_with_kwargs: OrderedDict = OrderedDict()
+forward_hooks_always_called: OrderedDict = OrderedDict()
+backward_pre_hooks: OrderedDict = OrderedDict()
+backward_hooks: OrderedDict = OrderedDict()
+# NOTE: the module call's hot path tests this one list instead of four dicts
+any_hooks = [False]
+
+
+def _changed() -> None:
+    any_hooks[0] = bool(forward_pre_hooks or forward_hooks or backward_pre_hooks
+                        or backward_hooks)
+
+
+class _GlobalHandle(RemovableHandle):
+    def remove(self) -> None:
+        super().remove()
+        _changed()
+
+
+def _register(table: OrderedDict, hook, *extra: OrderedDict) -> RemovableHandle:
+    handle = _GlobalHandle(table, *extra)
+    table[handle.id] = hook
+    _changed()
+    return handle
+
+
+def register_module_forward_pre_hook(hook) -> RemovableHandle:
+    """``hook(module, args) -> None or new args`` before every module's ``forward``."""
+    return _register(forward_pre_hooks, hook)
+
+
+def register_module_forward_hook(hook, *, with_kwargs: bool = False,
+                                 always_call: bool = False) -> RemovableHandle:
+    """``hook(module, args, output) -> None or new output`` after every module's
+    ``forward`` (``hook(module, args, kwargs, output)`` with ``with_kwargs``)."""
+    handle = _register(forward_hooks, hook, forward_hooks_with_kwargs,
+                       forward_hooks_always_called)
+    if with_kwargs:
+        forward_hooks_with_kwargs[handle.id] = True
+    if always_call:
+        forward_hooks_always_called[handle.id] = True
+    return handle
+
+
+def register_module_full_backward_pre_hook(hook) -> RemovableHandle:
+    """``hook(module, grad_output) -> None or new grad_output`` for every module."""
+    return _register(backward_pre_hooks, hook)
+
+
+def register_module_full_backward_hook(hook) -> RemovableHandle:
+    """``hook(module, grad_input, grad_output) -> None or new grad_input`` for every
+    module."""
+    return _register(backward_hooks, hook)
+
+
+def register_module_backward_hook(hook) -> RemovableHandle:
+    """PyTorch's deprecated form; tracegrad runs it as a full backward hook
+    (NOTE (legacy backward hooks) below)."""
+    warn_legacy_backward_hook("register_module_backward_hook")
+    return _register(backward_hooks, hook)
+
+
+def warn_legacy_backward_hook(name: str) -> None:
+    # NOTE (legacy backward hooks): PyTorch's non-full hook sees the gradients of the last
+    # autograd node of forward (for Linear: addmm's bias, input and weight.T gradients), an
+    # accident of how forward is written that tracegrad's different node graph cannot
+    # reproduce; a full hook's grad_input (one entry per forward input) is the documented
+    # replacement, so that is what runs, and the user is told so
+    warnings.warn(f"{name}: tracegrad runs this deprecated hook as a full backward hook: "
+                  f"grad_input holds the gradients with respect to the module's inputs (PyTorch's "
+                  f"non-full hook gives the last operation's instead). Use "
+                  f"register_full_backward_hook.", FutureWarning, stacklevel=3)

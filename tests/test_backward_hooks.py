@@ -104,13 +104,15 @@ def test_input_without_grad_gives_none_and_hook_runs_at_grad_output():
     layer = nn.Linear(3, 2)
     calls = []
     layer.register_full_backward_hook(recorder(calls))
-    layer(torch.randn(4, 3)).sum().backward()
+    with pytest.warns(UserWarning, match="Full backward hook is firing when gradients are "
+                                         "computed with respect to module outputs"):
+        layer(torch.randn(4, 3)).sum().backward()
     (_, grad_input, grad_output), = calls
     assert grad_input == (None,)
     np.testing.assert_allclose(grad_output[0].numpy(), np.ones((4, 2)))
     layer.register_full_backward_hook(lambda m, gi, go: (torch.ones(4, 3),))
     with pytest.raises(RuntimeError, match="no input requires gradient should always return "
-                                           "None"):
+                                           "None"), pytest.warns(UserWarning):
         layer(torch.randn(4, 3)).sum().backward()
 
 

@@ -10,6 +10,7 @@ outputs would bypass them: it is refused, as in PyTorch (``check_inplace``).
 """
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 
 from ... import _trace_state
@@ -71,6 +72,11 @@ class BackwardHook:
         if self.input_index is None:
             # no input requires grad: grad_input never comes, so the hooks run now
             grad_inputs = (None,) * self.n_inputs
+            if self.hooks:
+                warnings.warn("Full backward hook is firing when gradients are computed with "
+                              "respect to module outputs since no inputs require gradients. "
+                              "See the documentation of register_full_backward_hook for more "
+                              "details.", stacklevel=2)
             for hook in self.hooks:
                 res = hook(self.module, grad_inputs, grad_outputs)
                 if res is not None and not (isinstance(res, tuple)

@@ -185,7 +185,12 @@ def test_in_place_write_into_hooked_input_or_output_is_refused():
     _, total, _ = module(x, x)
     with pytest.raises(RuntimeError, match="Output 1 of BackwardHookFunction"):
         total.mul_(2)
+    with pytest.raises(RuntimeError, match="Output 0 of BackwardHookFunction"):
+        layer(x)[0].add_(1)  # a view of the output
     (layer(x).clone().add_(1)).sum().backward()  # a clone is the documented fix
+    y = layer(x)
+    with torch.no_grad():
+        y.add_(1)  # allowed without grad mode, as in PyTorch
 
 
 def test_no_grad_call_runs_no_hook():
@@ -261,3 +266,14 @@ def test_custom_function_non_differentiable_input_returned_as_is():
     b = torch.ones(2, requires_grad=True)
     x, y = Pass.apply(a, b)
     assert x.requires_grad and not y.requires_grad
+
+
+def test_module_called_twice_before_backward_runs_its_hook_per_call():
+    torch.manual_seed(0)
+    layer = nn.Linear(3, 3)
+    sums = []
+    layer.register_full_backward_hook(lambda m, gi, go: sums.append(gi[0].sum().item()))
+    x = torch.randn(2, 3, requires_grad=True)
+    (layer(x).sum() + 2 * layer(x).sum()).backward()
+    one = layer.weight.detach().numpy().sum(0).sum() * 2  # d(sum(layer(x)))/dx, summed
+    np.testing.assert_allclose(sorted(sums), sorted([one, 2 * one]), rtol=1e-5)

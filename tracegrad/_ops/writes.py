@@ -43,7 +43,8 @@ def check_inplace(x: Tensor, op: str) -> None:
                 f"{op}: a view of a leaf Variable that requires grad is being used in an "
                 f"in-place operation. (view of shape {tuple(x.shape)} of a leaf of shape "
                 f"{tuple(base.shape)})")
-    _check_not_returned_as_is(x, op)
+    if _grad_state.enabled:  # under no_grad PyTorch allows the write, and so do we
+        _check_not_returned_as_is(x, op)
     if x._cuda_base is not None and x._cuda_base() is not None:
         raise RuntimeError(f"{op}: an in-place write into a view of a live CUDA tensor (view "
                            f"of shape {tuple(x.shape)}) is not supported: tracegrad's CUDA "

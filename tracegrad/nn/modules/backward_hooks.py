@@ -177,6 +177,7 @@ class BackwardHooksMixin:
 
 
 def _add(table: OrderedDict, hook, prepend: bool) -> RemovableHandle:
+    global_hooks.note_module_backward_hook()
     handle = RemovableHandle(table)
     table[handle.id] = hook
     if prepend:

@@ -31,6 +31,7 @@ from .state_dict import StateDictMixin
 # or deleted): a compiled call compares the attributes its trace read only when this moved
 # (compiler/tracer.py note_module)
 ATTRIBUTE_WRITES = [0]
+_HOOKS_BEYOND_FORWARD = global_hooks.hooks_beyond_forward  # NOTE in global_hooks.py
 
 
 def _always_called(d: dict, hook_id: int) -> bool:
@@ -416,7 +417,7 @@ class Module(BackwardHooksMixin, StateDictMixin):
             _trace_state.state.tracer.note_module(self)  # its train()/eval() mode is a guard
         compiled = d.get("_compiled_call_impl")
         if not (d["_forward_pre_hooks"] or d["_forward_hooks"] or compiled
-                or d["_backward_hooks"] or d["_backward_pre_hooks"] or global_hooks.any_hooks[0]):
+                or _HOOKS_BEYOND_FORWARD[0]):
             return self.forward(*args, **kwargs)   # the hot path: one test
         if compiled is not None:   # Module.compile() was called
             return compiled(*args, **kwargs)
@@ -428,8 +429,7 @@ class Module(BackwardHooksMixin, StateDictMixin):
         d = self.__dict__
         if _trace_state.active_traces and _trace_state.state.tracer is not None:
             _trace_state.state.tracer.note_module(self)
-        if not (d["_forward_pre_hooks"] or d["_forward_hooks"] or d["_backward_hooks"]
-                or d["_backward_pre_hooks"] or global_hooks.any_hooks[0]):
+        if not (d["_forward_pre_hooks"] or d["_forward_hooks"] or _HOOKS_BEYOND_FORWARD[0]):
             return self.forward(*args, **kwargs)
         return self._call_with_hooks(args, kwargs)
 

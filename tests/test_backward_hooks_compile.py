@@ -104,3 +104,28 @@ def test_held_stdout_lets_other_threads_write_and_drops_on_failure(capsys):
         other.join()
         raise ValueError
     assert capsys.readouterr().out == "other thread\n"
+
+
+@pytest.mark.parametrize("register", ["forward", "backward", "global_backward"])
+def test_hook_registered_after_compiling_runs_at_the_next_call(register):
+    from tracegrad.nn.modules.module import register_module_full_backward_hook
+    calls = []
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    step = torch.compile(step_of(net))
+    x = torch.randn(2, 3)
+    step(x)
+    step(x)   # replayed: compiled
+    if register == "forward":
+        handle = net[0].register_forward_hook(lambda m, a, o: calls.append(1))
+    elif register == "backward":
+        handle = net[0].register_full_backward_hook(lambda m, gi, go: calls.append(1))
+    else:
+        handle = register_module_full_backward_hook(lambda m, gi, go: calls.append(1))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            step(x)
+    finally:
+        handle.remove()
+    assert calls, "the compiled program replayed without the new hook"

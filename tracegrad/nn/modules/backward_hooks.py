@@ -178,6 +178,7 @@ class BackwardHooksMixin:
 
 def _add(table: OrderedDict, hook, prepend: bool) -> RemovableHandle:
     global_hooks.note_module_backward_hook()
+    global_hooks.note_registration()
     handle = RemovableHandle(table)
     table[handle.id] = hook
     if prepend:

@@ -30,6 +30,27 @@ def note_module_backward_hook() -> None:
     _changed()
 
 
+def hook_ids(module) -> tuple:
+    """The hooks that would run at a call of ``module`` (its own and the global ones), by
+    handle id: a compiled call replays a trace only while these are the same (a hook
+    registered after the trace must run, and the trace refuses hooks)."""
+    d = module.__dict__
+    tables = (d["_forward_pre_hooks"], d["_forward_hooks"], d["_backward_pre_hooks"],
+              d["_backward_hooks"], forward_pre_hooks, forward_hooks, backward_pre_hooks,
+              backward_hooks)
+    return tuple(tuple(t) for t in tables)
+
+
+def note_registration() -> None:
+    """A hook was registered: compiled calls compare their modules' hooks again
+    (``hook_ids``; module.py ATTRIBUTE_WRITES)."""
+    attribute_writes[0] += 1
+
+
+# module.py's ATTRIBUTE_WRITES (the same list): counts writes to any module's attributes
+attribute_writes = [0]
+
+
 class _GlobalHandle(RemovableHandle):
     def remove(self) -> None:
         super().remove()
@@ -40,6 +61,7 @@ def _register(table: OrderedDict, hook, *extra: OrderedDict) -> RemovableHandle:
     handle = _GlobalHandle(table, *extra)
     table[handle.id] = hook
     _changed()
+    note_registration()
     return handle
 
 

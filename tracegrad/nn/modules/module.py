@@ -30,7 +30,7 @@ from .state_dict import StateDictMixin
 # Writes of any module attribute (a number, a parameter, buffer or submodule set, replaced
 # or deleted): a compiled call compares the attributes its trace read only when this moved
 # (compiler/tracer.py note_module)
-ATTRIBUTE_WRITES = [0]
+ATTRIBUTE_WRITES = global_hooks.attribute_writes  # hook registrations count too
 _HOOKS_BEYOND_FORWARD = global_hooks.hooks_beyond_forward  # NOTE in global_hooks.py
 
 
@@ -522,6 +522,7 @@ class Module(BackwardHooksMixin, StateDictMixin):
         (``hook(module, args, kwargs) -> None or (args, kwargs)`` with ``with_kwargs``)."""
         handle = RemovableHandle(self._forward_pre_hooks, self._forward_pre_hooks_with_kwargs)
         self._forward_pre_hooks[handle.id] = hook
+        global_hooks.note_registration()
         if with_kwargs:
             self._forward_pre_hooks_with_kwargs[handle.id] = True
         if prepend:
@@ -535,6 +536,7 @@ class Module(BackwardHooksMixin, StateDictMixin):
         handle = RemovableHandle(self._forward_hooks, self._forward_hooks_with_kwargs,
                                  self._forward_hooks_always_called)
         self._forward_hooks[handle.id] = hook
+        global_hooks.note_registration()
         if with_kwargs:
             self._forward_hooks_with_kwargs[handle.id] = True
         if always_call:

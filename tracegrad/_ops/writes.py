@@ -43,6 +43,8 @@ def check_inplace(x: Tensor, op: str) -> None:
                 f"{op}: a view of a leaf Variable that requires grad is being used in an "
                 f"in-place operation. (view of shape {tuple(x.shape)} of a leaf of shape "
                 f"{tuple(base.shape)})")
+    if _grad_state.enabled:  # under no_grad PyTorch allows the write, and so do we
+        _check_not_returned_as_is(x, op)
     if x._cuda_base is not None and x._cuda_base() is not None:
         raise RuntimeError(f"{op}: an in-place write into a view of a live CUDA tensor (view "
                            f"of shape {tuple(x.shape)}) is not supported: tracegrad's CUDA "
@@ -54,6 +56,25 @@ def check_inplace(x: Tensor, op: str) -> None:
                            f"written-to tensor (shape {tuple(x.shape)}, an expanded view) "
                            f"refers to a single memory location. Please clone() the tensor "
                            f"before performing the operation.")
+
+
+def _check_not_returned_as_is(x: Tensor, op: str) -> None:
+    """A module backward hook's identity returns its inputs as-is (NOTE (how) in
+    nn/modules/backward_hooks.py); a write into one would bypass the hook, as PyTorch
+    refuses."""
+    for t in (x, x._base):
+        node = None if t is None else t.grad_fn
+        rule = None if node is None else node.prim
+        if getattr(rule, "name", None) != "BackwardHookFunction":
+            continue
+        k = rule.index if hasattr(rule, "index") else node.ctx._direct_output
+        raise RuntimeError(
+            f"{op}: Output {k} of BackwardHookFunction is a view and is being modified "
+            f"inplace. This view was created inside a custom Function (or because an input "
+            f"was returned as-is) and the autograd logic to handle view+inplace would "
+            f"override the custom backward associated with the custom Function, leading to "
+            f"incorrect gradients. This behavior is forbidden. You can fix this by cloning "
+            f"the output of the custom Function.")
 
 
 def commit_inplace(x: Tensor, compute) -> Tensor:

@@ -293,9 +293,10 @@ def _link_outputs(cls, ctx: FunctionCtx, args: tuple, outputs):
     for k, o in enumerate(outs):
         if not isinstance(o, Tensor):
             continue
+        marked = id(o) in non_diff  # before the alias below, which has a new id
         if id(o) in input_ids and id(o) not in dirty:
             o = outs[k] = _alias(o)  # an input returned unchanged: a new tensor, own history
-        if id(o) in non_diff or o._data.dtype.kind not in "fc":
+        if marked or o._data.dtype.kind not in "fc":
             continue
         differentiable.append(k)
     if len(differentiable) == 1:

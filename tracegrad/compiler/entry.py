@@ -28,6 +28,7 @@ from .debug import debug_level, logger
 from .errors import TraceError
 from .partition import split
 from .python_guards import python_value_guards, requires_grad_guards
+from .held_output import stdout_held_until_success
 from .tracer import Tracer, TraceValue, tracing
 from .update_segments import update_segments
 
@@ -275,7 +276,7 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool,
     compile them when ``compile_code``.  ``symbols``: a guard trace (``Tracer``)."""
     tracer = Tracer(symbols)
     try:
-        with _collector_paused():
+        with _collector_paused(), stdout_held_until_success():
             return _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code,
                                 plan_programs)
     except BaseException:

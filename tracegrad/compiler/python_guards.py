@@ -7,6 +7,8 @@ from __future__ import annotations
 import operator
 from types import ModuleType
 
+from ..nn.modules.global_hooks import hook_ids
+
 _PLAIN = (bool, int, float, complex, str, type(None))
 
 
@@ -33,6 +35,7 @@ def attributes(module) -> tuple:
         if name[0] != "_" and (type(value) in _PLAIN or (type(value) is tuple and all(
                 type(v) in _PLAIN for v in value))):
             plain.append((name, value))
+    plain.append(("<hooks>", hook_ids(module)))  # a hook registered since must run
     names, members = [], []
     for store in (module._parameters, module._buffers, module._modules):
         names.extend(store)

@@ -16,7 +16,6 @@ from .._tensor import Tensor, _wrap, replay_view_ops
 from ..autograd.engine import run_backward
 from ..autograd.grad_mode import state as grad_state
 from ..codegen import horizontal, phase_clock
-from ..codegen.ops import MOVEMENT
 from ..runtime.cpu_program import (CANONICAL_NAME, CompiledProgram, ProgramCompileError,
                                    llvm_sources)
 from ..runtime.cuda_program import CudaProgram
@@ -29,6 +28,7 @@ from .errors import TraceError
 from .partition import split
 from .python_guards import python_value_guards, requires_grad_guards
 from .held_output import stdout_held_until_success
+from .trace_reads import reads_for_backward, returned_argument, saved_reads
 from .tracer import Tracer, TraceValue, tracing
 from .update_segments import update_segments
 
@@ -76,8 +76,8 @@ class Entry:
         self.compile_seconds = 0.0
         self.phase_seconds: dict[str, float] = {}  # codegen.phase_clock.PHASES -> seconds
         self.dump_stats = None         # [calls, seconds] while a dump folder is active
-        self.grad_writes = []          # per .grad written in the step: (leaf, has a value,
-        #                                accumulates into the old tensor), see Entry.run
+        self.grad_writes = []          # per .grad written in the step: (leaf, or the int
+        #     position of an argument, has a value, accumulates into the old tensor)
         self.guards = []               # callables, all True while this entry is valid
         self.captured_meta = []        # (captured tensor, traced shape, dtype)
         self.made_inputs = []          # positions in input_sources of tensors the trace
@@ -145,7 +145,7 @@ class Entry:
                 t._version[0] += count
             n_saved += len(self.writes)
         if self.grad_writes:
-            n_saved = self._write_grads(results, n_saved)
+            n_saved = self._write_grads(leaves, results, n_saved)
         returned = outs
         if self.out_aliases:   # NOTE (returned arguments)
             returned = list(outs)
@@ -196,15 +196,23 @@ class Entry:
                 return False
         return True
 
-    def _write_grads(self, results, n_saved: int) -> int:
+    def _write_grads(self, leaves, results, n_saved: int) -> int:
         """Set each ``.grad`` the step wrote as eager mode would have left it."""
         used = set()
-        for leaf, has_value, accumulates in self.grad_writes:
+        for ref, has_value, accumulates in self.grad_writes:
+            leaf = leaves[ref] if type(ref) is int else ref
             if not has_value:
                 leaf.grad = None
                 continue
             value = results[n_saved]
             n_saved += 1
+            if type(ref) is int and leaf.grad is not None:
+                # NOTE (argument gradients): the trace's stand-in for an argument had no
+                # .grad, so the program computed the new gradient alone; eager adds it
+                # into the .grad the argument came with
+                np.add(leaf.grad._data, value, out=leaf.grad._data, casting="unsafe")
+                leaf.grad._version[0] += 1
+                continue
             if accumulates:   # eager ``+=`` into the gradient tensor the leaf had
                 np.copyto(leaf.grad._data, value, casting="unsafe")
                 leaf.grad._version[0] += 1
@@ -336,7 +344,7 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
                                  f"compute")
             if leaf._view is not None:   # a view behind a write through another view
                 tracer.refuse_stale_view(leaf)   # of its root would return old values
-            alias = _returned_argument(leaf, traced_leaves, tracer)
+            alias = returned_argument(leaf, traced_leaves, tracer)
             if alias is not None:
                 aliases.append((len(outputs),) + alias)
             if not isinstance(leaf._data, TraceValue):
@@ -366,7 +374,7 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
                 if t._requires_grad:
                     diff_tensors.append(t)
                     diff_sources.append(("captured", t))
-            eager_reads = _eager_reads(outputs, tracer, traced_leaves)
+            eager_reads = reads_for_backward(outputs, tracer, traced_leaves)
             grad_tensors = [tracer.grad_input(o, k) for k, o in enumerate(outputs)]
             grad_inputs = [g._data.node for g in grad_tensors]
             roots = [(o, g) for o, g in zip(outputs, grad_tensors) if o._requires_grad]
@@ -397,7 +405,10 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
     entry.written_args = tuple(ref for (kind, ref), _ in entry.writes if kind == "arg")
     write_ids = [node for _, node, _ in writes]
     write_ids += [node for _, node, _ in tracer.grad_writes if node is not None]
-    entry.grad_writes = [(leaf, node is not None, acc) for leaf, node, acc in tracer.grad_writes]
+    # an argument's stand-in is this trace's object: each call writes its argument's .grad
+    position_of = {id(t): k for k, t in enumerate(traced_leaves)}
+    entry.grad_writes = [(position_of.get(id(leaf), leaf), node is not None, acc)
+                         for leaf, node, acc in tracer.grad_writes]
     entry.guards = (list(tracer.guards) + requires_grad_guards(tracer)
                     + python_value_guards(compiled.fn))
     grad_ids = [None if g is None else g._data.node for g in grads]
@@ -424,7 +435,7 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
     if parts.backward is not None:
         entry.diff_inputs = diff_sources
         entry.grad_present = [g is not None for g in grads]
-        entry.saved_reads = _saved_reads(parts, tracer.graph, out_ids)
+        entry.saved_reads = saved_reads(parts, tracer.graph, out_ids)
         entry.saved_copies = tuple(k - len(parts.saved) for k in parts.copied)
     if not plan_programs:
         return entry
@@ -523,77 +534,3 @@ def _save_sources(entry) -> str:
             for name, source in llvm_sources(program).items():
                 (folder / f"{name}.ll").write_text(source)
     return str(folder)
-
-
-# NOTE (returned arguments): a function that returns an argument or captured tensor (a
-# parameter, the .grad a training step leaves), or a view of one, returns that very
-# tensor (or a view of it) eagerly: the caller's in-place change through it changes the
-# argument, bumps the version counter the backward checks, and its gradient flows into
-# the argument's history. A call therefore
-# returns the argument itself, or replays the view ops the trace recorded on it (the
-# trace at this very signature, so their sizes hold), instead of the program's copy.
-def _returned_argument(t, traced_leaves, tracer):
-    """("arg", index, chain), ("captured", tensor, chain) or ("grad", leaf, chain) when
-    ``t`` is an argument, a captured tensor or the ``.grad`` a step leaves on ``leaf``
-    (chain None), or a view of one (its chain of view ops), else None."""
-    root, chain = (t._view[0], t._view[1]) if t._view is not None else (t, None)
-    for position, leaf in enumerate(traced_leaves):
-        if leaf is root:
-            return ("arg", position, chain)
-    for leaf, _before, _cleared in tracer.grads_written():
-        if leaf._grad is root:   # the .grad a training step leaves: the call sets it first
-            return ("grad", leaf, chain)
-    if not isinstance(root._data, TraceValue) and not tracer.is_born(root) \
-            and tracer.source_of(root)[0] == "captured":
-        return ("captured", root, chain)
-    return None
-
-
-def _eager_reads(outputs, tracer, traced_leaves) -> set[int]:
-    """The INPUT and result nodes whose values eager mode's backward would read (NOTE
-    (inputs read by backward) in partition.py): those of the arguments, captured tensors
-    and results whose version counter (shared by their views) some primitive of the
-    traced forward saves for its derivative rule."""
-    counters, seen = set(), set()
-    stack = [o.grad_fn for o in outputs if o.grad_fn is not None]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen or node.inputs is None:
-            continue
-        seen.add(id(node))
-        for i in node.prim.needs(node.needs_grad):
-            x = node.inputs[i]
-            if isinstance(x, Tensor):
-                counters.add(id(x._version))
-        if node.out_counter is not None:   # a rule that reads its own output (exp)
-            counters.add(id(node.out_counter))
-        stack.extend(fn for fn in node.edges if fn is not None)
-    args = {("arg", k): t for k, t in enumerate(traced_leaves)}
-    out = {o._data.node for o in outputs if id(o._version) in counters}
-    for node, kind in zip(tracer.graph.inputs, tracer.input_kinds):
-        t = args.get(kind) if kind[0] == "arg" else kind[1] if kind[0] == "captured" else None
-        if isinstance(t, Tensor) and id(t._version) in counters:
-            out.add(node)
-    return out
-
-
-def _saved_reads(parts, graph, out_ids) -> tuple:
-    """Positions of the forward inputs the backward program reads, directly or through a
-    view, and (as ``-1 - k``) of the results ``k`` it reads: each is checked for in-place
-    changes between the call and backward, as eager mode checks what its rules save (NOTE
-    (inputs read by backward) in partition.py; a saved view is a copy, but eager mode
-    would raise there too)."""
-    position = {n: k for k, n in enumerate(parts.forward_inputs)}
-    for k, n in enumerate(out_ids):
-        if graph.node(n).op not in MOVEMENT:   # a result that is a view is a copy
-            position.setdefault(n, -1 - k)
-    reads = set()
-    copied = {parts.saved[k] for k in parts.copied}
-    for n in parts.saved:
-        if n in copied:
-            continue
-        while graph.node(n).op in MOVEMENT:
-            n = graph.node(n).inputs[0]
-        if n in position:
-            reads.add(position[n])
-    return tuple(sorted(reads))

@@ -515,26 +515,24 @@ class CompiledProgram:
 
     def __call__(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Run the program on ``inputs`` (in graph-input order); returns the outputs."""
-        if not self._calls_blas:
-            return self._call(inputs)
-        blas_threads.hold_one_thread()   # NOTE (one kind of worker), runtime.blas_threads
-        try:
-            return self._call(inputs)
-        finally:
-            blas_threads.release_one_thread()
-
-    def _call(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        # NOTE (per-call cost): one Python frame from here to _run (this was three)
         if len(inputs) != len(self._inputs):
             raise TypeError(f"program takes {len(self._inputs)} inputs, got {len(inputs)}")
-        if not self._busy.acquire(blocking=False):
-            table = np.zeros(len(self._addr_template), np.int64)
-            return self._run(inputs, *self._temps(), cache_inputs=False,
-                             table=(table, _address(table)))
+        blas = self._calls_blas
+        if blas:
+            blas_threads.hold_one_thread()   # NOTE (one kind of worker), runtime.blas_threads
         try:
-            return self._run(inputs, self._template, self._addr_template, cache_inputs=True,
-                             table=self._table)
+            if not self._busy.acquire(blocking=False):
+                table = np.zeros(len(self._addr_template), np.int64)
+                return self._run(inputs, *self._temps(), False, (table, _address(table)))
+            try:
+                return self._run(inputs, self._template, self._addr_template, True,
+                                 self._table)
+            finally:
+                self._busy.release()
         finally:
-            self._busy.release()
+            if blas:
+                blas_threads.release_one_thread()
 
     def _run(self, inputs: Sequence[np.ndarray], template: list, addr_template: list[int],
              cache_inputs: bool, table: tuple[np.ndarray, int]) -> list[np.ndarray]:

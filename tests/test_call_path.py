@@ -46,3 +46,23 @@ def test_a_rebound_global_or_closure_tensor_is_read_anew():
         np.testing.assert_array_equal(f(x).numpy(), x.numpy() * 2 + 5)
     finally:
         SCALE_TENSOR = old
+
+
+def test_returned_structures_keep_their_shape_and_constants():
+    x = tracegrad.from_numpy(np.arange(4, dtype=np.float32))
+    cases = {
+        "alone": (lambda a: a * 2, lambda got: got),
+        "list of one": (lambda a: [a * 2], lambda got: got[0]),
+        "tuple with a constant": (lambda a: (a * 2, 3), lambda got: got[0]),
+        "dict": (lambda a: {"y": a * 2, "n": None}, lambda got: got["y"]),
+    }
+    for name, (fn, pick) in cases.items():
+        f = tracegrad.compile(fn)
+        for _ in range(2):
+            got, want = f(x), fn(x)
+            assert type(got) is type(want), name
+            np.testing.assert_array_equal(pick(got).numpy(), x.numpy() * 2)
+            if isinstance(want, tuple):
+                assert got[1] == 3
+            if isinstance(want, dict):
+                assert list(got) == ["y", "n"] and got["n"] is None

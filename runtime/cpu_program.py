@@ -317,7 +317,7 @@ class CompiledProgram:
         # same program at once would share them.  The thread that finds the program busy
         # (or a forked child that inherited it mid-call) runs on temps of its own instead.
         self._busy = threading.Lock()
-        self._spares: dict[int, list[np.ndarray]] = {}   # NOTE (recycled results)
+        self._spares: dict[int, list[tuple[np.ndarray, int]]] = {}  # NOTE (recycled results)
         derived_of: dict[int, list[tuple[int, int]]] = {}
         for (k, delta), slot in self._slot_of.items():
             derived_of.setdefault(k, []).append((slot, delta))
@@ -448,25 +448,31 @@ class CompiledProgram:
             addrs[slot] = addrs[k] + delta if addrs[k] else 0
         return template, addrs
 
-    def _recycled(self, k: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        """NOTE (recycled results): a big fresh result (a weight's new ``.grad``) from an
-        earlier call that nothing references any more (the step's ``zero_grad`` dropped
-        it), else a new pooled array. Two are kept per result: the one the caller holds
-        and the one it let go. Skips the allocator's round trip (~10 µs per 400 KB
-        result); never hands out an array that anything, a view included, still reads."""
-        spares = self._spares.setdefault(k, [])
-        for arr in spares:
-            # references: the list, ``arr``, getrefcount's argument. NumPy points every
-            # view at the first array that is no view (the pool's block array, our
+    def _recycled(self, k: int, shape: tuple[int, ...], dtype: np.dtype,
+                  big: bool) -> tuple[np.ndarray, int]:
+        """NOTE (recycled results): a fresh result (a weight's new ``.grad``, the loss) from
+        an earlier call that nothing references any more (the step's ``zero_grad``
+        dropped it), with its address, else a new array (pooled when ``big``). Two are
+        kept per result: the one the caller holds and the one it let go. Skips the
+        allocator's round trip (~10 µs per 400 KB result) and the address lookup
+        (~0.5 µs); never hands out an array that anything, a view included, still reads."""
+        spares = self._spares.get(k)
+        if spares is None:
+            spares = self._spares[k] = []
+        for arr, addr in spares:
+            # references: the list's pair, ``arr``, getrefcount's argument. NumPy points
+            # every view at the first array that is no view (the pool's block array, our
             # array's base), so views are counted there: only our array and ``base``
             # may hold it.
             base = arr.base
             if sys.getrefcount(arr) == 3 and (base is None or sys.getrefcount(base) == 3):
-                return arr
-        arr = allocator.empty(shape, dtype)
+                return arr, addr
+        # the pool saves page faults on big outputs; small ones are cheaper from NumPy
+        arr = allocator.empty(shape, dtype) if big else np.empty(shape, dtype)
+        addr = _address(arr)
         if len(spares) < 2:
-            spares.append(arr)
-        return arr
+            spares.append((arr, addr))
+        return arr, addr
 
     def _extern_call(self, step: ExternStep, derived_of: dict[int, list[tuple[int, int]]],
                      extern_eval: ExternEval | None) -> _ExternCall:
@@ -509,43 +515,50 @@ class CompiledProgram:
 
     def __call__(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Run the program on ``inputs`` (in graph-input order); returns the outputs."""
-        if not self._calls_blas:
-            return self._call(inputs)
-        blas_threads.hold_one_thread()   # NOTE (one kind of worker), runtime.blas_threads
-        try:
-            return self._call(inputs)
-        finally:
-            blas_threads.release_one_thread()
-
-    def _call(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        # NOTE (per-call cost): one Python frame from here to _run (this was three)
         if len(inputs) != len(self._inputs):
             raise TypeError(f"program takes {len(self._inputs)} inputs, got {len(inputs)}")
-        if not self._busy.acquire(blocking=False):
-            table = np.zeros(len(self._addr_template), np.int64)
-            return self._run(inputs, *self._temps(), cache_inputs=False,
-                             table=(table, _address(table)))
+        blas = self._calls_blas
+        if blas:
+            blas_threads.hold_one_thread()   # NOTE (one kind of worker), runtime.blas_threads
         try:
-            return self._run(inputs, self._template, self._addr_template, cache_inputs=True,
-                             table=self._table)
+            if not self._busy.acquire(blocking=False):
+                table = np.zeros(len(self._addr_template), np.int64)
+                return self._run(inputs, *self._temps(), False, (table, _address(table)))
+            try:
+                return self._run(inputs, self._template, self._addr_template, True,
+                                 self._table)
+            finally:
+                self._busy.release()
         finally:
-            self._busy.release()
+            if blas:
+                blas_threads.release_one_thread()
 
     def _run(self, inputs: Sequence[np.ndarray], template: list, addr_template: list[int],
              cache_inputs: bool, table: tuple[np.ndarray, int]) -> list[np.ndarray]:
         arrays: list = template.copy()
         addrs = addr_template.copy()
-        for pos, x in enumerate(inputs):
-            k = self._inputs[pos][0]
-            arrays[k], addrs[k] = self._input_address(pos, x, cache_inputs)
-        for k, shape, dtype, big in self._fresh:
-            # the pool saves page faults on big outputs; small ones are cheaper from NumPy
-            if not big:
-                arr = np.empty(shape, dtype)
-            else:
-                arr = self._recycled(k, shape, dtype) if cache_inputs else allocator.empty(
-                    shape, dtype)
-            arrays[k] = arr
-            addrs[k] = _address(arr)
+        if cache_inputs:
+            # the common call: the arrays of the last call again (weights, a reused batch),
+            # checked here rather than in _input_address (a Python call per input)
+            last_addr = self._last_addr
+            for pos, (x, last, (k, shape, dtype, _)) in enumerate(
+                    zip(inputs, self._last_in, self._inputs)):
+                if x is last and x.shape == shape and x.dtype == dtype:
+                    arrays[k] = x
+                    addrs[k] = last_addr[pos]
+                else:
+                    arrays[k], addrs[k] = self._input_address(pos, x, True)
+            for k, shape, dtype, big in self._fresh:
+                arrays[k], addrs[k] = self._recycled(k, shape, dtype, big)
+        else:
+            for pos, x in enumerate(inputs):
+                k = self._inputs[pos][0]
+                arrays[k], addrs[k] = self._input_address(pos, x, False)
+            for k, shape, dtype, big in self._fresh:
+                arr = allocator.empty(shape, dtype) if big else np.empty(shape, dtype)
+                arrays[k] = arr
+                addrs[k] = _address(arr)
         for k, source in self._inplace:
             arrays[k] = arrays[source]
             addrs[k] = addrs[source]

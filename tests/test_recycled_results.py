@@ -1,5 +1,5 @@
-"""NOTE (recycled results, runtime/cpu_program.py): a big result of a compiled call is
-reused by a later call only when nothing, not even a view, still references it."""
+"""NOTE (recycled results, runtime/cpu_program.py): a result of a compiled call (big or
+small) is reused by a later call only when nothing, not even a view, still references it."""
 import numpy as np
 
 import tracegrad
@@ -46,7 +46,7 @@ def test_a_dropped_result_is_reused():
     f(x)   # the first result was dropped: the third call may take it back
     program = next(iter(f._cache.values())).forward
     (spares,) = program._spares.values()
-    before = [id(a) for a in spares]
+    before = [id(a) for a, _address in spares]
     out = f(x)
     assert id(out._data) in before
     np.testing.assert_array_equal(out.numpy(), x.numpy() * 3)
@@ -67,3 +67,35 @@ def test_an_old_grad_kept_by_the_user_keeps_its_values_across_steps():
     for grad, values in kept:
         np.testing.assert_array_equal(grad.numpy(), values)
     assert len({id(g._data) for g, _ in kept}) == len(kept)
+
+
+def test_small_results_held_or_viewed_keep_their_values():
+    # small results (a loss, a 10x10 grad) are recycled too: a held one, a 0-d one kept
+    # as an array, or a view of a dropped one must never be written by a later call
+    f = tracegrad.compile(lambda x: ((x * 2).sum(), x + 1))
+    xs = [tracegrad.from_numpy(rng.standard_normal((10, 10)).astype(np.float32))
+          for _ in range(6)]
+    held = f(xs[0])
+    loss_array = f(xs[1])[0].numpy()
+    view = f(xs[2])[1].numpy()[2:5]
+    want_view = xs[2].numpy()[2:5] + 1
+    for x in xs[3:]:
+        loss, plus = f(x)
+        np.testing.assert_allclose(loss.item(), (x.numpy() * 2).sum(), rtol=1e-5)
+        np.testing.assert_array_equal(plus.numpy(), x.numpy() + 1)
+    np.testing.assert_allclose(held[0].item(), (xs[0].numpy() * 2).sum(), rtol=1e-5)
+    np.testing.assert_array_equal(held[1].numpy(), xs[0].numpy() + 1)
+    np.testing.assert_allclose(float(loss_array), (xs[1].numpy() * 2).sum(), rtol=1e-5)
+    np.testing.assert_array_equal(view, want_view)
+
+
+def test_a_dropped_small_result_is_reused():
+    f = tracegrad.compile(lambda x: x * 3)
+    x = tracegrad.from_numpy(rng.standard_normal((4, 5)).astype(np.float32))
+    f(x)
+    f(x)
+    program = next(iter(f._cache.values())).forward
+    (spares,) = program._spares.values()
+    out = f(x)
+    assert id(out._data) in [id(a) for a, _address in spares]
+    np.testing.assert_array_equal(out.numpy(), x.numpy() * 3)

@@ -139,7 +139,7 @@ class Entry:
         n_saved = self.n_outputs
         if self.writes:  # in-place writes to inputs and captured tensors, as eager does
             for ((kind, ref), count), value in zip(self.writes, results[n_saved:]):
-                t = _source_tensor(leaves, kind, ref)
+                t = ref if kind == "captured" else _source_tensor(leaves, kind, ref)
                 if value is not t._data:   # else the program wrote it in place
                     np.copyto(t._data, value, casting="unsafe")
                 t._version[0] += count
@@ -161,11 +161,7 @@ class Entry:
             attach([o if o is r and k in self.diff_outputs else None
                     for k, (o, r) in enumerate(zip(outs, returned))], diff,
                    self._backward_fn(saved, outs), "CompiledFunction", read)
-        flat = []
-        it = iter(returned)
-        for const in self.out_static:
-            flat.append(next(it) if const is None else const)
-        return pytree.unflatten(self.out_treedef, flat)
+        return pytree.unflatten_results(self.out_treedef, self.out_static, returned)
 
     def _input_tensor(self, leaves, k: int):
         """The tensor (or Python scalar) forward input ``k`` was read from this call."""

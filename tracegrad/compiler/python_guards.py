@@ -130,11 +130,14 @@ def python_value_guards(fn) -> list:
     if other_names or other_cells:
         named = [glb[n] for n in other_names]
         held = [c.cell_contents for c in other_cells]
-        get = glb.get
+        get, is_ = glb.get, operator.is_
+        contents = operator.attrgetter("cell_contents")
 
-        def same_objects() -> bool:   # ~0.5 µs for a step reading a model and an optimizer
-            return (all(map(operator.is_, map(get, other_names), named))
-                    and all([c.cell_contents is x for c, x in zip(other_cells, held)]))
+        def same_objects() -> bool:
+            # map() over C callables, no Python frame per item: ~0.7 µs for one global and
+            # three cells (a comprehension over the cells took ~1.4 µs)
+            return (all(map(is_, map(get, other_names), named))
+                    and all(map(is_, map(contents, other_cells), held)))
         guards.append(described(same_objects, "a global or closure variable the function "
                                               "reads was rebound"))
     return guards

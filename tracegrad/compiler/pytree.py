@@ -51,6 +51,18 @@ def flatten(obj, static: bool = False, leaves: list | None = None):
     return ("static", obj), leaves
 
 
+_LONE_TENSOR = (TENSOR,)   # the treedef of one tensor alone
+
+
+def unflatten_results(treedef, static: list, tensors: list):
+    """The value a compiled call returns: ``treedef`` rebuilt from its tensor results and
+    ``static``, one entry per leaf: None (the next of ``tensors``) or a constant."""
+    if treedef == _LONE_TENSOR and static == [None]:
+        return tensors[0]   # one tensor (a loss): no tree to rebuild
+    it = iter(tensors)
+    return unflatten(treedef, [next(it) if const is None else const for const in static])
+
+
 def unflatten(treedef, leaves):
     it = iter(leaves)
     return _build(treedef, it)

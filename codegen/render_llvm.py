@@ -28,7 +28,7 @@ import numpy as np
 
 from .llvm_math import emit_math
 from .loop_ir import AccUpdate, DefineAcc, Instr, Loop, LoopKernel, Store
-from .ops import Op
+from .ops import COMPARISON, Op
 from .phase_clock import phase
 from .scalar_ops import COSTLY, RENDERINGS
 from .render_llvm_rows import RowStreams
@@ -212,7 +212,8 @@ class _Renderer:
         # llvmlite.ir rejects string attributes, so add it to the text.
         text = str(self.module).replace(
             ") nounwind\n{", ') nounwind "prefer-vector-width"="512"\n{', 1)
-        return _with_interleave(text, self.interleaved)
+        text = _with_interleave(text, self.interleaved)
+        return text if _decides_on_values(self.k.body) else LIGHT_PIPELINE + text
 
     # -- structure ------------------------------------------------------------------------
     def _loop(self, var, start, end, body):
@@ -416,6 +417,28 @@ def _with_interleave(text: str, loops: list[str]) -> str:
         text += (f"\n!{loop_id} = distinct !{{!{loop_id}, !{option}}}\n"
                  f'!{option} = !{{!"llvm.loop.interleave.count", i32 {_INTERLEAVE}}}\n')
     return text
+
+
+# NOTE (light pipeline): a kernel that compares or selects nothing (no comparison, no
+# WHERE: softmax, log_softmax, layer_norm, GELU, most update and elementwise kernels) gives
+# LLVM's O3 nothing that its O1 with the vectorisers on does not already do, and O1 costs
+# 15-20% less CPU (runtime.llvm_pipeline: NOTE (O1 with the vectorisers)). A kernel that
+# does (the masked loads of a concatenation or a padding) keeps O3, whose non-trivial
+# loop unswitching turns a condition fixed per row into two copies of the inner loop: an
+# LSTM kernel that adds three masked inputs runs contiguous vector loads where O1 leaves
+# 16-lane gathers. The first line of the source says which (the runtime reads it; it is
+# part of the source, so of every cache key).
+LIGHT_PIPELINE = "; tracegrad: light pipeline\n"
+
+
+def _decides_on_values(body) -> bool:
+    for s in body:
+        if isinstance(s, Loop):
+            if _decides_on_values(s.body):
+                return True
+        elif isinstance(s, Instr) and (s.op is Op.WHERE or s.op in COMPARISON):
+            return True
+    return False
 
 
 def render_llvm(kernel: LoopKernel, native_ldexp: bool = False,

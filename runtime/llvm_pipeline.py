@@ -42,6 +42,18 @@ PIPELINE_O0 = "no IR passes, codegen O0"
 # (min of 3, one process): log_softmax 4096x1024 16.9 -> 13.6 ms of passes, softmax 14.3 ->
 # 12.0, layer_norm 9.3 -> 8.0. Of the 136 kernels of the seed, CNN, LSTM, digits Adam and
 # elementwise benchmarks, 133 gave the same instruction mix at O1 and O3.
+# NOTE (what did not pay), measured on log_softmax 4096x1024 (LLVM CPU ~22 ms at O1: passes
+# ~13, code generation ~9, of which ~7 are fixed cost even for a 10-line loop):
+# - no interleaving (pto.loop_interleaving off, or an interleave count of 1-2 on the exp
+#   loop): 2-5 ms less to compile, 5-20% slower rows (one vector chain in flight);
+# - rendering loop-invariant math (log(sum)) before the last loop instead of leaving it to
+#   LICM, and storing a streamed line as four 16-lane stores instead of one 64-lane
+#   store: the same CPU within 0.3 ms;
+# - code generator options (machine scheduler off, -pre-RA-sched=source, basic register
+#   allocation, codegen O2): within 0.3 ms, or more instructions;
+# - warming LLVM up on a thread at the first call of a fresh process: 15-25 ms saved
+#   when the call comes 200 ms later, 20-40 ms lost when it comes at once (the warm-up
+#   and the compile share the two cores).
 def speed_level(sources: Iterable[str]) -> int:
     """1 when every source of a module is marked light, else 3."""
     return 1 if all(s.startswith(LIGHT_PIPELINE) for s in sources) else 3

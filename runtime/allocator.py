@@ -5,8 +5,8 @@ Fresh memory is expensive the first time it is written: the kernel faults in one
 on the 2-core AVX2 VM, against 4.3 ms for a reused pooled block). So big buffers
 come from a pool of reused blocks, and fresh blocks, 2 MiB aligned, ask for
 transparent huge pages (``madvise(MADV_HUGEPAGE)``, DESIGN.md: ~0.3 µs per 4 KiB of
-first touch; on that VM the kernel granted none, AnonHugePages stayed 0, so there
-the advice changes nothing and the pool is the whole gain).
+first touch). Blocks are private mappings (NOTE (private blocks)): the shared ones
+Python maps by default never got huge pages (AnonHugePages stayed 0).
 
 Requests below ``SMALL_BYTES`` just use ``np.empty`` (malloc is fast there and the
 pages are usually warm). Bigger ones round up to a bucket (a power of two below
@@ -54,7 +54,14 @@ class _Block:
 
     def __init__(self, size: int) -> None:
         pad = HUGE_PAGE if size >= HUGE_PAGE else 0
-        self.mm = mmap.mmap(-1, size + pad)
+        # NOTE (private blocks): MAP_PRIVATE, as malloc's memory is. Python's default for an
+        # anonymous mmap is MAP_SHARED, i.e. shared memory (shmem): a forked child (a
+        # DataLoader worker) then writes the parent's pages through every pooled block it
+        # inherits, and shmem faults slower and never gets huge pages (shmem_enabled is
+        # "never" here): touching a fresh 64 MiB block took 84-89 ms shared, 29-31 ms
+        # private, 6-11 ms private with MADV_HUGEPAGE (2026-12-02, this VM); GELU 16M's
+        # first compiled call in a process, which maps its 64 MiB result, 147-149 -> 69-87 ms.
+        self.mm = mmap.mmap(-1, size + pad, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         self.size = size
         addr = np.frombuffer(self.mm, np.uint8, count=1).ctypes.data
         self.offset = (-addr) % HUGE_PAGE if pad else 0

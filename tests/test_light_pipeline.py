@@ -30,11 +30,14 @@ def _kernel_of(fn, shape):
 def test_row_kernels_are_marked_light_and_masked_loads_are_not():
     for name, fn in ROWS.items():
         assert render_llvm(row_kernel(fn, 8, 256)).startswith(LIGHT_PIPELINE), name
-    # a padding reads through a mask: a condition O3's loop unswitching can take out
-    padded = _kernel_of(lambda b, x: b.exp(b.pad(x, pads=((0, 0), (1, 1)))), (8, 256))
-    assert not render_llvm(padded).startswith(LIGHT_PIPELINE)
+    # a comparison of floats depends on the loaded values: nothing to unswitch
     relu = _kernel_of(lambda b, x: b.where(b.cmplt(b.const(0.0), x), x, b.const(0.0)), (8, 256))
-    assert not render_llvm(relu).startswith(LIGHT_PIPELINE)
+    assert render_llvm(relu).startswith(LIGHT_PIPELINE)
+    # a padding reads through a mask of index comparisons: a condition O3's loop
+    # unswitching can take out of the inner loop
+    for pads in (((0, 0), (1, 1)), ((1, 1), (0, 0))):
+        padded = _kernel_of(lambda b, x: b.exp(b.pad(x, pads=pads)), (8, 256))
+        assert not render_llvm(padded).startswith(LIGHT_PIPELINE), pads
 
 
 def test_a_module_runs_light_only_when_every_source_is_marked():

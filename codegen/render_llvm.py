@@ -427,8 +427,9 @@ def _with_interleave(text: str, loops: list[str]) -> str:
 # O3, whose non-trivial loop unswitching turns a condition fixed per row into two copies
 # of the inner loop: an LSTM kernel that adds three masked inputs runs contiguous vector
 # loads where O1 leaves 16-lane gathers. A comparison of floats depends on the values
-# loaded, never fixed per loop, so unswitching has nothing to take out. The first line of the source says which (the runtime reads it; it is
-# part of the source, so of every cache key).
+# loaded, never fixed per loop, so unswitching has nothing to take out. The first line of
+# the source says which (the runtime reads it; it is part of the source, so of every
+# cache key).
 LIGHT_PIPELINE = "; tracegrad: light pipeline\n"
 
 

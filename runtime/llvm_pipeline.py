@@ -35,13 +35,14 @@ PIPELINE_O0 = "no IR passes, codegen O0"
 # O1 pipeline with the loop and SLP vectorisers switched on (O1 leaves them off). What
 # O2/O3 add on top (GVN, non-trivial loop unswitching, the aggressive instcombine, more
 # rounds of the same clean-ups) finds nothing in such kernels, SSA loops of loads, math and
-# stores with no calls and no conditions: the row kernels' objects differ only in
+# stores with no calls and no condition on an index: the row kernels' objects differ only in
 # register choice and block order (log_softmax's streamed last loop keeps one branch on the
 # row's alignment per 256-byte block instead of two unswitched copies of the loop), GELU's
 # and layer_norm's are identical, and all give the same bits. It costs 15-20% less CPU
 # (min of 3, one process): log_softmax 4096x1024 16.9 -> 13.6 ms of passes, softmax 14.3 ->
-# 12.0, layer_norm 9.3 -> 8.0. Of the 136 kernels of the seed, CNN, LSTM, digits Adam and
-# elementwise benchmarks, 133 gave the same instruction mix at O1 and O3.
+# 12.0, layer_norm 9.3 -> 8.0. Of the 176 kernels of the seed, CNN, LSTM, digits SGD and
+# Adam, elementwise and rownorm (quick) benchmarks, 142 are light, and each of the 176
+# gives the same instruction mix as at O3 (O1 for all would have changed three).
 # NOTE (what did not pay), measured on log_softmax 4096x1024 (LLVM CPU ~22 ms at O1: passes
 # ~13, code generation ~9, of which ~7 are fixed cost even for a 10-line loop):
 # - no interleaving (pto.loop_interleaving off, or an interleave count of 1-2 on the exp

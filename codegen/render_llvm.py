@@ -421,7 +421,7 @@ def _with_interleave(text: str, loops: list[str]) -> str:
 
 # NOTE (light pipeline): a kernel that compares no integers (softmax, log_softmax,
 # layer_norm, GELU, ReLU's where(x > 0, ...), most update and elementwise kernels) gives
-# LLVM's O3 nothing that its O1 with the vectorisers on does not already do, and O1 costs
+# LLVM's O3 nothing that its O1 with the vectorisers does not already do, and O1 costs
 # 15-20% less CPU (runtime.llvm_pipeline: NOTE (O1 with the vectorisers)). A kernel that
 # compares an index with a bound (the masked loads of a concatenation or a padding) keeps
 # O3, whose non-trivial loop unswitching turns a condition fixed per row into two copies

@@ -32,7 +32,8 @@ PIPELINE_O0 = "no IR passes, codegen O0"
 
 # NOTE (O1 with the vectorisers): a module whose every kernel source starts with the
 # renderer's light-pipeline line (NOTE (light pipeline) in codegen.render_llvm) runs LLVM's
-# O1 pipeline with the loop and SLP vectorisers switched on (O1 leaves them off). What
+# O1 pipeline with the loop and SLP vectorisers asked for (clang's -O1 turns them off;
+# here the tuning options below switch both on at every level). What
 # O2/O3 add on top (GVN, non-trivial loop unswitching, the aggressive instcombine, more
 # rounds of the same clean-ups) finds nothing in such kernels, SSA loops of loads, math and
 # stores with no calls and no condition on an index: the row kernels' objects differ only in

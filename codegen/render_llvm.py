@@ -27,12 +27,12 @@ import llvmlite.ir as ir
 import numpy as np
 
 from .llvm_math import emit_math
-from .loop_ir import AccUpdate, DefineAcc, Instr, Loop, LoopKernel, Store
-from .ops import Op
+from .loop_ir import INDEX, AccUpdate, DefineAcc, Instr, Loop, LoopKernel, Store
+from .ops import COMPARISON, Op
 from .phase_clock import phase
 from .scalar_ops import COSTLY, RENDERINGS
 from .render_llvm_rows import RowStreams
-from .stream_rows import streamed_rows
+from .stream_rows import kernel_defs, streamed_rows
 
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
 F32, F64 = ir.FloatType(), ir.DoubleType()
@@ -212,7 +212,8 @@ class _Renderer:
         # llvmlite.ir rejects string attributes, so add it to the text.
         text = str(self.module).replace(
             ") nounwind\n{", ') nounwind "prefer-vector-width"="512"\n{', 1)
-        return _with_interleave(text, self.interleaved)
+        text = _with_interleave(text, self.interleaved)
+        return text if _decides_on_indices(self.k) else LIGHT_PIPELINE + text
 
     # -- structure ------------------------------------------------------------------------
     def _loop(self, var, start, end, body):
@@ -416,6 +417,28 @@ def _with_interleave(text: str, loops: list[str]) -> str:
         text += (f"\n!{loop_id} = distinct !{{!{loop_id}, !{option}}}\n"
                  f'!{option} = !{{!"llvm.loop.interleave.count", i32 {_INTERLEAVE}}}\n')
     return text
+
+
+# NOTE (light pipeline): a kernel that compares no integers (softmax, log_softmax,
+# layer_norm, GELU, ReLU's where(x > 0, ...), most update and elementwise kernels) gives
+# LLVM's O3 nothing that its O1 with the vectorisers does not already do, and O1 costs
+# 15-20% less CPU (runtime.llvm_pipeline: NOTE (O1 with the vectorisers)). A kernel that
+# compares an index with a bound (the masked loads of a concatenation or a padding) keeps
+# O3, whose non-trivial loop unswitching turns a condition fixed per row into two copies
+# of the inner loop: an LSTM kernel that adds three masked inputs runs contiguous vector
+# loads where O1 leaves 16-lane gathers. A comparison of floats depends on the values
+# loaded, never fixed per loop, so unswitching has nothing to take out. The first line of
+# the source says which (the runtime reads it; it is part of the source, so of every
+# cache key).
+LIGHT_PIPELINE = "; tracegrad: light pipeline\n"
+
+
+def _decides_on_indices(kernel: LoopKernel) -> bool:
+    """True when ``kernel`` compares integers (an index against a bound: a mask)."""
+    defs = kernel_defs(kernel)   # a name no instruction defines is a loop variable: an index
+    return any(s.op in COMPARISON and any(np.dtype(defs[a].dtype if a in defs else INDEX).kind
+                                          != "f" for a in s.args)
+               for s in defs.values())
 
 
 def render_llvm(kernel: LoopKernel, native_ldexp: bool = False,

@@ -3,10 +3,10 @@
 Fresh memory is expensive the first time it is written: the kernel faults in one
 4 KiB page at a time (DESIGN.md: ~1.9 µs each; 64 MiB empty+fill measured 65-75 ms
 on the 2-core AVX2 VM, against 4.3 ms for a reused pooled block). So big buffers
-come from a pool of reused blocks, and fresh blocks, 2 MiB aligned, ask for
-transparent huge pages (``madvise(MADV_HUGEPAGE)``, DESIGN.md: ~0.3 µs per 4 KiB of
-first touch; on that VM the kernel granted none, AnonHugePages stayed 0, so there
-the advice changes nothing and the pool is the whole gain).
+come from a pool of reused blocks, 2 MiB aligned, private mappings (NOTE (private
+blocks)). DESIGN.md's ~0.3 µs per 4 KiB of first touch with ``madvise(MADV_HUGEPAGE)``
+did not hold here: the advice was given on shared blocks, which never got huge pages
+(AnonHugePages stayed 0), and on private blocks its first touch varies 40-fold.
 
 Requests below ``SMALL_BYTES`` just use ``np.empty`` (malloc is fast there and the
 pages are usually warm). Bigger ones round up to a bucket (a power of two below
@@ -54,15 +54,19 @@ class _Block:
 
     def __init__(self, size: int) -> None:
         pad = HUGE_PAGE if size >= HUGE_PAGE else 0
-        self.mm = mmap.mmap(-1, size + pad)
+        # NOTE (private blocks): MAP_PRIVATE, as malloc's memory is. Python's default for an
+        # anonymous mmap is MAP_SHARED, i.e. shared memory (shmem): a forked child (a
+        # DataLoader worker) then writes the parent's pages through every pooled block it
+        # inherits, and shmem faults slower: a fresh 64 MiB block took 84-89 ms to touch
+        # shared, 29-31 ms private (2026-12-02, this VM, one process). Huge pages are not
+        # asked for: shmem never got them (shmem_enabled is "never" here), and on private
+        # blocks MADV_HUGEPAGE made the first 64 MiB of a fresh process take 6-250 ms of
+        # wall time (6-160 ms CPU) against 69-76 ms (32-43 ms CPU) without it, six
+        # processes each: the host backs the huge pages on first touch, at its own pace.
+        self.mm = mmap.mmap(-1, size + pad, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         self.size = size
         addr = np.frombuffer(self.mm, np.uint8, count=1).ctypes.data
         self.offset = (-addr) % HUGE_PAGE if pad else 0
-        if pad and hasattr(mmap, "MADV_HUGEPAGE"):
-            try:
-                self.mm.madvise(mmap.MADV_HUGEPAGE, self.offset, size)
-            except OSError:
-                pass  # THP disabled: still correct, just slower first touch
 
 
 def bucket_bytes(nbytes: int) -> int:

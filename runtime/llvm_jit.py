@@ -45,7 +45,7 @@ import numpy as np
 from ..codegen import phase_clock
 from ..codegen.phase_clock import phase
 from . import cpu_threads, disk_cache, llvm_shards
-from .llvm_pipeline import PIPELINE, PIPELINE_O0, kernel_codegen
+from .llvm_pipeline import PIPELINE, PIPELINE_O0, kernel_codegen, speed_level
 from .llvm_pipeline import optimize as _optimize
 from .cpu_threads import PARALLEL_MIN_WORK, n_threads, set_n_threads
 from .disk_cache import Signatures
@@ -465,7 +465,7 @@ def _batch_from_sources(pending: dict[str, str], sigs: list[Signatures], tm: llv
         merged.triple = tm.triple
         merged.data_layout = str(tm.target_data)
         if opt_level:
-            _optimize(merged, tm, unlocked)
+            _optimize(merged, tm, unlocked, speed_level(pending.values()))
         # each member's text parses on its own (JitModule.assembly): the module's header,
         # declarations, attribute groups and metadata around the member's functions
         lines = str(merged).splitlines()
@@ -547,7 +547,7 @@ def _from_source(source: str, key: str, opt_level: int) -> tuple[JitModule, byte
         mod.triple = tm.triple
         mod.data_layout = str(tm.target_data)
         if opt_level:
-            _optimize(mod, tm)
+            _optimize(mod, tm, level=speed_level([source]))
         optimized_ir = str(mod)
         sigs = _source_signatures(source, mod)
         _make_unique(mod, key)

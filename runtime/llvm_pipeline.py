@@ -12,15 +12,17 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import llvmlite.binding as llvm
 
+from ..codegen.render_llvm import LIGHT_PIPELINE
 from . import llvm_shards
 
 # Names the pass pipeline ``optimize`` runs and the code generator's settings
 # (``kernel_codegen``): a change to either must miss old cache entries.
-PIPELINE = "O3 vectorise+interleave, no unroll; codegen without LSR"
+PIPELINE = ("O3 or (sources marked light) O1 + loop and SLP vectorisers; vectorise+interleave, "
+            "no unroll; codegen without LSR")
 # NOTE (glue at O0): ``opt_level=0`` skips the IR passes and selects instructions with
 # LLVM's fast path. It is for straight-line glue such as a program's driver (a list of
 # calls through a table of addresses), where O3 finds nothing to improve: the LSTM's 32
@@ -28,10 +30,44 @@ PIPELINE = "O3 vectorise+interleave, no unroll; codegen without LSR"
 # O0, a third of that workload's whole LLVM time; the calls they make are unchanged.
 PIPELINE_O0 = "no IR passes, codegen O0"
 
+# NOTE (O1 with the vectorisers): a module whose every kernel source starts with the
+# renderer's light-pipeline line (NOTE (light pipeline) in codegen.render_llvm) runs LLVM's
+# O1 pipeline with the loop and SLP vectorisers asked for (clang's -O1 turns them off;
+# here the tuning options below switch both on at every level). What
+# O2/O3 add on top (GVN, non-trivial loop unswitching, the aggressive instcombine, more
+# rounds of the same clean-ups) finds nothing in such kernels, SSA loops of loads, math and
+# stores with no calls and no condition on an index: the row kernels' objects differ only in
+# register choice and block order (log_softmax's streamed last loop keeps one branch on the
+# row's alignment per 256-byte block instead of two unswitched copies of the loop), GELU's
+# and layer_norm's are identical, and all give the same bits. It costs 15-20% less CPU
+# (min of 3, one process): log_softmax 4096x1024 16.9 -> 13.6 ms of passes, softmax 14.3 ->
+# 12.0, layer_norm 9.3 -> 8.0. Of the 176 kernels of the seed, CNN, LSTM, digits SGD and
+# Adam, elementwise and rownorm (quick) benchmarks, 142 are light, and each of the 176
+# gives the same instruction mix as at O3 (O1 for all would have changed three).
+# NOTE (what did not pay), measured on log_softmax 4096x1024 (LLVM CPU ~22 ms at O1: passes
+# ~13, code generation ~9, of which ~7 are fixed cost even for a 10-line loop):
+# - no interleaving (pto.loop_interleaving off, or an interleave count of 1-2 on the exp
+#   loop): 2-5 ms less to compile, 5-20% slower rows (one vector chain in flight);
+# - rendering loop-invariant math (log(sum)) before the last loop instead of leaving it to
+#   LICM, and storing a streamed line as four 16-lane stores instead of one 64-lane
+#   store: the same CPU within 0.3 ms;
+# - code generator options (machine scheduler off, -pre-RA-sched=source, basic register
+#   allocation, codegen O2): within 0.3 ms, or more instructions;
+# - warming LLVM up on a thread at the first call of a fresh process: 15-25 ms saved
+#   when the call comes 200 ms later, 20-40 ms lost when it comes at once (the warm-up
+#   and the compile share the two cores).
+def speed_level(sources: Iterable[str]) -> int:
+    """1 when every source of a module is marked light, else 3."""
+    return 1 if all(s.startswith(LIGHT_PIPELINE) for s in sources) else 3
 
-def optimize(mod: llvm.ModuleRef, tm: llvm.TargetMachine, unlocked: bool = False) -> None:
-    """Run the kernels' IR pipeline (``PIPELINE``) over ``mod`` for ``tm``'s target."""
-    pto = llvm.create_pipeline_tuning_options(speed_level=3)
+
+def optimize(mod: llvm.ModuleRef, tm: llvm.TargetMachine, unlocked: bool = False,
+             level: int = 3) -> None:
+    """Run the kernels' IR pipeline (``PIPELINE``) over ``mod`` for ``tm``'s target at
+    ``level`` (``speed_level`` of the module's sources)."""
+    if level not in (1, 3):
+        raise ValueError(f"optimize: level must be 1 or 3, got {level!r}")
+    pto = llvm.create_pipeline_tuning_options(speed_level=level)
     pto.loop_vectorization = True
     pto.slp_vectorization = True
     # NOTE (no unrolling): O3's unroller fully unrolls a kernel's short inner loops (a

@@ -39,8 +39,8 @@ average 4.4 on the 2-core VM: the seed step 353-395 µs split against 340 µs wh
 ``tg_dispatch`` times each job it publishes (``llvm.readcyclecounter``): a job no worker
 helped with, or whose helper finished more than half the caller's own time after the
 caller, is bad; after a bad job the next ``2 ** streak - 1`` dispatches run alone
-(``streak`` up to ``STREAK_CAP``, 8: 255 dispatches; 0 turns the back-off off, for
-tests that must see every split), and a good job lowers ``streak`` by one. The last
+(``streak`` up to ``STREAK_CAP``; 0 turns the back-off off, for tests that must see
+every split), and a good job lowers ``streak`` by one. The last
 dispatch of a back-off wakes sleeping workers (they then spin), so the job after it
 tests whether a core is free rather than how fast a sleeping worker wakes (a futex
 wake-up on this VM takes tens of µs, as long as half a gemm block). Under
@@ -358,7 +358,14 @@ class NativePool:
         self.state[SYSCALL] = syscall
         self.ticks_per_us = _ticks_per_microsecond(module)
         self.state[SPIN] = int(self.ticks_per_us * SPIN_MICROSECONDS)
-        self.state[STREAK_CAP] = 8
+        # NOTE (short back-off): a cap of 8 (up to 255 dispatches alone) cost a program
+        # that runs between other BLAS users 2x: NumPy's OpenBLAS workers still spinning
+        # after its own matmul make the next job bad, and the streak then ran whole.
+        # Measured (load 0.6, the threads benchmark's 4 x (1024x256 @ 256x256, tanh)
+        # interleaved 3:3 with NumPy's chain, median ms of 90 calls, two rounds): cap 8
+        # 6.49 / 5.78, cap 3 3.89 / 6.01, cap 1 3.34 / 3.48, cap 0 3.31 / 3.18; the Python
+        # pool 3.92. A cap of 1 keeps one dispatch alone after a bad job.
+        self.state[STREAK_CAP] = 1
         # the CpuKernel holds the module, so the code the workers run lives as long as
         # the pool; ``stop`` (at exit) lets them leave it before the interpreter frees it
         self._worker = module.kernel("tg_worker")
@@ -434,7 +441,13 @@ def native_pool() -> NativePool | None:
     if pool is None:
         with _pool_lock:
             if _pool is None:
-                _pool = NativePool(compile_llvm(POOL_SOURCE, ["tg_worker"]),
+                # at O0 (NOTE (glue at O0), llvm_jit): 8 ms to compile instead of 35 at
+                # O3, paid by the first split program of a process on a cold disk cache
+                # (the seed step's cold compile: 98 -> 189 ms with O3). Its loops wait on
+                # atomics and pause, so the level did not show in the seed step
+                # (min/median of 30x100 steps, two alternations: O0 252/298, 280/307 us;
+                # O3 395/409, 275/319 us, at load 0.6)
+                _pool = NativePool(compile_llvm(POOL_SOURCE, ["tg_worker"], opt_level=0),
                                    max(1, cpu_threads.n_threads() - 1))
             pool = _pool
     return pool

@@ -370,8 +370,7 @@ class CompiledProgram:
                 if USE_DRIVER:
                     fns.append(kernel.address)
                     native = KernelCall(len(fns) - 1, step.outer, tuple(positions))
-                    native = native if chunks is None else split_kernel(native, chunks, fns,
-                                                                      size_table)
+                    native = native if chunks is None else split_kernel(native, chunks, fns)
                 if native is not None:
                     plan_calls.append(native)
                 else:

@@ -36,8 +36,8 @@ def _parallel(call: KernelCall | GemmCall, chunks: int, fns: list[int]) -> Paral
     return ParallelCall(call, chunks, len(fns) - 2, len(fns) - 1)
 
 
-def split_kernel(call: KernelCall, chunks: cpu_threads.Chunks, fns: list[int],
-                 size_table: bool) -> ParallelCall | None:
+def split_kernel(call: KernelCall, chunks: cpu_threads.Chunks, fns: list[int]
+                 ) -> ParallelCall | None:
     """``call`` (its function already in ``fns``) in ``len(chunks)`` blocks over the
     native pool, or None where the pool is off. A symbolic program's driver reads the
     chunk count from its size table, so one driver text serves every size that splits

@@ -25,9 +25,9 @@ from . import plan_cache, pytree
 from .autograd_bridge import attach
 from .debug import debug_level, logger
 from .errors import TraceError
+from .held_output import stdout_held_until_success
 from .partition import split
 from .python_guards import python_value_guards, requires_grad_guards
-from .held_output import stdout_held_until_success
 from .trace_reads import reads_for_backward, returned_argument, saved_reads
 from .tracer import Tracer, TraceValue, tracing
 from .update_segments import update_segments

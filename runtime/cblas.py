@@ -152,8 +152,9 @@ class GemmBlocks:
     (NOTE (one kind of worker), ``runtime.blas_threads``). Called with the kernel ABI:
     ``blocks(lo, hi, a, b, c)`` computes rows (columns) ``[lo, hi)`` of C; ``outer`` is
     the number of rows (columns). Each element of C is still one dot product over all of
-    K, so a split result equals the whole gemm's where the BLAS keeps its K order
-    (OpenBLAS does: the tests compare bit for bit)."""
+    K, so a split result equals the whole gemm's up to rounding: bit for bit where the
+    BLAS keeps its K order at block edges, which OpenBLAS's kernels do for some core
+    types and not others (NOTE (no bits across BLAS kernels), tests/gemm_rounding.py)."""
 
     def __init__(self, found: GemmLibrary, shape: GemmShape) -> None:
         self.shape = shape

@@ -47,8 +47,10 @@ def test_polynomial_fit_by_hand_autograd_and_nn():
     torch_500_steps = [0.019736, 0.488786, -0.003405, -0.040992]
     assert g["by_hand"] == pytest.approx(torch_500_steps, abs=2e-6)
     assert g["with_autograd"] == pytest.approx(torch_500_steps, abs=2e-6)
-    # RMSprop converges to the least-squares cubic; PyTorch: loss 8.9078
-    assert g["fitted"] == pytest.approx([0.0, 0.85724, 0.0, -0.09283], abs=2e-4)
+    # RMSprop converges to the least-squares cubic; PyTorch: loss 8.9078. At lr 1e-3 its
+    # normalised steps end in an oscillation of about lr around the optimum, whose phase
+    # after 2000 steps follows the last bits of the sums (the BLAS kernel, CORETYPE)
+    assert g["fitted"] == pytest.approx([0.0, 0.85724, 0.0, -0.09283], abs=1e-3)
     assert 8.85 < g["loss"].item() < 8.95
 
 

@@ -17,8 +17,10 @@ def randn(*shape, dtype=np.float32):
     return rng.standard_normal(shape).astype(dtype)
 
 
-def both(graph, inputs):
-    """Outputs with the driver and with the Python loop; they must agree bit for bit."""
+def both(graph, inputs, rtol=0.0):
+    """Outputs with the driver and with the Python loop; they must agree bit for bit, or
+    within ``rtol`` where a big gemm splits into other blocks on each path (NOTE (no bits
+    across BLAS kernels) in tests/gemm_rounding.py)."""
     p = plan(graph)
     with_driver = CompiledProgram(p, extern_eval)
     cpu_program.USE_DRIVER = False
@@ -28,9 +30,9 @@ def both(graph, inputs):
         cpu_program.USE_DRIVER = True
     got, want = with_driver(inputs), loop(inputs)
     for a, b in zip(got, want):
-        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=0)
     for a, r in zip(got, eval_graph(graph, inputs)):
-        np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(a, r, rtol=max(rtol, 1e-5), atol=1e-5)
     return with_driver
 
 
@@ -127,7 +129,8 @@ def test_steady_state_maps_no_new_memory():
     from tracegrad.runtime import memory_stats
     b = Builder()
     x, w = b.input((256, 256)), b.input((256, 256))
-    cp = both(b.graph(b.exp(b.matmul(x, w))), [randn(256, 256), randn(256, 256)])
+    # exp of a K=256 gemm: rounding of ~1e-5 in the gemm becomes relative error
+    cp = both(b.graph(b.exp(b.matmul(x, w))), [randn(256, 256), randn(256, 256)], rtol=2e-4)
     inputs = [randn(256, 256), randn(256, 256)]
     for _ in range(3):
         cp(inputs)

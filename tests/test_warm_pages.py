@@ -50,7 +50,9 @@ def test_first_call_maps_no_fresh_block_and_agrees_with_eager(name):
     misses_after_compile, threads = seen[0]
     assert threads == []                                       # joined before the call
     assert allocator.memory_stats()["misses"] == misses_after_compile  # all from the pool
-    np.testing.assert_allclose(got, fn(x).numpy(), rtol=1e-5, atol=1e-5)
+    # a K=512 dot product of terms ~1 that cancels to ~1: its rounding, which depends on
+    # the BLAS kernel's K order, is ~1e-5 absolute (NOTE (no bits across BLAS kernels))
+    np.testing.assert_allclose(got, fn(x).numpy(), rtol=1e-5, atol=1e-4)
 
 
 def test_fresh_bytes_counts_fresh_results_and_temp_slots():

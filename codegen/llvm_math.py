@@ -11,11 +11,12 @@ asserts 3e-7 / 1e-15, erf 4x that): float32 exp 7.6e-8, exp2 8.0e-8, expm1 9.0e-
 log 8.0e-8, log2 1.3e-7, log1p 8.0e-8, tanh 1.4e-7, sigmoid 1.6e-7, erf 1.3e-7,
 sin/cos 4.5e-8; float64 exp/exp2/log/log1p 2.2e-16, expm1 2.7e-16, log2 3.0e-16,
 tanh 4.4e-16, erf 1.6e-15, sin/cos 2.3e-16. Denormal results count relative to the
-smallest normal. sin/cos reduce by pi/2 in 4 Cody-Waite pieces, in float64 for
-float32 inputs (which then vectorise at the double width): exact products for
-|j| < 2**25 (any |j| < 2**30 where fmuladd fuses, measured: 1e-16 absolute at
-|x| = 1e9); beyond 2**30 the result is bounded in [-1, 1] but meaningless (no
-Payne-Hanek reduction).
+smallest normal. float32 sin/cos reduce by pi/2 exactly for every float32
+(Payne-Hanek in float64: NOTE (float32 reduction) in codegen/llvm_trig_reduce.py) and
+evaluate in float64 (so they vectorise at the double width). float64 sin/cos reduce in
+4 Cody-Waite pieces: exact products for |j| < 2**25 (any |j| < 2**30 where fmuladd
+fuses, measured: 1e-16 absolute at |x| = 1e9); beyond 2**30 the result is bounded in
+[-1, 1] but meaningless (no float64 Payne-Hanek yet).
 
 Example:
     >>> from llvmlite import ir
@@ -34,6 +35,8 @@ from decimal import Decimal, getcontext
 from fractions import Fraction
 
 from llvmlite import ir
+
+from .llvm_trig_reduce import reduce_f32
 
 F32, F64 = ir.FloatType(), ir.DoubleType()
 
@@ -344,14 +347,16 @@ class _Emitter:
 def _sincos(b: ir.IRBuilder, x: ir.Value, cos: bool) -> ir.Value:
     """sin or cos; float32 reduces and evaluates in float64 then rounds once."""
     m = _Emitter(b, F64)
-    xd = b.fpext(x, F64) if x.type == F32 else x
-    j = m.intr("llvm.rint", b.fmul(xd, m.c(2 / math.pi)))
-    r = xd
-    for piece in _PIO2_SPLIT[:4]:
-        r = m.fma(j, m.c(-piece), r)
-    r = b.select(m.lt(r, m.c(-1.0)), m.c(-1.0), b.select(m.gt(r, m.c(1.0)), m.c(1.0), r))
-    q = b.and_(b.fptosi(m.clamp(j, -2.0 ** 30, 2.0 ** 30), ir.IntType(32)),
-               ir.Constant(ir.IntType(32), 3))
+    if x.type == F32:
+        q, r = reduce_f32(b, x)  # NOTE (float32 reduction)
+    else:
+        j = m.intr("llvm.rint", b.fmul(x, m.c(2 / math.pi)))
+        r = x
+        for piece in _PIO2_SPLIT[:4]:
+            r = m.fma(j, m.c(-piece), r)
+        r = b.select(m.lt(r, m.c(-1.0)), m.c(-1.0), b.select(m.gt(r, m.c(1.0)), m.c(1.0), r))
+        q = b.and_(b.fptosi(m.clamp(j, -2.0 ** 30, 2.0 ** 30), ir.IntType(32)),
+                   ir.Constant(ir.IntType(32), 3))
     if cos:
         q = b.add(q, ir.Constant(ir.IntType(32), 1))
     z = b.fmul(r, r)

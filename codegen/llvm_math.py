@@ -16,11 +16,12 @@ of each polynomial's and clamp's boundary (tests/test_llvm_math_ulps.py, which a
 zeros are exact. tests/test_llvm_math.py keeps its relative bounds (3e-7 / 1e-15, erf 4x
 that, denormal results relative to the smallest normal).
 
-float32 sin/cos reduce by pi/2 exactly for every float32 (Payne-Hanek in float64: NOTE (float32 reduction) in codegen/llvm_trig_reduce.py) and
-evaluate in float64 (so they vectorise at the double width). float64 sin/cos reduce in
-4 Cody-Waite pieces: exact products for |j| < 2**25 (any |j| < 2**30 where fmuladd
-fuses, measured: 1e-16 absolute at |x| = 1e9); beyond 2**30 the result is bounded in
-[-1, 1] but meaningless (no float64 Payne-Hanek yet).
+float32 sin/cos reduce by pi/2 exactly for every float32 (Payne-Hanek in float64: NOTE
+(float32 reduction) in codegen/llvm_trig_reduce.py) and evaluate in float64 (so they
+vectorise at the double width). float64 sin/cos reduce in 4 Cody-Waite pieces: exact
+products for |j| < 2**25 (any |j| < 2**30 where fmuladd fuses, measured: 1e-16 absolute
+at |x| = 1e9); beyond 2**30 the result is bounded in [-1, 1] but meaningless (no float64
+Payne-Hanek yet).
 
 Example:
     >>> from llvmlite import ir
@@ -30,7 +31,7 @@ Example:
     >>> _ = b.ret(emit_math(b, "exp", f.args[0]))
     >>> calls = [ln for ln in str(mod).splitlines() if "call" in ln]
     >>> sorted({ln.split("@")[1].split("(")[0] for ln in calls})
-    ['"llvm.fmuladd.f32"', '"llvm.rint.f32"']
+    ['"llvm.fmuladd.f32"']
 """
 from __future__ import annotations
 

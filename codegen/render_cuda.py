@@ -191,8 +191,8 @@ def _int_extremum(cmp: str) -> Callable:
 
 def _sign(dt, a):
     t = ctype(dt)
-    if dt.kind == "f":  # keeps NaN and the sign of zero
-        return f"({a} > 0 ? ({t})1 : ({a} < 0 ? ({t})-1 : {a}))"
+    if dt.kind == "f":  # keeps NaN; -0 + 0 is +0, as np.sign
+        return f"({a} > 0 ? ({t})1 : ({a} < 0 ? ({t})-1 : {a} + ({t})0))"
     if dt.kind == "u" or dt.kind == "b":
         return f"({t})({a} > 0)"
     return f"({t})(({a} > 0) - ({a} < 0))"

@@ -26,7 +26,10 @@ several times cheaper than 64-bit division on a GPU.  Bool is ``bool`` in regist
 NOTE (math accuracy): transcendentals use the IEEE-accurate libdevice functions
 (``expf``, ``tanhf``, ...; at most 1-2 ulp).  The fast intrinsics (``__expf``,
 ``__logf``, ``__fdividef``) are not used: ``__expf``'s error grows with ``|x|``
-(2 + 1.16|x| ulp), which breaks softmax/GELU tolerances for large inputs.
+(2 + 1.16|x| ulp), which breaks softmax/GELU tolerances for large inputs.  Nor is
+``-use_fast_math`` (the driver compiles with ``-lineinfo`` only), so ``sinf``/``cosf``
+reduce their argument exactly over the whole float range (CUDA's Payne-Hanek slow path;
+2 ulp at most), as the LLVM renderer's float32 sin/cos (NOTE (float32 reduction)).
 
 >>> from tracegrad.codegen.loop_ir import KernelBuilder, BufferArg
 >>> from tracegrad.codegen.ops import Op

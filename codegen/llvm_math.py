@@ -6,16 +6,22 @@ range reduction + polynomials with selects, bitcasts and vectorisable intrinsics
 (fmuladd, fabs, rint, copysign, ...), so a loop over it widens to <8 x float> (AVX2)
 or <16 x float> (AVX-512). No fast-math flags: results stay IEEE, NaN propagates.
 
-Max relative error measured against float64 references (tests/test_llvm_math.py
-asserts 3e-7 / 1e-15, erf 4x that): float32 exp 7.6e-8, exp2 8.0e-8, expm1 9.0e-8,
-log 8.0e-8, log2 1.3e-7, log1p 8.0e-8, tanh 1.4e-7, sigmoid 1.6e-7, erf 1.3e-7,
-sin/cos 4.5e-8; float64 exp/exp2/log/log1p 2.2e-16, expm1 2.7e-16, log2 3.0e-16,
-tanh 4.4e-16, erf 1.6e-15, sin/cos 2.3e-16. Denormal results count relative to the
-smallest normal. sin/cos reduce by pi/2 in 4 Cody-Waite pieces, in float64 for
-float32 inputs (which then vectorise at the double width): exact products for
-|j| < 2**25 (any |j| < 2**30 where fmuladd fuses, measured: 1e-16 absolute at
-|x| = 1e9); beyond 2**30 the result is bounded in [-1, 1] but meaningless (no
-Payne-Hanek reduction).
+NOTE (max ulp): measured in ulps of the result's own dtype (subnormal results included)
+against 80-bit long double references, over every binade, +-0, +-inf, NaN and both sides
+of each polynomial's and clamp's boundary (tests/test_llvm_math_ulps.py, which asserts
+1.25x these + 0.5), float32 / float64: exp 0.93 / 0.95, exp2 0.98 / 1.02, expm1 1.26 /
+1.77, log 0.79 / 0.80, log2 1.66 / 1.59, log1p 0.77 / 0.77, tanh 2.09 / 2.29, sigmoid
+2.36 / 2.29, erf 1.79 / 2.00 (float64 was 10 before its fit gained a term), sin and cos
+0.53 / 2.2 (float64 below 2**30 only), sqrt 0 / 0.5. NaN stays NaN, infinities and signed
+zeros are exact. tests/test_llvm_math.py keeps its relative bounds (3e-7 / 1e-15, erf 4x
+that, denormal results relative to the smallest normal).
+
+float32 sin/cos reduce by pi/2 exactly for every float32 (Payne-Hanek in float64: NOTE
+(float32 reduction) in codegen/llvm_trig_reduce.py) and evaluate in float64 (so they
+vectorise at the double width). float64 sin/cos reduce in 4 Cody-Waite pieces: exact
+products for |j| < 2**25 (any |j| < 2**30 where fmuladd fuses, measured: 1e-16 absolute
+at |x| = 1e9); beyond 2**30 the result is bounded in [-1, 1] but meaningless (no float64
+Payne-Hanek yet).
 
 Example:
     >>> from llvmlite import ir
@@ -25,7 +31,7 @@ Example:
     >>> _ = b.ret(emit_math(b, "exp", f.args[0]))
     >>> calls = [ln for ln in str(mod).splitlines() if "call" in ln]
     >>> sorted({ln.split("@")[1].split("(")[0] for ln in calls})
-    ['"llvm.fmuladd.f32"', '"llvm.rint.f32"']
+    ['"llvm.fmuladd.f32"']
 """
 from __future__ import annotations
 
@@ -34,6 +40,8 @@ from decimal import Decimal, getcontext
 from fractions import Fraction
 
 from llvmlite import ir
+
+from .llvm_trig_reduce import reduce_f32
 
 F32, F64 = ir.FloatType(), ir.DoubleType()
 
@@ -84,10 +92,12 @@ _ERF_A = {
     F32: (0.965468738808036, -0.14053609718982052, 0.019852494638342558,
           -0.002285419896683407, 0.00021752023599194787, -1.766878620881131e-05,
           1.2261342404073683e-06),
-    F64: (0.9654687386698678, -0.14053608902272496, 0.019852496688970975,
-          -0.0022854855610152536, 0.00021751715612510216, -1.7537170039254512e-05,
-          1.2233825355096954e-06, -7.511448030728338e-08, 4.115996279567934e-09,
-          -2.0463900727924574e-10, 9.118572964718771e-12),
+    # NOTE: interpolated at 200 Chebyshev nodes on an 80-bit series for erf(x)/x, one
+    # term more than before (the dropped T11 term was 3.7e-16): 3-7 ulp -> <= 2 ulp
+    F64: (0.9654687386698673, -0.1405360890227171, 0.01985249668898422,
+          -0.0022854855611441223, 0.00021751715603559904, -1.753716944106587e-05,
+          1.2233827639113181e-06, -7.511569300538978e-08, 4.115751386923883e-09,
+          -2.0352270202472767e-10, 9.211293949817901e-12, -3.808375836911182e-13),
 }
 _ERF_B = {
     F32: (0.3059529911956024, 0.14335645067188188, -0.02424308828345954,
@@ -344,25 +354,33 @@ class _Emitter:
 def _sincos(b: ir.IRBuilder, x: ir.Value, cos: bool) -> ir.Value:
     """sin or cos; float32 reduces and evaluates in float64 then rounds once."""
     m = _Emitter(b, F64)
-    xd = b.fpext(x, F64) if x.type == F32 else x
-    j = m.intr("llvm.rint", b.fmul(xd, m.c(2 / math.pi)))
-    r = xd
-    for piece in _PIO2_SPLIT[:4]:
-        r = m.fma(j, m.c(-piece), r)
-    r = b.select(m.lt(r, m.c(-1.0)), m.c(-1.0), b.select(m.gt(r, m.c(1.0)), m.c(1.0), r))
-    q = b.and_(b.fptosi(m.clamp(j, -2.0 ** 30, 2.0 ** 30), ir.IntType(32)),
-               ir.Constant(ir.IntType(32), 3))
+    if x.type == F32:
+        q, r = reduce_f32(b, x)  # NOTE (float32 reduction)
+    else:
+        j = m.intr("llvm.rint", b.fmul(x, m.c(2 / math.pi)))
+        r = x
+        for piece in _PIO2_SPLIT[:4]:
+            r = m.fma(j, m.c(-piece), r)
+        r = b.select(m.lt(r, m.c(-1.0)), m.c(-1.0), b.select(m.gt(r, m.c(1.0)), m.c(1.0), r))
+        q = b.and_(b.fptosi(m.clamp(j, -2.0 ** 30, 2.0 ** 30), ir.IntType(32)),
+                   ir.Constant(ir.IntType(32), 3))
     if cos:
         q = b.add(q, ir.Constant(ir.IntType(32), 1))
     z = b.fmul(r, r)
-    n = 8 if x.type == F64 else 5  # Taylor terms after the first; tail < 0.1 ulp on |r| <= pi/4
+    # Taylor terms after the first: float64 tail < 0.1 ulp on |r| <= pi/4; float32 (in
+    # double) 4 terms, tail 2**-29 relative (0.06 float32 ulp)
+    n = 8 if x.type == F64 else 4
     s_co = [_INV_FACT[2 * k + 1] * (-1) ** k for k in range(1, n + 1)]
     c_co = [_INV_FACT[2 * k] * (-1) ** k for k in range(2, n + 2)]
     sin_r = m.fma(b.fmul(r, z), m.poly(z, s_co), r)
-    hz = b.fmul(z, m.c(0.5))
-    w = b.fsub(m.c(1.0), hz)
-    # cos r = w + ((1 - w) - hz) + z*z*C(z): recovers the bits 1 - z/2 rounded away.
-    cos_r = b.fadd(w, m.fma(b.fmul(z, z), m.poly(z, c_co), b.fsub(b.fsub(m.c(1.0), w), hz)))
+    if x.type == F32:  # double's 53 bits leave float32 room: plain Horner
+        cos_r = m.fma(z, m.fma(z, m.poly(z, c_co), m.c(-0.5)), m.c(1.0))
+    else:
+        hz = b.fmul(z, m.c(0.5))
+        w = b.fsub(m.c(1.0), hz)
+        # cos r = w + ((1 - w) - hz) + z*z*C(z): recovers the bits 1 - z/2 rounded away.
+        cos_r = b.fadd(w, m.fma(b.fmul(z, z), m.poly(z, c_co),
+                                b.fsub(b.fsub(m.c(1.0), w), hz)))
     i32 = ir.IntType(32)
     odd = b.icmp_signed("!=", b.and_(q, ir.Constant(i32, 1)), ir.Constant(i32, 0))
     neg = b.icmp_signed("!=", b.and_(q, ir.Constant(i32, 2)), ir.Constant(i32, 0))

@@ -26,7 +26,10 @@ several times cheaper than 64-bit division on a GPU.  Bool is ``bool`` in regist
 NOTE (math accuracy): transcendentals use the IEEE-accurate libdevice functions
 (``expf``, ``tanhf``, ...; at most 1-2 ulp).  The fast intrinsics (``__expf``,
 ``__logf``, ``__fdividef``) are not used: ``__expf``'s error grows with ``|x|``
-(2 + 1.16|x| ulp), which breaks softmax/GELU tolerances for large inputs.
+(2 + 1.16|x| ulp), which breaks softmax/GELU tolerances for large inputs.  Nor is
+``-use_fast_math`` (the driver compiles with ``-lineinfo`` only), so ``sinf``/``cosf``
+reduce their argument exactly over the whole float range (CUDA's Payne-Hanek slow path;
+2 ulp at most), as the LLVM renderer's float32 sin/cos (NOTE (float32 reduction)).
 
 >>> from tracegrad.codegen.loop_ir import KernelBuilder, BufferArg
 >>> from tracegrad.codegen.ops import Op
@@ -191,8 +194,8 @@ def _int_extremum(cmp: str) -> Callable:
 
 def _sign(dt, a):
     t = ctype(dt)
-    if dt.kind == "f":  # keeps NaN and the sign of zero
-        return f"({a} > 0 ? ({t})1 : ({a} < 0 ? ({t})-1 : {a}))"
+    if dt.kind == "f":  # keeps NaN; -0 + 0 is +0, as np.sign
+        return f"({a} > 0 ? ({t})1 : ({a} < 0 ? ({t})-1 : {a} + ({t})0))"
     if dt.kind == "u" or dt.kind == "b":
         return f"({t})({a} > 0)"
     return f"({t})(({a} > 0) - ({a} < 0))"

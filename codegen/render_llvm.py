@@ -96,8 +96,9 @@ def _compare(pred: str) -> Callable:
 def _sign_float(r, x):
     b, ty = r.b, x.type
     one, minus, zero = ir.Constant(ty, 1), ir.Constant(ty, -1), ir.Constant(ty, 0)
+    # NOTE: x + 0 keeps NaN and makes -0 +0, as np.sign (and torch.sign)
     return b.select(b.fcmp_ordered(">", x, zero), one,
-                    b.select(b.fcmp_ordered("<", x, zero), minus, x))  # keeps NaN and -0
+                    b.select(b.fcmp_ordered("<", x, zero), minus, b.fadd(x, zero)))
 
 
 def _sign_int(r, x):

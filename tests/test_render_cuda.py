@@ -470,3 +470,17 @@ def test_tiled_matmul_matches_numpy_on_host_threads(tmp_path):
         getattr(so, f"run_{name}")(ptrs, ctypes.c_uint(1), ctypes.c_uint(block[0]))
         tol = 1e-5 if dt == "float32" else 1e-12
         np.testing.assert_allclose(c, a @ b, rtol=tol, atol=tol, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sin_cos_use_the_full_range_library_functions(dtype):
+    # NOTE (math accuracy) in render_cuda: sinf/cosf (and sin/cos) reduce exactly over the
+    # whole range without -use_fast_math; __sinf is only accurate near [-pi, pi]
+    b = KernelBuilder("k", outer=8)
+    x = b.emit(Op.LOAD, ("buf0", "o"), dtype)
+    b.store("buf1", "o", b.emit(Op.ADD, (b.emit(Op.SIN, (x,), dtype),
+                                         b.emit(Op.COS, (x,), dtype)), dtype))
+    src = render_cuda(b.finish([BufferArg("buf0", np.dtype(dtype), 8, False),
+                                BufferArg("buf1", np.dtype(dtype), 8, True)]))
+    f = "f" if dtype == "float32" else ""
+    assert f"sin{f}(" in src and f"cos{f}(" in src and "__sin" not in src and "__cos" not in src

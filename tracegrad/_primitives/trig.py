@@ -57,7 +57,14 @@ def _atan_expand(emit, args, dtype):
                          _poly(emit, z, _ATAN_Q, dtype)), dtype)
     y = emit(Op.ADD, (base, emit(Op.ADD, (emit(Op.MUL, (r, frac), dtype), r), dtype)), dtype)
     negative = emit(Op.CMPLT, (x, c(0.0)), _BOOL)
-    return emit(Op.WHERE, (negative, emit(Op.NEG, (y,), dtype), y), dtype)
+    return _keep_zero(emit, x, emit(Op.WHERE, (negative, emit(Op.NEG, (y,), dtype), y), dtype),
+                      dtype)
+
+
+def _keep_zero(emit, x, y, dtype):
+    """y, or x itself where x is +-0: an odd function's -0.0 (x < 0 is False there)."""
+    return emit(Op.WHERE, (emit(Op.CMPEQ, (x, emit(Op.CONST, (0.0,), dtype)), _BOOL), x, y),
+                dtype)
 
 
 def _sign_bit(emit, v, dtype):
@@ -116,7 +123,8 @@ def _asinh_expand(emit, args, dtype):
     large = emit(Op.ADD, (emit(Op.LOG, (a,), dtype), c(math.log(2.0))), dtype)
     r = emit(Op.WHERE, (emit(Op.CMPLT, (c(1e15), a), _BOOL), large, small), dtype)
     negative = emit(Op.CMPLT, (x, c(0.0)), _BOOL)
-    return emit(Op.WHERE, (negative, emit(Op.NEG, (r,), dtype), r), dtype)
+    return _keep_zero(emit, x, emit(Op.WHERE, (negative, emit(Op.NEG, (r,), dtype), r), dtype),
+                      dtype)
 
 
 def _atan_vjp(g, node):

@@ -154,8 +154,7 @@ class CompiledFunction:
                          + _retraces(g)
                          for skey, g in self._groups.items()
                          if group_size(g, key) and symbolic_key(key, g.dims) == skey)
-        symbolic += tuple(g.what for g in entry.guards
-                          if str(getattr(g, "what", "")).startswith("int guard"))
+        symbolic += self._ints.guard_texts(entry)
         return Report(self.__name__, key, entry, self._backend_for(leaves), symbolic)
 
     def _backend_for(self, leaves) -> str:

@@ -60,14 +60,14 @@ class Recorder:
         self.active = True
         self.values = values
         self.cell = cell   # the compiled function's values of the current call (per thread)
-        self.guards: dict[str, object] = {}
+        self.guards: dict[str, tuple] = {}   # text -> (check, positions it reads)
         self.specialised: dict[int, int] = {}
         self.escapes: list[str] = []
         self.inputs: dict = {}   # (id(SymArg), dtype) -> its runtime input's node
 
-    def guard(self, text: str, check) -> None:
+    def guard(self, text: str, check, args: frozenset) -> None:
         if self.active and text not in self.guards:
-            self.guards[text] = check
+            self.guards[text] = (check, args)
 
     def escape(self, value: "SymArg", what: str) -> None:
         if not self.active:
@@ -178,7 +178,8 @@ class SymArg:
         if self.rec.active:
             sfn, cmp = self.fn, _OPS[op]
             self.rec.guard(f"{self.text} {op if outcome else _NEGATED[op]} {otext}",
-                           lambda values: cmp(sfn(values), ofn(values)) == outcome)
+                           lambda values: cmp(sfn(values), ofn(values)) == outcome,
+                           self.args | o[2])
         return outcome
 
     def __bool__(self):

@@ -161,9 +161,9 @@ class IntArguments:
             return
         names, cell = self.names(key_treedef), self.cell
         guards = []
-        for text, check in rec.guards.items():
+        for text, (check, args) in rec.guards.items():
             guards.append(described(lambda check=check: _holds(check, cell.values),
-                                    f"int guard {text}"))
+                                    _naming(f"int guard {text}", names, args, cell)))
             self.lines.setdefault(f"int guard {text}")
         why = "; ".join(e for e in rec.escapes if e) or "read as a plain value"
         for k, value in sorted(rec.specialised.items()):
@@ -213,8 +213,24 @@ class IntArguments:
               [0])
         return out
 
+    @staticmethod
+    def guard_texts(entry) -> tuple[str, ...]:
+        """The int guards of ``entry`` (explain's report)."""
+        whats = [getattr(g, "what", None) for g in entry.guards]
+        return tuple(w if isinstance(w, str) else w.text for w in whats
+                     if (getattr(w, "text", None) or str(w)).startswith("int guard"))
+
     def describe(self) -> tuple[str, ...]:
         return tuple(self.lines)
+
+
+def _naming(text: str, names: list, args, cell):
+    """What a broken guard says (TRACEGRAD_DEBUG): the guard and the call's values."""
+    def what() -> str:
+        now = ", ".join(f"{names[k]}={cell.values[k]}" for k in sorted(args))
+        return f"{text}; now {now}" if now else text
+    what.text = text
+    return what
 
 
 def _holds(check, values) -> bool:

@@ -26,6 +26,15 @@ the call's int values, how to compute itself at any later call.
   returned values after the trace: a value read there is no runtime input.  An escape
   costs one program per value, as without symbolic ints, and is never a wrong answer.
 
+Measured (tests/test_fuzz4_int_argument_retrace.py, 2026-12-02): gradient accumulation
+over 12 steps, ``step(x, y, i)`` with ``if (i + 1) % 3 == 0: opt.step()``, compiled 12
+programs, one per ``i``; now 5 (i=0; i=1, specialised; then the branch's two outcomes and
+SGD's first update, which makes its momentum buffer), and still 5 over 30 steps.  The
+same step with a bool argument for the branch compiles 4: the int costs the one value it
+specialises.  ``x * i`` over 10 values: 2 programs (the first value, then ``i``).  Not
+followed: an int used as a size (``x[:n]``, ``arange(n)``) is specialised per value; the
+symbolic dims (``dynamic.SymbolicGroup``) are not tried on a signature with a symbolic int.
+
 A SymArg is no ``int`` (NOTE (no int underneath) in symint.py): C code cannot read its
 value without calling one of its methods.  Its recorder is open while the entry is
 traced and planned; afterwards (kept in a module attribute) it acts as the plain value.

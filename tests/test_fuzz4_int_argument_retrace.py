@@ -5,7 +5,6 @@ tracegrad/compiler/int_args.py), with a guard on the branch."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 import tracegrad as torch
 import tracegrad.nn.functional as F

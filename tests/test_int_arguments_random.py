@@ -32,7 +32,7 @@ def _function(rng: random.Random):
     lines = ["def f(x, i, j):", f"    a = {_expr(rng, 2)}", f"    b = {_expr(rng, 2)}"]
     cmp = rng.choice(["<", "<=", ">", ">=", "==", "!="])
     lines.append(f"    if a {cmp} b:")
-    lines.append(f"        y = x * a - b")
+    lines.append("        y = x * a - b")
     lines.append("    else:")
     lines.append(f"        y = x + b * {rng.choice(['1.5', 'a', '(a % 3)'])}")
     if rng.random() < 0.3:

@@ -48,7 +48,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .python_guards import described
 
 _PACKAGE_DIRS = (str(Path(__file__).resolve().parents[1]),
                  str(Path(__file__).resolve().parents[2] / "codegen"),

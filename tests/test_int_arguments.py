@@ -219,3 +219,14 @@ def test_explain_names_the_symbolic_int_and_its_guards():
     cf(x, 5)
     report = cf.explain(x, 6)
     assert any("int guard i > 3" in line for line in report.symbolic)
+
+
+def test_dynamic_true_keeps_symbolic_dims_beside_an_int_that_never_changes():
+    def f(x, heads):
+        return (x * heads).sum(0)
+
+    cf = torch.compile(f, dynamic=True)
+    calls = [((torch.randn(n, 4), 4), {}) for n in (3, 5, 7, 9, 11, 6)]
+    _check(cf, f, calls, rtol=1e-5)
+    assert cf.cache_info().misses <= 3
+    assert any(line.startswith("s0 = arg 0 dim 0") for line in cf.cache_info().symbolic)

@@ -184,6 +184,10 @@ class CompiledFunction:
             if entry is None and debug_level():
                 logger.debug("%s: a guard of the traced call failed (%s), retracing",
                              self.__name__, broken.broken_guard())
+        if (entry is None and self.dynamic is True and not guard_failed
+                and self._ints.dims_first(key, self._signatures)):
+            treedef, leaves, key = self._signature(args, kwargs)   # its ints as values
+            entry = self._cache.get(key)
         if entry is None and self._groups and key[0] not in self._ints.keys_with_symbols:
             entry = self._symbolic_instance(key, treedef, leaves)
         if entry is None:

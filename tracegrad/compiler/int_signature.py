@@ -79,6 +79,7 @@ class IntArguments:
         self.keys_with_symbols: set = set()   # key treedefs holding a SYMINT
         self.lines: dict = {}              # what cache_info shows: text -> None, in order
         self._memo: dict = {}              # treedef -> (key treedef, erased, values)
+        self._changed: set = set()         # erased treedefs whose ints changed once
 
     # NOTE (int keys memoised): walking a call's treedef twice (its ints, then the key)
     # cost ~3 us a call (8.4 -> 11.3 us for a 64-float function with one int argument);
@@ -124,7 +125,10 @@ class IntArguments:
         self.cell.values = values
         self._erased_last = erased
         symbolic = self._symbolic.get(erased)
+        if self._last.get(erased, values) != values:
+            self._changed.add(erased)
         if self.dynamic is True:
+            self._last[erased] = values
             if symbolic is None:
                 symbolic = self._symbolic[erased] = frozenset(range(len(values))) - \
                     self._values_only.get(erased, frozenset())
@@ -145,6 +149,24 @@ class IntArguments:
         if key is not treedef and key != treedef:
             self.keys_with_symbols.add(key)
         return key
+
+    def dims_first(self, key, signatures) -> bool:
+        """NOTE (dims before constant ints): with ``dynamic=True`` every int is symbolic
+        from the first call, and a signature with a symbolic int tries no symbolic dims
+        (``dynamic.SymbolicGroup`` traces on plain values); an int that never changed
+        while a tensor's shape did (``f(x, heads)`` over batch sizes) would cost the
+        dims their symbol.  Such ints become values again (True: the caller recomputes
+        the key); ints that changed stay symbolic."""
+        if key[0] not in self.keys_with_symbols:
+            return False
+        erased = _walk(key[0], lambda k, node: (INT,), [0])
+        if erased in self._changed or not any(
+                old[0] == key[0] and old[1] != key[1] for old in signatures):
+            return False
+        self._by_value(key[0], range(len(self.cell.values)))
+        self.lines.setdefault("int arguments that never changed are values again: a "
+                              "tensor's shape changed (symbolic dims first)")
+        return True
 
     def names(self, treedef) -> list[str]:
         erased = _walk(treedef, lambda k, node: (INT,), [0])

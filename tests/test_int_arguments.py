@@ -230,3 +230,28 @@ def test_dynamic_true_keeps_symbolic_dims_beside_an_int_that_never_changes():
     _check(cf, f, calls, rtol=1e-5)
     assert cf.cache_info().misses <= 3
     assert any(line.startswith("s0 = arg 0 dim 0") for line in cf.cache_info().symbolic)
+
+
+def test_threads_calling_with_other_ints_each_get_their_own_value():
+    import threading
+
+    x = torch.randn(2, 4)
+
+    def f(x, i):
+        return x * i
+
+    cf = torch.compile(f)
+    cf(x, 2), cf(x, 3)
+    wrong = []
+
+    def work(seed):
+        for k in range(150):
+            i = 2 + (seed * 7 + k) % 9
+            if not np.allclose(cf(x, i).numpy(), (x * i).numpy()):
+                wrong.append(i)
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not wrong

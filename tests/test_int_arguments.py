@@ -255,3 +255,25 @@ def test_threads_calling_with_other_ints_each_get_their_own_value():
     for t in threads:
         t.join()
     assert not wrong
+
+
+def test_a_compiled_module_names_its_forward_parameter():
+    from tracegrad import nn
+
+    class Scale(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+
+        def forward(self, x, n):
+            y = self.lin(x)
+            return y * n if n > 3 else y - n
+
+    m = Scale()
+    cm = torch.compile(m)
+    x = torch.randn(2, 4)
+    for n in (2, 3, 4, 5, 6, 2, 7):
+        np.testing.assert_allclose(cm(x, n).detach().numpy(), m(x, n).detach().numpy(),
+                                   rtol=1e-5)
+    assert "int guard n > 3" in cm.cache_info().symbolic
+    assert cm.cache_info().misses <= 4

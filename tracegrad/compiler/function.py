@@ -115,7 +115,7 @@ class CompiledFunction:
         except (TypeError, ValueError):
             self._sig = None
         self.__name__ = getattr(fn, "__name__", type(fn).__name__)
-        self._ints = IntArguments(dynamic, self._sig, self.__name__)  # NOTE (int arguments)
+        self._ints = IntArguments(dynamic, self)  # NOTE (int arguments)
         self.__doc__ = getattr(fn, "__doc__", None)
         self.__wrapped__ = fn
         LIVE.add(self)   # torch.compiler.reset() clears every cache
@@ -137,7 +137,7 @@ class CompiledFunction:
         self._refused_on.clear()
         self._failed_regions.clear()
         self._signatures.clear()
-        self._ints = IntArguments(self.dynamic, self._sig, self.__name__)
+        self._ints = IntArguments(self.dynamic, self)
         self.hits = self.misses = 0
         self.compile_seconds = 0.0
 

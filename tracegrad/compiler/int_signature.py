@@ -29,7 +29,13 @@ def _walk(treedef, replace, counter: list):
 def _names(treedef, sig) -> list[str]:
     """A name per int of a call's ``(args, kwargs)`` treedef: the parameter's name, with
     the index or key that leads to it inside a container (``i``, ``cfg['k']``)."""
-    params = list(sig.parameters) if sig is not None else []
+    params: list[str] = []
+    for p in (sig.parameters.values() if sig is not None else ()):
+        if p.kind is p.VAR_POSITIONAL:
+            params += [f"{p.name}[{j}]" for j in range(64)]
+            break
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            params.append(p.name)
     out: list[str] = []
 
     def visit(node, path: str) -> None:
@@ -49,8 +55,7 @@ def _names(treedef, sig) -> list[str]:
         return [f"i{k}" for k in range(_count(treedef))]
     args, kwargs = treedef[1]
     for j, c in enumerate(args[1]):
-        visit(c, params[j] if j < len(params) and not params[j].startswith("*")
-              else f"args[{j}]")
+        visit(c, params[j] if j < len(params) else f"args[{j}]")
     for key, c in zip(kwargs[1], kwargs[2]):
         visit(c, str(key))
     return out
@@ -66,10 +71,10 @@ class IntArguments:
     """Per compiled function: the ints of each argument structure that are symbolic, and
     what their traces relied on (for ``cache_info``, ``explain``, TRACEGRAD_DEBUG)."""
 
-    def __init__(self, dynamic, sig, name: str) -> None:
+    def __init__(self, dynamic, owner) -> None:
         self.dynamic = dynamic
-        self.sig = sig
-        self.name = name
+        self.owner = owner   # the CompiledFunction: its ``_sig`` (OptimizedModule sets it
+        #                      to the module's forward after construction) and name
         self.cell = threading.local()      # .values: this call's ints (guards read them)
         self._last: dict = {}              # erased treedef -> the ints of its last call
         self._symbolic: dict = {}          # erased treedef -> positions that are symbolic
@@ -172,7 +177,7 @@ class IntArguments:
         erased = _walk(treedef, lambda k, node: (INT,), [0])
         names = self._names.get(erased)
         if names is None:
-            names = self._names[erased] = _names(treedef, self.sig)
+            names = self._names[erased] = _names(treedef, self.owner._sig)
         return names
 
     def _note_changed(self, erased, treedef, changed, last, values) -> None:
@@ -182,7 +187,7 @@ class IntArguments:
                     f"0 and 1 stay specialised)")
             self.lines.setdefault(line)
             if debug_level():
-                logger.debug("%s: %s", self.name, line)
+                logger.debug("%s: %s", self.owner.__name__, line)
 
     # ---- tracing -----------------------------------------------------------------------
     def trace_treedef(self, key_treedef):
@@ -236,7 +241,7 @@ class IntArguments:
                 f"values: the trace on symbolic ints raised {type(error).__name__}: {error}")
         self.lines.setdefault(line)
         if debug_level():
-            logger.debug("%s: %s", self.name, line)
+            logger.debug("%s: %s", self.owner.__name__, line)
 
     def specialise_all(self, entry, key_treedef) -> None:
         """``entry`` was traced on the values of the key's symbolic ints: it serves those."""

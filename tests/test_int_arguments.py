@@ -277,3 +277,30 @@ def test_a_compiled_module_names_its_forward_parameter():
                                    rtol=1e-5)
     assert "int guard n > 3" in cm.cache_info().symbolic
     assert cm.cache_info().misses <= 4
+
+
+def test_ints_whose_guards_split_many_ways_stop_retracing():
+    x = torch.randn(3)
+
+    def f(x, i):
+        r = i % 6
+        if r == 0:
+            return x * 2
+        if r == 1:
+            return x - 1
+        if r == 2:
+            return x + 3
+        if r == 3:
+            return x * x
+        if r == 4:
+            return -x
+        return x / 2
+
+    cf = torch.compile(f)
+    calls = [((x, i), {}) for i in list(range(2, 14)) * 4]
+    _check(cf, f, calls)
+    # at most 8 traces on the symbol, then one per value (12 values): never one per call
+    assert cf.cache_info().misses <= 2 + 8 + 12
+    misses = cf.cache_info().misses
+    _check(cf, f, calls)
+    assert cf.cache_info().misses == misses

@@ -9,6 +9,12 @@ from .int_args import SYMINT, Recorder, SymArg
 from .python_guards import described
 
 INT = "int"   # pytree's node for an int argument that is not static (its value)
+# NOTE (traces per symbolic signature): a signature keeps its last few traces (NOTE
+# (programs per signature), function.py), so ints whose guards split them into more
+# outcomes than that, called round and round (``i % 6`` branching six ways), would trace
+# at every call; after this many traces of one signature its ints are values again (a
+# program per value, each found by a dict lookup, as without symbolic ints)
+MAX_TRACES_PER_KEY = 8
 
 
 def _walk(treedef, replace, counter: list):
@@ -85,6 +91,7 @@ class IntArguments:
         self.lines: dict = {}              # what cache_info shows: text -> None, in order
         self._memo: dict = {}              # treedef -> (key treedef, erased, values)
         self._changed: set = set()         # erased treedefs whose ints changed once
+        self._traces: dict = {}            # key treedef -> traces on its SymArgs
 
     # NOTE (int keys memoised): walking a call's treedef twice (its ints, then the key)
     # cost ~3 us a call (8.4 -> 11.3 us for a 64-float function with one int argument);
@@ -195,6 +202,11 @@ class IntArguments:
         call's value; ``(key_treedef, None)`` when the key has none."""
         if key_treedef not in self.keys_with_symbols:
             return key_treedef, None
+        traces = self._traces[key_treedef] = self._traces.get(key_treedef, 0) + 1
+        if traces >= MAX_TRACES_PER_KEY:   # this trace still follows them; the next don't
+            self._by_value(key_treedef, range(_count(key_treedef)))
+            self.lines.setdefault(f"int arguments traced {traces} times for one signature "
+                                  f"(guards broken): values again")
         values = self.cell.values
         rec = Recorder(values, self.cell)
         names = self.names(key_treedef)

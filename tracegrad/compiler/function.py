@@ -147,8 +147,13 @@ class CompiledFunction:
         ``kernels`` list each kernel's ``name``, ``ops`` and ``source``."""
         treedef, leaves, key = self._signature(args, kwargs)
         traced_on, rec = self._ints.trace_treedef(key[0])
-        entry = build_entry(self, traced_on if rec is not None else treedef, leaves, args,
-                            kwargs, compile_code=False)
+        try:
+            entry = build_entry(self, traced_on if rec is not None else treedef, leaves, args,
+                                kwargs, compile_code=False)
+        except BaseException:
+            if rec is not None:
+                rec.active = False
+            raise
         self._ints.finish(entry, rec, key[0])
         symbolic = tuple(g.describe() + f", sizes served {sorted(g.sizes_served)}"
                          + _retraces(g)
@@ -407,9 +412,11 @@ class CompiledFunction:
         if rec is not None:
             try:
                 entry = build_entry(self, traced_on, leaves, args, kwargs, compile_code=True)
-            except Exception as e:  # noqa: BLE001 - traced again on the values, below
+            except BaseException as e:
                 rec.active = False
-                self._ints.failed(key_treedef, e)
+                if not isinstance(e, Exception):
+                    raise   # (KeyboardInterrupt)
+                self._ints.failed(key_treedef, e)   # traced again on the values, below
             else:
                 self._ints.finish(entry, rec, key_treedef)
                 return entry

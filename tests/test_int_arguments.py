@@ -304,3 +304,28 @@ def test_ints_whose_guards_split_many_ways_stop_retracing():
     misses = cf.cache_info().misses
     _check(cf, f, calls)
     assert cf.cache_info().misses == misses
+
+
+def test_a_mode_int_of_two_values_keeps_symbolic_dims():
+    def f(x, mode):
+        return x.sum(0) * mode if mode > 2 else x.mean(0) - mode
+
+    cf = torch.compile(f)
+    calls = [((torch.randn(n, 4), mode), {}) for n in (3, 5, 7, 9, 11, 6, 13, 4)
+             for mode in (2, 3)]
+    _check(cf, f, calls, rtol=1e-5)
+    # a group per mode serves every batch size (as before ints could be symbolic)
+    assert cf.cache_info().misses <= 8
+    assert any(line.startswith("s0 = arg 0 dim 0") for line in cf.cache_info().symbolic)
+
+
+def test_a_step_counter_stays_symbolic_when_the_batch_changes_once():
+    x_full, x_short = torch.randn(6, 4), torch.randn(3, 4)
+
+    def f(x, i):
+        return x * i + (i % 3)
+
+    cf = torch.compile(f)
+    calls = [((x_full if i % 10 else x_short, i), {}) for i in range(2, 40)]
+    _check(cf, f, calls, rtol=1e-5)
+    assert cf.cache_info().misses <= 5

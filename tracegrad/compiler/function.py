@@ -189,7 +189,7 @@ class CompiledFunction:
             if entry is None and debug_level():
                 logger.debug("%s: a guard of the traced call failed (%s), retracing",
                              self.__name__, broken.broken_guard())
-        if (entry is None and self.dynamic is True and not guard_failed
+        if (entry is None and self.dynamic is not False and not guard_failed
                 and self._ints.dims_first(key, self._signatures)):
             treedef, leaves, key = self._signature(args, kwargs)   # its ints as values
             entry = self._cache.get(key)

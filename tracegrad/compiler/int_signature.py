@@ -15,6 +15,7 @@ INT = "int"   # pytree's node for an int argument that is not static (its value)
 # at every call; after this many traces of one signature its ints are values again (a
 # program per value, each found by a dict lookup, as without symbolic ints)
 MAX_TRACES_PER_KEY = 8
+FEW_VALUES = 4   # NOTE (dims before constant ints): ints that took at most this many values
 
 
 def _walk(treedef, replace, counter: list):
@@ -90,8 +91,8 @@ class IntArguments:
         self.keys_with_symbols: set = set()   # key treedefs holding a SYMINT
         self.lines: dict = {}              # what cache_info shows: text -> None, in order
         self._memo: dict = {}              # treedef -> (key treedef, erased, values)
-        self._changed: set = set()         # erased treedefs whose ints changed once
         self._traces: dict = {}            # key treedef -> traces on its SymArgs
+        self._seen: dict = {}              # erased treedef -> its ints' values (a few)
 
     # NOTE (int keys memoised): walking a call's treedef twice (its ints, then the key)
     # cost ~3 us a call (8.4 -> 11.3 us for a 64-float function with one int argument);
@@ -137,8 +138,9 @@ class IntArguments:
         self.cell.values = values
         self._erased_last = erased
         symbolic = self._symbolic.get(erased)
-        if self._last.get(erased, values) != values:
-            self._changed.add(erased)
+        seen = self._seen.setdefault(erased, set())
+        if len(seen) <= FEW_VALUES:
+            seen.add(values)
         if self.dynamic is True:
             self._last[erased] = values
             if symbolic is None:
@@ -163,20 +165,22 @@ class IntArguments:
         return key
 
     def dims_first(self, key, signatures) -> bool:
-        """NOTE (dims before constant ints): with ``dynamic=True`` every int is symbolic
-        from the first call, and a signature with a symbolic int tries no symbolic dims
-        (``dynamic.SymbolicGroup`` traces on plain values); an int that never changed
-        while a tensor's shape did (``f(x, heads)`` over batch sizes) would cost the
-        dims their symbol.  Such ints become values again (True: the caller recomputes
-        the key); ints that changed stay symbolic."""
+        """NOTE (dims before constant ints): a signature with a symbolic int tries no
+        symbolic dims (``dynamic.SymbolicGroup`` traces on plain values), so ints that
+        took a few values only (``dynamic=True``: one, ``f(x, heads)``; a mode switch
+        ``f(x, mode)`` between 2 and 3) while a tensor's shape changed would cost the
+        dims their symbol: one program per batch size, where a group per value served
+        them all before.  Such ints become values again (True: the caller recomputes
+        the key).  Ints that took more values (a step counter) stay symbolic; each new
+        shape then traces once more, as before."""
         if key[0] not in self.keys_with_symbols:
             return False
         erased = _walk(key[0], lambda k, node: (INT,), [0])
-        if erased in self._changed or not any(
+        if len(self._seen.get(erased, ())) > FEW_VALUES or not any(
                 old[0] == key[0] and old[1] != key[1] for old in signatures):
             return False
         self._by_value(key[0], range(len(self.cell.values)))
-        self.lines.setdefault("int arguments that never changed are values again: a "
+        self.lines.setdefault("int arguments that took a few values are values again: a "
                               "tensor's shape changed (symbolic dims first)")
         return True
 

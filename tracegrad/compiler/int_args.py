@@ -33,7 +33,9 @@ SGD's first update, which makes its momentum buffer), and still 5 over 30 steps.
 same step with a bool argument for the branch compiles 4: the int costs the one value it
 specialises.  ``x * i`` over 10 values: 2 programs (the first value, then ``i``).  Not
 followed: an int used as a size (``x[:n]``, ``arange(n)``) is specialised per value; the
-symbolic dims (``dynamic.SymbolicGroup``) are not tried on a signature with a symbolic int.
+symbolic dims (``dynamic.SymbolicGroup``) are not tried on a signature with a symbolic int;
+ints that took at most 4 values become values again when a tensor's shape changes, so the
+dims keep their symbol (NOTE (dims before constant ints) in int_signature.py).
 
 A SymArg is no ``int`` (NOTE (no int underneath) in symint.py): C code cannot read its
 value without calling one of its methods.  Its recorder is open while the entry is

@@ -7,7 +7,8 @@ from benchmarks.harness import Config
 def test_symbolic_rows_are_correct_and_compile_once():
     rows = wl_symbolic.run(Config(quick=True, tiny=True))
     assert [r.name for r in rows] == ["GELU (tanh) s0", "softmax rows s0", "seed forward s0",
-                                      "seed whole step s0", "transformer layer, 18 lengths"]
+                                      "seed whole step s0", "transformer layer, 18 lengths",
+                                      "grad accumulation, int step"]
     for r in rows:
         assert r.correct is True, r
         assert {"eager", "compiled", "specialised"} <= set(r.times)
@@ -18,3 +19,6 @@ def test_symbolic_rows_are_correct_and_compile_once():
     assert "compiles: symbolic 2, specialised 2; s0" in rows[3].note, rows[3].note
     assert "compiles: symbolic 2 (" in rows[4].note and "specialised 18 (" in rows[4].note, \
         rows[4].note
+    # a step counter argument: symbolic after it changes (NOTE (int arguments))
+    assert "first 12 steps: symbolic 5, specialised 12;" in rows[5].note, rows[5].note
+    assert rows[5].note.endswith("after the timed repeats 6 and 14"), rows[5].note

@@ -26,6 +26,7 @@ from .autograd_bridge import attach
 from .debug import debug_level, logger
 from .errors import TraceError
 from .held_output import stdout_held_until_success
+from .int_args import CallValue
 from .partition import split
 from .python_guards import python_value_guards, requires_grad_guards
 from .trace_reads import reads_for_backward, returned_argument, saved_reads
@@ -120,7 +121,10 @@ class Entry:
             else:  # a runtime scalar (NOTE (training step capture) in tracer.py)
                 read, holder = ref
                 # NOTE: one 0-d array per scalar, refilled: the program then finds the same
-                # array as last call and skips its address lookup (~3 µs per input)
+                # array as last call and skips its address lookup (~3 µs per input); one
+                # per thread where the value is the call's own (NOTE (int arguments))
+                if type(read) is CallValue:
+                    holder = read.holder(holder.dtype)
                 holder[()] = read()
                 arrays.append(holder)
         return arrays

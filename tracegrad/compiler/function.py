@@ -27,6 +27,7 @@ from .dump import dump_entry
 from .entry import CapturedChanged, Entry, build_entry
 from .errors import TraceError
 from .fit_checks import FailedRegions
+from .int_signature import IntArguments
 from .report import Report
 from .symbolic import NotSymbolic
 from .torch_api import LIVE, backend_name, check_mode, float_argument_hint
@@ -114,6 +115,7 @@ class CompiledFunction:
         except (TypeError, ValueError):
             self._sig = None
         self.__name__ = getattr(fn, "__name__", type(fn).__name__)
+        self._ints = IntArguments(dynamic, self)  # NOTE (int arguments)
         self.__doc__ = getattr(fn, "__doc__", None)
         self.__wrapped__ = fn
         LIVE.add(self)   # torch.compiler.reset() clears every cache
@@ -123,6 +125,7 @@ class CompiledFunction:
         lines = [g.describe() + f", sizes {sorted(g.sizes_served)}" + _retraces(g)
                  for g in self._groups.values()]
         lines += [f"not symbolic: {why}" for why in self._not_symbolic.values()]
+        lines += self._ints.describe()
         return CacheInfo(self.hits, self.misses, len(self._cache), self.compile_seconds,
                          tuple(lines))
 
@@ -134,6 +137,7 @@ class CompiledFunction:
         self._refused_on.clear()
         self._failed_regions.clear()
         self._signatures.clear()
+        self._ints = IntArguments(self.dynamic, self)
         self.hits = self.misses = 0
         self.compile_seconds = 0.0
 
@@ -142,11 +146,20 @@ class CompiledFunction:
         report whose ``str`` shows the graph, fused groups, loop IR and sources, and whose
         ``kernels`` list each kernel's ``name``, ``ops`` and ``source``."""
         treedef, leaves, key = self._signature(args, kwargs)
-        entry = build_entry(self, treedef, leaves, args, kwargs, compile_code=False)
+        traced_on, rec = self._ints.trace_treedef(key[0])
+        try:
+            entry = build_entry(self, traced_on if rec is not None else treedef, leaves, args,
+                                kwargs, compile_code=False)
+        except BaseException:
+            if rec is not None:
+                rec.active = False
+            raise
+        self._ints.finish(entry, rec, key[0])
         symbolic = tuple(g.describe() + f", sizes served {sorted(g.sizes_served)}"
                          + _retraces(g)
                          for skey, g in self._groups.items()
                          if group_size(g, key) and symbolic_key(key, g.dims) == skey)
+        symbolic += self._ints.guard_texts(entry)
         return Report(self.__name__, key, entry, self._backend_for(leaves), symbolic)
 
     def _backend_for(self, leaves) -> str:
@@ -176,7 +189,11 @@ class CompiledFunction:
             if entry is None and debug_level():
                 logger.debug("%s: a guard of the traced call failed (%s), retracing",
                              self.__name__, broken.broken_guard())
-        if entry is None and self._groups:
+        if (entry is None and self.dynamic is not False and not guard_failed
+                and self._ints.dims_first(key, self._signatures)):
+            treedef, leaves, key = self._signature(args, kwargs)   # its ints as values
+            entry = self._cache.get(key)
+        if entry is None and self._groups and key[0] not in self._ints.keys_with_symbols:
             entry = self._symbolic_instance(key, treedef, leaves)
         if entry is None:
             if not self._fits_signature(args, kwargs):
@@ -191,8 +208,9 @@ class CompiledFunction:
             if not guard_failed:   # the same signature again is no new one
                 self._note_signature(key)
             start = time.perf_counter()
-            entry = self._build(treedef, leaves, args, kwargs)
-            if self.dynamic is not False and not entry.fallback:
+            entry = self._build(treedef, leaves, args, kwargs, key[0])
+            if (self.dynamic is not False and not entry.fallback
+                    and key[0] not in self._ints.keys_with_symbols):
                 self._try_symbolic(key, treedef, leaves, entry)
             seconds = time.perf_counter() - start
             self.compile_seconds += seconds
@@ -357,6 +375,7 @@ class CompiledFunction:
                                 bool(a._requires_grad)) for a in args])
                 return treedef, list(args), (treedef, parts, grad_state.enabled)
         treedef, leaves = pytree.flatten((tuple(args), dict(kwargs)))
+        key_treedef = self._ints.key_treedef(treedef)   # NOTE (int arguments)
         parts = []
         for leaf in leaves:
             if isinstance(leaf, Tensor):
@@ -365,7 +384,7 @@ class CompiledFunction:
                               bool(leaf._requires_grad)))
             else:
                 parts.append("float")
-        key = (treedef, tuple(parts), grad_state.enabled)
+        key = (key_treedef, tuple(parts), grad_state.enabled)
         return treedef, leaves, key
 
     def _fits_signature(self, args, kwargs) -> bool:
@@ -387,7 +406,26 @@ class CompiledFunction:
                           RuntimeWarning, stacklevel=3)
 
     # ---- building ----------------------------------------------------------------------
-    def _build(self, treedef, leaves, args, kwargs) -> Entry:
+    def _build(self, treedef, leaves, args, kwargs, key_treedef=None) -> Entry:
+        # NOTE (int arguments): the symbolic ints of the key are traced as SymArgs
+        traced_on, rec = self._ints.trace_treedef(key_treedef)
+        if rec is not None:
+            try:
+                entry = build_entry(self, traced_on, leaves, args, kwargs, compile_code=True)
+            except BaseException as e:
+                rec.active = False
+                if not isinstance(e, Exception):
+                    raise   # (KeyboardInterrupt)
+                self._ints.failed(key_treedef, e)   # traced again on the values, below
+            else:
+                self._ints.finish(entry, rec, key_treedef)
+                return entry
+        entry = self._build_on(treedef, leaves, args, kwargs)
+        if rec is not None:   # every symbolic int of the key at its value
+            self._ints.specialise_all(entry, key_treedef)
+        return entry
+
+    def _build_on(self, treedef, leaves, args, kwargs) -> Entry:
         try:
             return build_entry(self, treedef, leaves, args, kwargs, compile_code=True)
         except TraceError as e:

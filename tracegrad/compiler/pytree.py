@@ -1,6 +1,8 @@
 """Flatten nested arguments and results (tuples, lists, dicts) into leaves plus a
 hashable structure, and rebuild them. Leaf kinds: tensors, runtime scalars (Python
-floats), and static values (everything else, compared by value)."""
+floats), and static values (everything else, compared by value; an int that is not
+static_argnames' is an ``"int"`` node, which may become symbolic: NOTE (int arguments)
+in int_args.py)."""
 from __future__ import annotations
 
 from .._tensor import Tensor
@@ -32,6 +34,8 @@ def flatten(obj, static: bool = False, leaves: list | None = None):
     elif isinstance(obj, float) and not static:
         leaves.append(obj)
         return (SCALAR,), leaves
+    elif type(obj) is int and not static:   # (never a bool: its type is bool)
+        return ("int", obj), leaves
     if isinstance(obj, (tuple, list)):
         children = tuple(flatten(o, static, leaves)[0] for o in obj)
         kind = "tuple" if isinstance(obj, tuple) else "list"
@@ -72,7 +76,7 @@ def _build(treedef, it):
     kind = treedef[0]
     if kind in (TENSOR, SCALAR):
         return next(it)
-    if kind == "static":
+    if kind == "static" or kind == "int":
         return treedef[1]
     if kind == "tuple":
         return tuple(_build(c, it) for c in treedef[1])

@@ -23,6 +23,7 @@ from .._tensor import Tensor, _wrap
 from ..codegen.graph import Graph
 from ..codegen.ops import MOVEMENT, Op
 from .errors import TraceError
+from .int_args import SymArg
 from .dead_aliases import WrittenAliases
 from .python_guards import attributes, attributes_guard, described
 from .symint import symbol
@@ -530,6 +531,10 @@ class Tracer:
             elif isinstance(x, Tensor):
                 ids.append(self._capture(x))
                 avals.append(a)
+            elif type(a) is SymArg and a.rec.active:   # NOTE (int arguments), int_args.py
+                ids.append(a.runtime_input(self, sibling if sibling is not None
+                                           else _scalar_dtype(a._v)))
+                avals.append(a._v)
             else:
                 ids.append(self._const(a, sibling if sibling is not None else _scalar_dtype(a)))
                 avals.append(a)

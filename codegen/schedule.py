@@ -34,6 +34,7 @@ from .lower import LoweringCache
 from .matmul_transpose import transpose_matmul_outputs
 from .ops import ELEMENTWISE, MOVEMENT, REDUCE, Op
 from .passes import simplify
+from .slot_copies import concat_pieces, slot_copy_kernels
 from .sink_permutes import sink_permutes
 from .view import ShapeTracker
 
@@ -263,6 +264,16 @@ def plan(graph: Graph, inplace: dict[int, tuple[int, ...]] | None = None) -> Pro
     for kind, ref in fusion.steps:
         if kind == "group":
             group = fusion.groups[ref]
+            pieces = concat_pieces(g, group, fusion.edges)
+            if pieces is not None:   # NOTE (slot copies)
+                out = materialise(group.root)
+                for src, start, count, kernel in slot_copy_kernels(g, group.root, pieces,
+                                                                   n_kernels):
+                    steps.append(KernelStep(kernel.name, kernel, [materialise(src), out],
+                                            f"kernel {kernel.name}({_text_after_name(kernel)}",
+                                            (ref,)))
+                n_kernels += len(pieces)
+                continue
             ops = [g.node(n).op.name for n in group.members]
             name = _kernel_name(n_kernels, ops)
             n_kernels += 1
@@ -346,10 +357,10 @@ def _place_in_inputs(program: Program, inplace: dict[int, tuple[int, ...]]) -> N
                        for o in program.outputs)):
             continue
         group = fusion.group_of.get(info.node)
-        writer = next((k for k, step in enumerate(program.steps)
-                       if spec.buffer in _step_writes(step)), None)
-        if group is None or writer is None:
-            continue
+        writers = [k for k, step in enumerate(program.steps) if spec.buffer in _step_writes(step)]
+        if group is None or len(writers) != 1:
+            continue   # (several: slot copies, whose sources are no elementwise read)
+        writer = writers[0]
         users = [u for p in (in_pos, *same_storage) for u in readers.get(g.inputs[p], [])]
         if any(fusion.group_of.get(u.id) == group
                and (u.op not in ELEMENTWISE or u.shape != arg.shape) for u in users):
@@ -392,8 +403,8 @@ def _plan_slots(program: Program) -> None:
             free.append(entry[1])
         for b in _step_writes(step):
             info = program.buffers[b]
-            if info.storage is not Storage.SLOT:
-                continue
+            if info.storage is not Storage.SLOT or info.slot is not None:
+                continue   # (a later slot copy into a planned concatenation)
             nbytes = max(info.nbytes, 1)
             fits = [s for s in free if program.slots[s] >= nbytes]
             if fits:

@@ -115,9 +115,10 @@ def test_a_new_lstm_length_brings_few_new_kernel_bodies(new_sources):
         for a, p in zip(got, model.parameters()):
             np.testing.assert_allclose(a, p.grad.numpy(), rtol=1e-4, atol=1e-6)
     # each later length: the input's copy to time-major, the bias gradients' sum over
-    # every step, the recurrent weight gradients' sum of one product per step, and the
-    # layer output's gradient gathered from every step (before the folded matmul: 6)
-    assert counts[1] <= 4 and counts[2] <= 4, counts
+    # every step and the recurrent weight gradients' sum of one product per step (before
+    # the folded matmul: 6; before NOTE (slot copies) the layer output's gradient
+    # gathered from every step was a fourth)
+    assert counts[1] <= 3 and counts[2] <= 3, counts
 
 
 def test_a_later_lstm_length_renders_only_its_new_kernel_bodies(new_sources, monkeypatch):

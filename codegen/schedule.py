@@ -34,6 +34,7 @@ from .lower import LoweringCache
 from .matmul_transpose import transpose_matmul_outputs
 from .ops import ELEMENTWISE, MOVEMENT, REDUCE, Op
 from .passes import simplify
+from .size_params import LENS, inline_lengths, with_lengths
 from .slot_copies import concat_pieces, slot_copy_kernels
 from .sink_permutes import sink_permutes
 from .view import ShapeTracker
@@ -218,6 +219,18 @@ def _text_after_name(kernel: LoopKernel) -> str:
     return hit[1]
 
 
+def without_lengths(step: KernelStep, buffers: dict[str, BufferInfo]) -> KernelStep:
+    """``step`` with its lengths constants again (NOTE (length parameters)), for a backend
+    whose kernels take no run-time extent (CUDA); ``step`` itself when it loads none."""
+    names = [a.name for a in step.kernel.buffers]
+    if LENS not in names:
+        return step
+    k = names.index(LENS)
+    kernel = inline_lengths(step.kernel, buffers[step.buffers[k]].value)
+    return KernelStep(step.name, kernel, step.buffers[:k] + step.buffers[k + 1:],
+                      f"kernel {step.name}({_text_after_name(kernel)}", step.groups)
+
+
 def _kernel_name(k: int, kernel_ops: list[str]) -> str:
     words = [op.lower() for op in kernel_ops if op not in ("RESHAPE", "EXPAND", "PERMUTE")]
     return f"k{k}_" + "_".join(dict.fromkeys(words))[:40].rstrip("_")
@@ -279,6 +292,12 @@ def plan(graph: Graph, inplace: dict[int, tuple[int, ...]] | None = None) -> Pro
             n_kernels += 1
             kernel = lowering.lower(g, group, name, fusion.edges)
             bound = [materialise(n) for n in kernel.buffer_nodes]
+            sized = with_lengths(kernel, bool(group.reductions) and not group.trailing)
+            if sized is not None:   # NOTE (length parameters)
+                kernel, values = sized
+                bound.append(f"{name}.{LENS}")
+                buffers[bound[-1]] = BufferInfo(bound[-1], -1, values.shape, values.dtype,
+                                                "temp", Storage.CONSTANT, value=values)
             steps.append(KernelStep(name, kernel, bound, f"kernel {name}({_text_after_name(kernel)}",
                                     (ref,)))
         else:

@@ -226,7 +226,9 @@ def without_lengths(step: KernelStep, buffers: dict[str, BufferInfo]) -> KernelS
     if LENS not in names:
         return step
     k = names.index(LENS)
-    kernel = inline_lengths(step.kernel, buffers[step.buffers[k]].value)
+    values = buffers[step.buffers[k]].value
+    assert values is not None, step.buffers[k]
+    kernel = inline_lengths(step.kernel, values)
     return KernelStep(step.name, kernel, step.buffers[:k] + step.buffers[k + 1:],
                       f"kernel {step.name}({_text_after_name(kernel)}", step.groups)
 
@@ -280,9 +282,8 @@ def plan(graph: Graph, inplace: dict[int, tuple[int, ...]] | None = None) -> Pro
             pieces = concat_pieces(g, group, fusion.edges)
             if pieces is not None:   # NOTE (slot copies)
                 out = materialise(group.root)
-                for src, start, count, kernel in slot_copy_kernels(g, group.root, pieces,
-                                                                   n_kernels):
-                    steps.append(KernelStep(kernel.name, kernel, [materialise(src), out],
+                for piece, _, _, kernel in slot_copy_kernels(g, group.root, pieces, n_kernels):
+                    steps.append(KernelStep(kernel.name, kernel, [materialise(piece), out],
                                             f"kernel {kernel.name}({_text_after_name(kernel)}",
                                             (ref,)))
                 n_kernels += len(pieces)

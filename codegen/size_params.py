@@ -130,7 +130,7 @@ def _sized_body(kernel: LoopKernel, leading_reduction: bool) -> tuple[list, np.n
     if not consts and not loops:
         return None
     values: list[int] = []
-    prelude: list[Instr] = []
+    prelude: list = []
 
     def load(out: str, value: int) -> Instr:
         index = f"%lk{len(values)}"
@@ -140,10 +140,11 @@ def _sized_body(kernel: LoopKernel, leading_reduction: bool) -> tuple[list, np.n
 
     extents = {id(loop): f"%le{k}" for k, loop in enumerate(loops)}
     for loop in loops:
+        assert isinstance(loop.extent, int)   # (``_reduce_loops`` takes those only)
         prelude.append(load(extents[id(loop)], loop.extent))
 
-    def rewrite(body):
-        out = []
+    def rewrite(body: list) -> list:
+        out: list = []
         for s in body:
             if isinstance(s, Instr) and s.out in consts:
                 out.append(load(s.out, s.args[0]))
@@ -164,8 +165,8 @@ def inline_lengths(kernel: LoopKernel, values: np.ndarray) -> LoopKernel:
     loaded = {s.out: int(values[index[s.args[1]]]) for s in _walk(kernel.body)
               if isinstance(s, Instr) and s.op is Op.LOAD and s.args[0] == LENS}
 
-    def rewrite(body):
-        out = []
+    def rewrite(body: list) -> list:
+        out: list = []
         for s in body:
             if isinstance(s, Instr) and (s.out in index or s.out.startswith("%le")):
                 continue

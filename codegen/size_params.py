@@ -97,8 +97,9 @@ def _reduce_loops(body) -> list[Loop]:
             and isinstance(s.extent, int)]
 
 
-# id(original body) -> (original body, body with lengths loaded, the lengths)
-_SIZED: dict[int, tuple[list, list, np.ndarray]] = {}
+# id(original body) -> (original body, body with lengths loaded, the lengths), or
+# (original body, None, None) when it loads none
+_SIZED: dict[int, tuple[list, list | None, np.ndarray | None]] = {}
 _SIZED_MAX = 4096
 
 
@@ -106,15 +107,17 @@ def with_lengths(kernel: LoopKernel, leading_reduction: bool) -> tuple[LoopKerne
     """(``kernel`` loading its lengths from a ``lens`` parameter appended to its buffers,
     their values) when it is one of the kinds NOTE (length parameters) names;
     ``leading_reduction``: its group reduces leading dims.  None otherwise."""
+    if not leading_reduction and not _is_copy(kernel):
+        return None   # (most kernels: decided without walking the body)
     hit = _SIZED.get(id(kernel.body))
     if hit is None or hit[0] is not kernel.body:
-        made = _sized_body(kernel, leading_reduction)
-        if made is None:
-            return None
         if len(_SIZED) >= _SIZED_MAX:
             _SIZED.clear()
-        hit = _SIZED[id(kernel.body)] = (kernel.body, *made)
+        made = _sized_body(kernel, leading_reduction)
+        hit = _SIZED[id(kernel.body)] = (kernel.body, *(made or (None, None)))
     _, body, values = hit
+    if body is None or values is None:
+        return None
     out = replace(kernel, body=body,
                   buffers=kernel.buffers + [BufferArg(LENS, np.dtype(np.int64), len(values), False)])
     out.buffer_nodes = kernel.buffer_nodes + [-1] if kernel.buffer_nodes else []

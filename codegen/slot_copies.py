@@ -10,7 +10,9 @@ is a concatenation: each piece is copied into its run by one kernel whose text i
 same for every piece and every length (the run's start is the output's element offset,
 ``BufferArg.offset``), and each element is read once instead of T times.  Adding a pad's
 zeros changed nothing but the sign of a zero (``-0.0 + 0.0``), which reassociation may
-change anyway.
+change anyway.  LSTM over lengths 4..16 (B=16 in=32 h=64): new kernel sources per later
+length 4 -> 3; the steady step over the length cycle (with NOTE (length parameters) too)
+1686 us of CPU against 1705 (25 interleaved runs, load 8: the same within noise).
 """
 from __future__ import annotations
 

@@ -53,6 +53,7 @@ import numpy as np
 from .loop_ir import INDEX, AccUpdate, DefineAcc, Instr, Loop, LoopKernel, Store
 from .ops import Op
 from .scalar_ops import RENDERINGS
+from .schedule import without_lengths
 
 # register types; in memory bool is unsigned char
 _CTYPE = {"float32": "float", "float64": "double", "int8": "signed char", "int16": "short",
@@ -578,4 +579,6 @@ def render_cuda(kernel: LoopKernel, layout: str | None = None) -> str:
 
 def render_cuda_program(program) -> list[tuple[str, str]]:
     """``(name, CUDA source)`` of every kernel step of a ``codegen.schedule.Program``."""
-    return [(_c_name(step.name), render_cuda(step.kernel)) for step in program.kernels]
+    # a kernel's lengths are constants again here (NOTE (length parameters))
+    return [(_c_name(step.name), render_cuda(without_lengths(step, program.buffers).kernel))
+            for step in program.kernels]

@@ -34,6 +34,8 @@ from .lower import LoweringCache
 from .matmul_transpose import transpose_matmul_outputs
 from .ops import ELEMENTWISE, MOVEMENT, REDUCE, Op
 from .passes import simplify
+from .size_params import LENS, inline_lengths, with_lengths
+from .slot_copies import concat_pieces, slot_copy_kernels
 from .sink_permutes import sink_permutes
 from .view import ShapeTracker
 
@@ -217,6 +219,20 @@ def _text_after_name(kernel: LoopKernel) -> str:
     return hit[1]
 
 
+def without_lengths(step: KernelStep, buffers: dict[str, BufferInfo]) -> KernelStep:
+    """``step`` with its lengths constants again (NOTE (length parameters)), for a backend
+    whose kernels take no run-time extent (CUDA); ``step`` itself when it loads none."""
+    names = [a.name for a in step.kernel.buffers]
+    if LENS not in names:
+        return step
+    k = names.index(LENS)
+    values = buffers[step.buffers[k]].value
+    assert values is not None, step.buffers[k]
+    kernel = inline_lengths(step.kernel, values)
+    return KernelStep(step.name, kernel, step.buffers[:k] + step.buffers[k + 1:],
+                      f"kernel {step.name}({_text_after_name(kernel)}", step.groups)
+
+
 def _kernel_name(k: int, kernel_ops: list[str]) -> str:
     words = [op.lower() for op in kernel_ops if op not in ("RESHAPE", "EXPAND", "PERMUTE")]
     return f"k{k}_" + "_".join(dict.fromkeys(words))[:40].rstrip("_")
@@ -263,11 +279,26 @@ def plan(graph: Graph, inplace: dict[int, tuple[int, ...]] | None = None) -> Pro
     for kind, ref in fusion.steps:
         if kind == "group":
             group = fusion.groups[ref]
+            pieces = concat_pieces(g, group, fusion.edges)
+            if pieces is not None:   # NOTE (slot copies)
+                out = materialise(group.root)
+                for piece, _, _, kernel in slot_copy_kernels(g, group.root, pieces, n_kernels):
+                    steps.append(KernelStep(kernel.name, kernel, [materialise(piece), out],
+                                            f"kernel {kernel.name}({_text_after_name(kernel)}",
+                                            (ref,)))
+                n_kernels += len(pieces)
+                continue
             ops = [g.node(n).op.name for n in group.members]
             name = _kernel_name(n_kernels, ops)
             n_kernels += 1
             kernel = lowering.lower(g, group, name, fusion.edges)
             bound = [materialise(n) for n in kernel.buffer_nodes]
+            sized = with_lengths(kernel, bool(group.reductions) and not group.trailing)
+            if sized is not None:   # NOTE (length parameters)
+                kernel, values = sized
+                bound.append(f"{name}.{LENS}")
+                buffers[bound[-1]] = BufferInfo(bound[-1], -1, values.shape, values.dtype,
+                                                "temp", Storage.CONSTANT, value=values)
             steps.append(KernelStep(name, kernel, bound, f"kernel {name}({_text_after_name(kernel)}",
                                     (ref,)))
         else:
@@ -346,10 +377,10 @@ def _place_in_inputs(program: Program, inplace: dict[int, tuple[int, ...]]) -> N
                        for o in program.outputs)):
             continue
         group = fusion.group_of.get(info.node)
-        writer = next((k for k, step in enumerate(program.steps)
-                       if spec.buffer in _step_writes(step)), None)
-        if group is None or writer is None:
-            continue
+        writers = [k for k, step in enumerate(program.steps) if spec.buffer in _step_writes(step)]
+        if group is None or len(writers) != 1:
+            continue   # (several: slot copies, whose sources are no elementwise read)
+        writer = writers[0]
         users = [u for p in (in_pos, *same_storage) for u in readers.get(g.inputs[p], [])]
         if any(fusion.group_of.get(u.id) == group
                and (u.op not in ELEMENTWISE or u.shape != arg.shape) for u in users):
@@ -392,8 +423,8 @@ def _plan_slots(program: Program) -> None:
             free.append(entry[1])
         for b in _step_writes(step):
             info = program.buffers[b]
-            if info.storage is not Storage.SLOT:
-                continue
+            if info.storage is not Storage.SLOT or info.slot is not None:
+                continue   # (a later slot copy into a planned concatenation)
             nbytes = max(info.nbytes, 1)
             fits = [s for s in free if program.slots[s] >= nbytes]
             if fits:

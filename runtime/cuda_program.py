@@ -34,7 +34,8 @@ import numpy as np
 from ..codegen.loop_ir import LoopKernel
 from ..codegen.render_cuda import launch_config, render_cuda
 from ..codegen.render_cuda_matmul import matmul_launch_config, render_cuda_matmul
-from ..codegen.schedule import BufferRead, Constant, ExternStep, KernelStep, Program, Storage
+from ..codegen.schedule import (BufferRead, Constant, ExternStep, KernelStep, Program, Storage,
+                               without_lengths)
 from ..codegen.view import ShapeTracker, gather_numpy, strided_numpy
 from . import cuda_device
 from .cuda_device import CudaDevice, DeviceArray
@@ -203,6 +204,7 @@ class CudaProgram:
         self.compile_seconds = time.perf_counter() - start
 
     def _add_kernel(self, step: KernelStep) -> None:
+        step = without_lengths(step, self.program.buffers)   # NOTE (length parameters)
         source = self.sources[step.name] = cuda_source(step.kernel)
         geometry = self.geometry[step.name] = launch_config(
             step.kernel, max_threads=self.device.max_threads)

@@ -66,9 +66,9 @@ def test_compiled_weight_gradient_of_a_stack_is_one_matrix_product():
 
 
 class _Net(nn.Module):
-    def __init__(self):
+    def __init__(self, cell=nn.LSTM):
         super().__init__()
-        self.lstm = nn.LSTM(8, 16, num_layers=2, batch_first=True)
+        self.lstm = cell(8, 16, num_layers=2, batch_first=True)
 
     def forward(self, x):
         return self.lstm(x)[0][:, -1]
@@ -96,9 +96,12 @@ def new_sources(tmp_path, monkeypatch):
     return calls
 
 
-def test_a_new_lstm_length_brings_few_new_kernel_bodies(new_sources):
+# the recurrent weight gradients' sum of one product per step, one per weight matrix
+# (GRU: three), is what a later length still compiles (see the LSTM's comment below)
+@pytest.mark.parametrize("cell,most", [(nn.LSTM, 1), (nn.GRU, 3), (nn.RNN, 1)])
+def test_a_new_lstm_length_brings_few_new_kernel_bodies(new_sources, cell, most):
     torch.manual_seed(0)
-    model = _Net()
+    model = _Net(cell)
     y = torch.randn(4, 16)
     step = torch.compile(lambda x: (model(x) - y).pow(2).mean())
     counts = []
@@ -114,10 +117,11 @@ def test_a_new_lstm_length_brings_few_new_kernel_bodies(new_sources):
         (model(x) - y).pow(2).mean().backward()
         for a, p in zip(got, model.parameters()):
             np.testing.assert_allclose(a, p.grad.numpy(), rtol=1e-4, atol=1e-6)
-    # each later length: the input's copy to time-major, the bias gradients' sum over
-    # every step, the recurrent weight gradients' sum of one product per step, and the
-    # layer output's gradient gathered from every step (before the folded matmul: 6)
-    assert counts[1] <= 4 and counts[2] <= 4, counts
+    # each later length: the recurrent weight gradients' sum of one product per step
+    # (before the folded matmul: 6; then 4: the layer output's gradient gathered from
+    # every step, until NOTE (slot copies), and the input's copy to time-major and the
+    # bias gradients' sum over every step, until NOTE (length parameters))
+    assert counts[1] <= most and counts[2] <= most, counts
 
 
 def test_a_later_lstm_length_renders_only_its_new_kernel_bodies(new_sources, monkeypatch):

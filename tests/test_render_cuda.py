@@ -21,7 +21,7 @@ from tracegrad.codegen.loop_ir import BufferArg, KernelBuilder
 from tracegrad.codegen.ops import Op
 from tracegrad.codegen.render_cuda import (kernel_layout, launch_config, literal, render_cuda,
                                            render_cuda_program)
-from tracegrad.codegen.schedule import plan
+from tracegrad.codegen.schedule import plan, without_lengths
 from codegen_testing import Builder
 from test_codegen_fusion import gelu_tanh, layer_norm, log_softmax, softmax
 
@@ -196,6 +196,7 @@ def test_elementwise_is_a_grid_stride_loop(programs):
 def test_every_pointer_is_restrict_and_inputs_are_const(programs):
     for name, (p, _) in programs.items():
         for step in p.kernels:
+            step = without_lengths(step, p.buffers)   # as CudaProgram renders it
             src = render_cuda(step.kernel)
             sig = src[src.index('extern "C"'):].split(")", 1)[0]
             params = sig.split("(", 1)[1].split(", ")
@@ -280,12 +281,14 @@ def test_every_case_compiles_with_nvcc_in_one_batch(programs, mlp_report, tmp_pa
     for tag, (p, _) in programs.items():
         tag = "c" + "".join(ch if ch.isalnum() else "_" for ch in tag)
         for step in p.kernels:
+            step = without_lengths(step, p.buffers)   # as CudaProgram renders it
             parts.append(render_cuda(_unique(step.kernel, tag)))
             if kernel_layout(step.kernel) == "block_rows":
                 parts.append(render_cuda(_unique(step.kernel, tag + "_grid"), layout="grid"))
             count += 1
     for stage, program in (("fwd", mlp_report.forward), ("bwd", mlp_report.backward)):
         for step in program.kernels:
+            step = without_lengths(step, program.buffers)
             parts.append(render_cuda(_unique(step.kernel, "mlp_" + stage)))
             count += 1
     parts.append(render_cuda(_int_pow_kernel()))
@@ -395,6 +398,7 @@ def test_cuda_source_matches_the_interpreter_on_host_threads(programs, tmp_path)
     for tag, (p, domain) in programs.items():
         tag = "c" + "".join(ch if ch.isalnum() else "_" for ch in tag)
         for step in p.kernels:
+            step = without_lengths(step, p.buffers)   # as CudaProgram renders it
             layouts = [None] + (["grid"] if kernel_layout(step.kernel) == "block_rows" else [])
             for layout in layouts:
                 k = _unique(step.kernel, tag + ("_" + layout if layout else ""))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..codegen.render_cuda import launch_config, render_cuda
+from ..codegen.schedule import without_lengths
 from ..runtime.cpu_program import llvm_sources
 from ..runtime.cuda_ptx import ptx_of
 
@@ -50,11 +51,13 @@ class Report:
                 continue
             # each backend renders (and names) kernels from the same typed program
             sources = (llvm_sources(program) if backend != "cuda"
-                       else {k.name: render_cuda(k.kernel) for k in program.kernels})
+                       else {k.name: render_cuda(without_lengths(k, program.buffers).kernel)
+                             for k in program.kernels})
             for k in program.kernels:
                 source = sources[k.name]
                 label = entry.stages.get(k.name, stage) if stage == "forward" else stage
-                geometry = (launch_config(k.kernel, max_threads=1024) if backend == "cuda"
+                geometry = (launch_config(without_lengths(k, program.buffers).kernel,
+                                      max_threads=1024) if backend == "cuda"
                             else None)
                 self.kernels.append(KernelReport(k.name, list(k.ops), source, k.loop_ir, label,
                                                  backend, geometry))

@@ -190,6 +190,11 @@ class _Fitter:
             if all(v.shape == a.shape and v.dtype == a.dtype
                    and np.array_equal(v, a, equal_nan=True) for v in vals):
                 return a
+            if a.ndim == 1 and a.dtype.kind == "i" and all(
+                    v.shape == a.shape and v.dtype == a.dtype for v in vals):
+                # a kernel's lengths (NOTE (length parameters), codegen/size_params.py)
+                return Params(a.dtype, [self.fit(tuple(int(v[k]) for v in vals),
+                                                 f"{path}[{k}]") for k in range(a.size)])
             raise NotSymbolic(f"{path}: constant arrays differ")
         key = tuple(id(v) for v in vals)
         if key in self.memo:

@@ -19,6 +19,7 @@ import numpy as np
 from ..codegen.loop_ir import INDEX, BufferArg, Instr, Loop, LoopKernel
 from ..codegen.ops import Op
 from ..codegen.schedule import BufferInfo, KernelStep, Storage
+from ..codegen.size_params import LENS
 from .symbolic import (FloatForm, NotSymbolic, Params, Poly, _Dict, _List, _Object,
                        _static, _Tuple)
 
@@ -115,6 +116,9 @@ def parametrise(template) -> tuple[object, int]:
     kernels were rewritten."""
     if not isinstance(template, _Object) or isinstance(template.fields["steps"], list):
         return template, 0
+    # kernels that load lengths of their own (NOTE (length parameters), codegen/size_params.py)
+    # whose values follow s0 take size parameters too, without a rewrite
+    sized = _sized_by_lengths(template)
     infos: dict = {}
     steps = []
     for step in _items(template.fields["steps"]):
@@ -124,9 +128,18 @@ def parametrise(template) -> tuple[object, int]:
             step = _step(step, infos)
         steps.append(step)
     if not infos:
-        return template, 0
+        return template, len(sized)
     buffers = template.fields["buffers"]
     merged = dict(buffers.items if isinstance(buffers, _Dict) else buffers)
     merged.update(infos)
     fields = {**template.fields, "steps": _List(steps), "buffers": _Dict(merged)}
-    return _Object(template.cls, fields), len({k.split(".p_")[0] for k in infos})
+    return _Object(template.cls, fields), len({k.split(".p_")[0] for k in infos} | sized)
+
+
+def _sized_by_lengths(template: _Object) -> set[str]:
+    """Names of the kernels whose ``lens`` buffer holds values that follow ``s0``."""
+    buffers = template.fields["buffers"]
+    items = buffers.items if isinstance(buffers, _Dict) else buffers
+    return {name.rsplit(".", 1)[0] for name, info in items.items()
+            if name.endswith(f".{LENS}") and isinstance(info, _Object)
+            and isinstance(info.fields.get("value"), Params)}

@@ -1,0 +1,354 @@
+"""Guards on what a trace read through Python objects and containers: ``cfg["scale"]``,
+``h.t``, ``self.cfg.scale``, ``weights[0]``, a list it iterated. Recorded while the
+function runs in the trace, checked at each call (NOTE (access paths))."""
+from __future__ import annotations
+
+import builtins
+import operator
+import sys
+import sysconfig
+from functools import partial
+from pathlib import Path
+from types import BuiltinFunctionType, FunctionType, MemberDescriptorType, MethodType, \
+    ModuleType
+
+from .._tensor import Tensor
+from .errors import TraceError
+from .python_guards import _PLAIN, described, global_names
+from .read_chains import MUTATORS, chains
+from .tracer import TraceValue
+
+# NOTE (access paths): a trace bakes in what the function read through Python objects:
+# a number becomes a constant of the program, a tensor a captured input found by
+# identity. The guards of python_guards.py compare a global or closure variable itself,
+# so ``cfg["scale"] = 3.0`` or ``h.t = torch.full(...)`` replayed the old value. Comparing
+# a container's whole contents instead would retrace a step that appends to a global
+# loss log at every call, so, as dynamo does, each read the trace made is recorded as it
+# happens and guarded alone: ``base[key]`` or ``base.attr`` by value for plain numbers,
+# strings, None and tuples of them, by identity for anything else, and a container the
+# code iterated or handed to a call (``for w in self.ws``, ``len(log)``, ``torch.tensor(
+# self.data)``) by its contents. Reads are seen with sys.settrace, only while the
+# function runs in a trace and only in frames outside tracegrad and the standard library
+# (which own their state and its guards): the chains of read_chains.py are evaluated on
+# the live frame at the instruction that starts them. A base is anchored as the object
+# itself: the path that reached it is guarded read by read, so the chain holds as a whole.
+# Not seen: a read in C code (``getattr(cfg, name)``, ``vars(obj)``) or in a library
+# frame, and a closure cell of a function the traced one calls (its rebinding).
+
+_PACKAGE = str(Path(__file__).resolve().parents[1])
+_SKIPPED = (_PACKAGE, str(Path(_PACKAGE).parent / "codegen"),
+            str(Path(_PACKAGE).parent / "runtime"), sysconfig.get_paths()["stdlib"] + "/")
+_CODE = (FunctionType, BuiltinFunctionType, MethodType, type, ModuleType)
+_CONTAINERS = (list, dict, set)
+_LIBRARY_ROOTS = frozenset(getattr(sys, "stdlib_module_names", ())) | {"tracegrad", "numpy"}
+_MISSING = object()
+_BUILTIN_GETITEM = (dict.__getitem__, list.__getitem__, tuple.__getitem__)
+
+
+def _plain(value) -> bool:
+    return type(value) in _PLAIN or (type(value) is tuple and all(map(_plain, value)))
+
+
+def _traced(value) -> bool:
+    """A tensor of the trace itself (a stand-in, or a result stored by the function):
+    never worth a guard, and holding it would keep the traced graph alive."""
+    return isinstance(value, Tensor) and isinstance(value._data, TraceValue)
+
+
+def _owned_elsewhere(base) -> bool:
+    """A tensor, or an object of tracegrad's own classes (an optimizer, a library
+    module): their state has guards of its own (tracer.py, python_guards.py)."""
+    if isinstance(base, ModuleType):
+        return base.__name__.partition(".")[0] in _LIBRARY_ROOTS
+    return isinstance(base, Tensor) or type(base).__module__.startswith("tracegrad.")
+
+
+def _class_attribute(tp, name):
+    for klass in tp.__mro__:
+        if name in klass.__dict__:
+            return klass.__dict__[name]
+    return _MISSING
+
+
+def _attribute(base, name):
+    """``(getter, value)`` of ``base.name`` when reading it runs no code (an instance or
+    class attribute, a slot): ``getter`` is None for a method (its call is a frame of its
+    own). ``(None, _MISSING)`` when it cannot be read so (a property, ``__getattr__``)."""
+    tp = type(base)
+    if tp.__getattribute__ not in (object.__getattribute__, ModuleType.__getattribute__):
+        return None, _MISSING
+    found = _class_attribute(tp, name)
+    if found is not _MISSING and hasattr(type(found), "__set__"):
+        if type(found) is not MemberDescriptorType:
+            return None, _MISSING   # a property: its getter's own reads are recorded
+        try:
+            return partial(getattr, base, name), found.__get__(base, tp)
+        except AttributeError:
+            return None, _MISSING
+    own = getattr(base, "__dict__", None)
+    if type(own) is dict and name in own:
+        return partial(getattr, base, name), own[name]
+    if found is _MISSING or hasattr(type(found), "__get__"):
+        return None, _MISSING   # a method, or a value __getattr__ makes
+    return partial(getattr, base, name), found
+
+
+def _item(base, key):
+    if type(base).__getitem__ not in _BUILTIN_GETITEM:
+        return None, _MISSING   # a __getitem__ in Python: its reads are recorded there
+    try:
+        return partial(operator.getitem, base, key), base[key]
+    except (KeyError, IndexError, TypeError):
+        return None, _MISSING
+
+
+def _frozen(value, depth: int = 0):
+    """``value``'s contents as a value that compares equal while they are the same:
+    plain values by value, containers item by item (three levels), the rest by identity."""
+    if _plain(value):
+        return value
+    if depth < 3:
+        if type(value) in (list, tuple):
+            return (type(value), tuple(_frozen(v, depth + 1) for v in value))
+        if type(value) is dict:
+            return (dict, tuple((k, _frozen(v, depth + 1)) for k, v in value.items()))
+        if type(value) in (set, frozenset) and all(map(_plain, value)):
+            return (type(value), frozenset(value))
+    return _Same(value)
+
+
+class _Same:
+    __slots__ = ("obj",)
+
+    def __init__(self, obj) -> None:
+        self.obj = obj
+
+    def __eq__(self, other) -> bool:
+        return type(other) is _Same and other.obj is self.obj
+
+    __hash__ = None
+
+
+class Reads:
+    """The reads one trace made: ``{(id(base), kind, key): (getter, value, path)}`` with
+    ``kind`` "." / "[]" / "get" (the value read) or "*" (the contents of a container)."""
+
+    def __init__(self) -> None:
+        self.seen: dict = {}
+        self.unsafe: str | None = None
+        self._keep: list = []   # the bases, so their ids stay theirs while recording
+
+    def note(self, base, kind, key, getter, value, path: str) -> None:
+        k = (id(base), kind, key)
+        if k not in self.seen and not _traced(value):
+            self._keep.append(base)
+            self.seen[k] = (getter, value, path)
+
+    def contents(self, value, getter, path: str) -> None:
+        if isinstance(value, _CONTAINERS):
+            frozen = _frozen(value)
+            if not _holds_traced(value):
+                self.note(value, "*", None, getter, frozen, f"the contents of {path}")
+
+    # ---- evaluation on a live frame ---------------------------------------------------
+    def walk(self, frame, chain) -> None:
+        kind, name = chain.root
+        if kind == "global":
+            glb = frame.f_globals
+            value = glb.get(name, _MISSING)
+            if value is _MISSING:
+                value = getattr(builtins, name, _MISSING)
+                if value is _MISSING:
+                    return
+            elif not isinstance(value, ModuleType):
+                self.note(glb, "[]", name, partial(operator.getitem, glb, name), value, name)
+        else:
+            value = frame.f_locals.get(name, _MISSING)
+            if value is _MISSING:
+                return
+        path, getter = name, None
+        for step in chain.steps:
+            base = value
+            if _owned_elsewhere(base) or _traced(base):
+                return
+            if step[0] == "attr":
+                getter, value = _attribute(base, step[1])
+                key, shown = step[1], f"{path}.{step[1]}"
+            else:
+                key = _key_value(frame, step[1], step[2])
+                if key is _MISSING:
+                    return
+                getter, value = _item(base, key)
+                shown = f"{path}[{key!r}]"
+            if getter is None:
+                return
+            if not (isinstance(base, ModuleType) and isinstance(value, _CODE)):
+                self.note(base, "." if step[0] == "attr" else "[]", key, getter, value, shown)
+            path = shown
+        self._tail(frame, chain.tail, value, getter, path)
+
+    def _tail(self, frame, tail, value, getter, path) -> None:
+        if tail is None or _owned_elsewhere(value):
+            return
+        if getter is None:   # a variable's value: re-read as that very object
+            getter = partial(_itself, value)
+        if tail == "contents":
+            self.contents(value, getter, path)
+        elif tail[0] == "method" and tail[1] not in MUTATORS:
+            self.contents(value, getter, path)
+        elif tail[0] == "get" and type(value) is dict:
+            key = _key_value(frame, tail[1], tail[2])
+            if key is _MISSING:
+                self.contents(value, getter, path)
+                return
+            try:
+                got = value.get(key, _MISSING)
+            except TypeError:
+                return
+            self.note(value, "get", key, partial(value.get, key, _MISSING), got,
+                      f"{path}.get({key!r})")
+
+
+def _itself(value):
+    return value
+
+
+def _holds_traced(value) -> bool:
+    items = value.values() if type(value) is dict else value
+    return any(map(_traced, items))
+
+
+def _key_value(frame, kind, name):
+    if kind == "const":
+        return name if _plain(name) else _MISSING
+    if kind == "global":
+        key = frame.f_globals.get(name, _MISSING)
+    else:
+        key = frame.f_locals.get(name, _MISSING)
+    return key if _plain(key) else _MISSING
+
+
+# ---- recording (sys.settrace while the traced function runs) --------------------------
+_WATCHED: dict = {}   # code object -> its chains, or None: a frame not watched
+
+
+def _watched(code):
+    found = _WATCHED.get(code, _MISSING)
+    if found is _MISSING:
+        if len(_WATCHED) > 4096:
+            _WATCHED.clear()
+        found = None if code.co_filename.startswith(_SKIPPED) else (chains(code) or None)
+        _WATCHED[code] = found
+    return found
+
+
+class recording:
+    """``with recording() as reads:`` records the reads the code run inside makes (the
+    traced function). A trace function set before (a debugger, coverage) keeps running."""
+
+    def __enter__(self) -> Reads:
+        self.reads = reads = Reads()
+        self.before = before = sys.gettrace()
+
+        def on_call(frame, event, arg):
+            theirs = before(frame, event, arg) if before is not None else None
+            found = _watched(frame.f_code)
+            if found is None:
+                return theirs
+
+            def local(frame, event, arg):
+                if event == "opcode":
+                    chain = found.get(frame.f_lasti)
+                    if chain is not None:
+                        try:
+                            reads.walk(frame, chain)
+                        except Exception as e:  # noqa: BLE001 - unguarded: no replay
+                            reads.unsafe = f"{type(e).__name__}: {e}"
+                return local
+
+            frame.f_trace_opcodes = True
+            return local if theirs is None else _both(theirs, local)
+
+        sys.settrace(on_call)
+        return reads
+
+    def __exit__(self, *exc) -> None:
+        sys.settrace(self.before)
+
+
+def _both(theirs, mine):
+    def both(frame, event, arg):
+        nonlocal theirs
+        if theirs is not None:
+            theirs = theirs(frame, event, arg)
+        mine(frame, event, arg)
+        return both
+    return both
+
+
+# ---- guards ---------------------------------------------------------------------------
+def path_guards(reads: Reads, covered=()) -> list:
+    """Guards that hold while every read in ``reads`` would read the same again: values
+    by value, objects by identity, contents item by item. ``covered``: keys
+    ``(id(base), kind, key)`` other guards check already (python_value_guards)."""
+    if reads.unsafe is not None:   # _build runs such a signature eagerly
+        raise TraceError(f"a read through a Python object could not be recorded for "
+                         f"its guard ({reads.unsafe})")
+    by_value, by_identity, contents = [], [], []
+    for k, (getter, value, path) in reads.seen.items():
+        if k in covered:
+            continue
+        group = contents if k[1] == "*" else by_value if _plain(value) else by_identity
+        group.append((getter, value, path))
+    guards = []
+    if by_value:
+        guards.append(_group_guard(by_value, _same_values, "changed"))
+    if by_identity:
+        guards.append(_group_guard(by_identity, _same_objects, "was rebound"))
+    if contents:
+        guards.append(_group_guard(contents, _same_contents, "changed"))
+    return guards
+
+
+def covered_reads(fn) -> set:
+    """The reads python_value_guards guards already: the function's own globals."""
+    glb, names = global_names(fn)
+    return {(id(glb), "[]", n) for n in names}
+
+
+def _same_values(getters, values) -> bool:
+    # NOTE: lists compare their items by identity first: a NaN value matches
+    return list(map(_call, getters)) == values
+
+
+def _same_objects(getters, values) -> bool:
+    return all(map(operator.is_, map(_call, getters), values))
+
+
+def _same_contents(getters, values) -> bool:
+    return all(_frozen(g()) == v for g, v in zip(getters, values))
+
+
+_call = getattr(operator, "call", None) or operator.methodcaller("__call__")
+
+
+def _group_guard(reads: list, same, verb: str):
+    getters = [g for g, _, _ in reads]
+    values = [v for _, v, _ in reads]
+
+    def guard() -> bool:
+        try:
+            return same(getters, values)
+        except Exception:  # noqa: BLE001 - gone (a key deleted, a list shrunk): retrace
+            return False
+
+    def what() -> str:
+        for getter, value, path in reads:
+            try:
+                if same([getter], [value]):
+                    continue
+            except Exception:  # noqa: BLE001
+                pass
+            return f"{path}, which the function reads, {verb}"
+        return f"a value the function reads {verb}"
+    return described(guard, what)

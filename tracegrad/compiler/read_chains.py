@@ -1,0 +1,113 @@
+"""The access chains a code object's bytecode reads: a global, closure or local variable
+followed by ``.attr`` and ``[key]`` steps (``cfg["a"]["b"]``, ``self.cfg.scale``,
+``h.ws[i]``), and what the code does with the value the chain ends on (iterate it, pass it
+on, append to it). access_paths.py evaluates them on the live frame while a trace runs
+(NOTE (access paths))."""
+from __future__ import annotations
+
+import dis
+from typing import NamedTuple
+
+_ROOTS = {"LOAD_GLOBAL": "global", "LOAD_DEREF": "local", "LOAD_CLASSDEREF": "local",
+          "LOAD_FAST": "local", "LOAD_FAST_CHECK": "local"}
+# a key of ``base[key]`` the recorder can read again: a constant or a variable
+_KEYS = {"LOAD_CONST": "const", "LOAD_FAST": "local", "LOAD_FAST_CHECK": "local",
+         "LOAD_DEREF": "local", "LOAD_GLOBAL": "global"}
+_CALLS = ("PRECALL", "CALL")
+# what code may do with a container without reading what it holds
+_NOT_READS = {"STORE_ATTR", "DELETE_ATTR", "POP_TOP", "IS_OP", "STORE_FAST", "STORE_DEREF",
+              "STORE_GLOBAL"}
+# methods that change a container without reading it (a loss log's append)
+MUTATORS = frozenset({"append", "extend", "insert", "add", "update", "appendleft",
+                      "clear", "__setitem__"})
+
+
+class Chain(NamedTuple):
+    """``root`` ("global" or "local", the variable's name), ``steps`` (("attr", name) or
+    ("item", key kind, key)), then ``tail``: "contents" when the code may read all the
+    final value holds (iterates it, passes it to a call, compares it), ("method", name)
+    when it calls a method of it, ("get", key kind, key) for ``.get(key[, default])``,
+    else None (it stores into it, drops it, or the value is a step's base only)."""
+    root: tuple
+    steps: tuple
+    tail: object
+
+
+def _key(ins) -> tuple | None:
+    kind = _KEYS.get(ins.opname)
+    if kind is None:
+        return None
+    return (kind, ins.argval)
+
+
+def _tail(code, j: int):
+    """What the instructions from ``j`` on do with the value a chain left on the stack."""
+    if j >= len(code):
+        return "contents"
+    ins = code[j]
+    if ins.opname in _NOT_READS:
+        return None
+    nxt = code[j + 1].opname if j + 1 < len(code) else ""
+    if _key(ins) is not None and nxt in ("STORE_SUBSCR", "DELETE_SUBSCR"):
+        return None   # ``d[k] = v``: a write, no read of the rest of ``d``
+    return "contents"
+
+
+def _method_tail(code, j: int, name: str):
+    """The tail of a chain whose value's method ``name`` is loaded at ``j - 1``."""
+    if name == "get" and j + 1 < len(code) and _key(code[j]) is not None:
+        after = code[j + 1]
+        if after.opname in _CALLS or (after.opname == "LOAD_CONST" and j + 2 < len(code)
+                                      and code[j + 2].opname in _CALLS):
+            return ("get",) + _key(code[j])
+    return ("method", name)
+
+
+def _chain_at(code, i: int) -> Chain:
+    ins = code[i]
+    root = (_ROOTS[ins.opname], ins.argval)
+    steps, j = [], i + 1
+    while j < len(code):
+        op = code[j].opname
+        if op == "COPY" and code[j].arg == 1 and j + 1 < len(code) \
+                and code[j + 1].opname == "LOAD_ATTR":
+            j += 1   # ``self.n += 1`` reads self.n
+            continue
+        if op in ("LOAD_ATTR", "LOAD_METHOD"):
+            name = code[j].argval
+            if op == "LOAD_METHOD" or "NULL|self" in code[j].argrepr:
+                # a method call: recorded as a step when the attribute is data after all
+                # (a function held in an attribute), else as the chain's tail
+                return Chain(root, tuple(steps), _method_tail(code, j + 1, name))
+            steps.append(("attr", name))
+            j += 1
+            continue
+        key = _key(code[j])
+        if key is not None and j + 1 < len(code) and code[j + 1].opname == "BINARY_SUBSCR":
+            steps.append(("item",) + key)
+            j += 2
+            continue
+        break
+    return Chain(root, tuple(steps), _tail(code, j))
+
+
+_CACHE: dict = {}
+
+
+def chains(code) -> dict:
+    """``{offset: Chain}`` for each chain that starts in ``code`` (not nested code: a
+    comprehension or lambda runs in a frame of its own)."""
+    found = _CACHE.get(code)
+    if found is None:
+        instructions = [ins for ins in dis.get_instructions(code)
+                        if ins.opname not in ("CACHE", "EXTENDED_ARG", "NOP")]
+        found = {}
+        for i, ins in enumerate(instructions):
+            if ins.opname in _ROOTS and isinstance(ins.argval, str):
+                chain = _chain_at(instructions, i)
+                if chain.steps or chain.tail is not None or chain.root[0] == "global":
+                    found[ins.offset] = chain
+        if len(_CACHE) > 4096:   # code objects of throwaway lambdas
+            _CACHE.clear()
+        _CACHE[code] = found
+    return found

@@ -10,7 +10,7 @@ import sysconfig
 from functools import partial
 from pathlib import Path
 from types import BuiltinFunctionType, FunctionType, MemberDescriptorType, MethodType, \
-    ModuleType
+    ModuleType, SimpleNamespace
 
 from .._tensor import Tensor
 from .errors import TraceError
@@ -42,6 +42,10 @@ _CODE = (FunctionType, BuiltinFunctionType, MethodType, type, ModuleType)
 _CONTAINERS = (list, dict, set)
 _LIBRARY_ROOTS = frozenset(getattr(sys, "stdlib_module_names", ())) | {"tracegrad", "numpy"}
 _MISSING = object()
+# the C attribute lookups that run no code of the object's own (SimpleNamespace's is
+# object's, but a slot of its own)
+_GENERIC_GETATTRIBUTE = (object.__getattribute__, ModuleType.__getattribute__,
+                         SimpleNamespace.__getattribute__)
 _BUILTIN_GETITEM = (dict.__getitem__, list.__getitem__, tuple.__getitem__)
 
 
@@ -75,7 +79,7 @@ def _attribute(base, name):
     class attribute, a slot): ``getter`` is None for a method (its call is a frame of its
     own). ``(None, _MISSING)`` when it cannot be read so (a property, ``__getattr__``)."""
     tp = type(base)
-    if tp.__getattribute__ not in (object.__getattribute__, ModuleType.__getattribute__):
+    if tp.__getattribute__ not in _GENERIC_GETATTRIBUTE:
         return None, _MISSING
     found = _class_attribute(tp, name)
     if found is not _MISSING and hasattr(type(found), "__set__"):
@@ -136,12 +140,16 @@ class Reads:
     def __init__(self) -> None:
         self.seen: dict = {}
         self.unsafe: str | None = None
+        # ids of the objects reached from a global or closure variable, or read: a local
+        # container not among them is one the function made
+        self.rooted: set = set()
         self._keep: list = []   # the bases, so their ids stay theirs while recording
 
     def note(self, base, kind, key, getter, value, path: str) -> None:
         k = (id(base), kind, key)
         if k not in self.seen and not _traced(value):
             self._keep.append(base)
+            self.rooted.add(id(value))
             self.seen[k] = (getter, value, path)
 
     def contents(self, value, getter, path: str) -> None:
@@ -164,8 +172,12 @@ class Reads:
                 self.note(glb, "[]", name, partial(operator.getitem, glb, name), value, name)
         else:
             value = frame.f_locals.get(name, _MISSING)
-            if value is _MISSING:
-                return
+            if value is _MISSING or (isinstance(value, _CONTAINERS) and id(value) not in
+                                     self.rooted and chain.root[0] == "fast"):
+                return   # a container the function made (kwargs, a list of outputs)
+            if chain.root[0] == "cell":
+                self._keep.append(value)
+                self.rooted.add(id(value))
         path, getter = name, None
         for step in chain.steps:
             base = value
@@ -237,7 +249,9 @@ def _watched(code):
     if found is _MISSING:
         if len(_WATCHED) > 4096:
             _WATCHED.clear()
-        found = None if code.co_filename.startswith(_SKIPPED) else (chains(code) or None)
+        name = code.co_filename
+        found = None if (name.startswith(_SKIPPED) or "-packages/" in name
+                         or name.startswith("<frozen")) else (chains(code) or None)
         _WATCHED[code] = found
     return found
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import dis
 from typing import NamedTuple
 
-_ROOTS = {"LOAD_GLOBAL": "global", "LOAD_DEREF": "local", "LOAD_CLASSDEREF": "local",
-          "LOAD_FAST": "local", "LOAD_FAST_CHECK": "local"}
+_ROOTS = {"LOAD_GLOBAL": "global", "LOAD_DEREF": "cell", "LOAD_CLASSDEREF": "cell",
+          "LOAD_FAST": "fast", "LOAD_FAST_CHECK": "fast"}
 # a key of ``base[key]`` the recorder can read again: a constant or a variable
 _KEYS = {"LOAD_CONST": "const", "LOAD_FAST": "local", "LOAD_FAST_CHECK": "local",
          "LOAD_DEREF": "local", "LOAD_GLOBAL": "global"}
@@ -23,7 +23,7 @@ MUTATORS = frozenset({"append", "extend", "insert", "add", "update", "appendleft
 
 
 class Chain(NamedTuple):
-    """``root`` ("global" or "local", the variable's name), ``steps`` (("attr", name) or
+    """``root`` ("global", "cell" or "fast", the variable's name), ``steps`` (("attr", name) or
     ("item", key kind, key)), then ``tail``: "contents" when the code may read all the
     final value holds (iterates it, passes it to a call, compares it), ("method", name)
     when it calls a method of it, ("get", key kind, key) for ``.get(key[, default])``,

@@ -1,0 +1,243 @@
+"""Compiled functions read again what they read through Python containers and objects
+(NOTE (access paths) in compiler/access_paths.py): each kind of path, a number and a
+tensor rebound in each, compared with eager after each change; a retrace exactly when a
+read item changes, none when an unread item changes or an unread list grows."""
+from __future__ import annotations
+
+import dataclasses
+import types
+
+import numpy as np
+
+import tracegrad as torch
+from tracegrad import nn
+
+CFG = {"scale": 2.0, "unused": 1.0, "w": torch.ones(3)}
+LOG: list = []
+
+
+def _check(f, eager, x, change, misses):
+    """``f(x)`` equals ``eager(x)`` before and after ``change()``, with ``misses`` traces
+    in all (``change`` may be a list of changes, each checked)."""
+    for step in [None] + (change if isinstance(change, list) else [change]):
+        if step is not None:
+            step()
+        np.testing.assert_allclose(f(x).numpy(), eager(x).numpy(), rtol=1e-6)
+        np.testing.assert_allclose(f(x).numpy(), eager(x).numpy(), rtol=1e-6)
+    assert f.cache_info().misses == misses, f.cache_info()
+
+
+def _global_dict_item(x):
+    return x * CFG["scale"] + CFG["w"]
+
+
+def test_a_global_dict_item_number_and_tensor():
+    f = torch.compile(_global_dict_item)
+    before = dict(CFG)
+    try:
+        _check(f, _global_dict_item, torch.arange(3.0),
+               [lambda: CFG.update(scale=3.0), lambda: CFG.update(w=torch.full((3,), 4.0))],
+               misses=3)
+        CFG["unused"] = 7.0   # not read: no retrace
+        CFG["new key"] = 1
+        _check(f, _global_dict_item, torch.arange(3.0), [], misses=3)
+    finally:
+        CFG.clear()
+        CFG.update(before)
+
+
+def test_a_closure_list_item():
+    items = [torch.ones(3), 2.0, "unread"]
+    f = torch.compile(lambda x: x * items[0] * items[1])
+
+    def eager(x):
+        return x * items[0] * items[1]
+    _check(f, eager, torch.arange(3.0),
+           [lambda: items.__setitem__(1, 5.0),
+            lambda: items.__setitem__(0, torch.full((3,), 3.0))], misses=3)
+    items[2] = "changed, unread"
+    items.append(torch.zeros(3))   # the function reads items 0 and 1 only
+    _check(f, eager, torch.arange(3.0), [], misses=3)
+
+
+def test_a_negative_index_follows_the_list_it_reads():
+    items = [1.0, 2.0]
+    f = torch.compile(lambda x: x * items[-1])
+    _check(f, lambda x: x * items[-1], torch.ones(2), lambda: items.append(5.0), misses=2)
+
+
+def test_a_nested_dict_item():
+    cfg = {"a": {"b": 2.0, "c": 9.0}}
+    f = torch.compile(lambda x: x * cfg["a"]["b"])
+
+    def eager(x):
+        return x * cfg["a"]["b"]
+    _check(f, eager, torch.ones(2),
+           [lambda: cfg["a"].__setitem__("b", 3.0),
+            lambda: cfg.__setitem__("a", {"b": 4.0})], misses=3)
+    cfg["a"]["c"] = 0.0
+    _check(f, eager, torch.ones(2), [], misses=3)
+
+
+class _Config:
+    def __init__(self):
+        self.scale = 2.0
+        self.other = 1.0
+
+
+class _Model:
+    """A plain class whose ``self`` holds tensors (no nn.Module)."""
+
+    def __init__(self):
+        self.w = torch.ones(3)
+        self.cfg = _Config()
+
+    def __call__(self, x):
+        return (x * self.w) * self.cfg.scale
+
+
+def test_an_object_attribute_chain_through_a_method():
+    model = _Model()
+    f = torch.compile(model.__call__)
+    x = torch.arange(3.0)
+    _check(f, model, x, [lambda: setattr(model.cfg, "scale", 3.0),
+                         lambda: setattr(model, "w", torch.full((3,), 2.0)),
+                         lambda: setattr(model, "cfg", _Config())], misses=4)
+    model.cfg.other = 5.0
+    _check(f, model, x, [], misses=4)
+
+
+def test_a_plain_object_called_from_a_compiled_function():
+    model = _Model()
+    f = torch.compile(lambda x: model(x).sum())
+    x = torch.arange(3.0)
+    _check(f, lambda x: model(x).sum(), x,
+           [lambda: setattr(model, "w", torch.full((3,), 5.0)),
+            lambda: setattr(model.cfg, "scale", -1.0)], misses=3)
+
+
+def test_a_tuple_item():
+    pair = (torch.ones(2), 3.0)
+    holder = types.SimpleNamespace(pair=pair)
+    f = torch.compile(lambda x: x * holder.pair[0] + holder.pair[1])
+
+    def eager(x):
+        return x * holder.pair[0] + holder.pair[1]
+    _check(f, eager, torch.ones(2),
+           [lambda: setattr(holder, "pair", (torch.full((2,), 2.0), 3.0)),
+            lambda: setattr(holder, "pair", (holder.pair[0], 7.0))], misses=3)
+
+
+@dataclasses.dataclass
+class _Hyper:
+    lr: float = 0.5
+    decay: float = 0.0
+    weight: object = None
+
+
+def test_a_dataclass_field_and_a_simple_namespace():
+    hyper = _Hyper(weight=torch.ones(2))
+    ns = types.SimpleNamespace(lr=2.0)
+    f = torch.compile(lambda x: x * hyper.lr * ns.lr + hyper.weight)
+
+    def eager(x):
+        return x * hyper.lr * ns.lr + hyper.weight
+    _check(f, eager, torch.ones(2),
+           [lambda: setattr(hyper, "lr", 0.25), lambda: setattr(ns, "lr", 4.0),
+            lambda: setattr(hyper, "weight", torch.full((2,), 3.0))], misses=4)
+    hyper.decay = 1.0   # unread
+    _check(f, eager, torch.ones(2), [], misses=4)
+
+
+def test_a_list_the_function_appends_to_does_not_retrace():
+    def step(x):
+        y = (x * CFG["scale"]).sum()
+        LOG.append(1)
+        return y
+    f = torch.compile(step)
+    for _ in range(4):
+        f(torch.ones(3))
+    assert f.cache_info().misses == 1
+    del LOG[:]
+
+
+def test_an_iterated_list_is_guarded_by_its_contents():
+    weights = [torch.ones(2), torch.full((2,), 2.0)]
+
+    def total(x):
+        out = x
+        for w in weights:
+            out = out + w
+        return out
+    f = torch.compile(total)
+    _check(f, total, torch.zeros(2),
+           [lambda: weights.append(torch.full((2,), 10.0)),
+            lambda: weights.__setitem__(0, torch.full((2,), -1.0))], misses=3)
+
+
+def test_a_dict_get_and_a_length():
+    opts = {"scale": 2.0}
+    ws = [1.0, 2.0]
+    f = torch.compile(lambda x: x * opts.get("scale", 1.0) * len(ws))
+
+    def eager(x):
+        return x * opts.get("scale", 1.0) * len(ws)
+    _check(f, eager, torch.ones(2),
+           [lambda: opts.__setitem__("scale", 5.0), lambda: opts.pop("scale"),
+            lambda: ws.append(3.0)], misses=4)
+
+
+def test_a_global_read_in_a_called_helper():
+    f = torch.compile(lambda x: _helper(x))
+    before = CFG["scale"]
+    try:
+        _check(f, _helper, torch.ones(2), lambda: CFG.__setitem__("scale", 6.0), misses=2)
+    finally:
+        CFG["scale"] = before
+
+
+def _helper(x):
+    return x * CFG["scale"]
+
+
+class _Scaled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 3)
+        self.opts = types.SimpleNamespace(scale=2.0, table=torch.ones(3))
+
+    def forward(self, x):
+        return self.lin(x) * self.opts.scale + self.opts.table
+
+
+def test_a_plain_object_held_by_a_module():
+    m = _Scaled()
+    f = torch.compile(m)
+    x = torch.randn(2, 3)
+    with torch.no_grad():
+        _check(f, m, x, [lambda: setattr(m.opts, "scale", 3.0),
+                         lambda: setattr(m.opts, "table", torch.zeros(3))], misses=3)
+
+
+def test_what_the_user_sees_is_the_real_object():
+    cfg = {"scale": 2.0}
+    seen = []
+
+    def f(x):
+        seen.append((type(cfg), isinstance(cfg, dict)))
+        return x * cfg["scale"]
+    torch.compile(f)(torch.ones(2))
+    assert seen == [(dict, True)]
+
+
+def test_a_container_the_function_makes_is_not_guarded():
+    def f(x):
+        parts = {"a": 1.0}
+        parts["b"] = 2.0
+        scale = sum(parts.values())
+        parts["c"] = 3.0   # changed after it was read: no guard may hold it
+        return x * scale
+    c = torch.compile(f)
+    for _ in range(3):
+        np.testing.assert_allclose(c(torch.ones(2)).numpy(), f(torch.ones(2)).numpy())
+    assert c.cache_info().misses == 1

@@ -312,6 +312,10 @@ def path_guards(reads: Reads, covered=()) -> list:
     for k, (getter, value, path) in reads.seen.items():
         if k in covered:
             continue
+        same = _same_contents if k[1] == "*" else _same_values if _plain(value) \
+            else _same_objects
+        if not _holds(same, getter, value):
+            continue   # NOTE (state the function writes)
         group = contents if k[1] == "*" else by_value if _plain(value) else by_identity
         group.append((getter, value, path))
     guards = []
@@ -322,6 +326,18 @@ def path_guards(reads: Reads, covered=()) -> list:
     if contents:
         guards.append(_group_guard(contents, _same_contents, "changed"))
     return guards
+
+
+# NOTE (state the function writes): a read whose value the function itself changed
+# before the trace ended (``self.calls += 1``, a step counter) gets no guard: it would
+# fail at every call, and retrace every call. Python side effects happen once per trace,
+# not once per call (optim/_hooks.py), so that state is outside what a replay repeats
+# in any case.
+def _holds(same, getter, value) -> bool:
+    try:
+        return same([getter], [value])
+    except Exception:  # noqa: BLE001 - gone already (deleted by the function)
+        return False
 
 
 def covered_reads(fn) -> set:
@@ -358,11 +374,7 @@ def _group_guard(reads: list, same, verb: str):
 
     def what() -> str:
         for getter, value, path in reads:
-            try:
-                if same([getter], [value]):
-                    continue
-            except Exception:  # noqa: BLE001
-                pass
-            return f"{path}, which the function reads, {verb}"
+            if not _holds(same, getter, value):
+                return f"{path}, which the function reads, {verb}"
         return f"a value the function reads {verb}"
     return described(guard, what)

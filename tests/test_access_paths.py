@@ -24,7 +24,8 @@ def _check(f, eager, x, change, misses):
             step()
         np.testing.assert_allclose(f(x).numpy(), eager(x).numpy(), rtol=1e-6)
         np.testing.assert_allclose(f(x).numpy(), eager(x).numpy(), rtol=1e-6)
-    assert f.cache_info().misses == misses, f.cache_info()
+    compiled = getattr(f, "func", f)   # a method compiled in its class: a partial
+    assert compiled.cache_info().misses == misses, compiled.cache_info()
 
 
 def _global_dict_item(x):
@@ -241,3 +242,55 @@ def test_a_container_the_function_makes_is_not_guarded():
     for _ in range(3):
         np.testing.assert_allclose(c(torch.ones(2)).numpy(), f(torch.ones(2)).numpy())
     assert c.cache_info().misses == 1
+
+
+class _Counted:
+    """A wrapper that counts its calls: state the function itself writes."""
+
+    def __init__(self, fn):
+        self.fn, self.calls = fn, 0
+
+    def __call__(self, x):
+        self.calls += 1
+        return self.fn(x)
+
+
+def test_state_the_function_writes_gets_no_guard():
+    # NOTE (state the function writes): the counter changes during the trace; a guard
+    # on it would retrace at every call
+    counted = _Counted(lambda x: x * 2.0)
+    f = torch.compile(counted)
+    for _ in range(3):
+        f(torch.ones(2))
+    assert f.cache_info().misses == 1 and counted.calls == 1
+
+
+class _Layer:
+    factor = 2.0   # a class attribute, read through the instance
+
+    def __init__(self):
+        self.w = torch.ones(2)
+
+    @torch.compile
+    def forward(self, x):
+        return x * self.w * self.factor
+
+
+def test_a_method_compiled_in_its_class_and_a_class_attribute():
+    layer = _Layer()
+    x = torch.ones(2)
+
+    def eager(x):
+        return x * layer.w * layer.factor
+    _check(layer.forward, eager, x,
+           [lambda: setattr(layer, "w", torch.full((2,), 3.0)),
+            lambda: setattr(_Layer, "factor", 5.0)], misses=3)
+
+
+def test_the_broken_guard_names_the_path():
+    cfg = {"scale": 2.0}
+    f = torch.compile(lambda x: x * cfg["scale"])
+    f(torch.ones(2))
+    cfg["scale"] = 3.0
+    (entry,) = f._cache.values()
+    assert "cfg['scale']" in entry.broken_guard()

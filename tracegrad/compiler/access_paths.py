@@ -318,14 +318,9 @@ def path_guards(reads: Reads, covered=()) -> list:
             continue   # NOTE (state the function writes)
         group = contents if k[1] == "*" else by_value if _plain(value) else by_identity
         group.append((getter, value, path))
-    guards = []
-    if by_value:
-        guards.append(_group_guard(by_value, _same_values, "changed"))
-    if by_identity:
-        guards.append(_group_guard(by_identity, _same_objects, "was rebound"))
-    if contents:
-        guards.append(_group_guard(contents, _same_contents, "changed"))
-    return guards
+    if not (by_value or by_identity or contents):
+        return []
+    return [_paths_guard(by_value, by_identity, contents)]
 
 
 # NOTE (state the function writes): a read whose value the function itself changed
@@ -362,19 +357,28 @@ def _same_contents(getters, values) -> bool:
 _call = getattr(operator, "call", None) or operator.methodcaller("__call__")
 
 
-def _group_guard(reads: list, same, verb: str):
-    getters = [g for g, _, _ in reads]
-    values = [v for _, v, _ in reads]
+def _paths_guard(by_value: list, by_identity: list, contents: list):
+    """One guard for every read (one Python frame a call: ~0.35 µs of fixed cost, then
+    ~0.05-0.1 µs a read in the C loops of _same_values/_same_objects)."""
+    groups = [(same, [g for g, _, _ in reads], [v for _, v, _ in reads])
+              for same, reads in ((_same_values, by_value), (_same_objects, by_identity),
+                                  (_same_contents, contents)) if reads]
 
     def guard() -> bool:
         try:
-            return same(getters, values)
+            for same, getters, values in groups:
+                if not same(getters, values):
+                    return False
+            return True
         except Exception:  # noqa: BLE001 - gone (a key deleted, a list shrunk): retrace
             return False
 
     def what() -> str:
-        for getter, value, path in reads:
-            if not _holds(same, getter, value):
-                return f"{path}, which the function reads, {verb}"
-        return f"a value the function reads {verb}"
+        for same, reads, verb in ((_same_values, by_value, "changed"),
+                                  (_same_objects, by_identity, "was rebound"),
+                                  (_same_contents, contents, "changed")):
+            for getter, value, path in reads:
+                if not _holds(same, getter, value):
+                    return f"{path}, which the function reads, {verb}"
+        return "a value the function reads changed"
     return described(guard, what)

@@ -50,6 +50,10 @@ def _tail(code, j: int):
     nxt = code[j + 1].opname if j + 1 < len(code) else ""
     if _key(ins) is not None and nxt in ("STORE_SUBSCR", "DELETE_SUBSCR"):
         return None   # ``d[k] = v``: a write, no read of the rest of ``d``
+    if _key(ins) is not None and (nxt == "STORE_ATTR" or (
+            _key(code[j + 1]) is not None and j + 2 < len(code)
+            and code[j + 2].opname == "STORE_SUBSCR")):
+        return None   # ``obj.a = v``, ``d[k] = v``: ``v`` stored, not read into
     return "contents"
 
 

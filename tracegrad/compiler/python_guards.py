@@ -1,7 +1,8 @@
 """Guards on the Python objects a trace read besides its arguments: a module's plain
 attributes and members, the globals and closure cells of the function, the
-requires_grad flags of captured tensors. Each is a callable that is True while the
-entry may replay; a False one retraces (compiler/function.py)."""
+requires_grad flags of captured tensors (what it read through containers and objects:
+access_paths.py). Each is a callable that is True while the entry may replay; a False
+one retraces (compiler/function.py)."""
 from __future__ import annotations
 
 import operator
@@ -110,7 +111,8 @@ def python_value_guards(fn) -> list:
     next call reads the new value. Any other value read there (a tensor the trace
     captured, a model it ran, a helper it called) is compared by identity: rebinding it
     (``W = torch.randn(...)``) retraces, where the program would read the old tensor.
-    Functions it calls are not followed."""
+    What it reads through them (``cfg["scale"]``, ``h.t``) and what the functions it
+    calls read are guarded read by read: NOTE (access paths) in access_paths.py."""
     fn = getattr(fn, "__func__", fn)
     glb, names = global_names(fn)
     if glb is None:

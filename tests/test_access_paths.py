@@ -294,3 +294,24 @@ def test_the_broken_guard_names_the_path():
     cfg["scale"] = 3.0
     (entry,) = f._cache.values()
     assert "cfg['scale']" in entry.broken_guard()
+
+
+class _Inner(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.cfg = types.SimpleNamespace(scale=2.0)
+
+
+class _Outer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inner = _Inner()   # a submodule whose forward never runs
+
+    def forward(self, x):
+        return x * self.inner.cfg.scale
+
+
+def test_a_plain_object_below_a_submodule():
+    m = _Outer()
+    f = torch.compile(m)
+    _check(f, m, torch.ones(2), lambda: setattr(m.inner.cfg, "scale", 3.0), misses=2)

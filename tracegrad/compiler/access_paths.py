@@ -13,6 +13,7 @@ from types import BuiltinFunctionType, FunctionType, MemberDescriptorType, Metho
     ModuleType, SimpleNamespace
 
 from .._tensor import Tensor
+from ..nn import Module
 from .errors import TraceError
 from .python_guards import _PLAIN, described, global_names
 from .read_chains import MUTATORS, chains
@@ -42,6 +43,7 @@ _CODE = (FunctionType, BuiltinFunctionType, MethodType, type, ModuleType)
 _CONTAINERS = (list, dict, set)
 _LIBRARY_ROOTS = frozenset(getattr(sys, "stdlib_module_names", ())) | {"tracegrad", "numpy"}
 _MISSING = object()
+_MEMBER = object()   # a module's parameter, buffer or submodule
 # the C attribute lookups that run no code of the object's own (SimpleNamespace's is
 # object's, but a slot of its own)
 _GENERIC_GETATTRIBUTE = (object.__getattribute__, ModuleType.__getattribute__,
@@ -92,6 +94,11 @@ def _attribute(base, name):
     own = getattr(base, "__dict__", None)
     if type(own) is dict and name in own:
         return partial(getattr, base, name), own[name]
+    if found is _MISSING and isinstance(base, Module):
+        for store in (own.get("_parameters", ()), own.get("_buffers", ()),
+                      own.get("_modules", ())):
+            if name in store:   # a member: followed (``self.sub.cfg.scale``), not guarded
+                return _MEMBER, store[name]   # here (NOTE (module members))
     if found is _MISSING or hasattr(type(found), "__get__"):
         return None, _MISSING   # a method, or a value __getattr__ makes
     return partial(getattr, base, name), found
@@ -194,7 +201,9 @@ class Reads:
                 shown = f"{path}[{key!r}]"
             if getter is None:
                 return
-            if not (isinstance(base, ModuleType) and isinstance(value, _CODE)):
+            if getter is _MEMBER:
+                getter = None
+            elif not (isinstance(base, ModuleType) and isinstance(value, _CODE)):
                 self.note(base, "." if step[0] == "attr" else "[]", key, getter, value, shown)
             path = shown
         self._tail(frame, chain.tail, value, getter, path)

@@ -315,3 +315,16 @@ def test_a_plain_object_below_a_submodule():
     m = _Outer()
     f = torch.compile(m)
     _check(f, m, torch.ones(2), lambda: setattr(m.inner.cfg, "scale", 3.0), misses=2)
+
+
+def test_getattr_with_a_name_and_with_a_default():
+    opts = types.SimpleNamespace(scale=2.0)
+    names = ["scale"]
+
+    def eager(x):
+        for name in names:
+            x = x * getattr(opts, name)
+        return x * getattr(opts, "extra", 1.0)
+    f = torch.compile(eager)
+    _check(f, eager, torch.ones(2), [lambda: setattr(opts, "scale", 3.0),
+                                     lambda: setattr(opts, "extra", 10.0)], misses=3)

@@ -217,6 +217,8 @@ class Reads:
             self.contents(value, getter, path)
         elif tail[0] == "method" and tail[1] not in MUTATORS:
             self.contents(value, getter, path)
+        elif tail[0] == "getattr":
+            self._getattr(value, _key_value(frame, tail[1], tail[2]), path)
         elif tail[0] == "get" and type(value) is dict:
             key = _key_value(frame, tail[1], tail[2])
             if key is _MISSING:
@@ -228,6 +230,22 @@ class Reads:
                 return
             self.note(value, "get", key, partial(value.get, key, _MISSING), got,
                       f"{path}.get({key!r})")
+
+
+    def _getattr(self, value, name, path) -> None:
+        """``getattr(value, name[, default])``: an attribute read like ``value.name``,
+        or, where ``value`` has no such attribute, a guard that it still has none."""
+        if type(name) is not str or _traced(value):
+            return
+        getter, got = _attribute(value, name)
+        if getter is None and got is _MISSING and (
+                name not in (getattr(value, "__dict__", None) or ())
+                and _class_attribute(type(value), name) is _MISSING
+                and type(value).__getattribute__ in _GENERIC_GETATTRIBUTE
+                and not hasattr(type(value), "__getattr__")):
+            getter = partial(getattr, value, name, _MISSING)
+        if getter is not None and getter is not _MEMBER:
+            self.note(value, ".", name, getter, got, f"{path}.{name}")
 
 
 def _itself(value):

@@ -27,7 +27,7 @@ class Chain(NamedTuple):
     ("item", key kind, key)), then ``tail``: "contents" when the code may read all the
     final value holds (iterates it, passes it to a call, compares it), ("method", name)
     when it calls a method of it, ("get", key kind, key) for ``.get(key[, default])``,
-    else None (it stores into it, drops it, or the value is a step's base only)."""
+    ("getattr", key kind, key) for ``getattr(value, key[, default])``, else None (it stores into it, drops it, or the value is a step's base only)."""
     root: tuple
     steps: tuple
     tail: object
@@ -92,6 +92,12 @@ def _chain_at(code, i: int) -> Chain:
             j += 2
             continue
         break
+    if (i > 0 and code[i - 1].opname == "LOAD_GLOBAL" and code[i - 1].argval == "getattr"
+            and j + 1 < len(code) and _key(code[j]) is not None
+            and (code[j + 1].opname in _CALLS or (
+                code[j + 1].opname == "LOAD_CONST" and j + 2 < len(code)
+                and code[j + 2].opname in _CALLS))):
+        return Chain(root, tuple(steps), ("getattr",) + _key(code[j]))
     return Chain(root, tuple(steps), _tail(code, j))
 
 

@@ -25,16 +25,21 @@ from .tracer import TraceValue
 # so ``cfg["scale"] = 3.0`` or ``h.t = torch.full(...)`` replayed the old value. Comparing
 # a container's whole contents instead would retrace a step that appends to a global
 # loss log at every call, so, as dynamo does, each read the trace made is recorded as it
-# happens and guarded alone: ``base[key]`` or ``base.attr`` by value for plain numbers,
-# strings, None and tuples of them, by identity for anything else, and a container the
-# code iterated or handed to a call (``for w in self.ws``, ``len(log)``, ``torch.tensor(
-# self.data)``) by its contents. Reads are seen with sys.settrace, only while the
-# function runs in a trace and only in frames outside tracegrad and the standard library
-# (which own their state and its guards): the chains of read_chains.py are evaluated on
-# the live frame at the instruction that starts them. A base is anchored as the object
-# itself: the path that reached it is guarded read by read, so the chain holds as a whole.
-# Not seen: a read in C code (``getattr(cfg, name)``, ``vars(obj)``) or in a library
-# frame, and a closure cell of a function the traced one calls (its rebinding).
+# happens and guarded alone: ``base[key]``, ``base.attr``, ``base.get(key)``,
+# ``getattr(base, name)`` by value for plain numbers, strings, None and tuples of them,
+# by identity for anything else, and a container the code iterated, indexed by an
+# expression or handed to a call (``for w in self.ws``, ``len(log)``, ``cfg[names[0]]``)
+# by its contents. A base is anchored as the object itself: the path that reached it is
+# guarded read by read, so the chain holds as a whole.
+#   Reads are seen with sys.settrace while the function runs in the trace, in frames
+# outside tracegrad, the standard library and site-packages (which own their state and
+# its guards): the chains of read_chains.py are evaluated on the live frame at the
+# instruction that starts them. Its cost is the trace's alone (Python 3.11): an MLP SGD
+# step traced in 1.83 ms takes 3.59 ms recording (3.08 with a no-op settrace, best of 40,
+# load 8); a call checks one guard for all reads, ~0.4 µs plus 0.1-0.2 µs a read.
+#   Not seen: a read in C or library code (``vars(obj)``, ``getattr(obj, names[0])``),
+# a closure cell of a function the traced one calls (its rebinding), and user code that
+# runs after the function returns (a tensor hook in the backward traced for it).
 
 _PACKAGE = str(Path(__file__).resolve().parents[1])
 _SKIPPED = (_PACKAGE, str(Path(_PACKAGE).parent / "codegen"),

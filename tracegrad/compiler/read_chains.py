@@ -13,7 +13,7 @@ _ROOTS = {"LOAD_GLOBAL": "global", "LOAD_DEREF": "cell", "LOAD_CLASSDEREF": "cel
 # a key of ``base[key]`` the recorder can read again: a constant or a variable
 _KEYS = {"LOAD_CONST": "const", "LOAD_FAST": "local", "LOAD_FAST_CHECK": "local",
          "LOAD_DEREF": "local", "LOAD_GLOBAL": "global"}
-_CALLS = ("PRECALL", "CALL")
+_CALLS = ("PRECALL", "CALL", "CALL_FUNCTION", "CALL_METHOD")   # 3.11+, 3.10
 # what code may do with a container without reading what it holds
 _NOT_READS = {"STORE_ATTR", "DELETE_ATTR", "POP_TOP", "IS_OP", "STORE_FAST", "STORE_DEREF",
               "STORE_GLOBAL"}

@@ -328,3 +328,29 @@ def test_getattr_with_a_name_and_with_a_default():
     f = torch.compile(eager)
     _check(f, eager, torch.ones(2), [lambda: setattr(opts, "scale", 3.0),
                                      lambda: setattr(opts, "extra", 10.0)], misses=3)
+
+
+def test_a_trace_function_set_before_keeps_running_and_is_restored():
+    import sys
+    seen = []
+
+    def theirs(frame, event, arg):   # a debugger's or coverage's trace function
+        if event == "call" and frame.f_code.co_name == "scaled":
+            seen.append(event)
+        return None
+
+    cfg = {"scale": 2.0}
+
+    def scaled(x):
+        return x * cfg["scale"]
+    f = torch.compile(scaled)
+    before = sys.gettrace()
+    sys.settrace(theirs)
+    try:
+        f(torch.ones(2))
+        assert sys.gettrace() is theirs
+    finally:
+        sys.settrace(before)
+    assert seen == ["call"]   # the trace ran the function once, and theirs saw it
+    cfg["scale"] = 3.0
+    np.testing.assert_allclose(f(torch.ones(2)).numpy(), [3.0, 3.0])

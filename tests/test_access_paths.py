@@ -354,3 +354,44 @@ def test_a_trace_function_set_before_keeps_running_and_is_restored():
     assert seen == ["call"]   # the trace ran the function once, and theirs saw it
     cfg["scale"] = 3.0
     np.testing.assert_allclose(f(torch.ones(2)).numpy(), [3.0, 3.0])
+
+
+def test_keys_a_comprehension_stores_in_its_line():
+    # NOTE (line events): the loop variable is stored within the line, so each read is
+    # taken at its own instruction, with the key of its iteration
+    cfg = {"a": 1.0, "b": 2.0, "c": 4.0}
+    keys = ["a", "b"]
+
+    def listed(x):
+        return x * sum([cfg[k] for k in keys])
+
+    def generated(x):
+        return x * sum(cfg[k] for k in keys)
+    for fn in (listed, generated):
+        cfg.update(a=1.0, b=2.0)
+        f = torch.compile(fn)
+        _check(f, fn, torch.ones(2), [lambda: cfg.__setitem__("b", 8.0),
+                                      lambda: cfg.__setitem__("a", -1.0)], misses=3)
+        cfg["c"] = 5.0   # unread
+        _check(f, fn, torch.ones(2), [], misses=3)
+
+
+def test_an_alias_made_and_read_in_one_line():
+    holder = types.SimpleNamespace(inner=types.SimpleNamespace(scale=2.0))
+
+    def fn(x):
+        inner = holder.inner; return x * inner.scale  # noqa: E702 - one line on purpose
+    f = torch.compile(fn)
+    _check(f, fn, torch.ones(2), lambda: setattr(holder.inner, "scale", 3.0), misses=2)
+
+
+def test_a_local_alias_of_a_list_is_read_through():
+    holder = types.SimpleNamespace(ws=[torch.ones(2)])
+
+    def fn(x):
+        ws = holder.ws
+        for w in ws:
+            x = x + w
+        return x
+    f = torch.compile(fn)
+    _check(f, fn, torch.zeros(2), lambda: holder.ws.append(torch.ones(2)), misses=2)

@@ -286,7 +286,7 @@ def _watched(code):
         name = code.co_filename
         generated = name == "<string>" and code.co_name.startswith("__")  # a dataclass's
         found = None if (name.startswith(_SKIPPED) or "-packages/" in name or generated
-                         or name.startswith("<frozen")) else (chains(code) or None)
+                         or name.startswith("<frozen")) else chains(code)
         hit = _WATCHED[id(code)] = (code, found)
     return hit[1]
 
@@ -308,17 +308,24 @@ class recording:
             if found is None:
                 return theirs
 
+            at, by_line, precise = found
+
             def local(frame, event, arg):
-                if event == "opcode":
-                    chain = found.get(frame.f_lasti)
-                    if chain is not None:
-                        try:
+                try:
+                    if event == "line":   # NOTE (line events)
+                        line = frame.f_lineno
+                        frame.f_trace_opcodes = exact = line in precise
+                        if not exact:
+                            for chain in by_line.get(line, ()):
+                                reads.walk(frame, chain)
+                    elif event == "opcode":
+                        chain = at.get(frame.f_lasti)
+                        if chain is not None:
                             reads.walk(frame, chain)
-                        except Exception as e:  # noqa: BLE001 - unguarded: no replay
-                            reads.unsafe = f"{type(e).__name__}: {e}"
+                except Exception as e:  # noqa: BLE001 - unguarded: no replay
+                    reads.unsafe = f"{type(e).__name__}: {e}"
                 return local
 
-            frame.f_trace_opcodes = True
             return local if theirs is None else _both(theirs, local)
 
         sys.settrace(on_call)

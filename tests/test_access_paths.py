@@ -395,3 +395,20 @@ def test_a_local_alias_of_a_list_is_read_through():
         return x
     f = torch.compile(fn)
     _check(f, fn, torch.zeros(2), lambda: holder.ws.append(torch.ones(2)), misses=2)
+
+
+def test_a_missing_key_or_attribute_the_function_tolerated():
+    cfg = {}
+    opts = types.SimpleNamespace()
+
+    def fn(x):
+        try:
+            scale = cfg["scale"]
+        except KeyError:
+            scale = 1.0
+        if hasattr(opts, "shift"):
+            x = x + opts.shift
+        return x * scale
+    f = torch.compile(fn)
+    _check(f, fn, torch.ones(2), [lambda: cfg.__setitem__("scale", 3.0),
+                                  lambda: setattr(opts, "shift", 1.0)], misses=3)

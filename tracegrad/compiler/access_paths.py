@@ -205,6 +205,12 @@ class Reads:
                     return
                 getter, value = _item(base, key)
                 shown = f"{path}[{key!r}]"
+                if getter is None and isinstance(base, dict) and key not in base:
+                    # a KeyError the function caught (``except KeyError``): guarded to
+                    # stay missing
+                    self.note(base, "get", key, partial(dict.get, base, key, _MISSING),
+                              _MISSING, shown)
+                    return
             if getter is None:
                 return
             if getter is _MEMBER:

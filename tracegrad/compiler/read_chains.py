@@ -30,7 +30,8 @@ class Chain(NamedTuple):
     ("item", key kind, key)), then ``tail``: "contents" when the code may read all the
     final value holds (iterates it, passes it to a call, compares it), ("method", name)
     when it calls a method of it, ("get", key kind, key) for ``.get(key[, default])``,
-    ("getattr", key kind, key) for ``getattr(value, key[, default])``, else None (it stores into it, drops it, or the value is a step's base only)."""
+    ("getattr", key kind, key) for ``getattr(value, key[, default])`` (or ``hasattr``),
+    else None (it stores into it, drops it, or the value is a step's base only)."""
     root: tuple
     steps: tuple
     tail: object
@@ -95,7 +96,7 @@ def _chain_at(code, i: int) -> Chain:
             j += 2
             continue
         break
-    if (i > 0 and code[i - 1].opname == "LOAD_GLOBAL" and code[i - 1].argval == "getattr"
+    if (i > 0 and code[i - 1].opname == "LOAD_GLOBAL" and code[i - 1].argval in ("getattr", "hasattr")
             and j + 1 < len(code) and _key(code[j]) is not None
             and (code[j + 1].opname in _CALLS or (
                 code[j + 1].opname == "LOAD_CONST" and j + 2 < len(code)

@@ -412,3 +412,21 @@ def test_a_missing_key_or_attribute_the_function_tolerated():
     f = torch.compile(fn)
     _check(f, fn, torch.ones(2), [lambda: cfg.__setitem__("scale", 3.0),
                                   lambda: setattr(opts, "shift", 1.0)], misses=3)
+
+
+def test_an_ordered_dict_iterated_and_a_defaultdict_left_alone():
+    import collections
+    table = collections.OrderedDict(a=1.0, b=2.0)
+    counts = collections.defaultdict(float)
+
+    def fn(x):
+        total = 0.0
+        for v in table.values():
+            total = total + v
+        scale = counts["s"] if "s" in counts else 1.0
+        return x * total * scale
+    f = torch.compile(fn)
+    f(torch.ones(2))
+    assert not counts   # the recording inserted no key
+    _check(f, fn, torch.ones(2), [lambda: table.__setitem__("b", 5.0),
+                                  lambda: counts.__setitem__("s", 2.0)], misses=3)

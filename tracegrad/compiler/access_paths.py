@@ -114,6 +114,8 @@ def _item(base, key):
     if type(base).__getitem__ not in _BUILTIN_GETITEM:
         return None, _MISSING   # a __getitem__ in Python: its reads are recorded there
     try:
+        if isinstance(base, dict) and key not in base:
+            return None, _MISSING   # (never a defaultdict's __missing__: it would insert)
         return partial(operator.getitem, base, key), base[key]
     except (KeyError, IndexError, TypeError):
         return None, _MISSING
@@ -124,11 +126,15 @@ def _frozen(value, depth: int = 0):
     plain values by value, containers item by item (three levels), the rest by identity."""
     if _plain(value):
         return value
-    if depth < 3:
-        if type(value) in (list, tuple):
-            return (type(value), tuple(_frozen(v, depth + 1) for v in value))
-        if type(value) is dict:
-            return (dict, tuple((k, _frozen(v, depth + 1)) for k, v in value.items()))
+    if depth < 3 and not _owned_elsewhere(value):
+        # read with the builtin types' own methods: a subclass's code never runs here
+        if isinstance(value, (list, tuple)):
+            items = list.copy(value) if isinstance(value, list) else tuple.__getitem__(
+                value, slice(None))
+            return (type(value), tuple(_frozen(v, depth + 1) for v in items))
+        if isinstance(value, dict):
+            return (type(value), tuple((k, _frozen(v, depth + 1))
+                                       for k, v in dict.items(value)))
         if type(value) in (set, frozenset) and all(map(_plain, value)):
             return (type(value), frozenset(value))
     return _Same(value)
@@ -243,7 +249,6 @@ class Reads:
             self.note(value, "get", key, partial(value.get, key, _MISSING), got,
                       f"{path}.get({key!r})")
 
-
     def _getattr(self, value, name, path) -> None:
         """``getattr(value, name[, default])``: an attribute read like ``value.name``,
         or, where ``value`` has no such attribute, a guard that it still has none."""
@@ -265,7 +270,7 @@ def _itself(value):
 
 
 def _holds_traced(value) -> bool:
-    items = value.values() if type(value) is dict else value
+    items = dict.values(value) if isinstance(value, dict) else value
     return any(map(_traced, items))
 
 

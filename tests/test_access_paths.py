@@ -430,3 +430,20 @@ def test_an_ordered_dict_iterated_and_a_defaultdict_left_alone():
     assert not counts   # the recording inserted no key
     _check(f, fn, torch.ones(2), [lambda: table.__setitem__("b", 5.0),
                                   lambda: counts.__setitem__("s", 2.0)], misses=3)
+
+
+def test_a_tensor_hook_in_the_traced_backward():
+    cfg = {"s": 2.0}
+
+    def fn(x):
+        y = x * 1.0
+        y.register_hook(lambda g: g * cfg["s"])
+        return y.sum()
+    f = torch.compile(fn)
+    for s in (2.0, 3.0):
+        cfg["s"] = s
+        x, xe = torch.ones(3, requires_grad=True), torch.ones(3, requires_grad=True)
+        f(x).backward()
+        fn(xe).backward()
+        np.testing.assert_allclose(x.grad.numpy(), xe.grad.numpy())
+    assert f.cache_info().misses == 2

@@ -40,7 +40,7 @@ from .tracer import TraceValue
 # one guard for all reads: ~0.4 µs, plus 0.1-0.2 µs a read.
 #   Not seen: a read in C or library code (``vars(obj)``, ``getattr(obj, names[0])``),
 # a closure cell of a function the traced one calls (its rebinding), and user code that
-# runs after the function returns (a tensor hook in the backward traced for it).
+# runs after the function returns other than in the backward traced for it.
 
 _PACKAGE = str(Path(__file__).resolve().parents[1])
 _SKIPPED = (_PACKAGE, str(Path(_PACKAGE).parent / "codegen"),
@@ -305,10 +305,15 @@ def _watched(code):
 
 class recording:
     """``with recording() as reads:`` records the reads the code run inside makes (the
-    traced function). A trace function set before (a debugger, coverage) keeps running."""
+    traced function); ``recording(reads)`` adds to ``reads`` (the backward traced for
+    it, which runs the user's tensor hooks). A trace function set before (a debugger,
+    coverage) keeps running."""
+
+    def __init__(self, reads: Reads | None = None) -> None:
+        self.reads = Reads() if reads is None else reads
 
     def __enter__(self) -> Reads:
-        self.reads = reads = Reads()
+        reads = self.reads
         self.before = before = sys.gettrace()
 
         watched = _WATCHED.get

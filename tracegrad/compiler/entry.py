@@ -376,9 +376,10 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
             grad_tensors = [tracer.grad_input(o, k) for k, o in enumerate(outputs)]
             grad_inputs = [g._data.node for g in grad_tensors]
             roots = [(o, g) for o, g in zip(outputs, grad_tensors) if o._requires_grad]
-            captured = run_backward([r for r, _ in roots], [g for _, g in roots],
-                                    retain_graph=True, create_graph=False,
-                                    capture=diff_tensors, accumulate_into_leaves=False)
+            with recording(reads):   # the user's tensor hooks run here
+                captured = run_backward([r for r, _ in roots], [g for _, g in roots],
+                                        retain_graph=True, create_graph=False,
+                                        capture=diff_tensors, accumulate_into_leaves=False)
             for g in captured:
                 if g is not None and not isinstance(g._data, TraceValue):
                     g = g * 1  # a constant gradient: make it a graph value

@@ -447,3 +447,21 @@ def test_a_tensor_hook_in_the_traced_backward():
         fn(xe).backward()
         np.testing.assert_allclose(x.grad.numpy(), xe.grad.numpy())
     assert f.cache_info().misses == 2
+
+
+def _make_scaler(scale):
+    def scaler(x):
+        return x * scale
+
+    def set_scale(value):
+        nonlocal scale
+        scale = value
+    return scaler, set_scale
+
+
+SCALER, SET_SCALE = _make_scaler(2.0)
+
+
+def test_a_closure_variable_of_a_called_helper_rebound():
+    f = torch.compile(lambda x: SCALER(x) + 1.0)
+    _check(f, lambda x: SCALER(x) + 1.0, torch.ones(2), lambda: SET_SCALE(3.0), misses=2)

@@ -39,8 +39,9 @@ from .tracer import TraceValue
 # with a no-op settrace), an LSTM-like forward of 20 steps 44.7 -> 71.2 ms. A call checks
 # one guard for all reads: ~0.4 µs, plus 0.1-0.2 µs a read.
 #   Not seen: a read in C or library code (``vars(obj)``, ``getattr(obj, names[0])``),
-# a closure cell of a function the traced one calls (its rebinding), and user code that
-# runs after the function returns other than in the backward traced for it.
+# a closure cell of a function the traced one calls that was reached other than as a
+# value read (a method's closure), and user code that runs after the function returns
+# other than in the backward traced for it.
 
 _PACKAGE = str(Path(__file__).resolve().parents[1])
 _SKIPPED = (_PACKAGE, str(Path(_PACKAGE).parent / "codegen"),
@@ -170,6 +171,21 @@ class Reads:
             self._keep.append(base)
             self.rooted.add(id(value))
             self.seen[k] = (getter, value, path)
+            if type(value) is FunctionType and value.__closure__ \
+                    and _watched(value.__code__) is not None:
+                self._cells(value, path)
+
+    def _cells(self, fn, path: str) -> None:
+        """The closure cells of a function of the user's that the trace read (and may
+        call): its frame cannot name them, so rebinding one (``nonlocal``) is guarded
+        here, as python_value_guards does for the compiled function's own cells."""
+        for name, cell in zip(fn.__code__.co_freevars, fn.__closure__):
+            try:
+                held = cell.cell_contents
+            except ValueError:   # not filled yet
+                continue
+            self.note(cell, "cell", None, partial(getattr, cell, "cell_contents"), held,
+                      f"{path}'s closure variable {name}")
 
     def contents(self, value, getter, path: str) -> None:
         if isinstance(value, _CONTAINERS):

@@ -465,3 +465,17 @@ SCALER, SET_SCALE = _make_scaler(2.0)
 def test_a_closure_variable_of_a_called_helper_rebound():
     f = torch.compile(lambda x: SCALER(x) + 1.0)
     _check(f, lambda x: SCALER(x) + 1.0, torch.ones(2), lambda: SET_SCALE(3.0), misses=2)
+
+
+def test_a_method_of_a_class_defined_in_exec_d_code():
+    # code exec'd from a string (a notebook tool, a generated model) is the user's too;
+    # only the dunders dataclasses writes (in __create_fn__) are skipped
+    space = {"torch": torch}
+    exec("class Scaled:\n"
+         "    def __init__(self):\n"
+         "        self.w = torch.ones(2)\n"
+         "    def __call__(self, x):\n"
+         "        return x * self.w\n", space)
+    m = space["Scaled"]()
+    f = torch.compile(m.__call__)
+    _check(f, m, torch.ones(2), lambda: setattr(m, "w", torch.full((2,), 4.0)), misses=2)

@@ -312,7 +312,9 @@ def _watched(code):
         if len(_WATCHED) > 4096:
             _WATCHED.clear()
         name = code.co_filename
-        generated = name == "<string>" and code.co_name.startswith("__")  # a dataclass's
+        # the methods dataclasses writes (__init__, __eq__...): exec'd in __create_fn__
+        generated = name == "<string>" and getattr(
+            code, "co_qualname", code.co_name).startswith("__create_fn__")
         found = None if (name.startswith(_SKIPPED) or "-packages/" in name or generated
                          or name.startswith("<frozen")) else chains(code)
         hit = _WATCHED[id(code)] = (code, found)

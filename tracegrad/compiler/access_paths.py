@@ -29,9 +29,12 @@ from .tracer import TraceValue
 # ``getattr(base, name)`` by value for plain numbers, strings, None and tuples of them,
 # by identity for anything else, and a container the code iterated, indexed by an
 # expression or handed to a call (``for w in self.ws``, ``len(log)``, ``cfg[names[0]]``)
-# by its contents. A base is anchored as the object itself: the path that reached it is
-# guarded read by read, so the chain holds as a whole.
-#   Reads are seen with sys.settrace while the function runs in the trace, in frames
+# by its contents; a key or attribute found missing (``except KeyError``, ``hasattr``)
+# stays missing, and a helper function read keeps its closure cells. A base is anchored
+# as the object itself: the path that reached it is guarded read by read, so the chain
+# holds as a whole.
+#   Reads are seen with sys.settrace while the function (and the backward traced for
+# it, which runs tensor hooks) runs in the trace, in frames
 # outside tracegrad, the standard library and site-packages (which own their state and
 # its guards): the chains of read_chains.py are evaluated on the live frame at the
 # start of their line (NOTE (line events)). Its cost is the trace's alone (Python 3.11,
@@ -40,8 +43,7 @@ from .tracer import TraceValue
 # one guard for all reads: ~0.4 µs, plus 0.1-0.2 µs a read.
 #   Not seen: a read in C or library code (``vars(obj)``, ``getattr(obj, names[0])``),
 # a closure cell of a function the traced one calls that was reached other than as a
-# value read (a method's closure), and user code that runs after the function returns
-# other than in the backward traced for it.
+# value read (a method's closure), and user code that runs outside the trace.
 
 _PACKAGE = str(Path(__file__).resolve().parents[1])
 _SKIPPED = (_PACKAGE, str(Path(_PACKAGE).parent / "codegen"),

@@ -79,9 +79,6 @@ class _Holder:
     pass
 
 
-@pytest.mark.xfail(strict=True, reason="a tensor reached through a plain object's attribute "
-                   "or a list item is captured by identity and not guarded: rebinding it "
-                   "replays the old tensor (dynamo guards the access path)")
 def test_a_rebound_object_attribute_is_read_again():
     h = _Holder()
     h.t = torch.ones(3)

@@ -22,6 +22,7 @@ from ..runtime.cuda_program import CudaProgram
 from ..runtime.llvm_jit import compile_llvm_many
 from ..runtime.warm_pages import fresh_bytes, warm
 from . import plan_cache, pytree
+from .access_paths import covered_reads, path_guards, recording
 from .autograd_bridge import attach
 from .debug import debug_level, logger
 from .errors import TraceError
@@ -323,7 +324,8 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
             else:  # a Python float: a runtime scalar, never part of the signature
                 traced_leaves.append(tracer.argument((), np.float64, False, position))
         t_args, t_kwargs = pytree.unflatten(treedef, traced_leaves)
-        out = compiled.fn(*t_args, **t_kwargs)
+        with recording() as reads:   # NOTE (access paths)
+            out = compiled.fn(*t_args, **t_kwargs)
         if inspect.isgenerator(out) or inspect.iscoroutine(out) or inspect.isasyncgen(out):
             out.close()  # never started: nothing of the function ran
             raise TraceError(f"{compiled.__name__} returned a {type(out).__name__}, whose body "
@@ -378,9 +380,10 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
             grad_tensors = [tracer.grad_input(o, k) for k, o in enumerate(outputs)]
             grad_inputs = [g._data.node for g in grad_tensors]
             roots = [(o, g) for o, g in zip(outputs, grad_tensors) if o._requires_grad]
-            captured = run_backward([r for r, _ in roots], [g for _, g in roots],
-                                    retain_graph=True, create_graph=False,
-                                    capture=diff_tensors, accumulate_into_leaves=False)
+            with recording(reads):   # the user's tensor hooks run here
+                captured = run_backward([r for r, _ in roots], [g for _, g in roots],
+                                        retain_graph=True, create_graph=False,
+                                        capture=diff_tensors, accumulate_into_leaves=False)
             for g in captured:
                 if g is not None and not isinstance(g._data, TraceValue):
                     g = g * 1  # a constant gradient: make it a graph value
@@ -410,7 +413,8 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
     entry.grad_writes = [(position_of.get(id(leaf), leaf), node is not None, acc)
                          for leaf, node, acc in tracer.grad_writes]
     entry.guards = (list(tracer.guards) + requires_grad_guards(tracer)
-                    + python_value_guards(compiled.fn))
+                    + python_value_guards(compiled.fn)
+                    + path_guards(reads, covered_reads(compiled.fn)))
     grad_ids = [None if g is None else g._data.node for g in grads]
     tracer.graph.outputs = out_ids + write_ids + [g for g in grad_ids if g is not None]
     parts = split(tracer.graph, out_ids + write_ids, grad_ids, grad_inputs, eager_reads)

@@ -1,7 +1,8 @@
 """Guards on the Python objects a trace read besides its arguments: a module's plain
 attributes and members, the globals and closure cells of the function, the
-requires_grad flags of captured tensors. Each is a callable that is True while the
-entry may replay; a False one retraces (compiler/function.py)."""
+requires_grad flags of captured tensors (what it read through containers and objects:
+access_paths.py). Each is a callable that is True while the entry may replay; a False
+one retraces (compiler/function.py)."""
 from __future__ import annotations
 
 import operator
@@ -88,23 +89,34 @@ def requires_grad_guards(tracer) -> list:
                       "requires_grad of a captured tensor was toggled")]
 
 
+def global_names(fn) -> tuple:
+    """``(globals, names)``: the globals of ``fn`` (a function) and the names its code
+    and the code nested in it (comprehensions) read there (modules left out); ``(None,
+    [])`` for a callable without code."""
+    fn = getattr(fn, "__func__", fn)
+    code, glb = getattr(fn, "__code__", None), getattr(fn, "__globals__", None)
+    if code is None or glb is None:
+        return None, []
+    names, codes = set(), [code]
+    while codes:
+        c = codes.pop()
+        names.update(c.co_names)
+        codes.extend(k for k in c.co_consts if hasattr(k, "co_names"))
+    return glb, sorted(n for n in names if n in glb and not isinstance(glb[n], ModuleType))
+
+
 def python_value_guards(fn) -> list:
     """A number (or string, None) the function reads from its module's globals or its
     closure is a constant of the trace (``x * SCALE``): a change retraces, as eagerly the
     next call reads the new value. Any other value read there (a tensor the trace
     captured, a model it ran, a helper it called) is compared by identity: rebinding it
     (``W = torch.randn(...)``) retraces, where the program would read the old tensor.
-    Functions it calls are not followed."""
+    What it reads through them (``cfg["scale"]``, ``h.t``) and what the functions it
+    calls read are guarded read by read: NOTE (access paths) in access_paths.py."""
     fn = getattr(fn, "__func__", fn)
-    code, glb = getattr(fn, "__code__", None), getattr(fn, "__globals__", None)
-    if code is None or glb is None:
+    glb, names = global_names(fn)
+    if glb is None:
         return []
-    names, codes = set(), [code]
-    while codes:   # the function's own code and the code nested in it (comprehensions)
-        c = codes.pop()
-        names.update(c.co_names)
-        codes.extend(k for k in c.co_consts if hasattr(k, "co_names"))
-    names = sorted(n for n in names if n in glb and not isinstance(glb[n], ModuleType))
     cells = []
     for cell in fn.__closure__ or ():
         try:

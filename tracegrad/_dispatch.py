@@ -6,6 +6,8 @@ the output to an autograd ``Node`` that points at the primitive's derivative rul
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from . import _trace_state
@@ -17,10 +19,17 @@ from .autograd.node import Node
 from ._errors import ShapeError, describe
 
 _EMPTY: dict = {}
+_gettrace, _settrace = sys.gettrace, sys.settrace
 _trace_state_of_thread = _trace_state.state
 _ndarray = np.ndarray
 
 
+# NOTE (records untraced): while a compile trace records the reads user code makes through
+# Python objects (sys.settrace, compiler/access_paths.py), every frame runs on CPython
+# 3.11's tracing path, watched or not. Recording one op is tracegrad's own code and reads
+# nothing of the user's, so the trace function is off while it runs: the MLP SGD step's
+# trace (best of 40, load ~7) took 3.50 ms recorded vs 1.62 not, and 2.87 vs 1.76 so,
+# with half the trace-function calls.
 def apply(prim, inputs: tuple, attrs: dict = _EMPTY):
     args = []
     requires_grad = volatile = on_cuda = False
@@ -38,7 +47,15 @@ def apply(prim, inputs: tuple, attrs: dict = _EMPTY):
             args.append(x)
     tracer = _trace_state_of_thread.tracer if _trace_state.active_traces else None
     if tracer is not None:
-        data = tracer.record(prim, inputs, args, attrs)
+        hook = _gettrace()
+        if hook is None:
+            data = tracer.record(prim, inputs, args, attrs)
+        else:   # NOTE (records untraced)
+            _settrace(None)
+            try:
+                data = tracer.record(prim, inputs, args, attrs)
+            finally:
+                _settrace(hook)
     elif on_cuda:  # a one-op kernel on the device (tracegrad._cuda_tensor)
         data = run_on_cuda(prim, inputs, args, attrs)
     else:

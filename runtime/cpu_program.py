@@ -6,8 +6,9 @@
 one module), allocates the planned temp slots once, and runs the steps in order on each
 call: every run of single-threaded kernels and 2-D float matmuls is one call of a
 generated driver (``runtime.driver``; matmuls through NumPy's CBLAS gemm,
-``runtime.cblas``), and only a kernel or a big gemm split over the thread pool or an
-extern NumPy evaluates is called from Python. A program that calls BLAS holds OpenBLAS
+``runtime.cblas``), a run of one kernel one call of it with no driver (NOTE (lone
+calls), ``runtime.lone_call``), and only a kernel or a big gemm split over the Python
+thread pool or an extern NumPy evaluates is called from Python. A program that calls BLAS holds OpenBLAS
 to one thread while it runs (NOTE (one kind of worker), ``runtime.blas_threads``).
 Measured on the seed MLP (64x1000-100-10, 2-core VM under load, min of 15 x 200 calls):
 forward 397 -> 279 µs, backward 559 -> 411 µs, results bit-identical.
@@ -65,7 +66,9 @@ from .driver import (DRIVER_NAME, GemmCall, KernelCall, NativeCall, ParallelCall
 from .native_split import split_gemm_natively, split_kernel
 from .copy_table import TableCopy, copy_table
 from .llvm_jit import CpuKernel, JitModule, compile_llvm, compile_llvm_many
+from .lone_call import LoneKernel, LoneSplit, lone_call
 from .native_index import IndexCall, index_call_for
+from .native_pool import native_pool
 from .render_key import render_key
 from .render_options import render_options
 from .view_arrays import ViewMaker, view_array as _view_array, view_maker as _view_maker
@@ -395,7 +398,8 @@ class CompiledProgram:
         # the driver's copy of the per-call addresses (NOTE (per-call cost))
         self._addr_table = np.zeros(len(self._addr_template), np.int64)
         self._table = (self._addr_table, _address(self._addr_table))
-        self._calls: list[_KernelCall | _ExternCall | _DriverCall | SplitGemm] = []
+        self._calls: list[_KernelCall | _ExternCall | _DriverCall | SplitGemm | LoneKernel
+                          | LoneSplit] = []
         self.drivers: list[str] = []   # the drivers' LLVM sources, for dumps and tests
         pieces: list = []   # each run of native calls as (run, stale), the other calls
         run: list[NativeCall] = []
@@ -404,9 +408,11 @@ class CompiledProgram:
             if isinstance(call, (KernelCall, GemmCall, IndexCall, TableCopy, ParallelCall)):
                 run.append(call)
                 continue
-            if run:
-                pieces.append((run, stale))
-                run, stale = [], False
+            if run:   # its driver, or none for a lone kernel (NOTE (lone calls))
+                lone = None if self.size_table else lone_call(run, fns, self._table, stale,
+                                                               native_pool)
+                pieces.append(lone or (run, stale))
+                run, stale = [], stale and lone is not None and not lone.reads_table
             if isinstance(call, _ExternCall) and not call.step.fills_output:
                 stale = True   # it returns an array: its address is known only then
             if call is not None:

@@ -62,10 +62,11 @@ from ..codegen.view import gather_numpy
 from . import allocator, blas_threads, cpu_threads
 from .cblas import SplitGemm, gemm_library, split_gemm
 from .driver import (DRIVER_NAME, GemmCall, KernelCall, NativeCall, ParallelCall,
-                     compile_drivers, gemm_for_matmul)
+                     compile_drivers, driver_with_table, gemm_for_matmul)
 from .native_split import split_gemm_natively, split_kernel
 from .copy_table import TableCopy, copy_table
 from .llvm_jit import CpuKernel, JitModule, compile_llvm, compile_llvm_many
+from .driver_call import _DriverCall
 from .lone_call import LoneKernel, LoneSplit, lone_call
 from .native_index import IndexCall, index_call_for
 from .native_pool import native_pool
@@ -223,39 +224,12 @@ class _ExternCall:
             addrs[slot] = addrs[self.out] + delta
 
 
-class _DriverCall:
-    """A run of native steps: one call of a generated driver (``runtime.driver``)."""
-
-    __slots__ = ("kernel", "fns", "fns_address", "refresh", "status", "checked")
-
-    def __init__(self, kernel: CpuKernel, fns: np.ndarray, refresh: bool, status: int,
-                 checked: dict[int, "_ExternCall"]) -> None:
-        self.kernel = kernel
-        self.fns = fns          # kept alive: the driver reads it by address
-        self.fns_address = _address(fns) if fns.size else 0
-        self.refresh = refresh  # copy the per-call addresses into the table first
-        self.status = status    # the status word's position in the table
-        self.checked = checked  # status code -> the NumPy form of a native index step
-
-    def run(self, arrays: list, addrs: list, table: tuple[np.ndarray, int]) -> None:
-        if self.refresh:
-            table[0][:] = addrs
-        self.kernel.cfunc(0, 0, self.fns_address, table[1])
-        if self.checked and table[0][self.status]:
-            # NOTE (bad indices, runtime.native_index): the driver stopped at a bad index;
-            # NumPy's form of that step raises eager mode's error
-            code = int(table[0][self.status])
-            table[0][self.status] = 0
-            self.checked[code].run(arrays, addrs, table)
-            raise RuntimeError(f"native {self.checked[code].step.node.op.name} flagged an "
-                               "index that NumPy accepts")
-
-
 class CompiledProgram:
     """The executable form of a Program; call it with the input arrays."""
 
     def __init__(self, program: Program, extern_eval: ExternEval | None,
-                 kernels_from: "CompiledProgram | None" = None, size_table: bool = False):
+                 kernels_from: "CompiledProgram | None" = None, size_table: bool = False,
+                 link: bool = True):
         # ``kernels_from``: a program whose kernels have the same names and bodies (a
         # symbolic group's, see tracegrad.compiler.symbolic): its compiled kernels are used,
         # and its drivers where their text is the same.  ``size_table``: the drivers read
@@ -417,9 +391,24 @@ class CompiledProgram:
                 stale = True   # it returns an array: its address is known only then
             if call is not None:
                 pieces.append(call)
+        self._all_buffers = all(spec.kind == "buffer" for spec in program.outputs)
+        # the buffer each "buffer" or "view" result reads
+        self._out_idx = [-1 if spec.buffer is None else self._index[spec.buffer]
+                         for spec in program.outputs]
+        self._runs = [p[0] for p in pieces if isinstance(p, tuple)], fns, pieces, checked
+        if link:   # else the caller links it (``runtime.driver.link_together``)
+            self.link()
+
+    def driver_sources(self) -> list[str]:
+        """The LLVM source of each driver the program calls (not compiled yet)."""
+        runs, fns, _, _ = self._runs
+        return [driver_with_table(calls, fns, self.size_table)[0] for calls in runs]
+
+    def link(self) -> None:
+        """Compile the drivers no cache holds (one O0 module) and order the calls."""
+        runs, fns, pieces, checked = self._runs
         try:
-            drivers = iter(compile_drivers([p[0] for p in pieces if isinstance(p, tuple)], fns,
-                                           self.size_table, self._driver_modules))
+            drivers = iter(compile_drivers(runs, fns, self.size_table, self._driver_modules))
         except Exception as exc:  # noqa: BLE001 - any LLVM failure means "fall back"
             raise ProgramCompileError(f"driver failed to compile: {exc}") from exc
         for piece in pieces:
@@ -427,10 +416,6 @@ class CompiledProgram:
                 (run_calls, refresh), (src, sizes, mod) = piece, next(drivers)
                 piece = self._driver(run_calls, refresh, src, sizes, mod, checked)
             self._calls.append(piece)
-        self._all_buffers = all(spec.kind == "buffer" for spec in program.outputs)
-        # the buffer each "buffer" or "view" result reads
-        self._out_idx = [-1 if spec.buffer is None else self._index[spec.buffer]
-                         for spec in program.outputs]
 
     def _temps(self) -> tuple[list[np.ndarray | None], list[int]]:
         """Fresh temp buffers: the arrays and addresses a call starts from."""

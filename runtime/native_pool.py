@@ -71,7 +71,6 @@ import numpy as np
 
 from . import cpu_threads
 from .llvm_jit import JitModule, compile_llvm
-from .lone_call import BLOCKS_SOURCE
 
 # state words (int64); the claim word, the done count and the rest sit on their own
 # cache lines, so a worker's done count does not bounce the line the caller claims on
@@ -341,8 +340,7 @@ def _source() -> str:
         tg_dispatch_words=pointers(*(n for n in _WORDS if n not in ("quit", "spin"))))
 
 
-# with the generic trampoline of a driverless split (NOTE (lone calls), runtime.lone_call)
-POOL_SOURCE = _source() + BLOCKS_SOURCE
+POOL_SOURCE = _source()
 MAX_CHUNKS = 32767   # the claim word's 16-bit fields (a fetch-add past the end stays inside)
 
 
@@ -354,7 +352,6 @@ class NativePool:
         self.state = np.zeros(STATE_WORDS, np.int64)
         self.address = self.state.ctypes.data
         self.dispatch = module.engine.address(module.key, "tg_dispatch")
-        self.kernel_blocks = module.engine.address(module.key, "tg_kernel_blocks")
         syscall = ctypes.cast(ctypes.CDLL(None).syscall, ctypes.c_void_p).value
         if not syscall:
             raise RuntimeError("native pool: libc's syscall has address 0")

@@ -148,3 +148,9 @@ def test_compiled_softmax_has_one_kernel_and_no_driver_and_matches_eager():
                                rtol=1e-6, atol=1e-7)
     (entry,) = f._cache.values()
     assert not entry.forward.drivers and len(entry.forward.program.kernels) == 1
+
+
+def test_docstring_examples_run():
+    import doctest
+    result = doctest.testmod(lone_call)
+    assert result.attempted > 0 and result.failed == 0

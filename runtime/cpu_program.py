@@ -8,8 +8,9 @@ call: every run of single-threaded kernels and 2-D float matmuls is one call of 
 generated driver (``runtime.driver``; matmuls through NumPy's CBLAS gemm,
 ``runtime.cblas``), a run of one kernel one call of it with no driver (NOTE (lone
 calls), ``runtime.lone_call``), and only a kernel or a big gemm split over the Python
-thread pool or an extern NumPy evaluates is called from Python. A program that calls BLAS holds OpenBLAS
-to one thread while it runs (NOTE (one kind of worker), ``runtime.blas_threads``).
+thread pool or an extern NumPy evaluates is called from Python. A program that calls
+BLAS holds OpenBLAS to one thread while it runs (NOTE (one kind of worker),
+``runtime.blas_threads``).
 Measured on the seed MLP (64x1000-100-10, 2-core VM under load, min of 15 x 200 calls):
 forward 397 -> 279 µs, backward 559 -> 411 µs, results bit-identical.
 
@@ -395,20 +396,21 @@ class CompiledProgram:
         # the buffer each "buffer" or "view" result reads
         self._out_idx = [-1 if spec.buffer is None else self._index[spec.buffer]
                          for spec in program.outputs]
-        self._runs = [p[0] for p in pieces if isinstance(p, tuple)], fns, pieces, checked
-        if link:   # else the caller links it (``runtime.driver.link_together``)
+        runs = [p[0] for p in pieces if isinstance(p, tuple)]
+        # each driver's (source, table), rendered once for ``driver_sources`` and ``link``
+        self._runs = [driver_with_table(calls, fns, size_table) for calls in runs], pieces, checked
+        if link:   # else the caller links it (``runtime.driver_call.link_together``)
             self.link()
 
     def driver_sources(self) -> list[str]:
         """The LLVM source of each driver the program calls (not compiled yet)."""
-        runs, fns, _, _ = self._runs
-        return [driver_with_table(calls, fns, self.size_table)[0] for calls in runs]
+        return [source for source, _ in self._runs[0]]
 
     def link(self) -> None:
         """Compile the drivers no cache holds (one O0 module) and order the calls."""
-        runs, fns, pieces, checked = self._runs
+        built, pieces, checked = self._runs
         try:
-            drivers = iter(compile_drivers(runs, fns, self.size_table, self._driver_modules))
+            drivers = iter(compile_drivers(built, self._driver_modules))
         except Exception as exc:  # noqa: BLE001 - any LLVM failure means "fall back"
             raise ProgramCompileError(f"driver failed to compile: {exc}") from exc
         for piece in pieces:

@@ -6,9 +6,11 @@
 one module), allocates the planned temp slots once, and runs the steps in order on each
 call: every run of single-threaded kernels and 2-D float matmuls is one call of a
 generated driver (``runtime.driver``; matmuls through NumPy's CBLAS gemm,
-``runtime.cblas``), and only a kernel or a big gemm split over the thread pool or an
-extern NumPy evaluates is called from Python. A program that calls BLAS holds OpenBLAS
-to one thread while it runs (NOTE (one kind of worker), ``runtime.blas_threads``).
+``runtime.cblas``), a run of one kernel one call of it with no driver (NOTE (lone
+calls), ``runtime.lone_call``), and only a kernel or a big gemm split over the Python
+thread pool or an extern NumPy evaluates is called from Python. A program that calls
+BLAS holds OpenBLAS to one thread while it runs (NOTE (one kind of worker),
+``runtime.blas_threads``).
 Measured on the seed MLP (64x1000-100-10, 2-core VM under load, min of 15 x 200 calls):
 forward 397 -> 279 µs, backward 559 -> 411 µs, results bit-identical.
 
@@ -61,11 +63,14 @@ from ..codegen.view import gather_numpy
 from . import allocator, blas_threads, cpu_threads
 from .cblas import SplitGemm, gemm_library, split_gemm
 from .driver import (DRIVER_NAME, GemmCall, KernelCall, NativeCall, ParallelCall,
-                     compile_drivers, gemm_for_matmul)
+                     compile_drivers, driver_with_table, gemm_for_matmul)
 from .native_split import split_gemm_natively, split_kernel
 from .copy_table import TableCopy, copy_table
 from .llvm_jit import CpuKernel, JitModule, compile_llvm, compile_llvm_many
+from .driver_call import _DriverCall
+from .lone_call import LoneKernel, LoneSplit, lone_call
 from .native_index import IndexCall, index_call_for
+from .native_pool import native_pool
 from .render_key import render_key
 from .render_options import render_options
 from .view_arrays import ViewMaker, view_array as _view_array, view_maker as _view_maker
@@ -220,39 +225,12 @@ class _ExternCall:
             addrs[slot] = addrs[self.out] + delta
 
 
-class _DriverCall:
-    """A run of native steps: one call of a generated driver (``runtime.driver``)."""
-
-    __slots__ = ("kernel", "fns", "fns_address", "refresh", "status", "checked")
-
-    def __init__(self, kernel: CpuKernel, fns: np.ndarray, refresh: bool, status: int,
-                 checked: dict[int, "_ExternCall"]) -> None:
-        self.kernel = kernel
-        self.fns = fns          # kept alive: the driver reads it by address
-        self.fns_address = _address(fns) if fns.size else 0
-        self.refresh = refresh  # copy the per-call addresses into the table first
-        self.status = status    # the status word's position in the table
-        self.checked = checked  # status code -> the NumPy form of a native index step
-
-    def run(self, arrays: list, addrs: list, table: tuple[np.ndarray, int]) -> None:
-        if self.refresh:
-            table[0][:] = addrs
-        self.kernel.cfunc(0, 0, self.fns_address, table[1])
-        if self.checked and table[0][self.status]:
-            # NOTE (bad indices, runtime.native_index): the driver stopped at a bad index;
-            # NumPy's form of that step raises eager mode's error
-            code = int(table[0][self.status])
-            table[0][self.status] = 0
-            self.checked[code].run(arrays, addrs, table)
-            raise RuntimeError(f"native {self.checked[code].step.node.op.name} flagged an "
-                               "index that NumPy accepts")
-
-
 class CompiledProgram:
     """The executable form of a Program; call it with the input arrays."""
 
     def __init__(self, program: Program, extern_eval: ExternEval | None,
-                 kernels_from: "CompiledProgram | None" = None, size_table: bool = False):
+                 kernels_from: "CompiledProgram | None" = None, size_table: bool = False,
+                 link: bool = True):
         # ``kernels_from``: a program whose kernels have the same names and bodies (a
         # symbolic group's, see tracegrad.compiler.symbolic): its compiled kernels are used,
         # and its drivers where their text is the same.  ``size_table``: the drivers read
@@ -395,7 +373,8 @@ class CompiledProgram:
         # the driver's copy of the per-call addresses (NOTE (per-call cost))
         self._addr_table = np.zeros(len(self._addr_template), np.int64)
         self._table = (self._addr_table, _address(self._addr_table))
-        self._calls: list[_KernelCall | _ExternCall | _DriverCall | SplitGemm] = []
+        self._calls: list[_KernelCall | _ExternCall | _DriverCall | SplitGemm | LoneKernel
+                          | LoneSplit] = []
         self.drivers: list[str] = []   # the drivers' LLVM sources, for dumps and tests
         pieces: list = []   # each run of native calls as (run, stale), the other calls
         run: list[NativeCall] = []
@@ -404,16 +383,34 @@ class CompiledProgram:
             if isinstance(call, (KernelCall, GemmCall, IndexCall, TableCopy, ParallelCall)):
                 run.append(call)
                 continue
-            if run:
-                pieces.append((run, stale))
-                run, stale = [], False
+            if run:   # its driver, or none for a lone kernel (NOTE (lone calls))
+                lone = None if self.size_table else lone_call(run, fns, self._table, stale,
+                                                               native_pool)
+                pieces.append(lone or (run, stale))
+                run, stale = [], stale and lone is not None and not lone.reads_table
             if isinstance(call, _ExternCall) and not call.step.fills_output:
                 stale = True   # it returns an array: its address is known only then
             if call is not None:
                 pieces.append(call)
+        self._all_buffers = all(spec.kind == "buffer" for spec in program.outputs)
+        # the buffer each "buffer" or "view" result reads
+        self._out_idx = [-1 if spec.buffer is None else self._index[spec.buffer]
+                         for spec in program.outputs]
+        runs = [p[0] for p in pieces if isinstance(p, tuple)]
+        # each driver's (source, table), rendered once for ``driver_sources`` and ``link``
+        self._runs = [driver_with_table(calls, fns, size_table) for calls in runs], pieces, checked
+        if link:   # else the caller links it (``runtime.driver_call.link_together``)
+            self.link()
+
+    def driver_sources(self) -> list[str]:
+        """The LLVM source of each driver the program calls (not compiled yet)."""
+        return [source for source, _ in self._runs[0]]
+
+    def link(self) -> None:
+        """Compile the drivers no cache holds (one O0 module) and order the calls."""
+        built, pieces, checked = self._runs
         try:
-            drivers = iter(compile_drivers([p[0] for p in pieces if isinstance(p, tuple)], fns,
-                                           self.size_table, self._driver_modules))
+            drivers = iter(compile_drivers(built, self._driver_modules))
         except Exception as exc:  # noqa: BLE001 - any LLVM failure means "fall back"
             raise ProgramCompileError(f"driver failed to compile: {exc}") from exc
         for piece in pieces:
@@ -421,10 +418,6 @@ class CompiledProgram:
                 (run_calls, refresh), (src, sizes, mod) = piece, next(drivers)
                 piece = self._driver(run_calls, refresh, src, sizes, mod, checked)
             self._calls.append(piece)
-        self._all_buffers = all(spec.kind == "buffer" for spec in program.outputs)
-        # the buffer each "buffer" or "view" result reads
-        self._out_idx = [-1 if spec.buffer is None else self._index[spec.buffer]
-                         for spec in program.outputs]
 
     def _temps(self) -> tuple[list[np.ndarray | None], list[int]]:
         """Fresh temp buffers: the arrays and addresses a call starts from."""

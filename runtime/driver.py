@@ -291,13 +291,12 @@ def driver_with_table(calls: list[NativeCall], fns: list[int], size_table: bool
     return source, np.array(own + (sizes.values if sizes else []), np.int64)
 
 
-def compile_drivers(runs: list[list[NativeCall]], fns: list[int], size_table: bool,
-                    compiled: dict[str, JitModule]) -> list[tuple[str, np.ndarray, JitModule]]:
-    """(source, table, module) of each run's driver (``driver_with_table``), the drivers
-    ``compiled`` (source -> module, updated) lacks compiled as one module at O0 (NOTE
-    (glue at O0), NOTE (one module per batch) in runtime.llvm_jit): one by one, the 32
-    drivers of the LSTM's 4 lengths cost a module's fixed work each."""
-    built = [driver_with_table(calls, fns, size_table) for calls in runs]
+def compile_drivers(built: list[tuple[str, np.ndarray]], compiled: dict[str, JitModule]
+                    ) -> list[tuple[str, np.ndarray, JitModule]]:
+    """(source, table, module) of each driver (``built`` by ``driver_with_table``), the
+    drivers ``compiled`` (source -> module, updated) lacks compiled as one module at O0
+    (NOTE (glue at O0), NOTE (one module per batch) in runtime.llvm_jit): one by one, the
+    32 drivers of the LSTM's 4 lengths cost a module's fixed work each."""
     new = list(dict.fromkeys(s for s, _ in built if s not in compiled))
     compiled.update(zip(new, compile_llvm_many(new, DRIVER_NAME, opt_level=0) if new else []))
     return [(s, table, compiled[s]) for s, table in built]

@@ -31,3 +31,14 @@ def test_the_registered_expansions_are_part_of_the_key():
     rules = plan_cache._scalar_op_rules()
     assert trig._atan2_expand in rules and trig._atan_expand in rules
     assert plan_cache._code_version() == plan_cache._code_version_of(rules)
+
+
+def test_a_rule_without_a_source_file_makes_the_graph_uncacheable():
+    import functools
+
+    import pytest
+    namespace = {}
+    exec("def expand(emit, args, dtype):\n    return args[0]\n", namespace)   # no file
+    for rule in (namespace["expand"], functools.partial(namespace["expand"])):
+        with pytest.raises(plan_cache.Uncacheable, match="lowers a scalar op"):
+            plan_cache._code_version_of.__wrapped__((rule,))

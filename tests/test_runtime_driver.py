@@ -88,7 +88,8 @@ def test_returned_extern_splits_the_run_and_refreshes_addresses():
     x, w = b.input((8, 8)), b.input((8, 8))
     h = b.cast(b.matmul(b.exp(x), w), dtype="float16")           # a driver run first
     half = b.exp(b.cast(b.matmul(h, h), dtype="float32"))        # float16 matmul: NumPy's
-    cp = both(b.graph(b.add(half, x)), [randn(8, 8), randn(8, 8)])
+    # a gemm and a kernel: a driver run last (one kernel alone would need none)
+    cp = both(b.graph(b.add(b.matmul(half, w), x)), [randn(8, 8), randn(8, 8)])
     kinds = [(type(c).__name__, getattr(c, "refresh", None)) for c in cp._calls]
     # float16 casts and the float16 matmul are NumPy calls that return their arrays
     assert kinds[0] == ("_DriverCall", True) and kinds[-1] == ("_DriverCall", True)

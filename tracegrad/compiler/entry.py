@@ -19,6 +19,7 @@ from ..codegen import horizontal, phase_clock
 from ..runtime.cpu_program import (CANONICAL_NAME, CompiledProgram, ProgramCompileError,
                                    llvm_sources)
 from ..runtime.cuda_program import CudaProgram
+from ..runtime.driver_call import link_together
 from ..runtime.llvm_jit import compile_llvm_many
 from ..runtime.warm_pages import fresh_bytes, warm
 from . import plan_cache, pytree
@@ -464,10 +465,16 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
         try:
             if not on_cuda and entry.backward_plan is not None:
                 _compile_kernels_together(entry.forward_plan, entry.backward_plan)
-            program = CudaProgram if on_cuda else CompiledProgram
-            entry.forward = program(entry.forward_plan, extern_eval)
-            if entry.backward_plan is not None:
-                entry.backward = program(entry.backward_plan, extern_eval)
+            if on_cuda:
+                entry.forward = CudaProgram(entry.forward_plan, extern_eval)
+                if entry.backward_plan is not None:
+                    entry.backward = CudaProgram(entry.backward_plan, extern_eval)
+            else:   # NOTE (one driver module per entry), runtime.driver_call
+                entry.forward = CompiledProgram(entry.forward_plan, extern_eval, link=False)
+                if entry.backward_plan is not None:
+                    entry.backward = CompiledProgram(entry.backward_plan, extern_eval,
+                                                     link=False)
+                link_together([p for p in (entry.forward, entry.backward) if p is not None])
             for program_plan in (entry.forward_plan, entry.backward_plan):
                 plan_cache.save(program_plan, with_sources=not on_cuda)
         except ProgramCompileError as e:

@@ -31,10 +31,10 @@ import dataclasses
 import functools
 import hashlib
 import inspect
+import os
 import pickle
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -75,32 +75,49 @@ def _code_version_of(rules: tuple) -> str:
     kernel naming and render memo (``cpu_program.py``), and the files of ``rules`` (a
     fixed atan2 expansion in ``_primitives/trig.py`` must not load the kernels of the old
     one). Raises Uncacheable where the source files cannot be read (an install without
-    them, a rule typed at the prompt)."""
+    them, a rule typed at the prompt).
+
+    NOTE (code version cost): paid once per process, by its first compile. Through
+    pathlib and ``inspect.getsourcefile`` it cost 2.3 ms on the quiet 2-core VM (4.3 ms
+    in a benchmark's first workload), of which reading and hashing the ~40 files is
+    ~0.5 ms; plain ``os.path`` and a function's ``co_filename`` cost 0.85 ms. Keying it
+    by the files' mtimes instead (as .pyc files are) would save the rest, but a rewrite
+    of the same size within the clock's tick would then load the old code's kernels."""
     h = hashlib.sha256()
-    codegen = Path(schedule.__file__).resolve().parent
-    paths = sorted(codegen.glob("*.py")) + [Path(cpu_program.__file__).resolve(),
-                                            Path(__file__).resolve()]
-    if len(paths) < 3:
+    codegen = os.path.dirname(os.path.realpath(schedule.__file__))
+    paths = {os.path.join(codegen, name) for name in os.listdir(codegen)
+             if name.endswith(".py")}
+    if not paths:
         raise Uncacheable("codegen's source files are not installed")
-    for rule in rules:
+    paths |= {os.path.realpath(cpu_program.__file__), os.path.realpath(__file__)}
+    paths |= {os.path.realpath(source) for source in {_source_file(rule) for rule in rules}}
+    for path in sorted(paths):
         try:
-            source = inspect.getsourcefile(getattr(rule, "func", rule))   # (a partial)
-        except TypeError:
-            source = None
-        if source is None or not Path(source).is_file():
-            raise Uncacheable(f"the source of {rule!r}, which lowers a scalar op, is unknown")
-        paths.append(Path(source).resolve())
-    paths = sorted(set(paths))
-    for path in paths:
-        try:
-            h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+            with open(path, "rb") as f:
+                data = f.read()
         except OSError as e:
             raise Uncacheable(f"cannot read {path}: {e}") from None
+        h.update(os.path.basename(path).encode() + b"\0" + data + b"\0")
     # the stored sources are rendered for this host (runtime.render_options)
     for part in (_LAYOUT, np.__version__, sys.version, str(pickle.HIGHEST_PROTOCOL),
                  repr(sorted(render_options().items()))):
         h.update(part.encode() + b"\0")
     return h.hexdigest()
+
+
+def _source_file(rule) -> str:
+    """The file that defines ``rule`` (raises Uncacheable)."""
+    fn = getattr(rule, "func", rule)   # (a partial)
+    code = getattr(fn, "__code__", None)
+    source = code.co_filename if code is not None else None
+    if source is None or not source.endswith(".py"):
+        try:
+            source = inspect.getsourcefile(fn)
+        except TypeError:
+            source = None
+    if source is None or not os.path.isfile(source):
+        raise Uncacheable(f"the source of {rule!r}, which lowers a scalar op, is unknown")
+    return source
 
 
 def _encode(value: Any, out: list[str]) -> None:

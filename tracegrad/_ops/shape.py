@@ -18,6 +18,7 @@ from .._tensor import Tensor, _wrap_dim, element_strides
 from ..codegen.ops import Op
 from .creation import tensor
 from .math import cast, to_dtype
+from .strided import diagonal_view
 from .views import make_view, view_strides
 
 
@@ -265,8 +266,8 @@ def select(x: Tensor, dim: int, index: int) -> Tensor:
 
 def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
     """The diagonal of the (dim1, dim2) planes as the last dim, as ``torch.diagonal``; a
-    view where ``x``'s layout lets the two dims merge without a copy, in either order
-    (PyTorch: always; ``x[:, ::2].diagonal()`` is a copy here).
+    view, as in PyTorch: a slice of the merged plane where ``x``'s layout lets the two dims
+    merge (in either order), else a strided view (``x[:, ::2].diagonal()``).
 
     >>> import tracegrad as torch
     >>> torch.arange(9).reshape(3, 3).diagonal(1)
@@ -282,12 +283,14 @@ def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor
     lead = tuple(y._data.shape[:-2])
     if length == 0:
         return narrow(reshape(y, lead + (rows * cols,)), -1, 0, 0)
-    if not _viewable(y, lead + (rows * cols,)) and _viewable(
-            movedim(x, (d2, d1), (n - 2, n - 1)), lead + (rows * cols,)):
-        # a transposed plane (x.t().diagonal()): its diagonal at offset k is the (d2, d1)
-        # diagonal at -k, in the same order, and a view (the reshape below copied, so a
-        # write into it was lost)
-        return diagonal(x, -offset, d2, d1)
+    if not _viewable(y, lead + (rows * cols,)):
+        if _viewable(movedim(x, (d2, d1), (n - 2, n - 1)), lead + (rows * cols,)):
+            # a transposed plane (x.t().diagonal()): its diagonal at offset k is the (d2, d1)
+            # diagonal at -k, in the same order, and a view (the reshape below copied, so a
+            # write into it was lost)
+            return diagonal(x, -offset, d2, d1)
+        # the plane's dims merge in neither order (x[:, ::2]): NOTE (strided views)
+        return diagonal_view(x, offset, d1, d2, length)
     start = offset if offset >= 0 else -offset * cols
     flat = reshape(y, lead + (rows * cols,))
     index = (slice(None),) * len(lead) + (slice(start, start + (length - 1) * (cols + 1) + 1,

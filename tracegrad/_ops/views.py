@@ -98,9 +98,14 @@ def storage_positions(view: Tensor, root: Tensor) -> tuple:
     """For each element of ``view``, its index in ``root`` (one int64 array per root dim,
     each of the view's shape), found by replaying the view ops on ``arange``."""
     shape = tuple(root._data.shape)
+    return np.unravel_index(root_indices(view, root), shape) if shape else ()
+
+
+def root_indices(view: Tensor, root: Tensor) -> np.ndarray:
+    """For each element of ``view``, its flat index in ``root`` (the view's shape)."""
+    shape = tuple(root._data.shape)
     flat = _wrap(np.arange(int(np.prod(shape, dtype=np.int64)), dtype=np.int64).reshape(shape))
-    positions = replay_view_ops(view._view[1], flat)._data
-    return np.unravel_index(np.asarray(positions), shape) if shape else ()
+    return np.asarray(replay_view_ops(view._view[1], flat)._data)
 
 
 def history_alias(x: Tensor) -> Tensor:
@@ -119,5 +124,5 @@ def layout_strides(x: Tensor) -> tuple:
     return element_strides(x._data)
 
 
-__all__ = ["make_view", "view_strides", "storage_positions", "history_alias",
+__all__ = ["make_view", "view_strides", "storage_positions", "root_indices", "history_alias",
            "layout_strides"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from .._dispatch import apply
 from .._dtype import promote_types
@@ -184,6 +185,11 @@ def expand(x: Tensor, *sizes) -> Tensor:
     if shape == old:
         return x
     out = apply(P[Op.EXPAND], (x,), {"shape": shape})
+    data = x._data
+    if type(out._data) is np.ndarray and type(data) is np.ndarray and data.flags.writeable:
+        # np.broadcast_to is read-only; a write into a part of the expanded tensor that
+        # holds each element once lands in x (NOTE (overlapping writes) in writes.py)
+        out._data = as_strided(data, out._data.shape, out._data.strides)
     return make_view(x, out, expand, (shape,), _expanded_strides)
 
 

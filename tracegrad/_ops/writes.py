@@ -22,7 +22,9 @@ from .shape import clone
 from .views import history_alias, storage_positions
 
 
-def check_inplace(x: Tensor, op: str) -> None:
+def check_inplace(x: Tensor, op: str, overlap: bool = True) -> None:
+    """Refuse a write into ``x`` that PyTorch refuses (``overlap``: also one into an
+    expanded dim, NOTE (overlapping writes))."""
     if _grad_state.enabled and x._no_grad_view:
         raise RuntimeError(
             f"{op}: a view was created in no_grad mode and is being modified inplace with grad "
@@ -51,11 +53,32 @@ def check_inplace(x: Tensor, op: str) -> None:
                            f"views are copies (NOTE (device views) in _cuda_tensor.py); write "
                            f"the result out of place, or into the base tensor")
     data = x._data
-    if type(data) is np.ndarray and not data.flags.writeable:
+    if type(data) is np.ndarray:
+        if overlap and op not in _OVERLAP_ALLOWED:
+            check_no_overlap(data, op)
+        if not data.flags.writeable:
+            raise RuntimeError(f"{op}: the tensor's memory is read-only (shape "
+                               f"{tuple(x.shape)}, e.g. made from a read-only NumPy array); "
+                               f"clone() it before writing")
+
+
+# NOTE (overlapping writes): PyTorch refuses a write into a tensor in which more than one
+# element refers to one memory location when it can tell cheaply (a dim of size > 1 with
+# stride 0: an expanded dim), except for fill_ and zero_, whose every element gets the
+# same value (PyTorch 2.13: ``x.expand(3, 4).fill_(1)`` passes, ``.mul_(2)``, ``.copy_``
+# and ``z[:, 0] = 1`` raise). A slice of an expanded tensor that holds each element once
+# (``x.expand(3, 4)[0]``) is an ordinary view, and writes into it land in ``x``.
+_OVERLAP_ALLOWED = frozenset({"fill_", "zero_"})
+
+
+def check_no_overlap(data: np.ndarray, op: str) -> None:
+    """Raise where an expanded dim of ``data`` makes elements share memory."""
+    if any(s == 0 and n > 1 for n, s in zip(data.shape, data.strides)):
         raise RuntimeError(f"{op}: unsupported operation: more than one element of the "
-                           f"written-to tensor (shape {tuple(x.shape)}, an expanded view) "
-                           f"refers to a single memory location. Please clone() the tensor "
-                           f"before performing the operation.")
+                           f"written-to tensor (shape {tuple(data.shape)}, strides "
+                           f"{tuple(s // data.itemsize for s in data.strides)}: an expanded "
+                           f"view) refers to a single memory location. Please clone() the "
+                           f"tensor before performing the operation.")
 
 
 def _check_not_returned_as_is(x: Tensor, op: str) -> None:
@@ -170,12 +193,9 @@ def _keep_original(alias: Tensor) -> None:
 # view stays a view at the root's new version; any other view of the root is then behind
 # and the tracer refuses to read it (the call runs eagerly), as before.
 def _write_through_traced_view(view: Tensor, result: Tensor) -> Tensor | None:
-    """The write, or None through an expand (eagerly its storage is read-only, even
-    in a part of it that holds each element once): eagerly that write raises, so the
-    trace refuses it and the eager call raises."""
+    """The write, or None where the view holds an element more than once (NOTE
+    (overlapping writes)): the trace refuses it, and the eager call writes or raises."""
     root, chain, _ = view._view
-    if any(getattr(op, "__name__", "") == "expand" for op, _ in chain):
-        return None
     tracer = _trace_state.state.tracer
     _trace_state.state.tracer = None   # the positions are NumPy's, not graph values
     try:

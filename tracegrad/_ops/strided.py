@@ -119,7 +119,8 @@ def _span(root: Tensor) -> int:
 
 def take_flat(t: Tensor, indices: np.ndarray) -> Tensor:
     """The view op of a strided view: ``t`` (or a stand-in) flat at ``indices``."""
-    return F.index(F.reshape(t, (-1,)), (_wrap(indices),), (TENSOR,))
+    flat = F.reshape(t, (math.prod(t._data.shape),))
+    return F.index(flat, (_wrap(indices),), (TENSOR,))
 
 
 def unfold(x: Tensor, dimension: int, size: int, step: int) -> Tensor:

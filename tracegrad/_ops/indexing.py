@@ -191,6 +191,11 @@ def setitem(x: Tensor, key, value) -> None:
             selected = None   # (out of range: the write below says so)
         if selected is not None:
             check_no_overlap(np.asarray(selected), "__setitem__")
+            if selected.size and 0 in x._data.strides:
+                # x holds elements more than once, its selection does not: write that
+                # (whole-x write-back would put the old values back over the new ones)
+                setitem(getitem(x, key), Ellipsis, value)
+                return
     if not isinstance(value, Tensor):
         value = tensor(np.asarray(value), dtype=x.dtype)
     elif value._data.dtype != x._data.dtype:

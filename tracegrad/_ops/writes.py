@@ -6,6 +6,7 @@ counter, and the history of the tensor and of the views that share its storage
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import numpy as np
@@ -66,14 +67,20 @@ def check_inplace(x: Tensor, op: str, overlap: bool = True) -> None:
 # element refers to one memory location when it can tell cheaply (a dim of size > 1 with
 # stride 0: an expanded dim), except for fill_ and zero_, whose every element gets the
 # same value (PyTorch 2.13: ``x.expand(3, 4).fill_(1)`` passes, ``.mul_(2)``, ``.copy_``
-# and ``z[:, 0] = 1`` raise). A slice of an expanded tensor that holds each element once
+# and ``z[:, 0] = 1`` raise). With autograd PyTorch's fill_ passes too, but a backward
+# through it then raises the same error, and so does ours (``_OVERLAPPING_WRITE``). A slice of an expanded tensor that holds each element once
 # (``x.expand(3, 4)[0]``) is an ordinary view, and writes into it land in ``x``.
 _OVERLAP_ALLOWED = frozenset({"fill_", "zero_"})
 
 
+def overlaps(data: np.ndarray) -> bool:
+    """Whether an expanded dim of ``data`` makes elements share memory."""
+    return bool(data.size) and any(s == 0 and n > 1 for n, s in zip(data.shape, data.strides))
+
+
 def check_no_overlap(data: np.ndarray, op: str) -> None:
     """Raise where an expanded dim of ``data`` makes elements share memory."""
-    if any(s == 0 and n > 1 for n, s in zip(data.shape, data.strides)):
+    if overlaps(data):
         raise RuntimeError(f"{op}: unsupported operation: more than one element of the "
                            f"written-to tensor (shape {tuple(data.shape)}, strides "
                            f"{tuple(s // data.itemsize for s in data.strides)}: an expanded "
@@ -219,6 +226,18 @@ def _write_through_traced_view(view: Tensor, result: Tensor) -> Tensor | None:
     return view
 
 
+def _refuse_overlapping_backward(g, node):
+    raise RuntimeError("backward through an in-place write into an expanded view (shape "
+                       f"{tuple(node.inputs[1].shape)}): unsupported operation: more than one "
+                       "element of the written-to tensor refers to a single memory location. "
+                       "Please clone() the tensor before performing the operation.")
+
+
+# the root's history after a fill_ into an expanded view: NOTE (overlapping writes)
+_OVERLAPPING_WRITE = dataclasses.replace(PRIM_INDEX_PUT, name="index_put_overlapping",
+                                         vjp=_refuse_overlapping_backward)
+
+
 def _rebase_through_view(view: Tensor, root: Tensor, result: Tensor) -> None:
     """The root's new history after ``view`` was overwritten with ``result``: the old root
     with the view's positions replaced (PyTorch's CopySlices). The node is built without
@@ -228,7 +247,9 @@ def _rebase_through_view(view: Tensor, root: Tensor, result: Tensor) -> None:
     positions = tuple(_wrap(p) for p in storage_positions(view, root))
     old = history_alias(root)
     old._version = [old._version[0]]  # INDEX_PUT's rule never reads the old root's value
-    node = Node(PRIM_INDEX_PUT, (old, result) + positions,
+    data = view._data
+    prim = _OVERLAPPING_WRITE if type(data) is np.ndarray and overlaps(data) else PRIM_INDEX_PUT
+    node = Node(prim, (old, result) + positions,
                 {"spec": (TENSOR,) * len(positions), "accumulate": False}, root)
     was = root._requires_grad
     root.grad_fn = node

@@ -46,6 +46,9 @@ def storage_offset(x: Tensor) -> int:
     return int(_positions_of(x, root).reshape(-1)[0])
 
 
+_start_of = storage_offset   # (as_strided's argument of that name, PyTorch's, hides it)
+
+
 def as_strided(x: Tensor, size, stride, storage_offset=None) -> Tensor:
     """A view of ``x``'s storage with the given sizes and element strides, starting at
     ``storage_offset`` (default: where ``x`` starts), as ``torch.as_strided``.
@@ -63,7 +66,7 @@ def as_strided(x: Tensor, size, stride, storage_offset=None) -> Tensor:
         raise RuntimeError(f"as_strided: sizes and strides must be non-negative (PyTorch "
                            f"supports no negative strides), got size {list(size)}, stride "
                            f"{list(stride)}")
-    offset = globals()["storage_offset"](x) if storage_offset is None else int(storage_offset)
+    offset = _start_of(x) if storage_offset is None else int(storage_offset)
     if offset < 0:
         raise RuntimeError(f"as_strided: storage offset must be non-negative, got {offset}")
     root = _root_of(x)

@@ -9,7 +9,7 @@ import numbers
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .._dispatch import apply
+from .._dispatch import apply, is_tracing
 from .._dtype import promote_types
 from .._primitives import PRIMITIVES as P
 from .._primitives.linalg_index import PRIM_INDEX, TENSOR
@@ -53,7 +53,9 @@ def reshape(x: Tensor, *shape) -> Tensor:
         return x
     out = apply(P[Op.RESHAPE], (x,), {"shape": shape})
     if not _viewable(x, shape):
-        return out  # NumPy copied, as PyTorch does
+        # NumPy copied, as PyTorch does. A trace sees a RESHAPE node, which the tracer
+        # takes for a view if it is written (and refuses the write): say it is a copy
+        return clone(out) if is_tracing() else out
     return make_view(x, out, reshape, (shape,), _reshaped_strides)
 
 
@@ -288,7 +290,7 @@ def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor
     y = movedim(x, (d1, d2), (n - 2, n - 1))
     lead = tuple(y._data.shape[:-2])
     if length == 0:
-        return narrow(reshape(y, lead + (rows * cols,)), -1, 0, 0)
+        return diagonal_view(x, offset, d1, d2, 0)   # (a reshape might copy: not a view)
     if not _viewable(y, lead + (rows * cols,)):
         if _viewable(movedim(x, (d2, d1), (n - 2, n - 1)), lead + (rows * cols,)):
             # a transposed plane (x.t().diagonal()): its diagonal at offset k is the (d2, d1)

@@ -160,6 +160,7 @@ def diagonal_view(x: Tensor, offset: int, d1: int, d2: int, length: int) -> Tens
     size = tuple(x._data.shape[i] for i in keep) + (length,)
     stride = tuple(strides[i] for i in keep) + (strides[d1] + strides[d2],)
     start = offset * strides[d2] if offset >= 0 else -offset * strides[d1]
+    start = start if length else 0   # (PyTorch's empty diagonal starts where x does)
     return as_strided(x, size, stride, storage_offset(x) + start)
 
 

@@ -1,5 +1,5 @@
-"""Views at any element strides over a tensor's storage: ``as_strided``, ``unfold`` and
-``storage_offset``, as in PyTorch; ``shape.diagonal`` falls back on ``strided_view`` where
+"""Views at any element strides over a tensor's storage: ``as_strided`` and
+``storage_offset``, as in PyTorch; ``shape.diagonal`` falls back on ``diagonal_view`` where
 no reshape-and-slice chain expresses its diagonal.
 
 NOTE (strided views): PyTorch's ``x.as_strided(size, stride, offset)`` reads the storage
@@ -25,7 +25,7 @@ import numpy as np
 from .. import _trace_state
 from .._primitives import functions as F
 from .._primitives.linalg_index import TENSOR
-from .._tensor import Tensor, _wrap, _wrap_dim, element_strides
+from .._tensor import Tensor, _wrap, element_strides
 from .views import make_view, root_indices
 
 
@@ -126,33 +126,6 @@ def take_flat(t: Tensor, indices: np.ndarray) -> Tensor:
     return F.index(flat, (_wrap(indices),), (TENSOR,))
 
 
-def unfold(x: Tensor, dimension: int, size: int, step: int) -> Tensor:
-    """All slices of length ``size`` along ``dimension``, ``step`` apart, as a new last dim
-    (a view), as ``torch.Tensor.unfold``.
-
-    >>> import tracegrad as torch
-    >>> torch.arange(5).unfold(0, 2, 2)
-    tensor([[0, 1],
-            [2, 3]])
-    """
-    shape = tuple(x._data.shape)
-    n = max(len(shape), 1)
-    d = _wrap_dim(dimension, n, "unfold")
-    extent = shape[d] if shape else 1
-    if size < 0 or size > extent:
-        raise RuntimeError(f"unfold: maximum size for tensor at dimension {d} is {extent} but "
-                           f"size is {size} (shape {shape})")
-    if step <= 0:
-        raise RuntimeError(f"unfold: step is {step} but must be > 0 (shape {shape})")
-    strides = element_strides(x._data)
-    stride = strides[d] if shape else 1
-    count = (extent - size) // step + 1
-    new_size = shape[:d] + (count,) + shape[d + 1:] + (size,) if shape else (size,)
-    new_stride = strides[:d] + (stride * step,) + strides[d + 1:] + (stride,) if shape \
-        else (stride,)
-    return as_strided(x, new_size, new_stride)
-
-
 def diagonal_view(x: Tensor, offset: int, d1: int, d2: int, length: int) -> Tensor:
     """``x.diagonal(offset, d1, d2)`` as a strided view over ``x``'s storage."""
     strides = element_strides(x._data)
@@ -224,4 +197,4 @@ def _memory_view(base: np.ndarray, offset: int, size: tuple, stride: tuple) -> n
     return np.asarray(_Memory(interface, base))
 
 
-__all__ = ["as_strided"]   # (unfold and storage_offset are Tensor methods only, as in PyTorch)
+__all__ = ["as_strided"]   # (storage_offset is a Tensor method only, as in PyTorch)

@@ -171,3 +171,37 @@ def test_the_view_ops_are_views_as_in_pytorch():
         y.fill_(-1.0)
         ry.fill_(-1.0)
         np.testing.assert_array_equal(x.numpy(), rx.numpy(), err_msg=name)
+
+
+def _strided_argument(x):
+    return x.as_strided((2, 2), (1, 2), 1) * 1
+
+
+@pytest.mark.parametrize("make", [lambda: torch.arange(6.0).reshape(2, 3),
+                                  lambda: torch.arange(6.0).reshape(3, 2).t(),
+                                  lambda: torch.arange(8.0)[2:]],
+                         ids=["contiguous", "transposed", "a slice"])
+def test_as_strided_of_an_argument_runs_eagerly_under_compile(make):
+    """The storage under an argument depends on its layout at each call (the trace sees a
+    contiguous tensor): refused in the trace, so every layout gets eager's answer."""
+    compiled = torch.compile(_strided_argument)
+    with pytest.warns(RuntimeWarning, match="as_strided: the storage under a compiled"):
+        got = compiled(make())
+    np.testing.assert_array_equal(got.numpy(), _strided_argument(make()).numpy())
+
+
+def _write_through_a_reshape(x):
+    x.reshape(-1)[0] = 5.0   # a copy for a transposed x (the write is lost), else a view
+    return x * 1
+
+
+@pytest.mark.xfail(strict=True, reason="compile signatures hold no layout and a trace sees "
+                   "each argument as contiguous (compiler/entry.py builds the argument "
+                   "values): reshape of a transposed argument is a view in the trace, a copy "
+                   "eagerly, so the compiled write lands in the argument; pre-existing, found "
+                   "by fuzzing view chains on non-contiguous arguments")
+def test_a_write_through_a_reshape_of_a_transposed_argument_compiles_as_eager():
+    want = _write_through_a_reshape(torch.arange(6.0).reshape(3, 2).t())
+    x = torch.arange(6.0).reshape(3, 2).t()
+    got = torch.compile(_write_through_a_reshape)(x)
+    np.testing.assert_array_equal(got.numpy(), want.numpy())

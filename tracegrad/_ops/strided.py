@@ -28,8 +28,10 @@ from .. import _trace_state
 from .._dispatch import is_tracing
 from .._primitives import functions as F
 from .._primitives.linalg_index import TENSOR
+from .._errors import TraceError
 from .._tensor import Tensor, _wrap, contiguous_strides, element_strides
 from ..autograd.grad_mode import state as _grad_state
+from ..codegen.ops import Op
 from .views import make_view, root_indices
 
 
@@ -45,9 +47,24 @@ def storage_offset(x: Tensor) -> int:
     if type(data) is np.ndarray and type(base) is np.ndarray and (
             data.size == 0 or np.may_share_memory(data, base)):
         return (data.__array_interface__["data"][0] - _lowest_address(base)) // base.itemsize
+    _refuse_argument_storage(root, "storage_offset")
     if x.numel() == 0:
         return 0
     return int(_positions_of(x, root).reshape(-1)[0])
+
+
+def _refuse_argument_storage(root: Tensor, op: str) -> None:
+    """A compile trace sees an argument as a contiguous tensor of its own, whatever it is
+    at a call (a compiled function's signature holds no layout): a transposed argument's
+    storage, or a view's storage around it, is not what the trace would read. So the
+    storage under an argument is refused (the call runs eagerly); a tensor the trace made
+    is contiguous storage of its own, as eagerly."""
+    data = root._data
+    tracer = getattr(data, "tracer", None)
+    if tracer is not None and tracer.graph.node(data.node).op is Op.INPUT:
+        raise TraceError(f"{op}: the storage under a compiled function's argument (shape "
+                         f"{tuple(root.shape)}) depends on its layout at each call, which a "
+                         f"compile trace does not see")
 
 
 _start_of = storage_offset   # (as_strided's argument of that name, PyTorch's, hides it)
@@ -74,6 +91,7 @@ def as_strided(x: Tensor, size, stride, storage_offset=None) -> Tensor:
     if offset < 0:
         raise RuntimeError(f"as_strided: storage offset must be non-negative, got {offset}")
     root = _root_of(x)
+    _refuse_argument_storage(root, "as_strided")
     span = _span(root)
     need = offset + sum((n - 1) * s for n, s in zip(size, stride)) + 1
     if math.prod(size) and need > span:

@@ -109,6 +109,9 @@ def _check_not_returned_as_is(x: Tensor, op: str) -> None:
 
 def commit_inplace(x: Tensor, compute) -> Tensor:
     """Run ``compute(old)`` out of place and make ``x`` hold the result (same storage)."""
+    if is_tracing() and x._view is not None and x._view[2] != x._version[0] \
+            and type(x._data) is not np.ndarray:
+        _catch_up_traced_view(x)
     old = history_alias(x)
     refs = sys.getrefcount(old)
     result = compute(old)
@@ -199,6 +202,15 @@ def _keep_original(alias: Tensor) -> None:
 # _rebase_through_view records for autograd) and the view holds the written values. The
 # view stays a view at the root's new version; any other view of the root is then behind
 # and the tracer refuses to read it (the call runs eagerly), as before.
+def _catch_up_traced_view(view: Tensor) -> None:
+    """``view``'s root was written (through another alias) since ``view``'s value was
+    traced: eagerly the view shows that write, so its traced value is the view ops
+    replayed on the root's current one. Found by fuzzing two writes: ``v = h[3:]``,
+    ``h.add_(w)``, ``v.mul_(-3)`` compiled multiplied the value from before the add."""
+    root, chain, _ = view._view
+    view._data = replay_view_ops(chain, history_alias(root))._data
+
+
 def _write_through_traced_view(view: Tensor, result: Tensor) -> Tensor | None:
     """The write, or None where the view holds an element more than once (NOTE
     (overlapping writes)): the trace refuses it, and the eager call writes or raises."""

@@ -53,15 +53,25 @@ def storage_offset(x: Tensor) -> int:
     return int(_positions_of(x, root).reshape(-1)[0])
 
 
-def _refuse_argument_storage(root: Tensor, op: str) -> None:
-    """A compile trace sees an argument as a contiguous tensor of its own, whatever it is
-    at a call (a compiled function's signature holds no layout): a transposed argument's
-    storage, or a view's storage around it, is not what the trace would read. So the
-    storage under an argument is refused (the call runs eagerly); a tensor the trace made
-    is contiguous storage of its own, as eagerly."""
+# NOTE (argument layouts): a compile trace sees an argument as a contiguous tensor of its
+# own, whatever it is at a call (a compiled function's signature holds no layout): a
+# transposed argument's storage, or a view's storage around it, is not what the trace
+# would read, and a reshape of it is a view in the trace where eagerly it may copy. So the
+# storage under an argument is refused in a trace (the call runs eagerly), and so is a
+# write into a reshape of one that is not only size-1 dims added or removed (``writes``:
+# ``_layout_dependent``; before, ``x.reshape(-1)[0] = 5`` on a transposed argument
+# compiled as a write into x, which eagerly goes into a copy). A tensor the trace made is
+# contiguous storage of its own, as eagerly.
+def is_argument_value(root: Tensor) -> bool:
+    """Whether ``root`` is a compile trace's value of an argument (a graph input)."""
     data = root._data
     tracer = getattr(data, "tracer", None)
-    if tracer is not None and tracer.graph.node(data.node).op is Op.INPUT:
+    return tracer is not None and tracer.graph.node(data.node).op is Op.INPUT
+
+
+def _refuse_argument_storage(root: Tensor, op: str) -> None:
+    """NOTE (argument layouts)."""
+    if is_argument_value(root):
         raise TraceError(f"{op}: the storage under a compiled function's argument (shape "
                          f"{tuple(root.shape)}) depends on its layout at each call, which a "
                          f"compile trace does not see")

@@ -9,14 +9,15 @@ the root element at index ``i`` sits at storage position ``start + sum(i_k * str
 of the root's layout, ``start`` the shift that makes the lowest position 0. The view's
 value is a gather from the flattened root at the indices of the elements that the view's
 positions hold (from the flattened input where only the input requires grad, a leaf view
-of a root that does not, so that its gradient reaches it): INDEX, whose gradient is a scatter-add, so overlapping windows accumulate, as in
-PyTorch's ``as_strided_backward``. It is recorded as the view op ``take_flat``, which
-replays like any other (a write's positions, a stale view's history). Eagerly the view's
-data is the NumPy array over the same memory, so a write into it reaches the root and all
-its views; the gather runs only to record history (autograd; its values are equal) or
-under a compile trace, where it is the view's value and its index a constant of the trace.
-Its index costs O(size): ``zeros(1000, 1000).as_strided((500, 1000), (2000, 1))`` takes
-~0.36 ms eagerly (torch: 1 us; 32 ms before the gather was skipped without autograd).
+of a root that does not, so that its gradient reaches it): INDEX, whose gradient is a
+scatter-add, so overlapping windows accumulate, as in PyTorch's ``as_strided_backward``.
+It is recorded as the view op ``take_flat``, which replays like any other (a write's
+positions, a stale view's history). Eagerly the view's data is the NumPy array over the
+same memory, so a write into it reaches the root and all its views; the gather runs only
+to record history (autograd; its values are equal) or under a compile trace, where it is
+the view's value and its index a constant of the trace. Its index costs O(size):
+``zeros(1000, 1000).as_strided((500, 1000), (2000, 1))`` takes ~0.36 ms eagerly (torch: 1
+us; 32 ms before the gather was skipped without autograd).
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """View bookkeeping: which tensors share storage, and how a view follows its base's history.
 
 NOTE (views): as in PyTorch, a view op (``view``, ``permute``, slicing, ``narrow``,
-``expand``, ``diagonal``, ...) returns a tensor on its input's storage that knows its base.
+``expand``, ``diagonal``, ``unfold``, ``as_strided`` (NOTE (strided views)), ...) returns a tensor on its input's storage that knows its base.
 ``_view`` holds the root tensor (``_base``, never itself a view), the chain of view ops
 ``(op, args)`` that makes the view from the root, and the version at which the view's
 ``grad_fn`` is current. The view shares the root's version counter, so a write through any alias

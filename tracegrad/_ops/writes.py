@@ -69,8 +69,9 @@ def check_inplace(x: Tensor, op: str, overlap: bool = True) -> None:
 # stride 0: an expanded dim), except for fill_ and zero_, whose every element gets the
 # same value (PyTorch 2.13: ``x.expand(3, 4).fill_(1)`` passes, ``.mul_(2)``, ``.copy_``
 # and ``z[:, 0] = 1`` raise). With autograd PyTorch's fill_ passes too, but a backward
-# through it then raises the same error, and so does ours (``_OVERLAPPING_WRITE``). A slice of an expanded tensor that holds each element once
-# (``x.expand(3, 4)[0]``) is an ordinary view, and writes into it land in ``x``.
+# through it then raises the same error, and so does ours (``_OVERLAPPING_WRITE``). A
+# slice of an expanded tensor that holds each element once (``x.expand(3, 4)[0]``) is an
+# ordinary view, and writes into it land in ``x``.
 _OVERLAP_ALLOWED = frozenset({"fill_", "zero_"})
 
 

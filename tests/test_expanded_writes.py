@@ -58,3 +58,15 @@ def test_copy_over_a_tensor_in_the_graph_gives_it_a_zero_gradient():
     (h * 2).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), np.zeros(4))   # PyTorch: zeros, not None
     np.testing.assert_array_equal(w.grad.numpy(), np.full(4, 2.0))
+
+
+def test_a_row_of_overlapping_windows_written_with_autograd_counts_each_element_once():
+    """``u[:, 1] = 0`` into windows that share elements 2 and 4: the whole-view write-back
+    gave x.grad 4 and 8 there (each copy's gradient counted); PyTorch 2.13: 2 and 4."""
+    x = torch.arange(8.0).requires_grad_()
+    h = x * 1
+    u = h.unfold(0, 3, 2)
+    u[:, 1] = 0.0
+    (h * torch.arange(8.0)).sum().backward()
+    np.testing.assert_array_equal(h.detach().numpy(), [0, 0, 2, 0, 4, 0, 6, 7])
+    np.testing.assert_array_equal(x.grad.numpy(), [0, 0, 2, 0, 4, 0, 6, 7])

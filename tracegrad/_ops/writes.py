@@ -75,6 +75,17 @@ def check_inplace(x: Tensor, op: str, overlap: bool = True) -> None:
 _OVERLAP_ALLOWED = frozenset({"fill_", "zero_"})
 
 
+_OVERLAPPING_VIEW_OPS = frozenset({"expand", "_windows", "take_flat"})
+
+
+def may_overlap(x: Tensor) -> bool:
+    """Whether ``x`` is a view whose elements may share memory (an expand, unfold or
+    as_strided in its chain of view ops)."""
+    view = x._view
+    return view is not None and any(
+        getattr(op, "__name__", "") in _OVERLAPPING_VIEW_OPS for op, _ in view[1])
+
+
 def overlaps(data: np.ndarray) -> bool:
     """Whether an expanded dim of ``data`` makes elements share memory."""
     return bool(data.size) and any(s == 0 and n > 1 for n, s in zip(data.shape, data.strides))

@@ -15,6 +15,7 @@ from .. import _tensor
 from .. import _trace_state
 from .._dispatch import apply, is_tracing, rebind_data
 from .._errors import TraceError
+from .._primitives import functions as F
 from .._primitives.linalg_index import PRIM_INDEX_PUT, TENSOR
 from .._tensor import Tensor, _wrap, replay_view_ops, wake_views
 from ..autograd.grad_mode import state as _grad_state
@@ -158,7 +159,15 @@ def commit_inplace(x: Tensor, compute) -> Tensor:
     else:
         if sys.getrefcount(old) > refs and _rule_reads(result.grad_fn, old):
             _keep_original(old)
-        np.copyto(x._data, result._data, casting="unsafe")
+        if may_overlap(x):
+            # an element held twice, left alone by the op in one place and written in
+            # the other, must keep the written value: only what changed is written back
+            # (``u[idx] = 0`` on ``h.unfold(0, 3, 2)`` put a shared element's old value
+            # back over the new, where PyTorch writes only the selection)
+            np.copyto(x._data, result._data, casting="unsafe",
+                      where=np.asarray(result._data != x._data))
+        else:
+            np.copyto(x._data, result._data, casting="unsafe")
         if result.grad_fn is not None and result.grad_fn.out_data is result._data:
             result.grad_fn.out_data = x._data
             result.grad_fn.out_counter = x._version
@@ -268,16 +277,33 @@ _OVERLAPPING_WRITE = dataclasses.replace(PRIM_INDEX_PUT, name="index_put_overlap
                                          vjp=_refuse_overlapping_backward)
 
 
+def _each_position_once(result: Tensor, positions: tuple, shape: tuple) -> tuple:
+    """``result`` and the root ``positions`` it is written to, each position once (its
+    last element in C order, as the write-back into storage left it): an unfold's shared
+    elements counted their gradient once per window (``u.masked_fill_`` on
+    ``h.unfold(0, 3, 2)`` gave h's shared elements twice PyTorch's gradient)."""
+    flat = np.ravel_multi_index(positions, shape).reshape(-1)
+    last = flat.size - 1 - np.unique(flat[::-1], return_index=True)[1]
+    if last.size == flat.size:
+        return result, positions
+    keep = np.sort(last)
+    values = F.index(F.reshape(result, (flat.size,)), (_wrap(keep),), (TENSOR,))
+    return values, tuple(p.reshape(-1)[keep] for p in positions)
+
+
 def _rebase_through_view(view: Tensor, root: Tensor, result: Tensor) -> None:
     """The root's new history after ``view`` was overwritten with ``result``: the old root
     with the view's positions replaced (PyTorch's CopySlices). The node is built without
     running it: the storage already holds its value."""
     if result._data.dtype != root._data.dtype:
         result = M.cast(result, root._data.dtype)
-    positions = tuple(_wrap(p) for p in storage_positions(view, root))
+    positions = storage_positions(view, root)
+    data = view._data
+    if positions and may_overlap(view) and not (type(data) is np.ndarray and overlaps(data)):
+        result, positions = _each_position_once(result, positions, tuple(root._data.shape))
+    positions = tuple(_wrap(p) for p in positions)
     old = history_alias(root)
     old._version = [old._version[0]]  # INDEX_PUT's rule never reads the old root's value
-    data = view._data
     prim = _OVERLAPPING_WRITE if type(data) is np.ndarray and overlaps(data) else PRIM_INDEX_PUT
     node = Node(prim, (old, result) + positions,
                 {"spec": (TENSOR,) * len(positions), "accumulate": False}, root)

@@ -91,3 +91,11 @@ def test_a_selection_of_overlapping_windows_written_with_autograd_as_pytorch(wri
     real = pytest.importorskip("torch")
     for got, want in zip(_windows_written(torch, write), _windows_written(real, write)):
         np.testing.assert_array_equal(got, want)
+
+
+def test_a_write_into_a_row_of_an_expand_keeps_the_sign_of_zero():
+    """Only changed elements are written back into an overlapping view; -0.0 == 0.0, so
+    the comparison also looks at the sign."""
+    x = torch.zeros(1, 3)
+    x.expand(2, 3)[0].neg_()   # (neg_ writes back through commit_inplace)
+    assert np.signbit(x.numpy()).all()

@@ -164,8 +164,11 @@ def commit_inplace(x: Tensor, compute) -> Tensor:
             # the other, must keep the written value: only what changed is written back
             # (``u[idx] = 0`` on ``h.unfold(0, 3, 2)`` put a shared element's old value
             # back over the new, where PyTorch writes only the selection)
-            np.copyto(x._data, result._data, casting="unsafe",
-                      where=np.asarray(result._data != x._data))
+            new = np.asarray(result._data).astype(x._data.dtype, copy=False)
+            changed = new != x._data
+            if new.dtype.kind == "f":
+                changed |= np.signbit(new) != np.signbit(x._data)   # (-0.0 == 0.0)
+            np.copyto(x._data, new, where=changed)
         else:
             np.copyto(x._data, result._data, casting="unsafe")
         if result.grad_fn is not None and result.grad_fn.out_data is result._data:

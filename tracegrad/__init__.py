@@ -30,6 +30,7 @@ from ._ops.linalg import *  # noqa: F401,F403
 from ._ops.trig import *  # noqa: F401,F403
 from ._ops.matrix import *  # noqa: F401,F403
 from ._ops.unique import *  # noqa: F401,F403
+from ._ops.strided import *  # noqa: F401,F403
 from ._ops.math import add, clamp, clip, sub, where  # noqa: F401
 from ._primitives import ShapeError  # noqa: F401
 from . import accelerator, autograd, cuda, legacy

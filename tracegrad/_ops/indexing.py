@@ -19,7 +19,7 @@ from .math import cast, where
 from .nonzero import argwhere, nonzero  # noqa: F401  (public here, as in PyTorch's docs)
 from .shape import expand, reshape, slice_dims
 from .views import make_view, view_strides
-from .writes import check_inplace, commit_inplace
+from .writes import check_inplace, check_no_overlap, commit_inplace, may_overlap
 
 
 def _expand_key(x: Tensor, key) -> tuple:
@@ -179,8 +179,25 @@ def _advanced_getitem(x: Tensor, key) -> Tensor:
 
 
 def setitem(x: Tensor, key, value) -> None:
-    check_inplace(x, "__setitem__")
+    check_inplace(x, "__setitem__", overlap=False)
     key = _expand_key(x, key)
+    if type(x._data) is np.ndarray and all(
+            k is None or isinstance(k, (slice, numbers.Integral)) for k in key):
+        # the selection must hold each element once (NOTE (overlapping writes)); with
+        # index tensors PyTorch allows it (index_put_ on an expanded tensor: a warning)
+        try:
+            selected = x._data[key]
+        except IndexError:
+            selected = None   # (out of range: the write below says so)
+        if selected is not None:
+            check_no_overlap(np.asarray(selected), "__setitem__")
+            if selected.size and (0 in x._data.strides or may_overlap(x)) and \
+                    any(k != slice(None) for k in key):
+                # x may hold elements more than once, its selection does not: write that
+                # (whole-x write-back put the old values back over the new ones, and
+                # its history counted an element's gradient once per copy)
+                setitem(getitem(x, key), Ellipsis, value)
+                return
     if not isinstance(value, Tensor):
         value = tensor(np.asarray(value), dtype=x.dtype)
     elif value._data.dtype != x._data.dtype:

@@ -128,6 +128,16 @@ def _copied(x: Tensor, src: Tensor) -> Tensor:
     return value
 
 
+def _copied_over(old: Tensor, x: Tensor, src: Tensor) -> Tensor:
+    """``src`` as ``x``'s new value; where ``x`` was in the graph, it keeps its edge and
+    gets a zero gradient, not None (PyTorch's CopyBackwards: found by fuzz6, ``h.copy_(w)``
+    with both requiring grad left ``h``'s inputs without a gradient)."""
+    value = _copied(x, src)
+    if old._requires_grad and _grad_state.enabled and value._requires_grad:
+        value = M.where(False, old, value)
+    return value
+
+
 def _holds_data(t: Tensor) -> bool:
     """``t`` is a concrete tensor (NumPy or device storage), not a traced value."""
     return isinstance(t._data, np.ndarray) or getattr(t._data, "on_device", False)
@@ -138,7 +148,7 @@ def copy_(x: Tensor, src, non_blocking: bool = False) -> Tensor:
     if not isinstance(src, Tensor):
         src = M.as_tensor_operand(src, "copy_")
     if _needs_graph(x, src):
-        return commit_inplace(x, lambda old: _copied(x, src))
+        return commit_inplace(x, lambda old: _copied_over(old, x, src))
     try:
         np.copyto(x._data, np.asarray(src._data), casting="unsafe")
     except ValueError:

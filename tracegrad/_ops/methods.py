@@ -10,7 +10,7 @@ from .._device import device as _device
 from .._tensor import Tensor
 from ..autograd.engine import tensor_backward
 from . import (creation, indexing, inplace, inplace_variants, linalg, math, matrix, reduce, shape,
-               trig, unique)
+               strided, trig, unfold, unique)
 from .math import as_tensor_operand
 
 
@@ -188,6 +188,8 @@ METHODS = {
 for _module in (trig, matrix, unique):
     METHODS.update({name: getattr(_module, name) for name in _module.__all__})
 METHODS["swapdims"] = shape.swapaxes
+METHODS.update(as_strided=strided.as_strided, unfold=unfold.unfold,
+               storage_offset=strided.storage_offset)
 METHODS["clamp_min"] = lambda x, min: math.clamp(x, min=min)
 METHODS["clamp_max"] = lambda x, max: math.clamp(x, max=max)
 METHODS.update(inplace.INPLACE_METHODS)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from .._dispatch import apply
 from .._dtype import promote_types
@@ -18,6 +19,7 @@ from .._tensor import Tensor, _wrap_dim, element_strides
 from ..codegen.ops import Op
 from .creation import tensor
 from .math import cast, to_dtype
+from .strided import diagonal_view, is_argument_value
 from .views import make_view, view_strides
 
 
@@ -51,8 +53,16 @@ def reshape(x: Tensor, *shape) -> Tensor:
         return x
     out = apply(P[Op.RESHAPE], (x,), {"shape": shape})
     if not _viewable(x, shape):
-        return out  # NumPy copied, as PyTorch does
-    return make_view(x, out, reshape, (shape,), _reshaped_strides)
+        # NumPy copied, as PyTorch does. (A trace sees a RESHAPE node, and refuses a write
+        # into it as one into a view: the call runs eagerly. Cloning it in the trace to
+        # allow the write broke the im2col copy runs of tests/test_cnn_im2col_runs.py.)
+        return out
+    out = make_view(x, out, reshape, (shape,), _reshaped_strides)
+    if type(out._data) is not np.ndarray and not out._layout_dependent and \
+            [d for d in x._data.shape if d != 1] != [d for d in shape if d != 1] and \
+            is_argument_value(x if x._view is None else x._view[0]):
+        out._layout_dependent = True   # NOTE (argument layouts) in strided.py
+    return out
 
 
 def _viewable(x: Tensor, shape: tuple) -> bool:
@@ -183,6 +193,11 @@ def expand(x: Tensor, *sizes) -> Tensor:
     if shape == old:
         return x
     out = apply(P[Op.EXPAND], (x,), {"shape": shape})
+    data = x._data
+    if type(out._data) is np.ndarray and type(data) is np.ndarray and data.flags.writeable:
+        # np.broadcast_to is read-only; a write into a part of the expanded tensor that
+        # holds each element once lands in x (NOTE (overlapping writes) in writes.py)
+        out._data = as_strided(data, out._data.shape, out._data.strides)
     return make_view(x, out, expand, (shape,), _expanded_strides)
 
 
@@ -265,8 +280,8 @@ def select(x: Tensor, dim: int, index: int) -> Tensor:
 
 def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
     """The diagonal of the (dim1, dim2) planes as the last dim, as ``torch.diagonal``; a
-    view where ``x``'s layout lets the two dims merge without a copy, in either order
-    (PyTorch: always; ``x[:, ::2].diagonal()`` is a copy here).
+    view, as in PyTorch: a slice of the merged plane where ``x``'s layout lets the two dims
+    merge (in either order), else a strided view (``x[:, ::2].diagonal()``).
 
     >>> import tracegrad as torch
     >>> torch.arange(9).reshape(3, 3).diagonal(1)
@@ -281,13 +296,15 @@ def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor
     y = movedim(x, (d1, d2), (n - 2, n - 1))
     lead = tuple(y._data.shape[:-2])
     if length == 0:
-        return narrow(reshape(y, lead + (rows * cols,)), -1, 0, 0)
-    if not _viewable(y, lead + (rows * cols,)) and _viewable(
-            movedim(x, (d2, d1), (n - 2, n - 1)), lead + (rows * cols,)):
-        # a transposed plane (x.t().diagonal()): its diagonal at offset k is the (d2, d1)
-        # diagonal at -k, in the same order, and a view (the reshape below copied, so a
-        # write into it was lost)
-        return diagonal(x, -offset, d2, d1)
+        return diagonal_view(x, offset, d1, d2, 0)   # (a reshape might copy: not a view)
+    if not _viewable(y, lead + (rows * cols,)):
+        if _viewable(movedim(x, (d2, d1), (n - 2, n - 1)), lead + (rows * cols,)):
+            # a transposed plane (x.t().diagonal()): its diagonal at offset k is the (d2, d1)
+            # diagonal at -k, in the same order, and a view (the reshape below copied, so a
+            # write into it was lost)
+            return diagonal(x, -offset, d2, d1)
+        # the plane's dims merge in neither order (x[:, ::2]): NOTE (strided views)
+        return diagonal_view(x, offset, d1, d2, length)
     start = offset if offset >= 0 else -offset * cols
     flat = reshape(y, lead + (rows * cols,))
     index = (slice(None),) * len(lead) + (slice(start, start + (length - 1) * (cols + 1) + 1,

@@ -1,7 +1,7 @@
 """View bookkeeping: which tensors share storage, and how a view follows its base's history.
 
 NOTE (views): as in PyTorch, a view op (``view``, ``permute``, slicing, ``narrow``,
-``expand``, ``diagonal``, ...) returns a tensor on its input's storage that knows its base.
+``expand``, ``diagonal``, ``unfold``, ``as_strided`` (NOTE (strided views)), ...) returns a tensor on its input's storage that knows its base.
 ``_view`` holds the root tensor (``_base``, never itself a view), the chain of view ops
 ``(op, args)`` that makes the view from the root, and the version at which the view's
 ``grad_fn`` is current. The view shares the root's version counter, so a write through any alias
@@ -46,6 +46,8 @@ def make_view(x: Tensor, out: Tensor, op, args: tuple, strides_of=None) -> Tenso
     elif not _grad_state.enabled:
         out._no_grad_view = True  # an in-place write to it with grad on is refused (PyTorch)
     out._version = version
+    if x._layout_dependent:
+        out._layout_dependent = True   # NOTE (argument layouts) in strided.py
     if x._device is not CPU:
         out._device = x._device
     if strides_of is not None and type(out._data) is not np.ndarray \
@@ -98,9 +100,14 @@ def storage_positions(view: Tensor, root: Tensor) -> tuple:
     """For each element of ``view``, its index in ``root`` (one int64 array per root dim,
     each of the view's shape), found by replaying the view ops on ``arange``."""
     shape = tuple(root._data.shape)
+    return np.unravel_index(root_indices(view, root), shape) if shape else ()
+
+
+def root_indices(view: Tensor, root: Tensor) -> np.ndarray:
+    """For each element of ``view``, its flat index in ``root`` (the view's shape)."""
+    shape = tuple(root._data.shape)
     flat = _wrap(np.arange(int(np.prod(shape, dtype=np.int64)), dtype=np.int64).reshape(shape))
-    positions = replay_view_ops(view._view[1], flat)._data
-    return np.unravel_index(np.asarray(positions), shape) if shape else ()
+    return np.asarray(replay_view_ops(view._view[1], flat)._data)
 
 
 def history_alias(x: Tensor) -> Tensor:
@@ -119,5 +126,5 @@ def layout_strides(x: Tensor) -> tuple:
     return element_strides(x._data)
 
 
-__all__ = ["make_view", "view_strides", "storage_positions", "history_alias",
+__all__ = ["make_view", "view_strides", "storage_positions", "root_indices", "history_alias",
            "layout_strides"]

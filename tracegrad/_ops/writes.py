@@ -6,6 +6,7 @@ counter, and the history of the tensor and of the views that share its storage
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import numpy as np
@@ -13,6 +14,8 @@ import numpy as np
 from .. import _tensor
 from .. import _trace_state
 from .._dispatch import apply, is_tracing, rebind_data
+from .._errors import TraceError
+from .._primitives import functions as F
 from .._primitives.linalg_index import PRIM_INDEX_PUT, TENSOR
 from .._tensor import Tensor, _wrap, replay_view_ops, wake_views
 from ..autograd.grad_mode import state as _grad_state
@@ -22,7 +25,9 @@ from .shape import clone
 from .views import history_alias, storage_positions
 
 
-def check_inplace(x: Tensor, op: str) -> None:
+def check_inplace(x: Tensor, op: str, overlap: bool = True) -> None:
+    """Refuse a write into ``x`` that PyTorch refuses (``overlap``: also one into an
+    expanded dim, NOTE (overlapping writes))."""
     if _grad_state.enabled and x._no_grad_view:
         raise RuntimeError(
             f"{op}: a view was created in no_grad mode and is being modified inplace with grad "
@@ -51,11 +56,50 @@ def check_inplace(x: Tensor, op: str) -> None:
                            f"views are copies (NOTE (device views) in _cuda_tensor.py); write "
                            f"the result out of place, or into the base tensor")
     data = x._data
-    if type(data) is np.ndarray and not data.flags.writeable:
+    if type(data) is np.ndarray:
+        if overlap and op not in _OVERLAP_ALLOWED:
+            check_no_overlap(data, op)
+        if not data.flags.writeable:
+            raise RuntimeError(f"{op}: the tensor's memory is read-only (shape "
+                               f"{tuple(x.shape)}, e.g. made from a read-only NumPy array); "
+                               f"clone() it before writing")
+
+
+# NOTE (overlapping writes): PyTorch refuses a write into a tensor in which more than one
+# element refers to one memory location when it can tell cheaply (a dim of size > 1 with
+# stride 0: an expanded dim), except for fill_ and zero_, whose every element gets the
+# same value (PyTorch 2.13: ``x.expand(3, 4).fill_(1)`` passes, ``.mul_(2)``, ``.copy_``
+# and ``z[:, 0] = 1`` raise). With autograd PyTorch's fill_ passes too, but a backward
+# through it then raises the same error, and so does ours (``_OVERLAPPING_WRITE``). A
+# slice of an expanded tensor that holds each element once (``x.expand(3, 4)[0]``) is an
+# ordinary view, and writes into it land in ``x``.
+_OVERLAP_ALLOWED = frozenset({"fill_", "zero_"})
+
+
+_OVERLAPPING_VIEW_OPS = frozenset({"expand", "_windows", "take_flat"})
+
+
+def may_overlap(x: Tensor) -> bool:
+    """Whether ``x`` is a view whose elements may share memory (an expand, unfold or
+    as_strided in its chain of view ops)."""
+    view = x._view
+    return view is not None and any(
+        getattr(op, "__name__", "") in _OVERLAPPING_VIEW_OPS for op, _ in view[1])
+
+
+def overlaps(data: np.ndarray) -> bool:
+    """Whether an expanded dim of ``data`` makes elements share memory."""
+    return bool(data.size) and any(s == 0 and n > 1 for n, s in zip(data.shape, data.strides))
+
+
+def check_no_overlap(data: np.ndarray, op: str) -> None:
+    """Raise where an expanded dim of ``data`` makes elements share memory."""
+    if overlaps(data):
         raise RuntimeError(f"{op}: unsupported operation: more than one element of the "
-                           f"written-to tensor (shape {tuple(x.shape)}, an expanded view) "
-                           f"refers to a single memory location. Please clone() the tensor "
-                           f"before performing the operation.")
+                           f"written-to tensor (shape {tuple(data.shape)}, strides "
+                           f"{tuple(s // data.itemsize for s in data.strides)}: an expanded "
+                           f"view) refers to a single memory location. Please clone() the "
+                           f"tensor before performing the operation.")
 
 
 def _check_not_returned_as_is(x: Tensor, op: str) -> None:
@@ -79,6 +123,14 @@ def _check_not_returned_as_is(x: Tensor, op: str) -> None:
 
 def commit_inplace(x: Tensor, compute) -> Tensor:
     """Run ``compute(old)`` out of place and make ``x`` hold the result (same storage)."""
+    if x._layout_dependent:
+        raise TraceError(f"an in-place write into a reshape of a compiled function's "
+                         f"argument (shape {tuple(x.shape)}): eagerly a view or a copy "
+                         f"depending on the argument's layout at each call, which a compile "
+                         f"trace does not see (NOTE (argument layouts) in _ops/strided.py)")
+    if is_tracing() and x._view is not None and x._view[2] != x._version[0] \
+            and type(x._data) is not np.ndarray:
+        _catch_up_traced_view(x)
     old = history_alias(x)
     refs = sys.getrefcount(old)
     result = compute(old)
@@ -107,7 +159,18 @@ def commit_inplace(x: Tensor, compute) -> Tensor:
     else:
         if sys.getrefcount(old) > refs and _rule_reads(result.grad_fn, old):
             _keep_original(old)
-        np.copyto(x._data, result._data, casting="unsafe")
+        if may_overlap(x):
+            # an element held twice, left alone by the op in one place and written in
+            # the other, must keep the written value: only what changed is written back
+            # (``u[idx] = 0`` on ``h.unfold(0, 3, 2)`` put a shared element's old value
+            # back over the new, where PyTorch writes only the selection)
+            new = np.asarray(result._data).astype(x._data.dtype, copy=False)
+            changed = new != x._data
+            if new.dtype.kind == "f":
+                changed |= np.signbit(new) != np.signbit(x._data)   # (-0.0 == 0.0)
+            np.copyto(x._data, new, where=changed)
+        else:
+            np.copyto(x._data, result._data, casting="unsafe")
         if result.grad_fn is not None and result.grad_fn.out_data is result._data:
             result.grad_fn.out_data = x._data
             result.grad_fn.out_counter = x._version
@@ -169,13 +232,19 @@ def _keep_original(alias: Tensor) -> None:
 # _rebase_through_view records for autograd) and the view holds the written values. The
 # view stays a view at the root's new version; any other view of the root is then behind
 # and the tracer refuses to read it (the call runs eagerly), as before.
-def _write_through_traced_view(view: Tensor, result: Tensor) -> Tensor | None:
-    """The write, or None through an expand (eagerly its storage is read-only, even
-    in a part of it that holds each element once): eagerly that write raises, so the
-    trace refuses it and the eager call raises."""
+def _catch_up_traced_view(view: Tensor) -> None:
+    """``view``'s root was written (through another alias) since ``view``'s value was
+    traced: eagerly the view shows that write, so its traced value is the view ops
+    replayed on the root's current one. Found by fuzzing two writes: ``v = h[3:]``,
+    ``h.add_(w)``, ``v.mul_(-3)`` compiled multiplied the value from before the add."""
     root, chain, _ = view._view
-    if any(getattr(op, "__name__", "") == "expand" for op, _ in chain):
-        return None
+    view._data = replay_view_ops(chain, history_alias(root))._data
+
+
+def _write_through_traced_view(view: Tensor, result: Tensor) -> Tensor | None:
+    """The write, or None where the view holds an element more than once (NOTE
+    (overlapping writes)): the trace refuses it, and the eager call writes or raises."""
+    root, chain, _ = view._view
     tracer = _trace_state.state.tracer
     _trace_state.state.tracer = None   # the positions are NumPy's, not graph values
     try:
@@ -199,16 +268,47 @@ def _write_through_traced_view(view: Tensor, result: Tensor) -> Tensor | None:
     return view
 
 
+def _refuse_overlapping_backward(g, node):
+    raise RuntimeError("backward through an in-place write into an expanded view (shape "
+                       f"{tuple(node.inputs[1].shape)}): unsupported operation: more than one "
+                       "element of the written-to tensor refers to a single memory location. "
+                       "Please clone() the tensor before performing the operation.")
+
+
+# the root's history after a fill_ into an expanded view: NOTE (overlapping writes)
+_OVERLAPPING_WRITE = dataclasses.replace(PRIM_INDEX_PUT, name="index_put_overlapping",
+                                         vjp=_refuse_overlapping_backward)
+
+
+def _each_position_once(result: Tensor, positions: tuple, shape: tuple) -> tuple:
+    """``result`` and the root ``positions`` it is written to, each position once (its
+    last element in C order, as the write-back into storage left it): an unfold's shared
+    elements counted their gradient once per window (``u.masked_fill_`` on
+    ``h.unfold(0, 3, 2)`` gave h's shared elements twice PyTorch's gradient)."""
+    flat = np.ravel_multi_index(positions, shape).reshape(-1)
+    last = flat.size - 1 - np.unique(flat[::-1], return_index=True)[1]
+    if last.size == flat.size:
+        return result, positions
+    keep = np.sort(last)
+    values = F.index(F.reshape(result, (flat.size,)), (_wrap(keep),), (TENSOR,))
+    return values, tuple(p.reshape(-1)[keep] for p in positions)
+
+
 def _rebase_through_view(view: Tensor, root: Tensor, result: Tensor) -> None:
     """The root's new history after ``view`` was overwritten with ``result``: the old root
     with the view's positions replaced (PyTorch's CopySlices). The node is built without
     running it: the storage already holds its value."""
     if result._data.dtype != root._data.dtype:
         result = M.cast(result, root._data.dtype)
-    positions = tuple(_wrap(p) for p in storage_positions(view, root))
+    positions = storage_positions(view, root)
+    data = view._data
+    if positions and may_overlap(view) and not (type(data) is np.ndarray and overlaps(data)):
+        result, positions = _each_position_once(result, positions, tuple(root._data.shape))
+    positions = tuple(_wrap(p) for p in positions)
     old = history_alias(root)
     old._version = [old._version[0]]  # INDEX_PUT's rule never reads the old root's value
-    node = Node(PRIM_INDEX_PUT, (old, result) + positions,
+    prim = _OVERLAPPING_WRITE if type(data) is np.ndarray and overlaps(data) else PRIM_INDEX_PUT
+    node = Node(prim, (old, result) + positions,
                 {"spec": (TENSOR,) * len(positions), "accumulate": False}, root)
     was = root._requires_grad
     root.grad_fn = node

@@ -26,12 +26,13 @@ from typing import Callable
 import llvmlite.ir as ir
 import numpy as np
 
-from .llvm_math import emit_math
+from .llvm_math import emit_math, intrinsic_suffix
 from .loop_ir import INDEX, AccUpdate, DefineAcc, Instr, Loop, LoopKernel, Store
 from .ops import COMPARISON, Op
 from .phase_clock import phase
 from .scalar_ops import COSTLY, RENDERINGS
 from .render_llvm_rows import RowStreams
+from .render_llvm_vector import VECTOR_PIPELINE, VectorLoops, plan_kernel
 from .stream_rows import kernel_defs, streamed_rows
 
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
@@ -71,8 +72,7 @@ def _fbin(fn_name: str) -> Callable:
 
 
 def _intrinsic(base: str) -> Callable:
-    return lambda r, *xs: r.call(f"{base}.{'f32' if xs[0].type == F32 else 'f64'}",
-                                 xs[0].type, list(xs))
+    return lambda r, *xs: r.call(f"{base}.{intrinsic_suffix(xs[0].type)}", xs[0].type, list(xs))
 
 
 def _math(name: str) -> Callable:
@@ -202,6 +202,7 @@ class _Renderer:
         self.flags: tuple[str, ...] = ()
         self.interleaved: list[str] = []  # NOTE (interleaved math loops)
         self.rows = RowStreams(self, streamed_rows(kernel, stream_min_bytes))
+        self.vectors = VectorLoops(self, plan_kernel(kernel, list(self.rows.rows.values())))
 
     def render(self) -> str:
         self._loop(self.k.outer_var, self.fn.args[0], self.fn.args[1], self.k.body)
@@ -213,6 +214,8 @@ class _Renderer:
         text = str(self.module).replace(
             ") nounwind\n{", ') nounwind "prefer-vector-width"="512"\n{', 1)
         text = _with_interleave(text, self.interleaved)
+        if self.vectors.plans:
+            return VECTOR_PIPELINE + text
         return text if _decides_on_indices(self.k) else LIGHT_PIPELINE + text
 
     # -- structure ------------------------------------------------------------------------
@@ -243,6 +246,8 @@ class _Renderer:
                 self.dtypes[s.out] = s.dtype
             elif isinstance(s, Loop):
                 end = self.env[s.extent] if isinstance(s.extent, str) else ir.Constant(I64, s.extent)
+                if self.vectors.render(s):
+                    continue
                 if not self.rows.render_loop(s, _interleave_pays(end, s.body)):
                     self._loop(s.var, ir.Constant(I64, 0), end, s.body)
             elif isinstance(s, DefineAcc):

@@ -127,10 +127,11 @@ class _Emitter:
         return ir.VectorType(scalar, self.lanes) if self.lanes else scalar
 
     def c(self, v: float) -> ir.Constant:
-        return ir.Constant(self.ty, v)
+        return splat_constant(self.ty, v) if self.lanes else ir.Constant(self.ty, v)
 
     def i(self, v: int, ty: ir.Type | None = None) -> ir.Constant:
-        return ir.Constant(ty or self.ity, v)
+        ty = ty or self.ity
+        return splat_constant(ty, v) if self.lanes else ir.Constant(ty, v)
 
     def intr(self, name: str, *args: ir.Value) -> ir.Value:
         ty = args[0].type
@@ -243,7 +244,7 @@ class _Emitter:
             n, u = self.exp_reduce(x, None, None)
             return self.fma(self.pow2(n), u, self.b.fsub(self.pow2(n), self.c(1.0)))
         n, u = self.exp_reduce(x, -80.0 if self.f64 else -40.0, 710.0 if self.f64 else 89.0)
-        top = ir.Constant(self.i32, emax)
+        top = self.i(emax, self.i32)
         t = self.pow2(self.b.select(self.b.icmp_signed("<", n, top), n, top))
         small = self.fma(t, u, self.b.fsub(t, self.c(1.0)))
         big = self.ldexp(self.b.fadd(self.c(1.0), u), n)  # only n == emax + 1 needs it
@@ -281,9 +282,8 @@ class _Emitter:
         ix = self.b.add(self.b.bitcast(xs, self.ity), self.i(one - sqrt_half))
         k = self.b.lshr(ix, self.i(self.mant))
         k = self.b.trunc(k, self.i32) if self.f64 else k
-        k = self.b.sub(k, ir.Constant(self.i32, self.bias))
-        k = self.b.sub(k, self.b.select(tiny, ir.Constant(self.i32, scale),
-                                        ir.Constant(self.i32, 0)))
+        k = self.b.sub(k, self.i(self.bias, self.i32))
+        k = self.b.sub(k, self.b.select(tiny, self.i(scale, self.i32), self.i(0, self.i32)))
         ix = self.b.add(self.b.and_(ix, self.i((1 << self.mant) - 1)), self.i(sqrt_half))
         f = self.b.fsub(self.b.bitcast(ix, self.ty), self.c(1.0))
         return self.b.sitofp(k, self.ty), f
@@ -393,6 +393,36 @@ _SIMPLE = {"sqrt": "llvm.sqrt", "abs": "llvm.fabs", "floor": "llvm.floor",
            "ceil": "llvm.ceil", "round": "llvm.roundeven", "trunc": "llvm.trunc"}
 _COMPOSED = ("exp", "exp2", "expm1", "log", "log2", "log1p", "tanh", "sigmoid", "erf")
 FUNCTIONS = tuple(_SIMPLE) + _COMPOSED + ("sin", "cos")
+
+
+class _Splat(ir.Constant):
+    """A vector constant of one repeated element, printed ``splat (float 1.0)``:
+    llvmlite.ir prints every element of a vector constant, formatting each (16 float
+    formats a constant, which made the vector renderer's text twice as long, rendered and
+    parsed twice as slowly)."""
+
+    def __init__(self, ty: ir.VectorType, value) -> None:
+        self.type = ty
+        self.constant = value
+        self._element = ir.Constant(ty.element, value)
+
+    def _get_reference(self) -> str:
+        return f"splat ({self._element})"
+
+
+_SPLATS: dict[tuple[str, object], _Splat] = {}
+
+
+def splat_constant(ty: ir.VectorType, value) -> ir.Constant:
+    """The vector constant ``value`` in every lane of ``ty`` (one object per type and
+    value: llvmlite caches its text, formatted once)."""
+    key = (str(ty), repr(value))   # not the value: 0.0 == -0.0 and nan != nan
+    const = _SPLATS.get(key)
+    if const is None:
+        if len(_SPLATS) > 4096:
+            _SPLATS.clear()
+        const = _SPLATS[key] = _Splat(ty, value)
+    return const
 
 
 def intrinsic_suffix(ty: ir.Type) -> str:

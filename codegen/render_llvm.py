@@ -26,7 +26,7 @@ from typing import Callable
 import llvmlite.ir as ir
 import numpy as np
 
-from .llvm_math import emit_math, intrinsic_suffix
+from .llvm_math import emit_math, intrinsic_suffix, splat_constant
 from .loop_ir import INDEX, AccUpdate, DefineAcc, Instr, Loop, LoopKernel, Store
 from .ops import COMPARISON, Op
 from .phase_clock import phase
@@ -93,9 +93,16 @@ def _compare(pred: str) -> Callable:
                     u=lambda r, x, y: r.b.icmp_unsigned(pred, x, y))
 
 
+def _const_like(x, value) -> ir.Constant:
+    """``value`` typed as ``x`` (in every lane of a vector: codegen.render_llvm_vector)."""
+    if isinstance(x.type, ir.VectorType):
+        return splat_constant(x.type, value)
+    return ir.Constant(x.type, value)
+
+
 def _sign_float(r, x):
-    b, ty = r.b, x.type
-    one, minus, zero = ir.Constant(ty, 1), ir.Constant(ty, -1), ir.Constant(ty, 0)
+    b = r.b
+    one, minus, zero = _const_like(x, 1.0), _const_like(x, -1.0), _const_like(x, 0.0)
     return b.select(b.fcmp_ordered(">", x, zero), one,
                     b.select(b.fcmp_ordered("<", x, zero), minus, x))  # keeps NaN and -0
 
@@ -135,7 +142,7 @@ for _op, _rule in {
     Op.FLOOR: _by_kind(f=_math("floor"), i=_identity, u=_identity),
     Op.CEIL: _by_kind(f=_math("ceil"), i=_identity, u=_identity),
     Op.ROUND: _by_kind(f=_math("round"), i=_identity, u=_identity),
-    Op.RECIP: _by_kind(f=lambda r, x: r.b.fdiv(ir.Constant(x.type, 1.0), x)),
+    Op.RECIP: _by_kind(f=lambda r, x: r.b.fdiv(_const_like(x, 1.0), x)),
     Op.SQRT: _float_math("sqrt"),
     Op.EXP: _float_math("exp"),
     Op.LOG: _float_math("log"),

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import llvmlite.ir as ir
 import numpy as np
 
-from .llvm_math import declare_intrinsic
+from .llvm_math import declare_intrinsic, splat_constant
 from .loop_ir import INDEX, AccUpdate, DefineAcc, Instr, Loop, LoopKernel, Store
 from .ops import COMPARISON, Op
 from .stream_rows import StreamedRow, kernel_defs
@@ -52,6 +52,7 @@ _FLOAT_OPS = {Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.NEG, Op.RECIP, Op.MAXIMUM, Op.M
 _BOOL_OPS = {Op.AND, Op.OR, Op.XOR, Op.NOT}
 _REDUCE = {Op.ADD: "fadd", Op.MAXIMUM: "fmax", Op.MINIMUM: "fmin"}
 _IDENTITY = {Op.ADD: -0.0, Op.MAXIMUM: -np.inf, Op.MINIMUM: np.inf}
+_LANE_ZERO = ir.Constant(ir.VectorType(I32, LANES), 0)   # a splat's shuffle mask (text cached)
 
 
 @dataclass
@@ -312,14 +313,14 @@ class VectorLoops:
             if src == s.dtype:
                 return args[0]
             if s.dtype == BOOL:
-                return b.fcmp_unordered("!=", args[0], ir.Constant(args[0].type, 0.0))
+                return b.fcmp_unordered("!=", args[0], splat_constant(args[0].type, 0.0))
             return b.uitofp(args[0], ir.VectorType(ir.FloatType(), LANES))
         return r.op(s.op, r.dtypes[s.args[0]], *args)
 
     def _identity(self, acc: str) -> tuple:
         op = self.r.accs[acc][1]
-        vec = ir.Constant(ir.VectorType(ir.FloatType(), LANES), float(_IDENTITY[op]))
-        flags = ir.Constant(ir.VectorType(I1, LANES), 0) if acc in self.r.nan_flags else None
+        vec = splat_constant(ir.VectorType(ir.FloatType(), LANES), float(_IDENTITY[op]))
+        flags = splat_constant(ir.VectorType(I1, LANES), 0) if acc in self.r.nan_flags else None
         return vec, flags
 
     def _update(self, acc: str, part: tuple, x: ir.Value) -> tuple:
@@ -375,9 +376,10 @@ def _splat(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     """``x`` in every lane (a constant stays one)."""
     ty = ir.VectorType(x.type, LANES)
     if isinstance(x, ir.Constant):
-        return ir.Constant(ty, x.constant)
-    one = b.insert_element(ir.Constant(ty, ir.Undefined), x, ir.Constant(I32, 0))
-    return b.shuffle_vector(one, ir.Constant(ty, ir.Undefined), ir.Constant(ir.VectorType(I32, LANES), 0))
+        return splat_constant(ty, x.constant)
+    undef = ir.Constant(ty, ir.Undefined)
+    one = b.insert_element(undef, x, ir.Constant(I32, 0))
+    return b.shuffle_vector(one, undef, _LANE_ZERO)
 
 
 def _store(b: ir.IRBuilder, value: ir.Value, ptr: ir.Value, align: int) -> ir.StoreInstr:

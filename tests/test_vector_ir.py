@@ -198,3 +198,25 @@ def test_loops_of_a_runtime_length_run_every_remainder():
             np.testing.assert_allclose(out[:, :cols], want, rtol=1e-6, err_msg=f"{cols}")
             np.testing.assert_allclose(sums, want.sum(1), rtol=1e-5, err_msg=f"{cols}")
         assert (out[:, cols:] == 7.0).all()   # nothing written past the row
+
+
+def test_a_batch_runs_the_short_pipeline_over_its_vector_members_only(monkeypatch):
+    # NOTE (short pipeline): a program's kernels compile as one batch (llvm_jit)
+    rows = row_kernel(ROWS["softmax"], 8, 100)
+    short = row_kernel(ROWS["softmax"], 8, 10)        # declined: shorter than a vector
+    rows.name = short.name = "k"
+    sources = [render_llvm(rows), render_llvm(short)]
+    assert [s.startswith(VECTOR_PIPELINE) for s in sources] == [True, False]
+    levels = []
+    real = llvm_jit._optimize
+    monkeypatch.setattr(llvm_jit, "_optimize", lambda mod, tm, *a: (
+        levels.append(a[-1]), real(mod, tm, *a)))
+    modules = llvm_jit.compile_llvm_many(sources, "k")
+    assert sorted(levels) == [0, 1]
+    for module, cols in zip(modules, (100, 10)):
+        x = rows_with_specials(8, cols)
+        out = np.empty_like(x)
+        module.functions["k"](8, [x, out])
+        with np.errstate(all="ignore"):
+            np.testing.assert_allclose(out, NUMPY["softmax"](x.astype(np.float64)),
+                                       rtol=2e-5, atol=1e-6)

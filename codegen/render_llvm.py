@@ -212,7 +212,9 @@ class _Renderer:
         self.vectors = VectorLoops(self, plan_kernel(kernel, list(self.rows.rows.values())))
 
     def render(self) -> str:
-        self._loop(self.k.outer_var, self.fn.args[0], self.fn.args[1], self.k.body)
+        start, end = self.fn.args[0], self.fn.args[1]
+        if not self.vectors.render_outer(self.k.outer_var, start, end, self.k.body):
+            self._loop(self.k.outer_var, start, end, self.k.body)
         self.rows.fence()
         self.b.ret_void()
         # NOTE: LLVM prefers 256-bit vectors on AVX-512 hosts unless told otherwise; these

@@ -138,13 +138,36 @@ def test_kernels_the_vector_renderer_declines_keep_the_scalar_path():
         # a padding compares the index inside the loop
         "masked": kernel_of(lambda b, x: b.sum(b.pad(x, pads=((0, 0), (1, 1))), axes=(1,)),
                             (8, 256)),
-        # no inner loop: the elementwise outer loop is LLVM's to vectorise
-        "elementwise": kernel_of(lambda b, x: b.exp(x), (8, 256)),
+        # an elementwise kernel that reads its input transposed (a strided index)
+        "transposed": kernel_of(lambda b, x: b.exp(b.permute(x, perm=(1, 0))), (64, 256)),
+        "short elementwise": kernel_of(lambda b, x: b.exp(x), (3, 16)),
     }
     for what, k in declined.items():
         assert not render_llvm(k).startswith(VECTOR_PIPELINE), what
     for name, fn in ROWS.items():
         assert render_llvm(row_kernel(fn, 8, 256)).startswith(VECTOR_PIPELINE), name
+    assert render_llvm(kernel_of(lambda b, x: b.exp(x), (8, 256))).startswith(VECTOR_PIPELINE)
+
+
+def test_elementwise_vector_loops_run_any_range_of_the_outer_loop():
+    # NOTE (elementwise vector loops): threads run chunks [start, end) of any length
+    b = Builder()
+    x, y = b.input((1000,)), b.input((1000,))
+    g = b.graph(b.where(b.cmplt(x, y), b.tanh(b.mul(x, y)), b.sub(x, y)))
+    k = plan(g).kernels[0].kernel
+    k.name = "k"
+    source = render_llvm(k)
+    assert source.startswith(VECTOR_PIPELINE) and '%"o.x1" = phi' in source
+    fn = llvm_jit.compile_llvm(source, ["k"]).functions["k"]
+    xs, ys = RNG.standard_normal((2, 1000)).astype(np.float32)
+    xs[7], ys[500] = np.nan, np.inf
+    with np.errstate(all="ignore"):
+        want = np.where(xs < ys, np.tanh(xs.astype(np.float64) * ys), xs.astype(np.float64) - ys)
+    for start, end in [(0, 1000), (3, 50), (17, 17), (0, 15), (999, 1000), (5, 998)]:
+        out = np.full(1000, 7.0, np.float32)
+        fn.cfunc(start, end, xs.ctypes.data, ys.ctypes.data, out.ctypes.data)
+        np.testing.assert_allclose(out[start:end], want[start:end], rtol=3e-7, err_msg=f"{start}")
+        assert (out[:start] == 7.0).all() and (out[end:] == 7.0).all()
 
 
 @pytest.mark.parametrize("name", sorted(EAGER))

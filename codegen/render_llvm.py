@@ -8,6 +8,8 @@ variable, emits no calls for math (``codegen.llvm_math.emit_math``) and marks on
 accumulator updates ``reassoc`` (an FP reduction does not vectorise without it) and a
 float max/min accumulator ``nnan nsz`` beside its NaN flag (NOTE (flagged extrema));
 nothing else uses unsafe fast-math.  Each op is one entry of ``LLVM_RULES`` (keyed by ``Op``).
+Row loops and elementwise loops over float32 that ``codegen.render_llvm_vector`` takes
+are printed as vector IR instead (NOTE (vector IR)); the rules then apply to vectors.
 
 >>> from tracegrad.codegen.loop_ir import KernelBuilder, BufferArg
 >>> from tracegrad.codegen.ops import Op

@@ -1,25 +1,32 @@
-"""Innermost row loops rendered as ``<16 x float>`` vector IR (NOTE (vector IR)).
+"""Row loops and elementwise loops rendered as ``<16 x float>`` vector IR (NOTE (vector IR)).
 
 ``plan_kernel`` decides from the loop IR whether every loop of a kernel can be rendered
 here: loops directly in the outer loop's body (none nested), at least ``LANES`` long or of
 a runtime length, over float32 elements at ``base + j`` (contiguous, ``base`` fixed for the
 loop), with elementwise float math (the inline exp/log/... of ``codegen.llvm_math``),
-comparisons and selects, and float32 sum/max/min accumulators. ``VectorLoops`` then
+comparisons and selects, and float32 sum/max/min accumulators; or, for a kernel without
+inner loops (elementwise), its outer loop under the same rules. ``VectorLoops`` then
 renders each such loop for ``codegen.render_llvm``'s renderer: the loop-invariant
 instructions before it (there is no LICM in the short pipeline), a main loop of
 ``COPIES`` vectors per iteration (independent accumulator chains, loads in flight, as
 LLVM's interleaving gave), a loop of one vector for what is left in whole vectors, the
 accumulators' horizontal reductions, and the renderer's own scalar loop for the last
-``< LANES`` elements.
+``< LANES`` elements. Any other kernel keeps the scalar path (LLVM's vectoriser).
 
 NOTE (vector IR): LLVM's loop vectoriser is the bulk of a row kernel's cold compile: of
-log_softmax 4096x1024's ~23 ms in LLVM, ~13 were IR passes at O1 with the vectorisers
+log_softmax 4096x1024's ~22 ms of LLVM CPU, ~12 were IR passes at O1 with the vectorisers
 (instcombine over the scalar math, then LoopVectorize, IndVars, ...), ~9 code generation.
 A kernel rendered here is already vector code: its module is marked ``VECTOR_PIPELINE``
-and ``runtime.llvm_pipeline`` runs only SROA, instcombine and simplifycfg over it.
-Results: a sum adds in another order than the vectoriser's (16 lanes x 4 partials, then
-a tree), so sums differ from before in the last bits, as any reassociation; every other
-value is the same computation lane by lane, bit for bit.
+and ``runtime.llvm_pipeline`` runs only SROA, instcombine and simplifycfg over it (NOTE
+(short pipeline)). LLVM CPU per kernel (parse + passes + code generation, thread CPU
+time, median of 10, one process, load 2-5), scalar path -> vector IR: softmax 4096x1024
+20.7 -> 10.5 ms, log_softmax 22.1 -> 12.2, layer_norm 14.4 -> 7.1, GELU (tanh) 16M
+13.6 -> 7.3; rendering costs 1.4 -> 3.3 ms (softmax: four copies of the exp). Steady
+state within noise or better (tracegrad/benchmarks figures in the commits). Results: a sum
+adds in another order than the vectoriser's (16 lanes x 4 partials, then a tree), so sums
+and what follows from them differ from before in the last bits, as any reassociation
+(log_softmax 4096x1024: at most 2.2e-7 relative); everything else is the same computation
+lane by lane, bit for bit (tests/test_vector_ir.py).
 """
 from __future__ import annotations
 
@@ -40,9 +47,10 @@ if TYPE_CHECKING:
 LANES = 16
 COPIES = 4
 # NOTE (elementwise vector loops): an elementwise kernel's outer loop runs one vector an
-# iteration, as LLVM's vectoriser ran it: GELU's (tanh form, 16M floats) is memory-bound
-# either way, and four copies of its tanh cost 4.5 ms more code generation than they save
-# in passes (13.9 ms of LLVM against 13.6 on the scalar path, median of 8, CPU time).
+# iteration, as LLVM's vectoriser ran it (threads run chunks of it, ``[start, end)`` of
+# any length): GELU's (tanh form, 16M floats) is memory-bound either way, and four copies
+# of its tanh cost 4.5 ms more code generation than the short pipeline saves (LLVM CPU
+# 13.9 ms against 13.6 on the scalar path, median of 8; one copy: 7.3).
 OUTER_COPIES = 1
 VECTOR_PIPELINE = "; tracegrad: vector pipeline\n"
 # False: every kernel takes the scalar path (tests and A/B measurements switch it)
@@ -122,12 +130,15 @@ def _plan_loop(loop: Loop, dtypes: dict, buffers: dict, accs: dict) -> LoopPlan 
                     return None   # reads the running value
                 plan.hoisted.append(s)
             elif not varying:
-                if s.op is Op.LOAD and s.args[0] in stored:
+                # NOTE: hoisted before the loop's trip count is tested: a load only where
+                # the loop surely runs (a constant extent), and none of what it stores
+                if s.op is Op.LOAD and (s.args[0] in stored or not isinstance(loop.extent, int)):
                     return None
                 plan.hoisted.append(s)
-            elif s.dtype == INDEX:
-                if not (s.op in (Op.ADD, Op.SUB) and len(varying) == 1
-                        and varying[0] in plan.lanes and (s.op is Op.ADD or varying[0] == s.args[0])):
+            elif s.dtype == INDEX:   # base + j or j - base: still one element a lane
+                if s.op not in (Op.ADD, Op.SUB) or len(varying) != 1 \
+                        or varying[0] not in plan.lanes \
+                        or (s.op is Op.SUB and varying[0] != s.args[0]):
                     return None
                 plan.lanes.add(s.out)
             elif s.op is Op.LOAD:
@@ -179,6 +190,10 @@ class VectorLoops:
         self.plan: LoopPlan | None = None
         self.splat: dict[str, ir.Value] = {}
         self.streamed: dict[str, StreamedRow] = {}
+        # NOTE: no LICM runs (NOTE (short pipeline)): what reads only constants and
+        # buffers the kernel never writes is computed once, in the entry block
+        self.invariant: set[str] = set()
+        self.written = {st.buf for st in _stores(r.k.body)}
 
     def render(self, loop: Loop) -> bool:
         """Render inner ``loop`` as vector IR when planned; False (nothing rendered)
@@ -207,9 +222,20 @@ class VectorLoops:
         r, b = self.r, self.r.b
         self.plan = plan
         for s in plan.hoisted:
-            r.env[s.out] = r._instr(s)
+            if self._invariant(s):   # the same for every row: before the outer loop
+                with b.goto_block(r.entry):
+                    r.env[s.out] = r._instr(s)
+                self.invariant.add(s.out)
+            else:
+                r.env[s.out] = r._instr(s)
             r.dtypes[s.out] = s.dtype
-        self.splat = {a: _splat(b, r.env[a]) for a in plan.splats}
+        self.splat = {}
+        for a in plan.splats:
+            if a in self.invariant:
+                with b.goto_block(r.entry):
+                    self.splat[a] = _splat(b, r.env[a])
+            else:
+                self.splat[a] = _splat(b, r.env[a])
         self.streamed = {row.buf: row for row in r.rows.last_loop.get(id(loop), [])}
         step = LANES * plan.copies
         known = isinstance(start, ir.Constant) and isinstance(n, ir.Constant)
@@ -235,7 +261,9 @@ class VectorLoops:
             self._reduce(acc, part)
         if not known or count % LANES:
             assert not self.streamed, "a streamed row is whole lines"
-            r._loop(loop.var, whole, n, loop.body)   # the last < LANES elements
+            hoisted = {id(s) for s in plan.hoisted}   # computed above, before the loops
+            rest = [s for s in loop.body if id(s) not in hoisted]
+            r._loop(loop.var, whole, n, rest)   # the last < LANES elements
 
     # -- loops ------------------------------------------------------------------------------
     def _loop(self, loop: Loop, start: ir.Value, stop: ir.Value, copies: int,
@@ -338,6 +366,14 @@ class VectorLoops:
                 for _, ptr, value in deferred:
                     _store(b, value, ptr, 4)
 
+    def _invariant(self, s: Instr) -> bool:
+        """``s`` reads neither the outer loop variable nor a value that varies with it."""
+        if s.op is Op.ACC or (s.op is Op.LOAD and s.args[0] in self.written):
+            return False
+        args = s.args[1:] if s.op is Op.LOAD else s.args
+        return all(a in self.invariant or isinstance(self.r.env.get(a), ir.Constant)
+                   for a in args if isinstance(a, str))
+
     # -- values -----------------------------------------------------------------------------
     def _vec(self, name: str) -> ir.Value:
         assert self.plan is not None
@@ -413,6 +449,14 @@ class VectorLoops:
                                    ir.FunctionType(I1, [flags.type]))
             flag = r.nan_flags[acc]
             b.store(b.or_(b.load(flag), b.call(fn, [flags])), flag)
+
+
+def _stores(body: list):
+    for s in body:
+        if isinstance(s, Store):
+            yield s
+        elif isinstance(s, Loop):
+            yield from _stores(s.body)
 
 
 def _splat(b: ir.IRBuilder, x: ir.Value) -> ir.Value:

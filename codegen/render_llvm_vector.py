@@ -39,19 +39,26 @@ import numpy as np
 from .llvm_math import declare_intrinsic, splat_constant
 from .loop_ir import INDEX, AccUpdate, DefineAcc, Instr, Loop, LoopKernel, Store
 from .ops import COMPARISON, Op
+from .scalar_ops import COSTLY
 from .stream_rows import StreamedRow, kernel_defs
 
 if TYPE_CHECKING:
     from .render_llvm import _Renderer
 
 LANES = 16
-COPIES = 4
+COPIES = 4   # vectors an iteration of a loop with costly math (NOTE (interleaved math loops))
 # NOTE (elementwise vector loops): an elementwise kernel's outer loop runs one vector an
 # iteration, as LLVM's vectoriser ran it (threads run chunks of it, ``[start, end)`` of
 # any length): GELU's (tanh form, 16M floats) is memory-bound either way, and four copies
 # of its tanh cost 4.5 ms more code generation than the short pipeline saves (LLVM CPU
 # 13.9 ms against 13.6 on the scalar path, median of 8; one copy: 7.3).
 OUTER_COPIES = 1
+# a loop without costly math (codegen.scalar_ops.COSTLY: exp, log, tanh, ...) runs two
+# vectors an iteration: max/sum loads and layer_norm's loops gave the same CPU per call
+# with two as with four (4096x1024 and 128x1024, one thread, median of 60 blocks, load 8),
+# and the smaller body costs LLVM 0.5-1.4 ms less (layer_norm 6.35 -> 5.87 ms, softmax
+# 9.56 -> 8.74, log_softmax 11.69 -> 10.28: median of 10, CPU time)
+PLAIN_COPIES = 2
 VECTOR_PIPELINE = "; tracegrad: vector pipeline\n"
 # False: every kernel takes the scalar path (tests and A/B measurements switch it)
 ENABLED = True
@@ -165,6 +172,9 @@ def _plan_loop(loop: Loop, dtypes: dict, buffers: dict, accs: dict) -> LoopPlan 
         else:
             return None   # a nested loop or accumulator
     plan.splats = list(splats)
+    if not any(isinstance(s, Instr) and s.op in COSTLY and s.out in plan.vectors
+               for s in loop.body):
+        plan.copies = PLAIN_COPIES
     return plan
 
 

@@ -19,11 +19,12 @@ log_softmax 4096x1024's ~22 ms of LLVM CPU, ~12 were IR passes at O1 with the ve
 A kernel rendered here is already vector code: its module is marked ``VECTOR_PIPELINE``
 and ``runtime.llvm_pipeline`` runs only SROA, instcombine and simplifycfg over it (NOTE
 (short pipeline)). LLVM CPU per kernel (parse + passes + code generation, thread CPU
-time, median of 10, one process, load 2-5), scalar path -> vector IR: softmax 4096x1024
-20.7 -> 10.5 ms, log_softmax 22.1 -> 12.2, layer_norm 14.4 -> 7.1, GELU (tanh) 16M
-13.6 -> 7.3; rendering costs 1.4 -> 3.3 ms (softmax: four copies of the exp). Steady
-state within noise or better (tracegrad/benchmarks figures in the commits). Results: a sum
-adds in another order than the vectoriser's (16 lanes x 4 partials, then a tree), so sums
+time, median of 12, one process, load 8), scalar path -> vector IR: softmax 4096x1024
+20.3 -> 9.7 ms, log_softmax 23.3 -> 11.6, layer_norm 14.0 -> 6.7, GELU (tanh) 16M
+14.3 -> 6.8; rendering costs more, softmax 1.4 -> 2.9 ms (four copies of the exp).
+Steady state the same within noise (CPU per call, one thread, median of 60 blocks:
+softmax 1.07 / 1.07 ms, log_softmax 1.07 / 1.07, layer_norm 1.23 / 1.19). Results: a sum
+adds in another order than the vectoriser's (16 lanes x 2 or 4 partials, then a tree), so sums
 and what follows from them differ from before in the last bits, as any reassociation
 (log_softmax 4096x1024: at most 2.2e-7 relative); everything else is the same computation
 lane by lane, bit for bit (tests/test_vector_ir.py).

@@ -102,7 +102,7 @@ def plan_kernel(kernel: LoopKernel, streamed: list[StreamedRow]) -> dict[int, Lo
         plan = _plan_loop(Loop(kernel.outer_var, kernel.outer, kernel.body), dtypes, buffers, {})
         if plan is None:
             return {}
-        plan.copies = OUTER_COPIES
+        plan.copies = min(plan.copies, OUTER_COPIES)
         return {OUTER: plan}
     accs = {s.acc: s for s in kernel.body if isinstance(s, DefineAcc)}
     plans = {}

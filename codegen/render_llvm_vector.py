@@ -23,7 +23,11 @@ time, median of 12, one process, load 8), scalar path -> vector IR: softmax 4096
 20.3 -> 9.7 ms, log_softmax 23.3 -> 11.6, layer_norm 14.0 -> 6.7, GELU (tanh) 16M
 14.3 -> 6.8; rendering costs more, softmax 1.4 -> 2.9 ms (four copies of the exp).
 Steady state the same within noise (CPU per call, one thread, median of 60 blocks:
-softmax 1.07 / 1.07 ms, log_softmax 1.07 / 1.07, layer_norm 1.23 / 1.19). Results: a sum
+softmax 1.07 / 1.07 ms, log_softmax 1.07 / 1.07, layer_norm 1.23 / 1.19). Whole
+programs (every source of a quick benchmark run compiled as one batch, process CPU,
+median of 5): LSTM step 527 -> 348 ms (27 of 52 kernels vector), CNN step 358 -> 342
+(5 of 42); the LSTM step's steady CPU per 6-step cycle 8.97 / 9.26 and 9.14 / 9.45 ms
+(two runs at load 5.5: within the noise there, but not lower). Results: a sum
 adds in another order than the vectoriser's (16 lanes x 2 or 4 partials, then a tree), so sums
 and what follows from them differ from before in the last bits, as any reassociation
 (log_softmax 4096x1024: at most 2.2e-7 relative); everything else is the same computation

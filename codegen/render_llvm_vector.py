@@ -19,16 +19,17 @@ log_softmax 4096x1024's ~22 ms of LLVM CPU, ~12 were IR passes at O1 with the ve
 A kernel rendered here is already vector code: its module is marked ``VECTOR_PIPELINE``
 and ``runtime.llvm_pipeline`` runs only SROA, instcombine and simplifycfg over it (NOTE
 (short pipeline)). LLVM CPU per kernel (parse + passes + code generation, thread CPU
-time, median of 12, one process, load 8), scalar path -> vector IR: softmax 4096x1024
-20.3 -> 9.7 ms, log_softmax 23.3 -> 11.6, layer_norm 14.0 -> 6.7, GELU (tanh) 16M
-14.3 -> 6.8; rendering costs more, softmax 1.4 -> 2.9 ms (four copies of the exp).
-Steady state the same within noise (CPU per call, one thread, median of 60 blocks:
-softmax 1.07 / 1.07 ms, log_softmax 1.07 / 1.07, layer_norm 1.23 / 1.19). Whole
+time, median of 12, one process, load 4.5), scalar path -> vector IR: softmax 4096x1024
+18.3 -> 9.8 ms, log_softmax 21.9 -> 11.4, layer_norm 12.9 -> 6.3, GELU (tanh) 16M
+14.3 -> 6.8 (load 8); rendering costs more, softmax 1.4 -> 2.9 ms (four copies of the
+exp). Steady state the same within noise or faster (CPU per call, median of 60 blocks of
+5 calls: softmax 1.07 / 1.07 ms and log_softmax 1.07 / 1.07 on one thread, layer_norm
+with weight and bias 0.815 / 0.789 and 0.754 / 0.587 on two). Whole
 programs (every source of a quick benchmark run compiled as one batch, process CPU,
 median of 5): LSTM step 527 -> 348 ms (27 of 52 kernels vector), CNN step 358 -> 342
 (5 of 42); the LSTM step's steady CPU per 6-step cycle 8.97 / 9.26 and 9.14 / 9.45 ms
 (two runs at load 5.5: within the noise there, but not lower). Results: a sum
-adds in another order than the vectoriser's (16 lanes x 2 or 4 partials, then a tree), so sums
+adds in another order than the vectoriser's (16 lanes x 4 partials, then a tree), so sums
 and what follows from them differ from before in the last bits, as any reassociation
 (log_softmax 4096x1024: at most 2.2e-7 relative); everything else is the same computation
 lane by lane, bit for bit (tests/test_vector_ir.py).
@@ -44,26 +45,23 @@ import numpy as np
 from .llvm_math import declare_intrinsic, splat_constant
 from .loop_ir import INDEX, AccUpdate, DefineAcc, Instr, Loop, LoopKernel, Store
 from .ops import COMPARISON, Op
-from .scalar_ops import COSTLY
 from .stream_rows import StreamedRow, kernel_defs
 
 if TYPE_CHECKING:
     from .render_llvm import _Renderer
 
 LANES = 16
-COPIES = 4   # vectors an iteration of a loop with costly math (NOTE (interleaved math loops))
+# vectors an iteration of a row loop (NOTE (interleaved math loops)). Two in loops without
+# costly math saved LLVM 0.5-1.4 ms a row kernel, but layer_norm with weight and bias
+# (three input rows) then ran 14% slower (CPU per call 0.811 -> 0.974 ms, median of 60
+# blocks, load 4.5); with four it runs as the scalar path or faster
+COPIES = 4
 # NOTE (elementwise vector loops): an elementwise kernel's outer loop runs one vector an
 # iteration, as LLVM's vectoriser ran it (threads run chunks of it, ``[start, end)`` of
 # any length): GELU's (tanh form, 16M floats) is memory-bound either way, and four copies
 # of its tanh cost 4.5 ms more code generation than the short pipeline saves (LLVM CPU
 # 13.9 ms against 13.6 on the scalar path, median of 8; one copy: 7.3).
 OUTER_COPIES = 1
-# a loop without costly math (codegen.scalar_ops.COSTLY: exp, log, tanh, ...) runs two
-# vectors an iteration: max/sum loads and layer_norm's loops gave the same CPU per call
-# with two as with four (4096x1024 and 128x1024, one thread, median of 60 blocks, load 8),
-# and the smaller body costs LLVM 0.5-1.4 ms less (layer_norm 6.35 -> 5.87 ms, softmax
-# 9.56 -> 8.74, log_softmax 11.69 -> 10.28: median of 10, CPU time)
-PLAIN_COPIES = 2
 VECTOR_PIPELINE = "; tracegrad: vector pipeline\n"
 # False: every kernel takes the scalar path (tests and A/B measurements switch it)
 ENABLED = True
@@ -177,9 +175,6 @@ def _plan_loop(loop: Loop, dtypes: dict, buffers: dict, accs: dict) -> LoopPlan 
         else:
             return None   # a nested loop or accumulator
     plan.splats = list(splats)
-    if not any(isinstance(s, Instr) and s.op in COSTLY and s.out in plan.vectors
-               for s in loop.body):
-        plan.copies = PLAIN_COPIES
     return plan
 
 

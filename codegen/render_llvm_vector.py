@@ -24,11 +24,11 @@ time, median of 12, one process, load 4.5), scalar path -> vector IR: softmax 40
 14.3 -> 6.8 (load 8); rendering costs more, softmax 1.4 -> 2.9 ms (four copies of the
 exp). Steady state the same within noise or faster (CPU per call, median of 60 blocks of
 5 calls: softmax 1.07 / 1.07 ms and log_softmax 1.07 / 1.07 on one thread, layer_norm
-with weight and bias 0.815 / 0.789 and 0.754 / 0.587 on two). Whole
-programs (every source of a quick benchmark run compiled as one batch, process CPU,
-median of 5): LSTM step 527 -> 348 ms (27 of 52 kernels vector), CNN step 358 -> 342
-(5 of 42); the LSTM step's steady CPU per 6-step cycle 8.97 / 9.26 and 9.14 / 9.45 ms
-(two runs at load 5.5: within the noise there, but not lower). Results: a sum
+with weight and bias 0.815 / 0.789 and 0.754 / 0.587 on two). Whole programs (every
+source of a quick benchmark run compiled as one batch, process CPU, median of 5, load
+4.5): LSTM step 464 -> 323 ms (27 of 52 kernels vector), CNN step 351 -> 302 (5 of 42);
+the LSTM step (B=16, h=64, 4 lengths) first calls 852 -> 752 and 891 -> 795 ms of CPU,
+steady CPU per 6-step cycle 7.85 / 7.86 and 7.99 / 7.89 ms. Results: a sum
 adds in another order than the vectoriser's (16 lanes x 4 partials, then a tree), so sums
 and what follows from them differ from before in the last bits, as any reassociation
 (log_softmax 4096x1024: at most 2.2e-7 relative); everything else is the same computation

@@ -123,21 +123,30 @@ class _Emitter:
     def __init__(self, b: ir.IRBuilder, ty: ir.Type, native_ldexp: bool = False) -> None:
         self.b, self.ty = b, ty
         self.native_ldexp = native_ldexp
-        self.f64 = ty == F64
-        self.ity = ir.IntType(64 if self.f64 else 32)
+        # a vector operand (codegen.render_llvm_vector) gives vector integers alike
+        self.lanes = ty.count if isinstance(ty, ir.VectorType) else 0
+        self.elem = ty.element if self.lanes else ty
+        self.f64 = self.elem == F64
+        self.ity = self.like(ir.IntType(64 if self.f64 else 32))
+        self.i32 = self.like(ir.IntType(32))
         self.mant = 52 if self.f64 else 23
         self.bias = 1023 if self.f64 else 127
 
+    def like(self, scalar: ir.Type) -> ir.Type:
+        """``scalar``, or a vector of it as wide as the operand."""
+        return ir.VectorType(scalar, self.lanes) if self.lanes else scalar
+
     def c(self, v: float) -> ir.Constant:
-        return ir.Constant(self.ty, v)
+        return splat_constant(self.ty, v) if self.lanes else ir.Constant(self.ty, v)
 
     def i(self, v: int, ty: ir.Type | None = None) -> ir.Constant:
-        return ir.Constant(ty or self.ity, v)
+        ty = ty or self.ity
+        return splat_constant(ty, v) if self.lanes else ir.Constant(ty, v)
 
     def intr(self, name: str, *args: ir.Value) -> ir.Value:
         ty = args[0].type
         fnty = ir.FunctionType(ty, [ty] * len(args))
-        return self.b.call(self.b.module.declare_intrinsic(name, [ty], fnty), list(args))
+        return self.b.call(declare_intrinsic(self.b.module, name, [ty], fnty), list(args))
 
     def fma(self, a, x, y):
         # fmuladd: fused where the target has FMA, always vectorisable.
@@ -174,12 +183,12 @@ class _Emitter:
         if self.native_ldexp:
             # NOTE (native ldexp): one vscalefps per vector on AVX-512, where the two
             # steps below are eight integer and float operations; the same result.
-            i32 = ir.IntType(32)
-            fn = self.b.module.declare_intrinsic("llvm.ldexp", [self.ty, i32],
-                                                 ir.FunctionType(self.ty, [self.ty, i32]))
+            i32 = self.i32
+            fn = declare_intrinsic(self.b.module, "llvm.ldexp", [self.ty, i32],
+                                   ir.FunctionType(self.ty, [self.ty, i32]))
             return self.b.call(fn, [y, n32])
         # Two steps, so n may reach the denormal range or emax + 1 with one rounding.
-        half = self.b.ashr(n32, self.i(1, ir.IntType(32)))
+        half = self.b.ashr(n32, self.i(1, self.i32))
         return self.b.fmul(self.b.fmul(y, self.pow2(half)), self.pow2(self.b.sub(n32, half)))
 
     # --- exp family -------------------------------------------------------------
@@ -189,10 +198,10 @@ class _Emitter:
         if lo is not None:
             x = self.clamp(x, lo, hi)
         nf = self.intr("llvm.rint", self.b.fmul(x, self.c(1 / math.log(2))))
-        ln2_hi, ln2_lo = _LN2_SPLIT[self.ty]
+        ln2_hi, ln2_lo = _LN2_SPLIT[self.elem]
         r = self.fma(nf, self.c(-ln2_hi), x)
         r = self.fma(nf, self.c(-ln2_lo), r)
-        return self.b.fptosi(nf, ir.IntType(32)), self.expm1_poly(r)
+        return self.b.fptosi(nf, self.i32), self.expm1_poly(r)
 
     def expm1_poly(self, r):
         """expm1(r) for |r| <= ln2/2 as r + r*r P(r).  double: Taylor to r**13 (< 0.3 ulp).
@@ -222,10 +231,10 @@ class _Emitter:
         magic = 1.5 * 2.0 ** self.mant
         t = self.fma(x, self.c(1 / math.log(2)), self.c(magic))
         nf = b.fsub(t, self.c(magic))
-        ln2_hi, ln2_lo = _LN2_SPLIT[self.ty]
+        ln2_hi, ln2_lo = _LN2_SPLIT[self.elem]
         r = self.fma(nf, self.c(-ln2_lo), self.fma(nf, self.c(-ln2_hi), x))
         n = b.sub(b.bitcast(t, self.ity), b.bitcast(self.c(magic), self.ity))
-        n32 = b.trunc(n, ir.IntType(32)) if self.f64 else n
+        n32 = b.trunc(n, self.i32) if self.f64 else n
         return self.ldexp(b.fadd(self.c(1.0), self.expm1_poly(r)), n32)
 
     def exp2(self, x):
@@ -233,7 +242,7 @@ class _Emitter:
         xc = self.clamp(x, lo, hi)
         nf = self.intr("llvm.rint", xc)
         u = self.expm1_poly(self.b.fmul(self.b.fsub(xc, nf), self.c(math.log(2))))
-        y = self.ldexp(self.b.fadd(self.c(1.0), u), self.b.fptosi(nf, ir.IntType(32)))
+        y = self.ldexp(self.b.fadd(self.c(1.0), u), self.b.fptosi(nf, self.i32))
         return self.b.select(self.isnan(x), x, y)
 
     def expm1_core(self, x, below_64: bool = False):
@@ -245,7 +254,7 @@ class _Emitter:
             n, u = self.exp_reduce(x, None, None)
             return self.fma(self.pow2(n), u, self.b.fsub(self.pow2(n), self.c(1.0)))
         n, u = self.exp_reduce(x, -80.0 if self.f64 else -40.0, 710.0 if self.f64 else 89.0)
-        top = ir.Constant(ir.IntType(32), emax)
+        top = self.i(emax, self.i32)
         t = self.pow2(self.b.select(self.b.icmp_signed("<", n, top), n, top))
         small = self.fma(t, u, self.b.fsub(t, self.c(1.0)))
         big = self.ldexp(self.b.fadd(self.c(1.0), u), n)  # only n == emax + 1 needs it
@@ -282,10 +291,9 @@ class _Emitter:
         one = self.bias << self.mant
         ix = self.b.add(self.b.bitcast(xs, self.ity), self.i(one - sqrt_half))
         k = self.b.lshr(ix, self.i(self.mant))
-        k = self.b.trunc(k, ir.IntType(32)) if self.f64 else k
-        k = self.b.sub(k, ir.Constant(ir.IntType(32), self.bias))
-        k = self.b.sub(k, self.b.select(tiny, ir.Constant(ir.IntType(32), scale),
-                                        ir.Constant(ir.IntType(32), 0)))
+        k = self.b.trunc(k, self.i32) if self.f64 else k
+        k = self.b.sub(k, self.i(self.bias, self.i32))
+        k = self.b.sub(k, self.b.select(tiny, self.i(scale, self.i32), self.i(0, self.i32)))
         ix = self.b.add(self.b.and_(ix, self.i((1 << self.mant) - 1)), self.i(sqrt_half))
         f = self.b.fsub(self.b.bitcast(ix, self.ty), self.c(1.0))
         return self.b.sitofp(k, self.ty), f
@@ -297,7 +305,7 @@ class _Emitter:
         n_terms = 10 if self.f64 else 5  # R(z) = sum 2 z**k / (2k+1): atanh series
         r = self.b.fmul(z, self.poly(z, [2.0 / (2 * k + 1) for k in range(1, n_terms + 1)]))
         hfsq = self.b.fmul(self.c(0.5), self.b.fmul(f, f))
-        ln2_hi, ln2_lo = _LN2_SPLIT[self.ty]
+        ln2_hi, ln2_lo = _LN2_SPLIT[self.elem]
         low = self.fma(kf, self.c(ln2_lo), c)
         inner = self.b.fadd(self.b.fmul(s, self.b.fadd(hfsq, r)), low)
         return self.b.fsub(self.b.fmul(kf, self.c(ln2_hi)),
@@ -336,15 +344,15 @@ class _Emitter:
         a = self.intr("llvm.fabs", x)
         # |x| <= 1: x * A(x*x); t mapped from [0, 1] onto [-1, 1].
         t = self.fma(self.b.fmul(a, a), self.c(2.0), self.c(-1.0))
-        near = self.b.fmul(a, self.poly(t, _ERF_A[self.ty]))
+        near = self.b.fmul(a, self.poly(t, _ERF_A[self.elem]))
         # 1 < |x| < cut: 1 - exp(-x*x) erfcx(x), erfcx fitted in u = 1/x on [1/cut, 1].
-        cut = _ERF_CUT[self.ty]
+        cut = _ERF_CUT[self.elem]
         ab = self.clamp(a, 1.0, cut)
         u = self.b.fdiv(self.c(1.0), ab)
         lo = 1.0 / cut
         um = self.fma(u, self.c(2.0 / (1.0 - lo)), self.c(-(1.0 + lo) / (1.0 - lo)))
         g = self.exp(self.b.fneg(self.b.fmul(ab, ab)))
-        far = self.b.fsub(self.c(1.0), self.b.fmul(g, self.poly(um, _ERF_B[self.ty])))
+        far = self.b.fsub(self.c(1.0), self.b.fmul(g, self.poly(um, _ERF_B[self.elem])))
         y = self.b.select(self.lt(a, self.c(cut)), far, self.c(1.0))
         y = self.b.select(self.b.fcmp_ordered("<=", a, self.c(1.0)), near, y)
         y = self.intr("llvm.copysign", y, x)
@@ -405,16 +413,68 @@ _COMPOSED = ("exp", "exp2", "expm1", "log", "log2", "log1p", "tanh", "sigmoid", 
 FUNCTIONS = tuple(_SIMPLE) + _COMPOSED + ("sin", "cos")
 
 
+class _Splat(ir.Constant):
+    """A vector constant of one repeated element, printed ``splat (float 1.0)``:
+    llvmlite.ir prints every element of a vector constant, formatting each (16 float
+    formats a constant, which made the vector renderer's text twice as long, rendered and
+    parsed twice as slowly)."""
+
+    def __init__(self, ty: ir.VectorType, value) -> None:
+        self.type = ty
+        self.constant = value
+        self._element = ir.Constant(ty.element, value)
+
+    def _get_reference(self) -> str:
+        return f"splat ({self._element})"
+
+
+_SPLATS: dict[tuple[str, object], _Splat] = {}
+
+
+def splat_constant(ty: ir.VectorType, value) -> ir.Constant:
+    """The vector constant ``value`` in every lane of ``ty`` (one object per type and
+    value: llvmlite caches its text, formatted once)."""
+    key = (str(ty), repr(value))   # not the value: 0.0 == -0.0 and nan != nan
+    const = _SPLATS.get(key)
+    if const is None:
+        if len(_SPLATS) > 4096:
+            _SPLATS.clear()
+        const = _SPLATS[key] = _Splat(ty, value)
+    return const
+
+
+def intrinsic_suffix(ty: ir.Type) -> str:
+    """LLVM's name suffix of an overloaded intrinsic for ``ty`` (``f32``, ``v16f32``):
+    llvmlite.ir knows none for vector types."""
+    if isinstance(ty, ir.VectorType):
+        return f"v{ty.count}{intrinsic_suffix(ty.element)}"
+    return ty.intrinsic_name
+
+
+def declare_intrinsic(module: ir.Module, name: str, tys: list, fnty: ir.FunctionType
+                      ) -> ir.Function:
+    """``module.declare_intrinsic`` that also takes vector types."""
+    full = ".".join([name] + [intrinsic_suffix(t) for t in tys])
+    fn = module.globals.get(full)
+    return fn if fn is not None else ir.Function(module, fnty, name=full)
+
+
+# functions ``emit_math`` takes a vector operand of (no sin/cos: they reduce in float64)
+VECTOR_FUNCTIONS = tuple(_SIMPLE) + _COMPOSED
+
+
 def emit_math(builder: ir.IRBuilder, name: str, x: ir.Value,
               native_ldexp: bool = False) -> ir.Value:
-    """Emit ``name(x)`` for a scalar float or double ``x``; returns the result value.
+    """Emit ``name(x)`` for a float or double ``x``, or a vector of them for a name in
+    ``VECTOR_FUNCTIONS``; returns the result value.
 
     ``name`` is one of ``FUNCTIONS``; ``round`` rounds half to even like NumPy.
     ``native_ldexp``: scale by powers of two with ``llvm.ldexp``, for a target that
     has a vector instruction for it (NOTE (native ldexp)); same results.
     """
-    if x.type not in (F32, F64):
-        raise TypeError(f"emit_math wants float or double, got {x.type}")
+    elem = x.type.element if isinstance(x.type, ir.VectorType) else x.type
+    if elem not in (F32, F64) or (elem is not x.type and name not in VECTOR_FUNCTIONS):
+        raise TypeError(f"emit_math: {name} wants float or double, got {x.type}")
     if name in _SIMPLE:
         return _Emitter(builder, x.type).intr(_SIMPLE[name], x)
     if name in _COMPOSED:

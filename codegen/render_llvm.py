@@ -8,6 +8,8 @@ variable, emits no calls for math (``codegen.llvm_math.emit_math``) and marks on
 accumulator updates ``reassoc`` (an FP reduction does not vectorise without it) and a
 float max/min accumulator ``nnan nsz`` beside its NaN flag (NOTE (flagged extrema));
 nothing else uses unsafe fast-math.  Each op is one entry of ``LLVM_RULES`` (keyed by ``Op``).
+Row loops and elementwise loops over float32 that ``codegen.render_llvm_vector`` takes
+are printed as vector IR instead (NOTE (vector IR)); the rules then apply to vectors.
 
 >>> from tracegrad.codegen.loop_ir import KernelBuilder, BufferArg
 >>> from tracegrad.codegen.ops import Op
@@ -26,12 +28,13 @@ from typing import Callable
 import llvmlite.ir as ir
 import numpy as np
 
-from .llvm_math import emit_math
+from .llvm_math import emit_math, intrinsic_suffix, splat_constant
 from .loop_ir import INDEX, AccUpdate, DefineAcc, Instr, Loop, LoopKernel, Store
 from .ops import COMPARISON, Op
 from .phase_clock import phase
 from .scalar_ops import COSTLY, RENDERINGS
 from .render_llvm_rows import RowStreams
+from .render_llvm_vector import VECTOR_PIPELINE, VectorLoops, plan_kernel
 from .stream_rows import kernel_defs, streamed_rows
 
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
@@ -71,8 +74,7 @@ def _fbin(fn_name: str) -> Callable:
 
 
 def _intrinsic(base: str) -> Callable:
-    return lambda r, *xs: r.call(f"{base}.{'f32' if xs[0].type == F32 else 'f64'}",
-                                 xs[0].type, list(xs))
+    return lambda r, *xs: r.call(f"{base}.{intrinsic_suffix(xs[0].type)}", xs[0].type, list(xs))
 
 
 def _math(name: str) -> Callable:
@@ -93,9 +95,16 @@ def _compare(pred: str) -> Callable:
                     u=lambda r, x, y: r.b.icmp_unsigned(pred, x, y))
 
 
+def _const_like(x, value) -> ir.Constant:
+    """``value`` typed as ``x`` (in every lane of a vector: codegen.render_llvm_vector)."""
+    if isinstance(x.type, ir.VectorType):
+        return splat_constant(x.type, value)
+    return ir.Constant(x.type, value)
+
+
 def _sign_float(r, x):
-    b, ty = r.b, x.type
-    one, minus, zero = ir.Constant(ty, 1), ir.Constant(ty, -1), ir.Constant(ty, 0)
+    b = r.b
+    one, minus, zero = _const_like(x, 1.0), _const_like(x, -1.0), _const_like(x, 0.0)
     # NOTE: x + 0 keeps NaN and makes -0 +0, as np.sign (and torch.sign)
     return b.select(b.fcmp_ordered(">", x, zero), one,
                     b.select(b.fcmp_ordered("<", x, zero), minus, b.fadd(x, zero)))
@@ -136,7 +145,7 @@ for _op, _rule in {
     Op.FLOOR: _by_kind(f=_math("floor"), i=_identity, u=_identity),
     Op.CEIL: _by_kind(f=_math("ceil"), i=_identity, u=_identity),
     Op.ROUND: _by_kind(f=_math("round"), i=_identity, u=_identity),
-    Op.RECIP: _by_kind(f=lambda r, x: r.b.fdiv(ir.Constant(x.type, 1.0), x)),
+    Op.RECIP: _by_kind(f=lambda r, x: r.b.fdiv(_const_like(x, 1.0), x)),
     Op.SQRT: _float_math("sqrt"),
     Op.EXP: _float_math("exp"),
     Op.LOG: _float_math("log"),
@@ -203,9 +212,12 @@ class _Renderer:
         self.flags: tuple[str, ...] = ()
         self.interleaved: list[str] = []  # NOTE (interleaved math loops)
         self.rows = RowStreams(self, streamed_rows(kernel, stream_min_bytes))
+        self.vectors = VectorLoops(self, plan_kernel(kernel, list(self.rows.rows.values())))
 
     def render(self) -> str:
-        self._loop(self.k.outer_var, self.fn.args[0], self.fn.args[1], self.k.body)
+        start, end = self.fn.args[0], self.fn.args[1]
+        if not self.vectors.render_outer(self.k.outer_var, start, end, self.k.body):
+            self._loop(self.k.outer_var, start, end, self.k.body)
         self.rows.fence()
         self.b.ret_void()
         # NOTE: LLVM prefers 256-bit vectors on AVX-512 hosts unless told otherwise; these
@@ -214,6 +226,8 @@ class _Renderer:
         text = str(self.module).replace(
             ") nounwind\n{", ') nounwind "prefer-vector-width"="512"\n{', 1)
         text = _with_interleave(text, self.interleaved)
+        if self.vectors.plans:
+            return VECTOR_PIPELINE + text
         return text if _decides_on_indices(self.k) else LIGHT_PIPELINE + text
 
     # -- structure ------------------------------------------------------------------------
@@ -244,6 +258,8 @@ class _Renderer:
                 self.dtypes[s.out] = s.dtype
             elif isinstance(s, Loop):
                 end = self.env[s.extent] if isinstance(s.extent, str) else ir.Constant(I64, s.extent)
+                if self.vectors.render(s):
+                    continue
                 if not self.rows.render_loop(s, _interleave_pays(end, s.body)):
                     self._loop(s.var, ir.Constant(I64, 0), end, s.body)
             elif isinstance(s, DefineAcc):

@@ -44,6 +44,7 @@ import numpy as np
 
 from ..codegen import phase_clock
 from ..codegen.phase_clock import phase
+from ..codegen.render_llvm_vector import VECTOR_PIPELINE
 from . import cpu_threads, disk_cache, llvm_shards
 from .llvm_pipeline import PIPELINE, PIPELINE_O0, kernel_codegen, speed_level
 from .llvm_pipeline import optimize as _optimize
@@ -452,20 +453,29 @@ def _batch_from_sources(pending: dict[str, str], sigs: list[Signatures], tm: llv
     start = time.perf_counter()
     context = llvm.create_context() if unlocked else None
     merged = mod = None
+    groups: dict[bool, llvm.ModuleRef] = {}   # vector members or not -> their module
     try:
         for (key, source), sig in zip(pending.items(), sigs):
             mod = llvm.parse_assembly(source, context)
             mod.verify()
             _make_unique(mod, key)   # before linking (NOTE (one engine))
-            if merged is None:
-                merged = mod
+            vector = source.startswith(VECTOR_PIPELINE)
+            if vector in groups:
+                groups[vector].link_in(mod)
             else:
-                merged.link_in(mod)
-        assert merged is not None
-        merged.triple = tm.triple
-        merged.data_layout = str(tm.target_data)
-        if opt_level:
-            _optimize(merged, tm, unlocked, speed_level(pending.values()))
+                groups[vector] = mod
+        # NOTE (short pipeline): the vector members run their own short pipeline, the
+        # others theirs, before the two modules link: one pipeline over both would run
+        # the longer one over the vector code too
+        for vector, group in groups.items():
+            group.triple = tm.triple
+            group.data_layout = str(tm.target_data)
+            if opt_level:
+                _optimize(group, tm, unlocked, speed_level(
+                    [s for s in pending.values() if s.startswith(VECTOR_PIPELINE) is vector]))
+        merged = groups.pop(False, None) or groups.pop(True)
+        if groups:
+            merged.link_in(groups.pop(True))
         # each member's text parses on its own (JitModule.assembly): the module's header,
         # declarations, attribute groups and metadata around the member's functions
         lines = str(merged).splitlines()
@@ -478,7 +488,7 @@ def _batch_from_sources(pending: dict[str, str], sigs: list[Signatures], tm: llv
         optimized = time.perf_counter()
         obj = _emit(tm, merged, unlocked)
     finally:   # NOTE: a context frees its modules: each must go first, even on an error
-        for m in (mod, merged):
+        for m in (mod, merged, *groups.values()):
             if m is not None:
                 m.close()   # (a module linked into another is closed already)
         if context is not None:

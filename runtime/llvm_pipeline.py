@@ -17,12 +17,14 @@ from typing import Iterable, Iterator
 import llvmlite.binding as llvm
 
 from ..codegen.render_llvm import LIGHT_PIPELINE
+from ..codegen.render_llvm_vector import VECTOR_PIPELINE
 from . import llvm_shards
 
 # Names the pass pipeline ``optimize`` runs and the code generator's settings
 # (``kernel_codegen``): a change to either must miss old cache entries.
 PIPELINE = ("O3 or (sources marked light) O1 + loop and SLP vectorisers; vectorise+interleave, "
-            "no unroll; codegen without LSR")
+            "no unroll; (sources marked vector) SROA + instcombine + simplifycfg; "
+            "codegen without LSR")
 # NOTE (glue at O0): ``opt_level=0`` skips the IR passes and selects instructions with
 # LLVM's fast path. It is for straight-line glue such as a program's driver (a list of
 # calls through a table of addresses), where O3 finds nothing to improve: the LSTM's 32
@@ -57,16 +59,38 @@ PIPELINE_O0 = "no IR passes, codegen O0"
 #   when the call comes 200 ms later, 20-40 ms lost when it comes at once (the warm-up
 #   and the compile share the two cores).
 def speed_level(sources: Iterable[str]) -> int:
-    """1 when every source of a module is marked light, else 3."""
-    return 1 if all(s.startswith(LIGHT_PIPELINE) for s in sources) else 3
+    """0 when every source of a module is marked vector (NOTE (short pipeline)), 1 when
+    every one is marked light or vector, else 3."""
+    sources = list(sources)
+    if all(s.startswith(VECTOR_PIPELINE) for s in sources):
+        return 0
+    return 1 if all(s.startswith((LIGHT_PIPELINE, VECTOR_PIPELINE)) for s in sources) else 3
+
+
+# NOTE (short pipeline): a module of kernels the renderer wrote as vector code
+# (NOTE (vector IR) in codegen.render_llvm_vector) needs from LLVM's passes only what its
+# scalar frame leaves: accumulators and flags in stack slots (SROA makes them registers),
+# the builder's redundant index math and constant selects (instcombine) and empty blocks
+# (simplifycfg). No loop pass: there is nothing left to vectorise, and the renderer hoisted
+# the loop-invariant values itself.
+def _short_pipeline(mod: llvm.ModuleRef, tm: llvm.TargetMachine, unlocked: bool) -> None:
+    pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=0))
+    mpm = llvm.create_new_module_pass_manager()
+    mpm.add_sroa_pass()
+    mpm.add_instruction_combine_pass()
+    mpm.add_simplify_cfg_pass()
+    llvm_shards.run_passes(pb, mod, unlocked, mpm)
 
 
 def optimize(mod: llvm.ModuleRef, tm: llvm.TargetMachine, unlocked: bool = False,
              level: int = 3) -> None:
     """Run the kernels' IR pipeline (``PIPELINE``) over ``mod`` for ``tm``'s target at
     ``level`` (``speed_level`` of the module's sources)."""
-    if level not in (1, 3):
-        raise ValueError(f"optimize: level must be 1 or 3, got {level!r}")
+    if level not in (0, 1, 3):
+        raise ValueError(f"optimize: level must be 0, 1 or 3, got {level!r}")
+    if level == 0:
+        _short_pipeline(mod, tm, unlocked)
+        return
     pto = llvm.create_pipeline_tuning_options(speed_level=level)
     pto.loop_vectorization = True
     pto.slp_vectorization = True

@@ -87,9 +87,11 @@ def _raw(name: str):
     return getattr(fn, "_cfn", fn)   # another llvmlite: the locked call, still correct
 
 
-def run_passes(pb: llvm.PassBuilder, mod: llvm.ModuleRef, unlocked: bool) -> None:
-    """Run ``pb``'s module pipeline over ``mod`` (see the module doc for ``unlocked``)."""
-    mpm = pb.getModulePassManager()
+def run_passes(pb: llvm.PassBuilder, mod: llvm.ModuleRef, unlocked: bool,
+               mpm: llvm.ModulePassManager | None = None) -> None:
+    """Run ``pb``'s module pipeline (or ``mpm``, built on ``pb``) over ``mod`` (see the
+    module doc for ``unlocked``)."""
+    mpm = pb.getModulePassManager() if mpm is None else mpm
     if unlocked:
         _raw("LLVMPY_RunNewModulePassManager")(mpm, mod, pb)
     else:

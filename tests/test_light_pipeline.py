@@ -11,10 +11,19 @@ import tracegrad
 from codegen_testing import Builder
 from test_row_kernels import private_cache  # noqa: F401 (autouse: a cache of each test's own)
 from test_row_kernels_streamed import ROWS, needs_x86, placed_like, row_kernel, special_rows
+from tracegrad.codegen import render_llvm_vector
 from tracegrad.codegen.render_llvm import LIGHT_PIPELINE, render_llvm
 from tracegrad.codegen.schedule import plan
 from tracegrad.nn import functional as F
-from tracegrad.runtime import llvm_jit, llvm_pipeline
+from tracegrad.runtime import cpu_program, llvm_jit, llvm_pipeline
+
+
+@pytest.fixture(autouse=True)
+def scalar_loops(monkeypatch):
+    """These kernels would render as vector IR (codegen.render_llvm_vector); the scalar
+    path they test is the one every kernel the vector renderer declines takes."""
+    monkeypatch.setattr(render_llvm_vector, "ENABLED", False)
+    monkeypatch.setattr(cpu_program, "_RENDERED", {})
 
 
 def _named(kernel):
@@ -48,7 +57,11 @@ def test_a_module_runs_light_only_when_every_source_is_marked():
     assert llvm_pipeline.speed_level([light, light]) == 1
     assert llvm_pipeline.speed_level([light, full]) == 3
     assert llvm_pipeline.speed_level([full]) == 3
-    with pytest.raises(ValueError, match="optimize: level must be 1 or 3, got 2"):
+    vector = render_llvm_vector.VECTOR_PIPELINE + "define void @c()"
+    assert llvm_pipeline.speed_level([vector, vector]) == 0   # NOTE (short pipeline)
+    assert llvm_pipeline.speed_level([vector, light]) == 1
+    assert llvm_pipeline.speed_level([vector, full]) == 3
+    with pytest.raises(ValueError, match="optimize: level must be 0, 1 or 3, got 2"):
         llvm_pipeline.optimize(None, None, level=2)
 
 

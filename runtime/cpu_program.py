@@ -66,7 +66,7 @@ from .driver import (DRIVER_NAME, GemmCall, KernelCall, NativeCall, ParallelCall
                      compile_drivers, driver_with_table, gemm_for_matmul)
 from .native_split import split_gemm_natively, split_kernel
 from .copy_table import TableCopy, copy_table
-from .llvm_jit import CpuKernel, JitModule, compile_llvm, compile_llvm_many
+from .llvm_jit import JitModule, compile_llvm, compile_llvm_many
 from .driver_call import _DriverCall
 from .lone_call import LoneKernel, LoneSplit, lone_call
 from .native_index import IndexCall, index_call_for

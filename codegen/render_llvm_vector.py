@@ -54,7 +54,10 @@ LANES = 16
 # vectors an iteration of a row loop (NOTE (interleaved math loops)). Two in loops without
 # costly math saved LLVM 0.5-1.4 ms a row kernel, but layer_norm with weight and bias
 # (three input rows) then ran 14% slower (CPU per call 0.811 -> 0.974 ms, median of 60
-# blocks, load 4.5); with four it runs as the scalar path or faster
+# blocks, load 4.5); with four it runs as the scalar path or faster. Nor do loops of costly
+# math (exp, log, tanh, ...) run as well on two: softmax 4096x1024 1.34 -> 1.72 ms of CPU
+# per call, log_softmax 1.42 -> 1.74, cross_entropy fwd+bwd 2.50 -> 2.92 (median of 40
+# blocks of 5, two runs, load 3.8-5.2) for 0-2.5 ms less LLVM CPU per kernel
 COPIES = 4
 # NOTE (elementwise vector loops): an elementwise kernel's outer loop runs one vector an
 # iteration, as LLVM's vectoriser ran it (threads run chunks of it, ``[start, end)`` of

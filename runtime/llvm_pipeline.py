@@ -58,6 +58,23 @@ PIPELINE_O0 = "no IR passes, codegen O0"
 # - warming LLVM up on a thread at the first call of a fresh process: 15-25 ms saved
 #   when the call comes 200 ms later, 20-40 ms lost when it comes at once (the warm-up
 #   and the compile share the two cores).
+# The same, for modules of vector IR (NOTE (short pipeline)), emit of log_softmax's kernel
+# ~9 ms CPU (thread CPU, median of 15, one process, load ~5):
+# - machine scheduler off (-enable-misched=false): 9.0 -> 8.1 ms, 344 -> 333 instructions;
+#   the four rownorm kernels' LLVM CPU 0.15-0.8 ms less (softmax 10.9 / 10.6, log_softmax
+#   12.7 / 11.9, layer_norm 7.9 / 7.4, GELU 16M 6.6 / 6.5, median of 9) and steady CPU per
+#   call the same within noise (softmax 1.34 / 1.38 ms, log_softmax 1.41 / 1.40,
+#   cross_entropy fwd+bwd 2.45 / 2.48). Left on: under a millisecond, and the option is
+#   process-wide while a batch links vector and scalar kernels into one module;
+# - post-RA scheduler off: the same code and time; -fast-isel: 360 instructions, 9.2 ms;
+#   code generation at O1 / O2: 8.7 / 9.0 ms against 9.2 (341 instructions);
+# - LLVM's first use in a process: the first kernel's parse + passes + emit costs 19-24 ms
+#   of CPU against ~15 for the next (the target machine builds its X86 subtarget tables on
+#   first use; with the disk cache off the first call also builds the thread pool's and the
+#   lone-call blocks' modules at O0, 6.5 and 2.5 ms). Compiling a 5-line vector kernel
+#   first (same target machine and attributes) cut the first kernel to 14-20 ms but itself
+#   cost 9-11 ms: a net loss done in line, and on a thread at decoration time a win only
+#   where a core is idle while the call traces and renders (not on the loaded 2-core VM).
 def speed_level(sources: Iterable[str]) -> int:
     """0 when every source of a module is marked vector (NOTE (short pipeline)), 1 when
     every one is marked light or vector, else 3."""

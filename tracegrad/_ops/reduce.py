@@ -220,6 +220,9 @@ def cumsum(x: Tensor, dim: int, *, dtype=None) -> Tensor:
         x = cast(x, to_numpy_dtype(dtype))
     elif x._data.dtype.kind in "biu":
         x = cast(x, np.int64)
+    if x._data.ndim == 0:   # a 0-d tensor sums to itself, 0-d (NumPy's cumsum gave (1,))
+        _wrap_dim(dim, 0, "cumsum")
+        return x * 1
     return apply(P[Op.CUMSUM], (x,), {"axis": _wrap_dim(dim, x._data.ndim, "cumsum")})
 
 

@@ -24,24 +24,22 @@ SEEDS = range(int(os.environ.get("FUZZ6_SEEDS", "60")))
 COMPILED_SEEDS = range(int(os.environ.get("FUZZ6_SEEDS", "12")))
 
 # ops whose eager answers still differ from PyTorch's: a program stops being compared at
-# its first mismatch in one of them (each has a strict xfail in
-# tests/test_fuzz6_dtype_ops.py that names the case)
+# its first mismatch in one of them (each has a strict xfail in tests/test_fuzz6_dtype_ops.py)
 KNOWN_VALUE_DIFFERENCES = {
-    "floordiv", "rfloordiv", "floor_divide", "mod", "rmod", "remainder", "fmod",  # inf, -0.0
+    "mod", "rmod", "remainder", "fmod",   # past |a / b| = 2**24 (1e38 % 3), no exact fmod
     "sign",   # sign(NaN): PyTorch's CPU kernel gives 0, tracegrad NaN (NumPy's)
 }
 # ops where tracegrad accepts what PyTorch rejects (a wider API, never a different value)
 ACCEPTED_BEYOND_TORCH = {
-    "maximum", "minimum", "clamp_t",   # a Python scalar operand
-    "sub", "rsub", "neg", "relu", "argmax", "argmin_d", "gram", "matmul", "floordiv",
-    "rfloordiv", "floor_divide", "mod", "rmod", "remainder", "fmod", "pow", "sign",
-    "first", "step", "invert", "abs", "clamp", "clamp_min", "clamp_max", "cumsum",
-    "softmax", "log_softmax", "amax", "amin_k", "max", "min", "prod", "mean",
+    "maximum", "minimum",   # a Python scalar operand
+    # a bool tensor operand
+    "sub", "rsub", "relu", "abs", "argmax", "argmin_d", "gram", "matmul", "clamp_t",
+    "floor_divide", "floordiv", "rfloordiv", "mod", "rmod", "remainder", "fmod",
+    "first",   # an integer index into a 0-d tensor
 }
 # ops where tracegrad raises and PyTorch does not
 RAISES_BEYOND_TORCH = {
-    "pow",   # an integer to a negative integer power (PyTorch gives 0, 1 or -1)
-    "floordiv", "rfloordiv", "floor_divide", "mod", "rmod", "remainder", "fmod",
+    "pow", "rpow",   # an integer to a negative integer power (PyTorch gives 0, 1 or -1)
     "softmax", "log_softmax",   # over an empty dimension
     "sign",   # of a bool tensor
 }
@@ -106,9 +104,19 @@ def test_random_program_compiled_matches_eager(seed, fullgraph):
         assert fullgraph   # integer division cannot be compiled: only fullgraph raises
         return
     where = describe_program(steps, inputs)
+    inherited = False   # whether an earlier step's floats already differ in their last bits
     for k, (g, e) in enumerate(zip(got, eager)):
-        compare_values(g, e, f"step {k} {steps[k][1]} fullgraph={fullgraph}\n{where}",
-                       float_rtol=4e-6)
+        try:
+            compare_values(g, e, f"step {k} {steps[k][1]} fullgraph={fullgraph}\n{where}",
+                           float_rtol=4e-6)
+        except AssertionError:
+            # NOTE: an ulp of difference (LLVM's exp against NumPy's) grows without bound
+            # through later ops (2**31 % exp(6): 261.47 against 20.49); only a step that
+            # starts from equal bits is held to a few ulps
+            if inherited:
+                return
+            raise
+        inherited = inherited or not np.array_equal(as_numpy(g), as_numpy(e), equal_nan=True)
 
 
 def _float_program(seed):

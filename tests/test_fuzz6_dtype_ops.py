@@ -127,3 +127,50 @@ def test_sign_of_nan_matches_torch():
     x = [np.nan, -1.0]
     np.testing.assert_array_equal(tg.sign(tg.tensor(x)).numpy(),
                                   torch.sign(torch.tensor(x)).numpy())
+
+
+def test_integer_to_negative_integer_tensor_powers_match_torch():
+    # before: NumPy's "Integers to negative integer powers are not allowed" (torch: 1 ** n
+    # = 1, (-1) ** n by parity, else 0); a negative Python int exponent raises in both
+    base = np.array([0, 1, -1, 2, -2, 3, 7, 1, -1, 5])
+    exponent = np.array([-1, -2, -3, -1, -1, 2, 0, -5, -4, 3])
+    want = (torch.tensor(base) ** torch.tensor(exponent)).numpy()
+    got = tg.tensor(base) ** tg.tensor(exponent)
+    assert got.dtype == tg.int64
+    np.testing.assert_array_equal(got.numpy(), want)
+    with pytest.raises(RuntimeError, match="negative integer powers"):
+        tg.tensor(base) ** -1
+
+
+def test_sign_of_a_bool_tensor_is_itself():
+    # before: NumPy's sign has no bool loop and raised
+    got = tg.sign(tg.tensor([True, False]))
+    assert got.dtype == tg.bool
+    np.testing.assert_array_equal(got.numpy(), torch.sign(torch.tensor([True, False])).numpy())
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("shape", [(0,), (2, 0), (0, 3)])
+def test_softmax_over_an_empty_tensor_is_empty(name, shape):
+    # before: amax over the empty dimension raised ShapeError
+    want = getattr(torch, name)(torch.zeros(shape), -1)
+    got = getattr(tg, name)(tg.zeros(shape), -1)
+    assert tuple(got.shape) == tuple(want.shape) and got.dtype == tg.float32
+
+
+BOOL_REJECTED = {   # name: (program, what tracegrad's error names)
+    "sub": (lambda m, b: b - 1, "Subtraction"), "rsub": (lambda m, b: 1 - b, "Subtraction"),
+    "sub bools": (lambda m, b: b - b, "Subtraction"), "relu": (lambda m, b: m.relu(b), "relu"),
+    "abs": (lambda m, b: m.abs(b), "abs"), "argmax": (lambda m, b: b.argmax(), "argmax"),
+    "argmin": (lambda m, b: m.argmin(b, 0), "argmin"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BOOL_REJECTED))
+def test_ops_torch_rejects_for_bool_raise(name):
+    # before: each computed a value where PyTorch raises
+    fn, message = BOOL_REJECTED[name]
+    with pytest.raises(RuntimeError):
+        fn(torch, torch.tensor([True, False]))
+    with pytest.raises(RuntimeError, match=message):
+        fn(tg, tg.tensor([True, False]))

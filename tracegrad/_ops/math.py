@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _trace_state
 from .._dispatch import apply
-from .._errors import TraceError
+from .._errors import TraceError, describe
 from ..autograd.grad_mode import state as _grad_state
 from ..autograd.node import show_as as _show_as
 from .._dtype import get_default_dtype, result_type, scalar_result_type, to_numpy_dtype
@@ -115,7 +115,21 @@ def _comparison(op: Op, name: str):
 
 
 add_no_alpha = _binary(Op.ADD, "add")
-sub_no_alpha = _binary(Op.SUB, "sub")
+_sub_any = _binary(Op.SUB, "sub")
+
+
+def _describe(v) -> str:
+    return describe(v._data if isinstance(v, Tensor) else v)
+
+
+def sub_no_alpha(a, b):
+    if any(isinstance(v, Tensor) and v._data.dtype.kind == "b" for v in (a, b)):
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported "
+                           f"(operands {_describe(a)} and {_describe(b)}). If you are trying to "
+                           "invert a mask, use the `~` or `logical_not()` operator instead.")
+    return _sub_any(a, b)
+
+
 mul = _binary(Op.MUL, "mul")
 maximum = _binary(Op.MAXIMUM, "maximum")
 minimum = _binary(Op.MINIMUM, "minimum")
@@ -346,6 +360,12 @@ def fmod(a, b):
 
 def pow(a, b):
     a, b = promote(a, b, "pow")
+    if isinstance(b, Tensor) and b._data.dtype.kind in "iu":
+        # NOTE: as PyTorch, an integer to a negative integer power is 1 ** n = 1,
+        # (-1) ** n = +-1 by parity, else 0 (NumPy raised)
+        odd = bitwise_and(b, 1) != 0
+        negative = where(a == 1, 1, where(a == -1, where(odd, -1, 1), 0))
+        return where(b < 0, negative, apply(P[Op.POW], (a, maximum(b, 0))))
     if all(not isinstance(v, Tensor) or v._data.dtype.kind == "b" for v in (a, b)):
         # NOTE: as PyTorch, a bool tensor ** a Python bool is bool (x ** True = x,
         # x ** False = True) and a bool tensor operand otherwise raises; NumPy gave int8
@@ -395,15 +415,26 @@ erf = _float_unary(Op.ERF)
 log1p = _float_unary(Op.LOG1P)
 expm1 = _float_unary(Op.EXPM1)
 reciprocal = _float_unary(Op.RECIP)
-abs = _same_unary(Op.ABS)
-sign = _same_unary(Op.SIGN)
+
+
 def _not_bool(x, name: str):
-    """PyTorch has no floor/ceil/round/trunc for bool (NumPy's round gave float16)."""
+    """PyTorch has no floor/ceil/round/trunc/abs for bool (NumPy's round gave float16)."""
     if isinstance(x, Tensor) and x._data.dtype.kind == "b":
         # NOTE: NotImplementedError subclasses RuntimeError, as PyTorch's error does.
         raise NotImplementedError(f'"{name}" not implemented for \'Bool\' (input of shape '
                                   f"{tuple(x.shape)})")
     return x
+
+
+def abs(x):
+    return apply(P[Op.ABS], (as_tensor_operand(_not_bool(x, "abs"), "abs"),))
+
+
+def sign(x):
+    x = as_tensor_operand(x, "sign")
+    if x._data.dtype.kind == "b":   # as PyTorch: a bool is its own sign (NumPy raised)
+        return logical_and(x, True)
+    return apply(P[Op.SIGN], (x,))
 
 
 def floor(x):
@@ -482,6 +513,9 @@ def where(condition, x=None, y=None):
 def relu(x):
     # NOTE: NaN fails ``x <= 0`` and keeps its value (and gradient 1), as in PyTorch;
     # the gradient at 0 is 0.
+    if isinstance(x, Tensor) and x._data.dtype.kind == "b":
+        raise RuntimeError(f"Boolean inputs not supported for relu (input of shape "
+                           f"{tuple(x.shape)})")
     out = where(x <= 0, 0, x)
     _show_as(out, "ReluBackward0", (x,))
     return out

@@ -140,6 +140,10 @@ def test_integer_to_negative_integer_tensor_powers_match_torch():
     np.testing.assert_array_equal(got.numpy(), want)
     with pytest.raises(RuntimeError, match="negative integer powers"):
         tg.tensor(base) ** -1
+    for dtype in (np.int32, np.int64):   # the dtype holds, 0-d too
+        b = np.array(-2, dtype)
+        got = tg.tensor(b) ** tg.tensor(b)
+        assert got.dtype == tg.tensor(b).dtype and int(got) == 0
 
 
 def test_sign_of_a_bool_tensor_is_itself():

@@ -364,7 +364,7 @@ def pow(a, b):
         # NOTE: as PyTorch, an integer to a negative integer power is 1 ** n = 1,
         # (-1) ** n = +-1 by parity, else 0 (NumPy raised)
         odd = bitwise_and(b, 1) != 0
-        negative = where(a == 1, 1, where(a == -1, where(odd, -1, 1), 0))
+        negative = cast(where(a == 1, 1, where(a == -1, where(odd, -1, 1), 0)), b._data.dtype)
         return where(b < 0, negative, apply(P[Op.POW], (a, maximum(b, 0))))
     if all(not isinstance(v, Tensor) or v._data.dtype.kind == "b" for v in (a, b)):
         # NOTE: as PyTorch, a bool tensor ** a Python bool is bool (x ** True = x,

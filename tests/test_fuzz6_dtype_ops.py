@@ -164,7 +164,9 @@ def test_softmax_over_an_empty_tensor_is_empty(name, shape):
 
 BOOL_REJECTED = {   # name: (program, what tracegrad's error names)
     "sub": (lambda m, b: b - 1, "Subtraction"), "rsub": (lambda m, b: 1 - b, "Subtraction"),
-    "sub bools": (lambda m, b: b - b, "Subtraction"), "relu": (lambda m, b: m.relu(b), "relu"),
+    "sub bools": (lambda m, b: b - b, "Subtraction"),
+    "sub True": (lambda m, b: b.float() - True, "Subtraction"),
+    "rsub True": (lambda m, b: True - b.long(), "Subtraction"), "relu": (lambda m, b: m.relu(b), "relu"),
     "abs": (lambda m, b: m.abs(b), "abs"), "argmax": (lambda m, b: b.argmax(), "argmax"),
     "argmin": (lambda m, b: m.argmin(b, 0), "argmin"),
 }
@@ -178,3 +180,24 @@ def test_ops_torch_rejects_for_bool_raise(name):
         fn(torch, torch.tensor([True, False]))
     with pytest.raises(RuntimeError, match=message):
         fn(tg, tg.tensor([True, False]))
+
+
+SIGNED_ZERO_CONSTANTS = {
+    "x * 0.0, x / -0.0": lambda x: (x * 0.0, x / -0.0),
+    "where(x > 0, x, -0.0)": lambda x: tg.where(x > 0, x, -0.0),
+    "where(x > 0, 0.0, -0.0)": lambda x: tg.where(x > 0, 0.0, -0.0),
+    "x // inf": lambda x: x // float("inf"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SIGNED_ZERO_CONSTANTS))
+def test_compiled_keeps_minus_zero_constants_apart_from_zero(name):
+    # before: the trace's constants and the kernel builder's keyed 0.0 and -0.0 as one
+    # (0.0 == -0.0), so x / -0.0 after x * 0.0 gave -inf for a positive x, and
+    # where(x > 0, x, -0.0) gave +0.0 (x > 0 had made the constant 0.0 first)
+    fn = SIGNED_ZERO_CONSTANTS[name]
+    x = tg.tensor(np.array([-3.72, 2.0, -0.0, 0.0], np.float32))
+    want, got = fn(x), tg.compile(fn)(x)
+    for g, w in zip(got if isinstance(got, tuple) else (got,),
+                    want if isinstance(want, tuple) else (want,)):
+        _same_bits(g.numpy(), w.numpy(), name)

@@ -123,7 +123,8 @@ def _describe(v) -> str:
 
 
 def sub_no_alpha(a, b):
-    if any(isinstance(v, Tensor) and v._data.dtype.kind == "b" for v in (a, b)):
+    if any(isinstance(v, bool) or isinstance(v, Tensor) and v._data.dtype.kind == "b"
+           for v in (a, b)):
         raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported "
                            f"(operands {_describe(a)} and {_describe(b)}). If you are trying to "
                            "invert a mask, use the `~` or `logical_not()` operator instead.")

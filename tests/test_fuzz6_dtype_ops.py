@@ -201,3 +201,12 @@ def test_compiled_keeps_minus_zero_constants_apart_from_zero(name):
     for g, w in zip(got if isinstance(got, tuple) else (got,),
                     want if isinstance(want, tuple) else (want,)):
         _same_bits(g.numpy(), w.numpy(), name)
+
+
+def test_compiled_fmod_by_a_reduced_divisor_matches_eager():
+    # before: -1e38 % (-1e38).sum() gave -1e38 compiled (-0.0 eager): the kernel divides by
+    # a row-invariant value as a * (1 / b) (NOTE (row reciprocal)), a / b came out
+    # 0.99999.., and the quotient's undershoot was not stepped back
+    y = tg.tensor(np.array([-1e38, 3e37, 7.5]))
+    for fn in (lambda y: y % y[:1].sum(), lambda y: tg.fmod(y, y[:1].sum())):
+        _same_bits(tg.compile(fn)(y).numpy(), fn(y).numpy(), "fmod by a sum")

@@ -284,9 +284,11 @@ def _float_fmod(a, b):
     n = apply(P[Op.DIV], (a, b)).trunc()
     p = n * b
     exact = (a - p) - _product_error(n, b, p, c)
-    # the rounded quotient can overshoot by one: the remainder then has the wrong sign
-    over = (exact != 0) & ((exact < 0) != (a < 0))
-    exact = where(over, exact + where(a < 0, -b.abs(), b.abs()), exact)
+    # the rounded quotient can be one off: over, the remainder has the wrong sign; under
+    # (a kernel's a * (1 / b), NOTE (row reciprocal)), it is still as large as b
+    step = where(a < 0, -b.abs(), b.abs())
+    exact = where((exact != 0) & ((exact < 0) != (a < 0)), exact + step, exact)
+    exact = where(exact.abs() >= b.abs(), exact - step, exact)
     rounded = a - p   # past the limits; bounded, as fmod is, where it overflowed
     rounded = where(rounded.abs() >= b.abs(), a * 0.0, rounded)   # (NaN stays NaN)
     mod = where((n.abs() < n_limit) & (b.abs() < b_limit), exact, rounded)
@@ -349,14 +351,14 @@ def remainder(a, b):
     a, b = promote(a, b, "remainder")
     if (a if isinstance(a, Tensor) else b)._data.dtype.kind == "f":
         return _float_remainder(a, b)
-    return sub(a, mul(floor_divide(a, b), b))
+    return _sub_any(a, mul(floor_divide(a, b), b))   # (True % x is PyTorch's too)
 
 
 def fmod(a, b):
     a, b = promote(a, b, "fmod")
     if (a if isinstance(a, Tensor) else b)._data.dtype.kind == "f":
         return _float_fmod(a, b)
-    return sub(a, mul(div(a, b, rounding_mode="trunc"), b))
+    return _sub_any(a, mul(div(a, b, rounding_mode="trunc"), b))
 
 
 def pow(a, b):

@@ -157,15 +157,16 @@ def summing_atol(step, pool) -> float:
     if not arrays or arrays[0].dtype.kind != "f":
         return 0.0
     finfo = np.finfo(arrays[0].dtype)
-    bound = float(max(v.size for v in arrays)) * float(finfo.eps) * 4
+    count = float(max(v.size for v in arrays))
+    scale = 1.0
     for v in arrays:
         finite = np.abs(v[np.isfinite(v)]).astype(np.float64)
         if name == "prod":   # a partial product may overflow in one order, not another
             with np.errstate(over="ignore"):
-                bound *= float(np.prod(np.maximum(finite, 1.0)))
+                scale *= float(np.prod(np.maximum(finite, 1.0)))
         else:
-            bound *= float(finite.max()) if finite.size else 1.0
-    return np.inf if bound * 64 > finfo.max else bound
+            scale *= float(finite.max()) if finite.size else 1.0
+    return np.inf if scale * count * 2 > finfo.max else count * float(finfo.eps) * 4 * scale
 
 
 def compare_values(got, want, what: str, float_rtol: float = 0.0,

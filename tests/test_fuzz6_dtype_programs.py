@@ -77,6 +77,9 @@ def test_random_program_eager_matches_torch(seed):
             if name in KNOWN_VALUE_DIFFERENCES:
                 return
             raise
+        if name in KNOWN_VALUE_DIFFERENCES and not np.array_equal(
+                as_numpy(g), as_numpy(w), equal_nan=True):
+            return   # a difference below the tolerance may still grow in later steps
 
 
 def _compiled_outputs(steps, inputs, fullgraph):

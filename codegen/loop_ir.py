@@ -191,7 +191,8 @@ class KernelBuilder:
             simple = self._simplify_index(op, args)
             if simple is not None:
                 return simple
-        key = (op, args, dtype.str)
+        # NOTE: a constant by its repr, as 0.0 == -0.0: x > 0 then where(.., x, -0.0) read +0.0
+        key = (op, repr(args) if op is Op.CONST else args, dtype.str)
         for _, cache in reversed(self._scopes):
             if key in cache:
                 return cache[key]

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _trace_state
 from .._dispatch import apply
-from .._errors import TraceError
+from .._errors import TraceError, describe
 from ..autograd.grad_mode import state as _grad_state
 from ..autograd.node import show_as as _show_as
 from .._dtype import get_default_dtype, result_type, scalar_result_type, to_numpy_dtype
@@ -115,7 +115,22 @@ def _comparison(op: Op, name: str):
 
 
 add_no_alpha = _binary(Op.ADD, "add")
-sub_no_alpha = _binary(Op.SUB, "sub")
+_sub_any = _binary(Op.SUB, "sub")
+
+
+def _describe(v) -> str:
+    return describe(v._data if isinstance(v, Tensor) else v)
+
+
+def sub_no_alpha(a, b):
+    if any(isinstance(v, bool) or isinstance(v, Tensor) and v._data.dtype.kind == "b"
+           for v in (a, b)):
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported "
+                           f"(operands {_describe(a)} and {_describe(b)}). If you are trying to "
+                           "invert a mask, use the `~` or `logical_not()` operator instead.")
+    return _sub_any(a, b)
+
+
 mul = _binary(Op.MUL, "mul")
 maximum = _binary(Op.MAXIMUM, "maximum")
 minimum = _binary(Op.MINIMUM, "minimum")
@@ -223,9 +238,86 @@ def div(a, b, *, rounding_mode=None):
         exact = _integer_division(a, b, rounding_mode)
         if exact is not None:
             return exact
+    if not is_int and rounding_mode == "floor":
+        return _float_floor_divide(a, b)
     q = apply(P[Op.DIV], (_to_float(a), _to_float(b)))
     q = q.floor() if rounding_mode == "floor" else q.trunc()
     return cast(q, (a if isinstance(a, Tensor) else b)._data.dtype) if is_int else q
+
+
+# NOTE (float floor division): PyTorch's float ``//`` and ``%`` are Python's, built on C's
+# exact fmod: a finite a over an infinite b leaves a (-5.0 // inf = -1, 5.0 % -inf = -inf),
+# the quotient's sign survives into a zero (-0.0 // 3 = -0.0), x // 0 is x / 0 (inf // -0.0
+# = -inf), and 3.0 // 0.1 = 29 (0.1 is a little above a tenth). floor(a / b) and
+# a - floor(a / b) * b gave NaN, -0.0, +inf and 30 there. A kernel has no fmod, so fmod
+# is a - n * b with n = trunc(a / b) and n * b split exactly (Dekker's product, Veltkamp's
+# split) and n stepped back when the rounded quotient overshot: exact while |n| is below
+# 2**24 (float32) or 2**53 (float64) and |b| below max / 2**27; past that (1e38 % 3) it
+# is a - n * b rounded (or a zero of a's sign where that is not below |b|).
+_SPLIT = {"float32": (4097.0, 2.0 ** 24, 1e30), "float64": (134217729.0, 2.0 ** 53, 1e290)}
+
+
+def _split(x, c):
+    """Veltkamp: x = hi + lo exactly, each half of the mantissa."""
+    t = x * c
+    hi = t - (t - x)
+    return hi, x - hi
+
+
+def _product_error(x, y, p, c):
+    """x * y - p exactly, where p is x * y rounded (Dekker)."""
+    xh, xl = _split(x, c)
+    yh, yl = _split(y, c)
+    return ((xh * yh - p) + xh * yl + xl * yh) + xl * yl
+
+
+def _both_tensors(a, b):
+    """A Python scalar becomes its tensor partner's dtype, as PyTorch's kernels read it."""
+    return (a if isinstance(a, Tensor) else full_like(b, a),
+            b if isinstance(b, Tensor) else full_like(a, b))
+
+
+def _float_fmod(a, b):
+    """C's fmod(a, b) for float tensors (NOTE (float floor division))."""
+    a, b = _both_tensors(a, b)
+    c, n_limit, b_limit = _SPLIT.get(a._data.dtype.name, _SPLIT["float32"])
+    n = apply(P[Op.DIV], (a, b)).trunc()
+    p = n * b
+    exact = (a - p) - _product_error(n, b, p, c)
+    # the rounded quotient can be one off: over, the remainder has the wrong sign; under
+    # (a kernel's a * (1 / b), NOTE (row reciprocal)), it is still as large as b
+    step = where(a < 0, -b.abs(), b.abs())
+    exact = where((exact != 0) & ((exact < 0) != (a < 0)), exact + step, exact)
+    exact = where(exact.abs() >= b.abs(), exact - step, exact)
+    rounded = a - p   # past the limits; bounded, as fmod is, where it overflowed
+    rounded = where(rounded.abs() >= b.abs(), a * 0.0, rounded)   # (NaN stays NaN)
+    mod = where((n.abs() < n_limit) & (b.abs() < b_limit), exact, rounded)
+    mod = where(mod == 0, a * 0.0, mod)   # a zero result keeps a's sign, as C's fmod
+    return where(isinf(b) & isfinite(a), a, mod)
+
+
+def _remainder_needs_b(b, mod):
+    """Where Python's % adds b to fmod's result: a nonzero mod whose sign is not b's."""
+    return (mod != 0) & ((mod < 0) != (b < 0))
+
+
+def _float_remainder(a, b):
+    a, b = _both_tensors(a, b)
+    mod = _float_fmod(a, b)
+    return where(_remainder_needs_b(b, mod), mod + b, mod)
+
+
+def _float_floor_divide(a, b):
+    """PyTorch's div_floor_floating (NOTE (float floor division)); gradient zero."""
+    a, b = _both_tensors(a, b)
+    mod = _float_fmod(a, b)
+    q = (a - mod) / b
+    q = where(_remainder_needs_b(b, mod), q - 1, q)
+    floored = q.floor()
+    floored = where(q - floored > 0.5, floored + 1, floored)
+    exact = apply(P[Op.DIV], (a, b)).detach()
+    signed_zero = where((exact < 0) | ((exact == 0) & (1.0 / exact < 0)), -0.0, 0.0)
+    return where(b == 0, exact, where(q != 0, floored, signed_zero))
 
 
 def _integer_division(a, b, rounding_mode):
@@ -241,7 +333,7 @@ def _integer_division(a, b, rounding_mode):
     if not all(isinstance(x, np.ndarray) for x in arrays):
         return None
     x, y = arrays
-    if (y == 0).any():
+    if (y == 0).any() and np.broadcast(x, y).size:   # an empty result divides nothing
         raise RuntimeError("ZeroDivisionError")
     dtype = (a if isinstance(a, Tensor) else b)._data.dtype
     with np.errstate(over="ignore"):   # INT64_MIN // -1 wraps, as in PyTorch
@@ -256,15 +348,34 @@ def floor_divide(a, b):
 
 
 def remainder(a, b):
-    return sub(a, mul(floor_divide(a, b), b))
+    a, b = promote(a, b, "remainder")
+    if (a if isinstance(a, Tensor) else b)._data.dtype.kind == "f":
+        return _float_remainder(a, b)
+    return _sub_any(a, mul(floor_divide(a, b), b))   # (True % x is PyTorch's too)
 
 
 def fmod(a, b):
-    return sub(a, mul(div(a, b, rounding_mode="trunc"), b))
+    a, b = promote(a, b, "fmod")
+    if (a if isinstance(a, Tensor) else b)._data.dtype.kind == "f":
+        return _float_fmod(a, b)
+    return _sub_any(a, mul(div(a, b, rounding_mode="trunc"), b))
 
 
 def pow(a, b):
     a, b = promote(a, b, "pow")
+    if isinstance(b, Tensor) and b._data.dtype.kind in "iu":
+        # NOTE: as PyTorch, an integer to a negative integer power is 1 ** n = 1,
+        # (-1) ** n = +-1 by parity, else 0 (NumPy raised)
+        odd = bitwise_and(b, 1) != 0
+        negative = cast(where(a == 1, 1, where(a == -1, where(odd, -1, 1), 0)), b._data.dtype)
+        return where(b < 0, negative, apply(P[Op.POW], (a, maximum(b, 0))))
+    if all(not isinstance(v, Tensor) or v._data.dtype.kind == "b" for v in (a, b)):
+        # NOTE: as PyTorch, a bool tensor ** a Python bool is bool (x ** True = x,
+        # x ** False = True) and a bool tensor operand otherwise raises; NumPy gave int8
+        if isinstance(b, Tensor):
+            raise NotImplementedError(f'"pow" not implemented for \'Bool\' (exponent of '
+                                      f"shape {tuple(b.shape)})")
+        return logical_or(a, not b)
     if isinstance(a, Tensor) and a._data.dtype.kind in "iu" and isinstance(b, float):
         a = cast(a, get_default_dtype().np)
     return apply(P[Op.POW], (a, b))
@@ -307,13 +418,38 @@ erf = _float_unary(Op.ERF)
 log1p = _float_unary(Op.LOG1P)
 expm1 = _float_unary(Op.EXPM1)
 reciprocal = _float_unary(Op.RECIP)
-abs = _same_unary(Op.ABS)
-sign = _same_unary(Op.SIGN)
-floor = _same_unary(Op.FLOOR)
-ceil = _same_unary(Op.CEIL)
+
+
+def _not_bool(x, name: str):
+    """PyTorch has no floor/ceil/round/trunc/abs for bool (NumPy's round gave float16)."""
+    if isinstance(x, Tensor) and x._data.dtype.kind == "b":
+        # NOTE: NotImplementedError subclasses RuntimeError, as PyTorch's error does.
+        raise NotImplementedError(f'"{name}" not implemented for \'Bool\' (input of shape '
+                                  f"{tuple(x.shape)})")
+    return x
+
+
+def abs(x):
+    return apply(P[Op.ABS], (as_tensor_operand(_not_bool(x, "abs"), "abs"),))
+
+
+def sign(x):
+    x = as_tensor_operand(x, "sign")
+    if x._data.dtype.kind == "b":   # as PyTorch: a bool is its own sign (NumPy raised)
+        return logical_and(x, True)
+    return apply(P[Op.SIGN], (x,))
+
+
+def floor(x):
+    return apply(P[Op.FLOOR], (as_tensor_operand(_not_bool(x, "floor"), "floor"),))
+
+
+def ceil(x):
+    return apply(P[Op.CEIL], (as_tensor_operand(_not_bool(x, "ceil"), "ceil"),))
 
 
 def round(x, decimals: int = 0):
+    _not_bool(x, "round")
     if decimals == 0:
         return apply(P[Op.ROUND], (x,))
     scale = 10.0 ** decimals
@@ -321,6 +457,7 @@ def round(x, decimals: int = 0):
 
 
 def trunc(x):
+    _not_bool(x, "trunc")
     return where(x >= 0, floor(x), ceil(x))
 
 
@@ -333,6 +470,8 @@ def rsqrt(x):
 
 
 def square(x):
+    if isinstance(x, Tensor) and x._data.dtype.kind == "b":
+        x = cast(x, np.int64)   # as PyTorch: a bool squares to int64, not bool
     return mul(x, x)
 
 
@@ -352,6 +491,15 @@ def tan(x):
     return sin(x) / cos(x)
 
 
+def _two_scalars_dtype(x, y) -> np.dtype:
+    """PyTorch's dtype for ``where(cond, 2.5, 1)``: the default float when either is a
+    float, int64 when either is an int, else bool (NumPy's rule gave float64)."""
+    kinds = {type(v) for v in (x, y)}
+    if float in kinds:
+        return get_default_dtype().np
+    return np.dtype(np.int64) if int in kinds else np.dtype(np.bool_)
+
+
 def where(condition, x=None, y=None):
     """``where(cond, x, y)`` picks elementwise; ``where(cond)`` is ``nonzero(as_tuple=True)``."""
     if x is None and y is None:
@@ -361,13 +509,16 @@ def where(condition, x=None, y=None):
         cond = tensor(cond)
     x, y = promote(x, y, "where") if (isinstance(x, Tensor) or isinstance(y, Tensor)) else (x, y)
     if not isinstance(x, Tensor) and not isinstance(y, Tensor):
-        x = full_like(cond, x, dtype=np.result_type(type(x), type(y)))
+        x = full_like(cond, x, dtype=_two_scalars_dtype(x, y))
     return apply(P[Op.WHERE], (cond, x, y))
 
 
 def relu(x):
     # NOTE: NaN fails ``x <= 0`` and keeps its value (and gradient 1), as in PyTorch;
     # the gradient at 0 is 0.
+    if isinstance(x, Tensor) and x._data.dtype.kind == "b":
+        raise RuntimeError(f"Boolean inputs not supported for relu (input of shape "
+                           f"{tuple(x.shape)})")
     out = where(x <= 0, 0, x)
     _show_as(out, "ReluBackward0", (x,))
     return out

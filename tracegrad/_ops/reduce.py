@@ -90,11 +90,18 @@ def _arg(op: Op, x: Tensor, dim, keepdim, name):
     return no_grad_result(apply(P[op], (x,), {"axis": axis, "keepdim": bool(keepdim)}))
 
 
+def _no_bool_arg(x: Tensor, name: str) -> None:
+    if x._data.dtype.kind == "b":
+        raise RuntimeError(f"{name}(): does not support bool input (shape {tuple(x.shape)})")
+
+
 def argmax(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    _no_bool_arg(x, "argmax")
     return _arg(Op.ARGMAX, x, dim, keepdim, "argmax")
 
 
 def argmin(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    _no_bool_arg(x, "argmin")
     return _arg(Op.ARGMIN, x, dim, keepdim, "argmin")
 
 
@@ -169,6 +176,8 @@ def softmax(x: Tensor, dim: int = -1, dtype=None) -> Tensor:
     if dtype is not None:
         x = cast(x, to_numpy_dtype(dtype))
     check_softmax_dtype(x, "softmax")
+    if 0 in tuple(x.shape):   # nothing to normalise (amax over an empty dim raised)
+        return x * 1.0
     e = exp(x - amax(x, dim, keepdim=True).detach())
     out = e / sum(e, dim, keepdim=True)
     show_as(out, "SoftmaxBackward0", (x,))
@@ -179,6 +188,8 @@ def log_softmax(x: Tensor, dim: int = -1, dtype=None) -> Tensor:
     if dtype is not None:
         x = cast(x, to_numpy_dtype(dtype))
     check_softmax_dtype(x, "log_softmax")
+    if 0 in tuple(x.shape):   # nothing to normalise (amax over an empty dim raised)
+        return x * 1.0
     shifted = x - amax(x, dim, keepdim=True).detach()
     out = shifted - log(sum(exp(shifted), dim, keepdim=True))
     show_as(out, "LogSoftmaxBackward0", (x,))
@@ -220,6 +231,9 @@ def cumsum(x: Tensor, dim: int, *, dtype=None) -> Tensor:
         x = cast(x, to_numpy_dtype(dtype))
     elif x._data.dtype.kind in "biu":
         x = cast(x, np.int64)
+    if x._data.ndim == 0:   # a 0-d tensor sums to itself, 0-d (NumPy's cumsum gave (1,))
+        _wrap_dim(dim, 0, "cumsum")
+        return x * 1
     return apply(P[Op.CUMSUM], (x,), {"axis": _wrap_dim(dim, x._data.ndim, "cumsum")})
 
 

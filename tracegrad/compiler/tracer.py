@@ -507,7 +507,9 @@ class Tracer:
         return entry[1]
 
     def _const(self, value, dtype) -> int:
-        key = (type(value), value, np.dtype(dtype))
+        # NOTE: the sign too, as 0.0 == -0.0: merged, x / -0.0 after x * 0.0 divided by +0.0
+        negative_zero = type(value) is float and value == 0 and bool(np.signbit(value))
+        key = (type(value), value, negative_zero, np.dtype(dtype))
         node = self._consts.get(key)
         if node is None:
             node = self._consts[key] = self.graph.add(Op.CONST, (), (), np.dtype(dtype),

@@ -372,9 +372,15 @@ class CompiledFunction:
                 if treedef is None:
                     treedef = _POSITIONAL_TENSORS[len(args)] = pytree.flatten(
                         (tuple(args), {}))[0]
-                parts = tuple([(a._data.shape, _dtype_str(a._data.dtype), a._device,
-                                bool(a._requires_grad), argument_layout(a._data))
-                               for a in args])
+                # NOTE: the layout read inline, one flags read for a C-contiguous array
+                # (NOTE (layout signatures)); device arrays (no flags) take the except
+                try:
+                    parts = tuple([((d := a._data).shape, _dtype_str(d.dtype), a._device,
+                                    bool(a._requires_grad), None if d.flags.c_contiguous
+                                    else argument_layout(d)) for a in args])
+                except AttributeError:
+                    parts = tuple([((d := a._data).shape, _dtype_str(d.dtype), a._device,
+                                    bool(a._requires_grad), argument_layout(d)) for a in args])
                 return treedef, list(args), (treedef, parts, grad_state.enabled)
         treedef, leaves = pytree.flatten((tuple(args), dict(kwargs)))
         key_treedef = self._ints.key_treedef(treedef)   # NOTE (int arguments)

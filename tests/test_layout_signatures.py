@@ -160,3 +160,22 @@ def test_aliasing_arguments_match_eager(make):
 def test_stride_of_size_one_dims_of_contiguous_argument():
     x = tg.arange(4.).reshape(1, 4).t()
     assert tg.compile(lambda x: x.stride())(x) == x.stride()
+
+
+@pytest.mark.parametrize("make", [lambda: tg.arange(6.).reshape(2, 3),
+                                  lambda: tg.arange(12.).reshape(2, 6)[:, ::2]])
+def test_write_through_a_reshape_of_an_argument_compiles(make):
+    """The trace knows the layout, so a reshape of an argument is a view in it exactly where
+    it is one eagerly: the write compiles (it ran eagerly, with a warning, before)."""
+    def f(x):
+        x.reshape(-1)[1] = 5.0
+        return x * 1
+
+    compiled = tg.compile(f)
+    want_x, x = make(), make()
+    want = f(want_x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        got = compiled(x)
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+    np.testing.assert_array_equal(x.numpy(), want_x.numpy())

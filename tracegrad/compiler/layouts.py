@@ -15,6 +15,9 @@ leaves arbitrary (``x[:, :1]``) is traced as the plain contiguous layout: its
 ``stride()`` in those dims reports the contiguous value (xfail in
 tests/test_layout_signatures.py). Storage queries (``storage_offset``, ``data_ptr``,
 ``as_strided``) stay refused in a trace (NOTE (argument layouts) in _ops/strided.py).
+Cost (2026-12-02, load ~9, in-process A/B of 40 interleaved rounds, medians): the
+signature of one contiguous argument 749 -> 874 ns, of two 939 -> 1205 ns; a whole tiny
+compiled call (``x + 1.0`` on 4 floats) 6.35 -> 6.49 us, two arguments 6.90 -> 6.96 us.
 """
 from __future__ import annotations
 

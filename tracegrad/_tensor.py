@@ -43,8 +43,6 @@ class Tensor:
     _retains_grad = False
     _device = CPU
     _cuda_base = None  # a CUDA "view" (a copy): weakref to its base (NOTE (device views))
-    _layout_dependent = False  # traced: a view only for some argument layouts (NOTE
-    #                            (argument layouts) in _ops/strided.py)
 
     # ``torch.Tensor(data)`` / ``torch.Tensor(2, 3)``: the legacy float constructor.
     def __new__(cls, *args, **kwargs):

@@ -19,7 +19,7 @@ from .._tensor import Tensor, _wrap_dim, element_strides
 from ..codegen.ops import Op
 from .creation import tensor
 from .math import cast, to_dtype
-from .strided import diagonal_view, is_argument_value
+from .strided import diagonal_view
 from .views import make_view, view_strides
 
 
@@ -57,12 +57,9 @@ def reshape(x: Tensor, *shape) -> Tensor:
         # into it as one into a view: the call runs eagerly. Cloning it in the trace to
         # allow the write broke the im2col copy runs of tests/test_cnn_im2col_runs.py.)
         return out
-    out = make_view(x, out, reshape, (shape,), _reshaped_strides)
-    if type(out._data) is not np.ndarray and not out._layout_dependent and \
-            [d for d in x._data.shape if d != 1] != [d for d in shape if d != 1] and \
-            is_argument_value(x if x._view is None else x._view[0]):
-        out._layout_dependent = True   # NOTE (argument layouts) in strided.py
-    return out
+    # (a view in the trace exactly where it is one eagerly: the trace knows the argument's
+    # layout, NOTE (layout signatures) in compiler/layouts.py)
+    return make_view(x, out, reshape, (shape,), _reshaped_strides)
 
 
 def _viewable(x: Tensor, shape: tuple) -> bool:

@@ -54,15 +54,14 @@ def storage_offset(x: Tensor) -> int:
     return int(_positions_of(x, root).reshape(-1)[0])
 
 
-# NOTE (argument layouts): a compile trace sees an argument as a contiguous tensor of its
-# own, whatever it is at a call (a compiled function's signature holds no layout): a
-# transposed argument's storage, or a view's storage around it, is not what the trace
-# would read, and a reshape of it is a view in the trace where eagerly it may copy. So the
-# storage under an argument is refused in a trace (the call runs eagerly), and so is a
-# write into a reshape of one that is not only size-1 dims added or removed (``writes``:
-# ``_layout_dependent``; before, ``x.reshape(-1)[0] = 5`` on a transposed argument
-# compiled as a write into x, which eagerly goes into a copy). A tensor the trace made is
-# contiguous storage of its own, as eagerly.
+# NOTE (argument layouts): a compile trace sees an argument as a tensor of its own with
+# the call's strides (NOTE (layout signatures) in compiler/layouts.py), but not the
+# storage around it: a view's storage around an argument is not what the trace would
+# read, so the storage under an argument is refused in a trace (the call runs eagerly).
+# (A write into a reshape of an argument was refused too while the signature held no
+# layout: ``x.reshape(-1)[0] = 5`` on a transposed argument compiled as a write into x,
+# which eagerly goes into a copy; the trace now copies where eager does.) A tensor the
+# trace made is contiguous storage of its own, as eagerly.
 def is_argument_value(root: Tensor) -> bool:
     """Whether ``root`` is a compile trace's value of an argument (a graph input)."""
     data = root._data

@@ -46,8 +46,6 @@ def make_view(x: Tensor, out: Tensor, op, args: tuple, strides_of=None) -> Tenso
     elif not _grad_state.enabled:
         out._no_grad_view = True  # an in-place write to it with grad on is refused (PyTorch)
     out._version = version
-    if x._layout_dependent:
-        out._layout_dependent = True   # NOTE (argument layouts) in strided.py
     if x._device is not CPU:
         out._device = x._device
     if strides_of is not None and type(out._data) is not np.ndarray \

@@ -14,7 +14,6 @@ import numpy as np
 from .. import _tensor
 from .. import _trace_state
 from .._dispatch import apply, is_tracing, rebind_data
-from .._errors import TraceError
 from .._primitives import functions as F
 from .._primitives.linalg_index import PRIM_INDEX_PUT, TENSOR
 from .._tensor import Tensor, _wrap, replay_view_ops, wake_views
@@ -123,11 +122,6 @@ def _check_not_returned_as_is(x: Tensor, op: str) -> None:
 
 def commit_inplace(x: Tensor, compute) -> Tensor:
     """Run ``compute(old)`` out of place and make ``x`` hold the result (same storage)."""
-    if x._layout_dependent:
-        raise TraceError(f"an in-place write into a reshape of a compiled function's "
-                         f"argument (shape {tuple(x.shape)}): eagerly a view or a copy "
-                         f"depending on the argument's layout at each call, which a compile "
-                         f"trace does not see (NOTE (argument layouts) in _ops/strided.py)")
     if is_tracing() and x._view is not None and x._view[2] != x._version[0] \
             and type(x._data) is not np.ndarray:
         _catch_up_traced_view(x)

@@ -44,7 +44,7 @@ def _configure() -> None:
 
 _configure()
 
-_FIELDS = ("shape", "dtype", "device", "requires_grad")
+_FIELDS = ("shape", "dtype", "device", "requires_grad", "layout")
 
 
 def describe_key(key) -> str:

@@ -29,6 +29,7 @@ from .debug import debug_level, logger
 from .errors import TraceError
 from .held_output import stdout_held_until_success
 from .int_args import CallValue
+from .layouts import argument_layout
 from .partition import split
 from .python_guards import python_value_guards, requires_grad_guards
 from .trace_reads import reads_for_backward, returned_argument, saved_reads
@@ -321,7 +322,8 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
         for position, leaf in enumerate(leaves):
             if isinstance(leaf, Tensor):
                 traced_leaves.append(tracer.argument(leaf._data.shape, leaf._data.dtype,
-                                                     leaf._requires_grad, position))
+                                                     leaf._requires_grad, position,
+                                                     argument_layout(leaf._data)))
             else:  # a Python float: a runtime scalar, never part of the signature
                 traced_leaves.append(tracer.argument((), np.float64, False, position))
         t_args, t_kwargs = pytree.unflatten(treedef, traced_leaves)

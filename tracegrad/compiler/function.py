@@ -28,6 +28,7 @@ from .entry import CapturedChanged, Entry, build_entry
 from .errors import TraceError
 from .fit_checks import FailedRegions
 from .int_signature import IntArguments
+from .layouts import argument_layout, has_layout, overlaps_itself
 from .report import Report
 from .symbolic import NotSymbolic
 from .torch_api import LIVE, backend_name, check_mode, float_argument_hint
@@ -209,7 +210,7 @@ class CompiledFunction:
                 self._note_signature(key)
             start = time.perf_counter()
             entry = self._build(treedef, leaves, args, kwargs, key[0])
-            if (self.dynamic is not False and not entry.fallback
+            if (self.dynamic is not False and not entry.fallback and not has_layout(key)
                     and key[0] not in self._ints.keys_with_symbols):
                 self._try_symbolic(key, treedef, leaves, entry)
             seconds = time.perf_counter() - start
@@ -371,8 +372,15 @@ class CompiledFunction:
                 if treedef is None:
                     treedef = _POSITIONAL_TENSORS[len(args)] = pytree.flatten(
                         (tuple(args), {}))[0]
-                parts = tuple([(a._data.shape, _dtype_str(a._data.dtype), a._device,
-                                bool(a._requires_grad)) for a in args])
+                # NOTE: the layout read inline, one flags read for a C-contiguous array
+                # (NOTE (layout signatures)); device arrays (no flags) take the except
+                try:
+                    parts = tuple([((d := a._data).shape, _dtype_str(d.dtype), a._device,
+                                    bool(a._requires_grad), None if d.flags.c_contiguous
+                                    else argument_layout(d)) for a in args])
+                except AttributeError:
+                    parts = tuple([((d := a._data).shape, _dtype_str(d.dtype), a._device,
+                                    bool(a._requires_grad), argument_layout(d)) for a in args])
                 return treedef, list(args), (treedef, parts, grad_state.enabled)
         treedef, leaves = pytree.flatten((tuple(args), dict(kwargs)))
         key_treedef = self._ints.key_treedef(treedef)   # NOTE (int arguments)
@@ -381,7 +389,7 @@ class CompiledFunction:
             if isinstance(leaf, Tensor):
                 data = leaf._data
                 parts.append((data.shape, _dtype_str(data.dtype), leaf._device,
-                              bool(leaf._requires_grad)))
+                              bool(leaf._requires_grad), argument_layout(data)))
             else:
                 parts.append("float")
         key = (key_treedef, tuple(parts), grad_state.enabled)
@@ -475,7 +483,7 @@ def _what_changes(keys) -> str:
         if len(values) > 1:
             sample = parts[i]
             if isinstance(sample, tuple):
-                fields = ["shape", "dtype", "device", "requires_grad"]
+                fields = ["shape", "dtype", "device", "requires_grad", "layout"]
                 diff = [f for j, f in enumerate(fields)
                         if len({(k[1][i][j] if i < len(k[1]) else None) for k in keys}) > 1]
                 changing.append(f"tensor argument {i}'s {'/'.join(diff)}")
@@ -529,9 +537,12 @@ def _shares_memory(a, b) -> bool:
 def _written_arg_aliased(entry, leaves) -> bool:
     """An argument the function writes in place shares memory with another argument
     (``f(x, x)``, ``f(x[1:], x)``): eagerly the other one sees the write, while the
-    program reads each argument as it was at the call, so such a call runs eagerly."""
+    program reads each argument as it was at the call, so such a call runs eagerly; so
+    does one whose written argument holds an element twice (NOTE (layout signatures))."""
     for p in entry.written_args:
         written = leaves[p]._data
+        if overlaps_itself(written):
+            return True
         for q, other in enumerate(leaves):
             if q != p and isinstance(other, Tensor) and _shares_memory(written, other._data):
                 return True

@@ -479,12 +479,14 @@ class Tracer:
         self.input_kinds.append(kind)
         return node.id
 
-    def argument(self, shape, dtype, requires_grad: bool, position: int) -> Tensor:
+    def argument(self, shape, dtype, requires_grad: bool, position: int,
+                 strides=None) -> Tensor:
         if self.symbols is not None and position in self.symbols[1]:
             rec, dims = self.symbols[0], self.symbols[1][position]
             shape = tuple(symbol(m, rec) if d in dims else m for d, m in enumerate(shape))
         node = self._new_input(shape, dtype, ("arg", position))
         t = _wrap(TraceValue(shape, dtype, node, self))
+        t._data.strides = strides   # the call's layout: NOTE (layout signatures)
         t._requires_grad = bool(requires_grad)
         return t
 

@@ -365,6 +365,8 @@ class recording:
 
             return local if theirs is None else _both(theirs, local)
 
+        if before is None:   # NOTE (untraced stretches) in tracegrad/_untraced.py
+            on_call.records_reads = True   # type: ignore[attr-defined]
         sys.settrace(on_call)
         return reads
 

@@ -1,0 +1,65 @@
+"""Tracegrad's own stretches of a compile trace run without the access-path recorder's
+trace function, and every call back into the user's code runs with it again.
+
+NOTE (untraced stretches): the recorder (compiler/access_paths.py) watches the user's
+frames with ``sys.settrace``; on CPython 3.11 any trace function puts every frame on the
+interpreter's slow tracing path, watched or not, and calls the trace function at each new
+frame. A library module's forward, the autograd engine and a library optimizer's step
+read nothing of the user's, so they ``pause()`` it; a call that may reach the user's
+code (a forward, a hook, a custom Function, a closure) goes through ``user_call``, which
+turns it back on for that call. Only the recorder pauses (it marks its trace function):
+a debugger's or coverage's trace function set before keeps seeing every frame.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+_gettrace, _settrace = sys.gettrace, sys.settrace
+_PACKAGE = str(Path(__file__).resolve().parent)
+_NOT_PAUSED = object()
+
+
+class _Paused(threading.local):
+    hook = None   # the recorder's trace function while it is paused in this thread
+
+
+paused = _Paused()
+
+
+def pause():
+    """Turns the recorder off in this thread, if it is on; the token for ``resume``."""
+    hook = _gettrace()
+    if hook is None or not getattr(hook, "records_reads", False):
+        return _NOT_PAUSED
+    before = paused.hook
+    paused.hook = hook
+    _settrace(None)
+    return before
+
+
+def resume(token) -> None:
+    """Undoes the ``pause()`` that returned ``token``."""
+    if token is not _NOT_PAUSED:
+        hook = paused.hook
+        paused.hook = token
+        _settrace(hook)
+
+
+def user_call(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, with the recorder on if a tracegrad stretch paused it."""
+    hook = paused.hook
+    if hook is None or _gettrace() is not None:
+        return fn(*args, **kwargs)
+    _settrace(hook)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        _settrace(None)
+
+
+def library_class(obj) -> bool:
+    """Whether ``obj``'s class is tracegrad's own (a subclass of the user's may override
+    any method a library method calls)."""
+    return type(obj).__module__.startswith("tracegrad.")

@@ -18,20 +18,21 @@ def _always_called(d: dict, hook_id: int) -> bool:
             or hook_id in global_hooks.forward_hooks_always_called)
 
 
-def traced_call(module, args: tuple, kwargs: dict):
+def traced_call(module, tracer, args: tuple, kwargs: dict):
     """``module(*args, **kwargs)`` in a compile trace: a library module's forward runs
     with the access-path recorder paused, anything else (the user's forward, hooks, a
     compiled call) with it on (NOTE (untraced stretches) in tracegrad/_untraced.py)."""
-    d = module.__dict__
-    compiled = d.get("_compiled_call_impl")
-    if compiled is not None:   # Module.compile() was called
-        return _untraced.user_call(compiled, *args, **kwargs)
-    if d["_forward_pre_hooks"] or d["_forward_hooks"] or _HOOKS_BEYOND_FORWARD[0]:
-        return _untraced.user_call(module._call_with_hooks, args, kwargs)
-    if not _untraced.library_class(module):
-        return _untraced.user_call(module.forward, *args, **kwargs)
     token = _untraced.pause()
     try:
+        tracer.note_module(module)  # its train()/eval() mode is a guard
+        d = module.__dict__
+        compiled = d.get("_compiled_call_impl")
+        if compiled is not None:   # Module.compile() was called
+            return _untraced.user_call(compiled, *args, **kwargs)
+        if d["_forward_pre_hooks"] or d["_forward_hooks"] or _HOOKS_BEYOND_FORWARD[0]:
+            return _untraced.user_call(module._call_with_hooks, args, kwargs)
+        if not _untraced.library_class(module):
+            return _untraced.user_call(module.forward, *args, **kwargs)
         return module.forward(*args, **kwargs)
     finally:
         _untraced.resume(token)

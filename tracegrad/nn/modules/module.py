@@ -408,8 +408,7 @@ class Module(BackwardHooksMixin, ForwardHooksMixin, StateDictMixin):
     def __call__(self, *args, **kwargs):
         d = self.__dict__
         if _trace_state.active_traces and _trace_state.state.tracer is not None:
-            _trace_state.state.tracer.note_module(self)  # its train()/eval() mode is a guard
-            return traced_call(self, args, kwargs)
+            return traced_call(self, _trace_state.state.tracer, args, kwargs)
         compiled = d.get("_compiled_call_impl")
         if not (d["_forward_pre_hooks"] or d["_forward_hooks"] or compiled
                 or _HOOKS_BEYOND_FORWARD[0]):

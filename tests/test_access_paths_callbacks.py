@@ -62,6 +62,38 @@ def test_a_library_module_subclass_read():
     assert f.cache_info().misses == 2
 
 
+def test_a_forward_set_on_a_library_module_instance():
+    inner = nn.Linear(3, 2)
+    plain_forward = inner.forward
+    inner.forward = lambda x: plain_forward(x) * CFG["scale"]   # the user's, on the instance
+    model = nn.Sequential(nn.Sequential(inner))
+    f = torch.compile(model)
+    x = torch.randn(4, 3)
+    try:
+        for scale in (2.0, 5.0):
+            CFG["scale"] = scale
+            np.testing.assert_allclose(f(x).detach().numpy(), model(x).detach().numpy(),
+                                       rtol=1e-6)
+    finally:
+        CFG["scale"] = 2.0
+    assert f.cache_info().misses == 2
+
+
+def test_a_users_activation_function_in_a_transformer_layer():
+    layer = nn.TransformerEncoderLayer(4, 1, dim_feedforward=6, dropout=0.0,
+                                       activation=lambda x: x.relu() * CFG["scale"])
+    f = torch.compile(nn.Sequential(layer))   # its forward reached from a paused call
+    x = torch.randn(2, 3, 4)
+    try:
+        for scale in (2.0, 5.0):
+            CFG["scale"] = scale
+            np.testing.assert_allclose(f(x).detach().numpy(), layer(x).detach().numpy(),
+                                       rtol=1e-5, atol=1e-6)
+    finally:
+        CFG["scale"] = 2.0
+    assert f.cache_info().misses == 2
+
+
 def _training_pair(make_step):
     """The parameters after compiled and eager steps, one model and optimizer each."""
     torch.manual_seed(0)

@@ -75,7 +75,10 @@ def untraced(fn):
     return run
 
 
-def library_class(obj) -> bool:
-    """Whether ``obj``'s class is tracegrad's own (a subclass of the user's may override
-    any method a library method calls)."""
-    return type(obj).__module__.startswith("tracegrad.")
+def library_method(obj, method) -> bool:
+    """Whether ``method`` (``obj.forward``, ``optimizer.step``) is tracegrad's own code on
+    an object of tracegrad's own class: not the user's subclass, nor a function the user
+    set on the instance or patched into the class."""
+    code = getattr(method, "__code__", None)
+    return (code is not None and code.co_filename.startswith(_PACKAGE)
+            and type(obj).__module__.startswith("tracegrad."))

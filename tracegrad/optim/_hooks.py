@@ -19,7 +19,7 @@ import functools
 from collections import OrderedDict
 from typing import Callable
 
-from .._untraced import library_class, pause, resume, user_call
+from .._untraced import library_method, pause, resume, user_call
 from ..nn.modules.hooks import RemovableHandle
 
 _global_step_pre_hooks: OrderedDict = OrderedDict()
@@ -78,7 +78,7 @@ def _step(self, step, args, kwargs):
     """A library optimizer's step runs with the access-path recorder paused (a closure
     turns it back on), the user's with it on: NOTE (untraced stretches) in
     tracegrad/_untraced.py."""
-    if not library_class(self):
+    if not library_method(self, step):
         return user_call(step, self, *args, **kwargs)
     token = pause()
     try:

@@ -31,9 +31,10 @@ def traced_call(module, tracer, args: tuple, kwargs: dict):
             return _untraced.user_call(compiled, *args, **kwargs)
         if d["_forward_pre_hooks"] or d["_forward_hooks"] or _HOOKS_BEYOND_FORWARD[0]:
             return _untraced.user_call(module._call_with_hooks, args, kwargs)
-        if not _untraced.library_class(module):
-            return _untraced.user_call(module.forward, *args, **kwargs)
-        return module.forward(*args, **kwargs)
+        forward = module.forward
+        if not _untraced.library_method(module, forward):
+            return _untraced.user_call(forward, *args, **kwargs)
+        return forward(*args, **kwargs)
     finally:
         _untraced.resume(token)
 

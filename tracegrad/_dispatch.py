@@ -30,7 +30,8 @@ _ndarray = np.ndarray
 # 3.11's tracing path, watched or not. Recording one op is tracegrad's own code and reads
 # nothing of the user's, so the trace function is off while it runs: the MLP SGD step's
 # trace (best of 40, load ~7) took 3.50 ms recorded vs 1.62 not, and 2.87 vs 1.76 so,
-# with half the trace-function calls.
+# with half the trace-function calls. The rest of tracegrad's stretches pause it too:
+# NOTE (untraced stretches) in _untraced.py.
 def apply(prim, inputs: tuple, attrs: dict = _EMPTY):
     args = []
     requires_grad = volatile = on_cuda = False

@@ -9,6 +9,17 @@ read nothing of the user's, so they ``pause()`` it; a call that may reach the us
 code (a forward, a hook, a custom Function, a closure) goes through ``user_call``, which
 turns it back on for that call. Only the recorder pauses (it marks its trace function):
 a debugger's or coverage's trace function set before keeps seeing every frame.
+  Paused: a module call of a library class whose forward is the library's (not the
+user's subclass, nor a forward set on the instance), the engine (``loss.backward()``
+and the backward traced for a compiled function), a library optimizer's ``step``,
+``cross_entropy`` and ``Tensor.__getitem__``, and each recorded op (_dispatch.py).
+Frames the recorder sees in a trace, then: MLP SGD step 1361 -> 24, LSTM-cell forward of
+20 steps + traced backward 14232 -> 119. Traced time (build_entry without codegen, A/B
+interleaved in one process, best of 21, load ~8; "main" = only the op records paused):
+MLP SGD step 3.32 -> 2.10 ms (1.89-2.00 with no recorder), CNN Adam step 11.1-15.3 ->
+8.5 ms (8.3), LSTM-cell fwd+bwd 96.8 -> 45.6 ms (43.3).
+  Not seen (no user_call around them): the user's code an op calls implicitly from a
+paused stretch (``__index__`` of an index object, ``__float__`` of an argument).
 """
 from __future__ import annotations
 

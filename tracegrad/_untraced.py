@@ -73,7 +73,7 @@ def user_call(fn, *args, **kwargs):
 
 def untraced(fn):
     """``fn`` (a function of tracegrad's that calls none of the user's code) run with the
-    recorder paused, when it is on: one C call more per eager call."""
+    recorder paused, when it is on; eagerly, one wrapper frame more a call."""
     @functools.wraps(fn)
     def run(*args, **kwargs):
         if _gettrace() is None:

@@ -15,9 +15,10 @@ and the backward traced for a compiled function), a library optimizer's ``step``
 ``cross_entropy`` and ``Tensor.__getitem__``, and each recorded op (_dispatch.py).
 Frames the recorder sees in a trace, then: MLP SGD step 1361 -> 24, LSTM-cell forward of
 20 steps + traced backward 14232 -> 119. Traced time (build_entry without codegen, A/B
-interleaved in one process, best of 21, load ~8; "main" = only the op records paused):
-MLP SGD step 3.32 -> 2.10 ms (1.89-2.00 with no recorder), CNN Adam step 11.1-15.3 ->
-8.5 ms (8.3), LSTM-cell fwd+bwd 96.8 -> 45.6 ms (43.3).
+interleaved in one process, medians of 15, load 8.5; before = only the op records
+paused): MLP SGD step 2.90 -> 1.68 ms (1.65 with no recorder), CNN Adam step 6.97 ->
+3.76 ms (3.71), LSTM-cell fwd+bwd 29.9 -> 15.4 ms (14.9), the lstm benchmark's 2-layer
+nn.LSTM loss over its 4 lengths 163 -> 74 ms (73).
   Not seen (no user_call around them): the user's code an op calls implicitly from a
 paused stretch (``__index__`` of an index object, ``__float__`` of an argument).
 """

@@ -41,7 +41,7 @@ from .tracer import TraceValue
 # best of 15, load 7): an MLP SGD step traced in 1.36 ms took 3.54 ms recording (3.08
 # with a no-op settrace), an LSTM-like forward of 20 steps 44.7 -> 71.2 ms; tracegrad's
 # own stretches now run with it paused (NOTE (untraced stretches) in _untraced.py: the
-# MLP step ~5% over no recorder, the LSTM 5%). A call checks one guard for all reads:
+# MLP step and the LSTM 2-3% over no recorder). A call checks one guard for all reads:
 # ~0.4 µs, plus 0.1-0.2 µs a read.
 #   Not seen: a read in C or library code (``vars(obj)``, ``getattr(obj, names[0])``),
 # a closure cell of a function the traced one calls that was reached other than as a

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 
 from . import _trace_state
+from ._untraced import pause as _pause, resume as _resume
 from ._cuda_tensor import CUDA0 as _CUDA0, run_eager as run_on_cuda
 from ._device import CPU as _CPU
 from ._tensor import Tensor, _new_tensor
@@ -19,7 +20,7 @@ from .autograd.node import Node
 from ._errors import ShapeError, describe
 
 _EMPTY: dict = {}
-_gettrace, _settrace = sys.gettrace, sys.settrace
+_gettrace = sys.gettrace
 _trace_state_of_thread = _trace_state.state
 _ndarray = np.ndarray
 
@@ -29,7 +30,8 @@ _ndarray = np.ndarray
 # 3.11's tracing path, watched or not. Recording one op is tracegrad's own code and reads
 # nothing of the user's, so the trace function is off while it runs: the MLP SGD step's
 # trace (best of 40, load ~7) took 3.50 ms recorded vs 1.62 not, and 2.87 vs 1.76 so,
-# with half the trace-function calls.
+# with half the trace-function calls. The rest of tracegrad's stretches pause it too:
+# NOTE (untraced stretches) in _untraced.py.
 def apply(prim, inputs: tuple, attrs: dict = _EMPTY):
     args = []
     requires_grad = volatile = on_cuda = False
@@ -47,15 +49,14 @@ def apply(prim, inputs: tuple, attrs: dict = _EMPTY):
             args.append(x)
     tracer = _trace_state_of_thread.tracer if _trace_state.active_traces else None
     if tracer is not None:
-        hook = _gettrace()
-        if hook is None:
+        if _gettrace() is None:
             data = tracer.record(prim, inputs, args, attrs)
         else:   # NOTE (records untraced)
-            _settrace(None)
+            token = _pause()
             try:
                 data = tracer.record(prim, inputs, args, attrs)
             finally:
-                _settrace(hook)
+                _resume(token)
     elif on_cuda:  # a one-op kernel on the device (tracegrad._cuda_tensor)
         data = run_on_cuda(prim, inputs, args, attrs)
     else:

@@ -13,6 +13,7 @@ from .._primitives.linalg_index import PRIM_INDEX, PRIM_INDEX_PUT, TENSOR, build
 from .._primitives.registry import ShapeError, describe
 from .._size import slice_indices, slice_length
 from .._tensor import Tensor, _wrap_dim, element_strides
+from .._untraced import untraced
 from ..codegen.ops import Op
 from .creation import full, tensor
 from .math import cast, where
@@ -86,6 +87,7 @@ def _check_int(i: int, size: int, dim: int) -> int:
     return i + size if i < 0 else i
 
 
+@untraced   # NOTE (untraced stretches) in tracegrad/_untraced.py
 def getitem(x: Tensor, key) -> Tensor:
     key = _expand_key(x, key)
     if any(isinstance(k, (Tensor, np.ndarray, list)) or isinstance(k, bool) for k in key):

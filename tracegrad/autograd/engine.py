@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _trace_state
+from .. import _trace_state, _untraced
 from .._errors import TraceError
 from .._primitives import functions as F
 from .._tensor import Tensor, _wrap, sync_view_history
@@ -88,6 +88,18 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool,
                  capture: list | None = None, accumulate_into_leaves: bool = True):
     """The engine. ``capture``: tensors whose gradients to return instead of (or as well
     as) accumulating into leaves (``autograd.grad``)."""
+    # NOTE (untraced stretches) in tracegrad/_untraced.py: the engine reads nothing of the
+    # user's; a hook and a custom Function's backward turn the recorder back on
+    token = _untraced.pause()
+    try:
+        return _run_backward(roots, grad_roots, retain_graph, create_graph, capture,
+                             accumulate_into_leaves)
+    finally:
+        _untraced.resume(token)
+
+
+def _run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool,
+                  capture: list | None, accumulate_into_leaves: bool):
 
     for t in (*roots, *(capture or ())):
         if t._view is not None:
@@ -200,7 +212,7 @@ def _store_finished_leaves(node, pending, leaves, leaf_grads, create_graph, stor
 
 def _hooked(hook, g: Tensor) -> Tensor:
     """The gradient after a tensor hook (``register_hook``), which may return a new one."""
-    new = hook(g)
+    new = _untraced.user_call(hook, g)
     if new is None and _trace_state.active_traces:
         # NOTE: a hook returning nothing runs for what else it does (logging, keeping the
         # gradient), which a compiled program would do once, at the trace; one returning
@@ -247,7 +259,7 @@ def _store_leaf_grads(leaves: dict, leaf_grads: dict, create_graph: bool,
             leaf.grad._version[0] += 1
         if leaf._post_accumulate_grad_hooks:
             for hook in leaf._post_accumulate_grad_hooks:
-                hook(leaf)
+                _untraced.user_call(hook, leaf)
 
 
 def _copy_tensor(t):
@@ -273,8 +285,12 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
 
 def tensor_backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
     """``Tensor.backward``: accumulate d(self)/d(leaf) into every leaf's ``.grad``."""
-    backward((self,), None if gradient is None else (gradient,), retain_graph,
-             create_graph, inputs=inputs)
+    token = _untraced.pause()   # NOTE (untraced stretches)
+    try:
+        backward((self,), None if gradient is None else (gradient,), retain_graph,
+                 create_graph, inputs=inputs)
+    finally:
+        _untraced.resume(token)
 
 
 def _root_grads(tensors, grad_tensors, what: str):

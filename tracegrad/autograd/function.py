@@ -30,7 +30,7 @@ import functools
 
 import numpy as np
 
-from .. import _trace_state
+from .. import _trace_state, _untraced
 from .._tensor import Tensor, _wrap
 from .._errors import TraceError
 from .grad_mode import no_grad, state as _grad_state
@@ -123,7 +123,7 @@ class _FunctionRule:
         if backward is Function.backward:  # PyTorch accepts ``vjp`` as the name too
             backward = self.cls.vjp
         with record_function(node.name()):  # a no-op unless a profile is active
-            result = backward(ctx, *grads)
+            result = _untraced.user_call(backward, ctx, *grads)   # NOTE (untraced stretches)
         return _check_grads(result, node)
 
 
@@ -261,10 +261,10 @@ class Function:
         separate_setup = cls.setup_context is not Function.setup_context
         with no_grad():
             if separate_setup:
-                outputs = cls.forward(*args, **kwargs)
-                cls.setup_context(ctx, args, outputs)
+                outputs = _untraced.user_call(cls.forward, *args, **kwargs)
+                _untraced.user_call(cls.setup_context, ctx, args, outputs)
             else:
-                outputs = cls.forward(ctx, *args, **kwargs)
+                outputs = _untraced.user_call(cls.forward, ctx, *args, **kwargs)
         if not (_grad_state.enabled and any(ctx.needs_input_grad)):
             return outputs
         return _link_outputs(cls, ctx, args, outputs)

@@ -38,9 +38,11 @@ from .tracer import TraceValue
 # standard library and site-packages (which own their state and its guards): the
 # chains of read_chains.py are evaluated on the live frame at the start of their line
 # (NOTE (line events)). Its cost is the trace's alone (Python 3.11,
-# best of 15, load 7): an MLP SGD step traced in 1.36 ms takes 3.54 ms recording (3.08
-# with a no-op settrace), an LSTM-like forward of 20 steps 44.7 -> 71.2 ms. A call checks
-# one guard for all reads: ~0.4 µs, plus 0.1-0.2 µs a read.
+# best of 15, load 7): an MLP SGD step traced in 1.36 ms took 3.54 ms recording (3.08
+# with a no-op settrace), an LSTM-like forward of 20 steps 44.7 -> 71.2 ms; tracegrad's
+# own stretches now run with it paused (NOTE (untraced stretches) in _untraced.py: the
+# MLP step and the LSTM 2-3% over no recorder). A call checks one guard for all reads:
+# ~0.4 µs, plus 0.1-0.2 µs a read.
 #   Not seen: a read in C or library code (``vars(obj)``, ``getattr(obj, names[0])``),
 # a closure cell of a function the traced one calls that was reached other than as a
 # value read (a method's closure), and user code that runs outside the trace.
@@ -365,6 +367,8 @@ class recording:
 
             return local if theirs is None else _both(theirs, local)
 
+        if before is None:   # NOTE (untraced stretches) in tracegrad/_untraced.py
+            on_call.records_reads = True   # type: ignore[attr-defined]
         sys.settrace(on_call)
         return reads
 

@@ -10,6 +10,7 @@ from .._ops import math as M
 from .._ops import reduce as R
 from .._primitives.registry import ShapeError
 from .._tensor import Tensor
+from .._untraced import untraced
 from . import _loss_class_index as _class_index
 from ._activation import _softplus_stable
 
@@ -99,6 +100,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = 
     return _class_index.nll_loss(input, target, weight, ignore_index, reduction)
 
 
+@untraced   # NOTE (untraced stretches) in tracegrad/_untraced.py
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100,
                   reduce=None, reduction="mean", label_smoothing: float = 0.0) -> Tensor:
     """``nll_loss(log_softmax(input, 1), target)`` for class indices (one row kernel per

@@ -19,6 +19,7 @@ import functools
 from collections import OrderedDict
 from typing import Callable
 
+from .._untraced import library_method, pause, resume, user_call
 from ..nn.modules.hooks import RemovableHandle
 
 _global_step_pre_hooks: OrderedDict = OrderedDict()
@@ -61,16 +62,29 @@ def with_step_hooks(step: Callable) -> Callable:
 
 def _run_with_hooks(self, step, args, kwargs):
     for hook in (*_global_step_pre_hooks.values(), *self._hooks("step_pre").values()):
-        result = hook(self, args, kwargs)
+        result = user_call(hook, self, args, kwargs)
         if result is not None:
             if not (isinstance(result, tuple) and len(result) == 2):
                 raise RuntimeError(f"optimizer step pre-hook must return None or a tuple "
                                    f"of (new_args, new_kwargs), but got {result}.")
             args, kwargs = result
-    out = step(self, *args, **kwargs)
+    out = _step(self, step, args, kwargs)
     for hook in (*self._hooks("step_post").values(), *_global_step_post_hooks.values()):
-        hook(self, args, kwargs)
+        user_call(hook, self, args, kwargs)
     return out
+
+
+def _step(self, step, args, kwargs):
+    """A library optimizer's step runs with the access-path recorder paused (a closure
+    turns it back on), the user's with it on: NOTE (untraced stretches) in
+    tracegrad/_untraced.py."""
+    if not library_method(self, step):
+        return user_call(step, self, *args, **kwargs)
+    token = pause()
+    try:
+        return step(self, *args, **kwargs)
+    finally:
+        resume(token)
 
 
 class OptimizerHooks:

@@ -21,6 +21,7 @@ import numpy as np
 
 from .._errors import TraceError
 from .._tensor import Tensor, _wrap
+from .._untraced import user_call
 from ..autograd.grad_mode import enable_grad, no_grad
 from . import _capture
 from .optimizer import Optimizer
@@ -204,7 +205,7 @@ class LBFGS(Optimizer):
 
     def _closure(self, closure):
         with enable_grad():
-            return closure()
+            return user_call(closure)   # NOTE (untraced stretches)
 
     def _step(self, closure):
         group = self.param_groups[0]

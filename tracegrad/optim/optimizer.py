@@ -22,6 +22,7 @@ import numpy as np
 
 from .._ops.pytorch_args import UnsupportedArgumentError
 from .._tensor import Tensor, _wrap
+from .._untraced import user_call
 from ..autograd.grad_mode import enable_grad, no_grad
 from . import _capture
 from ._hooks import OptimizerHooks, with_step_hooks
@@ -187,7 +188,7 @@ class Optimizer(OptimizerHooks):
         loss = None
         if closure is not None:
             with enable_grad():
-                loss = closure()
+                loss = user_call(closure)   # NOTE (untraced stretches)
         with no_grad():
             if _capture.tracer() is not None:
                 _capture.tracer().undo.append(self._state_restorer())

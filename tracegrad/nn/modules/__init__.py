@@ -13,7 +13,8 @@ from .loss import (BCELoss, BCEWithLogitsLoss, CosineEmbeddingLoss,  # noqa: F40
                    HuberLoss, KLDivLoss, L1Loss, MarginRankingLoss, MSELoss,
                    MultiLabelSoftMarginLoss, MultiMarginLoss, NLLLoss, PairwiseDistance,
                    PoissonNLLLoss, SmoothL1Loss, SoftMarginLoss, TripletMarginLoss)
-from .module import Module, RemovableHandle  # noqa: F401
+from .hooks import RemovableHandle  # noqa: F401
+from .module import Module  # noqa: F401
 from .padding import (CircularPad1d, CircularPad2d, CircularPad3d,  # noqa: F401
                       ConstantPad1d, ConstantPad2d, ConstantPad3d, ReflectionPad1d,
                       ReflectionPad2d, ReflectionPad3d, ReplicationPad1d, ReplicationPad2d,

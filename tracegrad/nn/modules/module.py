@@ -6,7 +6,6 @@ module's parameters become graph inputs read at every call.
 """
 from __future__ import annotations
 
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -20,11 +19,11 @@ from ...autograd.grad_mode import no_grad
 from ..parameter import Buffer, Parameter
 from . import global_hooks
 from .backward_hooks import BackwardHooksMixin
+from .forward_hooks import ForwardHooksMixin, traced_call
 from .global_hooks import (register_module_backward_hook,  # noqa: F401 (PyTorch's home)
                            register_module_forward_hook, register_module_forward_pre_hook,
                            register_module_full_backward_hook,
                            register_module_full_backward_pre_hook)
-from .hooks import RemovableHandle
 from .state_dict import StateDictMixin
 
 # Writes of any module attribute (a number, a parameter, buffer or submodule set, replaced
@@ -32,11 +31,6 @@ from .state_dict import StateDictMixin
 # (compiler/tracer.py note_module)
 ATTRIBUTE_WRITES = global_hooks.attribute_writes  # hook registrations count too
 _HOOKS_BEYOND_FORWARD = global_hooks.hooks_beyond_forward  # NOTE in global_hooks.py
-
-
-def _always_called(d: dict, hook_id: int) -> bool:
-    return (hook_id in d["_forward_hooks_always_called"]
-            or hook_id in global_hooks.forward_hooks_always_called)
 
 
 def _addindent(s: str, num_spaces: int) -> str:
@@ -47,7 +41,7 @@ def _addindent(s: str, num_spaces: int) -> str:
     return first + "\n" + "\n".join(" " * num_spaces + line for line in lines)
 
 
-class Module(BackwardHooksMixin, StateDictMixin):
+class Module(BackwardHooksMixin, ForwardHooksMixin, StateDictMixin):
     """Base class for all neural network modules.
 
     >>> import tracegrad as torch
@@ -414,7 +408,7 @@ class Module(BackwardHooksMixin, StateDictMixin):
     def __call__(self, *args, **kwargs):
         d = self.__dict__
         if _trace_state.active_traces and _trace_state.state.tracer is not None:
-            _trace_state.state.tracer.note_module(self)  # its train()/eval() mode is a guard
+            return traced_call(self, _trace_state.state.tracer, args, kwargs)
         compiled = d.get("_compiled_call_impl")
         if not (d["_forward_pre_hooks"] or d["_forward_hooks"] or compiled
                 or _HOOKS_BEYOND_FORWARD[0]):
@@ -433,73 +427,6 @@ class Module(BackwardHooksMixin, StateDictMixin):
             return self.forward(*args, **kwargs)
         return self._call_with_hooks(args, kwargs)
 
-    def _call_with_hooks(self, args, kwargs):
-        d = self.__dict__
-        pre_hooks = [*global_hooks.forward_pre_hooks.items(), *d["_forward_pre_hooks"].items()]
-        hooks = [*global_hooks.forward_hooks.items(), *d["_forward_hooks"].items()]
-        if _trace_state.active_traces and (pre_hooks or hooks):
-            # NOTE: a hook is Python the module runs at every call (it often keeps an
-            # activation: features[name] = output); a compiled program would run it once,
-            # at the trace, and leave the trace's placeholder in the user's dict
-            raise TraceError(f"{type(self).__name__} has forward hooks, which must run at "
-                             f"every call; a compile trace would run them once")
-        for hook_id, hook in pre_hooks:
-            if hook_id in d["_forward_pre_hooks_with_kwargs"]:
-                res = hook(self, args, kwargs)
-                if res is not None:
-                    if not (isinstance(res, tuple) and len(res) == 2):
-                        raise RuntimeError("forward pre-hook with kwargs must return None or "
-                                           f"a tuple of (new_args, new_kwargs), got {res!r}")
-                    args, kwargs = res
-            else:
-                res = hook(self, args)
-                if res is not None:
-                    args = res if isinstance(res, tuple) else (res,)
-        backward_hook = self._backward_hook_for_call()
-        if backward_hook is not None:
-            args = backward_hook.setup_input_hook(args)
-        result = None
-        called = set()  # the always_call hooks already run
-        try:
-            result = self.forward(*args, **kwargs)
-            for hook_id, hook in hooks:
-                if _always_called(d, hook_id):
-                    called.add(hook_id)
-                result = self._forward_hook_result(hook_id, hook, args, kwargs, result)
-        except Exception:
-            self._run_always_called_hooks(args, kwargs, result, called)
-            raise
-        if backward_hook is not None:
-            if not isinstance(result, (Tensor, tuple)):
-                warnings.warn("For backward hooks to be called, module output should be a "
-                              f"Tensor or a tuple of Tensors but received {type(result)}")
-            result = backward_hook.setup_output_hook(result)
-        return result
-
-    def _forward_hook_result(self, hook_id, hook, args, kwargs, result):
-        """``result`` after one forward hook (which may return a new one)."""
-        if (hook_id in self.__dict__["_forward_hooks_with_kwargs"]
-                or hook_id in global_hooks.forward_hooks_with_kwargs):
-            res = hook(self, args, kwargs, result)
-        else:
-            res = hook(self, args, result)
-        return result if res is None else res
-
-    def _run_always_called_hooks(self, args, kwargs, result, called: set) -> None:
-        """After ``forward`` or a hook raised: run the hooks registered with
-        ``always_call=True`` that have not run yet, as PyTorch does; a hook's own error
-        becomes a warning so that it does not hide the original one."""
-        d = self.__dict__
-        for hook_id, hook in [*global_hooks.forward_hooks.items(), *d["_forward_hooks"].items()]:
-            if not _always_called(d, hook_id) or hook_id in called:
-                continue
-            try:
-                result = self._forward_hook_result(hook_id, hook, args, kwargs, result)
-            except Exception as hook_error:
-                warnings.warn("forward hook with ``always_call=True`` raised an exception "
-                              f"that was silenced as another error was raised in forward: "
-                              f"{hook_error!s}")
-
     def compile(self, *args, **kwargs) -> None:
         """Compile this module's calls in place (PyTorch's ``Module.compile``): later calls
         run ``tracegrad.compile(self, *args, **kwargs)``, and the module stays itself
@@ -515,35 +442,6 @@ class Module(BackwardHooksMixin, StateDictMixin):
         # imports nn (DESIGN.md, "Layers"); compiling is a request from above
         from ...compiler.function import compile as compile_module
         self.__dict__["_compiled_call_impl"] = compile_module(self, *args, **kwargs)
-
-    def register_forward_pre_hook(self, hook, *, prepend: bool = False,
-                                  with_kwargs: bool = False) -> RemovableHandle:
-        """``hook(module, args) -> None or new args`` runs before ``forward``
-        (``hook(module, args, kwargs) -> None or (args, kwargs)`` with ``with_kwargs``)."""
-        handle = RemovableHandle(self._forward_pre_hooks, self._forward_pre_hooks_with_kwargs)
-        self._forward_pre_hooks[handle.id] = hook
-        global_hooks.note_registration()
-        if with_kwargs:
-            self._forward_pre_hooks_with_kwargs[handle.id] = True
-        if prepend:
-            self._forward_pre_hooks.move_to_end(handle.id, last=False)
-        return handle
-
-    def register_forward_hook(self, hook, *, prepend: bool = False, with_kwargs: bool = False,
-                              always_call: bool = False) -> RemovableHandle:
-        """``hook(module, args, output) -> None or new output`` runs after ``forward``;
-        with ``always_call`` it also runs (with ``output=None``) when ``forward`` raises."""
-        handle = RemovableHandle(self._forward_hooks, self._forward_hooks_with_kwargs,
-                                 self._forward_hooks_always_called)
-        self._forward_hooks[handle.id] = hook
-        global_hooks.note_registration()
-        if with_kwargs:
-            self._forward_hooks_with_kwargs[handle.id] = True
-        if always_call:
-            self._forward_hooks_always_called[handle.id] = True
-        if prepend:
-            self._forward_hooks.move_to_end(handle.id, last=False)
-        return handle
 
     # ---- display ---------------------------------------------------------------------
     def extra_repr(self) -> str:

@@ -10,6 +10,7 @@ import numpy as np
 from ..._dtype import get_default_dtype
 from ..._ops.creation import empty, from_numpy
 from ..._tensor import Tensor
+from ..._untraced import user_call  # an activation may be the user's function
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
@@ -151,7 +152,7 @@ class TransformerEncoderLayer(Module):
         return self.dropout1(x)
 
     def _ff_block(self, x):
-        x = self.linear2(self.dropout(self.activation(self.linear1(x))))
+        x = self.linear2(self.dropout(user_call(self.activation, self.linear1(x))))
         return self.dropout2(x)
 
     def forward(self, src: Tensor, src_mask=None, src_key_padding_mask=None,
@@ -229,7 +230,7 @@ class TransformerDecoderLayer(Module):
         return self.dropout2(x)
 
     def _ff_block(self, x):
-        x = self.linear2(self.dropout(self.activation(self.linear1(x))))
+        x = self.linear2(self.dropout(user_call(self.activation, self.linear1(x))))
         return self.dropout3(x)
 
     def forward(self, tgt: Tensor, memory: Tensor, tgt_mask=None, memory_mask=None,

@@ -198,9 +198,11 @@ def _write_through_a_reshape(x):
 
 
 @pytest.mark.parametrize("first", ["contiguous", "transposed"])
-def test_a_write_through_a_reshape_of_an_argument_runs_eagerly_under_compile(first):
+def test_a_write_through_a_reshape_of_an_argument_gives_eagers_answer_under_compile(first):
     """Before, a transposed argument's reshape was a view in the trace (a copy eagerly),
-    so the compiled write landed in x (NOTE (argument layouts) in _ops/strided.py)."""
+    so the compiled write landed in x (NOTE (argument layouts) in _ops/strided.py). Now
+    the contiguous layout compiles (the reshape is a view there too) and the transposed
+    one runs eagerly: both give eager's values, in either order."""
     makers = {"contiguous": lambda: torch.arange(6.0).reshape(2, 3),
               "transposed": lambda: torch.arange(6.0).reshape(3, 2).t()}
     compiled = torch.compile(_write_through_a_reshape)
@@ -208,7 +210,7 @@ def test_a_write_through_a_reshape_of_an_argument_runs_eagerly_under_compile(fir
         want_x, x = makers[name](), makers[name]()
         want = _write_through_a_reshape(want_x)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")   # (the trace refuses the write: eager)
+            warnings.simplefilter("ignore")   # (transposed: the trace refuses the write)
             got = compiled(x)
         np.testing.assert_array_equal(got.numpy(), want.numpy())
         np.testing.assert_array_equal(x.numpy(), want_x.numpy())

@@ -31,9 +31,10 @@ def assert_compiled_matches_eager(train, rtol=1e-5, atol=1e-6):
     numbers are the eager run's; returns the compiled step."""
     losses_c, params_c, step = train(True)
     losses_e, params_e, _ = train(False)
-    np.testing.assert_allclose(losses_c, losses_e, rtol=rtol, atol=atol)
-    for a, b in zip(params_c, params_e):
+    np.testing.assert_allclose(losses_c, losses_e, rtol=rtol, atol=atol, err_msg="losses")
+    for k, (a, b) in enumerate(zip(params_c, params_e)):
         a = a.detach().numpy() if hasattr(a, "detach") else a
         b = b.detach().numpy() if hasattr(b, "detach") else b
-        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+        # (which one: a rare failure must say where it is from its log alone)
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=f"tensor {k}")
     return step

@@ -18,6 +18,8 @@ from codegen_testing import Builder, eval_graph, extern_eval
 from threads_testing import blas_at, kernel_threads
 
 rng = np.random.default_rng(0)
+# waits that end only when something hangs: a verdict never rests on a thread's speed
+HANG_SECONDS = 120
 needs_openblas = pytest.mark.skipif(blas_threads.get_blas_threads() is None,
                                     reason="NumPy's BLAS is no OpenBLAS")
 
@@ -137,15 +139,19 @@ def test_the_caller_runs_every_chunk_while_the_workers_are_busy(two_threads):
     free."""
     started, release = threading.Event(), threading.Event()
 
+    # NOTE: the worker stays blocked until the finisher is done or the hang guard gives
+    # up (HANG_SECONDS): a caller that waits for the worker never finishes before the
+    # release, one that does not finishes in what the scheduler gives it. A 5 s join
+    # decided this before, and the worker let go by itself after 10 s: a timed verdict
     def block_in_the_worker(lo, hi):
         if lo:
             started.set()
-            release.wait(10)
+            release.wait(HANG_SECONDS)
     blocker = threading.Thread(target=cpu_threads.run_chunks,
                                args=(block_in_the_worker, [(0, 1), (1, 2)], ()))
     blocker.start()
     try:
-        assert started.wait(10), "the worker never took its chunk"
+        assert started.wait(HANG_SECONDS), "the worker never took its chunk"
         done = np.zeros(10, np.int64)
 
         def mark(lo, hi):
@@ -153,12 +159,12 @@ def test_the_caller_runs_every_chunk_while_the_workers_are_busy(two_threads):
         finisher = threading.Thread(target=cpu_threads.run_chunks,
                                     args=(mark, cpu_threads.chunks(10, 1 << 20), ()))
         finisher.start()
-        finisher.join(5)
+        finisher.join(HANG_SECONDS / 2)
         stalled = finisher.is_alive()
     finally:
         release.set()
-        blocker.join(10)
-    finisher.join(10)
+        blocker.join(HANG_SECONDS)
+    finisher.join(HANG_SECONDS)
     assert not stalled, "the caller waited for a worker that never started its chunk"
     assert (done == 1).all()
 
@@ -186,7 +192,7 @@ def test_every_range_runs_once_from_many_callers(n):
         for t in callers:
             t.start()
         for t in callers:
-            t.join(30)
+            t.join(HANG_SECONDS)
         assert (counts == 4).all()
 
 

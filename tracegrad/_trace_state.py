@@ -7,6 +7,7 @@ never sees another thread's eager ops, and the other thread's ops never see the 
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 
 
@@ -40,6 +41,18 @@ def stop() -> None:
 def is_tracing() -> bool:
     """Whether this thread is recording a compile trace."""
     return bool(active_traces) and state.tracer is not None
+
+
+@contextlib.contextmanager
+def untraced_values():
+    """This thread's trace (if any) records nothing while the block runs: for NumPy work on
+    concrete values inside an op (a view's storage positions), not graph values."""
+    tracer = state.tracer
+    state.tracer = None
+    try:
+        yield
+    finally:
+        state.tracer = tracer
 
 
 def note_new_tensor(t) -> None:

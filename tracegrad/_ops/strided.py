@@ -212,12 +212,8 @@ def _positions_of(x: Tensor, root: Tensor) -> np.ndarray:
     positions = _root_positions(root)
     if x is root:
         return positions
-    tracer = _trace_state.state.tracer
-    _trace_state.state.tracer = None   # the positions are NumPy's, not graph values
-    try:
+    with _trace_state.untraced_values():   # the positions are NumPy's, not graph values
         flat = root_indices(x, root)
-    finally:
-        _trace_state.state.tracer = tracer
     return positions.reshape(-1)[flat]
 
 

@@ -239,19 +239,15 @@ def _write_through_traced_view(view: Tensor, result: Tensor) -> Tensor | None:
     """The write, or None where the view holds an element more than once (NOTE
     (overlapping writes)): the trace refuses it, and the eager call writes or raises."""
     root, chain, _ = view._view
-    tracer = _trace_state.state.tracer
-    _trace_state.state.tracer = None   # the positions are NumPy's, not graph values
-    try:
+    with _trace_state.untraced_values():   # the positions are NumPy's, not graph values
         positions = storage_positions(view, root)
-    finally:
-        _trace_state.state.tracer = tracer
     flat = np.ravel_multi_index(positions, root._data.shape) if positions else np.zeros(1)
     if np.unique(flat).size != flat.size:
         return None
     new_root = apply(PRIM_INDEX_PUT, (history_alias(root), result)
                      + tuple(_wrap(np.ascontiguousarray(p)) for p in positions),
                      {"spec": (TENSOR,) * len(positions), "accumulate": False})
-    tracer.note_view_write(view)
+    _trace_state.state.tracer.note_view_write(view)
     view._data = result._data
     rebind_data(root, new_root._data)
     if _grad_state.enabled:   # under no_grad a parameter's row zeroed stays a leaf

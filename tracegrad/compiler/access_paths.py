@@ -15,7 +15,7 @@ from types import BuiltinFunctionType, FunctionType, MemberDescriptorType, Metho
 from .._tensor import Tensor
 from ..nn import Module
 from .errors import TraceError
-from .python_guards import _PLAIN, described, global_names
+from .python_guards import _PLAIN, described, global_names, plain_keys
 from .read_chains import MUTATORS, chains
 from .tracer import TraceValue
 
@@ -48,8 +48,9 @@ from .tracer import TraceValue
 # value read (a method's closure), and user code that runs outside the trace.
 
 _PACKAGE = str(Path(__file__).resolve().parents[1])
-_SKIPPED = (_PACKAGE, str(Path(_PACKAGE).parent / "codegen"),
-            str(Path(_PACKAGE).parent / "runtime"), sysconfig.get_paths()["stdlib"] + "/")
+# folders, each with its "/": a user's tracegrad_demo.py beside the package is user code
+_SKIPPED = (_PACKAGE + "/", str(Path(_PACKAGE).parent / "codegen") + "/",
+            str(Path(_PACKAGE).parent / "runtime") + "/", sysconfig.get_paths()["stdlib"] + "/")
 _CODE = (FunctionType, BuiltinFunctionType, MethodType, type, ModuleType)
 _CONTAINERS = (list, dict, set)
 _LIBRARY_ROOTS = frozenset(getattr(sys, "stdlib_module_names", ())) | {"tracegrad", "numpy"}
@@ -319,7 +320,8 @@ def _watched(code):
         # the methods dataclasses writes (__init__, __eq__...): exec'd in __create_fn__
         generated = name == "<string>" and getattr(
             code, "co_qualname", code.co_name).startswith("__create_fn__")
-        found = None if (name.startswith(_SKIPPED) or "-packages/" in name or generated
+        installed = "/site-packages/" in name or "/dist-packages/" in name
+        found = None if (name.startswith(_SKIPPED) or installed or generated
                          or name.startswith("<frozen")) else chains(code)
         hit = _WATCHED[id(code)] = (code, found)
     return hit[1]
@@ -428,8 +430,12 @@ def covered_reads(fn) -> set:
 
 
 def _same_values(getters, values) -> bool:
-    # NOTE: lists compare their items by identity first: a NaN value matches
-    return list(map(_call, getters)) == values
+    return _same_keys(getters, plain_keys(values))
+
+
+def _same_keys(getters, keys) -> bool:
+    # NOTE (plain keys) in python_guards: 2 is not 2.0, 0.0 is not -0.0
+    return plain_keys(map(_call, getters)) == keys
 
 
 def _same_objects(getters, values) -> bool:
@@ -449,6 +455,8 @@ def _paths_guard(by_value: list, by_identity: list, contents: list):
     groups = [(same, [g for g, _, _ in reads], [v for _, v, _ in reads])
               for same, reads in ((_same_values, by_value), (_same_objects, by_identity),
                                   (_same_contents, contents)) if reads]
+    groups = [(_same_keys, getters, plain_keys(values)) if same is _same_values
+              else (same, getters, values) for same, getters, values in groups]
 
     def guard() -> bool:
         try:

@@ -82,7 +82,8 @@ class IntArguments:
         self.dynamic = dynamic
         self.owner = owner   # the CompiledFunction: its ``_sig`` (OptimizedModule sets it
         #                      to the module's forward after construction) and name
-        self.cell = threading.local()      # .values: this call's ints (guards read them)
+        self.cell = threading.local()      # .values: this call's ints (guards read them);
+        #                                    .erased: its erased treedef, or None
         self._last: dict = {}              # erased treedef -> the ints of its last call
         self._symbolic: dict = {}          # erased treedef -> positions that are symbolic
         self._values_only: dict = {}       # erased treedef -> positions an escape read:
@@ -119,7 +120,7 @@ class IntArguments:
         key = self._key_treedef(treedef)
         if len(self._memo) > 4096:
             self._memo.clear()
-        erased = self._erased_last
+        erased = self.cell.erased   # this thread's: another thread's call may run between
         if erased is None:
             self._memo[treedef] = (key, None, (), ())
             return key
@@ -131,12 +132,12 @@ class IntArguments:
     def _key_treedef(self, treedef):
         values: list = []
         erased = _walk(treedef, lambda k, node: values.append(node[1]) or (INT,), [0])
-        self._erased_last = None
+        self.cell.erased = None
         if not values:
             return treedef
         values = tuple(values)
         self.cell.values = values
-        self._erased_last = erased
+        self.cell.erased = erased
         symbolic = self._symbolic.get(erased)
         seen = self._seen.setdefault(erased, set())
         if len(seen) <= FEW_VALUES:

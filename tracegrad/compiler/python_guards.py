@@ -5,12 +5,33 @@ access_paths.py). Each is a callable that is True while the entry may replay; a 
 one retraces (compiler/function.py)."""
 from __future__ import annotations
 
+import math
 import operator
 from types import ModuleType
 
 from ..nn.modules.global_hooks import hook_ids
 
 _PLAIN = (bool, int, float, complex, str, type(None))
+
+
+# NOTE (plain keys): a number a trace read is baked in by type and bits, so a guard must
+# not let ``==`` match a value that would trace otherwise: 2 == 2.0 (an int64 result where
+# eager makes float), 0.0 == -0.0 (1 / (x * s) is inf or -inf), True == 1. So guards
+# compare each plain value's key: its type, its value and, for a float, its sign.
+def plain_key(value):
+    """``value`` (a plain value: number, string, None, or a tuple of them) as a key that
+    equals another's only where a trace would bake in the same constant (NOTE (plain
+    keys))."""
+    kind = type(value)
+    if kind is float:
+        return (float, value, math.copysign(1.0, value))
+    if kind is tuple:
+        return (tuple, tuple(map(plain_key, value)))
+    return (kind, value)
+
+
+def plain_keys(values) -> list:
+    return list(map(plain_key, values))
 
 
 def described(guard, what):
@@ -35,7 +56,7 @@ def attributes(module) -> tuple:
     for name, value in module.__dict__.items():
         if name[0] != "_" and (type(value) in _PLAIN or (type(value) is tuple and all(
                 type(v) in _PLAIN for v in value))):
-            plain.append((name, value))
+            plain.append((name, plain_key(value)))   # NOTE (plain keys)
     plain.append(("<hooks>", hook_ids(module)))  # a hook registered since must run
     names, members = [], []
     for store in (module._parameters, module._buffers, module._modules):
@@ -130,13 +151,14 @@ def python_value_guards(fn) -> list:
     other_cells = [c for c in cells if type(c.cell_contents) not in _PLAIN]
     guards = []
     if plain_names or plain_cells:
-        values = [glb[n] for n in plain_names] + [c.cell_contents for c in plain_cells]
+        values = plain_keys([glb[n] for n in plain_names]
+                            + [c.cell_contents for c in plain_cells])
         missing = object()
 
         def guard() -> bool:
             # NOTE: lists compare their items by identity first: a NaN value matches
-            return ([glb.get(n, missing) for n in plain_names]
-                    + [c.cell_contents for c in plain_cells] == values)
+            return plain_keys([glb.get(n, missing) for n in plain_names]
+                              + [c.cell_contents for c in plain_cells]) == values
         guards.append(described(guard, "a number or string the function reads from a "
                                        "global or closure variable changed"))
     if other_names or other_cells:

@@ -70,3 +70,32 @@ def test_user_code_in_a_file_named_like_the_package_is_watched():
     assert float(f(x).sum()) == 6.0
     space["cfg"]["s"] = 3.0
     assert float(f(x).sum()) == 9.0
+
+
+def test_an_iterated_list_item_changing_from_int_to_float_retraces():
+    weights = [2, 3]
+
+    def f(x):
+        for w in weights:
+            x = x * w
+        return x
+    c = torch.compile(f)
+    x = torch.tensor([1, 2])
+    assert c(x).dtype == torch.int64
+    weights[0] = 2.0
+    assert c(x).dtype == torch.float32
+
+
+def test_an_iterated_deque_edited_in_place_retraces():
+    from collections import deque
+    weights = deque([2.0, 3.0])
+
+    def f(x):
+        for w in weights:
+            x = x * w
+        return x
+    c = torch.compile(f)
+    x = torch.ones(2)
+    assert float(c(x).sum()) == 12.0
+    weights[0] = 5.0
+    assert float(c(x).sum()) == 30.0

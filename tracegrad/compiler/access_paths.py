@@ -4,6 +4,7 @@ function runs in the trace, checked at each call (NOTE (access paths))."""
 from __future__ import annotations
 
 import builtins
+from collections import deque
 import operator
 import sys
 import sysconfig
@@ -15,7 +16,7 @@ from types import BuiltinFunctionType, FunctionType, MemberDescriptorType, Metho
 from .._tensor import Tensor
 from ..nn import Module
 from .errors import TraceError
-from .python_guards import _PLAIN, described, global_names, plain_keys
+from .python_guards import _PLAIN, described, global_names, plain_key, plain_keys
 from .read_chains import MUTATORS, chains
 from .tracer import TraceValue
 
@@ -52,7 +53,7 @@ _PACKAGE = str(Path(__file__).resolve().parents[1])
 _SKIPPED = (_PACKAGE + "/", str(Path(_PACKAGE).parent / "codegen") + "/",
             str(Path(_PACKAGE).parent / "runtime") + "/", sysconfig.get_paths()["stdlib"] + "/")
 _CODE = (FunctionType, BuiltinFunctionType, MethodType, type, ModuleType)
-_CONTAINERS = (list, dict, set)
+_CONTAINERS = (list, dict, set, deque)
 _LIBRARY_ROOTS = frozenset(getattr(sys, "stdlib_module_names", ())) | {"tracegrad", "numpy"}
 _MISSING = object()
 _MEMBER = object()   # a module's parameter, buffer or submodule
@@ -131,7 +132,7 @@ def _frozen(value, depth: int = 0):
     """``value``'s contents as a value that compares equal while they are the same:
     plain values by value, containers item by item (three levels), the rest by identity."""
     if _plain(value):
-        return value
+        return plain_key(value)   # NOTE (plain keys) in python_guards: 2 is not 2.0
     if depth < 3 and not _owned_elsewhere(value):
         # read with the builtin types' own methods: a subclass's code never runs here
         if isinstance(value, (list, tuple)):
@@ -141,6 +142,8 @@ def _frozen(value, depth: int = 0):
         if isinstance(value, dict):
             return (type(value), tuple((k, _frozen(v, depth + 1))
                                        for k, v in dict.items(value)))
+        if type(value) is deque:   # its C iterator runs no code of the user's
+            return (deque, tuple(_frozen(v, depth + 1) for v in list(value)))
         if type(value) in (set, frozenset) and all(map(_plain, value)):
             return (type(value), frozenset(value))
     return _Same(value)

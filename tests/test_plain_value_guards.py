@@ -64,7 +64,7 @@ def test_user_code_in_a_file_named_like_the_package_is_watched():
     from tracegrad.compiler import access_paths
     source = "cfg = {'s': 2.0}\ndef f(x):\n    return x * cfg['s']\n"
     space: dict = {}
-    exec(compile(source, access_paths._PACKAGE + "_demo.py", "exec"), space)
+    exec(compile(source, access_paths.PACKAGE_DIR.rstrip("/") + "_demo.py", "exec"), space)
     f = torch.compile(space["f"])
     x = torch.ones(3)
     assert float(f(x).sum()) == 6.0

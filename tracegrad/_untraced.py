@@ -30,7 +30,8 @@ import threading
 from pathlib import Path
 
 _gettrace, _settrace = sys.gettrace, sys.settrace
-_PACKAGE = str(Path(__file__).resolve().parent)
+# tracegrad's folder with its "/": a user's tracegrad_demo.py beside it is not ours
+PACKAGE_DIR = str(Path(__file__).resolve().parent) + "/"
 _NOT_PAUSED = object()
 
 
@@ -92,5 +93,5 @@ def library_method(obj, method) -> bool:
     an object of tracegrad's own class: not the user's subclass, nor a function the user
     set on the instance or patched into the class."""
     code = getattr(method, "__code__", None)
-    return (code is not None and code.co_filename.startswith(_PACKAGE)
+    return (code is not None and code.co_filename.startswith(PACKAGE_DIR)
             and type(obj).__module__.startswith("tracegrad."))

@@ -14,6 +14,7 @@ from types import BuiltinFunctionType, FunctionType, MemberDescriptorType, Metho
     ModuleType, SimpleNamespace
 
 from .._tensor import Tensor
+from .._untraced import PACKAGE_DIR
 from ..nn import Module
 from .errors import TraceError
 from .python_guards import _PLAIN, described, global_names, plain_key, plain_keys
@@ -48,10 +49,10 @@ from .tracer import TraceValue
 # a closure cell of a function the traced one calls that was reached other than as a
 # value read (a method's closure), and user code that runs outside the trace.
 
-_PACKAGE = str(Path(__file__).resolve().parents[1])
 # folders, each with its "/": a user's tracegrad_demo.py beside the package is user code
-_SKIPPED = (_PACKAGE + "/", str(Path(_PACKAGE).parent / "codegen") + "/",
-            str(Path(_PACKAGE).parent / "runtime") + "/", sysconfig.get_paths()["stdlib"] + "/")
+_ROOT = Path(PACKAGE_DIR).parent
+_SKIPPED = (PACKAGE_DIR, str(_ROOT / "codegen") + "/", str(_ROOT / "runtime") + "/",
+            sysconfig.get_paths()["stdlib"] + "/")
 _CODE = (FunctionType, BuiltinFunctionType, MethodType, type, ModuleType)
 _CONTAINERS = (list, dict, set, deque)
 _LIBRARY_ROOTS = frozenset(getattr(sys, "stdlib_module_names", ())) | {"tracegrad", "numpy"}

@@ -17,6 +17,7 @@ from .._tensor import Tensor
 from .._untraced import PACKAGE_DIR
 from ..nn import Module
 from .errors import TraceError
+from .followed import Followed, escape_all
 from .python_guards import _PLAIN, described, global_names, plain_key, plain_keys
 from .read_chains import MUTATORS, chains
 from .tracer import TraceValue
@@ -169,6 +170,7 @@ class Reads:
     def __init__(self) -> None:
         self.seen: dict = {}
         self.unsafe: str | None = None
+        self.retrace: str | None = None   # NOTE (type of a followed value) in int_args.py
         # ids of the objects reached from a global or closure variable, or read: a local
         # container not among them is one the function made
         self.rooted: set = set()
@@ -205,6 +207,9 @@ class Reads:
     # ---- evaluation on a live frame ---------------------------------------------------
     def walk(self, frame, chain) -> None:
         kind, name = chain.root
+        if chain.tail == ("type",):   # NOTE (type of a followed value) in int_args.py
+            self._type_of(frame, chain)
+            return
         if kind == "global":
             glb = frame.f_globals
             value = glb.get(name, _MISSING)
@@ -250,6 +255,27 @@ class Reads:
                 self.note(base, "." if step[0] == "attr" else "[]", key, getter, value, shown)
             path = shown
         self._tail(frame, chain.tail, value, getter, path)
+
+    def _type_of(self, frame, chain) -> None:
+        """``type(chain)`` or ``type(expression)``: a followed number's type is not its
+        plain type (NOTE (type of a followed value) in int_args.py). Nothing is guarded:
+        the chain's value is read, where that runs no code, for its type only."""
+        kind, name = chain.root
+        if kind == "type":
+            self.retrace = self.retrace or escape_all("type() of an expression")
+            return
+        value = frame.f_globals.get(name, _MISSING) if kind == "global" \
+            else frame.f_locals.get(name, _MISSING)
+        for step in chain.steps:
+            if value is _MISSING:
+                return
+            if step[0] == "attr":
+                value = _attribute(value, step[1])[1]
+            else:
+                key = _key_value(frame, step[1], step[2])
+                value = _MISSING if key is _MISSING else _item(value, key)[1]
+        if isinstance(value, Followed):
+            self.retrace = self.retrace or value.type_taken()
 
     def _tail(self, frame, tail, value, getter, path) -> None:
         if tail is None or _owned_elsewhere(value):
@@ -397,6 +423,8 @@ def path_guards(reads: Reads, covered=()) -> list:
     """Guards that hold while every read in ``reads`` would read the same again: values
     by value, objects by identity, contents item by item. ``covered``: keys
     ``(id(base), kind, key)`` other guards check already (python_value_guards)."""
+    if reads.retrace is not None:   # traced again on the ints' values
+        raise TraceError(f"{reads.retrace}: the trace saw another type than a call does")
     if reads.unsafe is not None:   # _build runs such a signature eagerly
         raise TraceError(f"a read through a Python object could not be recorded for "
                          f"its guard ({reads.unsafe})")

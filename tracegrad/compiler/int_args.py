@@ -40,6 +40,19 @@ dims keep their symbol (NOTE (dims before constant ints) in int_signature.py).
 A SymArg is no ``int`` (NOTE (no int underneath) in symint.py): C code cannot read its
 value without calling one of its methods.  Its recorder is open while the entry is
 traced and planned; afterwards (kept in a module attribute) it acts as the plain value.
+
+NOTE (type of a followed value): ``isinstance(n, int)`` holds (``__class__``), but
+``type(n)`` is SymArg, and no method of it runs: ``type(n) is int``, ``type(n) == int``
+or ``type(n).__name__`` took the other branch than eager at every value.  Python cannot
+hook ``type()``, so the access-path recorder (which already watches the user's frames
+while the trace runs) reads the bytecode for calls of the builtin ``type``
+(read_chains.py): on a chain (``type(n)``, ``type(cfg["n"])``) whose value is a SymArg,
+or on any expression (``type(n + 1)``), while symbolic ints are traced, the trace
+raises a TraceError at its end and runs again on the ints' values, which are then
+specialised (a program per value, as ``dynamic=False``).  A chain whose value is a
+plain object costs nothing more; a symbolic size (SymInt) only escapes there (its
+group retraces each size).  Not seen: ``type()`` called in library code (site-packages,
+the standard library) or through another name (``t = type; t(n)``).
 """
 from __future__ import annotations
 
@@ -51,6 +64,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .followed import Followed, opened
 
 _PACKAGE_DIRS = (str(Path(__file__).resolve().parents[1]),
                  str(Path(__file__).resolve().parents[2] / "codegen"),
@@ -67,14 +81,16 @@ class Recorder:
     """What one trace did with its symbolic ints: ``guards`` (text -> check of the call's
     int values) and ``specialised`` (position -> value, the ints an escape read)."""
 
-    def __init__(self, values: tuple, cell) -> None:
+    def __init__(self, values: tuple, cell, positions=()) -> None:
         self.active = True
         self.values = values
+        self.positions = tuple(positions)   # the ints traced as SymArgs
         self.cell = cell   # the compiled function's values of the current call (per thread)
         self.guards: dict[str, tuple] = {}   # text -> (check, positions it reads)
         self.specialised: dict[int, int] = {}
         self.escapes: list[str] = []
         self.inputs: dict = {}   # (id(SymArg), dtype) -> its runtime input's node
+        opened(self)
 
     def guard(self, text: str, check, args: frozenset) -> None:
         if self.active and text not in self.guards:
@@ -88,6 +104,15 @@ class Recorder:
         line = f"{what} of {value.text} at {_caller()}"
         if len(self.escapes) < MAX_ESCAPES_KEPT and line not in self.escapes:
             self.escapes.append(line)
+
+
+    def escape_all(self, what: str) -> str | None:
+        """A read no method saw (``type(n + 1)``): the trace may have gone another way
+        than on ints, so it runs again on their values (the reason why)."""
+        if not (self.active and self.positions):
+            return None
+        self.specialised.update((k, self.values[k]) for k in self.positions)
+        return f"{what}, which may be a symbolic int argument"
 
 
 def _caller() -> str:
@@ -116,7 +141,7 @@ def _paren(text: str) -> str:
     return f"({text})" if " " in text else text
 
 
-class SymArg:
+class SymArg(Followed):
     """An int argument (or a number computed from int arguments) in a trace: its traced
     value ``_v``, ``fn(values)`` giving it at any call, ``text`` naming it, and ``args``,
     the positions of the ints it depends on."""
@@ -196,7 +221,7 @@ class SymArg:
     def __bool__(self):
         return bool(self._compare(0, "!="))
 
-    # ---- escapes: the value leaves what a closure follows -------------------------------
+    # ---- escapes: the value leaves what a closure follows (the rest: Followed) ---------
     def _escaped(self, what: str):
         self.rec.escape(self, what)
         return self._v
@@ -204,43 +229,16 @@ class SymArg:
     def __index__(self):
         return operator.index(self._escaped("__index__"))
 
-    def __int__(self):
-        return int(self._escaped("int()"))
+    def __hash__(self):
+        return hash(self._escaped("hash()"))
+
+    def type_taken(self) -> str:
+        self._escaped("type()")
+        return f"type() of the symbolic int argument {self.text}"
 
     def followed_float(self):
         """``float(self)``, still followed (``_size.as_float``: a tensor divided by an int)."""
         return self._unary("float", float)
-
-    def __float__(self):
-        return float(self._escaped("float()"))
-
-    def __complex__(self):
-        return complex(self._escaped("complex()"))
-
-    def __hash__(self):
-        return hash(self._escaped("hash()"))
-
-    def __format__(self, spec):
-        return format(self._escaped("formatting"), spec)
-
-    def __repr__(self):
-        return repr(self._escaped("repr()"))
-
-    __str__ = __repr__
-
-    def __reduce__(self):
-        return (type(self._v), (self._escaped("pickling"),))
-
-    def __copy__(self):
-        return self
-
-    def __deepcopy__(self, memo):
-        return self
-
-    def __getattr__(self, name: str):
-        if name.startswith("__") or not hasattr(type(self._v), name):
-            raise AttributeError(name)
-        return getattr(self._escaped(f".{name}"), name)
 
     # ---- a tensor operand: a runtime input -------------------------------------------------
     def runtime_input(self, tracer, dtype) -> int:

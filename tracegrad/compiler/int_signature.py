@@ -213,7 +213,10 @@ class IntArguments:
             self.lines.setdefault(f"int arguments traced {traces} times for one signature "
                                   f"(guards broken): values again")
         values = self.cell.values
-        rec = Recorder(values, self.cell)
+        positions: list = []
+        _walk(key_treedef, lambda k, node: positions.append(k) if node[0] == SYMINT else None,
+              [0])
+        rec = Recorder(values, self.cell, positions)
         names = self.names(key_treedef)
 
         def follow(k, node):

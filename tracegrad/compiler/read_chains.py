@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dis
 import inspect
+import sys
 from typing import NamedTuple
 
 _ROOTS = {"LOAD_GLOBAL": "global", "LOAD_DEREF": "cell", "LOAD_CLASSDEREF": "cell",
@@ -26,11 +27,13 @@ MUTATORS = frozenset({"append", "extend", "insert", "add", "update", "appendleft
 
 
 class Chain(NamedTuple):
-    """``root`` ("global", "cell" or "fast", the variable's name), ``steps`` (("attr", name) or
+    """``root`` ("global", "cell" or "fast", the variable's name; ("type", None): the
+    builtin ``type`` called on an expression), ``steps`` (("attr", name) or
     ("item", key kind, key)), then ``tail``: "contents" when the code may read all the
     final value holds (iterates it, passes it to a call, compares it), ("method", name)
     when it calls a method of it, ("get", key kind, key) for ``.get(key[, default])``,
     ("getattr", key kind, key) for ``getattr(value, key[, default])`` (or ``hasattr``),
+    ("type",) for ``type(value)``,
     else None (it stores into it, drops it, or the value is a step's base only)."""
     root: tuple
     steps: tuple
@@ -102,7 +105,15 @@ def _chain_at(code, i: int) -> Chain:
                 code[j + 1].opname == "LOAD_CONST" and j + 2 < len(code)
                 and code[j + 2].opname in _CALLS))):
         return Chain(root, tuple(steps), ("getattr",) + _key(code[j]))
+    if i > 0 and _calls_type(code[i - 1]) and j < len(code) and code[j].opname in _CALLS:
+        return Chain(root, tuple(steps), ("type",))   # NOTE (type of a followed value)
     return Chain(root, tuple(steps), _tail(code, j))
+
+
+def _calls_type(ins) -> bool:
+    """``ins`` loads the builtin ``type`` to call it (3.11 marks a callee's load)."""
+    return ins.opname == "LOAD_GLOBAL" and ins.argval == "type" and (
+        sys.version_info < (3, 11) or "NULL" in ins.argrepr)
 
 
 class CodeChains(NamedTuple):
@@ -169,6 +180,13 @@ def _code_chains(code) -> CodeChains | None:
             stored.setdefault(line, set()).add(ins.argval)
     precise = set()
     for i, ins in enumerate(instructions):
+        if _calls_type(ins) and not (i + 1 < len(instructions) and instructions[i + 1].opname
+                                     in _ROOTS and _chain_at(instructions, i + 1).tail
+                                     == ("type",)):
+            # ``type(n + 1)``: of an expression no chain names (NOTE (type of a followed
+            # value))
+            at[ins.offset] = chain = Chain(("type", None), (), ("type",))
+            by_line.setdefault(lines[i], []).append(chain)
         if ins.opname in _ROOTS and isinstance(ins.argval, str):
             chain = _chain_at(instructions, i)
             if chain.steps or type(chain.tail) is tuple or chain.root[0] != "fast":

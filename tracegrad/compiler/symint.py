@@ -15,8 +15,9 @@ A SymInt is no ``int`` (NOTE (no int underneath)): every use of its value calls 
 its methods, so a use that is not followed is an escape and never a silent read.  A hash
 is an escape too (a dict lookup that misses compares with nothing), except where
 SILENT_HASHES audited it.  What no method sees is code that inspects the type itself
-(``type(n) is int``): the guard trace then takes another path than a plain trace.  Three
-checks after the guard trace stay as a second line: every size-dependent value of the
+(``type(n) is int``): the access-path recorder sees the user's calls of ``type`` and
+escapes (NOTE (type of a followed value) in int_args.py); in library code the guard
+trace may take another path than a plain trace.  Three checks after the guard trace stay as a second line: every size-dependent value of the
 traced graph (a node's shape, a view's target, a slice bound, a constant) must be a
 SymInt (or a mean's ``1/N`` SymFloat) whose polynomial is the one the fit found there; a
 tensor the trace made and the program reads must have had the same values at every
@@ -33,6 +34,8 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
+from .followed import Followed, opened
 
 # tracegrad/, codegen/ and runtime/ (installed as one package, in the repo as three folders)
 PACKAGE_DIRS = tuple({str(Path(__file__).resolve().parents[1]),
@@ -108,12 +111,15 @@ class Recorder:
         self.active = True
         self.guards: dict[tuple, bool] = {}
         self.escapes: list[str] = []
+        opened(self)
 
     def escape(self, what: str) -> None:
         if self.active and len(self.escapes) < MAX_ESCAPES_KEPT:
             self.escapes.append(f"{what} at {_caller()}")
         elif self.active:
             self.escapes.append("")  # counted, not described
+
+    escape_all = escape   # (any escape makes the group retrace at every new size)
 
     def compare(self, diff: tuple, op: str, outcome: bool) -> None:
         """``diff op 0`` held (``outcome``) at the traced size.  A condition that holds
@@ -229,35 +235,7 @@ def _plain(x):
     return x._v if type(x) is SymInt or type(x) is SymFloat else x
 
 
-class _Followed:
-    """What SymInt and SymFloat share: a copy is the same followed value, and printing it
-    or asking it for one of its plain type's other methods (``bit_length``, ``hex``,
-    ...) is an escape answered by the plain value (``_escaped``)."""
-
-    __slots__ = ()
-    _plain: type
-
-    def _escaped(self, what: str):
-        raise NotImplementedError
-
-    def __repr__(self):
-        return repr(self._escaped("repr()"))
-
-    __str__ = __repr__
-
-    def __copy__(self):
-        return self
-
-    def __deepcopy__(self, memo):
-        return self
-
-    def __getattr__(self, name: str):
-        if name.startswith("__") or not hasattr(self._plain, name):
-            raise AttributeError(name)   # (``hasattr(n, "shape")`` asks nothing of it)
-        return getattr(self._escaped(f".{name}"), name)
-
-
-class SymInt(_Followed):
+class SymInt(Followed):
     """An integer size that also knows itself as a polynomial in ``s0`` (``expr``, lowest
     power first) and records, in ``rec``, what the traced code did with it.
 
@@ -270,7 +248,6 @@ class SymInt(_Followed):
     code takes it as the size it is; ``type(n) is int`` does not."""
 
     __slots__ = ("_v", "expr", "rec")
-    _plain = int
 
     def __init__(self, value: int, expr: tuple, rec: Recorder) -> None:
         self._v = int(value)
@@ -480,33 +457,17 @@ class SymInt(_Followed):
         self.rec.escape(f"{what} of s0 ({poly_text(self.expr)})")
         return self._v
 
-    def __int__(self):
-        return self._escaped("int()")
-
     def __index__(self):
         return self._escaped("__index__")
 
-    def __float__(self):
-        return float(self._escaped("float()"))
 
-    def __complex__(self):
-        return complex(self._escaped("complex()"))
-
-    def __format__(self, spec):
-        return format(self._escaped("formatting"), spec)
-
-    def __reduce__(self):
-        return (int, (self._escaped("pickling"),))
-
-
-class SymFloat(_Followed):
+class SymFloat(Followed):
     """``1 / P(s0)`` (``kind`` "recip"; a mean's 1/N) as the traced code made it: passed on
     as it is (a tensor op's scalar) it stays followed; any other use (arithmetic, a
     comparison, formatting, a C function reading it) is an escape, and the plain float
     goes on.  Not a ``float`` subclass, for the reason of NOTE (no int underneath)."""
 
     __slots__ = ("_v", "kind", "expr", "rec")
-    _plain = float
 
     def __init__(self, value: float, kind: str, expr: tuple, rec: Recorder) -> None:
         self._v = float(value)
@@ -529,7 +490,6 @@ class SymFloat(_Followed):
     def _escaped(self, what: str) -> float:
         self.rec.escape(f"{what} of {self.kind} {poly_text(self.expr)}")
         return self._v
-
 
 
 def _escaping(name: str):

@@ -239,12 +239,12 @@ class _Lowerer:
         expand = SCALAR_OPS[op].expand
         if expand is not None:  # an op written as other scalar ops: nothing to render
             return expand(b.emit, tuple(args), dt)
-        if (op is Op.DIV and dt.kind == "f"
+        if (op is Op.DIV and dt.kind == "f" and b.reads_accumulator(args[1])
                 and b.loop_depth(args[1]) < b.loop_depth(args[0]) == b.depth):
             # NOTE (row reciprocal): softmax's x / sum divides a whole row by one value.
             # A vector division costs ~10x a multiply on AVX-512, so the row loop
-            # multiplies by 1/sum, which LLVM hoists out of the loop.  The result may
-            # differ from x / sum in the last bit (what PyTorch's kernels do too).
+            # multiplies by 1/sum (hoisted by LLVM; the last bit may differ, as in PyTorch),
+            # only by a kernel's own reduction: x / i (an argument, a constant) as eager.
             return b.emit(Op.MUL, (args[0], b.emit(Op.RECIP, (args[1],), dt)), dt)
         return b.emit(op, tuple(args), dt)
 

@@ -64,6 +64,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import TraceError
 from .followed import Followed, opened
 
 _PACKAGE_DIRS = (str(Path(__file__).resolve().parents[1]),
@@ -245,6 +246,14 @@ class SymArg(Followed):
         """The node of a 0-d input of ``dtype`` that holds this value at every call."""
         key = (id(self), np.dtype(dtype))
         node = self.rec.inputs.get(key)
+        if node is None and key[1].kind in "iu" and type(self._v) is int:
+            # an int32 operand: a value past its range raises eagerly (naming the op), so
+            # a call with one traces again rather than failing to fill the input
+            info, sfn = np.iinfo(key[1]), self.fn
+            if not info.min <= self._v <= info.max:   # (traced again on the value)
+                raise TraceError(f"{self.text} = {self._v} is out of {key[1].name}'s range")
+            self.rec.guard(f"{self.text} fits {key[1].name}",
+                           lambda values: info.min <= sfn(values) <= info.max, self.args)
         if node is None:
             node = tracer.runtime_scalar(CallValue(self.fn, self.rec.cell), dtype)._data.node
             self.rec.inputs[key] = node

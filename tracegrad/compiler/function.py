@@ -287,7 +287,7 @@ class CompiledFunction:
 
     # ---- symbolic sizes (dynamic.py, symbolic.py) ------------------------------------------
     def _symbolic_instance(self, key, treedef, leaves):
-        for skey, group in self._groups.items():
+        for skey, group in list(self._groups.items()):   # (another thread may add one)
             n = group_size(group, key)
             if not n or symbolic_key(key, group.dims) != skey:
                 continue

@@ -373,10 +373,12 @@ class CompiledFunction:
                     treedef = _POSITIONAL_TENSORS[len(args)] = pytree.flatten(
                         (tuple(args), {}))[0]
                 # NOTE: the layout read inline, one flags read for a C-contiguous array
-                # (NOTE (layout signatures)); device arrays (no flags) take the except
+                # without size-1 or empty dims (NOTE (layout signatures)); device arrays
+                # (no flags) take the except
                 try:
-                    parts = tuple([((d := a._data).shape, _dtype_str(d.dtype), a._device,
-                                    bool(a._requires_grad), None if d.flags.c_contiguous
+                    parts = tuple([(s := (d := a._data).shape, _dtype_str(d.dtype),
+                                    a._device, bool(a._requires_grad), None
+                                    if d.flags.c_contiguous and 1 not in s and d.size
                                     else argument_layout(d)) for a in args])
                 except AttributeError:
                     parts = tuple([((d := a._data).shape, _dtype_str(d.dtype), a._device,

@@ -67,3 +67,11 @@ def test_type_of_a_tensor_keeps_the_int_symbolic():
     for n in range(2, 9):
         np.testing.assert_array_equal(compiled(x, n).numpy(), f(x, n).numpy())
     assert compiled.cache_info().misses == 2
+
+
+def test_explain_of_a_function_that_takes_the_type_of_a_symbolic_int():
+    compiled = torch.compile(_type_is, dynamic=True)
+    x = torch.tensor(np.arange(4, dtype=np.float32))
+    report = compiled.explain(x, 7)   # (the trace on SymArgs raised: traced on the value)
+    assert [k.ops for k in report.kernels] == [["ADD"]]
+    np.testing.assert_array_equal(compiled(x, 7).numpy(), _type_is(x, 7).numpy())

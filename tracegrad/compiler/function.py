@@ -151,10 +151,13 @@ class CompiledFunction:
         try:
             entry = build_entry(self, traced_on if rec is not None else treedef, leaves, args,
                                 kwargs, compile_code=False)
-        except BaseException:
-            if rec is not None:
-                rec.active = False
-            raise
+        except BaseException as e:
+            if rec is None or not isinstance(e, Exception):
+                raise
+            rec.active = False   # as _build: traced again on the ints' values
+            self._ints.failed(key[0], e)
+            entry, rec = build_entry(self, treedef, leaves, args, kwargs,
+                                     compile_code=False), None
         self._ints.finish(entry, rec, key[0])
         symbolic = tuple(g.describe() + f", sizes served {sorted(g.sizes_served)}"
                          + _retraces(g)

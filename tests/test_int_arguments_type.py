@@ -38,8 +38,12 @@ def _type_in_a_helper(x, n):
     return x * scale(n)
 
 
+def _types_mapped(x, n):
+    return x + 1.0 if int in set(map(type, [n, n + 1])) else x - 1.0
+
+
 @pytest.mark.parametrize("fn", [_type_is, _type_equals, _type_name, _type_of_an_expression,
-                                _int_add_unbound, _type_in_a_helper])
+                                _int_add_unbound, _type_in_a_helper, _types_mapped])
 @pytest.mark.parametrize("dynamic", [None, True])
 def test_type_of_a_symbolic_int_takes_eagers_branch(fn, dynamic):
     x = torch.tensor(np.arange(4, dtype=np.float32))

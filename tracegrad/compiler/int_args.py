@@ -47,12 +47,13 @@ or ``type(n).__name__`` took the other branch than eager at every value.  Python
 hook ``type()``, so the access-path recorder (which already watches the user's frames
 while the trace runs) reads the bytecode for calls of the builtin ``type``
 (read_chains.py): on a chain (``type(n)``, ``type(cfg["n"])``) whose value is a SymArg,
-or on any expression (``type(n + 1)``), while symbolic ints are traced, the trace
+or on any other use of ``type`` (``type(n + 1)``, ``map(type, ns)``) while symbolic
+ints are traced, the trace
 raises a TraceError at its end and runs again on the ints' values, which are then
 specialised (a program per value, as ``dynamic=False``).  A chain whose value is a
 plain object costs nothing more; a symbolic size (SymInt) only escapes there (its
 group retraces each size).  Not seen: ``type()`` called in library code (site-packages,
-the standard library) or through another name (``t = type; t(n)``).
+the standard library) or through another name (``builtins.type``, a module's alias).
 """
 from __future__ import annotations
 

@@ -180,11 +180,11 @@ def _code_chains(code) -> CodeChains | None:
             stored.setdefault(line, set()).add(ins.argval)
     precise = set()
     for i, ins in enumerate(instructions):
-        if _calls_type(ins) and not (i + 1 < len(instructions) and instructions[i + 1].opname
-                                     in _ROOTS and _chain_at(instructions, i + 1).tail
-                                     == ("type",)):
-            # ``type(n + 1)``: of an expression no chain names (NOTE (type of a followed
-            # value))
+        if ins.opname == "LOAD_GLOBAL" and ins.argval == "type" and not (
+                i + 1 < len(instructions) and instructions[i + 1].opname in _ROOTS
+                and _chain_at(instructions, i + 1).tail == ("type",)):
+            # ``type(n + 1)``, ``map(type, ns)``: of values no chain names (NOTE (type of
+            # a followed value))
             at[ins.offset] = chain = Chain(("type", None), (), ("type",))
             by_line.setdefault(lines[i], []).append(chain)
         if ins.opname in _ROOTS and isinstance(ins.argval, str):

@@ -61,7 +61,11 @@ class CachingAllocator:
 
     def __init__(self, driver: Driver):
         self.driver = driver
-        self._lock = threading.Lock()
+        # Reentrant: a garbage collection can start inside any locked section (a list or
+        # dict allocated there) and run a dead DeviceBlock's __del__ -> release() on this
+        # thread, which with a plain Lock waits on itself forever (seen once as a hang in
+        # the suite's teardown of tests/test_cuda_runtime.py).
+        self._lock = threading.RLock()
         self._free: dict[int, list[int]] = {}
         self.closed = False
         self._stats = {"allocated_bytes": 0, "reserved_bytes": 0, "peak_allocated_bytes": 0,

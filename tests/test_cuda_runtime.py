@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -92,6 +93,27 @@ def test_caching_allocator_reuses_freed_blocks(device):
     alloc.empty_cache()
     after = alloc.memory_stats()
     assert after["cached_bytes"] == 0 and after["reserved_bytes"] == after["allocated_bytes"]
+
+
+def test_a_block_freed_by_a_collection_inside_the_allocator_does_not_hang(device):
+    """A garbage collection may start inside any of the allocator's locked sections and
+    run a dead block's ``__del__`` there, on the same thread (the suite once hung so in
+    ``empty_cache``): the release must not wait on the lock its own thread holds."""
+    alloc = device.allocator
+    block = alloc.allocate(4000)
+    ptr, size = block.ptr, block.size
+    released = threading.Event()
+
+    def collect_inside_the_lock():
+        with alloc._lock:
+            block.__del__()      # what the collector does to a dead block here
+            released.set()
+
+    worker = threading.Thread(target=collect_inside_the_lock, daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert released.is_set(), "release() waited on the allocator lock its thread holds"
+    assert ptr in alloc._free[size]
 
 
 def test_out_of_memory_empties_the_cache_and_retries_once(small_sim):

@@ -28,6 +28,7 @@ from typing import Callable
 import llvmlite.ir as ir
 import numpy as np
 
+from .ir_text import TextBuilder
 from .llvm_math import emit_math, intrinsic_suffix, splat_constant
 from .loop_ir import INDEX, AccUpdate, DefineAcc, Instr, Loop, LoopKernel, Store
 from .ops import COMPARISON, Op
@@ -41,6 +42,8 @@ I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
 F32, F64 = ir.FloatType(), ir.DoubleType()
 _REG = {"float32": F32, "float64": F64, "int32": I32, "int64": I64, "uint8": I8, "bool": I1}
 _MEM = {**_REG, "bool": I8}
+# NOTE (IR text) in codegen.ir_text; tests render with llvmlite.ir.IRBuilder too and compare
+BUILDER: Callable = TextBuilder
 
 
 # -- op -> LLVM instructions ---------------------------------------------------------------
@@ -206,7 +209,7 @@ class _Renderer:
             arg.add_attribute("noalias")
             self.buffers[buf.name] = (arg, buf.dtype)
         self.entry = self.fn.append_basic_block("entry")
-        self.b = ir.IRBuilder(self.entry)
+        self.b = BUILDER(self.entry)
         self.accs: dict[str, tuple[ir.AllocaInstr, Op, np.dtype]] = {}  # (slot, op, dtype)
         self.nan_flags: dict[str, ir.AllocaInstr] = {}  # NOTE (flagged extrema)
         self.flags: tuple[str, ...] = ()

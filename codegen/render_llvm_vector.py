@@ -80,6 +80,8 @@ _REDUCE = {Op.ADD: "fadd", Op.MAXIMUM: "fmax", Op.MINIMUM: "fmin"}
 _IDENTITY = {Op.ADD: -0.0, Op.MAXIMUM: -np.inf, Op.MINIMUM: np.inf}
 OUTER = 0   # plan_kernel's key of an elementwise kernel's outer loop (no id() is 0)
 _LANE_ZERO = ir.Constant(ir.VectorType(I32, LANES), 0)   # a splat's shuffle mask (text cached)
+_I32_ZERO = ir.Constant(I32, 0)
+_UNDEF: dict[str, ir.Constant] = {}   # str(vector type) -> undef of it
 
 
 @dataclass
@@ -514,8 +516,10 @@ def _splat(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     ty = ir.VectorType(x.type, LANES)
     if isinstance(x, ir.Constant):
         return splat_constant(ty, x.constant)
-    undef = ir.Constant(ty, ir.Undefined)
-    one = b.insert_element(undef, x, ir.Constant(I32, 0))
+    undef = _UNDEF.get(str(ty))
+    if undef is None:   # one per type: its text (16 x "float undef") is formatted once
+        undef = _UNDEF[str(ty)] = ir.Constant(ty, ir.Undefined)
+    one = b.insert_element(undef, x, _I32_ZERO)
     return b.shuffle_vector(one, undef, _LANE_ZERO)
 
 

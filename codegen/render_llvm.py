@@ -300,7 +300,10 @@ class _Renderer:
         if at is not None:
             return at
         ptr, dtype = self.buffers[buf]
-        return self.b.gep(ptr, [self.env[index]], inbounds=True, source_etype=_MEM[dtype.name])
+        at = self.env[index]
+        if isinstance(at, ir.Constant) and at.constant == 0:
+            return ptr   # a 0-d buffer: no GEP for instcombine to drop (NOTE (short pipeline))
+        return self.b.gep(ptr, [at], inbounds=True, source_etype=_MEM[dtype.name])
 
     def mem_type(self, buf: str) -> ir.Type:
         """The LLVM type of an element of ``buf`` in memory."""

@@ -1,4 +1,5 @@
-"""Render a ``LoopKernel`` as one self-contained LLVM module (text) with llvmlite.ir.
+"""Render a ``LoopKernel`` as one self-contained LLVM module (text): llvmlite.ir's module,
+function and blocks, instructions written as text by ``codegen.ir_text.TextBuilder``.
 
 ABI: ``void @name(i64 %start, i64 %end, ptr noalias %buf0, ...)`` runs outer iterations
 ``start <= o < end``.  The renderer only prints: index math, loop structure and dtype
@@ -47,7 +48,8 @@ BUILDER: Callable = TextBuilder
 
 
 # -- op -> LLVM instructions ---------------------------------------------------------------
-# LLVM_RULES[op](r, dtype, *values): ``r`` the renderer (``r.b`` its IRBuilder, ``r.flags``
+# LLVM_RULES[op](r, dtype, *values): ``r`` the renderer (``r.b`` its builder, with the
+# interface of llvmlite.ir.IRBuilder that codegen.ir_text lists, ``r.flags``
 # the fast-math flags of the update being rendered), ``dtype`` the first operand's. CONST,
 # LOAD, ACC, CAST and WHERE are the renderer's own hooks.
 

@@ -1,4 +1,5 @@
-"""Render a ``LoopKernel`` as one self-contained LLVM module (text) with llvmlite.ir.
+"""Render a ``LoopKernel`` as one self-contained LLVM module (text): llvmlite.ir's module,
+function and blocks, instructions written as text by ``codegen.ir_text.TextBuilder``.
 
 ABI: ``void @name(i64 %start, i64 %end, ptr noalias %buf0, ...)`` runs outer iterations
 ``start <= o < end``.  The renderer only prints: index math, loop structure and dtype
@@ -28,6 +29,7 @@ from typing import Callable
 import llvmlite.ir as ir
 import numpy as np
 
+from .ir_text import TextBuilder
 from .llvm_math import emit_math, intrinsic_suffix, splat_constant
 from .loop_ir import INDEX, AccUpdate, DefineAcc, Instr, Loop, LoopKernel, Store
 from .ops import COMPARISON, Op
@@ -41,10 +43,13 @@ I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
 F32, F64 = ir.FloatType(), ir.DoubleType()
 _REG = {"float32": F32, "float64": F64, "int32": I32, "int64": I64, "uint8": I8, "bool": I1}
 _MEM = {**_REG, "bool": I8}
+# NOTE (IR text) in codegen.ir_text; tests render with llvmlite.ir.IRBuilder too and compare
+BUILDER: Callable = TextBuilder
 
 
 # -- op -> LLVM instructions ---------------------------------------------------------------
-# LLVM_RULES[op](r, dtype, *values): ``r`` the renderer (``r.b`` its IRBuilder, ``r.flags``
+# LLVM_RULES[op](r, dtype, *values): ``r`` the renderer (``r.b`` its builder, with the
+# interface of llvmlite.ir.IRBuilder that codegen.ir_text lists, ``r.flags``
 # the fast-math flags of the update being rendered), ``dtype`` the first operand's. CONST,
 # LOAD, ACC, CAST and WHERE are the renderer's own hooks.
 
@@ -206,7 +211,7 @@ class _Renderer:
             arg.add_attribute("noalias")
             self.buffers[buf.name] = (arg, buf.dtype)
         self.entry = self.fn.append_basic_block("entry")
-        self.b = ir.IRBuilder(self.entry)
+        self.b = BUILDER(self.entry)
         self.accs: dict[str, tuple[ir.AllocaInstr, Op, np.dtype]] = {}  # (slot, op, dtype)
         self.nan_flags: dict[str, ir.AllocaInstr] = {}  # NOTE (flagged extrema)
         self.flags: tuple[str, ...] = ()
@@ -297,7 +302,10 @@ class _Renderer:
         if at is not None:
             return at
         ptr, dtype = self.buffers[buf]
-        return self.b.gep(ptr, [self.env[index]], inbounds=True, source_etype=_MEM[dtype.name])
+        at = self.env[index]
+        if isinstance(at, ir.Constant) and at.constant == 0:
+            return ptr   # a 0-d buffer: no GEP for instcombine to drop (NOTE (short pipeline))
+        return self.b.gep(ptr, [at], inbounds=True, source_etype=_MEM[dtype.name])
 
     def mem_type(self, buf: str) -> ir.Type:
         """The LLVM type of an element of ``buf`` in memory."""

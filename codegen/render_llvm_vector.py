@@ -17,7 +17,7 @@ NOTE (vector IR): LLVM's loop vectoriser is the bulk of a row kernel's cold comp
 log_softmax 4096x1024's ~22 ms of LLVM CPU, ~12 were IR passes at O1 with the vectorisers
 (instcombine over the scalar math, then LoopVectorize, IndVars, ...), ~9 code generation.
 A kernel rendered here is already vector code: its module is marked ``VECTOR_PIPELINE``
-and ``runtime.llvm_pipeline`` runs only SROA, instcombine and simplifycfg over it (NOTE
+and ``runtime.llvm_pipeline`` runs only SROA over it (NOTE
 (short pipeline)). LLVM CPU per kernel (parse + passes + code generation, thread CPU
 time, median of 12, one process, load 4.5), scalar path -> vector IR: softmax 4096x1024
 18.3 -> 9.8 ms, log_softmax 21.9 -> 11.4, layer_norm 12.9 -> 6.3, GELU (tanh) 16M
@@ -80,6 +80,8 @@ _REDUCE = {Op.ADD: "fadd", Op.MAXIMUM: "fmax", Op.MINIMUM: "fmin"}
 _IDENTITY = {Op.ADD: -0.0, Op.MAXIMUM: -np.inf, Op.MINIMUM: np.inf}
 OUTER = 0   # plan_kernel's key of an elementwise kernel's outer loop (no id() is 0)
 _LANE_ZERO = ir.Constant(ir.VectorType(I32, LANES), 0)   # a splat's shuffle mask (text cached)
+_I32_ZERO = ir.Constant(I32, 0)
+_UNDEF: dict[str, ir.Constant] = {}   # str(vector type) -> undef of it
 
 
 @dataclass
@@ -207,6 +209,9 @@ class VectorLoops:
         # buffers the kernel never writes is computed once, in the entry block
         self.invariant: set[str] = set()
         self.written = {st.buf for st in _stores(r.k.body)}
+        # NOTE (copy addresses): (buffer, index, load) -> copy 0's address, this iteration
+        self.first: dict[tuple[str, str, str, bool], ir.Value] = {}
+        self.copy = 0
 
     def render(self, loop: Loop) -> bool:
         """Render inner ``loop`` as vector IR when planned; False (nothing rendered)
@@ -307,9 +312,15 @@ class VectorLoops:
             phis.append(phi)
         state = self._unflatten(parts, phis)
         deferred: list[tuple[str, ir.Value, ir.Value]] = []
+        self.first = {}
         for u in range(copies):
-            r.env[loop.var] = j if u == 0 else b.add(j, ir.Constant(I64, u * LANES))
+            self.copy = u
+            if u == 0:
+                r.env[loop.var] = j
+            else:   # NOTE (copy addresses): no index of its own
+                r.env.pop(loop.var, None)
             self._copy(loop.body, u, state, deferred)
+        self.copy = 0
         self._stream(deferred)
         nxt = b.add(j, ir.Constant(I64, copies * LANES), name=f"{name}.next")
         latch = b.block
@@ -342,6 +353,9 @@ class VectorLoops:
         for s in body:
             if isinstance(s, Instr):
                 if s.out in plan.lanes:
+                    if u:   # NOTE (copy addresses): a read of it would be a KeyError
+                        r.env.pop(s.out, None)
+                        continue
                     x, y = (r.env[a] for a in s.args)
                     r.env[s.out] = b.add(x, y) if s.op is Op.ADD else b.sub(x, y)
                 elif s.out in plan.vectors:
@@ -353,11 +367,9 @@ class VectorLoops:
                 value = self._vec(s.value)
                 row = self.streamed.get(s.buf)
                 if row is not None and s.index in row.accesses:
-                    ptr = r.buffers[s.buf][0]
-                    deferred.append((s.buf, b.gep(ptr, [r.env[s.index]], inbounds=True,
-                                                  source_etype=ir.FloatType()), value))
+                    deferred.append((s.buf, self._address(s.buf, s.index, "", True), value))
                 else:
-                    _store(b, value, r._address(s.buf, s.index), 4)
+                    _store(b, value, self._address(s.buf, s.index), 4)
 
     def _stream(self, deferred: list) -> None:
         """A streamed row's stores of one iteration (NOTE (streamed rows)): non-temporal
@@ -387,6 +399,33 @@ class VectorLoops:
         return all(a in self.invariant or isinstance(self.r.env.get(a), ir.Constant)
                    for a in args if isinstance(a, str))
 
+    # NOTE (copy addresses): copy u of a main loop's iteration addresses copy 0's pointer
+    # + u * LANES elements, one GEP of a constant, where the index of lane 0 (base + j +
+    # u * LANES) went through its own adds and GEP: instcombine made that form of it
+    # (NOTE (short pipeline)), and the code generator folds the constant into the x86
+    # address (64(%rcx,%r10,4)). Without it (no instcombine), layer_norm's last loop kept
+    # an index register per copy and ran 7% slower (1.05 -> 1.12 ms per call). Copies
+    # u > 0 then compute no index at all (the adds were dead code for the code generator
+    # to build and drop: softmax 4096x1024 286 -> 268 lines of IR, log_softmax 323 -> 305).
+    def _address(self, buf: str, index: str, load: str = "", output: bool = False
+                 ) -> ir.Value:
+        """Where lane 0 of ``buf[index]`` is (``output``: the output row itself, not its
+        stack line, for a streamed row's deferred store)."""
+        r = self.r
+        key = (buf, index, load, output)
+        first = self.first.get(key) if self.copy else None
+        if first is not None:
+            return r.b.gep(first, [ir.Constant(I64, self.copy * LANES)], inbounds=True,
+                           source_etype=ir.FloatType())
+        if output:
+            at = r.b.gep(r.buffers[buf][0], [r.env[index]], inbounds=True,
+                         source_etype=ir.FloatType())
+        else:
+            at = r._address(buf, index, load)
+        if self.copy == 0:
+            self.first[key] = at
+        return at
+
     # -- values -----------------------------------------------------------------------------
     def _vec(self, name: str) -> ir.Value:
         assert self.plan is not None
@@ -395,7 +434,7 @@ class VectorLoops:
     def _instr(self, s: Instr) -> ir.Value:
         r, b = self.r, self.r.b
         if s.op is Op.LOAD:
-            return b.load(r._address(s.args[0], s.args[1], s.out),
+            return b.load(self._address(s.args[0], s.args[1], s.out),
                           typ=ir.VectorType(ir.FloatType(), LANES), align=4)
         args = [self._vec(a) for a in s.args]
         if s.op is Op.WHERE:
@@ -477,8 +516,10 @@ def _splat(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     ty = ir.VectorType(x.type, LANES)
     if isinstance(x, ir.Constant):
         return splat_constant(ty, x.constant)
-    undef = ir.Constant(ty, ir.Undefined)
-    one = b.insert_element(undef, x, ir.Constant(I32, 0))
+    undef = _UNDEF.get(str(ty))
+    if undef is None:   # one per type: its text (16 x "float undef") is formatted once
+        undef = _UNDEF[str(ty)] = ir.Constant(ty, ir.Undefined)
+    one = b.insert_element(undef, x, _I32_ZERO)
     return b.shuffle_vector(one, undef, _LANE_ZERO)
 
 

@@ -37,6 +37,8 @@ import tempfile
 import threading
 from typing import Any, Iterator
 
+from . import helper_thread
+
 FORMAT_VERSION = 2
 MAGIC = b"TGCACHE\x00"
 _LEN = struct.Struct("<I")
@@ -112,7 +114,7 @@ def _decode(data: bytes) -> tuple[list[bytes], dict[str, Any]]:
 def _write(path: str, sections: list[bytes], meta: dict[str, Any]) -> None:
     # the header is made now: a caller's dict may change once this returns
     job = (path, sections, _header(sections, meta))
-    with _queue_lock:
+    with _done:
         if _deferring:
             _queue.append(job)
             _queued[path] = _queued.get(path, 0) + 1
@@ -139,69 +141,69 @@ def _write_now(path: str, sections: list[bytes], head: bytes) -> None:
 # NOTE (deferred writes): a compile's first call stored its kernels' objects, drivers and
 # planned program before returning its result: encoding (a sha256 over each entry) and
 # writing 3-5 files took 0.5-1.0 ms of softmax 4096x1024's ~23 ms cold compile. Inside
-# ``deferred()`` the writes queue up, and when the block ends one thread writes them
-# (temporary file, then ``os.replace``, as before) while the call runs its program on
-# the arrays and returns. Nothing reads a half-written queue: every read, ``clear_cache``
-# and ``cache_size_bytes`` first ``flush()``es (joins the thread, writes what is left),
-# and so does the interpreter's exit, so a short script still leaves its entries; a
-# process killed before the thread ends leaves no entry (or the old one), never a torn one.
+# ``deferred()`` the writes queue up, and when the block ends the helper thread writes
+# them (temporary file, then ``os.replace``, as before) while the call runs its program
+# and returns. Nothing reads a half-written queue: a read of a queued path,
+# ``clear_cache``, ``cache_size_bytes`` and the interpreter's exit first ``flush()``: write
+# what is still queued on the calling thread and wait for the write in progress, never
+# for the helper's other tasks (a caller may hold the LLVM build lock that one of them
+# waits for). A process killed before the writes end leaves no entry (or the old one),
+# never a torn one.
 _queue: list[tuple[str, list[bytes], bytes]] = []
 _queued: dict[str, int] = {}   # path -> writes of it in the queue or being written
-_queue_lock = threading.Lock()
+_done = threading.Condition()  # guards the three above and the two below
 _deferring = 0
-_writer: threading.Thread | None = None
-_draining = False   # the writer has not yet seen the queue empty
+_writing = 0   # writes in progress
 
 
 @contextlib.contextmanager
 def deferred() -> Iterator[None]:
-    """Queue the block's writes; a thread writes them when the outermost block ends."""
-    global _deferring, _writer, _draining
-    with _queue_lock:
+    """Queue the block's writes; the helper thread writes them when the outermost block
+    ends (NOTE (one helper thread))."""
+    global _deferring
+    with _done:
         _deferring += 1
     try:
         yield
     finally:
-        with _queue_lock:
+        with _done:
             _deferring -= 1
-            if not _deferring and _queue and not _draining:
-                _draining = True
-                _writer = threading.Thread(target=_drain, args=(True,),
-                                           name="tracegrad-cache-writes", daemon=True)
-                _writer.start()
+            start = not _deferring and bool(_queue)
+        if start:
+            helper_thread.submit(_drain)
 
 
-def _drain(writer: bool = False) -> None:
-    global _draining
+def _drain() -> None:
+    global _writing
     while True:
-        with _queue_lock:
+        with _done:
             if not _queue:
-                if writer:
-                    _draining = False
                 return
             job = _queue.pop(0)
+            _writing += 1
         try:
             _write_now(*job)
         finally:
-            with _queue_lock:
+            with _done:
+                _writing -= 1
                 _queued[job[0]] -= 1
                 if not _queued[job[0]]:
                     del _queued[job[0]]
+                _done.notify_all()
 
 
 def flush() -> None:
     """Wait until every queued write is on disk (NOTE (deferred writes))."""
-    writer = _writer
-    if writer is not None and writer is not threading.current_thread():
-        writer.join()
-    _drain()   # what was queued after the thread ended, or while a block still defers
+    _drain()
+    with _done:
+        while _writing:
+            _done.wait()
 
 
 def _forget_queue_in_child() -> None:
     # NOTE: the parent writes its own queue; a lock held at fork time stays held here
-    global _queue, _queued, _queue_lock, _deferring, _writer, _draining
-    _queue, _queued, _queue_lock = [], {}, threading.Lock()
-    _deferring, _writer, _draining = 0, None, False
+    global _queue, _queued, _done, _deferring, _writing
+    _queue, _queued, _done, _deferring, _writing = [], {}, threading.Condition(), 0, 0
 
 
 atexit.register(flush)

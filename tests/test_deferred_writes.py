@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tracegrad
-from tracegrad.runtime import cpu_program, disk_cache, llvm_jit
+from tracegrad.runtime import cpu_program, disk_cache, helper_thread, llvm_jit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,8 +42,8 @@ def test_a_compile_returns_before_its_entries_are_written_and_they_load(tmp_path
     write_now = disk_cache._write_now
 
     def slow_write(*job):
-        if threading.current_thread() is not threading.main_thread():
-            release.wait(30)   # the writer thread waits; the compiled call must not
+        if helper_thread.on_helper():
+            release.wait(30)   # the helper thread waits; the compiled call must not
         write_now(*job)
 
     monkeypatch.setattr(disk_cache, "_write_now", slow_write)

@@ -1,6 +1,5 @@
 """One long-lived thread for a compile's side work: faulting in the first call's memory
-(``runtime.warm_pages``), writing its cache entries (``runtime.disk_cache``) and LLVM's
-first use in a process (``runtime.llvm_warmup``).
+(``runtime.warm_pages``) and writing its cache entries (``runtime.disk_cache``).
 
 NOTE (one helper thread): each of those ran on a thread started for it, and
 ``Thread.start`` waits until the new thread runs: 0.8 ms at best on the 2-core VM, a
@@ -9,6 +8,19 @@ before its first call. A task handed to this thread costs a queue put (~17 us). 
 starts with the first task (a process that never compiles starts none) and runs the
 tasks in order, one at a time: the machine has two cores, and the calling thread uses
 one.
+
+NOTE (LLVM's first use, what did not pay): in a fresh process with a fresh disk cache the
+first compile also builds the native pool's and the lone-call blocks' O0 modules
+(``runtime.native_pool``, ``runtime.lone_call``), and whichever module LLVM emits first
+pays ~8 ms of first use (softmax 4096x1024 first in a process: ~33 ms cold at load 0.6,
+~24 with those two modules built before it, ~22 after another compile; the pool's
+module alone 10 ms, the blocks' 2 ms after it). Building those two on this thread from
+the first call's cache miss, while the call traces and renders, did not pay: the
+call's kernel then waits for the build lock, the helper for the GIL while the call
+renders, and the blocks' module behind the kernel's (softmax fresh-process cold, 10
+interleaved processes each, load 3.7-6: median 67.7 / 60.2 ms with / without, min
+42.6 / 41.7; pool only: 119 / 101, min 80 / 59). Started at ``compile(...)``
+decoration instead it would leave the benchmark's timed window, not the process.
 
 >>> seen = []
 >>> submit(seen.append, "ran").join()

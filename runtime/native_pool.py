@@ -433,33 +433,24 @@ def supported() -> bool:
     return sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64")
 
 
-def wanted() -> bool:
-    """True where ``native_pool()`` makes a pool: on, supported, two threads or more."""
-    return ENABLED and supported() and cpu_threads.n_threads() >= 2
-
-
-def module() -> JitModule:
-    """The pool's compiled code (memory and disk cached like a kernel).
-
-    At O0 (NOTE (glue at O0), llvm_jit): 8 ms to compile instead of 35 at O3, paid by
-    the first split program of a process on a cold disk cache (the seed step's cold
-    compile: 98 -> 189 ms with O3). Its loops wait on atomics and pause, so the level did
-    not show in the seed step (min/median of 30x100 steps, two alternations: O0 252/298,
-    280/307 us; O3 395/409, 275/319 us, at load 0.6)."""
-    return compile_llvm(POOL_SOURCE, ["tg_worker"], opt_level=0)
-
-
 def native_pool() -> NativePool | None:
     """The process's pool (started on first use), or None where it is off or unsupported,
     or when there is a single thread to use."""
     global _pool
-    if not wanted():
+    if not ENABLED or not supported() or cpu_threads.n_threads() < 2:
         return None
     pool = _pool
     if pool is None:
         with _pool_lock:
             if _pool is None:
-                _pool = NativePool(module(), max(1, cpu_threads.n_threads() - 1))
+                # at O0 (NOTE (glue at O0), llvm_jit): 8 ms to compile instead of 35 at
+                # O3, paid by the first split program of a process on a cold disk cache
+                # (the seed step's cold compile: 98 -> 189 ms with O3). Its loops wait on
+                # atomics and pause, so the level did not show in the seed step
+                # (min/median of 30x100 steps, two alternations: O0 252/298, 280/307 us;
+                # O3 395/409, 275/319 us, at load 0.6)
+                _pool = NativePool(compile_llvm(POOL_SOURCE, ["tg_worker"], opt_level=0),
+                                   max(1, cpu_threads.n_threads() - 1))
             pool = _pool
     return pool
 

@@ -18,7 +18,6 @@ from .. import cuda
 from .._dispatch import is_tracing
 from .._tensor import Tensor
 from ..nn import Module
-from ..runtime import llvm_warmup
 from ..runtime.cpu_program import ProgramCompileError
 from ..autograd.grad_mode import state as grad_state
 from . import pytree
@@ -210,8 +209,6 @@ class CompiledFunction:
             if not guard_failed:   # the same signature again is no new one
                 self._note_signature(key)
             start = time.perf_counter()
-            if self._backend_for(leaves) == "llvm":   # NOTE (LLVM's first use)
-                llvm_warmup.start(leaf._data.size for leaf in leaves if isinstance(leaf, Tensor))
             entry = self._build(treedef, leaves, args, kwargs, key[0])
             if (self.dynamic is not False and not entry.fallback and not has_layout(key)
                     and key[0] not in self._ints.keys_with_symbols):

@@ -15,8 +15,8 @@ later process segfault). An entry that is truncated, corrupt, of another format 
 whose header lacks a field is deleted and reported as a miss, never trusted; the
 caller then rebuilds it. Writes go to a temporary file then ``os.replace``, so a
 concurrent reader sees the old entry or the whole new one. Inside ``deferred()`` (a
-compile's first call) writes queue up and a thread writes them once the block ends
-(NOTE (deferred writes)); every read of the cache waits for the queue first.
+compile's first call) writes queue up and the helper thread writes them once the block
+ends (NOTE (deferred writes)); a read of a queued entry waits for it.
 
 ``TRACEGRAD_CACHE_DIR`` moves the cache; ``TRACEGRAD_DISABLE_DISK_CACHE=1`` turns it off.
 

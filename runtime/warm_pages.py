@@ -4,15 +4,16 @@ NOTE (warm results): the first call of a new program writes its results and temp
 fresh pages, and each 4 KiB page faults on first touch (``runtime.allocator``): softmax
 over 4096x1024 float32 took 17.2 ms of CPU on its first run against 3.2 ms on later
 ones, a third of its whole cold compile. ``warm`` maps pooled blocks of the sizes the
-call will ask for on a thread of its own, touches one byte per page and gives them back
-to the pool, so the call takes blocks already faulted in; the thread runs while the
-compiling thread is in LLVM (both release the GIL), on the machine's other core. The
-caller joins the thread before the first call, which then finds the warm blocks.
+call will ask for on the helper thread (NOTE (one helper thread), runtime.helper_thread),
+touches one byte per page and gives them back to the pool, so the call takes blocks
+already faulted in; the helper runs while the compiling thread is in LLVM (both release
+the GIL), on the machine's other core. The caller joins the task before the first call,
+which then finds the warm blocks.
 
 >>> t = warm([3 << 20])
 >>> t.join()
 True
->>> warm([100]) is None   # too small to pay for a thread
+>>> warm([100]) is None   # too small to pay for it
 True
 """
 from __future__ import annotations

@@ -467,7 +467,7 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
                                             + fresh_bytes(entry.backward_plan))
         try:
             # NOTE (deferred writes), runtime.disk_cache: the cache entries are written
-            # on a thread of their own while this call runs the program
+            # on the helper thread while this call runs the program
             with disk_cache.deferred():
                 _compile_programs(entry, on_cuda)
         except ProgramCompileError as e:

@@ -148,12 +148,17 @@ def _write_now(path: str, sections: list[bytes], head: bytes) -> None:
 # what is still queued on the calling thread and wait for the write in progress, never
 # for the helper's other tasks (a caller may hold the LLVM build lock that one of them
 # waits for). A process killed before the writes end leaves no entry (or the old one),
-# never a torn one. With page warming on the same helper (NOTE (one helper thread) in
-# runtime.helper_thread), the first call's CPU on the calling thread, cold compile as the
-# benchmark makes it (fresh folder, memory cache emptied, LLVM warm), median of 30
-# alternating in one process at load ~4.5, before / after: softmax 4096x1024 21.1 /
-# 19.7 ms, log_softmax 23.3 / 22.4, layer_norm 17.0 / 15.8, cross_entropy fwd+bwd 37.3 /
-# 35.4, seed step 30.4 / 28.6 (wall medians moved by the load's noise, +-5 ms).
+# never a torn one. Measured on the cold compiles as the benchmark makes them (fresh
+# folder, memory cache emptied, LLVM warm), median of 15 at load ~5.4, the calling
+# thread's time in cache writes / in starting the page-warming thread (NOTE (one helper
+# thread)) before this change, both now a queue put: softmax 4096x1024 0.75 / 0.88 ms,
+# log_softmax 0.79 / 1.18, layer_norm 0.69 / 0.70, cross_entropy fwd+bwd 1.46 / 1.64,
+# seed step 1.41 / - (no block big enough to warm). The first call's CPU on the calling
+# thread, median of 30 alternating in one process, before / after: at load ~4.5 softmax
+# 21.1 / 19.7 ms, log_softmax 23.3 / 22.4, layer_norm 17.0 / 15.8, cross_entropy 37.3 /
+# 35.4, seed step 30.4 / 28.6; a rerun at load 5.5-8: 23.4 / 22.6, 25.1 / 25.6, 18.5 /
+# 17.9, 42.0 / 42.0, 34.9 / 33.6. Wall times at those loads moved by +-5 ms between
+# runs, more than the change.
 _queue: list[tuple[str, list[bytes], bytes]] = []
 _queued: dict[str, int] = {}   # path -> writes of it in the queue or being written
 _done = threading.Condition()  # guards the three above and the two below

@@ -9,18 +9,20 @@ starts with the first task (a process that never compiles starts none) and runs 
 tasks in order, one at a time: the machine has two cores, and the calling thread uses
 one.
 
-NOTE (LLVM's first use, what did not pay): in a fresh process with a fresh disk cache the
-first compile also builds the native pool's and the lone-call blocks' O0 modules
+NOTE (LLVM's first use, what did not pay): in a fresh process with a fresh disk cache
+the first compile also builds the native pool's and the lone-call blocks' O0 modules
 (``runtime.native_pool``, ``runtime.lone_call``), and whichever module LLVM emits first
 pays ~8 ms of first use (softmax 4096x1024 first in a process: ~33 ms cold at load 0.6,
-~24 with those two modules built before it, ~22 after another compile; the pool's
-module alone 10 ms, the blocks' 2 ms after it). Building those two on this thread from
-the first call's cache miss, while the call traces and renders, did not pay: the
-call's kernel then waits for the build lock, the helper for the GIL while the call
+~24 with those two modules built before it, ~22 after another compile; the pool's module
+alone 10 ms, the blocks' 2 ms after it; the pool's 490 minor faults, 8.2 ms CPU). A
+first process after libllvmlite.so (179 MB) left the page cache pays far more (92.7 ms,
+45.8 of them in LLVM's passes; the next processes 35-43). Building those two on this
+thread from the first call's cache miss, while the call traces and renders, did not pay:
+the call's kernel then waits for the build lock, the helper for the GIL while the call
 renders, and the blocks' module behind the kernel's (softmax fresh-process cold, 10
-interleaved processes each, load 3.7-6: median 67.7 / 60.2 ms with / without, min
-42.6 / 41.7; pool only: 119 / 101, min 80 / 59). Started at ``compile(...)``
-decoration instead it would leave the benchmark's timed window, not the process.
+interleaved processes each, load 3.7-6: median 67.7 / 60.2 ms with / without, min 42.6 /
+41.7; pool only: 119 / 101, min 80 / 59). Started at ``compile(...)`` decoration instead
+it would leave the benchmark's timed window, not the process.
 
 >>> seen = []
 >>> submit(seen.append, "ran").join()

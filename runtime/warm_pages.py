@@ -4,28 +4,28 @@ NOTE (warm results): the first call of a new program writes its results and temp
 fresh pages, and each 4 KiB page faults on first touch (``runtime.allocator``): softmax
 over 4096x1024 float32 took 17.2 ms of CPU on its first run against 3.2 ms on later
 ones, a third of its whole cold compile. ``warm`` maps pooled blocks of the sizes the
-call will ask for on a thread of its own, touches one byte per page and gives them back
-to the pool, so the call takes blocks already faulted in; the thread runs while the
-compiling thread is in LLVM (both release the GIL), on the machine's other core. The
-caller joins the thread before the first call, which then finds the warm blocks.
+call will ask for on the helper thread (NOTE (one helper thread), runtime.helper_thread),
+touches one byte per page and gives them back to the pool, so the call takes blocks
+already faulted in; the helper runs while the compiling thread is in LLVM (both release
+the GIL), on the machine's other core. The caller joins the task before the first call,
+which then finds the warm blocks.
 
 >>> t = warm([3 << 20])
->>> t.join(); t.is_alive()
-False
->>> warm([100]) is None   # too small to pay for a thread
+>>> t.join()
+True
+>>> warm([100]) is None   # too small to pay for it
 True
 """
 from __future__ import annotations
 
-import threading
 from typing import Iterable
 
 import numpy as np
 
 from ..codegen.schedule import Program, Storage
-from . import allocator
+from . import allocator, helper_thread
 
-# Below this, a block's first touch costs less than starting a thread (~0.1 ms).
+# Below this, a block's first touch costs less than handing it to the helper thread.
 WARM_MIN_BYTES = 1 << 20
 # At most this many bytes per compile: the call maps the rest as before.
 WARM_MAX_BYTES = 512 << 20
@@ -41,9 +41,9 @@ def fresh_bytes(program: Program | None) -> list[int]:
     return sizes + list(program.slots)
 
 
-def warm(sizes: Iterable[int]) -> threading.Thread | None:
-    """Start a thread that faults in pooled blocks of ``sizes`` bytes (NOTE (warm
-    results)); None when none is big enough to pay for it."""
+def warm(sizes: Iterable[int]) -> helper_thread.Task | None:
+    """Fault in pooled blocks of ``sizes`` bytes on the helper thread (NOTE (warm
+    results), NOTE (one helper thread)); None when none is big enough to pay for it."""
     todo, total = [], 0
     for n in sorted((n for n in sizes if n >= WARM_MIN_BYTES), reverse=True):
         if total + n <= WARM_MAX_BYTES:
@@ -51,10 +51,7 @@ def warm(sizes: Iterable[int]) -> threading.Thread | None:
             total += n
     if not todo:
         return None
-    thread = threading.Thread(target=_touch, args=(todo,), name="tracegrad-warm-pages",
-                              daemon=True)
-    thread.start()
-    return thread
+    return helper_thread.submit(_touch, todo)
 
 
 def _touch(sizes: list[int]) -> None:

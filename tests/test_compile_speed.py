@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tracegrad
-from tracegrad.runtime import cpu_program, llvm_jit, llvm_shards
+from tracegrad.runtime import cpu_program, disk_cache, llvm_jit, llvm_shards
 
 from test_runtime_jit import AXPY
 
@@ -242,11 +242,11 @@ def test_graphs_differing_in_one_constant_never_share_a_plan(monkeypatch):
 
 
 def test_a_corrupt_plan_entry_is_planned_again(monkeypatch, tmp_path):
-    from tracegrad.runtime import disk_cache
     x = tracegrad.from_numpy(np.linspace(0, 1, 18, dtype=np.float32).reshape(3, 6))
     f, w = _step_fn(0.5)
     eager = _grads(f, w, x)
     _grads(tracegrad.compile(f), w, x)
+    disk_cache.flush()   # NOTE (deferred writes): written on a thread after the compile
     entries = list((tmp_path / "llvm").glob("*.plan"))
     assert len(entries) == 2   # forward and backward
     for path in entries:   # valid digests around bytes that are no pickle of a Program
@@ -257,6 +257,7 @@ def test_a_corrupt_plan_entry_is_planned_again(monkeypatch, tmp_path):
     assert calls["plan"] == 2
     for a, b in zip(warm, eager):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    disk_cache.flush()
     assert len(list((tmp_path / "llvm").glob("*.plan"))) == 2   # rewritten whole
 
 
@@ -303,6 +304,7 @@ def test_a_batch_loads_whole_from_disk_and_a_damaged_one_is_rebuilt(monkeypatch,
     f, w, x = _softmax_mlp()
     eager = _grads(f, w, x)
     _grads(tracegrad.compile(f), w, x)
+    disk_cache.flush()   # NOTE (deferred writes)
     batches = sorted((tmp_path / "llvm").glob("*.tgb"))
     assert batches
     _new_process()
@@ -314,7 +316,6 @@ def test_a_batch_loads_whole_from_disk_and_a_damaged_one_is_rebuilt(monkeypatch,
         data = bytearray(path.read_bytes())
         data[len(data) // 2] ^= 0xFF
         path.write_bytes(bytes(data))
-    from tracegrad.runtime import disk_cache
     entry = disk_cache.load_batch(batches[0].stem)
     assert entry is None and not batches[0].exists()
     _new_process()
@@ -330,7 +331,6 @@ def test_a_batch_entry_of_other_kernels_is_never_used(tmp_path):
     llvm_jit.compile_llvm_many(sources[:2], "fill")
     other = [FILL.replace("VALUE", f"{v}.0") for v in (8, 9)]
     llvm_jit.compile_llvm_many(other, "fill")
-    from tracegrad.runtime import disk_cache
     keys = [llvm_jit.cache_key(s) for s in sources[:2]]
     okeys = [llvm_jit.cache_key(s) for s in other]
     obj, _, texts, sigs = disk_cache.load_batch(llvm_jit._batch_key(okeys))

@@ -1,13 +1,12 @@
 """NOTE (warm results), runtime.warm_pages: a cold compile faults in its first call's
-result and temp blocks on another thread, so that call maps no fresh memory; the thread
+result and temp blocks on the helper thread, so that call maps no fresh memory; the thread
 is done before the call, and results still equal eager mode's."""
-import threading
-
 import numpy as np
 import pytest
 
 import tracegrad
 from tracegrad.nn import functional as F
+from tracegrad.compiler import entry as entry_module
 from tracegrad.runtime import allocator, cpu_program, llvm_jit, warm_pages
 
 
@@ -19,10 +18,6 @@ def private_cache(tmp_path, monkeypatch):
     allocator.empty_cache()   # no warm block left over from an earlier test
 
 
-def _warm_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "tracegrad-warm-pages"]
-
-
 def _layer_norm_relu(x, w, b):
     # two kernels with a temp between them: a result block and a temp slot to warm
     h = F.layer_norm(x, (x.shape[-1],), w, b, 1e-5)
@@ -30,7 +25,7 @@ def _layer_norm_relu(x, w, b):
 
 
 @pytest.mark.parametrize("name", ["softmax", "layer_norm_matmul"])
-def test_first_call_maps_no_fresh_block_and_agrees_with_eager(name):
+def test_first_call_maps_no_fresh_block_and_agrees_with_eager(name, monkeypatch):
     rng = np.random.default_rng(1)
     x = tracegrad.from_numpy(rng.standard_normal((1024, 512), dtype=np.float32))
     w = tracegrad.from_numpy(rng.standard_normal(512, dtype=np.float32))
@@ -38,17 +33,21 @@ def test_first_call_maps_no_fresh_block_and_agrees_with_eager(name):
     fn = {"softmax": lambda t: tracegrad.softmax(t * 2, dim=-1),
           "layer_norm_matmul": lambda t: _layer_norm_relu(t, w, b)}[name]
     compiled = tracegrad.compile(fn)
+    tasks = []   # each warm-up handed to the helper thread (NOTE (one helper thread))
+    monkeypatch.setattr(entry_module, "warm", lambda sizes: tasks.append(
+        warm_pages.warm(sizes)) or tasks[-1])
     seen = []
     real_build = compiled._build  # the compile: everything before the first run
 
     def build(*args, **kwargs):
         entry = real_build(*args, **kwargs)
-        seen.append((allocator.memory_stats()["misses"], _warm_threads()))
+        seen.append((allocator.memory_stats()["misses"],
+                     [t for t in tasks if t is not None and not t.done.is_set()]))
         return entry
     compiled._build = build
     got = compiled(x).numpy()
-    misses_after_compile, threads = seen[0]
-    assert threads == []                                       # joined before the call
+    misses_after_compile, running = seen[0]
+    assert tasks and running == []                             # joined before the call
     assert allocator.memory_stats()["misses"] == misses_after_compile  # all from the pool
     # a K=512 dot product of terms ~1 that cancels to ~1: its rounding, which depends on
     # the BLAS kernel's K order, is ~1e-5 absolute (NOTE (no bits across BLAS kernels))

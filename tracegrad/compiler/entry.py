@@ -18,6 +18,7 @@ from ..autograd.grad_mode import state as grad_state
 from ..codegen import horizontal, phase_clock
 from ..runtime.cpu_program import (CANONICAL_NAME, CompiledProgram, ProgramCompileError,
                                    llvm_sources)
+from ..runtime import disk_cache
 from ..runtime.cuda_program import CudaProgram
 from ..runtime.driver_call import link_together
 from ..runtime.llvm_jit import compile_llvm_many
@@ -465,20 +466,10 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
         warming = None if on_cuda else warm(fresh_bytes(entry.forward_plan)
                                             + fresh_bytes(entry.backward_plan))
         try:
-            if not on_cuda and entry.backward_plan is not None:
-                _compile_kernels_together(entry.forward_plan, entry.backward_plan)
-            if on_cuda:
-                entry.forward = CudaProgram(entry.forward_plan, extern_eval)
-                if entry.backward_plan is not None:
-                    entry.backward = CudaProgram(entry.backward_plan, extern_eval)
-            else:   # NOTE (one driver module per entry), runtime.driver_call
-                entry.forward = CompiledProgram(entry.forward_plan, extern_eval, link=False)
-                if entry.backward_plan is not None:
-                    entry.backward = CompiledProgram(entry.backward_plan, extern_eval,
-                                                     link=False)
-                link_together([p for p in (entry.forward, entry.backward) if p is not None])
-            for program_plan in (entry.forward_plan, entry.backward_plan):
-                plan_cache.save(program_plan, with_sources=not on_cuda)
+            # NOTE (deferred writes), runtime.disk_cache: the cache entries are written
+            # on the helper thread while this call runs the program
+            with disk_cache.deferred():
+                _compile_programs(entry, on_cuda)
         except ProgramCompileError as e:
             raise ProgramCompileError(f"{e}; the generated IR is in {_save_sources(entry)}") from e
         finally:
@@ -491,6 +482,23 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
                           - not_passes.get("load", 0.0), 0.0)
     entry.phase_seconds = {k: spent.get(k, 0.0) for k in phase_clock.PHASES}
     return entry
+
+
+def _compile_programs(entry, on_cuda: bool) -> None:
+    """The entry's programs made executable, and their plans stored (plan_cache)."""
+    if not on_cuda and entry.backward_plan is not None:
+        _compile_kernels_together(entry.forward_plan, entry.backward_plan)
+    if on_cuda:
+        entry.forward = CudaProgram(entry.forward_plan, extern_eval)
+        if entry.backward_plan is not None:
+            entry.backward = CudaProgram(entry.backward_plan, extern_eval)
+    else:   # NOTE (one driver module per entry), runtime.driver_call
+        entry.forward = CompiledProgram(entry.forward_plan, extern_eval, link=False)
+        if entry.backward_plan is not None:
+            entry.backward = CompiledProgram(entry.backward_plan, extern_eval, link=False)
+        link_together([p for p in (entry.forward, entry.backward) if p is not None])
+    for program_plan in (entry.forward_plan, entry.backward_plan):
+        plan_cache.save(program_plan, with_sources=not on_cuda)
 
 
 def _inplace_writes(entry, n_outputs: int) -> dict:

@@ -28,6 +28,7 @@ from typing import Callable
 import llvmlite.ir as ir
 import numpy as np
 
+from .llvm_fmod import fmod_float
 from .llvm_math import emit_math, intrinsic_suffix, splat_constant
 from .loop_ir import INDEX, AccUpdate, DefineAcc, Instr, Loop, LoopKernel, Store
 from .ops import COMPARISON, Op
@@ -105,9 +106,9 @@ def _const_like(x, value) -> ir.Constant:
 def _sign_float(r, x):
     b = r.b
     one, minus, zero = _const_like(x, 1.0), _const_like(x, -1.0), _const_like(x, 0.0)
-    # NOTE: x + 0 keeps NaN and makes -0 +0, as np.sign (and torch.sign)
+    # NOTE: +0 for -0 and for NaN, as torch.sign (codegen.scalar_ops.sign)
     return b.select(b.fcmp_ordered(">", x, zero), one,
-                    b.select(b.fcmp_ordered("<", x, zero), minus, b.fadd(x, zero)))
+                    b.select(b.fcmp_ordered("<", x, zero), minus, zero))
 
 
 def _sign_int(r, x):
@@ -164,6 +165,7 @@ for _op, _rule in {
                      b=_same_int("and_")),
     Op.DIV: _by_kind(f=_fbin("fdiv")),
     Op.POW: _by_kind(f=_intrinsic("llvm.pow")),
+    Op.FMOD: _by_kind(f=fmod_float),   # NOTE (fmod in IR)
     # NOTE: llvm.maximum/minimum propagate NaN like np.maximum (maxnum would drop it)
     Op.MAXIMUM: _by_kind(f=_intrinsic("llvm.maximum"), i=_select_int(">", True),
                          u=_select_int(">", False), b=_same_int("or_")),

@@ -1,0 +1,64 @@
+"""FMOD in LLVM IR: C's fmod, exact, without a libcall per element (NOTE (fmod in IR)).
+
+NOTE (fmod in IR): ``frem`` lowers to one fmodf/fmod call per element, and glibc 2.36's
+are bit-by-bit long divisions (~35 ns each here, ~500 ns for quotients near 1e30); a
+vector ``frem`` is scalarised into 16 of them. Instead, in registers: q = trunc(a / b),
+r = fma(-q, b, a), exact while |q| < 2**53 (NOTE (exact fmod) in codegen.numpy_fmod: q
+is at most one too far, so |r| < |b| and r is a multiple of b's last bit; the fma rounds
+nothing), plus |b| towards a where q was one too far, and a zero takes a's sign. float32
+runs this in float64, so its quotients reach 2**53 too. Lanes it cannot hold (|q| >=
+2**53, b = 0, b = +-inf, NaN) take ``frem`` behind a branch that a vector takes only when
+one of its lanes needs it.
+"""
+from __future__ import annotations
+
+import llvmlite.ir as ir
+
+from .llvm_math import declare_intrinsic, splat_constant
+
+_F64 = ir.DoubleType()
+_EXACT_QUOTIENT = 2.0 ** 53
+
+
+def _const(ty: ir.Type, value) -> ir.Constant:
+    return splat_constant(ty, value) if isinstance(ty, ir.VectorType) else ir.Constant(ty, value)
+
+
+def _call(b: ir.IRBuilder, name: str, *args: ir.Value) -> ir.Value:
+    ty = args[0].type
+    return b.call(declare_intrinsic(b.module, name, [ty], ir.FunctionType(ty, [ty] * len(args))),
+                  list(args))
+
+
+def fmod_float(r, x: ir.Value, y: ir.Value) -> ir.Value:
+    """C's ``fmod(x, y)`` of float32 or float64 scalars or vectors (``r``: the renderer)."""
+    b = r.b
+    ty = x.type
+    element = ty.element if isinstance(ty, ir.VectorType) else ty
+    narrow = isinstance(element, ir.FloatType)
+    wide = (ir.VectorType(_F64, ty.count) if isinstance(ty, ir.VectorType) else _F64) \
+        if narrow else ty
+    xd, yd = (b.fpext(x, wide), b.fpext(y, wide)) if narrow else (x, y)
+    q = _call(b, "llvm.trunc", b.fdiv(xd, yd))
+    rem = _call(b, "llvm.fma", b.fneg(q), yd, xd)
+    zero = _const(wide, 0.0)
+    # q one too far: a nonzero r whose sign is not x's
+    wrong = b.and_(b.fcmp_ordered("!=", rem, zero),
+                   b.xor(b.fcmp_ordered("<", rem, zero), b.fcmp_ordered("<", xd, zero)))
+    rem = b.select(wrong, b.fadd(rem, _call(b, "llvm.copysign", yd, xd)), rem)
+    exact = _call(b, "llvm.copysign", b.fptrunc(rem, ty) if narrow else rem, x)
+    held = b.and_(b.fcmp_ordered("<", _call(b, "llvm.fabs", q), _const(wide, _EXACT_QUOTIENT)),
+                  b.fcmp_ordered("ord", rem, rem))
+    missed = b.not_(held)
+    if isinstance(ty, ir.VectorType):
+        fn = declare_intrinsic(b.module, "llvm.vector.reduce.or", [missed.type],
+                               ir.FunctionType(ir.IntType(1), [missed.type]))
+        missed = b.call(fn, [missed])
+    before = b.block
+    with b.if_then(missed, likely=False):
+        mixed = b.select(held, exact, b.frem(x, y))
+        slow = b.block
+    out = b.phi(ty)
+    out.add_incoming(exact, before)
+    out.add_incoming(mixed, slow)
+    return out

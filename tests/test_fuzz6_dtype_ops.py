@@ -30,7 +30,9 @@ def test_float_floor_division_and_remainder_match_torch_at_the_edges(name, dtype
     rng = np.random.default_rng(0)
     a = np.concatenate([a, (rng.standard_normal(2000) * 100).astype(dtype)])
     b = np.concatenate([b, rng.standard_normal(2000).astype(dtype)])
-    with np.errstate(all="ignore"):   # past 2**mantissa the kernel's fmod is not exact
+    # past 2**mantissa torch's vectorised float32 fmod gives NaN (fmod(1e38, 1e-40)); its
+    # scalar kernel is C's, as tracegrad (tests/test_fmod_primitive.py holds those)
+    with np.errstate(all="ignore"):
         held = ~(np.abs(a / b) >= 2.0 ** np.finfo(dtype).nmant)
     want = getattr(torch, name)(torch.tensor(a), torch.tensor(b)).numpy()
     eager = getattr(tg, name)(tg.tensor(a), tg.tensor(b)).numpy()

@@ -64,7 +64,8 @@ def _float_fmod(a, b):
 
 def _remainder_needs_b(b, mod):
     """Where Python's % adds b to fmod's result: a nonzero mod whose sign is not b's."""
-    return (mod != 0) & ((mod < 0) != (b < 0))
+    # (^, not !=, on the two bools: XOR is a vector op in a kernel, CMPNE of bools is not)
+    return (mod != 0) & ((mod < 0) ^ (b < 0))
 
 
 def _float_remainder(a, b):

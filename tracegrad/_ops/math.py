@@ -7,14 +7,12 @@ import numbers
 
 import numpy as np
 
-from .. import _trace_state
 from .._dispatch import apply
-from .._errors import TraceError, describe
+from .._errors import describe
 from ..autograd.grad_mode import state as _grad_state
 from ..autograd.node import show_as as _show_as
 from .._dtype import get_default_dtype, result_type, scalar_result_type, to_numpy_dtype
 from .._primitives import PRIMITIVES as P
-from .._size import as_float
 from .._primitives.elementwise import bitwise_dtype_check as _bitwise_dtype_check
 from .._primitives.elementwise import broadcast_shapes as _broadcast_shapes
 from .._primitives.registry import ShapeError as _ShapeError

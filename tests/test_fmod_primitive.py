@@ -1,0 +1,142 @@
+"""FMOD (C's fmod, exact) and what is built on it: fmod, remainder (%), floor_divide (//)
+against torch on special values, huge quotients, subnormals, float32 and float64; compiled
+(the vector IR and the scalar path) against eager; gradients against torch; sign(NaN) = 0
+as torch in eager and both renderers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tracegrad as tg
+from tracegrad.codegen.numpy_fmod import fmod as numpy_fmod
+
+torch = pytest.importorskip("torch")
+
+SPECIAL = [np.nan, np.inf, -np.inf, -0.0, 0.0, 1e38, -1e38, 3.4e38, 3.0, -2.5, 0.1, -7.0,
+           1e-40, -1e-45, 1.17549435e-38, 2.0 ** 24 + 1, 16777217.0 * 3, 1e-30, 7e30]
+NAMES = ["fmod", "remainder", "floor_divide"]
+
+
+def _same_bits(got, want, what):
+    same = ((got == want) & (np.signbit(got) == np.signbit(want))) | (
+        np.isnan(got) & np.isnan(want))
+    assert same.all(), f"{what}: {got[~same][:6]} != {want[~same][:6]}"
+
+
+def _torch_each(name, a, b):
+    """torch's answers element by element: its scalar kernel is C's fmod; its vectorised
+    float32 one (16+ elements) gives NaN for huge quotients (fmod(1e38, 1e-40))."""
+    fn = getattr(torch, name)
+    return np.array([fn(torch.tensor(x), torch.tensor(y)).item() for x, y in zip(a, b)],
+                    a.dtype)
+
+
+def _pairs(dtype, extra=0, seed=0):
+    a, b = (v.ravel().astype(dtype) for v in np.meshgrid(SPECIAL, SPECIAL))
+    rng = np.random.default_rng(seed)
+    scale = np.exp(rng.uniform(-30, 30, extra))
+    a = np.concatenate([a, (rng.standard_normal(extra) * scale).astype(dtype)])
+    b = np.concatenate([b, rng.standard_normal(extra).astype(dtype)])
+    return a, b
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", NAMES)
+def test_every_pair_matches_torch_eager_and_compiled(name, dtype):
+    # huge quotients included: the composite before FMOD gave 1e38 % 3 = 0 (torch 2)
+    a, b = _pairs(dtype, extra=3000)
+    want = _torch_each(name, a, b)
+    eager = getattr(tg, name)(tg.tensor(a), tg.tensor(b)).numpy()
+    _same_bits(eager, want, f"eager {name}")
+    compiled = tg.compile(getattr(tg, name))(tg.tensor(a), tg.tensor(b)).numpy()
+    _same_bits(compiled, eager, f"compiled {name}")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_python_scalar_divisor_is_read_in_the_tensors_dtype(dtype):
+    a, _ = _pairs(dtype, extra=500)
+    for name in NAMES:
+        for b in (0.1, -3.0, 1e-38, float("inf")):
+            want = _torch_each(name, a, np.full_like(a, b))
+            _same_bits(getattr(tg, name)(tg.tensor(a), b).numpy(), want, f"{name} {b}")
+
+
+def test_numpy_semantics_is_np_fmod_bit_for_bit():
+    # the chunked float64 form for float32 (NOTE (exact fmod)), across chunk edges and
+    # with broadcasting, against NumPy's own fmod
+    rng = np.random.default_rng(3)
+    n = 20000
+    a = (rng.standard_normal(n) * np.exp(rng.uniform(-40, 40, n))).astype(np.float32)
+    b = (rng.standard_normal(n) * np.exp(rng.uniform(-40, 40, n))).astype(np.float32)
+    a[::97], b[::89], b[::101] = np.nan, 0.0, -np.inf
+    with np.errstate(all="ignore"):
+        _same_bits(numpy_fmod(a, b), np.fmod(a, b), "fmod")
+        _same_bits(numpy_fmod(a.reshape(100, 200), b[:200]), np.fmod(a.reshape(100, 200), b[:200]),
+                   "broadcast")
+        assert numpy_fmod(a, np.float32(0.1)).dtype == np.float32
+
+
+@pytest.mark.parametrize("n", [1 << 12, 37])
+def test_compiled_fmod_with_a_few_lanes_past_the_exact_form(n):
+    # the vector IR's branch: lanes with |a / b| >= 2**53 (or NaN, b = 0) among ordinary
+    # ones take frem; a short array takes the scalar path
+    rng = np.random.default_rng(5)
+    a = (rng.standard_normal(n) * 100).astype(np.float32)
+    b = (rng.standard_normal(n) + 3).astype(np.float32)
+    a[::61], b[::67], b[5] = 3e38, 1e-30, 0.0
+    with np.errstate(invalid="ignore"):
+        want = np.fmod(a, b)
+    got = tg.compile(lambda x, y: tg.fmod(x, y) * 1.0)(tg.tensor(a), tg.tensor(b)).numpy()
+    _same_bits(got, want, "compiled fmod")
+    # a strided (non-contiguous) operand keeps the scalar path
+    got = tg.compile(lambda x, y: tg.fmod(x[::2], y[::2]))(tg.tensor(a), tg.tensor(b)).numpy()
+    _same_bits(got, want[::2], "strided fmod")
+
+
+def test_integer_and_mixed_operands_keep_their_dtypes():
+    for x, y in ((np.array([7, -7, 5]), np.array([2, 2, -3])),
+                 (np.array([7, -7, 5]), 2.5), (np.array([True, False]), np.array([3, 3]))):
+        for name in NAMES:
+            want = getattr(torch, name)(torch.tensor(x), torch.tensor(y) if
+                                        isinstance(y, np.ndarray) else y)
+            got = getattr(tg, name)(tg.tensor(x), tg.tensor(y) if isinstance(y, np.ndarray) else y)
+            assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1], name
+            np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+@pytest.mark.parametrize("name", ["fmod", "remainder"])
+def test_gradients_match_torch_eager_and_compiled(name):
+    rng = np.random.default_rng(7)
+    a, b = rng.standard_normal((4, 5)) * 5, rng.standard_normal(5) + 0.3
+    w = rng.standard_normal((4, 5))
+
+    def loss(mod, x, y):
+        return (getattr(mod, name)(x, y) * mod.tensor(w)).sum()
+    want = []
+    x, y = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    loss(torch, x, y).backward()
+    want = (x.grad.numpy(), y.grad.numpy())
+    for run in (lambda x, y: loss(tg, x, y), tg.compile(lambda x, y: loss(tg, x, y))):
+        x, y = tg.tensor(a, requires_grad=True), tg.tensor(b, requires_grad=True)
+        run(x, y).backward()
+        np.testing.assert_allclose(x.grad.numpy(), want[0], rtol=1e-12)
+        np.testing.assert_allclose(y.grad.numpy(), want[1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", [4096, 5])
+def test_sign_of_nan_and_signed_zero_as_torch_eager_and_compiled(dtype, n):
+    # n = 4096 float32: the vector IR; 5 or float64: the scalar path
+    x = np.resize(np.array([np.nan, -np.nan, -0.0, 0.0, -3.0, 2.0, np.inf, -1e-45], dtype), n)
+    want = torch.sign(torch.tensor(x)).numpy()
+    _same_bits(tg.sign(tg.tensor(x)).numpy(), want, "eager sign")
+    _same_bits(tg.compile(lambda t: tg.sign(t) * 1.0)(tg.tensor(x)).numpy(), want, "compiled")
+
+
+def test_cuda_renderings():
+    from tracegrad.codegen import render_cuda
+    from tracegrad.codegen.ops import Op
+    rules = render_cuda.CUDA_RULES
+    assert rules[Op.FMOD](None, np.dtype("float32"), "a", "b") == "fmodf(a, b)"
+    assert rules[Op.FMOD](None, np.dtype("float64"), "a", "b") == "fmod(a, b)"
+    assert "a + " not in rules[Op.SIGN](None, np.dtype("float32"), "a")   # NaN gives 0

@@ -25,7 +25,7 @@ def fmod(a, b):
     """``np.fmod(a, b)``, bit for bit (signed zeros, NaN, infinities), faster on float32.
 
     >>> fmod(np.float32([1e38, -7.0, 3.0]), np.float32([3.0, 2.0, 0.1]))
-    array([ 2. , -1. ,  0.1], dtype=float32)
+    array([ 2.        , -1.        ,  0.09999996], dtype=float32)
     """
     dtype = np.result_type(a, b)
     if dtype != _F32 or np.size(a) + np.size(b) < 2 * _CHUNK:

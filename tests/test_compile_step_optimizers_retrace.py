@@ -164,8 +164,8 @@ def test_nan_or_inf_mid_training_propagates_exactly_as_in_eager(name, bad):
             finite = np.isfinite(e)
             np.testing.assert_allclose(c[finite], e[finite], rtol=1e-4, atol=1e-6)
     # the bad value reached the parameters or the state; but as torch.sign(NaN) = 0, a NaN
-    # gradient moves no Rprop weight and the next step forgets it (as in torch)
-    assert touched or (name == "Rprop" and np.isnan(bad))
+    # gradient (inf input: inf - inf) moves no Rprop weight and the next step forgets it
+    assert touched or name == "Rprop"
 
 
 @pytest.mark.parametrize("name", ["SGD", "Adam", "Rprop"])

@@ -85,8 +85,8 @@ def _float_floor_divide(a, b):
     floored = q.floor()
     floored = where(q - floored > 0.5, floored + 1, floored)
     exact = apply(P[Op.DIV], (a, b)).detach()
-    signed_zero = where((exact < 0) | ((exact == 0) & (1.0 / exact < 0)), -0.0, 0.0)
-    return where(b == 0, exact, where(q != 0, floored, signed_zero))
+    # a zero quotient takes a / b's sign: exact * 0 (exact is finite there: |a| < |b|)
+    return where(b == 0, exact, where(q != 0, floored, exact * 0.0))
 
 
 def _integer_division(a, b, rounding_mode):

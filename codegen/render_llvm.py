@@ -28,7 +28,7 @@ from typing import Callable
 import llvmlite.ir as ir
 import numpy as np
 
-from .llvm_fmod import fmod_float
+from .llvm_fmod import fmod_float, with_vector_variants
 from .llvm_math import emit_math, intrinsic_suffix, splat_constant
 from .loop_ir import INDEX, AccUpdate, DefineAcc, Instr, Loop, LoopKernel, Store
 from .ops import COMPARISON, Op
@@ -227,7 +227,7 @@ class _Renderer:
         # llvmlite.ir rejects string attributes, so add it to the text.
         text = str(self.module).replace(
             ") nounwind\n{", ') nounwind "prefer-vector-width"="512"\n{', 1)
-        text = _with_interleave(text, self.interleaved)
+        text = with_vector_variants(_with_interleave(text, self.interleaved))
         if self.vectors.plans:
             return VECTOR_PIPELINE + text
         return text if _decides_on_indices(self.k) else LIGHT_PIPELINE + text

@@ -170,3 +170,15 @@ def test_the_scalar_paths_fmod_is_vectorised_through_its_vector_forms(dtype, mon
     module.functions["fmod_scalar_path"](n, [a, b, out], [])
     with np.errstate(invalid="ignore"):
         _same_bits(out, np.fmod(a, b), "kernel fmod")
+
+
+def test_symbolic_sizes_and_the_dump_keep_working(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRACEGRAD_DUMP", str(tmp_path))
+    f = tg.compile(lambda x, y: (x % y) // 0.5 + tg.fmod(x, 3.0), dynamic=True)
+    rng = np.random.default_rng(11)
+    for n in (37, 100, 1000, 53):
+        a = (rng.standard_normal(n) * 1e3).astype(np.float32)
+        b = (rng.standard_normal(n) + 0.5).astype(np.float32)
+        want = (tg.tensor(a) % tg.tensor(b)) // 0.5 + tg.fmod(tg.tensor(a), 3.0)
+        _same_bits(f(tg.tensor(a), tg.tensor(b)).numpy(), want.numpy(), f"n={n}")
+    assert any("fmod" in p.name for p in tmp_path.rglob("*.ll"))

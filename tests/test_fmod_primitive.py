@@ -182,3 +182,15 @@ def test_symbolic_sizes_and_the_dump_keep_working(tmp_path, monkeypatch):
         want = (tg.tensor(a) % tg.tensor(b)) // 0.5 + tg.fmod(tg.tensor(a), 3.0)
         _same_bits(f(tg.tensor(a), tg.tensor(b)).numpy(), want.numpy(), f"n={n}")
     assert any("fmod" in p.name for p in tmp_path.rglob("*.ll"))
+
+
+def test_float16_eager_matches_torch():
+    values = [np.nan, np.inf, -np.inf, -0.0, 0.0, 3.0, -2.5, 0.1, -7.0, 6e-8, 65504.0, -0.3]
+    a, b = (v.ravel().astype(np.float16) for v in np.meshgrid(values, values))
+    for name in NAMES:
+        want = getattr(torch, name)(torch.tensor(a), torch.tensor(b)).numpy()
+        got = getattr(tg, name)(tg.tensor(a), tg.tensor(b)).numpy()
+        assert got.dtype == np.float16
+        _same_bits(got, want, f"float16 {name}")
+    x = np.array([np.nan, -0.0, 2.0], np.float16)
+    _same_bits(tg.sign(tg.tensor(x)).numpy(), torch.sign(torch.tensor(x)).numpy(), "sign")

@@ -63,19 +63,21 @@ def test_a_python_scalar_divisor_is_read_in_the_tensors_dtype(dtype):
             _same_bits(getattr(tg, name)(tg.tensor(a), b).numpy(), want, f"{name} {b}")
 
 
-def test_numpy_semantics_is_np_fmod_bit_for_bit():
-    # the chunked float64 form for float32 (NOTE (exact fmod)), across chunk edges and
-    # with broadcasting, against NumPy's own fmod
+@pytest.mark.parametrize("dtype, span", [("float32", 40), ("float64", 40), ("float64", 740)])
+def test_numpy_semantics_is_np_fmod_bit_for_bit(dtype, span):
+    # the chunked exact forms (NOTE (exact fmod)), across chunk edges and with
+    # broadcasting, against NumPy's own fmod; span 740: subnormals and near-overflow
     rng = np.random.default_rng(3)
     n = 20000
-    a = (rng.standard_normal(n) * np.exp(rng.uniform(-40, 40, n))).astype(np.float32)
-    b = (rng.standard_normal(n) * np.exp(rng.uniform(-40, 40, n))).astype(np.float32)
+    with np.errstate(over="ignore"):
+        a = (rng.standard_normal(n) * np.exp(rng.uniform(-span, span, n))).astype(dtype)
+        b = (rng.standard_normal(n) * np.exp(rng.uniform(-span, span, n))).astype(dtype)
     a[::97], b[::89], b[::101] = np.nan, 0.0, -np.inf
     with np.errstate(all="ignore"):
         _same_bits(numpy_fmod(a, b), np.fmod(a, b), "fmod")
         _same_bits(numpy_fmod(a.reshape(100, 200), b[:200]), np.fmod(a.reshape(100, 200), b[:200]),
                    "broadcast")
-        assert numpy_fmod(a, np.float32(0.1)).dtype == np.float32
+        assert numpy_fmod(a, a.dtype.type(0.1)).dtype == a.dtype
 
 
 @pytest.mark.parametrize("n", [1 << 12, 37])

@@ -49,7 +49,11 @@ def true_divide(a, b):
 # a - floor(a / b) * b gave NaN, -0.0, +inf and 30 there. fmod is the FMOD primitive:
 # exact for every pair, 1e38 % 3 included (NOTE (exact fmod) in codegen.numpy_fmod, NOTE
 # (fmod in IR) in codegen.llvm_fmod). Before it, fmod was a composite of ~40 ops (Dekker's
-# product), wrong past |a / b| = 2**24; eager ``%`` at 1M float32 took 39 ms.
+# product), wrong past |a / b| = 2**24. 1M elements, one process, interleaved, medians of
+# 15, load 3.6, composite -> FMOD: float32 % 66.8 -> 10.1 ms (np.mod 20.0, torch 3.4),
+# // 77.6 -> 21.7 (np.floor_divide 25.7, torch 5.2), fmod 61.3 -> 4.9 (np.fmod 38.1);
+# float64 % 104 -> 28 (np.mod 30), // 131 -> 38, fmod 88 -> 11.6; a fused tanh-GELU of
+# a % b compiled: float32 1.54 -> 1.23 ms, float64 3.33 -> 2.19.
 
 def _both_tensors(a, b):
     """A Python scalar becomes its tensor partner's dtype, as PyTorch's kernels read it."""

@@ -10,7 +10,8 @@ Semantics of each primitive, in NumPy terms (the eager implementation defines th
   CEIL ROUND LOG1P EXPM1 NOT`` (NOT is bitwise not: ``np.invert``, logical not on bool).
 - ``CAST`` attrs ``dtype``: ``x.astype(dtype)``.
 - binary elementwise with NumPy broadcasting (inputs already promoted to one dtype):
-  ``ADD SUB MUL DIV POW MAXIMUM MINIMUM`` and the comparisons ``CMPLT CMPLE CMPEQ
+  ``ADD SUB MUL DIV POW MAXIMUM MINIMUM FMOD`` (FMOD is C's fmod: ``np.fmod``) and the
+  comparisons ``CMPLT CMPLE CMPEQ
   CMPNE`` (bool result; ``a > b`` is ``CMPLT(b, a)``), ``AND OR XOR`` bitwise on integers and bool.
 - ``WHERE(cond, a, b)`` with broadcasting.
 - reductions, attrs ``axes`` (sorted tuple of non-negative ints) and ``keepdim``:
@@ -142,7 +143,7 @@ for _kind, _names in (
         ("plumbing", "INPUT CONST"),
         ("unary", "NEG EXP LOG SIN COS SQRT RECIP TANH SIGMOID ERF ABS SIGN FLOOR CEIL ROUND "
                   "LOG1P EXPM1 NOT CAST"),
-        ("binary", "ADD SUB MUL DIV POW MAXIMUM MINIMUM"),
+        ("binary", "ADD SUB MUL DIV POW MAXIMUM MINIMUM FMOD"),
         ("comparison", "CMPLT CMPLE CMPEQ CMPNE"),
         ("binary", "AND OR XOR"),
         ("ternary", "WHERE"),

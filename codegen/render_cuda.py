@@ -195,8 +195,8 @@ def _int_extremum(cmp: str) -> Callable:
 
 def _sign(dt, a):
     t = ctype(dt)
-    if dt.kind == "f":  # keeps NaN; -0 + 0 is +0, as np.sign
-        return f"({a} > 0 ? ({t})1 : ({a} < 0 ? ({t})-1 : {a} + ({t})0))"
+    if dt.kind == "f":  # +0 for -0 and NaN, as torch.sign
+        return f"({a} > 0 ? ({t})1 : ({a} < 0 ? ({t})-1 : ({t})0))"
     if dt.kind == "u" or dt.kind == "b":
         return f"({t})({a} > 0)"
     return f"({t})(({a} > 0) - ({a} < 0))"
@@ -253,6 +253,7 @@ for _op, _rule in {
     Op.DIV: _by_kind(f=_infix("/")),
     Op.POW: lambda r, dt, a, b: _ipow(r, dt, a, b) if np.dtype(dt).kind in "iu"
     else _POW(r, dt, a, b),
+    Op.FMOD: _by_kind(f=lambda dt, a, b: f"{_fn('fmod', dt)}({a}, {b})"),   # exact in CUDA
     Op.MAXIMUM: _by_kind(f=_float_extremum(">"), i=_int_extremum(">"), u=_int_extremum(">"),
                          b=_logical("||")),
     Op.MINIMUM: _by_kind(f=_float_extremum("<"), i=_int_extremum("<"), u=_int_extremum("<"),

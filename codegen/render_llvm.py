@@ -30,6 +30,7 @@ import llvmlite.ir as ir
 import numpy as np
 
 from .ir_text import TextBuilder
+from .llvm_fmod import fmod_float, with_vector_variants
 from .llvm_math import emit_math, intrinsic_suffix, splat_constant
 from .loop_ir import INDEX, AccUpdate, DefineAcc, Instr, Loop, LoopKernel, Store
 from .ops import COMPARISON, Op
@@ -110,9 +111,9 @@ def _const_like(x, value) -> ir.Constant:
 def _sign_float(r, x):
     b = r.b
     one, minus, zero = _const_like(x, 1.0), _const_like(x, -1.0), _const_like(x, 0.0)
-    # NOTE: x + 0 keeps NaN and makes -0 +0, as np.sign (and torch.sign)
+    # NOTE: +0 for -0 and for NaN, as torch.sign (codegen.scalar_ops.sign)
     return b.select(b.fcmp_ordered(">", x, zero), one,
-                    b.select(b.fcmp_ordered("<", x, zero), minus, b.fadd(x, zero)))
+                    b.select(b.fcmp_ordered("<", x, zero), minus, zero))
 
 
 def _sign_int(r, x):
@@ -169,6 +170,7 @@ for _op, _rule in {
                      b=_same_int("and_")),
     Op.DIV: _by_kind(f=_fbin("fdiv")),
     Op.POW: _by_kind(f=_intrinsic("llvm.pow")),
+    Op.FMOD: _by_kind(f=fmod_float),   # NOTE (fmod in IR)
     # NOTE: llvm.maximum/minimum propagate NaN like np.maximum (maxnum would drop it)
     Op.MAXIMUM: _by_kind(f=_intrinsic("llvm.maximum"), i=_select_int(">", True),
                          u=_select_int(">", False), b=_same_int("or_")),
@@ -230,7 +232,7 @@ class _Renderer:
         # llvmlite.ir rejects string attributes, so add it to the text.
         text = str(self.module).replace(
             ") nounwind\n{", ') nounwind "prefer-vector-width"="512"\n{', 1)
-        text = _with_interleave(text, self.interleaved)
+        text = with_vector_variants(_with_interleave(text, self.interleaved))
         if self.vectors.plans:
             return VECTOR_PIPELINE + text
         return text if _decides_on_indices(self.k) else LIGHT_PIPELINE + text

@@ -29,6 +29,7 @@ from typing import Callable
 
 import numpy as np
 
+from .numpy_fmod import fmod
 from .ops import Op, define_op
 
 
@@ -80,6 +81,14 @@ def eval_op(op: Op, args: list, dtype) -> np.ndarray:
 
 
 # -- the NumPy functions that are not one ufunc -------------------------------------------
+
+def sign(x):
+    """np.sign, but 0 for NaN as torch.sign (PyTorch's CPU kernel: (0 < x) - (x < 0))."""
+    out = np.sign(x)
+    if out.dtype.kind == "f":
+        out = np.where(out != out, out.dtype.type(0), out)   # (-0.0 is already +0.0)
+    return out
+
 
 def sigmoid(x):
     # NOTE: 1 / (1 + e^-x) in four in-place passes (the sign-split form that keeps e^-x from
@@ -146,7 +155,7 @@ _TABLE = (
     ("SIGMOID", "unary", sigmoid, True),
     ("ERF", "unary", erf, True),
     ("ABS", "unary", np.abs, False),
-    ("SIGN", "unary", np.sign, False),
+    ("SIGN", "unary", sign, False),
     ("FLOOR", "unary", np.floor, False),
     ("CEIL", "unary", np.ceil, False),
     ("ROUND", "unary", np.round, False),
@@ -160,6 +169,7 @@ _TABLE = (
     ("POW", "binary", np.power, True),
     ("MAXIMUM", "binary", np.maximum, False),   # NaN-propagating, as PyTorch
     ("MINIMUM", "binary", np.minimum, False),
+    ("FMOD", "binary", fmod, True),   # C's fmod, exact (NOTE (exact fmod))
     ("CMPLT", "comparison", np.less, False),
     ("CMPLE", "comparison", np.less_equal, False),
     ("CMPEQ", "comparison", np.equal, False),

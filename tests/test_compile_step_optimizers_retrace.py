@@ -163,7 +163,9 @@ def test_nan_or_inf_mid_training_propagates_exactly_as_in_eager(name, bad):
             np.testing.assert_array_equal(np.isinf(c), np.isinf(e))
             finite = np.isfinite(e)
             np.testing.assert_allclose(c[finite], e[finite], rtol=1e-4, atol=1e-6)
-    assert touched   # the bad value reached the parameters or the state
+    # the bad value reached the parameters or the state; but as torch.sign(NaN) = 0, a NaN
+    # gradient (inf input: inf - inf) moves no Rprop weight and the next step forgets it
+    assert touched or name == "Rprop"
 
 
 @pytest.mark.parametrize("name", ["SGD", "Adam", "Rprop"])

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(not (CXX_FOUND or on_real_gpu()), reason="g++ no
 
 # one of each kind: unary/binary/broadcast per dtype, integer and bool ops, casts, every
 # reduction (both layouts), views with offsets and masks, and the fused composites
-PROGRAM_CASES = ["EXP_float32", "TANH_float64", "SIGN_float32", "POW_float32", "MAXIMUM_float64",
+PROGRAM_CASES = ["EXP_float32", "TANH_float64", "SIGN_float32", "POW_float32", "FMOD_float32", "MAXIMUM_float64",
                  "CMPLT_float32", "NOT_int32", "XOR_bool", "MINIMUM_int64", "SCALAR_CONST",
                  "WHERE", "CAST_float32_int32", "CAST_bool_float32", "SUM_(1,)_False",
                  "MAX_(0,)_True", "PROD_(0, 1)_False", "MIN_wide_rows", "SUM_bool",

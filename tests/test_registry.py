@@ -172,6 +172,7 @@ CASES = {
     Op.MUL: _binary_cases(),
     Op.DIV: _binary_cases(b_low=0.5, b_high=2.0),
     Op.POW: _binary_cases(0.5, 2.0, -1.5, 1.5),
+    Op.FMOD: _binary_cases(2.3, 2.7, 1.0, 1.1),   # a / b in (2, 4): no jump
     Op.MAXIMUM: _binary_cases(),
     Op.MINIMUM: _binary_cases(),
     Op.WHERE: _where_cases,

@@ -23,6 +23,7 @@ from ._tensor import Tensor
 from ._ops import methods as _methods
 from ._ops.creation import *  # noqa: F401,F403
 from ._ops.math import *  # noqa: F401,F403
+from ._ops.division import *  # noqa: F401,F403
 from ._ops.reduce import *  # noqa: F401,F403
 from ._ops.shape import *  # noqa: F401,F403
 from ._ops.indexing import *  # noqa: F401,F403

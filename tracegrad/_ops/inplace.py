@@ -18,6 +18,7 @@ from .._random import numpy_generator
 from .._tensor import Tensor, _wrap
 from ..autograd.grad_mode import state as _grad_state
 from ..codegen.ops import Op
+from . import division as D
 from . import math as M
 from .creation import tensor
 from .indexing import index_add, index_put, masked_fill, scatter, scatter_add
@@ -36,7 +37,7 @@ def _needs_graph(x: Tensor, *others) -> bool:
 def _ufunc_inplace(x: Tensor, ufunc, other, op: str) -> Tensor:
     check_inplace(x, op)
     if _needs_graph(x, other):
-        fn = {np.add: M.add, np.subtract: M.sub, np.multiply: M.mul, np.true_divide: M.div}[ufunc]
+        fn = {np.add: M.add, np.subtract: M.sub, np.multiply: M.mul, np.true_divide: D.div}[ufunc]
         return commit_inplace(x, lambda old: fn(old, other))
     value = other._data if isinstance(other, Tensor) else other
     try:
@@ -251,7 +252,7 @@ def _addcmul(x, t1, t2, *args, value=1):
 def _addcdiv(x, t1, t2, *args, value=1):
     if args:
         value, t1, t2 = t1, t2, args[0]
-    return M.add(x, M.mul(M.div(t1, t2), value))
+    return M.add(x, M.mul(D.div(t1, t2), value))
 
 
 INPLACE_METHODS["addcmul_"] = _generic_inplace("addcmul_", _addcmul)

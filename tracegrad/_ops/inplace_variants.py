@@ -9,6 +9,7 @@ the tensor then holds the view of its own storage and the view's history.
 from __future__ import annotations
 
 from .._tensor import Tensor
+from . import division as D
 from . import math as M
 from . import matrix, reduce, shape, trig
 from .inplace import INPLACE_METHODS, _generic_inplace, check_inplace
@@ -22,14 +23,14 @@ _ELEMENTWISE = {
     "atan2_": trig.atan2, "arctan2_": trig.atan2, "atanh_": trig.atanh,
     "arctanh_": trig.atanh, "bitwise_and_": M.bitwise_and, "bitwise_not_": M.bitwise_not,
     "bitwise_or_": M.bitwise_or, "bitwise_xor_": M.bitwise_xor, "cos_": M.cos,
-    "cosh_": trig.cosh, "divide_": M.div, "eq_": M.eq, "erf_": M.erf, "exp2_": M.exp2,
-    "expm1_": M.expm1, "fix_": M.trunc, "floor_divide_": M.floor_divide, "fmod_": M.fmod,
+    "cosh_": trig.cosh, "divide_": D.div, "eq_": M.eq, "erf_": M.erf, "exp2_": M.exp2,
+    "expm1_": M.expm1, "fix_": M.trunc, "floor_divide_": D.floor_divide, "fmod_": D.fmod,
     "frac_": M.frac, "ge_": M.ge, "gt_": M.gt, "le_": M.le, "lt_": M.lt, "ne_": M.ne,
     "greater_": M.gt, "greater_equal_": M.ge, "less_": M.lt, "less_equal_": M.le,
     "not_equal_": M.ne, "log10_": M.log10, "log1p_": M.log1p, "log2_": M.log2,
     "logical_and_": M.logical_and, "logical_not_": M.logical_not,
     "logical_or_": M.logical_or, "logical_xor_": M.logical_xor, "multiply_": M.mul,
-    "negative_": M.neg, "remainder_": M.remainder, "rsqrt_": M.rsqrt, "sin_": M.sin,
+    "negative_": M.neg, "remainder_": D.remainder, "rsqrt_": M.rsqrt, "sin_": M.sin,
     "sinh_": trig.sinh, "square_": M.square, "subtract_": M.sub, "tan_": M.tan,
     "trunc_": M.trunc, "tril_": matrix.tril, "triu_": matrix.triu,
     "clamp_min_": lambda x, min: M.clamp(x, min=min),

@@ -7,14 +7,12 @@ import numbers
 
 import numpy as np
 
-from .. import _trace_state
 from .._dispatch import apply
-from .._errors import TraceError, describe
+from .._errors import describe
 from ..autograd.grad_mode import state as _grad_state
 from ..autograd.node import show_as as _show_as
 from .._dtype import get_default_dtype, result_type, scalar_result_type, to_numpy_dtype
 from .._primitives import PRIMITIVES as P
-from .._size import as_float
 from .._primitives.elementwise import bitwise_dtype_check as _bitwise_dtype_check
 from .._primitives.elementwise import broadcast_shapes as _broadcast_shapes
 from .._primitives.registry import ShapeError as _ShapeError
@@ -224,143 +222,6 @@ def _to_float(x):
     return x
 
 
-def div(a, b, *, rounding_mode=None):
-    a, b = promote(a, b, "div")
-    if rounding_mode is None:
-        a, b = _to_float(a), _to_float(b)
-        if not isinstance(a, Tensor):
-            a = as_float(a)
-        if not isinstance(b, Tensor):
-            b = as_float(b)
-        return apply(P[Op.DIV], (a, b))
-    is_int = (a if isinstance(a, Tensor) else b)._data.dtype.kind in "iub"
-    if is_int:   # (promote made a float scalar's tensor side float already)
-        exact = _integer_division(a, b, rounding_mode)
-        if exact is not None:
-            return exact
-    if not is_int and rounding_mode == "floor":
-        return _float_floor_divide(a, b)
-    q = apply(P[Op.DIV], (_to_float(a), _to_float(b)))
-    q = q.floor() if rounding_mode == "floor" else q.trunc()
-    return cast(q, (a if isinstance(a, Tensor) else b)._data.dtype) if is_int else q
-
-
-# NOTE (float floor division): PyTorch's float ``//`` and ``%`` are Python's, built on C's
-# exact fmod: a finite a over an infinite b leaves a (-5.0 // inf = -1, 5.0 % -inf = -inf),
-# the quotient's sign survives into a zero (-0.0 // 3 = -0.0), x // 0 is x / 0 (inf // -0.0
-# = -inf), and 3.0 // 0.1 = 29 (0.1 is a little above a tenth). floor(a / b) and
-# a - floor(a / b) * b gave NaN, -0.0, +inf and 30 there. A kernel has no fmod, so fmod
-# is a - n * b with n = trunc(a / b) and n * b split exactly (Dekker's product, Veltkamp's
-# split) and n stepped back when the rounded quotient overshot: exact while |n| is below
-# 2**24 (float32) or 2**53 (float64) and |b| below max / 2**27; past that (1e38 % 3) it
-# is a - n * b rounded (or a zero of a's sign where that is not below |b|).
-_SPLIT = {"float32": (4097.0, 2.0 ** 24, 1e30), "float64": (134217729.0, 2.0 ** 53, 1e290)}
-
-
-def _split(x, c):
-    """Veltkamp: x = hi + lo exactly, each half of the mantissa."""
-    t = x * c
-    hi = t - (t - x)
-    return hi, x - hi
-
-
-def _product_error(x, y, p, c):
-    """x * y - p exactly, where p is x * y rounded (Dekker)."""
-    xh, xl = _split(x, c)
-    yh, yl = _split(y, c)
-    return ((xh * yh - p) + xh * yl + xl * yh) + xl * yl
-
-
-def _both_tensors(a, b):
-    """A Python scalar becomes its tensor partner's dtype, as PyTorch's kernels read it."""
-    return (a if isinstance(a, Tensor) else full_like(b, a),
-            b if isinstance(b, Tensor) else full_like(a, b))
-
-
-def _float_fmod(a, b):
-    """C's fmod(a, b) for float tensors (NOTE (float floor division))."""
-    a, b = _both_tensors(a, b)
-    c, n_limit, b_limit = _SPLIT.get(a._data.dtype.name, _SPLIT["float32"])
-    n = apply(P[Op.DIV], (a, b)).trunc()
-    p = n * b
-    exact = (a - p) - _product_error(n, b, p, c)
-    # the rounded quotient can be one off: over, the remainder has the wrong sign; under
-    # (a kernel's a * (1 / b), NOTE (row reciprocal)), it is still as large as b
-    step = where(a < 0, -b.abs(), b.abs())
-    exact = where((exact != 0) & ((exact < 0) != (a < 0)), exact + step, exact)
-    exact = where(exact.abs() >= b.abs(), exact - step, exact)
-    rounded = a - p   # past the limits; bounded, as fmod is, where it overflowed
-    rounded = where(rounded.abs() >= b.abs(), a * 0.0, rounded)   # (NaN stays NaN)
-    mod = where((n.abs() < n_limit) & (b.abs() < b_limit), exact, rounded)
-    mod = where(mod == 0, a * 0.0, mod)   # a zero result keeps a's sign, as C's fmod
-    return where(isinf(b) & isfinite(a), a, mod)
-
-
-def _remainder_needs_b(b, mod):
-    """Where Python's % adds b to fmod's result: a nonzero mod whose sign is not b's."""
-    return (mod != 0) & ((mod < 0) != (b < 0))
-
-
-def _float_remainder(a, b):
-    a, b = _both_tensors(a, b)
-    mod = _float_fmod(a, b)
-    return where(_remainder_needs_b(b, mod), mod + b, mod)
-
-
-def _float_floor_divide(a, b):
-    """PyTorch's div_floor_floating (NOTE (float floor division)); gradient zero."""
-    a, b = _both_tensors(a, b)
-    mod = _float_fmod(a, b)
-    q = (a - mod) / b
-    q = where(_remainder_needs_b(b, mod), q - 1, q)
-    floored = q.floor()
-    floored = where(q - floored > 0.5, floored + 1, floored)
-    exact = apply(P[Op.DIV], (a, b)).detach()
-    signed_zero = where((exact < 0) | ((exact == 0) & (1.0 / exact < 0)), -0.0, 0.0)
-    return where(b == 0, exact, where(q != 0, floored, signed_zero))
-
-
-def _integer_division(a, b, rounding_mode):
-    """``a`` divided by ``b`` rounded by ``rounding_mode``, both integral, in exact integer
-    arithmetic, or None where the operands are not host arrays (a device tensor keeps the
-    float path). NOTE: the float path went through float32 (wrong past 2**24: 16777217 // 1
-    gave 16777216) and gave INT64_MIN for a zero divisor, where PyTorch raises."""
-    if _trace_state.is_tracing():
-        # a kernel cannot raise PyTorch's error for a zero divisor found at run time
-        raise TraceError("integer division (//, %, div with rounding_mode) cannot be "
-                         "compiled: a zero divisor must raise ZeroDivisionError")
-    arrays = [x._data if isinstance(x, Tensor) else np.asarray(x) for x in (a, b)]
-    if not all(isinstance(x, np.ndarray) for x in arrays):
-        return None
-    x, y = arrays
-    if (y == 0).any() and np.broadcast(x, y).size:   # an empty result divides nothing
-        raise RuntimeError("ZeroDivisionError")
-    dtype = (a if isinstance(a, Tensor) else b)._data.dtype
-    with np.errstate(over="ignore"):   # INT64_MIN // -1 wraps, as in PyTorch
-        q = np.floor_divide(x, y)
-        if rounding_mode == "trunc":   # floor rounds down; trunc rounds toward zero
-            q = q + ((np.remainder(x, y) != 0) & ((x < 0) != (y < 0)))
-    return tensor(np.asarray(q, dtype=dtype))
-
-
-def floor_divide(a, b):
-    return div(a, b, rounding_mode="floor")
-
-
-def remainder(a, b):
-    a, b = promote(a, b, "remainder")
-    if (a if isinstance(a, Tensor) else b)._data.dtype.kind == "f":
-        return _float_remainder(a, b)
-    return _sub_any(a, mul(floor_divide(a, b), b))   # (True % x is PyTorch's too)
-
-
-def fmod(a, b):
-    a, b = promote(a, b, "fmod")
-    if (a if isinstance(a, Tensor) else b)._data.dtype.kind == "f":
-        return _float_fmod(a, b)
-    return _sub_any(a, mul(div(a, b, rounding_mode="trunc"), b))
-
-
 def pow(a, b):
     a, b = promote(a, b, "pow")
     if isinstance(b, Tensor) and b._data.dtype.kind in "iu":
@@ -379,10 +240,6 @@ def pow(a, b):
     if isinstance(a, Tensor) and a._data.dtype.kind in "iu" and isinstance(b, float):
         a = cast(a, get_default_dtype().np)
     return apply(P[Op.POW], (a, b))
-
-
-def true_divide(a, b):
-    return div(a, b)
 
 
 def neg(x):
@@ -586,9 +443,9 @@ def to_dtype(x: Tensor, dtype) -> Tensor:
 
 # The public functions (tracegrad.* re-exports these); helpers above stay module-private.
 __all__ = ["abs", "add", "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor", "ceil",
-           "clamp", "clip", "cos", "div", "eq", "erf", "exp", "exp2", "expm1", "floor",
-           "floor_divide", "fmod", "frac", "ge", "gt", "isfinite", "isinf", "isnan", "le",
-           "lerp", "log", "log10", "log1p", "log2", "logical_and", "logical_not", "logical_or",
-           "logical_xor", "lt", "maximum", "minimum", "mul", "ne", "neg", "pow", "reciprocal",
-           "relu", "remainder", "result_type", "round", "rsqrt", "sigmoid", "sign", "sin",
-           "sqrt", "square", "sub", "tan", "tanh", "true_divide", "trunc", "where"]
+           "clamp", "clip", "cos", "eq", "erf", "exp", "exp2", "expm1", "floor", "frac", "ge",
+           "gt", "isfinite", "isinf", "isnan", "le", "lerp", "log", "log10", "log1p", "log2",
+           "logical_and", "logical_not", "logical_or", "logical_xor", "lt", "maximum",
+           "minimum", "mul", "ne", "neg", "pow", "reciprocal", "relu", "result_type", "round",
+           "rsqrt", "sigmoid", "sign", "sin", "sqrt", "square", "sub", "tan", "tanh", "trunc",
+           "where"]

@@ -9,8 +9,8 @@ from ..cuda import to_device
 from .._device import device as _device
 from .._tensor import Tensor
 from ..autograd.engine import tensor_backward
-from . import (creation, indexing, inplace, inplace_variants, linalg, math, matrix, reduce, shape,
-               strided, trig, unfold, unique)
+from . import (creation, division, indexing, inplace, inplace_variants, linalg, math, matrix,
+               reduce, shape, strided, trig, unfold, unique)
 from .math import as_tensor_operand
 
 
@@ -91,8 +91,8 @@ METHODS = {
     "backward": tensor_backward,
     # math
     "add": math.add, "sub": math.sub, "subtract": math.sub, "mul": math.mul,
-    "multiply": math.mul, "div": math.div, "divide": math.div, "true_divide": math.div,
-    "floor_divide": math.floor_divide, "remainder": math.remainder, "fmod": math.fmod,
+    "multiply": math.mul, "div": division.div, "divide": division.div, "true_divide": division.div,
+    "floor_divide": division.floor_divide, "remainder": division.remainder, "fmod": division.fmod,
     "pow": math.pow, "neg": math.neg, "negative": math.neg, "exp": math.exp, "log": math.log,
     "log1p": math.log1p, "expm1": math.expm1, "log2": math.log2, "log10": math.log10,
     "exp2": math.exp2, "sqrt": math.sqrt, "rsqrt": math.rsqrt, "abs": math.abs,
@@ -167,9 +167,9 @@ METHODS = {
     "__add__": math.add_no_alpha, "__radd__": _commuted(math.add_no_alpha),
     "__sub__": math.sub_no_alpha,
     "__rsub__": _rbinary(math.sub_no_alpha), "__mul__": math.mul, "__rmul__": _commuted(math.mul),
-    "__truediv__": math.div, "__rtruediv__": _rbinary(math.div), "__div__": math.div,
-    "__floordiv__": math.floor_divide, "__rfloordiv__": _rbinary(math.floor_divide),
-    "__mod__": math.remainder, "__rmod__": _rbinary(math.remainder),
+    "__truediv__": division.div, "__rtruediv__": _rbinary(division.div), "__div__": division.div,
+    "__floordiv__": division.floor_divide, "__rfloordiv__": _rbinary(division.floor_divide),
+    "__mod__": division.remainder, "__rmod__": _rbinary(division.remainder),
     "__pow__": math.pow, "__rpow__": _rbinary(math.pow), "__matmul__": linalg.matmul,
     "__rmatmul__": _rbinary(linalg.matmul), "__neg__": math.neg, "__pos__": lambda x: x,
     "__abs__": math.abs, "__invert__": math.bitwise_not,

@@ -216,6 +216,14 @@ def _div_vjp(g, node):
             if node.needs_grad[1] else None)
 
 
+def _fmod_vjp(g, node):
+    """PyTorch's: a's gradient passes, b's is -g * trunc(a / b)."""
+    a, b = node.inputs
+    return (_grad_for(node, 0, g) if node.needs_grad[0] else None,
+            _grad_for(node, 1, F.mul(F.neg(g), F.trunc(F.div(a, b))))
+            if node.needs_grad[1] else None)
+
+
 def _pow_vjp(g, node):
     a, b = node.inputs
     ga = gb = None
@@ -271,6 +279,7 @@ def _div_eager(a, b):
 
 
 scalar_primitive(Op.DIV, shape=_div_shape, vjp=_div_vjp, eager=_div_eager)
+scalar_primitive(Op.FMOD, shape=binary_shape_for("fmod"), vjp=_fmod_vjp)
 scalar_primitive(Op.POW, shape=binary_shape_for("pow"), vjp=_pow_vjp, saves_output=True, name="pow")
 scalar_primitive(Op.MAXIMUM, shape=binary_shape_for("maximum"),
                  vjp=_extremum_vjp(F.gt))

@@ -70,6 +70,11 @@ def div(a, b):
     return _call(Op.DIV, (a, b))
 
 
+def trunc(x):
+    """x rounded toward zero (floor above zero, ceil below)."""
+    return where(lt(x, 0), _call(Op.CEIL, (x,)), _call(Op.FLOOR, (x,)))
+
+
 def pow(a, b):  # noqa: A001  (the primitive's name)
     return _call(Op.POW, (a, b))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._tensor import _wrap
+from ..codegen.scalar_ops import sign as _sign
 from . import _capture_variants
 from .optimizer import (Optimizer, _bump_step, _check_float, _params_with_grad, _scalar,
                         _step_tensor, _touch)
@@ -49,11 +50,11 @@ class Rprop(Optimizer):
                 g = np.negative(g)
             prev = state["prev"]._data
             size = state["step_size"]._data
-            agree = np.sign(g * prev)
+            agree = _sign(g * prev)   # torch.sign: 0 for NaN, so a NaN gradient moves nothing
             factor = np.where(agree > 0, eta_plus, np.where(agree < 0, eta_minus, 1.0))
             np.clip(size * factor.astype(w.dtype), lo, hi, out=size)
             g = np.where(agree < 0, 0, g).astype(w.dtype)  # a flipped sign skips this update
-            w -= np.sign(g) * size
+            w -= _sign(g) * size
             prev[...] = g
             _touch(p)
 

@@ -175,16 +175,33 @@ class TextBuilder:
         if self._block.terminator is None:
             self.branch(exit_)
 
+    def _label(self, suffix: str) -> ir.Block:
+        label = self._block.name
+        if len(label) > 50:   # llvmlite's _label_suffix
+            label = label[:25] + ".."
+        return self.append_basic_block(label + suffix)
+
+    @contextlib.contextmanager
+    def if_then(self, pred, likely=None):
+        """Blocks ``<current>.if`` and ``.endif``; ``likely`` weighs the branch (``!prof``)
+        as llvmlite's ``set_weights`` does."""
+        bbif, bbend = self._label(".if"), self._label(".endif")
+        br = self.cbranch(pred, bbif, bbend)
+        if likely is not None:
+            module = self.module
+            weights = [ir.MetaDataString(module, "branch_weights")]
+            weights += [ir.Constant(ir.IntType(32), w) for w in ([99, 1] if likely else [1, 99])]
+            br.set_metadata("prof", module.add_metadata(weights))
+        with self._branch_helper(bbif, bbend):
+            yield bbend
+        self.position_at_end(bbend)
+
     @contextlib.contextmanager
     def if_else(self, pred, likely=None):
         """Blocks ``<current>.if``, ``.else`` and ``.endif``, as llvmlite names them."""
         if likely is not None:
             raise NotImplementedError("TextBuilder.if_else: branch weights (likely=)")
-        label = self._block.name
-        if len(label) > 50:   # llvmlite's _label_suffix
-            label = label[:25] + ".."
-        bbif, bbelse, bbend = (self.append_basic_block(label + suffix)
-                               for suffix in (".if", ".else", ".endif"))
+        bbif, bbelse, bbend = (self._label(suffix) for suffix in (".if", ".else", ".endif"))
         self.cbranch(pred, bbif, bbelse)
         yield self._branch_helper(bbif, bbend), self._branch_helper(bbelse, bbend)
         self.position_at_end(bbend)

@@ -41,7 +41,9 @@ from fractions import Fraction
 
 from llvmlite import ir
 
+from .llvm_trig64 import HUGE, reduce_f64
 from .llvm_trig_reduce import reduce_f32
+from .llvm_vector_calls import lane_fixed_call
 
 F32, F64 = ir.FloatType(), ir.DoubleType()
 
@@ -359,46 +361,76 @@ class _Emitter:
         return self.b.select(self.isnan(x), x, y)
 
 
-def _sincos(b: ir.IRBuilder, x: ir.Value, cos: bool) -> ir.Value:
-    """sin or cos; float32 reduces and evaluates in float64 then rounds once."""
-    m = _Emitter(b, F64)
-    if x.type == F32:
-        q, r = reduce_f32(b, x)  # NOTE (float32 reduction)
-    else:
-        j = m.intr("llvm.rint", b.fmul(x, m.c(2 / math.pi)))
-        r = x
-        for piece in _PIO2_SPLIT[:4]:
-            r = m.fma(j, m.c(-piece), r)
-        r = b.select(m.lt(r, m.c(-1.0)), m.c(-1.0), b.select(m.gt(r, m.c(1.0)), m.c(1.0), r))
-        q = b.and_(b.fptosi(m.clamp(j, -2.0 ** 30, 2.0 ** 30), ir.IntType(32)),
-                   ir.Constant(ir.IntType(32), 3))
+def _sincos_eval(m: _Emitter, q, r, r_lo, x, cos: bool):
+    """sin or cos of x = (4n + q) pi/2 + r (+ r_lo, or None) with |r| <= pi/4, in the
+    emitter's (float64, scalar or vector) type; q an i32 (vector)."""
+    b, i32 = m.b, m.i32
     if cos:
-        q = b.add(q, ir.Constant(ir.IntType(32), 1))
+        q = b.add(q, m.i(1, i32))
     z = b.fmul(r, r)
     # Taylor terms after the first: float64 tail < 0.1 ulp on |r| <= pi/4; float32 (in
     # double) 4 terms, tail 2**-29 relative (0.06 float32 ulp)
-    n = 8 if x.type == F64 else 4
+    n = 8 if x.type != F32 else 4
     s_co = [_INV_FACT[2 * k + 1] * (-1) ** k for k in range(1, n + 1)]
     c_co = [_INV_FACT[2 * k] * (-1) ** k for k in range(2, n + 2)]
-    sin_r = m.fma(b.fmul(r, z), m.poly(z, s_co), r)
+    rz = b.fmul(r, z)
     if x.type == F32:  # double's 53 bits leave float32 room: plain Horner
+        sin_r = m.fma(rz, m.poly(z, s_co), r)
         cos_r = m.fma(z, m.fma(z, m.poly(z, c_co), m.c(-0.5)), m.c(1.0))
     else:
         hz = b.fmul(z, m.c(0.5))
         w = b.fsub(m.c(1.0), hz)
         # cos r = w + ((1 - w) - hz) + z*z*C(z): recovers the bits 1 - z/2 rounded away.
-        cos_r = b.fadd(w, m.fma(b.fmul(z, z), m.poly(z, c_co),
-                                b.fsub(b.fsub(m.c(1.0), w), hz)))
-    i32 = ir.IntType(32)
-    odd = b.icmp_signed("!=", b.and_(q, ir.Constant(i32, 1)), ir.Constant(i32, 0))
-    neg = b.icmp_signed("!=", b.and_(q, ir.Constant(i32, 2)), ir.Constant(i32, 0))
+        lost = b.fsub(b.fsub(m.c(1.0), w), hz)
+        if r_lo is None:
+            sin_r = m.fma(rz, m.poly(z, s_co), r)
+        else:  # sin(r + r_lo) = sin r + r_lo cos r; cos(r + r_lo) = cos r - r_lo sin r
+            sin_r = b.fadd(r, m.fma(rz, m.poly(z, s_co), b.fmul(r_lo, w)))
+            lost = b.fsub(lost, b.fmul(r, r_lo))
+        cos_r = b.fadd(w, m.fma(b.fmul(z, z), m.poly(z, c_co), lost))
+    odd = b.icmp_signed("!=", b.and_(q, m.i(1, i32)), m.i(0, i32))
+    neg = b.icmp_signed("!=", b.and_(q, m.i(2, i32)), m.i(0, i32))
     y = b.select(odd, cos_r, sin_r)
     y = b.select(neg, b.fneg(y), y)
     if x.type == F32:
         y = b.fptrunc(y, F32)
     if not cos:  # sin(-0) = -0
-        y = b.select(b.fcmp_ordered("==", x, ir.Constant(x.type, 0.0)), x, y)
+        y = b.select(b.fcmp_ordered("==", x, m.c(0.0) if x.type != F32 else
+                                    ir.Constant(F32, 0.0)), x, y)
     return y
+
+
+def _sincos64_fast(b: ir.IRBuilder, x: ir.Value, cos: bool) -> tuple[ir.Value, ir.Value]:
+    """(sin or cos by 4 Cody-Waite pieces, whether |x| is too large for them)."""
+    m = _Emitter(b, x.type)
+    j = m.intr("llvm.rint", b.fmul(x, m.c(2 / math.pi)))
+    r = x
+    for piece in _PIO2_SPLIT[:4]:
+        r = m.fma(j, m.c(-piece), r)
+    r = b.select(m.lt(r, m.c(-1.0)), m.c(-1.0), b.select(m.gt(r, m.c(1.0)), m.c(1.0), r))
+    q = b.and_(b.fptosi(m.clamp(j, -2.0 ** 30, 2.0 ** 30), m.i32), m.i(3, m.i32))
+    a = m.intr("llvm.fabs", x)
+    huge = b.and_(b.fcmp_ordered(">=", a, m.c(HUGE)), b.fcmp_ordered("!=", a, m.c(math.inf)))
+    return _sincos_eval(m, q, r, None, x, cos), huge
+
+
+def _sincos64_slow(b: ir.IRBuilder, x: ir.Value, cos: bool) -> ir.Value:
+    q, r, r_lo = reduce_f64(b, x)   # NOTE (float64 reduction)
+    return _sincos_eval(_Emitter(b, F64), q, r, r_lo, x, cos)
+
+
+def _sincos(b: ir.IRBuilder, x: ir.Value, cos: bool) -> ir.Value:
+    """sin or cos; float32 reduces and evaluates in float64 then rounds once; float64
+    calls a module-local function with vector versions (NOTE (vector variants))."""
+    if x.type == F32:
+        q, r = reduce_f32(b, x)  # NOTE (float32 reduction)
+        return _sincos_eval(_Emitter(b, F64), q, r, None, x, cos)
+    name = f"tracegrad.{'cos' if cos else 'sin'}.f64.{_SINCOS64_VERSION}"
+    return lane_fixed_call(b, name, x, lambda bb, v: _sincos64_fast(bb, v, cos),
+                           lambda bb, v: _sincos64_slow(bb, v, cos))
+
+
+_SINCOS64_VERSION = 1   # part of the functions' names: NOTE (vector variants)
 
 
 # NOTE (native ldexp): ``llvm.ldexp`` lowers to vscalefps/vscalefpd on AVX-512 (LLVM 20,

@@ -1,0 +1,93 @@
+"""A math function with a fast path for every lane and a slow one for rare lanes, as a
+call the loop vectoriser widens: the vector version branches, which inline code cannot.
+
+NOTE (vector variants): LLVM's loop vectoriser if-converts a branch in the loop body:
+every lane of every vector would pay for the slow path (float64 Payne-Hanek, ~120
+integer operations). So the function is defined once per module, ``@name(double)``,
+with vector versions ``@name.v2/.v4/.v8`` named by the ``vector-function-abi-variant``
+attribute (LLVM's VFABI): the vectoriser calls the version of its width, one call per
+vector, and that version computes the fast path for all lanes, then branches to a cold
+block, which calls the scalar slow function for each lane, only when some lane needs
+it. The scalar ``@name`` (the loop's remainder) branches alike. They are ``weak_odr``:
+never dropped as unused before the vectoriser picks one (internal ones were), never
+renamed when a batch links several modules (the attribute names them by their text;
+equal names are equal code, by the version in the name), and left alone by
+runtime.llvm_jit's renaming of exported kernels. ``noinline``: inlined into the loop
+before the vectoriser runs, the branch would be if-converted again.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from llvmlite import ir
+
+WIDTHS = (2, 4, 8)
+FastPath = Callable[[ir.IRBuilder, ir.Value], tuple[ir.Value, ir.Value]]
+SlowPath = Callable[[ir.IRBuilder, ir.Value], ir.Value]
+
+
+class _Attributes(ir.values.FunctionAttributes):
+    """Function attributes plus LLVM string attributes, which llvmlite.ir does not know."""
+
+    def __init__(self, strings: list[str]) -> None:
+        super().__init__(("noinline", "nounwind"))
+        self.strings = strings
+
+    def _to_list(self, ret_type):
+        return super()._to_list(ret_type) + self.strings
+
+
+def _function(mod: ir.Module, name: str, ty: ir.Type, strings: list[str]) -> ir.Function:
+    fn = ir.Function(mod, ir.FunctionType(ty, [ty]), name=name)
+    fn.linkage = "weak_odr"
+    fn.attributes = _Attributes(strings)
+    return fn
+
+
+def _body(fn: ir.Function, fast: FastPath, slow: ir.Function) -> None:
+    """y, need = fast(x); lanes that need it get slow(lane), in a cold block."""
+    entry, cold, done = (fn.append_basic_block(n) for n in ("entry", "cold", "done"))
+    b = ir.IRBuilder(entry)
+    x = fn.args[0]
+    y, need = fast(b, x)
+    lanes = x.type.count if isinstance(x.type, ir.VectorType) else 0
+    some = b.icmp_unsigned("!=", b.bitcast(need, ir.IntType(lanes)),
+                           ir.Constant(ir.IntType(lanes), 0)) if lanes else need
+    b.cbranch(some, cold, done).set_weights([1, 1 << 20])
+    b.position_at_end(cold)
+    fixed = y
+    if lanes:
+        for lane in range(lanes):
+            i = ir.Constant(ir.IntType(32), lane)
+            redo = b.call(slow, [b.extract_element(x, i)])
+            keep = b.extract_element(y, i)
+            fixed = b.insert_element(fixed, b.select(b.extract_element(need, i), redo, keep), i)
+    else:
+        fixed = b.call(slow, [x])
+    b.branch(done)
+    b.position_at_end(done)
+    out = b.phi(x.type)
+    out.add_incoming(y, entry)
+    out.add_incoming(fixed, cold)
+    b.ret(out)
+
+
+def lane_fixed_call(b: ir.IRBuilder, name: str, x: ir.Value, fast: FastPath,
+                    slow: SlowPath) -> ir.Value:
+    """``@name(x)`` for a scalar ``x``, defined in ``b``'s module on first use: ``fast(b,
+    v)`` gives (result, needs-slow flag) for a scalar or vector v, ``slow(b, lane)`` the
+    result of one scalar lane (NOTE (vector variants)). ``name`` must change whenever
+    the code ``fast`` or ``slow`` emits does."""
+    mod = b.module
+    fn = mod.globals.get(name)
+    if fn is None:
+        ty = x.type
+        slow_fn = _function(mod, f"{name}.slow", ty, ["cold"])
+        sb = ir.IRBuilder(slow_fn.append_basic_block("entry"))
+        sb.ret(slow(sb, slow_fn.args[0]))
+        variants = ",".join(f"_ZGV_LLVM_N{w}v_{name}({name}.v{w})" for w in WIDTHS)
+        fn = _function(mod, name, ty, [f'"vector-function-abi-variant"="{variants}"'])
+        _body(fn, fast, slow_fn)
+        for w in WIDTHS:
+            _body(_function(mod, f"{name}.v{w}", ir.VectorType(ty, w), []), fast, slow_fn)
+    return b.call(fn, [x])

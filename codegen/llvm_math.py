@@ -419,15 +419,18 @@ def _sincos64_slow(b: ir.IRBuilder, x: ir.Value, cos: bool) -> ir.Value:
     return _sincos_eval(_Emitter(b, F64), q, r, r_lo, x, cos)
 
 
-def _sincos(b: ir.IRBuilder, x: ir.Value, cos: bool) -> ir.Value:
+def _sincos(b: ir.IRBuilder, x: ir.Value, cos: bool, avx512: bool) -> ir.Value:
     """sin or cos; float32 reduces and evaluates in float64 then rounds once; float64
-    calls a module-local function with vector versions (NOTE (vector variants))."""
+    calls a module-local function with vector versions (NOTE (vector variants)) of the
+    width the vectoriser picks for doubles: 8 with AVX-512 (``prefer-vector-width``
+    512: codegen.render_llvm), else 4 (AVX2) or 2."""
     if x.type == F32:
         q, r = reduce_f32(b, x)  # NOTE (float32 reduction)
         return _sincos_eval(_Emitter(b, F64), q, r, None, x, cos)
     name = f"tracegrad.{'cos' if cos else 'sin'}.f64.{_SINCOS64_VERSION}"
     return lane_fixed_call(b, name, x, lambda bb, v: _sincos64_fast(bb, v, cos),
-                           lambda bb, v: _sincos64_slow(bb, v, cos))
+                           lambda bb, v: _sincos64_slow(bb, v, cos),
+                           (8,) if avx512 else (4, 2))
 
 
 _SINCOS64_VERSION = 1   # part of the functions' names: NOTE (vector variants)
@@ -512,5 +515,5 @@ def emit_math(builder: ir.IRBuilder, name: str, x: ir.Value,
     if name in _COMPOSED:
         return getattr(_Emitter(builder, x.type, native_ldexp), name)(x)
     if name in ("sin", "cos"):
-        return _sincos(builder, x, name == "cos")
+        return _sincos(builder, x, name == "cos", native_ldexp)  # AVX-512: NOTE (native ldexp)
     raise ValueError(f"unknown math function {name!r}; known: {', '.join(FUNCTIONS)}")

@@ -4,7 +4,7 @@ call the loop vectoriser widens: the vector version branches, which inline code 
 NOTE (vector variants): LLVM's loop vectoriser if-converts a branch in the loop body:
 every lane of every vector would pay for the slow path (float64 Payne-Hanek, ~120
 integer operations). So the function is defined once per module, ``@name(double)``,
-with vector versions ``@name.v2/.v4/.v8`` named by the ``vector-function-abi-variant``
+with vector versions ``@name.v8`` (or ``.v4``, ``.v2``) named by the ``vector-function-abi-variant``
 attribute (LLVM's VFABI): the vectoriser calls the version of its width, one call per
 vector, and that version computes the fast path for all lanes, then branches to a cold
 block, which calls the scalar slow function for each lane, only when some lane needs
@@ -21,7 +21,6 @@ from typing import Callable
 
 from llvmlite import ir
 
-WIDTHS = (2, 4, 8)
 FastPath = Callable[[ir.IRBuilder, ir.Value], tuple[ir.Value, ir.Value]]
 SlowPath = Callable[[ir.IRBuilder, ir.Value], ir.Value]
 
@@ -73,11 +72,11 @@ def _body(fn: ir.Function, fast: FastPath, slow: ir.Function) -> None:
 
 
 def lane_fixed_call(b: ir.IRBuilder, name: str, x: ir.Value, fast: FastPath,
-                    slow: SlowPath) -> ir.Value:
+                    slow: SlowPath, widths: tuple[int, ...]) -> ir.Value:
     """``@name(x)`` for a scalar ``x``, defined in ``b``'s module on first use: ``fast(b,
     v)`` gives (result, needs-slow flag) for a scalar or vector v, ``slow(b, lane)`` the
-    result of one scalar lane (NOTE (vector variants)). ``name`` must change whenever
-    the code ``fast`` or ``slow`` emits does."""
+    result of one scalar lane (NOTE (vector variants)); vector versions of ``widths``
+    lanes. ``name`` must change whenever the code ``fast`` or ``slow`` emits does."""
     mod = b.module
     fn = mod.globals.get(name)
     if fn is None:
@@ -85,9 +84,9 @@ def lane_fixed_call(b: ir.IRBuilder, name: str, x: ir.Value, fast: FastPath,
         slow_fn = _function(mod, f"{name}.slow", ty, ["cold"])
         sb = ir.IRBuilder(slow_fn.append_basic_block("entry"))
         sb.ret(slow(sb, slow_fn.args[0]))
-        variants = ",".join(f"_ZGV_LLVM_N{w}v_{name}({name}.v{w})" for w in WIDTHS)
+        variants = ",".join(f"_ZGV_LLVM_N{w}v_{name}({name}.v{w})" for w in widths)
         fn = _function(mod, name, ty, [f'"vector-function-abi-variant"="{variants}"'])
         _body(fn, fast, slow_fn)
-        for w in WIDTHS:
+        for w in widths:
             _body(_function(mod, f"{name}.v{w}", ir.VectorType(ty, w), []), fast, slow_fn)
     return b.call(fn, [x])

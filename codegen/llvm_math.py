@@ -400,8 +400,8 @@ def _sincos_eval(m: _Emitter, q, r, r_lo, x, cos: bool):
     return y
 
 
-def _sincos64_fast(b: ir.IRBuilder, x: ir.Value, cos: bool) -> ir.Value:
-    """sin or cos by 4 Cody-Waite pieces: exact for |x| < 2**30 (``_is_huge``)."""
+def _sincos64_fast(b: ir.IRBuilder, x: ir.Value, cos: bool) -> tuple[ir.Value, ir.Value]:
+    """(sin or cos by 4 Cody-Waite pieces, whether |x| is too large for them)."""
     m = _Emitter(b, x.type)
     j = m.intr("llvm.rint", b.fmul(x, m.c(2 / math.pi)))
     r = x
@@ -409,13 +409,9 @@ def _sincos64_fast(b: ir.IRBuilder, x: ir.Value, cos: bool) -> ir.Value:
         r = m.fma(j, m.c(-piece), r)
     r = b.select(m.lt(r, m.c(-1.0)), m.c(-1.0), b.select(m.gt(r, m.c(1.0)), m.c(1.0), r))
     q = b.and_(b.fptosi(m.clamp(j, -2.0 ** 30, 2.0 ** 30), m.i32), m.i(3, m.i32))
-    return _sincos_eval(m, q, r, None, x, cos)
-
-
-def _is_huge(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
-    m = _Emitter(b, x.type)
     a = m.intr("llvm.fabs", x)
-    return b.and_(b.fcmp_ordered(">=", a, m.c(HUGE)), b.fcmp_ordered("!=", a, m.c(math.inf)))
+    huge = b.and_(b.fcmp_ordered(">=", a, m.c(HUGE)), b.fcmp_ordered("!=", a, m.c(math.inf)))
+    return _sincos_eval(m, q, r, None, x, cos), huge
 
 
 def _sincos64_slow(b: ir.IRBuilder, x: ir.Value, cos: bool) -> ir.Value:
@@ -432,8 +428,9 @@ def _sincos(b: ir.IRBuilder, x: ir.Value, cos: bool, avx512: bool) -> ir.Value:
         q, r = reduce_f32(b, x)  # NOTE (float32 reduction)
         return _sincos_eval(_Emitter(b, F64), q, r, None, x, cos)
     name = f"tracegrad.{'cos' if cos else 'sin'}.f64.{_SINCOS64_VERSION}"
-    return lane_fixed_call(b, name, x, _sincos64_fast(b, x, cos), _is_huge,
-                           lambda bb, v: _sincos64_slow(bb, v, cos), (8,) if avx512 else (4, 2))
+    return lane_fixed_call(b, name, x, lambda bb, v: _sincos64_fast(bb, v, cos),
+                           lambda bb, v: _sincos64_slow(bb, v, cos),
+                           (8,) if avx512 else (4, 2))
 
 
 _SINCOS64_VERSION = 1   # part of the functions' names: NOTE (vector variants)

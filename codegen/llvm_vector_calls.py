@@ -21,7 +21,7 @@ from typing import Callable
 
 from llvmlite import ir
 
-NeedsSlow = Callable[[ir.IRBuilder, ir.Value], ir.Value]
+FastPath = Callable[[ir.IRBuilder, ir.Value], tuple[ir.Value, ir.Value]]
 SlowPath = Callable[[ir.IRBuilder, ir.Value], ir.Value]
 
 
@@ -36,20 +36,19 @@ class _Attributes(ir.values.FunctionAttributes):
         return super()._to_list(ret_type) + self.strings
 
 
-def _function(mod: ir.Module, name: str, ty: ir.Type, args: int, strings: list[str]
-              ) -> ir.Function:
-    fn = ir.Function(mod, ir.FunctionType(ty, [ty] * args), name=name)
+def _function(mod: ir.Module, name: str, ty: ir.Type, strings: list[str]) -> ir.Function:
+    fn = ir.Function(mod, ir.FunctionType(ty, [ty]), name=name)
     fn.linkage = "weak_odr"
     fn.attributes = _Attributes(strings)
     return fn
 
 
-def _body(fn: ir.Function, needs_slow: NeedsSlow, slow: ir.Function) -> None:
-    """(x, y) -> y, but slow(lane of x) in the lanes that need it, in a cold block."""
+def _body(fn: ir.Function, fast: FastPath, slow: ir.Function) -> None:
+    """y, need = fast(x); lanes that need it get slow(lane), in a cold block."""
     entry, cold, done = (fn.append_basic_block(n) for n in ("entry", "cold", "done"))
     b = ir.IRBuilder(entry)
-    x, y = fn.args
-    need = needs_slow(b, x)
+    x = fn.args[0]
+    y, need = fast(b, x)
     lanes = x.type.count if isinstance(x.type, ir.VectorType) else 0
     some = b.icmp_unsigned("!=", b.bitcast(need, ir.IntType(lanes)),
                            ir.Constant(ir.IntType(lanes), 0)) if lanes else need
@@ -72,23 +71,22 @@ def _body(fn: ir.Function, needs_slow: NeedsSlow, slow: ir.Function) -> None:
     b.ret(out)
 
 
-def lane_fixed_call(b: ir.IRBuilder, name: str, x: ir.Value, y: ir.Value,
-                    needs_slow: NeedsSlow, slow: SlowPath, widths: tuple[int, ...]) -> ir.Value:
-    """``@name(x, y)``: ``y``, the fast path's result for a scalar ``x``, but ``slow(b,
-    x)`` where ``needs_slow(b, x)`` (a scalar or vector x) says so (NOTE (vector
-    variants)); defined in ``b``'s module on first use, with vector versions of
-    ``widths`` lanes. ``name`` must change whenever the code emitted does."""
+def lane_fixed_call(b: ir.IRBuilder, name: str, x: ir.Value, fast: FastPath,
+                    slow: SlowPath, widths: tuple[int, ...]) -> ir.Value:
+    """``@name(x)`` for a scalar ``x``, defined in ``b``'s module on first use: ``fast(b,
+    v)`` gives (result, needs-slow flag) for a scalar or vector v, ``slow(b, lane)`` the
+    result of one scalar lane (NOTE (vector variants)); vector versions of ``widths``
+    lanes. ``name`` must change whenever the code ``fast`` or ``slow`` emits does."""
     mod = b.module
     fn = mod.globals.get(name)
     if fn is None:
         ty = x.type
-        slow_fn = _function(mod, f"{name}.slow", ty, 1, ["cold"])
+        slow_fn = _function(mod, f"{name}.slow", ty, ["cold"])
         sb = ir.IRBuilder(slow_fn.append_basic_block("entry"))
         sb.ret(slow(sb, slow_fn.args[0]))
-        variants = ",".join(f"_ZGV_LLVM_N{w}vv_{name}({name}.v{w})" for w in widths)
-        fn = _function(mod, name, ty, 2, [f'"vector-function-abi-variant"="{variants}"'])
-        _body(fn, needs_slow, slow_fn)
+        variants = ",".join(f"_ZGV_LLVM_N{w}v_{name}({name}.v{w})" for w in widths)
+        fn = _function(mod, name, ty, [f'"vector-function-abi-variant"="{variants}"'])
+        _body(fn, fast, slow_fn)
         for w in widths:
-            _body(_function(mod, f"{name}.v{w}", ir.VectorType(ty, w), 2, []), needs_slow,
-                  slow_fn)
-    return b.call(fn, [x, y])
+            _body(_function(mod, f"{name}.v{w}", ir.VectorType(ty, w), []), fast, slow_fn)
+    return b.call(fn, [x])

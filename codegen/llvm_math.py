@@ -361,12 +361,10 @@ class _Emitter:
         return self.b.select(self.isnan(x), x, y)
 
 
-def _sincos_eval(m: _Emitter, q, r, r_lo, x, cos: bool):
-    """sin or cos of x = (4n + q) pi/2 + r (+ r_lo, or None) with |r| <= pi/4, in the
-    emitter's (float64, scalar or vector) type; q an i32 (vector)."""
+def _sincos_eval(m: _Emitter, q, r, r_lo, x) -> tuple[ir.Value, ir.Value]:
+    """(sin x, cos x) for x = (4n + q) pi/2 + r (+ r_lo, or None) with |r| <= pi/4,
+    evaluated in the emitter's (float64, scalar or vector) type; q an i32 (vector)."""
     b, i32 = m.b, m.i32
-    if cos:
-        q = b.add(q, m.i(1, i32))
     z = b.fmul(r, r)
     # Taylor terms after the first: float64 tail < 0.1 ulp on |r| <= pi/4; float32 (in
     # double) 4 terms, tail 2**-29 relative (0.06 float32 ulp)
@@ -388,20 +386,21 @@ def _sincos_eval(m: _Emitter, q, r, r_lo, x, cos: bool):
             sin_r = b.fadd(r, m.fma(rz, m.poly(z, s_co), b.fmul(r_lo, w)))
             lost = b.fsub(lost, b.fmul(r, r_lo))
         cos_r = b.fadd(w, m.fma(b.fmul(z, z), m.poly(z, c_co), lost))
-    odd = b.icmp_signed("!=", b.and_(q, m.i(1, i32)), m.i(0, i32))
-    neg = b.icmp_signed("!=", b.and_(q, m.i(2, i32)), m.i(0, i32))
-    y = b.select(odd, cos_r, sin_r)
-    y = b.select(neg, b.fneg(y), y)
-    if x.type == F32:
-        y = b.fptrunc(y, F32)
-    if not cos:  # sin(-0) = -0
-        y = b.select(b.fcmp_ordered("==", x, m.c(0.0) if x.type != F32 else
-                                    ir.Constant(F32, 0.0)), x, y)
-    return y
+    out = []
+    for shift in (0, 1):   # cos x = sin(x + pi/2): one quadrant on
+        qs = b.add(q, m.i(shift, i32))
+        odd = b.icmp_signed("!=", b.and_(qs, m.i(1, i32)), m.i(0, i32))
+        neg = b.icmp_signed("!=", b.and_(qs, m.i(2, i32)), m.i(0, i32))
+        y = b.select(odd, cos_r, sin_r)
+        y = b.select(neg, b.fneg(y), y)
+        out.append(b.fptrunc(y, F32) if x.type == F32 else y)
+    zero = ir.Constant(F32, 0.0) if x.type == F32 else m.c(0.0)
+    out[0] = b.select(b.fcmp_ordered("==", x, zero), x, out[0])   # sin(-0) = -0
+    return out[0], out[1]
 
 
-def _sincos64_fast(b: ir.IRBuilder, x: ir.Value, cos: bool) -> tuple[ir.Value, ir.Value]:
-    """(sin or cos by 4 Cody-Waite pieces, whether |x| is too large for them)."""
+def _sincos64_fast(b: ir.IRBuilder, x: ir.Value) -> tuple[list[ir.Value], ir.Value]:
+    """([sin, cos] by 4 Cody-Waite pieces, whether |x| is too large for them)."""
     m = _Emitter(b, x.type)
     j = m.intr("llvm.rint", b.fmul(x, m.c(2 / math.pi)))
     r = x
@@ -411,26 +410,27 @@ def _sincos64_fast(b: ir.IRBuilder, x: ir.Value, cos: bool) -> tuple[ir.Value, i
     q = b.and_(b.fptosi(m.clamp(j, -2.0 ** 30, 2.0 ** 30), m.i32), m.i(3, m.i32))
     a = m.intr("llvm.fabs", x)
     huge = b.and_(b.fcmp_ordered(">=", a, m.c(HUGE)), b.fcmp_ordered("!=", a, m.c(math.inf)))
-    return _sincos_eval(m, q, r, None, x, cos), huge
+    return list(_sincos_eval(m, q, r, None, x)), huge
 
 
-def _sincos64_slow(b: ir.IRBuilder, x: ir.Value, cos: bool) -> ir.Value:
+def _sincos64_slow(b: ir.IRBuilder, x: ir.Value) -> list[ir.Value]:
     q, r, r_lo = reduce_f64(b, x)   # NOTE (float64 reduction)
-    return _sincos_eval(_Emitter(b, F64), q, r, r_lo, x, cos)
+    return list(_sincos_eval(_Emitter(b, F64), q, r, r_lo, x))
 
 
 def _sincos(b: ir.IRBuilder, x: ir.Value, cos: bool, avx512: bool) -> ir.Value:
-    """sin or cos; float32 reduces and evaluates in float64 then rounds once; float64
-    calls a module-local function with vector versions (NOTE (vector variants)) of the
-    width the vectoriser picks for doubles: 8 with AVX-512 (``prefer-vector-width``
-    512: codegen.render_llvm), else 4 (AVX2) or 2."""
+    """sin or cos; float32 reduces and evaluates in float64 then rounds once. float64
+    calls a module-local function giving both (the call for sin and the one for cos of
+    the same x merge) with vector versions (NOTE (vector variants)) of the width the
+    vectoriser picks for doubles: 8 with AVX-512 (``prefer-vector-width`` 512:
+    codegen.render_llvm), else 4 (AVX2) or 2."""
     if x.type == F32:
         q, r = reduce_f32(b, x)  # NOTE (float32 reduction)
-        return _sincos_eval(_Emitter(b, F64), q, r, None, x, cos)
-    name = f"tracegrad.{'cos' if cos else 'sin'}.f64.{_SINCOS64_VERSION}"
-    return lane_fixed_call(b, name, x, lambda bb, v: _sincos64_fast(bb, v, cos),
-                           lambda bb, v: _sincos64_slow(bb, v, cos),
+        return _sincos_eval(_Emitter(b, F64), q, r, None, x)[cos]
+    name = f"tracegrad.sincos.f64.{_SINCOS64_VERSION}"
+    pair = lane_fixed_call(b, name, x, 2, _sincos64_fast, _sincos64_slow,
                            (8,) if avx512 else (4, 2))
+    return b.extract_value(pair, int(cos))
 
 
 _SINCOS64_VERSION = 1   # part of the functions' names: NOTE (vector variants)

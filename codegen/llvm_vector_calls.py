@@ -21,8 +21,8 @@ from typing import Callable
 
 from llvmlite import ir
 
-FastPath = Callable[[ir.IRBuilder, ir.Value], tuple[ir.Value, ir.Value]]
-SlowPath = Callable[[ir.IRBuilder, ir.Value], ir.Value]
+FastPath = Callable[[ir.IRBuilder, ir.Value], tuple[list[ir.Value], ir.Value]]
+SlowPath = Callable[[ir.IRBuilder, ir.Value], list[ir.Value]]
 
 
 class _Attributes(ir.values.FunctionAttributes):
@@ -30,63 +30,78 @@ class _Attributes(ir.values.FunctionAttributes):
 
     def __init__(self, strings: list[str]) -> None:
         super().__init__(("noinline", "nounwind"))
-        self.strings = strings
+        # memory(none): the calls for two results of one x merge (EarlyCSE)
+        self.strings = ["memory(none)", "willreturn"] + strings
 
     def _to_list(self, ret_type):
         return super()._to_list(ret_type) + self.strings
 
 
-def _function(mod: ir.Module, name: str, ty: ir.Type, strings: list[str]) -> ir.Function:
-    fn = ir.Function(mod, ir.FunctionType(ty, [ty]), name=name)
+def _function(mod: ir.Module, name: str, ty: ir.Type, results: int, strings: list[str]
+              ) -> ir.Function:
+    fn = ir.Function(mod, ir.FunctionType(ir.LiteralStructType([ty] * results), [ty]), name=name)
     fn.linkage = "weak_odr"
     fn.attributes = _Attributes(strings)
     return fn
 
 
+def _pack(b: ir.IRBuilder, ty: ir.Type, values: list[ir.Value]) -> ir.Value:
+    out = ir.Constant(ty, None)
+    for k, v in enumerate(values):
+        out = b.insert_value(out, v, k)
+    return out
+
+
 def _body(fn: ir.Function, fast: FastPath, slow: ir.Function) -> None:
-    """y, need = fast(x); lanes that need it get slow(lane), in a cold block."""
+    """ys, need = fast(x); lanes that need it get slow(lane), in a cold block."""
     entry, cold, done = (fn.append_basic_block(n) for n in ("entry", "cold", "done"))
     b = ir.IRBuilder(entry)
-    x = fn.args[0]
-    y, need = fast(b, x)
+    x, ty = fn.args[0], fn.return_value.type
+    ys, need = fast(b, x)
+    fast_pack = _pack(b, ty, ys)
     lanes = x.type.count if isinstance(x.type, ir.VectorType) else 0
     some = b.icmp_unsigned("!=", b.bitcast(need, ir.IntType(lanes)),
                            ir.Constant(ir.IntType(lanes), 0)) if lanes else need
     b.cbranch(some, cold, done).set_weights([1, 1 << 20])
     b.position_at_end(cold)
-    fixed = y
     if lanes:
+        fixed = list(ys)
         for lane in range(lanes):
             i = ir.Constant(ir.IntType(32), lane)
             redo = b.call(slow, [b.extract_element(x, i)])
-            keep = b.extract_element(y, i)
-            fixed = b.insert_element(fixed, b.select(b.extract_element(need, i), redo, keep), i)
+            use = b.extract_element(need, i)
+            for k, y in enumerate(fixed):
+                keep = b.extract_element(y, i)
+                fixed[k] = b.insert_element(y, b.select(use, b.extract_value(redo, k), keep), i)
+        slow_pack = _pack(b, ty, fixed)
     else:
-        fixed = b.call(slow, [x])
+        slow_pack = b.call(slow, [x])
     b.branch(done)
     b.position_at_end(done)
-    out = b.phi(x.type)
-    out.add_incoming(y, entry)
-    out.add_incoming(fixed, cold)
+    out = b.phi(ty)
+    out.add_incoming(fast_pack, entry)
+    out.add_incoming(slow_pack, cold)
     b.ret(out)
 
 
-def lane_fixed_call(b: ir.IRBuilder, name: str, x: ir.Value, fast: FastPath,
+def lane_fixed_call(b: ir.IRBuilder, name: str, x: ir.Value, results: int, fast: FastPath,
                     slow: SlowPath, widths: tuple[int, ...]) -> ir.Value:
-    """``@name(x)`` for a scalar ``x``, defined in ``b``'s module on first use: ``fast(b,
-    v)`` gives (result, needs-slow flag) for a scalar or vector v, ``slow(b, lane)`` the
-    result of one scalar lane (NOTE (vector variants)); vector versions of ``widths``
-    lanes. ``name`` must change whenever the code ``fast`` or ``slow`` emits does."""
+    """``@name(x)`` for a scalar ``x``: a struct of ``results`` values of x's type,
+    defined in ``b``'s module on first use. ``fast(b, v)`` gives (the values, a
+    needs-slow flag) for a scalar or vector v, ``slow(b, lane)`` the values of one
+    scalar lane (NOTE (vector variants)); vector versions of ``widths`` lanes. ``name``
+    must change whenever the code ``fast`` or ``slow`` emits does."""
     mod = b.module
     fn = mod.globals.get(name)
     if fn is None:
         ty = x.type
-        slow_fn = _function(mod, f"{name}.slow", ty, ["cold"])
+        slow_fn = _function(mod, f"{name}.slow", ty, results, ["cold"])
         sb = ir.IRBuilder(slow_fn.append_basic_block("entry"))
-        sb.ret(slow(sb, slow_fn.args[0]))
+        sb.ret(_pack(sb, slow_fn.return_value.type, slow(sb, slow_fn.args[0])))
         variants = ",".join(f"_ZGV_LLVM_N{w}v_{name}({name}.v{w})" for w in widths)
-        fn = _function(mod, name, ty, [f'"vector-function-abi-variant"="{variants}"'])
+        fn = _function(mod, name, ty, results, [f'"vector-function-abi-variant"="{variants}"'])
         _body(fn, fast, slow_fn)
         for w in widths:
-            _body(_function(mod, f"{name}.v{w}", ir.VectorType(ty, w), []), fast, slow_fn)
+            _body(_function(mod, f"{name}.v{w}", ir.VectorType(ty, w), results, []), fast,
+                  slow_fn)
     return b.call(fn, [x])

@@ -28,8 +28,8 @@ SlowPath = Callable[[ir.IRBuilder, ir.Value], list[ir.Value]]
 class _Attributes(ir.values.FunctionAttributes):
     """Function attributes plus LLVM string attributes, which llvmlite.ir does not know."""
 
-    def __init__(self, strings: list[str]) -> None:
-        super().__init__(("noinline", "nounwind"))
+    def __init__(self, strings: list[str], inline: str = "noinline") -> None:
+        super().__init__((inline, "nounwind"))
         # memory(none): the calls for two results of one x merge (EarlyCSE)
         self.strings = ["memory(none)", "willreturn"] + strings
 
@@ -37,11 +37,11 @@ class _Attributes(ir.values.FunctionAttributes):
         return super()._to_list(ret_type) + self.strings
 
 
-def _function(mod: ir.Module, name: str, ty: ir.Type, results: int, strings: list[str]
-              ) -> ir.Function:
+def _function(mod: ir.Module, name: str, ty: ir.Type, results: int, strings: list[str],
+              inline: str = "noinline") -> ir.Function:
     fn = ir.Function(mod, ir.FunctionType(ir.LiteralStructType([ty] * results), [ty]), name=name)
     fn.linkage = "weak_odr"
-    fn.attributes = _Attributes(strings)
+    fn.attributes = _Attributes(strings, inline)
     return fn
 
 
@@ -102,6 +102,7 @@ def lane_fixed_call(b: ir.IRBuilder, name: str, x: ir.Value, results: int, fast:
         fn = _function(mod, name, ty, results, [f'"vector-function-abi-variant"="{variants}"'])
         _body(fn, fast, slow_fn)
         for w in widths:
-            _body(_function(mod, f"{name}.v{w}", ir.VectorType(ty, w), results, []), fast,
-                  slow_fn)
+            # alwaysinline: NOTE (inlined vector variants) in runtime.llvm_pipeline
+            _body(_function(mod, f"{name}.v{w}", ir.VectorType(ty, w), results, [],
+                            "alwaysinline"), fast, slow_fn)
     return b.call(fn, [x])

@@ -3,17 +3,20 @@ call the loop vectoriser widens: the vector version branches, which inline code 
 
 NOTE (vector variants): LLVM's loop vectoriser if-converts a branch in the loop body:
 every lane of every vector would pay for the slow path (float64 Payne-Hanek, ~120
-integer operations). So the function is defined once per module, ``@name(double)``,
-with vector versions ``@name.v8`` (or ``.v4``, ``.v2``) named by the ``vector-function-abi-variant``
-attribute (LLVM's VFABI): the vectoriser calls the version of its width, one call per
-vector, and that version computes the fast path for all lanes, then branches to a cold
-block, which calls the scalar slow function for each lane, only when some lane needs
-it. The scalar ``@name`` (the loop's remainder) branches alike. They are ``weak_odr``:
+integer operations). So the function is defined once per module, ``@name(double)``
+returning a struct of results, with vector versions ``@name.v8`` (or ``.v4``, ``.v2``)
+named by its ``vector-function-abi-variant`` attribute (LLVM's VFABI): the vectoriser
+calls the version of its width, and that version computes the fast path for all lanes,
+then branches to a cold block only when some lane needs the slow path, and calls the
+scalar slow function for those lanes alone. The scalar ``@name`` (the loop's remainder)
+branches alike. ``memory(none)``: two calls for one x (sin and cos) merge. ``weak_odr``:
 never dropped as unused before the vectoriser picks one (internal ones were), never
 renamed when a batch links several modules (the attribute names them by their text;
 equal names are equal code, by the version in the name), and left alone by
-runtime.llvm_jit's renaming of exported kernels. ``noinline``: inlined into the loop
-before the vectoriser runs, the branch would be if-converted again.
+runtime.llvm_jit's renaming of exported kernels. The scalar function is ``noinline``
+(inlined into the loop before the vectoriser runs, its branch would be if-converted);
+the vector versions ``alwaysinline``, inlined after it (NOTE (inlined vector variants)
+in runtime.llvm_pipeline).
 """
 from __future__ import annotations
 
@@ -64,23 +67,32 @@ def _body(fn: ir.Function, fast: FastPath, slow: ir.Function) -> None:
                            ir.Constant(ir.IntType(lanes), 0)) if lanes else need
     b.cbranch(some, cold, done).set_weights([1, 1 << 20])
     b.position_at_end(cold)
-    if lanes:
+    if lanes:   # a branch per lane: only the lanes that need it pay for the slow path
         fixed = list(ys)
         for lane in range(lanes):
             i = ir.Constant(ir.IntType(32), lane)
+            before = b.block
+            redo_block, after = fn.append_basic_block(), fn.append_basic_block()
+            b.cbranch(b.extract_element(need, i), redo_block, after)
+            b.position_at_end(redo_block)
             redo = b.call(slow, [b.extract_element(x, i)])
-            use = b.extract_element(need, i)
-            for k, y in enumerate(fixed):
-                keep = b.extract_element(y, i)
-                fixed[k] = b.insert_element(y, b.select(use, b.extract_value(redo, k), keep), i)
+            redone = [b.insert_element(y, b.extract_value(redo, k), i) for k, y in enumerate(fixed)]
+            b.branch(after)
+            b.position_at_end(after)
+            for k, y in enumerate(redone):
+                phi = b.phi(y.type)
+                phi.add_incoming(fixed[k], before)
+                phi.add_incoming(y, redo_block)
+                fixed[k] = phi
         slow_pack = _pack(b, ty, fixed)
     else:
         slow_pack = b.call(slow, [x])
+    last = b.block
     b.branch(done)
     b.position_at_end(done)
     out = b.phi(ty)
     out.add_incoming(fast_pack, entry)
-    out.add_incoming(slow_pack, cold)
+    out.add_incoming(slow_pack, last)
     b.ret(out)
 
 

@@ -22,8 +22,10 @@ bits): exp 0.90 (overflow and subnormal edges included), expm1 1.60, log 0.59, l
 where eager's 1 / (1 + exp(-x)) gives 0 below x = -709.8), erf 1.62 (tails to 6 and
 beyond), atan 0.87, atan2 0.87 (specials and infinities as NumPy), asinh 0.95, asin 1.53,
 atanh 1.23, rsqrt 1.23, pow 0.50 (libm), softplus 1.46, logsigmoid 1.25, sin and cos 1.81
-and 1.61 (to 1e9), tan 2.79 (sin / cos, as eager). Composites of the op layer, as inexact
-in eager: exp2 662 at x = -991 (exp(x ln 2)), log10 2.64, log2 1.17 (log times a constant).
+and 1.61 (to 1e9), tan 2.79 (sin / cos, as eager), sinh and cosh 2.0 (inf for 709.78 <
+|x| <= 710.48 before NOTE (sinh and cosh near overflow) in tracegrad/_ops/trig.py).
+Composites of the op layer, as inexact in eager: exp2 662 at x = -991 (exp(x ln 2)),
+log10 2.64, log2 1.17 (log times a constant).
 
 float32 sin/cos reduce by pi/2 exactly for every float32 (Payne-Hanek in float64: NOTE
 (float32 reduction) in codegen/llvm_trig_reduce.py) and evaluate in float64 (so they

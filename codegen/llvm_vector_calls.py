@@ -16,7 +16,11 @@ equal names are equal code, by the version in the name), and left alone by
 runtime.llvm_jit's renaming of exported kernels. The scalar function is ``noinline``
 (inlined into the loop before the vectoriser runs, its branch would be if-converted);
 the vector versions ``alwaysinline``, inlined after it (NOTE (inlined vector variants)
-in runtime.llvm_pipeline).
+in runtime.llvm_pipeline). The price is compile time: a kernel of float64 sin and cos
+took 60-85 ms of LLVM time (opt + codegen, load 8-10) inline and takes 250-300 ms: the
+vectoriser interleaves the cheap-looking call 4 times (4 inlined copies of the fast
+path, ~20 ms of code generation each), plus the scalar function for the loop's
+remainder and the slow path (27 ms: 128-bit integer code).
 """
 from __future__ import annotations
 
@@ -55,8 +59,47 @@ def _pack(b: ir.IRBuilder, ty: ir.Type, values: list[ir.Value]) -> ir.Value:
     return out
 
 
+def _lanes_body(fn: ir.Function, slow: ir.Function) -> None:
+    """(x, need, ys...) -> ys with slow(lane of x) in the lanes that need it: a loop over
+    the lanes through stack copies (short IR: it is cold), so only those lanes pay."""
+    x, need, *ys = fn.args
+    i32, lanes = ir.IntType(32), x.type.count
+    entry, head, redo, nxt, done = (fn.append_basic_block(n)
+                                    for n in ("entry", "head", "redo", "next", "done"))
+    b = ir.IRBuilder(entry)
+    slots = [b.alloca(v.type) for v in (x, *ys)]
+    for slot, v in zip(slots, (x, *ys)):
+        b.store(v, slot)
+    need_bits = b.zext(b.bitcast(need, ir.IntType(lanes)), i32)
+    b.branch(head)
+    b.position_at_end(head)
+    i = b.phi(i32)
+    i.add_incoming(ir.Constant(i32, 0), entry)
+    bit = b.and_(b.lshr(need_bits, i), ir.Constant(i32, 1))
+    b.cbranch(b.icmp_unsigned("!=", bit, ir.Constant(i32, 0)), redo, nxt)
+    b.position_at_end(redo)
+    elem = x.type.element
+
+    def lane(slot):
+        return b.gep(slot, [ir.Constant(i32, 0), i], source_etype=slot.allocated_type)
+
+    got = b.call(slow, [b.load(b.bitcast(lane(slots[0]), elem.as_pointer()), typ=elem)])
+    for k, slot in enumerate(slots[1:]):
+        b.store(b.extract_value(got, k), b.bitcast(lane(slot), elem.as_pointer()))
+    b.branch(nxt)
+    b.position_at_end(nxt)
+    i_next = b.add(i, ir.Constant(i32, 1))
+    i.add_incoming(i_next, nxt)
+    b.cbranch(b.icmp_unsigned("<", i_next, ir.Constant(i32, lanes)), head, done)
+    b.position_at_end(done)
+    b.ret(_pack(b, fn.return_value.type, [b.load(slot, typ=v.type)
+                                           for slot, v in zip(slots[1:], ys)]))
+
+
 def _body(fn: ir.Function, fast: FastPath, slow: ir.Function) -> None:
-    """ys, need = fast(x); lanes that need it get slow(lane), in a cold block."""
+    """ys, need = fast(x); lanes that need it get slow(lane), in a cold block: for a
+    vector, one call of a function of its own (``_lanes_body``), so the copies of this
+    body inlined into an interleaved loop stay small (NOTE (inlined vector variants))."""
     entry, cold, done = (fn.append_basic_block(n) for n in ("entry", "cold", "done"))
     b = ir.IRBuilder(entry)
     x, ty = fn.args[0], fn.return_value.type
@@ -67,32 +110,20 @@ def _body(fn: ir.Function, fast: FastPath, slow: ir.Function) -> None:
                            ir.Constant(ir.IntType(lanes), 0)) if lanes else need
     b.cbranch(some, cold, done).set_weights([1, 1 << 20])
     b.position_at_end(cold)
-    if lanes:   # a branch per lane: only the lanes that need it pay for the slow path
-        fixed = list(ys)
-        for lane in range(lanes):
-            i = ir.Constant(ir.IntType(32), lane)
-            before = b.block
-            redo_block, after = fn.append_basic_block(), fn.append_basic_block()
-            b.cbranch(b.extract_element(need, i), redo_block, after)
-            b.position_at_end(redo_block)
-            redo = b.call(slow, [b.extract_element(x, i)])
-            redone = [b.insert_element(y, b.extract_value(redo, k), i) for k, y in enumerate(fixed)]
-            b.branch(after)
-            b.position_at_end(after)
-            for k, y in enumerate(redone):
-                phi = b.phi(y.type)
-                phi.add_incoming(fixed[k], before)
-                phi.add_incoming(y, redo_block)
-                fixed[k] = phi
-        slow_pack = _pack(b, ty, fixed)
+    if lanes:
+        lanes_fn = ir.Function(fn.module, ir.FunctionType(ty, [x.type, need.type] + [x.type] * len(ys)),
+                               name=f"{fn.name}.lanes")
+        lanes_fn.linkage = "weak_odr"
+        lanes_fn.attributes = _Attributes(["cold"])
+        _lanes_body(lanes_fn, slow)
+        slow_pack = b.call(lanes_fn, [x, need, *ys])
     else:
         slow_pack = b.call(slow, [x])
-    last = b.block
     b.branch(done)
     b.position_at_end(done)
     out = b.phi(ty)
     out.add_incoming(fast_pack, entry)
-    out.add_incoming(slow_pack, last)
+    out.add_incoming(slow_pack, cold)
     b.ret(out)
 
 

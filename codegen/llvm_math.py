@@ -1,4 +1,4 @@
-"""Vectorisable math for the LLVM renderer: no calls, no branches.
+"""Vectorisable math for the LLVM renderer: no libm calls, no branches in the hot path.
 
 ``llvm.exp`` and friends become one scalar libm call per lane (llvmlite links no
 vector math library), which blocks the loop vectoriser. ``emit_math`` instead emits
@@ -12,16 +12,28 @@ of each polynomial's and clamp's boundary (tests/test_llvm_math_ulps.py, which a
 1.25x these + 0.5), float32 / float64: exp 0.93 / 0.95, exp2 0.98 / 1.02, expm1 1.26 /
 1.77, log 0.79 / 0.80, log2 1.66 / 1.59, log1p 0.77 / 0.77, tanh 2.09 / 2.29, sigmoid
 2.36 / 2.29, erf 1.79 / 2.00 (float64 was 10 before its fit gained a term), sin and cos
-0.53 / 2.2 (float64 below 2**30 only), sqrt 0 / 0.5. NaN stays NaN, infinities and signed
-zeros are exact. tests/test_llvm_math.py keeps its relative bounds (3e-7 / 1e-15, erf 4x
-that, denormal results relative to the smallest normal).
+0.53 / 2.2 (float64: 0.71 for |x| >= 2**30, against mpmath: NOTE (float64 reduction)),
+sqrt 0 / 0.5. NaN stays NaN, infinities and signed zeros are exact.
+tests/test_llvm_math.py keeps its relative bounds (3e-7 / 1e-15, erf 4x that, denormal
+results relative to the smallest normal). 2026-12-02 audit of the compiled float64 public
+functions (torch.compile, 1.7K-4.7K extreme and random arguments each, mpmath at 300
+bits): exp 0.90 (overflow and subnormal edges included), expm1 1.60, log 0.59, log1p 0.72
+(subnormals, -1 + 1e-10), tanh 1.76, sigmoid 2.0 (exact down to the subnormal results,
+where eager's 1 / (1 + exp(-x)) gives 0 below x = -709.8), erf 1.62 (tails to 6 and
+beyond), atan 0.87, atan2 0.87 (specials and infinities as NumPy), asinh 0.95, asin 1.53,
+atanh 1.23, rsqrt 1.23, pow 0.50 (libm), softplus 1.46, logsigmoid 1.25, sin and cos 1.81
+and 1.61 (to 1e9), tan 2.79 (sin / cos, as eager), sinh and cosh 2.0 (inf for 709.78 <
+|x| <= 710.48 before NOTE (sinh and cosh near overflow) in tracegrad/_ops/trig.py).
+Composites of the op layer, as inexact in eager: exp2 662 at x = -991 (exp(x ln 2)),
+log10 2.64, log2 1.17 (log times a constant).
 
 float32 sin/cos reduce by pi/2 exactly for every float32 (Payne-Hanek in float64: NOTE
 (float32 reduction) in codegen/llvm_trig_reduce.py) and evaluate in float64 (so they
 vectorise at the double width). float64 sin/cos reduce in 4 Cody-Waite pieces: exact
 products for |j| < 2**25 (any |j| < 2**30 where fmuladd fuses, measured: 1e-16 absolute
-at |x| = 1e9); beyond 2**30 the result is bounded in [-1, 1] but meaningless (no float64
-Payne-Hanek yet).
+at |x| = 1e9); lanes with |x| >= 2**30 take a cold path, Payne-Hanek in integers (NOTE
+(float64 reduction) in codegen/llvm_trig64.py), through a function with vector versions
+(NOTE (vector variants) in codegen/llvm_vector_calls.py).
 
 Example:
     >>> from llvmlite import ir
@@ -41,7 +53,9 @@ from fractions import Fraction
 
 from llvmlite import ir
 
+from .llvm_trig64 import HUGE, reduce_f64
 from .llvm_trig_reduce import reduce_f32
+from .llvm_vector_calls import lane_fixed_call
 
 F32, F64 = ir.FloatType(), ir.DoubleType()
 
@@ -359,46 +373,79 @@ class _Emitter:
         return self.b.select(self.isnan(x), x, y)
 
 
-def _sincos(b: ir.IRBuilder, x: ir.Value, cos: bool) -> ir.Value:
-    """sin or cos; float32 reduces and evaluates in float64 then rounds once."""
-    m = _Emitter(b, F64)
-    if x.type == F32:
-        q, r = reduce_f32(b, x)  # NOTE (float32 reduction)
-    else:
-        j = m.intr("llvm.rint", b.fmul(x, m.c(2 / math.pi)))
-        r = x
-        for piece in _PIO2_SPLIT[:4]:
-            r = m.fma(j, m.c(-piece), r)
-        r = b.select(m.lt(r, m.c(-1.0)), m.c(-1.0), b.select(m.gt(r, m.c(1.0)), m.c(1.0), r))
-        q = b.and_(b.fptosi(m.clamp(j, -2.0 ** 30, 2.0 ** 30), ir.IntType(32)),
-                   ir.Constant(ir.IntType(32), 3))
-    if cos:
-        q = b.add(q, ir.Constant(ir.IntType(32), 1))
+def _sincos_eval(m: _Emitter, q, r, r_lo, x) -> tuple[ir.Value, ir.Value]:
+    """(sin x, cos x) for x = (4n + q) pi/2 + r (+ r_lo, or None) with |r| <= pi/4,
+    evaluated in the emitter's (float64, scalar or vector) type; q an i32 (vector)."""
+    b, i32 = m.b, m.i32
     z = b.fmul(r, r)
     # Taylor terms after the first: float64 tail < 0.1 ulp on |r| <= pi/4; float32 (in
     # double) 4 terms, tail 2**-29 relative (0.06 float32 ulp)
-    n = 8 if x.type == F64 else 4
+    n = 8 if x.type != F32 else 4
     s_co = [_INV_FACT[2 * k + 1] * (-1) ** k for k in range(1, n + 1)]
     c_co = [_INV_FACT[2 * k] * (-1) ** k for k in range(2, n + 2)]
-    sin_r = m.fma(b.fmul(r, z), m.poly(z, s_co), r)
+    rz = b.fmul(r, z)
     if x.type == F32:  # double's 53 bits leave float32 room: plain Horner
+        sin_r = m.fma(rz, m.poly(z, s_co), r)
         cos_r = m.fma(z, m.fma(z, m.poly(z, c_co), m.c(-0.5)), m.c(1.0))
     else:
         hz = b.fmul(z, m.c(0.5))
         w = b.fsub(m.c(1.0), hz)
         # cos r = w + ((1 - w) - hz) + z*z*C(z): recovers the bits 1 - z/2 rounded away.
-        cos_r = b.fadd(w, m.fma(b.fmul(z, z), m.poly(z, c_co),
-                                b.fsub(b.fsub(m.c(1.0), w), hz)))
-    i32 = ir.IntType(32)
-    odd = b.icmp_signed("!=", b.and_(q, ir.Constant(i32, 1)), ir.Constant(i32, 0))
-    neg = b.icmp_signed("!=", b.and_(q, ir.Constant(i32, 2)), ir.Constant(i32, 0))
-    y = b.select(odd, cos_r, sin_r)
-    y = b.select(neg, b.fneg(y), y)
+        lost = b.fsub(b.fsub(m.c(1.0), w), hz)
+        if r_lo is None:
+            sin_r = m.fma(rz, m.poly(z, s_co), r)
+        else:  # sin(r + r_lo) = sin r + r_lo cos r; cos(r + r_lo) = cos r - r_lo sin r
+            sin_r = b.fadd(r, m.fma(rz, m.poly(z, s_co), b.fmul(r_lo, w)))
+            lost = b.fsub(lost, b.fmul(r, r_lo))
+        cos_r = b.fadd(w, m.fma(b.fmul(z, z), m.poly(z, c_co), lost))
+    out = []
+    for shift in (0, 1):   # cos x = sin(x + pi/2): one quadrant on
+        qs = b.add(q, m.i(shift, i32))
+        odd = b.icmp_signed("!=", b.and_(qs, m.i(1, i32)), m.i(0, i32))
+        neg = b.icmp_signed("!=", b.and_(qs, m.i(2, i32)), m.i(0, i32))
+        y = b.select(odd, cos_r, sin_r)
+        y = b.select(neg, b.fneg(y), y)
+        out.append(b.fptrunc(y, F32) if x.type == F32 else y)
+    zero = ir.Constant(F32, 0.0) if x.type == F32 else m.c(0.0)
+    out[0] = b.select(b.fcmp_ordered("==", x, zero), x, out[0])   # sin(-0) = -0
+    return out[0], out[1]
+
+
+def _sincos64_fast(b: ir.IRBuilder, x: ir.Value) -> tuple[list[ir.Value], ir.Value]:
+    """([sin, cos] by 4 Cody-Waite pieces, whether |x| is too large for them)."""
+    m = _Emitter(b, x.type)
+    j = m.intr("llvm.rint", b.fmul(x, m.c(2 / math.pi)))
+    r = x
+    for piece in _PIO2_SPLIT[:4]:
+        r = m.fma(j, m.c(-piece), r)
+    r = b.select(m.lt(r, m.c(-1.0)), m.c(-1.0), b.select(m.gt(r, m.c(1.0)), m.c(1.0), r))
+    q = b.and_(b.fptosi(m.clamp(j, -2.0 ** 30, 2.0 ** 30), m.i32), m.i(3, m.i32))
+    a = m.intr("llvm.fabs", x)
+    huge = b.and_(b.fcmp_ordered(">=", a, m.c(HUGE)), b.fcmp_ordered("!=", a, m.c(math.inf)))
+    return list(_sincos_eval(m, q, r, None, x)), huge
+
+
+def _sincos64_slow(b: ir.IRBuilder, x: ir.Value) -> list[ir.Value]:
+    q, r, r_lo = reduce_f64(b, x)   # NOTE (float64 reduction)
+    return list(_sincos_eval(_Emitter(b, F64), q, r, r_lo, x))
+
+
+def _sincos(b: ir.IRBuilder, x: ir.Value, cos: bool, avx512: bool) -> ir.Value:
+    """sin or cos; float32 reduces and evaluates in float64 then rounds once. float64
+    calls a module-local function giving both (the call for sin and the one for cos of
+    the same x merge) with vector versions (NOTE (vector variants)) of the width the
+    vectoriser picks for doubles: 8 with AVX-512 (``prefer-vector-width`` 512:
+    codegen.render_llvm), else 4 (AVX2) or 2."""
     if x.type == F32:
-        y = b.fptrunc(y, F32)
-    if not cos:  # sin(-0) = -0
-        y = b.select(b.fcmp_ordered("==", x, ir.Constant(x.type, 0.0)), x, y)
-    return y
+        q, r = reduce_f32(b, x)  # NOTE (float32 reduction)
+        return _sincos_eval(_Emitter(b, F64), q, r, None, x)[cos]
+    name = f"tracegrad.sincos.f64.{_SINCOS64_VERSION}"
+    pair = lane_fixed_call(b, name, x, 2, _sincos64_fast, _sincos64_slow,
+                           (8,) if avx512 else (4, 2))
+    return b.extract_value(pair, int(cos))
+
+
+_SINCOS64_VERSION = 1   # part of the functions' names: NOTE (vector variants)
 
 
 # NOTE (native ldexp): ``llvm.ldexp`` lowers to vscalefps/vscalefpd on AVX-512 (LLVM 20,
@@ -480,5 +527,5 @@ def emit_math(builder: ir.IRBuilder, name: str, x: ir.Value,
     if name in _COMPOSED:
         return getattr(_Emitter(builder, x.type, native_ldexp), name)(x)
     if name in ("sin", "cos"):
-        return _sincos(builder, x, name == "cos")
+        return _sincos(builder, x, name == "cos", native_ldexp)  # AVX-512: NOTE (native ldexp)
     raise ValueError(f"unknown math function {name!r}; known: {', '.join(FUNCTIONS)}")

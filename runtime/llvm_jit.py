@@ -296,8 +296,8 @@ def _text_signatures(source: str) -> Signatures | None:
     """``_signatures`` of ``source`` read from its text, or None where unsure."""
     sigs: Signatures = {}
     for line in source.splitlines():
-        if not line.startswith("define"):
-            continue
+        if not line.startswith("define") or line.startswith("define weak_odr"):
+            continue   # not a kernel: a helper (codegen.llvm_vector_calls)
         m = _DEFINE.fullmatch(line.rstrip(" {"))
         if m is None:
             return None
@@ -480,7 +480,9 @@ def _batch_from_sources(pending: dict[str, str], sigs: list[Signatures], tm: llv
         # declarations, attribute groups and metadata around the member's functions
         lines = str(merged).splitlines()
         head = [line for line in lines if line.startswith(("target ", "source_filename"))]
-        head += [str(f) for f in merged.functions if f.is_declaration]
+        # declarations, and helpers (codegen.llvm_vector_calls: weak_odr) the kernels call
+        head += [str(f) for f in merged.functions
+                 if f.is_declaration or f.linkage == llvm.Linkage.weak_odr]
         tail = [line for line in lines if line.startswith(("attributes ", "!"))]
         texts = ["\n".join(head + [str(merged.get_function(_symbol(key, name))) for name in sig]
                            + tail)

@@ -12,7 +12,7 @@ import math as _math
 from .._dispatch import apply
 from .._primitives import PRIMITIVES as P
 from ..codegen.ops import Op
-from .math import _to_float, as_tensor_operand, exp, expm1, log, log1p, promote, sqrt, where
+from .math import _to_float, abs, as_tensor_operand, exp, expm1, log, log1p, promote, sqrt, where
 
 
 def _float(x, name: str):
@@ -59,15 +59,37 @@ def acos(input):
     return atan2(_one_minus_square_root(x), x)
 
 
+# NOTE (sinh and cosh near overflow): exp(|x|) overflows at |x| = 709.78 (float64; 88.72
+# float32) while sinh and cosh stay finite up to 710.48 (89.42): there both were inf,
+# eager and compiled (NumPy: 1.1e308 at 710). Past ``_SPLIT`` they are exp(|x|/2)^2 / 2,
+# which overflows only where they do (exp(-|x|) is far below their last bit there). Each
+# branch's argument is clamped so the one not taken sends no inf or NaN gradient.
+_SPLIT = {"float32": 88.0, "float64": 709.0}
+
+
+def _half_exp_squared(x):
+    """(exp(|x|) / 2 computed without overflowing first, where |x| > _SPLIT; the mask)."""
+    split = _SPLIT.get(x.dtype.np.name, 709.0)
+    a = abs(x)
+    big = a > split
+    h = exp(where(big, a, split) * 0.5)
+    return h * (h * 0.5), big
+
+
 def sinh(input):
     x = _float(input, "sinh")
+    far, big = _half_exp_squared(x)
+    small = where(big, 0.0, x)
     # NOTE: expm1 keeps sinh(1e-5) exact in float32 (exp(x) - exp(-x) loses 3 digits)
-    return (expm1(x) - expm1(-x)) * 0.5
+    near = (expm1(small) - expm1(-small)) * 0.5
+    return where(big, where(x < 0, -far, far), near)
 
 
 def cosh(input):
     x = _float(input, "cosh")
-    return (exp(x) + exp(-x)) * 0.5
+    far, big = _half_exp_squared(x)
+    small = where(big, 0.0, x)
+    return where(big, far, (exp(small) + exp(-small)) * 0.5)
 
 
 def acosh(input):

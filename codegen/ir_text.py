@@ -335,6 +335,19 @@ class TextBuilder:
         return self._emit(lhs.type, name, f"select {' '.join(flags)} {_arg(cond)}, "
                           f"{_arg(lhs)}, {_arg(rhs)}")
 
+    def extract_value(self, agg, idx, name=""):
+        indices = idx if isinstance(idx, (tuple, list)) else [idx]
+        typ = agg.type
+        for i in indices:
+            typ = typ.elements[i]
+        return self._emit(typ, name, f"extractvalue {agg.type} {agg.get_reference()}, "
+                          f"{', '.join(map(str, indices))}")
+
+    def insert_value(self, agg, value, idx, name=""):
+        indices = idx if isinstance(idx, (tuple, list)) else [idx]
+        return self._emit(agg.type, name, f"insertvalue {_arg(agg)}, {_arg(value)}, "
+                          f"{', '.join(map(str, indices))}")
+
     def _cast(self, opname: str, val, typ: ir.Type, name: str):
         if str(val.type) == str(typ):
             return val

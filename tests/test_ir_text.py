@@ -134,6 +134,32 @@ def test_text_builder_keeps_llvmlite_names_blocks_and_metadata():
     assert '%"x.1" = fadd float' in text and "!nontemporal !0" in text
 
 
+def test_aggregates_and_weighted_branches_print_as_llvmlite_prints_them():
+    """What float64 sin+cos (a {double, double} result) and fmod's frem branch (if_then
+    with a weight) build; merging those with the TextBuilder failed on missing methods."""
+    pair = ir.LiteralStructType([ir.DoubleType(), ir.DoubleType()])
+
+    def build(builder):
+        mod = ir.Module()
+        fn = ir.Function(mod, ir.FunctionType(ir.DoubleType(), [ir.DoubleType()]), "f")
+        b = builder(fn.append_basic_block("entry"))
+        both = b.insert_value(ir.Constant(pair, ir.Undefined), fn.args[0], 0)
+        both = b.insert_value(both, b.fneg(fn.args[0]), [1], name="both")
+        before = b.block
+        with b.if_then(b.fcmp_unordered("uno", fn.args[0], fn.args[0]), likely=False):
+            odd = b.fadd(b.extract_value(both, 1), b.extract_value(both, [0]))
+            inside = b.block
+        out = b.phi(ir.DoubleType())
+        out.add_incoming(fn.args[0], before)
+        out.add_incoming(odd, inside)
+        b.ret(out)
+        return str(mod)
+
+    text = build(TextBuilder)
+    assert text == build(ir.IRBuilder)
+    assert "extractvalue" in text and "branch_weights" in text
+
+
 def test_copies_address_off_the_first_copy():
     text = R.render_llvm(row_kernel(ROWS["softmax"], 8, 1024))
     # copy 0 computes its index, copies 1-3 step 16 floats off its pointer

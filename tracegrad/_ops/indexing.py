@@ -19,8 +19,12 @@ from .creation import full, tensor
 from .math import cast, where
 from .nonzero import argwhere, nonzero  # noqa: F401  (public here, as in PyTorch's docs)
 from .shape import expand, reshape, slice_dims
-from .views import make_view, view_strides
+from ..autograd.grad_mode import state as _grad_state
+from .views import eager_output, eager_view, make_view, plain_eager, view_strides
 from .writes import check_inplace, check_no_overlap, commit_inplace, may_overlap
+
+_SLICE, _RESHAPE = P[Op.SLICE], P[Op.RESHAPE]
+_BASIC_KEY_TYPES = frozenset((int, slice, type(None), type(Ellipsis)))
 
 
 def _expand_key(x: Tensor, key) -> tuple:
@@ -87,8 +91,92 @@ def _check_int(i: int, size: int, dim: int) -> int:
     return i + size if i < 0 else i
 
 
-@untraced   # NOTE (untraced stretches) in tracegrad/_untraced.py
 def getitem(x: Tensor, key) -> Tensor:
+    """``x[key]``: a view for a key of ints, slices, None and Ellipsis (basic indexing), a
+    gather (INDEX) for one with index tensors, arrays, lists or masks (advanced indexing)."""
+    if not plain_eager(x):
+        return _getitem(x, key)
+    # NOTE (eager view fast paths) in views.py: the view _getitem makes for a basic key
+    data = x._data
+    shape = data.shape
+    if type(key) is int and shape and -shape[0] <= key < shape[0]:   # x[i], the most common
+        n = shape[0]
+        i = key + n if key < 0 else key
+        index, out_shape, sliced = (slice(i, i + 1),) + _WHOLES[len(shape) - 1], shape[1:], n != 1
+    else:
+        parts = basic_key_parts(shape, key)
+        if parts is None:
+            return _getitem(x, key)
+        index, out_shape, sliced = parts
+    if x._requires_grad and _grad_state.enabled:   # the general path's nodes, one per op
+        y = eager_output(x, data[index], _SLICE, {"index": index}) if sliced else x
+        if out_shape != y._data.shape:
+            y = eager_output(y, y._data.reshape(out_shape), _RESHAPE, {"shape": out_shape})
+        return x if y is x else make_view(x, y, basic_getitem, (index, out_shape))
+    value = data[index] if sliced else data
+    if out_shape != value.shape:
+        value = value.reshape(out_shape)
+    elif not sliced:
+        return x
+    return eager_view(x, value, None, None, basic_getitem, (index, out_shape))
+
+
+def basic_key_parts(shape: tuple, key):
+    """For a key of plain ints, slices, None and at most one Ellipsis that selects within
+    ``shape``: the per-dim slices (an int ``i`` as ``i:i+1``), the shape after ints and None,
+    and whether any slice is not whole, as ``_getitem`` finds them. None for any other key
+    (the general path then raises the op's error where there is one)."""
+    keys = key if type(key) is tuple else (key,)
+    n_real = 0
+    for k in keys:
+        kind = type(k)
+        if kind not in _BASIC_KEY_TYPES:
+            return None
+        if kind is int or kind is slice:
+            n_real += 1
+    ndim = len(shape)
+    if n_real > ndim:
+        return None
+    index, out_shape = [], []
+    dim = 0
+    sliced = filled = False
+    for k in keys:
+        if k is None:
+            out_shape.append(1)
+        elif k is Ellipsis:
+            if filled:
+                return None
+            filled = True
+            index += _WHOLES[ndim - n_real]
+            out_shape += shape[dim:dim + ndim - n_real]
+            dim += ndim - n_real
+        else:
+            n = shape[dim]
+            if type(k) is int:
+                i = k + n if k < 0 else k
+                if not 0 <= i < n:
+                    return None
+                index.append(slice(i, i + 1))
+                sliced = sliced or n != 1
+            else:
+                if k.step == 0:
+                    return None
+                bounds = k.indices(n)
+                index.append(k)
+                out_shape.append(len(range(*bounds)))
+                sliced = sliced or bounds != (0, n, 1)
+            dim += 1
+    if dim < ndim:
+        index += _WHOLES[ndim - dim]
+        out_shape += shape[dim:]
+    return tuple(index), tuple(out_shape), sliced
+
+
+_WHOLES = tuple((slice(None),) * n for n in range(64))  # (NumPy allows 64 dims)
+
+
+@untraced   # NOTE (untraced stretches) in tracegrad/_untraced.py
+def _getitem(x: Tensor, key) -> Tensor:
     key = _expand_key(x, key)
     if any(isinstance(k, (Tensor, np.ndarray, list)) or isinstance(k, bool) for k in key):
         return _advanced_getitem(x, key)

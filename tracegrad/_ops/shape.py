@@ -20,12 +20,16 @@ from ..codegen.ops import Op
 from .creation import tensor
 from .math import cast, to_dtype
 from .strided import diagonal_view
-from .views import make_view, view_strides
+from .views import eager_view, make_view, plain_eager, view_strides
+
+_RESHAPE, _PERMUTE, _EXPAND, _SLICE = P[Op.RESHAPE], P[Op.PERMUTE], P[Op.EXPAND], P[Op.SLICE]
 
 
 def _sizes(args) -> tuple:
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         args = args[0]
+    if all(type(a) is int for a in args):   # (the common case, without a new tuple of ints)
+        return tuple(args)
     # an int stays the object it is: a compile guard trace's symbolic size (NOTE in
     # compiler/symint.py) keeps following s0
     return tuple(a if isinstance(a, int) and not isinstance(a, bool) else int(a) for a in args)
@@ -51,6 +55,20 @@ def reshape(x: Tensor, *shape) -> Tensor:
     shape = _infer_shape(_sizes(shape), x.numel(), "reshape")
     if len(shape) == len(x._data.shape) and shape == tuple(x._data.shape):
         return x
+    return _reshaped(x, shape)
+
+
+def _reshaped(x: Tensor, shape: tuple) -> Tensor:
+    """``x`` as ``shape`` (all sizes known, not ``x``'s own): a view where ``x``'s strides
+    allow one, else a copy."""
+    data = x._data
+    if plain_eager(x) and data.flags.c_contiguous:   # NOTE (eager view fast paths)
+        try:
+            out = data.reshape(shape)
+        except (ValueError, TypeError):
+            out = None   # (the general path raises the op's error)
+        if out is not None:
+            return eager_view(x, out, _RESHAPE, {"shape": shape}, reshape, (shape,))
     out = apply(P[Op.RESHAPE], (x,), {"shape": shape})
     if not _viewable(x, shape):
         # NumPy copied, as PyTorch does. (A trace sees a RESHAPE node, and refuses a write
@@ -86,6 +104,8 @@ def view(x: Tensor, *shape) -> Tensor:
     sizes = _infer_shape(_sizes(shape), data.size, "view")
     if sizes == data.shape:
         return x
+    if type(data) is np.ndarray and data.flags.c_contiguous and plain_eager(x):
+        return _reshaped(x, sizes)   # NOTE (eager view fast paths)
     if (type(data) is not np.ndarray or not data.flags.c_contiguous) and not _viewable(x, sizes):
         raise RuntimeError(
             f"view size is not compatible with input tensor's size and stride (at least one "
@@ -117,6 +137,9 @@ def permute(x: Tensor, *dims) -> Tensor:
 
 def _permuted(x: Tensor, perm: tuple) -> Tensor:
     """The PERMUTE view for a checked, non-identity ``perm``."""
+    if plain_eager(x):   # NOTE (eager view fast paths)
+        return eager_view(x, x._data.transpose(perm), _PERMUTE, {"perm": perm}, _permuted,
+                          (perm,))
     out = apply(P[Op.PERMUTE], (x,), {"perm": perm})
     return make_view(x, out, _permuted, (perm,), _permuted_strides)
 

@@ -20,11 +20,11 @@ from .math import cast, where
 from .nonzero import argwhere, nonzero  # noqa: F401  (public here, as in PyTorch's docs)
 from .shape import expand, reshape, slice_dims
 from ..autograd.grad_mode import state as _grad_state
-from .views import eager_output, eager_view, make_view, plain_eager, view_strides
+from .eager_views import _WHOLES, basic_key_parts, eager_output, eager_view, plain_eager
+from .views import make_view, view_strides
 from .writes import check_inplace, check_no_overlap, commit_inplace, may_overlap
 
 _SLICE, _RESHAPE = P[Op.SLICE], P[Op.RESHAPE]
-_BASIC_KEY_TYPES = frozenset((int, slice, type(None), type(Ellipsis)))
 
 
 def _expand_key(x: Tensor, key) -> tuple:
@@ -121,58 +121,6 @@ def getitem(x: Tensor, key) -> Tensor:
     return eager_view(x, value, None, None, basic_getitem, (index, out_shape))
 
 
-def basic_key_parts(shape: tuple, key):
-    """For a key of plain ints, slices, None and at most one Ellipsis that selects within
-    ``shape``: the per-dim slices (an int ``i`` as ``i:i+1``), the shape after ints and None,
-    and whether any slice is not whole, as ``_getitem`` finds them. None for any other key
-    (the general path then raises the op's error where there is one)."""
-    keys = key if type(key) is tuple else (key,)
-    n_real = 0
-    for k in keys:
-        kind = type(k)
-        if kind not in _BASIC_KEY_TYPES:
-            return None
-        if kind is int or kind is slice:
-            n_real += 1
-    ndim = len(shape)
-    if n_real > ndim:
-        return None
-    index, out_shape = [], []
-    dim = 0
-    sliced = filled = False
-    for k in keys:
-        if k is None:
-            out_shape.append(1)
-        elif k is Ellipsis:
-            if filled:
-                return None
-            filled = True
-            index += _WHOLES[ndim - n_real]
-            out_shape += shape[dim:dim + ndim - n_real]
-            dim += ndim - n_real
-        else:
-            n = shape[dim]
-            if type(k) is int:
-                i = k + n if k < 0 else k
-                if not 0 <= i < n:
-                    return None
-                index.append(slice(i, i + 1))
-                sliced = sliced or n != 1
-            else:
-                if k.step == 0:
-                    return None
-                bounds = k.indices(n)
-                index.append(k)
-                out_shape.append(len(range(*bounds)))
-                sliced = sliced or bounds != (0, n, 1)
-            dim += 1
-    if dim < ndim:
-        index += _WHOLES[ndim - dim]
-        out_shape += shape[dim:]
-    return tuple(index), tuple(out_shape), sliced
-
-
-_WHOLES = tuple((slice(None),) * n for n in range(64))  # (NumPy allows 64 dims)
 
 
 @untraced   # NOTE (untraced stretches) in tracegrad/_untraced.py

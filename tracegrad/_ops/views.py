@@ -22,13 +22,9 @@ import weakref
 
 import numpy as np
 
-from .. import _trace_state
 from ..autograd.grad_mode import state as _grad_state
-from ..autograd.node import Node
 from .._tensor import (CPU, Tensor, _new_tensor, _wrap, contiguous_strides, element_strides,
                        remember_view, replay_view_ops, sync_view_history)
-
-_ndarray = np.ndarray
 
 
 def make_view(x: Tensor, out: Tensor, op, args: tuple, strides_of=None) -> Tensor:
@@ -58,66 +54,6 @@ def make_view(x: Tensor, out: Tensor, op, args: tuple, strides_of=None) -> Tenso
         strides = strides_of(x, *args)
         if strides is not None and strides != contiguous_strides(out._data.shape):
             out._data.strides = strides
-    return out
-
-
-# NOTE (eager view fast paths): a view op on a CPU tensor outside any compile trace (the
-# common eager case) computes its NumPy view itself and builds the output here, where the
-# general path went through the dispatcher (``apply``: input loop, ``prim.eager``, the error
-# wrapper) once or twice and re-parsed its arguments on the way. What it builds is the
-# same: the same value (the ndarray method the primitive's eager function calls), the same
-# autograd nodes (``Node(prim, (x,), attrs, out)``), the same view record (``make_view``
-# with the op and arguments the general path records). Anything else (a trace recording in
-# any thread, a CUDA tensor, a legacy volatile one, an argument the fast path does not
-# parse, an error) takes the general path, which raises the op's error.
-def plain_eager(x: Tensor) -> bool:
-    """Whether a view op on ``x`` may take its eager fast path (NOTE (eager view fast
-    paths)): no compile trace is recording, ``x`` holds a NumPy array on the CPU and is not
-    a legacy volatile tensor."""
-    return (not _trace_state.active_traces and type(x._data) is _ndarray and x._device is CPU
-            and x._requires_grad is not None)
-
-
-def eager_output(x: Tensor, data: np.ndarray, prim, attrs: dict) -> Tensor:
-    """``apply(prim, (x,), attrs)`` for an ``x`` that ``plain_eager`` admits, given its value
-    ``data`` (what ``prim.eager(x._data, **attrs)`` returns): the same tensor and node."""
-    out = _new_tensor(Tensor)
-    out._data = data
-    out._requires_grad = False
-    out.grad_fn = None
-    out._version = [0]
-    if x._requires_grad and _grad_state.enabled:
-        out.grad_fn = Node(prim, (x,), attrs, out)
-        out._requires_grad = True
-    return out
-
-
-def eager_view(x: Tensor, data: np.ndarray, prim, attrs: dict, op, args: tuple) -> Tensor:
-    """``make_view(x, apply(prim, (x,), attrs), op, args)`` on the eager fast path (the
-    bodies of ``eager_output`` and of ``make_view`` for a CPU array, inlined: the hot path).
-    ``prim`` may be None where the caller knows that no node is recorded (no grad)."""
-    out = _new_tensor(Tensor)
-    out._data = data
-    out._requires_grad = False
-    out.grad_fn = None
-    out._version = [0]
-    grad = _grad_state.enabled
-    if x._requires_grad and grad:
-        out.grad_fn = Node(prim, (x,), attrs, out)   # (it may bring x's view record up to date)
-        out._requires_grad = True
-    view = x._view
-    version = x._version
-    if view is None:
-        root = x
-        out._view = (x, ((op, args),), version[0])
-    else:
-        root = view[0]
-        out._view = (root, view[1] + ((op, args),), version[0])
-    if not root._requires_grad:
-        remember_view(root, out)
-    elif not grad:
-        out._no_grad_view = True
-    out._version = version
     return out
 
 
@@ -188,5 +124,5 @@ def layout_strides(x: Tensor) -> tuple:
     return element_strides(x._data)
 
 
-__all__ = ["make_view", "plain_eager", "eager_output", "eager_view", "view_strides", "storage_positions", "root_indices", "history_alias",
+__all__ = ["make_view", "view_strides", "storage_positions", "root_indices", "history_alias",
            "layout_strides"]

@@ -267,3 +267,74 @@ def test_views_made_while_a_compile_trace_records_are_the_traced_ones():
     compiled = tracegrad.compile(_mixed_views)
     for x in (tracegrad.arange(12.0).reshape(3, 4), tracegrad.arange(12.0).reshape(4, 3).t()):
         assert np.array_equal(compiled(x).numpy(), _mixed_views(x).numpy())
+
+
+SETITEM_CASES = [(1, "row"), (-1, "row"), ((0, 2), 7.5), ((0, 2), 7), (slice(1, None), "col"),
+                 ((Ellipsis, 1), "col"), ((slice(None), None, 2), 2 ** 60), (None, "row"),
+                 ((1, slice(None, None, 2)), -1.5), (0, 1e40), (0, True), (0, "int row"),
+                 (5, "row"), ((0, 0, 0), 1.0), (0, "bad row"), ("mask", 3.0), ("tensor0d", 2.0)]
+
+
+def _setitem_case(lib, dtype, key, value, make_base=lambda x: x):
+    x = make_base(lib.arange(12.0, dtype=dtype).reshape(3, 4))
+    alias = x.view(-1) if x.is_contiguous() else x[:]
+    if key == "mask":
+        key = x > 5
+    elif key == "tensor0d":
+        key = lib.tensor(1)
+    values = {"row": lib.tensor([1.0, 2.0, 3.0, 4.0], dtype=dtype), "col": lib.ones(3, 1, dtype=dtype),
+              "int row": lib.tensor([1, 2, 3, 4]), "bad row": lib.ones(3, dtype=dtype)}
+    value = values.get(value, value) if isinstance(value, str) else value
+    before = x._version[0]
+    try:
+        x[key] = value
+    except Exception as e:   # noqa: BLE001  (the error is what is compared)
+        return type(e).__name__, str(e), x.numpy().tolist()
+    return x.numpy().tolist(), alias.numpy().tolist(), x._version[0] - before, \
+        x._version is alias._version
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
+@pytest.mark.parametrize("key,value", SETITEM_CASES, ids=repr)
+def test_setitem_fast_path_is_the_general_path(key, value, dtype, monkeypatch):
+    dtype = getattr(tracegrad, dtype)
+    fast = _setitem_case(tracegrad, dtype, key, value)
+    monkeypatch.setattr(indexing, "_eager_setitem", lambda x, key, value: False)
+    assert fast == _setitem_case(tracegrad, dtype, key, value)
+
+
+def test_setitem_into_fast_views_writes_the_base():
+    x = tracegrad.zeros(3, 4)
+    row = x[1]
+    row[2] = 5.0
+    x.t()[0] = tracegrad.ones(3)   # not contiguous: the general path
+    col = x[:, 3]
+    col[...] = 2.0
+    expected = np.zeros((3, 4), np.float32)
+    expected[1, 2], expected[:, 0], expected[:, 3] = 5, 1, 2
+    assert np.array_equal(x.numpy(), expected)
+    assert x._version[0] == row._version[0] == col._version[0] == 3
+
+
+def test_setitem_errors_name_the_op_and_shapes():
+    x = tracegrad.zeros(3, 4)
+    with pytest.raises(Exception, match=r"__setitem__.*\(3,\).*\(3, 4\)"):
+        x[0] = tracegrad.ones(3)
+    with pytest.raises(IndexError, match="out of bounds for dimension 0 with size 3"):
+        x[3] = 1.0
+    leaf = tracegrad.zeros(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="__setitem__: a leaf Variable"):
+        leaf[0] = 1.0
+    non_leaf = leaf * 1
+    with tracegrad.no_grad():
+        view = non_leaf[1:]
+    with pytest.raises(RuntimeError, match="__setitem__: a view was created in no_grad"):
+        view[0] = 1.0
+
+
+def test_setitem_of_a_value_requiring_grad_records_it():
+    x = tracegrad.zeros(3, 4)
+    w = tracegrad.ones(4, requires_grad=True)
+    x[1] = w * 3
+    x.sum().backward()
+    assert np.array_equal(w.grad.numpy(), np.full(4, 3.0))

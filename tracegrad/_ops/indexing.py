@@ -20,7 +20,8 @@ from .math import cast, where
 from .nonzero import argwhere, nonzero  # noqa: F401  (public here, as in PyTorch's docs)
 from .shape import expand, reshape, slice_dims
 from ..autograd.grad_mode import state as _grad_state
-from .eager_views import _WHOLES, basic_key_parts, eager_output, eager_view, plain_eager
+from .._device import CPU
+from .eager_views import _BASIC_KEY_TYPES, _WHOLES, basic_key_parts, eager_output, eager_view, plain_eager
 from .views import make_view, view_strides
 from .writes import check_inplace, check_no_overlap, commit_inplace, may_overlap
 
@@ -217,6 +218,8 @@ def _advanced_getitem(x: Tensor, key) -> Tensor:
 
 
 def setitem(x: Tensor, key, value) -> None:
+    if not x._requires_grad and plain_eager(x) and _eager_setitem(x, key, value):
+        return
     check_inplace(x, "__setitem__", overlap=False)
     key = _expand_key(x, key)
     if type(x._data) is np.ndarray and all(
@@ -252,6 +255,42 @@ def setitem(x: Tensor, key, value) -> None:
         return
     commit_inplace(x, lambda base: apply(PRIM_INDEX_PUT, (base, value) + tuple(indices),
                                          {"spec": spec, "accumulate": False}))
+
+
+_EXACT = 2 ** 53
+
+
+def _eager_setitem(x: Tensor, key, value) -> bool:
+    """``setitem(x, key, value)`` on the eager fast path (NOTE (eager view fast paths) in
+    eager_views.py) for an ``x`` that records no history: a key of ints, slices, None and
+    Ellipsis into a C-contiguous ``x`` (no element held twice: NOTE (overlapping writes)),
+    a tensor of x's dtype without history or a float (or an int that a float64 holds
+    exactly) into a floating ``x`` (NumPy's cast then is the general path's: one rounding).
+    The same checks, the same NumPy write, the same version bump; False where the general
+    path must decide (it raises the op's error)."""
+    data = x._data
+    if not data.flags.c_contiguous:
+        return False
+    for k in key if type(key) is tuple else (key,):
+        if type(k) not in _BASIC_KEY_TYPES:
+            return False
+    if type(value) is Tensor:
+        source = value._data
+        if value._requires_grad or type(source) is not np.ndarray or value._device is not CPU \
+                or source.dtype != data.dtype:
+            return False
+    elif (type(value) is float or type(value) is int and -_EXACT <= value <= _EXACT) \
+            and data.dtype.kind == "f":
+        source = value
+    else:
+        return False
+    check_inplace(x, "__setitem__", overlap=False)
+    try:
+        data[key] = source
+    except (IndexError, ValueError, TypeError):
+        return False   # (NumPy checks before it writes)
+    x._version[0] += 1
+    return True
 
 
 def gather(x: Tensor, dim: int, index: Tensor, *, sparse_grad=False) -> Tensor:

@@ -338,3 +338,41 @@ def test_setitem_of_a_value_requiring_grad_records_it():
     x[1] = w * 3
     x.sum().backward()
     assert np.array_equal(w.grad.numpy(), np.full(4, 3.0))
+
+
+TAKE_KEYS = {"int64": lambda lib: lib.tensor([2, 0, -1, 2]), "2-d int64": lambda lib: lib.tensor([[1], [0]]),
+             "int32": lambda lib: lib.tensor([1, 2], dtype=lib.int32),
+             "mask rows": lambda lib: lib.tensor([True, False, True]),
+             "mask all": lambda lib: lib.arange(12).reshape(3, 4) % 3 == 0,
+             "empty": lambda lib: lib.tensor([], dtype=lib.int64),
+             "uint8 mask": lambda lib: lib.tensor([1, 0, 1], dtype=lib.uint8),
+             "0-d": lambda lib: lib.tensor(1)}
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+@pytest.mark.parametrize("name", sorted(TAKE_KEYS))
+def test_index_tensor_fast_path_is_the_general_path(name, requires_grad, general_path):
+    fast, general = _both(lambda x: x[TAKE_KEYS[name](tracegrad)], requires_grad, general_path)
+    assert fast == general
+
+
+@pytest.mark.skipif(torch is None, reason="PyTorch not installed")
+@pytest.mark.parametrize("name", sorted(set(TAKE_KEYS) - {"uint8 mask"}))
+def test_index_tensor_values_and_gradients_match_torch(name):
+    def fn(lib):
+        return lambda x: x[TAKE_KEYS[name](lib)]
+    x, tx = tracegrad.arange(12.0).reshape(3, 4), torch.arange(12.0).reshape(3, 4)
+    assert np.array_equal(fn(tracegrad)(x).numpy(), fn(torch)(tx).numpy())
+    assert _grads(tracegrad, fn(tracegrad)) == _grads(torch, fn(torch))
+
+
+def test_index_tensor_errors_name_dims_and_shapes():
+    x = tracegrad.zeros(3, 4)
+    with pytest.raises(IndexError, match="index 3 is out of bounds for dimension 0 with size 3"):
+        x[tracegrad.tensor([0, 3])]
+    with pytest.raises(IndexError, match="index -4 is out of bounds for dimension 0 with size 3"):
+        x[tracegrad.tensor([-4])]
+    with pytest.raises(IndexError, match=r"mask \(2,\).*\(3,\)"):
+        x[tracegrad.tensor([True, False])]
+    with pytest.raises(IndexError, match="tensors used as indices must be long"):
+        x[tracegrad.tensor([0.0])]

@@ -38,16 +38,17 @@ def plain_eager(x: Tensor) -> bool:
             and x._requires_grad is not None)
 
 
-def eager_output(x: Tensor, data: np.ndarray, prim, attrs: dict) -> Tensor:
+def eager_output(x: Tensor, data: np.ndarray, prim, attrs: dict, inputs: tuple = ()) -> Tensor:
     """``apply(prim, (x,), attrs)`` for an ``x`` that ``plain_eager`` admits, given its value
-    ``data`` (what ``prim.eager(x._data, **attrs)`` returns): the same tensor and node."""
+    ``data`` (what ``prim.eager(x._data, **attrs)`` returns): the same tensor and node.
+    ``inputs``: the op's inputs where they are more than ``x`` (the others record no grad)."""
     out = _new_tensor(Tensor)
     out._data = data
     out._requires_grad = False
     out.grad_fn = None
     out._version = [0]
     if x._requires_grad and _grad_state.enabled:
-        out.grad_fn = Node(prim, (x,), attrs, out)
+        out.grad_fn = Node(prim, inputs or (x,), attrs, out)
         out._requires_grad = True
     return out
 

@@ -107,7 +107,8 @@ def getitem(x: Tensor, key) -> Tensor:
     else:
         parts = basic_key_parts(shape, key)
         if parts is None:
-            return _getitem(x, key)
+            out = _eager_take(x, key) if type(key) is Tensor else None
+            return out if out is not None else _getitem(x, key)
         index, out_shape, sliced = parts
     if x._requires_grad and _grad_state.enabled:   # the general path's nodes, one per op
         y = eager_output(x, data[index], _SLICE, {"index": index}) if sliced else x
@@ -163,6 +164,31 @@ def _getitem(x: Tensor, key) -> Tensor:
     if y is x:
         return x
     return make_view(x, y, basic_getitem, (index, out_shape), _basic_index_strides)
+
+
+_TAKE_SPEC = (TENSOR,)
+
+
+def _eager_take(x: Tensor, key: Tensor):
+    """``_getitem(x, key)`` on the eager fast path (NOTE (eager view fast paths) in
+    eager_views.py) for one index tensor of ints (not uint8: a legacy mask) or one boolean
+    mask of x's leading shape, at least 1-d: the same INDEX value and node; None where the
+    general path must decide (it raises the op's error)."""
+    index = key._data
+    if type(index) is not np.ndarray or key._device is not CPU or key._requires_grad is None \
+            or not index.ndim or not x._data.ndim:
+        return None
+    kind = index.dtype.kind
+    if kind == "b":
+        if index.shape != x._data.shape[:index.ndim]:
+            return None
+    elif kind not in "iu" or index.dtype == np.uint8:
+        return None
+    try:
+        data = x._data[(index,)]
+    except IndexError:
+        return None
+    return eager_output(x, data, PRIM_INDEX, {"spec": _TAKE_SPEC}, (x, key))
 
 
 def basic_getitem(x: Tensor, index: tuple, out_shape: tuple) -> Tensor:

@@ -61,7 +61,11 @@ class CachingAllocator:
 
     def __init__(self, driver: Driver):
         self.driver = driver
-        self._lock = threading.Lock()
+        # re-entrant: a garbage collection inside a locked stretch (empty_cache's new dict)
+        # can free a DeviceBlock in a reference cycle, whose __del__ calls release() in the
+        # same thread; with a plain Lock the full test suite hung there (teardown of
+        # tests/test_cuda_runtime.py, found when other changes moved the GC's timing)
+        self._lock = threading.RLock()
         self._free: dict[int, list[int]] = {}
         self.closed = False
         self._stats = {"allocated_bytes": 0, "reserved_bytes": 0, "peak_allocated_bytes": 0,

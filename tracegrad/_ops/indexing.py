@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 
+from .._device import CPU
 from .._dispatch import apply, is_tracing
 from .._primitives import PRIMITIVES as P
 from .._primitives.linalg_index import PRIM_INDEX, PRIM_INDEX_PUT, TENSOR, build_key
@@ -14,14 +15,14 @@ from .._primitives.registry import ShapeError, describe
 from .._size import slice_indices, slice_length
 from .._tensor import Tensor, _wrap_dim, element_strides
 from .._untraced import untraced
+from ..autograd.grad_mode import state as _grad_state
 from ..codegen.ops import Op
 from .creation import full, tensor
+from .eager_views import (_BASIC_KEY_TYPES, _WHOLES, basic_key_parts, eager_output, eager_view,
+                          plain_eager)
 from .math import cast, where
 from .nonzero import argwhere, nonzero  # noqa: F401  (public here, as in PyTorch's docs)
 from .shape import expand, reshape, slice_dims
-from ..autograd.grad_mode import state as _grad_state
-from .._device import CPU
-from .eager_views import _BASIC_KEY_TYPES, _WHOLES, basic_key_parts, eager_output, eager_view, plain_eager
 from .views import make_view, view_strides
 from .writes import check_inplace, check_no_overlap, commit_inplace, may_overlap
 
@@ -97,7 +98,7 @@ def getitem(x: Tensor, key) -> Tensor:
     gather (INDEX) for one with index tensors, arrays, lists or masks (advanced indexing)."""
     if not plain_eager(x):
         return _getitem(x, key)
-    # NOTE (eager view fast paths) in views.py: the view _getitem makes for a basic key
+    # NOTE (eager view fast paths) in eager_views.py: the view _getitem makes for a basic key
     data = x._data
     shape = data.shape
     if type(key) is int and shape and -shape[0] <= key < shape[0]:   # x[i], the most common
@@ -121,8 +122,6 @@ def getitem(x: Tensor, key) -> Tensor:
     elif not sliced:
         return x
     return eager_view(x, value, None, None, basic_getitem, (index, out_shape))
-
-
 
 
 @untraced   # NOTE (untraced stretches) in tracegrad/_untraced.py

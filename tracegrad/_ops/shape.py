@@ -18,9 +18,9 @@ from .._size import slice_indices
 from .._tensor import Tensor, _wrap_dim, element_strides
 from ..codegen.ops import Op
 from .creation import tensor
+from .eager_views import _WHOLES, eager_expand, eager_reshape, eager_view, plain_eager
 from .math import cast, to_dtype
 from .strided import diagonal_view
-from .eager_views import _WHOLES, eager_expand, eager_reshape, eager_view, plain_eager
 from .views import make_view, view_strides
 
 _PERMUTE, _SLICE = P[Op.PERMUTE], P[Op.SLICE]

@@ -28,7 +28,8 @@ VIEW_OPS = {
     "view tuple": lambda x: x.view((2, 6)), "reshape": lambda x: x.reshape(6, 2),
     "reshape -1": lambda x: x.reshape(-1), "unsqueeze 0": lambda x: x.unsqueeze(0),
     "unsqueeze -1": lambda x: x.unsqueeze(-1), "squeeze": lambda x: x.unsqueeze(1).squeeze(),
-    "squeeze 1": lambda x: x.unsqueeze(1).squeeze(1), "expand": lambda x: x[:, None].expand(3, 2, 4),
+    "squeeze 1": lambda x: x.unsqueeze(1).squeeze(1), "squeeze -2": lambda x: x.unsqueeze(1).squeeze(-2),
+    "squeeze non-unit": lambda x: x.squeeze(0), "squeeze dims": lambda x: x[None].squeeze((0, 1)), "expand": lambda x: x[:, None].expand(3, 2, 4),
     "expand new dims": lambda x: x.expand(2, 3, 4), "narrow": lambda x: x.narrow(1, 1, 2),
     "narrow neg": lambda x: x.narrow(0, -2, 2), "select": lambda x: x.select(1, -1),
     "select 0": lambda x: x.select(0, 1), "flatten": lambda x: x.flatten(),
@@ -251,6 +252,8 @@ def test_fast_path_errors_name_the_op_and_shapes():
         x.narrow(1, 3, 2)
     with pytest.raises(IndexError, match="select"):
         x.select(0, 3)
+    with pytest.raises(IndexError, match=r"squeeze: dimension out of range.*got 2"):
+        x.squeeze(2)
 
 
 def test_a_legacy_volatile_tensor_keeps_its_flag_through_views():

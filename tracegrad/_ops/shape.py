@@ -192,6 +192,9 @@ def squeeze(x: Tensor, dim=None) -> Tensor:
     shape = tuple(x._data.shape)
     if dim is None:
         new = tuple(d for d in shape if d != 1)
+    elif type(dim) is int and shape:   # (one dim, the common case)
+        d = dim if 0 <= dim < len(shape) else _wrap_dim(dim, len(shape), "squeeze")
+        new = shape[:d] + shape[d + 1:] if shape[d] == 1 else shape
     else:
         dims = dim if isinstance(dim, (tuple, list)) else (dim,)
         axes = {_wrap_dim(d, len(shape), "squeeze") for d in dims} if shape else set()
@@ -217,7 +220,8 @@ def expand(x: Tensor, *sizes) -> Tensor:
     if lead < 0:
         raise ShapeError(f"expand: the number of sizes provided ({len(sizes)}) must be greater "
                          f"or equal to the number of dimensions in the tensor ({len(old)})")
-    shape = tuple(old[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes))
+    shape = sizes if -1 not in sizes else tuple(
+        old[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes))
     if shape == old:
         return x
     out = eager_expand(x, shape, lead, expand)
@@ -313,7 +317,7 @@ def select(x: Tensor, dim: int, index: int) -> Tensor:
         raise IndexError(f"select(): index {i} out of range for tensor of size {shape} at "
                          f"dimension {d}")
     i += shape[d] if i < 0 else 0
-    picked = narrow(x, d, i, 1)
+    picked = slice_dims(x, _WHOLES[d] + (slice(i, i + 1),) + _WHOLES[len(shape) - d - 1])
     # (dropping a size-1 dim is always a view: no layout check on the fast path)
     out = eager_reshape(picked, shape[:d] + shape[d + 1:], reshape, known_view=True)
     return out if out is not None else reshape(picked, shape[:d] + shape[d + 1:])

@@ -24,6 +24,8 @@ GETITEM_KEYS = [0, -1, 2, (1,), (slice(None), 0), (slice(None), -2), (0, 0), (-1
 VIEW_OPS = {
     "t": lambda x: x.t(), "T": lambda x: x.T, "permute": lambda x: x.permute(1, 0),
     "permute neg": lambda x: x.permute(-1, -2), "transpose": lambda x: x.transpose(0, 1),
+    "transpose neg": lambda x: x.transpose(-1, 0), "transpose same": lambda x: x.transpose(1, -1),
+    "transpose 3-d": lambda x: x.view(3, 2, 2).transpose(2, 0),
     "view -1": lambda x: x.view(-1), "view 4,3": lambda x: x.view(4, 3),
     "view tuple": lambda x: x.view((2, 6)), "reshape": lambda x: x.reshape(6, 2),
     "reshape -1": lambda x: x.reshape(-1), "unsqueeze 0": lambda x: x.unsqueeze(0),
@@ -254,6 +256,8 @@ def test_fast_path_errors_name_the_op_and_shapes():
         x.select(0, 3)
     with pytest.raises(IndexError, match=r"squeeze: dimension out of range.*got 2"):
         x.squeeze(2)
+    with pytest.raises(IndexError, match=r"transpose: dimension out of range.*got -3"):
+        x.transpose(-3, 0)
 
 
 def test_a_legacy_volatile_tensor_keeps_its_flag_through_views():

@@ -158,9 +158,12 @@ def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
     n = x._data.ndim
     if n == 0:
         return x
-    d0, d1 = _wrap_dim(dim0, n, "transpose"), _wrap_dim(dim1, n, "transpose")
+    d0 = dim0 if 0 <= dim0 < n else _wrap_dim(dim0, n, "transpose")
+    d1 = dim1 if 0 <= dim1 < n else _wrap_dim(dim1, n, "transpose")
     if d0 == d1:
         return x
+    if n == 2:
+        return _permuted(x, _SWAP_2D)
     perm = list(range(n))
     perm[d0], perm[d1] = perm[d1], perm[d0]
     return _permuted(x, tuple(perm))

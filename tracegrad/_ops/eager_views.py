@@ -31,12 +31,13 @@ _WHOLES = tuple((slice(None),) * n for n in range(65))   # (NumPy allows 64 dims
 # any thread, a CUDA tensor, a legacy volatile one, an argument the fast path does not
 # parse, an error) takes the general path, which raises the op's error.
 #   On a 2x2 tensor, us/op before -> after (torch 2.13), medians of 3 alternating runs of
-# the two trees, torch timed in the same process, load ~11 on 2 cores: no grad x[0] 5.61
-# -> 1.33 (0.76), x[:, 0] 6.35 -> 1.90 (1.15), x[..., None] 5.12 -> 1.41 (0.94), x.t() 1.56
-# -> 0.84 (0.77), x.permute(1, 0) 2.76 -> 1.45 (0.93), x.view(-1) 2.87 -> 1.38 (0.81),
-# x.unsqueeze(0) 2.98 -> 1.30 (0.88), x.expand(3, 2, 2) 6.77 -> 2.2 (0.97), x.narrow 2.98 ->
-# 1.72 (1.48), x.select 6.16 -> 2.7 (1.06), x[idx] 6.21 -> 1.73 (1.77), x[mask] 4.14 ->
-# 1.31 (3.15), x[1] = v 4.20 -> 1.15 (1.38); requires_grad x[0] 6.43 -> 2.40 (1.13), x.t()
+# the two trees, torch timed in the same process, load 5-11 on 2 cores. No grad: x[0] 5.61
+# -> 1.33 (0.76), x[:, 0] 6.35 -> 1.90 (1.15), x[..., None] 5.12 -> 1.41 (0.94), x.t()
+# 1.56 -> 0.84 (0.77), x.transpose(0, 1) 2.23 -> 0.92 (0.98), x.permute(1, 0) 2.76 -> 1.45
+# (0.93), x.view(-1) 2.87 -> 1.38 (0.81), x.unsqueeze(0) 2.98 -> 1.30 (0.88),
+# x.expand(3, 2, 2) 6.77 -> 2.2 (0.97), x.narrow 2.98 -> 1.72 (1.48), x.select 6.16 -> 2.7
+# (1.06), x[idx] 6.21 -> 1.73 (1.77), x[mask] 4.14 -> 1.31 (3.15), x[1] = v 4.20 -> 1.15
+# (1.38), x[:, 1:] += y ~30 -> 6.3 (~4). Requires grad: x[0] 6.43 -> 2.40 (1.13), x.t()
 # 1.86 -> 1.01 (1.07). What is left: a Python call, the Tensor, the view record and the
 # weak reference a root without grad keeps (~0.4 us, eager_view), and with grad the nodes
 # of the general path (x[i] has two: SLICE then RESHAPE, ~0.4 us each).

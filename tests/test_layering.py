@@ -43,7 +43,7 @@ ORDER: list[tuple[str, list[str]]] = [
       "_primitives.linalg_index", "_primitives.cat", "_primitives", "_primitives.*"]),
     ("the engine and custom Functions", ["autograd.engine", "autograd.profiler",
                                          "autograd.function"]),
-    ("_ops: views", ["_ops", "_ops.views"]),
+    ("_ops: views", ["_ops", "_ops.views", "_ops.eager_views"]),
     ("_ops: dtype names", ["_ops.dtype_names"]),
     ("_ops: creation", ["_ops.creation"]),
     ("_ops: nonzero", ["_ops.nonzero"]),

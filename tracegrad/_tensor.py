@@ -197,7 +197,8 @@ class Tensor:
 
     @property
     def T(self) -> "Tensor":
-        return self.permute(*range(self.ndim - 1, -1, -1))
+        n = self._data.ndim
+        return self.t() if n == 2 else self.permute(*range(n - 1, -1, -1))   # (t(): cheaper)
 
     @property
     def mT(self) -> "Tensor":

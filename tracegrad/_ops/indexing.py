@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 
+from .._device import CPU
 from .._dispatch import apply, is_tracing
 from .._primitives import PRIMITIVES as P
 from .._primitives.linalg_index import PRIM_INDEX, PRIM_INDEX_PUT, TENSOR, build_key
@@ -14,13 +15,18 @@ from .._primitives.registry import ShapeError, describe
 from .._size import slice_indices, slice_length
 from .._tensor import Tensor, _wrap_dim, element_strides
 from .._untraced import untraced
+from ..autograd.grad_mode import state as _grad_state
 from ..codegen.ops import Op
 from .creation import full, tensor
+from .eager_views import (_BASIC_KEY_TYPES, _WHOLES, basic_key_parts, eager_output, eager_view,
+                          plain_eager)
 from .math import cast, where
 from .nonzero import argwhere, nonzero  # noqa: F401  (public here, as in PyTorch's docs)
 from .shape import expand, reshape, slice_dims
 from .views import make_view, view_strides
 from .writes import check_inplace, check_no_overlap, commit_inplace, may_overlap
+
+_SLICE, _RESHAPE = P[Op.SLICE], P[Op.RESHAPE]
 
 
 def _expand_key(x: Tensor, key) -> tuple:
@@ -87,8 +93,39 @@ def _check_int(i: int, size: int, dim: int) -> int:
     return i + size if i < 0 else i
 
 
-@untraced   # NOTE (untraced stretches) in tracegrad/_untraced.py
 def getitem(x: Tensor, key) -> Tensor:
+    """``x[key]``: a view for a key of ints, slices, None and Ellipsis (basic indexing), a
+    gather (INDEX) for one with index tensors, arrays, lists or masks (advanced indexing)."""
+    if not plain_eager(x):
+        return _getitem(x, key)
+    # NOTE (eager view fast paths) in eager_views.py: the view _getitem makes for a basic key
+    data = x._data
+    shape = data.shape
+    if type(key) is int and shape and -shape[0] <= key < shape[0]:   # x[i], the most common
+        n = shape[0]
+        i = key + n if key < 0 else key
+        index, out_shape, sliced = (slice(i, i + 1),) + _WHOLES[len(shape) - 1], shape[1:], n != 1
+    else:
+        parts = basic_key_parts(shape, key)
+        if parts is None:
+            out = _eager_take(x, key) if type(key) is Tensor else None
+            return out if out is not None else _getitem(x, key)
+        index, out_shape, sliced = parts
+    if x._requires_grad and _grad_state.enabled:   # the general path's nodes, one per op
+        y = eager_output(x, data[index], _SLICE, {"index": index}) if sliced else x
+        if out_shape != y._data.shape:
+            y = eager_output(y, y._data.reshape(out_shape), _RESHAPE, {"shape": out_shape})
+        return x if y is x else make_view(x, y, basic_getitem, (index, out_shape))
+    value = data[index] if sliced else data
+    if out_shape != value.shape:
+        value = value.reshape(out_shape)
+    elif not sliced:
+        return x
+    return eager_view(x, value, None, None, basic_getitem, (index, out_shape))
+
+
+@untraced   # NOTE (untraced stretches) in tracegrad/_untraced.py
+def _getitem(x: Tensor, key) -> Tensor:
     key = _expand_key(x, key)
     if any(isinstance(k, (Tensor, np.ndarray, list)) or isinstance(k, bool) for k in key):
         return _advanced_getitem(x, key)
@@ -126,6 +163,31 @@ def getitem(x: Tensor, key) -> Tensor:
     if y is x:
         return x
     return make_view(x, y, basic_getitem, (index, out_shape), _basic_index_strides)
+
+
+_TAKE_SPEC = (TENSOR,)
+
+
+def _eager_take(x: Tensor, key: Tensor):
+    """``_getitem(x, key)`` on the eager fast path (NOTE (eager view fast paths) in
+    eager_views.py) for one index tensor of ints (not uint8: a legacy mask) or one boolean
+    mask of x's leading shape, at least 1-d: the same INDEX value and node; None where the
+    general path must decide (it raises the op's error)."""
+    index = key._data
+    if type(index) is not np.ndarray or key._device is not CPU or key._requires_grad is None \
+            or not index.ndim or not x._data.ndim:
+        return None
+    kind = index.dtype.kind
+    if kind == "b":
+        if index.shape != x._data.shape[:index.ndim]:
+            return None
+    elif kind not in "iu" or index.dtype == np.uint8:
+        return None
+    try:
+        data = x._data[(index,)]
+    except IndexError:
+        return None
+    return eager_output(x, data, PRIM_INDEX, {"spec": _TAKE_SPEC}, (x, key))
 
 
 def basic_getitem(x: Tensor, index: tuple, out_shape: tuple) -> Tensor:
@@ -181,6 +243,8 @@ def _advanced_getitem(x: Tensor, key) -> Tensor:
 
 
 def setitem(x: Tensor, key, value) -> None:
+    if not x._requires_grad and plain_eager(x) and _eager_setitem(x, key, value):
+        return
     check_inplace(x, "__setitem__", overlap=False)
     key = _expand_key(x, key)
     if type(x._data) is np.ndarray and all(
@@ -216,6 +280,42 @@ def setitem(x: Tensor, key, value) -> None:
         return
     commit_inplace(x, lambda base: apply(PRIM_INDEX_PUT, (base, value) + tuple(indices),
                                          {"spec": spec, "accumulate": False}))
+
+
+_EXACT = 2 ** 53
+
+
+def _eager_setitem(x: Tensor, key, value) -> bool:
+    """``setitem(x, key, value)`` on the eager fast path (NOTE (eager view fast paths) in
+    eager_views.py) for an ``x`` that records no history: a key of ints, slices, None and
+    Ellipsis into a C-contiguous ``x`` (no element held twice: NOTE (overlapping writes)),
+    a tensor of x's dtype without history or a float (or an int that a float64 holds
+    exactly) into a floating ``x`` (NumPy's cast then is the general path's: one rounding).
+    The same checks, the same NumPy write, the same version bump; False where the general
+    path must decide (it raises the op's error)."""
+    data = x._data
+    if not data.flags.c_contiguous:
+        return False
+    for k in key if type(key) is tuple else (key,):
+        if type(k) not in _BASIC_KEY_TYPES:
+            return False
+    if type(value) is Tensor:
+        source = value._data
+        if value._requires_grad or type(source) is not np.ndarray or value._device is not CPU \
+                or source.dtype != data.dtype:
+            return False
+    elif (type(value) is float or type(value) is int and -_EXACT <= value <= _EXACT) \
+            and data.dtype.kind == "f":
+        source = value
+    else:
+        return False
+    check_inplace(x, "__setitem__", overlap=False)
+    try:
+        data[key] = source
+    except (IndexError, ValueError, TypeError):
+        return False   # (NumPy checks before it writes)
+    x._version[0] += 1
+    return True
 
 
 def gather(x: Tensor, dim: int, index: Tensor, *, sparse_grad=False) -> Tensor:

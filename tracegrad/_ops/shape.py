@@ -18,20 +18,30 @@ from .._size import slice_indices
 from .._tensor import Tensor, _wrap_dim, element_strides
 from ..codegen.ops import Op
 from .creation import tensor
+from .eager_views import _WHOLES, eager_expand, eager_reshape, eager_view, plain_eager
 from .math import cast, to_dtype
 from .strided import diagonal_view
 from .views import make_view, view_strides
+
+_PERMUTE, _SLICE = P[Op.PERMUTE], P[Op.SLICE]
 
 
 def _sizes(args) -> tuple:
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         args = args[0]
+    for a in args:
+        if type(a) is not int:
+            break
+    else:
+        return tuple(args)   # (plain ints, the common case: the same tuple)
     # an int stays the object it is: a compile guard trace's symbolic size (NOTE in
     # compiler/symint.py) keeps following s0
     return tuple(a if isinstance(a, int) and not isinstance(a, bool) else int(a) for a in args)
 
 
 def _infer_shape(shape: tuple, numel: int, op: str) -> tuple:
+    if shape == (-1,):
+        return (numel,)   # (flatten: the common case)
     if -1 in shape:
         if shape.count(-1) > 1:
             raise ShapeError(f"{op}: only one dimension can be inferred (-1), got "
@@ -51,6 +61,13 @@ def reshape(x: Tensor, *shape) -> Tensor:
     shape = _infer_shape(_sizes(shape), x.numel(), "reshape")
     if len(shape) == len(x._data.shape) and shape == tuple(x._data.shape):
         return x
+    out = eager_reshape(x, shape, reshape)
+    return out if out is not None else _reshaped(x, shape)
+
+
+def _reshaped(x: Tensor, shape: tuple) -> Tensor:
+    """``x`` as ``shape`` (all sizes known, not ``x``'s own): a view where ``x``'s strides
+    allow one, else a copy."""
     out = apply(P[Op.RESHAPE], (x,), {"shape": shape})
     if not _viewable(x, shape):
         # NumPy copied, as PyTorch does. (A trace sees a RESHAPE node, and refuses a write
@@ -86,6 +103,10 @@ def view(x: Tensor, *shape) -> Tensor:
     sizes = _infer_shape(_sizes(shape), data.size, "view")
     if sizes == data.shape:
         return x
+    if type(data) is np.ndarray and data.flags.c_contiguous:
+        out = eager_reshape(x, sizes, reshape)
+        if out is not None:
+            return out
     if (type(data) is not np.ndarray or not data.flags.c_contiguous) and not _viewable(x, sizes):
         raise RuntimeError(
             f"view size is not compatible with input tensor's size and stride (at least one "
@@ -109,7 +130,7 @@ def permute(x: Tensor, *dims) -> Tensor:
     if len(dims) != n:
         raise ShapeError(f"permute: number of dims {len(dims)} doesn't match the tensor's "
                          f"rank {n} (shape {tuple(x.shape)})")
-    perm = tuple(_wrap_dim(d, n, "permute") for d in dims)
+    perm = tuple([d if 0 <= d < n else _wrap_dim(d, n, "permute") for d in dims])
     if perm == tuple(range(n)):
         return x
     return _permuted(x, perm)
@@ -117,6 +138,13 @@ def permute(x: Tensor, *dims) -> Tensor:
 
 def _permuted(x: Tensor, perm: tuple) -> Tensor:
     """The PERMUTE view for a checked, non-identity ``perm``."""
+    if plain_eager(x):   # NOTE (eager view fast paths)
+        try:
+            data = x._data.transpose(perm)
+        except ValueError:
+            data = None   # (a repeated dim: the general path raises the op's error)
+        if data is not None:
+            return eager_view(x, data, _PERMUTE, {"perm": perm}, _permuted, (perm,))
     out = apply(P[Op.PERMUTE], (x,), {"perm": perm})
     return make_view(x, out, _permuted, (perm,), _permuted_strides)
 
@@ -130,9 +158,12 @@ def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
     n = x._data.ndim
     if n == 0:
         return x
-    d0, d1 = _wrap_dim(dim0, n, "transpose"), _wrap_dim(dim1, n, "transpose")
+    d0 = dim0 if 0 <= dim0 < n else _wrap_dim(dim0, n, "transpose")
+    d1 = dim1 if 0 <= dim1 < n else _wrap_dim(dim1, n, "transpose")
     if d0 == d1:
         return x
+    if n == 2:
+        return _permuted(x, _SWAP_2D)
     perm = list(range(n))
     perm[d0], perm[d1] = perm[d1], perm[d0]
     return _permuted(x, tuple(perm))
@@ -164,11 +195,15 @@ def squeeze(x: Tensor, dim=None) -> Tensor:
     shape = tuple(x._data.shape)
     if dim is None:
         new = tuple(d for d in shape if d != 1)
+    elif type(dim) is int and shape:   # (one dim, the common case)
+        d = dim if 0 <= dim < len(shape) else _wrap_dim(dim, len(shape), "squeeze")
+        new = shape[:d] + shape[d + 1:] if shape[d] == 1 else shape
     else:
         dims = dim if isinstance(dim, (tuple, list)) else (dim,)
         axes = {_wrap_dim(d, len(shape), "squeeze") for d in dims} if shape else set()
         new = tuple(d for i, d in enumerate(shape) if not (i in axes and d == 1))
-    return reshape(x, new)
+    out = eager_reshape(x, new, reshape) if new != shape else None
+    return out if out is not None else reshape(x, new)
 
 
 def unsqueeze(x: Tensor, dim: int) -> Tensor:
@@ -176,7 +211,9 @@ def unsqueeze(x: Tensor, dim: int) -> Tensor:
     d = _wrap_dim(dim, n, "unsqueeze")
     shape = list(x._data.shape)
     shape.insert(d, 1)
-    return reshape(x, tuple(shape))
+    shape = tuple(shape)
+    out = eager_reshape(x, shape, reshape)
+    return out if out is not None else reshape(x, shape)
 
 
 def expand(x: Tensor, *sizes) -> Tensor:
@@ -186,9 +223,13 @@ def expand(x: Tensor, *sizes) -> Tensor:
     if lead < 0:
         raise ShapeError(f"expand: the number of sizes provided ({len(sizes)}) must be greater "
                          f"or equal to the number of dimensions in the tensor ({len(old)})")
-    shape = tuple(old[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes))
+    shape = sizes if -1 not in sizes else tuple(
+        old[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes))
     if shape == old:
         return x
+    out = eager_expand(x, shape, lead, expand)
+    if out is not None:
+        return out
     out = apply(P[Op.EXPAND], (x,), {"shape": shape})
     data = x._data
     if type(out._data) is np.ndarray and type(data) is np.ndarray and data.flags.writeable:
@@ -241,6 +282,14 @@ def ravel(x: Tensor) -> Tensor:
 def slice_dims(x: Tensor, index: tuple) -> Tensor:
     """Basic slicing with one ``slice`` per dim: the SLICE primitive, skipped if a no-op."""
     shape = x._data.shape
+    if plain_eager(x):   # NOTE (eager view fast paths)
+        for s, n in zip(index, shape):
+            if s.indices(n) != (0, n, 1):
+                break
+        else:
+            return x
+        index = tuple(index)
+        return eager_view(x, x._data[index], _SLICE, {"index": index}, slice_dims, (index,))
     if all(slice_indices(s, n) == (0, n, 1) for s, n in zip(index, shape)):
         return x
     index = tuple(index)
@@ -271,8 +320,10 @@ def select(x: Tensor, dim: int, index: int) -> Tensor:
         raise IndexError(f"select(): index {i} out of range for tensor of size {shape} at "
                          f"dimension {d}")
     i += shape[d] if i < 0 else 0
-    picked = narrow(x, d, i, 1)
-    return reshape(picked, shape[:d] + shape[d + 1:])
+    picked = slice_dims(x, _WHOLES[d] + (slice(i, i + 1),) + _WHOLES[len(shape) - d - 1])
+    # (dropping a size-1 dim is always a view: no layout check on the fast path)
+    out = eager_reshape(picked, shape[:d] + shape[d + 1:], reshape, known_view=True)
+    return out if out is not None else reshape(picked, shape[:d] + shape[d + 1:])
 
 
 def diagonal(x: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
@@ -318,9 +369,7 @@ def narrow(x: Tensor, dim: int, start: int, length: int) -> Tensor:
     if start < 0 or length < 0 or start + length > shape[d]:
         raise IndexError(f"narrow: start {start} + length {length} exceeds dimension {d} of "
                          f"size {shape[d]}")
-    index = tuple(slice(start, start + length) if i == d else slice(None)
-                  for i in range(len(shape)))
-    return slice_dims(x, index)
+    return slice_dims(x, _WHOLES[d] + (slice(start, start + length),) + _WHOLES[len(shape) - d - 1])
 
 
 def split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple:

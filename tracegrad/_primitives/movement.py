@@ -31,7 +31,7 @@ def _reshape_shape(x, shape):
 @primitive(Op.RESHAPE, shape=_reshape_shape, needs=reads_none,
            vjp=lambda g, node: (F.reshape(g, tuple(node.inputs[0].shape)),))
 def reshape(x, shape):
-    return np.reshape(x, shape)
+    return x.reshape(shape)   # (the method: np.reshape costs ~0.7 us more a call, NumPy 2.4)
 
 
 def _permute_shape(x, perm):
@@ -49,7 +49,7 @@ def _permute_vjp(g, node):
 
 @primitive(Op.PERMUTE, shape=_permute_shape, needs=reads_none, vjp=_permute_vjp)
 def permute(x, perm):
-    return np.transpose(x, perm)
+    return x.transpose(perm)   # (the method: np.transpose costs ~0.25 us more)
 
 
 def _expand_shape(x, shape):

@@ -191,8 +191,19 @@ INTS = (0, 1, 2, 3, -1, 5, 7, -4)
 FLOATS = (0.5, 2.0, -0.0, 1e-3, -3.25, 1.0, float("inf"))
 
 
+STATE_STEPS = ("cfg_scale", "cfg_bias", "cfg_flag", "cfg_list", "cfg_global", "masked_fill",
+               "buffer", "cross_entropy", "inplace_mul")
+INT_STEPS = ("add_n", "div_n", "rsub_n", "int_mix", "branch_n", "arange_n", "index_n")
+
+
 def random_program(rng, n_steps: int) -> list[str]:
-    return [STEP_NAMES[int(i)] for i in rng.integers(0, len(STEP_NAMES), n_steps)]
+    """``n_steps`` random steps; half the programs also read state and an int argument,
+    where guards and symbolic ints meet."""
+    steps = [STEP_NAMES[int(i)] for i in rng.integers(0, len(STEP_NAMES), n_steps)]
+    if rng.random() < 0.5:
+        for extra in (STATE_STEPS, INT_STEPS):
+            steps.insert(int(rng.integers(0, len(steps) + 1)), str(rng.choice(extra)))
+    return steps
 
 
 def run(m, steps, x, y, n, s, cfg):
@@ -319,17 +330,21 @@ def program_problems(seed: int, tg, torch, calls: int = 6) -> list[str]:
     compiled = tg.compile(fn, dynamic=dynamic, fullgraph=fullgraph)
     done, problems = [], []
     for call in range(calls):
-        if call:
+        for _ in range(3 if call else 0):
             _mutate(rng, tg, cfg)
         c = int(rng.choice(COLUMNS)) if vary_c else c
         b, layout = int(rng.choice(BATCHES)), str(rng.choice(LAYOUTS))
         dtype = ("float32", "float64")[int(rng.random() < 0.25)]
+        n, s, ys = int(rng.choice(INTS)), float(rng.choice(FLOATS)), int(rng.integers(0, 3))
+        if call >= 2 and rng.random() < 0.7:
+            # an earlier call's signature again, as epochs of full and short batches do
+            old = done[int(rng.integers(0, min(len(done), 2)))]
+            b, c, layout, dtype, n, s, ys = (old[k] for k in ("b", "c", "layout", "dtype",
+                                                              "n", "s", "ys"))
         base = random_base(rng, (b, c), dtype, layout)
-        y = np.round(rng.standard_normal([(c,), (1, c), (b, c)][int(rng.integers(0, 3))]), 2)
-        y = y.astype(dtype)
-        n, s = int(rng.choice(INTS)), float(rng.choice(FLOATS))
+        y = np.round(rng.standard_normal([(c,), (1, c), (b, c)][ys]), 2).astype(dtype)
         marked = dynamic is not False and rng.random() < 0.2
-        done.append(dict(b=b, c=c, layout=layout, dtype=dtype, y=y.shape, n=n, s=s,
+        done.append(dict(b=b, c=c, layout=layout, dtype=dtype, ys=ys, n=n, s=s,
                          dynamic=dynamic, fullgraph=fullgraph, mark_dynamic=marked,
                          state=(cfg.scale, dict(cfg.d), list(cfg.lst), GLOBAL_K, cfg.ignore,
                                 tuple(cfg.buf.shape), str(cfg.buf.dtype))))

@@ -93,7 +93,10 @@ def test_compiled_training_steps_match_eager(seed):
     compiled = tg.compile(lambda x, y: _step(models[1], opts[1], x, y, weight, plan),
                           dynamic=dynamic)
     for call in range(6):
-        b = int(rng.choice([1, 2, 3, 5, 8, 13]))
+        # NOTE: no batch of 2 under BatchNorm: its outputs are then +-1 whatever the input,
+        # the first layer's gradient is rounding noise, and RMSprop/Adam scale that noise
+        # to steps of the order of lr (seed 65: 1.3e-4 apart)
+        b = int(rng.choice([1, 3, 5, 8, 13] if shape[0] == "batch" else [1, 2, 3, 5, 8, 13]))
         x = rng.standard_normal((b, IN)).astype(np.float32)
         y = rng.integers(-1, CLASSES, b)
         if rng.random() < 0.3:

@@ -392,3 +392,70 @@ def _against_torch(torch, cfg, steps, base, shape, layout, y, n, s, want, where)
         if g.shape != w.shape or g.dtype != w.dtype:
             return [f"output {k}: eager {g.dtype}{g.shape}, torch {w.dtype}{w.shape}\n{where}"]
     return []
+
+
+# -- gradients: the same programs, compiled with backward, at varying batch sizes ---------
+
+# steps that write into a clone or divide by a constant floor: no gradient to compare there
+NO_GRADIENT_STEPS = {"inplace_col", "inplace_mul", "scale_prefix", "rows_n", "floordiv_s",
+                     "cross_entropy"}
+
+
+def _gradients(fn, base, shape, layout, y, n, s, tg):
+    xb = tg.tensor(base.copy(), requires_grad=True)
+    yt = tg.tensor(y.copy(), requires_grad=True)
+    out = fn(view(xb, shape, layout), yt, n, s)
+    loss = (out[0] * 0.5).sum() + out[1].sum() * 0.25
+    if not loss.requires_grad:
+        return None
+    loss.backward()
+    return [float(loss.item())] + [None if t.grad is None else t.grad.numpy() for t in (xb, yt)]
+
+
+def gradient_problems(seed: int, tg, calls: int = 6) -> list[str]:
+    """Seed's program (without in-place steps) compiled and differentiated ``calls`` times
+    at varying batch sizes, layouts and state, each call's loss and the gradients of both
+    arguments against eager's."""
+    rng = np.random.default_rng(seed)
+    steps = [s for s in random_program(rng, int(rng.integers(1, 5)))
+             if s not in NO_GRADIENT_STEPS] or ["tanh"]
+    cfg = Config(rng)
+    cfg.buf = tg.tensor(np.round(rng.standard_normal(17), 2).astype(np.float32))
+    dynamic = (None, True, False)[int(rng.integers(0, 3))]
+    c = int(rng.choice(COLUMNS))
+
+    def fn(x, y, n, s):
+        return run(tg, steps, x, y, n, s, cfg)
+    compiled, pool = tg.compile(fn, dynamic=dynamic), []
+    for call in range(calls):
+        for _ in range(2 if call else 0):
+            _mutate(rng, tg, cfg)
+        if call >= 2 and rng.random() < 0.6:
+            b, layout, dtype, n, s = pool[int(rng.integers(0, 2))]
+        else:
+            b = int(rng.choice([1, 2, 3, 5, 8]))
+            layout = str(rng.choice(["contiguous", "transposed", "strided", "offset"]))
+            dtype = ("float32", "float64")[int(rng.random() < 0.3)]
+            n, s = int(rng.choice(INTS)), float(rng.choice([0.5, 2.0, -3.25]))
+        pool.append((b, layout, dtype, n, s))
+        base = np.round(rng.standard_normal({"transposed": (c, b), "strided": (b, 2 * c),
+                                             "offset": (b + 1, c)}.get(layout, (b, c))), 2)
+        base, y = base.astype(dtype), np.round(rng.standard_normal(c), 2).astype(dtype)
+        where = f"seed {seed}: steps {steps}, dynamic={dynamic}, calls {pool}"
+        want = _outcome(lambda: _gradients(fn, base, (b, c), layout, y, n, s, tg))
+        got = _outcome(lambda: _gradients(compiled, base, (b, c), layout, y, n, s, tg))
+        if isinstance(want, Exception) or isinstance(got, Exception) or want is None:
+            if type(want) is not type(got):
+                return [f"eager {want!r}, compiled {got!r}\n{where}"]
+            continue
+        if not np.isfinite(want[0]):
+            continue   # an inf loss: its gradients are NaN up to the order of the sums
+        tol = 1e-4 if dtype == "float32" or "buffer" in steps else 1e-9
+        for k, (w, g) in enumerate(zip(want, got)):
+            w, g = np.asarray(w, dtype=float), np.asarray(g, dtype=float)
+            fin = np.isfinite(w)
+            scale = max(1.0, float(np.abs(w[fin]).max(initial=0)))
+            if not np.array_equal(fin, np.isfinite(g)) or not np.allclose(
+                    g[fin], w[fin], rtol=tol, atol=tol * scale):
+                return [f"{('loss', 'x.grad', 'y.grad')[k]} differs\n{where}"]
+    return []

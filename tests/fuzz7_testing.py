@@ -410,7 +410,11 @@ def _gradients(fn, base, shape, layout, y, n, s, tg):
     if not loss.requires_grad:
         return None
     loss.backward()
-    return [float(loss.item())] + [None if t.grad is None else t.grad.numpy() for t in (xb, yt)]
+    # the loss is judged against the sum of magnitudes it adds up (a centred column sums
+    # to 3e-5 compiled and -2e-4 eagerly: offline gradient seed 299)
+    scale = float(np.nansum(np.abs(_numpy(out[0]))) + np.nansum(np.abs(_numpy(out[1]))))
+    return [np.array([float(loss.item()), scale])] + [
+        None if t.grad is None else t.grad.numpy() for t in (xb, yt)]
 
 
 def gradient_problems(seed: int, tg, calls: int = 6) -> list[str]:
@@ -449,13 +453,17 @@ def gradient_problems(seed: int, tg, calls: int = 6) -> list[str]:
             if type(want) is not type(got):
                 return [f"eager {want!r}, compiled {got!r}\n{where}"]
             continue
-        if not np.isfinite(want[0]):
+        want_scale = want[0][1]
+        if not np.isfinite(want[0][0]):
             continue   # an inf loss: its gradients are NaN up to the order of the sums
         tol = 1e-4 if dtype == "float32" or "buffer" in steps else 1e-9
+        want[0], got[0] = want[0][:1], got[0][:1]
         for k, (w, g) in enumerate(zip(want, got)):
             w, g = np.asarray(w, dtype=float), np.asarray(g, dtype=float)
             fin = np.isfinite(w)
             scale = max(1.0, float(np.abs(w[fin]).max(initial=0)))
+            if k == 0:
+                scale = max(scale, float(np.nan_to_num(want_scale)))
             if not np.array_equal(fin, np.isfinite(g)) or not np.allclose(
                     g[fin], w[fin], rtol=tol, atol=tol * scale):
                 return [f"{('loss', 'x.grad', 'y.grad')[k]} differs\n{where}"]

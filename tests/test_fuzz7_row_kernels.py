@@ -41,7 +41,9 @@ KERNELS = {
     "logsumexp": lambda h, t, w, p: tg.logsumexp(h, p["dim"], keepdim=p["keep"]),
     "normalised": lambda h, t, w, p: h / (h.norm(dim=p["dim"], keepdim=True) + 1e-6),
     "softmax_scaled": lambda h, t, w, p: F.softmax(h * p["s"], -1) * h.shape[-1],
-    "prod": lambda h, t, w, p: h.clamp(-1.1, 1.1).prod(p["dim"], keepdim=p["keep"]),
+    # NOTE: within +-1.01, so no order of 4097 products overflows (within +-1.1 the true
+    # product -2.3e37 came out -inf eagerly, through NumPy's partial products: seed 4661)
+    "prod": lambda h, t, w, p: h.clamp(-1.01, 1.01).prod(p["dim"], keepdim=p["keep"]),
     "any": lambda h, t, w, p: (h > 0).any(p["dim"], keepdim=p["keep"]),
     "cumsum": lambda h, t, w, p: h.cumsum(p["dim"]),
 }

@@ -161,7 +161,6 @@ class KernelBuilder:
         # reciprocal)).
         self._depth: dict[str, int] = {"o": 0}
         self._acc_depth: dict[str, int] = {}
-        self._of_acc: set[str] = set()   # values computed from an accumulator's value
 
     # -- values ---------------------------------------------------------------------------
     def const(self, value, dtype) -> str:
@@ -184,10 +183,6 @@ class KernelBuilder:
         """NOTE (loop depth): the depth of the innermost loop whose variable ``name`` reads."""
         return self._depth.get(name, 0)
 
-    def reads_accumulator(self, name: str) -> bool:
-        """Whether ``name`` is computed from a reduction of this kernel (a row's sum)."""
-        return name in self._of_acc
-
     def emit(self, op: Op, args: tuple, dtype) -> str:
         if type(op) is not Op:
             raise TypeError(f"KernelBuilder.emit: op must be an Op member, got {op!r}")
@@ -208,8 +203,6 @@ class KernelBuilder:
         target = self._const_stmts if op is Op.CONST else self._scopes[-1][0]
         target.append(Instr(name, op, tuple(args), dtype))
         self._scopes[scope][1][key] = name
-        if op is Op.ACC or not self._of_acc.isdisjoint(args):
-            self._of_acc.add(name)
         if op is Op.ACC:
             self._depth[name] = self._acc_depth.get(args[0], 0)
         elif op is not Op.CONST:

@@ -28,6 +28,7 @@ from .index_math import Idx, b_const, unravel
 from .loop_ir import INDEX, BufferArg, KernelBuilder, LoopKernel
 from .offsets import hoist_offsets
 from .phase_clock import phase
+from .row_reciprocal import multiplies_by_reciprocal
 from .ops import COMPARISON, MOVEMENT, REDUCE, Op
 from .scalar_ops import COSTLY, REDUCTION_ACC, SCALAR_OPS
 
@@ -239,12 +240,9 @@ class _Lowerer:
         expand = SCALAR_OPS[op].expand
         if expand is not None:  # an op written as other scalar ops: nothing to render
             return expand(b.emit, tuple(args), dt)
-        if (op is Op.DIV and dt.kind == "f" and b.reads_accumulator(args[1])
-                and b.loop_depth(args[1]) < b.loop_depth(args[0]) == b.depth):
-            # NOTE (row reciprocal): softmax's x / sum divides a whole row by one value.
-            # A vector division costs ~10x a multiply on AVX-512, so the row loop
-            # multiplies by 1/sum (hoisted by LLVM; the last bit may differ, as in PyTorch),
-            # only by a kernel's own reduction: x / i (an argument, a constant) as eager.
+        if (op is Op.DIV and dt.kind == "f"
+                and multiplies_by_reciprocal(self.g, self.group, self.edges_of, edges)):
+            # NOTE (row reciprocal): softmax's x / sum as x * (1 / sum), hoisted
             return b.emit(Op.MUL, (args[0], b.emit(Op.RECIP, (args[1],), dt)), dt)
         return b.emit(op, tuple(args), dt)
 

@@ -7,7 +7,7 @@ from collections import namedtuple
 import numpy as np
 
 from .._dispatch import apply
-from .._dtype import to_numpy_dtype
+from .._dtype import get_default_dtype, to_numpy_dtype
 from .._primitives import PRIMITIVES as P
 from .._tensor import Tensor, _wrap_dim
 from ..autograd.node import show_as
@@ -157,6 +157,8 @@ def std_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 def logsumexp(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     axes = normalize_axes(dim, x._data.ndim, "logsumexp")
+    if x._data.dtype.kind != "f":   # PyTorch's: integers and bools in the default float
+        x = cast(x, get_default_dtype().np)
     # NOTE: subtract the (detached) max so exp never overflows; it cancels exactly.
     m = amax(x, axes, keepdim=True).detach()
     m = where(m.abs() == float("inf"), 0.0, m)

@@ -184,6 +184,12 @@ class CompiledFunction:
                 and not cuda.is_available()):
             raise RuntimeError(f"compile(backend='cuda'): CUDA is not available "
                                f"({cuda.why_unavailable()}); explain() still renders the CUDA C")
+        if (entry is None and self.dynamic is not False
+                and self._ints.dims_first(key, self._signatures)):
+            treedef, leaves, key = self._signature(args, kwargs)   # its ints as values
+            entry = self._cache.get(key)
+        # NOTE: after the lookup by the ints' values too: the entry found there was traced
+        # with the state of its own last call (x * cfg["eps"] replayed a stale eps)
         guard_failed = entry is not None and bool(entry.guards) and not entry.guards_hold()
         if guard_failed:
             # what the trace read outside the arguments changed (a .grad cleared, optimizer
@@ -193,10 +199,6 @@ class CompiledFunction:
             if entry is None and debug_level():
                 logger.debug("%s: a guard of the traced call failed (%s), retracing",
                              self.__name__, broken.broken_guard())
-        if (entry is None and self.dynamic is not False and not guard_failed
-                and self._ints.dims_first(key, self._signatures)):
-            treedef, leaves, key = self._signature(args, kwargs)   # its ints as values
-            entry = self._cache.get(key)
         if entry is None and self._groups and key[0] not in self._ints.keys_with_symbols:
             entry = self._symbolic_instance(key, treedef, leaves)
         if entry is None:

@@ -196,3 +196,21 @@ def test_float16_eager_matches_torch():
         _same_bits(got, want, f"float16 {name}")
     x = np.array([np.nan, -0.0, 2.0], np.float16)
     _same_bits(tg.sign(tg.tensor(x)).numpy(), torch.sign(torch.tensor(x)).numpy(), "sign")
+
+
+@pytest.mark.parametrize("op", ["%=", "//=", "**="])
+def test_augmented_assignment_writes_into_the_tensor_as_torch(op):
+    """x %= y, x //= y and x **= y change x itself: an alias and the base of a view see the
+    new values (they rebound x to a new tensor, so the base kept 5, 6, 7)."""
+    results = []
+    for lib in (tg, torch):
+        base = lib.tensor([5.0, -6.0, 7.5])
+        alias, view = base, base[1:]
+        exec(f"view {op} lib.tensor([4.0, -2.0])", {"view": view, "lib": lib})
+        scalar = lib.tensor([5, -6, 7])
+        kept = scalar
+        exec(f"scalar {op} 3", {"scalar": scalar})
+        results.append((np.asarray(alias.numpy()), np.asarray(kept.numpy())))
+    (tg_base, tg_int), (torch_base, torch_int) = results
+    _same_bits(tg_base, torch_base, op)
+    assert tg_int.dtype == torch_int.dtype and (tg_int == torch_int).all(), op

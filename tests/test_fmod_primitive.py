@@ -228,3 +228,17 @@ def test_remainder_gradient_where_the_quotient_rounds_onto_an_integer():
         (a % b).sum().backward()
         grads.append(np.asarray(b.grad.numpy()))
     np.testing.assert_array_equal(*grads)
+
+
+@pytest.mark.parametrize("mode", ["floor", "trunc"])
+def test_div_in_place_with_a_rounding_mode_as_torch(mode):
+    """x.div_(y, rounding_mode=...) was refused (UnsupportedArgumentError)."""
+    got = []
+    for lib in (tg, torch):
+        x, xi = lib.tensor([5.5, -7.0, 3.0, -0.0]), lib.tensor([7, -7, 9, 0])
+        view = x[1:]
+        view.div_(lib.tensor([2.0, -0.5, 3.0]), rounding_mode=mode)
+        xi.div_(lib.tensor([2, 2, -4, 5]), rounding_mode=mode)
+        got.append((np.asarray(x.numpy()), np.asarray(xi.numpy())))
+    _same_bits(got[0][0], got[1][0], mode)
+    assert got[0][1].dtype == got[1][1].dtype and (got[0][1] == got[1][1]).all()

@@ -242,3 +242,25 @@ def test_div_in_place_with_a_rounding_mode_as_torch(mode):
         got.append((np.asarray(x.numpy()), np.asarray(xi.numpy())))
     _same_bits(got[0][0], got[1][0], mode)
     assert got[0][1].dtype == got[1][1].dtype and (got[0][1] == got[1][1]).all()
+
+
+def test_out_arguments_compile_instead_of_running_eagerly():
+    """fmod(..., out=o) and friends in a compiled function: np.copyto of a traced value
+    raised TypeError, so the function ran eagerly with a warning; the copy is traced."""
+    def body(a, b, o, oi):
+        tg.fmod(a, b, out=o)
+        tg.remainder(a[:2], 2.5, out=o[:2])
+        tg.floor_divide(a[2:], b, out=o[2:])
+        tg.add(a, 1, out=oi)   # a cast into out's dtype
+        return o * 2
+
+    f = tg.compile(body, fullgraph=True)
+    b = tg.tensor(np.float64(1.7))
+    for lo in (-4.0, -5.0):
+        a = tg.tensor(np.linspace(lo, 4, 5))
+        outs = [(tg.empty(5, dtype=tg.float64), tg.zeros(5, dtype=tg.float32)) for _ in "ab"]
+        want, got = body(a, b, *outs[0]), f(a, b, *outs[1])
+        _same_bits(got.numpy(), want.numpy(), "result")
+        for x, y in zip(*outs):
+            assert x.dtype == y.dtype
+            _same_bits(y.numpy(), x.numpy(), "out")

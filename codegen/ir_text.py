@@ -41,6 +41,8 @@ _CMP = {">": "gt", "<": "lt", "==": "eq", "!=": "ne", ">=": "ge", "<=": "le"}
 _VOID = ir.VoidType()
 _I1, _I32 = ir.IntType(1), ir.IntType(32)
 _BOOLS: dict[int, ir.Type] = {}   # lanes -> <lanes x i1> (0: i1)
+# context managers: they move the position while their block runs, after a delegated call
+_NOT_DELEGATED = frozenset({"goto_entry_block", "goto_block", "if_then", "if_else"})
 
 
 def _bools(ty: ir.Type) -> ir.Type:
@@ -124,6 +126,25 @@ class TextBuilder:
     def __init__(self, block: ir.Block) -> None:
         self._block = block
         self._anchor = len(block.instructions)
+
+    def __getattr__(self, name: str):
+        """An IRBuilder method not written as text here (``fma``, ``ctpop``, ``switch``,
+        ``unreachable``... in a primitive's own ``llvm=`` rendering): llvmlite's own
+        instruction, inserted at this position; its text is IRBuilder's by construction.
+        NOTE: without this such a rendering raised AttributeError and its function ran
+        eagerly (a compile warning), where IRBuilder had compiled it."""
+        method = getattr(ir.IRBuilder, name, None)
+        if name.startswith("_") or not callable(method) or name in _NOT_DELEGATED:
+            raise AttributeError(f"TextBuilder has no attribute {name!r}")
+
+        def delegated(*args, **kwargs):
+            b = ir.IRBuilder(self._block)
+            b._anchor = self._anchor
+            out = getattr(b, name)(*args, **kwargs)
+            self._block, self._anchor = b.block, b._anchor
+            return out
+        delegated.__name__ = name
+        return delegated
 
     # -- position -------------------------------------------------------------------------
     @property

@@ -50,3 +50,15 @@ def test_compiled_integer_division_runs_eagerly_and_matches():
     with pytest.raises(RuntimeError, match="ZeroDivisionError"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         f(a, tg.zeros_like(b))
+
+
+@pytest.mark.parametrize("name, op", [
+    ("floor_divide", lambda a, b: a // b), ("remainder", lambda a, b: a % b),
+    ("fmod", tg.fmod), ("div", lambda a, b: tg.div(a, b, rounding_mode="trunc"))])
+def test_errors_name_the_op_the_user_called(name, op):
+    """A zero divisor names the op and operands (was the bare word); float shapes that do
+    not broadcast name % and // (they named fmod, the primitive they are built on)."""
+    with pytest.raises(RuntimeError, match=f"ZeroDivisionError: {name} .*\\(2,\\) int64"):
+        op(tg.tensor([7, 1]), tg.tensor([2, 0]))
+    with pytest.raises(RuntimeError, match=f"^{name}: shapes \\(3,\\) and \\(4,\\)"):
+        op(tg.ones(3), tg.ones(4))

@@ -196,3 +196,33 @@ def test_sroa_alone_gives_the_bits_of_sroa_instcombine_simplifycfg(monkeypatch, 
         fn(x.shape[0], [x, out])
         outs.append(out)
     np.testing.assert_array_equal(outs[0].view(np.uint32), outs[1].view(np.uint32))
+
+
+def test_irbuilder_methods_not_written_as_text_are_llvmlites_own():
+    """A primitive's llvm= rendering may call any IRBuilder method (fma, ctpop, switch,
+    unreachable): TextBuilder inserts llvmlite's instruction at its position, operands its
+    own text values; the module prints as IRBuilder's (fma raised AttributeError before)."""
+    def build(builder):
+        mod = ir.Module()
+        f64, i32 = ir.DoubleType(), ir.IntType(32)
+        fn = ir.Function(mod, ir.FunctionType(f64, [f64, i32]), "f")
+        b = builder(fn.append_basic_block("entry"))
+        x = b.fadd(fn.args[0], fn.args[0])
+        y = b.fma(x, x, b.fmul(x, fn.args[0]), name="y")
+        n = b.ctpop(b.add(fn.args[1], ir.Constant(i32, 1)))
+        z = b.fadd(y, b.sitofp(n, f64))
+        exit_, odd = fn.append_basic_block("exit"), fn.append_basic_block("odd")
+        sw = b.switch(n, exit_)
+        sw.add_case(ir.Constant(i32, 3), odd)
+        b.position_at_end(odd)
+        b.unreachable()
+        b.position_at_end(exit_)
+        b.ret(b.fsub(z, x))
+        return str(mod)
+
+    text = build(TextBuilder)
+    assert text == build(ir.IRBuilder)
+    assert "llvm.fma.f64" in text and "switch" in text and "unreachable" in text
+    with pytest.raises(AttributeError, match="goto_entry_block"):
+        TextBuilder(ir.Function(ir.Module(), ir.FunctionType(ir.VoidType(), []), "g")
+                    .append_basic_block()).goto_entry_block

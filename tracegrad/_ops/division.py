@@ -7,8 +7,9 @@ import numpy as np
 
 from .. import _trace_state
 from .._dispatch import apply
-from .._errors import TraceError
+from .._errors import TraceError, describe
 from .._primitives import PRIMITIVES as P
+from .._primitives.elementwise import broadcast_shapes
 from .._size import as_float
 from .._tensor import Tensor
 from ..codegen.ops import Op
@@ -17,7 +18,12 @@ from .math import _sub_any, _to_float, cast, mul, promote, where
 
 
 def div(a, b, *, rounding_mode=None):
-    a, b = promote(a, b, "div")
+    return _div(a, b, rounding_mode, "div")
+
+
+def _div(a, b, rounding_mode, name: str):
+    """div, its errors naming ``name`` (the public op: ``//`` is floor_divide's)."""
+    a, b = promote(a, b, name)
     if rounding_mode is None:
         a, b = _to_float(a), _to_float(b)
         if not isinstance(a, Tensor):
@@ -27,11 +33,11 @@ def div(a, b, *, rounding_mode=None):
         return apply(P[Op.DIV], (a, b))
     is_int = (a if isinstance(a, Tensor) else b)._data.dtype.kind in "iub"
     if is_int:   # (promote made a float scalar's tensor side float already)
-        exact = _integer_division(a, b, rounding_mode)
+        exact = _integer_division(a, b, rounding_mode, name)
         if exact is not None:
             return exact
     if not is_int and rounding_mode == "floor":
-        return _float_floor_divide(a, b)
+        return _float_floor_divide(a, b, name)
     q = apply(P[Op.DIV], (_to_float(a), _to_float(b)))
     q = q.floor() if rounding_mode == "floor" else q.trunc()
     return cast(q, (a if isinstance(a, Tensor) else b)._data.dtype) if is_int else q
@@ -55,15 +61,18 @@ def true_divide(a, b):
 # float64 % 104 -> 28 (np.mod 30), // 131 -> 38, fmod 88 -> 11.6; a fused tanh-GELU of
 # a % b compiled: float32 1.54 -> 1.23 ms, float64 3.33 -> 2.19.
 
-def _both_tensors(a, b):
-    """A Python scalar becomes its tensor partner's dtype, as PyTorch's kernels read it."""
+def _both_tensors(a, b, name: str):
+    """A Python scalar becomes its tensor partner's dtype, as PyTorch's kernels read it.
+    Shapes that do not broadcast raise naming ``name`` (``%`` named fmod, ``//`` too)."""
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        broadcast_shapes(name, a, b)
     return (a if isinstance(a, Tensor) else full_like(b, a),
             b if isinstance(b, Tensor) else full_like(a, b))
 
 
-def _float_fmod(a, b):
+def _float_fmod(a, b, name: str = "fmod"):
     """C's fmod(a, b) for float tensors (NOTE (float floor division))."""
-    return apply(P[Op.FMOD], _both_tensors(a, b))
+    return apply(P[Op.FMOD], _both_tensors(a, b, name))
 
 
 def _remainder_needs_b(b, mod):
@@ -73,16 +82,16 @@ def _remainder_needs_b(b, mod):
 
 
 def _float_remainder(a, b):
-    a, b = _both_tensors(a, b)
+    a, b = _both_tensors(a, b, "remainder")
     mod = _float_fmod(a, b)
     # NOTE: b's gradient is -trunc(a / b) (FMOD's) plus 1 where b was added: PyTorch's
     # -floor_divide(a, b) except where a / b rounds onto an integer (3.0 % 0.1: -30, torch -29)
     return where(_remainder_needs_b(b, mod), mod + b, mod)
 
 
-def _float_floor_divide(a, b):
+def _float_floor_divide(a, b, name: str):
     """PyTorch's div_floor_floating (NOTE (float floor division)); gradient zero."""
-    a, b = _both_tensors(a, b)
+    a, b = _both_tensors(a, b, name)
     mod = _float_fmod(a, b)
     q = (a - mod) / b
     q = where(_remainder_needs_b(b, mod), q - 1, q)
@@ -93,21 +102,23 @@ def _float_floor_divide(a, b):
     return where(b == 0, exact, where(q != 0, floored, exact * 0.0))
 
 
-def _integer_division(a, b, rounding_mode):
+def _integer_division(a, b, rounding_mode, name: str):
     """``a`` divided by ``b`` rounded by ``rounding_mode``, both integral, in exact integer
     arithmetic, or None where the operands are not host arrays (a device tensor keeps the
     float path). NOTE: the float path went through float32 (wrong past 2**24: 16777217 // 1
     gave 16777216) and gave INT64_MIN for a zero divisor, where PyTorch raises."""
     if _trace_state.is_tracing():
         # a kernel cannot raise PyTorch's error for a zero divisor found at run time
-        raise TraceError("integer division (//, %, div with rounding_mode) cannot be "
-                         "compiled: a zero divisor must raise ZeroDivisionError")
+        raise TraceError(f"{name}: integer division (//, %, div with rounding_mode) cannot "
+                         "be compiled: a zero divisor must raise ZeroDivisionError")
     arrays = [x._data if isinstance(x, Tensor) else np.asarray(x) for x in (a, b)]
     if not all(isinstance(x, np.ndarray) for x in arrays):
         return None
     x, y = arrays
     if (y == 0).any() and np.broadcast(x, y).size:   # an empty result divides nothing
-        raise RuntimeError("ZeroDivisionError")
+        # (PyTorch's message is the bare word; the op and the operands are named here)
+        raise RuntimeError(f"ZeroDivisionError: {name} of integers by zero "
+                           f"({describe(x)} by {describe(y)})")
     dtype = (a if isinstance(a, Tensor) else b)._data.dtype
     with np.errstate(over="ignore"):   # INT64_MIN // -1 wraps, as in PyTorch
         q = np.floor_divide(x, y)
@@ -117,14 +128,14 @@ def _integer_division(a, b, rounding_mode):
 
 
 def floor_divide(a, b):
-    return div(a, b, rounding_mode="floor")
+    return _div(a, b, "floor", "floor_divide")
 
 
 def remainder(a, b):
     a, b = promote(a, b, "remainder")
     if (a if isinstance(a, Tensor) else b)._data.dtype.kind == "f":
         return _float_remainder(a, b)
-    return _sub_any(a, mul(floor_divide(a, b), b))   # (True % x is PyTorch's too)
+    return _sub_any(a, mul(_div(a, b, "floor", "remainder"), b))   # (True % x is PyTorch's)
 
 
 def fmod(a, b):
@@ -137,7 +148,7 @@ def fmod(a, b):
     a, b = promote(a, b, "fmod")
     if (a if isinstance(a, Tensor) else b)._data.dtype.kind == "f":
         return _float_fmod(a, b)
-    return _sub_any(a, mul(div(a, b, rounding_mode="trunc"), b))
+    return _sub_any(a, mul(_div(a, b, "trunc", "fmod"), b))
 
 
 __all__ = ["div", "floor_divide", "fmod", "remainder", "true_divide"]

@@ -69,7 +69,10 @@ def mul_(x: Tensor, other) -> Tensor:
     return _ufunc_inplace(x, np.multiply, other, "mul_")
 
 
-def div_(x: Tensor, other) -> Tensor:
+def div_(x: Tensor, other, *, rounding_mode=None) -> Tensor:
+    if rounding_mode is not None:   # (floor, trunc: an integer x stays integral, PyTorch's)
+        check_inplace(x, "div_")
+        return commit_inplace(x, lambda old: D.div(old, other, rounding_mode=rounding_mode))
     if x._data.dtype.kind != "f":
         raise RuntimeError(f"div_: result type Float can't be cast to the desired output type "
                            f"{x.dtype}")

@@ -195,6 +195,10 @@ METHODS["clamp_max"] = lambda x, max: math.clamp(x, max=max)
 METHODS.update(inplace.INPLACE_METHODS)
 METHODS.update(inplace.OUT_OF_PLACE_EXTRA)
 METHODS.update(inplace_variants.VARIANTS)
+# x %= y, x //= y, x **= y write into x as PyTorch does (without these Python rebinds x to
+# a new tensor: an alias or a view of x kept the old values)
+METHODS.update(__imod__=METHODS["remainder_"], __ifloordiv__=METHODS["floor_divide_"],
+               __ipow__=METHODS["pow_"])
 
 
 def install() -> None:

@@ -171,6 +171,11 @@ def write_out(name: str, out, result):
     if not _can_cast(src, dst):
         raise RuntimeError(f"result type {scalar_type_name(src)} can't be cast to the desired "
                            f"output type {scalar_type_name(dst)}")
+    if type(out._data) is not np.ndarray or type(result._data) is not np.ndarray:
+        if tuple(out.shape) == tuple(result.shape):
+            # a trace (compile): an in-place copy the trace records, where np.copyto of a
+            # traced value raised TypeError and the whole function ran eagerly
+            return out.copy_(result)
     if tuple(out.shape) != tuple(result.shape):
         if out.numel():
             warnings.warn(f"An output with one or more elements was resized since it had shape "

@@ -31,6 +31,7 @@ import numpy as np
 
 from .ir_text import TextBuilder
 from .llvm_fmod import fmod_float, with_vector_variants
+from .llvm_pow import pow_float
 from .llvm_math import emit_math, intrinsic_suffix, splat_constant
 from .loop_ir import INDEX, AccUpdate, DefineAcc, Instr, Loop, LoopKernel, Store
 from .ops import COMPARISON, Op
@@ -169,7 +170,7 @@ for _op, _rule in {
     Op.MUL: _by_kind(f=_fbin("fmul"), i=_same_int("mul"), u=_same_int("mul"),
                      b=_same_int("and_")),
     Op.DIV: _by_kind(f=_fbin("fdiv")),
-    Op.POW: _by_kind(f=_intrinsic("llvm.pow")),
+    Op.POW: _by_kind(f=pow_float),   # NOTE (one pow) in codegen.numpy_pow
     Op.FMOD: _by_kind(f=fmod_float),   # NOTE (fmod in IR)
     # NOTE: llvm.maximum/minimum propagate NaN like np.maximum (maxnum would drop it)
     Op.MAXIMUM: _by_kind(f=_intrinsic("llvm.maximum"), i=_select_int(">", True),

@@ -30,6 +30,7 @@ from typing import Callable
 import numpy as np
 
 from .numpy_fmod import fmod
+from .numpy_pow import power
 from .ops import Op, define_op
 
 
@@ -166,7 +167,7 @@ _TABLE = (
     ("SUB", "binary", np.subtract, False),
     ("MUL", "binary", np.multiply, False),
     ("DIV", "binary", np.true_divide, False),
-    ("POW", "binary", np.power, True),
+    ("POW", "binary", power, True),   # NOTE (one pow) in codegen.numpy_pow
     ("MAXIMUM", "binary", np.maximum, False),   # NaN-propagating, as PyTorch
     ("MINIMUM", "binary", np.minimum, False),
     ("FMOD", "binary", fmod, True),   # C's fmod, exact (NOTE (exact fmod))

@@ -248,15 +248,9 @@ for _op, _rule in {
     Op.RECIP: _by_kind(f=lambda dt, a: f"({literal(1.0, dt)} / {a})",
                        i=lambda dt, a: f"({ctype(dt)})(1.0 / (double){a})",
                        u=lambda dt, a: f"({ctype(dt)})(1.0 / (double){a})"),
-    Op.SQRT: _math("sqrt"),
-    Op.EXP: _math("exp"),
-    Op.LOG: _math("log"),
-    Op.SIN: _math("sin"),
-    Op.COS: _math("cos"),
-    Op.TANH: _math("tanh"),
-    Op.ERF: _math("erf"),
-    Op.LOG1P: _math("log1p"),
-    Op.EXPM1: _math("expm1"),
+    **{op: _math(op.name.lower()) for op in (Op.SQRT, Op.EXP, Op.LOG, Op.SIN, Op.COS, Op.TANH,
+                                             Op.ERF, Op.LOG1P, Op.EXPM1, Op.EXP2, Op.LOG2,
+                                             Op.LOG10)},   # CUDA's functions of those names
     Op.SIGMOID: _by_kind(f=lambda dt, a: f"({literal(1.0, dt)} / ({literal(1.0, dt)} + "
                                          f"{_fn('exp', dt)}(-{a})))"),
     # a bool sum/product (reductions) is or/and

@@ -163,6 +163,9 @@ for _op, _rule in {
     Op.ERF: _float_math("erf"),
     Op.LOG1P: _float_math("log1p"),
     Op.EXPM1: _float_math("expm1"),
+    Op.EXP2: _float_math("exp2"),
+    Op.LOG2: _float_math("log2"),     # NOTE (log2 and log10) in codegen.llvm_math
+    Op.LOG10: _float_math("log10"),
     # a bool sum/product (reductions) is or/and
     Op.ADD: _by_kind(f=_fbin("fadd"), i=_same_int("add"), u=_same_int("add"),
                      b=_same_int("or_")),

@@ -31,6 +31,7 @@ import numpy as np
 
 from .numpy_fmod import fmod
 from .numpy_pow import power
+from .numpy_wide import through_float64
 from .ops import Op, define_op
 
 
@@ -162,6 +163,10 @@ _TABLE = (
     ("ROUND", "unary", np.round, False),
     ("LOG1P", "unary", np.log1p, True),
     ("EXPM1", "unary", np.expm1, True),
+    # NOTE (float32 through float64) in codegen.numpy_wide
+    ("EXP2", "unary", through_float64(np.exp2), True),
+    ("LOG2", "unary", through_float64(np.log2), True),
+    ("LOG10", "unary", through_float64(np.log10), True),
     ("NOT", "unary", np.invert, False),
     ("ADD", "binary", np.add, False),
     ("SUB", "binary", np.subtract, False),

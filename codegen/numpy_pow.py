@@ -71,16 +71,16 @@ def _general(x, y, dtype, shape):
     out = np.empty(shape, _F32)
     flat_out = out.reshape(-1)
     flat_x = np.broadcast_to(x, shape).reshape(-1)
-    scalar = y.size == 1
-    flat_y = float(y.reshape(-1)[0]) if scalar else np.broadcast_to(y, shape).reshape(-1)
+    scalar = float(y.reshape(-1)[0]) if y.size == 1 else None
+    flat_y = np.broadcast_to(y, shape).reshape(-1) if scalar is None else None
     n = min(_CHUNK, flat_out.size)
     wx, wy = np.empty(n), np.empty(n)
     for start in range(0, flat_out.size, _CHUNK):
         stop = min(start + _CHUNK, flat_out.size)
         k = stop - start
         wx[:k] = flat_x[start:stop]
-        if not scalar:
+        if flat_y is not None:
             wy[:k] = flat_y[start:stop]
-        np.power(wx[:k], flat_y if scalar else wy[:k], out=wx[:k])
+        np.power(wx[:k], wy[:k] if scalar is None else scalar, out=wx[:k])
         flat_out[start:stop] = wx[:k]
     return out

@@ -7,7 +7,8 @@ never appear here: they are written in terms of these.
 Semantics of each primitive, in NumPy terms (the eager implementation defines them):
 
 - unary elementwise: ``NEG EXP LOG SIN COS SQRT RECIP TANH SIGMOID ERF ABS SIGN FLOOR
-  CEIL ROUND LOG1P EXPM1 NOT`` (NOT is bitwise not: ``np.invert``, logical not on bool).
+  CEIL ROUND LOG1P EXPM1 EXP2 LOG2 LOG10 NOT`` (NOT is bitwise not: ``np.invert``, logical
+  not on bool).
 - ``CAST`` attrs ``dtype``: ``x.astype(dtype)``.
 - binary elementwise with NumPy broadcasting (inputs already promoted to one dtype):
   ``ADD SUB MUL DIV POW MAXIMUM MINIMUM FMOD`` (FMOD is C's fmod: ``np.fmod``) and the
@@ -151,6 +152,7 @@ for _kind, _names in (
         ("extern", "ARGMAX ARGMIN CUMSUM"),
         ("movement", "RESHAPE PERMUTE EXPAND SLICE PAD WINDOWS"),
         ("extern", "MATMUL CAT GATHER SCATTER_ADD INDEX INDEX_PUT RAND RANDN"),
-        ("loop_ir", "LOAD ACC IDIV MOD")):
+        ("loop_ir", "LOAD ACC IDIV MOD"),
+        ("unary", "EXP2 LOG2 LOG10")):
     for _name in _names.split():
         define_op(_name, _kind)

@@ -64,6 +64,17 @@ _U32_MAX = (1 << 32) - 1
 _WARP = 32
 
 _HELPERS = {
+    "fpow": """\
+#ifndef TG_CUDA_FPOW
+#define TG_CUDA_FPOW
+// PyTorch's exponents, else pow in double (float32: rounded once): NOTE (one pow)
+template <typename T>
+__device__ __forceinline__ T tg_fpow(T x, T e) {
+  return e == (T)2 ? x * x : e == (T)3 ? x * x * x : e == (T)0.5 ? sqrt(x)
+      : e == (T)-1 ? (T)1 / x : e == (T)-2 ? (T)1 / (x * x) : (T)pow((double)x, (double)e);
+}
+#endif
+""",
     "ipow": """\
 #ifndef TG_CUDA_IPOW
 #define TG_CUDA_IPOW
@@ -215,7 +226,9 @@ def _ipow(r, dt, a, b):
     return f"tg_ipow<{ctype(dt)}>({a}, {b})"
 
 
-_POW = _by_kind(f=lambda dt, a, b: f"{_fn('pow', dt)}({a}, {b})")
+def _fpow(r, dt, a, b):
+    r.helpers.add("fpow")
+    return f"tg_fpow<{ctype(dt)}>({a}, {b})"
 
 
 # the built-in rules; an op registered before this import keeps its own
@@ -235,15 +248,9 @@ for _op, _rule in {
     Op.RECIP: _by_kind(f=lambda dt, a: f"({literal(1.0, dt)} / {a})",
                        i=lambda dt, a: f"({ctype(dt)})(1.0 / (double){a})",
                        u=lambda dt, a: f"({ctype(dt)})(1.0 / (double){a})"),
-    Op.SQRT: _math("sqrt"),
-    Op.EXP: _math("exp"),
-    Op.LOG: _math("log"),
-    Op.SIN: _math("sin"),
-    Op.COS: _math("cos"),
-    Op.TANH: _math("tanh"),
-    Op.ERF: _math("erf"),
-    Op.LOG1P: _math("log1p"),
-    Op.EXPM1: _math("expm1"),
+    **{op: _math(op.name.lower()) for op in (Op.SQRT, Op.EXP, Op.LOG, Op.SIN, Op.COS, Op.TANH,
+                                             Op.ERF, Op.LOG1P, Op.EXPM1, Op.EXP2, Op.LOG2,
+                                             Op.LOG10)},   # CUDA's functions of those names
     Op.SIGMOID: _by_kind(f=lambda dt, a: f"({literal(1.0, dt)} / ({literal(1.0, dt)} + "
                                          f"{_fn('exp', dt)}(-{a})))"),
     # a bool sum/product (reductions) is or/and
@@ -252,7 +259,7 @@ for _op, _rule in {
     Op.MUL: _by_kind(f=_infix("*"), i=_infix("*"), u=_infix("*"), b=_logical("&&")),
     Op.DIV: _by_kind(f=_infix("/")),
     Op.POW: lambda r, dt, a, b: _ipow(r, dt, a, b) if np.dtype(dt).kind in "iu"
-    else _POW(r, dt, a, b),
+    else _fpow(r, dt, a, b),   # NOTE (one pow) in codegen.numpy_pow
     Op.FMOD: _by_kind(f=lambda dt, a, b: f"{_fn('fmod', dt)}({a}, {b})"),   # exact in CUDA
     Op.MAXIMUM: _by_kind(f=_float_extremum(">"), i=_int_extremum(">"), u=_int_extremum(">"),
                          b=_logical("||")),

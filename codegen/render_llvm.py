@@ -31,6 +31,7 @@ import numpy as np
 
 from .ir_text import TextBuilder
 from .llvm_fmod import fmod_float, with_vector_variants
+from .llvm_pow import pow_float
 from .llvm_math import emit_math, intrinsic_suffix, splat_constant
 from .loop_ir import INDEX, AccUpdate, DefineAcc, Instr, Loop, LoopKernel, Store
 from .ops import COMPARISON, Op
@@ -162,6 +163,9 @@ for _op, _rule in {
     Op.ERF: _float_math("erf"),
     Op.LOG1P: _float_math("log1p"),
     Op.EXPM1: _float_math("expm1"),
+    Op.EXP2: _float_math("exp2"),
+    Op.LOG2: _float_math("log2"),     # NOTE (log2 and log10) in codegen.llvm_math
+    Op.LOG10: _float_math("log10"),
     # a bool sum/product (reductions) is or/and
     Op.ADD: _by_kind(f=_fbin("fadd"), i=_same_int("add"), u=_same_int("add"),
                      b=_same_int("or_")),
@@ -169,7 +173,7 @@ for _op, _rule in {
     Op.MUL: _by_kind(f=_fbin("fmul"), i=_same_int("mul"), u=_same_int("mul"),
                      b=_same_int("and_")),
     Op.DIV: _by_kind(f=_fbin("fdiv")),
-    Op.POW: _by_kind(f=_intrinsic("llvm.pow")),
+    Op.POW: _by_kind(f=pow_float),   # NOTE (one pow) in codegen.numpy_pow
     Op.FMOD: _by_kind(f=fmod_float),   # NOTE (fmod in IR)
     # NOTE: llvm.maximum/minimum propagate NaN like np.maximum (maxnum would drop it)
     Op.MAXIMUM: _by_kind(f=_intrinsic("llvm.maximum"), i=_select_int(">", True),

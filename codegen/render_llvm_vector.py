@@ -74,7 +74,8 @@ BOOL = np.dtype(np.bool_)
 I1, I32, I64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
 _FLOAT_OPS = {Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.NEG, Op.RECIP, Op.MAXIMUM, Op.MINIMUM,
               Op.SIGN, Op.ABS, Op.FLOOR, Op.CEIL, Op.ROUND, Op.SQRT, Op.EXP, Op.LOG,
-              Op.TANH, Op.SIGMOID, Op.ERF, Op.LOG1P, Op.EXPM1, Op.FMOD}
+              Op.TANH, Op.SIGMOID, Op.ERF, Op.LOG1P, Op.EXPM1, Op.FMOD, Op.EXP2, Op.LOG2,
+              Op.LOG10}
 _BOOL_OPS = {Op.AND, Op.OR, Op.XOR, Op.NOT}
 _REDUCE = {Op.ADD: "fadd", Op.MAXIMUM: "fmax", Op.MINIMUM: "fmin"}
 _IDENTITY = {Op.ADD: -0.0, Op.MAXIMUM: -np.inf, Op.MINIMUM: np.inf}

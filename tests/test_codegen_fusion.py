@@ -194,7 +194,8 @@ def test_unary_math_ops():
     b = Builder()
     x = b.input((50,))
     ops = [Op.NEG, Op.EXP, Op.LOG, Op.SIN, Op.COS, Op.SQRT, Op.RECIP, Op.TANH, Op.SIGMOID,
-           Op.ERF, Op.ABS, Op.SIGN, Op.FLOOR, Op.CEIL, Op.ROUND, Op.LOG1P, Op.EXPM1]
+           Op.ERF, Op.ABS, Op.SIGN, Op.FLOOR, Op.CEIL, Op.ROUND, Op.LOG1P, Op.EXPM1,
+           Op.EXP2, Op.LOG2, Op.LOG10]
     outs = [b.op(op, x) for op in ops] + [b.pow(x, b.const(1.7)), b.div(x, b.const(3.0))]
     xs = [np.linspace(0.05, 4.5, 50).astype(np.float32)]
     check(b.graph(*outs), xs, rtol=3e-6, atol=1e-6)

@@ -62,9 +62,6 @@ def test_an_int_past_an_int32_tensors_range_raises_as_eagerly():
     np.testing.assert_array_equal(compiled(x, -3).numpy(), (x * -3).numpy())
 
 
-@pytest.mark.xfail(strict=True, reason="not the int: eager's float32 pow is NumPy's (SVML, "
-                   "~10% of results 1 ulp from the correctly rounded value), the program's "
-                   "is libm's powf (and x ** 3 two multiplies); the same with a constant 3")
 def test_power_by_a_symbolic_int():
     x = torch.tensor((np.random.default_rng(2).standard_normal(300) * 10).astype(np.float32))
     compiled = torch.compile(lambda x, i: x ** i, dynamic=True)

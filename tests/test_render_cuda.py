@@ -40,7 +40,8 @@ needs_cxx = pytest.mark.skipif(CXX is None, reason="g++ not found")
 
 FLOATS = ("float32", "float64")
 UNARY_FLOAT = ["NEG", "EXP", "LOG", "SIN", "COS", "SQRT", "RECIP", "TANH", "SIGMOID", "ERF",
-               "ABS", "SIGN", "FLOOR", "CEIL", "ROUND", "LOG1P", "EXPM1"]
+               "ABS", "SIGN", "FLOOR", "CEIL", "ROUND", "LOG1P", "EXPM1",
+               "EXP2", "LOG2", "LOG10"]
 BINARY_FLOAT = ["ADD", "SUB", "MUL", "DIV", "POW", "MAXIMUM", "MINIMUM", "FMOD",
                 "CMPLT", "CMPLE", "CMPEQ", "CMPNE"]
 BINARY_INT = ["ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "CMPLT", "CMPEQ", "CMPNE",

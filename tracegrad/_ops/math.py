@@ -332,16 +332,9 @@ def square(x):
     return mul(x, x)
 
 
-def log2(x):
-    return log(x) * (1.0 / np.log(2.0))
-
-
-def log10(x):
-    return log(x) * (1.0 / np.log(10.0))
-
-
-def exp2(x):
-    return exp(_to_float(x) * float(np.log(2.0)))
+log2 = _float_unary(Op.LOG2)
+log10 = _float_unary(Op.LOG10)
+exp2 = _float_unary(Op.EXP2)
 
 
 def tan(x):

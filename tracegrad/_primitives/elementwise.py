@@ -147,6 +147,12 @@ scalar_primitive(Op.ROUND, shape=unary_shape, needs=reads_none, vjp=_unary(_zero
 scalar_primitive(Op.LOG1P, shape=float_unary_shape, vjp=_unary(lambda g, x, n: F.div(g, F.add(x, 1))))
 scalar_primitive(Op.EXPM1, shape=float_unary_shape, needs=reads_none, saves_output=True,
                  vjp=_unary(lambda g, x, n: F.mul(g, F.add(n.output(), 1))))
+scalar_primitive(Op.EXP2, shape=float_unary_shape, needs=reads_none, saves_output=True,
+                 vjp=_unary(lambda g, x, n: F.mul(g, F.mul(n.output(), math.log(2.0)))))
+scalar_primitive(Op.LOG2, shape=float_unary_shape,
+                 vjp=_unary(lambda g, x, n: F.div(g, F.mul(x, math.log(2.0)))))
+scalar_primitive(Op.LOG10, shape=float_unary_shape,
+                 vjp=_unary(lambda g, x, n: F.div(g, F.mul(x, math.log(10.0)))))
 
 
 # ---- bitwise (logical on bool) --------------------------------------------------------

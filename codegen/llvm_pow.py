@@ -1,0 +1,44 @@
+"""Float POW in LLVM IR, the same function as eager's (NOTE (one pow) in codegen.numpy_pow).
+
+PyTorch's exponents (2: x*x, 3: x*x*x, 0.5: sqrt, -1: 1/x, -2: 1/(x*x)) are selects on the
+exponent's value, so an exponent only known at run time (a symbolic int) takes the eager
+rule too; a constant one folds to its branch (codegen.lower already writes 2, 3 and 0.5 as
+multiplies and a sqrt). Any other float32 power is ``llvm.pow.f64`` (glibc's pow) of the
+widened operands, rounded once: eager's float64 pow rounded to float32.
+"""
+from __future__ import annotations
+
+import llvmlite.ir as ir
+
+from .llvm_math import declare_intrinsic, splat_constant
+
+_F64 = ir.DoubleType()
+
+
+def _const(ty: ir.Type, value) -> ir.Constant:
+    return splat_constant(ty, value) if isinstance(ty, ir.VectorType) else ir.Constant(ty, value)
+
+
+def _call(b: ir.IRBuilder, name: str, *args: ir.Value) -> ir.Value:
+    ty = args[0].type
+    fn = declare_intrinsic(b.module, name, [ty], ir.FunctionType(ty, [ty] * len(args)))
+    return b.call(fn, list(args))
+
+
+def pow_float(r, x: ir.Value, y: ir.Value) -> ir.Value:
+    """``x ** y`` of float32 or float64 scalars or vectors (``r``: the renderer)."""
+    b = r.b
+    ty = x.type
+    element = ty.element if isinstance(ty, ir.VectorType) else ty
+    if element == _F64:
+        out = _call(b, "llvm.pow", x, y)
+    else:
+        wide = ir.VectorType(_F64, ty.count) if isinstance(ty, ir.VectorType) else _F64
+        out = b.fptrunc(_call(b, "llvm.pow", b.fpext(x, wide), b.fpext(y, wide)), ty)
+    one = _const(ty, 1.0)
+    square = b.fmul(x, x)
+    special = ((-2.0, b.fdiv(one, square)), (-1.0, b.fdiv(one, x)),
+               (0.5, _call(b, "llvm.sqrt", x)), (3.0, b.fmul(square, x)), (2.0, square))
+    for p, value in special:
+        out = b.select(b.fcmp_ordered("==", y, _const(ty, p)), value, out)
+    return out

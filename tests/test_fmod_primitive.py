@@ -216,11 +216,8 @@ def test_augmented_assignment_writes_into_the_tensor_as_torch(op):
     assert tg_int.dtype == torch_int.dtype and (tg_int == torch_int).all(), op
 
 
-@pytest.mark.xfail(strict=True, reason="remainder's b gradient is -trunc(a / b) (FMOD's) plus "
-                   "1 where b was added; torch's is -floor_divide(a, b), exact: where a / b "
-                   "rounds onto an integer (3.0 % 0.1, 1.0 % 0.1) tracegrad gives -30 and -10, "
-                   "torch -29 and -9 (the NOTE in division._float_remainder)")
 def test_remainder_gradient_where_the_quotient_rounds_onto_an_integer():
+    # torch's -floor_divide(a, b) for b (NOTE (remainder's gradient)): was -30 and -10
     grads = []
     for lib in (tg, torch):
         a = lib.tensor([3.0, 1.0, 7.0], dtype=lib.float64, requires_grad=True)

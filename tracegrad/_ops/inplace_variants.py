@@ -11,7 +11,12 @@ from __future__ import annotations
 from .._tensor import Tensor
 from . import division as D
 from . import math as M
+from . import aliases as A
+from . import elementwise_extra as E
+from . import index_writes as W
+from . import products, special_eager as S
 from . import matrix, reduce, shape, trig
+from .linalg import baddbmm
 from .inplace import INPLACE_METHODS, _generic_inplace, check_inplace
 from .views import history_alias
 
@@ -36,6 +41,13 @@ _ELEMENTWISE = {
     "clamp_min_": lambda x, min: M.clamp(x, min=min),
     "clamp_max_": lambda x, max: M.clamp(x, max=max),
     "cumsum_": reduce.cumsum,
+    "sgn_": A.sgn, "deg2rad_": A.deg2rad, "rad2deg_": A.rad2deg, "erfc_": S.erfc,
+    "erfinv_": S.erfinv, "lgamma_": S.lgamma, "digamma_": S.digamma, "logit_": E.logit,
+    "sinc_": E.sinc, "ldexp_": E.ldexp, "float_power_": E.float_power,
+    "heaviside_": E.heaviside, "nextafter_": S.nextafter, "gcd_": S.gcd, "lcm_": S.lcm,
+    "index_copy_": W.index_copy, "masked_scatter_": W.masked_scatter,
+    "scatter_reduce_": W.scatter_reduce, "put_": W.put, "addmv_": products.addmv,
+    "addr_": products.addr, "addbmm_": products.addbmm, "baddbmm_": baddbmm,
 }
 
 

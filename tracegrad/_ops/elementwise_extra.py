@@ -101,7 +101,13 @@ def sinc(input: Tensor) -> Tensor:
 def ldexp(input, other) -> Tensor:
     """``input * 2 ** other``, always a float result."""
     x = M._to_float(M.as_tensor_operand(input, "ldexp"))
-    return M.mul(x, M.pow(2.0, M._to_float(M.as_tensor_operand(other, "ldexp"))))
+    other = M.as_tensor_operand(other, "ldexp")
+    if not isinstance(other, Tensor):
+        return M.mul(x, 2.0 ** other)
+    # NOTE: 2 ** other in floats: PyTorch's gradient of ldexp(x, int tensor) comes out 0
+    # where other < 0 (its 2 ** -2 is an integer power, 0); the value and this gradient
+    # are 2 ** other.
+    return M.mul(x, M.pow(2.0, M._to_float(other)))
 
 
 def float_power(input, exponent) -> Tensor:
@@ -135,7 +141,9 @@ def logaddexp2(input, other) -> Tensor:
     hi = M.maximum(a, b)
     tail = M.log1p(M.exp2(M.neg(M.abs(M.sub(a, b)))))
     # NOTE: equal operands give a + 1 directly: -inf with -inf would make inf - inf = NaN
-    return M.where(M.eq(a, b), M.add(a, 1.0), M.add(hi, M.mul(tail, 1.0 / _math.log(2.0))))
+    # and the gradient splits evenly between them, as PyTorch's
+    tie = M.add(M.mul(M.add(a, b), 0.5), 1.0)
+    return M.where(M.eq(a, b), tie, M.add(hi, M.mul(tail, 1.0 / _math.log(2.0))))
 
 
 __all__ = ["isclose", "nansum", "fmax", "fmin", "logit", "sinc", "ldexp", "float_power",

@@ -22,6 +22,11 @@ from .creation import from_numpy, tensor, zeros_like
 from .indexing import PRIM_INDEX_PUT, TENSOR, _index_tensor, _wrap_dim, scatter_add
 
 
+def _contiguous(a, dtype=None) -> np.ndarray:
+    """A C-contiguous copy; unlike np.ascontiguousarray it keeps 0-d arrays 0-d."""
+    return np.array(a, dtype=dtype, order="C")
+
+
 def _vector_index(op: str, index: Tensor, size: int, allow_negative: bool) -> Tensor:
     index = _index_tensor(index, None)
     if index.ndim > 1:
@@ -196,7 +201,7 @@ class _NumpyScatterReduce(Function):
         x, s, idx = input.detach().numpy(), src.detach().numpy(), index.detach().numpy()
         out, places = _numpy_scatter(x, s, dim, idx, reduce, include_self)
         ctx.args = (x, s, out, places, reduce, include_self)
-        return from_numpy(np.ascontiguousarray(out))
+        return from_numpy(_contiguous(out))
 
     @staticmethod
     @once_differentiable
@@ -216,8 +221,8 @@ class _NumpyScatterReduce(Function):
             share = g / np.where(count == 0, 1, count)
             gx = np.where(hit_x, share, 0)
             gs = np.where(hit_s, share[places], 0)
-        return (from_numpy(np.ascontiguousarray(gx, dtype=x.dtype)),
-                from_numpy(np.ascontiguousarray(gs, dtype=s.dtype)), None, None, None, None)
+        return (from_numpy(_contiguous(gx, dtype=x.dtype)),
+                from_numpy(_contiguous(gs, dtype=s.dtype)), None, None, None, None)
 
 
 def _prod_grads(x, s, out, places, g, include_self, touched):

@@ -25,6 +25,11 @@ from .creation import from_numpy
 _SQRT_PI = _math.sqrt(_math.pi)
 
 
+def _contiguous(a, dtype=None) -> np.ndarray:
+    """A C-contiguous copy; unlike np.ascontiguousarray it keeps 0-d arrays 0-d."""
+    return np.array(a, dtype=dtype, order="C")
+
+
 def _float_values(x: Tensor) -> tuple[np.ndarray, np.dtype]:
     """The values in float64 and the result dtype (integers give the default float)."""
     data = x.detach().numpy()
@@ -113,7 +118,7 @@ def _unary_function(name: str, values, derivative):
     ``derivative(x, out)`` is tensor code for d out / d x."""
     def forward(ctx, x):
         data, dtype = _float_values(x)
-        out = from_numpy(np.ascontiguousarray(values(data).astype(dtype)))
+        out = from_numpy(_contiguous(values(data).astype(dtype)))
         ctx.save_for_backward(x, out)
         return out
 
@@ -127,7 +132,7 @@ def _unary_function(name: str, values, derivative):
 def _eager_tensor_fn(name: str, values):
     def fn(x: Tensor) -> Tensor:
         data, dtype = _float_values(x)
-        return from_numpy(np.ascontiguousarray(values(data).astype(dtype)))
+        return from_numpy(_contiguous(values(data).astype(dtype)))
     return fn
 
 
@@ -189,12 +194,12 @@ def gcd(input: Tensor, other: Tensor) -> Tensor:
     tensor([2, 2, 0])
     """
     a, b = _integers("gcd", input, other)
-    return from_numpy(np.ascontiguousarray(np.gcd(a, b)))
+    return from_numpy(_contiguous(np.gcd(a, b)))
 
 
 def lcm(input: Tensor, other: Tensor) -> Tensor:
     a, b = _integers("lcm", input, other)
-    return from_numpy(np.ascontiguousarray(np.lcm(a, b)))
+    return from_numpy(_contiguous(np.lcm(a, b)))
 
 
 def nextafter(input: Tensor, other: Tensor) -> Tensor:
@@ -204,7 +209,7 @@ def nextafter(input: Tensor, other: Tensor) -> Tensor:
     if a._data.dtype.kind != "f":
         raise TypeError(f"nextafter: expected floating-point tensors, got {describe(a)}")
     bv = b.detach().numpy() if isinstance(b, Tensor) else np.asarray(b, a._data.dtype)
-    return from_numpy(np.ascontiguousarray(np.nextafter(a.detach().numpy(), bv)))
+    return from_numpy(_contiguous(np.nextafter(a.detach().numpy(), bv)))
 
 
 frexp_result = namedtuple("frexp", ["mantissa", "exponent"])
@@ -217,8 +222,8 @@ def frexp(input: Tensor):
     if x._data.dtype.kind != "f":
         raise TypeError(f"frexp: only floating-point dtypes are supported, got {describe(x)}")
     mantissa, exponent = np.frexp(x.detach().numpy())
-    return frexp_result(from_numpy(np.ascontiguousarray(mantissa)),
-                        from_numpy(np.ascontiguousarray(exponent.astype(np.int32))))
+    return frexp_result(from_numpy(_contiguous(mantissa)),
+                        from_numpy(_contiguous(exponent.astype(np.int32))))
 
 
 __all__ = ["lgamma", "digamma", "erfinv", "erfc", "gcd", "lcm", "nextafter", "frexp"]

@@ -189,8 +189,7 @@ METHODS = {
 for _module in (trig, matrix, unique, aliases, elementwise_extra, special_eager, index_writes,
                 products, sampling):
     METHODS.update({name: getattr(_module, name) for name in _module.__all__})
-METHODS.update(aliases.PROPERTIES, **aliases.METHOD_ONLY, inner=linalg.inner,
-               baddbmm=linalg.baddbmm)
+METHODS.update(aliases.PROPERTIES, **aliases.METHOD_ONLY, baddbmm=linalg.baddbmm)
 METHODS["swapdims"] = shape.swapaxes
 METHODS.update(as_strided=strided.as_strided, unfold=unfold.unfold,
                storage_offset=strided.storage_offset)

@@ -25,6 +25,21 @@ def vdot(input: Tensor, other: Tensor) -> Tensor:
     return dot(input, other)
 
 
+def inner(input: Tensor, other: Tensor) -> Tensor:
+    """The sum over the last dims of the products: ``input.shape[:-1] + other.shape[:-1]``;
+    a product when either is 0-d."""
+    if input.ndim == 0 or other.ndim == 0:
+        return M.mul(input, other)
+    k = input.shape[-1]
+    if other.shape[-1] != k:
+        raise ShapeError(f"inner: the last dims of {describe(input)} and {describe(other)} "
+                         f"must match")
+    a = shape.reshape(input, (-1, k))
+    b = shape.reshape(other, (-1, k))
+    out_shape = tuple(input.shape[:-1]) + tuple(other.shape[:-1])
+    return shape.reshape(mm(a, shape.t(b)), out_shape)
+
+
 def _scaled_sum(op: str, input: Tensor, product: Tensor, beta, alpha) -> Tensor:
     if alpha != 1:
         product = M.mul(product, alpha)
@@ -92,8 +107,10 @@ def cov(input: Tensor, *, correction: int = 1, fweights: Tensor | None = None,
     else:
         w_sum = reduce.sum(w)
         mean = D.div(reduce.sum(M.mul(x, w), 1, keepdim=True), w_sum)
-    if w is None or correction == 0:
-        norm = M.sub(w_sum, correction) if correction else w_sum
+    if w is None:
+        norm = w_sum - correction
+    elif correction == 0:
+        norm = w_sum
     elif aweights is None:
         norm = M.sub(w_sum, correction)
     else:
@@ -106,7 +123,7 @@ def cov(input: Tensor, *, correction: int = 1, fweights: Tensor | None = None,
     centred = M.sub(x, mean)
     weighted = centred if w is None else M.mul(centred, w)
     out = D.div(mm(weighted, shape.t(centred)), norm)
-    return shape.reshape(out, ()) if input.ndim < 2 else out
+    return shape.reshape(out, ()) if x.shape[0] == 1 else out   # one variable: 0-d
 
 
 def corrcoef(input: Tensor) -> Tensor:
@@ -119,4 +136,4 @@ def corrcoef(input: Tensor) -> Tensor:
     return M.clamp(c, -1, 1)
 
 
-__all__ = ["vdot", "addmv", "addr", "addbmm", "cov", "corrcoef"]
+__all__ = ["inner", "vdot", "addmv", "addr", "addbmm", "cov", "corrcoef"]

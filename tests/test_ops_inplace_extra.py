@@ -10,7 +10,7 @@ from torch_parity import compare
 torch = pytest.importorskip("torch")
 rng = np.random.default_rng(5)
 F = rng.uniform(0.1, 0.9, (3, 4))
-I = rng.integers(1, 30, (3, 4))
+INTS = rng.integers(1, 30, (3, 4))
 
 
 @pytest.mark.parametrize("call,data", [
@@ -21,8 +21,8 @@ I = rng.integers(1, 30, (3, 4))
     (lambda m, x: x.ldexp_(m.tensor([1.0, 2.0, 0.0, -1.0], dtype=x.dtype)), F),
     (lambda m, x: x.float_power_(2), F),
     (lambda m, x: x.heaviside_(m.tensor(0.5, dtype=x.dtype)), F - 0.5),
-    (lambda m, x: x.nextafter_(m.zeros_like(x)), F), (lambda m, x: x.gcd_(m.tensor([6])), I),
-    (lambda m, x: x.lcm_(m.tensor([6])), I),
+    (lambda m, x: x.nextafter_(m.zeros_like(x)), F), (lambda m, x: x.gcd_(m.tensor([6])), INTS),
+    (lambda m, x: x.lcm_(m.tensor([6])), INTS),
     (lambda m, x: x.addmv_(m.arange(6, dtype=x.dtype).reshape(3, 2), m.ones(2, dtype=x.dtype)),
      F[:, 0]),
     (lambda m, x: x.addr_(m.ones(3, dtype=x.dtype), m.arange(4, dtype=x.dtype), alpha=2), F),

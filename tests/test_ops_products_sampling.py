@@ -24,6 +24,18 @@ def test_add_products(kw):
             rng.standard_normal((2, 3, 4)), b1, b2, grad=(1, 2))
 
 
+@pytest.mark.filterwarnings("ignore:torch.chain_matmul is deprecated")
+def test_chain_matmul_and_legacy_new():
+    a, b, c = rng.standard_normal((2, 3)), rng.standard_normal((3, 4)), rng.standard_normal((4, 2))
+    compare(lambda m, x, y, z: m.chain_matmul(x, y, z), lambda m, x, y, z: m.chain_matmul(x, y, z),
+            a, b, c, grad=(0, 1, 2))
+    assert not hasattr(tg.Tensor, "chain_matmul")
+    x = tg.ones(2, dtype=tg.float64)
+    assert x.new().shape == (0,) and x.new(2, 3).shape == (2, 3) and x.new(2).dtype == tg.float64
+    assert x.new(tg.Size([2, 1])).shape == (2, 1) and x.new([1, 2]).tolist() == [1.0, 2.0]
+    assert x.new((1, 2)).dtype == tg.float64
+
+
 def test_beta_zero_ignores_nan_input():
     compare(lambda m, i, a, v: m.addmv(i, a, v, beta=0), lambda m, i, a, v: m.addmv(i, a, v, beta=0),
             np.full(3, np.nan), M3, V4)

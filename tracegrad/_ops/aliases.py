@@ -13,7 +13,8 @@ from .math import _describe as describe
 from .._tensor import Tensor
 from . import math as M
 from . import matrix, shape
-from .creation import full_like
+from .._size import Size
+from .creation import empty, full_like, tensor
 
 greater_equal = M.ge
 less_equal = M.le
@@ -165,13 +166,29 @@ def _bfloat16(input: Tensor, memory_format=None) -> Tensor:
                     f"use half() (float16) or float()")
 
 
+def _legacy_new(input: Tensor, *args, device=None) -> Tensor:
+    """``x.new(2, 3)`` / ``x.new(Size)``: an uninitialised tensor of x's dtype; ``x.new(data)``
+    (a list or tuple of numbers): that data in x's dtype; ``x.new()``: an empty one."""
+    device = device or input.device
+    if len(args) == 1 and isinstance(args[0], Tensor):
+        if args[0].dtype != input.dtype:
+            raise TypeError(f"new: expected a tensor of dtype {input.dtype}, got "
+                            f"{describe(args[0])}")
+        return args[0]
+    if len(args) == 1 and isinstance(args[0], (list, tuple)) and not isinstance(args[0], Size):
+        return tensor(args[0], dtype=input.dtype, device=device)
+    sizes = tuple(args[0]) if len(args) == 1 and isinstance(args[0], Size) else args
+    return empty(*sizes, dtype=input.dtype, device=device) if sizes else empty(
+        0, dtype=input.dtype, device=device)
+
+
 # Tensor-only: properties and the conversion PyTorch has as a method
 PROPERTIES = {
     "is_cpu": property(lambda self: self.device.type == "cpu"),
     "itemsize": property(lambda self: self.element_size()),
     "nbytes": property(lambda self: self.element_size() * self.numel()),
 }
-METHOD_ONLY = {"bfloat16": _bfloat16}
+METHOD_ONLY = {"bfloat16": _bfloat16, "new": _legacy_new}
 
 __all__ = ["greater_equal", "less_equal", "not_equal", "greater", "less", "moveaxis", "fix",
            "sgn", "positive", "fliplr", "flipud", "hsplit", "vsplit", "dsplit", "diagflat",

@@ -40,6 +40,20 @@ def inner(input: Tensor, other: Tensor) -> Tensor:
     return shape.reshape(mm(a, shape.t(b)), out_shape)
 
 
+def chain_matmul(*matrices: Tensor) -> Tensor:
+    """``matrices[0] @ matrices[1] @ ...`` of 2-D tensors (deprecated in PyTorch for
+    ``linalg.multi_dot``); left to right."""
+    if not matrices:
+        raise ValueError("chain_matmul: expected at least one matrix")
+    for m in matrices:
+        if m.ndim != 2:
+            raise ShapeError(f"chain_matmul: expected 2-D tensors, got {describe(m)}")
+    out = matrices[0]
+    for m in matrices[1:]:
+        out = mm(out, m)
+    return out if len(matrices) > 1 else shape.clone(out)
+
+
 def _scaled_sum(op: str, input: Tensor, product: Tensor, beta, alpha) -> Tensor:
     if alpha != 1:
         product = M.mul(product, alpha)
@@ -136,4 +150,5 @@ def corrcoef(input: Tensor) -> Tensor:
     return M.clamp(c, -1, 1)
 
 
-__all__ = ["inner", "vdot", "addmv", "addr", "addbmm", "cov", "corrcoef"]
+FUNCTION_ONLY = ("chain_matmul",)   # no Tensor method of that name in PyTorch
+__all__ = ["chain_matmul", "inner", "vdot", "addmv", "addr", "addbmm", "cov", "corrcoef"]

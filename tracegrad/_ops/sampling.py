@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._dispatch import is_tracing
 from .._errors import ShapeError
 from .math import _describe as describe
 from .._tensor import Tensor
@@ -43,6 +44,8 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,
 def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
     """0/1 draws with probabilities ``input`` (or the scalar ``p``), in ``input``'s dtype."""
     if p is None:
+        if is_tracing():   # no values to check; the draw itself traces as before
+            return creation.bernoulli(input.detach(), generator=generator)
         probs = input.detach().numpy()
         if probs.size and (np.any(np.isnan(probs)) or probs.min() < 0 or probs.max() > 1):
             raise ValueError(f"bernoulli: probabilities {describe(input)} must be in [0, 1]")

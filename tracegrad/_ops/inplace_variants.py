@@ -54,7 +54,7 @@ _WITH_OPERANDS = {
     "nextafter_": S.nextafter, "gcd_": S.gcd, "lcm_": S.lcm, "index_copy_": W.index_copy,
     "masked_scatter_": W.masked_scatter, "scatter_reduce_": W.scatter_reduce, "put_": W.put,
     "addmv_": products.addmv, "addr_": products.addr, "addbmm_": products.addbmm,
-    "baddbmm_": baddbmm,
+    "baddbmm_": baddbmm, "polygamma_": lambda x, n: S.polygamma(n, x), "mvlgamma_": S.mvlgamma,
 }
 
 

@@ -190,6 +190,7 @@ for _module in (trig, matrix, unique, aliases, elementwise_extra, special_eager,
                 products, sampling):
     METHODS.update({name: getattr(_module, name) for name in _module.__all__
                     if name not in getattr(_module, "FUNCTION_ONLY", ())})
+    METHODS.update(getattr(_module, "METHOD_FORMS", {}))   # argument order differs
 METHODS.update(aliases.PROPERTIES, **aliases.METHOD_ONLY, baddbmm=linalg.baddbmm)
 METHODS["swapdims"] = shape.swapaxes
 METHODS.update(as_strided=strided.as_strided, unfold=unfold.unfold,

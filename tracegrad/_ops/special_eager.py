@@ -82,7 +82,40 @@ def _trigamma_np(x: np.ndarray) -> np.ndarray:
         series = 1 / y + r / 2 + r / y * (1 / 6 - r * (1 / 30 - r * (1 / 42 - r / 30)))
         out = acc + series
         out = np.where(neg, _math.pi ** 2 / np.sin(_math.pi * x) ** 2 - out, out)
+    out = np.where(x == -np.inf, np.nan, out)
     return np.where((x <= 0) & (x == np.floor(x)), np.inf, out)
+
+
+_BERNOULLI_2K = (1 / 6, -1 / 30, 1 / 42, -1 / 30, 5 / 66, -691 / 2730, 7 / 6)
+_MAX_SHIFT = 4096   # recurrence steps: x below -4000 gives NaN for n >= 2
+
+
+def _polygamma_np(n: int, x: np.ndarray) -> np.ndarray:
+    """psi^(n)(x) for n >= 2: the recurrence psi^(n)(x) = psi^(n)(x + 1) - (-1)^n n! /
+    x^(n+1) up to x >= 15 + 2n, then the asymptotic series with Bernoulli numbers. It is
+    PyTorch's value for negative x too (-0.2362 at n=2, x=-1.5); at the poles
+    0, -1, ... it is (-1)^(n+1) inf."""
+    sign = -1.0 if n % 2 == 0 else 1.0
+    fact = float(_math.factorial(n))
+    start = 15.0 + 2 * n
+    y = x.astype(np.float64).copy()
+    acc = np.zeros_like(y)
+    finite = np.isfinite(y)
+    steps = 0 if not finite.any() else int(min(max(0.0, np.ceil(start - y[finite].min())),
+                                               _MAX_SHIFT))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for _ in range(steps):
+            low = y < start
+            acc += np.where(low, sign * fact / y ** (n + 1), 0.0)
+            y = np.where(low, y + 1.0, y)
+        series = _math.factorial(n - 1) / y ** n + fact / (2 * y ** (n + 1))
+        for k, b in enumerate(_BERNOULLI_2K, start=1):
+            series = series + b * _math.factorial(2 * k + n - 1) / (
+                _math.factorial(2 * k) * y ** (2 * k + n))
+        out = acc + sign * series
+    out = np.where(y < start, np.nan, out)
+    out = np.where(x == np.inf, np.nan, out)   # (PyTorch: NaN, not the limit 0)
+    return np.where((x <= 0) & (x == np.floor(x)), sign * np.inf, out)
 
 
 def _erfinv_np(y: np.ndarray) -> np.ndarray:
@@ -136,10 +169,26 @@ def _eager_tensor_fn(name: str, values):
     return fn
 
 
-_trigamma = _eager_tensor_fn("trigamma", _trigamma_np)
-_digamma_values = _eager_tensor_fn("digamma", _digamma_np)
+def _polygamma_values(n: int):
+    if n == 0:
+        return _digamma_np
+    if n == 1:
+        return _trigamma_np
+    return lambda x: _polygamma_np(n, x)
+
+
+_POLYGAMMA: dict = {}
+
+
+def _polygamma_function(n: int):
+    """The ``Function`` for psi^(n); its derivative is psi^(n+1), itself differentiable."""
+    if n not in _POLYGAMMA:
+        _POLYGAMMA[n] = _unary_function(f"PolygammaBackward{n}", _polygamma_values(n),
+                                        lambda x, out: _polygamma_function(n + 1).apply(x))
+    return _POLYGAMMA[n]
+
+
 _Lgamma = _unary_function("LgammaBackward", _lgamma_np, lambda x, out: digamma(x))
-_Digamma = _unary_function("DigammaBackward", _digamma_np, lambda x, out: _trigamma(x))
 _Erfinv = _unary_function("ErfinvBackward", _erfinv_np,
                           lambda x, out: M.mul(M.exp(M.square(out)), _SQRT_PI / 2))
 _Erfc = _unary_function("ErfcBackward", _erfc_np,
@@ -165,7 +214,26 @@ def lgamma(input: Tensor) -> Tensor:
 
 def digamma(input: Tensor) -> Tensor:
     """``d/dx log Gamma(x)``; -inf at +0, NaN at the negative integers, as PyTorch."""
-    return _Digamma.apply(_operand(input, "digamma"))
+    return _polygamma_function(0).apply(_operand(input, "digamma"))
+
+
+def polygamma(n: int, input: Tensor) -> Tensor:
+    """The n-th derivative of ``digamma``; ``polygamma(0, x)`` is ``digamma(x)``."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"polygamma: n must be a non-negative integer, got {n!r}")
+    return _polygamma_function(n).apply(_operand(input, "polygamma"))
+
+
+def mvlgamma(input: Tensor, p: int) -> Tensor:
+    """The log of the multivariate gamma function of dimension ``p``:
+    ``sum_j lgamma(x - j / 2) + p (p - 1) / 4 log(pi)``."""
+    if isinstance(p, bool) or not isinstance(p, int) or p < 1:
+        raise ValueError(f"mvlgamma: p must be an integer >= 1, got {p!r}")
+    x = M._to_float(_operand(input, "mvlgamma"))
+    out = lgamma(x)
+    for j in range(1, p):
+        out = M.add(out, lgamma(M.sub(x, j / 2)))
+    return M.add(out, p * (p - 1) / 4 * _math.log(_math.pi))
 
 
 def erfinv(input: Tensor) -> Tensor:
@@ -226,4 +294,6 @@ def frexp(input: Tensor):
                         from_numpy(_contiguous(exponent.astype(np.int32))))
 
 
-__all__ = ["lgamma", "digamma", "erfinv", "erfc", "gcd", "lcm", "nextafter", "frexp"]
+# ``x.polygamma(n)``: the tensor first, unlike ``torch.polygamma(n, x)``
+METHOD_FORMS = {"polygamma": lambda self, n: polygamma(n, self)}
+__all__ = ["lgamma", "digamma", "polygamma", "mvlgamma", "erfinv", "erfc", "gcd", "lcm", "nextafter", "frexp"]

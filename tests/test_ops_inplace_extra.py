@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import tracegrad as tg
-from torch_parity import compare
+from torch_parity_testing import compare
 
 torch = pytest.importorskip("torch")
 rng = np.random.default_rng(5)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tracegrad as tg
-from torch_parity import compare, compiled_matches_eager
+from torch_parity_testing import compare, compiled_matches_eager
 
 torch = pytest.importorskip("torch")
 rng = np.random.default_rng(4)

@@ -82,6 +82,12 @@ def test_heaviside_and_empty_and_0d():
         compare(call, call, np.array(0.5))
 
 
+def test_python_number_operands():
+    x = tg.tensor([1.0, float("nan"), 3.0])
+    assert tg.fmax(x, 2.0).tolist()[::2] == [2.0, 3.0] and tg.fmin(2, x).tolist()[1] == 2.0
+    assert tg.isclose(x, 1.0).tolist() == [True, False, False]
+
+
 def test_errors():
     with pytest.raises(TypeError, match=r"isclose.*float32.*float64"):
         tg.isclose(tg.ones(2), tg.ones(2, dtype=tg.float64))

@@ -15,12 +15,22 @@ from .._tensor import Tensor
 from . import math as M
 from . import division as D
 from . import reduce
+from .creation import tensor
 
 
 def _same_dtype(op: str, a: Tensor, b: Tensor) -> None:
     if isinstance(a, Tensor) and isinstance(b, Tensor) and a.dtype != b.dtype:
         raise TypeError(f"{op}: input and other must have the same dtype, got "
                         f"{describe(a)} and {describe(b)}")
+
+
+def _both_tensors(a, b):
+    """After ``promote``: a Python number beside a tensor as a 0-d tensor of its dtype."""
+    if not isinstance(a, Tensor):
+        a = tensor(a, dtype=b.dtype)
+    if not isinstance(b, Tensor):
+        b = tensor(b, dtype=a.dtype)
+    return a, b
 
 
 def isclose(input: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-08,
@@ -31,8 +41,8 @@ def isclose(input: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-
     >>> torch.isclose(torch.tensor([1.0, float("inf")]), torch.tensor([1.0 + 1e-7, float("inf")]))
     tensor([True, True])
     """
-    input = M.as_tensor_operand(input, "isclose")
-    other = M.as_tensor_operand(other, "isclose")
+    input, other = _both_tensors(M.as_tensor_operand(input, "isclose"),
+                                 M.as_tensor_operand(other, "isclose"))
     _same_dtype("isclose", input, other)
     if rtol < 0 or atol < 0:
         raise ValueError(f"isclose: rtol and atol must be non-negative, got rtol={rtol}, "
@@ -61,8 +71,8 @@ def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Ten
 def _nan_ignoring(op: str, input, other, pick_input):
     """``fmax``/``fmin``: the input where ``pick_input`` (or other is NaN), else other. The
     gradient goes where the value came from, ties to ``input``, as in PyTorch."""
-    a, b = M.promote(input, other, op)
-    if np.dtype(a._data.dtype if isinstance(a, Tensor) else b._data.dtype).kind != "f":
+    a, b = _both_tensors(*M.promote(input, other, op))
+    if np.dtype(a._data.dtype).kind != "f":
         return M.where(pick_input(a, b), a, b)
     return M.where(M.logical_or(pick_input(a, b), M.isnan(b)), a, b)
 

@@ -9,7 +9,10 @@ MODULES = ["tracegrad.autograd.function", "tracegrad.autograd.functional",
            "tracegrad.serialization", "tracegrad.nn.modules.transformer", "tracegrad.linalg",
            "tracegrad.linalg._decompositions", "tracegrad.linalg._norms", "tracegrad._ops.trig",
            "tracegrad._ops.matrix", "tracegrad._ops.unique", "tracegrad._ops.creation",
-           "tracegrad._ops.math", "tracegrad._ops.division", "tracegrad.codegen.numpy_fmod"]
+           "tracegrad._ops.math", "tracegrad._ops.division", "tracegrad.codegen.numpy_fmod",
+           "tracegrad._ops.aliases", "tracegrad._ops.elementwise_extra",
+           "tracegrad._ops.special_eager", "tracegrad._ops.index_writes",
+           "tracegrad._ops.products", "tracegrad._ops.sampling"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -32,6 +32,12 @@ from ._ops.trig import *  # noqa: F401,F403
 from ._ops.matrix import *  # noqa: F401,F403
 from ._ops.unique import *  # noqa: F401,F403
 from ._ops.strided import *  # noqa: F401,F403
+from ._ops.aliases import *  # noqa: F401,F403
+from ._ops.elementwise_extra import *  # noqa: F401,F403
+from ._ops.special_eager import *  # noqa: F401,F403
+from ._ops.index_writes import *  # noqa: F401,F403
+from ._ops.products import *  # noqa: F401,F403
+from ._ops.sampling import *  # noqa: F401,F403
 from ._ops.math import add, clamp, clip, sub, where  # noqa: F401
 from ._primitives import ShapeError  # noqa: F401
 from . import accelerator, autograd, cuda, legacy
@@ -69,13 +75,6 @@ equal = _methods.METHODS["equal"]
 allclose = _methods.METHODS["allclose"]
 addcmul = _methods.METHODS["addcmul"]
 addcdiv = _methods.METHODS["addcdiv"]
-
-
-def isclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=False):
-    import numpy as _np
-    from ._ops.creation import tensor as _tensor
-    return _tensor(_np.isclose(_np.asarray(a), _np.asarray(b), rtol=rtol, atol=atol,
-                               equal_nan=equal_nan))
 
 
 def get_num_threads() -> _builtins.int:

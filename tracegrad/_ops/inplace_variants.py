@@ -8,10 +8,18 @@ the tensor then holds the view of its own storage and the view's history.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .._tensor import Tensor
 from . import division as D
 from . import math as M
+from . import aliases as A
+from . import elementwise_extra as E
+from . import index_writes as W
+from . import products, special_eager as S
 from . import matrix, reduce, shape, trig
+from .linalg import baddbmm
+from .math import _describe as describe
 from .inplace import INPLACE_METHODS, _generic_inplace, check_inplace
 from .views import history_alias
 
@@ -36,7 +44,41 @@ _ELEMENTWISE = {
     "clamp_min_": lambda x, min: M.clamp(x, min=min),
     "clamp_max_": lambda x, max: M.clamp(x, max=max),
     "cumsum_": reduce.cumsum,
+    "sgn_": A.sgn, "deg2rad_": A.deg2rad, "rad2deg_": A.rad2deg, "erfc_": S.erfc,
+    "erfinv_": S.erfinv, "lgamma_": S.lgamma, "digamma_": S.digamma, "logit_": E.logit,
+    "sinc_": E.sinc,
 }
+# the same, for ops that take more operands than the tensor itself
+_WITH_OPERANDS = {
+    "ldexp_": E.ldexp, "float_power_": E.float_power, "heaviside_": E.heaviside,
+    "nextafter_": S.nextafter, "gcd_": S.gcd, "lcm_": S.lcm, "index_copy_": W.index_copy,
+    "masked_scatter_": W.masked_scatter, "scatter_reduce_": W.scatter_reduce, "put_": W.put,
+    "addmv_": products.addmv, "addr_": products.addr, "addbmm_": products.addbmm,
+    "baddbmm_": baddbmm, "polygamma_": lambda x, n: S.polygamma(n, x), "mvlgamma_": S.mvlgamma,
+}
+
+
+def _can_cast(result, target) -> bool:
+    """PyTorch's rule for writing a result into a tensor in place: no float into an
+    integer or bool tensor, no integer into a bool one."""
+    order = {"b": 0, "u": 1, "i": 1, "f": 2}
+    return order[result.kind] <= order[target.kind]
+
+
+def _result_checked(name: str, fn):
+    """``fn``, raising where PyTorch refuses the in-place write (``int.sin_()`` would
+    otherwise truncate the float result silently)."""
+    def checked(old: Tensor, *args, **kwargs) -> Tensor:
+        target = old._data.dtype
+        if name == "float_power_" and target != np.float64:
+            raise TypeError(f"float_power_: the base {describe(old)} must be float64, the "
+                            f"dtype of float_power's result")
+        out = fn(old, *args, **kwargs)
+        if not _can_cast(out._data.dtype, target):
+            raise TypeError(f"{name}: the result type {out._data.dtype} can't be cast to the "
+                            f"dtype of the tensor written in place, {describe(old)}")
+        return out
+    return checked
 
 
 def _metadata_inplace(name: str, view_fn):
@@ -67,7 +109,8 @@ _METADATA = {
     "transpose_": shape.transpose, "swapaxes_": shape.swapaxes, "swapdims_": shape.swapaxes,
 }
 
-VARIANTS = {name: _generic_inplace(name, fn) for name, fn in _ELEMENTWISE.items()
+VARIANTS = {name: _generic_inplace(name, _result_checked(name, fn))
+            for name, fn in list(_ELEMENTWISE.items()) + list(_WITH_OPERANDS.items())
             if name not in INPLACE_METHODS}
 VARIANTS.update({name: _metadata_inplace(name, fn) for name, fn in _METADATA.items()})
 

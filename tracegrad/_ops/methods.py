@@ -9,8 +9,9 @@ from ..cuda import to_device
 from .._device import device as _device
 from .._tensor import Tensor
 from ..autograd.engine import tensor_backward
-from . import (creation, division, indexing, inplace, inplace_variants, linalg, math, matrix,
-               reduce, shape, strided, trig, unfold, unique)
+from . import (aliases, creation, division, elementwise_extra, index_writes, indexing, inplace,
+               inplace_variants, linalg, math, matrix, products, reduce, sampling, shape,
+               special_eager, strided, trig, unfold, unique)
 from .math import as_tensor_operand
 
 
@@ -185,8 +186,12 @@ METHODS = {
     "__ior__": lambda x, o: inplace.commit_inplace(x, lambda old: math.bitwise_or(old, o)),
     "__ixor__": lambda x, o: inplace.commit_inplace(x, lambda old: math.bitwise_xor(old, o)),
 }
-for _module in (trig, matrix, unique):
-    METHODS.update({name: getattr(_module, name) for name in _module.__all__})
+for _module in (trig, matrix, unique, aliases, elementwise_extra, special_eager, index_writes,
+                products, sampling):
+    METHODS.update({name: getattr(_module, name) for name in _module.__all__
+                    if name not in getattr(_module, "FUNCTION_ONLY", ())})
+    METHODS.update(getattr(_module, "METHOD_FORMS", {}))   # argument order differs
+METHODS.update(aliases.PROPERTIES, **aliases.METHOD_ONLY, baddbmm=linalg.baddbmm)
 METHODS["swapdims"] = shape.swapaxes
 METHODS.update(as_strided=strided.as_strided, unfold=unfold.unfold,
                storage_offset=strided.storage_offset)

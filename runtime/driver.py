@@ -262,8 +262,13 @@ def driver_source(calls: list[NativeCall], spell: Spell = literal) -> str:
             body += _kernel_lines(k, call, spell)
         else:
             body += _gemm_lines(k, call, spell)
-    return "\n".join([*helpers, f"define void @{DRIVER_NAME}(i64 %start, i64 %end, ptr %fns, "
-                      "ptr %addrs) {", "entry:", *body, "  ret void", "}", ""])
+    # a declaration helpers share (two scatter_adds' llvm.memcpy) once: LLVM's parser
+    # refuses a function declared twice, and the program then ran eagerly
+    lines = [line for helper in helpers for line in helper.split("\n")]
+    declared = dict.fromkeys(line for line in lines if line.startswith("declare "))
+    defined = [line for line in lines if line not in declared]
+    return "\n".join([*defined, *declared, f"define void @{DRIVER_NAME}(i64 %start, i64 %end, "
+                      "ptr %fns, ptr %addrs) {", "entry:", *body, "  ret void", "}", ""])
 
 
 def driver_with_table(calls: list[NativeCall], fns: list[int], size_table: bool

@@ -1,6 +1,8 @@
 """GATHER and SCATTER_ADD computed inside the generated driver (runtime.native_index):
 equal to eager, bit for bit where eager's order is fixed, eager's IndexError for a bad
 index, and NumPy's path for the layouts the native loop does not take."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -143,3 +145,25 @@ def test_cross_entropy_training_step_is_one_native_call_and_trains_as_eager():
     assert [type(c) for c in program._calls] == [_DriverCall]
     assert len(_index_calls(program)) >= 1   # the class-weight gather, native
 
+
+
+def test_two_scatter_adds_in_one_driver_compile():
+    """Each scatter_add's loop declared llvm.memcpy, and a driver with two was refused by
+    LLVM's parser ('invalid redefinition'): the program ran eagerly with a warning (found
+    through scatter_reduce(..., 'mean', include_self=False), whose backward has two)."""
+    index = tracegrad.tensor([[1, 0, 1]])
+
+    def f(a, b):
+        out = a.scatter_reduce(0, index, b[:1], "mean", include_self=False)
+        return (out * out).sum()
+
+    a0, b0 = (rng.standard_normal((4, 3)).astype(np.float32) for _ in range(2))
+    grads = []
+    for fn in (f, tracegrad.compile(f)):
+        a, b = (tracegrad.tensor(v, requires_grad=True) for v in (a0, b0))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            fn(a, b).backward()
+        grads.append((a.grad.numpy(), b.grad.numpy()))
+    for got, want in zip(grads[1], grads[0]):
+        np.testing.assert_array_equal(got, want)

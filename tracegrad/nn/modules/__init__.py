@@ -24,7 +24,7 @@ from .normalization import (BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm,  #
 from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool2d,  # noqa: F401
                       AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d)
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase  # noqa: F401
-from .sparse import Embedding  # noqa: F401
+from .sparse import Embedding, EmbeddingBag  # noqa: F401
 from .upsampling import (ChannelShuffle, PixelShuffle, PixelUnshuffle, Softmax2d,  # noqa: F401
                          Unfold, Upsample, UpsamplingNearest2d)
 from .transformer import (MultiheadAttention, Transformer, TransformerDecoder,  # noqa: F401

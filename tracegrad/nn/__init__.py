@@ -9,8 +9,10 @@ tracegrad.Size([3, 2])
 from . import functional, init, utils  # noqa: F401
 from .modules import *  # noqa: F401,F403
 from .modules import __dict__ as _mods
-from .parameter import Buffer, Parameter  # noqa: F401
+from .parameter import (Buffer, Parameter, UninitializedBuffer,  # noqa: F401
+                        UninitializedParameter)
 
-__all__ = ["Parameter", "Buffer", "functional", "init", "utils"] + sorted(
+__all__ = ["Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer",
+           "functional", "init", "utils"] + sorted(
     n for n, v in _mods.items() if isinstance(v, type) and not n.startswith("_"))
 del _mods

@@ -39,6 +39,11 @@ from ._loss import (binary_cross_entropy, binary_cross_entropy_with_logits,  # n
                     cosine_embedding_loss, cross_entropy, huber_loss, kl_div, l1_loss,
                     margin_ranking_loss, mse_loss, nll_loss, poisson_nll_loss,
                     smooth_l1_loss)
+from ._pool_extra import (adaptive_avg_pool3d, adaptive_max_pool1d,  # noqa: F401
+                          adaptive_max_pool1d_with_indices, adaptive_max_pool2d_with_indices,
+                          avg_pool3d, fold, lp_pool1d, lp_pool2d, lp_pool3d, max_pool1d_with_indices,
+                          max_pool2d_with_indices, max_pool3d, max_pool3d_with_indices,
+                          max_unpool1d, max_unpool2d, max_unpool3d)
 from ._norm import (batch_norm, cosine_similarity, group_norm, instance_norm,  # noqa: F401
                     layer_norm, normalize, pairwise_distance, rms_norm)
 

@@ -29,6 +29,7 @@ from ._conv import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool2
                     avg_pool1d, avg_pool2d, conv1d, conv2d, conv3d, conv_transpose1d,
                     conv_transpose2d, conv_transpose3d, max_pool1d, max_pool2d, pixel_shuffle, unfold, windows)
 from ._embedding_bag import embedding_bag  # noqa: F401
+from ._grid_sample import affine_grid, grid_sample  # noqa: F401
 from ._functional_extra import (celu_, channel_shuffle, elu_, gumbel_softmax,  # noqa: F401
                                 hardtanh_, leaky_relu_, pixel_unshuffle, relu_, rrelu_,
                                 selu_, threshold_)

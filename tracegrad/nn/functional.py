@@ -29,6 +29,10 @@ from ._conv import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool2
                     avg_pool1d, avg_pool2d, conv1d, conv2d, conv3d, conv_transpose1d,
                     conv_transpose2d, conv_transpose3d, max_pool1d, max_pool2d, pixel_shuffle, unfold, windows)
 from ._embedding_bag import embedding_bag  # noqa: F401
+from ._functional_parity import (dropout3d, feature_alpha_dropout,  # noqa: F401
+                                 local_response_norm, multilabel_margin_loss, pdist,
+                                 triplet_margin_with_distance_loss)
+from . import _interpolate as _interp
 from ._grid_sample import affine_grid, grid_sample  # noqa: F401
 from ._functional_extra import (celu_, channel_shuffle, elu_, gumbel_softmax,  # noqa: F401
                                 hardtanh_, leaky_relu_, pixel_unshuffle, relu_, rrelu_,
@@ -202,9 +206,14 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
                 align_corners=None, recompute_scale_factor=None, antialias=False) -> Tensor:
-    """Nearest-neighbour resizing of the trailing spatial dims (an index gather)."""
-    if mode != "nearest":
-        raise NotImplementedError(f"interpolate: mode {mode!r} is not supported (nearest only)")
+    """Resize the trailing spatial dims: ``nearest`` (an index gather), ``linear`` /
+    ``bilinear`` / ``trilinear`` (a matmul per dim, ``_interpolate``) or ``area``."""
+    if mode not in ("nearest", "linear", "bilinear", "trilinear", "area"):
+        raise NotImplementedError(f"interpolate: mode {mode!r} is not supported (nearest, "
+                                  f"linear, bilinear, trilinear, area)")
+    if align_corners is not None and mode in ("nearest", "area"):
+        raise ValueError("align_corners option can only be set with the interpolating modes: "
+                         "linear | bilinear | bicubic | trilinear")
     n = input.ndim - 2
     spatial = tuple(input.shape[2:])
     if size is not None:
@@ -217,6 +226,12 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         # (size 5 at 1.7: source 3 for output 5, where 1/1.7 gives 2)
         scales = ([s / o for s, o in zip(spatial, out)] if recompute_scale_factor
                   else [1.0 / f for f in sf])
+    if mode == "area":
+        return _interp.interpolate_area(input, out)
+    if mode != "nearest":
+        linear_scales = [None] * n if size is not None or recompute_scale_factor else \
+            [1.0 / f for f in sf]
+        return _interp.interpolate_linear(input, out, linear_scales, mode, align_corners)
     from .._ops.creation import tensor
     x = input
     for i, (o, sc, s) in enumerate(zip(out, scales, spatial)):

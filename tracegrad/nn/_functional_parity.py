@@ -1,0 +1,135 @@
+"""Functional forms PyTorch scripts still call: local_response_norm, dropout3d,
+feature_alpha_dropout, pdist, multilabel_margin_loss and
+triplet_margin_with_distance_loss, each with PyTorch's formula as a composite."""
+from __future__ import annotations
+
+import numpy as np
+
+from .._ops import math as M
+from .._ops.creation import tensor
+from .._primitives.registry import ShapeError
+from .._tensor import Tensor, _concrete
+from ._loss import _reduce, _reduction
+from ._norm import pairwise_distance
+from ._pool_extra import avg_pool3d
+
+
+def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75,
+                        k: float = 1.0) -> Tensor:
+    """``x / (k + alpha * mean of x**2 over `size` neighbouring channels) ** beta``
+    (PyTorch's form: the mean over a zero-padded window of channels)."""
+    if input.ndim < 3:
+        raise ValueError(f"local_response_norm: Expected 3D or higher dimensionality input "
+                         f"(got {input.ndim} dimensions, shape {tuple(input.shape)})")
+    if input.numel() == 0:
+        return input
+    from ._conv import avg_pool2d
+    from .functional import pad
+    div = input * input
+    if input.ndim == 3:
+        div = pad(div.unsqueeze(1), (0, 0, size // 2, (size - 1) // 2))
+        div = avg_pool2d(div, (size, 1), stride=1).squeeze(1)
+    else:
+        sizes = tuple(input.shape)
+        div = div.reshape(sizes[0], 1, sizes[1], sizes[2], -1)
+        div = pad(div, (0, 0, 0, 0, size // 2, (size - 1) // 2))
+        div = avg_pool3d(div, (size, 1, 1), stride=1).squeeze(1).reshape(sizes)
+    return input / (div * alpha + k).pow(beta)
+
+
+def dropout3d(input: Tensor, p: float = 0.5, training: bool = True,
+              inplace: bool = False) -> Tensor:
+    """Zero whole channels of ``(N, C, D, H, W)`` with probability ``p``."""
+    from .functional import _channel_dropout
+    if input.ndim not in (4, 5):
+        raise ValueError(f"dropout3d: expected a 4-D or 5-D input, got shape "
+                         f"{tuple(input.shape)}")
+    return _channel_dropout(input, p, training, 3, inplace)
+
+
+def feature_alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False,
+                          inplace: bool = False) -> Tensor:
+    """``alpha_dropout`` with one mask entry per channel (dims after the first two share
+    it), keeping SELU's mean and variance."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    from .._ops.creation import rand
+    from .functional import _inplace_result
+    if p == 1.0:
+        return _inplace_result(input, input * 0.0, inplace)
+    shape = tuple(input.shape[:2]) + (1,) * (input.ndim - 2)
+    keep = rand(*shape, dtype=input.dtype) >= p
+    alpha = 1.7580993408473766
+    a = 1.0 / np.sqrt((alpha * alpha * p + 1) * (1 - p))
+    out = M.where(keep, input, -alpha) * a + a * alpha * p
+    return _inplace_result(input, out, inplace)
+
+
+def pdist(input: Tensor, p: float = 2) -> Tensor:
+    """The ``p``-norm distances between all row pairs ``i < j`` of ``(N, M)``, in
+    row-major order of the upper triangle."""
+    if input.ndim != 2:
+        raise ShapeError(f"pdist only supports 2D tensors, got: {input.ndim}D (shape "
+                         f"{tuple(input.shape)})")
+    if p < 0:
+        raise RuntimeError(f"pdist only supports non-negative p values, got {p}")
+    i, j = np.triu_indices(input.shape[0], 1)
+    diff = input[tensor(i)] - input[tensor(j)]
+    return diff.norm(p=p, dim=-1)
+
+
+def multilabel_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+                           reduction: str = "mean") -> Tensor:
+    """``sum over target classes j, non-target classes i of max(0, 1 - (x[j] - x[i]))
+    / C``; each target row lists class indices, ended by the first -1."""
+    reduction = _reduction(size_average, reduce, reduction)
+    if input.ndim not in (1, 2) or tuple(target.shape) != tuple(input.shape):
+        raise ShapeError(f"multilabel_margin_loss: expected a 1-D or 2-D input and a target "
+                         f"of the same shape, got input {tuple(input.shape)} and target "
+                         f"{tuple(target.shape)}")
+    if target._data.dtype.kind not in "iu":
+        raise TypeError(f"multilabel_margin_loss: expected an integer (long) target, got "
+                        f"{target.dtype}")
+    one_d = input.ndim == 1
+    x = input.unsqueeze(0) if one_d else input
+    tgt = _concrete(target._data, "multilabel_margin_loss(target)").reshape(x.shape)
+    N, C = x.shape
+    if tgt.size and (tgt.max() >= C or tgt.min() < -1):
+        raise IndexError(f"multilabel_margin_loss: target values must be in [-1, {C - 1}], "
+                         f"got values in [{int(tgt.min())}, {int(tgt.max())}]")
+    # positions before the first -1 are targets
+    valid = np.cumprod(tgt != -1, axis=1).astype(bool)
+    is_target = np.zeros((N, C), bool)
+    rows = np.repeat(np.arange(N), C).reshape(N, C)
+    is_target[rows[valid], tgt[valid]] = True
+    x_j = x.gather(1, tensor(np.where(valid, tgt, 0).astype(np.int64)))      # (N, C)
+    pair = tensor(valid[:, :, None] & ~is_target[:, None, :])
+    hinge = M.relu(1.0 - x_j.unsqueeze(2) + x.unsqueeze(1))
+    loss = M.where(pair, hinge, 0.0).sum((1, 2)) / C
+    if one_d:
+        loss = loss.squeeze(0)
+    return _reduce(loss, reduction)
+
+
+def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative: Tensor, *,
+                                      distance_function=None, margin: float = 1.0,
+                                      swap: bool = False, reduction: str = "mean") -> Tensor:
+    """``max(d(a, p) - d(a, n) + margin, 0)`` for any distance ``d`` (pairwise by
+    default); ``swap`` uses ``min(d(a, n), d(p, n))``."""
+    if margin <= 0:
+        raise ValueError(f"triplet_margin_with_distance_loss: margin must be greater than 0, "
+                         f"got {margin}")
+    if not anchor.ndim == positive.ndim == negative.ndim:
+        raise RuntimeError(f"The anchor, positive, and negative tensors are expected to have "
+                           f"the same number of dimensions, but got: anchor {anchor.ndim}D, "
+                           f"positive {positive.ndim}D, and negative {negative.ndim}D inputs")
+    dist = distance_function if distance_function is not None else pairwise_distance
+    d_pos = dist(anchor, positive)
+    d_neg = dist(anchor, negative)
+    if swap:
+        d_swap = dist(positive, negative)
+        d_neg = M.where(d_swap < d_neg, d_swap, d_neg)
+    loss = (margin + d_pos - d_neg).clamp(min=0.0)
+    return _reduce(loss, reduction)

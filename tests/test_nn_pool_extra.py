@@ -123,3 +123,30 @@ def test_unpool_compiled_equals_eager():
     def step(v):
         return F.max_unpool2d(v, i, 2).cos().sum()
     np.testing.assert_allclose(tg.compile(step)(v).item(), step(v).item(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("out", [(2, 3, 4), (5, 7, 6), (3, None, 2), 1])
+def test_adaptive_max_pool3d_values_indices_and_gradient(out):
+    x = rng.standard_normal((2, 3, 5, 7, 6))
+    m_t, m_g = T.nn.AdaptiveMaxPool3d(out, True), nn.AdaptiveMaxPool3d(out, True)
+    assert repr(m_g) == repr(m_t)
+    _check(m_t, m_g, x.shape)
+    _check(lambda t: TF.adaptive_max_pool3d_with_indices(t, out),
+           lambda t: F.adaptive_max_pool3d_with_indices(t, out), x.shape[1:])
+
+
+def test_deprecated_aliases_and_constants():
+    x = rng.standard_normal((1, 2, 3, 4))
+    with pytest.warns(UserWarning, match="upsample_bilinear` is deprecated"):
+        mine = F.upsample_bilinear(tg.tensor(x), scale_factor=2)
+    ref = T.nn.functional.interpolate(T.tensor(x), scale_factor=2, mode="bilinear",
+                                      align_corners=True)
+    np.testing.assert_allclose(mine.numpy(), ref.numpy(), rtol=1e-12)
+    assert F.GRID_SAMPLE_INTERPOLATION_MODES == TF.GRID_SAMPLE_INTERPOLATION_MODES
+    assert F.GRID_SAMPLE_PADDING_MODES == TF.GRID_SAMPLE_PADDING_MODES
+    logp = rng.standard_normal((2, 3, 4, 5))
+    target = rng.integers(0, 3, (2, 4, 5))
+    with pytest.warns(FutureWarning, match="NLLLoss2d` has been deprecated"):
+        mine, ref = nn.NLLLoss2d(), T.nn.NLLLoss2d()
+    np.testing.assert_allclose(mine(tg.tensor(logp), tg.tensor(target)).item(),
+                               ref(T.tensor(logp), T.tensor(target)).item(), rtol=1e-12)

@@ -1,4 +1,5 @@
-"""Functional forms PyTorch scripts still call: local_response_norm, dropout3d,
+"""Functional forms PyTorch scripts still call: local_response_norm (and the legacy
+CrossMapLRN2d's form), dropout3d,
 feature_alpha_dropout, pdist, multilabel_margin_loss and
 triplet_margin_with_distance_loss, each with PyTorch's formula as a composite."""
 from __future__ import annotations
@@ -35,6 +36,34 @@ def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: flo
         div = pad(div, (0, 0, 0, 0, size // 2, (size - 1) // 2))
         div = avg_pool3d(div, (size, 1, 1), stride=1).squeeze(1).reshape(sizes)
     return input / (div * alpha + k).pow(beta)
+
+
+def _cross_map_window(channels: int, size: int) -> np.ndarray:
+    """``(C, C)`` counts of channel j in channel c's sum, from PyTorch's legacy running-sum
+    recurrence (its window drops channel 0 one step late: kept as is)."""
+    pre_pad = int((size - 1) / 2 + 1)
+    eye = np.eye(channels)
+    m = np.zeros((channels, channels))
+    m[0] = eye[:min(pre_pad, channels)].sum(0)
+    for c in range(1, channels):
+        m[c] = m[c - 1]
+        if c < channels - pre_pad + 1:
+            m[c] += eye[c + pre_pad - 1]
+        if c > pre_pad:
+            m[c] -= eye[c - pre_pad]
+    return m
+
+
+def cross_map_lrn2d(input: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75,
+                    k: float = 1.0) -> Tensor:
+    """``nn.CrossMapLRN2d``'s forward: ``x * (k + alpha / size * windowed sum of x**2)
+    ** -beta`` over channels of a 4-D input."""
+    if input.ndim != 4:
+        raise ValueError(f"CrossMapLRN2d: Expected input to be 4D, got {input.ndim}D instead "
+                         f"(shape {tuple(input.shape)})")
+    m = tensor(_cross_map_window(input.shape[1], size).astype(np.dtype(input._data.dtype)))
+    sums = (m @ (input * input).movedim(1, -2)).movedim(-2, 1)
+    return input * (sums * (alpha / size) + k).pow(-beta)
 
 
 def dropout3d(input: Tensor, p: float = 0.5, training: bool = True,

@@ -20,6 +20,9 @@ from .._tensor import Tensor
 
 _MODES = ("bilinear", "nearest")
 _PADDING = ("zeros", "border", "reflection")
+# PyTorch's enum values of the modes (scripts pass them to the ATen op)
+GRID_SAMPLE_INTERPOLATION_MODES = {"bilinear": 0, "nearest": 1, "bicubic": 2}
+GRID_SAMPLE_PADDING_MODES = {"zeros": 0, "border": 1, "reflection": 2}
 
 
 def _base_coords(size: int, align_corners: bool, dtype) -> np.ndarray:

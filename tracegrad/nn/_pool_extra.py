@@ -64,6 +64,43 @@ def adaptive_max_pool1d(input, output_size, return_indices=False):
     return res.squeeze(-2)
 
 
+def _adaptive_bounds(size: int, out: int) -> list:
+    return [((i * size) // out, -(-((i + 1) * size) // out)) for i in range(out)]
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False):
+    """Max pooling of ``(N, C, D, H, W)`` to ``output_size`` (PyTorch's adaptive
+    windows: ``[floor(i*in/out), ceil((i+1)*in/out))`` per dim)."""
+    name = "adaptive_max_pool3d"
+    if input.ndim not in (4, 5):
+        raise ShapeError(f"{name}: expected a 4-D or 5-D input, got shape "
+                         f"{tuple(input.shape)}")
+    spatial = tuple(input.shape[-3:])
+    out = output_size if isinstance(output_size, (tuple, list)) else (output_size,) * 3
+    out = tuple(s if o is None else int(o) for o, s in zip(out, spatial))
+    bounds = [_adaptive_bounds(s, o) for s, o in zip(spatial, out)]
+    from .._ops.shape import stack
+    cells = [input[..., d0:d1, h0:h1, w0:w1].amax((-3, -2, -1))
+             for d0, d1 in bounds[0] for h0, h1 in bounds[1] for w0, w1 in bounds[2]]
+    res = stack(cells, -1).reshape(tuple(input.shape[:-3]) + out)
+    if not return_indices:
+        return res
+    arr = np.asarray(input._data)
+    idx = np.empty(arr.shape[:-3] + out, np.int64)
+    for i, (d0, d1) in enumerate(bounds[0]):
+        for j, (h0, h1) in enumerate(bounds[1]):
+            for k, (w0, w1) in enumerate(bounds[2]):
+                win = arr[..., d0:d1, h0:h1, w0:w1]
+                a = win.reshape(arr.shape[:-3] + (-1,)).argmax(-1)
+                dd, hh, ww = np.unravel_index(a, win.shape[-3:])
+                idx[..., i, j, k] = ((d0 + dd) * spatial[1] + h0 + hh) * spatial[2] + w0 + ww
+    return res, tensor(idx)
+
+
+def adaptive_max_pool3d_with_indices(input, output_size, return_indices=False):
+    return adaptive_max_pool3d(input, output_size, True)
+
+
 def adaptive_max_pool1d_with_indices(input, output_size, return_indices=False):
     return adaptive_max_pool1d(input, output_size, True)
 

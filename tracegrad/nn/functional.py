@@ -33,7 +33,8 @@ from ._functional_parity import (dropout3d, feature_alpha_dropout,  # noqa: F401
                                  local_response_norm, multilabel_margin_loss, pdist,
                                  triplet_margin_with_distance_loss)
 from . import _interpolate as _interp
-from ._grid_sample import affine_grid, grid_sample  # noqa: F401
+from ._grid_sample import (GRID_SAMPLE_INTERPOLATION_MODES,  # noqa: F401
+                           GRID_SAMPLE_PADDING_MODES, affine_grid, grid_sample)
 from ._functional_extra import (celu_, channel_shuffle, elu_, gumbel_softmax,  # noqa: F401
                                 hardtanh_, leaky_relu_, pixel_unshuffle, relu_, rrelu_,
                                 selu_, threshold_)
@@ -46,6 +47,7 @@ from ._loss import (binary_cross_entropy, binary_cross_entropy_with_logits,  # n
                     smooth_l1_loss)
 from ._pool_extra import (adaptive_avg_pool3d, adaptive_max_pool1d,  # noqa: F401
                           adaptive_max_pool1d_with_indices, adaptive_max_pool2d_with_indices,
+                          adaptive_max_pool3d, adaptive_max_pool3d_with_indices,
                           avg_pool3d, fold, lp_pool1d, lp_pool2d, lp_pool3d, max_pool1d_with_indices,
                           max_pool2d_with_indices, max_pool3d, max_pool3d_with_indices,
                           max_unpool1d, max_unpool2d, max_unpool3d)
@@ -246,6 +248,13 @@ def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=
     warnings.warn("`nn.functional.upsample` is deprecated. Use `nn.functional.interpolate` "
                   "instead.", stacklevel=2)
     return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def upsample_bilinear(input, size=None, scale_factor=None):
+    """Deprecated alias of ``interpolate(..., mode='bilinear', align_corners=True)``."""
+    warnings.warn("`nn.functional.upsample_bilinear` is deprecated. Use "
+                  "`nn.functional.interpolate` instead.", stacklevel=2)
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
 
 
 def upsample_nearest(input, size=None, scale_factor=None):

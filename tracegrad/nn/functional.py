@@ -28,6 +28,7 @@ from ._attention import multi_head_attention_forward, scaled_dot_product_attenti
 from ._conv import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool2d,  # noqa: F401
                     avg_pool1d, avg_pool2d, conv1d, conv2d, conv3d, conv_transpose1d,
                     conv_transpose2d, conv_transpose3d, max_pool1d, max_pool2d, pixel_shuffle, unfold, windows)
+from ._ctc_loss import ctc_loss  # noqa: F401
 from ._embedding_bag import embedding_bag  # noqa: F401
 from ._functional_parity import (dropout3d, feature_alpha_dropout,  # noqa: F401
                                  local_response_norm, multilabel_margin_loss, pdist,

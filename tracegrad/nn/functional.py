@@ -30,6 +30,9 @@ from ._conv import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool2
                     conv_transpose2d, conv_transpose3d, max_pool1d, max_pool2d, pixel_shuffle, unfold, windows)
 from ._ctc_loss import ctc_loss  # noqa: F401
 from ._embedding_bag import embedding_bag  # noqa: F401
+from ._fractional_pool import (fractional_max_pool2d,  # noqa: F401
+                               fractional_max_pool2d_with_indices, fractional_max_pool3d,
+                               fractional_max_pool3d_with_indices)
 from ._functional_parity import (dropout3d, feature_alpha_dropout,  # noqa: F401
                                  local_response_norm, multilabel_margin_loss, pdist,
                                  triplet_margin_with_distance_loss)

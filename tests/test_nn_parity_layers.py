@@ -147,3 +147,14 @@ def test_cross_map_lrn2d_values_match_and_gradients_are_exact(size):
     assert tg.autograd.gradcheck(lambda t: m_g(t), (xt,))
     with pytest.raises(ValueError, match="CrossMapLRN2d: Expected input to be 4D"):
         m_g(tg.zeros(2, 3, 4))
+
+
+def test_conv_tbc_and_native_channel_shuffle():
+    arrays = (rng.standard_normal((7, 2, 3)), rng.standard_normal((3, 3, 4)),
+              rng.standard_normal(4))
+    _check(lambda x, w, b: T.conv_tbc(x, w, b, 1), lambda x, w, b: F.conv_tbc(x, w, b, 1),
+           *arrays)
+    x = rng.standard_normal((1, 6, 1, 2))
+    np.testing.assert_array_equal(F.native_channel_shuffle(tg.tensor(x), 3).numpy(),
+                                  T.nn.functional.native_channel_shuffle(T.tensor(x),
+                                                                         3).numpy())

@@ -162,3 +162,15 @@ def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative
         d_neg = M.where(d_swap < d_neg, d_swap, d_neg)
     loss = (margin + d_pos - d_neg).clamp(min=0.0)
     return _reduce(loss, reduction)
+
+
+def conv_tbc(input: Tensor, weight: Tensor, bias: Tensor, pad: int = 0) -> Tensor:
+    """1-D convolution of a time-batch-channel ``(T, N, C_in)`` input with a
+    ``(k, C_in, C_out)`` weight (``conv1d`` with the dims moved)."""
+    if input.ndim != 3 or weight.ndim != 3 or bias.ndim != 1:
+        raise ShapeError(f"conv_tbc: expected a 3-D input, a 3-D weight and a 1-D bias, got "
+                         f"shapes {tuple(input.shape)}, {tuple(weight.shape)} and "
+                         f"{tuple(bias.shape)}")
+    from ._conv import conv1d
+    out = conv1d(input.permute(1, 2, 0), weight.permute(2, 1, 0), bias, padding=pad)
+    return out.permute(2, 0, 1)

@@ -33,7 +33,7 @@ from ._embedding_bag import embedding_bag  # noqa: F401
 from ._fractional_pool import (fractional_max_pool2d,  # noqa: F401
                                fractional_max_pool2d_with_indices, fractional_max_pool3d,
                                fractional_max_pool3d_with_indices)
-from ._functional_parity import (dropout3d, feature_alpha_dropout,  # noqa: F401
+from ._functional_parity import (conv_tbc, dropout3d, feature_alpha_dropout,  # noqa: F401
                                  local_response_norm, multilabel_margin_loss, pdist,
                                  triplet_margin_with_distance_loss)
 from . import _interpolate as _interp
@@ -266,3 +266,8 @@ def upsample_nearest(input, size=None, scale_factor=None):
     warnings.warn("`nn.functional.upsample_nearest` is deprecated. Use "
                   "`nn.functional.interpolate` instead.", stacklevel=2)
     return interpolate(input, size, scale_factor, mode="nearest")
+
+
+def native_channel_shuffle(input: Tensor, groups: int) -> Tensor:
+    """``channel_shuffle`` (PyTorch's name of the non-composite kernel)."""
+    return channel_shuffle(input, groups)

@@ -158,3 +158,23 @@ def test_conv_tbc_and_native_channel_shuffle():
     np.testing.assert_array_equal(F.native_channel_shuffle(tg.tensor(x), 3).numpy(),
                                   T.nn.functional.native_channel_shuffle(T.tensor(x),
                                                                          3).numpy())
+
+
+@pytest.mark.parametrize("kw", [{}, {"bias": True, "label_smoothing": 0.1},
+                                {"out_features": (2, 3), "bias": True, "reduction": "none"},
+                                {"ignore_index": 1, "reduction": "sum"}])
+def test_linear_cross_entropy_loss(kw):
+    ref = T.nn.LinearCrossEntropyLoss(5, 4, **kw).double()
+    mine = nn.LinearCrossEntropyLoss(5, 4, **kw, dtype=tg.float64)
+    assert repr(mine) == repr(ref)
+    assert list(mine.state_dict()) == list(ref.state_dict())
+    mine.load_state_dict({k: tg.tensor(v.detach().numpy()) for k, v in
+                          ref.state_dict().items()})
+    x = rng.standard_normal((6, 5))
+    target = rng.integers(0, 4, (6,) + tuple(kw.get("out_features", ())))
+    _check(lambda a, t: ref(a, t), lambda a, t: mine(a, t), x, target)
+    ref.zero_grad()
+    w = ref.linear.weight.detach().numpy().reshape((4,) + tuple(kw.get("out_features", ()))
+                                                    + (5,))
+    _check(lambda a, w, t: T.nn.functional.linear_cross_entropy(a, w, t),
+           lambda a, w, t: F.linear_cross_entropy(a, w, t), x, w, target)

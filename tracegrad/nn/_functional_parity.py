@@ -174,3 +174,45 @@ def conv_tbc(input: Tensor, weight: Tensor, bias: Tensor, pad: int = 0) -> Tenso
     from ._conv import conv1d
     out = conv1d(input.permute(1, 2, 0), weight.permute(2, 1, 0), bias, padding=pad)
     return out.permute(2, 0, 1)
+
+
+def linear_cross_entropy(input: Tensor, linear_weight: Tensor, target: Tensor, *,
+                         linear_bias: Tensor | None = None, weight: Tensor | None = None,
+                         reduction: str = "mean", ignore_index: int | None = None,
+                         label_smoothing: float = 0.0, options=None) -> Tensor:
+    """``cross_entropy(linear(input, linear_weight, linear_bias), target)`` with
+    ``linear_weight`` ``(C, *out_features, in_features)`` (PyTorch's reference path;
+    ``options``, which only chunk the batch to save memory there, are ignored)."""
+    from ._loss import cross_entropy
+    from .functional import linear
+    if input.ndim not in (1, 2):
+        raise RuntimeError(f"linear_cross_entropy: expected input with dimensionality 1 or "
+                           f"2, got {input.ndim} (shape {tuple(input.shape)})")
+    if linear_weight.ndim < 2:
+        raise RuntimeError(f"linear_cross_entropy: expected linear_weight with "
+                           f"dimensionality at least 2, got {linear_weight.ndim}")
+    batch, in_features = tuple(input.shape[:-1]), input.shape[-1]
+    if in_features != linear_weight.shape[-1]:
+        raise RuntimeError(f"linear_cross_entropy: expected equal input and linear_weight "
+                           f"last dimensions (in_features), got {in_features} and "
+                           f"{linear_weight.shape[-1]}, respectively")
+    classes, out_features = linear_weight.shape[0], tuple(linear_weight.shape[1:-1])
+    if linear_bias is not None and tuple(linear_bias.shape) != (classes,) + out_features:
+        raise RuntimeError(f"linear_cross_entropy: expected linear_bias shape "
+                           f"{(classes,) + out_features}, got {tuple(linear_bias.shape)}")
+    if out_features and not batch:
+        raise RuntimeError(f"linear_cross_entropy: K-dimensional loss defined by "
+                           f"linear_weight shape {tuple(linear_weight.shape)} requires "
+                           f"batched input, (N, {in_features}), got unbatched input with "
+                           f"shape {tuple(input.shape)}")
+    logits_shape = batch + (classes,) + out_features
+    if tuple(target.shape) == logits_shape and ignore_index is not None:
+        raise RuntimeError("linear_cross_entropy: ignore_index cannot be specified when "
+                           "target contains probabilities")
+    rows = int(np.prod(out_features)) * classes
+    logits = linear(input, linear_weight.reshape(rows, in_features),
+                    linear_bias.reshape(rows) if linear_bias is not None else None)
+    return cross_entropy(logits.reshape(logits_shape), target, weight=weight,
+                         reduction=reduction,
+                         ignore_index=-100 if ignore_index is None else ignore_index,
+                         label_smoothing=label_smoothing)

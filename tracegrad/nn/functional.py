@@ -34,7 +34,7 @@ from ._fractional_pool import (fractional_max_pool2d,  # noqa: F401
                                fractional_max_pool2d_with_indices, fractional_max_pool3d,
                                fractional_max_pool3d_with_indices)
 from ._functional_parity import (conv_tbc, dropout3d, feature_alpha_dropout,  # noqa: F401
-                                 local_response_norm, multilabel_margin_loss, pdist,
+                                 linear_cross_entropy, local_response_norm, multilabel_margin_loss, pdist,
                                  triplet_margin_with_distance_loss)
 from . import _interpolate as _interp
 from ._grid_sample import (GRID_SAMPLE_INTERPOLATION_MODES,  # noqa: F401

@@ -1,5 +1,5 @@
 """Layers and functions added for PyTorch 2.13 parity, against torch: LocalResponseNorm,
-interpolate's linear/bilinear/trilinear/area modes and UpsamplingBilinear2d, pdist,
+interpolate's linear/bilinear/bicubic/trilinear/area modes and UpsamplingBilinear2d, pdist,
 MultiLabelMarginLoss, TripletMarginWithDistanceLoss (values, gradients, reprs), and the
 statistics of Dropout3d and FeatureAlphaDropout."""
 import numpy as np
@@ -47,6 +47,9 @@ def test_local_response_norm(shape):
     ("bilinear", (1, 2, 1, 5), dict(size=(3, 1), align_corners=True)),
     ("trilinear", (1, 2, 3, 4, 2), dict(scale_factor=2, align_corners=False)),
     ("area", (2, 3, 7, 5), dict(size=(3, 2))),
+    ("bicubic", (2, 3, 5, 6), dict(size=(9, 4))),
+    ("bicubic", (2, 3, 5, 6), dict(scale_factor=(0.7, 1.5))),
+    ("bicubic", (1, 2, 5, 6), dict(size=(9, 13), align_corners=True)),
 ])
 def test_interpolate_linear_modes(mode, shape, kw):
     _check(lambda x: T.nn.functional.interpolate(x, mode=mode, **kw),

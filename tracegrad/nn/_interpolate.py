@@ -1,8 +1,8 @@
-"""``F.interpolate``'s linear family (``linear``, ``bilinear``, ``trilinear``) and
-``area``, beside the nearest mode in ``functional``.
+"""``F.interpolate``'s linear family (``linear``, ``bilinear``, ``trilinear``),
+``bicubic`` and ``area``, beside the nearest mode in ``functional``.
 
-Linear interpolation is separable: each resized dim is one matmul with an ``(out, in)``
-matrix of two non-zero weights a row, built on the host from PyTorch's source-index rule.
+Linear and cubic interpolation are separable: each resized dim is one matmul with an
+``(out, in)`` matrix of two (four) non-zero weights a row, built on the host from PyTorch's source-index rule.
 The gradient is then the transposed matmul, and a compile trace sees plain matmuls.
 """
 from __future__ import annotations
@@ -35,12 +35,40 @@ def _linear_matrix(size: int, out: int, align_corners: bool, scale: float | None
     return m.astype(dtype)
 
 
+def _cubic_matrix(size: int, out: int, align_corners: bool, scale: float | None,
+                  dtype) -> np.ndarray:
+    """Bicubic weights (PyTorch's cubic convolution, A = -0.75, taps at the clamped
+    indices ``floor(src) - 1 .. floor(src) + 2``; the source index is not clamped)."""
+    if align_corners:
+        src = np.arange(out) * ((size - 1) / (out - 1) if out > 1 else 0.0)
+    else:
+        step = scale if scale is not None else size / out
+        src = (np.arange(out) + 0.5) * step - 0.5
+    i0 = np.floor(src).astype(np.int64)
+    t = src - i0
+    A = -0.75
+
+    def near(x):   # |x| <= 1
+        return ((A + 2) * x - (A + 3)) * x * x + 1
+
+    def far(x):    # 1 < |x| < 2
+        return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A
+    weights = (far(t + 1), near(t), near(1 - t), far(2 - t))
+    m = np.zeros((out, size))
+    for k, w in enumerate(weights):
+        np.add.at(m, (np.arange(out), np.clip(i0 - 1 + k, 0, size - 1)), w)
+    return m.astype(dtype)
+
+
 def interpolate_linear(input: Tensor, out_size: tuple, scales: tuple, mode: str,
                        align_corners: bool | None) -> Tensor:
     """``input`` resized to ``out_size`` by ``mode`` (``scales``: per dim ``1 /
     scale_factor`` when given, else None)."""
     n = input.ndim - 2
-    if _LINEAR_DIMS[mode] != n:
+    if mode == "bicubic" and n != 2:
+        raise NotImplementedError(f"interpolate: Got {input.ndim}D input, but bicubic mode "
+                                  f"needs 4D input (input of shape {tuple(input.shape)})")
+    if mode != "bicubic" and _LINEAR_DIMS[mode] != n:
         want = _LINEAR_DIMS[mode] + 2
         raise NotImplementedError(f"interpolate: Got {input.ndim}D input, but {mode} mode "
                                   f"needs {want}D input (input of shape "
@@ -52,9 +80,10 @@ def interpolate_linear(input: Tensor, out_size: tuple, scales: tuple, mode: str,
     x = input
     for i, (o, sc) in enumerate(zip(out_size, scales)):
         size = input.shape[2 + i]
-        if o == size and (align_corners or sc is None or sc == 1.0):
+        if o == size and (align_corners or sc is None or sc == 1.0):   # the identity
             continue
-        m = tensor(_linear_matrix(size, o, bool(align_corners), sc, dt))
+        build = _cubic_matrix if mode == "bicubic" else _linear_matrix
+        m = tensor(build(size, o, bool(align_corners), sc, dt))
         x = (x.movedim(2 + i, -1) @ m.t()).movedim(-1, 2 + i)
     return x
 

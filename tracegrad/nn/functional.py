@@ -213,10 +213,11 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
                 align_corners=None, recompute_scale_factor=None, antialias=False) -> Tensor:
     """Resize the trailing spatial dims: ``nearest`` (an index gather), ``linear`` /
-    ``bilinear`` / ``trilinear`` (a matmul per dim, ``_interpolate``) or ``area``."""
-    if mode not in ("nearest", "linear", "bilinear", "trilinear", "area"):
+    ``bilinear`` / ``bicubic`` / ``trilinear`` (a matmul per dim, ``_interpolate``) or
+    ``area``."""
+    if mode not in ("nearest", "linear", "bilinear", "bicubic", "trilinear", "area"):
         raise NotImplementedError(f"interpolate: mode {mode!r} is not supported (nearest, "
-                                  f"linear, bilinear, trilinear, area)")
+                                  f"linear, bilinear, bicubic, trilinear, area)")
     if align_corners is not None and mode in ("nearest", "area"):
         raise ValueError("align_corners option can only be set with the interpolating modes: "
                          "linear | bilinear | bicubic | trilinear")

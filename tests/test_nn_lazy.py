@@ -81,3 +81,20 @@ def test_uninitialized_parameter_and_errors():
     with pytest.raises(tg.ShapeError, match=r"Expected 3D \(unbatched\) or 4D \(batched\) "
                                             r"input to LazyConv2d"):
         nn.LazyConv2d(3, 3)(tg.ones(2, 3))
+
+
+def test_lazy_module_pickles_and_loads_uninitialized_checkpoints():
+    import io
+    import pickle
+    m = pickle.loads(pickle.dumps(nn.LazyLinear(3)))   # its hook handles travel too
+    m(tg.ones(2, 4))
+    assert type(m) is nn.Linear and tuple(m.weight.shape) == (3, 4)
+    buf = io.BytesIO()
+    tg.save(nn.LazyLinear(3).state_dict(), buf)
+    buf.seek(0)
+    fresh = nn.LazyLinear(3)
+    fresh.load_state_dict(tg.load(buf))   # empty entries: still lazy
+    assert nn.parameter.is_lazy(fresh.weight)
+    fresh.load_state_dict(nn.LazyLinear(3).state_dict())
+    fresh(tg.ones(1, 5))
+    assert tuple(fresh.weight.shape) == (3, 5)

@@ -32,10 +32,13 @@ class LazyModuleMixin:
                         unexpected_keys, error_msgs) -> None:
         for name, param in itertools.chain(self._parameters.items(), self._buffers.items()):
             key = prefix + name
-            if key in state_dict and param is not None and is_lazy(param) and \
-                    not is_lazy(state_dict[key]):
+            # NOTE: a saved uninitialized entry loads back as an empty tensor (the
+            # serializers keep no lazy class): it materialises nothing either
+            value = state_dict.get(key)
+            if value is not None and param is not None and is_lazy(param) and \
+                    not is_lazy(value) and value.numel() > 0:
                 with no_grad():
-                    param.materialize(tuple(state_dict[key].shape))
+                    param.materialize(tuple(value.shape))
 
     def _save_to_state_dict(self, destination, prefix: str, keep_vars: bool) -> None:
         # an uninitialized entry is saved as itself (detach would make an empty tensor)

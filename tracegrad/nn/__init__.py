@@ -6,11 +6,15 @@ PyTorch's names, defaults and semantics. Every layer is a composite of tensor op
 >>> net(torch.zeros(3, 4)).shape
 tracegrad.Size([3, 2])
 """
-from . import functional, init, utils  # noqa: F401
+from . import common_types, functional, grad, init, parallel, utils  # noqa: F401
 from .modules import *  # noqa: F401,F403
 from .modules import __dict__ as _mods
-from .parameter import Buffer, Parameter  # noqa: F401
+from .parallel import DataParallel  # noqa: F401
+from .parameter import (Buffer, Parameter, UninitializedBuffer,  # noqa: F401
+                        UninitializedParameter)
 
-__all__ = ["Parameter", "Buffer", "functional", "init", "utils"] + sorted(
+__all__ = ["Parameter", "Buffer", "UninitializedParameter", "UninitializedBuffer",
+           "DataParallel", "common_types", "functional", "grad", "init", "parallel",
+           "utils"] + sorted(
     n for n, v in _mods.items() if isinstance(v, type) and not n.startswith("_"))
 del _mods

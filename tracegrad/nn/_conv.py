@@ -132,6 +132,11 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return _convnd(input, weight, bias, stride, padding, dilation, groups, 2, "conv2d")
 
 
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """3-D convolution (cross-correlation) over ``(N, C, D, H, W)``."""
+    return _convnd(input, weight, bias, stride, padding, dilation, groups, 3, "conv3d")
+
+
 def _dilate(x: Tensor, stride: tuple) -> Tensor:
     """Insert ``stride - 1`` zeros between elements of each of the last dims."""
     n = len(stride)
@@ -214,6 +219,12 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     ``(C_in, C_out / groups, kH, kW)``)."""
     return _conv_transposend(input, weight, bias, stride, padding, output_padding, groups,
                              dilation, 2, "conv_transpose2d")
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1):
+    return _conv_transposend(input, weight, bias, stride, padding, output_padding, groups,
+                             dilation, 3, "conv_transpose3d")
 
 
 # ---- pooling --------------------------------------------------------------------------

@@ -26,8 +26,19 @@ from ._activation import (celu, elu, gelu, glu, hardshrink, hardsigmoid,  # noqa
                           softplus, softshrink, softsign, tanh, tanhshrink, threshold)
 from ._attention import multi_head_attention_forward, scaled_dot_product_attention  # noqa: F401
 from ._conv import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool2d,  # noqa: F401
-                    avg_pool1d, avg_pool2d, conv1d, conv2d, conv_transpose1d,
-                    conv_transpose2d, max_pool1d, max_pool2d, pixel_shuffle, unfold, windows)
+                    avg_pool1d, avg_pool2d, conv1d, conv2d, conv3d, conv_transpose1d,
+                    conv_transpose2d, conv_transpose3d, max_pool1d, max_pool2d, pixel_shuffle, unfold, windows)
+from ._ctc_loss import ctc_loss  # noqa: F401
+from ._embedding_bag import embedding_bag  # noqa: F401
+from ._fractional_pool import (fractional_max_pool2d,  # noqa: F401
+                               fractional_max_pool2d_with_indices, fractional_max_pool3d,
+                               fractional_max_pool3d_with_indices)
+from ._functional_parity import (conv_tbc, dropout3d, feature_alpha_dropout,  # noqa: F401
+                                 linear_cross_entropy, local_response_norm, multilabel_margin_loss, pdist,
+                                 triplet_margin_with_distance_loss)
+from . import _interpolate as _interp
+from ._grid_sample import (GRID_SAMPLE_INTERPOLATION_MODES,  # noqa: F401
+                           GRID_SAMPLE_PADDING_MODES, affine_grid, grid_sample)
 from ._functional_extra import (celu_, channel_shuffle, elu_, gumbel_softmax,  # noqa: F401
                                 hardtanh_, leaky_relu_, pixel_unshuffle, relu_, rrelu_,
                                 selu_, threshold_)
@@ -38,6 +49,12 @@ from ._loss import (binary_cross_entropy, binary_cross_entropy_with_logits,  # n
                     cosine_embedding_loss, cross_entropy, huber_loss, kl_div, l1_loss,
                     margin_ranking_loss, mse_loss, nll_loss, poisson_nll_loss,
                     smooth_l1_loss)
+from ._pool_extra import (adaptive_avg_pool3d, adaptive_max_pool1d,  # noqa: F401
+                          adaptive_max_pool1d_with_indices, adaptive_max_pool2d_with_indices,
+                          adaptive_max_pool3d, adaptive_max_pool3d_with_indices,
+                          avg_pool3d, fold, lp_pool1d, lp_pool2d, lp_pool3d, max_pool1d_with_indices,
+                          max_pool2d_with_indices, max_pool3d, max_pool3d_with_indices,
+                          max_unpool1d, max_unpool2d, max_unpool3d)
 from ._norm import (batch_norm, cosine_similarity, group_norm, instance_norm,  # noqa: F401
                     layer_norm, normalize, pairwise_distance, rms_norm)
 
@@ -195,9 +212,15 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
                 align_corners=None, recompute_scale_factor=None, antialias=False) -> Tensor:
-    """Nearest-neighbour resizing of the trailing spatial dims (an index gather)."""
-    if mode != "nearest":
-        raise NotImplementedError(f"interpolate: mode {mode!r} is not supported (nearest only)")
+    """Resize the trailing spatial dims: ``nearest`` (an index gather), ``linear`` /
+    ``bilinear`` / ``bicubic`` / ``trilinear`` (a matmul per dim, ``_interpolate``) or
+    ``area``."""
+    if mode not in ("nearest", "linear", "bilinear", "bicubic", "trilinear", "area"):
+        raise NotImplementedError(f"interpolate: mode {mode!r} is not supported (nearest, "
+                                  f"linear, bilinear, bicubic, trilinear, area)")
+    if align_corners is not None and mode in ("nearest", "area"):
+        raise ValueError("align_corners option can only be set with the interpolating modes: "
+                         "linear | bilinear | bicubic | trilinear")
     n = input.ndim - 2
     spatial = tuple(input.shape[2:])
     if size is not None:
@@ -210,6 +233,12 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         # (size 5 at 1.7: source 3 for output 5, where 1/1.7 gives 2)
         scales = ([s / o for s, o in zip(spatial, out)] if recompute_scale_factor
                   else [1.0 / f for f in sf])
+    if mode == "area":
+        return _interp.interpolate_area(input, out)
+    if mode != "nearest":
+        linear_scales = [None] * n if size is not None or recompute_scale_factor else \
+            [1.0 / f for f in sf]
+        return _interp.interpolate_linear(input, out, linear_scales, mode, align_corners)
     from .._ops.creation import tensor
     x = input
     for i, (o, sc, s) in enumerate(zip(out, scales, spatial)):
@@ -226,8 +255,20 @@ def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=
     return interpolate(input, size, scale_factor, mode, align_corners)
 
 
+def upsample_bilinear(input, size=None, scale_factor=None):
+    """Deprecated alias of ``interpolate(..., mode='bilinear', align_corners=True)``."""
+    warnings.warn("`nn.functional.upsample_bilinear` is deprecated. Use "
+                  "`nn.functional.interpolate` instead.", stacklevel=2)
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
+
+
 def upsample_nearest(input, size=None, scale_factor=None):
     """Deprecated alias of ``interpolate(..., mode='nearest')``."""
     warnings.warn("`nn.functional.upsample_nearest` is deprecated. Use "
                   "`nn.functional.interpolate` instead.", stacklevel=2)
     return interpolate(input, size, scale_factor, mode="nearest")
+
+
+def native_channel_shuffle(input: Tensor, groups: int) -> Tensor:
+    """``channel_shuffle`` (PyTorch's name of the non-composite kernel)."""
+    return channel_shuffle(input, groups)

@@ -1,4 +1,4 @@
-"""Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d."""
+"""Conv1d/2d/3d and ConvTranspose1d/2d/3d."""
 from __future__ import annotations
 
 import math
@@ -72,7 +72,7 @@ class _ConvNd(Module):
 
     def _check_input(self, input: Tensor) -> None:
         n = self._n
-        spatial = "L" if n == 1 else "H, W"
+        spatial = ("L", "H, W", "D, H, W")[n - 1]
         if input.ndim not in (n + 1, n + 2) or input.shape[-n - 1] != self.in_channels:
             raise ShapeError(f"{self!r}: expected input of shape (N, C, {spatial}) or "
                              f"(C, {spatial}) with C = in_channels = {self.in_channels}, got "
@@ -189,5 +189,26 @@ class ConvTranspose2d(_ConvTransposeNd):
     def forward(self, input: Tensor, output_size=None) -> Tensor:
         self._check_input(input)
         return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
+                                  self._output_padding(input, output_size), self.groups,
+                                  self.dilation)
+
+
+class Conv3d(_ConvNd):
+    """3-D convolution over ``(N, C_in, D, H, W)``."""
+    _n = 3
+
+    def forward(self, input: Tensor) -> Tensor:
+        self._check_input(input)
+        x, padding = self._padded(input)
+        return F.conv3d(x, self.weight, self.bias, self.stride, padding, self.dilation,
+                        self.groups)
+
+
+class ConvTranspose3d(_ConvTransposeNd):
+    _n = 3
+
+    def forward(self, input: Tensor, output_size=None) -> Tensor:
+        self._check_input(input)
+        return F.conv_transpose3d(input, self.weight, self.bias, self.stride, self.padding,
                                   self._output_padding(input, output_size), self.groups,
                                   self.dilation)

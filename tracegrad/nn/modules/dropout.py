@@ -1,4 +1,4 @@
-"""Dropout, Dropout1d, Dropout2d, AlphaDropout."""
+"""Dropout, Dropout1d/2d/3d, AlphaDropout, FeatureAlphaDropout."""
 from __future__ import annotations
 
 from ..._tensor import Tensor
@@ -39,3 +39,13 @@ class Dropout2d(_DropoutNd):
 class AlphaDropout(_DropoutNd):
     def forward(self, input: Tensor) -> Tensor:
         return F.alpha_dropout(input, self.p, self.training)
+
+
+class Dropout3d(_DropoutNd):
+    def forward(self, input: Tensor) -> Tensor:
+        return F.dropout3d(input, self.p, self.training, self.inplace)
+
+
+class FeatureAlphaDropout(_DropoutNd):
+    def forward(self, input: Tensor) -> Tensor:
+        return F.feature_alpha_dropout(input, self.p, self.training)

@@ -21,8 +21,22 @@ class RemovableHandle:
             if d is not None and self.id in d:
                 del d[self.id]
 
+    # pickled with its module (a lazy module keeps its handles): the dicts themselves
+    # travel, weak references to them are rebuilt (PyTorch's handle does the same)
+    def __getstate__(self):
+        return [ref() for ref in self.hooks_dict_refs], self.id
+
+    def __setstate__(self, state) -> None:
+        dicts, self.id = state
+        self.hooks_dict_refs = [weakref.ref(d) if d is not None else _dead_ref
+                                for d in dicts]
+
     def __enter__(self) -> RemovableHandle:
         return self
 
     def __exit__(self, *exc) -> None:
         self.remove()
+
+
+def _dead_ref():
+    return None

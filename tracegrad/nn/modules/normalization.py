@@ -1,4 +1,5 @@
-"""BatchNorm1d/2d, LayerNorm, GroupNorm, InstanceNorm1d/2d, RMSNorm."""
+"""BatchNorm1d/2d/3d, LayerNorm, GroupNorm, InstanceNorm1d/2d/3d, RMSNorm,
+LocalResponseNorm, CrossMapLRN2d."""
 from __future__ import annotations
 
 
@@ -33,7 +34,7 @@ class _BatchNorm(Module):
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True, device=None,
-                 dtype=None) -> None:
+                 dtype=None, *, bias: bool = True) -> None:
         super().__init__()
         kw = {"dtype": dtype} if dtype is not None else {}
         self.num_features = num_features
@@ -41,7 +42,7 @@ class _BatchNorm(Module):
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
-        _register_affine(self, (num_features,), affine, True, dtype)
+        _register_affine(self, (num_features,), affine, bias, dtype)
         _register_running_stats(self, num_features, track_running_stats, kw)
 
     def reset_running_stats(self) -> None:
@@ -86,9 +87,10 @@ class _BatchNorm(Module):
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
                                       missing_keys, unexpected_keys, error_msgs)
 
-    def extra_repr(self) -> str:
+    def extra_repr(self) -> str:   # PyTorch 2.13's form, bias= included
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
@@ -109,17 +111,20 @@ class BatchNorm3d(_BatchNorm):
 class _InstanceNorm(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
                  affine: bool = False, track_running_stats: bool = False, device=None,
-                 dtype=None) -> None:
+                 dtype=None, *, bias: bool = True) -> None:
         super().__init__()
         self.num_features = num_features
         self.eps = eps
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
-        _register_affine(self, (num_features,), affine, True, dtype)
+        _register_affine(self, (num_features,), affine, bias, dtype)
         # as PyTorch: updated in training, used in eval
         _register_running_stats(self, num_features, track_running_stats,
                                 {"dtype": dtype} if dtype is not None else {})
+
+    reset_running_stats = _BatchNorm.reset_running_stats
+    reset_parameters = _BatchNorm.reset_parameters
 
     def forward(self, input: Tensor) -> Tensor:
         unbatched = input.ndim == self._unbatched_dims
@@ -129,9 +134,10 @@ class _InstanceNorm(Module):
                               0.1 if self.momentum is None else self.momentum, self.eps)
         return out.squeeze(0) if unbatched else out
 
-    def extra_repr(self) -> str:
+    def extra_repr(self) -> str:   # PyTorch 2.13's form, bias= included
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")
 
 
 class InstanceNorm1d(_InstanceNorm):
@@ -140,6 +146,10 @@ class InstanceNorm1d(_InstanceNorm):
 
 class InstanceNorm2d(_InstanceNorm):
     _unbatched_dims = 3
+
+
+class InstanceNorm3d(_InstanceNorm):
+    _unbatched_dims = 4
 
 
 class LayerNorm(Module):
@@ -221,3 +231,30 @@ class GroupNorm(Module):
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
 
 
+
+
+class LocalResponseNorm(Module):
+    """``F.local_response_norm`` over ``size`` neighbouring channels."""
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75,
+                 k: float = 1.0) -> None:
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.local_response_norm(input, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self) -> str:
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+class CrossMapLRN2d(LocalResponseNorm):
+    """PyTorch's legacy cross-channel LRN of 4-D inputs (its own channel window)."""
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75,
+                 k: float = 1) -> None:
+        super().__init__(size, alpha, beta, k)
+
+    def forward(self, input: Tensor) -> Tensor:
+        from .._functional_parity import cross_map_lrn2d
+        return cross_map_lrn2d(input, self.size, self.alpha, self.beta, self.k)

@@ -8,7 +8,7 @@ from collections import OrderedDict, namedtuple
 
 from ..._tensor import Tensor
 from ...autograd.grad_mode import no_grad
-from ..parameter import Parameter
+from ..parameter import Parameter, is_lazy
 from .hooks import RemovableHandle
 
 
@@ -73,6 +73,8 @@ class StateDictMixin:
                 error_msgs.append(f'While copying the parameter named "{key}", expected '
                                   f'torch.Tensor or Tensor-like object from checkpoint but '
                                   f'received {type(value)}')
+                continue
+            if is_lazy(param) or is_lazy(value):   # nothing to copy yet (lazy modules)
                 continue
             if tuple(value.shape) != tuple(param.shape):
                 error_msgs.append(f"size mismatch for {key}: copying a param with shape "

@@ -24,7 +24,7 @@ class PixelShuffle(Module):
 
 class Upsample(Module):
     """``F.interpolate`` with fixed ``size`` or ``scale_factor`` (tracegrad supports
-    ``mode='nearest'``)."""
+    nearest, linear, bilinear, trilinear and area)."""
 
     def __init__(self, size=None, scale_factor=None, mode: str = "nearest",
                  align_corners=None, recompute_scale_factor=None) -> None:
@@ -85,6 +85,13 @@ class ChannelShuffle(Module):
 class UpsamplingNearest2d(Upsample):
     def __init__(self, size=None, scale_factor=None) -> None:
         super().__init__(size, scale_factor, mode="nearest")
+
+
+class UpsamplingBilinear2d(Upsample):
+    """Bilinear upsampling with ``align_corners=True`` (the deprecated layer's rule)."""
+
+    def __init__(self, size=None, scale_factor=None) -> None:
+        super().__init__(size, scale_factor, mode="bilinear", align_corners=True)
 
 
 class Unfold(Module):

@@ -27,6 +27,7 @@ from .dump import dump_entry
 from .entry import CapturedChanged, Entry, build_entry
 from .errors import TraceError
 from .fit_checks import FailedRegions
+from .float_args import float_cell
 from .int_signature import IntArguments
 from .layouts import argument_layout, has_layout, overlaps_itself
 from .report import Report
@@ -117,6 +118,7 @@ class CompiledFunction:
             self._sig = None
         self.__name__ = getattr(fn, "__name__", type(fn).__name__)
         self._ints = IntArguments(dynamic, self)  # NOTE (int arguments)
+        self._float_cell = float_cell(self)       # NOTE (float arguments)
         self.__doc__ = getattr(fn, "__doc__", None)
         self.__wrapped__ = fn
         LIVE.add(self)   # torch.compiler.reset() clears every cache
@@ -399,6 +401,7 @@ class CompiledFunction:
                               bool(leaf._requires_grad), argument_layout(data)))
             else:
                 parts.append("float")
+                self._float_cell.values = leaves   # NOTE (float arguments): guards read it
         key = (key_treedef, tuple(parts), grad_state.enabled)
         return treedef, leaves, key
 

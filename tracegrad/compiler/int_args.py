@@ -139,6 +139,16 @@ def _operand(x):
     return None
 
 
+def _apart(a: "SymArg", b) -> bool:
+    """``b`` is a SymArg of another recorder (an int argument's and a float argument's,
+    NOTE (float arguments) in float_args.py): no closure reads both, so both escape."""
+    if type(b) is not SymArg or b.rec is a.rec:
+        return False
+    a._escaped("an operation with another recorder's argument")
+    b._escaped("an operation with another recorder's argument")
+    return True
+
+
 def _paren(text: str) -> str:
     return f"({text})" if " " in text else text
 
@@ -162,10 +172,15 @@ class SymArg(Followed):
         o = _operand(other)
         if o is None:
             return NotImplemented   # a tensor: its reflected method records a runtime input
+        if _apart(self, other):
+            return op(other._v, self._v) if reflected else op(self._v, other._v)
         ofn, otext, oargs, ov = o
         value = op(ov, self._v) if reflected else op(self._v, ov)
-        if not self.rec.active or type(value) not in (int, float):
+        if not self.rec.active:
             return value
+        if type(value) not in (int, float):   # (-2) ** 0.5: a complex no closure follows
+            self._escaped(symbol)
+            return value if type(other) is not SymArg else (other._escaped(symbol), value)[1]
         sfn = self.fn
         if reflected:
             fn, text = (lambda values: op(ofn(values), sfn(values))), \
@@ -211,6 +226,8 @@ class SymArg(Followed):
         o = _operand(other)
         if o is None:
             return NotImplemented
+        if _apart(self, other):
+            return _OPS[op](self._v, other._v)
         ofn, otext, _, ov = o
         outcome = _OPS[op](self._v, ov)
         if self.rec.active:

@@ -1,0 +1,105 @@
+"""Python float arguments traced as followed values (weak scalars), not as 0-d tensors.
+
+NOTE (float arguments): a Python float argument is a leaf of the signature (one program
+serves every value), and it used to be traced as a 0-d float64 tensor; eagerly it is a
+Python float, a weak scalar, so the first call already differed: ``x * s`` on an int64
+or bool tensor was float64 (float32 eagerly, and in torch); ``x + 0.1 * (s > 0)`` on
+float64 data added a float32 0.1 (7e-8 off: eagerly ``s > 0`` is a bool, ``0.1 * True``
+the float 0.1); ``return s * 2`` gave a tensor where eager gives a float.  Now each float
+leaf is traced as a ``SymArg`` (int_args.py) holding the float, whose closure reads the
+call's leaf: the int arguments' scheme, from the first call on.
+
+- Arithmetic with numbers gives SymArgs (no guard); a comparison or ``bool()`` records a
+  guard (``if s > 0``: a program per outcome, not per value).
+- As a tensor operand it promotes as the Python float it claims to be (``__class__``)
+  and becomes a runtime scalar input (``Tracer.runtime_scalar``) of the operand's dtype.
+- Any other read (``float(s)``, ``math.sqrt(s)``, formatting, hashing, a SymArg left in
+  the graph's attributes or in the returned values, ``type(s)``) is an ESCAPE: the floats
+  it was made of are guarded by their key (type and ``float.hex``: -0.0, inf and nan each
+  their own, nan equal to nan), so the entry serves that value only.  A trace that fails
+  on followed floats runs again on the plain floats, guarded the same way.
+- An int argument's SymArg and a float's have separate recorders (their positions count
+  different leaves): an operation mixing the two escapes both.
+"""
+from __future__ import annotations
+
+import threading
+
+from .int_args import Recorder, SymArg
+from .python_guards import described
+
+
+def float_key(value):
+    """What a float guard compares: the type, and for a float its bits in text
+    (``float.hex``: -0.0 differs from 0.0, nan equals nan; NOTE (plain keys))."""
+    return (float, value.hex()) if type(value) is float else (type(value), value)
+
+
+def float_cell(compiled) -> threading.local:
+    """The compiled function's per-thread cell whose ``values`` are the current call's
+    leaves (``CompiledFunction._signature`` sets it)."""
+    cell = compiled.__dict__.get("_float_cell")
+    if cell is None:
+        cell = compiled.__dict__["_float_cell"] = threading.local()
+    return cell
+
+
+class FloatArguments:
+    """The float leaves of one trace: followed (``follow=True``) or plain (a retrace after
+    the followed trace failed, every float then guarded by its key)."""
+
+    def __init__(self, compiled, leaves, follow: bool = True) -> None:
+        self.cell = float_cell(compiled)
+        self.cell.values = leaves
+        self.positions = tuple(k for k, leaf in enumerate(leaves) if type(leaf) is float)
+        self.follow = follow
+        self.rec = Recorder(tuple(leaves), self.cell, self.positions) \
+            if follow and self.positions else None
+
+    def traced(self, position: int, leaf):
+        """What the trace sees for the float ``leaf`` at ``position``."""
+        if self.rec is None:
+            return leaf
+        return SymArg(leaf, lambda values, k=position: values[k], f"float argument {position}",
+                      frozenset((position,)), self.rec)
+
+    def finish(self, entry) -> None:
+        """Close the recorder after ``entry`` was traced and planned: its guards and the
+        escaped floats' key guards join ``entry.guards``."""
+        from .int_signature import _escape_left_in_graph, _plain_escaped, _plain_tree
+        if not self.positions:
+            return
+        rec, cell = self.rec, self.cell
+        if rec is None:   # traced on the plain floats: each one is part of the program
+            specialised = {k: cell.values[k] for k in self.positions}
+            texts: dict = {}
+        else:
+            try:
+                if not entry.fallback:
+                    _escape_left_in_graph(entry.traced)
+                    entry.out_static = [_plain_escaped(v) for v in entry.out_static]
+                    entry.out_treedef = _plain_tree(entry.out_treedef)
+            finally:
+                rec.active = False
+            if entry.fallback:
+                return
+            specialised, texts = rec.specialised, rec.guards
+        guards = [described(lambda check=check: _holds(check, cell.values),
+                            f"float guard {text}") for text, (check, _) in texts.items()]
+        for k, value in sorted(specialised.items()):
+            guards.append(described(lambda k=k, key=float_key(value):
+                                    float_key(cell.values[k]) == key,
+                                    f"float guard float argument {k} == {value!r} "
+                                    f"(specialised)"))
+        entry.guards = guards + list(entry.guards)
+
+    def close(self) -> None:
+        if self.rec is not None:
+            self.rec.active = False
+
+
+def _holds(check, values) -> bool:
+    try:
+        return bool(check(values))
+    except Exception:  # noqa: BLE001 - (a division by zero at this value): trace again
+        return False

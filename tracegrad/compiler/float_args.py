@@ -19,7 +19,8 @@ call's leaf: the int arguments' scheme, from the first call on.
   their own, nan equal to nan), so the entry serves that value only.  A trace that fails
   on followed floats runs again on the plain floats, guarded the same way.
 - An int argument's SymArg and a float's have separate recorders (their positions count
-  different leaves): an operation mixing the two escapes both.
+  different leaves): an expression mixing both (``lr / (i + 1)``) is led by the int
+  recorder, and an escape of it reaches the float recorder too (``SymArg.others``).
 """
 from __future__ import annotations
 
@@ -55,13 +56,17 @@ class FloatArguments:
         self.follow = follow
         self.rec = Recorder(tuple(leaves), self.cell, self.positions) \
             if follow and self.positions else None
+        if self.rec is not None:
+            self.rec.floats = True
 
     def traced(self, position: int, leaf):
         """What the trace sees for the float ``leaf`` at ``position``."""
         if self.rec is None:
             return leaf
-        return SymArg(leaf, lambda values, k=position: values[k], f"float argument {position}",
-                      frozenset((position,)), self.rec)
+        # (the closure reads its own cell, whatever values it is given: an int argument's
+        # recorder may lead an expression mixing both, see _joined in int_args.py)
+        return SymArg(leaf, lambda values, k=position, cell=self.cell: cell.values[k],
+                      f"float argument {position}", frozenset((position,)), self.rec)
 
     def finish(self, entry) -> None:
         """Close the recorder after ``entry`` was traced and planned: its guards and the

@@ -83,6 +83,8 @@ class Recorder:
     """What one trace did with its symbolic ints: ``guards`` (text -> check of the call's
     int values) and ``specialised`` (position -> value, the ints an escape read)."""
 
+    floats = False   # a float arguments' recorder (float_args.py) says True
+
     def __init__(self, values: tuple, cell, positions=()) -> None:
         self.active = True
         self.values = values
@@ -139,14 +141,27 @@ def _operand(x):
     return None
 
 
-def _apart(a: "SymArg", b) -> bool:
-    """``b`` is a SymArg of another recorder (an int argument's and a float argument's,
-    NOTE (float arguments) in float_args.py): no closure reads both, so both escape."""
-    if type(b) is not SymArg or b.rec is a.rec:
-        return False
-    a._escaped("an operation with another recorder's argument")
-    b._escaped("an operation with another recorder's argument")
-    return True
+def _joined(a: "SymArg", b, bargs: frozenset):
+    """``(args, rec, others)`` of a SymArg computed from ``a`` and ``b``.  An int
+    argument's SymArg and a float argument's have a recorder each (NOTE (float arguments)
+    in float_args.py): the int one leads, since its closures index its cell's values (a
+    float argument's closure reads its own cell), and the other recorder's positions go in
+    ``others`` (an escape reaches them too)."""
+    if type(b) is not SymArg:
+        return a.args | bargs, a.rec, a.others
+    if b.rec is a.rec:
+        return a.args | bargs, a.rec, _merged(a.others + b.others)
+    main, part = (b, a) if a.rec.floats else (a, b)
+    return main.args, main.rec, _merged(main.others + part.others + ((part.rec, part.args),))
+
+
+def _merged(others: tuple) -> tuple:
+    if len(others) < 2:
+        return others
+    by_rec: dict = {}
+    for rec, args in others:
+        by_rec[rec] = by_rec.get(rec, frozenset()) | args
+    return tuple(by_rec.items())
 
 
 def _paren(text: str) -> str:
@@ -158,10 +173,12 @@ class SymArg(Followed):
     value ``_v``, ``fn(values)`` giving it at any call, ``text`` naming it, and ``args``,
     the positions of the ints it depends on."""
 
-    __slots__ = ("_v", "fn", "text", "args", "rec")
+    __slots__ = ("_v", "fn", "text", "args", "rec", "others")
 
-    def __init__(self, value, fn, text: str, args: frozenset, rec: Recorder) -> None:
+    def __init__(self, value, fn, text: str, args: frozenset, rec: Recorder,
+                 others: tuple = ()) -> None:
         self._v, self.fn, self.text, self.args, self.rec = value, fn, text, args, rec
+        self.others = others   # ((recorder, positions), ...) of other recorders it holds
 
     @property
     def __class__(self):   # NOTE (no int underneath) in symint.py: what isinstance asks
@@ -172,8 +189,6 @@ class SymArg(Followed):
         o = _operand(other)
         if o is None:
             return NotImplemented   # a tensor: its reflected method records a runtime input
-        if _apart(self, other):
-            return op(other._v, self._v) if reflected else op(self._v, other._v)
         ofn, otext, oargs, ov = o
         value = op(ov, self._v) if reflected else op(self._v, ov)
         if not self.rec.active:
@@ -188,7 +203,7 @@ class SymArg(Followed):
         else:
             fn, text = (lambda values: op(sfn(values), ofn(values))), \
                 f"{_paren(self.text)} {symbol} {_paren(otext)}"
-        return SymArg(value, fn, text, self.args | oargs, self.rec)
+        return SymArg(value, fn, text, *_joined(self, other, oargs))
 
     def _unary(self, symbol: str, op):
         value = op(self._v)
@@ -196,7 +211,7 @@ class SymArg(Followed):
             return value
         sfn = self.fn
         return SymArg(value, lambda values: op(sfn(values)), f"{symbol}({self.text})",
-                      self.args, self.rec)
+                      self.args, self.rec, self.others)
 
     def __neg__(self):
         return self._unary("-", operator.neg)
@@ -226,15 +241,13 @@ class SymArg(Followed):
         o = _operand(other)
         if o is None:
             return NotImplemented
-        if _apart(self, other):
-            return _OPS[op](self._v, other._v)
-        ofn, otext, _, ov = o
+        ofn, otext, oargs, ov = o
         outcome = _OPS[op](self._v, ov)
         if self.rec.active:
             sfn, cmp = self.fn, _OPS[op]
-            self.rec.guard(f"{self.text} {op if outcome else _NEGATED[op]} {otext}",
-                           lambda values: cmp(sfn(values), ofn(values)) == outcome,
-                           self.args | o[2])
+            args, rec, _ = _joined(self, other, oargs)
+            rec.guard(f"{self.text} {op if outcome else _NEGATED[op]} {otext}",
+                      lambda values: cmp(sfn(values), ofn(values)) == outcome, args)
         return outcome
 
     def __bool__(self):
@@ -243,6 +256,8 @@ class SymArg(Followed):
     # ---- escapes: the value leaves what a closure follows (the rest: Followed) ---------
     def _escaped(self, what: str):
         self.rec.escape(self, what)
+        for rec, args in self.others:
+            rec.escape(SymArg(self._v, self.fn, self.text, args, rec), what)
         return self._v
 
     def __index__(self):

@@ -144,3 +144,15 @@ def test_a_float_argument_mixed_with_a_symbolic_int_argument():
 
     _check(f, [(x, s, i) for s, i in ((0.5, 3), (1.5, 4), (4.5, 5), (9.0, 6))],
            dynamic=True)
+
+
+@pytest.mark.parametrize("dtype", [None, "float16", "float64"])
+def test_full_and_full_like_with_a_float_argument_serve_every_value(dtype):
+    x = tg.tensor(np.array([1.0, 2.0, 3.0], dtype=np.float32))
+    kind = None if dtype is None else getattr(tg, dtype)
+
+    def f(x, s):
+        return tg.full((2, 3), s, dtype=kind) * x, tg.full_like(x, s, dtype=kind)
+
+    cf = _check(f, [(x, s) for s in (0.1, -0.0, 2.5, 1e-8, 0.0, 70000.0)])
+    assert cf.cache_info().misses == 1

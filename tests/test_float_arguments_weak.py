@@ -156,3 +156,35 @@ def test_full_and_full_like_with_a_float_argument_serve_every_value(dtype):
 
     cf = _check(f, [(x, s) for s in (0.1, -0.0, 2.5, 1e-8, 0.0, 70000.0)])
     assert cf.cache_info().misses == 1
+
+
+def test_a_float_argument_written_into_an_optimizers_options_runs_eagerly():
+    # NOTE (float arguments written to state): a replay would not repeat g["lr"] = lr,
+    # while the optimizer reads g["lr"] at each call; the lrs switch back to an earlier one
+    def run(compiled):
+        tg.manual_seed(0)
+        m = tg.nn.Linear(3, 2)
+        opt = tg.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+        x = tg.tensor(np.arange(12, dtype=np.float32).reshape(4, 3) / 10)
+
+        def step(x, lr):
+            for g in opt.param_groups:
+                g["lr"] = lr
+            opt.zero_grad()
+            loss = (m(x) ** 2).mean()
+            loss.backward()
+            opt.step()
+            return loss
+
+        f = tg.compile(step) if compiled else step
+        weights = []
+        for lr in (0.1, 0.05, 0.02, 0.05, 0.1):
+            f(x, lr)
+            weights.append(m.weight.detach().numpy().copy())
+        return weights
+
+    want = run(False)
+    with pytest.warns(RuntimeWarning, match="float argument"):
+        got = run(True)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)

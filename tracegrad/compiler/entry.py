@@ -28,7 +28,7 @@ from .access_paths import covered_reads, path_guards, recording
 from .autograd_bridge import attach
 from .debug import debug_level, logger
 from .errors import TraceError
-from .float_args import FloatArguments
+from .float_args import FloatArguments, FloatWrittenToState
 from .held_output import stdout_held_until_success
 from .int_args import CallValue
 from .layouts import argument_layout
@@ -291,8 +291,8 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool,
     try:
         return _build_traced(compiled, treedef, leaves, args, kwargs, compile_code,
                              plan_programs, symbols, floats)
-    except Exception:
-        if floats.rec is None:
+    except Exception as e:
+        if floats.rec is None or isinstance(e, FloatWrittenToState):
             raise
         floats.close()   # (the trace on followed floats failed: again on their values)
         return _build_traced(compiled, treedef, leaves, args, kwargs, compile_code,

@@ -32,7 +32,7 @@ from .int_signature import IntArguments
 from .layouts import argument_layout, has_layout, overlaps_itself
 from .report import Report
 from .symbolic import NotSymbolic
-from .torch_api import LIVE, backend_name, check_mode, float_argument_hint
+from .torch_api import LIVE, backend_name, check_mode
 
 _POSITIONAL_TENSORS: dict = {}
 # NOTE: ``dtype.str`` builds a new string at each read (~0.35 µs, twice per call of a
@@ -448,8 +448,7 @@ class CompiledFunction:
             return build_entry(self, treedef, leaves, args, kwargs, compile_code=True)
         except TraceError as e:
             where = user_frame(e.__traceback__, self.fn)
-            hint = float_argument_hint(self._sig, args, kwargs)
-            message = (f"compile: {self.__name__} cannot be traced at {where}: {e}{hint}. "
+            message = (f"compile: {self.__name__} cannot be traced at {where}: {e}. "
                        f"Running it eagerly for this signature.")
             if self.fullgraph:
                 raise TraceError(message.replace(" Running it eagerly for this signature.",

@@ -94,6 +94,7 @@ class Recorder:
         self.specialised: dict[int, int] = {}
         self.escapes: list[str] = []
         self.inputs: dict = {}   # (id(SymArg), dtype) -> its runtime input's node
+        self.escape_count = 0    # escapes so far (float_args.check_scalar_read)
         opened(self)
 
     def guard(self, text: str, check, args: frozenset) -> None:
@@ -103,6 +104,7 @@ class Recorder:
     def escape(self, value: "SymArg", what: str) -> None:
         if not self.active:
             return
+        self.escape_count += 1
         for k in value.args:
             self.specialised[k] = self.values[k]
         line = f"{what} of {value.text} at {_caller()}"

@@ -188,3 +188,18 @@ def test_a_float_argument_written_into_an_optimizers_options_runs_eagerly():
         got = run(True)
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
+
+
+def test_a_float_read_as_a_value_at_every_call_stops_tracing_after_eight_values():
+    # NOTE (float values traced): tg.tensor(s) specialises; a new value at every call
+    # runs eagerly after 8 traces instead of tracing at every call
+    x = tg.tensor(np.array([1.0, 2.0], dtype=np.float32))
+
+    def f(x, s):
+        return x * tg.tensor(s)
+
+    cf = tg.compile(f)
+    with pytest.warns(RuntimeWarning, match="8 traces"):
+        for k in range(12):
+            _same(cf(x, 0.1 * k + 0.05), f(x, 0.1 * k + 0.05))
+    assert cf.cache_info().misses == 9

@@ -287,7 +287,8 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool,
     """Trace ``compiled.fn`` on ``leaves``' shapes; plan the programs unless
     ``plan_programs`` is False (a symbolic group's guard check needs the trace only), and
     compile them when ``compile_code``.  ``symbols``: a guard trace (``Tracer``)."""
-    floats = FloatArguments(compiled, leaves)   # NOTE (float arguments) in float_args.py
+    floats = FloatArguments(compiled, leaves, treedef=treedef)   # NOTE (float arguments)
+    floats.refuse_past_limit()
     try:
         return _build_traced(compiled, treedef, leaves, args, kwargs, compile_code,
                              plan_programs, symbols, floats)
@@ -296,7 +297,8 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool,
             raise
         floats.close()   # (the trace on followed floats failed: again on their values)
         return _build_traced(compiled, treedef, leaves, args, kwargs, compile_code,
-                             plan_programs, symbols, FloatArguments(compiled, leaves, False))
+                             plan_programs, symbols,
+                             FloatArguments(compiled, leaves, False, treedef))
     finally:
         floats.close()
 

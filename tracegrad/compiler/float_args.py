@@ -32,6 +32,9 @@ from .int_args import Recorder, SymArg
 from .python_guards import described
 
 
+MAX_FLOAT_VALUES_TRACED = 8   # NOTE (float values traced)
+
+
 def float_key(value):
     """What a float guard compares: the type, and for a float its bits in text
     (``float.hex``: -0.0 differs from 0.0, nan equals nan; NOTE (plain keys))."""
@@ -51,7 +54,8 @@ class FloatArguments:
     """The float leaves of one trace: followed (``follow=True``) or plain (a retrace after
     the followed trace failed, every float then guarded by its key)."""
 
-    def __init__(self, compiled, leaves, follow: bool = True) -> None:
+    def __init__(self, compiled, leaves, follow: bool = True, treedef=None) -> None:
+        self.compiled, self.treedef = compiled, treedef
         self.cell = float_cell(compiled)
         self.cell.values = leaves
         self.positions = tuple(k for k, leaf in enumerate(leaves) if type(leaf) is float)
@@ -91,6 +95,8 @@ class FloatArguments:
             if entry.fallback:
                 return
             specialised, texts = rec.specialised, rec.guards
+        if specialised:
+            self._count_specialised()
         guards = [described(lambda check=check: _holds(check, cell.values),
                             f"float guard {text}") for text, (check, _) in texts.items()]
         for k, value in sorted(specialised.items()):
@@ -99,6 +105,21 @@ class FloatArguments:
                                     f"float guard float argument {k} == {value!r} "
                                     f"(specialised)"))
         entry.guards = guards + list(entry.guards)
+
+    # NOTE (float values traced): a float read as a plain value (``tg.tensor(s)``,
+    # ``np.exp(s)``) specialises the program on it; a value new at every call (a decaying
+    # lr) then traced at every call, where before (a 0-d tensor: such a read stopped the
+    # trace) the signature ran eagerly. As PyTorch's recompile limit (8), a signature
+    # whose float arguments were specialised this many times runs eagerly from then on.
+    def refuse_past_limit(self) -> None:
+        counts = self.compiled.__dict__.get("_float_specialised", {})
+        if self.positions and counts.get(self.treedef, 0) >= MAX_FLOAT_VALUES_TRACED:
+            raise TraceError(f"its float arguments were read as plain values in "
+                             f"{MAX_FLOAT_VALUES_TRACED} traces (a program per value)")
+
+    def _count_specialised(self) -> None:
+        counts = self.compiled.__dict__.setdefault("_float_specialised", {})
+        counts[self.treedef] = counts.get(self.treedef, 0) + 1
 
     def close(self) -> None:
         if self.rec is not None:

@@ -140,6 +140,7 @@ class CompiledFunction:
         self._refused_on.clear()
         self._failed_regions.clear()
         self._signatures.clear()
+        self.__dict__.pop("_float_specialised", None)   # NOTE (float values traced)
         self._ints = IntArguments(self.dynamic, self)
         self.hits = self.misses = 0
         self.compile_seconds = 0.0

@@ -57,6 +57,13 @@ def test_a_float_tensor_with_a_float_argument_keeps_its_dtype(dtype):
     assert cf.cache_info().misses == 1
 
 
+def test_ops_taking_two_python_scalars_see_floats():
+    x = tg.tensor(np.array([1.0, -2.0, 0.5], dtype=np.float32))
+    cf = _check(lambda x, s: (tg.where(x > 0, s, -s), tg.where(x > 0, s, 1)),
+                [(x, s) for s in VALUES])
+    assert cf.cache_info().misses == 1
+
+
 def test_a_comparison_of_a_float_argument_is_a_python_bool():
     x = tg.tensor(np.array([1.0, -2.0, 3.5]))   # float64: 0.1 * True is the float 0.1
     cf = _check(lambda x, s: x + 0.1 * (s > 0) + (s <= 1.5) * 0.7,

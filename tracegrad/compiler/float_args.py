@@ -21,6 +21,11 @@ call's leaf: the int arguments' scheme, from the first call on.
 - An int argument's SymArg and a float's have separate recorders (their positions count
   different leaves): an expression mixing both (``lr / (i + 1)``) is led by the int
   recorder, and an escape of it reaches the float recorder too (``SymArg.others``).
+
+Measured (2026-12-02, 64 float32s, 200 values a round, median of 8 rounds of separate
+before/after processes interleaved, load ~3 on 2 cores): a call of ``x * s + 1`` 7.78 ->
+7.49 us, of ``(x - s) * t`` 9.04 -> 8.52 us (the leaf is read by its closure, not copied
+into a new 0-d array per call); still one program for every value.
 """
 from __future__ import annotations
 

@@ -111,8 +111,10 @@ def test_type_of_a_float_argument_is_float():
 
 def test_returned_float_arguments_and_their_expressions_are_floats():
     x = tg.tensor(np.array([1.0, 2.0]))
-    _check(lambda x, s: (x + 1, s, s * 2, -s, s > 1, abs(s)),
-           [(x, s) for s in (0.3, 1.5, -2.0, 0.3)])
+    cf = _check(lambda x, s: (x + 1, s, s * 2, -s, abs(s), {"half": [s / 2]}),
+                [(x, s) for s in (0.3, 1.5, -2.0, 0.3, -0.0, math.inf)])
+    assert cf.cache_info().misses == 1   # computed at each call, not specialised
+    _check(lambda x, s: (x * s, s > 1, round(s), s // 1), [(x, s) for s in (0.3, 1.5, -2.5)])
 
 
 @pytest.mark.parametrize("special", [-0.0, 0.0, math.inf, -math.inf, math.nan])

@@ -287,7 +287,7 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool,
     """Trace ``compiled.fn`` on ``leaves``' shapes; plan the programs unless
     ``plan_programs`` is False (a symbolic group's guard check needs the trace only), and
     compile them when ``compile_code``.  ``symbols``: a guard trace (``Tracer``)."""
-    floats = FloatArguments(compiled, leaves, treedef=treedef)   # NOTE (float arguments)
+    floats = FloatArguments(compiled, leaves)   # NOTE (float arguments) in float_args.py
     floats.refuse_past_limit()
     try:
         return _build_traced(compiled, treedef, leaves, args, kwargs, compile_code,
@@ -298,7 +298,7 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool,
         floats.close()   # (the trace on followed floats failed: again on their values)
         return _build_traced(compiled, treedef, leaves, args, kwargs, compile_code,
                              plan_programs, symbols,
-                             FloatArguments(compiled, leaves, False, treedef))
+                             FloatArguments(compiled, leaves, False))
     finally:
         floats.close()
 
@@ -356,7 +356,7 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
             raise TraceError(f"{compiled.__name__} returned a {type(out).__name__}, whose body "
                              f"runs only when it is iterated, after tracing; compile traces "
                              f"functions that return tensors")
-        out_treedef, out_leaves = pytree.flatten(out, static=True)
+        out_treedef, out_leaves = pytree.flatten(out, static=True, followed=True)
         outputs, out_static = [], []
         aliases = []
         for leaf in out_leaves:

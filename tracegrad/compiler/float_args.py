@@ -33,7 +33,7 @@ import threading
 
 from . import followed
 from .errors import TraceError
-from .int_args import Recorder, SymArg
+from .int_args import CallValue, Recorder, SymArg
 from .python_guards import described
 
 
@@ -59,11 +59,14 @@ class FloatArguments:
     """The float leaves of one trace: followed (``follow=True``) or plain (a retrace after
     the followed trace failed, every float then guarded by its key)."""
 
-    def __init__(self, compiled, leaves, follow: bool = True, treedef=None) -> None:
-        self.compiled, self.treedef = compiled, treedef
+    def __init__(self, compiled, leaves, follow: bool = True) -> None:
+        self.compiled = compiled
         self.cell = float_cell(compiled)
         self.cell.values = leaves
         self.positions = tuple(k for k, leaf in enumerate(leaves) if type(leaf) is float)
+        # (the leaves' count and the floats' positions stand for the structure: a traced
+        # treedef may hold symbolic ints, which a hash would specialise)
+        self.structure = (len(leaves), self.positions)
         self.follow = follow
         self.rec = Recorder(tuple(leaves), self.cell, self.positions) \
             if follow and self.positions else None
@@ -93,7 +96,9 @@ class FloatArguments:
             try:
                 if not entry.fallback:
                     _escape_left_in_graph(entry.traced)
-                    entry.out_static = [_plain_escaped(v) for v in entry.out_static]
+                    entry.out_static = [CallValue(v.fn, cell) if type(v) is SymArg and
+                                        v.rec is rec and not v.others else
+                                        _plain_escaped(v) for v in entry.out_static]
                     entry.out_treedef = _plain_tree(entry.out_treedef)
             finally:
                 rec.active = False
@@ -118,13 +123,13 @@ class FloatArguments:
     # whose float arguments were specialised this many times runs eagerly from then on.
     def refuse_past_limit(self) -> None:
         counts = self.compiled.__dict__.get("_float_specialised", {})
-        if self.positions and counts.get(self.treedef, 0) >= MAX_FLOAT_VALUES_TRACED:
+        if self.positions and counts.get(self.structure, 0) >= MAX_FLOAT_VALUES_TRACED:
             raise TraceError(f"its float arguments were read as plain values in "
                              f"{MAX_FLOAT_VALUES_TRACED} traces (a program per value)")
 
     def _count_specialised(self) -> None:
         counts = self.compiled.__dict__.setdefault("_float_specialised", {})
-        counts[self.treedef] = counts.get(self.treedef, 0) + 1
+        counts[self.structure] = counts.get(self.structure, 0) + 1
 
     def close(self) -> None:
         if self.rec is not None:

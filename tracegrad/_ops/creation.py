@@ -153,8 +153,9 @@ def _followed_float(value, np_dtype: np.dtype, requires_grad: bool) -> bool:
     is none: NOTE (float arguments) in compiler/float_args.py) filling a float tensor: the
     fill is ``-0.0 + value`` (the same bits, -0.0 included), which the trace reads at each
     call, where NumPy's fill would read a constant and specialise the program per value."""
-    return (isinstance(value, float) and type(value) is not float and np_dtype.kind == "f"
-            and not isinstance(value, np.generic) and not requires_grad)
+    return (isinstance(value, float) and hasattr(type(value), "runtime_input")
+            and np_dtype.kind == "f" and not requires_grad)   # (a symbolic size's SymFloat
+    #   has none: its guard traces compare graphs, where a NumPy fill is their constant)
 
 
 def _like(x: Tensor, dtype):

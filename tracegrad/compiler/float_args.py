@@ -159,7 +159,8 @@ class FloatWrittenToState(TraceError):
 def check_scalar_read(read) -> None:
     """Raise FloatWrittenToState where ``read()`` (a runtime scalar's reader) reads a
     followed float argument (NOTE (float arguments written to state))."""
-    recorders = [r for r in getattr(followed._OPEN, "recorders", ()) if r.active and r.floats]
+    recorders = [r for r in getattr(followed._OPEN, "recorders", ())
+                 if r.active and getattr(r, "floats", False)]   # (a size's has none)
     if not recorders:
         return
     before = [r.escape_count for r in recorders]

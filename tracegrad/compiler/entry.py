@@ -296,6 +296,9 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool,
         if floats.rec is None or isinstance(e, FloatWrittenToState):
             raise
         floats.close()   # (the trace on followed floats failed: again on their values)
+        if debug_level():
+            logger.debug("%s: float arguments traced as values: the trace on followed "
+                         "floats raised %s: %s", compiled.__name__, type(e).__name__, e)
         return _build_traced(compiled, treedef, leaves, args, kwargs, compile_code,
                              plan_programs, symbols,
                              FloatArguments(compiled, leaves, False))

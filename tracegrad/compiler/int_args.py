@@ -270,7 +270,8 @@ class SymArg(Followed):
 
     def type_taken(self) -> str:
         self._escaped("type()")
-        return f"type() of the symbolic int argument {self.text}"
+        what = self.text if self.rec.floats else f"the symbolic int argument {self.text}"
+        return f"type() of {what}"
 
     def followed_float(self):
         """``float(self)``, still followed (``_size.as_float``: a tensor divided by an int)."""

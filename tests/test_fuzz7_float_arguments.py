@@ -3,24 +3,17 @@ every value), but eagerly it is a Python float, a weak scalar: with an integer o
 tensor it gives the default dtype (float32), its comparisons are Python bools, and
 returned it stays a float. The compiled program differs in dtype or in value below
 (found by tests/test_fuzz7_programs.py, seed 255: x + sqrt(n) * (s > 0) on float64 rows
-was off by 7e-8). Left as strict xfails: the fix is a weak-scalar flag carried through
-promotion (tracegrad/_ops/math.py promote, _dtype.result_type) and the dispatcher, which
-is the symbolic-argument owners' area."""
+was off by 7e-8). Fixed by following float arguments as weak scalars (NOTE (float
+arguments) in tracegrad/compiler/float_args.py)."""
 import numpy as np
 import pytest
 
 import tracegrad as tg
 
-FLOAT_ARGUMENT_WEAK = pytest.mark.xfail(
-    strict=True, reason="fuzz7-float-argument-weak: a traced Python float argument "
-    "promotes like a 0-d float64 tensor, not like a Python float")
-
-
 def _both(fn, *args):
     return fn(*args), tg.compile(fn)(*args)
 
 
-@FLOAT_ARGUMENT_WEAK
 @pytest.mark.parametrize("dtype", ["int64", "bool"])
 def test_integer_tensor_with_a_float_argument_keeps_the_default_dtype(dtype):
     x = tg.tensor(np.array([1, 0, 3]).astype(dtype))
@@ -30,7 +23,6 @@ def test_integer_tensor_with_a_float_argument_keeps_the_default_dtype(dtype):
     np.testing.assert_array_equal(got.numpy(), want.numpy())
 
 
-@FLOAT_ARGUMENT_WEAK
 def test_a_float_arguments_comparison_scales_like_a_python_bool():
     x = tg.tensor(np.array([1.0, -2.0, 3.5]))
     want, got = _both(lambda x, s: x + 0.1 * (s > 0), x, 2.0)
@@ -38,7 +30,6 @@ def test_a_float_arguments_comparison_scales_like_a_python_bool():
     np.testing.assert_array_equal(got.numpy(), want.numpy())
 
 
-@FLOAT_ARGUMENT_WEAK
 def test_a_returned_float_argument_expression_is_a_float():
     x = tg.tensor(np.array([1.0, 2.0]))
     want, got = _both(lambda x, s: (x + 1, s * 2), x, 0.3)

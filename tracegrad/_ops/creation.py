@@ -142,8 +142,20 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tens
         elif isinstance(fill_value, numbers.Integral):
             dtype = _dtype.int64
     size = (size,) if isinstance(size, numbers.Integral) else tuple(size)
+    if _followed_float(fill_value, _np_dtype(dtype), requires_grad):
+        return full(size, -0.0, dtype=dtype, device=device) + fill_value
     return _made(np.full, size, fill_value, _np_dtype(dtype), requires_grad=requires_grad,
                  device=device)
+
+
+def _followed_float(value, np_dtype: np.dtype, requires_grad: bool) -> bool:
+    """``value`` is a compile trace's followed float argument (it says it is a float and
+    is none: NOTE (float arguments) in compiler/float_args.py) filling a float tensor: the
+    fill is ``-0.0 + value`` (the same bits, -0.0 included), which the trace reads at each
+    call, where NumPy's fill would read a constant and specialise the program per value."""
+    return (isinstance(value, float) and hasattr(type(value), "runtime_input")
+            and np_dtype.kind == "f" and not requires_grad)   # (a symbolic size's SymFloat
+    #   has none: its guard traces compare graphs, where a NumPy fill is their constant)
 
 
 def _like(x: Tensor, dtype):
@@ -166,6 +178,8 @@ def empty_like(x: Tensor, dtype=None, device=None, requires_grad=False, memory_f
 
 
 def full_like(x: Tensor, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    if _followed_float(fill_value, _like(x, dtype), requires_grad):
+        return full_like(x, -0.0, dtype, device) + fill_value
     return _made(np.full, tuple(x.shape), fill_value, _like(x, dtype),
                  requires_grad=requires_grad, device=device or _dev(x))
 

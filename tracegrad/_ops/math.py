@@ -344,7 +344,7 @@ def tan(x):
 def _two_scalars_dtype(x, y) -> np.dtype:
     """PyTorch's dtype for ``where(cond, 2.5, 1)``: the default float when either is a
     float, int64 when either is an int, else bool (NumPy's rule gave float64)."""
-    kinds = {type(v) for v in (x, y)}
+    kinds = {v.__class__ for v in (x, y)}   # (a followed argument says float or int)
     if float in kinds:
         return get_default_dtype().np
     return np.dtype(np.int64) if int in kinds else np.dtype(np.bool_)

@@ -28,6 +28,7 @@ from .access_paths import covered_reads, path_guards, recording
 from .autograd_bridge import attach
 from .debug import debug_level, logger
 from .errors import TraceError
+from .float_args import FloatArguments, FloatWrittenToState
 from .held_output import stdout_held_until_success
 from .int_args import CallValue
 from .layouts import argument_layout
@@ -286,11 +287,34 @@ def build_entry(compiled, treedef, leaves, args, kwargs, compile_code: bool,
     """Trace ``compiled.fn`` on ``leaves``' shapes; plan the programs unless
     ``plan_programs`` is False (a symbolic group's guard check needs the trace only), and
     compile them when ``compile_code``.  ``symbols``: a guard trace (``Tracer``)."""
+    floats = FloatArguments(compiled, leaves)   # NOTE (float arguments) in float_args.py
+    floats.refuse_past_limit()
+    try:
+        return _build_traced(compiled, treedef, leaves, args, kwargs, compile_code,
+                             plan_programs, symbols, floats)
+    except Exception as e:
+        if floats.rec is None or isinstance(e, FloatWrittenToState):
+            raise
+        floats.close()   # (the trace on followed floats failed: again on their values)
+        if debug_level():
+            logger.debug("%s: float arguments traced as values: the trace on followed "
+                         "floats raised %s: %s", compiled.__name__, type(e).__name__, e)
+        return _build_traced(compiled, treedef, leaves, args, kwargs, compile_code,
+                             plan_programs, symbols,
+                             FloatArguments(compiled, leaves, False))
+    finally:
+        floats.close()
+
+
+def _build_traced(compiled, treedef, leaves, args, kwargs, compile_code, plan_programs,
+                  symbols, floats) -> Entry:
     tracer = Tracer(symbols)
     try:
         with _collector_paused(), stdout_held_until_success():
-            return _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code,
-                                plan_programs)
+            entry = _build_entry(tracer, compiled, treedef, leaves, args, kwargs,
+                                 compile_code, plan_programs, floats)
+        floats.finish(entry)
+        return entry
     except BaseException:
         tracer.rollback()  # the eager fallback must start from eager mode's state
         raise
@@ -315,7 +339,7 @@ def _collector_paused():
 
 
 def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: bool,
-                 plan_programs: bool) -> Entry:
+                 plan_programs: bool, floats) -> Entry:
     entry = Entry()
     clock, start = phase_clock.totals(), time.perf_counter()
     with tracing(tracer):
@@ -325,8 +349,8 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
                 traced_leaves.append(tracer.argument(leaf._data.shape, leaf._data.dtype,
                                                      leaf._requires_grad, position,
                                                      argument_layout(leaf._data)))
-            else:  # a Python float: a runtime scalar, never part of the signature
-                traced_leaves.append(tracer.argument((), np.float64, False, position))
+            else:  # a Python float: followed, never part of the signature
+                traced_leaves.append(floats.traced(position, leaf))
         t_args, t_kwargs = pytree.unflatten(treedef, traced_leaves)
         with recording() as reads:   # NOTE (access paths)
             out = compiled.fn(*t_args, **t_kwargs)
@@ -335,7 +359,7 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
             raise TraceError(f"{compiled.__name__} returned a {type(out).__name__}, whose body "
                              f"runs only when it is iterated, after tracing; compile traces "
                              f"functions that return tensors")
-        out_treedef, out_leaves = pytree.flatten(out, static=True)
+        out_treedef, out_leaves = pytree.flatten(out, static=True, followed=True)
         outputs, out_static = [], []
         aliases = []
         for leaf in out_leaves:

@@ -27,11 +27,12 @@ from .dump import dump_entry
 from .entry import CapturedChanged, Entry, build_entry
 from .errors import TraceError
 from .fit_checks import FailedRegions
+from .float_args import float_cell
 from .int_signature import IntArguments
 from .layouts import argument_layout, has_layout, overlaps_itself
 from .report import Report
 from .symbolic import NotSymbolic
-from .torch_api import LIVE, backend_name, check_mode, float_argument_hint
+from .torch_api import LIVE, backend_name, check_mode
 
 _POSITIONAL_TENSORS: dict = {}
 # NOTE: ``dtype.str`` builds a new string at each read (~0.35 µs, twice per call of a
@@ -117,6 +118,7 @@ class CompiledFunction:
             self._sig = None
         self.__name__ = getattr(fn, "__name__", type(fn).__name__)
         self._ints = IntArguments(dynamic, self)  # NOTE (int arguments)
+        self._float_cell = float_cell(self)       # NOTE (float arguments)
         self.__doc__ = getattr(fn, "__doc__", None)
         self.__wrapped__ = fn
         LIVE.add(self)   # torch.compiler.reset() clears every cache
@@ -138,6 +140,7 @@ class CompiledFunction:
         self._refused_on.clear()
         self._failed_regions.clear()
         self._signatures.clear()
+        self.__dict__.pop("_float_specialised", None)   # NOTE (float values traced)
         self._ints = IntArguments(self.dynamic, self)
         self.hits = self.misses = 0
         self.compile_seconds = 0.0
@@ -399,6 +402,7 @@ class CompiledFunction:
                               bool(leaf._requires_grad), argument_layout(data)))
             else:
                 parts.append("float")
+                self._float_cell.values = leaves   # NOTE (float arguments): guards read it
         key = (key_treedef, tuple(parts), grad_state.enabled)
         return treedef, leaves, key
 
@@ -445,8 +449,7 @@ class CompiledFunction:
             return build_entry(self, treedef, leaves, args, kwargs, compile_code=True)
         except TraceError as e:
             where = user_frame(e.__traceback__, self.fn)
-            hint = float_argument_hint(self._sig, args, kwargs)
-            message = (f"compile: {self.__name__} cannot be traced at {where}: {e}{hint}. "
+            message = (f"compile: {self.__name__} cannot be traced at {where}: {e}. "
                        f"Running it eagerly for this signature.")
             if self.fullgraph:
                 raise TraceError(message.replace(" Running it eagerly for this signature.",

@@ -83,6 +83,8 @@ class Recorder:
     """What one trace did with its symbolic ints: ``guards`` (text -> check of the call's
     int values) and ``specialised`` (position -> value, the ints an escape read)."""
 
+    floats = False   # a float arguments' recorder (float_args.py) says True
+
     def __init__(self, values: tuple, cell, positions=()) -> None:
         self.active = True
         self.values = values
@@ -92,6 +94,7 @@ class Recorder:
         self.specialised: dict[int, int] = {}
         self.escapes: list[str] = []
         self.inputs: dict = {}   # (id(SymArg), dtype) -> its runtime input's node
+        self.escape_count = 0    # escapes so far (float_args.check_scalar_read)
         opened(self)
 
     def guard(self, text: str, check, args: frozenset) -> None:
@@ -101,6 +104,7 @@ class Recorder:
     def escape(self, value: "SymArg", what: str) -> None:
         if not self.active:
             return
+        self.escape_count += 1
         for k in value.args:
             self.specialised[k] = self.values[k]
         line = f"{what} of {value.text} at {_caller()}"
@@ -139,6 +143,29 @@ def _operand(x):
     return None
 
 
+def _joined(a: "SymArg", b, bargs: frozenset):
+    """``(args, rec, others)`` of a SymArg computed from ``a`` and ``b``.  An int
+    argument's SymArg and a float argument's have a recorder each (NOTE (float arguments)
+    in float_args.py): the int one leads, since its closures index its cell's values (a
+    float argument's closure reads its own cell), and the other recorder's positions go in
+    ``others`` (an escape reaches them too)."""
+    if type(b) is not SymArg:
+        return a.args | bargs, a.rec, a.others
+    if b.rec is a.rec:
+        return a.args | bargs, a.rec, _merged(a.others + b.others)
+    main, part = (b, a) if a.rec.floats else (a, b)
+    return main.args, main.rec, _merged(main.others + part.others + ((part.rec, part.args),))
+
+
+def _merged(others: tuple) -> tuple:
+    if len(others) < 2:
+        return others
+    by_rec: dict = {}
+    for rec, args in others:
+        by_rec[rec] = by_rec.get(rec, frozenset()) | args
+    return tuple(by_rec.items())
+
+
 def _paren(text: str) -> str:
     return f"({text})" if " " in text else text
 
@@ -148,10 +175,12 @@ class SymArg(Followed):
     value ``_v``, ``fn(values)`` giving it at any call, ``text`` naming it, and ``args``,
     the positions of the ints it depends on."""
 
-    __slots__ = ("_v", "fn", "text", "args", "rec")
+    __slots__ = ("_v", "fn", "text", "args", "rec", "others")
 
-    def __init__(self, value, fn, text: str, args: frozenset, rec: Recorder) -> None:
+    def __init__(self, value, fn, text: str, args: frozenset, rec: Recorder,
+                 others: tuple = ()) -> None:
         self._v, self.fn, self.text, self.args, self.rec = value, fn, text, args, rec
+        self.others = others   # ((recorder, positions), ...) of other recorders it holds
 
     @property
     def __class__(self):   # NOTE (no int underneath) in symint.py: what isinstance asks
@@ -164,8 +193,11 @@ class SymArg(Followed):
             return NotImplemented   # a tensor: its reflected method records a runtime input
         ofn, otext, oargs, ov = o
         value = op(ov, self._v) if reflected else op(self._v, ov)
-        if not self.rec.active or type(value) not in (int, float):
+        if not self.rec.active:
             return value
+        if type(value) not in (int, float):   # (-2) ** 0.5: a complex no closure follows
+            self._escaped(symbol)
+            return value if type(other) is not SymArg else (other._escaped(symbol), value)[1]
         sfn = self.fn
         if reflected:
             fn, text = (lambda values: op(ofn(values), sfn(values))), \
@@ -173,7 +205,7 @@ class SymArg(Followed):
         else:
             fn, text = (lambda values: op(sfn(values), ofn(values))), \
                 f"{_paren(self.text)} {symbol} {_paren(otext)}"
-        return SymArg(value, fn, text, self.args | oargs, self.rec)
+        return SymArg(value, fn, text, *_joined(self, other, oargs))
 
     def _unary(self, symbol: str, op):
         value = op(self._v)
@@ -181,7 +213,7 @@ class SymArg(Followed):
             return value
         sfn = self.fn
         return SymArg(value, lambda values: op(sfn(values)), f"{symbol}({self.text})",
-                      self.args, self.rec)
+                      self.args, self.rec, self.others)
 
     def __neg__(self):
         return self._unary("-", operator.neg)
@@ -211,13 +243,13 @@ class SymArg(Followed):
         o = _operand(other)
         if o is None:
             return NotImplemented
-        ofn, otext, _, ov = o
+        ofn, otext, oargs, ov = o
         outcome = _OPS[op](self._v, ov)
         if self.rec.active:
             sfn, cmp = self.fn, _OPS[op]
-            self.rec.guard(f"{self.text} {op if outcome else _NEGATED[op]} {otext}",
-                           lambda values: cmp(sfn(values), ofn(values)) == outcome,
-                           self.args | o[2])
+            args, rec, _ = _joined(self, other, oargs)
+            rec.guard(f"{self.text} {op if outcome else _NEGATED[op]} {otext}",
+                      lambda values: cmp(sfn(values), ofn(values)) == outcome, args)
         return outcome
 
     def __bool__(self):
@@ -226,6 +258,8 @@ class SymArg(Followed):
     # ---- escapes: the value leaves what a closure follows (the rest: Followed) ---------
     def _escaped(self, what: str):
         self.rec.escape(self, what)
+        for rec, args in self.others:
+            rec.escape(SymArg(self._v, self.fn, self.text, args, rec), what)
         return self._v
 
     def __index__(self):
@@ -236,7 +270,8 @@ class SymArg(Followed):
 
     def type_taken(self) -> str:
         self._escaped("type()")
-        return f"type() of the symbolic int argument {self.text}"
+        what = self.text if self.rec.floats else f"the symbolic int argument {self.text}"
+        return f"type() of {what}"
 
     def followed_float(self):
         """``float(self)``, still followed (``_size.as_float``: a tensor divided by an int)."""

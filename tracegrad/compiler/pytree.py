@@ -6,6 +6,7 @@ in int_args.py)."""
 from __future__ import annotations
 
 from .._tensor import Tensor
+from .int_args import CallValue, SymArg
 
 TENSOR = "T"
 SCALAR = "S"
@@ -20,14 +21,17 @@ class Static:
         self.value = value
 
 
-def flatten(obj, static: bool = False, leaves: list | None = None):
+def flatten(obj, static: bool = False, leaves: list | None = None, followed: bool = False):
     """``(treedef, leaves)``: tensors and floats become leaves; other values live in the
-    treedef itself, so they must be hashable (the signature compares them by value)."""
+    treedef itself, so they must be hashable (the signature compares them by value).
+    ``followed``: a traced function's results, whose followed arguments (SymArg) are
+    leaves too (NOTE (float arguments) in float_args.py: a returned float is computed at
+    each call), not hashed (an escape)."""
     if leaves is None:
         leaves = []
-    if isinstance(obj, Tensor):
+    if isinstance(obj, Tensor) or followed and type(obj) is SymArg:
         leaves.append(obj)
-        return (TENSOR,), leaves
+        return ((TENSOR,) if type(obj) is not SymArg else (SCALAR,)), leaves
     if isinstance(obj, Static):
         obj = obj.value
         static = True
@@ -37,14 +41,14 @@ def flatten(obj, static: bool = False, leaves: list | None = None):
     elif type(obj) is int and not static:   # (never a bool: its type is bool)
         return ("int", obj), leaves
     if isinstance(obj, (tuple, list)):
-        children = tuple(flatten(o, static, leaves)[0] for o in obj)
+        children = tuple(flatten(o, static, leaves, followed)[0] for o in obj)
         kind = "tuple" if isinstance(obj, tuple) else "list"
         if hasattr(obj, "_fields"):  # namedtuple
             return ("namedtuple", type(obj), children), leaves
         return (kind, children), leaves
     if isinstance(obj, dict):
         keys = tuple(obj.keys())
-        children = tuple(flatten(obj[k], static, leaves)[0] for k in keys)
+        children = tuple(flatten(obj[k], static, leaves, followed)[0] for k in keys)
         return ("dict", keys, children), leaves
     try:
         hash(obj)
@@ -64,7 +68,8 @@ def unflatten_results(treedef, static: list, tensors: list):
     if treedef == _LONE_TENSOR and static == [None]:
         return tensors[0]   # one tensor (a loss): no tree to rebuild
     it = iter(tensors)
-    return unflatten(treedef, [next(it) if const is None else const for const in static])
+    return unflatten(treedef, [next(it) if const is None else const() if type(const) is
+                               CallValue else const for const in static])
 
 
 def unflatten(treedef, leaves):

@@ -91,25 +91,3 @@ def disable(fn=None, recursive: bool = True, *, reason: str | None = None):
                              f"torch.compiler.disable{why}")
         return fn(*args, **kwargs)
     return eager_only
-
-
-def float_argument_hint(signature, args, kwargs) -> str:
-    """For a trace that stopped on a host read: the Python float arguments, which compile
-    passes as runtime values (one program serves every value), so ``float(s)``, ``if s >
-    0.5`` or ``clip_grad_norm_(ps, s)`` stop the trace; ``static_argnames`` bakes them in."""
-    if signature is not None:
-        try:
-            named = signature.bind(*args, **kwargs).arguments.items()
-        except TypeError:
-            return ""
-    else:
-        named = kwargs.items()
-    floats = [name for name, value in named if isinstance(value, float)]
-    if not floats and any(isinstance(a, float) for a in args):
-        floats = ["the float positional arguments"]
-    if not floats:
-        return ""
-    names = ", ".join(repr(n) for n in floats)
-    return (f" (a Python float argument ({names}) is traced as a runtime value; if the "
-            f"function reads it as a number, pass static_argnames=({names},) to compile "
-            f"one program per value)")

@@ -22,7 +22,8 @@ from .._tensor import Tensor, _wrap
 from ..codegen.graph import Graph
 from ..codegen.ops import MOVEMENT, Op
 from .errors import TraceError
-from .int_args import SymArg
+from .float_args import check_scalar_read
+from .int_args import CallValue, SymArg
 from .dead_aliases import WrittenAliases
 from .python_guards import attributes, attributes_guard, described
 from .symint import symbol
@@ -332,6 +333,8 @@ class Tracer:
     def runtime_scalar(self, read, dtype) -> Tensor:
         """A 0-d input whose value ``read()`` gives at every call (a learning rate a
         scheduler changes, a bias correction): never a constant in the code."""
+        if type(read) is not CallValue:
+            check_scalar_read(read)   # NOTE (float arguments written to state)
         node = self._new_input((), dtype, ("scalar", read, np.dtype(dtype)))
         return _wrap(TraceValue((), dtype, node, self))
 

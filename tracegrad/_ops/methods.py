@@ -9,8 +9,9 @@ from ..cuda import to_device
 from .._device import device as _device
 from .._tensor import Tensor
 from ..autograd.engine import tensor_backward
-from . import (creation, division, indexing, inplace, inplace_variants, linalg, math, matrix,
-               reduce, shape, strided, trig, unfold, unique)
+from . import (creation, cumulative, division, indexing, inplace, inplace_variants, linalg, math,
+               matrix, pointwise, rearrange, reduce, searching, shape, sorting, strided, trig,
+               unfold, unique)
 from .math import as_tensor_operand
 
 
@@ -187,6 +188,12 @@ METHODS = {
 }
 for _module in (trig, matrix, unique):
     METHODS.update({name: getattr(_module, name) for name in _module.__all__})
+# sorting, cumulative, pointwise and rearranging ops: the ones PyTorch has as methods
+# (not meshgrid, searchsorted, bucketize, isin, tensordot, cdist: torch.Tensor lacks them)
+for _module in (sorting, searching, cumulative, pointwise, rearrange):
+    METHODS.update({name: getattr(_module, name) for name in _module.__all__
+                    if name not in ("meshgrid", "searchsorted", "bucketize", "isin",
+                                    "tensordot", "cdist")})
 METHODS["swapdims"] = shape.swapaxes
 METHODS.update(as_strided=strided.as_strided, unfold=unfold.unfold,
                storage_offset=strided.storage_offset)

@@ -92,7 +92,7 @@ def _cum_extreme(x: Tensor, dim: int, op: str, better) -> values_indices:
     shape = [1] * data.ndim
     shape[axis] = data.shape[axis]
     pos = np.where(hit, np.arange(data.shape[axis]).reshape(shape), -1)
-    idx = from_numpy(np.ascontiguousarray(np.maximum.accumulate(pos, axis=axis), np.int64))
+    idx = from_numpy(np.asarray(np.maximum.accumulate(pos, axis=axis), np.int64, order="C"))
     return values_indices(gather(x, axis, idx), idx)
 
 

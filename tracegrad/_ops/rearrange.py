@@ -147,7 +147,7 @@ def take(input: Tensor, index: Tensor) -> Tensor:  # noqa: A002
         raise IndexError(f"take(): index out of range for a tensor of {n} elements "
                          f"(indices from {idx.min()} to {idx.max()})")
     flat = input.reshape(-1)
-    wrapped = from_numpy(np.ascontiguousarray(np.where(idx < 0, idx + n, idx), np.int64))
+    wrapped = from_numpy(np.asarray(np.where(idx < 0, idx + n, idx), np.int64, order="C"))
     return index_select(flat, 0, wrapped.reshape(-1)).reshape(tuple(index.shape))
 
 

@@ -24,7 +24,7 @@ def _array(v, op: str) -> np.ndarray:
 
 
 def _positions(found: np.ndarray, out_int32: bool) -> Tensor:
-    return from_numpy(np.ascontiguousarray(found, np.int32 if out_int32 else np.int64))
+    return from_numpy(np.asarray(found, np.int32 if out_int32 else np.int64, order="C"))
 
 
 def searchsorted(sorted_sequence: Tensor, input, *, out_int32: bool = False,  # noqa: A002
@@ -122,7 +122,7 @@ def _quantile(x: Tensor, q, dim, keepdim: bool, interpolation: str, ignore_nan: 
     n = data.shape[axis]
     nans = np.isnan(np.moveaxis(data, axis, -1)).sum(-1, keepdims=True)
     count = n - nans if ignore_nan else np.full_like(nans, n)
-    ranks = qs.reshape(-1)[None] * np.maximum(count - 1, 0)          # (rows..., len(q))
+    ranks = qs.reshape(-1) * np.maximum(count - 1, 0)   # (the other dims..., len(q))
     lo = np.floor(ranks)
     if interpolation == "lower":
         ranks = lo
@@ -138,8 +138,8 @@ def _quantile(x: Tensor, q, dim, keepdim: bool, interpolation: str, ignore_nan: 
     hi = np.where(bad, n - 1, hi).astype(np.int64)
     lo_idx = np.take_along_axis(order, lo, -1)
     hi_idx = np.take_along_axis(order, hi, -1)
-    lo_v = gather(src, axis, from_numpy(np.ascontiguousarray(np.moveaxis(lo_idx, -1, axis))))
-    hi_v = gather(src, axis, from_numpy(np.ascontiguousarray(np.moveaxis(hi_idx, -1, axis))))
+    lo_v = gather(src, axis, from_numpy(np.asarray(np.moveaxis(lo_idx, -1, axis), order="C")))
+    hi_v = gather(src, axis, from_numpy(np.asarray(np.moveaxis(hi_idx, -1, axis), order="C")))
     if interpolation == "midpoint":
         weight = np.full(lo.shape, 0.5)
     elif interpolation == "linear":

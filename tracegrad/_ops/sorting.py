@@ -24,7 +24,7 @@ __all__ = ["sort", "argsort", "msort", "topk", "kthvalue", "median", "nanmedian"
 
 
 def _index(idx: np.ndarray, like: Tensor) -> Tensor:
-    out = from_numpy(np.ascontiguousarray(idx, dtype=np.int64))
+    out = from_numpy(np.asarray(idx, dtype=np.int64, order="C"))
     return out if like.device.type == "cpu" else out.to(like.device)
 
 

@@ -158,6 +158,8 @@ def diff(input: Tensor, n: int = 1, dim: int = -1, prepend: Tensor | None = None
     if int(n) < 0:
         raise ShapeError(f"diff(): order must be non-negative but got {n}")
     axis = _wrap_dim(int(dim), x.ndim, "diff")
+    if int(n) == 0:   # PyTorch: the input as it is, prepend and append ignored
+        return x
     parts = [p for p in (prepend, x, append) if p is not None]
     if len(parts) > 1:
         parts = [_along(p, x, axis) for p in parts]

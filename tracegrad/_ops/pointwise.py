@@ -14,7 +14,7 @@ from .._dtype import get_default_dtype, to_numpy_dtype
 from .._errors import ShapeError, describe
 from .._tensor import Tensor
 from .creation import tensor
-from .math import (abs, as_tensor_operand, cast, exp, isinf, isnan, log, log1p, maximum,  # noqa: A004
+from .math import (abs, as_tensor_operand, cast, exp, isfinite, isinf, isnan, log, log1p, maximum,  # noqa: A004
                    minimum, promote, sqrt, where)
 from .reduce import amax, amin, normalize_axes, sum
 
@@ -86,8 +86,8 @@ def xlogy(input, other) -> Tensor:  # noqa: A002
     zero = (x == 0) & ~isnan(y)
     log_y = log(y)
     # NOTE: where x == 0 the value is +0 but the gradient in x is still log(y), as PyTorch's
-    # (0 where log(y) is infinite, instead of PyTorch's inf)
-    at_zero = x * where(isinf(log_y), 0.0, log_y) + 0.0
+    # (0 where log(y) is not finite, where PyTorch says inf or NaN)
+    at_zero = x * where(isfinite(log_y), log_y, 0.0) + 0.0
     return where(zero, at_zero, x * log_y)
 
 

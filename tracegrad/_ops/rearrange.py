@@ -95,8 +95,7 @@ def meshgrid(*tensors, indexing: str | None = None) -> tuple:
         view = [1] * len(flat)
         view[i] = shape[i]
         grids.append(t.reshape(view).expand(*shape))
-    if swap:
-        grids = [g.transpose(0, 1) for g in grids]
+    if swap:   # 'xy': the ij grids of (b, a, ...), handed back as (a's, b's, ...)
         grids[0], grids[1] = grids[1], grids[0]
     return tuple(grids)
 
@@ -204,7 +203,8 @@ def _pnorm(diff: Tensor, p: float, axis) -> Tensor:
     if p == 1:
         return sum(abs(diff), axis)
     mag = abs(diff)
-    total = sum(where(mag == 0, 0.0, mag ** p), axis)
+    flat = mag == 0   # (p < 1: d|t|^p/dt is infinite at 0; PyTorch's gradient there is 0)
+    total = sum(where(flat, 0.0, where(flat, 1.0, mag) ** p), axis)
     zero = total == 0
     return where(zero, 0.0, where(zero, 1.0, total) ** (1.0 / p))
 

@@ -106,7 +106,10 @@ def cummin(input: Tensor, dim: int) -> values_indices:  # noqa: A002
 
 
 def _logcumsumexp_np(data: np.ndarray, axis: int) -> np.ndarray:
-    return np.logaddexp.accumulate(data, axis=axis) if data.shape[axis] else data.copy()
+    if not data.shape[axis]:
+        return data.copy()
+    with np.errstate(invalid="ignore"):   # (NaN in, NaN out, as PyTorch: no warning)
+        return np.logaddexp.accumulate(data, axis=axis)
 
 
 class _Logcumsumexp(Function):

@@ -44,6 +44,8 @@ def roll(input: Tensor, shifts, dims=None) -> Tensor:  # noqa: A002
     if len(shifts) != len(dims):
         raise ShapeError(f"roll(): shifts {shifts} and dims {dims} must have the same length")
     for shift, dim in zip(shifts, dims):
+        if x.ndim == 0:
+            raise IndexError(f"roll(): a 0-d tensor has no dim {dim} (roll it without dims)")
         axis = _wrap_dim(dim, x.ndim, "roll")
         size = x.shape[axis] if x.ndim else 1
         if size == 0 or x.ndim == 0:

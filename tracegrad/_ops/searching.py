@@ -156,6 +156,8 @@ def _quantile(x: Tensor, q, dim, keepdim: bool, interpolation: str, ignore_nan: 
             (out.shape[0],) + (1,) * x.ndim)
     if qs.ndim == 0:
         out = out.squeeze(0)
+    if x.ndim == 0:   # a 0-d input gives one value per quantile, whatever keepdim says
+        out = out.reshape(qs.shape)
     return out
 
 

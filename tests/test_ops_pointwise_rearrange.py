@@ -258,3 +258,16 @@ def test_cdist_gradient_against_finite_differences():
                                                                    b[:, :1].detach().requires_grad_()))
     with pytest.raises(ShapeError, match="cdist"):
         tg.cdist(a, tg.ones(2, 4, dtype=tg.float64))
+
+
+def test_grad_fn_names_are_pytorchs():
+    x = tg.randn(3, 4, requires_grad=True)
+    y = tg.randn(3, 4, requires_grad=True)
+    for out, name in ((x.sort().values, "SortBackward0"), (x.topk(2).values, "TopkBackward0"),
+                      (x.kthvalue(2).values, "KthvalueBackward0"),
+                      (x.median(1).values, "MedianBackward1"), (x.cummax(1).values, "CummaxBackward0"),
+                      (x.roll(1, 1), "RollBackward0"), (tg.logaddexp(x, y), "LogaddexpBackward0"),
+                      (tg.hypot(x, y), "HypotBackward0"), (tg.xlogy(x, y), "XlogyBackward0"),
+                      (x.nan_to_num(), "NanToNumBackward0"), (tg.cdist(x, y), "CdistBackward0"),
+                      (x.dist(y), "DistBackward0"), (x.take(tg.tensor([1])), "TakeBackward0")):
+        assert out.grad_fn.name() == name

@@ -14,6 +14,7 @@ from .._dtype import to_numpy_dtype
 from .._errors import ShapeError, describe
 from .._tensor import Tensor, _concrete, _wrap_dim
 from ..autograd.function import Function
+from ..autograd.node import show_as
 from .creation import from_numpy
 from .indexing import gather
 from .math import cast, exp, log, logical_xor, where
@@ -75,7 +76,9 @@ def cumprod(input: Tensor, dim: int, *, dtype=None) -> Tensor:  # noqa: A002
         return x * 1
     if not x.requires_grad:
         return from_numpy(np.cumprod(_concrete(x._data, "cumprod()"), axis=axis))
-    return _Cumprod.apply(x, axis)
+    out = _Cumprod.apply(x, axis)
+    show_as(out, "CumprodBackward0", (x,))
+    return out
 
 
 def _cum_extreme(x: Tensor, dim: int, op: str, better) -> values_indices:
@@ -93,7 +96,9 @@ def _cum_extreme(x: Tensor, dim: int, op: str, better) -> values_indices:
     shape[axis] = data.shape[axis]
     pos = np.where(hit, np.arange(data.shape[axis]).reshape(shape), -1)
     idx = from_numpy(np.asarray(np.maximum.accumulate(pos, axis=axis), np.int64, order="C"))
-    return values_indices(gather(x, axis, idx), idx)
+    values = gather(x, axis, idx)
+    show_as(values, op.capitalize() + "Backward0", (x,))
+    return values_indices(values, idx)
 
 
 def cummax(input: Tensor, dim: int) -> values_indices:  # noqa: A002
@@ -143,7 +148,9 @@ def logcumsumexp(input: Tensor, dim: int) -> Tensor:  # noqa: A002
     axis = _axis(x, dim, "logcumsumexp")
     if x.ndim == 0:
         return x * 1
-    return _Logcumsumexp.apply(x, axis)
+    out = _Logcumsumexp.apply(x, axis)
+    show_as(out, "LogcumsumexpBackward0", (x,))
+    return out
 
 
 def diff(input: Tensor, n: int = 1, dim: int = -1, prepend: Tensor | None = None,  # noqa: A002

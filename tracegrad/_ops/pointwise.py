@@ -13,6 +13,7 @@ import numpy as np
 from .._dtype import get_default_dtype, to_numpy_dtype
 from .._errors import ShapeError, describe
 from .._tensor import Tensor
+from ..autograd.node import show_as
 from .creation import tensor
 from .math import (abs, as_tensor_operand, cast, exp, isfinite, isinf, isnan, log, log1p, maximum,  # noqa: A004
                    minimum, promote, sqrt, where)
@@ -46,13 +47,20 @@ def logaddexp(input, other) -> Tensor:  # noqa: A002
     tensor([0.6931])
     """
     a, b = _float_pair(input, other, "logaddexp")
-    return _log_add(a, b, exp, 1.0)
+    return _shown(_log_add(a, b, exp, 1.0), "LogaddexpBackward0", a, b)
+
+
+def _shown(out: Tensor, name: str, *inputs: Tensor) -> Tensor:
+    """PyTorch's node name on the composite's last node (``HypotBackward0``)."""
+    show_as(out, name, inputs)
+    return out
 
 
 def logaddexp2(input, other) -> Tensor:  # noqa: A002
     """``log2(2**a + 2**b)`` without overflow."""
     a, b = _float_pair(input, other, "logaddexp2")
-    return _log_add(a, b, lambda t: exp(t * _math.log(2.0)), 1.0 / _math.log(2.0))
+    out = _log_add(a, b, lambda t: exp(t * _math.log(2.0)), 1.0 / _math.log(2.0))
+    return _shown(out, "Logaddexp2Backward0", a, b)
 
 
 def _log_add(a: Tensor, b: Tensor, expf, scale: float) -> Tensor:
@@ -69,7 +77,7 @@ def hypot(input, other) -> Tensor:  # noqa: A002
     big, small = maximum(abs(a), abs(b)), minimum(abs(a), abs(b))
     ratio = small / where(big == 0, 1, big)
     scaled = big * sqrt(1 + ratio * ratio)
-    return where(isinf(a) | isinf(b), float("inf"), scaled)
+    return _shown(where(isinf(a) | isinf(b), float("inf"), scaled), "HypotBackward0", a, b)
 
 
 def copysign(input, other) -> Tensor:  # noqa: A002
@@ -77,7 +85,7 @@ def copysign(input, other) -> Tensor:  # noqa: A002
     a, b = _float_pair(input, other, "copysign")
     # NOTE: 1 / b tells -0.0 (-inf) from 0.0 (+inf), which b < 0 cannot
     negative = (b < 0) | ((b == 0) & ((1 / where(b == 0, b, 1)) < 0))
-    return where(negative, -abs(a), abs(a))
+    return _shown(where(negative, -abs(a), abs(a)), "CopysignBackward0", a, b)
 
 
 def xlogy(input, other) -> Tensor:  # noqa: A002
@@ -88,7 +96,7 @@ def xlogy(input, other) -> Tensor:  # noqa: A002
     # NOTE: where x == 0 the value is +0 but the gradient in x is still log(y), as PyTorch's
     # (0 where log(y) is not finite, where PyTorch says inf or NaN)
     at_zero = x * where(isfinite(log_y), log_y, 0.0) + 0.0
-    return where(zero, at_zero, x * log_y)
+    return _shown(where(zero, at_zero, x * log_y), "XlogyBackward0", x, y)
 
 
 def nan_to_num(input: Tensor, nan: float = 0.0, posinf: float | None = None,  # noqa: A002
@@ -103,7 +111,7 @@ def nan_to_num(input: Tensor, nan: float = 0.0, posinf: float | None = None,  # 
     neginf = float(info.min) if neginf is None else neginf
     out = where(isnan(x), nan, x)
     out = where(x == float("inf"), posinf, out)
-    return where(x == float("-inf"), neginf, out)
+    return _shown(where(x == float("-inf"), neginf, out), "NanToNumBackward0", x)
 
 
 def nansum(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:  # noqa: A002

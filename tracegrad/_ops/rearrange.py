@@ -12,6 +12,7 @@ import numpy as np
 
 from .._errors import ShapeError, describe
 from .._tensor import Tensor, _concrete, _wrap_dim
+from ..autograd.node import show_as
 from .creation import from_numpy
 from .indexing import index_select
 from .linalg import matmul
@@ -53,7 +54,9 @@ def roll(input: Tensor, shifts, dims=None) -> Tensor:  # noqa: A002
         k = shift % size
         if k:
             x = cat([narrow(x, axis, size - k, k), narrow(x, axis, 0, size - k)], axis)
-    return input.clone() if x is input else x
+    out = input.clone() if x is input else x
+    show_as(out, "RollBackward0", (input,))
+    return out
 
 
 def rot90(input: Tensor, k: int = 1, dims=(0, 1)) -> Tensor:  # noqa: A002
@@ -149,7 +152,9 @@ def take(input: Tensor, index: Tensor) -> Tensor:  # noqa: A002
                          f"(indices from {idx.min()} to {idx.max()})")
     flat = input.reshape(-1)
     wrapped = from_numpy(np.asarray(np.where(idx < 0, idx + n, idx), np.int64, order="C"))
-    return index_select(flat, 0, wrapped.reshape(-1)).reshape(tuple(index.shape))
+    out = index_select(flat, 0, wrapped.reshape(-1)).reshape(tuple(index.shape))
+    show_as(out, "TakeBackward0", (input,))
+    return out
 
 
 def tensordot(a: Tensor, b: Tensor, dims=2, out=None) -> Tensor:
@@ -226,10 +231,14 @@ def cdist(x1: Tensor, x2: Tensor, p: float = 2.0,
     # NOTE: a direct difference, never ||a||^2 + ||b||^2 - 2ab (PyTorch's mm path for
     # more than 25 rows): that form cancels catastrophically for near points
     diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)
-    return _pnorm(diff, float(p), -1)
+    out = _pnorm(diff, float(p), -1)
+    show_as(out, "CdistBackward0", (x1, x2))
+    return out
 
 
 def dist(input: Tensor, other: Tensor, p: float = 2) -> Tensor:  # noqa: A002
     """The p-norm of ``input - other`` over all elements (a 0-d tensor)."""
     diff = (input - other).reshape(-1)
-    return _pnorm(diff, float(p), 0)
+    out = _pnorm(diff, float(p), 0)
+    show_as(out, "DistBackward0", (input, other))
+    return out

@@ -15,6 +15,7 @@ import numpy as np
 from .._errors import ShapeError, describe
 from .._tensor import Tensor, _concrete, _wrap_dim
 from ..autograd.function import Function
+from ..autograd.node import show_as
 from .creation import from_numpy
 from .indexing import gather
 from .math import isnan, where
@@ -67,7 +68,13 @@ def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = 
     # NOTE: always stable; PyTorch allows any order of ties when stable=False
     order, axis = _order(input, dim, descending, "sort")
     idx = _index(order, input)
-    return values_indices(_take(input, axis, idx), idx)
+    return _named(values_indices(_take(input, axis, idx), idx), "SortBackward0", input)
+
+
+def _named(result: values_indices, name: str, x: Tensor) -> values_indices:
+    """PyTorch's node name on the values' gather (``SortBackward0``, not a gather's)."""
+    show_as(result.values, name, (x,))
+    return result
 
 
 def argsort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:  # noqa: A002
@@ -91,7 +98,7 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
     if order.ndim:
         order = np.take(order, np.arange(int(k)), axis=axis)
     idx = _index(order, input)
-    return values_indices(_take(input, axis, idx), idx)
+    return _named(values_indices(_take(input, axis, idx), idx), "TopkBackward0", input)
 
 
 def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):  # noqa: A002
@@ -102,8 +109,8 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):  # no
         raise ShapeError(f"kthvalue(): k ({k}) out of range for dimension {dim} of size "
                          f"{size} (input {describe(input)})")
     order, axis = _order(input, dim, False, "kthvalue")
-    return _pick(input, order, axis, np.full(order.shape[:axis] + order.shape[axis + 1:],
-                                             int(k) - 1), keepdim)
+    rank = np.full(order.shape[:axis] + order.shape[axis + 1:], int(k) - 1)
+    return _named(_pick(input, order, axis, rank, keepdim), "KthvalueBackward0", input)
 
 
 def _pick(x: Tensor, order: np.ndarray, axis: int, rank: np.ndarray, keepdim: bool):
@@ -135,7 +142,8 @@ def _median_dim(x: Tensor, dim: int, keepdim: bool, ignore_nan: bool, op: str):
         rank = np.maximum(n - n_nan - 1, 0) // 2
     else:            # any NaN: the first NaN, which sorts right after the numbers
         rank = np.where(n_nan > 0, n - n_nan, (n - 1) // 2)
-    return _pick(x, order, axis, rank, keepdim)
+    name = "NanmedianBackward1" if ignore_nan else "MedianBackward1"
+    return _named(_pick(x, order, axis, rank, keepdim), name, x)
 
 
 class _EvenMedian(Function):
@@ -164,7 +172,9 @@ def _median_all(x: Tensor, ignore_nan: bool, op: str) -> Tensor:
     value = _median_dim(flat, 0, False, ignore_nan, op).values
     if not x.requires_grad:
         return value
-    return _EvenMedian.apply(x, value)
+    out = _EvenMedian.apply(x, value)
+    show_as(out, "NanmedianBackward0" if ignore_nan else "MedianBackward0", (x,))
+    return out
 
 
 def median(input: Tensor, dim: int | None = None, keepdim: bool = False):  # noqa: A002

@@ -93,6 +93,10 @@ def test_topk_matches_torch_with_ties_and_nan(largest, dim):
     picked = np.take_along_axis(x, got.indices.numpy(), axis=dim)
     np.testing.assert_array_equal(picked, got.values.numpy())
     assert got.indices.dtype == tg.int64
+    size = x.shape[dim]
+    for k in (0, 1, size):   # k = size and 0 take the sorting path, 1 the partition one
+        _same(tg.topk(tg.tensor(x), k, dim, largest).values,
+              torch.topk(torch.tensor(x), k, dim, largest).values)
     with pytest.raises(ShapeError, match=r"topk\(\): k \(9\) out of range"):
         tg.topk(tg.tensor(x), 9, dim=0)
 

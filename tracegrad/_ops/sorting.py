@@ -8,8 +8,6 @@ gradient is gather's (a scatter-add into the selected positions), as PyTorch's.
 """
 from __future__ import annotations
 
-from collections import namedtuple
-
 import numpy as np
 
 from .._errors import ShapeError, describe
@@ -94,11 +92,32 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
     if not 0 <= int(k) <= size:
         raise ShapeError(f"topk(): k ({k}) out of range for dimension {dim} of size {size} "
                          f"(input {describe(input)})")
-    order, axis = _order(input, dim, largest, "topk")
-    if order.ndim:
-        order = np.take(order, np.arange(int(k)), axis=axis)
+    data = _concrete(input._data, "topk()")
+    if 0 < int(k) < size and data.ndim:
+        order = _top_positions(data, axis, int(k), largest)
+    else:
+        order, axis = _order(input, dim, largest, "topk")
+        if order.ndim:
+            order = np.take(order, np.arange(int(k)), axis=axis)
     idx = _index(order, input)
     return _named(values_indices(_take(input, axis, idx), idx), "TopkBackward0", input)
+
+
+def _top_positions(data: np.ndarray, axis: int, k: int, largest: bool) -> np.ndarray:
+    """The positions of the k largest (smallest) along axis, in sorted order.
+
+    NOTE (topk by partition): a partition finds the k in O(n), then only they are
+    sorted: topk(50) of 32 x 50257 float32 logits took 250-280 ms through a full stable
+    sort, 6.5 ms this way, 12-16 ms in torch (load ~6). NaN partitions as the largest, as it sorts. Among
+    equal values at the cut, which ones are kept is unspecified, as in PyTorch.
+    """
+    n = data.shape[axis]
+    cut = n - k if largest else k - 1
+    part = np.argpartition(data, cut, axis=axis)
+    chosen = np.take(part, np.arange(cut, n) if largest else np.arange(k), axis=axis)
+    chosen = np.sort(chosen, axis=axis)   # ties then keep the original order
+    picked = np.take_along_axis(data, chosen, axis)
+    return np.take_along_axis(chosen, stable_order(picked, axis, largest), axis)
 
 
 def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):  # noqa: A002
@@ -191,5 +210,3 @@ def nanmedian(input: Tensor, dim: int | None = None, keepdim: bool = False):  # 
         return _median_all(input, True, "nanmedian")
     return _median_dim(input, dim, keepdim, True, "nanmedian")
 
-
-aminmax_result = namedtuple("aminmax", ["min", "max"])

@@ -19,6 +19,7 @@ from .creation import from_numpy
 from .indexing import gather
 from .math import cast, exp, log, logical_xor, where
 from .reduce import cumsum, values_indices
+from .sorting import on_device_of
 from .shape import cat, flip, narrow
 
 __all__ = ["cumprod", "cummax", "cummin", "logcumsumexp", "diff"]
@@ -36,7 +37,7 @@ class _Cumprod(Function):
     @staticmethod
     def forward(ctx, x, axis):
         ctx.axis = axis
-        out = from_numpy(np.cumprod(_concrete(x._data, "cumprod()"), axis=axis))
+        out = on_device_of(np.cumprod(_concrete(x._data, "cumprod()"), axis=axis), x)
         ctx.save_for_backward(x, out)
         return out
 
@@ -75,7 +76,7 @@ def cumprod(input: Tensor, dim: int, *, dtype=None) -> Tensor:  # noqa: A002
     if x.ndim == 0:
         return x * 1
     if not x.requires_grad:
-        return from_numpy(np.cumprod(_concrete(x._data, "cumprod()"), axis=axis))
+        return on_device_of(np.cumprod(_concrete(x._data, "cumprod()"), axis=axis), x)
     out = _Cumprod.apply(x, axis)
     show_as(out, "CumprodBackward0", (x,))
     return out
@@ -95,7 +96,7 @@ def _cum_extreme(x: Tensor, dim: int, op: str, better) -> values_indices:
     shape = [1] * data.ndim
     shape[axis] = data.shape[axis]
     pos = np.where(hit, np.arange(data.shape[axis]).reshape(shape), -1)
-    idx = from_numpy(np.asarray(np.maximum.accumulate(pos, axis=axis), np.int64, order="C"))
+    idx = on_device_of(np.maximum.accumulate(pos, axis=axis).astype(np.int64), x)
     values = gather(x, axis, idx)
     show_as(values, op.capitalize() + "Backward0", (x,))
     return values_indices(values, idx)
@@ -121,7 +122,7 @@ class _Logcumsumexp(Function):
     @staticmethod
     def forward(ctx, x, axis):
         ctx.axis = axis
-        out = from_numpy(_logcumsumexp_np(_concrete(x._data, "logcumsumexp()"), axis))
+        out = on_device_of(_logcumsumexp_np(_concrete(x._data, "logcumsumexp()"), axis), x)
         ctx.save_for_backward(x, out)
         return out
 

@@ -19,6 +19,7 @@ from .linalg import matmul
 from .math import abs, sqrt, where  # noqa: A004
 from .reduce import amax, amin, sum
 from .shape import cat, flip, narrow, transpose
+from .sorting import on_device_of
 
 __all__ = ["roll", "rot90", "meshgrid", "repeat_interleave", "take", "tensordot", "kron",
            "cdist", "dist"]
@@ -129,7 +130,7 @@ def repeat_interleave(input, repeats=None, dim: int | None = None, *,  # noqa: A
             raise ShapeError(f"repeat_interleave(): repeats must be non-negative with one "
                              f"count per element of dim {axis} (size {size}), got "
                              f"{describe(repeats)}")
-        idx = from_numpy(np.repeat(np.arange(size, dtype=np.int64), counts))
+        idx = on_device_of(np.repeat(np.arange(size, dtype=np.int64), counts), x)
         return index_select(x, axis, idx)
     n = int(repeats)
     if n < 0:
@@ -151,7 +152,7 @@ def take(input: Tensor, index: Tensor) -> Tensor:  # noqa: A002
         raise IndexError(f"take(): index out of range for a tensor of {n} elements "
                          f"(indices from {idx.min()} to {idx.max()})")
     flat = input.reshape(-1)
-    wrapped = from_numpy(np.asarray(np.where(idx < 0, idx + n, idx), np.int64, order="C"))
+    wrapped = on_device_of(np.where(idx < 0, idx + n, idx).astype(np.int64), input)
     out = index_select(flat, 0, wrapped.reshape(-1)).reshape(tuple(index.shape))
     show_as(out, "TakeBackward0", (input,))
     return out

@@ -12,9 +12,8 @@ import numpy as np
 
 from .._errors import ShapeError, describe
 from .._tensor import Tensor, _concrete, _wrap_dim
-from .creation import from_numpy, tensor
 from .indexing import gather
-from .sorting import stable_order
+from .sorting import on_device_of, stable_order
 
 __all__ = ["searchsorted", "bucketize", "isin", "bincount", "quantile", "nanquantile"]
 
@@ -23,8 +22,8 @@ def _array(v, op: str) -> np.ndarray:
     return _concrete(v._data, f"{op}()") if isinstance(v, Tensor) else np.asarray(v)
 
 
-def _positions(found: np.ndarray, out_int32: bool) -> Tensor:
-    return from_numpy(np.asarray(found, np.int32 if out_int32 else np.int64, order="C"))
+def _positions(found: np.ndarray, out_int32: bool, like: Tensor) -> Tensor:
+    return on_device_of(np.asarray(found, np.int32 if out_int32 else np.int64), like)
 
 
 def searchsorted(sorted_sequence: Tensor, input, *, out_int32: bool = False,  # noqa: A002
@@ -47,14 +46,15 @@ def searchsorted(sorted_sequence: Tensor, input, *, out_int32: bool = False,  # 
         seq = np.take_along_axis(seq, _array(sorter, "searchsorted").astype(np.int64), -1)
     how = "right" if right else "left"
     if seq.ndim <= 1:
-        return _positions(np.searchsorted(seq.reshape(-1), values, side=how), out_int32)
+        return _positions(np.searchsorted(seq.reshape(-1), values, side=how), out_int32,
+                          sorted_sequence)
     if seq.shape[:-1] != values.shape[:-1]:
         raise ShapeError(f"searchsorted(): the boundaries {describe(seq)} and the input "
                          f"{describe(values)} must have the same leading dims")
     rows_s = seq.reshape(-1, seq.shape[-1])
     rows_v = values.reshape(-1, values.shape[-1])
     found = np.stack([np.searchsorted(s, v, side=how) for s, v in zip(rows_s, rows_v)])
-    return _positions(found.reshape(values.shape), out_int32)
+    return _positions(found.reshape(values.shape), out_int32, sorted_sequence)
 
 
 def bucketize(input, boundaries: Tensor, *, out_int32: bool = False,  # noqa: A002
@@ -73,7 +73,8 @@ def isin(elements, test_elements, *, assume_unique: bool = False,
     ``elements``)."""
     a = _array(elements, "isin")
     b = _array(test_elements, "isin")
-    return from_numpy(np.isin(a, b, invert=invert))
+    like = elements if isinstance(elements, Tensor) else test_elements
+    return on_device_of(np.isin(a, b, invert=invert), like)
 
 
 def bincount(input: Tensor, weights: Tensor | None = None, minlength: int = 0) -> Tensor:  # noqa: A002
@@ -86,14 +87,14 @@ def bincount(input: Tensor, weights: Tensor | None = None, minlength: int = 0) -
     if int(minlength) < 0:
         raise ShapeError(f"bincount(): minlength must be non-negative, got {minlength}")
     if weights is None:
-        return from_numpy(np.bincount(data, minlength=int(minlength)).astype(np.int64))
+        return on_device_of(np.bincount(data, minlength=int(minlength)).astype(np.int64), input)
     w = _array(weights, "bincount")
     if w.shape != data.shape:
         raise ShapeError(f"bincount(): weights {describe(w)} must have the shape of the "
                          f"input {describe(data)}")
     dtype = w.dtype if w.dtype in (np.float32, np.float16) else np.float64
     out = np.bincount(data, weights=w.astype(np.float64), minlength=int(minlength))
-    return from_numpy(out.astype(dtype))
+    return on_device_of(out.astype(dtype), input)
 
 
 _INTERPOLATIONS = ("linear", "lower", "higher", "midpoint", "nearest")
@@ -138,15 +139,15 @@ def _quantile(x: Tensor, q, dim, keepdim: bool, interpolation: str, ignore_nan: 
     hi = np.where(bad, n - 1, hi).astype(np.int64)
     lo_idx = np.take_along_axis(order, lo, -1)
     hi_idx = np.take_along_axis(order, hi, -1)
-    lo_v = gather(src, axis, from_numpy(np.asarray(np.moveaxis(lo_idx, -1, axis), order="C")))
-    hi_v = gather(src, axis, from_numpy(np.asarray(np.moveaxis(hi_idx, -1, axis), order="C")))
+    lo_v = gather(src, axis, on_device_of(np.moveaxis(lo_idx, -1, axis), x))
+    hi_v = gather(src, axis, on_device_of(np.moveaxis(hi_idx, -1, axis), x))
     if interpolation == "midpoint":
         weight = np.full(lo.shape, 0.5)
     elif interpolation == "linear":
         weight = ranks - np.floor(ranks)
     else:
         weight = np.zeros(lo.shape)
-    w = tensor(np.moveaxis(weight, -1, axis), dtype=x.dtype)
+    w = on_device_of(np.moveaxis(weight, -1, axis).astype(x._data.dtype), x)
     # NOTE: lo + (hi - lo) * w, as PyTorch's lerp for w < 0.5; where lo == hi the
     # product is 0 and the value exact
     out = lo_v + (hi_v - lo_v) * w

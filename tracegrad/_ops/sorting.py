@@ -22,9 +22,14 @@ from .reduce import values_indices
 __all__ = ["sort", "argsort", "msort", "topk", "kthvalue", "median", "nanmedian"]
 
 
-def _index(idx: np.ndarray, like: Tensor) -> Tensor:
-    out = from_numpy(np.asarray(idx, dtype=np.int64, order="C"))
+def on_device_of(array: np.ndarray, like: Tensor) -> Tensor:
+    """A NumPy result as a tensor on ``like``'s device (a CUDA input's answer on CUDA)."""
+    out = from_numpy(np.asarray(array, order="C"))
     return out if like.device.type == "cpu" else out.to(like.device)
+
+
+def _index(idx: np.ndarray, like: Tensor) -> Tensor:
+    return on_device_of(np.asarray(idx, dtype=np.int64), like)
 
 
 def stable_order(data: np.ndarray, axis: int, descending: bool) -> np.ndarray:

@@ -15,7 +15,6 @@ from .._errors import ShapeError, describe
 from .._tensor import Tensor, _concrete, _wrap_dim
 from ..autograd.function import Function
 from ..autograd.node import show_as
-from .creation import from_numpy
 from .indexing import gather
 from .math import cast, exp, log, logical_xor, where
 from .reduce import cumsum, values_indices
@@ -26,7 +25,8 @@ __all__ = ["cumprod", "cummax", "cummin", "logcumsumexp", "diff"]
 
 
 def _axis(x: Tensor, dim: int, op: str) -> int:
-    return 0 if x.ndim == 0 else _wrap_dim(int(dim), x.ndim, op)
+    axis = _wrap_dim(int(dim), x.ndim, op)   # (a 0-d tensor takes dim 0 or -1)
+    return 0 if x.ndim == 0 else axis
 
 
 def _reverse_cumsum(x: Tensor, axis: int) -> Tensor:
@@ -86,7 +86,7 @@ def _cum_extreme(x: Tensor, dim: int, op: str, better) -> values_indices:
     axis = _axis(x, dim, op)
     data = _concrete(x._data, f"{op}()")
     if data.ndim == 0:
-        return values_indices(x * 1, from_numpy(np.zeros((), np.int64)))
+        return values_indices(x.clone(), on_device_of(np.zeros((), np.int64), x))
     best = better.accumulate(data, axis=axis)
     # NOTE: the index is the last position that reached the running extreme (ties pick
     # the later element, as PyTorch's >=); NaN sticks, and each new NaN takes the index.

@@ -46,7 +46,8 @@ def stable_order(data: np.ndarray, axis: int, descending: bool) -> np.ndarray:
 
 
 def _axis(x: Tensor, dim: int, op: str) -> int:
-    return 0 if x.ndim == 0 else _wrap_dim(int(dim), x.ndim, op)
+    axis = _wrap_dim(int(dim), x.ndim, op)   # (a 0-d tensor takes dim 0 or -1)
+    return 0 if x.ndim == 0 else axis
 
 
 def _order(x: Tensor, dim: int, descending: bool, op: str) -> tuple[np.ndarray, int]:
@@ -58,7 +59,7 @@ def _order(x: Tensor, dim: int, descending: bool, op: str) -> tuple[np.ndarray, 
 
 
 def _take(x: Tensor, axis: int, idx: Tensor) -> Tensor:
-    return x * 1 if x.ndim == 0 else gather(x, axis, idx)
+    return x.clone() if x.ndim == 0 else gather(x, axis, idx)
 
 
 def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False):  # noqa: A002
@@ -141,7 +142,7 @@ def _pick(x: Tensor, order: np.ndarray, axis: int, rank: np.ndarray, keepdim: bo
     """values_indices of the element of sorted rank ``rank`` (one per slice) along axis."""
     if order.ndim == 0:
         idx = _index(order, x)
-        return values_indices(x * 1, idx)
+        return values_indices(x.clone(), idx)
     chosen = np.take_along_axis(order, np.expand_dims(rank, axis), axis)
     idx = _index(chosen, x)
     values = gather(x, axis, idx)

@@ -38,6 +38,11 @@ from ._ops.special_eager import *  # noqa: F401,F403
 from ._ops.index_writes import *  # noqa: F401,F403
 from ._ops.products import *  # noqa: F401,F403
 from ._ops.sampling import *  # noqa: F401,F403
+from ._ops.sorting import *  # noqa: F401,F403
+from ._ops.searching import *  # noqa: F401,F403
+from ._ops.cumulative import *  # noqa: F401,F403
+from ._ops.pointwise import *  # noqa: F401,F403
+from ._ops.rearrange import *  # noqa: F401,F403
 from ._ops.math import add, clamp, clip, sub, where  # noqa: F401
 from ._primitives import ShapeError  # noqa: F401
 from . import accelerator, autograd, cuda, legacy

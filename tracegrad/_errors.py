@@ -22,5 +22,5 @@ def describe(x: Any) -> str:
     """How an argument reads in an error message: shape and dtype for tensors."""
     shape = getattr(x, "shape", None)
     if shape is not None:
-        return f"{tuple(shape)} {np.dtype(x.dtype).name}"
+        return f"{tuple(shape)} {np.dtype(getattr(x.dtype, 'np', x.dtype)).name}"  # (a Tensor too)
     return repr(x)

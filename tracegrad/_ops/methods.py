@@ -9,9 +9,10 @@ from ..cuda import to_device
 from .._device import device as _device
 from .._tensor import Tensor
 from ..autograd.engine import tensor_backward
-from . import (aliases, creation, division, elementwise_extra, index_writes, indexing, inplace,
-               inplace_variants, linalg, math, matrix, products, reduce, sampling, shape,
-               special_eager, strided, trig, unfold, unique)
+from . import (aliases, creation, cumulative, division, elementwise_extra, index_writes,
+               indexing, inplace, inplace_variants, linalg, math, matrix, pointwise, products,
+               rearrange, reduce, sampling, searching, shape, sorting, special_eager, strided,
+               trig, unfold, unique)
 from .math import as_tensor_operand
 
 
@@ -192,6 +193,12 @@ for _module in (trig, matrix, unique, aliases, elementwise_extra, special_eager,
                     if name not in getattr(_module, "FUNCTION_ONLY", ())})
     METHODS.update(getattr(_module, "METHOD_FORMS", {}))   # argument order differs
 METHODS.update(aliases.PROPERTIES, **aliases.METHOD_ONLY, baddbmm=linalg.baddbmm)
+# sorting, cumulative, pointwise and rearranging ops: the ones PyTorch has as methods
+# (not meshgrid, searchsorted, bucketize, isin, tensordot, cdist: torch.Tensor lacks them)
+for _module in (sorting, searching, cumulative, pointwise, rearrange):
+    METHODS.update({name: getattr(_module, name) for name in _module.__all__
+                    if name not in ("meshgrid", "searchsorted", "bucketize", "isin",
+                                    "tensordot", "cdist")})
 METHODS["swapdims"] = shape.swapaxes
 METHODS.update(as_strided=strided.as_strided, unfold=unfold.unfold,
                storage_offset=strided.storage_offset)

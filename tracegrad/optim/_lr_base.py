@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 
 from .optimizer import Optimizer
+from .param_group import check_writable
 
 
 def _check_optimizer(optimizer) -> None:
@@ -50,6 +51,7 @@ class LRScheduler:
         return self._last_lr
 
     def step(self, epoch: int | None = None) -> None:
+        check_writable(self.optimizer)   # NOTE (param groups written in a trace)
         self._step_count += 1
         if epoch is not None:
             warnings.warn("The epoch parameter in `scheduler.step()` is deprecated; call "

@@ -15,6 +15,7 @@ import math
 from bisect import bisect_right
 
 from ._lr_base import LRScheduler, _check_optimizer
+from .param_group import check_writable
 
 
 def _check_schedulers(owner: str, schedulers, optimizer) -> None:
@@ -83,6 +84,7 @@ class SequentialLR(_Combined):
             scheduler.last_epoch -= 1
 
     def step(self) -> None:  # type: ignore[override]
+        check_writable(self.optimizer)   # NOTE (param groups written in a trace)
         self.last_epoch += 1
         i = bisect_right(self._milestones, self.last_epoch)
         scheduler = self._schedulers[i]
@@ -107,6 +109,7 @@ class ChainedScheduler(_Combined):
         self._last_lr = [group["lr"] for group in optimizer.param_groups]
 
     def step(self) -> None:  # type: ignore[override]
+        check_writable(self.optimizer)   # NOTE (param groups written in a trace)
         for scheduler in self._schedulers:
             scheduler.step()
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
@@ -163,6 +166,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
 
     def step(self, epoch=None) -> None:
         """Call it once per epoch, or per batch with ``epoch + i / batches``."""
+        check_writable(self.optimizer)   # NOTE (param groups written in a trace)
         self._step_count += 1
         if epoch is None and self.last_epoch < 0:
             epoch = 0

@@ -21,6 +21,7 @@ from ._lr_base import LRScheduler, _check_optimizer, _LRScheduler
 from ._lr_chains import (ChainedScheduler, CosineAnnealingWarmRestarts, PolynomialLR,
                          SequentialLR)
 from .optimizer import Optimizer
+from .param_group import check_writable
 
 __all__ = ["LRScheduler", "_LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR",
            "CosineAnnealingLR", "LambdaLR", "MultiplicativeLR", "LinearLR", "ConstantLR",
@@ -459,6 +460,7 @@ class ReduceLROnPlateau(LRScheduler):
         self._reset()
 
     def step(self, metrics, epoch: int | None = None) -> None:  # type: ignore[override]
+        check_writable(self.optimizer)   # NOTE (param groups written in a trace)
         current = float(metrics)
         if epoch is None:
             epoch = self.last_epoch + 1

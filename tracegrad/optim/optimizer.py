@@ -28,6 +28,7 @@ from . import _capture
 from ._hooks import OptimizerHooks, with_step_hooks
 from ._hooks import (register_optimizer_step_post_hook,  # noqa: F401 - PyTorch's place
                      register_optimizer_step_pre_hook)
+from .param_group import ParamGroup
 
 
 class _RequiredParameter:
@@ -125,7 +126,7 @@ class Optimizer(OptimizerHooks):
                 raise ValueError(f"optimizer contains a parameter group with duplicate "
                                  f"parameters (shape {tuple(p.shape)})")
             seen.add(id(p))
-        group = dict(param_group)
+        group = ParamGroup(param_group)   # NOTE (param groups written in a trace)
         group["params"] = params
         for name, default in self.defaults.items():
             if default is required and name not in group:
@@ -312,7 +313,7 @@ class Optimizer(OptimizerHooks):
                 new_state[key] = copy.deepcopy(value)
         new_groups = []
         for mine, saved in zip(self.param_groups, saved_groups):
-            g = copy.deepcopy({k: v for k, v in saved.items() if k != "params"})
+            g = ParamGroup(copy.deepcopy({k: v for k, v in saved.items() if k != "params"}))
             g["params"] = mine["params"]
             new_groups.append(g)
         self.state = new_state

@@ -16,6 +16,7 @@ import warnings
 
 import numpy as np
 
+from .._ops.special_eager import _erfinv_np
 from .._random import numpy_generator
 from .._tensor import Tensor
 from ..autograd.grad_mode import no_grad
@@ -111,32 +112,8 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
                       "The distribution of values may be incorrect.", stacklevel=2)
     lo, hi = norm_cdf((a - mean) / std), norm_cdf((b - mean) / std)
     u = _gen(generator).uniform(2 * lo - 1, 2 * hi - 1, tuple(tensor.shape))
-    vals = _erfinv(u) * std * math.sqrt(2.0) + mean
+    vals = _erfinv_np(np.asarray(u, np.float64)) * std * math.sqrt(2.0) + mean
     return _write(tensor, np.clip(vals, a, b))
-
-
-def _erfinv(y: np.ndarray) -> np.ndarray:
-    """Inverse error function: Giles' approximation refined by two Newton steps."""
-    y = np.asarray(y, dtype=np.float64)
-    w = -np.log((1.0 - y) * (1.0 + y))
-    small = w < 5.0
-    ws = w - 2.5
-    p_small = 2.81022636e-08
-    for c in (3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
-              -0.00125372503, -0.00417768164, 0.246640727, 1.50140941):
-        p_small = c + p_small * ws
-    wl = np.sqrt(np.maximum(w, 5.0)) - 3.0
-    p_large = -0.000200214257
-    for c in (0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
-              -0.0076224613, 0.00943887047, 1.00167406, 2.83297682):
-        p_large = c + p_large * wl
-    x = np.where(small, p_small, p_large) * y
-    from .._ops.creation import tensor
-    from .._ops.math import erf
-    for _ in range(2):
-        err = erf(tensor(x)).numpy() - y
-        x = x - err / (2.0 / math.sqrt(math.pi) * np.exp(-x * x))
-    return x
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:

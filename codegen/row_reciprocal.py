@@ -21,30 +21,32 @@ from .graph import Graph
 from .ops import MOVEMENT, REDUCE, Op
 
 
-def row_value(g: Graph, group: Group, edges_of: Callable[..., list[Edge]], node_id: int) -> bool:
-    """Whether ``node_id`` is one value per row of ``group``: a constant, one of its
-    reductions, or elementwise ops of such values."""
+def _row_kind(g: Graph, group: Group, edges_of: Callable[..., list[Edge]], node_id: int,
+              memo: dict[int, bool | None]) -> bool | None:
+    """None where ``node_id`` is not one value per row of ``group``; else whether it reads
+    one of ``group``'s reductions (True) or only constants (False). One walk, each node
+    once (``memo``): a divisor's expression may share subexpressions."""
+    if node_id in memo:
+        return memo[node_id]
     node = g.node(node_id)
-    if node.op is Op.CONST or node.op in REDUCE and node_id in group.nodes:
-        return True
-    if node_id not in group.nodes or node.op in MOVEMENT:
-        return False
-    return all(row_value(g, group, edges_of, e.src) for e in edges_of(node))
-
-
-def reads_reduction(g: Graph, group: Group, edges_of: Callable[..., list[Edge]],
-                    node_id: int) -> bool:
-    """Whether ``node_id`` is one of ``group``'s reductions or computed in it from one."""
-    node = g.node(node_id)
-    if node_id not in group.nodes or node.op in MOVEMENT:
-        return False
-    return node.op in REDUCE or any(reads_reduction(g, group, edges_of, e.src)
-                                    for e in edges_of(node))
+    kind: bool | None
+    if node.op is Op.CONST:
+        kind = False
+    elif node_id not in group.nodes or node.op in MOVEMENT:
+        kind = None
+    elif node.op in REDUCE:
+        kind = True
+    else:
+        kinds = [_row_kind(g, group, edges_of, e.src, memo) for e in edges_of(node)]
+        kind = None if None in kinds else any(kinds)
+    memo[node_id] = kind
+    return kind
 
 
 def multiplies_by_reciprocal(g: Graph, group: Group, edges_of, edges: list[Edge]) -> bool:
-    """Whether a float DIV reading ``edges`` is lowered as numerator * RECIP(divisor)."""
-    divisor, numerator = edges[1].src, edges[0].src
-    return (row_value(g, group, edges_of, divisor)
-            and reads_reduction(g, group, edges_of, divisor)
-            and not row_value(g, group, edges_of, numerator))
+    """Whether a float DIV reading ``edges`` is lowered as numerator * RECIP(divisor): a
+    divisor computed from the group's reductions (and constants), a numerator that is not
+    one value per row."""
+    memo: dict[int, bool | None] = {}
+    return (_row_kind(g, group, edges_of, edges[1].src, memo) is True
+            and _row_kind(g, group, edges_of, edges[0].src, memo) is None)

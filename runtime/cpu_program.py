@@ -384,8 +384,7 @@ class CompiledProgram:
                 run.append(call)
                 continue
             if run:   # its driver, or none for a lone kernel (NOTE (lone calls))
-                lone = None if self.size_table else lone_call(run, fns, self._table, stale,
-                                                               native_pool)
+                lone = lone_call(run, fns, self._table, stale, native_pool)
                 pieces.append(lone or (run, stale))
                 run, stale = [], stale and lone is not None and not lone.reads_table
             if isinstance(call, _ExternCall) and not call.step.fills_output:

@@ -150,6 +150,26 @@ def test_compiled_softmax_has_one_kernel_and_no_driver_and_matches_eager():
     assert not entry.forward.drivers and len(entry.forward.program.kernels) == 1
 
 
+def test_symbolic_softmax_is_a_lone_call_at_every_size_split_or_not(two_threads):
+    """A symbolic program is built per size: its lone kernel takes that size's rows and
+    chunk count (one thread at 3 rows, split at 4096), bit for bit the specialised
+    program (the same kernel) and within rounding of eager."""
+    f = tracegrad.compile(lambda a: tracegrad.softmax(a, dim=-1), dynamic=True)
+    specialised = tracegrad.compile(lambda a: tracegrad.softmax(a, dim=-1), dynamic=False)
+    kinds = {}
+    for rows in (5, 3, 4096, 7, 2051):
+        x = tracegrad.from_numpy(rng.standard_normal((rows, 256)).astype(np.float32))
+        got = f(x).numpy()
+        np.testing.assert_array_equal(got, specialised(x).numpy())
+        np.testing.assert_allclose(got, tracegrad.softmax(x, dim=-1).numpy(), rtol=1e-6,
+                                   atol=1e-7)
+        entry = next(e for k, e in f._cache.items() if k[1][0][0][0] == rows)
+        assert not entry.forward.drivers and (rows == 5 or entry.forward.size_table)
+        kinds[rows] = _kinds(entry.forward)
+    assert f.cache_info().misses == 1 and "s0" in f.cache_info().symbolic[0]
+    assert kinds[3] == ["LoneKernel"] and kinds[4096] == ["LoneSplit"], kinds
+
+
 def test_docstring_examples_run():
     import doctest
     result = doctest.testmod(lone_call)

@@ -20,7 +20,7 @@ import numpy as np
 import tracegrad
 import tracegrad.nn.functional as F
 
-from .harness import Config, Row, close, measure
+from .harness import Config, Row, close, measure, paired_ratio
 from .wl_elementwise import gelu
 from .wl_seed_mlp import D_IN, D_OUT, H, LR, loss_fn
 
@@ -42,6 +42,11 @@ def _what(info) -> str:
             else "; ".join(info.symbolic) or "not symbolic")
 
 
+def _ratio(row: Row) -> float:
+    """symbolic / specialised time: paired per repetition (``harness.paired_ratio``)."""
+    return paired_ratio(row.times["compiled"], row.times["specialised"])
+
+
 def _row(cfg: Config, name: str, size: str, fn, x: np.ndarray, other: np.ndarray) -> Row:
     row = Row(NAME, name, size, "ms", bytes_moved=2 * x.nbytes)
     tx = tracegrad.from_numpy(x)
@@ -54,7 +59,7 @@ def _row(cfg: Config, name: str, size: str, fn, x: np.ndarray, other: np.ndarray
     row.times = measure({"eager": lambda: fn(tx), "compiled": lambda: symbolic(tx),
                          "specialised": lambda: specialised(tx)}, cfg)
     info = symbolic.cache_info()
-    ratio = row.times["compiled"].median / row.times["specialised"].median
+    ratio = _ratio(row)
     row.note = (f"symbolic/specialised {ratio:.2f}; compiles: symbolic {info.misses}, "
                 f"specialised {specialised.cache_info().misses}; {_what(info)}")
     return row
@@ -95,7 +100,7 @@ def _seed_step_row(cfg: Config, rng, batch: int) -> Row:
     row.times = measure({"eager": lambda: eager(x, y), "compiled": lambda: symbolic(x, y),
                          "specialised": lambda: specialised(x, y)}, cfg)
     info = symbolic.cache_info()
-    ratio = row.times["compiled"].median / row.times["specialised"].median
+    ratio = _ratio(row)
     row.note = (f"symbolic/specialised {ratio:.2f}; compiles: symbolic {info.misses}, "
                 f"specialised {specialised.cache_info().misses}; {_what(info)}")
     return row
@@ -125,7 +130,7 @@ def _transformer_row(cfg: Config, rng) -> Row:
     row.times = measure({"eager": run(layer), "compiled": run(symbolic),
                          "specialised": run(specialised)}, cfg)
     info, spec = symbolic.cache_info(), specialised.cache_info()
-    ratio = row.times["compiled"].median / row.times["specialised"].median
+    ratio = _ratio(row)
     row.compile_cold = info.compile_seconds
     row.note = (f"symbolic/specialised {ratio:.2f}; compiles: symbolic {info.misses} "
                 f"({info.compile_seconds:.2f} s), specialised {spec.misses} "
@@ -177,7 +182,7 @@ def _accumulation_row(cfg: Config, rng) -> Row:
                 arms["compiled"][2].parameters(), arms["eager"][2].parameters()))
         row.times = measure({name: twelve for name, (_, twelve, _) in arms.items()}, cfg)
     info, spec = arms["compiled"][0].cache_info(), arms["specialised"][0].cache_info()
-    ratio = row.times["compiled"].median / row.times["specialised"].median
+    ratio = _ratio(row)
     # (the timed repeats trace once or twice more: their first step finds .grad set)
     row.note = (f"symbolic/specialised {ratio:.2f}; compiles in the first 12 steps: symbolic "
                 f"{compiles['compiled']}, specialised {compiles['specialised']}; after the "

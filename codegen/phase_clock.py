@@ -22,6 +22,10 @@ from typing import Iterator
 
 # The phases, in pipeline order (``tracegrad.compiler.entry`` adds "trace" and "passes").
 PHASES = ("trace", "passes", "lower", "render", "llvm opt", "codegen", "load")
+# A signature's fit as a symbolic program (``tracegrad.compiler.function``): the wall time
+# of its probes at other sizes (traced, planned), guards and drivers, after the phases
+# above of the call's own compile; in the dump index's table after them.
+FIT_PHASE = "symbolic fit"
 
 _local = threading.local()
 

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ..codegen.phase_clock import PHASES
+from ..codegen.phase_clock import FIT_PHASE, PHASES
 from ..runtime.cpu_program import llvm_sources
 from ..runtime.cuda_ptx import ptx_of
 from .debug import describe_key
@@ -132,9 +132,10 @@ def write_index(root: Path) -> None:
     lines = ["# tracegrad dump", "",
              "| function | signature | calls | total run ms | compile ms | folder |",
              "|---|---|---|---|---|---|"]
+    columns = (*PHASES, FIT_PHASE)
     phase_lines = ["", "## where compile time goes (ms)", "",
-                   "| folder | " + " | ".join(PHASES) + " | total |",
-                   "|---|" + "---|" * (len(PHASES) + 1)]
+                   "| folder | " + " | ".join(columns) + " | total |",
+                   "|---|" + "---|" * (len(columns) + 1)]
     kernel_lines = ["", "## kernels", "",
                     "| folder | stage | kernel | fused ops | buffers | bytes moved | compile ms |",
                     "|---|---|---|---|---|---|---|"]
@@ -144,7 +145,7 @@ def write_index(root: Path) -> None:
                      f"{entry.compile_seconds * 1e3:.1f} | {folder.name} |")
         phases = entry.phase_seconds
         phase_lines.append(f"| {folder.name} | "
-                           + " | ".join(f"{phases.get(p, 0.0) * 1e3:.1f}" for p in PHASES)
+                           + " | ".join(f"{phases.get(p, 0.0) * 1e3:.1f}" for p in columns)
                            + f" | {entry.compile_seconds * 1e3:.1f} |")
         for stage, program, runner in (("forward", entry.forward_plan, entry.forward),
                                        ("backward", entry.backward_plan, entry.backward)):

@@ -18,6 +18,7 @@ from .. import cuda
 from .._dispatch import is_tracing
 from .._tensor import Tensor
 from ..nn import Module
+from ..codegen.phase_clock import FIT_PHASE
 from ..runtime.cpu_program import ProgramCompileError
 from ..autograd.grad_mode import state as grad_state
 from . import pytree
@@ -220,7 +221,10 @@ class CompiledFunction:
             entry = self._build(treedef, leaves, args, kwargs, key[0])
             if (self.dynamic is not False and not entry.fallback and not has_layout(key)
                     and key[0] not in self._ints.keys_with_symbols):
+                fit_start = time.perf_counter()
                 self._try_symbolic(key, treedef, leaves, entry)
+                # probes traced and planned at other sizes, guards, the group's drivers
+                entry.phase_seconds[FIT_PHASE] = time.perf_counter() - fit_start
             seconds = time.perf_counter() - start
             self.compile_seconds += seconds
             entry.compile_seconds = seconds

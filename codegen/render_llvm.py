@@ -221,7 +221,8 @@ class _Renderer:
         self.accs: dict[str, tuple[ir.AllocaInstr, Op, np.dtype]] = {}  # (slot, op, dtype)
         self.nan_flags: dict[str, ir.AllocaInstr] = {}  # NOTE (flagged extrema)
         self.flags: tuple[str, ...] = ()
-        self.interleaved: list[str] = []  # NOTE (interleaved math loops)
+        # loop var -> vectors per iteration: NOTE (interleaved math loops)
+        self.interleaved: dict[str, int] = {}
         self.rows = RowStreams(self, streamed_rows(kernel, stream_min_bytes))
         self.vectors = VectorLoops(self, plan_kernel(kernel, list(self.rows.rows.values())))
 
@@ -258,8 +259,10 @@ class _Renderer:
         phi.add_incoming(nxt, b.block)
         b.cbranch(b.icmp_signed("<", nxt, end, name=f"{var}.latch"), header, exit_)
         b.position_at_end(exit_)
-        if _interleave_pays(end, body):
-            self.interleaved.append(var)
+        if _calls_vector_variant(body):
+            self.interleaved[var] = 1   # NOTE (one vector per float64 sin/cos call)
+        elif _interleave_pays(end, body):
+            self.interleaved[var] = _INTERLEAVE
 
     def _body(self, body):
         b = self.b
@@ -437,16 +440,35 @@ def _interleave_pays(end, body) -> bool:
     return any(isinstance(s, Instr) and s.op in COSTLY for s in body)
 
 
-def _with_interleave(text: str, loops: list[str]) -> str:
+# NOTE (one vector per float64 sin/cos call): float64 sin and cos are a call of a function
+# with vector versions (NOTE (vector variants) in codegen.llvm_vector_calls), which the
+# vectoriser costs as cheap and interleaved four times: four inlined copies of the fast
+# path, ~20 ms of code generation each. A loop that calls one is given one vector per
+# iteration: the lanes of an elementwise map are independent, so out-of-order execution
+# overlaps the iterations as it did the copies. One kernel's cold compile, CPU ms after a
+# warm-up compile, 4 alternating fresh processes (AMD EPYC VM, load ~4): sin 70-84 ->
+# 51-84, cos * 2 75-94 -> 50-71, sin + cos 71-98 -> 51-93 (code generation 61-75 ->
+# 29-49 ms); sin + cos over 64K in-cache elements 104-136 -> 110-128 us, the same within
+# noise. (The 250-300 ms in codegen.llvm_vector_calls' doc were the Intel VM's.)
+_VECTOR_VARIANT_OPS = (Op.SIN, Op.COS)
+
+
+def _calls_vector_variant(body) -> bool:
+    return any(isinstance(s, Instr) and s.op in _VECTOR_VARIANT_OPS
+               and s.dtype == np.float64 for s in body)
+
+
+def _with_interleave(text: str, loops: dict[str, int]) -> str:
     """``text`` with NOTE (interleaved math loops) metadata on the latches of ``loops``
-    (llvmlite.ir cannot make the self-referencing node a loop ID needs)."""
-    for k, var in enumerate(loops):
+    (var -> vectors per iteration; llvmlite.ir cannot make the self-referencing node a
+    loop ID needs)."""
+    for k, (var, count) in enumerate(loops.items()):
         latch = f'br i1 %"{var}.latch", label %"{var}.body", label %"{var}.exit"'
         assert text.count(latch) == 1, latch
         loop_id, option = 2 * k + 9000, 2 * k + 9001
         text = text.replace(latch, f"{latch}, !llvm.loop !{loop_id}")
         text += (f"\n!{loop_id} = distinct !{{!{loop_id}, !{option}}}\n"
-                 f'!{option} = !{{!"llvm.loop.interleave.count", i32 {_INTERLEAVE}}}\n')
+                 f'!{option} = !{{!"llvm.loop.interleave.count", i32 {count}}}\n')
     return text
 
 

@@ -103,7 +103,7 @@ class RowStreams:
         r._body(loop.body)
         self._end(loop.var, lane, block)
         if interleave and lines == MATH_LINES:
-            r.interleaved.append(loop.var)
+            r.interleaved[loop.var] = MATH_LINES
         for row in rows:
             self._store_line(row, *starts[row.buf], first, block)
         self._end(f"{loop.var}.block", outer, extent // block)

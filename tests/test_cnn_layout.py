@@ -22,7 +22,11 @@ def _check(graph, inputs):
     for got in (run_interp(program, inputs),
                 CompiledProgram(program, extern_eval)([x.copy() for x in inputs])):
         for g, w in zip(got, want):
-            np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6)
+            # atol scales with the values: a matmul of values ~100 that cancels to 0.3
+            # rounds differently by a few 1e-6 (seen when the module's rng started
+            # elsewhere, under a -k selection)
+            scale = max(1.0, float(np.abs(w).max())) if w.size else 1.0
+            np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6 * scale)
     return program
 
 

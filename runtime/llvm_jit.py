@@ -44,7 +44,6 @@ import numpy as np
 
 from ..codegen import phase_clock
 from ..codegen.phase_clock import phase
-from ..codegen.render_llvm_vector import VECTOR_PIPELINE
 from . import cpu_threads, disk_cache, llvm_shards
 from .llvm_pipeline import PIPELINE, PIPELINE_O0, kernel_codegen, speed_level
 from .llvm_pipeline import optimize as _optimize
@@ -453,29 +452,29 @@ def _batch_from_sources(pending: dict[str, str], sigs: list[Signatures], tm: llv
     start = time.perf_counter()
     context = llvm.create_context() if unlocked else None
     merged = mod = None
-    groups: dict[bool, llvm.ModuleRef] = {}   # vector members or not -> their module
+    groups: dict[int, llvm.ModuleRef] = {}   # speed level -> its members' module
     try:
         for (key, source), sig in zip(pending.items(), sigs):
             mod = llvm.parse_assembly(source, context)
             mod.verify()
             _make_unique(mod, key)   # before linking (NOTE (one engine))
-            vector = source.startswith(VECTOR_PIPELINE)
-            if vector in groups:
-                groups[vector].link_in(mod)
+            level = speed_level([source])
+            if level in groups:
+                groups[level].link_in(mod)
             else:
-                groups[vector] = mod
-        # NOTE (short pipeline): the vector members run their own short pipeline, the
-        # others theirs, before the two modules link: one pipeline over both would run
-        # the longer one over the vector code too
-        for vector, group in groups.items():
+                groups[level] = mod
+        # NOTE (a pipeline per level): the members of each speed level (vector, light,
+        # full: NOTE (short pipeline), NOTE (light pipeline)) run their own pipeline, and
+        # the modules link after: one pipeline over all would run the longest over every
+        # member, so a batch's one masked kernel put its light ones through O3 too
+        for level, group in groups.items():
             group.triple = tm.triple
             group.data_layout = str(tm.target_data)
             if opt_level:
-                _optimize(group, tm, unlocked, speed_level(
-                    [s for s in pending.values() if s.startswith(VECTOR_PIPELINE) is vector]))
-        merged = groups.pop(False, None) or groups.pop(True)
-        if groups:
-            merged.link_in(groups.pop(True))
+                _optimize(group, tm, unlocked, level)
+        merged = groups.pop(max(groups))
+        for level in sorted(groups):
+            merged.link_in(groups.pop(level))
         # each member's text parses on its own (JitModule.assembly): the module's header,
         # declarations, attribute groups and metadata around the member's functions
         lines = str(merged).splitlines()

@@ -80,6 +80,31 @@ def test_the_pipeline_follows_the_mark(monkeypatch):
     assert levels == [1, 3, 1]
 
 
+def test_a_batch_runs_each_member_at_its_own_level(monkeypatch):
+    """NOTE (a pipeline per level) in runtime.llvm_jit: a light kernel compiled in one
+    batch with a full one still runs O1 (before: the batch's one full member put both
+    through O3), and each computes what it computes alone."""
+    levels = []
+    real = llvm_jit._optimize
+
+    def spy(mod, tm, unlocked=False, level=3):
+        levels.append((level, sorted(f.name for f in mod.functions if not f.is_declaration)))
+        real(mod, tm, unlocked, level)
+    monkeypatch.setattr(llvm_jit, "_optimize", spy)
+    light = render_llvm(_named(row_kernel(ROWS["softmax"], 8, 256)))
+    full = render_llvm(_named(row_kernel(ROWS["log_softmax"], 8, 256)))[len(LIGHT_PIPELINE):]
+    batch = llvm_jit.compile_llvm_many([light, full], "k")
+    assert sorted(level for level, _ in levels) == [1, 3]
+    assert all(len(names) == 1 for _, names in levels)   # one member in each pipeline
+    x = np.random.default_rng(3).standard_normal((8, 256), dtype=np.float32) * 4
+    shifted = x.astype(np.float64) - x.max(axis=1, keepdims=True)
+    log_sm = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    for cm, want in zip(batch, (np.exp(log_sm), log_sm)):
+        got = np.empty_like(x)
+        cm.functions["k"](x.shape[0], [x, got])
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 def _run(source: str, x: np.ndarray, out: np.ndarray) -> np.ndarray:
     llvm_jit.compile_llvm(source, ["k"]).functions["k"](x.shape[0], [x, out])
     return out

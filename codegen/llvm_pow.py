@@ -4,15 +4,20 @@ PyTorch's exponents (2: x*x, 3: x*x*x, 0.5: sqrt, -1: 1/x, -2: 1/(x*x)) are sele
 exponent's value, so an exponent only known at run time (a symbolic int) takes the eager
 rule too; a constant one folds to its branch (codegen.lower already writes 2, 3 and 0.5 as
 multiplies and a sqrt). Any other float32 power is ``llvm.pow.f64`` (glibc's pow) of the
-widened operands, rounded once: eager's float64 pow rounded to float32.
+widened operands, rounded once: eager's float64 pow rounded to float32; the loop computes
+it without the libm call but where that could change a bit (NOTE (fast float32 pow) in
+codegen.llvm_pow_f32).
 """
 from __future__ import annotations
 
 import llvmlite.ir as ir
 
 from .llvm_math import declare_intrinsic, splat_constant
+from .llvm_pow_f32 import pow_f32_fast
+from .llvm_vector_calls import lane_fixed_call
 
 _F64 = ir.DoubleType()
+_POW_F32_VERSION = 2   # part of the function's name: NOTE (vector variants)
 
 
 def _const(ty: ir.Type, value) -> ir.Constant:
@@ -32,9 +37,13 @@ def pow_float(r, x: ir.Value, y: ir.Value) -> ir.Value:
     element = ty.element if isinstance(ty, ir.VectorType) else ty
     if element == _F64:
         out = _call(b, "llvm.pow", x, y)
-    else:
-        wide = ir.VectorType(_F64, ty.count) if isinstance(ty, ir.VectorType) else _F64
-        out = b.fptrunc(_call(b, "llvm.pow", b.fpext(x, wide), b.fpext(y, wide)), ty)
+    elif isinstance(ty, ir.VectorType) or not r.native_ldexp:
+        out = _pow_f32_exact(b, x, y)[0]
+    else:   # AVX-512 (its permutes): NOTE (fast float32 pow) in codegen.llvm_pow_f32
+        name = f"tracegrad.pow.f32.{_POW_F32_VERSION}"
+        fast = lambda fb, fx, fy: pow_f32_fast(fb, fx, fy, True)  # noqa: E731
+        out = b.extract_value(lane_fixed_call(b, name, (x, y), 1, fast, _pow_f32_exact,
+                                              (16, 8)), 0)
     one = _const(ty, 1.0)
     square = b.fmul(x, x)
     special = ((-2.0, b.fdiv(one, square)), (-1.0, b.fdiv(one, x)),
@@ -42,3 +51,11 @@ def pow_float(r, x: ir.Value, y: ir.Value) -> ir.Value:
     for p, value in special:
         out = b.select(b.fcmp_ordered("==", y, _const(ty, p)), value, out)
     return out
+
+
+def _pow_f32_exact(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> list[ir.Value]:
+    """glibc's pow of the widened operands, rounded once: the definition."""
+    ty = x.type
+    wide = ir.VectorType(_F64, ty.count) if isinstance(ty, ir.VectorType) else _F64
+    return [b.fptrunc(_call(b, "llvm.pow", b.fpext(x, wide), b.fpext(y, wide)), ty)]
+

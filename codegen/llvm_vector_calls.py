@@ -28,8 +28,9 @@ from typing import Callable
 
 from llvmlite import ir
 
-FastPath = Callable[[ir.IRBuilder, ir.Value], tuple[list[ir.Value], ir.Value]]
-SlowPath = Callable[[ir.IRBuilder, ir.Value], list[ir.Value]]
+# (the builder, then one value per argument of the function)
+FastPath = Callable[..., tuple[list[ir.Value], ir.Value]]
+SlowPath = Callable[..., list[ir.Value]]
 
 
 class _Attributes(ir.values.FunctionAttributes):
@@ -45,8 +46,9 @@ class _Attributes(ir.values.FunctionAttributes):
 
 
 def _function(mod: ir.Module, name: str, ty: ir.Type, results: int, strings: list[str],
-              inline: str = "noinline") -> ir.Function:
-    fn = ir.Function(mod, ir.FunctionType(ir.LiteralStructType([ty] * results), [ty]), name=name)
+              inline: str = "noinline", arity: int = 1) -> ir.Function:
+    fnty = ir.FunctionType(ir.LiteralStructType([ty] * results), [ty] * arity)
+    fn = ir.Function(mod, fnty, name=name)
     fn.linkage = "weak_odr"
     fn.attributes = _Attributes(strings, inline)
     return fn
@@ -60,15 +62,18 @@ def _pack(b: ir.IRBuilder, ty: ir.Type, values: list[ir.Value]) -> ir.Value:
 
 
 def _lanes_body(fn: ir.Function, slow: ir.Function) -> None:
-    """(x, need, ys...) -> ys with slow(lane of x) in the lanes that need it: a loop over
-    the lanes through stack copies (short IR: it is cold), so only those lanes pay."""
-    x, need, *ys = fn.args
+    """(xs..., need, ys...) -> ys with slow(lane of the xs) in the lanes that need it: a
+    loop over the lanes through stack copies (short IR: it is cold), so only those lanes
+    pay."""
+    arity = len(slow.args)
+    xs, need, ys = fn.args[:arity], fn.args[arity], fn.args[arity + 1:]
+    x = xs[0]
     i32, lanes = ir.IntType(32), x.type.count
     entry, head, redo, nxt, done = (fn.append_basic_block(n)
                                     for n in ("entry", "head", "redo", "next", "done"))
     b = ir.IRBuilder(entry)
-    slots = [b.alloca(v.type) for v in (x, *ys)]
-    for slot, v in zip(slots, (x, *ys)):
+    slots = [b.alloca(v.type) for v in (*xs, *ys)]
+    for slot, v in zip(slots, (*xs, *ys)):
         b.store(v, slot)
     need_bits = b.zext(b.bitcast(need, ir.IntType(lanes)), i32)
     b.branch(head)
@@ -83,8 +88,9 @@ def _lanes_body(fn: ir.Function, slow: ir.Function) -> None:
     def lane(slot):
         return b.gep(slot, [ir.Constant(i32, 0), i], source_etype=slot.allocated_type)
 
-    got = b.call(slow, [b.load(b.bitcast(lane(slots[0]), elem.as_pointer()), typ=elem)])
-    for k, slot in enumerate(slots[1:]):
+    got = b.call(slow, [b.load(b.bitcast(lane(slot), elem.as_pointer()), typ=elem)
+                        for slot in slots[:arity]])
+    for k, slot in enumerate(slots[arity:]):
         b.store(b.extract_value(got, k), b.bitcast(lane(slot), elem.as_pointer()))
     b.branch(nxt)
     b.position_at_end(nxt)
@@ -93,17 +99,18 @@ def _lanes_body(fn: ir.Function, slow: ir.Function) -> None:
     b.cbranch(b.icmp_unsigned("<", i_next, ir.Constant(i32, lanes)), head, done)
     b.position_at_end(done)
     b.ret(_pack(b, fn.return_value.type, [b.load(slot, typ=v.type)
-                                           for slot, v in zip(slots[1:], ys)]))
+                                           for slot, v in zip(slots[arity:], ys)]))
 
 
 def _body(fn: ir.Function, fast: FastPath, slow: ir.Function) -> None:
-    """ys, need = fast(x); lanes that need it get slow(lane), in a cold block: for a
+    """ys, need = fast(xs); lanes that need it get slow(lane), in a cold block: for a
     vector, one call of a function of its own (``_lanes_body``), so the copies of this
     body inlined into an interleaved loop stay small (NOTE (inlined vector variants))."""
     entry, cold, done = (fn.append_basic_block(n) for n in ("entry", "cold", "done"))
     b = ir.IRBuilder(entry)
-    x, ty = fn.args[0], fn.return_value.type
-    ys, need = fast(b, x)
+    xs, ty = list(fn.args), fn.return_value.type
+    x = xs[0]
+    ys, need = fast(b, *xs)
     fast_pack = _pack(b, ty, ys)
     lanes = x.type.count if isinstance(x.type, ir.VectorType) else 0
     some = b.icmp_unsigned("!=", b.bitcast(need, ir.IntType(lanes)),
@@ -111,14 +118,14 @@ def _body(fn: ir.Function, fast: FastPath, slow: ir.Function) -> None:
     b.cbranch(some, cold, done).set_weights([1, 1 << 20])
     b.position_at_end(cold)
     if lanes:
-        lanes_fn = ir.Function(fn.module, ir.FunctionType(ty, [x.type, need.type] + [x.type] * len(ys)),
-                               name=f"{fn.name}.lanes")
+        lanes_ty = ir.FunctionType(ty, [x.type] * len(xs) + [need.type] + [x.type] * len(ys))
+        lanes_fn = ir.Function(fn.module, lanes_ty, name=f"{fn.name}.lanes")
         lanes_fn.linkage = "weak_odr"
         lanes_fn.attributes = _Attributes(["cold"])
         _lanes_body(lanes_fn, slow)
-        slow_pack = b.call(lanes_fn, [x, need, *ys])
+        slow_pack = b.call(lanes_fn, [*xs, need, *ys])
     else:
-        slow_pack = b.call(slow, [x])
+        slow_pack = b.call(slow, xs)
     b.branch(done)
     b.position_at_end(done)
     out = b.phi(ty)
@@ -127,25 +134,30 @@ def _body(fn: ir.Function, fast: FastPath, slow: ir.Function) -> None:
     b.ret(out)
 
 
-def lane_fixed_call(b: ir.IRBuilder, name: str, x: ir.Value, results: int, fast: FastPath,
-                    slow: SlowPath, widths: tuple[int, ...]) -> ir.Value:
-    """``@name(x)`` for a scalar ``x``: a struct of ``results`` values of x's type,
-    defined in ``b``'s module on first use. ``fast(b, v)`` gives (the values, a
-    needs-slow flag) for a scalar or vector v, ``slow(b, lane)`` the values of one
-    scalar lane (NOTE (vector variants)); vector versions of ``widths`` lanes. ``name``
-    must change whenever the code ``fast`` or ``slow`` emits does."""
+def lane_fixed_call(b: ir.IRBuilder, name: str, x: ir.Value | tuple[ir.Value, ...],
+                    results: int, fast: FastPath, slow: SlowPath, widths: tuple[int, ...]
+                    ) -> ir.Value:
+    """``@name(x)`` for a scalar ``x`` (or a tuple of scalars of one type, the function's
+    arguments): a struct of ``results`` values of x's type, defined in ``b``'s module on
+    first use. ``fast(b, *vs)`` gives (the values, a needs-slow flag) for scalars or
+    vectors vs, ``slow(b, *lanes)`` the values of one scalar lane (NOTE (vector
+    variants)); vector versions of ``widths`` lanes. ``name`` must change whenever the
+    code ``fast`` or ``slow`` emits does."""
+    xs = list(x) if isinstance(x, tuple) else [x]
     mod = b.module
     fn = mod.globals.get(name)
     if fn is None:
-        ty = x.type
-        slow_fn = _function(mod, f"{name}.slow", ty, results, ["cold"])
+        ty, arity = xs[0].type, len(xs)
+        slow_fn = _function(mod, f"{name}.slow", ty, results, ["cold"], arity=arity)
         sb = ir.IRBuilder(slow_fn.append_basic_block("entry"))
-        sb.ret(_pack(sb, slow_fn.return_value.type, slow(sb, slow_fn.args[0])))
-        variants = ",".join(f"_ZGV_LLVM_N{w}v_{name}({name}.v{w})" for w in widths)
-        fn = _function(mod, name, ty, results, [f'"vector-function-abi-variant"="{variants}"'])
+        sb.ret(_pack(sb, slow_fn.return_value.type, slow(sb, *slow_fn.args)))
+        vs = "v" * arity
+        variants = ",".join(f"_ZGV_LLVM_N{w}{vs}_{name}({name}.v{w})" for w in widths)
+        fn = _function(mod, name, ty, results, [f'"vector-function-abi-variant"="{variants}"'],
+                       arity=arity)
         _body(fn, fast, slow_fn)
         for w in widths:
             # alwaysinline: NOTE (inlined vector variants) in runtime.llvm_pipeline
             _body(_function(mod, f"{name}.v{w}", ir.VectorType(ty, w), results, [],
-                            "alwaysinline"), fast, slow_fn)
-    return b.call(fn, [x])
+                            "alwaysinline", arity), fast, slow_fn)
+    return b.call(fn, xs)

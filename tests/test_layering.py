@@ -48,7 +48,7 @@ ORDER: list[tuple[str, list[str]]] = [
     ("_ops: creation", ["_ops.creation"]),
     ("_ops: nonzero", ["_ops.nonzero"]),
     ("_ops: math", ["_ops.math"]),
-    ("_ops: division", ["_ops.division"]),
+    ("_ops: division", ["_ops.division", "_ops.division_eager"]),
     ("_ops: strided views", ["_ops.strided"]),
     ("_ops: shape", ["_ops.shape"]),
     ("_ops: in-place writes", ["_ops.writes"]),

@@ -13,6 +13,7 @@ from .._primitives.elementwise import broadcast_shapes
 from .._size import as_float
 from .._tensor import Tensor
 from ..codegen.ops import Op
+from . import division_eager
 from .creation import full_like, tensor
 from ..autograd.grad_mode import state as _grad_state
 from .math import _sub_any, _to_float, cast, isfinite, isnan, mul, promote, where
@@ -108,6 +109,9 @@ def _float_remainder(a, b):
 def _float_floor_divide(a, b, name: str, mod=None):
     """PyTorch's div_floor_floating (NOTE (float floor division)); gradient zero. ``mod``:
     fmod(a, b) where the caller has it."""
+    host = division_eager.host_operands(a, b) if mod is None else None
+    if host is not None:   # NOTE (eager floor division)
+        return division_eager.floor_divide(*host)
     a, b = _both_tensors(a, b, name)
     mod = _float_fmod(a, b) if mod is None else mod
     q = (a - mod) / b

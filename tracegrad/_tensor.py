@@ -212,6 +212,11 @@ class Tensor:
                                "use tensor.detach().numpy() instead")
         return _concrete(self._data, "numpy()")
 
+    # NOTE: above NumPy's own (0) and ndarray's, as PyTorch's: ``np.float64(2) * t`` then
+    # defers to Tensor.__rmul__ and gives a tensor; without it NumPy converted ``t`` through
+    # __array__ and returned an ndarray (float64 where PyTorch keeps t's float32).
+    __array_priority__ = 1000
+
     def __array__(self, dtype=None, copy=None):
         arr = _concrete(self._data, "__array__")
         return arr if dtype is None else arr.astype(dtype)

@@ -69,16 +69,47 @@ def _np_dtype(dtype, default=None) -> np.dtype:
     return _dtype.get_default_dtype().np if default is None else np.dtype(default)
 
 
-def _infer_dtype(data) -> np.dtype:
-    """PyTorch's inference: Python floats give the default float dtype, ints int64."""
-    arr = np.asarray(data)
-    if arr.dtype.kind == "f" and not isinstance(data, np.ndarray):
-        return _dtype.get_default_dtype().np
-    if arr.dtype.kind in "iu" and not isinstance(data, np.ndarray):
+def _element_dtype(x) -> np.dtype:
+    """One element's dtype in PyTorch's inference: Python floats take the default dtype,
+    ints int64, bools bool; NumPy scalars and arrays and tensors keep their own."""
+    if isinstance(x, (np.ndarray, np.generic)):
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"tensor(): can't convert a NumPy array of dtype {x.dtype}; "
+                            f"supported: {', '.join(d.name for d in _dtype.ALL)}")
+        return x.dtype
+    if isinstance(x, Tensor):
+        return x._data.dtype
+    if isinstance(x, (str, bytes)):
+        raise TypeError(f"tensor(): invalid data type '{type(x).__name__}'")
+    if isinstance(x, bool):
+        return np.dtype(np.bool_)
+    if isinstance(x, numbers.Integral):
         return np.dtype(np.int64)
-    if arr.dtype.kind == "O" or arr.dtype.kind == "U":
-        raise TypeError(f"tensor(): could not infer a dtype from {type(data).__name__} data")
-    return arr.dtype
+    if isinstance(x, numbers.Real):
+        return _dtype.get_default_dtype().np
+    raise RuntimeError(f"tensor(): Could not infer dtype of {type(x).__name__}")
+
+
+def _infer_dtype(data) -> np.dtype:
+    """PyTorch's inference for ``tensor(data)``: the promotion of every element's dtype
+    (``_element_dtype``), so ``[np.float64(1.5)]`` is float64 and ``[1, 2.5]`` the default
+    float dtype; an empty sequence is the default dtype."""
+    if not isinstance(data, (list, tuple, range)):
+        return _element_dtype(data)
+    if len(data) == 0:
+        return _dtype.get_default_dtype().np
+    result = None
+    for kind in set(map(type, data)):   # (one look per Python scalar type, not per element)
+        if kind is float or kind is int or kind is bool:
+            found = _element_dtype(kind())
+        else:
+            found = None
+            for item in data:
+                if type(item) is kind:
+                    dt = _infer_dtype(item)
+                    found = dt if found is None else _dtype.promote_types(found, dt)
+        result = found if result is None else _dtype.promote_types(result, found)
+    return result
 
 
 def _from_nested(data):
@@ -97,8 +128,8 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False, pin_memor
     if isinstance(data, Tensor):
         arr = np.array(data._data, dtype=_np_dtype(dtype, data._data.dtype), copy=True)
         return _finish(arr, requires_grad, device)
-    data = _from_nested(data)
     np_dtype = _dtype.to_numpy_dtype(dtype) if dtype is not None else _infer_dtype(data)
+    data = _from_nested(data)
     arr = np.array(data, dtype=np_dtype, copy=True)
     _dtype.from_numpy_dtype(arr.dtype)
     return _finish(arr, requires_grad, device)

@@ -120,12 +120,17 @@ def _describe(v) -> str:
     return describe(v._data if isinstance(v, Tensor) else v)
 
 
-def sub_no_alpha(a, b):
-    if any(isinstance(v, bool) or isinstance(v, Tensor) and v._data.dtype.kind == "b"
+def check_no_bool_sub(a, b) -> None:
+    """PyTorch refuses ``-`` with a bool operand (NumPy's error named its own function)."""
+    if any(isinstance(v, (bool, np.bool_)) or isinstance(v, Tensor) and v._data.dtype.kind == "b"
            for v in (a, b)):
         raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported "
                            f"(operands {_describe(a)} and {_describe(b)}). If you are trying to "
                            "invert a mask, use the `~` or `logical_not()` operator instead.")
+
+
+def sub_no_alpha(a, b):
+    check_no_bool_sub(a, b)
     return _sub_any(a, b)
 
 
@@ -208,12 +213,28 @@ def bitwise_not(x):
     return no_grad_result(apply(P[Op.NOT], (x,)))
 
 
+def times_alpha(a, b, alpha, op: str):
+    """``b * alpha`` for ``add``/``sub``: a Python scalar ``b`` stays a scalar (``mul`` needs
+    a tensor operand), and a float ``alpha`` with integer operands raises as in PyTorch
+    rather than turning an integer sum into a float one."""
+    if isinstance(alpha, bool) or alpha == 1:
+        return b
+    if isinstance(alpha, float) and not any(
+            isinstance(v, float) or isinstance(v, Tensor) and v._data.dtype.kind == "f"
+            for v in (a, b)):
+        raise RuntimeError(f"{op}: For integral input tensors, argument alpha must not be a "
+                           f"floating point number (alpha={alpha}, operands {_describe(a)} "
+                           f"and {_describe(b)}).")
+    return mul(b, alpha) if isinstance(b, Tensor) else _scalar(b) * alpha
+
+
 def add(a, b, *, alpha=1):
-    return add_no_alpha(a, b if alpha == 1 else mul(b, alpha))
+    return add_no_alpha(a, times_alpha(a, b, alpha, "add"))
 
 
 def sub(a, b, *, alpha=1):
-    return sub_no_alpha(a, b if alpha == 1 else mul(b, alpha))
+    check_no_bool_sub(a, b)
+    return sub_no_alpha(a, times_alpha(a, b, alpha, "sub"))
 
 
 def _to_float(x):
@@ -439,6 +460,6 @@ __all__ = ["abs", "add", "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xo
            "clamp", "clip", "cos", "eq", "erf", "exp", "exp2", "expm1", "floor", "frac", "ge",
            "gt", "isfinite", "isinf", "isnan", "le", "lerp", "log", "log10", "log1p", "log2",
            "logical_and", "logical_not", "logical_or", "logical_xor", "lt", "maximum",
-           "minimum", "mul", "ne", "neg", "pow", "reciprocal", "relu", "result_type", "round",
+           "minimum", "mul", "ne", "neg", "pow", "reciprocal", "relu", "round",
            "rsqrt", "sigmoid", "sign", "sin", "sqrt", "square", "sub", "tan", "tanh", "trunc",
            "where"]

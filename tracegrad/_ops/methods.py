@@ -183,9 +183,9 @@ METHODS = {
     "__getitem__": indexing.getitem, "__setitem__": indexing.setitem,
     "__iadd__": inplace.add_, "__isub__": inplace.sub_, "__imul__": inplace.mul_,
     "__itruediv__": inplace.div_,
-    "__iand__": lambda x, o: inplace.commit_inplace(x, lambda old: math.bitwise_and(old, o)),
-    "__ior__": lambda x, o: inplace.commit_inplace(x, lambda old: math.bitwise_or(old, o)),
-    "__ixor__": lambda x, o: inplace.commit_inplace(x, lambda old: math.bitwise_xor(old, o)),
+    "__iand__": inplace.elementwise_inplace("__iand__", math.bitwise_and),
+    "__ior__": inplace.elementwise_inplace("__ior__", math.bitwise_or),
+    "__ixor__": inplace.elementwise_inplace("__ixor__", math.bitwise_xor),
 }
 for _module in (trig, matrix, unique, aliases, elementwise_extra, special_eager, index_writes,
                 products, sampling):

@@ -20,13 +20,20 @@ values_indices = namedtuple("values_indices", ["values", "indices"])
 
 
 def normalize_axes(dim, ndim: int, op: str) -> tuple[int, ...]:
-    if dim is None:
+    """``dim`` (None, an int or a sequence) as sorted non-negative axes. An empty sequence
+    means every dim, as in PyTorch (``x.sum(dim=())`` is ``x.sum()``: a 1-d ``x.sum(
+    dim=tuple(range(1, x.ndim)))`` reduces it whole); it used to reduce nothing."""
+    if dim is None or isinstance(dim, (tuple, list)) and len(dim) == 0:
         return tuple(range(ndim))
     dims = dim if isinstance(dim, (tuple, list)) else (dim,)
-    axes = sorted({_wrap_dim(int(d), ndim, op) for d in dims})
+    axes = [_wrap_dim(int(d), ndim, op) for d in dims]
+    if len(set(axes)) != len(axes):
+        repeated = next(a for a in axes if axes.count(a) > 1)
+        raise RuntimeError(f"{op}: dim {repeated} appears multiple times in the list of dims "
+                           f"{tuple(dims)} (tensor of {ndim} dims)")
     if ndim == 0:
         return ()
-    return tuple(axes)
+    return tuple(sorted(axes))
 
 
 def _reduce(op: Op, x: Tensor, dim, keepdim: bool, name: str) -> Tensor:
@@ -159,6 +166,8 @@ def logsumexp(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     axes = normalize_axes(dim, x._data.ndim, "logsumexp")
     if x._data.dtype.kind != "f":   # PyTorch's: integers and bools in the default float
         x = cast(x, get_default_dtype().np)
+    if x._data.size == 0:   # log(0) = -inf over an empty dim, as PyTorch (amax has none)
+        return log(sum(exp(x), axes, keepdim))
     # NOTE: subtract the (detached) max so exp never overflows; it cancels exactly.
     m = amax(x, axes, keepdim=True).detach()
     m = where(m.abs() == float("inf"), 0.0, m)
@@ -214,10 +223,21 @@ def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Ten
     return sum(x.abs() ** p, dim, keepdim) ** (1.0 / p)
 
 
+def _empty_reduced(x: Tensor, dim, keepdim: bool, identity, name: str) -> Tensor:
+    """``x`` (with no elements) reduced over ``dim``: ``identity`` in the result's shape."""
+    axes = normalize_axes(dim, x._data.ndim, name)
+    shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape) if keepdim or i not in axes)
+    return tensor(np.full(shape, identity, dtype=x._data.dtype))
+
+
 def all(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     b = cast(x, np.bool_)
     if b._data.size == 0 and dim is None:
         return tensor(True)
+    if isinstance(dim, (tuple, list)) and not dim:
+        return b   # PyTorch's all(dim=()) reduces nothing (sum(dim=()) reduces everything)
+    if b._data.size == 0:   # (the MIN primitive has no identity for an empty dim)
+        return _empty_reduced(b, dim, keepdim, True, "all")
     return _reduce(Op.MIN, b, dim, keepdim, "all")
 
 
@@ -225,6 +245,10 @@ def any(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     b = cast(x, np.bool_)
     if b._data.size == 0 and dim is None:
         return tensor(False)
+    if isinstance(dim, (tuple, list)) and not dim:
+        return b   # PyTorch's any(dim=()) reduces nothing (sum(dim=()) reduces everything)
+    if b._data.size == 0:   # (the MAX primitive has no identity for an empty dim)
+        return _empty_reduced(b, dim, keepdim, False, "any")
     return _reduce(Op.MAX, b, dim, keepdim, "any")
 
 

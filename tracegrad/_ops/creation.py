@@ -80,7 +80,7 @@ def _element_dtype(x) -> np.dtype:
     if isinstance(x, Tensor):
         return x._data.dtype
     if isinstance(x, (str, bytes)):
-        raise TypeError(f"tensor(): invalid data type '{type(x).__name__}'")
+        raise TypeError(f"tensor(): invalid data type '{type(x).__name__}' (no dtype holds it)")
     if isinstance(x, bool):
         return np.dtype(np.bool_)
     if isinstance(x, numbers.Integral):

@@ -29,9 +29,20 @@ from .writes import check_inplace, check_no_overlap, commit_inplace, may_overlap
 _SLICE, _RESHAPE = P[Op.SLICE], P[Op.RESHAPE]
 
 
+def _sequence_as_tuple(key) -> bool:
+    """PyTorch's rule (``treatSequenceAsTuple``, NumPy's before 1.23): a list of fewer than
+    32 items holding a tensor, array, sequence, slice, None or Ellipsis is a tuple of
+    indices, so ``x[[rows, cols]]`` is ``x[rows, cols]``; a list of ints is one index."""
+    return type(key) is list and len(key) < 32 and any(
+        isinstance(k, (Tensor, np.ndarray, list, tuple, slice)) or k is None or k is Ellipsis
+        for k in key)
+
+
 def _expand_key(x: Tensor, key) -> tuple:
     """The key as a tuple with any Ellipsis replaced by full slices."""
-    if not isinstance(key, tuple):
+    if _sequence_as_tuple(key):
+        key = tuple(key)
+    elif not isinstance(key, tuple):
         key = (key,)
     n_real = 0  # dims the key consumes; a boolean mask covers as many dims as it has
     for k in key:

@@ -44,6 +44,7 @@ from ._ops.cumulative import *  # noqa: F401,F403
 from ._ops.pointwise import *  # noqa: F401,F403
 from ._ops.rearrange import *  # noqa: F401,F403
 from ._ops.dtype_queries import *  # noqa: F401,F403
+from ._ops.broadcasting import *  # noqa: F401,F403
 from ._ops.math import add, clamp, clip, sub, where  # noqa: F401
 from ._primitives import ShapeError  # noqa: F401
 from . import accelerator, autograd, cuda, legacy

@@ -84,3 +84,57 @@ def test_uninferable_data_raises_as_pytorch():
         tg.tensor(None)
     with pytest.raises(TypeError, match="str"):
         tg.tensor("abc")
+
+
+def test_arange_refuses_bounds_against_the_step():
+    # before: arange(5, 0) and arange(0, 5, -1) returned an empty tensor (NumPy's answer)
+    for args in [(5, 0), (0, 5, -1), (0.0, -1.0, 0.5)]:
+        with pytest.raises(RuntimeError, match="inconsistent with step sign"):
+            tg.arange(*args)
+    with pytest.raises(RuntimeError, match="nonzero"):
+        tg.arange(0, 5, 0)
+    assert tg.arange(3, 3).shape == (0,)                   # an empty range is fine
+    assert tg.arange(10, 0, -3).tolist() == [10, 7, 4, 1]
+
+
+def test_sizes_must_be_non_negative_ints():
+    with pytest.raises(RuntimeError, match="negative dimension"):
+        tg.zeros(-1)
+    with pytest.raises(RuntimeError, match="negative dimension"):
+        tg.ones(2, -3)
+    with pytest.raises(TypeError, match="float"):
+        tg.zeros(2.0)
+    assert tg.zeros(np.int64(2), tg.tensor(3)).shape == (2, 3)
+
+
+def test_creation_argument_errors_are_runtime_errors():
+    with pytest.raises(RuntimeError, match="non-negative"):
+        tg.linspace(0, 1, -1)
+    with pytest.raises(RuntimeError, match="std >= 0"):
+        tg.normal(0.0, -1.0, (2,))
+    with pytest.raises(RuntimeError, match="from=5 >= to=5"):
+        tg.randint(5, 5, (3,))
+
+
+def test_scalar_tensor_and_triangle_indices():
+    assert tg.scalar_tensor(3).dtype is tg.float32 and tg.scalar_tensor(3).item() == 3.0
+    assert tg.scalar_tensor(3, dtype=tg.int64).dtype is tg.int64
+    rows, cols = np.tril_indices(3, 1, 4)
+    assert tg.tril_indices(3, 4, 1).tolist() == [rows.tolist(), cols.tolist()]
+    rows, cols = np.triu_indices(4, -1, 3)
+    assert tg.triu_indices(4, 3, -1).tolist() == [rows.tolist(), cols.tolist()]
+    assert tg.tril_indices(2, 2).dtype is tg.int64
+
+
+def test_creation_errors_match_torch():
+    torch = pytest.importorskip("torch")
+    for call in [lambda m: m.arange(5, 0), lambda m: m.arange(0, 5, 0), lambda m: m.zeros(-1),
+                 lambda m: m.linspace(0, 1, -1), lambda m: m.normal(0.0, -1.0, (2,)),
+                 lambda m: m.randint(5, 5, (3,))]:
+        with pytest.raises(RuntimeError):
+            call(torch)
+        with pytest.raises(RuntimeError):
+            call(tg)
+    with pytest.raises(TypeError):
+        torch.zeros(2.0)
+    assert tg.tril_indices(4, 3, -1).tolist() == torch.tril_indices(4, 3, -1).tolist()

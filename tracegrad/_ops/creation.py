@@ -53,6 +53,13 @@ def _sizes(size) -> tuple:
         size = tuple(size[0])
     # (a compile guard trace's symbolic size is an int: kept, NOTE (tensors made from a
     # size) in compiler/made_sizes.py)
+    for s in size:
+        if isinstance(s, float):   # PyTorch's: zeros(2.0) is an error, not zeros(2)
+            raise TypeError(f"size must be a tuple of ints, but got an element of type float "
+                            f"({s!r} in {tuple(size)})")
+        if type(s) is int and s < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {s}: "
+                               f"{list(size)}")
     return tuple(s if isinstance(s, int) else int(s) for s in size)
 
 
@@ -224,8 +231,17 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     if end is None:
         start, end = 0, start
     vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
-    if step == 0:
-        raise ValueError("arange: step must be nonzero")
+    if all(type(v) in (int, float, bool) or isinstance(v, np.generic) for v in vals):
+        # (a compile guard trace's symbolic bound is left to made_from_sizes below)
+        first, last, by = vals
+        if by == 0:
+            raise RuntimeError("arange: step must be nonzero")
+        if by > 0 and last < first or by < 0 and last > first:
+            # NOTE: PyTorch raises where NumPy gives an empty range
+            raise RuntimeError(f"arange: upper bound and lower bound inconsistent with step "
+                               f"sign (start={first}, end={last}, step={by})")
+    elif step == 0:
+        raise RuntimeError("arange: step must be nonzero")
     if dtype is None:
         is_int = all(isinstance(v, numbers.Integral) for v in vals)
         dtype = _dtype.int64 if is_int else _dtype.get_default_dtype()
@@ -243,11 +259,18 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     return make(*vals)
 
 
+def _check_steps(op: str, steps) -> None:
+    if int(steps) < 0:
+        raise RuntimeError(f"{op}: number of steps must be non-negative, got {steps}")
+
+
 def linspace(start, end, steps: int, dtype=None, device=None, requires_grad=False) -> Tensor:
+    _check_steps("linspace", steps)
     return _finish(np.linspace(start, end, int(steps)).astype(_np_dtype(dtype)), requires_grad, device)
 
 
 def logspace(start, end, steps: int, base=10.0, dtype=None, device=None, requires_grad=False):
+    _check_steps("logspace", steps)
     return _finish(np.logspace(start, end, int(steps), base=base).astype(_np_dtype(dtype)),
                    requires_grad, device)
 
@@ -257,6 +280,28 @@ def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad=Fal
     return made_from_sizes((n, n if m is None else m),
                            lambda n, m: _finish(np.eye(n, m, dtype=dt), requires_grad, device),
                            n, m)
+
+
+def scalar_tensor(s, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A 0-d tensor of ``s`` in the default float dtype unless ``dtype`` is given."""
+    return _finish(np.array(s, dtype=_np_dtype(dtype)), requires_grad, device)
+
+
+def tril_indices(row: int, col: int, offset: int = 0, dtype=None, device=None) -> Tensor:
+    """The (2, N) row and column indices of the lower triangle of a row x col matrix.
+
+    >>> import tracegrad as torch
+    >>> torch.tril_indices(3, 3).tolist()
+    [[0, 1, 1, 2, 2, 2], [0, 0, 1, 0, 1, 2]]
+    """
+    rows, cols = np.tril_indices(int(row), int(offset), int(col))
+    return _finish(np.stack([rows, cols]).astype(_np_dtype(dtype, np.int64)), False, device)
+
+
+def triu_indices(row: int, col: int, offset: int = 0, dtype=None, device=None) -> Tensor:
+    """The (2, N) row and column indices of the upper triangle of a row x col matrix."""
+    rows, cols = np.triu_indices(int(row), int(offset), int(col))
+    return _finish(np.stack([rows, cols]).astype(_np_dtype(dtype, np.int64)), False, device)
 
 
 def _random(op: Op, size, dtype, generator, requires_grad, device, draw) -> Tensor:
@@ -307,7 +352,8 @@ def randint(low, high=None, size=None, generator=None, dtype=None, device=None,
     if high is None:
         low, high = 0, low
     if low >= high:
-        raise ValueError(f"randint: expected low < high, got low={low}, high={high}")
+        raise RuntimeError(f"randint: random_ expects 'from' to be less than 'to', but got "
+                           f"from={low} >= to={high}")
     arr = numpy_generator(generator).integers(low, high, size=tuple(size))
     return _finish(arr.astype(_np_dtype(dtype, np.dtype(np.int64))), requires_grad, device)
 
@@ -323,6 +369,8 @@ def randperm(n: int, generator=None, dtype=None, device=None, requires_grad=Fals
 
 def normal(mean=0.0, std=1.0, size=None, generator=None, dtype=None, device=None) -> Tensor:
     """``normal(mean, std, size)``; mean/std may be tensors (then their broadcast shape)."""
+    if isinstance(std, numbers.Real) and not std >= 0:   # (NaN too, as PyTorch)
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
     if isinstance(mean, Tensor) or isinstance(std, Tensor):
         shape = np.broadcast_shapes(tuple(getattr(mean, "shape", ())), tuple(getattr(std, "shape", ())))
         dt = (mean if isinstance(mean, Tensor) else std).dtype
@@ -347,4 +395,5 @@ def multinomial(probs: Tensor, num_samples: int, replacement: bool = False, gene
 __all__ = ["set_default_device", "get_default_device", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full", "zeros_like",
            "ones_like", "empty_like", "full_like", "arange", "linspace", "logspace", "eye",
            "rand", "randn", "rand_like", "randn_like", "randint", "randint_like", "randperm",
-           "normal", "bernoulli", "multinomial"]
+           "normal", "bernoulli", "multinomial", "scalar_tensor", "tril_indices",
+           "triu_indices"]

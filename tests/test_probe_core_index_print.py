@@ -100,3 +100,31 @@ def test_size_arithmetic_stays_a_size():
                       (s[1:], (3,))]:
         assert type(out) is tg.Size and out == want
     assert repr(s + (4,)) == "tracegrad.Size([2, 3, 4])"
+
+
+def test_gather_and_scatter_shape_errors_name_the_shapes():
+    # before: NumPy's "shape mismatch: indexing arrays could not be broadcast together" (an
+    # IndexError) or "index 5 is out of bounds for axis 1" for an index wider than self
+    x = tg.arange(24).reshape(2, 3, 4)
+    with pytest.raises(RuntimeError, match=r"dimension 0 expected index \[3, 3, 1\] to be no "
+                                           r"larger than self \[2, 3, 4\] apart from dimension 1"):
+        tg.gather(x, 1, tg.zeros(3, 3, 1, dtype=tg.int64))
+    assert tg.gather(x, 1, tg.zeros(2, 5, 1, dtype=tg.int64)).shape == (2, 5, 1)
+    with pytest.raises(RuntimeError, match="no larger than self"):
+        tg.zeros(3, 5).scatter_add(0, tg.tensor([[0, 1, 2, 0, 0, 0]]), tg.ones(2, 6))
+    with pytest.raises(RuntimeError, match="no larger than src"):
+        tg.zeros(3, 5).scatter_add(0, tg.tensor([[0, 1, 2, 0, 0]]), tg.ones(2, 4))
+    with pytest.raises(RuntimeError, match="no larger than self"):
+        tg.zeros(3, 5).scatter(0, tg.tensor([[0, 1, 2, 0, 0, 0]]), tg.ones(2, 6))
+    with pytest.raises(RuntimeError, match="same rank"):
+        tg.zeros(3, 5).scatter(0, tg.tensor([0, 1]), tg.ones(2, 5))
+
+
+def test_scatter_refuses_a_src_of_another_dtype():
+    # before: the float64 src was cast into the float32 tensor silently
+    with pytest.raises(RuntimeError, match="self.dtype to be equal to src.dtype"):
+        tg.zeros(3, 5).scatter(0, tg.tensor([[0]]), tg.ones(2, 5, dtype=tg.float64))
+    out = tg.zeros(3, 5).scatter(0, tg.tensor([[2, 0]]), tg.tensor([[1.0, 2.0]]))
+    want = np.zeros((3, 5), np.float32)
+    want[2, 0], want[0, 1] = 1.0, 2.0
+    np.testing.assert_array_equal(out.numpy(), want)

@@ -10,7 +10,8 @@ import numpy as np
 from .._device import CPU
 from .._dispatch import apply, is_tracing
 from .._primitives import PRIMITIVES as P
-from .._primitives.linalg_index import PRIM_INDEX, PRIM_INDEX_PUT, TENSOR, build_key
+from .._primitives.linalg_index import (PRIM_INDEX, PRIM_INDEX_PUT, TENSOR, build_key,
+                                         check_no_larger)
 from .._primitives.registry import ShapeError, describe
 from .._size import slice_indices, slice_length
 from .._tensor import Tensor, _wrap_dim, element_strides
@@ -349,10 +350,18 @@ def scatter(x: Tensor, dim: int, index: Tensor, src=None, value=None, reduce=Non
         src = value
     if not isinstance(src, Tensor):
         src = full(tuple(index.shape), src, dtype=x.dtype)
+    elif src._data.dtype != x._data.dtype:   # (PyTorch's check; the write used to cast)
+        raise RuntimeError(f"scatter(): Expected self.dtype to be equal to src.dtype, got "
+                           f"self {describe(x)} and src {describe(src)}")
     if reduce == "add":
         return scatter_add(x, dim, index, src)
     d = _wrap_dim(dim, x._data.ndim, "scatter")
     index = _index_tensor(index, None)
+    if index.ndim != x.ndim:
+        raise ShapeError(f"scatter: index {describe(index)} must have the same rank as self "
+                         f"{describe(x)}")
+    check_no_larger("scatter", tuple(index.shape), tuple(x.shape), d, "self")
+    check_no_larger("scatter", tuple(index.shape), tuple(src.shape), None, "src")
     # Build the full index tuple for INDEX_PUT: grids everywhere except `dim`.
     grids = np.indices(tuple(index.shape), sparse=True)
     spec, idx = [], []

@@ -10,6 +10,7 @@ from .._dispatch import apply
 from .._dtype import get_default_dtype, to_numpy_dtype
 from .._primitives import PRIMITIVES as P
 from .._tensor import Tensor, _wrap_dim
+from ..autograd.grad_mode import state as _grad_state
 from ..autograd.node import show_as
 from ..codegen.ops import Op
 from .dtype_names import scalar_type_name
@@ -119,6 +120,16 @@ def _max_min(op, arg_op, x, dim, keepdim, other, name):
         return (maximum if op is Op.MAX else minimum)(x, other)
     if dim is None:
         return _reduce(op, x, None, False, name)
+    if x._requires_grad and _grad_state.enabled and x._data.ndim > 0:
+        # NOTE: the values read at the indices, so the gradient goes to the one element the
+        # index names, as PyTorch's max(x, dim) backward; MAX's own rule splits it between
+        # tied elements (right for max(x) and amax, which PyTorch splits too)
+        d = _wrap_dim(dim, x._data.ndim, name)
+        at = _arg(arg_op, x, d, True, name)
+        values = apply(P[Op.GATHER], (x, at), {"dim": d})
+        if not keepdim:
+            values, at = values.squeeze(d), at.squeeze(d)
+        return values_indices(values, at)
     values = _reduce(op, x, dim, keepdim, name)
     indices = _arg(arg_op, x, dim, keepdim, name)
     return values_indices(values, indices)
@@ -211,7 +222,7 @@ def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Ten
     if dtype is not None:
         x = cast(x, to_numpy_dtype(dtype))
     if p in ("fro", 2, 2.0, None):
-        return sqrt(sum(x * x, dim, keepdim))
+        return _root_with_zero_gradient_at_zero(sum(x * x, dim, keepdim), sqrt)
     if p == float("inf"):
         return amax(x.abs(), () if dim is None else dim, keepdim)
     if p == float("-inf"):
@@ -220,7 +231,18 @@ def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Ten
         return sum(x.abs(), dim, keepdim)
     if p == 0:
         return sum((x != 0).to(x.dtype), dim, keepdim)
-    return sum(x.abs() ** p, dim, keepdim) ** (1.0 / p)
+    return _root_with_zero_gradient_at_zero(sum(x.abs() ** p, dim, keepdim),
+                                            lambda s: s ** (1.0 / p))
+
+
+def _root_with_zero_gradient_at_zero(s: Tensor, root) -> Tensor:
+    """``root(s)`` (s >= 0) whose gradient is 0 where s is 0, PyTorch's subgradient for a
+    norm of zeros; the root's own derivative there is infinite, and times the 0 that
+    d s / d x is there it gave NaN (``torch.norm(zeros * x).backward()``)."""
+    if not (s._requires_grad and _grad_state.enabled):
+        return root(s)
+    zero = s == 0
+    return where(zero, 0.0, root(where(zero, 1.0, s)))
 
 
 def _empty_reduced(x: Tensor, dim, keepdim: bool, identity, name: str) -> Tensor:

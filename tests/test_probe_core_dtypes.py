@@ -130,3 +130,38 @@ def test_alpha_matches_torch():
                lambda m: m.tensor([1.0, 2.0]).sub_(m.tensor([3.0, 1.0]), alpha=2)]:
         want, got = fn(torch), fn(tg)
         assert got.tolist() == want.tolist() and str(got.dtype)[10:] == str(want.dtype)[6:]
+
+
+def test_a_python_int_wraps_into_a_narrow_integer_tensors_dtype():
+    # before: NumPy's OverflowError ("Python integer -1 out of bounds for uint8"), and
+    # uint8 > -1 compared against -1 instead of PyTorch's 255
+    u8 = tg.tensor([1, 2], dtype=tg.uint8)
+    assert (u8 * -1).tolist() == [255, 254] and (u8 * -1).dtype is tg.uint8
+    assert (u8 + 256).tolist() == [1, 2]
+    assert (300 - u8).tolist() == [43, 42]
+    assert (u8 > -1).tolist() == [False, False]
+    assert (u8 // -1).tolist() == [0, 0]
+    assert (tg.tensor([1, 2], dtype=tg.int8) + 1000).tolist() == [-23, -22]
+    assert (tg.tensor([1], dtype=tg.int64) + 2**40).tolist() == [2**40 + 1]
+
+
+def test_bit_shifts():
+    # before: ``<<`` and ``>>`` raised TypeError (no __lshift__/__rshift__)
+    assert (tg.tensor([1, -3]) << 2).tolist() == [4, -12]
+    assert (tg.tensor([5, -5]) >> 1).tolist() == [2, -3]
+    assert (1 << tg.tensor([1, 2])).tolist() == [2, 4]
+    assert (tg.tensor([8]) >> tg.tensor([1, 3])).tolist() == [4, 1]
+    assert (tg.tensor([1, 2], dtype=tg.uint8) << 7).tolist() == [128, 0]
+    with pytest.raises(NotImplementedError):
+        tg.tensor([1.0]) << 1
+
+
+def test_wrapping_and_shifts_match_torch():
+    torch = _torch()
+    for fn in [lambda m: m.tensor([1, 2], dtype=m.uint8) * -1,
+               lambda m: m.tensor([1, 2], dtype=m.int8) + 1000,
+               lambda m: m.tensor([1, 2], dtype=m.uint8) > -1,
+               lambda m: m.tensor([5, -5, 7]) >> m.tensor([1, 2, 0]),
+               lambda m: m.tensor([64], dtype=m.int8) << 1]:
+        got, want = fn(tg), fn(torch)
+        assert got.tolist() == want.tolist() and got.dtype.name == str(want.dtype)[6:]

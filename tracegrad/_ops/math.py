@@ -83,13 +83,27 @@ def promote(a, b, op: str):
             rt = scalar_result_type(da, b)
             if rt != da:
                 a = cast(a, rt)
+            elif type(b) is int and rt.kind in "iu" and op != "pow":
+                b = _wrapped(b, rt)
     elif isinstance(b, Tensor):
         rt = scalar_result_type(b._data.dtype, a)
         if rt != b._data.dtype:
             b = cast(b, rt)
+        elif type(a) is int and rt.kind in "iu" and op != "pow":
+            a = _wrapped(a, rt)
     else:
         raise TypeError(f"{op}: expected at least one tensor operand, got {a!r} and {b!r}")
     return a, b
+
+
+def _wrapped(value: int, np_dtype: np.dtype) -> int:
+    """A Python int operand of an integer tensor, cast to the tensor's dtype with wraparound
+    as PyTorch casts it (``uint8_tensor * -1`` multiplies by 255, ``int8 + 1000`` adds
+    -24); NumPy refused an int its dtype cannot hold (OverflowError)."""
+    info = np.iinfo(np_dtype)
+    if info.min <= value <= info.max:
+        return value
+    return int(np.array(value & 0xFFFFFFFFFFFFFFFF, np.uint64).astype(np_dtype))
 
 
 def _binary(op: Op, name: str):

@@ -128,3 +128,14 @@ def test_scatter_refuses_a_src_of_another_dtype():
     want = np.zeros((3, 5), np.float32)
     want[2, 0], want[0, 1] = 1.0, 2.0
     np.testing.assert_array_equal(out.numpy(), want)
+
+
+def test_equality_with_a_non_number_falls_back_to_identity():
+    # before: t == "a" raised TypeError and t == [1, 2] compared elementwise; PyTorch's
+    # __eq__ gives NotImplemented for them, so Python answers False (True for !=)
+    t = tg.tensor([1, 2])
+    assert (t == "a") is False and (t != "a") is True
+    assert (t == [1, 2]) is False and (t == (1, 2)) is False and (t == None) is False  # noqa: E711
+    assert (t == np.array([1, 3])).tolist() == [True, False]
+    assert (t == np.int64(1)).tolist() == [True, False]
+    assert t in [t] and 2 in t

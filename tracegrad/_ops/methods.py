@@ -1,6 +1,7 @@
 """Attach operations to ``Tensor`` as methods and Python operators."""
 from __future__ import annotations
 
+import numbers
 
 import numpy as np
 
@@ -72,15 +73,22 @@ def _commuted(fn):
     return method
 
 
+def _comparable(other) -> bool:
+    """What ``==`` compares elementwise, as PyTorch's: tensors, numbers and NumPy values.
+    Anything else (None, a string, a list) gives NotImplemented, so Python falls back to
+    identity: ``t == [1, 2]`` is False in PyTorch, not a tensor of matches."""
+    return isinstance(other, (Tensor, numbers.Number, np.ndarray, np.generic))
+
+
 def _eq(self, other):
-    if other is None:
-        return False
+    if not _comparable(other):
+        return NotImplemented
     return math.eq(self, other)
 
 
 def _ne(self, other):
-    if other is None:
-        return True
+    if not _comparable(other):
+        return NotImplemented
     return math.ne(self, other)
 
 

@@ -22,9 +22,10 @@ def test_atan2_signed_zeros_and_infinities_match_numpy(dtype):
 
 
 # in-place writes keep the written tensor's dtype: the value read after them is cast
+# (a float result into an integer tensor raises, as in PyTorch: test_probe_core_inplace)
 INPLACE_CASTS = {
-    "int add_ 0.5": (lambda x, y: x.add_(0.5) * 1, np.int64, np.float32),
-    "int mul_ float tensor": (lambda x, y: x.mul_(y) * 1, np.int64, np.float32),
+    "int32 add_ int64 tensor": (lambda x, y: x.add_(y.long() * 3) * 1, np.int32, np.float32),
+    "float16 mul_ float32 tensor": (lambda x, y: x.mul_(y) * 1, np.float16, np.float32),
     "float32 add_ float64": (lambda x, y: x.add_(y * 1e-9) * 1, np.float32, np.float64),
     "int masked_fill_ 2.7": (lambda x, y: x.masked_fill_(y > 0, 2.7) * 1, np.int32, np.float32),
 }

@@ -51,14 +51,15 @@ def test_division_by_an_int_in_a_two_loop_kernel():
         _same_bits(compiled(x, i).numpy(), (x / i + x / 7.0).numpy())
 
 
-def test_an_int_past_an_int32_tensors_range_raises_as_eagerly():
+def test_an_int_past_an_int32_tensors_range_wraps_as_eagerly():
+    # eager casts the int into int32 with wraparound, as PyTorch does (it raised before
+    # test_probe_core_dtypes' fix); the compiled call traces again on the value and agrees
     x = torch.tensor(np.arange(4, dtype=np.int32))
     compiled = torch.compile(lambda x, i: x * i, dynamic=True)
     np.testing.assert_array_equal(compiled(x, 5).numpy(), (x * 5).numpy())
-    with pytest.raises(RuntimeError, match="mul"):
-        x * (2**31 + 7)
-    with pytest.raises(RuntimeError, match="mul"):
-        compiled(x, 2**31 + 7)
+    wrapped = np.arange(4, dtype=np.int32) * np.int64(2**31 + 7).astype(np.int32)
+    np.testing.assert_array_equal((x * (2**31 + 7)).numpy(), wrapped)
+    np.testing.assert_array_equal(compiled(x, 2**31 + 7).numpy(), wrapped)
     np.testing.assert_array_equal(compiled(x, -3).numpy(), (x * -3).numpy())
 
 

@@ -53,6 +53,7 @@ ORDER: list[tuple[str, list[str]]] = [
     ("_ops: shape", ["_ops.shape"]),
     ("_ops: in-place writes", ["_ops.writes"]),
     ("_ops: reductions", ["_ops.reduce"]),
+    ("_ops: einsum (products and sums over shape ops)", ["_ops.einsum"]),
     ("_ops: linalg", ["_ops.linalg"]),
     ("_ops: indexing", ["_ops.indexing"]),
     ("_ops: in-place ops", ["_ops.inplace"]),

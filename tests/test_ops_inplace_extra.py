@@ -45,12 +45,12 @@ def test_inplace_equals_torch(call, data):
 def test_float_results_are_refused_for_integer_tensors(name, args):
     with pytest.raises(RuntimeError):
         getattr(torch.tensor([1, 2]), name)(*args)
-    with pytest.raises(TypeError, match=name + r".*float32.*int64"):
+    with pytest.raises(RuntimeError, match=name + r".*Float.*Long"):
         getattr(tg.tensor([1, 2]), name)(*args)
 
 
 def test_float_power_needs_float64():
-    with pytest.raises(TypeError, match="float_power_.*float32"):
+    with pytest.raises(RuntimeError, match="float_power_.*float32"):
         tg.ones(2).float_power_(2)
     compare(lambda m, x: x.clone().float_power_(3), lambda m, x: x.clone().float_power_(3),
             np.array([1.5, 2.0]))

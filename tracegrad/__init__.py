@@ -15,7 +15,7 @@ import builtins as _builtins
 from . import _dtype
 from ._device import device
 from ._dtype import (bool_ as bool, dtype, float16, float32, float64, get_default_dtype,  # noqa: A001
-                     int8, int16, int32, int64, promote_types, set_default_dtype, uint8)
+                     int8, int16, int32, int64, set_default_dtype, uint8)
 from ._random import (Generator, default_generator, get_rng_state, initial_seed, manual_seed,
                       seed, set_rng_state)
 from ._size import Size
@@ -43,6 +43,8 @@ from ._ops.searching import *  # noqa: F401,F403
 from ._ops.cumulative import *  # noqa: F401,F403
 from ._ops.pointwise import *  # noqa: F401,F403
 from ._ops.rearrange import *  # noqa: F401,F403
+from ._ops.dtype_queries import *  # noqa: F401,F403
+from ._ops.broadcasting import *  # noqa: F401,F403
 from ._ops.math import add, clamp, clip, sub, where  # noqa: F401
 from ._primitives import ShapeError  # noqa: F401
 from . import accelerator, autograd, cuda, legacy

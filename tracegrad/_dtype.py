@@ -137,6 +137,27 @@ def result_type(a_dtype: np.dtype, a_ndim: int, b_dtype: np.dtype, b_ndim: int) 
     return zero_d if _category(zero_d) > _category(dimmed) else dimmed
 
 
+def can_cast(src: np.dtype, dst: np.dtype) -> builtins.bool:
+    """PyTorch's ``canCast`` (for in-place results and ``out=``): no float into an integer,
+    nothing but bool into bool; any other cast, narrowing included, is allowed."""
+    if dst.kind == "b":
+        return src.kind == "b"
+    return _category(src) <= _category(dst)
+
+
+def combine_categories(higher, lower):
+    """PyTorch's ``combine_categories``: the dtype of a higher-priority operand class
+    (dimensioned tensors over 0-d tensors over Python scalars) wins unless the lower
+    class lifts the category; either may be None (no operand of that class)."""
+    if higher is None:
+        return lower
+    if lower is None or higher.kind == "f":
+        return higher
+    if higher.kind == "b" or lower.kind == "f":
+        return promote_types(higher, lower)
+    return higher
+
+
 def scalar_result_type(t_dtype: np.dtype, scalar) -> np.dtype:
     """Tensor dtype after an operation with a Python scalar (which is 'weak')."""
     kind = t_dtype.kind

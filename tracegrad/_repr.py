@@ -3,43 +3,54 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._dtype import get_default_dtype
 from ._errors import TraceError
 
-_HIDDEN_DTYPES = {np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.bool_)}
-
+_PLAIN = (np.dtype(np.int64), np.dtype(np.bool_))
 
 def _element_formatter(arr: np.ndarray):
-    """One format for every element, as PyTorch picks: integers-valued floats as ``1.``,
-    fixed 4 decimals, or scientific when magnitudes are very large or very small."""
+    """One format and width for every element, as PyTorch's ``_Formatter`` picks them from
+    the shown elements: integer-valued floats as ``1.``, fixed 4 decimals, or scientific
+    when the nonzero finite magnitudes span more than 1000x, exceed 1e8 or (not integer
+    valued) fall under 1e-4. The width counts only nonzero finite values, so ``nan`` and
+    ``inf`` are not padded (``tensor([1., nan, inf])``)."""
     if arr.dtype.kind == "f":
-        finite = np.abs(arr[np.isfinite(arr)]).astype(np.float64)
-        nonzero = finite[finite != 0]
-        as_int = finite.size and np.all(finite == np.round(finite))
-        big = finite.size and (finite.max() >= 1e8 or
-                               (nonzero.size > 0 and (nonzero.min() < 1e-4 or
-                                                      nonzero.max() / nonzero.min() >= 1000 and
-                                                      not as_int)))
-        if as_int and not big:
-            return lambda v: f"{v:.0f}." if np.isfinite(v) else str(v)
-        if big:
-            return lambda v: f"{v:.4e}" if np.isfinite(v) else str(v)
-        return lambda v: f"{v:.4f}" if np.isfinite(v) else str(v)
+        values = arr.astype(np.float64).ravel()
+        nonzero = values[np.isfinite(values) & (values != 0)]
+        magnitude = np.abs(nonzero)
+        as_int = bool(np.all(nonzero == np.ceil(nonzero)))
+        sci = magnitude.size > 0 and (magnitude.max() / magnitude.min() > 1000.0 or
+                                      magnitude.max() > 1.0e8 or
+                                      not as_int and magnitude.min() < 1.0e-4)
+        if sci:
+            def fmt(v):
+                return f"{v:.4e}" if np.isfinite(v) else str(v)
+        elif as_int:
+            def fmt(v):
+                return f"{v:.0f}." if np.isfinite(v) else str(v)
+        else:
+            def fmt(v):
+                return f"{v:.4f}" if np.isfinite(v) else str(v)
+        width = max((len(fmt(v)) for v in nonzero.tolist()), default=1)
+        return fmt, width
     if arr.dtype == np.bool_:
-        return lambda v: "True" if v else "False"
-    return lambda v: str(int(v))
+        return (lambda v: "True" if v else "False"), max(
+            (5 if not v else 4 for v in arr.ravel().tolist()), default=1)
+    return (lambda v: str(int(v))), max((len(str(v)) for v in arr.ravel().tolist()), default=1)
 
 
 def _format_array(arr: np.ndarray, prefix: str) -> str:
     if arr.size == 0:
         return "[]"
-    fmt = _element_formatter(arr)
     # NOTE: PyTorch right-aligns every element to the widest one (``[ 1.5000, -2.0000]``);
     # summarised tensors measure only the elements that are shown.
     shown = arr if arr.size <= 1000 else _edges(arr, 3)
-    width = max(len(fmt(v)) for v in shown.ravel().tolist())
+    fmt, width = _element_formatter(shown)
     kind = {"f": "float_kind", "b": "bool"}.get(arr.dtype.kind, "int_kind")
-    return np.array2string(arr, separator=", ", prefix=prefix, threshold=1000, edgeitems=3,
+    text = np.array2string(arr, separator=", ", prefix=prefix, threshold=1000, edgeitems=3,
                            max_line_width=80, formatter={kind: lambda v: fmt(v).rjust(width)})
+    # PyTorch's summarised row reads ``2,  ..., 997`` (its ellipsis is " ...")
+    return text.replace(", ..., ", ",  ..., ").replace(", ...,\n", ",  ...,\n")
 
 
 def _edges(arr: np.ndarray, k: int) -> np.ndarray:
@@ -65,7 +76,9 @@ def tensor_repr(t) -> str:
         extras.append(f"device='{t._device}'")
     if data.size == 0 and data.ndim != 1:
         extras.append(f"size={tuple(data.shape)}")
-    if data.dtype not in _HIDDEN_DTYPES:
+    # the default float dtype, int64 and bool go unnamed, except in an empty tensor, where
+    # no element shows whether it holds integers (PyTorch's rule)
+    if data.dtype != get_default_dtype().np and (data.size == 0 or data.dtype not in _PLAIN):
         extras.append(f"dtype=tracegrad.{t.dtype.name}")
     if t.grad_fn is not None:
         extras.append(f"grad_fn=<{t.grad_fn.name()}>")

@@ -17,6 +17,21 @@ class Size(tuple):
         result = tuple.__getitem__(self, item)
         return Size(result) if isinstance(item, slice) else result
 
+    # concatenation and repetition stay a Size, as PyTorch's (``x.shape[:1] + (4,)`` is
+    # passed on as a shape and printed as one)
+    def __add__(self, other):
+        return Size(tuple.__add__(self, other))
+
+    def __radd__(self, other):
+        if not isinstance(other, tuple):
+            return NotImplemented
+        return Size(tuple.__add__(other, self))
+
+    def __mul__(self, n):
+        return Size(tuple.__mul__(self, n))
+
+    __rmul__ = __mul__
+
     def __repr__(self) -> str:
         return f"tracegrad.Size({list(self)})"
 

@@ -212,6 +212,11 @@ class Tensor:
                                "use tensor.detach().numpy() instead")
         return _concrete(self._data, "numpy()")
 
+    # NOTE: above NumPy's own (0) and ndarray's, as PyTorch's: ``np.float64(2) * t`` then
+    # defers to Tensor.__rmul__ and gives a tensor; without it NumPy converted ``t`` through
+    # __array__ and returned an ndarray (float64 where PyTorch keeps t's float32).
+    __array_priority__ = 1000
+
     def __array__(self, dtype=None, copy=None):
         arr = _concrete(self._data, "__array__")
         return arr if dtype is None else arr.astype(dtype)
@@ -219,8 +224,8 @@ class Tensor:
     def item(self):
         arr = _concrete(self._data, "item()")
         if arr.size != 1:
-            raise ValueError(f"item(): a Tensor with {arr.size} elements cannot be converted "
-                             f"to a Python scalar (shape {arr.shape})")
+            raise RuntimeError(f"item(): a Tensor with {arr.size} elements cannot be converted "
+                               f"to Scalar (shape {arr.shape})")
         return arr.reshape(()).item()
 
     def tolist(self):
@@ -333,8 +338,12 @@ class Tensor:
         return tensor_repr(self)
 
     def __format__(self, spec: str) -> str:
-        if self._data.ndim == 0 and spec:
+        # PyTorch formats a 0-d tensor as its number, with or without a spec:
+        # f"loss {loss}" prints "loss 0.25", not "loss tensor(0.2500)"
+        if self._data.ndim == 0:
             return format(self.item(), spec)
+        if spec:
+            raise TypeError("unsupported format string passed to Tensor.__format__")
         return repr(self)
 
 

@@ -53,6 +53,13 @@ def _sizes(size) -> tuple:
         size = tuple(size[0])
     # (a compile guard trace's symbolic size is an int: kept, NOTE (tensors made from a
     # size) in compiler/made_sizes.py)
+    for s in size:
+        if isinstance(s, float):   # PyTorch's: zeros(2.0) is an error, not zeros(2)
+            raise TypeError(f"size must be a tuple of ints, but got an element of type float "
+                            f"({s!r} in {tuple(size)})")
+        if type(s) is int and s < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {s}: "
+                               f"{list(size)}")
     return tuple(s if isinstance(s, int) else int(s) for s in size)
 
 
@@ -69,16 +76,47 @@ def _np_dtype(dtype, default=None) -> np.dtype:
     return _dtype.get_default_dtype().np if default is None else np.dtype(default)
 
 
-def _infer_dtype(data) -> np.dtype:
-    """PyTorch's inference: Python floats give the default float dtype, ints int64."""
-    arr = np.asarray(data)
-    if arr.dtype.kind == "f" and not isinstance(data, np.ndarray):
-        return _dtype.get_default_dtype().np
-    if arr.dtype.kind in "iu" and not isinstance(data, np.ndarray):
+def _element_dtype(x) -> np.dtype:
+    """One element's dtype in PyTorch's inference: Python floats take the default dtype,
+    ints int64, bools bool; NumPy scalars and arrays and tensors keep their own."""
+    if isinstance(x, (np.ndarray, np.generic)):
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"tensor(): can't convert a NumPy array of dtype {x.dtype}; "
+                            f"supported: {', '.join(d.name for d in _dtype.ALL)}")
+        return x.dtype
+    if isinstance(x, Tensor):
+        return x._data.dtype
+    if isinstance(x, (str, bytes)):
+        raise TypeError(f"tensor(): invalid data type '{type(x).__name__}' (no dtype holds it)")
+    if isinstance(x, bool):
+        return np.dtype(np.bool_)
+    if isinstance(x, numbers.Integral):
         return np.dtype(np.int64)
-    if arr.dtype.kind == "O" or arr.dtype.kind == "U":
-        raise TypeError(f"tensor(): could not infer a dtype from {type(data).__name__} data")
-    return arr.dtype
+    if isinstance(x, numbers.Real):
+        return _dtype.get_default_dtype().np
+    raise RuntimeError(f"tensor(): Could not infer dtype of {type(x).__name__}")
+
+
+def _infer_dtype(data) -> np.dtype:
+    """PyTorch's inference for ``tensor(data)``: the promotion of every element's dtype
+    (``_element_dtype``), so ``[np.float64(1.5)]`` is float64 and ``[1, 2.5]`` the default
+    float dtype; an empty sequence is the default dtype."""
+    if not isinstance(data, (list, tuple, range)):
+        return _element_dtype(data)
+    if len(data) == 0:
+        return _dtype.get_default_dtype().np
+    result = None
+    for kind in set(map(type, data)):   # (one look per Python scalar type, not per element)
+        if kind is float or kind is int or kind is bool:
+            found = _element_dtype(kind())
+        else:
+            found = None
+            for item in data:
+                if type(item) is kind:
+                    dt = _infer_dtype(item)
+                    found = dt if found is None else _dtype.promote_types(found, dt)
+        result = found if result is None else _dtype.promote_types(result, found)
+    return result
 
 
 def _from_nested(data):
@@ -97,8 +135,8 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False, pin_memor
     if isinstance(data, Tensor):
         arr = np.array(data._data, dtype=_np_dtype(dtype, data._data.dtype), copy=True)
         return _finish(arr, requires_grad, device)
-    data = _from_nested(data)
     np_dtype = _dtype.to_numpy_dtype(dtype) if dtype is not None else _infer_dtype(data)
+    data = _from_nested(data)
     arr = np.array(data, dtype=np_dtype, copy=True)
     _dtype.from_numpy_dtype(arr.dtype)
     return _finish(arr, requires_grad, device)
@@ -193,8 +231,17 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     if end is None:
         start, end = 0, start
     vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
-    if step == 0:
-        raise ValueError("arange: step must be nonzero")
+    if all(type(v) in (int, float, bool) or isinstance(v, np.generic) for v in vals):
+        # (a compile guard trace's symbolic bound is left to made_from_sizes below)
+        first, last, by = vals
+        if by == 0:
+            raise RuntimeError("arange: step must be nonzero")
+        if by > 0 and last < first or by < 0 and last > first:
+            # NOTE: PyTorch raises where NumPy gives an empty range
+            raise RuntimeError(f"arange: upper bound and lower bound inconsistent with step "
+                               f"sign (start={first}, end={last}, step={by})")
+    elif step == 0:
+        raise RuntimeError("arange: step must be nonzero")
     if dtype is None:
         is_int = all(isinstance(v, numbers.Integral) for v in vals)
         dtype = _dtype.int64 if is_int else _dtype.get_default_dtype()
@@ -212,11 +259,18 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     return make(*vals)
 
 
+def _check_steps(op: str, steps) -> None:
+    if int(steps) < 0:
+        raise RuntimeError(f"{op}: number of steps must be non-negative, got {steps}")
+
+
 def linspace(start, end, steps: int, dtype=None, device=None, requires_grad=False) -> Tensor:
+    _check_steps("linspace", steps)
     return _finish(np.linspace(start, end, int(steps)).astype(_np_dtype(dtype)), requires_grad, device)
 
 
 def logspace(start, end, steps: int, base=10.0, dtype=None, device=None, requires_grad=False):
+    _check_steps("logspace", steps)
     return _finish(np.logspace(start, end, int(steps), base=base).astype(_np_dtype(dtype)),
                    requires_grad, device)
 
@@ -226,6 +280,28 @@ def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad=Fal
     return made_from_sizes((n, n if m is None else m),
                            lambda n, m: _finish(np.eye(n, m, dtype=dt), requires_grad, device),
                            n, m)
+
+
+def scalar_tensor(s, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A 0-d tensor of ``s`` in the default float dtype unless ``dtype`` is given."""
+    return _finish(np.array(s, dtype=_np_dtype(dtype)), requires_grad, device)
+
+
+def tril_indices(row: int, col: int, offset: int = 0, dtype=None, device=None) -> Tensor:
+    """The (2, N) row and column indices of the lower triangle of a row x col matrix.
+
+    >>> import tracegrad as torch
+    >>> torch.tril_indices(3, 3).tolist()
+    [[0, 1, 1, 2, 2, 2], [0, 0, 1, 0, 1, 2]]
+    """
+    rows, cols = np.tril_indices(int(row), int(offset), int(col))
+    return _finish(np.stack([rows, cols]).astype(_np_dtype(dtype, np.int64)), False, device)
+
+
+def triu_indices(row: int, col: int, offset: int = 0, dtype=None, device=None) -> Tensor:
+    """The (2, N) row and column indices of the upper triangle of a row x col matrix."""
+    rows, cols = np.triu_indices(int(row), int(offset), int(col))
+    return _finish(np.stack([rows, cols]).astype(_np_dtype(dtype, np.int64)), False, device)
 
 
 def _random(op: Op, size, dtype, generator, requires_grad, device, draw) -> Tensor:
@@ -276,7 +352,8 @@ def randint(low, high=None, size=None, generator=None, dtype=None, device=None,
     if high is None:
         low, high = 0, low
     if low >= high:
-        raise ValueError(f"randint: expected low < high, got low={low}, high={high}")
+        raise RuntimeError(f"randint: random_ expects 'from' to be less than 'to', but got "
+                           f"from={low} >= to={high}")
     arr = numpy_generator(generator).integers(low, high, size=tuple(size))
     return _finish(arr.astype(_np_dtype(dtype, np.dtype(np.int64))), requires_grad, device)
 
@@ -292,6 +369,8 @@ def randperm(n: int, generator=None, dtype=None, device=None, requires_grad=Fals
 
 def normal(mean=0.0, std=1.0, size=None, generator=None, dtype=None, device=None) -> Tensor:
     """``normal(mean, std, size)``; mean/std may be tensors (then their broadcast shape)."""
+    if isinstance(std, numbers.Real) and not std >= 0:   # (NaN too, as PyTorch)
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
     if isinstance(mean, Tensor) or isinstance(std, Tensor):
         shape = np.broadcast_shapes(tuple(getattr(mean, "shape", ())), tuple(getattr(std, "shape", ())))
         dt = (mean if isinstance(mean, Tensor) else std).dtype
@@ -316,4 +395,5 @@ def multinomial(probs: Tensor, num_samples: int, replacement: bool = False, gene
 __all__ = ["set_default_device", "get_default_device", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full", "zeros_like",
            "ones_like", "empty_like", "full_like", "arange", "linspace", "logspace", "eye",
            "rand", "randn", "rand_like", "randn_like", "randint", "randint_like", "randperm",
-           "normal", "bernoulli", "multinomial"]
+           "normal", "bernoulli", "multinomial", "scalar_tensor", "tril_indices",
+           "triu_indices"]

@@ -156,5 +156,42 @@ def logaddexp2(input, other) -> Tensor:
     return M.where(M.eq(a, b), tie, M.add(hi, M.mul(tail, 1.0 / _math.log(2.0))))
 
 
+def _shift_operands(op: str, input, other):
+    a, b = M.promote(input, other, op)
+    for v in (a, b):
+        kind = v._data.dtype.kind if isinstance(v, Tensor) else ("f" if isinstance(v, float) else "i")
+        if kind not in "iu":   # (bool tensors too: PyTorch's shifts take integers only)
+            raise NotImplementedError(f'"{op}_cpu" not implemented for operands '
+                                      f"{describe(input)} and {describe(other)}")
+    return a, b
+
+
+def bitwise_left_shift(input, other) -> Tensor:
+    """``input << other`` for integers: ``input * 2**other`` (bits shifted out are lost).
+
+    >>> import tracegrad as torch
+    >>> (torch.tensor([1, -3]) << 2).tolist()
+    [4, -12]
+    """
+    a, b = _shift_operands("lshift", input, other)
+    return M.mul(a, M.pow(2, b) if isinstance(b, Tensor) else 2 ** b)
+
+
+def bitwise_right_shift(input, other) -> Tensor:
+    """``input >> other`` for integers: an arithmetic shift, ``floor(input / 2**other)``.
+
+    >>> import tracegrad as torch
+    >>> (torch.tensor([5, -5]) >> 1).tolist()
+    [2, -3]
+    """
+    a, b = _shift_operands("rshift", input, other)
+    return D.floor_divide(a, M.pow(2, b) if isinstance(b, Tensor) else 2 ** b)
+
+
+METHOD_FORMS = {"__lshift__": bitwise_left_shift, "__rshift__": bitwise_right_shift,
+                "__rlshift__": lambda x, other: bitwise_left_shift(other, x),
+                "__rrshift__": lambda x, other: bitwise_right_shift(other, x)}
+
+
 __all__ = ["isclose", "nansum", "fmax", "fmin", "logit", "sinc", "ldexp", "float_power",
-           "heaviside", "logaddexp2"]
+           "heaviside", "logaddexp2", "bitwise_left_shift", "bitwise_right_shift"]

@@ -10,7 +10,8 @@ import numpy as np
 from .._device import CPU
 from .._dispatch import apply, is_tracing
 from .._primitives import PRIMITIVES as P
-from .._primitives.linalg_index import PRIM_INDEX, PRIM_INDEX_PUT, TENSOR, build_key
+from .._primitives.linalg_index import (PRIM_INDEX, PRIM_INDEX_PUT, TENSOR, build_key,
+                                         check_no_larger)
 from .._primitives.registry import ShapeError, describe
 from .._size import slice_indices, slice_length
 from .._tensor import Tensor, _wrap_dim, element_strides
@@ -29,9 +30,20 @@ from .writes import check_inplace, check_no_overlap, commit_inplace, may_overlap
 _SLICE, _RESHAPE = P[Op.SLICE], P[Op.RESHAPE]
 
 
+def _sequence_as_tuple(key) -> bool:
+    """PyTorch's rule (``treatSequenceAsTuple``, NumPy's before 1.23): a list of fewer than
+    32 items holding a tensor, array, sequence, slice, None or Ellipsis is a tuple of
+    indices, so ``x[[rows, cols]]`` is ``x[rows, cols]``; a list of ints is one index."""
+    return type(key) is list and len(key) < 32 and any(
+        isinstance(k, (Tensor, np.ndarray, list, tuple, slice)) or k is None or k is Ellipsis
+        for k in key)
+
+
 def _expand_key(x: Tensor, key) -> tuple:
     """The key as a tuple with any Ellipsis replaced by full slices."""
-    if not isinstance(key, tuple):
+    if _sequence_as_tuple(key):
+        key = tuple(key)
+    elif not isinstance(key, tuple):
         key = (key,)
     n_real = 0  # dims the key consumes; a boolean mask covers as many dims as it has
     for k in key:
@@ -338,10 +350,18 @@ def scatter(x: Tensor, dim: int, index: Tensor, src=None, value=None, reduce=Non
         src = value
     if not isinstance(src, Tensor):
         src = full(tuple(index.shape), src, dtype=x.dtype)
+    elif src._data.dtype != x._data.dtype:   # (PyTorch's check; the write used to cast)
+        raise RuntimeError(f"scatter(): Expected self.dtype to be equal to src.dtype, got "
+                           f"self {describe(x)} and src {describe(src)}")
     if reduce == "add":
         return scatter_add(x, dim, index, src)
     d = _wrap_dim(dim, x._data.ndim, "scatter")
     index = _index_tensor(index, None)
+    if index.ndim != x.ndim:
+        raise ShapeError(f"scatter: index {describe(index)} must have the same rank as self "
+                         f"{describe(x)}")
+    check_no_larger("scatter", tuple(index.shape), tuple(x.shape), d, "self")
+    check_no_larger("scatter", tuple(index.shape), tuple(src.shape), None, "src")
     # Build the full index tuple for INDEX_PUT: grids everywhere except `dim`.
     grids = np.indices(tuple(index.shape), sparse=True)
     spec, idx = [], []

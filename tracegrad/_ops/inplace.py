@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _dtype
 from .._dispatch import apply, is_tracing, made_from_sizes
 from .._primitives import PRIMITIVES as P
 from .._random import numpy_generator
@@ -21,6 +22,7 @@ from ..codegen.ops import Op
 from . import division as D
 from . import math as M
 from .creation import tensor
+from .dtype_names import scalar_type_name
 from .indexing import index_add, index_put, masked_fill, scatter, scatter_add
 from .shape import clone, expand
 from .writes import check_inplace, commit_inplace  # noqa: F401  (nn imports them from here)
@@ -34,8 +36,36 @@ def _needs_graph(x: Tensor, *others) -> bool:
     return x._requires_grad or any(isinstance(o, Tensor) and o._requires_grad for o in others)
 
 
+def refuse_uncastable(op: str, result_dtype: np.dtype, x: Tensor) -> None:
+    """PyTorch's check before an in-place write: a result x's dtype cannot hold (a float
+    into an integer tensor, anything but bool into a bool one) raises instead of being
+    truncated (``int_tensor *= 2.5`` used to give ``[10, 12]`` for ``[4, 5]``)."""
+    if not _dtype.can_cast(np.dtype(result_dtype), x._data.dtype):
+        raise RuntimeError(f"{op}: result type {scalar_type_name(result_dtype)} can't be cast "
+                           f"to the desired output type {scalar_type_name(x._data.dtype)} "
+                           f"(writing in place into a tensor of shape {tuple(x.shape)})")
+
+
+def result_checked(op: str, fn):
+    """``fn`` (the out-of-place op), refusing a result ``old``'s dtype cannot hold."""
+    def checked(old: Tensor, *args, **kwargs) -> Tensor:
+        out = fn(old, *args, **kwargs)
+        refuse_uncastable(op, out._data.dtype, old)
+        return out
+    return checked
+
+
+def _binary_result_dtype(x: Tensor, other) -> np.dtype:
+    """The dtype ``x <op> other`` promotes to (M.promote's rule, without computing it)."""
+    if isinstance(other, Tensor):
+        return _dtype.result_type(x._data.dtype, x._data.ndim, other._data.dtype,
+                                  other._data.ndim)
+    return _dtype.scalar_result_type(x._data.dtype, M._scalar(other))
+
+
 def _ufunc_inplace(x: Tensor, ufunc, other, op: str) -> Tensor:
     check_inplace(x, op)
+    refuse_uncastable(op, _binary_result_dtype(x, other), x)
     if _needs_graph(x, other):
         fn = {np.add: M.add, np.subtract: M.sub, np.multiply: M.mul, np.true_divide: D.div}[ufunc]
         return commit_inplace(x, lambda old: fn(old, other))
@@ -52,17 +82,14 @@ def _ufunc_inplace(x: Tensor, ufunc, other, op: str) -> Tensor:
 def add_(x: Tensor, other, *args, alpha=1) -> Tensor:
     if args:  # PyTorch 0.3: add_(value, other) means x += value * other
         alpha, other = other, args[0]
-    if alpha != 1:
-        other = M.mul(other, alpha) if isinstance(other, Tensor) else other * alpha
-    return _ufunc_inplace(x, np.add, other, "add_")
+    return _ufunc_inplace(x, np.add, M.times_alpha(x, other, alpha, "add_"), "add_")
 
 
 def sub_(x: Tensor, other, *args, alpha=1) -> Tensor:
     if args:
         alpha, other = other, args[0]
-    if alpha != 1:
-        other = M.mul(other, alpha) if isinstance(other, Tensor) else other * alpha
-    return _ufunc_inplace(x, np.subtract, other, "sub_")
+    M.check_no_bool_sub(x, other)
+    return _ufunc_inplace(x, np.subtract, M.times_alpha(x, other, alpha, "sub_"), "sub_")
 
 
 def mul_(x: Tensor, other) -> Tensor:
@@ -73,9 +100,8 @@ def div_(x: Tensor, other, *, rounding_mode=None) -> Tensor:
     if rounding_mode is not None:   # (floor, trunc: an integer x stays integral, PyTorch's)
         check_inplace(x, "div_")
         return commit_inplace(x, lambda old: D.div(old, other, rounding_mode=rounding_mode))
-    if x._data.dtype.kind != "f":
-        raise RuntimeError(f"div_: result type Float can't be cast to the desired output type "
-                           f"{x.dtype}")
+    if x._data.dtype.kind != "f":  # true division of integers gives the default float
+        refuse_uncastable("div_", _dtype.get_default_dtype().np, x)
     return _ufunc_inplace(x, np.true_divide, other, "div_")
 
 
@@ -85,6 +111,11 @@ def _generic_inplace(name: str, fn):
         return commit_inplace(x, lambda old: fn(old, *args, **kwargs))
     method.__name__ = name
     return method
+
+
+def elementwise_inplace(name: str, fn):
+    """An arithmetic op written back in place: its result must fit x's dtype."""
+    return _generic_inplace(name, result_checked(name, fn))
 
 
 def _set_values(x: Tensor, values: np.ndarray, op: str) -> Tensor:
@@ -221,6 +252,9 @@ def exponential_(x: Tensor, lambd=1.0, generator=None) -> Tensor:
 
 def clamp_(x: Tensor, min=None, max=None) -> Tensor:
     check_inplace(x, "clamp_")
+    for bound in (min, max):
+        if bound is not None:
+            refuse_uncastable("clamp_", _binary_result_dtype(x, bound), x)
     if not _needs_graph(x, min, max) and not isinstance(min, Tensor) and not isinstance(max, Tensor):
         np.clip(x._data, min, max, out=x._data)
         x._version[0] += 1
@@ -232,16 +266,21 @@ INPLACE_METHODS = {
     "add_": add_, "sub_": sub_, "mul_": mul_, "div_": div_, "zero_": zero_, "fill_": fill_,
     "copy_": copy_, "uniform_": uniform_, "normal_": normal_, "bernoulli_": bernoulli_,
     "random_": random_, "exponential_": exponential_, "clamp_": clamp_, "clip_": clamp_,
-    "pow_": _generic_inplace("pow_", M.pow), "neg_": _generic_inplace("neg_", M.neg),
-    "exp_": _generic_inplace("exp_", M.exp), "log_": _generic_inplace("log_", M.log),
-    "sqrt_": _generic_inplace("sqrt_", M.sqrt), "abs_": _generic_inplace("abs_", M.abs),
-    "sigmoid_": _generic_inplace("sigmoid_", M.sigmoid),
-    "tanh_": _generic_inplace("tanh_", M.tanh), "relu_": _generic_inplace("relu_", M.relu),
-    "floor_": _generic_inplace("floor_", M.floor), "ceil_": _generic_inplace("ceil_", M.ceil),
-    "round_": _generic_inplace("round_", M.round),
-    "reciprocal_": _generic_inplace("reciprocal_", M.reciprocal),
-    "sign_": _generic_inplace("sign_", M.sign),
-    "lerp_": _generic_inplace("lerp_", M.lerp),
+    "pow_": elementwise_inplace("pow_", M.pow),
+    "neg_": elementwise_inplace("neg_", M.neg),
+    "exp_": elementwise_inplace("exp_", M.exp),
+    "log_": elementwise_inplace("log_", M.log),
+    "sqrt_": elementwise_inplace("sqrt_", M.sqrt),
+    "abs_": elementwise_inplace("abs_", M.abs),
+    "sigmoid_": elementwise_inplace("sigmoid_", M.sigmoid),
+    "tanh_": elementwise_inplace("tanh_", M.tanh),
+    "relu_": elementwise_inplace("relu_", M.relu),
+    "floor_": elementwise_inplace("floor_", M.floor),
+    "ceil_": elementwise_inplace("ceil_", M.ceil),
+    "round_": elementwise_inplace("round_", M.round),
+    "reciprocal_": elementwise_inplace("reciprocal_", M.reciprocal),
+    "sign_": elementwise_inplace("sign_", M.sign),
+    "lerp_": elementwise_inplace("lerp_", M.lerp),
     "true_divide_": div_,
 }
 
@@ -258,8 +297,8 @@ def _addcdiv(x, t1, t2, *args, value=1):
     return M.add(x, M.mul(D.div(t1, t2), value))
 
 
-INPLACE_METHODS["addcmul_"] = _generic_inplace("addcmul_", _addcmul)
-INPLACE_METHODS["addcdiv_"] = _generic_inplace("addcdiv_", _addcdiv)
+INPLACE_METHODS["addcmul_"] = elementwise_inplace("addcmul_", _addcmul)
+INPLACE_METHODS["addcdiv_"] = elementwise_inplace("addcdiv_", _addcdiv)
 OUT_OF_PLACE_EXTRA = {"addcmul": _addcmul, "addcdiv": _addcdiv}
 
 

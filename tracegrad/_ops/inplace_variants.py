@@ -20,7 +20,7 @@ from . import products, special_eager as S
 from . import matrix, reduce, shape, trig
 from .linalg import baddbmm
 from .math import _describe as describe
-from .inplace import INPLACE_METHODS, _generic_inplace, check_inplace
+from .inplace import INPLACE_METHODS, _generic_inplace, check_inplace, result_checked
 from .views import history_alias
 
 # PyTorch's in-place names -> the out-of-place function here
@@ -58,26 +58,16 @@ _WITH_OPERANDS = {
 }
 
 
-def _can_cast(result, target) -> bool:
-    """PyTorch's rule for writing a result into a tensor in place: no float into an
-    integer or bool tensor, no integer into a bool one."""
-    order = {"b": 0, "u": 1, "i": 1, "f": 2}
-    return order[result.kind] <= order[target.kind]
-
-
 def _result_checked(name: str, fn):
     """``fn``, raising where PyTorch refuses the in-place write (``int.sin_()`` would
     otherwise truncate the float result silently)."""
+    checked_fn = result_checked(name, fn)
+
     def checked(old: Tensor, *args, **kwargs) -> Tensor:
-        target = old._data.dtype
-        if name == "float_power_" and target != np.float64:
-            raise TypeError(f"float_power_: the base {describe(old)} must be float64, the "
-                            f"dtype of float_power's result")
-        out = fn(old, *args, **kwargs)
-        if not _can_cast(out._data.dtype, target):
-            raise TypeError(f"{name}: the result type {out._data.dtype} can't be cast to the "
-                            f"dtype of the tensor written in place, {describe(old)}")
-        return out
+        if name == "float_power_" and old._data.dtype != np.float64:
+            raise RuntimeError(f"float_power_: the base {describe(old)} must be float64, the "
+                               f"dtype of float_power's result")
+        return checked_fn(old, *args, **kwargs)
     return checked
 
 

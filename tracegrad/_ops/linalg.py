@@ -7,9 +7,9 @@ from .._primitives.registry import ShapeError
 from .._tensor import Tensor
 from ..codegen.ops import Op
 from .dtype_names import c_type_name, scalar_type_name
+from .einsum import einsum  # noqa: F401  (public here: __all__)
 from .math import promote
-from .reduce import sum as rsum
-from .shape import permute, reshape, unsqueeze
+from .shape import reshape, unsqueeze
 
 
 def _check_inner(name: str, a: Tensor, b: Tensor, ka: int, kb: int) -> None:
@@ -120,38 +120,6 @@ def baddbmm(input, a, b, *, beta=1, alpha=1):
     if alpha != 1:
         prod = prod * alpha
     return prod + (input if beta == 1 else input * beta)
-
-
-def einsum(equation: str, *operands) -> Tensor:
-    """einsum for the common two-operand contractions, via permute/reshape/matmul-free
-    broadcasting: multiply with broadcasting, then sum the contracted letters."""
-    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
-        operands = tuple(operands[0])
-    lhs, _, rhs = equation.replace(" ", "").partition("->")
-    terms = lhs.split(",")
-    if len(terms) != len(operands):
-        raise ValueError(f"einsum: {len(terms)} terms in {equation!r} but {len(operands)} operands")
-    letters = []
-    for term in terms:
-        for ch in term:
-            if ch not in letters:
-                letters.append(ch)
-    if not _:
-        rhs = "".join(sorted(ch for ch in letters if "".join(terms).count(ch) == 1))
-    total = None
-    for term, x in zip(terms, operands):
-        order = [term.index(ch) for ch in letters if ch in term]
-        x = permute(x, order) if order != list(range(len(order))) else x
-        shape = []
-        it = iter(x.shape)
-        for ch in letters:
-            shape.append(next(it) if ch in term else 1)
-        x = reshape(x, tuple(shape))
-        total = x if total is None else total * x
-    contracted = tuple(i for i, ch in enumerate(letters) if ch not in rhs)
-    out = rsum(total, contracted) if contracted else total
-    kept = [ch for ch in letters if ch in rhs]
-    return permute(out, [kept.index(ch) for ch in rhs]) if kept != list(rhs) else out
 
 
 __all__ = ["matmul", "mm", "bmm", "mv", "dot", "inner", "outer", "ger", "addmm", "baddbmm",

@@ -83,13 +83,27 @@ def promote(a, b, op: str):
             rt = scalar_result_type(da, b)
             if rt != da:
                 a = cast(a, rt)
+            elif type(b) is int and rt.kind in "iu" and op != "pow":
+                b = _wrapped(b, rt)
     elif isinstance(b, Tensor):
         rt = scalar_result_type(b._data.dtype, a)
         if rt != b._data.dtype:
             b = cast(b, rt)
+        elif type(a) is int and rt.kind in "iu" and op != "pow":
+            a = _wrapped(a, rt)
     else:
         raise TypeError(f"{op}: expected at least one tensor operand, got {a!r} and {b!r}")
     return a, b
+
+
+def _wrapped(value: int, np_dtype: np.dtype) -> int:
+    """A Python int operand of an integer tensor, cast to the tensor's dtype with wraparound
+    as PyTorch casts it (``uint8_tensor * -1`` multiplies by 255, ``int8 + 1000`` adds
+    -24); NumPy refused an int its dtype cannot hold (OverflowError)."""
+    info = np.iinfo(np_dtype)
+    if info.min <= value <= info.max:
+        return value
+    return int(np.array(value & 0xFFFFFFFFFFFFFFFF, np.uint64).astype(np_dtype))
 
 
 def _binary(op: Op, name: str):
@@ -120,12 +134,17 @@ def _describe(v) -> str:
     return describe(v._data if isinstance(v, Tensor) else v)
 
 
-def sub_no_alpha(a, b):
-    if any(isinstance(v, bool) or isinstance(v, Tensor) and v._data.dtype.kind == "b"
+def check_no_bool_sub(a, b) -> None:
+    """PyTorch refuses ``-`` with a bool operand (NumPy's error named its own function)."""
+    if any(isinstance(v, (bool, np.bool_)) or isinstance(v, Tensor) and v._data.dtype.kind == "b"
            for v in (a, b)):
         raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported "
                            f"(operands {_describe(a)} and {_describe(b)}). If you are trying to "
                            "invert a mask, use the `~` or `logical_not()` operator instead.")
+
+
+def sub_no_alpha(a, b):
+    check_no_bool_sub(a, b)
     return _sub_any(a, b)
 
 
@@ -208,12 +227,28 @@ def bitwise_not(x):
     return no_grad_result(apply(P[Op.NOT], (x,)))
 
 
+def times_alpha(a, b, alpha, op: str):
+    """``b * alpha`` for ``add``/``sub``: a Python scalar ``b`` stays a scalar (``mul`` needs
+    a tensor operand), and a float ``alpha`` with integer operands raises as in PyTorch
+    rather than turning an integer sum into a float one."""
+    if isinstance(alpha, bool) or alpha == 1:
+        return b
+    if isinstance(alpha, float) and not any(
+            isinstance(v, float) or isinstance(v, Tensor) and v._data.dtype.kind == "f"
+            for v in (a, b)):
+        raise RuntimeError(f"{op}: For integral input tensors, argument alpha must not be a "
+                           f"floating point number (alpha={alpha}, operands {_describe(a)} "
+                           f"and {_describe(b)}).")
+    return mul(b, alpha) if isinstance(b, Tensor) else _scalar(b) * alpha
+
+
 def add(a, b, *, alpha=1):
-    return add_no_alpha(a, b if alpha == 1 else mul(b, alpha))
+    return add_no_alpha(a, times_alpha(a, b, alpha, "add"))
 
 
 def sub(a, b, *, alpha=1):
-    return sub_no_alpha(a, b if alpha == 1 else mul(b, alpha))
+    check_no_bool_sub(a, b)
+    return sub_no_alpha(a, times_alpha(a, b, alpha, "sub"))
 
 
 def _to_float(x):
@@ -439,6 +474,6 @@ __all__ = ["abs", "add", "bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xo
            "clamp", "clip", "cos", "eq", "erf", "exp", "exp2", "expm1", "floor", "frac", "ge",
            "gt", "isfinite", "isinf", "isnan", "le", "lerp", "log", "log10", "log1p", "log2",
            "logical_and", "logical_not", "logical_or", "logical_xor", "lt", "maximum",
-           "minimum", "mul", "ne", "neg", "pow", "reciprocal", "relu", "result_type", "round",
+           "minimum", "mul", "ne", "neg", "pow", "reciprocal", "relu", "round",
            "rsqrt", "sigmoid", "sign", "sin", "sqrt", "square", "sub", "tan", "tanh", "trunc",
            "where"]

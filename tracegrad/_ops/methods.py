@@ -1,6 +1,7 @@
 """Attach operations to ``Tensor`` as methods and Python operators."""
 from __future__ import annotations
 
+import numbers
 
 import numpy as np
 
@@ -72,15 +73,22 @@ def _commuted(fn):
     return method
 
 
+def _comparable(other) -> bool:
+    """What ``==`` compares elementwise, as PyTorch's: tensors, numbers and NumPy values.
+    Anything else (None, a string, a list) gives NotImplemented, so Python falls back to
+    identity: ``t == [1, 2]`` is False in PyTorch, not a tensor of matches."""
+    return isinstance(other, (Tensor, numbers.Number, np.ndarray, np.generic))
+
+
 def _eq(self, other):
-    if other is None:
-        return False
+    if not _comparable(other):
+        return NotImplemented
     return math.eq(self, other)
 
 
 def _ne(self, other):
-    if other is None:
-        return True
+    if not _comparable(other):
+        return NotImplemented
     return math.ne(self, other)
 
 
@@ -183,9 +191,9 @@ METHODS = {
     "__getitem__": indexing.getitem, "__setitem__": indexing.setitem,
     "__iadd__": inplace.add_, "__isub__": inplace.sub_, "__imul__": inplace.mul_,
     "__itruediv__": inplace.div_,
-    "__iand__": lambda x, o: inplace.commit_inplace(x, lambda old: math.bitwise_and(old, o)),
-    "__ior__": lambda x, o: inplace.commit_inplace(x, lambda old: math.bitwise_or(old, o)),
-    "__ixor__": lambda x, o: inplace.commit_inplace(x, lambda old: math.bitwise_xor(old, o)),
+    "__iand__": inplace.elementwise_inplace("__iand__", math.bitwise_and),
+    "__ior__": inplace.elementwise_inplace("__ior__", math.bitwise_or),
+    "__ixor__": inplace.elementwise_inplace("__ixor__", math.bitwise_xor),
 }
 for _module in (trig, matrix, unique, aliases, elementwise_extra, special_eager, index_writes,
                 products, sampling):

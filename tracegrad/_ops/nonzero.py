@@ -12,6 +12,9 @@ from .creation import tensor
 
 def nonzero(x: Tensor, as_tuple: bool = False):
     arr = _concrete(x._data, "nonzero()")
+    if arr.ndim == 0:   # (NumPy refuses a 0-d array) PyTorch: a (1, 0) or (0, 0) result,
+        n = int(bool(arr))   # as_tuple: one index tensor as for a 1-element tensor
+        return (tensor(np.zeros(n, np.int64)),) if as_tuple else tensor(np.zeros((n, 0), np.int64))
     idx = np.nonzero(arr)
     if as_tuple:
         return tuple(tensor(i.astype(np.int64)) for i in idx)

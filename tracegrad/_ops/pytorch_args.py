@@ -24,6 +24,7 @@ import warnings
 
 import numpy as np
 
+from .._dtype import can_cast
 from .._tensor import Tensor
 from ..autograd.grad_mode import state as _grad_state
 from .dtype_names import scalar_type_name
@@ -146,15 +147,6 @@ def adapt(fn, key: str, is_method: bool = False):
     return public
 
 
-def _can_cast(src: np.dtype, dst: np.dtype) -> bool:
-    """PyTorch's ``canCast``: no float to integer, no complex to real, nothing but bool to
-    bool."""
-    order = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
-    if dst.kind == "b":
-        return src.kind == "b"
-    return order[src.kind] <= order[dst.kind]
-
-
 def write_out(name: str, out, result):
     """Write ``result`` into ``out`` as PyTorch's ``out=`` does: cast to ``out``'s dtype
     where PyTorch allows it, resize an ``out`` of another shape (with PyTorch's warning if
@@ -168,7 +160,7 @@ def write_out(name: str, out, result):
         raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic "
                            f"differentiation, but one of the arguments requires grad.")
     src, dst = result._data.dtype, out._data.dtype
-    if not _can_cast(src, dst):
+    if not can_cast(src, dst):
         raise RuntimeError(f"result type {scalar_type_name(src)} can't be cast to the desired "
                            f"output type {scalar_type_name(dst)}")
     if type(out._data) is not np.ndarray or type(result._data) is not np.ndarray:

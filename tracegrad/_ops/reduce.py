@@ -10,6 +10,7 @@ from .._dispatch import apply
 from .._dtype import get_default_dtype, to_numpy_dtype
 from .._primitives import PRIMITIVES as P
 from .._tensor import Tensor, _wrap_dim
+from ..autograd.grad_mode import state as _grad_state
 from ..autograd.node import show_as
 from ..codegen.ops import Op
 from .dtype_names import scalar_type_name
@@ -20,13 +21,20 @@ values_indices = namedtuple("values_indices", ["values", "indices"])
 
 
 def normalize_axes(dim, ndim: int, op: str) -> tuple[int, ...]:
-    if dim is None:
+    """``dim`` (None, an int or a sequence) as sorted non-negative axes. An empty sequence
+    means every dim, as in PyTorch (``x.sum(dim=())`` is ``x.sum()``: a 1-d ``x.sum(
+    dim=tuple(range(1, x.ndim)))`` reduces it whole); it used to reduce nothing."""
+    if dim is None or isinstance(dim, (tuple, list)) and len(dim) == 0:
         return tuple(range(ndim))
     dims = dim if isinstance(dim, (tuple, list)) else (dim,)
-    axes = sorted({_wrap_dim(int(d), ndim, op) for d in dims})
+    axes = [_wrap_dim(int(d), ndim, op) for d in dims]
+    if len(set(axes)) != len(axes):
+        repeated = next(a for a in axes if axes.count(a) > 1)
+        raise RuntimeError(f"{op}: dim {repeated} appears multiple times in the list of dims "
+                           f"{tuple(dims)} (tensor of {ndim} dims)")
     if ndim == 0:
         return ()
-    return tuple(axes)
+    return tuple(sorted(axes))
 
 
 def _reduce(op: Op, x: Tensor, dim, keepdim: bool, name: str) -> Tensor:
@@ -112,6 +120,16 @@ def _max_min(op, arg_op, x, dim, keepdim, other, name):
         return (maximum if op is Op.MAX else minimum)(x, other)
     if dim is None:
         return _reduce(op, x, None, False, name)
+    if x._requires_grad and _grad_state.enabled and x._data.ndim > 0:
+        # NOTE: the values read at the indices, so the gradient goes to the one element the
+        # index names, as PyTorch's max(x, dim) backward; MAX's own rule splits it between
+        # tied elements (right for max(x) and amax, which PyTorch splits too)
+        d = _wrap_dim(dim, x._data.ndim, name)
+        at = _arg(arg_op, x, d, True, name)
+        values = apply(P[Op.GATHER], (x, at), {"dim": d})
+        if not keepdim:
+            values, at = values.squeeze(d), at.squeeze(d)
+        return values_indices(values, at)
     values = _reduce(op, x, dim, keepdim, name)
     indices = _arg(arg_op, x, dim, keepdim, name)
     return values_indices(values, indices)
@@ -159,6 +177,8 @@ def logsumexp(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     axes = normalize_axes(dim, x._data.ndim, "logsumexp")
     if x._data.dtype.kind != "f":   # PyTorch's: integers and bools in the default float
         x = cast(x, get_default_dtype().np)
+    if x._data.size == 0:   # log(0) = -inf over an empty dim, as PyTorch (amax has none)
+        return log(sum(exp(x), axes, keepdim))
     # NOTE: subtract the (detached) max so exp never overflows; it cancels exactly.
     m = amax(x, axes, keepdim=True).detach()
     m = where(m.abs() == float("inf"), 0.0, m)
@@ -202,7 +222,7 @@ def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Ten
     if dtype is not None:
         x = cast(x, to_numpy_dtype(dtype))
     if p in ("fro", 2, 2.0, None):
-        return sqrt(sum(x * x, dim, keepdim))
+        return _root_with_zero_gradient_at_zero(sum(x * x, dim, keepdim), sqrt)
     if p == float("inf"):
         return amax(x.abs(), () if dim is None else dim, keepdim)
     if p == float("-inf"):
@@ -211,13 +231,35 @@ def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Ten
         return sum(x.abs(), dim, keepdim)
     if p == 0:
         return sum((x != 0).to(x.dtype), dim, keepdim)
-    return sum(x.abs() ** p, dim, keepdim) ** (1.0 / p)
+    return _root_with_zero_gradient_at_zero(sum(x.abs() ** p, dim, keepdim),
+                                            lambda s: s ** (1.0 / p))
+
+
+def _root_with_zero_gradient_at_zero(s: Tensor, root) -> Tensor:
+    """``root(s)`` (s >= 0) whose gradient is 0 where s is 0, PyTorch's subgradient for a
+    norm of zeros; the root's own derivative there is infinite, and times the 0 that
+    d s / d x is there it gave NaN (``torch.norm(zeros * x).backward()``)."""
+    if not (s._requires_grad and _grad_state.enabled):
+        return root(s)
+    zero = s == 0
+    return where(zero, 0.0, root(where(zero, 1.0, s)))
+
+
+def _empty_reduced(x: Tensor, dim, keepdim: bool, identity, name: str) -> Tensor:
+    """``x`` (with no elements) reduced over ``dim``: ``identity`` in the result's shape."""
+    axes = normalize_axes(dim, x._data.ndim, name)
+    shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape) if keepdim or i not in axes)
+    return tensor(np.full(shape, identity, dtype=x._data.dtype))
 
 
 def all(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     b = cast(x, np.bool_)
     if b._data.size == 0 and dim is None:
         return tensor(True)
+    if isinstance(dim, (tuple, list)) and not dim:
+        return b   # PyTorch's all(dim=()) reduces nothing (sum(dim=()) reduces everything)
+    if b._data.size == 0:   # (the MIN primitive has no identity for an empty dim)
+        return _empty_reduced(b, dim, keepdim, True, "all")
     return _reduce(Op.MIN, b, dim, keepdim, "all")
 
 
@@ -225,6 +267,10 @@ def any(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     b = cast(x, np.bool_)
     if b._data.size == 0 and dim is None:
         return tensor(False)
+    if isinstance(dim, (tuple, list)) and not dim:
+        return b   # PyTorch's any(dim=()) reduces nothing (sum(dim=()) reduces everything)
+    if b._data.size == 0:   # (the MAX primitive has no identity for an empty dim)
+        return _empty_reduced(b, dim, keepdim, False, "any")
     return _reduce(Op.MAX, b, dim, keepdim, "any")
 
 

@@ -237,8 +237,13 @@ def _pow_vjp(g, node):
         if isinstance(b, (int, float)) and b in (1, 2):
             # A constant square (losses, variances) needs no second power pass.
             ga = g if b == 1 else F.mul(g, F.mul(a, 2.0))
+        elif isinstance(b, Tensor):
+            # NOTE: 0 where the exponent is 0, as PyTorch: b * a**(b-1) is 0 * inf at a = 0
+            ga = F.where(F.eq(b, 0), 0, F.mul(F.mul(g, b), F.pow(a, F.sub(b, 1))))
+        elif b == 0:
+            ga = F.zeros_like(g)
         else:
-            ga = F.mul(F.mul(g, b), F.pow(a, F.sub(b, 1) if isinstance(b, Tensor) else b - 1))
+            ga = F.mul(F.mul(g, b), F.pow(a, b - 1))
         ga = _grad_for(node, 0, ga)
     if node.needs_grad[1]:
         # NOTE: d/db a**b = a**b * log(a); define it as 0 where a == 0 (PyTorch does too).

@@ -47,7 +47,18 @@ def _gather_shape(x, index, dim):
     if len(index.shape) != len(x.shape):
         raise ShapeError(f"gather: index {describe(index)} must have the same rank as "
                          f"input {describe(x)}")
+    check_no_larger("gather", index.shape, x.shape, dim, "self")
     return tuple(index.shape), np.dtype(x.dtype)
+
+
+def check_no_larger(name, index_shape, shape, dim, what) -> None:
+    """PyTorch's rule for gather/scatter: ``index`` no larger than ``shape`` in every dim
+    (but ``dim``, when ``dim`` is given); NumPy's own error named broadcast shapes."""
+    for d, (n, m) in enumerate(zip(index_shape, shape)):
+        if d != dim and type(n) is int and type(m) is int and n > m:
+            raise ShapeError(f"{name}: Size does not match at dimension {d} expected index "
+                             f"{list(index_shape)} to be no larger than {what} {list(shape)}"
+                             + ("" if dim is None else f" apart from dimension {dim}"))
 
 
 def _gather_vjp(g, node):
@@ -59,6 +70,7 @@ def _gather_vjp(g, node):
 
 @primitive(Op.GATHER, shape=_gather_shape, needs=lambda m: (1,), vjp=_gather_vjp)
 def gather(x, index, dim):
+    check_no_larger("gather", index.shape, x.shape, dim, "self")   # (before NumPy's error)
     _check_index_range("gather", index, x.shape[dim] if x.ndim else 1)
     # torch.gather lets index be smaller than x outside `dim`: read only that box.
     box = tuple(slice(None) if d == dim else slice(0, n) for d, n in enumerate(index.shape))
@@ -82,6 +94,8 @@ def _scatter_add_shape(base, index, src, dim):
     if len(index.shape) != len(base.shape):
         raise ShapeError(f"scatter_add: index {describe(index)} must have the same rank as "
                          f"self {describe(base)}")
+    check_no_larger("scatter_add", index.shape, base.shape, dim, "self")
+    check_no_larger("scatter_add", index.shape, src.shape, None, "src")
     return tuple(base.shape), np.dtype(base.dtype)
 
 
@@ -96,6 +110,7 @@ def _scatter_add_vjp(g, node):
 
 @primitive(Op.SCATTER_ADD, shape=_scatter_add_shape, needs=lambda m: (1,), vjp=_scatter_add_vjp)
 def scatter_add(base, index, src, dim):
+    _scatter_add_shape(base, index, src, dim)   # (before NumPy's error)
     _check_index_range("scatter_add", index, base.shape[dim] if base.ndim else 1)
     out = np.array(base, copy=True)
     src_part = src[tuple(slice(0, n) for n in index.shape)]

@@ -56,9 +56,20 @@ def _output_keepdim(node):
 
 def _prod_vjp(g, node):
     x = node.inputs[0]
-    out = _output_keepdim(node)
-    # NOTE: exact only where x != 0; PyTorch special-cases zeros, this rule does not.
-    return (F.div(F.mul(_expand_back(g, node), out), x),)
+    axes = node.attrs["axes"]
+    # NOTE: d prod / d x_i is the product of the other elements. out / x_i gave NaN at a
+    # zero (prod([0, 2]) had gradient [nan, 0]; PyTorch's is [2, 0]): with P the product
+    # of a group's nonzero elements, it is P / x_i where the group has no zero, P at its
+    # one zero (0 elsewhere), and 0 everywhere where it has two or more. (Differentiating
+    # this again is exact where a group has no zero; at a zero the second derivative
+    # misses the zero's own term, which PyTorch's double backward keeps.)
+    is_zero = F.eq(x, 0)
+    nonzero = F.where(is_zero, 1, x)
+    p = F._call(Op.PROD, (nonzero,), {"axes": axes, "keepdim": True})
+    zeros = F.sum(F.cast(is_zero, x._data.dtype), axes, True)
+    local = F.where(F.eq(zeros, 0), F.div(p, nonzero),
+                    F.where(F.eq(zeros, 1), F.where(is_zero, p, 0), 0))
+    return (F.mul(_expand_back(g, node), local),)
 
 
 @primitive(Op.SUM, shape=_reduce_shape_for("sum", True), needs=reads_none, vjp=_sum_vjp)

@@ -34,6 +34,7 @@ from .int_args import CallValue
 from .layouts import argument_layout
 from .partition import split
 from .python_guards import python_value_guards, requires_grad_guards
+from .state_writes import given_objects
 from .trace_reads import reads_for_backward, returned_argument, saved_reads
 from .tracer import Tracer, TraceValue, tracing
 from .update_segments import update_segments
@@ -353,7 +354,12 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
                 traced_leaves.append(floats.traced(position, leaf))
         t_args, t_kwargs = pytree.unflatten(treedef, traced_leaves)
         with recording() as reads:   # NOTE (access paths)
+            reads.given = given_objects(compiled.fn, args, kwargs)   # NOTE (state writes)
             out = compiled.fn(*t_args, **t_kwargs)
+        if not pytree.rebuilt_unchanged(treedef, traced_leaves, (t_args, t_kwargs)):
+            raise TraceError(f"{compiled.__name__} changes a list or dict it was passed "
+                             f"(append, d[key] = value, ...): a compiled call would not "
+                             f"repeat the change on the caller's own container")
         if inspect.isgenerator(out) or inspect.iscoroutine(out) or inspect.isasyncgen(out):
             out.close()  # never started: nothing of the function ran
             raise TraceError(f"{compiled.__name__} returned a {type(out).__name__}, whose body "
@@ -442,7 +448,7 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
                          for leaf, node, acc in tracer.grad_writes]
     entry.guards = (list(tracer.guards) + requires_grad_guards(tracer)
                     + python_value_guards(compiled.fn)
-                    + path_guards(reads, covered_reads(compiled.fn)))
+                    + path_guards(reads, covered_reads(compiled.fn), compiled.__name__))
     grad_ids = [None if g is None else g._data.node for g in grads]
     tracer.graph.outputs = out_ids + write_ids + [g for g in grad_ids if g is not None]
     parts = split(tracer.graph, out_ids + write_ids, grad_ids, grad_inputs, eager_reads)

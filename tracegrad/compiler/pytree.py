@@ -92,3 +92,25 @@ def _build(treedef, it):
     if kind == "dict":
         return {k: _build(c, it) for k, c in zip(treedef[1], treedef[2])}
     raise ValueError(f"unknown tree node {kind!r}")
+
+
+def rebuilt_unchanged(treedef, leaves, obj) -> bool:
+    """Whether ``obj``, which ``unflatten(treedef, leaves)`` built, still holds what it was
+    built with: the traced function got these lists and dicts in place of the caller's
+    own, so an ``append`` or ``d[k] = v`` into one changed a copy that the caller never
+    sees (nor does a later call, which replays the program only)."""
+    it = iter(leaves)
+
+    def same(node, value) -> bool:
+        kind = node[0]
+        if kind in (TENSOR, SCALAR):
+            return value is next(it)
+        if kind in ("static", "int"):
+            return True
+        if kind in ("tuple", "list", "namedtuple"):
+            children = node[2] if kind == "namedtuple" else node[1]
+            return len(value) == len(children) and all(map(same, children, value))
+        keys = node[1]
+        return (type(value) is dict and tuple(value.keys()) == keys
+                and all(same(c, value[k]) for k, c in zip(keys, node[2])))
+    return same(treedef, obj)

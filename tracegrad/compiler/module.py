@@ -54,6 +54,10 @@ class OptimizedModule(Module):
             pass
         return fn
 
+    def __len__(self) -> int:
+        # as PyTorch's: a compiled nn.Sequential or ModuleList still has a length
+        return len(self._orig_mod)
+
     def cache_info(self):
         return self._for_mode().cache_info()
 

@@ -117,3 +117,22 @@ def test_a_call_counter_that_is_never_read_back_still_compiles_once():
         for _ in range(3):
             np.testing.assert_array_equal(c(torch.ones(2)).numpy(), [2.0, 2.0])
     assert c.cache_info().misses == 1 and counted.calls == 1
+
+
+def test_a_local_list_a_comprehension_reads_is_the_functions_own():
+    # ``vals`` is a closure cell of the comprehension: still a local the trace made, so
+    # appending traced tensors to it is no write into outside state (it compiles)
+    def f(*xs):
+        vals = []
+        for k in range(len(xs)):
+            vals.append(xs[k] * (k + 1))
+            vals.append(sum([vals[i] for i in range(len(vals))]))
+        return tuple(vals)
+    c = torch.compile(f)
+    xs = (torch.ones(2), torch.full((2,), 2.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = c(*xs)
+    for g, w in zip(got, f(*xs)):
+        np.testing.assert_array_equal(g.numpy(), w.numpy())
+    assert c.cache_info().misses == 1

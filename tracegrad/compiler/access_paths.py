@@ -206,8 +206,6 @@ class Reads:
         # ids of the objects reached from a global or closure variable, or read: a local
         # container not among them is one the function made
         self.rooted: set = set()
-        # ids of the objects the call handed the function itself (``self``, a config)
-        self.given: set = set()
         self.writes = StateWrites()   # NOTE (state writes)
         self._keep: list = []   # the bases, so their ids stay theirs while recording
 
@@ -264,7 +262,7 @@ class Reads:
                     return
             elif not isinstance(value, ModuleType):
                 self.note(glb, "[]", name, partial(operator.getitem, glb, name), value, name)
-            outside = True
+            outside = self.writes.reached(value)
         else:
             value = frame.f_locals.get(name, _MISSING)
             if value is _MISSING or (isinstance(value, _CONTAINERS) and id(value) not in
@@ -273,7 +271,10 @@ class Reads:
             if chain.root[0] == "cell":
                 self._keep.append(value)
                 self.rooted.add(id(value))
-            outside = id(value) in self.rooted or id(value) in self.given
+            # NOTE (state writes): a cell of a function running in the trace (a list a
+            # comprehension reads) is a local like any other
+            outside = (self.writes.reached(value) if chain.root[0] == "cell"
+                       and not _local_cell(frame, name) else id(value) in self.writes.outside)
         path, getter = name, None
         for step in chain.steps:
             base = value
@@ -281,6 +282,7 @@ class Reads:
                 return
             if outside:
                 self.writes.touch(base, path)
+                self.writes.reached(base)
             if step[0] == "attr":
                 getter, value = _attribute(base, step[1])
                 key, shown = step[1], f"{path}.{step[1]}"
@@ -305,6 +307,7 @@ class Reads:
             path = shown
         if outside and type(chain.tail) is tuple and not _owned_elsewhere(value) \
                 and not _traced(value):
+            self.writes.reached(value)
             self._write(frame, chain.tail, value, path)
         self._tail(frame, chain.tail, value, getter, path)
 
@@ -379,6 +382,16 @@ class Reads:
             getter = partial(getattr, value, name, _MISSING)
         if getter is not None and getter is not _MEMBER:
             self.note(value, ".", name, getter, got, f"{path}.{name}")
+
+
+def _local_cell(frame, name: str) -> bool:
+    """Whether closure variable ``name`` of ``frame`` belongs to a function running in
+    the trace (up the stack to tracegrad's own frame that called the traced function)."""
+    while frame is not None and not frame.f_code.co_filename.startswith(PACKAGE_DIR):
+        if name in frame.f_code.co_cellvars:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _itself(value):

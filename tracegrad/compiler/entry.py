@@ -354,7 +354,7 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
                 traced_leaves.append(floats.traced(position, leaf))
         t_args, t_kwargs = pytree.unflatten(treedef, traced_leaves)
         with recording() as reads:   # NOTE (access paths)
-            reads.given = given_objects(compiled.fn, args, kwargs)   # NOTE (state writes)
+            reads.writes.outside = given_objects(compiled.fn, args, kwargs)   # NOTE (state writes)
             out = compiled.fn(*t_args, **t_kwargs)
         if not pytree.rebuilt_unchanged(treedef, traced_leaves, (t_args, t_kwargs)):
             raise TraceError(f"{compiled.__name__} changes a list or dict it was passed "

@@ -32,13 +32,13 @@ from .trace_value import TraceValue
 # a list the function made is its own.
 
 
-def given_objects(fn, args, kwargs) -> set:
-    """Ids of the objects a call hands the function that it sees as themselves (pytree
+def given_objects(fn, args, kwargs) -> dict:
+    """The objects a call hands the function that it sees as themselves, by id (pytree
     rebuilds lists, tuples and dicts around the tensors; everything else is passed on)."""
-    found = set()
+    found = {}
     bound = getattr(fn, "__self__", None)
     if bound is not None:
-        found.add(id(bound))
+        found[id(bound)] = bound
     stack = [args, kwargs]
     while stack:
         value = stack.pop()
@@ -47,7 +47,7 @@ def given_objects(fn, args, kwargs) -> set:
         elif isinstance(value, dict):
             stack.extend(value.values())
         elif not isinstance(value, (Tensor, int, float, str, bool)) and value is not None:
-            found.add(id(value))
+            found[id(value)] = value
     return found
 
 
@@ -78,6 +78,15 @@ class StateWrites:
         self.touched: dict = {}
         self.reread: str | None = None
         self.undo: list = []
+        # the objects known to outlive the call (held, so that their ids stay theirs):
+        # the call's own, and what a global, an outer closure variable or one of them
+        # reaches
+        self.outside: dict = {}
+
+    def reached(self, obj) -> bool:
+        """``obj`` is reachable from outside the call; returns True."""
+        self.outside[id(obj)] = obj
+        return True
 
     def touch(self, obj, path: str) -> None:
         if id(obj) not in self.touched:

@@ -5,6 +5,7 @@ static_argnames' is an ``"int"`` node, which may become symbolic: NOTE (int argu
 in int_args.py)."""
 from __future__ import annotations
 
+from .._size import Size
 from .._tensor import Tensor
 from .int_args import CallValue, SymArg
 
@@ -43,6 +44,8 @@ def flatten(obj, static: bool = False, leaves: list | None = None, followed: boo
     if isinstance(obj, (tuple, list)):
         children = tuple(flatten(o, static, leaves, followed)[0] for o in obj)
         kind = "tuple" if isinstance(obj, tuple) else "list"
+        if followed and type(obj) is Size:   # a returned x.shape stays a Size
+            kind = "size"
         if hasattr(obj, "_fields"):  # namedtuple
             return ("namedtuple", type(obj), children), leaves
         return (kind, children), leaves
@@ -85,6 +88,8 @@ def _build(treedef, it):
         return treedef[1]
     if kind == "tuple":
         return tuple(_build(c, it) for c in treedef[1])
+    if kind == "size":
+        return Size(_build(c, it) for c in treedef[1])
     if kind == "list":
         return [_build(c, it) for c in treedef[1]]
     if kind == "namedtuple":
@@ -107,7 +112,7 @@ def rebuilt_unchanged(treedef, leaves, obj) -> bool:
             return value is next(it)
         if kind in ("static", "int"):
             return True
-        if kind in ("tuple", "list", "namedtuple"):
+        if kind in ("tuple", "list", "namedtuple", "size"):
             children = node[2] if kind == "namedtuple" else node[1]
             return len(value) == len(children) and all(map(same, children, value))
         keys = node[1]

@@ -136,3 +136,26 @@ def test_a_local_list_a_comprehension_reads_is_the_functions_own():
     for g, w in zip(got, f(*xs)):
         np.testing.assert_array_equal(g.numpy(), w.numpy())
     assert c.cache_info().misses == 1
+
+
+def test_a_write_each_call_repeats_the_same_way_still_compiles():
+    # ``self.cache = None`` then a read of it: the trace leaves the attribute as it found
+    # it, so every call writes and reads the same value: no eager fallback
+    class Layer(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(2, 2)
+            self.cache = None
+
+        def forward(self, x):
+            self.cache = None
+            y = self.lin(x)
+            return y * 2 if self.cache is None else y
+    layer = Layer()
+    c = torch.compile(layer)
+    x = torch.randn(3, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):
+            np.testing.assert_allclose(c(x).detach().numpy(), layer(x).detach().numpy())
+    assert c.cache_info().misses == 1

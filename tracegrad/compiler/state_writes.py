@@ -9,7 +9,7 @@ from collections import deque
 from .._tensor import Tensor
 from ..nn import Module
 from .errors import TraceError
-from .python_guards import plain_key
+from .python_guards import _PLAIN, plain_key
 from .trace_value import TraceValue
 
 # NOTE (state writes): a trace runs the function's Python once; each later call replays
@@ -19,7 +19,9 @@ from .trace_value import TraceValue
 # instead (TraceError: the usual warning; fullgraph=True raises):
 #  - the trace reads back what it wrote (``self.n = self.n + 1; return x * self.n``,
 #    ``log.append(1); return x + len(log)``): the program bakes in this trace's value,
-#    while eagerly each call sees the one before it grown; and a read whose value changed
+#    while eagerly each call sees the one before it grown (unless the trace left every
+#    place it wrote as it found it: ``self.cache = None`` then ``if self.cache is None``
+#    reads what each call writes); and a read whose value changed
 #    between two reads in the trace (``ns.n += 1`` then ``ns.n``), which the guards, taken
 #    from the first read, would not notice;
 #  - the trace stored one of its own tensors there (``losses.append(loss)``,
@@ -58,11 +60,8 @@ def _traced(value) -> bool:
 def changed(kind: str, old, new) -> bool:
     """Whether a second read of the same place saw another value than the first."""
     if kind == "*":
-        return old != new   # frozen contents
-    try:
-        return plain_key(old) != plain_key(new)
-    except TypeError:
-        return old is not new
+        return old != new   # frozen contents (plain values and _Same wrappers)
+    return not _same(old, new)
 
 
 class StateWrites:
@@ -78,6 +77,7 @@ class StateWrites:
         self.touched: dict = {}
         self.reread: str | None = None
         self.undo: list = []
+        self.keeps: list = []   # whether each written place holds what it held before
         # the objects known to outlive the call (held, so that their ids stay theirs):
         # the call's own, and what a global, an outer closure variable or one of them
         # reaches
@@ -100,6 +100,7 @@ class StateWrites:
         if k not in self.keys:
             self.keys.add(k)
             self.undo.append(_snapshot(base, kind, key))
+            self.keeps.append(_keeps(base, kind, key))
         self.bases.add(id(base))
 
     def check_read(self, k: tuple, path: str) -> None:
@@ -113,8 +114,8 @@ class StateWrites:
         """Raise TraceError where replaying the program would differ from eager mode,
         first taking this trace's tensors out of the objects they were stored into."""
         leaked = [path for obj, path in self.touched.values() if _holds_traced(obj)]
-        if not leaked and self.reread is None:
-            return
+        if not leaked and (self.reread is None or all(keeps() for keeps in self.keeps)):
+            return   # (``self.cache = None`` then ``self.cache``: each call does the same)
         for restore in reversed(self.undo):   # the eager run makes the writes again
             if restore is not None:
                 restore()
@@ -200,3 +201,39 @@ def _holds_traced(obj) -> bool:
     own = obj if isinstance(obj, dict) else (
         None if isinstance(obj, Module) else getattr(obj, "__dict__", None))
     return type(own) is dict and any(map(_traced, own.values()))
+
+
+def _keeps(base, kind: str, key):
+    """A function telling whether ``base``'s place holds again what it holds now."""
+    if kind == "*" and isinstance(base, dict):
+        def read():
+            return list(base.items())
+    elif kind == "*" and isinstance(base, (list, deque, set)) or (
+            kind == "[]" and isinstance(base, list)):
+        def read():
+            return list(base)
+    elif kind == "[]" and isinstance(base, dict):
+        def read():
+            return base.get(key, _MISSING)
+    elif kind == "." and type(getattr(base, "__dict__", None)) is dict:
+        def read():
+            return base.__dict__.get(key, _MISSING)
+    else:
+        return lambda: False
+    try:
+        old = read()
+    except Exception:  # noqa: BLE001 - an odd container: taken as changed
+        return lambda: False
+    return lambda: _same(read(), old)
+
+
+def _same(a, b) -> bool:
+    if type(a) is list and type(b) is list or type(a) is tuple and type(b) is tuple:
+        return len(a) == len(b) and all(map(_same, a, b))
+    if a is b:
+        return True
+    return type(a) is type(b) and _plain(a) and plain_key(a) == plain_key(b)
+
+
+def _plain(value) -> bool:
+    return type(value) in _PLAIN or (type(value) is tuple and all(map(_plain, value)))

@@ -41,3 +41,9 @@ def test_explain_under_fullgraph_raises_as_a_call_does():
 def test_explain_of_a_traceable_function_has_no_eager_reason():
     report = torch.compile(lambda x: x * 2 + 1).explain(torch.randn(3))
     assert report.eager_reason is None and len(report.kernels) >= 1
+
+
+def test_a_compiled_module_without_a_length_is_still_true():
+    compiled = torch.compile(torch.nn.Linear(3, 4))
+    assert compiled   # __len__ alone would make bool() raise TypeError for a Linear
+    assert bool(torch.compile(torch.nn.Sequential()))

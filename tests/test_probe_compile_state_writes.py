@@ -159,3 +159,21 @@ def test_a_write_each_call_repeats_the_same_way_still_compiles():
         for _ in range(3):
             np.testing.assert_allclose(c(x).detach().numpy(), layer(x).detach().numpy())
     assert c.cache_info().misses == 1
+
+
+def test_a_trace_that_fails_leaves_no_writes_behind_for_the_eager_run_to_double():
+    log, ns = [], SimpleNamespace(n=0, seen={})
+
+    def f(x):
+        log.append(1)
+        ns.n += 1
+        ns.seen["last"] = ns.n
+        v = x.sum().item()   # not traceable: the call runs eagerly
+        return x * v
+    c = torch.compile(f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for _ in range(3):
+            np.testing.assert_array_equal(c(torch.ones(2)).numpy(), [2.0, 2.0])
+    # old: 4 and 4 (the trace's writes, then the eager run's)
+    assert (len(log), ns.n, ns.seen) == (3, 3, {"last": 3})

@@ -362,6 +362,7 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
         t_args, t_kwargs = pytree.unflatten(treedef, traced_leaves)
         with recording() as reads:   # NOTE (access paths)
             reads.writes.outside = given_objects(compiled.fn, args, kwargs)   # NOTE (state writes)
+            tracer.undo.append(reads.writes.undo)   # a failed trace's writes are taken back
             out = compiled.fn(*t_args, **t_kwargs)
         if not pytree.rebuilt_unchanged(treedef, traced_leaves, (t_args, t_kwargs)):
             raise TraceError(f"{compiled.__name__} changes a list or dict it was passed "

@@ -76,7 +76,7 @@ class StateWrites:
         self.bases: set = set()
         self.touched: dict = {}
         self.reread: str | None = None
-        self.undo: list = []
+        self._restores: list = []
         self.keeps: list = []   # whether each written place holds what it held before
         # the objects known to outlive the call (held, so that their ids stay theirs):
         # the call's own, and what a global, an outer closure variable or one of them
@@ -99,7 +99,7 @@ class StateWrites:
         k = (id(base), kind, key)
         if k not in self.keys:
             self.keys.add(k)
-            self.undo.append(_snapshot(base, kind, key))
+            self._restores.append(_snapshot(base, kind, key))
             self.keeps.append(_keeps(base, kind, key))
         self.bases.add(id(base))
 
@@ -110,17 +110,23 @@ class StateWrites:
                 or (k[1] == "*" and k[0] in self.bases)):
             self.reread = path
 
+    def undo(self) -> None:
+        """Put back what the trace wrote (it failed, or runs eagerly: the eager run makes
+        the writes again, once) and take its tensors out of what it reached."""
+        restores, self._restores = self._restores, []
+        for restore in reversed(restores):
+            if restore is not None:
+                restore()
+        for obj, _ in self.touched.values():
+            _scrub(obj)
+
     def refuse(self, name: str) -> None:
         """Raise TraceError where replaying the program would differ from eager mode,
         first taking this trace's tensors out of the objects they were stored into."""
         leaked = [path for obj, path in self.touched.values() if _holds_traced(obj)]
         if not leaked and (self.reread is None or all(keeps() for keeps in self.keeps)):
             return   # (``self.cache = None`` then ``self.cache``: each call does the same)
-        for restore in reversed(self.undo):   # the eager run makes the writes again
-            if restore is not None:
-                restore()
-        for obj, _ in self.touched.values():
-            _scrub(obj)
+        self.undo()
         if leaked:
             raise TraceError(f"{name} stores a tensor computed in the compiled function "
                              f"into {leaked[0]}, which outlives the call: a compiled call "

@@ -360,7 +360,7 @@ def _plain_tree(treedef):
         return (kind, _plain_escaped(treedef[1]))
     if kind == "tuple" or kind == "list" or kind == "size":
         return (kind, tuple(_plain_tree(c) for c in treedef[1]))
-    if kind == "namedtuple" or kind == "dict":
+    if kind == "namedtuple" or kind == "dict" or kind == "odict":
         return (kind, treedef[1], tuple(_plain_tree(c) for c in treedef[2]))
     return treedef
 

@@ -5,6 +5,8 @@ static_argnames' is an ``"int"`` node, which may become symbolic: NOTE (int argu
 in int_args.py)."""
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from .._size import Size
 from .._tensor import Tensor
 from .int_args import CallValue, SymArg
@@ -52,6 +54,8 @@ def flatten(obj, static: bool = False, leaves: list | None = None, followed: boo
     if isinstance(obj, dict):
         keys = tuple(obj.keys())
         children = tuple(flatten(obj[k], static, leaves, followed)[0] for k in keys)
+        if followed and type(obj) is OrderedDict:   # a returned OrderedDict stays one
+            return ("odict", keys, children), leaves
         return ("dict", keys, children), leaves
     try:
         hash(obj)
@@ -96,6 +100,8 @@ def _build(treedef, it):
         return treedef[1](*(_build(c, it) for c in treedef[2]))
     if kind == "dict":
         return {k: _build(c, it) for k, c in zip(treedef[1], treedef[2])}
+    if kind == "odict":
+        return OrderedDict((k, _build(c, it)) for k, c in zip(treedef[1], treedef[2]))
     raise ValueError(f"unknown tree node {kind!r}")
 
 

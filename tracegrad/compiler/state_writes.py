@@ -123,7 +123,10 @@ class StateWrites:
     def refuse(self, name: str) -> None:
         """Raise TraceError where replaying the program would differ from eager mode,
         first taking this trace's tensors out of the objects they were stored into."""
-        leaked = [path for obj, path in self.touched.values() if _holds_traced(obj)]
+        # NOTE: a large container the function only read (a dataset list it indexes) is
+        # not scanned at every trace; one it wrote into always is
+        leaked = [path for key, (obj, path) in self.touched.items()
+                  if (key in self.bases or _size(obj) <= _SCANNED) and _holds_traced(obj)]
         if not leaked and (self.reread is None or all(keeps() for keeps in self.keeps)):
             return   # (``self.cache = None`` then ``self.cache``: each call does the same)
         self.undo()
@@ -243,3 +246,14 @@ def _same(a, b) -> bool:
 
 def _plain(value) -> bool:
     return type(value) in _PLAIN or (type(value) is tuple and all(map(_plain, value)))
+
+
+_SCANNED = 4096   # items of a container only read that the leak check looks through
+
+
+def _size(obj) -> int:
+    own = obj if isinstance(obj, (list, deque, set, dict)) else getattr(obj, "__dict__", None)
+    try:
+        return len(own) if own is not None else 0
+    except TypeError:
+        return 0

@@ -20,6 +20,7 @@ from .errors import TraceError
 from .followed import Followed, escape_all
 from .python_guards import _PLAIN, described, global_names, plain_key, plain_keys
 from .read_chains import MUTATORS, chains
+from .state_writes import StateWrites, changed
 from .tracer import TraceValue
 
 # NOTE (access paths): a trace bakes in what the function read through Python objects:
@@ -205,11 +206,16 @@ class Reads:
         # ids of the objects reached from a global or closure variable, or read: a local
         # container not among them is one the function made
         self.rooted: set = set()
+        self.writes = StateWrites()   # NOTE (state writes)
         self._keep: list = []   # the bases, so their ids stay theirs while recording
 
     def note(self, base, kind, key, getter, value, path: str) -> None:
         k = (id(base), kind, key)
-        if k not in self.seen and not _traced(value):
+        self.writes.check_read(k, path)
+        if k in self.seen:
+            if not _traced(value) and changed(kind, self.seen[k][1], value):
+                self.writes.reread = self.writes.reread or path   # NOTE (state writes)
+        elif not _traced(value):
             self._keep.append(base)
             self.rooted.add(id(value))
             self.seen[k] = (getter, value, path)
@@ -256,6 +262,7 @@ class Reads:
                     return
             elif not isinstance(value, ModuleType):
                 self.note(glb, "[]", name, partial(operator.getitem, glb, name), value, name)
+            outside = self.writes.reached(value)
         else:
             value = frame.f_locals.get(name, _MISSING)
             if value is _MISSING or (isinstance(value, _CONTAINERS) and id(value) not in
@@ -264,11 +271,18 @@ class Reads:
             if chain.root[0] == "cell":
                 self._keep.append(value)
                 self.rooted.add(id(value))
+            # NOTE (state writes): a cell of a function running in the trace (a list a
+            # comprehension reads) is a local like any other
+            outside = (self.writes.reached(value) if chain.root[0] == "cell"
+                       and not _local_cell(frame, name) else id(value) in self.writes.outside)
         path, getter = name, None
         for step in chain.steps:
             base = value
             if _owned_elsewhere(base) or _traced(base):
                 return
+            if outside:
+                self.writes.touch(base, path)
+                self.writes.reached(base)
             if step[0] == "attr":
                 getter, value = _attribute(base, step[1])
                 key, shown = step[1], f"{path}.{step[1]}"
@@ -291,7 +305,24 @@ class Reads:
             elif not (isinstance(base, ModuleType) and isinstance(value, _CODE)):
                 self.note(base, "." if step[0] == "attr" else "[]", key, getter, value, shown)
             path = shown
+        if outside and type(chain.tail) is tuple and not _owned_elsewhere(value) \
+                and not _traced(value):
+            self.writes.reached(value)
+            self._write(frame, chain.tail, value, path)
         self._tail(frame, chain.tail, value, getter, path)
+
+    def _write(self, frame, tail, value, path) -> None:
+        """A chain that ends in a write into an outside object (NOTE (state writes))."""
+        if tail[0] == "store" and len(tail) == 2:
+            self.writes.store(value, ".", tail[1], f"{path}.{tail[1]}")
+        elif tail[0] == "store":
+            key = _key_value(frame, tail[1], tail[2])
+            if key is _MISSING:
+                self.writes.store(value, "*", None, path)
+            else:
+                self.writes.store(value, "[]", key, f"{path}[{key!r}]")
+        elif tail[0] == "method" and tail[1] in MUTATORS:
+            self.writes.store(value, "*", None, path)
 
     def _type_of(self, frame, chain) -> None:
         """``type(chain)`` or ``type(expression)``: a followed number's type is not its
@@ -351,6 +382,16 @@ class Reads:
             getter = partial(getattr, value, name, _MISSING)
         if getter is not None and getter is not _MEMBER:
             self.note(value, ".", name, getter, got, f"{path}.{name}")
+
+
+def _local_cell(frame, name: str) -> bool:
+    """Whether closure variable ``name`` of ``frame`` belongs to a function running in
+    the trace (up the stack to tracegrad's own frame that called the traced function)."""
+    while frame is not None and not frame.f_code.co_filename.startswith(PACKAGE_DIR):
+        if name in frame.f_code.co_cellvars:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _itself(value):
@@ -456,7 +497,7 @@ def _both(theirs, mine):
 
 
 # ---- guards ---------------------------------------------------------------------------
-def path_guards(reads: Reads, covered=()) -> list:
+def path_guards(reads: Reads, covered=(), name: str = "the function") -> list:
     """Guards that hold while every read in ``reads`` would read the same again: values
     by value, objects by identity, contents item by item. ``covered``: keys
     ``(id(base), kind, key)`` other guards check already (python_value_guards)."""
@@ -465,6 +506,7 @@ def path_guards(reads: Reads, covered=()) -> list:
     if reads.unsafe is not None:   # _build runs such a signature eagerly
         raise TraceError(f"a read through a Python object could not be recorded for "
                          f"its guard ({reads.unsafe})")
+    reads.writes.refuse(name)
     by_value, by_identity, contents = [], [], []
     for k, (getter, value, path) in reads.seen.items():
         if k in covered:
@@ -484,7 +526,9 @@ def path_guards(reads: Reads, covered=()) -> list:
 # before the trace ended (``self.calls += 1``, a step counter) gets no guard: it would
 # fail at every call, and retrace every call. Python side effects happen once per trace,
 # not once per call (optim/_hooks.py), so that state is outside what a replay repeats
-# in any case.
+# in any case. Where that would return what eager mode does not (the trace reads back what
+# it wrote, or stores one of its tensors there) the call runs eagerly: NOTE (state
+# writes) in state_writes.py.
 def _holds(same, getter, value) -> bool:
     try:
         return same([getter], [value])

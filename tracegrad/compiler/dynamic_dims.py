@@ -67,6 +67,13 @@ def choose_dims(mode, key, leaves, previous: list) -> tuple[frozenset, int]:
     marked = {(i, d) for i in shapes for d in leaves[i].__dict__.get("_dynamic_dims", ())}
     if marked:
         return _same_size(marked, shapes)
+    if mode is True and previous:
+        # NOTE: a dim that changed since an earlier call first, as with dynamic=None: the
+        # leading dims the first call bound may never change (a transformer's batch of 2
+        # over many sequence lengths compiled once per length)
+        changed = _changed_since(previous, key, shapes)
+        if changed[0]:
+            return changed
     if mode is True:
         first = next((i for i, s in shapes.items() if s), None)
         if first is None:
@@ -75,15 +82,22 @@ def choose_dims(mode, key, leaves, previous: list) -> tuple[frozenset, int]:
         return _same_size({(i, d) for i, s in shapes.items() for d, m in enumerate(s)
                            if m == n}, shapes)
     if mode is None:
-        for old in reversed(previous):
-            changed = _changed_dims(old, key)
-            if changed is not None:
-                if not changed:
-                    continue
-                olds = {old[1][i][0][d] for i, d in changed}
-                if len(olds) == 1 and min(olds) >= 2:
-                    return _same_size(changed, shapes)
-                return frozenset(), 0
+        return _changed_since(previous, key, shapes)
+    return frozenset(), 0
+
+
+def _changed_since(previous: list, key, shapes) -> tuple[frozenset, int]:
+    """The dims that changed since the latest earlier signature differing in sizes only
+    (0: none, or not one size changed into another)."""
+    for old in reversed(previous):
+        changed = _changed_dims(old, key)
+        if changed is not None:
+            if not changed:
+                continue
+            olds = {old[1][i][0][d] for i, d in changed}
+            if len(olds) == 1 and min(olds) >= 2:
+                return _same_size(changed, shapes)
+            return frozenset(), 0
     return frozenset(), 0
 
 

@@ -34,7 +34,8 @@ from .int_args import CallValue
 from .layouts import argument_layout
 from .partition import split
 from .python_guards import python_value_guards, requires_grad_guards
-from .trace_reads import reads_for_backward, returned_argument, saved_reads
+from .state_writes import given_objects
+from .trace_reads import reads_for_backward, returned_argument, returned_views, saved_reads
 from .tracer import Tracer, TraceValue, tracing
 from .update_segments import update_segments
 
@@ -155,10 +156,14 @@ class Entry:
             n_saved += len(self.writes)
         if self.grad_writes:
             n_saved = self._write_grads(leaves, results, n_saved)
-        returned = outs
+        returned, views = outs, ()
         if self.out_aliases:   # NOTE (returned arguments)
             returned = list(outs)
+            views = [(k, ref, chain) for k, kind, ref, chain in self.out_aliases
+                     if kind == "out"]
             for k, kind, ref, chain in self.out_aliases:
+                if kind == "out":
+                    continue   # a view of another result: made below, once that has history
                 base = leaves[ref] if kind == "arg" else ref.grad if kind == "grad" else ref
                 returned[k] = base if chain is None else replay_view_ops(chain, base)
         if self.backward is not None:   # (the grad mode is part of the signature)
@@ -167,9 +172,12 @@ class Entry:
             read = [self._input_tensor(leaves, k) if k >= 0 else returned[-1 - k]
                     for k in self.saved_reads]
             # an aliased result has eager history already (its gradient flows there)
-            attach([o if o is r and k in self.diff_outputs else None
+            made = {k for k, _, _ in views}
+            attach([o if o is r and k in self.diff_outputs and k not in made else None
                     for k, (o, r) in enumerate(zip(outs, returned))], diff,
                    self._backward_fn(saved, outs), "CompiledFunction", read)
+        for k, j, chain in views:   # views of other results (trace_reads.returned_views)
+            returned[k] = replay_view_ops(chain, returned[j])
         return pytree.unflatten_results(self.out_treedef, self.out_static, returned)
 
     def _input_tensor(self, leaves, k: int):
@@ -353,7 +361,13 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
                 traced_leaves.append(floats.traced(position, leaf))
         t_args, t_kwargs = pytree.unflatten(treedef, traced_leaves)
         with recording() as reads:   # NOTE (access paths)
+            reads.writes.outside = given_objects(compiled.fn, args, kwargs)   # NOTE (state writes)
+            tracer.undo.append(reads.writes.undo)   # a failed trace's writes are taken back
             out = compiled.fn(*t_args, **t_kwargs)
+        if not pytree.rebuilt_unchanged(treedef, traced_leaves, (t_args, t_kwargs)):
+            raise TraceError(f"{compiled.__name__} changes a list or dict it was passed "
+                             f"(append, d[key] = value, ...): a compiled call would not "
+                             f"repeat the change on the caller's own container")
         if inspect.isgenerator(out) or inspect.iscoroutine(out) or inspect.isasyncgen(out):
             out.close()  # never started: nothing of the function ran
             raise TraceError(f"{compiled.__name__} returned a {type(out).__name__}, whose body "
@@ -382,6 +396,7 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
             outputs.append(leaf)
             out_static.append(None)
 
+        aliases += returned_views(outputs, {a[0] for a in aliases})
         grads, grad_inputs, diff_sources, eager_reads = [], [], [], set()
         differentiable = [o for o in outputs if o._requires_grad]
         # the results that require grad (eagerly, x.detach() * 3 does not)
@@ -442,7 +457,7 @@ def _build_entry(tracer, compiled, treedef, leaves, args, kwargs, compile_code: 
                          for leaf, node, acc in tracer.grad_writes]
     entry.guards = (list(tracer.guards) + requires_grad_guards(tracer)
                     + python_value_guards(compiled.fn)
-                    + path_guards(reads, covered_reads(compiled.fn)))
+                    + path_guards(reads, covered_reads(compiled.fn), compiled.__name__))
     grad_ids = [None if g is None else g._data.node for g in grads]
     tracer.graph.outputs = out_ids + write_ids + [g for g in grad_ids if g is not None]
     parts = split(tracer.graph, out_ids + write_ids, grad_ids, grad_inputs, eager_reads)

@@ -153,15 +153,22 @@ class CompiledFunction:
         treedef, leaves, key = self._signature(args, kwargs)
         traced_on, rec = self._ints.trace_treedef(key[0])
         try:
-            entry = build_entry(self, traced_on if rec is not None else treedef, leaves, args,
-                                kwargs, compile_code=False)
-        except BaseException as e:
-            if rec is None or not isinstance(e, Exception):
+            try:
+                entry = build_entry(self, traced_on if rec is not None else treedef, leaves,
+                                    args, kwargs, compile_code=False)
+            except BaseException as e:
+                if rec is None or not isinstance(e, Exception):
+                    raise
+                rec.active = False   # as _build: traced again on the ints' values
+                self._ints.failed(key[0], e)
+                entry, rec = build_entry(self, treedef, leaves, args, kwargs,
+                                         compile_code=False), None
+        except TraceError as e:
+            if self.fullgraph:
                 raise
-            rec.active = False   # as _build: traced again on the ints' values
-            self._ints.failed(key[0], e)
-            entry, rec = build_entry(self, treedef, leaves, args, kwargs,
-                                     compile_code=False), None
+            # what a call does too: it runs eagerly (dynamo's explain lists the break)
+            return Report(self.__name__, key, Entry.eager_fallback(),
+                          self._backend_for(leaves), eager_reason=str(e))
         self._ints.finish(entry, rec, key[0])
         symbolic = tuple(g.describe() + f", sizes served {sorted(g.sizes_served)}"
                          + _retraces(g)

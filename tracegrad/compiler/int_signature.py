@@ -358,9 +358,9 @@ def _plain_tree(treedef):
     kind = treedef[0] if type(treedef) is tuple and treedef else None
     if kind == "static" or kind == INT:
         return (kind, _plain_escaped(treedef[1]))
-    if kind == "tuple" or kind == "list":
+    if kind == "tuple" or kind == "list" or kind == "size":
         return (kind, tuple(_plain_tree(c) for c in treedef[1]))
-    if kind == "namedtuple" or kind == "dict":
+    if kind == "namedtuple" or kind == "dict" or kind == "odict":
         return (kind, treedef[1], tuple(_plain_tree(c) for c in treedef[2]))
     return treedef
 

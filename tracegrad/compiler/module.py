@@ -54,6 +54,13 @@ class OptimizedModule(Module):
             pass
         return fn
 
+    def __len__(self) -> int:
+        # as PyTorch's: a compiled nn.Sequential or ModuleList still has a length
+        return len(self._orig_mod)
+
+    def __bool__(self) -> bool:
+        return True   # a module, whatever its length (``if compiled:`` never calls len)
+
     def cache_info(self):
         return self._for_mode().cache_info()
 

@@ -5,6 +5,9 @@ static_argnames' is an ``"int"`` node, which may become symbolic: NOTE (int argu
 in int_args.py)."""
 from __future__ import annotations
 
+from collections import OrderedDict
+
+from .._size import Size
 from .._tensor import Tensor
 from .int_args import CallValue, SymArg
 
@@ -43,12 +46,16 @@ def flatten(obj, static: bool = False, leaves: list | None = None, followed: boo
     if isinstance(obj, (tuple, list)):
         children = tuple(flatten(o, static, leaves, followed)[0] for o in obj)
         kind = "tuple" if isinstance(obj, tuple) else "list"
+        if followed and type(obj) is Size:   # a returned x.shape stays a Size
+            kind = "size"
         if hasattr(obj, "_fields"):  # namedtuple
             return ("namedtuple", type(obj), children), leaves
         return (kind, children), leaves
     if isinstance(obj, dict):
         keys = tuple(obj.keys())
         children = tuple(flatten(obj[k], static, leaves, followed)[0] for k in keys)
+        if followed and type(obj) is OrderedDict:   # a returned OrderedDict stays one
+            return ("odict", keys, children), leaves
         return ("dict", keys, children), leaves
     try:
         hash(obj)
@@ -85,10 +92,36 @@ def _build(treedef, it):
         return treedef[1]
     if kind == "tuple":
         return tuple(_build(c, it) for c in treedef[1])
+    if kind == "size":
+        return Size(_build(c, it) for c in treedef[1])
     if kind == "list":
         return [_build(c, it) for c in treedef[1]]
     if kind == "namedtuple":
         return treedef[1](*(_build(c, it) for c in treedef[2]))
     if kind == "dict":
         return {k: _build(c, it) for k, c in zip(treedef[1], treedef[2])}
+    if kind == "odict":
+        return OrderedDict((k, _build(c, it)) for k, c in zip(treedef[1], treedef[2]))
     raise ValueError(f"unknown tree node {kind!r}")
+
+
+def rebuilt_unchanged(treedef, leaves, obj) -> bool:
+    """Whether ``obj``, which ``unflatten(treedef, leaves)`` built, still holds what it was
+    built with: the traced function got these lists and dicts in place of the caller's
+    own, so an ``append`` or ``d[k] = v`` into one changed a copy that the caller never
+    sees (nor does a later call, which replays the program only)."""
+    it = iter(leaves)
+
+    def same(node, value) -> bool:
+        kind = node[0]
+        if kind in (TENSOR, SCALAR):
+            return value is next(it)
+        if kind in ("static", "int"):
+            return True
+        if kind in ("tuple", "list", "namedtuple", "size"):
+            children = node[2] if kind == "namedtuple" else node[1]
+            return len(value) == len(children) and all(map(same, children, value))
+        keys = node[1]
+        return (type(value) is dict and tuple(value.keys()) == keys
+                and all(same(c, value[k]) for k, c in zip(keys, node[2])))
+    return same(treedef, obj)

@@ -33,7 +33,8 @@ class Chain(NamedTuple):
     final value holds (iterates it, passes it to a call, compares it), ("method", name)
     when it calls a method of it, ("get", key kind, key) for ``.get(key[, default])``,
     ("getattr", key kind, key) for ``getattr(value, key[, default])`` (or ``hasattr``),
-    ("type",) for ``type(value)``,
+    ("type",) for ``type(value)``, ("store", name) for ``value.name = v`` (or ``del``),
+    ("store", key kind, key) for ``value[key] = v`` (or ``del``),
     else None (it stores into it, drops it, or the value is a step's base only)."""
     root: tuple
     steps: tuple
@@ -52,11 +53,16 @@ def _tail(code, j: int):
     if j >= len(code):
         return "contents"
     ins = code[j]
+    if ins.opname in ("STORE_ATTR", "DELETE_ATTR"):
+        return ("store", ins.argval)   # ``obj.a = v``: a write into obj, not a read
     if ins.opname in _NOT_READS:
         return None
     nxt = code[j + 1].opname if j + 1 < len(code) else ""
     if _key(ins) is not None and nxt in ("STORE_SUBSCR", "DELETE_SUBSCR"):
-        return None   # ``d[k] = v``: a write, no read of the rest of ``d``
+        return ("store",) + _key(ins)   # ``d[k] = v``: a write, no read of the rest of d
+    if _key(ins) is not None and nxt == "COPY" and [c.opname for c in code[j + 2:j + 4]] \
+            == ["COPY", "BINARY_SUBSCR"]:
+        return ("store",) + _key(ins)   # ``d[k] += v``
     if _key(ins) is not None and (nxt == "STORE_ATTR" or (
             _key(code[j + 1]) is not None and j + 2 < len(code)
             and code[j + 2].opname == "STORE_SUBSCR")):
@@ -82,8 +88,8 @@ def _chain_at(code, i: int) -> Chain:
         op = code[j].opname
         if op == "COPY" and code[j].arg == 1 and j + 1 < len(code) \
                 and code[j + 1].opname == "LOAD_ATTR":
-            j += 1   # ``self.n += 1`` reads self.n
-            continue
+            # ``self.n += 1`` reads self.n, then writes it (NOTE (state writes))
+            return Chain(root, tuple(steps), ("store", code[j + 1].argval))
         if op in ("LOAD_ATTR", "LOAD_METHOD"):
             name = code[j].argval
             if op == "LOAD_METHOD" or "NULL|self" in code[j].argrepr:

@@ -35,8 +35,10 @@ class KernelReport:
 
 class Report:
     def __init__(self, name: str, signature, entry, backend: str = "llvm",
-                 symbolic: tuple[str, ...] = ()) -> None:
+                 symbolic: tuple[str, ...] = (), eager_reason: str | None = None) -> None:
         self.name = name
+        # why a call with this signature runs eagerly (None: it is compiled)
+        self.eager_reason = eager_reason
         self.symbolic = symbolic  # cache_info().symbolic lines that apply to this signature
         self.backend = backend
         self.signature = signature
@@ -64,6 +66,9 @@ class Report:
             self.externs += [f"{stage}: {s.node.op.name}" for s in program.externs]
 
     def __str__(self) -> str:
+        if self.eager_reason is not None:
+            return (f"# {self.name} runs eagerly for this signature: it cannot be traced "
+                    f"({self.eager_reason})")
         lines = [f"# compiled {self.name}"]
         if self.symbolic:
             lines += ["", "## symbolic sizes", *self.symbolic]

@@ -32,6 +32,23 @@ def returned_argument(t, traced_leaves, tracer):
     return None
 
 
+def returned_views(outputs, taken) -> list:
+    """``(k, "out", j, chain)`` for each result ``k`` (not in ``taken``) that is a view of
+    result ``j`` (``return h, h[:, -1]``): eagerly the two share storage, so a call makes
+    ``k`` from ``j`` by the view ops the trace recorded, as a returned argument's views
+    (NOTE (returned arguments)), not as a copy that an in-place change of one leaves
+    behind in the other."""
+    position = {id(o): j for j, o in enumerate(outputs)}
+    found = []
+    for k, o in enumerate(outputs):
+        if k in taken or o._view is None:
+            continue
+        j = position.get(id(o._view[0]))
+        if j is not None and j != k and j not in taken:
+            found.append((k, "out", j, o._view[1]))
+    return found
+
+
 def reads_for_backward(outputs, tracer, traced_leaves) -> set[int]:
     """The INPUT and result nodes whose values eager mode's backward would read (NOTE
     (inputs read by backward) in partition.py): those of the arguments, captured tensors

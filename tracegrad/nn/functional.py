@@ -19,7 +19,7 @@ from .._ops import math as M
 from .._ops.creation import ones as _ones, zeros as _zeros
 from .._ops.dtype_names import scalar_type_name
 from .._ops.shape import pad as _pad
-from .._tensor import Tensor, has_values
+from .._tensor import Tensor, _concrete, has_values
 from ._activation import (celu, elu, gelu, glu, hardshrink, hardsigmoid,  # noqa: F401
                           hardswish, hardtanh, leaky_relu, log_softmax, logsigmoid, mish,
                           prelu, relu, relu6, rrelu, selu, sigmoid, silu, softmax, softmin,
@@ -191,7 +191,9 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     """``(...,)`` class indices to ``(..., num_classes)`` int64 one-hot rows."""
     if tensor._data.dtype.kind not in "iu":
         raise RuntimeError("one_hot is only applicable to index tensor of an integer dtype")
-    data = np.asarray(tensor._data)
+    # NOTE: the class values are checked (eager raises on one out of range), so a trace
+    # stops here with TraceError (the call runs eagerly), not a TypeError of a comparison
+    data = _concrete(tensor._data, "one_hot (it checks the class values)")
     if num_classes == -1:
         num_classes = int(data.max()) + 1 if data.size else 0
     if data.size and (data.min() < 0 or data.max() >= num_classes):

@@ -155,6 +155,8 @@ class Module(BackwardHooksMixin, ForwardHooksMixin, StateDictMixin):
 
     def __setattr__(self, name: str, value) -> None:
         if _trace_state.active_traces and isinstance(value, Tensor) and _traced(value):
+            if (self.__dict__.get("_buffers") or {}).get(name) is value:
+                return   # ``self.count += 1``: the buffer itself, updated in place
             # NOTE: the program cannot hand the module a new tensor at every call: the
             # attribute would keep this trace's placeholder (a buffer rebound with
             # ``self.count = self.count + 1``, an attention map kept for plotting)

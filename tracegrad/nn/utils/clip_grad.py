@@ -14,6 +14,21 @@ def _params(parameters) -> list:
     return [p for p in parameters if p.grad is not None]
 
 
+def _vector_norm(a: np.ndarray, norm_type: float) -> float:
+    """``torch.linalg.vector_norm(a, norm_type)`` of a NumPy array, in float64: inf/-inf
+    are the largest/smallest magnitude, 0 counts the nonzero entries (NaN propagates)."""
+    a = np.abs(np.asarray(a, dtype=np.float64))
+    if a.size == 0:
+        return 0.0
+    if norm_type == float("inf"):
+        return float(a.max())
+    if norm_type == float("-inf"):
+        return float(a.min())
+    if norm_type == 0:
+        return float(np.count_nonzero(a))
+    return float(np.sum(a ** norm_type) ** (1.0 / norm_type))
+
+
 def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = False,
                    foreach=None) -> Tensor:
     from ..._ops.creation import tensor
@@ -22,12 +37,9 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
     if not tensors:
         return tensor(0.0)
     with no_grad():
-        if norm_type == float("inf"):
-            total = max(float(np.abs(t._data).max()) if t.numel() else 0.0 for t in tensors)
-        else:
-            norms = [float(np.sum(np.abs(t._data.astype(np.float64)) ** norm_type))
-                     for t in tensors]
-            total = float(np.sum(norms)) ** (1.0 / norm_type)
+        # NOTE: PyTorch takes the norm of the per-tensor norms (that is what defines
+        # orders 0 and -inf over several tensors), and a NaN anywhere makes the total NaN
+        total = _vector_norm([_vector_norm(t._data, norm_type) for t in tensors], norm_type)
     out = tensor(total, dtype=tensors[0].dtype)
     if error_if_nonfinite and not np.isfinite(total):
         raise RuntimeError(f"The total norm of order {norm_type} for gradients from "
@@ -40,7 +52,9 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
 def clip_grads_with_norm_(parameters, max_norm: float, total_norm: Tensor, foreach=None) -> None:
     params = _params(parameters)
     coef = float(max_norm) / (float(total_norm) + 1e-6)
-    if coef < 1.0:
+    # NOTE: ``not coef >= 1`` rather than ``coef < 1``: a NaN norm scales every gradient by
+    # NaN, as PyTorch's ``clamp(coef, max=1)`` does, instead of leaving them unclipped
+    if not coef >= 1.0:
         with no_grad():
             for p in params:
                 p.grad.mul_(coef)

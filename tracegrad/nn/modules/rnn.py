@@ -11,12 +11,14 @@ from __future__ import annotations
 import math
 
 from ..._ops.creation import empty, zeros
+from ..._ops.math import where
 from ..._ops.shape import cat, stack
 from ..._primitives.registry import ShapeError
 from ..._tensor import Tensor
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
+from ..utils._packed import PackedSequence, pack_like, step_masks
 from . import _rnn_fused
 from ._rnn_steps import gru_step as _gru_step
 from ._rnn_steps import lstm_step as _lstm_step
@@ -125,9 +127,17 @@ class RNNBase(Module):
                              f"{tuple(h.shape)}")
 
     def forward(self, input: Tensor, hx=None):
+        packed, masks = None, None
+        if isinstance(input, PackedSequence):
+            # NOTE: run as a padded time-major batch in the original order (hx is given in
+            # that order, as in PyTorch); the masks hold each sequence's state after its end
+            packed = input
+            input, masks = step_masks(packed)
         unbatched = self._check_input(input)
         lstm = self.mode == "LSTM"
-        if unbatched:
+        if packed is not None:
+            unbatched = False
+        elif unbatched:
             input = input.unsqueeze(1)
             if hx is not None:
                 hx = tuple(h.unsqueeze(1) for h in hx) if lstm else hx.unsqueeze(1)
@@ -155,7 +165,7 @@ class RNNBase(Module):
                 idx = layer * D + d
                 sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
                 out, h, c = self._run_direction(x, sfx, h0[idx], c0[idx] if lstm else None,
-                                                reverse=d == 1)
+                                                reverse=d == 1, masks=masks)
                 outs.append(out)
                 h_n.append(h)
                 if lstm:
@@ -166,14 +176,16 @@ class RNNBase(Module):
         output = x
         h_n = stack(h_n, 0)
         hidden = (h_n, stack(c_n, 0)) if lstm else h_n
-        if unbatched:
+        if packed is not None:
+            output = pack_like(output, packed)
+        elif unbatched:
             output = output.squeeze(1)
             hidden = tuple(h.squeeze(1) for h in hidden) if lstm else hidden.squeeze(1)
         elif self.batch_first:
             output = output.transpose(0, 1)
         return output, hidden
 
-    def _run_direction(self, x: Tensor, sfx: str, h: Tensor, c, reverse: bool):
+    def _run_direction(self, x: Tensor, sfx: str, h: Tensor, c, reverse: bool, masks=None):
         w_ih = getattr(self, "weight_ih" + sfx)
         w_hh = getattr(self, "weight_hh" + sfx)
         b_ih = getattr(self, "bias_ih" + sfx) if self.bias else None
@@ -190,7 +202,8 @@ class RNNBase(Module):
         weights = (w_hh, b_hh) if fused_mode == "GRU" else (w_hh,)
         # the whole loop as one compiled call when its signature is warm (_rnn_fused.py)
         args = (xw, h, c, *weights) if mode == "LSTM" else (xw, h, *weights)
-        fn = _rnn_fused.sequence_function(fused_mode, reverse, args)
+        fn = None if masks is not None else _rnn_fused.sequence_function(fused_mode, reverse,
+                                                                         args)
         out = None if fn is None else _rnn_fused.run_compiled(fn, args)
         if out is not None:
             return out if mode == "LSTM" else (out[0], out[1], None)
@@ -201,8 +214,9 @@ class RNNBase(Module):
         for t in order:
             # one compiled call per step when the step signature is warm, else eager ops
             args = (steps[t], h, c, *weights) if mode == "LSTM" else (steps[t], h, *weights)
-            fn = _rnn_fused.step_function(fused_mode, args)
+            fn = None if masks is not None else _rnn_fused.step_function(fused_mode, args)
             out = None if fn is None else _rnn_fused.run_compiled(fn, args)
+            h_prev, c_prev = h, c
             if out is not None:
                 if mode == "LSTM":
                     h, c = out
@@ -214,6 +228,14 @@ class RNNBase(Module):
                 h = _gru_step(steps[t], h, w_hh, b_hh)
             else:
                 h = _rnn_step(steps[t], h, w_hh, b_hh, relu)
+            if masks is not None:
+                # a finished sequence keeps its last state (the reverse direction starts
+                # from h_0 at its own last step); its outputs past the end are not packed
+                outs[t] = h
+                h = where(masks[t], h, h_prev)
+                if mode == "LSTM":
+                    c = where(masks[t], c, c_prev)
+                continue
             outs[t] = h
         return stack(outs, 0), h, c
 

@@ -23,3 +23,7 @@ def pad_sequence(sequences, batch_first: bool = False, padding_value: float = 0.
         pads = [(0, extra) if padding_side == "right" else (extra, 0)] + [(0, 0)] * (s.ndim - 1)
         padded.append(s.pad_dims(pads, padding_value))
     return stack(padded, 0 if batch_first else 1)
+
+
+from ._packed import (PackedSequence, pack_padded_sequence, pack_sequence,  # noqa: E402,F401
+                      pad_packed_sequence, unpack_sequence, unpad_sequence)

@@ -78,7 +78,9 @@ class Module(BackwardHooksMixin, ForwardHooksMixin, StateDictMixin):
         d["_backward_pre_hooks"] = OrderedDict()
         d["_is_full_backward_hook"] = None
         d["_state_dict_hooks"] = OrderedDict()
+        d["_state_dict_pre_hooks"] = OrderedDict()
         d["_load_state_dict_pre_hooks"] = OrderedDict()
+        d["_load_state_dict_post_hooks"] = OrderedDict()
 
     forward: Callable[..., Any]
 
@@ -231,6 +233,8 @@ class Module(BackwardHooksMixin, ForwardHooksMixin, StateDictMixin):
 
     def __setstate__(self, state) -> None:
         self.__dict__.update(state)
+        for name in ("_state_dict_pre_hooks", "_load_state_dict_post_hooks"):
+            self.__dict__.setdefault(name, OrderedDict())   # pickled before they existed
 
     # ---- iteration -------------------------------------------------------------------
     def _named_members(self, get_members, prefix: str = "", recurse: bool = True,

@@ -406,5 +406,12 @@ def _params_with_grad(group: dict):
             yield p, p._data, g._data
 
 
+def _array(x) -> np.ndarray:
+    """``x`` as an ndarray the update may write into: NumPy arithmetic on a 0-d array (a
+    scalar parameter, such as a learned temperature) returns a NumPy scalar, which
+    ``out=`` refuses ("return arrays must be of ArrayType")."""
+    return x if isinstance(x, np.ndarray) else np.asarray(x)
+
+
 def _touch(p: Tensor) -> None:
     p._version[0] += 1

@@ -88,3 +88,32 @@ def test_clip_grad_norm_matches_torch(norm_type, grads):
     np.testing.assert_allclose(float(a), float(b), rtol=1e-5, equal_nan=True)
     for p, q in zip(ours, theirs):
         np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=1e-5, equal_nan=True)
+
+
+def _clipped_steps(norm_type, compiled):
+    rng = np.random.default_rng(0)
+    m = tg.nn.Linear(4, 3)
+    with tg.no_grad():
+        m.weight.copy_(tg.tensor(rng.standard_normal((3, 4)).astype(np.float32)))
+        m.bias.copy_(tg.tensor([0.5, 0.0, -1.0]))
+    opt = tg.optim.SGD(m.parameters(), lr=0.1)
+    x = tg.tensor(rng.standard_normal((5, 4)).astype(np.float32))
+
+    def step(x):
+        opt.zero_grad()
+        (m(x) ** 2).mean().backward()
+        total = tg.nn.utils.clip_grad_norm_(m.parameters(), 0.5, norm_type=norm_type)
+        opt.step()
+        return total
+
+    f = tg.compile(step, fullgraph=True) if compiled else step
+    totals = [float(f(x)) for _ in range(3)]
+    return totals, m.weight.detach().numpy()
+
+
+@pytest.mark.parametrize("norm_type", [0, -INF, INF, 2.0])
+def test_compiled_step_clips_like_eager(norm_type):
+    # order 0 divided by zero while tracing (1 / norm_type); -inf took sum(|g|^-inf)
+    eager, compiled = _clipped_steps(norm_type, False), _clipped_steps(norm_type, True)
+    np.testing.assert_allclose(compiled[0], eager[0], rtol=1e-6)
+    np.testing.assert_allclose(compiled[1], eager[1], rtol=1e-6)

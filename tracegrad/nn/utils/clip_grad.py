@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._tensor import Tensor
 from ..._dispatch import is_tracing
+from ..._ops.shape import stack
+from ..._tensor import Tensor
+from ...linalg._norms import vector_norm
 from ...autograd.grad_mode import no_grad
 
 
@@ -80,16 +82,13 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
 
 def _clip_grad_norm_traced(params, max_norm: float, norm_type: float) -> Tensor:
     """The same clip in tensor ops, for a compiled training step: the norm in float64 as
-    above, and ``min(coef, 1)`` instead of the branch on ``coef < 1`` (``g * 1.0 == g``)."""
+    above, and ``min(coef, 1)`` instead of the branch on ``coef < 1`` (``g * 1.0 == g``;
+    a NaN coef stays NaN, as in eager mode)."""
     with no_grad():
         grads = [p.grad for p in params]
-        if norm_type == float("inf"):
-            total = grads[0].abs().max().double()
-            for g in grads[1:]:
-                total = total.maximum(g.abs().max().double())
-        else:
-            total = sum(((g.double().abs() ** norm_type).sum() for g in grads[1:]),
-                        (grads[0].double().abs() ** norm_type).sum()) ** (1.0 / norm_type)
+        # the norm of the per-tensor norms, as in get_total_norm (orders 0 and -inf)
+        total = vector_norm(stack([vector_norm(g.double(), norm_type) for g in grads]),
+                            norm_type)
         coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
         for g in grads:
             g.mul_(coef.to(g.dtype))

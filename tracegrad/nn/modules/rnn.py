@@ -36,8 +36,13 @@ class RNNBase(Module):
                  bidirectional: bool = False, proj_size: int = 0, device=None,
                  dtype=None) -> None:
         super().__init__()
-        if proj_size:
-            raise NotImplementedError("LSTM proj_size is not supported")
+        if proj_size < 0:
+            raise ValueError("proj_size should be a positive integer or zero to disable "
+                             "projections")
+        if proj_size and mode != "LSTM":
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+        if proj_size >= hidden_size:
+            raise ValueError("proj_size has to be smaller than hidden_size")
         if not 0 <= dropout <= 1:
             raise ValueError("dropout should be a number in range [0, 1] representing the "
                              "probability of an element being zeroed")
@@ -60,15 +65,20 @@ class RNNBase(Module):
         kw = {"dtype": dtype} if dtype is not None else {}
         gate = _GATES[mode] * hidden_size
         D = 2 if bidirectional else 1
+        # NOTE: with proj_size the LSTM's h (its output) is c's gate output times W_hr^T,
+        # of size proj_size; c keeps hidden_size (PyTorch's LSTMP)
+        out_size = proj_size or hidden_size
         self._flat_weights_names = []
         for layer in range(num_layers):
-            layer_in = input_size if layer == 0 else hidden_size * D
+            layer_in = input_size if layer == 0 else out_size * D
             for d in range(D):
                 sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
                 names = [("weight_ih" + sfx, (gate, layer_in)),
-                         ("weight_hh" + sfx, (gate, hidden_size))]
+                         ("weight_hh" + sfx, (gate, out_size))]
                 if bias:
                     names += [("bias_ih" + sfx, (gate,)), ("bias_hh" + sfx, (gate,))]
+                if proj_size:
+                    names += [("weight_hr" + sfx, (proj_size, hidden_size))]
                 for name, shape in names:
                     setattr(self, name, Parameter(empty(*shape, **kw)))
                     self._flat_weights_names.append(name)
@@ -85,7 +95,7 @@ class RNNBase(Module):
 
     @property
     def all_weights(self) -> list:
-        per = 4 if self.bias else 2
+        per = (4 if self.bias else 2) + (1 if self.proj_size else 0)
         w = self._flat_weights
         return [w[i:i + per] for i in range(0, len(w), per)]
 
@@ -94,6 +104,8 @@ class RNNBase(Module):
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size != 0:
+            s += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         if self.mode == "RNN_RELU":
@@ -121,7 +133,8 @@ class RNNBase(Module):
 
     def _check_hidden(self, h: Tensor, batch: int, what: str) -> None:
         D = 2 if self.bidirectional else 1
-        expected = (self.num_layers * D, batch, self.hidden_size)
+        size = self.proj_size if self.proj_size and what != "c_0" else self.hidden_size
+        expected = (self.num_layers * D, batch, size)
         if tuple(h.shape) != expected:
             raise ShapeError(f"{self!r}: expected {what} of shape {expected}, got "
                              f"{tuple(h.shape)}")
@@ -146,8 +159,12 @@ class RNNBase(Module):
         N = input.shape[1]
         D = 2 if self.bidirectional else 1
         if hx is None:
-            h0 = zeros(self.num_layers * D, N, self.hidden_size, dtype=input.dtype)
-            c0 = h0 if lstm else None
+            h0 = zeros(self.num_layers * D, N, self.proj_size or self.hidden_size,
+                       dtype=input.dtype)
+            c0 = None
+            if lstm:
+                c0 = zeros(self.num_layers * D, N, self.hidden_size, dtype=input.dtype) \
+                    if self.proj_size else h0
         elif lstm:
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
                 raise TypeError(f"{self!r}: hx must be a tuple (h_0, c_0)")
@@ -202,8 +219,9 @@ class RNNBase(Module):
         weights = (w_hh, b_hh) if fused_mode == "GRU" else (w_hh,)
         # the whole loop as one compiled call when its signature is warm (_rnn_fused.py)
         args = (xw, h, c, *weights) if mode == "LSTM" else (xw, h, *weights)
-        fn = None if masks is not None else _rnn_fused.sequence_function(fused_mode, reverse,
-                                                                         args)
+        w_hr = getattr(self, "weight_hr" + sfx) if self.proj_size else None
+        plain = masks is not None or w_hr is not None   # the fused programs know neither
+        fn = None if plain else _rnn_fused.sequence_function(fused_mode, reverse, args)
         out = None if fn is None else _rnn_fused.run_compiled(fn, args)
         if out is not None:
             return out if mode == "LSTM" else (out[0], out[1], None)
@@ -214,7 +232,7 @@ class RNNBase(Module):
         for t in order:
             # one compiled call per step when the step signature is warm, else eager ops
             args = (steps[t], h, c, *weights) if mode == "LSTM" else (steps[t], h, *weights)
-            fn = None if masks is not None else _rnn_fused.step_function(fused_mode, args)
+            fn = None if plain else _rnn_fused.step_function(fused_mode, args)
             out = None if fn is None else _rnn_fused.run_compiled(fn, args)
             h_prev, c_prev = h, c
             if out is not None:
@@ -224,6 +242,8 @@ class RNNBase(Module):
                     h = out
             elif mode == "LSTM":
                 h, c = _lstm_step(steps[t], h, c, w_hh, b_hh)
+                if w_hr is not None:
+                    h = h @ w_hr.t()
             elif mode == "GRU":
                 h = _gru_step(steps[t], h, w_hh, b_hh)
             else:

@@ -18,7 +18,7 @@ from ..._tensor import Tensor
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
-from ..utils._packed import PackedSequence, pack_like, step_masks
+from .._packed_sequence import PackedSequence, pack_like, step_masks
 from . import _rnn_fused
 from ._rnn_steps import gru_step as _gru_step
 from ._rnn_steps import lstm_step as _lstm_step

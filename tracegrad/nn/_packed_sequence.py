@@ -1,4 +1,6 @@
-"""PackedSequence and pack/pad conversions (PyTorch's ``torch.nn.utils.rnn``).
+"""pad_sequence, PackedSequence and pack/pad conversions (PyTorch's
+``torch.nn.utils.rnn``, which re-exports them: they sit here, beside the other nn
+composites, because the recurrent modules use them and ``nn.utils`` imports modules).
 
 A packed batch stores its sequences time step by time step, longest first: ``data`` is
 ``(sum(lengths), *)`` and ``batch_sizes[t]`` is how many sequences are longer than ``t``.
@@ -12,9 +14,29 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..._ops.creation import tensor
-from ..._ops.shape import cat, stack
-from ..._tensor import Tensor
+from .._ops.creation import tensor
+from .._ops.shape import cat, stack
+from .._tensor import Tensor
+
+
+def pad_sequence(sequences, batch_first: bool = False, padding_value: float = 0.0,
+                 padding_side: str = "right") -> Tensor:
+    """Stack sequences of shape ``(L_i, *)`` into ``(L_max, B, *)`` (or ``(B, L_max, *)``).
+
+    >>> import tracegrad as torch
+    >>> pad_sequence([torch.ones(2), torch.ones(3)], batch_first=True).tolist()
+    [[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]]
+    """
+    if padding_side not in ("left", "right"):
+        raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+    seqs = list(sequences)
+    max_len = max(s.shape[0] for s in seqs)
+    padded = []
+    for s in seqs:
+        extra = max_len - s.shape[0]
+        pads = [(0, extra) if padding_side == "right" else (extra, 0)] + [(0, 0)] * (s.ndim - 1)
+        padded.append(s.pad_dims(pads, padding_value))
+    return stack(padded, 0 if batch_first else 1)
 
 
 class PackedSequence(NamedTuple):
@@ -127,7 +149,6 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False,
 
 def pack_sequence(sequences, enforce_sorted: bool = True) -> PackedSequence:
     """Pack a list of ``(L_i, *)`` tensors (longest first unless ``enforce_sorted=False``)."""
-    from .rnn import pad_sequence
     seqs = list(sequences)
     return pack_padded_sequence(pad_sequence(seqs), [s.shape[0] for s in seqs],
                                 enforce_sorted=enforce_sorted)

@@ -7,6 +7,8 @@ import numpy as np
 
 from .._ops import math as M
 from .._ops import reduce as R
+from .._ops.creation import zeros
+from .._ops.shape import cat
 from .._primitives.registry import ShapeError
 from .._tensor import Tensor
 
@@ -81,6 +83,13 @@ def _in_projection(q, k, v, w, b, E):
     return tuple(out)
 
 
+def _pad_keys(mask: Tensor, extra: int) -> Tensor:
+    """An additive mask with ``extra`` trailing key columns that mask nothing."""
+    if not extra:
+        return mask
+    return mask.pad_dims([(0, 0)] * (mask.ndim - 1) + [(0, extra)], 0.0)
+
+
 def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_heads,
                                  in_proj_weight, in_proj_bias, bias_k, bias_v, add_zero_attn,
                                  dropout_p, out_proj_weight, out_proj_bias, training=True,
@@ -114,13 +123,23 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
             q, k, v = q + bq, k + bk, v + bv
     else:
         q, k, v = _in_projection(query, key, value, in_proj_weight, in_proj_bias, E)
-    if bias_k is not None or bias_v is not None or add_zero_attn:
-        raise NotImplementedError("MultiheadAttention: add_bias_kv and add_zero_attn are not "
-                                  "supported")
+    # extra key/value rows every query may attend to: a learned one (add_bias_kv), then a
+    # zero one (add_zero_attn); the masks get a column of "attend" for each
+    extra = 0
+    if (bias_k is None) != (bias_v is None):
+        raise ValueError("MultiheadAttention: bias_k and bias_v must be given together")
+    if bias_k is not None:
+        k = cat([k, bias_k.reshape(1, 1, E).expand(1, N, E)], 0)
+        v = cat([v, bias_v.reshape(1, 1, E).expand(1, N, E)], 0)
+        extra += 1
+    if add_zero_attn:
+        k = cat([k, zeros(1, N, E, dtype=k.dtype)], 0)
+        v = cat([v, zeros(1, N, E, dtype=v.dtype)], 0)
+        extra += 1
     # (L, N, E) -> (N, H, L, hd)
     q = q.reshape(L, N, H, hd).permute(1, 2, 0, 3)
-    k = k.reshape(S, N, H, hd).permute(1, 2, 0, 3)
-    v = v.reshape(S, N, H, hd).permute(1, 2, 0, 3)
+    k = k.reshape(S + extra, N, H, hd).permute(1, 2, 0, 3)
+    v = v.reshape(S + extra, N, H, hd).permute(1, 2, 0, 3)
     scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))  # (N, H, L, S)
     if is_causal and attn_mask is None:
         from .._ops.creation import tensor
@@ -131,12 +150,12 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
             if tuple(m.shape) != (L, S):
                 raise ShapeError(f"MultiheadAttention: the shape of the 2D attn_mask is "
                                  f"{tuple(m.shape)}, but should be {(L, S)}.")
-            scores = scores + m
+            scores = scores + _pad_keys(m, extra)
         elif m.ndim == 3:
             if tuple(m.shape) != (N * H, L, S):
                 raise ShapeError(f"MultiheadAttention: the shape of the 3D attn_mask is "
                                  f"{tuple(m.shape)}, but should be {(N * H, L, S)}.")
-            scores = scores + m.reshape(N, H, L, S)
+            scores = scores + _pad_keys(m, extra).reshape(N, H, L, S + extra)
         else:
             raise ShapeError(f"MultiheadAttention: attn_mask's dimension {m.ndim} is not "
                              f"supported")
@@ -144,7 +163,8 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
         if tuple(key_padding_mask.shape) != (N, S):
             raise ShapeError(f"MultiheadAttention: expected key_padding_mask of shape "
                              f"{(N, S)}, got {tuple(key_padding_mask.shape)}")
-        kpm = _mask_to_additive(key_padding_mask, scores.dtype).reshape(N, 1, 1, S)
+        kpm = _pad_keys(_mask_to_additive(key_padding_mask, scores.dtype), extra)
+        kpm = kpm.reshape(N, 1, 1, S + extra)
         scores = scores + kpm
     weights = R.softmax(scores, -1)
     if dropout_p > 0.0 and training:

@@ -5,7 +5,7 @@ import numpy as np
 
 from .._tensor import _wrap
 from . import _capture
-from .optimizer import (Optimizer, _bump_step, _check_float, _params_with_grad, _scalar,
+from .optimizer import (Optimizer, _array, _bump_step, _check_float, _params_with_grad, _scalar,
                         _step_tensor, _touch)
 
 
@@ -67,7 +67,7 @@ class Adagrad(Optimizer):
             clr = lr / (1 + (step - 1) * lr_decay)
             s = state["sum"]._data
             s += g * g
-            std = np.sqrt(s)
+            std = _array(np.sqrt(s))
             std += eps
             np.divide(g, std, out=std)
             std *= -clr

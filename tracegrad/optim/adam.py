@@ -7,7 +7,7 @@ import numpy as np
 
 from .._tensor import _wrap
 from . import _capture
-from .optimizer import (Optimizer, _bump_step, _check_float, _params_with_grad, _scalar,
+from .optimizer import (Optimizer, _array, _bump_step, _check_float, _params_with_grad, _scalar,
                         _step_tensor, _touch)
 
 
@@ -88,9 +88,9 @@ class Adam(Optimizer):
             if amsgrad:
                 vmax = state["max_exp_avg_sq"]._data
                 np.maximum(vmax, v, out=vmax)
-                denom = np.sqrt(vmax)
+                denom = _array(np.sqrt(vmax))
             else:
-                denom = np.sqrt(v)
+                denom = _array(np.sqrt(v))
             denom /= bias_correction2_sqrt
             denom += eps
             np.divide(m, denom, out=denom)

@@ -47,6 +47,23 @@ def _typename(obj) -> str:
     return type(obj).__module__ + "." + type(obj).__qualname__
 
 
+def _split_names(params: list) -> tuple[list, list | None]:
+    """``(name, tensor)`` pairs, as ``model.named_parameters()`` yields them, become the
+    tensors and the group's ``param_names`` (PyTorch 2.6+); plain tensors stay as they are."""
+    named = [isinstance(p, tuple) for p in params]
+    if not any(named):
+        return params, None
+    if not all(named):
+        raise ValueError("all optimizer params should be with/without names. Some param "
+                         "names are missing")
+    bad = [p for p in params if len(p) != 2 or not isinstance(p[0], str)]
+    if bad:
+        raise TypeError(f"optimizer params given as tuples must be (name, Tensor) pairs as "
+                        f"named_parameters() yields them, but got {_typename(bad[0])} of "
+                        f"length {len(bad[0])}")
+    return [p for _, p in params], [n for n, _ in params]
+
+
 class Optimizer(OptimizerHooks):
     """Base class of all optimizers (PyTorch's ``torch.optim.Optimizer``).
 
@@ -112,6 +129,7 @@ class Optimizer(OptimizerHooks):
             params = list(params)
         if not params:
             raise ValueError("optimizer got an empty parameter list")
+        params, names = _split_names(params)
         for p in params:
             if not isinstance(p, Tensor):
                 raise TypeError(f"optimizer can only optimize Tensors, but one of the params "
@@ -126,8 +144,13 @@ class Optimizer(OptimizerHooks):
                 raise ValueError(f"optimizer contains a parameter group with duplicate "
                                  f"parameters (shape {tuple(p.shape)})")
             seen.add(id(p))
+        if self.param_groups and (names is None) != ("param_names" not in self.param_groups[0]):
+            raise ValueError("all optimizer param groups should be with/without names. "
+                             "Some param groups have param_names and some do not")
         group = ParamGroup(param_group)   # NOTE (param groups written in a trace)
         group["params"] = params
+        if names is not None:
+            group["param_names"] = names
         for name, default in self.defaults.items():
             if default is required and name not in group:
                 raise ValueError(f"parameter group didn't specify a value of required "
@@ -315,6 +338,8 @@ class Optimizer(OptimizerHooks):
         for mine, saved in zip(self.param_groups, saved_groups):
             g = ParamGroup(copy.deepcopy({k: v for k, v in saved.items() if k != "params"}))
             g["params"] = mine["params"]
+            if "param_names" in mine and "param_names" not in g:
+                g["param_names"] = mine["param_names"]
             new_groups.append(g)
         self.state = new_state
         self.param_groups = new_groups
@@ -379,6 +404,13 @@ def _params_with_grad(group: dict):
         g = p.grad
         if g is not None:
             yield p, p._data, g._data
+
+
+def _array(x) -> np.ndarray:
+    """``x`` as an ndarray the update may write into: NumPy arithmetic on a 0-d array (a
+    scalar parameter, such as a learned temperature) returns a NumPy scalar, which
+    ``out=`` refuses ("return arrays must be of ArrayType")."""
+    return x if isinstance(x, np.ndarray) else np.asarray(x)
 
 
 def _touch(p: Tensor) -> None:

@@ -5,7 +5,7 @@ import numpy as np
 
 from .._tensor import _wrap
 from . import _capture
-from .optimizer import (Optimizer, _bump_step, _check_float, _params_with_grad, _scalar,
+from .optimizer import (Optimizer, _array, _bump_step, _check_float, _params_with_grad, _scalar,
                         _step_tensor, _touch)
 
 
@@ -72,10 +72,10 @@ class RMSprop(Optimizer):
                 a = state["grad_avg"]._data
                 a *= alpha
                 a += (1 - alpha) * g
-                avg = s - a * a
+                avg = _array(s - a * a)
                 np.sqrt(avg, out=avg)
             else:
-                avg = np.sqrt(s)
+                avg = _array(np.sqrt(s))
             avg += eps
             if momentum > 0:
                 b = state["momentum_buffer"]._data

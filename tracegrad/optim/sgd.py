@@ -5,7 +5,8 @@ import numpy as np
 
 from .._tensor import _wrap
 from . import _capture
-from .optimizer import Optimizer, _check_float, _params_with_grad, _scalar, _touch
+from .optimizer import (Optimizer, _array, _check_float, _params_with_grad, _scalar,
+                        _touch)
 
 
 class SGD(Optimizer):
@@ -49,10 +50,10 @@ class SGD(Optimizer):
         for p, w, g in _params_with_grad(group):
             fresh = False  # whether g is our own temporary (safe to overwrite)
             if maximize:
-                g = np.negative(g)
+                g = _array(np.negative(g))
                 fresh = True
             if wd != 0:
-                g = g + wd * w if not fresh else np.add(g, wd * w, out=g)
+                g = _array(g + wd * w) if not fresh else np.add(g, wd * w, out=g)
                 fresh = True
             if momentum != 0:
                 state = self.state[p]

@@ -70,6 +70,30 @@ class Sequential(Module):
                              f"{type(other)} is given.")
         return Sequential(*self, *other)
 
+    def __iadd__(self, other: "Sequential") -> "Sequential":
+        if not isinstance(other, Sequential):
+            raise ValueError(f"add operator supports only objects of Sequential class, but "
+                             f"{type(other)} is given.")
+        for module in list(other):
+            self.append(module)
+        return self
+
+    def __mul__(self, other: int) -> "Sequential":
+        """The same modules repeated ``other`` times (shared, not copied, as in PyTorch)."""
+        if not isinstance(other, int):
+            raise TypeError(f"unsupported operand type(s) for *: {type(self)} and {type(other)}")
+        if other <= 0:
+            raise ValueError(f"Non-positive multiplication factor {other} for {type(self)}")
+        return Sequential(*(list(self) * other))
+
+    __rmul__ = __mul__
+
+    def __imul__(self, other: int) -> "Sequential":
+        repeated = self * other
+        for module in list(repeated)[len(self):]:
+            self.append(module)
+        return self
+
     def append(self, module: Module) -> "Sequential":
         self.add_module(str(len(self)), module)
         return self
@@ -299,47 +323,125 @@ class ParameterList(Module):
 
 
 class ParameterDict(Module):
-    """An ordered dict of parameters."""
+    """An ordered dict of parameters (plain tensors are wrapped in ``Parameter``; other
+    values are kept as plain attributes, as in PyTorch).
+
+    NOTE: built or updated from a plain (unordered) mapping, the keys are sorted, as
+    PyTorch does: that order is the order of ``parameters()`` and ``state_dict()``, so an
+    optimizer checkpoint indexes the same parameters in both libraries. An OrderedDict,
+    a ParameterDict or a list of pairs keeps its order.
+    """
 
     def __init__(self, parameters=None) -> None:
         super().__init__()
+        self._keys: dict[str, None] = {}
         if parameters is not None:
             self.update(parameters)
 
+    def __setstate__(self, state) -> None:
+        super().__setstate__(state)
+        # pickled by a tracegrad that kept no key order: the parameters' own order
+        self.__dict__.setdefault("_keys", dict.fromkeys(self._parameters))
+
+    def _check_key(self, key) -> str:
+        if not isinstance(key, str):
+            raise TypeError(f"Index given to ParameterDict cannot be used as a key as it is "
+                            f"not a string (type is '{type(key).__name__}'). Open an issue "
+                            f"on github if you need non-string keys.")
+        return key
+
     def __getitem__(self, key: str):
-        return self._parameters[key]
+        return getattr(self, self._check_key(key))
 
     def __setitem__(self, key: str, value) -> None:
         from ..._tensor import Tensor
+        self._keys[self._check_key(key)] = None
         if isinstance(value, Tensor) and not isinstance(value, Parameter):
             value = Parameter(value)
-        self.register_parameter(key, value)
+        setattr(self, key, value)
 
     def __delitem__(self, key: str) -> None:
+        del self._keys[key]
         delattr(self, key)   # through Module: a compiled call sees the parameter change
 
     def __len__(self) -> int:
-        return len(self._parameters)
+        return len(self._keys)
 
     def __iter__(self):
-        return iter(self._parameters)
+        return iter(self._keys)
+
+    def __reversed__(self):
+        return reversed(list(self._keys))
 
     def __contains__(self, key) -> bool:
-        return key in self._parameters
+        return key in self._keys
 
     def keys(self):
-        return self._parameters.keys()
+        return self._keys.keys()
 
     def items(self):
-        return self._parameters.items()
+        return ((k, self[k]) for k in self._keys)
 
     def values(self):
-        return self._parameters.values()
+        return (self[k] for k in self._keys)
+
+    def get(self, key: str, default=None):
+        return self[key] if key in self else default
+
+    def setdefault(self, key: str, default=None):
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def pop(self, key: str):
+        value = self[key]
+        del self[key]
+        return value
+
+    def popitem(self):
+        if not self._keys:
+            raise KeyError("popitem(): ParameterDict is empty")
+        key = next(reversed(self._keys))
+        return key, self.pop(key)
+
+    def clear(self) -> None:
+        for key in list(self._keys):
+            del self[key]
+
+    def copy(self) -> "ParameterDict":
+        return ParameterDict(OrderedDict((k, self[k]) for k in self._keys))
+
+    def fromkeys(self, keys, default=None) -> "ParameterDict":
+        return ParameterDict((k, default) for k in keys)
 
     def update(self, parameters) -> None:
-        items = parameters.items() if hasattr(parameters, "items") else parameters
+        if isinstance(parameters, (OrderedDict, ParameterDict)):
+            items = list(parameters.items())
+        elif hasattr(parameters, "items"):
+            items = sorted(parameters.items(), key=lambda kv: kv[0])
+        else:
+            items = []
+            for j, pair in enumerate(parameters):
+                if not hasattr(pair, "__len__") or len(pair) != 2:
+                    raise ValueError(f"ParameterDict update sequence element #{j} should be "
+                                     f"an iterable of length 2")
+                items.append(tuple(pair))
         for k, v in items:
             self[k] = v
+
+    def __or__(self, other: "ParameterDict") -> "ParameterDict":
+        out = self.copy()
+        out.update(other)
+        return out
+
+    def __ror__(self, other: "ParameterDict") -> "ParameterDict":
+        out = other.copy()
+        out.update(self)
+        return out
+
+    def __ior__(self, other: "ParameterDict") -> "ParameterDict":
+        self.update(other)
+        return self
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError("ParameterDict has no forward")

@@ -78,7 +78,9 @@ class Module(BackwardHooksMixin, ForwardHooksMixin, StateDictMixin):
         d["_backward_pre_hooks"] = OrderedDict()
         d["_is_full_backward_hook"] = None
         d["_state_dict_hooks"] = OrderedDict()
+        d["_state_dict_pre_hooks"] = OrderedDict()
         d["_load_state_dict_pre_hooks"] = OrderedDict()
+        d["_load_state_dict_post_hooks"] = OrderedDict()
 
     forward: Callable[..., Any]
 
@@ -138,6 +140,21 @@ class Module(BackwardHooksMixin, ForwardHooksMixin, StateDictMixin):
                 raise AttributeError(f"{type(mod).__name__} has no attribute `{item}`")
             mod = mod._modules[item]
         return mod
+
+    def set_submodule(self, target: str, module: "Module", strict: bool = False) -> None:
+        """Put ``module`` at the dotted path ``target`` (``"encoder.layers.0"``), replacing
+        the submodule there; with ``strict`` the name must already exist."""
+        if target == "":
+            raise ValueError("Cannot set the submodule without a target name!")
+        if not isinstance(module, Module):
+            raise ValueError(f"`module` is not an nn.Module, found {type(module)}")
+        parent_path, _, name = target.rpartition(".")
+        parent = self.get_submodule(parent_path)
+        if strict and not hasattr(parent, name):
+            raise AttributeError(f"{parent._get_name()} has no attribute `{name}`")
+        if hasattr(parent, name) and not isinstance(getattr(parent, name), Module):
+            raise AttributeError(f"`{name}` is not an nn.Module")
+        setattr(parent, name, module)
 
     def get_parameter(self, target: str) -> Parameter:
         mod_path, _, name = target.rpartition(".")
@@ -233,6 +250,8 @@ class Module(BackwardHooksMixin, ForwardHooksMixin, StateDictMixin):
 
     def __setstate__(self, state) -> None:
         self.__dict__.update(state)
+        for name in ("_state_dict_pre_hooks", "_load_state_dict_post_hooks"):
+            self.__dict__.setdefault(name, OrderedDict())   # pickled before they existed
 
     # ---- iteration -------------------------------------------------------------------
     def _named_members(self, get_members, prefix: str = "", recurse: bool = True,

@@ -11,12 +11,14 @@ from __future__ import annotations
 import math
 
 from ..._ops.creation import empty, zeros
+from ..._ops.math import where
 from ..._ops.shape import cat, stack
 from ..._primitives.registry import ShapeError
 from ..._tensor import Tensor
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
+from .._packed_sequence import PackedSequence, pack_like, step_masks
 from . import _rnn_fused
 from ._rnn_steps import gru_step as _gru_step
 from ._rnn_steps import lstm_step as _lstm_step
@@ -34,8 +36,13 @@ class RNNBase(Module):
                  bidirectional: bool = False, proj_size: int = 0, device=None,
                  dtype=None) -> None:
         super().__init__()
-        if proj_size:
-            raise NotImplementedError("LSTM proj_size is not supported")
+        if proj_size < 0:
+            raise ValueError("proj_size should be a positive integer or zero to disable "
+                             "projections")
+        if proj_size and mode != "LSTM":
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+        if proj_size >= hidden_size:
+            raise ValueError("proj_size has to be smaller than hidden_size")
         if not 0 <= dropout <= 1:
             raise ValueError("dropout should be a number in range [0, 1] representing the "
                              "probability of an element being zeroed")
@@ -58,15 +65,20 @@ class RNNBase(Module):
         kw = {"dtype": dtype} if dtype is not None else {}
         gate = _GATES[mode] * hidden_size
         D = 2 if bidirectional else 1
+        # NOTE: with proj_size the LSTM's h (its output) is c's gate output times W_hr^T,
+        # of size proj_size; c keeps hidden_size (PyTorch's LSTMP)
+        out_size = proj_size or hidden_size
         self._flat_weights_names = []
         for layer in range(num_layers):
-            layer_in = input_size if layer == 0 else hidden_size * D
+            layer_in = input_size if layer == 0 else out_size * D
             for d in range(D):
                 sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
                 names = [("weight_ih" + sfx, (gate, layer_in)),
-                         ("weight_hh" + sfx, (gate, hidden_size))]
+                         ("weight_hh" + sfx, (gate, out_size))]
                 if bias:
                     names += [("bias_ih" + sfx, (gate,)), ("bias_hh" + sfx, (gate,))]
+                if proj_size:
+                    names += [("weight_hr" + sfx, (proj_size, hidden_size))]
                 for name, shape in names:
                     setattr(self, name, Parameter(empty(*shape, **kw)))
                     self._flat_weights_names.append(name)
@@ -83,7 +95,7 @@ class RNNBase(Module):
 
     @property
     def all_weights(self) -> list:
-        per = 4 if self.bias else 2
+        per = (4 if self.bias else 2) + (1 if self.proj_size else 0)
         w = self._flat_weights
         return [w[i:i + per] for i in range(0, len(w), per)]
 
@@ -92,6 +104,8 @@ class RNNBase(Module):
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size != 0:
+            s += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         if self.mode == "RNN_RELU":
@@ -119,15 +133,24 @@ class RNNBase(Module):
 
     def _check_hidden(self, h: Tensor, batch: int, what: str) -> None:
         D = 2 if self.bidirectional else 1
-        expected = (self.num_layers * D, batch, self.hidden_size)
+        size = self.proj_size if self.proj_size and what != "c_0" else self.hidden_size
+        expected = (self.num_layers * D, batch, size)
         if tuple(h.shape) != expected:
             raise ShapeError(f"{self!r}: expected {what} of shape {expected}, got "
                              f"{tuple(h.shape)}")
 
     def forward(self, input: Tensor, hx=None):
+        packed, masks = None, None
+        if isinstance(input, PackedSequence):
+            # NOTE: run as a padded time-major batch in the original order (hx is given in
+            # that order, as in PyTorch); the masks hold each sequence's state after its end
+            packed = input
+            input, masks = step_masks(packed)
         unbatched = self._check_input(input)
         lstm = self.mode == "LSTM"
-        if unbatched:
+        if packed is not None:
+            unbatched = False
+        elif unbatched:
             input = input.unsqueeze(1)
             if hx is not None:
                 hx = tuple(h.unsqueeze(1) for h in hx) if lstm else hx.unsqueeze(1)
@@ -136,8 +159,12 @@ class RNNBase(Module):
         N = input.shape[1]
         D = 2 if self.bidirectional else 1
         if hx is None:
-            h0 = zeros(self.num_layers * D, N, self.hidden_size, dtype=input.dtype)
-            c0 = h0 if lstm else None
+            h0 = zeros(self.num_layers * D, N, self.proj_size or self.hidden_size,
+                       dtype=input.dtype)
+            c0 = None
+            if lstm:
+                c0 = zeros(self.num_layers * D, N, self.hidden_size, dtype=input.dtype) \
+                    if self.proj_size else h0
         elif lstm:
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
                 raise TypeError(f"{self!r}: hx must be a tuple (h_0, c_0)")
@@ -155,7 +182,7 @@ class RNNBase(Module):
                 idx = layer * D + d
                 sfx = f"_l{layer}" + ("_reverse" if d == 1 else "")
                 out, h, c = self._run_direction(x, sfx, h0[idx], c0[idx] if lstm else None,
-                                                reverse=d == 1)
+                                                reverse=d == 1, masks=masks)
                 outs.append(out)
                 h_n.append(h)
                 if lstm:
@@ -166,14 +193,16 @@ class RNNBase(Module):
         output = x
         h_n = stack(h_n, 0)
         hidden = (h_n, stack(c_n, 0)) if lstm else h_n
-        if unbatched:
+        if packed is not None:
+            output = pack_like(output, packed)
+        elif unbatched:
             output = output.squeeze(1)
             hidden = tuple(h.squeeze(1) for h in hidden) if lstm else hidden.squeeze(1)
         elif self.batch_first:
             output = output.transpose(0, 1)
         return output, hidden
 
-    def _run_direction(self, x: Tensor, sfx: str, h: Tensor, c, reverse: bool):
+    def _run_direction(self, x: Tensor, sfx: str, h: Tensor, c, reverse: bool, masks=None):
         w_ih = getattr(self, "weight_ih" + sfx)
         w_hh = getattr(self, "weight_hh" + sfx)
         b_ih = getattr(self, "bias_ih" + sfx) if self.bias else None
@@ -190,7 +219,9 @@ class RNNBase(Module):
         weights = (w_hh, b_hh) if fused_mode == "GRU" else (w_hh,)
         # the whole loop as one compiled call when its signature is warm (_rnn_fused.py)
         args = (xw, h, c, *weights) if mode == "LSTM" else (xw, h, *weights)
-        fn = _rnn_fused.sequence_function(fused_mode, reverse, args)
+        w_hr = getattr(self, "weight_hr" + sfx) if self.proj_size else None
+        plain = masks is not None or w_hr is not None   # the fused programs know neither
+        fn = None if plain else _rnn_fused.sequence_function(fused_mode, reverse, args)
         out = None if fn is None else _rnn_fused.run_compiled(fn, args)
         if out is not None:
             return out if mode == "LSTM" else (out[0], out[1], None)
@@ -201,8 +232,9 @@ class RNNBase(Module):
         for t in order:
             # one compiled call per step when the step signature is warm, else eager ops
             args = (steps[t], h, c, *weights) if mode == "LSTM" else (steps[t], h, *weights)
-            fn = _rnn_fused.step_function(fused_mode, args)
+            fn = None if plain else _rnn_fused.step_function(fused_mode, args)
             out = None if fn is None else _rnn_fused.run_compiled(fn, args)
+            h_prev, c_prev = h, c
             if out is not None:
                 if mode == "LSTM":
                     h, c = out
@@ -210,10 +242,20 @@ class RNNBase(Module):
                     h = out
             elif mode == "LSTM":
                 h, c = _lstm_step(steps[t], h, c, w_hh, b_hh)
+                if w_hr is not None:
+                    h = h @ w_hr.t()
             elif mode == "GRU":
                 h = _gru_step(steps[t], h, w_hh, b_hh)
             else:
                 h = _rnn_step(steps[t], h, w_hh, b_hh, relu)
+            if masks is not None:
+                # a finished sequence keeps its last state (the reverse direction starts
+                # from h_0 at its own last step); its outputs past the end are not packed
+                outs[t] = h
+                h = where(masks[t], h, h_prev)
+                if mode == "LSTM":
+                    c = where(masks[t], c, c_prev)
+                continue
             outs[t] = h
         return stack(outs, 0), h, c
 

@@ -3,6 +3,7 @@
 traversal; ``Module`` inherits it."""
 from __future__ import annotations
 
+import functools
 import itertools
 from collections import OrderedDict, namedtuple
 
@@ -10,6 +11,9 @@ from ..._tensor import Tensor
 from ...autograd.grad_mode import no_grad
 from ..parameter import Parameter, is_lazy
 from .hooks import RemovableHandle
+
+
+_EXTRA_STATE = "_extra_state"   # PyTorch's key for get_extra_state()'s value
 
 
 class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
@@ -31,6 +35,19 @@ class StateDictMixin:
         for name, b in self._buffers.items():
             if b is not None and name not in self._non_persistent_buffers_set:
                 destination[prefix + name] = b if keep_vars else b.detach()
+        if _overrides(self, "get_extra_state"):
+            destination[prefix + _EXTRA_STATE] = self.get_extra_state()
+
+    def get_extra_state(self):
+        """Extra, non-tensor state for ``state_dict()`` under ``_extra_state``; a module
+        that overrides it (and ``set_extra_state``) has it saved and loaded."""
+        raise RuntimeError("Reached a code path in Module.get_extra_state() that should never "
+                           "be called. Please file an issue on GitHub.")
+
+    def set_extra_state(self, state) -> None:
+        """Restore what ``get_extra_state`` returned."""
+        raise RuntimeError("Reached a code path in Module.set_extra_state() that should never "
+                           "be called. Please file an issue on GitHub.")
 
     def state_dict(self, *args, destination=None, prefix: str = "", keep_vars: bool = False):
         """An ordered dict of every parameter and persistent buffer, by dotted name."""
@@ -42,6 +59,8 @@ class StateDictMixin:
                 keep_vars = args[2]
         if destination is None:
             destination = OrderedDict()
+        for hook in self._state_dict_pre_hooks.values():
+            hook(self, prefix, keep_vars)
         self._save_to_state_dict(destination, prefix, keep_vars)
         for name, m in self._modules.items():
             if m is not None:
@@ -86,9 +105,15 @@ class StateDictMixin:
                 continue
             with no_grad():
                 param.copy_(value)
+        extra_key = prefix + _EXTRA_STATE
+        if _overrides(self, "set_extra_state"):
+            if extra_key in state_dict:
+                self.set_extra_state(state_dict[extra_key])
+            elif strict:
+                missing_keys.append(extra_key)
         if strict:
             for key in state_dict:
-                if not key.startswith(prefix):
+                if not key.startswith(prefix) or key == extra_key:
                     continue
                 rest = key[len(prefix):]
                 head = rest.split(".", 1)[0]
@@ -124,6 +149,13 @@ class StateDictMixin:
             for name, child in module._modules.items():
                 if child is not None:
                     load(child, prefix + name + ".")
+            # PyTorch's order: a module's post hooks run after its children loaded; they
+            # see (and may edit) the keys found so far, before strict turns them into errors
+            incompatible = _IncompatibleKeys(missing, unexpected)
+            for hook in module._load_state_dict_post_hooks.values():
+                if hook(module, incompatible) is not None:
+                    raise RuntimeError("load_state_dict post hooks must return None, and "
+                                       "edit the incompatible keys in place")
         load(self)
         if strict:
             if unexpected:
@@ -137,7 +169,46 @@ class StateDictMixin:
                                + "\n\t".join(errors))
         return _IncompatibleKeys(missing, unexpected)
 
-    def register_load_state_dict_pre_hook(self, hook) -> RemovableHandle:
+    def _register_load_state_dict_pre_hook(self, hook, with_module: bool = False
+                                           ) -> RemovableHandle:
+        """``hook(state_dict, prefix, local_metadata, strict, missing_keys,
+        unexpected_keys, error_msgs)``, with the module first when ``with_module``."""
         handle = RemovableHandle(self._load_state_dict_pre_hooks)
-        self._load_state_dict_pre_hooks[handle.id] = hook
+        self._load_state_dict_pre_hooks[handle.id] = \
+            functools.partial(hook, self) if with_module else hook
         return handle
+
+    def register_load_state_dict_pre_hook(self, hook) -> RemovableHandle:
+        """``hook(module, state_dict, prefix, local_metadata, strict, missing_keys,
+        unexpected_keys, error_msgs)`` before this module loads its entries."""
+        return self._register_load_state_dict_pre_hook(hook, with_module=True)
+
+    def register_load_state_dict_post_hook(self, hook) -> RemovableHandle:
+        """``hook(module, incompatible_keys)`` after ``load_state_dict`` loaded this
+        module and its children; it may clear ``missing_keys``/``unexpected_keys``."""
+        return _add_hook(self._load_state_dict_post_hooks, hook)
+
+    def register_state_dict_pre_hook(self, hook) -> RemovableHandle:
+        """``hook(module, prefix, keep_vars)`` before ``state_dict`` saves this module."""
+        return _add_hook(self._state_dict_pre_hooks, hook)
+
+    def register_state_dict_post_hook(self, hook) -> RemovableHandle:
+        """``hook(module, state_dict, prefix, local_metadata)`` after ``state_dict`` saved
+        this module and its children; it edits ``state_dict`` in place."""
+        return _add_hook(self._state_dict_hooks, hook)
+
+    def _register_state_dict_hook(self, hook) -> RemovableHandle:
+        """The older form: ``hook(module, state_dict, prefix, local_metadata)`` may also
+        return a new state dict."""
+        return _add_hook(self._state_dict_hooks, hook)
+
+
+def _add_hook(hooks: dict, hook) -> RemovableHandle:
+    handle = RemovableHandle(hooks)
+    hooks[handle.id] = hook
+    return handle
+
+
+def _overrides(module, name: str) -> bool:
+    """Whether ``module``'s class defines its own ``get_extra_state``/``set_extra_state``."""
+    return getattr(type(module), name) is not getattr(StateDictMixin, name)

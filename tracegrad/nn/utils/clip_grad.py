@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..._tensor import Tensor
 from ..._dispatch import is_tracing
+from ..._ops.shape import stack
+from ..._tensor import Tensor
+from ...linalg._norms import vector_norm
 from ...autograd.grad_mode import no_grad
 
 
@@ -12,6 +14,21 @@ def _params(parameters) -> list:
     if isinstance(parameters, Tensor):
         parameters = [parameters]
     return [p for p in parameters if p.grad is not None]
+
+
+def _vector_norm(a: np.ndarray, norm_type: float) -> float:
+    """``torch.linalg.vector_norm(a, norm_type)`` of a NumPy array, in float64: inf/-inf
+    are the largest/smallest magnitude, 0 counts the nonzero entries (NaN propagates)."""
+    a = np.abs(np.asarray(a, dtype=np.float64))
+    if a.size == 0:
+        return 0.0
+    if norm_type == float("inf"):
+        return float(a.max())
+    if norm_type == float("-inf"):
+        return float(a.min())
+    if norm_type == 0:
+        return float(np.count_nonzero(a))
+    return float(np.sum(a ** norm_type) ** (1.0 / norm_type))
 
 
 def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = False,
@@ -22,12 +39,9 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
     if not tensors:
         return tensor(0.0)
     with no_grad():
-        if norm_type == float("inf"):
-            total = max(float(np.abs(t._data).max()) if t.numel() else 0.0 for t in tensors)
-        else:
-            norms = [float(np.sum(np.abs(t._data.astype(np.float64)) ** norm_type))
-                     for t in tensors]
-            total = float(np.sum(norms)) ** (1.0 / norm_type)
+        # NOTE: PyTorch takes the norm of the per-tensor norms (that is what defines
+        # orders 0 and -inf over several tensors), and a NaN anywhere makes the total NaN
+        total = _vector_norm([_vector_norm(t._data, norm_type) for t in tensors], norm_type)
     out = tensor(total, dtype=tensors[0].dtype)
     if error_if_nonfinite and not np.isfinite(total):
         raise RuntimeError(f"The total norm of order {norm_type} for gradients from "
@@ -40,7 +54,9 @@ def get_total_norm(tensors, norm_type: float = 2.0, error_if_nonfinite: bool = F
 def clip_grads_with_norm_(parameters, max_norm: float, total_norm: Tensor, foreach=None) -> None:
     params = _params(parameters)
     coef = float(max_norm) / (float(total_norm) + 1e-6)
-    if coef < 1.0:
+    # NOTE: ``not coef >= 1`` rather than ``coef < 1``: a NaN norm scales every gradient by
+    # NaN, as PyTorch's ``clamp(coef, max=1)`` does, instead of leaving them unclipped
+    if not coef >= 1.0:
         with no_grad():
             for p in params:
                 p.grad.mul_(coef)
@@ -66,16 +82,13 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
 
 def _clip_grad_norm_traced(params, max_norm: float, norm_type: float) -> Tensor:
     """The same clip in tensor ops, for a compiled training step: the norm in float64 as
-    above, and ``min(coef, 1)`` instead of the branch on ``coef < 1`` (``g * 1.0 == g``)."""
+    above, and ``min(coef, 1)`` instead of the branch on ``coef < 1`` (``g * 1.0 == g``;
+    a NaN coef stays NaN, as in eager mode)."""
     with no_grad():
         grads = [p.grad for p in params]
-        if norm_type == float("inf"):
-            total = grads[0].abs().max().double()
-            for g in grads[1:]:
-                total = total.maximum(g.abs().max().double())
-        else:
-            total = sum(((g.double().abs() ** norm_type).sum() for g in grads[1:]),
-                        (grads[0].double().abs() ** norm_type).sum()) ** (1.0 / norm_type)
+        # the norm of the per-tensor norms, as in get_total_norm (orders 0 and -inf)
+        total = vector_norm(stack([vector_norm(g.double(), norm_type) for g in grads]),
+                            norm_type)
         coef = (max_norm / (total + 1e-6)).clamp(max=1.0)
         for g in grads:
             g.mul_(coef.to(g.dtype))

@@ -17,7 +17,18 @@ from .llvm_pow_f32 import pow_f32_fast
 from .llvm_vector_calls import lane_fixed_call
 
 _F64 = ir.DoubleType()
-_POW_F32_VERSION = 2   # part of the function's name: NOTE (vector variants)
+_POW_F32_VERSION = 3   # part of the function's name: NOTE (vector variants)
+
+# NOTE (cold float32 pow): NOTE (fast float32 pow)'s function had its fast path three
+# times in a kernel: the 16-lane version in the vectorised loop, an 8-lane one in the
+# vectorised epilogue LLVM adds after it, and the scalar function of the loop's last
+# lanes; and a loop of constant trip count was interleaved four times (four more copies,
+# now one vector per iteration: NOTE (one vector per float64 sin/cos call) in
+# codegen.render_llvm). Only the 16-lane version is kept: the scalar function is
+# glibc's pow itself (the same bits by construction; at most 15 lanes of a vectorised
+# loop take it), and with no 8-lane version LLVM leaves the epilogue scalar. A kernel
+# of x ** y, first call, no disk cache, CPU: FIGURES. A loop the vectoriser leaves
+# scalar runs at libm's speed, as before the fast path.
 
 
 def _const(ty: ir.Type, value) -> ir.Constant:
@@ -43,7 +54,7 @@ def pow_float(r, x: ir.Value, y: ir.Value) -> ir.Value:
         name = f"tracegrad.pow.f32.{_POW_F32_VERSION}"
         fast = lambda fb, fx, fy: pow_f32_fast(fb, fx, fy, True)  # noqa: E731
         out = b.extract_value(lane_fixed_call(b, name, (x, y), 1, fast, _pow_f32_exact,
-                                              (16, 8)), 0)
+                                              (16,), scalar_fast=False), 0)
     one = _const(ty, 1.0)
     square = b.fmul(x, x)
     special = ((-2.0, b.fdiv(one, square)), (-1.0, b.fdiv(one, x)),

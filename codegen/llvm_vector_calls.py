@@ -135,14 +135,15 @@ def _body(fn: ir.Function, fast: FastPath, slow: ir.Function) -> None:
 
 
 def lane_fixed_call(b: ir.IRBuilder, name: str, x: ir.Value | tuple[ir.Value, ...],
-                    results: int, fast: FastPath, slow: SlowPath, widths: tuple[int, ...]
-                    ) -> ir.Value:
+                    results: int, fast: FastPath, slow: SlowPath, widths: tuple[int, ...],
+                    scalar_fast: bool = True) -> ir.Value:
     """``@name(x)`` for a scalar ``x`` (or a tuple of scalars of one type, the function's
     arguments): a struct of ``results`` values of x's type, defined in ``b``'s module on
     first use. ``fast(b, *vs)`` gives (the values, a needs-slow flag) for scalars or
     vectors vs, ``slow(b, *lanes)`` the values of one scalar lane (NOTE (vector
-    variants)); vector versions of ``widths`` lanes. ``name`` must change whenever the
-    code ``fast`` or ``slow`` emits does."""
+    variants)); vector versions of ``widths`` lanes; the scalar one takes the fast path
+    too unless not ``scalar_fast`` (then ``slow`` for every lane: both must give the same
+    values). ``name`` must change whenever the code ``fast`` or ``slow`` emits does."""
     xs = list(x) if isinstance(x, tuple) else [x]
     mod = b.module
     fn = mod.globals.get(name)
@@ -155,7 +156,11 @@ def lane_fixed_call(b: ir.IRBuilder, name: str, x: ir.Value | tuple[ir.Value, ..
         variants = ",".join(f"_ZGV_LLVM_N{w}{vs}_{name}({name}.v{w})" for w in widths)
         fn = _function(mod, name, ty, results, [f'"vector-function-abi-variant"="{variants}"'],
                        arity=arity)
-        _body(fn, fast, slow_fn)
+        if scalar_fast:
+            _body(fn, fast, slow_fn)
+        else:   # the slow path for every scalar lane: NOTE (cold float32 pow)
+            fb = ir.IRBuilder(fn.append_basic_block("entry"))
+            fb.ret(fb.call(slow_fn, list(fn.args)))
         for w in widths:
             # alwaysinline: NOTE (inlined vector variants) in runtime.llvm_pipeline
             _body(_function(mod, f"{name}.v{w}", ir.VectorType(ty, w), results, [],

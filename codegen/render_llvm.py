@@ -259,7 +259,7 @@ class _Renderer:
         phi.add_incoming(nxt, b.block)
         b.cbranch(b.icmp_signed("<", nxt, end, name=f"{var}.latch"), header, exit_)
         b.position_at_end(exit_)
-        if _calls_vector_variant(body):
+        if _calls_vector_variant(body, self.native_ldexp):
             self.interleaved[var] = 1   # NOTE (one vector per float64 sin/cos call)
         elif _interleave_pays(end, body):
             self.interleaved[var] = _INTERLEAVE
@@ -449,13 +449,19 @@ def _interleave_pays(end, body) -> bool:
 # warm-up compile, 4 alternating fresh processes (AMD EPYC VM, load ~4): sin 70-84 ->
 # 51-84, cos * 2 75-94 -> 50-71, sin + cos 71-98 -> 51-93 (code generation 61-75 ->
 # 29-49 ms); sin + cos over 64K in-cache elements 104-136 -> 110-128 us, the same within
-# noise. (The 250-300 ms in codegen.llvm_vector_calls' doc were the Intel VM's.)
-_VECTOR_VARIANT_OPS = (Op.SIN, Op.COS)
+# noise. (The 250-300 ms in codegen.llvm_vector_calls' doc were the Intel VM's.) Float32
+# pow on AVX-512 is such a call too (NOTE (fast float32 pow) in codegen.llvm_pow_f32),
+# which NOTE (interleaved math loops) had given four vectors per iteration (|x| ** 2.5
+# over 1M: four inlined copies of its fast path); one vector each cut that kernel's cold
+# compile by ~25 ms of CPU at the same steady speed (NOTE (cold float32 pow) in
+# codegen.llvm_pow).
+_VECTOR_VARIANT_OPS = ((Op.SIN, np.float64), (Op.COS, np.float64))
+_NATIVE_LDEXP_VECTOR_VARIANT_OPS = ((Op.POW, np.float32),)   # AVX-512's only
 
 
-def _calls_vector_variant(body) -> bool:
-    return any(isinstance(s, Instr) and s.op in _VECTOR_VARIANT_OPS
-               and s.dtype == np.float64 for s in body)
+def _calls_vector_variant(body, native_ldexp: bool) -> bool:
+    ops = _VECTOR_VARIANT_OPS + (_NATIVE_LDEXP_VECTOR_VARIANT_OPS if native_ldexp else ())
+    return any(isinstance(s, Instr) and (s.op, s.dtype) in ops for s in body)
 
 
 def _with_interleave(text: str, loops: dict[str, int]) -> str:

@@ -42,10 +42,10 @@ def test_a_pow_loop_runs_one_vector_per_iteration(n):
     assert re.findall(r'"llvm\.loop\.interleave\.count", i32 (\d+)', text) == ["1"]
 
 
-def test_without_avx512_the_libm_loop_keeps_four_vectors_per_iteration():
-    # (no fast path to copy: NOTE (interleaved math loops) as before)
+def test_without_avx512_the_libm_loop_is_not_held_to_one_vector():
+    # (no fast path to copy: LLVM interleaves the libm loop as before)
     text = _source("pow_libm_loop", 1 << 20, native_ldexp=False)
-    assert re.findall(r'"llvm\.loop\.interleave\.count", i32 (\d+)', text) == ["4"]
+    assert "1" not in re.findall(r'"llvm\.loop\.interleave\.count", i32 (\d+)', text)
 
 
 @AVX512

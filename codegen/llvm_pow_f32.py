@@ -26,7 +26,8 @@ keeps libm's pow. The loop alone, 1M float32, one thread, CPU time, interleaved,
 of 31: x ** y 14.0 -> 2.9 ms, |x| ** 2.5 15.0 -> 3.1 (libm per lane -> this); through
 torch.compile 17.2 -> 3.4 and 15.0 -> 3.1 (torch 2.13, one thread, 3.5 and 3.4). The price
 is compile time, as sin/cos's: a kernel of x ** y, first call, no disk cache, 38 -> 110-140
-ms of CPU.
+ms of CPU (cut to ~60 by NOTE (cold float32 pow) in codegen.llvm_pow: only vectors take
+this path, scalar lanes glibc's pow).
 """
 from __future__ import annotations
 
@@ -80,22 +81,12 @@ _EXP2_SERIES = [math.log(2) ** k / math.factorial(k) for k in range(1, 7)]
 _SHIFT = 1.5 * 2.0 ** 52   # adding it rounds to an integer, left in the low bits
 
 
-def _lookup(b: ir.IRBuilder, name: str, values: list[float], idx: ir.Value) -> ir.Value:
-    """values[idx] (16 of them) for an integer (vector) ``idx``: a load for a scalar (the
-    loop's remainder); for a vector, AVX-512's two-register permute per 8 lanes, where a
-    gather took ~30 cycles (measured: a gathered 128-entry log2 cost as much as libm's pow)."""
+def _lookup(b: ir.IRBuilder, values: list[float], idx: ir.Value) -> ir.Value:
+    """values[idx] (16 of them) for an integer vector ``idx``: AVX-512's two-register
+    permute per 8 lanes, where a gather took ~30 cycles (measured: a gathered 128-entry
+    log2 cost as much as libm's pow). (Scalar lanes take glibc's pow: NOTE (cold float32
+    pow) in codegen.llvm_pow.)"""
     mod = b.module
-    if not isinstance(idx.type, ir.VectorType):
-        arr = ir.ArrayType(_F64, len(values))
-        table = mod.globals.get(name)
-        if table is None:
-            table = ir.GlobalVariable(mod, arr, name)
-            table.global_constant = True
-            table.linkage = "linkonce_odr"   # one copy when modules of a batch link
-            table.initializer = ir.Constant(arr, values)
-        ptr = b.gep(table, [ir.Constant(_I64, 0), b.zext(idx, _I64)], inbounds=True,
-                    source_etype=arr)
-        return b.load(ptr, typ=_F64)
     lanes = idx.type.count
     v8, i8 = ir.VectorType(_F64, 8), ir.VectorType(_I64, 8)
     fname = "llvm.x86.avx512.vpermi2var.pd.512"
@@ -119,16 +110,16 @@ def log2_abs_f32(b: ir.IRBuilder, x: ir.Value, m: _Emitter) -> ir.Value:
     ax = b.bitcast(bits, x.type)
     # a subnormal: scaled by 2**23 (exact), its k lowered by 23
     sub = b.icmp_unsigned("<", bits, m.i(0x00800000, ity))
-    scaled = b.sub(b.bitcast(b.fmul(ax, _fconst(x.type, 2.0 ** 23)), ity), m.i(23 << 23, ity))
+    scaled = b.sub(b.bitcast(b.fmul(ax, splat_constant(x.type, 2.0 ** 23)), ity), m.i(23 << 23, ity))
     ix = b.select(sub, scaled, bits)
     tmp = b.sub(ix, m.i(_OFF, ity))
     idx = b.and_(b.lshr(tmp, m.i(23 - _TABLE_BITS, ity)), m.i((1 << _TABLE_BITS) - 1, ity))
     top = b.and_(tmp, m.i(-(1 << 23), ity))
     z = b.fpext(b.bitcast(b.sub(ix, top), x.type), m.ty)
     k = b.sitofp(b.ashr(top, m.i(23, ity)), m.ty)
-    r = m.fma(z, _lookup(b, "tracegrad.pow.f32.inv_c.2", _INV_C, idx), m.c(-1.0))
+    r = m.fma(z, _lookup(b, _INV_C, idx), m.c(-1.0))
     series = b.fmul(r, m.poly(r, _SERIES))
-    finite = b.fadd(b.fadd(k, _lookup(b, "tracegrad.pow.f32.log_c.2", _LOG_C, idx)), series)
+    finite = b.fadd(b.fadd(k, _lookup(b, _LOG_C, idx)), series)
     axd = b.fpext(ax, m.ty)
     special = b.select(b.fcmp_ordered("==", axd, m.c(0.0)), m.c(-math.inf), axd)  # inf, NaN
     ordinary = b.and_(b.fcmp_ordered(">", axd, m.c(0.0)), b.fcmp_ordered("<", axd, m.c(math.inf)))
@@ -144,24 +135,18 @@ def exp2_f64(b: ir.IRBuilder, t: ir.Value, m: _Emitter) -> ir.Value:
     nf = b.fsub(shifted, m.c(_SHIFT))
     r = m.fma(nf, m.c(-1.0 / 16), t)
     n = b.sub(b.bitcast(shifted, m.like(_I64)), m.i(0x4338000000000000, m.like(_I64)))
-    scale = _lookup(b, "tracegrad.pow.f32.exp2.2", _EXP2_TABLE,
-                    b.and_(n, m.i(15, m.like(_I64))))
+    scale = _lookup(b, _EXP2_TABLE, b.and_(n, m.i(15, m.like(_I64))))
     exponent = b.shl(b.ashr(n, m.i(4, m.like(_I64))), m.i(52, m.like(_I64)))
     scale = b.bitcast(b.add(b.bitcast(scale, m.like(_I64)), exponent), m.ty)
     return m.fma(scale, b.fmul(r, m.poly(r, _EXP2_SERIES)), scale)
 
 
-def _fconst(ty: ir.Type, value: float) -> ir.Constant:
-    return splat_constant(ty, value) if isinstance(ty, ir.VectorType) else ir.Constant(ty, value)
-
-
 def pow_f32_fast(b: ir.IRBuilder, x: ir.Value, y: ir.Value, native_ldexp: bool
                  ) -> tuple[list[ir.Value], ir.Value]:
-    """([x ** y], whether a lane needs glibc's pow) for float32 (vector) x and y: NOTE
+    """([x ** y], whether a lane needs glibc's pow) for float32 vectors x and y: NOTE
     (fast float32 pow). PyTorch's special exponents are the caller's."""
     ty = x.type
-    lanes = ty.count if isinstance(ty, ir.VectorType) else 0
-    m = _Emitter(b, ir.VectorType(_F64, lanes) if lanes else _F64, native_ldexp)
+    m = _Emitter(b, ir.VectorType(_F64, ty.count), native_ldexp)
     yd = b.fpext(y, m.ty)
     t = b.fmul(yd, log2_abs_f32(b, x, m))
     power = exp2_f64(b, t, m)

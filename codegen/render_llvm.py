@@ -452,9 +452,9 @@ def _interleave_pays(end, body) -> bool:
 # noise. (The 250-300 ms in codegen.llvm_vector_calls' doc were the Intel VM's.) Float32
 # pow on AVX-512 is such a call too (NOTE (fast float32 pow) in codegen.llvm_pow_f32),
 # which NOTE (interleaved math loops) had given four vectors per iteration (|x| ** 2.5
-# over 1M: four inlined copies of its fast path); one vector each cut that kernel's cold
-# compile by ~25 ms of CPU at the same steady speed (NOTE (cold float32 pow) in
-# codegen.llvm_pow).
+# over 1M: four inlined copies of its fast path); one vector alone cut that kernel's cold
+# compile from ~125 to ~100 ms of CPU (single runs), and with NOTE (cold float32 pow) in
+# codegen.llvm_pow its steady speed stayed the same within noise.
 _VECTOR_VARIANT_OPS = ((Op.SIN, np.float64), (Op.COS, np.float64))
 _NATIVE_LDEXP_VECTOR_VARIANT_OPS = ((Op.POW, np.float32),)   # AVX-512's only
 

@@ -28,6 +28,7 @@ from .._dtype import can_cast
 from .._tensor import Tensor
 from ..autograd.grad_mode import state as _grad_state
 from .dtype_names import scalar_type_name
+from .numpy_aliases import alias_renames, torch_name_for_alias, with_own_names
 from .pytorch_signatures import SIGNATURES
 
 
@@ -76,6 +77,11 @@ def _argument_error(key: str, fn, args, kwargs, own_names, torch_names, error) -
             return UnsupportedArgumentError(
                 f"{shown}(): tracegrad does not support the argument '{name}' yet (PyTorch's "
                 f"{_describe(key)} accepts it)")
+        numpy_for = torch_name_for_alias(name, torch_names)
+        if numpy_for is not None:
+            return UnsupportedArgumentError(
+                f"{shown}(): tracegrad does not support the argument '{name}' yet (PyTorch's "
+                f"{_describe(key)} accepts it as NumPy's name for '{numpy_for}')")
         return UnsupportedArgumentError(
             f"{shown}(): got an unexpected keyword argument '{name}'; PyTorch's "
             f"{_describe(key) or key} does not accept it either")
@@ -123,6 +129,20 @@ def adapt(fn, key: str, is_method: bool = False):
                               error) from None
 
     renamed = frozenset(rename)
+    # NumPy's names PyTorch accepts (NOTE (numpy aliases cost nothing) in numpy_aliases.py):
+    # looked for only once a call with keywords has failed
+    numpy_renames = alias_renames(
+        torch_names, own_names,
+        lambda t: t if t in own_names else rename.get(t))
+    shown_name = key.split(".", 1)[1]
+
+    def retry_with_own_names(args, kwargs, out, error):
+        own_kwargs = with_own_names(shown_name, kwargs, numpy_renames)
+        if own_kwargs is None:
+            refuse(args, kwargs, error)
+        if out is not None:
+            own_kwargs["out"] = out
+        return public(*args, **own_kwargs)
 
     @functools.wraps(fn)
     def public(*args, **kwargs):
@@ -138,7 +158,7 @@ def adapt(fn, key: str, is_method: bool = False):
         try:
             result = fn(*args, **kwargs)
         except TypeError as e:
-            refuse(args, kwargs, e)
+            return retry_with_own_names(args, kwargs, out, e)
         if out is not None:
             return write_out(key.split(".", 1)[1], out, result)
         return result

@@ -1,0 +1,75 @@
+"""NumPy's names for PyTorch's parameters, which PyTorch's argument parser accepts on every
+function and Tensor method it parses (``numpy_compatibility_arg_names`` in
+torch/csrc/utils/python_arg_parser.cpp): ``x.sum(axis=1, keepdims=True)``,
+``torch.cat(ts, axis=0)``, ``torch.add(x1=a, x2=b)``.
+
+NOTE (numpy aliases cost nothing): an alias is never looked for on a call that works. The
+wrapper of ``pytorch_args.adapt`` renames aliases only after the call raised TypeError, and
+functions left unwrapped for speed (most Tensor methods) take ``axis``/``keepdims`` as
+keyword-only parameters resolved by ``dim_alias``/``keepdim_alias``: one ``is`` test each.
+"""
+from __future__ import annotations
+
+# PyTorch's parameter -> NumPy's names for it (python_arg_parser.cpp, torch 2.13)
+NUMPY_NAMES = {"dim": ("axis",), "keepdim": ("keepdims",), "input": ("x", "a", "x1"),
+               "other": ("x2",)}
+
+NOT_GIVEN = object()  # default of an alias parameter: ``None`` is a valid ``dim``
+
+
+def alias_renames(torch_names, own_names, own_name_of) -> dict[str, str]:
+    """alias -> the function's own parameter, for each PyTorch parameter of ``torch_names``
+    the function has (``own_name_of`` gives its own name for a PyTorch name, or None)."""
+    renames = {}
+    for torch_name, aliases in NUMPY_NAMES.items():
+        own = own_name_of(torch_name) if torch_name in torch_names else None
+        if own is None:
+            continue
+        for alias in aliases:
+            if alias not in own_names:
+                renames[alias] = own
+    return renames
+
+
+def with_own_names(fn_name: str, kwargs: dict, renames: dict) -> dict | None:
+    """``kwargs`` with each alias replaced by the parameter it names; None without one."""
+    used = [a for a in kwargs if a in renames]
+    if not used:
+        return None
+    renamed = dict(kwargs)
+    for alias in used:
+        own = renames[alias]
+        if own in renamed:
+            raise TypeError(f"{fn_name}(): got multiple values for argument '{own}' (also "
+                            f"given as NumPy's name '{alias}')")
+        renamed[own] = renamed.pop(alias)
+    return renamed
+
+
+def torch_name_for_alias(name: str, torch_names) -> str | None:
+    """The PyTorch parameter that NumPy's ``name`` stands for in a signature taking
+    ``torch_names``, or None."""
+    for torch_name, aliases in NUMPY_NAMES.items():
+        if name in aliases and torch_name in torch_names:
+            return torch_name
+    return None
+
+
+def dim_alias(fn_name: str, dim, axis, default=None):
+    """``dim`` from a function's ``dim``/``axis`` pair (``axis`` NOT_GIVEN by default);
+    a ``dim`` still at ``default`` counts as not given."""
+    if axis is NOT_GIVEN:
+        return dim
+    if dim is not default:
+        raise TypeError(f"{fn_name}(): got multiple values for argument 'dim' (also given as "
+                        f"NumPy's name 'axis')")
+    return axis
+
+
+def keepdim_alias(fn_name: str, keepdim, keepdims):
+    if keepdims is NOT_GIVEN:
+        return keepdim
+    if keepdim is not False:
+        raise TypeError(f"{fn_name}(): got multiple values for argument 'keepdim' (also given "
+                        f"as NumPy's name 'keepdims')")
+    return keepdims

@@ -55,21 +55,20 @@ def torch_name_for_alias(name: str, torch_names) -> str | None:
     return None
 
 
-def dim_alias(fn_name: str, dim, axis, default=None):
-    """``dim`` from a function's ``dim``/``axis`` pair (``axis`` NOT_GIVEN by default);
-    a ``dim`` still at ``default`` counts as not given."""
-    if axis is NOT_GIVEN:
-        return dim
-    if dim is not default:
-        raise TypeError(f"{fn_name}(): got multiple values for argument 'dim' (also given as "
-                        f"NumPy's name 'axis')")
-    return axis
-
-
-def keepdim_alias(fn_name: str, keepdim, keepdims):
-    if keepdims is NOT_GIVEN:
-        return keepdim
-    if keepdim is not False:
-        raise TypeError(f"{fn_name}(): got multiple values for argument 'keepdim' (also given "
-                        f"as NumPy's name 'keepdims')")
-    return keepdims
+def from_numpy_names(fn_name: str, dim, keepdim, axis, keepdims, dim_default=None):
+    """(dim, keepdim) of a function that also takes NumPy's ``axis``/``keepdims`` as
+    keyword-only parameters (NOT_GIVEN by default); called only when one was given, or
+    when a required ``dim`` (``dim_default`` NOT_GIVEN) is missing."""
+    if axis is not NOT_GIVEN:
+        if dim is not dim_default:
+            raise TypeError(f"{fn_name}(): got multiple values for argument 'dim' (also "
+                            f"given as NumPy's name 'axis')")
+        dim = axis
+    elif dim is NOT_GIVEN:
+        raise TypeError(f"{fn_name}() missing 1 required positional argument: 'dim'")
+    if keepdims is not NOT_GIVEN:
+        if keepdim is not False:
+            raise TypeError(f"{fn_name}(): got multiple values for argument 'keepdim' (also "
+                            f"given as NumPy's name 'keepdims')")
+        keepdim = keepdims
+    return dim, keepdim

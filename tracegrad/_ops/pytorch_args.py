@@ -28,8 +28,19 @@ from .._dtype import can_cast
 from .._tensor import Tensor
 from ..autograd.grad_mode import state as _grad_state
 from .dtype_names import scalar_type_name
-from .numpy_aliases import alias_renames, torch_name_for_alias, with_own_names
+from .._numpy_aliases import alias_renames, torch_name_for_alias, with_own_names
 from .pytorch_signatures import SIGNATURES
+
+
+# Hot Tensor methods that stay unwrapped although they lack some of NumPy's names PyTorch
+# accepts (NOTE (numpy aliases cost nothing) in _numpy_aliases.py): a wrapper's frame is
+# 5-10% of ``x.unsqueeze(0)``. size/stride/squeeze/unsqueeze/chunk/unbind (and max/min,
+# reductions) take ``axis`` themselves; the others, and max/min's ``x2`` (NumPy's name for
+# ``other``), are refused with Python's own TypeError.
+KEPT_UNWRAPPED_FOR_SPEED = frozenset(
+    "Tensor." + name for name in ("size", "stride", "squeeze", "unsqueeze", "chunk", "unbind",
+                                  "select", "gather", "index_select", "add_", "sub_",
+                                  "view_as", "expand_as", "reshape_as", "max", "min"))
 
 
 class UnsupportedArgumentError(TypeError, NotImplementedError):
@@ -117,7 +128,9 @@ def adapt(fn, key: str, is_method: bool = False):
                   if t != o and t not in own_names}
     handles_out = "out" in torch_names and "out" not in own_names and not is_method
     lacking = torch_names - own_names - set(rename) - ({"out"} if handles_out else set())
-    if not rename and not handles_out and not lacking:
+    numpy_renames = alias_renames(torch_names, own_names, rename)
+    if not rename and not handles_out and not lacking and (
+            not numpy_renames or key in KEPT_UNWRAPPED_FOR_SPEED):
         # Nothing of PyTorch's is missing: Python's own error for a typo is clear, and the
         # function keeps its speed (a wrapper costs 0.1-1 us a call)
         return fn
@@ -131,9 +144,6 @@ def adapt(fn, key: str, is_method: bool = False):
     renamed = frozenset(rename)
     # NumPy's names PyTorch accepts (NOTE (numpy aliases cost nothing) in numpy_aliases.py):
     # looked for only once a call with keywords has failed
-    numpy_renames = alias_renames(
-        torch_names, own_names,
-        lambda t: t if t in own_names else rename.get(t))
     shown_name = key.split(".", 1)[1]
 
     def retry_with_own_names(args, kwargs, out, error):

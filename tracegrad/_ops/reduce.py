@@ -14,7 +14,7 @@ from ..autograd.grad_mode import state as _grad_state
 from ..autograd.node import show_as
 from ..codegen.ops import Op
 from .dtype_names import scalar_type_name
-from .numpy_aliases import NOT_GIVEN, from_numpy_names
+from .._numpy_aliases import NOT_GIVEN, from_numpy_names
 from .creation import tensor
 from .math import cast, exp, log, maximum, minimum, no_grad_result, sqrt, where
 

@@ -5,8 +5,11 @@ torch/csrc/utils/python_arg_parser.cpp): ``x.sum(axis=1, keepdims=True)``,
 
 NOTE (numpy aliases cost nothing): an alias is never looked for on a call that works. The
 wrapper of ``pytorch_args.adapt`` renames aliases only after the call raised TypeError, and
-functions left unwrapped for speed (most Tensor methods) take ``axis``/``keepdims`` as
-keyword-only parameters resolved by ``dim_alias``/``keepdim_alias``: one ``is`` test each.
+functions that would otherwise be left unwrapped get that wrapper only for the aliases
+(its call without keywords adds one frame, ~0.1 us), except the hot ones: reductions and
+the Tensor methods of ``pytorch_args.KEPT_UNWRAPPED_FOR_SPEED`` take ``axis``/``keepdims``
+as keyword-only parameters (NOT_GIVEN by default) resolved by ``from_numpy_names`` only
+when one was given: one ``is`` test each on a call without them.
 """
 from __future__ import annotations
 
@@ -17,12 +20,15 @@ NUMPY_NAMES = {"dim": ("axis",), "keepdim": ("keepdims",), "input": ("x", "a", "
 NOT_GIVEN = object()  # default of an alias parameter: ``None`` is a valid ``dim``
 
 
-def alias_renames(torch_names, own_names, own_name_of) -> dict[str, str]:
-    """alias -> the function's own parameter, for each PyTorch parameter of ``torch_names``
-    the function has (``own_name_of`` gives its own name for a PyTorch name, or None)."""
+def alias_renames(torch_names, own_names, rename) -> dict[str, str]:
+    """alias -> the function's own parameter, for each PyTorch parameter the function has
+    (under PyTorch's name, or under its own name where ``rename`` maps PyTorch's to it).
+    A parameter named ``dim``/``other``/... here counts even where PyTorch's docstring
+    calls it otherwise (``Tensor.div_(value)``: its parser's name is ``other``)."""
     renames = {}
     for torch_name, aliases in NUMPY_NAMES.items():
-        own = own_name_of(torch_name) if torch_name in torch_names else None
+        own = torch_name if torch_name in own_names else (
+            rename.get(torch_name) if torch_name in torch_names else None)
         if own is None:
             continue
         for alias in aliases:

@@ -16,7 +16,6 @@ from ._device import CPU, device as _device_cls
 from ._repr import tensor_repr
 from ._size import Size
 from ._errors import TraceError
-from ._numpy_aliases import NOT_GIVEN, from_numpy_names
 
 
 class Tensor:
@@ -133,9 +132,7 @@ class Tensor:
     def shape(self) -> Size:
         return Size(self._data.shape)
 
-    def size(self, dim: int | None = None, *, axis=NOT_GIVEN):
-        if axis is not NOT_GIVEN:
-            dim, _ = from_numpy_names("size", dim, False, axis, NOT_GIVEN)
+    def size(self, dim: int | None = None):
         if dim is None:
             return Size(self._data.shape)
         return self._data.shape[_wrap_dim(dim, self._data.ndim, "size")]
@@ -181,9 +178,7 @@ class Tensor:
             return bool(data.flags.c_contiguous)
         return is_contiguous_layout(data.shape, element_strides(data))
 
-    def stride(self, dim: int | None = None, *, axis=NOT_GIVEN):
-        if axis is not NOT_GIVEN:
-            dim, _ = from_numpy_names("stride", dim, False, axis, NOT_GIVEN)
+    def stride(self, dim: int | None = None):
         strides = element_strides(self._data)
         return strides if dim is None else strides[_wrap_dim(dim, self.ndim, "stride")]
 

@@ -3,13 +3,14 @@ function and Tensor method it parses (``numpy_compatibility_arg_names`` in
 torch/csrc/utils/python_arg_parser.cpp): ``x.sum(axis=1, keepdims=True)``,
 ``torch.cat(ts, axis=0)``, ``torch.add(x1=a, x2=b)``.
 
-NOTE (numpy aliases cost nothing): an alias is never looked for on a call that works. The
-wrapper of ``pytorch_args.adapt`` renames aliases only after the call raised TypeError, and
-functions that would otherwise be left unwrapped get that wrapper only for the aliases
-(its call without keywords adds one frame, ~0.1 us), except the hot ones: reductions and
-the Tensor methods of ``pytorch_args.KEPT_UNWRAPPED_FOR_SPEED`` take ``axis``/``keepdims``
-as keyword-only parameters (NOT_GIVEN by default) resolved by ``from_numpy_names`` only
-when one was given: one ``is`` test each on a call without them.
+NOTE (numpy aliases cost nothing): a hot call that works never looks for an alias. The
+wrapper of ``pytorch_args.adapt`` renames aliases only after a call with keywords raised
+TypeError. A function that would otherwise be left unwrapped (its parameters cover
+PyTorch's) gets that wrapper for the aliases alone, one frame (~0.1 us) a call, unless it
+is hot: reductions (sum, mean, max, softmax, cumsum, ...) and squeeze/unsqueeze/chunk/unbind
+take ``axis``/``keepdims`` as keyword-only parameters (NOT_GIVEN by default) resolved by
+``from_numpy_names`` only when one was given (one ``is`` test each otherwise), and the rest
+of ``pytorch_args.KEPT_UNWRAPPED_FOR_SPEED`` (size, add_, view_as, ...) refuse aliases.
 """
 from __future__ import annotations
 

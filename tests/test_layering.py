@@ -31,7 +31,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "tracegrad"
 # Bottom first. An entry names a module, or (ending in ".*") a package and everything in it.
 ORDER: list[tuple[str, list[str]]] = [
     ("plain values, exceptions, per-thread trace state",
-     ["_dtype", "_device", "_size", "_errors", "_random", "_repr", "_trace_state", "_untraced"]),
+     ["_dtype", "_device", "_size", "_errors", "_random", "_repr", "_trace_state", "_untraced",
+      "_numpy_aliases"]),
     ("Tensor: storage and view metadata", ["_tensor", "_cuda_tensor"]),
     ("legacy tensor types and devices over Tensor", ["legacy", "cuda"]),
     ("autograd records and grad mode", ["autograd.node", "autograd.grad_mode",

@@ -10,6 +10,8 @@ history too (NOTE (views) in views.py). The write itself is ``writes.commit_inpl
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .. import _dtype
@@ -26,6 +28,7 @@ from .dtype_names import scalar_type_name
 from .indexing import index_add, index_put, masked_fill, scatter, scatter_add
 from .shape import clone, expand
 from .writes import check_inplace, commit_inplace  # noqa: F401  (nn imports them from here)
+from .writes import overlaps
 
 
 def _needs_graph(x: Tensor, *others) -> bool:
@@ -302,8 +305,19 @@ INPLACE_METHODS["addcdiv_"] = elementwise_inplace("addcdiv_", _addcdiv)
 OUT_OF_PLACE_EXTRA = {"addcmul": _addcmul, "addcdiv": _addcdiv}
 
 
-def _masked_fill_(x, mask, value):
-    return masked_fill(x, mask, value)
+def masked_fill_(x: Tensor, mask, value) -> Tensor:
+    # PyTorch 2.13 still writes into an expanded tensor here, with a deprecation warning:
+    # every masked element gets the same value, so a memory location shared by several
+    # elements gets it where any of them is masked; commit_inplace writes back only the
+    # changed elements of an overlapping view, which is exactly that (NOTE (overlapping
+    # writes) in writes.py)
+    expanded = type(x._data) is np.ndarray and overlaps(x._data)
+    if expanded:
+        warnings.warn("Use of masked_fill_ on expanded tensors is deprecated. Please clone() "
+                      "the tensor before performing this operation. This also applies to "
+                      "advanced indexing e.g. tensor[mask] = scalar", UserWarning, stacklevel=2)
+    check_inplace(x, "masked_fill_", overlap=not expanded)
+    return commit_inplace(x, lambda old: masked_fill(old, mask, value))
 
 
 def _index_fill(x, dim, index, value):
@@ -312,7 +326,7 @@ def _index_fill(x, dim, index, value):
     return index_put(x, key, vals)
 
 
-INPLACE_METHODS["masked_fill_"] = _generic_inplace("masked_fill_", _masked_fill_)
+INPLACE_METHODS["masked_fill_"] = masked_fill_
 INPLACE_METHODS["index_fill_"] = _generic_inplace("index_fill_", _index_fill)
 
 

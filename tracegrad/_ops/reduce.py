@@ -14,6 +14,7 @@ from ..autograd.grad_mode import state as _grad_state
 from ..autograd.node import show_as
 from ..codegen.ops import Op
 from .dtype_names import scalar_type_name
+from .._numpy_aliases import NOT_GIVEN, from_numpy_names
 from .creation import tensor
 from .math import cast, exp, log, maximum, minimum, no_grad_result, sqrt, where
 
@@ -44,7 +45,10 @@ def _reduce(op: Op, x: Tensor, dim, keepdim: bool, name: str) -> Tensor:
     return apply(P[op], (x,), {"axes": axes, "keepdim": bool(keepdim)})
 
 
-def sum(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+def sum(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None,
+        axis=NOT_GIVEN, keepdims=NOT_GIVEN) -> Tensor:
+    if axis is not NOT_GIVEN or keepdims is not NOT_GIVEN:
+        dim, keepdim = from_numpy_names("sum", dim, keepdim, axis, keepdims)
     if dtype is not None:
         x = cast(x, to_numpy_dtype(dtype))
     elif x._data.dtype.kind in "biu":
@@ -59,7 +63,10 @@ def _count(x: Tensor, axes) -> int:
     return n
 
 
-def mean(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+def mean(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None,
+         axis=NOT_GIVEN, keepdims=NOT_GIVEN) -> Tensor:
+    if axis is not NOT_GIVEN or keepdims is not NOT_GIVEN:
+        dim, keepdim = from_numpy_names("mean", dim, keepdim, axis, keepdims)
     if dtype is not None:
         x = cast(x, to_numpy_dtype(dtype))
     if x._data.dtype.kind != "f":
@@ -75,7 +82,10 @@ def mean(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     return out
 
 
-def prod(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
+def prod(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None,
+         axis=NOT_GIVEN, keepdims=NOT_GIVEN) -> Tensor:
+    if axis is not NOT_GIVEN or keepdims is not NOT_GIVEN:
+        dim, keepdim = from_numpy_names("prod", dim, keepdim, axis, keepdims)
     if dtype is not None:
         x = cast(x, to_numpy_dtype(dtype))
     elif x._data.dtype.kind in "biu":
@@ -83,11 +93,15 @@ def prod(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     return _reduce(Op.PROD, x, dim, keepdim, "prod")
 
 
-def amax(x: Tensor, dim=(), keepdim: bool = False) -> Tensor:
+def amax(x: Tensor, dim=(), keepdim: bool = False, *, axis=NOT_GIVEN, keepdims=NOT_GIVEN) -> Tensor:
+    if axis is not NOT_GIVEN or keepdims is not NOT_GIVEN:
+        dim, keepdim = from_numpy_names("amax", dim, keepdim, axis, keepdims, ())
     return _reduce(Op.MAX, x, None if dim == () else dim, keepdim, "amax")
 
 
-def amin(x: Tensor, dim=(), keepdim: bool = False) -> Tensor:
+def amin(x: Tensor, dim=(), keepdim: bool = False, *, axis=NOT_GIVEN, keepdims=NOT_GIVEN) -> Tensor:
+    if axis is not NOT_GIVEN or keepdims is not NOT_GIVEN:
+        dim, keepdim = from_numpy_names("amin", dim, keepdim, axis, keepdims, ())
     return _reduce(Op.MIN, x, None if dim == () else dim, keepdim, "amin")
 
 
@@ -103,12 +117,18 @@ def _no_bool_arg(x: Tensor, name: str) -> None:
         raise RuntimeError(f"{name}(): does not support bool input (shape {tuple(x.shape)})")
 
 
-def argmax(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+def argmax(x: Tensor, dim=None, keepdim: bool = False, *,
+           axis=NOT_GIVEN, keepdims=NOT_GIVEN) -> Tensor:
+    if axis is not NOT_GIVEN or keepdims is not NOT_GIVEN:
+        dim, keepdim = from_numpy_names("argmax", dim, keepdim, axis, keepdims)
     _no_bool_arg(x, "argmax")
     return _arg(Op.ARGMAX, x, dim, keepdim, "argmax")
 
 
-def argmin(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+def argmin(x: Tensor, dim=None, keepdim: bool = False, *,
+           axis=NOT_GIVEN, keepdims=NOT_GIVEN) -> Tensor:
+    if axis is not NOT_GIVEN or keepdims is not NOT_GIVEN:
+        dim, keepdim = from_numpy_names("argmin", dim, keepdim, axis, keepdims)
     _no_bool_arg(x, "argmin")
     return _arg(Op.ARGMIN, x, dim, keepdim, "argmin")
 
@@ -135,17 +155,25 @@ def _max_min(op, arg_op, x, dim, keepdim, other, name):
     return values_indices(values, indices)
 
 
-def max(x: Tensor, dim=None, keepdim: bool = False, *, other=None):
+def max(x: Tensor, dim=None, keepdim: bool = False, *, other=None,
+        axis=NOT_GIVEN, keepdims=NOT_GIVEN):
     """``max(x)`` is the largest element; ``max(x, dim)`` is (values, indices)."""
+    if axis is not NOT_GIVEN or keepdims is not NOT_GIVEN:
+        dim, keepdim = from_numpy_names("max", dim, keepdim, axis, keepdims)
     return _max_min(Op.MAX, Op.ARGMAX, x, dim, keepdim, other, "max")
 
 
-def min(x: Tensor, dim=None, keepdim: bool = False, *, other=None):
+def min(x: Tensor, dim=None, keepdim: bool = False, *, other=None,
+        axis=NOT_GIVEN, keepdims=NOT_GIVEN):
+    if axis is not NOT_GIVEN or keepdims is not NOT_GIVEN:
+        dim, keepdim = from_numpy_names("min", dim, keepdim, axis, keepdims)
     return _max_min(Op.MIN, Op.ARGMIN, x, dim, keepdim, other, "min")
 
 
 def var(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
-        correction=None) -> Tensor:
+        correction=None, axis=NOT_GIVEN, keepdims=NOT_GIVEN) -> Tensor:
+    if axis is not NOT_GIVEN or keepdims is not NOT_GIVEN:
+        dim, keepdim = from_numpy_names("var", dim, keepdim, axis, keepdims)
     if isinstance(unbiased, (int, tuple, list)) and not isinstance(unbiased, bool):
         dim, unbiased = unbiased, None  # var(x, dim) positional
     if correction is None:
@@ -161,19 +189,30 @@ def var(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False
 
 
 def std(x: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
-        correction=None) -> Tensor:
+        correction=None, axis=NOT_GIVEN, keepdims=NOT_GIVEN) -> Tensor:
+    if axis is not NOT_GIVEN or keepdims is not NOT_GIVEN:
+        dim, keepdim = from_numpy_names("std", dim, keepdim, axis, keepdims)
     return sqrt(var(x, dim, unbiased, keepdim, correction=correction))
 
 
-def var_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+def var_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None,
+             axis=NOT_GIVEN, keepdims=NOT_GIVEN):
+    if axis is not NOT_GIVEN or keepdims is not NOT_GIVEN:
+        dim, keepdim = from_numpy_names("var_mean", dim, keepdim, axis, keepdims)
     return var(x, dim, unbiased, keepdim, correction=correction), mean(x, dim, keepdim)
 
 
-def std_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+def std_mean(x, dim=None, unbiased=None, keepdim=False, *, correction=None,
+             axis=NOT_GIVEN, keepdims=NOT_GIVEN):
+    if axis is not NOT_GIVEN or keepdims is not NOT_GIVEN:
+        dim, keepdim = from_numpy_names("std_mean", dim, keepdim, axis, keepdims)
     return std(x, dim, unbiased, keepdim, correction=correction), mean(x, dim, keepdim)
 
 
-def logsumexp(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+def logsumexp(x: Tensor, dim=None, keepdim: bool = False, *,
+              axis=NOT_GIVEN, keepdims=NOT_GIVEN) -> Tensor:
+    if axis is not NOT_GIVEN or keepdims is not NOT_GIVEN:
+        dim, keepdim = from_numpy_names("logsumexp", dim, keepdim, axis, keepdims)
     axes = normalize_axes(dim, x._data.ndim, "logsumexp")
     if x._data.dtype.kind != "f":   # PyTorch's: integers and bools in the default float
         x = cast(x, get_default_dtype().np)
@@ -194,7 +233,9 @@ def check_softmax_dtype(x: Tensor, name: str) -> None:
                                   f"{tuple(x.shape)}; pass dtype= to compute in a float dtype)")
 
 
-def softmax(x: Tensor, dim: int = -1, dtype=None) -> Tensor:
+def softmax(x: Tensor, dim: int = -1, dtype=None, *, axis=NOT_GIVEN) -> Tensor:
+    if axis is not NOT_GIVEN:
+        dim, _ = from_numpy_names("softmax", dim, False, axis, NOT_GIVEN, -1)
     if dtype is not None:
         x = cast(x, to_numpy_dtype(dtype))
     check_softmax_dtype(x, "softmax")
@@ -206,7 +247,9 @@ def softmax(x: Tensor, dim: int = -1, dtype=None) -> Tensor:
     return out
 
 
-def log_softmax(x: Tensor, dim: int = -1, dtype=None) -> Tensor:
+def log_softmax(x: Tensor, dim: int = -1, dtype=None, *, axis=NOT_GIVEN) -> Tensor:
+    if axis is not NOT_GIVEN:
+        dim, _ = from_numpy_names("log_softmax", dim, False, axis, NOT_GIVEN, -1)
     if dtype is not None:
         x = cast(x, to_numpy_dtype(dtype))
     check_softmax_dtype(x, "log_softmax")
@@ -252,7 +295,10 @@ def _empty_reduced(x: Tensor, dim, keepdim: bool, identity, name: str) -> Tensor
     return tensor(np.full(shape, identity, dtype=x._data.dtype))
 
 
-def all(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+def all(x: Tensor, dim=None, keepdim: bool = False, *,
+        axis=NOT_GIVEN, keepdims=NOT_GIVEN) -> Tensor:
+    if axis is not NOT_GIVEN or keepdims is not NOT_GIVEN:
+        dim, keepdim = from_numpy_names("all", dim, keepdim, axis, keepdims)
     b = cast(x, np.bool_)
     if b._data.size == 0 and dim is None:
         return tensor(True)
@@ -263,7 +309,10 @@ def all(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return _reduce(Op.MIN, b, dim, keepdim, "all")
 
 
-def any(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+def any(x: Tensor, dim=None, keepdim: bool = False, *,
+        axis=NOT_GIVEN, keepdims=NOT_GIVEN) -> Tensor:
+    if axis is not NOT_GIVEN or keepdims is not NOT_GIVEN:
+        dim, keepdim = from_numpy_names("any", dim, keepdim, axis, keepdims)
     b = cast(x, np.bool_)
     if b._data.size == 0 and dim is None:
         return tensor(False)
@@ -274,7 +323,9 @@ def any(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return _reduce(Op.MAX, b, dim, keepdim, "any")
 
 
-def cumsum(x: Tensor, dim: int, *, dtype=None) -> Tensor:
+def cumsum(x: Tensor, dim: int = NOT_GIVEN, *, dtype=None, axis=NOT_GIVEN) -> Tensor:
+    if axis is not NOT_GIVEN or dim is NOT_GIVEN:
+        dim, _ = from_numpy_names("cumsum", dim, False, axis, NOT_GIVEN, NOT_GIVEN)
     if dtype is not None:
         x = cast(x, to_numpy_dtype(dtype))
     elif x._data.dtype.kind in "biu":
@@ -297,7 +348,9 @@ def sum_to(g: Tensor, shape: tuple) -> Tensor:
     return out.reshape(shape)
 
 
-def count_nonzero(x: Tensor, dim=None) -> Tensor:
+def count_nonzero(x: Tensor, dim=None, *, axis=NOT_GIVEN) -> Tensor:
+    if axis is not NOT_GIVEN:
+        dim, _ = from_numpy_names("count_nonzero", dim, False, axis, NOT_GIVEN)
     return sum(x != 0, dim)
 
 

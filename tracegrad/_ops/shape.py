@@ -11,6 +11,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .._dispatch import apply
 from .._dtype import promote_types
+from .._numpy_aliases import NOT_GIVEN, from_numpy_names
 from .._primitives import PRIMITIVES as P
 from .._primitives.linalg_index import PRIM_INDEX, TENSOR
 from .._primitives.registry import ShapeError
@@ -191,7 +192,9 @@ def movedim(x: Tensor, source, destination) -> Tensor:
     return permute(x, order)
 
 
-def squeeze(x: Tensor, dim=None) -> Tensor:
+def squeeze(x: Tensor, dim=None, *, axis=NOT_GIVEN) -> Tensor:
+    if axis is not NOT_GIVEN:
+        dim, _ = from_numpy_names("squeeze", dim, False, axis, NOT_GIVEN)
     shape = tuple(x._data.shape)
     if dim is None:
         new = tuple(d for d in shape if d != 1)
@@ -206,7 +209,9 @@ def squeeze(x: Tensor, dim=None) -> Tensor:
     return out if out is not None else reshape(x, new)
 
 
-def unsqueeze(x: Tensor, dim: int) -> Tensor:
+def unsqueeze(x: Tensor, dim: int = NOT_GIVEN, *, axis=NOT_GIVEN) -> Tensor:
+    if dim is NOT_GIVEN or axis is not NOT_GIVEN:
+        dim, _ = from_numpy_names("unsqueeze", dim, False, axis, NOT_GIVEN, NOT_GIVEN)
     n = x._data.ndim + 1
     d = _wrap_dim(dim, n, "unsqueeze")
     shape = list(x._data.shape)
@@ -406,7 +411,9 @@ def _as_int(v):
     return v if isinstance(v, int) else int(v)   # (a symbolic size is an int: kept)
 
 
-def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
+def chunk(x: Tensor, chunks: int, dim: int = 0, *, axis=NOT_GIVEN) -> tuple:
+    if axis is not NOT_GIVEN:
+        dim, _ = from_numpy_names("chunk", dim, False, axis, NOT_GIVEN, 0)
     if int(chunks) <= 0:
         raise ValueError(f"chunk: chunks must be a positive integer, got {chunks}")
     size = x._data.shape[_wrap_dim(dim, x._data.ndim, "chunk")]
@@ -420,7 +427,9 @@ def tensor_split(x: Tensor, sections: int, dim: int = 0) -> tuple:
     return split(x, [base + (1 if i < extra else 0) for i in range(sections)], dim)
 
 
-def unbind(x: Tensor, dim: int = 0) -> tuple:
+def unbind(x: Tensor, dim: int = 0, *, axis=NOT_GIVEN) -> tuple:
+    if axis is not NOT_GIVEN:
+        dim, _ = from_numpy_names("unbind", dim, False, axis, NOT_GIVEN, 0)
     d = _wrap_dim(dim, x._data.ndim, "unbind")
     return tuple(squeeze(p, d) for p in split(x, 1, d)) if x._data.shape[d] else ()
 

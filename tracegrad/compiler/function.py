@@ -343,7 +343,13 @@ class CompiledFunction:
         return None
 
     def _try_symbolic(self, key, treedef, leaves, entry) -> None:
-        candidates, note = candidate_dims(self.dynamic, key, leaves, self._signatures[:-1])
+        bound: dict = {}   # dim -> the most sizes a group binding it served
+        for skey, g in self._groups.items():
+            if _changed_dims(skey, key) is not None:
+                for d in g.dims:
+                    bound[d] = max(bound.get(d, 0), len(g.sizes_served))
+        candidates, note = candidate_dims(self.dynamic, key, leaves, self._signatures[:-1],
+                                          bound)
         if note is not None:
             self._note_specialised(key, note)
         for dims, n in candidates:

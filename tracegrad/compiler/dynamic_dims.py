@@ -62,6 +62,17 @@ def candidate_dims(mode, key, leaves, previous: list, bound=None
     return [(d, n) for d in dict.fromkeys(order)], note
 
 
+def sizes_served_by_dim(groups: dict, key) -> dict:
+    """(leaf, dim) -> the most sizes a group of signatures like ``key`` binding it to ``s0``
+    served (``groups``: symbolic key -> SymbolicGroup)."""
+    served: dict = {}
+    for skey, group in groups.items():
+        if _changed_dims(skey, key) is not None:
+            for d in group.dims:
+                served[d] = max(served.get(d, 0), len(group.sizes_served))
+    return served
+
+
 def choose_dims(mode, key, leaves, previous: list, bound=None
                 ) -> tuple[frozenset, int, str | None]:
     """The (leaf, dim) pairs to bind to ``s0`` at this call, their size (0: none) and the

@@ -24,6 +24,7 @@ from ..autograd.grad_mode import state as grad_state
 from . import pytree
 from .debug import debug_level, describe_key, logger, retrace_reason
 from .dynamic import SymbolicGroup, candidate_dims, group_size, symbolic_key
+from .dynamic_dims import sizes_served_by_dim
 from .dump import dump_entry
 from .entry import CapturedChanged, Entry, build_entry
 from .errors import TraceError
@@ -343,13 +344,8 @@ class CompiledFunction:
         return None
 
     def _try_symbolic(self, key, treedef, leaves, entry) -> None:
-        bound: dict = {}   # dim -> the most sizes a group binding it served
-        for skey, g in self._groups.items():
-            if _changed_dims(skey, key) is not None:
-                for d in g.dims:
-                    bound[d] = max(bound.get(d, 0), len(g.sizes_served))
         candidates, note = candidate_dims(self.dynamic, key, leaves, self._signatures[:-1],
-                                          bound)
+                                          sizes_served_by_dim(self._groups, key))
         if note is not None:
             self._note_specialised(key, note)
         for dims, n in candidates:

@@ -66,7 +66,7 @@ def sizes_served_by_dim(groups: dict, key) -> dict:
     """(leaf, dim) -> the most sizes a group of signatures like ``key`` binding it to ``s0``
     served (``groups``: symbolic key -> SymbolicGroup)."""
     served: dict = {}
-    for skey, group in groups.items():
+    for skey, group in list(groups.items()):   # (another thread may add one)
         if _changed_dims(skey, key) is not None:
             for d in group.dims:
                 served[d] = max(served.get(d, 0), len(group.sizes_served))

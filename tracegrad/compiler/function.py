@@ -133,7 +133,7 @@ class CompiledFunction:
         lines = [g.describe() + f", sizes {sorted(g.sizes_served)}" + _retraces(g)
                  for g in self._groups.values()]
         lines += [f"not symbolic: {why}" for why in self._not_symbolic.values()]
-        lines += [f"specialised: {why}" for _, why in self._specialised.values()]
+        lines += [f"specialised: {why}" for _, why in list(self._specialised.values())]
         lines += self._ints.describe()
         return CacheInfo(self.hits, self.misses, len(self._cache), self.compile_seconds,
                          tuple(lines))
@@ -180,7 +180,7 @@ class CompiledFunction:
                          + _retraces(g)
                          for skey, g in self._groups.items()
                          if group_size(g, key) and symbolic_key(key, g.dims) == skey)
-        symbolic += tuple(f"specialised: {why}" for noted, why in self._specialised.values()
+        symbolic += tuple(f"specialised: {why}" for noted, why in list(self._specialised.values())
                           if _changed_dims(noted, key) is not None)
         symbolic += self._ints.guard_texts(entry)
         return Report(self.__name__, key, entry, self._backend_for(leaves), symbolic)

@@ -24,10 +24,11 @@ from ..autograd.grad_mode import state as grad_state
 from . import pytree
 from .debug import debug_level, describe_key, logger, retrace_reason
 from .dynamic import SymbolicGroup, candidate_dims, group_size, symbolic_key
+from .dynamic_dims import sizes_served_by_dim
 from .dump import dump_entry
 from .entry import CapturedChanged, Entry, build_entry
 from .errors import TraceError
-from .fit_checks import FailedRegions
+from .fit_checks import FailedRegions, _changed_dims
 from .float_args import float_cell
 from .int_signature import IntArguments
 from .layouts import argument_layout, has_layout, overlaps_itself
@@ -102,6 +103,9 @@ class CompiledFunction:
         self._not_symbolic: dict = {}  # symbolic key -> why it could not be symbolic
         self._refused_on: dict = {}    # symbolic key -> the entry it was refused on, once
         self._failed_regions: dict = {}  # symbolic key -> FailedRegions, or None: no retry
+        # NOTE (dims that change together) in dynamic_dims.py: (structure, dims that
+        # changed) -> (the signature, which dims stay specialised and why), latest first
+        self._specialised: dict = {}
         self.fn = fn
         self.backend = backend
         self.fullgraph = fullgraph
@@ -129,6 +133,7 @@ class CompiledFunction:
         lines = [g.describe() + f", sizes {sorted(g.sizes_served)}" + _retraces(g)
                  for g in self._groups.values()]
         lines += [f"not symbolic: {why}" for why in self._not_symbolic.values()]
+        lines += [f"specialised: {why}" for _, why in list(self._specialised.values())]
         lines += self._ints.describe()
         return CacheInfo(self.hits, self.misses, len(self._cache), self.compile_seconds,
                          tuple(lines))
@@ -140,6 +145,7 @@ class CompiledFunction:
         self._not_symbolic.clear()
         self._refused_on.clear()
         self._failed_regions.clear()
+        self._specialised.clear()
         self._signatures.clear()
         self.__dict__.pop("_float_specialised", None)   # NOTE (float values traced)
         self._ints = IntArguments(self.dynamic, self)
@@ -174,6 +180,8 @@ class CompiledFunction:
                          + _retraces(g)
                          for skey, g in self._groups.items()
                          if group_size(g, key) and symbolic_key(key, g.dims) == skey)
+        symbolic += tuple(f"specialised: {why}" for noted, why in list(self._specialised.values())
+                          if _changed_dims(noted, key) is not None)
         symbolic += self._ints.guard_texts(entry)
         return Report(self.__name__, key, entry, self._backend_for(leaves), symbolic)
 
@@ -336,7 +344,11 @@ class CompiledFunction:
         return None
 
     def _try_symbolic(self, key, treedef, leaves, entry) -> None:
-        for dims, n in candidate_dims(self.dynamic, key, leaves, self._signatures[:-1]):
+        candidates, note = candidate_dims(self.dynamic, key, leaves, self._signatures[:-1],
+                                          sizes_served_by_dim(self._groups, key))
+        if note is not None:
+            self._note_specialised(key, note)
+        for dims, n in candidates:
             skey = symbolic_key(key, dims)
             if skey in self._groups:   # a trace its fits do not serve: fit it too
                 self._groups[skey].add_fit(self, n, entry, treedef, leaves)
@@ -372,6 +384,19 @@ class CompiledFunction:
             if debug_level():
                 logger.debug("%s: symbolic %s", self.__name__, group.describe())
             return
+
+    def _note_specialised(self, key, note: str) -> None:
+        """Keep ``note`` (NOTE (dims that change together)) for cache_info, explain and the
+        recompile warning, one per argument structure and set of dims that changed."""
+        previous = self._signatures[:-1]
+        changed = next((c for old in reversed(previous)
+                        if (c := _changed_dims(old, key))), set())
+        noted = (key[0], tuple(p[1:] if isinstance(p, tuple) else p for p in key[1]),
+                 frozenset(changed))
+        self._specialised.pop(noted, None)
+        self._specialised[noted] = (key, note)
+        if debug_level():
+            logger.debug("%s: %s", self.__name__, note)
 
     # ---- signatures --------------------------------------------------------------------
     def _signature(self, args, kwargs):
@@ -432,7 +457,9 @@ class CompiledFunction:
             self._warned_signatures = True
             warnings.warn(f"compile: {self.__name__} has been compiled for "
                           f"{len(self._signatures)} signatures; {_what_changes(self._signatures)} "
-                          f"keeps changing. Each new signature costs a trace and a compile.",
+                          f"keeps changing. Each new signature costs a trace and a compile."
+                          + "".join(f" Specialised: {why}."
+                                    for _, why in list(self._specialised.values())[-2:]),
                           RuntimeWarning, stacklevel=3)
 
     # ---- building ----------------------------------------------------------------------

@@ -151,7 +151,7 @@ def _changed_since(previous: list, key, shapes, bound=None
                                    sorted(classes.items(), key=lambda c: min(c[1]))
                                    if label != best)
                 return dims, n, (f"{note}: {_dims_text(dims)} chosen as s0 (a group binding "
-                                 f"it served {served[best]} sizes), {others} stay specialised")
+                                 f"it served {served[best]} sizes); specialised: {others}")
         return frozenset(), 0, (f"{note}: no dim chosen, each stays specialised (a dim "
                                 f"becomes s0 when it changes alone, or when a group binding "
                                 f"it has served {SERVED_BEFORE_CHOSEN} sizes)")

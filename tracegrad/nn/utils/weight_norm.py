@@ -85,9 +85,15 @@ def weight_norm(module, name: str = "weight", dim: int | None = 0):
 
 def remove_weight_norm(module, name: str = "weight"):
     """Fold ``<name>_g`` and ``<name>_v`` back into one parameter ``<name>``."""
+    return remove_hook_of(module, name, WeightNorm, "weight_norm")
+
+
+def remove_hook_of(module, name: str, kind: type, what: str):
+    """Undo the reparametrisation ``what`` (a forward pre-hook of type ``kind``) of
+    ``module.<name>``; PyTorch's ValueError when there is none."""
     for k, hook in list(module._forward_pre_hooks.items()):
-        if isinstance(hook, WeightNorm) and hook.name == name:
+        if isinstance(hook, kind) and hook.name == name:
             hook.remove(module)
             del module._forward_pre_hooks[k]
             return module
-    raise ValueError(f"weight_norm of '{name}' not found in {module}")
+    raise ValueError(f"{what} of '{name}' not found in {module}")

@@ -72,4 +72,3 @@ def _pow_f32_exact(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> list[ir.Value]:
     ty = x.type
     wide = ir.VectorType(_F64, ty.count) if isinstance(ty, ir.VectorType) else _F64
     return [b.fptrunc(_call(b, "llvm.pow", b.fpext(x, wide), b.fpext(y, wide)), ty)]
-

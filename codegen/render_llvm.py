@@ -449,7 +449,7 @@ def _interleave_pays(end, body) -> bool:
 # warm-up compile, 4 alternating fresh processes (AMD EPYC VM, load ~4): sin 70-84 ->
 # 51-84, cos * 2 75-94 -> 50-71, sin + cos 71-98 -> 51-93 (code generation 61-75 ->
 # 29-49 ms); sin + cos over 64K in-cache elements 104-136 -> 110-128 us, the same within
-# noise. (The 250-300 ms in codegen.llvm_vector_calls' doc were the Intel VM's.) Float32
+# noise. (codegen.llvm_vector_calls' doc measured 250-300 ms on an earlier VM.) Float32
 # pow on AVX-512 is such a call too (NOTE (fast float32 pow) in codegen.llvm_pow_f32),
 # which NOTE (interleaved math loops) had given four vectors per iteration (|x| ** 2.5
 # over 1M: four inlined copies of its fast path); one vector alone cut that kernel's cold

@@ -23,14 +23,15 @@ program's lone kernel is a lone call too: the program is built per size (its out
 extent and chunk count are that size's), and the call goes through the same pool
 dispatch as the specialised program's. Through a one-call size-table driver, softmax
 rows 4096x1024 measured 1.10-1.18x the specialised program in the benchmark's symbolic
-arm (a plain loop, an earlier VM: 0.88-0.93 vs 0.50-0.59 ms); as a lone call the two
-run the same code (a plain loop here: 1.41-1.46 vs 1.46-1.54 ms), and the spread left in
-the benchmark's ratio is measurement (``benchmarks.harness.paired_ratio``). Per call,
-the same (7x3 exp: min 2.17 vs 2.33 us over 41 x 2000 calls; a split 512x1024: 108.6 vs
+arm (a plain loop, an earlier VM: 0.88-0.93 vs 0.50-0.59 ms); as a lone call the two run
+the same code (a plain loop here: 1.41-1.46 vs 1.46-1.54 ms), and the spread left in the
+benchmark's ratio is measurement (``benchmarks.harness.paired_ratio``). Per call, the
+same (7x3 exp: min 2.17 vs 2.33 us over 41 x 2000 calls; a split 512x1024: 108.6 vs
 113.9 us). First call in a fresh process with this branch's other changes (NOTE (code
-version cost), NOTE (one driver module per entry)), CPU ms, median of 20 interleaved pairs at load ~8:
-log_softmax 43.1 -> 39.8, layer_norm 26.0 -> 23.4, softmax 40.7 -> 39.8 (the first lone
-split of a process compiles the trampoline instead of a driver), seed step 73.8 -> 67.8.
+version cost), NOTE (one driver module per entry)), CPU ms, median of 20 interleaved
+pairs at load ~8: log_softmax 43.1 -> 39.8, layer_norm 26.0 -> 23.4, softmax 40.7 ->
+39.8 (the first lone split of a process compiles the trampoline instead of a driver),
+seed step 73.8 -> 67.8.
 
 >>> "define void @tg_kernel_blocks(i64 %chunk, i64 %chunks, ptr %ctx)" in BLOCKS_SOURCE
 True

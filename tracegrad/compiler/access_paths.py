@@ -18,10 +18,9 @@ from .._untraced import PACKAGE_DIR
 from ..nn import Module
 from .errors import TraceError
 from .followed import Followed, escape_all
-from .python_guards import _PLAIN, described, global_names, plain_key, plain_keys
+from .python_guards import described, global_names, plain_key, plain_keys
 from .read_chains import MUTATORS, chains
-from .state_writes import StateWrites, changed
-from .tracer import TraceValue
+from .state_writes import StateWrites, _plain, _traced, changed
 
 # NOTE (access paths): a trace bakes in what the function read through Python objects:
 # a number becomes a constant of the program, a tensor a captured input found by
@@ -65,16 +64,6 @@ _MEMBER = object()   # a module's parameter, buffer or submodule
 _GENERIC_GETATTRIBUTE = (object.__getattribute__, ModuleType.__getattribute__,
                          SimpleNamespace.__getattribute__)
 _BUILTIN_GETITEM = (dict.__getitem__, list.__getitem__, tuple.__getitem__)
-
-
-def _plain(value) -> bool:
-    return type(value) in _PLAIN or (type(value) is tuple and all(map(_plain, value)))
-
-
-def _traced(value) -> bool:
-    """A tensor of the trace itself (a stand-in, or a result stored by the function):
-    never worth a guard, and holding it would keep the traced graph alive."""
-    return isinstance(value, Tensor) and isinstance(value._data, TraceValue)
 
 
 def _owned_elsewhere(base) -> bool:

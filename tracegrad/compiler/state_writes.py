@@ -54,6 +54,8 @@ def given_objects(fn, args, kwargs) -> dict:
 
 
 def _traced(value) -> bool:
+    """A tensor of the trace itself (a stand-in, or a result stored by the function):
+    never worth a guard, and holding it would keep the traced graph alive."""
     return isinstance(value, Tensor) and isinstance(value._data, TraceValue)
 
 
@@ -142,34 +144,28 @@ class StateWrites:
                              f"one the change leaves for the next call")
 
 
-def _scrub(obj) -> bool:
-    """Take the trace's tensors out of ``obj`` (one level: items, attributes); whether
-    it held any."""
+def _scrub(obj) -> None:
+    """Take the trace's tensors out of ``obj`` (one level: items, attributes)."""
     if isinstance(obj, list):
+        obj[:] = [v for v in obj if not _traced(v)]
+    elif isinstance(obj, deque):
         kept = [v for v in obj if not _traced(v)]
-        if len(kept) == len(obj):
-            return False
-        obj[:] = kept
-        return True
-    if isinstance(obj, deque):
-        kept = [v for v in obj if not _traced(v)]
-        if len(kept) == len(obj):
-            return False
         obj.clear()
         obj.extend(kept)
-        return True
-    if isinstance(obj, set):
-        bad = [v for v in obj if _traced(v)]
-        obj.difference_update(bad)
-        return bool(bad)
+    elif isinstance(obj, set):
+        obj.difference_update([v for v in obj if _traced(v)])
+    else:
+        own = _own_dict(obj)
+        for k in [k for k, v in own.items() if _traced(v)] if own is not None else ():
+            del own[k]
+
+
+def _own_dict(obj) -> dict | None:
+    """The dict holding ``obj``'s items or attributes (a module's are its members, which
+    the trace reaches through their own paths): None where there is none."""
     own = obj if isinstance(obj, dict) else (
         None if isinstance(obj, Module) else getattr(obj, "__dict__", None))
-    if type(own) is not dict:
-        return False
-    bad = [k for k, v in own.items() if _traced(v)]
-    for k in bad:
-        del own[k]
-    return bool(bad)
+    return own if type(own) is dict else None
 
 
 _MISSING = object()
@@ -207,9 +203,8 @@ def _snapshot(base, kind: str, key):
 def _holds_traced(obj) -> bool:
     if isinstance(obj, (list, deque, set)):
         return any(map(_traced, obj))
-    own = obj if isinstance(obj, dict) else (
-        None if isinstance(obj, Module) else getattr(obj, "__dict__", None))
-    return type(own) is dict and any(map(_traced, own.values()))
+    own = _own_dict(obj)
+    return own is not None and any(map(_traced, own.values()))
 
 
 def _keeps(base, kind: str, key):

@@ -410,7 +410,7 @@ def _array(x) -> np.ndarray:
     """``x`` as an ndarray the update may write into: NumPy arithmetic on a 0-d array (a
     scalar parameter, such as a learned temperature) returns a NumPy scalar, which
     ``out=`` refuses ("return arrays must be of ArrayType")."""
-    return x if isinstance(x, np.ndarray) else np.asarray(x)
+    return np.asarray(x)   # an ndarray as it is, a NumPy scalar as a 0-d array
 
 
 def _touch(p: Tensor) -> None:

@@ -248,15 +248,13 @@ class RNNBase(Module):
                 h = _gru_step(steps[t], h, w_hh, b_hh)
             else:
                 h = _rnn_step(steps[t], h, w_hh, b_hh, relu)
+            outs[t] = h
             if masks is not None:
                 # a finished sequence keeps its last state (the reverse direction starts
                 # from h_0 at its own last step); its outputs past the end are not packed
-                outs[t] = h
                 h = where(masks[t], h, h_prev)
                 if mode == "LSTM":
                     c = where(masks[t], c, c_prev)
-                continue
-            outs[t] = h
         return stack(outs, 0), h, c
 
 

@@ -173,10 +173,8 @@ class StateDictMixin:
                                            ) -> RemovableHandle:
         """``hook(state_dict, prefix, local_metadata, strict, missing_keys,
         unexpected_keys, error_msgs)``, with the module first when ``with_module``."""
-        handle = RemovableHandle(self._load_state_dict_pre_hooks)
-        self._load_state_dict_pre_hooks[handle.id] = \
-            functools.partial(hook, self) if with_module else hook
-        return handle
+        return _add_hook(self._load_state_dict_pre_hooks,
+                         functools.partial(hook, self) if with_module else hook)
 
     def register_load_state_dict_pre_hook(self, hook) -> RemovableHandle:
         """``hook(module, state_dict, prefix, local_metadata, strict, missing_keys,
@@ -200,7 +198,7 @@ class StateDictMixin:
     def _register_state_dict_hook(self, hook) -> RemovableHandle:
         """The older form: ``hook(module, state_dict, prefix, local_metadata)`` may also
         return a new state dict."""
-        return _add_hook(self._state_dict_hooks, hook)
+        return self.register_state_dict_post_hook(hook)
 
 
 def _add_hook(hooks: dict, hook) -> RemovableHandle:

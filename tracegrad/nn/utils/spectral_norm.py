@@ -7,7 +7,7 @@ from ..._tensor import Tensor
 from ...autograd.grad_mode import no_grad
 from .. import functional as F
 from ..parameter import Parameter
-from .weight_norm import remove_hook_of
+from .weight_norm import hook_of, remove_hook_of
 
 
 class SpectralNorm:
@@ -57,10 +57,9 @@ class SpectralNorm:
 
     @staticmethod
     def apply(module, name: str, n_power_iterations: int, dim: int, eps: float):
-        for hook in module._forward_pre_hooks.values():
-            if isinstance(hook, SpectralNorm) and hook.name == name:
-                raise RuntimeError(f"Cannot register two spectral_norm hooks on the same "
-                                   f"parameter {name}")
+        if hook_of(module, name, SpectralNorm) is not None:
+            raise RuntimeError(f"Cannot register two spectral_norm hooks on the same "
+                               f"parameter {name}")
         fn = SpectralNorm(name, n_power_iterations, dim, eps)
         weight = module._parameters[name]
         with no_grad():

@@ -42,10 +42,9 @@ class WeightNorm:
 
     @staticmethod
     def apply(module, name: str, dim: int | None) -> "WeightNorm":
-        for hook in module._forward_pre_hooks.values():
-            if isinstance(hook, WeightNorm) and hook.name == name:
-                raise RuntimeError(f"Cannot register two weight_norm hooks on the same "
-                                   f"parameter {name}")
+        if hook_of(module, name, WeightNorm) is not None:
+            raise RuntimeError(f"Cannot register two weight_norm hooks on the same "
+                               f"parameter {name}")
         fn = WeightNorm(name, dim)
         weight = getattr(module, name)
         if is_lazy(weight):
@@ -88,12 +87,20 @@ def remove_weight_norm(module, name: str = "weight"):
     return remove_hook_of(module, name, WeightNorm, "weight_norm")
 
 
+def hook_of(module, name: str, kind: type):
+    """(key, hook) of ``module``'s forward pre-hook of type ``kind`` reparametrising
+    ``module.<name>``, or None."""
+    return next(((k, hook) for k, hook in module._forward_pre_hooks.items()
+                 if isinstance(hook, kind) and hook.name == name), None)
+
+
 def remove_hook_of(module, name: str, kind: type, what: str):
     """Undo the reparametrisation ``what`` (a forward pre-hook of type ``kind``) of
     ``module.<name>``; PyTorch's ValueError when there is none."""
-    for k, hook in list(module._forward_pre_hooks.items()):
-        if isinstance(hook, kind) and hook.name == name:
-            hook.remove(module)
-            del module._forward_pre_hooks[k]
-            return module
-    raise ValueError(f"{what} of '{name}' not found in {module}")
+    found = hook_of(module, name, kind)
+    if found is None:
+        raise ValueError(f"{what} of '{name}' not found in {module}")
+    k, hook = found
+    hook.remove(module)
+    del module._forward_pre_hooks[k]
+    return module

@@ -66,9 +66,16 @@ def _binary_result_dtype(x: Tensor, other) -> np.dtype:
     return _dtype.scalar_result_type(x._data.dtype, M._scalar(other))
 
 
+def _refuse_uncastable_with(op: str, x: Tensor, other) -> None:
+    """``refuse_uncastable`` of ``x <op> other``; a float ``x`` holds every result (no
+    promotion needed: ``_dtype.can_cast``), the common case of optimizer updates."""
+    if x._data.dtype.kind != "f":
+        refuse_uncastable(op, _binary_result_dtype(x, other), x)
+
+
 def _ufunc_inplace(x: Tensor, ufunc, other, op: str) -> Tensor:
     check_inplace(x, op)
-    refuse_uncastable(op, _binary_result_dtype(x, other), x)
+    _refuse_uncastable_with(op, x, other)
     if _needs_graph(x, other):
         fn = {np.add: M.add, np.subtract: M.sub, np.multiply: M.mul, np.true_divide: D.div}[ufunc]
         return commit_inplace(x, lambda old: fn(old, other))
@@ -257,7 +264,7 @@ def clamp_(x: Tensor, min=None, max=None) -> Tensor:
     check_inplace(x, "clamp_")
     for bound in (min, max):
         if bound is not None:
-            refuse_uncastable("clamp_", _binary_result_dtype(x, bound), x)
+            _refuse_uncastable_with("clamp_", x, bound)
     if not _needs_graph(x, min, max) and not isinstance(min, Tensor) and not isinstance(max, Tensor):
         np.clip(x._data, min, max, out=x._data)
         x._version[0] += 1

@@ -20,8 +20,18 @@ from . import products, special_eager as S
 from . import matrix, reduce, shape, trig
 from .linalg import baddbmm
 from .math import _describe as describe
-from .inplace import INPLACE_METHODS, _generic_inplace, check_inplace, result_checked
+from .inplace import INPLACE_METHODS, check_inplace, elementwise_inplace
 from .views import history_alias
+
+
+def _float_power(old: Tensor, exponent) -> Tensor:
+    """float_power's result is float64: PyTorch refuses ``float_power_`` on any other
+    base (before the general result-dtype check, with a message of its own)."""
+    if old._data.dtype != np.float64:
+        raise RuntimeError(f"float_power_: the base {describe(old)} must be float64, the "
+                           f"dtype of float_power's result")
+    return E.float_power(old, exponent)
+
 
 # PyTorch's in-place names -> the out-of-place function here
 _ELEMENTWISE = {
@@ -50,25 +60,13 @@ _ELEMENTWISE = {
 }
 # the same, for ops that take more operands than the tensor itself
 _WITH_OPERANDS = {
-    "ldexp_": E.ldexp, "float_power_": E.float_power, "heaviside_": E.heaviside,
+    "ldexp_": E.ldexp, "float_power_": _float_power,
+    "heaviside_": E.heaviside,
     "nextafter_": S.nextafter, "gcd_": S.gcd, "lcm_": S.lcm, "index_copy_": W.index_copy,
     "masked_scatter_": W.masked_scatter, "scatter_reduce_": W.scatter_reduce, "put_": W.put,
     "addmv_": products.addmv, "addr_": products.addr, "addbmm_": products.addbmm,
     "baddbmm_": baddbmm, "polygamma_": lambda x, n: S.polygamma(n, x), "mvlgamma_": S.mvlgamma,
 }
-
-
-def _result_checked(name: str, fn):
-    """``fn``, raising where PyTorch refuses the in-place write (``int.sin_()`` would
-    otherwise truncate the float result silently)."""
-    checked_fn = result_checked(name, fn)
-
-    def checked(old: Tensor, *args, **kwargs) -> Tensor:
-        if name == "float_power_" and old._data.dtype != np.float64:
-            raise RuntimeError(f"float_power_: the base {describe(old)} must be float64, the "
-                               f"dtype of float_power's result")
-        return checked_fn(old, *args, **kwargs)
-    return checked
 
 
 def _metadata_inplace(name: str, view_fn):
@@ -99,7 +97,8 @@ _METADATA = {
     "transpose_": shape.transpose, "swapaxes_": shape.swapaxes, "swapdims_": shape.swapaxes,
 }
 
-VARIANTS = {name: _generic_inplace(name, _result_checked(name, fn))
+# ``int.sin_()`` raises as PyTorch does instead of truncating the float result
+VARIANTS = {name: elementwise_inplace(name, fn)
             for name, fn in list(_ELEMENTWISE.items()) + list(_WITH_OPERANDS.items())
             if name not in INPLACE_METHODS}
 VARIANTS.update({name: _metadata_inplace(name, fn) for name, fn in _METADATA.items()})

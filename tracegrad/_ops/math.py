@@ -247,8 +247,8 @@ def add(a, b, *, alpha=1):
 
 
 def sub(a, b, *, alpha=1):
-    check_no_bool_sub(a, b)
-    return sub_no_alpha(a, times_alpha(a, b, alpha, "sub"))
+    check_no_bool_sub(a, b)   # b itself: times_alpha makes no bool of a non-bool
+    return _sub_any(a, times_alpha(a, b, alpha, "sub"))
 
 
 def _to_float(x):

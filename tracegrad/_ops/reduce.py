@@ -9,6 +9,7 @@ import numpy as np
 from .._dispatch import apply
 from .._dtype import get_default_dtype, to_numpy_dtype
 from .._primitives import PRIMITIVES as P
+from .._primitives.reduce import reduced_shape
 from .._tensor import Tensor, _wrap_dim
 from ..autograd.grad_mode import state as _grad_state
 from ..autograd.node import show_as
@@ -291,8 +292,8 @@ def _root_with_zero_gradient_at_zero(s: Tensor, root) -> Tensor:
 def _empty_reduced(x: Tensor, dim, keepdim: bool, identity, name: str) -> Tensor:
     """``x`` (with no elements) reduced over ``dim``: ``identity`` in the result's shape."""
     axes = normalize_axes(dim, x._data.ndim, name)
-    shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape) if keepdim or i not in axes)
-    return tensor(np.full(shape, identity, dtype=x._data.dtype))
+    return tensor(np.full(reduced_shape(tuple(x.shape), axes, keepdim), identity,
+                          dtype=x._data.dtype))
 
 
 def all(x: Tensor, dim=None, keepdim: bool = False, *,

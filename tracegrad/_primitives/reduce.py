@@ -88,7 +88,7 @@ def min_(x, axes, keepdim):
     return np.min(x, axis=axes, keepdims=keepdim)
 
 
-@primitive(Op.PROD, shape=_reduce_shape_for("prod", True), saves_output=True, vjp=_prod_vjp)
+@primitive(Op.PROD, shape=_reduce_shape_for("prod", True), vjp=_prod_vjp)
 def prod(x, axes, keepdim):
     # The ufunc called from here, not np.prod: an overflow's RuntimeWarning then names this
     # module, which elementwise.py's filter silences as PyTorch is silent.
